@@ -1,0 +1,96 @@
+//! `pictograph keys …`: key administration straight against the data directory.
+
+use crate::DataArgs;
+use clap::Subcommand;
+use pictograph_server::auth::{generate_key, hash_key, key_prefix, Role, TIERS};
+use pictograph_server::store::Store;
+use pictograph_server::Config;
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; prints it once on standard output.
+    Create {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Organisation (created when missing).
+        #[arg(long, default_value = "default")]
+        org: String,
+        /// member, admin or owner.
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// free, core, pro, enterprise or unlimited.
+        #[arg(long, default_value = "free")]
+        tier: String,
+    },
+    /// List keys (never the secrets).
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Revoke a key by id or by the prefix shown in `keys list`.
+    Revoke {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Key id or prefix.
+        key: String,
+    },
+}
+
+async fn open(data: &DataArgs) -> anyhow::Result<Store> {
+    let config = data.config();
+    tokio::fs::create_dir_all(&config.data_dir).await?;
+    Ok(Store::connect(&config.database_url()).await?)
+}
+
+async fn create(store: &Store, org: &str, role: &str, tier: &str) -> anyhow::Result<String> {
+    let org = store.ensure_org(org.trim()).await?;
+    let key = generate_key();
+    store
+        .insert_key(&org.id, &key_prefix(&key), &hash_key(&key), role, tier)
+        .await?;
+    Ok(key)
+}
+
+/// On the first start of an empty store: creates organisation `default` and an owner key.
+pub async fn first_start(config: &Config) -> anyhow::Result<Option<String>> {
+    tokio::fs::create_dir_all(&config.data_dir).await?;
+    let store = Store::connect(&config.database_url()).await?;
+    if store.org_count().await? > 0 {
+        return Ok(None);
+    }
+    Ok(Some(create(&store, "default", "owner", "unlimited").await?))
+}
+
+pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeysCommand::Create { data, org, role, tier } => {
+            if Role::parse(&role).is_none() {
+                anyhow::bail!("unknown role '{role}': use member, admin or owner");
+            }
+            if !TIERS.contains(&tier.as_str()) {
+                anyhow::bail!("unknown tier '{tier}': use {}", TIERS.join(", "));
+            }
+            if org.trim().is_empty() {
+                anyhow::bail!("--org must not be blank");
+            }
+            let store = open(&data).await?;
+            println!("{}", create(&store, &org, &role, &tier).await?);
+        }
+        KeysCommand::List { data } => {
+            let store = open(&data).await?;
+            println!("{:<38} {:<16} {:<16} {:<7} {:<11} {:<28} status", "id", "prefix", "org", "role", "tier", "created");
+            for k in store.list_keys().await? {
+                let status = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{:<38} {:<16} {:<16} {:<7} {:<11} {:<28} {status}", k.id, k.prefix, k.org_name, k.role, k.tier, k.created_at);
+            }
+        }
+        KeysCommand::Revoke { data, key } => {
+            let store = open(&data).await?;
+            if !store.revoke_key(&key).await? {
+                anyhow::bail!("no active key with id or prefix '{key}'");
+            }
+            println!("revoked {key}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! `pictograph`: run the server, and administer its keys.
+
+mod keys;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pictograph_server::{App, Config, RateLimits};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "pictograph", version, about = "Self-hosted computer-vision dataset and annotation server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the server keeps its data; shared by every command that opens it.
+#[derive(clap::Args, Clone)]
+struct DataArgs {
+    /// Directory holding the database, image bytes and the URL-signing key.
+    #[arg(long, env = "PICTOGRAPH_DATA_DIR", default_value = "./pictograph-data")]
+    data_dir: PathBuf,
+    /// Metadata database URL (default: SQLite inside the data directory).
+    #[arg(long, env = "PICTOGRAPH_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl DataArgs {
+    fn config(&self) -> Config {
+        let mut c = Config::new(&self.data_dir);
+        c.database_url = self.database_url.clone();
+        c
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server.
+    Serve(ServeArgs),
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "PICTOGRAPH_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Absolute URL clients reach the server at (for signed upload and download links).
+    #[arg(long, env = "PICTOGRAPH_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Secret for signing URLs; every server behind one load balancer needs the same one.
+    #[arg(long, env = "PICTOGRAPH_SIGNING_SECRET", hide_env_values = true)]
+    signing_secret: Option<String>,
+    /// Requests per hour for free-tier keys.
+    #[arg(long, env = "PICTOGRAPH_RATE_LIMIT_FREE", default_value_t = RateLimits::default().free)]
+    rate_limit_free: u32,
+    /// Requests per hour for core-tier keys.
+    #[arg(long, env = "PICTOGRAPH_RATE_LIMIT_CORE", default_value_t = RateLimits::default().core)]
+    rate_limit_core: u32,
+    /// Requests per hour for pro-tier keys.
+    #[arg(long, env = "PICTOGRAPH_RATE_LIMIT_PRO", default_value_t = RateLimits::default().pro)]
+    rate_limit_pro: u32,
+    /// Requests per hour for enterprise-tier keys.
+    #[arg(long, env = "PICTOGRAPH_RATE_LIMIT_ENTERPRISE", default_value_t = RateLimits::default().enterprise)]
+    rate_limit_enterprise: u32,
+    /// Largest accepted upload in bytes.
+    #[arg(long, env = "PICTOGRAPH_MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
+    max_upload_bytes: u64,
+    /// Seconds unreferenced image bytes are kept before they are freed.
+    #[arg(long, env = "PICTOGRAPH_BLOB_GRACE_SECS", default_value_t = 900)]
+    blob_grace_secs: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Keys(cmd) => keys::run(cmd).await,
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PICTOGRAPH_LOG")
+                .unwrap_or_else(|_| "info,tower_http=info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = args.data.config();
+    config.listen = args.listen;
+    config.public_url = args.public_url;
+    config.signing_secret = args.signing_secret;
+    config.max_upload_bytes = args.max_upload_bytes;
+    config.blob_grace_secs = args.blob_grace_secs;
+    config.rate_limits = RateLimits {
+        free: args.rate_limit_free,
+        core: args.rate_limit_core,
+        pro: args.rate_limit_pro,
+        enterprise: args.rate_limit_enterprise,
+    };
+    if let Some(key) = keys::first_start(&config).await? {
+        println!("Created organisation 'default' and an owner key (shown once, keep it safe):");
+        println!("  {key}");
+    }
+    let app = App::start(config).await.context("starting the server")?;
+    println!("listening on http://{}", app.addr);
+    std::io::stdout().flush()?;
+    tokio::select! {
+        r = app_wait(app) => r,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+async fn app_wait(app: App) -> anyhow::Result<()> {
+    app.wait().await
+}

@@ -1,0 +1,64 @@
+//! Stable machine-readable error codes the API answers with, next to the HTTP status.
+
+/// One error code: its wire spelling and the HTTP status it travels with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 400: the request could not be read.
+    BadRequest,
+    /// 401: missing, unknown or revoked API key.
+    Unauthorized,
+    /// 403: the key's role is too low.
+    Forbidden,
+    /// 404: nothing by that name or id in the caller's organisation.
+    NotFound,
+    /// 409: the name is taken.
+    Conflict,
+    /// 413: the upload is too large.
+    PayloadTooLarge,
+    /// 415: the file type is not supported.
+    UnsupportedMediaType,
+    /// 422: a field failed validation.
+    Validation,
+    /// 429: the key's request budget is spent.
+    RateLimited,
+    /// 500: something broke on our side.
+    Internal,
+    /// 503: a dependency is unavailable.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The wire spelling, e.g. `not_found`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::Validation => "validation_error",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal_error",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+
+    /// The HTTP status code.
+    pub const fn status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::Validation => 422,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Internal => 500,
+            ErrorCode::Unavailable => 503,
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Domain and wire types of the Pictograph developer API, shared by the server and the SDK.
+//!
+//! No I/O lives here: annotation format and validation, names and folder paths, file types,
+//! and the error codes the API answers with.
+
+pub mod annotation;
+pub mod error;
+pub mod names;

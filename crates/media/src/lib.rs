@@ -1,0 +1,363 @@
+//! What the server needs to know about uploaded image bytes: which format
+//! they are in ([`sniff`]), how large the picture is ([`probe`]), and a way to
+//! turn HEIC/HEIF uploads into PNG ([`heic_to_png`]).
+//!
+//! Everything here works on byte slices and performs no I/O.
+
+use std::io::Cursor;
+use std::panic::{self, AssertUnwindSafe};
+
+use heic_rs::{DecodeOptions, PixelLayout};
+use image::codecs::png::PngEncoder;
+use image::{ExtendedColorType, ImageEncoder};
+
+/// Largest HEIC image [`heic_to_png`] will decode, in pixels (about 128 MP).
+///
+/// Phone cameras produce at most 48 MP today; the limit stops a small file
+/// from declaring an enormous image and exhausting memory.
+const MAX_HEIC_PIXELS: u64 = 128 * 1024 * 1024;
+
+/// An image format the server accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JPEG / JFIF.
+    Jpeg,
+    /// PNG.
+    Png,
+    /// GIF (87a or 89a).
+    Gif,
+    /// Windows / OS/2 bitmap.
+    Bmp,
+    /// TIFF, including BigTIFF.
+    Tiff,
+    /// WebP, lossy or lossless.
+    Webp,
+    /// HEIC / HEIF with HEVC-coded pictures (AVIF is not included).
+    Heic,
+}
+
+impl Format {
+    /// Canonical MIME type, e.g. `"image/jpeg"`, `"image/heic"`.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
+            Format::Gif => "image/gif",
+            Format::Bmp => "image/bmp",
+            Format::Tiff => "image/tiff",
+            Format::Webp => "image/webp",
+            Format::Heic => "image/heic",
+        }
+    }
+
+    /// Format for a file extension in any case, with or without the leading
+    /// dot: `jpg jpeg png webp bmp tif tiff gif heic heif`. `None` otherwise.
+    pub fn from_extension(ext: &str) -> Option<Format> {
+        let ext = ext.strip_prefix('.').unwrap_or(ext);
+        let format = match ext.to_ascii_lowercase().as_str() {
+            "jpg" | "jpeg" => Format::Jpeg,
+            "png" => Format::Png,
+            "gif" => Format::Gif,
+            "bmp" => Format::Bmp,
+            "tif" | "tiff" => Format::Tiff,
+            "webp" => Format::Webp,
+            "heic" | "heif" => Format::Heic,
+            _ => return None,
+        };
+        Some(format)
+    }
+
+    /// Format for a MIME type, case-insensitive, ignoring any parameters
+    /// after `;`. Accepts the canonical types plus `image/jpg`,
+    /// `image/x-ms-bmp` and `image/heif`.
+    pub fn from_mime(mime: &str) -> Option<Format> {
+        let essence = mime.split(';').next().unwrap_or_default().trim();
+        let format = match essence.to_ascii_lowercase().as_str() {
+            "image/jpeg" | "image/jpg" => Format::Jpeg,
+            "image/png" => Format::Png,
+            "image/gif" => Format::Gif,
+            "image/bmp" | "image/x-ms-bmp" => Format::Bmp,
+            "image/tiff" => Format::Tiff,
+            "image/webp" => Format::Webp,
+            "image/heic" | "image/heif" => Format::Heic,
+            _ => return None,
+        };
+        Some(format)
+    }
+}
+
+/// What the bytes are, from their magic numbers.
+///
+/// Only the first few dozen bytes are examined (for HEIC, the `ftyp` box),
+/// so a short head of the file is enough. `None` for anything unrecognised,
+/// including AVIF and other non-HEVC HEIF files.
+pub fn sniff(head: &[u8]) -> Option<Format> {
+    if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(Format::Jpeg)
+    } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(Format::Png)
+    } else if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
+        Some(Format::Gif)
+    } else if is_tiff(head) {
+        Some(Format::Tiff)
+    } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+        Some(Format::Webp)
+    } else if is_bmp(head) {
+        Some(Format::Bmp)
+    } else if is_heic(head) {
+        Some(Format::Heic)
+    } else {
+        None
+    }
+}
+
+/// Classic TIFF (`II*\0`, `MM\0*`) or BigTIFF (`II+\0`, `MM\0+`).
+fn is_tiff(head: &[u8]) -> bool {
+    [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"]
+        .iter()
+        .any(|magic| head.starts_with(*magic))
+}
+
+/// `BM` followed, at offset 14, by the size of a known DIB header. The second
+/// check keeps text that happens to start with "BM" from matching.
+fn is_bmp(head: &[u8]) -> bool {
+    head.starts_with(b"BM")
+        && le_u32(head, 14)
+            .is_some_and(|dib| matches!(dib, 12 | 16 | 40 | 52 | 56 | 64 | 108 | 124))
+}
+
+/// An ISO-BMFF `ftyp` box whose brands mark an HEVC-coded HEIF file.
+fn is_heic(head: &[u8]) -> bool {
+    if head.len() < 12 || &head[4..8] != b"ftyp" {
+        return false;
+    }
+    let Some(size) = be_u32(head, 0).and_then(|s| usize::try_from(s).ok()) else {
+        return false;
+    };
+    // major brand + minor version, then whole compatible brands.
+    if size < 16 || size % 4 != 0 {
+        return false;
+    }
+    let end = size.min(head.len());
+    let compatible = head.get(16..end).unwrap_or_default().chunks_exact(4);
+    let brands: Vec<&[u8]> = std::iter::once(&head[8..12]).chain(compatible).collect();
+    let has = |set: &[&[u8; 4]]| brands.iter().any(|b| set.iter().any(|s| b == s));
+
+    if has(&[b"avif", b"avis", b"avio"]) {
+        return false;
+    }
+    // HEVC brands, then the generic HEIF brands (which in practice carry HEVC
+    // when no AVIF brand is present).
+    has(&[
+        b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs",
+    ]) || has(&[b"mif1", b"msf1", b"mif2", b"miaf"])
+}
+
+/// Format and pixel dimensions of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    /// The detected format.
+    pub format: Format,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// Format and pixel dimensions from the start of a file.
+///
+/// Meant to be given the first 64 KiB (or the whole file when smaller).
+/// Returns `None` when the bytes are not a recognised image or the head does
+/// not contain the dimensions.
+///
+/// - JPEG: the stored (coded) dimensions from the SOF marker; EXIF
+///   orientation is *not* applied, so a portrait phone photo may report
+///   landscape dimensions.
+/// - TIFF: the first IFD may live anywhere in the file (often at the end);
+///   if it is not inside `head` the result is `None`.
+/// - HEIC: the dimensions of the primary image as [`heic_to_png`] would
+///   produce them (with `irot`/`imir`/`clap` applied), read from the `meta`
+///   box; when that cannot be fully parsed, the largest `ispe` box is used.
+pub fn probe(head: &[u8]) -> Option<Probe> {
+    let format = sniff(head)?;
+    let (width, height) = match format {
+        Format::Bmp => bmp_dimensions(head)?,
+        Format::Webp => webp_dimensions(head)?,
+        Format::Heic => heic_dimensions(head)?,
+        Format::Jpeg | Format::Png | Format::Gif | Format::Tiff => imagesize_dimensions(head)?,
+    };
+    (width > 0 && height > 0).then_some(Probe {
+        format,
+        width,
+        height,
+    })
+}
+
+fn imagesize_dimensions(head: &[u8]) -> Option<(u32, u32)> {
+    let size = imagesize::blob_size(head).ok()?;
+    Some((
+        u32::try_from(size.width).ok()?,
+        u32::try_from(size.height).ok()?,
+    ))
+}
+
+/// BMP header: OS/2 1.x core headers store 16-bit sizes, everything newer
+/// signed 32-bit ones, where a negative height means a top-down bitmap.
+fn bmp_dimensions(head: &[u8]) -> Option<(u32, u32)> {
+    if le_u32(head, 14)? == 12 {
+        let w = u16::from_le_bytes(head.get(18..20)?.try_into().ok()?);
+        let h = u16::from_le_bytes(head.get(20..22)?.try_into().ok()?);
+        return Some((w.into(), h.into()));
+    }
+    let w = i32::try_from(le_u32(head, 18)?).ok()?;
+    let h = le_u32(head, 22)? as i32;
+    Some((u32::try_from(w).ok()?, h.unsigned_abs()))
+}
+
+/// WebP: the first chunk after the RIFF header is `VP8 ` (lossy), `VP8L`
+/// (lossless) or `VP8X` (extended, with the canvas size).
+fn webp_dimensions(head: &[u8]) -> Option<(u32, u32)> {
+    match head.get(12..16)? {
+        b"VP8 " => {
+            // 3-byte frame tag (bit 0 clear on a key frame), start code, then
+            // 14-bit width and height with 2 bits of scaling each.
+            if head.get(20)? & 1 != 0 || head.get(23..26)? != [0x9D, 0x01, 0x2A] {
+                return None;
+            }
+            let w = u16::from_le_bytes(head.get(26..28)?.try_into().ok()?) & 0x3FFF;
+            let h = u16::from_le_bytes(head.get(28..30)?.try_into().ok()?) & 0x3FFF;
+            Some((w.into(), h.into()))
+        }
+        b"VP8L" => {
+            if *head.get(20)? != 0x2F {
+                return None;
+            }
+            let bits = le_u32(head, 21)?;
+            Some(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
+        }
+        b"VP8X" => {
+            let b = head.get(24..30)?;
+            let w = u32::from_le_bytes([b[0], b[1], b[2], 0]) + 1;
+            let h = u32::from_le_bytes([b[3], b[4], b[5], 0]) + 1;
+            Some((w, h))
+        }
+        _ => None,
+    }
+}
+
+/// HEIC: the full container parse when the head allows it, else `ispe`.
+fn heic_dimensions(head: &[u8]) -> Option<(u32, u32)> {
+    let parsed = panic::catch_unwind(|| heic_rs::probe(head)).ok();
+    match parsed {
+        Some(Ok(info)) => Some((info.width, info.height)),
+        _ => imagesize_dimensions(head),
+    }
+}
+
+fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Why [`heic_to_png`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The bytes are not a HEIC/HEIF file.
+    #[error("not a HEIC/HEIF file")]
+    NotHeic,
+    /// A well-formed file using a feature the decoder does not implement.
+    #[error("unsupported HEIC file: {0}")]
+    Unsupported(String),
+    /// The image declares more pixels than this crate is willing to decode.
+    #[error("HEIC image too large: {pixels} pixels, limit {max_pixels}")]
+    TooLarge {
+        /// Pixels the file declares.
+        pixels: u64,
+        /// The limit.
+        max_pixels: u64,
+    },
+    /// The file is truncated or corrupt.
+    #[error("could not decode HEIC file: {0}")]
+    Decode(String),
+    /// The HEIC decoder panicked on this input (a decoder bug; the input is
+    /// most likely malformed).
+    #[error("the HEIC decoder failed unexpectedly")]
+    DecoderPanicked,
+    /// Encoding the decoded pixels as PNG failed.
+    #[error("could not encode PNG: {0}")]
+    Encode(String),
+}
+
+impl From<heic_rs::Error> for MediaError {
+    fn from(err: heic_rs::Error) -> Self {
+        match err {
+            heic_rs::Error::Unsupported(what) => MediaError::Unsupported(what.to_owned()),
+            heic_rs::Error::PixelLimit { pixels, max_pixels } => {
+                MediaError::TooLarge { pixels, max_pixels }
+            }
+            other => MediaError::Decode(other.to_string()),
+        }
+    }
+}
+
+/// Decode a HEIC/HEIF file fully and re-encode it as PNG.
+///
+/// Returns the PNG bytes and its width and height. Rotation, mirroring and
+/// cropping stored in the file are applied; an alpha plane, when present,
+/// becomes an RGBA PNG; an embedded ICC profile is carried over. Images over
+/// 128 Mi pixels are refused with [`MediaError::TooLarge`]. CPU-heavy: call it
+/// off the async executor (e.g. `spawn_blocking`).
+pub fn heic_to_png(bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), MediaError> {
+    if sniff(bytes) != Some(Format::Heic) {
+        return Err(MediaError::NotHeic);
+    }
+    // The decoder promises not to panic on bad input; it is young, so a
+    // panic is still turned into an error rather than taking the caller down.
+    let (image, icc) = panic::catch_unwind(AssertUnwindSafe(|| decode_heic(bytes)))
+        .map_err(|_| MediaError::DecoderPanicked)??;
+
+    let color = match image.layout {
+        PixelLayout::Rgba8 => ExtendedColorType::Rgba8,
+        _ => ExtendedColorType::Rgb8,
+    };
+    let mut png = Vec::new();
+    let mut encoder = PngEncoder::new(Cursor::new(&mut png));
+    if let Some(icc) = icc {
+        // Only fails for encoders without ICC support; PNG has it.
+        let _ = encoder.set_icc_profile(icc);
+    }
+    encoder
+        .write_image(&image.data, image.width, image.height, color)
+        .map_err(|e| MediaError::Encode(e.to_string()))?;
+    Ok((png, image.width, image.height))
+}
+
+/// Decode to 8-bit RGB (RGBA when the file has alpha) and fetch the primary
+/// image's ICC profile, if any.
+fn decode_heic(bytes: &[u8]) -> Result<(heic_rs::Image, Option<Vec<u8>>), MediaError> {
+    let has_alpha = heic_rs::probe(bytes).is_ok_and(|info| info.has_alpha);
+    let layout = if has_alpha {
+        PixelLayout::Rgba8
+    } else {
+        PixelLayout::Rgb8
+    };
+    let options = DecodeOptions::default()
+        .with_layout(layout)
+        .with_max_pixels(Some(MAX_HEIC_PIXELS));
+    let image = heic_rs::decode(bytes, &options)?;
+    if image.layout != layout
+        || image.data.len() as u64 != image.pixel_count() * layout.bytes_per_pixel() as u64
+    {
+        return Err(MediaError::Decode(
+            "decoder returned an unexpected pixel buffer".into(),
+        ));
+    }
+    let icc = heic_rs::context::Context::open(bytes)
+        .and_then(|ctx| ctx.props(ctx.meta.primary))
+        .ok()
+        .and_then(|props| props.icc.map(<[u8]>::to_vec));
+    Ok((image, icc))
+}

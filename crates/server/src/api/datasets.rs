@@ -1,0 +1,184 @@
+//! `GET /datasets/…`: list, get by name or id, and the download listing.
+
+use super::extract::{Path, Query};
+use super::BaseUrl;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::services::datasets::{by_name, by_ref};
+use crate::store::DatasetRow;
+use crate::{render, AppState};
+use axum::extract::State;
+use axum::{Extension, Json};
+use pictograph_core::names::Status;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+
+/// Paging of a list.
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// Reads limit/offset, rejecting values outside 1..=cap rather than silently capping them.
+pub fn page(limit: Option<i64>, offset: Option<i64>, default: i64, cap: i64) -> ApiResult<(i64, i64)> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=cap).contains(&limit) {
+        return Err(ApiError::field(&["query", "limit"], format!("limit must be between 1 and {cap}")));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::field(&["query", "offset"], "offset must not be negative"));
+    }
+    Ok((limit, offset))
+}
+
+/// Lists the organisation's datasets.
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(p): Query<Page>,
+) -> ApiResult<Json<Value>> {
+    let (limit, offset) = page(p.limit, p.offset, 100, 1000)?;
+    let (rows, total) = state.store.list_datasets(&caller.org_id, limit, offset).await?;
+    let items: Vec<Value> = rows.iter().map(|d| render::dataset(d, None)).collect();
+    Ok(Json(json!({
+        "datasets": items, "data": items, "total": total, "limit": limit, "offset": offset,
+        "pagination": {"limit": limit, "offset": offset, "total": total, "has_more": offset + (items.len() as i64) < total},
+    })))
+}
+
+/// Options of a single-dataset read.
+#[derive(Debug, Deserialize)]
+pub struct GetOptions {
+    include_images: Option<bool>,
+    images_limit: Option<i64>,
+    images_offset: Option<i64>,
+}
+
+async fn answer(state: &AppState, base: &BaseUrl, d: DatasetRow, opts: GetOptions) -> ApiResult<Json<Value>> {
+    let images = if opts.include_images.unwrap_or(false) {
+        let (limit, offset) = page(opts.images_limit, opts.images_offset, 1000, 10_000)
+            .map_err(|_| ApiError::field(&["query", "images_limit"], "images_limit must be between 1 and 10000 and images_offset not negative"))?;
+        let links = base.links(state);
+        let rows = state.store.list_images(&d.id, None, limit, offset).await?;
+        Some(rows.iter().map(|i| render::image(i, &links)).collect())
+    } else {
+        None
+    };
+    let v = render::dataset(&d, images);
+    Ok(Json(json!({"dataset": v, "project": v, "data": v})))
+}
+
+/// `GET /datasets/by-name/{name}`.
+pub async fn get_by_name(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    base: BaseUrl,
+    Path(name): Path<String>,
+    Query(opts): Query<GetOptions>,
+) -> ApiResult<Json<Value>> {
+    let d = by_name(&state, &caller, &name).await?;
+    answer(&state, &base, d, opts).await
+}
+
+/// `GET /datasets/{id or name}`.
+pub async fn get_by_ref(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    base: BaseUrl,
+    Path(r): Path<String>,
+    Query(opts): Query<GetOptions>,
+) -> ApiResult<Json<Value>> {
+    let d = by_ref(&state, &caller, &r).await?;
+    answer(&state, &base, d, opts).await
+}
+
+/// Options of the download listing.
+#[derive(Debug, Deserialize)]
+pub struct DownloadOptions {
+    mode: Option<String>,
+    status_filter: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// A file name for every item that no other item of the listing has: repeated names get
+/// their folder folded in front (`/stop/night` + `a.jpg` → `stop_night_a.jpg`), then a number.
+fn unique_name(taken: &mut HashSet<String>, folder: &str, filename: &str) -> String {
+    if taken.insert(filename.to_string()) {
+        return filename.to_string();
+    }
+    let prefix = folder.trim_matches('/').replace('/', "_");
+    let base = if prefix.is_empty() { filename.to_string() } else { format!("{prefix}_{filename}") };
+    let mut candidate = base.clone();
+    let mut n = 2;
+    while !taken.insert(candidate.clone()) {
+        candidate = pictograph_core::names::numbered(&base, n);
+        n += 1;
+    }
+    candidate
+}
+
+async fn listing(state: &AppState, base: &BaseUrl, d: DatasetRow, o: DownloadOptions) -> ApiResult<Json<Value>> {
+    let mode = o.mode.as_deref().unwrap_or("full");
+    if !["full", "images_only", "annotations_only"].contains(&mode) {
+        return Err(ApiError::field(&["query", "mode"], "mode must be full, images_only or annotations_only"));
+    }
+    let status = match o.status_filter.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            ApiError::field(&["query", "status_filter"], "status_filter must be one of new, annotate, review, complete")
+        })?),
+        None => None,
+    };
+    let (limit, offset) = page(o.limit, o.offset, 10_000, 10_000)?;
+    let rows = state.store.list_images(&d.id, status.map(Status::as_str), limit, offset).await?;
+    let links = base.links(state);
+    let mut taken = HashSet::new();
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|i| {
+            json!({
+                "id": i.id,
+                "filename": unique_name(&mut taken, &i.folder, &i.filename),
+                "original_filename": i.filename,
+                "virtual_folder_path": i.folder,
+                "status": i.status,
+                "file_size": i.file_size,
+                "mime_type": i.mime_type,
+                "annotation_count": i.annotation_count,
+                "image_url": (mode != "annotations_only").then(|| links.image_url(&i.id)),
+                "annotation_url": (mode != "images_only").then(|| links.annotation_url(&i.id)),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "dataset_id": d.id, "dataset_name": d.name, "mode": mode, "total": items.len(), "items": items,
+        "data": {"id": d.id, "name": d.name, "items": items},
+    })))
+}
+
+/// `GET /datasets/by-name/{name}/download`.
+pub async fn download_by_name(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    base: BaseUrl,
+    Path(name): Path<String>,
+    Query(o): Query<DownloadOptions>,
+) -> ApiResult<Json<Value>> {
+    let d = by_name(&state, &caller, &name).await?;
+    listing(&state, &base, d, o).await
+}
+
+/// `GET /datasets/{id or name}/download`.
+pub async fn download_by_ref(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    base: BaseUrl,
+    Path(r): Path<String>,
+    Query(o): Query<DownloadOptions>,
+) -> ApiResult<Json<Value>> {
+    let d = by_ref(&state, &caller, &r).await?;
+    listing(&state, &base, d, o).await
+}

@@ -1,0 +1,145 @@
+//! Bytes over signed URLs (no API key), and streaming an image's bytes with ETag and Range.
+
+use super::extract::{Path, Query};
+use crate::error::{ApiError, ApiResult};
+use crate::services::uploads::{self, PutRequest};
+use crate::store::ImageRow;
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+/// Signature query of a signed URL.
+#[derive(Debug, Deserialize)]
+pub struct Signed {
+    expires: i64,
+    sig: String,
+}
+
+/// `PUT /files/uploads/{id}`: receives an upload's bytes.
+pub async fn put_upload(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<Signed>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let text = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let put = PutRequest {
+        id,
+        expires: q.expires,
+        sig: q.sig,
+        content_length: text(header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
+        content_type: text(header::CONTENT_TYPE),
+        body: body.into_data_stream(),
+    };
+    Ok(Json(uploads::receive(&state, put).await?))
+}
+
+/// `GET /files/images/{id}`: an image's bytes by signed URL.
+pub async fn get_image(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<Signed>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if !state.signer.verify("GET", &id, q.expires, &q.sig) {
+        return Err(ApiError::Forbidden("Download URL signature is invalid or expired".into()));
+    }
+    let img = state
+        .store
+        .image_row(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("Image not found".into()))?;
+    serve(&state, &img, &headers).await
+}
+
+/// A single byte range `start..=end` of a `size`-byte file, from a `Range` header.
+/// `Ok(None)`: serve everything. `Err(())`: unsatisfiable.
+fn range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = match (a.is_empty(), b.is_empty()) {
+        (true, false) => {
+            let n: u64 = b.parse().map_err(|_| ())?;
+            if n == 0 {
+                return Err(());
+            }
+            (size.saturating_sub(n), size.saturating_sub(1))
+        }
+        (false, _) => {
+            let start: u64 = a.parse().map_err(|_| ())?;
+            let end = if b.is_empty() { size.saturating_sub(1) } else { b.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1)) };
+            (start, end)
+        }
+        (true, true) => return Ok(None),
+    };
+    if size == 0 || parsed.0 > parsed.1 || parsed.0 >= size {
+        return Err(());
+    }
+    Ok(Some(parsed))
+}
+
+/// Streams an image's bytes: ETag from the content hash, immutable caching, single ranges,
+/// and 304 for a matching `If-None-Match`.
+pub async fn serve(state: &AppState, img: &ImageRow, headers: &HeaderMap) -> ApiResult<Response> {
+    let etag = format!("\"{}\"", img.blob_hash);
+    let mut builder = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::CACHE_CONTROL, "private, max-age=2592000, immutable")
+        .header(header::ACCEPT_RANGES, "bytes");
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .map_err(|e| ApiError::Internal(e.into()));
+    }
+    let mut file = state.blobs.open_blob(&img.blob_hash).await?;
+    let size = file.metadata().await.map_err(|e| ApiError::Internal(e.into()))?.len();
+    builder = builder.header(header::CONTENT_TYPE, HeaderValue::from_str(&img.mime_type).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    let disposition = format!("inline; filename=\"{}\"", img.filename.replace(['"', '\\'], "_"));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        builder = builder.header(header::CONTENT_DISPOSITION, v);
+    }
+    let resp = match range(headers, size) {
+        Err(()) => builder
+            .status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+            .body(Body::empty()),
+        Ok(None) => builder
+            .header(header::CONTENT_LENGTH, size)
+            .body(Body::from_stream(ReaderStream::new(file))),
+        Ok(Some((start, end))) => {
+            file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| ApiError::Internal(e.into()))?;
+            let len = end - start + 1;
+            builder
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"))
+                .header(header::CONTENT_LENGTH, len)
+                .body(Body::from_stream(ReaderStream::new(file.take(len))))
+        }
+    };
+    resp.map_err(|e| ApiError::Internal(e.into()))
+}

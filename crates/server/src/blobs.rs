@@ -1,0 +1,142 @@
+//! Image bytes on the local disk, content-addressed by SHA-256 and never modified.
+//!
+//! Incoming bytes are written to a temporary file under the data directory, hashed as they
+//! arrive, then renamed under their hash (atomic; an existing copy is identical by construction).
+
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+/// A blob store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// An I/O failure.
+    #[error("blob i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The hash is not a SHA-256 hex string.
+    #[error("invalid blob hash")]
+    BadHash,
+}
+
+/// Bytes on disk under `<root>/blobs/ab/cd/<hash>`.
+#[derive(Debug, Clone)]
+pub struct Blobs {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+/// A temporary file being written, with its running hash and size.
+pub struct Incoming {
+    path: PathBuf,
+    file: tokio::fs::File,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Incoming {
+    /// Appends a chunk.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
+        self.hasher.update(chunk);
+        self.size += chunk.len() as u64;
+        self.file.write_all(chunk).await?;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The temporary file's path (for reading it back before it is committed).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes to disk and returns (temp path, SHA-256 hex, size).
+    pub async fn finish(mut self) -> Result<(PathBuf, String, u64), BlobError> {
+        self.file.flush().await?;
+        self.file.sync_all().await?;
+        Ok((self.path, hex::encode(self.hasher.finalize()), self.size))
+    }
+}
+
+fn valid_hash(hash: &str) -> bool {
+    hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+impl Blobs {
+    /// Opens (creating) the store under a data directory.
+    pub async fn open(data_dir: &Path) -> Result<Blobs, BlobError> {
+        let root = data_dir.join("blobs");
+        let tmp = data_dir.join("tmp");
+        tokio::fs::create_dir_all(&root).await?;
+        tokio::fs::create_dir_all(&tmp).await?;
+        Ok(Blobs { root, tmp })
+    }
+
+    /// Where the bytes of `hash` live. Only well-formed hashes map to a path.
+    pub fn path(&self, hash: &str) -> Result<PathBuf, BlobError> {
+        if !valid_hash(hash) {
+            return Err(BlobError::BadHash);
+        }
+        Ok(self.root.join(&hash[0..2]).join(&hash[2..4]).join(hash))
+    }
+
+    /// Starts a new temporary file.
+    pub async fn incoming(&self) -> Result<Incoming, BlobError> {
+        let path = self.tmp.join(uuid::Uuid::new_v4().to_string());
+        let file = tokio::fs::File::create(&path).await?;
+        Ok(Incoming {
+            path,
+            file,
+            hasher: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    /// Moves a finished temporary file under its hash.
+    pub async fn commit(&self, tmp: &Path, hash: &str) -> Result<(), BlobError> {
+        let dest = self.path(hash)?;
+        if let Some(dir) = dest.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        tokio::fs::rename(tmp, &dest).await?;
+        Ok(())
+    }
+
+    /// Stores bytes held in memory; returns (hash, size).
+    pub async fn put_bytes(&self, bytes: &[u8]) -> Result<(String, u64), BlobError> {
+        let mut inc = self.incoming().await?;
+        inc.write(bytes).await?;
+        let (tmp, hash, size) = inc.finish().await?;
+        self.commit(&tmp, &hash).await?;
+        Ok((hash, size))
+    }
+
+    /// Removes a temporary file, ignoring one that is already gone.
+    pub async fn discard(&self, tmp: &Path) {
+        let _ = tokio::fs::remove_file(tmp).await;
+    }
+
+    /// Opens the bytes of `hash` for reading.
+    pub async fn open_blob(&self, hash: &str) -> Result<tokio::fs::File, BlobError> {
+        Ok(tokio::fs::File::open(self.path(hash)?).await?)
+    }
+
+    /// Whether the bytes of `hash` are present.
+    pub async fn exists(&self, hash: &str) -> bool {
+        match self.path(hash) {
+            Ok(p) => tokio::fs::try_exists(p).await.unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    /// Frees the bytes of `hash`; a missing file is not an error.
+    pub async fn delete(&self, hash: &str) -> Result<(), BlobError> {
+        match tokio::fs::remove_file(self.path(hash)?).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Server configuration. The CLI fills it in layers: defaults, `PICTOGRAPH_*` environment, flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Requests per hour allowed to one key of each tier.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    /// Free tier.
+    pub free: u32,
+    /// Core tier.
+    pub core: u32,
+    /// Pro tier.
+    pub pro: u32,
+    /// Enterprise tier.
+    pub enterprise: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            free: 1_000,
+            core: 5_000,
+            pro: 20_000,
+            enterprise: 100_000,
+        }
+    }
+}
+
+impl RateLimits {
+    /// The hourly budget for a tier; `None` means unlimited.
+    pub fn for_tier(&self, tier: &str) -> Option<u32> {
+        match tier {
+            "free" => Some(self.free),
+            "core" => Some(self.core),
+            "pro" => Some(self.pro),
+            "enterprise" => Some(self.enterprise),
+            _ => None,
+        }
+    }
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the SQLite database, blobs and the signing secret live.
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Absolute base URL clients reach the server at; derived from the Host header when unset.
+    pub public_url: Option<String>,
+    /// Metadata database URL; SQLite under `data_dir` when unset.
+    pub database_url: Option<String>,
+    /// Secret for signed URLs; generated and kept under `data_dir` when unset.
+    pub signing_secret: Option<String>,
+    /// Hourly request budgets.
+    pub rate_limits: RateLimits,
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// How long signed upload and download URLs stay valid, in seconds.
+    pub url_ttl_secs: u64,
+    /// How long unreferenced bytes are kept before the sweep frees them, in seconds.
+    pub blob_grace_secs: u64,
+}
+
+impl Config {
+    /// Defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            database_url: None,
+            signing_secret: None,
+            rate_limits: RateLimits::default(),
+            max_upload_bytes: 50 * 1024 * 1024,
+            url_ttl_secs: 3600,
+            blob_grace_secs: 900,
+        }
+    }
+
+    /// The metadata database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("pictograph.db").display()
+            )
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! The Pictograph developer API server.
+//!
+//! `api` parses requests and renders answers, `services` decide, `store` keeps metadata,
+//! `blobs` keeps bytes. [`App::start`] builds everything from a [`Config`] and serves it.
+
+pub mod api;
+pub mod auth;
+pub mod blobs;
+pub mod config;
+pub mod error;
+pub mod idempotency;
+pub mod ratelimit;
+pub mod render;
+pub mod services;
+pub mod signing;
+pub mod store;
+
+pub use config::{Config, RateLimits};
+
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Configuration in effect.
+    pub config: Arc<Config>,
+    /// Metadata.
+    pub store: store::Store,
+    /// Bytes.
+    pub blobs: blobs::Blobs,
+    /// Signs URLs.
+    pub signer: signing::Signer,
+    /// Rate limits.
+    pub limiter: Arc<ratelimit::Limiter>,
+}
+
+/// Opens the store and blobs of a configuration.
+pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
+    tokio::fs::create_dir_all(&config.data_dir)
+        .await
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let store = store::Store::connect(&config.database_url())
+        .await
+        .context("opening the metadata store")?;
+    let blobs = blobs::Blobs::open(&config.data_dir)
+        .await
+        .context("opening the blob store")?;
+    let secret = match &config.signing_secret {
+        Some(s) => s.clone().into_bytes(),
+        None => load_or_create_secret(&config.data_dir).await?,
+    };
+    Ok(AppState {
+        config: Arc::new(config),
+        store,
+        blobs,
+        signer: signing::Signer::new(&secret),
+        limiter: Arc::new(ratelimit::Limiter::default()),
+    })
+}
+
+async fn load_or_create_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = dir.join("signing.key");
+    if let Ok(existing) = tokio::fs::read(&path).await {
+        if existing.len() >= 32 {
+            return Ok(existing);
+        }
+    }
+    let secret = hex::encode(rand::random::<[u8; 32]>()).into_bytes();
+    let tmp = dir.join("signing.key.tmp");
+    tokio::fs::write(&tmp, &secret).await?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).await?;
+    }
+    tokio::fs::rename(&tmp, &path).await?;
+    Ok(secret)
+}
+
+/// A running server.
+pub struct App {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl App {
+    /// Binds the configured address (port 0 picks one) and serves in the background.
+    pub async fn start(config: Config) -> anyhow::Result<App> {
+        let listen = config.listen;
+        let state = open_state(config).await?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(services::maintenance::run(state.clone()));
+        let router = api::router(state);
+        let (shutdown, mut rx) = tokio::sync::watch::channel(false);
+        let handle = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|v| *v).await;
+            })
+            .await
+        });
+        Ok(App {
+            addr,
+            handle,
+            shutdown,
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        match tokio::time::timeout(Duration::from_secs(30), self.handle).await {
+            Ok(joined) => Ok(joined??),
+            Err(_) => anyhow::bail!("shutdown timed out"),
+        }
+    }
+
+    /// Serves until the process is asked to stop.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        Ok(self.handle.await??)
+    }
+}

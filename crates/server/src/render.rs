@@ -1,0 +1,111 @@
+//! The JSON the API answers with: one serializer per entity, shaped for both client generations.
+
+use crate::signing::Signer;
+use crate::store::{BatchOutcome, DatasetRow, ImageRow};
+use serde_json::{json, Value};
+
+/// Where clients reach this server, and how to sign links for them.
+#[derive(Clone)]
+pub struct Links<'a> {
+    /// Absolute base URL without a trailing slash.
+    pub base: String,
+    /// URL signer.
+    pub signer: &'a Signer,
+    /// Lifetime of signed links, seconds.
+    pub ttl: u64,
+}
+
+impl Links<'_> {
+    /// The expiry for links made now: rounded up to a whole hour so links stay stable (and
+    /// cacheable) for a while, and always at least `ttl` away.
+    fn expiry(&self) -> i64 {
+        let at = chrono::Utc::now().timestamp() + self.ttl as i64;
+        (at / 3600 + 1) * 3600
+    }
+
+    /// An absolute, signed, expiring URL for an image's bytes that needs no API key.
+    pub fn image_url(&self, image_id: &str) -> String {
+        let exp = self.expiry();
+        let sig = self.signer.sign("GET", image_id, exp);
+        format!("{}/files/images/{image_id}?expires={exp}&sig={sig}", self.base)
+    }
+
+    /// An absolute signed URL to PUT an upload's bytes to.
+    pub fn upload_url(&self, upload_id: &str, expires: i64) -> String {
+        let sig = self.signer.sign("PUT", upload_id, expires);
+        format!("{}/files/uploads/{upload_id}?expires={expires}&sig={sig}", self.base)
+    }
+
+    /// The authenticated URL of an image's annotations.
+    pub fn annotation_url(&self, image_id: &str) -> String {
+        format!("{}/api/v1/developer/annotations/{image_id}", self.base)
+    }
+}
+
+/// A dataset (also a project), with its embedded images when given.
+pub fn dataset(d: &DatasetRow, images: Option<Vec<Value>>) -> Value {
+    let mut v = json!({
+        "id": d.id,
+        "name": d.name,
+        "description": d.description,
+        "organization_id": d.org_id,
+        "image_count": d.image_count,
+        "completed_image_count": d.completed_image_count,
+        "total_size": d.total_size,
+        "archived_images": d.archived_images,
+        "archived_image_count": d.archived_images,
+        "annotation_count": d.annotation_count,
+        "classes": d.classes,
+        "annotation_types": d.annotation_types,
+        "created_at": d.created_at,
+        "updated_at": d.updated_at,
+    });
+    if let Some(images) = images {
+        v["images"] = Value::Array(images);
+    }
+    v
+}
+
+/// An image, with both field-name families the clients read.
+pub fn image(i: &ImageRow, links: &Links<'_>) -> Value {
+    json!({
+        "id": i.id,
+        "dataset_id": i.dataset_id,
+        "filename": i.filename,
+        "display_name": i.display_name,
+        "status": i.status,
+        "annotation_count": i.annotation_count,
+        "file_size": i.file_size,
+        "width": i.width,
+        "height": i.height,
+        "mime_type": i.mime_type,
+        "content_type": i.mime_type,
+        "virtual_folder_path": i.folder,
+        "directory_path": i.folder,
+        "is_archived": i.is_archived,
+        "image_url": links.image_url(&i.id),
+        "thumbnail_url": null,
+        "annotation_url": links.annotation_url(&i.id),
+        "tags": [],
+        "version": i.version,
+        "created_at": i.created_at,
+        "updated_at": i.updated_at,
+    })
+}
+
+/// A batch result in the shape the 1.6.3 client parses, plus the documented and newer names.
+pub fn batch(o: &BatchOutcome, operation: &str) -> Value {
+    let folders: Vec<&String> = o.affected_folders.iter().collect();
+    json!({
+        "success": o.failed.is_empty(),
+        "processed": o.succeeded.len(),
+        "failed": o.failed.iter().map(|(id, r)| json!({"id": id, "image_id": id, "reason": r})).collect::<Vec<_>>(),
+        "affected_folders": folders,
+        "affected_directories": folders,
+        "succeeded": o.succeeded,
+        "failed_count": o.failed.len(),
+        "failures": o.failed.iter().map(|(id, r)| json!({"image_id": id, "reason": r})).collect::<Vec<_>>(),
+        "renamed": o.renamed,
+        "operation": operation,
+    })
+}

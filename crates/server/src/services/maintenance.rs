@@ -1,0 +1,52 @@
+//! Background upkeep: expired uploads, stored responses, and bytes nothing refers to.
+
+use crate::store::fmt_time;
+use crate::AppState;
+use std::time::Duration;
+
+/// How often the sweep runs.
+const PERIOD: Duration = Duration::from_secs(60);
+
+/// Runs the sweep forever.
+pub async fn run(state: AppState) {
+    let mut tick = tokio::time::interval(PERIOD);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sweep(&state).await {
+            tracing::warn!(error = %e, "maintenance sweep failed");
+        }
+    }
+}
+
+/// One pass: drop expired pending uploads and day-old idempotent responses, free orphan bytes.
+pub async fn sweep(state: &AppState) -> anyhow::Result<usize> {
+    state.store.expire_pending_uploads().await?;
+    let day_ago = chrono::Utc::now() - chrono::Duration::hours(24);
+    state.store.expire_responses(&fmt_time(day_ago)).await?;
+    free_orphans(state).await
+}
+
+async fn free_orphans(state: &AppState) -> anyhow::Result<usize> {
+    let cutoff = chrono::Utc::now() - chrono::Duration::seconds(state.config.blob_grace_secs as i64);
+    let hashes = state.store.take_orphan_blobs(&fmt_time(cutoff)).await?;
+    for h in &hashes {
+        state.blobs.delete(h).await?;
+    }
+    Ok(hashes.len())
+}
+
+/// Called after rows referring to `hashes` were deleted: frees the bytes that nothing refers to
+/// any more and whose grace period has passed. Returns how many were freed now; the rest are
+/// left to the periodic sweep.
+pub async fn release(state: &AppState, hashes: Vec<String>) -> usize {
+    if hashes.is_empty() {
+        return 0;
+    }
+    match free_orphans(state).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "freeing released blobs failed");
+            0
+        }
+    }
+}

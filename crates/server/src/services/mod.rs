@@ -1,0 +1,7 @@
+//! The rules: what each operation checks and decides, between the handlers and the stores.
+
+pub mod annotations;
+pub mod batch;
+pub mod datasets;
+pub mod maintenance;
+pub mod uploads;

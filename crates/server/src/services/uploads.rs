@@ -1,0 +1,324 @@
+//! The upload path: signed URL, the unauthenticated PUT of the bytes, and register.
+
+use crate::auth::{Caller, Role};
+use crate::blobs::Incoming;
+use crate::error::{ApiError, ApiResult};
+use crate::render::Links;
+use crate::store::{fmt_time, BlobInfo, DatasetRow, ImageRow, NewImage, PendingUpload, StoreError};
+use crate::AppState;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use pictograph_core::names;
+use pictograph_media::Format;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tokio::io::AsyncReadExt;
+
+/// Bytes of the file start that are read to learn its type and size.
+const HEAD: usize = 64 * 1024;
+
+/// A request for a signed upload URL (either client generation's field names).
+#[derive(Debug, Default)]
+pub struct UploadRequest {
+    /// Dataset id (1.6.3).
+    pub dataset_id: Option<String>,
+    /// Dataset name or id (newer clients).
+    pub dataset: Option<String>,
+    /// File name.
+    pub filename: String,
+    /// Virtual folder.
+    pub folder: Option<String>,
+    /// Declared content type.
+    pub content_type: Option<String>,
+}
+
+async fn target_dataset(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&str>,
+    any: Option<&str>,
+) -> ApiResult<DatasetRow> {
+    match (id.filter(|s| !s.is_empty()), any.filter(|s| !s.is_empty())) {
+        (Some(id), _) => state
+            .store
+            .dataset_by_id(&caller.org_id, id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("Dataset '{id}' not found"))),
+        (None, Some(r)) => super::datasets::by_ref(state, caller, r).await,
+        (None, None) => Err(ApiError::field(&["body", "dataset_id"], "field required")),
+    }
+}
+
+fn conflict(filename: &str, folder: &str) -> ApiError {
+    ApiError::Conflict(format!("Image '{filename}' already exists in folder '{folder}'"))
+}
+
+/// The file type an upload is allowed to have, from its name and declared type.
+fn declared_format(filename: &str, content_type: Option<&str>) -> ApiResult<Format> {
+    let ext = names::extension(filename).unwrap_or_default();
+    let by_ext = names::SUPPORTED_EXTENSIONS
+        .contains(&ext.as_str())
+        .then(|| Format::from_extension(&ext))
+        .flatten()
+        .ok_or_else(|| {
+            ApiError::UnsupportedType(format!(
+                "Unsupported file extension '.{ext}': use one of {}",
+                names::SUPPORTED_EXTENSIONS.map(|e| format!(".{e}")).join(" ")
+            ))
+        })?;
+    if let Some(ct) = content_type.filter(|c| !c.trim().is_empty()) {
+        if Format::from_mime(ct) != Some(by_ext) {
+            return Err(ApiError::UnsupportedType(format!(
+                "Content type '{ct}' does not match a supported image type for '{filename}'"
+            )));
+        }
+    }
+    Ok(by_ext)
+}
+
+/// Checks the target and hands out a signed URL to PUT the bytes to.
+pub async fn upload_url(
+    state: &AppState,
+    caller: &Caller,
+    links: &Links<'_>,
+    req: UploadRequest,
+) -> ApiResult<Value> {
+    caller.require(Role::Member, "Uploading")?;
+    let dataset = target_dataset(state, caller, req.dataset_id.as_deref(), req.dataset.as_deref()).await?;
+    let filename = names::filename(&req.filename).map_err(|e| ApiError::field(&["body", "filename"], e.0))?;
+    let folder = names::folder_path(req.folder.as_deref().unwrap_or("/"))
+        .map_err(|e| ApiError::field(&["body", "folder_path"], e.0))?;
+    let format = declared_format(&filename, req.content_type.as_deref())?;
+    if state.store.name_taken(&dataset.id, &folder, &filename).await? {
+        return Err(conflict(&filename, &folder));
+    }
+    let ttl = state.config.url_ttl_secs as i64;
+    let expires = chrono::Utc::now().timestamp() + ttl;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let pending = PendingUpload {
+        id: id.clone(),
+        org_id: caller.org_id.clone(),
+        dataset_id: dataset.id.clone(),
+        folder,
+        filename,
+        content_type: format.mime().to_string(),
+        expires_at: fmt_time(chrono::DateTime::from_timestamp(expires, 0).unwrap_or_default()),
+        blob_hash: None,
+        size: None,
+        mime: None,
+        width: None,
+        height: None,
+    };
+    state.store.create_pending_upload(&pending).await?;
+    let url = links.upload_url(&id, expires);
+    let body = json!({
+        "upload_url": url,
+        "upload_id": id,
+        "gcs_bucket": "local",
+        "gcs_path": id,
+        "gcs_uri": format!("gs://local/{id}"),
+        "content_type": pending.content_type,
+        "expires_in": ttl,
+        "max_size": state.config.max_upload_bytes,
+    });
+    Ok(json!({
+        "upload_url": body["upload_url"], "upload_id": id, "gcs_bucket": "local", "gcs_path": id,
+        "gcs_uri": body["gcs_uri"], "content_type": body["content_type"], "expires_in": ttl,
+        "data": body,
+    }))
+}
+
+/// What a PUT request brought.
+pub struct PutRequest<S> {
+    /// Upload id from the path.
+    pub id: String,
+    /// `expires` from the query.
+    pub expires: i64,
+    /// `sig` from the query.
+    pub sig: String,
+    /// Content-Length, when sent.
+    pub content_length: Option<u64>,
+    /// Content-Type, when sent.
+    pub content_type: Option<String>,
+    /// The body.
+    pub body: S,
+}
+
+/// Receives the bytes of a signed upload: checks signature, size and type, stores them under
+/// their hash (HEIC converted to PNG) and attaches them to the pending upload.
+pub async fn receive<S, E>(state: &AppState, put: PutRequest<S>) -> ApiResult<Value>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    if !state.signer.verify("PUT", &put.id, put.expires, &put.sig) {
+        return Err(ApiError::Forbidden("Upload URL signature is invalid or expired".into()));
+    }
+    let pending = state
+        .store
+        .pending_upload(&put.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("Upload not found or already registered".into()))?;
+    let max = state.config.max_upload_bytes;
+    if put.content_length.is_some_and(|n| n > max) {
+        return Err(too_large(max));
+    }
+    if let Some(ct) = put.content_type.as_deref().filter(|c| !c.trim().is_empty()) {
+        if Format::from_mime(ct).map(Format::mime) != Some(pending.content_type.as_str()) {
+            return Err(ApiError::UnsupportedType(format!(
+                "Content-Type '{ct}' does not match the signed type '{}'",
+                pending.content_type
+            )));
+        }
+    }
+    let mut incoming = state.blobs.incoming().await?;
+    let outcome = read_body(&mut incoming, put.body, max).await;
+    let (tmp, hash, size) = incoming.finish().await?;
+    if let Err(e) = outcome {
+        state.blobs.discard(&tmp).await;
+        return Err(e);
+    }
+    match store_blob(state, &pending, &tmp, hash, size).await {
+        Ok(blob) => {
+            state.store.attach_blob(&pending.id, &blob).await?;
+            Ok(json!({"success": true, "upload_id": pending.id, "size": blob.size, "mime_type": blob.mime}))
+        }
+        Err(e) => {
+            state.blobs.discard(&tmp).await;
+            Err(e)
+        }
+    }
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::TooLarge(format!("File exceeds the {} MB upload limit", max / (1024 * 1024)))
+}
+
+async fn read_body<S, E>(incoming: &mut Incoming, mut body: S, max: u64) -> ApiResult<()>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("Reading the upload failed: {e}")))?;
+        if incoming.size() + chunk.len() as u64 > max {
+            return Err(too_large(max));
+        }
+        incoming.write(&chunk).await?;
+    }
+    Ok(())
+}
+
+async fn store_blob(
+    state: &AppState,
+    pending: &PendingUpload,
+    tmp: &std::path::Path,
+    hash: String,
+    size: u64,
+) -> ApiResult<BlobInfo> {
+    let mut head = Vec::with_capacity(HEAD.min(size as usize));
+    tokio::fs::File::open(tmp)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .take(HEAD as u64)
+        .read_to_end(&mut head)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let expected = Format::from_mime(&pending.content_type);
+    let sniffed = pictograph_media::sniff(&head);
+    if sniffed.is_none() || sniffed != expected {
+        return Err(ApiError::UnsupportedType(format!(
+            "The uploaded bytes are not a valid {} image",
+            pending.content_type
+        )));
+    }
+    if expected == Some(Format::Heic) {
+        let bytes = tokio::fs::read(tmp).await.map_err(|e| ApiError::Internal(e.into()))?;
+        let (png, w, h) = tokio::task::spawn_blocking(move || pictograph_media::heic_to_png(&bytes))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?
+            .map_err(|e| ApiError::Invalid(format!("The HEIC image could not be decoded: {e}")))?;
+        let (hash, size) = state.blobs.put_bytes(&png).await?;
+        state.blobs.discard(tmp).await;
+        return Ok(BlobInfo {
+            hash,
+            size: size as i64,
+            mime: Format::Png.mime().into(),
+            width: Some(w.into()),
+            height: Some(h.into()),
+        });
+    }
+    let probe = pictograph_media::probe(&head);
+    state.blobs.commit(tmp, &hash).await?;
+    Ok(BlobInfo {
+        hash,
+        size: size as i64,
+        mime: pending.content_type.clone(),
+        width: probe.as_ref().map(|p| p.width.into()),
+        height: probe.as_ref().map(|p| p.height.into()),
+    })
+}
+
+/// Turns a received upload into an image. `fields` are the form or JSON fields as text.
+pub async fn register(
+    state: &AppState,
+    caller: &Caller,
+    fields: &HashMap<String, String>,
+) -> ApiResult<ImageRow> {
+    caller.require(Role::Member, "Uploading")?;
+    let field = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| fields.get(*n).map(|v| v.trim()).filter(|v| !v.is_empty()))
+    };
+    let upload_id = field(&["gcs_path", "upload_id"])
+        .map(|p| p.trim_start_matches("gs://local/").to_string())
+        .ok_or_else(|| ApiError::field(&["body", "gcs_path"], "field required"))?;
+    let pending = state
+        .store
+        .pending_upload(&upload_id)
+        .await?
+        .filter(|p| p.org_id == caller.org_id)
+        .ok_or_else(|| ApiError::NotFound("Upload not found, expired or already registered".into()))?;
+    if let Some(ds) = field(&["dataset_id", "dataset"]) {
+        if ds != pending.dataset_id {
+            let named = state.store.dataset_by_id(&caller.org_id, &pending.dataset_id).await?;
+            if named.is_none_or(|d| d.name != ds) {
+                return Err(ApiError::field(&["body", "dataset_id"], "does not match the upload URL's dataset"));
+            }
+        }
+    }
+    if pending.expires_at < crate::store::now() {
+        return Err(ApiError::NotFound("Upload URL expired: request a new one".into()));
+    }
+    let (Some(hash), Some(size), Some(mime)) = (pending.blob_hash.clone(), pending.size, pending.mime.clone()) else {
+        return Err(ApiError::Invalid("No bytes were received for this upload: PUT the file to the upload URL first".into()));
+    };
+    if size as u64 > state.config.max_upload_bytes {
+        return Err(too_large(state.config.max_upload_bytes));
+    }
+    if !state.blobs.exists(&hash).await {
+        return Err(ApiError::Invalid("The uploaded bytes are gone: upload the file again".into()));
+    }
+    let dim = |server: Option<i64>, keys: &[&str]| {
+        server.or_else(|| field(keys).and_then(|v| v.parse::<i64>().ok()).filter(|v| *v > 0))
+    };
+    let new = NewImage {
+        dataset_id: pending.dataset_id.clone(),
+        folder: pending.folder.clone(),
+        filename: pending.filename.clone(),
+        blob_hash: hash,
+        file_size: size,
+        mime_type: mime,
+        width: dim(pending.width, &["image_width", "width"]),
+        height: dim(pending.height, &["image_height", "height"]),
+    };
+    state
+        .store
+        .register_image(&pending.id, &new)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => conflict(&new.filename, &new.folder),
+            other => other.into(),
+        })
+}

@@ -1,0 +1,235 @@
+//! Datasets (the client's "projects" on the write paths).
+
+use super::{get, now, Store, StoreError, StoreResult};
+use sqlx::any::AnyRow;
+
+/// A dataset row with its counters.
+#[derive(Debug, Clone)]
+pub struct DatasetRow {
+    /// Id (UUID).
+    pub id: String,
+    /// Owning organisation.
+    pub org_id: String,
+    /// Name, unique within the organisation.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Classes as stored (a JSON array of objects).
+    pub classes: serde_json::Value,
+    /// Annotation types (a JSON array of strings).
+    pub annotation_types: serde_json::Value,
+    /// Live images.
+    pub image_count: i64,
+    /// Live images whose status is complete.
+    pub completed_image_count: i64,
+    /// Archived images.
+    pub archived_images: i64,
+    /// Bytes of live images.
+    pub total_size: i64,
+    /// Annotations on live images.
+    pub annotation_count: i64,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change to the dataset row.
+    pub updated_at: String,
+}
+
+impl DatasetRow {
+    fn from_row(r: &AnyRow) -> StoreResult<DatasetRow> {
+        Ok(DatasetRow {
+            id: get(r, "id")?,
+            org_id: get(r, "org_id")?,
+            name: get(r, "name")?,
+            description: get(r, "description")?,
+            classes: serde_json::from_str(&get::<String>(r, "classes")?)?,
+            annotation_types: serde_json::from_str(&get::<String>(r, "annotation_types")?)?,
+            image_count: get(r, "image_count")?,
+            completed_image_count: get(r, "completed_image_count")?,
+            archived_images: get(r, "archived_images")?,
+            total_size: get(r, "total_size")?,
+            annotation_count: get(r, "annotation_count")?,
+            created_at: get(r, "created_at")?,
+            updated_at: get(r, "updated_at")?,
+        })
+    }
+
+    /// The class names, in order.
+    pub fn class_names(&self) -> Vec<String> {
+        self.classes
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.get("name").and_then(|n| n.as_str()).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Changes to a dataset; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct DatasetPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<Option<String>>,
+    /// New class list (replaces the old one).
+    pub classes: Option<serde_json::Value>,
+    /// New annotation types.
+    pub annotation_types: Option<serde_json::Value>,
+}
+
+const COLUMNS: &str = "SELECT id, org_id, name, description, classes, annotation_types, image_count, \
+     completed_image_count, archived_images, total_size, annotation_count, created_at, updated_at \
+     FROM datasets";
+
+impl Store {
+    /// One page of the organisation's datasets, oldest first.
+    pub async fn list_datasets(
+        &self,
+        org_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<DatasetRow>, i64)> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{COLUMNS} WHERE org_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(org_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.read)
+            .await?;
+        let total = sqlx::query("SELECT COUNT(*) AS n FROM datasets WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_one(&self.read)
+            .await?;
+        let list = rows
+            .iter()
+            .map(DatasetRow::from_row)
+            .collect::<StoreResult<_>>()?;
+        Ok((list, get(&total, "n")?))
+    }
+
+    /// The dataset called `name` (case-sensitive) in the organisation.
+    pub async fn dataset_by_name(&self, org_id: &str, name: &str) -> StoreResult<Option<DatasetRow>> {
+        let sql = sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE org_id = $1 AND name = $2"));
+        let row = sqlx::query(sql)
+            .bind(org_id)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(DatasetRow::from_row).transpose()
+    }
+
+    /// The dataset with this id in the organisation.
+    pub async fn dataset_by_id(&self, org_id: &str, id: &str) -> StoreResult<Option<DatasetRow>> {
+        let sql = sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE org_id = $1 AND id = $2"));
+        let row = sqlx::query(sql)
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(DatasetRow::from_row).transpose()
+    }
+
+    /// Creates a dataset; `Conflict` when the name is taken in the organisation.
+    pub async fn create_dataset(
+        &self,
+        org_id: &str,
+        name: &str,
+        description: Option<&str>,
+        classes: &serde_json::Value,
+        annotation_types: &serde_json::Value,
+    ) -> StoreResult<DatasetRow> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let t = now();
+        sqlx::query(
+            "INSERT INTO datasets (id, org_id, name, description, classes, annotation_types, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(&id)
+        .bind(org_id)
+        .bind(name)
+        .bind(description)
+        .bind(classes.to_string())
+        .bind(annotation_types.to_string())
+        .bind(&t)
+        .execute(&self.write)
+        .await?;
+        self.dataset_by_id(org_id, &id)
+            .await?
+            .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
+    }
+
+    /// Applies a patch; `Conflict` when the new name is taken.
+    pub async fn update_dataset(
+        &self,
+        org_id: &str,
+        id: &str,
+        patch: &DatasetPatch,
+    ) -> StoreResult<Option<DatasetRow>> {
+        sqlx::query(
+            "UPDATE datasets SET \
+               name = COALESCE($3, name), \
+               description = CASE WHEN $4 = 1 THEN $5 ELSE description END, \
+               classes = COALESCE($6, classes), \
+               annotation_types = COALESCE($7, annotation_types), \
+               updated_at = $8 \
+             WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org_id)
+        .bind(id)
+        .bind(patch.name.as_deref())
+        .bind(i64::from(patch.description.is_some()))
+        .bind(patch.description.clone().flatten())
+        .bind(patch.classes.as_ref().map(|c| c.to_string()))
+        .bind(patch.annotation_types.as_ref().map(|c| c.to_string()))
+        .bind(now())
+        .execute(&self.write)
+        .await?;
+        self.dataset_by_id(org_id, id).await
+    }
+
+    /// Deletes a dataset with its images and pending uploads, in one transaction. Returns the
+    /// number of images deleted, the folders they were in, and the blob hashes they referred to.
+    pub async fn delete_dataset(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> StoreResult<(i64, i64, Vec<String>)> {
+        let mut tx = self.tx().await?;
+        let stats = sqlx::query(
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT folder) AS f FROM images WHERE dataset_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let hashes = sqlx::query(
+            "SELECT DISTINCT blob_hash FROM images WHERE dataset_id = $1 \
+             UNION SELECT DISTINCT blob_hash FROM pending_uploads \
+             WHERE dataset_id = $1 AND blob_hash IS NOT NULL",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| get::<String>(r, "blob_hash"))
+        .collect::<StoreResult<Vec<_>>>()?;
+        sqlx::query("DELETE FROM pending_uploads WHERE dataset_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM images WHERE dataset_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM datasets WHERE org_id = $1 AND id = $2")
+            .bind(org_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((get(&stats, "n")?, get(&stats, "f")?, hashes))
+    }
+}

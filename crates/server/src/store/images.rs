@@ -1,0 +1,647 @@
+//! Images, their annotations, and the set-based batch operations over them.
+
+use super::{get, now, Dialect, Store, StoreError, StoreResult};
+use sqlx::any::AnyRow;
+use sqlx::AssertSqlSafe;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// An image row (annotations are loaded separately).
+#[derive(Debug, Clone)]
+pub struct ImageRow {
+    /// Id (UUID).
+    pub id: String,
+    /// Owning dataset.
+    pub dataset_id: String,
+    /// Virtual folder, `/` or `/a/b`.
+    pub folder: String,
+    /// File name within the folder.
+    pub filename: String,
+    /// Display override.
+    pub display_name: Option<String>,
+    /// new, annotate, review or complete.
+    pub status: String,
+    /// Soft-deleted.
+    pub is_archived: bool,
+    /// SHA-256 of the stored bytes.
+    pub blob_hash: String,
+    /// Size of the stored bytes.
+    pub file_size: i64,
+    /// MIME type of the stored bytes.
+    pub mime_type: String,
+    /// Pixel width.
+    pub width: Option<i64>,
+    /// Pixel height.
+    pub height: Option<i64>,
+    /// Number of annotations.
+    pub annotation_count: i64,
+    /// Goes up on every change.
+    pub version: i64,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+impl ImageRow {
+    fn from_row(r: &AnyRow) -> StoreResult<ImageRow> {
+        Ok(ImageRow {
+            id: get(r, "id")?,
+            dataset_id: get(r, "dataset_id")?,
+            folder: get(r, "folder")?,
+            filename: get(r, "filename")?,
+            display_name: get(r, "display_name")?,
+            status: get(r, "status")?,
+            is_archived: get::<i64>(r, "is_archived")? != 0,
+            blob_hash: get(r, "blob_hash")?,
+            file_size: get(r, "file_size")?,
+            mime_type: get(r, "mime_type")?,
+            width: get(r, "width")?,
+            height: get(r, "height")?,
+            annotation_count: get(r, "annotation_count")?,
+            version: get(r, "version")?,
+            created_at: get(r, "created_at")?,
+            updated_at: get(r, "updated_at")?,
+        })
+    }
+}
+
+/// A new image to insert.
+#[derive(Debug, Clone)]
+pub struct NewImage {
+    /// Owning dataset.
+    pub dataset_id: String,
+    /// Normalised folder.
+    pub folder: String,
+    /// Checked file name.
+    pub filename: String,
+    /// Stored bytes.
+    pub blob_hash: String,
+    /// Size of the bytes.
+    pub file_size: i64,
+    /// MIME type of the bytes.
+    pub mime_type: String,
+    /// Pixel width.
+    pub width: Option<i64>,
+    /// Pixel height.
+    pub height: Option<i64>,
+}
+
+/// What to do when a copy's name is taken in the target folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMode {
+    /// Append -2, -3, … to the stem.
+    Rename,
+    /// Leave the existing image; report the source as failed.
+    Skip,
+    /// Delete the existing image first.
+    Overwrite,
+}
+
+/// Fields a batch update sets; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ImageUpdate {
+    /// New status.
+    pub status: Option<String>,
+    /// New display name.
+    pub display_name: Option<String>,
+    /// Archive (true) or restore (false).
+    pub is_archived: Option<bool>,
+}
+
+/// The result of one batch operation.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOutcome {
+    /// Ids the operation completed for.
+    pub succeeded: Vec<String>,
+    /// (id, reason) for every id it did not.
+    pub failed: Vec<(String, String)>,
+    /// Folders touched, source and target.
+    pub affected_folders: BTreeSet<String>,
+    /// Copies that were renamed.
+    pub renamed: i64,
+    /// Blob hashes no longer referenced by the rows this operation deleted.
+    pub released_blobs: Vec<String>,
+}
+
+/// The failure reason for an id that is not an image of the dataset.
+pub const NOT_FOUND_REASON: &str = "Image not found in dataset";
+
+const COLUMNS: &str = "id, dataset_id, folder, filename, display_name, status, is_archived, \
+     blob_hash, file_size, mime_type, width, height, annotation_count, version, created_at, updated_at";
+
+fn json_list(ids: &[String]) -> String {
+    serde_json::Value::from(ids.to_vec()).to_string()
+}
+
+impl Store {
+    /// The image with this id, if its dataset belongs to the organisation.
+    pub async fn image_by_id(&self, org_id: &str, id: &str) -> StoreResult<Option<ImageRow>> {
+        let sql = AssertSqlSafe(format!(
+            "SELECT {} FROM images i JOIN datasets d ON d.id = i.dataset_id \
+             WHERE i.id = $1 AND d.org_id = $2",
+            COLUMNS
+                .split(", ")
+                .map(|c| format!("i.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let row = sqlx::query(sql)
+            .bind(id)
+            .bind(org_id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(ImageRow::from_row).transpose()
+    }
+
+    /// Live images of a dataset, oldest first, optionally with one status only.
+    pub async fn list_images(
+        &self,
+        dataset_id: &str,
+        status: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<Vec<ImageRow>> {
+        let sql = AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM images WHERE dataset_id = $1 AND is_archived = 0 \
+             AND ($2 IS NULL OR status = $2) ORDER BY created_at, id LIMIT $3 OFFSET $4"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(dataset_id)
+            .bind(status)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(ImageRow::from_row).collect()
+    }
+
+    /// Whether a live image already has this name in this folder.
+    pub async fn name_taken(&self, dataset_id: &str, folder: &str, filename: &str) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM images WHERE dataset_id = $1 AND folder = $2 \
+             AND filename = $3 AND is_archived = 0",
+        )
+        .bind(dataset_id)
+        .bind(folder)
+        .bind(filename)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(get::<i64>(&row, "n")? > 0)
+    }
+
+    /// Inserts an image and consumes the pending upload it came from, in one transaction.
+    /// `Conflict` when a live image has the name already.
+    pub async fn register_image(&self, upload_id: &str, new: &NewImage) -> StoreResult<ImageRow> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let t = now();
+        let mut tx = self.tx().await?;
+        sqlx::query(
+            "INSERT INTO images (id, dataset_id, folder, filename, blob_hash, file_size, mime_type, \
+             width, height, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+        )
+        .bind(&id)
+        .bind(&new.dataset_id)
+        .bind(&new.folder)
+        .bind(&new.filename)
+        .bind(&new.blob_hash)
+        .bind(new.file_size)
+        .bind(&new.mime_type)
+        .bind(new.width)
+        .bind(new.height)
+        .bind(&t)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM pending_uploads WHERE id = $1")
+            .bind(upload_id)
+            .execute(&mut *tx)
+            .await?;
+        let sql = AssertSqlSafe(format!("SELECT {COLUMNS} FROM images WHERE id = $1"));
+        let row = sqlx::query(sql).bind(&id).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        ImageRow::from_row(&row)
+    }
+
+    /// Archives one image (a no-op on an archived one).
+    pub async fn archive_image(&self, id: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE images SET is_archived = 1, version = version + 1, updated_at = $2 \
+             WHERE id = $1 AND is_archived = 0",
+        )
+        .bind(id)
+        .bind(now())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes one image row; its bytes are left for the sweep.
+    pub async fn delete_image(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM images WHERE id = $1")
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// The image's annotation list as stored.
+    pub async fn annotations(&self, id: &str) -> StoreResult<serde_json::Value> {
+        let row = sqlx::query("SELECT annotations FROM images WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        match row {
+            Some(r) => Ok(serde_json::from_str(&get::<String>(&r, "annotations")?)?),
+            None => Ok(serde_json::Value::Array(vec![])),
+        }
+    }
+
+    /// Replaces the image's annotations; returns (previous count, new count, status).
+    pub async fn save_annotations(
+        &self,
+        id: &str,
+        list: &[serde_json::Value],
+    ) -> StoreResult<(i64, i64, String)> {
+        let mut tx = self.tx().await?;
+        let before = sqlx::query("SELECT annotation_count, status FROM images WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
+        let new_count = list.len() as i64;
+        sqlx::query(
+            "UPDATE images SET annotations = $2, annotation_count = $3, version = version + 1, \
+             updated_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(serde_json::Value::from(list.to_vec()).to_string())
+        .bind(new_count)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((
+            get(&before, "annotation_count")?,
+            new_count,
+            get(&before, "status")?,
+        ))
+    }
+
+    async fn rows_in_dataset(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        dataset_id: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<ImageRow>> {
+        let sql = AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM images WHERE dataset_id = $1 AND id IN ({})",
+            self.dialect.json_strings(2)
+        ));
+        let rows = sqlx::query(sql)
+            .bind(dataset_id)
+            .bind(json_list(ids))
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter().map(ImageRow::from_row).collect()
+    }
+
+    async fn live_names_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        dataset_id: &str,
+        folder: &str,
+    ) -> StoreResult<HashMap<String, String>> {
+        let rows = sqlx::query(
+            "SELECT id, filename FROM images WHERE dataset_id = $1 AND folder = $2 AND is_archived = 0",
+        )
+        .bind(dataset_id)
+        .bind(folder)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((get(r, "filename")?, get(r, "id")?)))
+            .collect()
+    }
+
+    /// Moves images to `folder`: one lookup, one name check, one update.
+    pub async fn batch_move(
+        &self,
+        dataset_id: &str,
+        ids: &[String],
+        folder: &str,
+    ) -> StoreResult<BatchOutcome> {
+        let mut tx = self.tx().await?;
+        let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
+        let mut taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
+        let by_id: HashMap<&str, &ImageRow> = found.iter().map(|r| (r.id.as_str(), r)).collect();
+        let mut out = BatchOutcome::default();
+        let mut moving = Vec::new();
+        let mut seen = HashSet::new();
+        for id in ids {
+            if !seen.insert(id.as_str()) {
+                continue;
+            }
+            let Some(row) = by_id.get(id.as_str()) else {
+                out.failed.push((id.clone(), NOT_FOUND_REASON.into()));
+                continue;
+            };
+            if row.folder == folder {
+                out.succeeded.push(id.clone());
+                continue;
+            }
+            if !row.is_archived {
+                if let Some(other) = taken.get(&row.filename) {
+                    if other != id {
+                        out.failed.push((
+                            id.clone(),
+                            format!("'{}' already exists in folder '{folder}'", row.filename),
+                        ));
+                        continue;
+                    }
+                }
+                taken.insert(row.filename.clone(), id.clone());
+            }
+            out.affected_folders.insert(row.folder.clone());
+            moving.push(id.clone());
+            out.succeeded.push(id.clone());
+        }
+        if !moving.is_empty() {
+            out.affected_folders.insert(folder.to_string());
+            let sql = AssertSqlSafe(format!(
+                "UPDATE images SET folder = $1, version = version + 1, updated_at = $2 \
+                 WHERE dataset_id = $3 AND id IN ({})",
+                self.dialect.json_strings(4)
+            ));
+            sqlx::query(sql)
+                .bind(folder)
+                .bind(now())
+                .bind(dataset_id)
+                .bind(json_list(&moving))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Copies images into `folder`: new rows pointing at the same bytes, one INSERT … SELECT.
+    pub async fn batch_copy(
+        &self,
+        dataset_id: &str,
+        ids: &[String],
+        folder: &str,
+        mode: CopyMode,
+        copy_annotations: bool,
+    ) -> StoreResult<BatchOutcome> {
+        let mut tx = self.tx().await?;
+        let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
+        let mut taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
+        let by_id: HashMap<&str, &ImageRow> = found.iter().map(|r| (r.id.as_str(), r)).collect();
+        let mut out = BatchOutcome::default();
+        let mut plan: Vec<(String, String, String)> = Vec::new();
+        let mut replaced = Vec::new();
+        let mut created_here = HashSet::new();
+        let mut seen = HashSet::new();
+        for id in ids {
+            if !seen.insert(id.as_str()) {
+                continue;
+            }
+            let Some(row) = by_id.get(id.as_str()) else {
+                out.failed.push((id.clone(), NOT_FOUND_REASON.into()));
+                continue;
+            };
+            let mut name = row.filename.clone();
+            if let Some(existing) = taken.get(&name).cloned() {
+                match mode {
+                    CopyMode::Skip => {
+                        out.failed.push((
+                            id.clone(),
+                            format!("skipped: '{name}' already exists in folder '{folder}'"),
+                        ));
+                        continue;
+                    }
+                    CopyMode::Overwrite
+                        if !created_here.contains(&existing)
+                            && !by_id.contains_key(existing.as_str()) =>
+                    {
+                        replaced.push(existing.clone());
+                        taken.remove(&name);
+                    }
+                    _ => {
+                        let mut n = 2;
+                        while taken.contains_key(&pictograph_core::names::numbered(&name, n)) {
+                            n += 1;
+                        }
+                        name = pictograph_core::names::numbered(&name, n);
+                        out.renamed += 1;
+                    }
+                }
+            }
+            let new_id = uuid::Uuid::new_v4().to_string();
+            taken.insert(name.clone(), new_id.clone());
+            created_here.insert(new_id.clone());
+            out.affected_folders.insert(row.folder.clone());
+            plan.push((id.clone(), new_id, name));
+            out.succeeded.push(id.clone());
+        }
+        if !replaced.is_empty() {
+            out.released_blobs = self.delete_rows(&mut tx, dataset_id, &replaced).await?;
+        }
+        if !plan.is_empty() {
+            out.affected_folders.insert(folder.to_string());
+            let triples: Vec<serde_json::Value> = plan
+                .iter()
+                .map(|(s, n, f)| serde_json::json!([s, n, f]))
+                .collect();
+            let (annotations, count, status) = if copy_annotations {
+                ("i.annotations", "i.annotation_count", "i.status")
+            } else {
+                ("'[]'", "0", "'new'")
+            };
+            let sql = AssertSqlSafe(format!(
+                "INSERT INTO images (id, dataset_id, folder, filename, display_name, status, \
+                 is_archived, blob_hash, file_size, mime_type, width, height, annotations, \
+                 annotation_count, version, created_at, updated_at) \
+                 SELECT m.new_id, i.dataset_id, $1, m.filename, NULL, {status}, 0, i.blob_hash, \
+                 i.file_size, i.mime_type, i.width, i.height, {annotations}, {count}, 1, $2, $2 \
+                 FROM images i JOIN ({}) m ON m.src = i.id WHERE i.dataset_id = $4",
+                self.dialect.json_triples(3)
+            ));
+            sqlx::query(sql)
+                .bind(folder)
+                .bind(now())
+                .bind(serde_json::Value::from(triples).to_string())
+                .bind(dataset_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Deletes rows by id; returns the blob hashes they referred to.
+    async fn delete_rows(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        dataset_id: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<String>> {
+        let sql = AssertSqlSafe(format!(
+            "DELETE FROM images WHERE dataset_id = $1 AND id IN ({}) RETURNING blob_hash",
+            self.dialect.json_strings(2)
+        ));
+        let rows = sqlx::query(sql)
+            .bind(dataset_id)
+            .bind(json_list(ids))
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter().map(|r| get(r, "blob_hash")).collect()
+    }
+
+    /// Archives, or permanently deletes, images.
+    pub async fn batch_delete(
+        &self,
+        dataset_id: &str,
+        ids: &[String],
+        permanent: bool,
+    ) -> StoreResult<BatchOutcome> {
+        let mut tx = self.tx().await?;
+        let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
+        let mut out = self.split_found(ids, &found);
+        if !out.succeeded.is_empty() {
+            if permanent {
+                out.released_blobs = self.delete_rows(&mut tx, dataset_id, &out.succeeded).await?;
+            } else {
+                let sql = AssertSqlSafe(format!(
+                    "UPDATE images SET is_archived = 1, version = version + 1, updated_at = $1 \
+                     WHERE dataset_id = $2 AND is_archived = 0 AND id IN ({})",
+                    self.dialect.json_strings(3)
+                ));
+                sqlx::query(sql)
+                    .bind(now())
+                    .bind(dataset_id)
+                    .bind(json_list(&out.succeeded))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Sets status, display name and archived flag on images. Restoring an image whose name
+    /// a live image has taken meanwhile fails for that image only.
+    pub async fn batch_update(
+        &self,
+        dataset_id: &str,
+        ids: &[String],
+        update: &ImageUpdate,
+    ) -> StoreResult<BatchOutcome> {
+        let mut tx = self.tx().await?;
+        let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
+        let mut out = self.split_found(ids, &found);
+        if update.is_archived == Some(false) {
+            let sql = AssertSqlSafe(format!(
+                "SELECT i.id FROM images i JOIN images l ON l.dataset_id = i.dataset_id \
+                 AND l.folder = i.folder AND l.filename = i.filename AND l.is_archived = 0 \
+                 AND l.id <> i.id WHERE i.dataset_id = $1 AND i.is_archived = 1 AND i.id IN ({})",
+                self.dialect.json_strings(2)
+            ));
+            let clash: HashSet<String> = sqlx::query(sql)
+                .bind(dataset_id)
+                .bind(json_list(&out.succeeded))
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| get(r, "id"))
+                .collect::<StoreResult<_>>()?;
+            let by_id: HashMap<&str, &ImageRow> =
+                found.iter().map(|r| (r.id.as_str(), r)).collect();
+            let mut names = HashSet::new();
+            for r in found.iter().filter(|r| !r.is_archived) {
+                names.insert((r.folder.clone(), r.filename.clone()));
+            }
+            let mut keep = Vec::new();
+            for id in std::mem::take(&mut out.succeeded) {
+                let row = by_id[id.as_str()];
+                let free = !clash.contains(&id)
+                    && (!row.is_archived || names.insert((row.folder.clone(), row.filename.clone())));
+                if free {
+                    keep.push(id);
+                } else {
+                    out.failed.push((
+                        id,
+                        format!(
+                            "cannot restore: '{}' already exists in folder '{}'",
+                            row.filename, row.folder
+                        ),
+                    ));
+                }
+            }
+            out.succeeded = keep;
+        }
+        if !out.succeeded.is_empty() {
+            let sql = AssertSqlSafe(format!(
+                "UPDATE images SET status = COALESCE($1, status), \
+                 display_name = COALESCE($2, display_name), \
+                 is_archived = COALESCE($3, is_archived), version = version + 1, updated_at = $4 \
+                 WHERE dataset_id = $5 AND id IN ({})",
+                self.dialect.json_strings(6)
+            ));
+            sqlx::query(sql)
+                .bind(update.status.as_deref())
+                .bind(update.display_name.as_deref())
+                .bind(update.is_archived.map(i64::from))
+                .bind(now())
+                .bind(dataset_id)
+                .bind(json_list(&out.succeeded))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    fn split_found(&self, ids: &[String], found: &[ImageRow]) -> BatchOutcome {
+        let by_id: HashMap<&str, &ImageRow> = found.iter().map(|r| (r.id.as_str(), r)).collect();
+        let mut out = BatchOutcome::default();
+        let mut seen = HashSet::new();
+        for id in ids {
+            if !seen.insert(id.as_str()) {
+                continue;
+            }
+            match by_id.get(id.as_str()) {
+                Some(row) => {
+                    out.affected_folders.insert(row.folder.clone());
+                    out.succeeded.push(id.clone());
+                }
+                None => out.failed.push((id.clone(), NOT_FOUND_REASON.into())),
+            }
+        }
+        out
+    }
+}
+
+impl Dialect {
+    /// A sub-select yielding (src, new_id, filename) from a JSON array of triples bound as `$n`.
+    fn json_triples(self, n: u32) -> String {
+        match self {
+            Dialect::Sqlite => format!(
+                "SELECT json_extract(value, '$[0]') AS src, json_extract(value, '$[1]') AS new_id, \
+                 json_extract(value, '$[2]') AS filename FROM json_each(${n})"
+            ),
+            Dialect::Postgres => format!(
+                "SELECT e->>0 AS src, e->>1 AS new_id, e->>2 AS filename \
+                 FROM jsonb_array_elements(${n}::jsonb) e"
+            ),
+        }
+    }
+}
+
+impl Store {
+    /// The image with this id, whatever its organisation (for signed URLs only).
+    pub async fn image_row(&self, id: &str) -> StoreResult<Option<ImageRow>> {
+        let sql = AssertSqlSafe(format!("SELECT {COLUMNS} FROM images WHERE id = $1"));
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.read).await?;
+        row.as_ref().map(ImageRow::from_row).transpose()
+    }
+}

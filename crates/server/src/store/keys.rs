@@ -1,0 +1,141 @@
+//! Organisations and API keys.
+
+use super::{get, now, Store, StoreResult};
+use sqlx::any::AnyRow;
+
+/// An organisation.
+#[derive(Debug, Clone)]
+pub struct OrgRow {
+    /// Id (UUID).
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+}
+
+/// An API key as stored: never the key itself, only its hash.
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    /// Id (UUID).
+    pub id: String,
+    /// Owning organisation.
+    pub org_id: String,
+    /// Organisation name.
+    pub org_name: String,
+    /// The first characters of the key, for display.
+    pub prefix: String,
+    /// member, admin or owner.
+    pub role: String,
+    /// Rate-limit tier.
+    pub tier: String,
+    /// Creation time.
+    pub created_at: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+}
+
+impl KeyRow {
+    fn from_row(r: &AnyRow) -> StoreResult<KeyRow> {
+        Ok(KeyRow {
+            id: get(r, "id")?,
+            org_id: get(r, "org_id")?,
+            org_name: get(r, "org_name")?,
+            prefix: get(r, "prefix")?,
+            role: get(r, "role")?,
+            tier: get(r, "tier")?,
+            created_at: get(r, "created_at")?,
+            revoked_at: get(r, "revoked_at")?,
+        })
+    }
+}
+
+const KEY_COLUMNS: &str = "SELECT k.id, k.org_id, o.name AS org_name, k.prefix, k.role, k.tier, \
+     k.created_at, k.revoked_at FROM api_keys k JOIN organizations o ON o.id = k.org_id";
+
+impl Store {
+    /// Finds or creates the organisation called `name`.
+    pub async fn ensure_org(&self, name: &str) -> StoreResult<OrgRow> {
+        sqlx::query(
+            "INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(name)
+        .bind(now())
+        .execute(&self.write)
+        .await?;
+        let row = sqlx::query("SELECT id, name FROM organizations WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.write)
+            .await?;
+        Ok(OrgRow {
+            id: get(&row, "id")?,
+            name: get(&row, "name")?,
+        })
+    }
+
+    /// How many organisations exist.
+    pub async fn org_count(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM organizations")
+            .fetch_one(&self.read)
+            .await?;
+        get(&row, "n")
+    }
+
+    /// Stores a new key by its hash.
+    pub async fn insert_key(
+        &self,
+        org_id: &str,
+        prefix: &str,
+        key_hash: &str,
+        role: &str,
+        tier: &str,
+    ) -> StoreResult<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO api_keys (id, org_id, prefix, key_hash, role, tier, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(org_id)
+        .bind(prefix)
+        .bind(key_hash)
+        .bind(role)
+        .bind(tier)
+        .bind(now())
+        .execute(&self.write)
+        .await?;
+        Ok(id)
+    }
+
+    /// The live (not revoked) key with this hash.
+    pub async fn key_by_hash(&self, key_hash: &str) -> StoreResult<Option<KeyRow>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{KEY_COLUMNS} WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
+        ));
+        let row = sqlx::query(sql)
+            .bind(key_hash)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(KeyRow::from_row).transpose()
+    }
+
+    /// All keys, newest first.
+    pub async fn list_keys(&self) -> StoreResult<Vec<KeyRow>> {
+        let sql = sqlx::AssertSqlSafe(format!("{KEY_COLUMNS} ORDER BY k.created_at DESC"));
+        let rows = sqlx::query(sql).fetch_all(&self.read).await?;
+        rows.iter().map(KeyRow::from_row).collect()
+    }
+
+    /// Revokes the key whose id or display prefix is `id_or_prefix`; true when one was revoked.
+    pub async fn revoke_key(&self, id_or_prefix: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $2 \
+             WHERE (id = $1 OR prefix = $1) AND revoked_at IS NULL",
+        )
+        .bind(id_or_prefix)
+        .bind(now())
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

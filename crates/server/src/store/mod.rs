@@ -1,0 +1,166 @@
+//! Metadata: organisations, keys, datasets, images, annotations, uploads, idempotency.
+//!
+//! One `Store` over an `sqlx::AnyPool`: every query is written once in SQL that SQLite and
+//! PostgreSQL both accept (`$n` parameters, `RETURNING`, `ON CONFLICT`, partial indexes). The
+//! few dialect differences (id lists, write transactions) are isolated in [`Dialect`].
+//! Dataset counters are kept by triggers, so every statement that touches an image keeps them true.
+
+mod datasets;
+mod images;
+mod keys;
+mod uploads;
+
+pub use datasets::{DatasetPatch, DatasetRow};
+pub use images::{NOT_FOUND_REASON, BatchOutcome, CopyMode, ImageRow, ImageUpdate, NewImage};
+pub use keys::{KeyRow, OrgRow};
+pub use uploads::{BlobInfo, PendingUpload, StoredResponse};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Transaction};
+use std::time::Duration;
+
+/// A store failure; unique-constraint violations are told apart so callers can answer 409.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was violated.
+    #[error("unique constraint violated")]
+    Conflict,
+    /// Any other database failure.
+    #[error(transparent)]
+    Db(sqlx::Error),
+    /// Stored JSON that could not be read back.
+    #[error("corrupt stored json: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return StoreError::Conflict;
+            }
+        }
+        StoreError::Db(e)
+    }
+}
+
+/// Store result.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which SQL dialect the pool speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite (embedded default).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Dialect {
+    /// A sub-select yielding the strings of a JSON array bound as parameter `$n`.
+    fn json_strings(self, n: u32) -> String {
+        match self {
+            Dialect::Sqlite => format!("SELECT value FROM json_each(${n})"),
+            Dialect::Postgres => format!("SELECT jsonb_array_elements_text(${n}::jsonb)"),
+        }
+    }
+}
+
+/// The metadata store.
+#[derive(Clone)]
+pub struct Store {
+    read: AnyPool,
+    write: AnyPool,
+    dialect: Dialect,
+}
+
+/// Now, as the fixed-width RFC 3339 text stored in every timestamp column (sorts as it reads).
+pub fn now() -> String {
+    fmt_time(chrono::Utc::now())
+}
+
+/// Formats a time as stored.
+pub fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and brings the schema up to date.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("postgres") {
+            Dialect::Postgres
+        } else {
+            Dialect::Sqlite
+        };
+        let opts = || {
+            AnyPoolOptions::new()
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if dialect == Dialect::Sqlite {
+                            conn.execute(
+                                "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                                 PRAGMA synchronous = NORMAL;",
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
+                })
+        };
+        let (read, write) = match dialect {
+            Dialect::Sqlite => {
+                let write = opts().max_connections(1).connect(url).await?;
+                write.execute("PRAGMA journal_mode = WAL").await?;
+                let read = opts().max_connections(8).connect(url).await?;
+                (read, write)
+            }
+            Dialect::Postgres => {
+                let pool = opts().max_connections(16).connect(url).await?;
+                (pool.clone(), pool)
+            }
+        };
+        let store = Store {
+            read,
+            write,
+            dialect,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let migrator = match self.dialect {
+            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Dialect::Postgres => {
+                return Err(StoreError::Db(sqlx::Error::Configuration(
+                    "PostgreSQL is not supported by this build yet".into(),
+                )))
+            }
+        };
+        migrator
+            .run(&self.write)
+            .await
+            .map_err(|e| StoreError::Db(e.into()))
+    }
+
+    /// Begins a write transaction.
+    async fn tx(&self) -> StoreResult<Transaction<'static, sqlx::Any>> {
+        Ok(self.write.begin().await?)
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+}
+
+fn get<T>(row: &AnyRow, col: &str) -> StoreResult<T>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    use sqlx::Row;
+    Ok(row.try_get::<T, _>(col)?)
+}

@@ -1,0 +1,237 @@
+//! Pending uploads, blobs and stored idempotent responses.
+
+use super::{get, now, Store, StoreResult};
+use sqlx::any::AnyRow;
+
+/// A signed upload URL that was handed out, and what its PUT stored.
+#[derive(Debug, Clone)]
+pub struct PendingUpload {
+    /// Id, the opaque part of the URL.
+    pub id: String,
+    /// Organisation of the key that asked for it.
+    pub org_id: String,
+    /// Target dataset.
+    pub dataset_id: String,
+    /// Target folder.
+    pub folder: String,
+    /// Target file name.
+    pub filename: String,
+    /// Content type the URL was signed for.
+    pub content_type: String,
+    /// When the URL stops working.
+    pub expires_at: String,
+    /// Bytes stored by the PUT, once it happened.
+    pub blob_hash: Option<String>,
+    /// Size of the stored bytes.
+    pub size: Option<i64>,
+    /// MIME type of the stored bytes (PNG after a HEIC conversion).
+    pub mime: Option<String>,
+    /// Pixel width.
+    pub width: Option<i64>,
+    /// Pixel height.
+    pub height: Option<i64>,
+}
+
+impl PendingUpload {
+    fn from_row(r: &AnyRow) -> StoreResult<PendingUpload> {
+        Ok(PendingUpload {
+            id: get(r, "id")?,
+            org_id: get(r, "org_id")?,
+            dataset_id: get(r, "dataset_id")?,
+            folder: get(r, "folder")?,
+            filename: get(r, "filename")?,
+            content_type: get(r, "content_type")?,
+            expires_at: get(r, "expires_at")?,
+            blob_hash: get(r, "blob_hash")?,
+            size: get(r, "size")?,
+            mime: get(r, "mime")?,
+            width: get(r, "width")?,
+            height: get(r, "height")?,
+        })
+    }
+}
+
+/// Metadata of stored bytes.
+#[derive(Debug, Clone)]
+pub struct BlobInfo {
+    /// SHA-256, hex.
+    pub hash: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// MIME type.
+    pub mime: String,
+    /// Pixel width.
+    pub width: Option<i64>,
+    /// Pixel height.
+    pub height: Option<i64>,
+}
+
+/// A stored response to a write.
+#[derive(Debug, Clone)]
+pub struct StoredResponse {
+    /// Method of the first request.
+    pub method: String,
+    /// Path of the first request.
+    pub path: String,
+    /// Status answered.
+    pub status: u16,
+    /// Body answered.
+    pub body: String,
+}
+
+impl Store {
+    /// Records a handed-out upload URL.
+    pub async fn create_pending_upload(&self, p: &PendingUpload) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO pending_uploads (id, org_id, dataset_id, folder, filename, content_type, \
+             expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&p.id)
+        .bind(&p.org_id)
+        .bind(&p.dataset_id)
+        .bind(&p.folder)
+        .bind(&p.filename)
+        .bind(&p.content_type)
+        .bind(&p.expires_at)
+        .bind(now())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// The pending upload with this id.
+    pub async fn pending_upload(&self, id: &str) -> StoreResult<Option<PendingUpload>> {
+        let row = sqlx::query(
+            "SELECT id, org_id, dataset_id, folder, filename, content_type, expires_at, blob_hash, \
+             size, mime, width, height FROM pending_uploads WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(PendingUpload::from_row).transpose()
+    }
+
+    /// Records stored bytes (refreshing their sweep clock) and attaches them to the upload.
+    pub async fn attach_blob(&self, upload_id: &str, blob: &BlobInfo) -> StoreResult<()> {
+        let mut tx = self.tx().await?;
+        let t = now();
+        sqlx::query(
+            "INSERT INTO blobs (hash, size, mime, width, height, touched_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash) DO UPDATE SET touched_at = $6",
+        )
+        .bind(&blob.hash)
+        .bind(blob.size)
+        .bind(&blob.mime)
+        .bind(blob.width)
+        .bind(blob.height)
+        .bind(&t)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE pending_uploads SET blob_hash = $2, size = $3, mime = $4, width = $5, height = $6 \
+             WHERE id = $1",
+        )
+        .bind(upload_id)
+        .bind(&blob.hash)
+        .bind(blob.size)
+        .bind(&blob.mime)
+        .bind(blob.width)
+        .bind(blob.height)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Drops expired pending uploads; returns how many.
+    pub async fn expire_pending_uploads(&self) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM pending_uploads WHERE expires_at < $1")
+            .bind(now())
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Forgets blobs that nothing refers to and that were last touched before `cutoff`;
+    /// returns their hashes so the bytes can be removed.
+    pub async fn take_orphan_blobs(&self, cutoff: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "DELETE FROM blobs WHERE touched_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM images i WHERE i.blob_hash = blobs.hash) \
+             AND NOT EXISTS (SELECT 1 FROM pending_uploads p WHERE p.blob_hash = blobs.hash) \
+             RETURNING hash",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.write)
+        .await?;
+        rows.iter().map(|r| get(r, "hash")).collect()
+    }
+
+    /// Whether any image or pending upload refers to the blob.
+    pub async fn blob_referenced(&self, hash: &str) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM images WHERE blob_hash = $1) \
+             + (SELECT COUNT(*) FROM pending_uploads WHERE blob_hash = $1) AS n",
+        )
+        .bind(hash)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(get::<i64>(&row, "n")? > 0)
+    }
+
+    /// The response stored for this key's Idempotency-Key, if any.
+    pub async fn stored_response(
+        &self,
+        key_id: &str,
+        idem_key: &str,
+    ) -> StoreResult<Option<StoredResponse>> {
+        let row = sqlx::query(
+            "SELECT method, path, status, body FROM idempotency WHERE key_id = $1 AND idem_key = $2",
+        )
+        .bind(key_id)
+        .bind(idem_key)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| {
+            Ok(StoredResponse {
+                method: get(&r, "method")?,
+                path: get(&r, "path")?,
+                status: get::<i64>(&r, "status")? as u16,
+                body: get(&r, "body")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores a response for replay; the first one stored wins.
+    pub async fn store_response(
+        &self,
+        key_id: &str,
+        idem_key: &str,
+        resp: &StoredResponse,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO idempotency (key_id, idem_key, method, path, status, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key_id, idem_key) DO NOTHING",
+        )
+        .bind(key_id)
+        .bind(idem_key)
+        .bind(&resp.method)
+        .bind(&resp.path)
+        .bind(i64::from(resp.status))
+        .bind(&resp.body)
+        .bind(now())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets stored responses older than `cutoff`.
+    pub async fn expire_responses(&self, cutoff: &str) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM idempotency WHERE created_at < $1")
+            .bind(cutoff)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
