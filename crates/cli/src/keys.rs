@@ -2,7 +2,7 @@
 
 use crate::DataArgs;
 use clap::Subcommand;
-use pictograph_server::auth::{generate_key, hash_key, key_prefix, Role, TIERS};
+use pictograph_server::auth::{create_key, Role, TIERS};
 use pictograph_server::store::Store;
 use pictograph_server::Config;
 
@@ -42,15 +42,6 @@ async fn open(data: &DataArgs) -> anyhow::Result<Store> {
     Ok(Store::connect(&config.database_url()).await?)
 }
 
-async fn create(store: &Store, org: &str, role: &str, tier: &str) -> anyhow::Result<String> {
-    let org = store.ensure_org(org.trim()).await?;
-    let key = generate_key();
-    store
-        .insert_key(&org.id, &key_prefix(&key), &hash_key(&key), role, tier)
-        .await?;
-    Ok(key)
-}
-
 /// On the first start of an empty store: creates organisation `default` and an owner key.
 pub async fn first_start(config: &Config) -> anyhow::Result<Option<String>> {
     tokio::fs::create_dir_all(&config.data_dir).await?;
@@ -58,15 +49,15 @@ pub async fn first_start(config: &Config) -> anyhow::Result<Option<String>> {
     if store.org_count().await? > 0 {
         return Ok(None);
     }
-    Ok(Some(create(&store, "default", "owner", "unlimited").await?))
+    Ok(Some(create_key(&store, "default", Role::Owner, "unlimited").await?))
 }
 
 pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::Create { data, org, role, tier } => {
-            if Role::parse(&role).is_none() {
+            let Some(role) = Role::parse(&role) else {
                 anyhow::bail!("unknown role '{role}': use member, admin or owner");
-            }
+            };
             if !TIERS.contains(&tier.as_str()) {
                 anyhow::bail!("unknown tier '{tier}': use {}", TIERS.join(", "));
             }
@@ -74,7 +65,7 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
                 anyhow::bail!("--org must not be blank");
             }
             let store = open(&data).await?;
-            println!("{}", create(&store, &org, &role, &tier).await?);
+            println!("{}", create_key(&store, &org, role, &tier).await?);
         }
         KeysCommand::List { data } => {
             let store = open(&data).await?;

@@ -30,6 +30,15 @@ impl Role {
             _ => None,
         }
     }
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
 }
 
 /// Tiers a key can have.
@@ -52,13 +61,9 @@ impl Caller {
         if self.role >= role {
             Ok(())
         } else {
-            let name = match role {
-                Role::Member => "member",
-                Role::Admin => "admin",
-                Role::Owner => "owner",
-            };
             Err(ApiError::Forbidden(format!(
-                "{what} requires the {name} role or higher"
+                "{what} requires the {} role or higher",
+                role.as_str()
             )))
         }
     }
@@ -74,6 +79,22 @@ pub fn generate_key() -> String {
 /// The SHA-256 of a key, hex; the only form in which keys are stored.
 pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Creates a key in organisation `org` (created when missing) and returns the secret, which
+/// is not stored anywhere: only its hash is.
+pub async fn create_key(
+    store: &crate::store::Store,
+    org: &str,
+    role: Role,
+    tier: &str,
+) -> Result<String, crate::store::StoreError> {
+    let org = store.ensure_org(org.trim()).await?;
+    let key = generate_key();
+    store
+        .insert_key(&org.id, &key_prefix(&key), &hash_key(&key), role.as_str(), tier)
+        .await?;
+    Ok(key)
 }
 
 /// The part of a key shown in listings.

@@ -85,6 +85,8 @@ async fn load_or_create_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
 pub struct App {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// Its state (store, blobs, configuration).
+    pub state: AppState,
     handle: tokio::task::JoinHandle<std::io::Result<()>>,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -99,7 +101,7 @@ impl App {
             .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
         tokio::spawn(services::maintenance::run(state.clone()));
-        let router = api::router(state);
+        let router = api::router(state.clone());
         let (shutdown, mut rx) = tokio::sync::watch::channel(false);
         let handle = tokio::spawn(async move {
             axum::serve(
@@ -113,6 +115,7 @@ impl App {
         });
         Ok(App {
             addr,
+            state,
             handle,
             shutdown,
         })
