@@ -49,12 +49,19 @@ pub async fn first_start(config: &Config) -> anyhow::Result<Option<String>> {
     if store.org_count().await? > 0 {
         return Ok(None);
     }
-    Ok(Some(create_key(&store, "default", Role::Owner, "unlimited").await?))
+    Ok(Some(
+        create_key(&store, "default", Role::Owner, "unlimited").await?,
+    ))
 }
 
 pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
-        KeysCommand::Create { data, org, role, tier } => {
+        KeysCommand::Create {
+            data,
+            org,
+            role,
+            tier,
+        } => {
             let Some(role) = Role::parse(&role) else {
                 anyhow::bail!("unknown role '{role}': use member, admin or owner");
             };
@@ -69,10 +76,20 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::List { data } => {
             let store = open(&data).await?;
-            println!("{:<38} {:<16} {:<16} {:<7} {:<11} {:<28} status", "id", "prefix", "org", "role", "tier", "created");
+            println!(
+                "{:<38} {:<16} {:<16} {:<7} {:<11} {:<28} status",
+                "id", "prefix", "org", "role", "tier", "created"
+            );
             for k in store.list_keys().await? {
-                let status = if k.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{:<38} {:<16} {:<16} {:<7} {:<11} {:<28} {status}", k.id, k.prefix, k.org_name, k.role, k.tier, k.created_at);
+                let status = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<38} {:<16} {:<16} {:<7} {:<11} {:<28} {status}",
+                    k.id, k.prefix, k.org_name, k.role, k.tier, k.created_at
+                );
             }
         }
         KeysCommand::Revoke { data, key } => {

@@ -1,5 +1,6 @@
 //! `pictograph`: run the server, and administer its keys.
 
+mod file_config;
 mod keys;
 
 use anyhow::Context;
@@ -10,7 +11,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "pictograph", version, about = "Self-hosted computer-vision dataset and annotation server")]
+#[command(
+    name = "pictograph",
+    version,
+    about = "Self-hosted computer-vision dataset and annotation server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,6 +51,9 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
+    /// TOML file with settings; environment variables and flags override it.
+    #[arg(long, env = "PICTOGRAPH_CONFIG")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
     /// Address to listen on (port 0 picks a free one).
@@ -79,9 +87,20 @@ struct ServeArgs {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(mut args) => {
+            let sub = matches.subcommand_matches("serve").expect("serve matched");
+            match file_config::apply(&mut args, sub) {
+                Ok(()) => serve(args).await,
+                Err(e) => Err(e),
+            }
+        }
         Command::Keys(cmd) => keys::run(cmd).await,
     };
     if let Err(e) = result {
@@ -117,15 +136,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = App::start(config).await.context("starting the server")?;
     println!("listening on http://{}", app.addr);
     std::io::stdout().flush()?;
-    tokio::select! {
-        r = app_wait(app) => r,
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("shutting down");
-            Ok(())
-        }
-    }
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    app.stop().await
 }
 
-async fn app_wait(app: App) -> anyhow::Result<()> {
-    app.wait().await
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

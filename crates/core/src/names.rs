@@ -34,7 +34,9 @@ pub fn dataset_name(raw: &str) -> Result<String, NameError> {
         return err("name must not be blank");
     }
     if name.chars().count() > MAX_DATASET_NAME {
-        return err(format!("name must be at most {MAX_DATASET_NAME} characters"));
+        return err(format!(
+            "name must be at most {MAX_DATASET_NAME} characters"
+        ));
     }
     if name.chars().any(char::is_control) {
         return err("name must not contain control characters");
@@ -127,7 +129,12 @@ pub enum Status {
 
 impl Status {
     /// All statuses, in lifecycle order.
-    pub const ALL: [Status; 4] = [Status::New, Status::Annotate, Status::Review, Status::Complete];
+    pub const ALL: [Status; 4] = [
+        Status::New,
+        Status::Annotate,
+        Status::Review,
+        Status::Complete,
+    ];
 
     /// The wire spelling.
     pub fn as_str(self) -> &'static str {

@@ -92,7 +92,13 @@ pub async fn create_key(
     let org = store.ensure_org(org.trim()).await?;
     let key = generate_key();
     store
-        .insert_key(&org.id, &key_prefix(&key), &hash_key(&key), role.as_str(), tier)
+        .insert_key(
+            &org.id,
+            &key_prefix(&key),
+            &hash_key(&key),
+            role.as_str(),
+            tier,
+        )
         .await?;
     Ok(key)
 }

@@ -61,7 +61,10 @@ impl Incoming {
 }
 
 fn valid_hash(hash: &str) -> bool {
-    hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 impl Blobs {
@@ -116,6 +119,26 @@ impl Blobs {
     /// Removes a temporary file, ignoring one that is already gone.
     pub async fn discard(&self, tmp: &Path) {
         let _ = tokio::fs::remove_file(tmp).await;
+    }
+
+    /// Removes temporary files older than `age`: writes that a crash or a dropped connection
+    /// abandoned.
+    pub async fn clear_stale_temp(&self, age: std::time::Duration) -> Result<usize, BlobError> {
+        let mut removed = 0;
+        let mut dir = tokio::fs::read_dir(&self.tmp).await?;
+        while let Some(entry) = dir.next_entry().await? {
+            let old = entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|e| e > age);
+            if old && tokio::fs::remove_file(entry.path()).await.is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Opens the bytes of `hash` for reading.

@@ -64,7 +64,9 @@ pub async fn replay(State(state): State<AppState>, req: Request, next: Next) -> 
     let (parts, body) = resp.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_STORED).await {
         Ok(b) => b,
-        Err(e) => return ApiError::Internal(anyhow::anyhow!("buffering response: {e}")).into_response(),
+        Err(e) => {
+            return ApiError::Internal(anyhow::anyhow!("buffering response: {e}")).into_response()
+        }
     };
     if let Ok(text) = std::str::from_utf8(&bytes) {
         let stored = StoredResponse {

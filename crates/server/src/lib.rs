@@ -129,9 +129,4 @@ impl App {
             Err(_) => anyhow::bail!("shutdown timed out"),
         }
     }
-
-    /// Serves until the process is asked to stop.
-    pub async fn wait(self) -> anyhow::Result<()> {
-        Ok(self.handle.await??)
-    }
 }

@@ -52,7 +52,10 @@ mod tests {
             assert_eq!(remaining, 4 - i);
         }
         let wait = l.check("k", 5).unwrap_err();
-        assert!((700..=720).contains(&wait), "one token per 720 s, got {wait}");
+        assert!(
+            (700..=720).contains(&wait),
+            "one token per 720 s, got {wait}"
+        );
         assert!(l.check("other", 5).is_ok(), "budgets are per key");
     }
 }

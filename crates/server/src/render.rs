@@ -27,13 +27,19 @@ impl Links<'_> {
     pub fn image_url(&self, image_id: &str) -> String {
         let exp = self.expiry();
         let sig = self.signer.sign("GET", image_id, exp);
-        format!("{}/files/images/{image_id}?expires={exp}&sig={sig}", self.base)
+        format!(
+            "{}/files/images/{image_id}?expires={exp}&sig={sig}",
+            self.base
+        )
     }
 
     /// An absolute signed URL to PUT an upload's bytes to.
     pub fn upload_url(&self, upload_id: &str, expires: i64) -> String {
         let sig = self.signer.sign("PUT", upload_id, expires);
-        format!("{}/files/uploads/{upload_id}?expires={expires}&sig={sig}", self.base)
+        format!(
+            "{}/files/uploads/{upload_id}?expires={expires}&sig={sig}",
+            self.base
+        )
     }
 
     /// The authenticated URL of an image's annotations.

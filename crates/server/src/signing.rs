@@ -46,7 +46,9 @@ impl Signer {
         let Ok(raw) = hex::decode(sig) else {
             return false;
         };
-        self.mac(action, resource, expires).verify_slice(&raw).is_ok()
+        self.mac(action, resource, expires)
+            .verify_slice(&raw)
+            .is_ok()
     }
 }
 

@@ -9,28 +9,50 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use serde_json::Value;
 
-async fn handle(state: AppState, caller: Caller, op: Op, req: BatchRequest, name: &str) -> ApiResult<Json<Value>> {
+async fn handle(
+    state: AppState,
+    caller: Caller,
+    op: Op,
+    req: BatchRequest,
+    name: &str,
+) -> ApiResult<Json<Value>> {
     let out = run(&state, &caller, op, req).await?;
     Ok(Json(render::batch(&out, name)))
 }
 
 /// Moves images to a folder.
-pub async fn move_images(State(s): State<AppState>, Extension(c): Extension<Caller>, Body(r): Body<BatchRequest>) -> ApiResult<Json<Value>> {
+pub async fn move_images(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    Body(r): Body<BatchRequest>,
+) -> ApiResult<Json<Value>> {
     handle(s, c, Op::Move, r, "moved").await
 }
 
 /// Copies images into a folder.
-pub async fn copy_images(State(s): State<AppState>, Extension(c): Extension<Caller>, Body(r): Body<BatchRequest>) -> ApiResult<Json<Value>> {
+pub async fn copy_images(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    Body(r): Body<BatchRequest>,
+) -> ApiResult<Json<Value>> {
     handle(s, c, Op::Copy, r, "copied").await
 }
 
 /// Archives or purges images.
-pub async fn delete_images(State(s): State<AppState>, Extension(c): Extension<Caller>, Body(r): Body<BatchRequest>) -> ApiResult<Json<Value>> {
+pub async fn delete_images(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    Body(r): Body<BatchRequest>,
+) -> ApiResult<Json<Value>> {
     let op = if r.permanent { "deleted" } else { "archived" };
     handle(s, c, Op::Delete, r, op).await
 }
 
 /// Sets fields on images.
-pub async fn update_images(State(s): State<AppState>, Extension(c): Extension<Caller>, Body(r): Body<BatchRequest>) -> ApiResult<Json<Value>> {
+pub async fn update_images(
+    State(s): State<AppState>,
+    Extension(c): Extension<Caller>,
+    Body(r): Body<BatchRequest>,
+) -> ApiResult<Json<Value>> {
     handle(s, c, Op::Update, r, "updated").await
 }

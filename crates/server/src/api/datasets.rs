@@ -22,14 +22,25 @@ pub struct Page {
 }
 
 /// Reads limit/offset, rejecting values outside 1..=cap rather than silently capping them.
-pub fn page(limit: Option<i64>, offset: Option<i64>, default: i64, cap: i64) -> ApiResult<(i64, i64)> {
+pub fn page(
+    limit: Option<i64>,
+    offset: Option<i64>,
+    default: i64,
+    cap: i64,
+) -> ApiResult<(i64, i64)> {
     let limit = limit.unwrap_or(default);
     if !(1..=cap).contains(&limit) {
-        return Err(ApiError::field(&["query", "limit"], format!("limit must be between 1 and {cap}")));
+        return Err(ApiError::field(
+            &["query", "limit"],
+            format!("limit must be between 1 and {cap}"),
+        ));
     }
     let offset = offset.unwrap_or(0);
     if offset < 0 {
-        return Err(ApiError::field(&["query", "offset"], "offset must not be negative"));
+        return Err(ApiError::field(
+            &["query", "offset"],
+            "offset must not be negative",
+        ));
     }
     Ok((limit, offset))
 }
@@ -41,7 +52,10 @@ pub async fn list(
     Query(p): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let (limit, offset) = page(p.limit, p.offset, 100, 1000)?;
-    let (rows, total) = state.store.list_datasets(&caller.org_id, limit, offset).await?;
+    let (rows, total) = state
+        .store
+        .list_datasets(&caller.org_id, limit, offset)
+        .await?;
     let items: Vec<Value> = rows.iter().map(|d| render::dataset(d, None)).collect();
     Ok(Json(json!({
         "datasets": items, "data": items, "total": total, "limit": limit, "offset": offset,
@@ -57,10 +71,20 @@ pub struct GetOptions {
     images_offset: Option<i64>,
 }
 
-async fn answer(state: &AppState, base: &BaseUrl, d: DatasetRow, opts: GetOptions) -> ApiResult<Json<Value>> {
+async fn answer(
+    state: &AppState,
+    base: &BaseUrl,
+    d: DatasetRow,
+    opts: GetOptions,
+) -> ApiResult<Json<Value>> {
     let images = if opts.include_images.unwrap_or(false) {
-        let (limit, offset) = page(opts.images_limit, opts.images_offset, 1000, 10_000)
-            .map_err(|_| ApiError::field(&["query", "images_limit"], "images_limit must be between 1 and 10000 and images_offset not negative"))?;
+        let (limit, offset) =
+            page(opts.images_limit, opts.images_offset, 1000, 10_000).map_err(|_| {
+                ApiError::field(
+                    &["query", "images_limit"],
+                    "images_limit must be between 1 and 10000 and images_offset not negative",
+                )
+            })?;
         let links = base.links(state);
         let rows = state.store.list_images(&d.id, None, limit, offset).await?;
         Some(rows.iter().map(|i| render::image(i, &links)).collect())
@@ -111,7 +135,11 @@ fn unique_name(taken: &mut HashSet<String>, folder: &str, filename: &str) -> Str
         return filename.to_string();
     }
     let prefix = folder.trim_matches('/').replace('/', "_");
-    let base = if prefix.is_empty() { filename.to_string() } else { format!("{prefix}_{filename}") };
+    let base = if prefix.is_empty() {
+        filename.to_string()
+    } else {
+        format!("{prefix}_{filename}")
+    };
     let mut candidate = base.clone();
     let mut n = 2;
     while !taken.insert(candidate.clone()) {
@@ -121,19 +149,33 @@ fn unique_name(taken: &mut HashSet<String>, folder: &str, filename: &str) -> Str
     candidate
 }
 
-async fn listing(state: &AppState, base: &BaseUrl, d: DatasetRow, o: DownloadOptions) -> ApiResult<Json<Value>> {
+async fn listing(
+    state: &AppState,
+    base: &BaseUrl,
+    d: DatasetRow,
+    o: DownloadOptions,
+) -> ApiResult<Json<Value>> {
     let mode = o.mode.as_deref().unwrap_or("full");
     if !["full", "images_only", "annotations_only"].contains(&mode) {
-        return Err(ApiError::field(&["query", "mode"], "mode must be full, images_only or annotations_only"));
+        return Err(ApiError::field(
+            &["query", "mode"],
+            "mode must be full, images_only or annotations_only",
+        ));
     }
     let status = match o.status_filter.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
-            ApiError::field(&["query", "status_filter"], "status_filter must be one of new, annotate, review, complete")
+            ApiError::field(
+                &["query", "status_filter"],
+                "status_filter must be one of new, annotate, review, complete",
+            )
         })?),
         None => None,
     };
     let (limit, offset) = page(o.limit, o.offset, 10_000, 10_000)?;
-    let rows = state.store.list_images(&d.id, status.map(Status::as_str), limit, offset).await?;
+    let rows = state
+        .store
+        .list_images(&d.id, status.map(Status::as_str), limit, offset)
+        .await?;
     let links = base.links(state);
     let mut taken = HashSet::new();
     let items: Vec<Value> = rows

@@ -24,7 +24,9 @@ pub struct Path<T>(pub T);
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::JsonDataError(e) => ApiError::Invalid(format!("Invalid request body: {}", e.body_text())),
+            JsonRejection::JsonDataError(e) => {
+                ApiError::Invalid(format!("Invalid request body: {}", e.body_text()))
+            }
             other => ApiError::BadRequest(format!("Invalid JSON body: {}", other.body_text())),
         }
     }

@@ -30,7 +30,12 @@ pub async fn put_upload(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let text = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let text = |h: header::HeaderName| {
+        headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let put = PutRequest {
         id,
         expires: q.expires,
@@ -50,7 +55,9 @@ pub async fn get_image(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     if !state.signer.verify("GET", &id, q.expires, &q.sig) {
-        return Err(ApiError::Forbidden("Download URL signature is invalid or expired".into()));
+        return Err(ApiError::Forbidden(
+            "Download URL signature is invalid or expired".into(),
+        ));
     }
     let img = state
         .store
@@ -87,7 +94,13 @@ fn range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {
         }
         (false, _) => {
             let start: u64 = a.parse().map_err(|_| ())?;
-            let end = if b.is_empty() { size.saturating_sub(1) } else { b.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1)) };
+            let end = if b.is_empty() {
+                size.saturating_sub(1)
+            } else {
+                b.parse::<u64>()
+                    .map_err(|_| ())?
+                    .min(size.saturating_sub(1))
+            };
             (start, end)
         }
         (true, true) => return Ok(None),
@@ -117,9 +130,20 @@ pub async fn serve(state: &AppState, img: &ImageRow, headers: &HeaderMap) -> Api
             .map_err(|e| ApiError::Internal(e.into()));
     }
     let mut file = state.blobs.open_blob(&img.blob_hash).await?;
-    let size = file.metadata().await.map_err(|e| ApiError::Internal(e.into()))?.len();
-    builder = builder.header(header::CONTENT_TYPE, HeaderValue::from_str(&img.mime_type).unwrap_or(HeaderValue::from_static("application/octet-stream")));
-    let disposition = format!("inline; filename=\"{}\"", img.filename.replace(['"', '\\'], "_"));
+    let size = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .len();
+    builder = builder.header(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&img.mime_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    let disposition = format!(
+        "inline; filename=\"{}\"",
+        img.filename.replace(['"', '\\'], "_")
+    );
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         builder = builder.header(header::CONTENT_DISPOSITION, v);
     }
@@ -132,7 +156,9 @@ pub async fn serve(state: &AppState, img: &ImageRow, headers: &HeaderMap) -> Api
             .header(header::CONTENT_LENGTH, size)
             .body(Body::from_stream(ReaderStream::new(file))),
         Ok(Some((start, end))) => {
-            file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| ApiError::Internal(e.into()))?;
+            file.seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?;
             let len = end - start + 1;
             builder
                 .status(StatusCode::PARTIAL_CONTENT)

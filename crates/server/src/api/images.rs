@@ -45,7 +45,8 @@ fn fields(headers: &HeaderMap, body: &Bytes) -> ApiResult<HashMap<String, String
 }
 
 fn serde_urlencoded_pairs(body: &Bytes) -> ApiResult<HashMap<String, String>> {
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("Form body is not UTF-8".into()))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::BadRequest("Form body is not UTF-8".into()))?;
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(&s.replace('+', " "))
             .decode_utf8()
@@ -74,11 +75,14 @@ pub async fn upload_url(
     let req = UploadRequest {
         dataset_id: get("dataset_id"),
         dataset: get("dataset"),
-        filename: get("filename").ok_or_else(|| ApiError::field(&["body", "filename"], "field required"))?,
+        filename: get("filename")
+            .ok_or_else(|| ApiError::field(&["body", "filename"], "field required"))?,
         folder: get("folder_path").or_else(|| get("directory_path")),
         content_type: get("content_type").or_else(|| get("mime_type")),
     };
-    Ok(Json(uploads::upload_url(&state, &caller, &base.links(&state), req).await?))
+    Ok(Json(
+        uploads::upload_url(&state, &caller, &base.links(&state), req).await?,
+    ))
 }
 
 /// `POST /images/register` (form from 1.6.3, JSON from newer clients).

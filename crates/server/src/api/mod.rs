@@ -10,6 +10,7 @@ mod projects;
 
 use crate::error::ApiError;
 use crate::{auth, idempotency, AppState};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
@@ -20,6 +21,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use extract::BaseUrl;
+
+/// Largest JSON request body (annotation lists of big images, 10,000-id batches).
+const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -34,7 +38,10 @@ pub fn router(state: AppState) -> Router {
             get(datasets::download_by_name),
         )
         .route("/datasets/{dataset}", get(datasets::get_by_ref))
-        .route("/datasets/{dataset}/download", get(datasets::download_by_ref))
+        .route(
+            "/datasets/{dataset}/download",
+            get(datasets::download_by_ref),
+        )
         .route("/projects", get(projects::list).post(projects::create))
         .route("/projects/", get(projects::list).post(projects::create))
         .route(
@@ -57,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/batch/images/copy", post(batch::copy_images))
         .route("/batch/images/delete", post(batch::delete_images))
         .route("/batch/images/update", patch(batch::update_images))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(from_fn_with_state(state.clone(), idempotency::replay))
         .layer(from_fn_with_state(state.clone(), auth::authenticate));
 
@@ -97,7 +105,8 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> impl IntoResponse {
-    let mut resp = ApiError::BadRequest("Method not allowed on this endpoint".into()).into_response();
+    let mut resp =
+        ApiError::BadRequest("Method not allowed on this endpoint".into()).into_response();
     *resp.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
     resp
 }

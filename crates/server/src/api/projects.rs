@@ -26,9 +26,14 @@ pub async fn list(
     Query(p): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let (limit, offset) = page(p.limit, p.offset, 50, 1000)?;
-    let (rows, total) = state.store.list_datasets(&caller.org_id, limit, offset).await?;
+    let (rows, total) = state
+        .store
+        .list_datasets(&caller.org_id, limit, offset)
+        .await?;
     let items: Vec<Value> = rows.iter().map(|d| render::dataset(d, None)).collect();
-    Ok(Json(json!({"projects": items, "data": items, "total": total, "limit": limit, "offset": offset})))
+    Ok(Json(
+        json!({"projects": items, "data": items, "total": total, "limit": limit, "offset": offset}),
+    ))
 }
 
 fn one(v: Value) -> Json<Value> {

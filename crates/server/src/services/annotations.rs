@@ -28,7 +28,10 @@ pub async fn save(state: &AppState, caller: &Caller, id: &str, body: &Value) -> 
     let img = image(state, caller, id).await?;
     if let Some(other) = body.get("image_id").and_then(Value::as_str) {
         if other != img.id {
-            return Err(ApiError::field(&["body", "image_id"], "does not match the image in the path"));
+            return Err(ApiError::field(
+                &["body", "image_id"],
+                "does not match the image in the path",
+            ));
         }
     }
     let raw = body
@@ -40,12 +43,15 @@ pub async fn save(state: &AppState, caller: &Caller, id: &str, body: &Value) -> 
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("Image '{id}' not found")))?;
     let classes = dataset.class_names();
-    let list = pictograph_core::annotation::validate_annotations(raw, Some(&classes)).map_err(|errors| {
-        ApiError::Fields {
-            message: format!("Invalid annotation payload: {}", errors.first().map(|e| e.msg.as_str()).unwrap_or("")),
+    let list = pictograph_core::annotation::validate_annotations(raw, Some(&classes)).map_err(
+        |errors| ApiError::Fields {
+            message: format!(
+                "Invalid annotation payload: {}",
+                errors.first().map(|e| e.msg.as_str()).unwrap_or("")
+            ),
             errors,
-        }
-    })?;
+        },
+    )?;
     let (previous, new, status) = state.store.save_annotations(&img.id, &list).await?;
     Ok(json!({
         "success": true,

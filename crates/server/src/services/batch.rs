@@ -60,40 +60,63 @@ fn parse_update(updates: Option<&Map<String, Value>>) -> ApiResult<ImageUpdate> 
         match k.as_str() {
             "status" => {
                 let s = v.as_str().and_then(Status::parse).ok_or_else(|| {
-                    ApiError::field(&loc, "status must be one of new, annotate, review, complete")
+                    ApiError::field(
+                        &loc,
+                        "status must be one of new, annotate, review, complete",
+                    )
                 })?;
                 u.status = Some(s.as_str().to_string());
             }
             "display_name" => {
-                let s = v.as_str().ok_or_else(|| ApiError::field(&loc, "must be a string"))?;
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| ApiError::field(&loc, "must be a string"))?;
                 if s.len() > names::MAX_FILENAME {
                     return Err(ApiError::field(&loc, "must be at most 255 bytes"));
                 }
                 u.display_name = Some(s.to_string());
             }
             "is_archived" => {
-                u.is_archived = Some(v.as_bool().ok_or_else(|| ApiError::field(&loc, "must be a boolean"))?);
+                u.is_archived = Some(
+                    v.as_bool()
+                        .ok_or_else(|| ApiError::field(&loc, "must be a boolean"))?,
+                );
             }
             _ => return Err(ApiError::field(&loc, format!("unknown field '{k}'"))),
         }
     }
     if u.status.is_none() && u.display_name.is_none() && u.is_archived.is_none() {
-        return Err(ApiError::field(&["body", "updates"], "at least one of status, display_name, is_archived is required"));
+        return Err(ApiError::field(
+            &["body", "updates"],
+            "at least one of status, display_name, is_archived is required",
+        ));
     }
     Ok(u)
 }
 
 /// Runs one batch operation; answers 404 when the dataset or every id is unknown.
-pub async fn run(state: &AppState, caller: &Caller, op: Op, req: BatchRequest) -> ApiResult<BatchOutcome> {
+pub async fn run(
+    state: &AppState,
+    caller: &Caller,
+    op: Op,
+    req: BatchRequest,
+) -> ApiResult<BatchOutcome> {
     if req.image_ids.is_empty() {
         return Err(ApiError::field(&["body", "image_ids"], "must not be empty"));
     }
     if req.image_ids.len() > MAX_IDS {
-        return Err(ApiError::field(&["body", "image_ids"], format!("at most {MAX_IDS} ids per request")));
+        return Err(ApiError::field(
+            &["body", "image_ids"],
+            format!("at most {MAX_IDS} ids per request"),
+        ));
     }
     let dataset = super::datasets::by_name(state, caller, &req.dataset_name).await?;
     let folder = || {
-        let raw = req.target_directory_path.as_deref().or(req.target_folder_path.as_deref()).unwrap_or("/");
+        let raw = req
+            .target_directory_path
+            .as_deref()
+            .or(req.target_folder_path.as_deref())
+            .unwrap_or("/");
         names::folder_path(raw).map_err(|e| ApiError::field(&["body", "target_folder_path"], e.0))
     };
     let store = &state.store;
@@ -116,7 +139,9 @@ pub async fn run(state: &AppState, caller: &Caller, op: Op, req: BatchRequest) -
                     ))
                 }
             };
-            store.batch_copy(&dataset.id, ids, &folder()?, mode, req.copy_annotations).await?
+            store
+                .batch_copy(&dataset.id, ids, &folder()?, mode, req.copy_annotations)
+                .await?
         }
         Op::Delete => {
             if req.permanent {
@@ -132,7 +157,12 @@ pub async fn run(state: &AppState, caller: &Caller, op: Op, req: BatchRequest) -
             store.batch_update(&dataset.id, ids, &update).await?
         }
     };
-    if out.succeeded.is_empty() && out.failed.iter().all(|(_, r)| r == crate::store::NOT_FOUND_REASON) {
+    if out.succeeded.is_empty()
+        && out
+            .failed
+            .iter()
+            .all(|(_, r)| r == crate::store::NOT_FOUND_REASON)
+    {
         return Err(ApiError::NotFound(format!(
             "None of the image ids exist in dataset '{}'",
             dataset.name

@@ -73,9 +73,9 @@ fn check_name(raw: &str) -> ApiResult<String> {
 }
 
 fn check_types(v: &Value) -> ApiResult<Value> {
-    let list = v
-        .as_array()
-        .ok_or_else(|| ApiError::field(&["body", "annotation_types"], "must be a list of strings"))?;
+    let list = v.as_array().ok_or_else(|| {
+        ApiError::field(&["body", "annotation_types"], "must be a list of strings")
+    })?;
     let mut out = Vec::new();
     for t in list {
         let s = t.as_str().filter(|s| ANNOTATION_TYPES.contains(s)).ok_or_else(|| {
@@ -101,27 +101,43 @@ fn check_classes(v: &Value) -> ApiResult<Value> {
         let obj = match c {
             Value::String(s) => json!({"name": s}),
             Value::Object(_) => c.clone(),
-            _ => return Err(ApiError::field(&["body", "classes"], format!("class {i} must be an object"))),
+            _ => {
+                return Err(ApiError::field(
+                    &["body", "classes"],
+                    format!("class {i} must be an object"),
+                ))
+            }
         };
         let name = obj
             .get("name")
             .and_then(Value::as_str)
             .map(str::trim)
             .filter(|n| !n.is_empty())
-            .ok_or_else(|| ApiError::field(&["body", "classes"], format!("class {i} needs a name")))?;
+            .ok_or_else(|| {
+                ApiError::field(&["body", "classes"], format!("class {i} needs a name"))
+            })?;
         if name.chars().count() > names::MAX_CLASS_NAME {
             return Err(ApiError::field(
                 &["body", "classes"],
-                format!("class name '{name}' is longer than {} characters", names::MAX_CLASS_NAME),
+                format!(
+                    "class name '{name}' is longer than {} characters",
+                    names::MAX_CLASS_NAME
+                ),
             ));
         }
         if !seen.insert(name.to_string()) {
-            return Err(ApiError::field(&["body", "classes"], format!("class '{name}' appears twice")));
+            return Err(ApiError::field(
+                &["body", "classes"],
+                format!("class '{name}' appears twice"),
+            ));
         }
         let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
         for k in ["type", "color"] {
             if obj.get(k).is_some_and(|v| !v.is_null() && !v.is_string()) {
-                return Err(ApiError::field(&["body", "classes"], format!("class '{name}': {k} must be a string")));
+                return Err(ApiError::field(
+                    &["body", "classes"],
+                    format!("class '{name}': {k} must be a string"),
+                ));
             }
         }
         out.push(json!({
@@ -134,7 +150,11 @@ fn check_classes(v: &Value) -> ApiResult<Value> {
 }
 
 /// Creates a project; member+.
-pub async fn create(state: &AppState, caller: &Caller, body: CreateProject) -> ApiResult<DatasetRow> {
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    body: CreateProject,
+) -> ApiResult<DatasetRow> {
     caller.require(Role::Member, "Creating a project")?;
     let name = check_name(&body.name)?;
     let types = match &body.annotation_types {
@@ -147,7 +167,13 @@ pub async fn create(state: &AppState, caller: &Caller, body: CreateProject) -> A
     };
     state
         .store
-        .create_dataset(&caller.org_id, &name, body.description.as_deref(), &classes, &types)
+        .create_dataset(
+            &caller.org_id,
+            &name,
+            body.description.as_deref(),
+            &classes,
+            &types,
+        )
         .await
         .map_err(|e| match e {
             crate::store::StoreError::Conflict => {
@@ -158,15 +184,35 @@ pub async fn create(state: &AppState, caller: &Caller, body: CreateProject) -> A
 }
 
 /// Updates a project; member+.
-pub async fn update(state: &AppState, caller: &Caller, name: &str, body: UpdateProject) -> ApiResult<DatasetRow> {
+pub async fn update(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    body: UpdateProject,
+) -> ApiResult<DatasetRow> {
     caller.require(Role::Member, "Updating a project")?;
     let current = by_name(state, caller, name).await?;
-    let new_name = body.new_name.as_deref().or(body.name.as_deref()).map(check_name).transpose()?;
+    let new_name = body
+        .new_name
+        .as_deref()
+        .or(body.name.as_deref())
+        .map(check_name)
+        .transpose()?;
     let patch = DatasetPatch {
         name: new_name.clone().filter(|n| n != &current.name),
         description: body.description,
-        classes: body.classes.as_ref().filter(|v| !v.is_null()).map(check_classes).transpose()?,
-        annotation_types: body.annotation_types.as_ref().filter(|v| !v.is_null()).map(check_types).transpose()?,
+        classes: body
+            .classes
+            .as_ref()
+            .filter(|v| !v.is_null())
+            .map(check_classes)
+            .transpose()?,
+        annotation_types: body
+            .annotation_types
+            .as_ref()
+            .filter(|v| !v.is_null())
+            .map(check_types)
+            .transpose()?,
     };
     state
         .store

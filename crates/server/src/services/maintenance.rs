@@ -23,11 +23,16 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<usize> {
     state.store.expire_pending_uploads().await?;
     let day_ago = chrono::Utc::now() - chrono::Duration::hours(24);
     state.store.expire_responses(&fmt_time(day_ago)).await?;
+    state
+        .blobs
+        .clear_stale_temp(Duration::from_secs(3600))
+        .await?;
     free_orphans(state).await
 }
 
 async fn free_orphans(state: &AppState) -> anyhow::Result<usize> {
-    let cutoff = chrono::Utc::now() - chrono::Duration::seconds(state.config.blob_grace_secs as i64);
+    let cutoff =
+        chrono::Utc::now() - chrono::Duration::seconds(state.config.blob_grace_secs as i64);
     let hashes = state.store.take_orphan_blobs(&fmt_time(cutoff)).await?;
     for h in &hashes {
         state.blobs.delete(h).await?;

@@ -50,7 +50,9 @@ async fn target_dataset(
 }
 
 fn conflict(filename: &str, folder: &str) -> ApiError {
-    ApiError::Conflict(format!("Image '{filename}' already exists in folder '{folder}'"))
+    ApiError::Conflict(format!(
+        "Image '{filename}' already exists in folder '{folder}'"
+    ))
 }
 
 /// The file type an upload is allowed to have, from its name and declared type.
@@ -63,7 +65,9 @@ fn declared_format(filename: &str, content_type: Option<&str>) -> ApiResult<Form
         .ok_or_else(|| {
             ApiError::UnsupportedType(format!(
                 "Unsupported file extension '.{ext}': use one of {}",
-                names::SUPPORTED_EXTENSIONS.map(|e| format!(".{e}")).join(" ")
+                names::SUPPORTED_EXTENSIONS
+                    .map(|e| format!(".{e}"))
+                    .join(" ")
             ))
         })?;
     if let Some(ct) = content_type.filter(|c| !c.trim().is_empty()) {
@@ -84,12 +88,23 @@ pub async fn upload_url(
     req: UploadRequest,
 ) -> ApiResult<Value> {
     caller.require(Role::Member, "Uploading")?;
-    let dataset = target_dataset(state, caller, req.dataset_id.as_deref(), req.dataset.as_deref()).await?;
-    let filename = names::filename(&req.filename).map_err(|e| ApiError::field(&["body", "filename"], e.0))?;
+    let dataset = target_dataset(
+        state,
+        caller,
+        req.dataset_id.as_deref(),
+        req.dataset.as_deref(),
+    )
+    .await?;
+    let filename =
+        names::filename(&req.filename).map_err(|e| ApiError::field(&["body", "filename"], e.0))?;
     let folder = names::folder_path(req.folder.as_deref().unwrap_or("/"))
         .map_err(|e| ApiError::field(&["body", "folder_path"], e.0))?;
     let format = declared_format(&filename, req.content_type.as_deref())?;
-    if state.store.name_taken(&dataset.id, &folder, &filename).await? {
+    if state
+        .store
+        .name_taken(&dataset.id, &folder, &filename)
+        .await?
+    {
         return Err(conflict(&filename, &folder));
     }
     let ttl = state.config.url_ttl_secs as i64;
@@ -152,7 +167,9 @@ where
     E: std::fmt::Display,
 {
     if !state.signer.verify("PUT", &put.id, put.expires, &put.sig) {
-        return Err(ApiError::Forbidden("Upload URL signature is invalid or expired".into()));
+        return Err(ApiError::Forbidden(
+            "Upload URL signature is invalid or expired".into(),
+        ));
     }
     let pending = state
         .store
@@ -181,7 +198,9 @@ where
     match store_blob(state, &pending, &tmp, hash, size).await {
         Ok(blob) => {
             state.store.attach_blob(&pending.id, &blob).await?;
-            Ok(json!({"success": true, "upload_id": pending.id, "size": blob.size, "mime_type": blob.mime}))
+            Ok(
+                json!({"success": true, "upload_id": pending.id, "size": blob.size, "mime_type": blob.mime}),
+            )
         }
         Err(e) => {
             state.blobs.discard(&tmp).await;
@@ -191,7 +210,10 @@ where
 }
 
 fn too_large(max: u64) -> ApiError {
-    ApiError::TooLarge(format!("File exceeds the {} MB upload limit", max / (1024 * 1024)))
+    ApiError::TooLarge(format!(
+        "File exceeds the {} MB upload limit",
+        max / (1024 * 1024)
+    ))
 }
 
 async fn read_body<S, E>(incoming: &mut Incoming, mut body: S, max: u64) -> ApiResult<()>
@@ -200,7 +222,8 @@ where
     E: std::fmt::Display,
 {
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("Reading the upload failed: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("Reading the upload failed: {e}")))?;
         if incoming.size() + chunk.len() as u64 > max {
             return Err(too_large(max));
         }
@@ -233,11 +256,16 @@ async fn store_blob(
         )));
     }
     if expected == Some(Format::Heic) {
-        let bytes = tokio::fs::read(tmp).await.map_err(|e| ApiError::Internal(e.into()))?;
-        let (png, w, h) = tokio::task::spawn_blocking(move || pictograph_media::heic_to_png(&bytes))
+        let bytes = tokio::fs::read(tmp)
             .await
-            .map_err(|e| ApiError::Internal(e.into()))?
-            .map_err(|e| ApiError::Invalid(format!("The HEIC image could not be decoded: {e}")))?;
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let (png, w, h) =
+            tokio::task::spawn_blocking(move || pictograph_media::heic_to_png(&bytes))
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?
+                .map_err(|e| {
+                    ApiError::Invalid(format!("The HEIC image could not be decoded: {e}"))
+                })?;
         let (hash, size) = state.blobs.put_bytes(&png).await?;
         state.blobs.discard(tmp).await;
         return Ok(BlobInfo {
@@ -279,29 +307,51 @@ pub async fn register(
         .pending_upload(&upload_id)
         .await?
         .filter(|p| p.org_id == caller.org_id)
-        .ok_or_else(|| ApiError::NotFound("Upload not found, expired or already registered".into()))?;
+        .ok_or_else(|| {
+            ApiError::NotFound("Upload not found, expired or already registered".into())
+        })?;
     if let Some(ds) = field(&["dataset_id", "dataset"]) {
         if ds != pending.dataset_id {
-            let named = state.store.dataset_by_id(&caller.org_id, &pending.dataset_id).await?;
+            let named = state
+                .store
+                .dataset_by_id(&caller.org_id, &pending.dataset_id)
+                .await?;
             if named.is_none_or(|d| d.name != ds) {
-                return Err(ApiError::field(&["body", "dataset_id"], "does not match the upload URL's dataset"));
+                return Err(ApiError::field(
+                    &["body", "dataset_id"],
+                    "does not match the upload URL's dataset",
+                ));
             }
         }
     }
     if pending.expires_at < crate::store::now() {
-        return Err(ApiError::NotFound("Upload URL expired: request a new one".into()));
+        return Err(ApiError::NotFound(
+            "Upload URL expired: request a new one".into(),
+        ));
     }
-    let (Some(hash), Some(size), Some(mime)) = (pending.blob_hash.clone(), pending.size, pending.mime.clone()) else {
-        return Err(ApiError::Invalid("No bytes were received for this upload: PUT the file to the upload URL first".into()));
+    let (Some(hash), Some(size), Some(mime)) = (
+        pending.blob_hash.clone(),
+        pending.size,
+        pending.mime.clone(),
+    ) else {
+        return Err(ApiError::Invalid(
+            "No bytes were received for this upload: PUT the file to the upload URL first".into(),
+        ));
     };
     if size as u64 > state.config.max_upload_bytes {
         return Err(too_large(state.config.max_upload_bytes));
     }
     if !state.blobs.exists(&hash).await {
-        return Err(ApiError::Invalid("The uploaded bytes are gone: upload the file again".into()));
+        return Err(ApiError::Invalid(
+            "The uploaded bytes are gone: upload the file again".into(),
+        ));
     }
     let dim = |server: Option<i64>, keys: &[&str]| {
-        server.or_else(|| field(keys).and_then(|v| v.parse::<i64>().ok()).filter(|v| *v > 0))
+        server.or_else(|| {
+            field(keys)
+                .and_then(|v| v.parse::<i64>().ok())
+                .filter(|v| *v > 0)
+        })
     };
     let new = NewImage {
         dataset_id: pending.dataset_id.clone(),

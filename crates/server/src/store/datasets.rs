@@ -79,7 +79,8 @@ pub struct DatasetPatch {
     pub annotation_types: Option<serde_json::Value>,
 }
 
-const COLUMNS: &str = "SELECT id, org_id, name, description, classes, annotation_types, image_count, \
+const COLUMNS: &str =
+    "SELECT id, org_id, name, description, classes, annotation_types, image_count, \
      completed_image_count, archived_images, total_size, annotation_count, created_at, updated_at \
      FROM datasets";
 
@@ -112,7 +113,11 @@ impl Store {
     }
 
     /// The dataset called `name` (case-sensitive) in the organisation.
-    pub async fn dataset_by_name(&self, org_id: &str, name: &str) -> StoreResult<Option<DatasetRow>> {
+    pub async fn dataset_by_name(
+        &self,
+        org_id: &str,
+        name: &str,
+    ) -> StoreResult<Option<DatasetRow>> {
         let sql = sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE org_id = $1 AND name = $2"));
         let row = sqlx::query(sql)
             .bind(org_id)

@@ -176,7 +176,12 @@ impl Store {
     }
 
     /// Whether a live image already has this name in this folder.
-    pub async fn name_taken(&self, dataset_id: &str, folder: &str, filename: &str) -> StoreResult<bool> {
+    pub async fn name_taken(
+        &self,
+        dataset_id: &str,
+        folder: &str,
+        filename: &str,
+    ) -> StoreResult<bool> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n FROM images WHERE dataset_id = $1 AND folder = $2 \
              AND filename = $3 AND is_archived = 0",
@@ -509,7 +514,9 @@ impl Store {
         let mut out = self.split_found(ids, &found);
         if !out.succeeded.is_empty() {
             if permanent {
-                out.released_blobs = self.delete_rows(&mut tx, dataset_id, &out.succeeded).await?;
+                out.released_blobs = self
+                    .delete_rows(&mut tx, dataset_id, &out.succeeded)
+                    .await?;
             } else {
                 let sql = AssertSqlSafe(format!(
                     "UPDATE images SET is_archived = 1, version = version + 1, updated_at = $1 \
@@ -564,7 +571,8 @@ impl Store {
             for id in std::mem::take(&mut out.succeeded) {
                 let row = by_id[id.as_str()];
                 let free = !clash.contains(&id)
-                    && (!row.is_archived || names.insert((row.folder.clone(), row.filename.clone())));
+                    && (!row.is_archived
+                        || names.insert((row.folder.clone(), row.filename.clone())));
                 if free {
                     keep.push(id);
                 } else {

@@ -11,7 +11,7 @@ mod keys;
 mod uploads;
 
 pub use datasets::{DatasetPatch, DatasetRow};
-pub use images::{NOT_FOUND_REASON, BatchOutcome, CopyMode, ImageRow, ImageUpdate, NewImage};
+pub use images::{BatchOutcome, CopyMode, ImageRow, ImageUpdate, NewImage, NOT_FOUND_REASON};
 pub use keys::{KeyRow, OrgRow};
 pub use uploads::{BlobInfo, PendingUpload, StoredResponse};
 

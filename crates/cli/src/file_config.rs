@@ -1,0 +1,68 @@
+//! The configuration-file layer: a TOML file whose settings sit between the built-in defaults
+//! and the `PICTOGRAPH_*` environment and flags.
+
+use crate::ServeArgs;
+use anyhow::Context;
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Settings a file may hold; the names are the flags' names with `_` for `-`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    signing_secret: Option<String>,
+    rate_limit_free: Option<u32>,
+    rate_limit_core: Option<u32>,
+    rate_limit_pro: Option<u32>,
+    rate_limit_enterprise: Option<u32>,
+    max_upload_bytes: Option<u64>,
+    blob_grace_secs: Option<u64>,
+}
+
+/// Fills every setting that neither a flag nor the environment gave from the file named by
+/// `--config`, if any.
+pub fn apply(args: &mut ServeArgs, matches: &ArgMatches) -> anyhow::Result<()> {
+    let Some(path) = args.config.clone() else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    let file: FileConfig =
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?;
+    let unset = |id: &str| {
+        !matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    macro_rules! layer {
+        ($($field:ident => $target:expr),* $(,)?) => {
+            $(if let Some(v) = file.$field {
+                if unset(stringify!($field)) {
+                    $target = v.into();
+                }
+            })*
+        };
+    }
+    layer! {
+        data_dir => args.data.data_dir,
+        database_url => args.data.database_url,
+        listen => args.listen,
+        public_url => args.public_url,
+        signing_secret => args.signing_secret,
+        rate_limit_free => args.rate_limit_free,
+        rate_limit_core => args.rate_limit_core,
+        rate_limit_pro => args.rate_limit_pro,
+        rate_limit_enterprise => args.rate_limit_enterprise,
+        max_upload_bytes => args.max_upload_bytes,
+        blob_grace_secs => args.blob_grace_secs,
+    }
+    Ok(())
+}

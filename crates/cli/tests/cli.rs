@@ -1,0 +1,164 @@
+//! The `pictograph` binary: key administration and the configuration layers of `serve`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pictograph"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PICTOGRAPH_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = bin().args(args).output().expect("run pictograph");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Starts `serve` and returns the child and the `listening on` URL it printed.
+fn serve(cmd: &mut Command) -> (Child, String, Vec<String>) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = Vec::new();
+    let reader = BufReader::new(child.stdout.take().expect("stdout"));
+    for line in reader.lines() {
+        let line = line.expect("read stdout");
+        if let Some(url) = line.strip_prefix("listening on ") {
+            return (child, url.to_string(), lines);
+        }
+        lines.push(line);
+    }
+    let _ = child.kill();
+    panic!("serve exited before listening; printed {lines:?}");
+}
+
+#[test]
+fn keys_are_created_listed_and_revoked_without_storing_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (ok, key, _) = run(&[
+        "keys",
+        "create",
+        "--data-dir",
+        d,
+        "--org",
+        "acme",
+        "--role",
+        "admin",
+        "--tier",
+        "pro",
+    ]);
+    assert!(ok);
+    let key = key.trim();
+    assert!(key.starts_with("pk_live_") && key.len() == 48, "{key}");
+    let (ok, other, _) = run(&["keys", "create", "--data-dir", d, "--org", "acme"]);
+    assert!(ok);
+    assert_ne!(other.trim(), key);
+
+    let (ok, list, _) = run(&["keys", "list", "--data-dir", d]);
+    assert!(ok);
+    assert!(!list.contains(key), "the secret is never listed");
+    assert!(list.contains(&key[..14]), "the prefix is");
+    assert!(list.contains("admin") && list.contains("pro") && list.contains("acme"));
+
+    let db = std::fs::read(dir.path().join("pictograph.db")).unwrap();
+    assert!(
+        !db.windows(key.len()).any(|w| w == key.as_bytes()),
+        "the secret is not in the database"
+    );
+
+    let (ok, _, _) = run(&["keys", "revoke", "--data-dir", d, &key[..14]]);
+    assert!(ok);
+    let (_, list, _) = run(&["keys", "list", "--data-dir", d]);
+    assert!(list.contains("revoked"));
+    let (ok, _, err) = run(&["keys", "revoke", "--data-dir", d, "pk_live_nope"]);
+    assert!(!ok);
+    assert!(err.starts_with("error: no active key"), "{err}");
+}
+
+#[test]
+fn bad_role_or_tier_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (ok, _, err) = run(&["keys", "create", "--data-dir", d, "--role", "king"]);
+    assert!(!ok);
+    assert_eq!(
+        err.trim(),
+        "error: unknown role 'king': use member, admin or owner"
+    );
+    let (ok, _, err) = run(&["keys", "create", "--data-dir", d, "--tier", "gold"]);
+    assert!(!ok);
+    assert!(err.contains("unknown tier 'gold'"), "{err}");
+}
+
+#[test]
+fn first_start_prints_an_owner_key_once_and_config_layers_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("pictograph.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://files.example:1\"\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+
+    let (mut child, url, printed) =
+        serve(bin().args(["serve", "--config", file.to_str().unwrap()]));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "{url}"
+    );
+    assert!(
+        printed.iter().any(|l| l.trim().starts_with("pk_live_")),
+        "{printed:?}"
+    );
+    assert!(
+        data.join("pictograph.db").exists(),
+        "data_dir came from the file"
+    );
+
+    // Second start on the same data: no new key.
+    let (mut child, _, printed) = serve(bin().args(["serve", "--config", file.to_str().unwrap()]));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        !printed.iter().any(|l| l.contains("pk_live_")),
+        "{printed:?}"
+    );
+
+    // The environment beats the file.
+    let env_data = dir.path().join("env-data");
+    let (mut child, _, printed) = serve(
+        bin()
+            .args(["serve", "--config", file.to_str().unwrap()])
+            .env("PICTOGRAPH_DATA_DIR", env_data.to_str().unwrap()),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(env_data.join("pictograph.db").exists());
+    assert!(
+        printed.iter().any(|l| l.contains("pk_live_")),
+        "a new, empty store"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "listen_port = 3\n").unwrap();
+    let (ok, _, err) = run(&["serve", "--config", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("parsing config file"), "{err}");
+}
