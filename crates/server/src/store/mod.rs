@@ -133,11 +133,7 @@ impl Store {
     async fn migrate(&self) -> StoreResult<()> {
         let migrator = match self.dialect {
             Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
-            Dialect::Postgres => {
-                return Err(StoreError::Db(sqlx::Error::Configuration(
-                    "PostgreSQL is not supported by this build yet".into(),
-                )))
-            }
+            Dialect::Postgres => sqlx::migrate!("./migrations/postgres"),
         };
         migrator
             .run(&self.write)
