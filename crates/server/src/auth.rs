@@ -1,6 +1,7 @@
 //! API keys: generation, hashing, roles, and the middleware that authenticates and rate-limits.
 
 use crate::error::ApiError;
+use crate::ratelimit::Verdict;
 use crate::AppState;
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
@@ -131,10 +132,16 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         return ApiError::Unauthorized("Invalid or revoked API key".into()).into_response();
     };
     let limit = state.config.rate_limits.for_tier(&row.tier);
-    let verdict = limit.map(|l| state.limiter.check(&row.id, l));
-    if let Some(Err(retry_after)) = verdict {
+    let verdict = match limit {
+        Some(l) => match state.limiter.check(&state.store, &row.id, l).await {
+            Ok(v) => Some((l, v)),
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        None => None,
+    };
+    if let Some((l, Verdict::Refused { retry_after })) = verdict {
         let mut resp = ApiError::RateLimited { retry_after }.into_response();
-        set_limit_headers(&mut resp, limit.unwrap_or(0), 0, retry_after);
+        set_limit_headers(&mut resp, l, 0, retry_after);
         return resp;
     }
     req.extensions_mut().insert(Caller {
@@ -143,8 +150,8 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         role,
     });
     let mut resp = next.run(req).await;
-    if let (Some(limit), Some(Ok((remaining, reset)))) = (limit, verdict) {
-        set_limit_headers(&mut resp, limit, remaining, reset);
+    if let Some((l, Verdict::Allowed { remaining, reset })) = verdict {
+        set_limit_headers(&mut resp, l, remaining, reset);
     }
     resp
 }

@@ -55,10 +55,13 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     };
     Ok(AppState {
         config: Arc::new(config),
-        store,
+        store: store.clone(),
         blobs,
         signer: signing::Signer::new(&secret),
-        limiter: Arc::new(ratelimit::Limiter::default()),
+        limiter: Arc::new(match store.dialect() {
+            store::Dialect::Sqlite => ratelimit::Limiter::memory(),
+            store::Dialect::Postgres => ratelimit::Limiter::Database,
+        }),
     })
 }
 

@@ -146,6 +146,11 @@ impl Store {
         Ok(self.write.begin().await?)
     }
 
+    /// The dialect of the database.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     /// Checks the database answers.
     pub async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;

@@ -235,3 +235,34 @@ impl Store {
         Ok(done.rows_affected())
     }
 }
+
+impl Store {
+    /// Takes one token from `key`'s bucket, refilled at `rate_per_ms` up to `capacity`, in one
+    /// statement. Returns whether a token was taken, and the tokens left.
+    pub async fn take_token(
+        &self,
+        key: &str,
+        capacity: f64,
+        now_ms: i64,
+        rate_per_ms: f64,
+    ) -> StoreResult<(bool, f64)> {
+        const REFILL: &str = "(CASE WHEN rate_buckets.tokens + ($3 - rate_buckets.updated_ms) * $4 > $2 \
+             THEN $2 ELSE rate_buckets.tokens + ($3 - rate_buckets.updated_ms) * $4 END)";
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO rate_buckets (key_id, tokens, updated_ms, last_ok) VALUES ($1, $2 - 1, $3, 1) \
+             ON CONFLICT (key_id) DO UPDATE SET \
+               tokens = CASE WHEN {REFILL} >= 1 THEN {REFILL} - 1 ELSE {REFILL} END, \
+               last_ok = CASE WHEN {REFILL} >= 1 THEN 1 ELSE 0 END, \
+               updated_ms = $3 \
+             RETURNING tokens, last_ok"
+        ));
+        let row = sqlx::query(sql)
+            .bind(key)
+            .bind(capacity)
+            .bind(now_ms)
+            .bind(rate_per_ms)
+            .fetch_one(&self.write)
+            .await?;
+        Ok((get::<i64>(&row, "last_ok")? == 1, get(&row, "tokens")?))
+    }
+}

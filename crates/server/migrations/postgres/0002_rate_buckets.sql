@@ -1,0 +1,7 @@
+-- Request budgets shared by every server process using this database.
+CREATE TABLE rate_buckets (
+    key_id TEXT PRIMARY KEY,
+    tokens DOUBLE PRECISION NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    last_ok BIGINT NOT NULL
+);
