@@ -14,7 +14,8 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
-    database_url: Option<String>,
+        database_url: Option<String>,
+    blobs_url: Option<String>,
     listen: Option<SocketAddr>,
     public_url: Option<String>,
     signing_secret: Option<String>,
@@ -53,7 +54,8 @@ pub fn apply(args: &mut ServeArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     }
     layer! {
         data_dir => args.data.data_dir,
-        database_url => args.data.database_url,
+                database_url => args.data.database_url,
+        blobs_url => args.data.blobs_url,
         listen => args.listen,
         public_url => args.public_url,
         signing_secret => args.signing_secret,

@@ -27,15 +27,22 @@ struct DataArgs {
     /// Directory holding the database, image bytes and the URL-signing key.
     #[arg(long, env = "PICTOGRAPH_DATA_DIR", default_value = "./pictograph-data")]
     data_dir: PathBuf,
-    /// Metadata database URL (default: SQLite inside the data directory).
-    #[arg(long, env = "PICTOGRAPH_DATABASE_URL")]
+        /// Metadata database URL: `sqlite://path` or `postgres://…` (default: SQLite inside the
+    /// data directory).
+    #[arg(long, alias = "database", env = "PICTOGRAPH_DATABASE_URL")]
     database_url: Option<String>,
+    /// Image bytes: `file://path` or `s3://bucket/prefix` (default: the data directory). S3
+    /// credentials, region and endpoint come from the usual `AWS_*` variables and
+    /// `AWS_ENDPOINT_URL`.
+    #[arg(long = "blobs", env = "PICTOGRAPH_BLOBS_URL")]
+    blobs_url: Option<String>,
 }
 
 impl DataArgs {
     fn config(&self) -> Config {
         let mut c = Config::new(&self.data_dir);
-        c.database_url = self.database_url.clone();
+                c.database_url = self.database_url.clone();
+        c.blobs_url = self.blobs_url.clone();
         c
     }
 }

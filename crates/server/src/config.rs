@@ -51,6 +51,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Metadata database URL; SQLite under `data_dir` when unset.
     pub database_url: Option<String>,
+    /// Blob store URL: `file://…` or `s3://bucket/prefix`; the data directory when unset.
+    pub blobs_url: Option<String>,
     /// Secret for signed URLs; generated and kept under `data_dir` when unset.
     pub signing_secret: Option<String>,
     /// Hourly request budgets.
@@ -71,6 +73,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             database_url: None,
+            blobs_url: None,
             signing_secret: None,
             rate_limits: RateLimits::default(),
             max_upload_bytes: 50 * 1024 * 1024,

@@ -46,7 +46,7 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     let store = store::Store::connect(&config.database_url())
         .await
         .context("opening the metadata store")?;
-    let blobs = blobs::Blobs::open(&config.data_dir)
+    let blobs = blobs::Blobs::open(&config.data_dir, config.blobs_url.as_deref())
         .await
         .context("opening the blob store")?;
     let secret = match &config.signing_secret {

@@ -12,8 +12,7 @@ use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
+
 
 /// Signature query of a signed URL.
 #[derive(Debug, Deserialize)]
@@ -129,12 +128,7 @@ pub async fn serve(state: &AppState, img: &ImageRow, headers: &HeaderMap) -> Api
             .body(Body::empty())
             .map_err(|e| ApiError::Internal(e.into()));
     }
-    let mut file = state.blobs.open_blob(&img.blob_hash).await?;
-    let size = file
-        .metadata()
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .len();
+        let size = state.blobs.len(&img.blob_hash).await?;
     builder = builder.header(
         header::CONTENT_TYPE,
         HeaderValue::from_str(&img.mime_type)
@@ -152,20 +146,16 @@ pub async fn serve(state: &AppState, img: &ImageRow, headers: &HeaderMap) -> Api
             .status(StatusCode::RANGE_NOT_SATISFIABLE)
             .header(header::CONTENT_RANGE, format!("bytes */{size}"))
             .body(Body::empty()),
-        Ok(None) => builder
+                Ok(None) => builder
             .header(header::CONTENT_LENGTH, size)
-            .body(Body::from_stream(ReaderStream::new(file))),
-        Ok(Some((start, end))) => {
-            file.seek(std::io::SeekFrom::Start(start))
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?;
-            let len = end - start + 1;
-            builder
-                .status(StatusCode::PARTIAL_CONTENT)
-                .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"))
-                .header(header::CONTENT_LENGTH, len)
-                .body(Body::from_stream(ReaderStream::new(file.take(len))))
-        }
+            .body(Body::from_stream(state.blobs.stream(&img.blob_hash, None).await?)),
+        Ok(Some((start, end))) => builder
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"))
+            .header(header::CONTENT_LENGTH, end - start + 1)
+            .body(Body::from_stream(
+                state.blobs.stream(&img.blob_hash, Some((start, end))).await?,
+            )),
     };
     resp.map_err(|e| ApiError::Internal(e.into()))
 }

@@ -125,7 +125,14 @@ pub async fn upload_url(
         height: None,
     };
     state.store.create_pending_upload(&pending).await?;
-    let url = links.upload_url(&id, expires);
+        let url = match state
+        .blobs
+        .presign_upload(&id, std::time::Duration::from_secs(ttl as u64))
+        .await?
+    {
+        Some(presigned) => presigned,
+        None => links.upload_url(&id, expires),
+    };
     let body = json!({
         "upload_url": url,
         "upload_id": id,
@@ -287,6 +294,39 @@ async fn store_blob(
     })
 }
 
+/// Takes the object a client PUT straight into the object store through a presigned URL:
+/// checks its size and type exactly like a proxied PUT, stores it under its hash, and attaches
+/// it to the pending upload. An upload with nothing uploaded is returned unchanged.
+async fn ingest_presigned(state: &AppState, pending: PendingUpload) -> ApiResult<PendingUpload> {
+    let max = state.config.max_upload_bytes;
+    let (tmp, hash, size) = match state.blobs.fetch_upload(&pending.id, max).await? {
+        None => return Ok(pending),
+        Some(Err(_)) => {
+            state.blobs.delete_upload(&pending.id).await?;
+            return Err(too_large(max));
+        }
+        Some(Ok(staged)) => staged,
+    };
+    let blob = match store_blob(state, &pending, &tmp, hash, size).await {
+        Ok(b) => b,
+        Err(e) => {
+            state.blobs.discard(&tmp).await;
+            state.blobs.delete_upload(&pending.id).await?;
+            return Err(e);
+        }
+    };
+    state.store.attach_blob(&pending.id, &blob).await?;
+    state.blobs.delete_upload(&pending.id).await?;
+    Ok(PendingUpload {
+        blob_hash: Some(blob.hash),
+        size: Some(blob.size),
+        mime: Some(blob.mime),
+        width: blob.width,
+        height: blob.height,
+        ..pending
+    })
+}
+
 /// Turns a received upload into an image. `fields` are the form or JSON fields as text.
 pub async fn register(
     state: &AppState,
@@ -329,6 +369,10 @@ pub async fn register(
             "Upload URL expired: request a new one".into(),
         ));
     }
+        let pending = match pending.blob_hash {
+        Some(_) => pending,
+        None => ingest_presigned(state, pending).await?,
+    };
     let (Some(hash), Some(size), Some(mime)) = (
         pending.blob_hash.clone(),
         pending.size,

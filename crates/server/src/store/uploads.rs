@@ -143,13 +143,13 @@ impl Store {
         Ok(())
     }
 
-    /// Drops expired pending uploads; returns how many.
-    pub async fn expire_pending_uploads(&self) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM pending_uploads WHERE expires_at < $1")
+        /// Drops expired pending uploads; returns their ids.
+    pub async fn expire_pending_uploads(&self) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("DELETE FROM pending_uploads WHERE expires_at < $1 RETURNING id")
             .bind(now())
-            .execute(&self.write)
+            .fetch_all(&self.write)
             .await?;
-        Ok(done.rows_affected())
+        rows.iter().map(|r| get(r, "id")).collect()
     }
 
     /// Forgets blobs that nothing refers to and that were last touched before `cutoff`;

@@ -1,26 +1,17 @@
-//! Image bytes on the local disk, content-addressed by SHA-256 and never modified.
+//! Image bytes on the local disk under `<data>/blobs/ab/cd/<hash>`.
 //!
 //! Incoming bytes are written to a temporary file under the data directory, hashed as they
-//! arrive, then renamed under their hash (atomic; an existing copy is identical by construction).
+//! arrive, fsynced, then renamed under their hash (atomic; an existing copy is identical by
+//! construction).
 
+use super::{valid_hash, BlobError};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
 
-/// A blob store failure.
-#[derive(Debug, thiserror::Error)]
-pub enum BlobError {
-    /// An I/O failure.
-    #[error("blob i/o: {0}")]
-    Io(#[from] std::io::Error),
-    /// The hash is not a SHA-256 hex string.
-    #[error("invalid blob hash")]
-    BadHash,
-}
-
-/// Bytes on disk under `<root>/blobs/ab/cd/<hash>`.
+/// Bytes on disk, plus the temporary directory every backend stages writes in.
 #[derive(Debug, Clone)]
-pub struct Blobs {
+pub struct LocalBlobs {
     root: PathBuf,
     tmp: PathBuf,
 }
@@ -60,21 +51,14 @@ impl Incoming {
     }
 }
 
-fn valid_hash(hash: &str) -> bool {
-    hash.len() == 64
-        && hash
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-}
-
-impl Blobs {
+impl LocalBlobs {
     /// Opens (creating) the store under a data directory.
-    pub async fn open(data_dir: &Path) -> Result<Blobs, BlobError> {
+    pub async fn open(data_dir: &Path) -> Result<LocalBlobs, BlobError> {
         let root = data_dir.join("blobs");
         let tmp = data_dir.join("tmp");
         tokio::fs::create_dir_all(&root).await?;
         tokio::fs::create_dir_all(&tmp).await?;
-        Ok(Blobs { root, tmp })
+        Ok(LocalBlobs { root, tmp })
     }
 
     /// Where the bytes of `hash` live. Only well-formed hashes map to a path.
@@ -105,15 +89,6 @@ impl Blobs {
         }
         tokio::fs::rename(tmp, &dest).await?;
         Ok(())
-    }
-
-    /// Stores bytes held in memory; returns (hash, size).
-    pub async fn put_bytes(&self, bytes: &[u8]) -> Result<(String, u64), BlobError> {
-        let mut inc = self.incoming().await?;
-        inc.write(bytes).await?;
-        let (tmp, hash, size) = inc.finish().await?;
-        self.commit(&tmp, &hash).await?;
-        Ok((hash, size))
     }
 
     /// Removes a temporary file, ignoring one that is already gone.

@@ -1,0 +1,226 @@
+//! Image bytes: content-addressed by SHA-256, written once, never modified.
+//!
+//! Bytes live on the local disk (`file://`, the default) or in S3-compatible object storage
+//! (`s3://bucket/prefix`). Writes are always staged in a local temporary file first, hashed as
+//! they arrive, and only then stored under their hash, so a half-written object is never
+//! visible under a hash.
+
+mod local;
+mod remote;
+
+pub use local::{Incoming, LocalBlobs};
+pub use remote::RemoteBlobs;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A blob store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// An I/O failure.
+    #[error("blob i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The hash is not a SHA-256 hex string.
+    #[error("invalid blob hash")]
+    BadHash,
+    /// An object store failure.
+    #[error("object store: {0}")]
+    Remote(#[from] object_store::Error),
+    /// A blob store URL that cannot be used.
+    #[error("blob store configuration: {0}")]
+    Config(String),
+}
+
+fn valid_hash(hash: &str) -> bool {
+    hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// Where an object's bytes are stored, relative to the store's root: `blobs/ab/cd/<hash>`.
+fn blob_key(hash: &str) -> Result<String, BlobError> {
+    if !valid_hash(hash) {
+        return Err(BlobError::BadHash);
+    }
+    Ok(format!("blobs/{}/{}/{hash}", &hash[0..2], &hash[2..4]))
+}
+
+/// A stream of a blob's bytes.
+pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// The byte store: local staging always, and optionally a remote object store.
+#[derive(Debug, Clone)]
+pub struct Blobs {
+    local: LocalBlobs,
+    remote: Option<RemoteBlobs>,
+}
+
+impl Blobs {
+    /// Opens the store: `url` is `None` or `file://…` for the data directory's disk,
+    /// `s3://bucket[/prefix]` for S3-compatible storage (credentials and endpoint from the
+    /// usual `AWS_*` variables).
+    pub async fn open(data_dir: &Path, url: Option<&str>) -> Result<Blobs, BlobError> {
+        let remote = match url {
+            None => None,
+            Some(u) if u.starts_with("file://") => None,
+            Some(u) => Some(RemoteBlobs::open(u)?),
+        };
+        let local_root = match url.and_then(|u| u.strip_prefix("file://")) {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => data_dir.to_path_buf(),
+        };
+        Ok(Blobs {
+            local: LocalBlobs::open(&local_root).await?,
+            remote,
+        })
+    }
+
+    /// Whether bytes live in a remote object store.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// The local file of `hash` (local stores only).
+    pub fn path(&self, hash: &str) -> Result<PathBuf, BlobError> {
+        self.local.path(hash)
+    }
+
+    /// Starts a staged write.
+    pub async fn incoming(&self) -> Result<Incoming, BlobError> {
+        self.local.incoming().await
+    }
+
+    /// Removes a staged file.
+    pub async fn discard(&self, tmp: &Path) {
+        self.local.discard(tmp).await
+    }
+
+    /// Stores a finished staged file under its hash.
+    pub async fn commit(&self, tmp: &Path, hash: &str) -> Result<(), BlobError> {
+        match &self.remote {
+            Some(r) => {
+                r.put_file(&blob_key(hash)?, tmp).await?;
+                self.local.discard(tmp).await;
+                Ok(())
+            }
+            None => self.local.commit(tmp, hash).await,
+        }
+    }
+
+    /// Stores bytes held in memory; returns (hash, size).
+    pub async fn put_bytes(&self, bytes: &[u8]) -> Result<(String, u64), BlobError> {
+        let mut inc = self.incoming().await?;
+        inc.write(bytes).await?;
+        let (tmp, hash, size) = inc.finish().await?;
+        self.commit(&tmp, &hash).await?;
+        Ok((hash, size))
+    }
+
+    /// Whether the bytes of `hash` are present.
+    pub async fn exists(&self, hash: &str) -> bool {
+        match &self.remote {
+            Some(r) => match blob_key(hash) {
+                Ok(k) => r.size(&k).await.is_ok(),
+                Err(_) => false,
+            },
+            None => self.local.exists(hash).await,
+        }
+    }
+
+    /// Frees the bytes of `hash`; missing bytes are not an error.
+    pub async fn delete(&self, hash: &str) -> Result<(), BlobError> {
+        match &self.remote {
+            Some(r) => r.delete(&blob_key(hash)?).await,
+            None => self.local.delete(hash).await,
+        }
+    }
+
+    /// The size of the bytes of `hash`.
+    pub async fn len(&self, hash: &str) -> Result<u64, BlobError> {
+        match &self.remote {
+            Some(r) => r.size(&blob_key(hash)?).await,
+            None => Ok(tokio::fs::metadata(self.local.path(hash)?).await?.len()),
+        }
+    }
+
+    /// Streams the bytes of `hash`, or the inclusive byte range `start..=end` of them.
+    pub async fn stream(&self, hash: &str, range: Option<(u64, u64)>) -> Result<ByteStream, BlobError> {
+        use futures::StreamExt;
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        match &self.remote {
+            Some(r) => r.stream(&blob_key(hash)?, range).await,
+            None => {
+                let mut file = self.local.open_blob(hash).await?;
+                let reader = match range {
+                    Some((start, end)) => {
+                        file.seek(std::io::SeekFrom::Start(start)).await?;
+                        file.take(end - start + 1)
+                    }
+                    None => file.take(u64::MAX),
+                };
+                Ok(tokio_util::io::ReaderStream::new(reader).boxed())
+            }
+        }
+    }
+
+    /// A presigned URL to PUT an upload's bytes straight into the object store, if remote.
+    pub async fn presign_upload(&self, upload_id: &str, ttl: Duration) -> Result<Option<String>, BlobError> {
+        match &self.remote {
+            Some(r) => Ok(Some(r.presign_put(&upload_key(upload_id)?, ttl).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Copies a presigned upload's object into a staged file, refusing more than `max` bytes.
+    /// `Ok(None)` when nothing was uploaded. Returns (temp path, hash, size) like a finished
+    /// staged write.
+    pub async fn fetch_upload(
+        &self,
+        upload_id: &str,
+        max: u64,
+    ) -> Result<Option<Result<(PathBuf, String, u64), u64>>, BlobError> {
+        let Some(r) = &self.remote else {
+            return Ok(None);
+        };
+        let key = upload_key(upload_id)?;
+        let size = match r.size(&key).await {
+            Ok(s) => s,
+            Err(BlobError::Remote(object_store::Error::NotFound { .. })) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if size > max {
+            return Ok(Some(Err(size)));
+        }
+        let mut inc = self.incoming().await?;
+        let mut s = r.stream(&key, None).await?;
+        use futures::StreamExt;
+        while let Some(chunk) = s.next().await {
+            inc.write(&chunk?).await?;
+        }
+        Ok(Some(Ok(inc.finish().await?)))
+    }
+
+    /// Removes a presigned upload's object.
+    pub async fn delete_upload(&self, upload_id: &str) -> Result<(), BlobError> {
+        match &self.remote {
+            Some(r) => r.delete(&upload_key(upload_id)?).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Removes staged files older than `age`.
+    pub async fn clear_stale_temp(&self, age: Duration) -> Result<usize, BlobError> {
+        self.local.clear_stale_temp(age).await
+    }
+}
+
+/// Where a presigned upload lands before register moves it under its hash.
+fn upload_key(upload_id: &str) -> Result<String, BlobError> {
+    if upload_id.is_empty() || !upload_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(BlobError::Config("invalid upload id".into()));
+    }
+    Ok(format!("uploads/{upload_id}"))
+}
