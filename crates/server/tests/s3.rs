@@ -1,0 +1,325 @@
+//! Image bytes in S3-compatible storage: a real S3 server (s3s-fs) in-process on 127.0.0.1,
+//! the client PUTs straight into the bucket through a presigned URL, and register verifies,
+//! hashes and moves the object before the image becomes visible.
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use pictograph_server::auth::{create_key, Role};
+use pictograph_server::{App, Config};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+const BUCKET: &str = "pictures";
+
+/// Starts s3s-fs over `root` and returns its endpoint.
+async fn start_s3(root: &Path) -> String {
+    std::fs::create_dir_all(root.join(BUCKET)).unwrap();
+    let fs = s3s_fs::FileSystem::new(root).unwrap();
+    let mut b = s3s::service::S3ServiceBuilder::new(fs);
+    b.set_auth(s3s::auth::SimpleAuth::from_single("AKIATEST", "SECRETTEST"));
+    let service = b.build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let http = ConnBuilder::new(TokioExecutor::new());
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let conn = http
+                .serve_connection(TokioIo::new(socket), service.clone())
+                .into_owned();
+            tokio::spawn(conn);
+        }
+    });
+    format!("http://{addr}")
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    s3_root: PathBuf,
+    app: App,
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+async fn start(max_upload: u64) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let s3_root = dir.path().join("s3");
+    let endpoint = start_s3(&s3_root).await;
+    // Every test of this file uses the same credentials and its own endpoint; the blob
+    // store reads them when the app starts.
+    unsafe_env(&endpoint);
+    let mut config = Config::new(dir.path().join("data"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.blobs_url = Some(format!("s3://{BUCKET}/pg-test"));
+    config.blob_grace_secs = 0;
+    config.max_upload_bytes = max_upload;
+    let app = App::start(config).await.unwrap();
+    let key = create_key(&app.state.store, "org", Role::Owner, "unlimited")
+        .await
+        .unwrap();
+    Env {
+        base: format!("http://{}", app.addr),
+        _dir: dir,
+        s3_root,
+        app,
+        key,
+        http: reqwest::Client::new(),
+    }
+}
+
+static ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn unsafe_env(endpoint: &str) {
+    let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    for (k, v) in [
+        ("AWS_ACCESS_KEY_ID", "AKIATEST"),
+        ("AWS_SECRET_ACCESS_KEY", "SECRETTEST"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", endpoint),
+    ] {
+        std::env::set_var(k, v);
+    }
+}
+
+impl Env {
+    fn api(&self, path: &str) -> String {
+        format!("{}/api/v1/developer{path}", self.base)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(self.api(path))
+            .header("x-api-key", &self.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.api(path))
+            .header("x-api-key", &self.key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Files under the bucket (relative paths), ignoring s3s-fs bookkeeping.
+    fn objects(&self) -> Vec<String> {
+        fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, base, out);
+                } else {
+                    out.push(p.strip_prefix(base).unwrap().to_string_lossy().into_owned());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let base = self.s3_root.join(BUCKET);
+        walk(&base, &base, &mut out);
+        out.sort();
+        out
+    }
+
+    /// upload-url → PUT to the presigned URL → register; returns (register status, body).
+    async fn upload(
+        &self,
+        dataset: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        mime: &str,
+    ) -> (StatusCode, Value) {
+        let (s, u) = self
+            .post("/images/upload-url", json!({"dataset_id": dataset, "filename": name, "folder_path": "/", "content_type": mime}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{u}");
+        let url = u["upload_url"].as_str().unwrap();
+        assert!(
+            !url.starts_with(&self.base),
+            "bytes go straight to the bucket, not through the server: {url}"
+        );
+        let put = self
+            .http
+            .put(url)
+            .header("content-type", mime)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert!(put.status().is_success(), "presigned PUT: {}", put.status());
+        let form = [
+            ("dataset_id", dataset),
+            ("filename", name),
+            ("gcs_bucket", u["gcs_bucket"].as_str().unwrap()),
+            ("gcs_path", u["gcs_path"].as_str().unwrap()),
+            ("gcs_uri", u["gcs_uri"].as_str().unwrap()),
+            ("folder_path", "/"),
+            ("file_size", "0"),
+            ("mime_type", mime),
+            ("image_width", ""),
+            ("image_height", ""),
+        ];
+        let r = self
+            .http
+            .post(self.api("/images/register"))
+            .header("x-api-key", &self.key)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap())
+    }
+}
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let n = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) as u8;
+        image::Rgb([n, n.wrapping_mul(3), (x * 7) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+async fn dataset(env: &Env, name: &str) -> String {
+    let (s, v) = env.post("/projects/", json!({"name": name})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    v["project"]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn presigned_upload_is_verified_hashed_and_served() {
+    let env = start(50 * 1024 * 1024).await;
+    let ds = dataset(&env, "s3-set").await;
+    let bytes = png(31, 17);
+    let (s, v) = env.upload(&ds, "a.png", bytes.clone(), "image/png").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let img = &v["image"];
+    assert_eq!(
+        (img["width"].as_i64(), img["height"].as_i64()),
+        (Some(31), Some(17))
+    );
+    assert_eq!(img["file_size"].as_i64(), Some(bytes.len() as i64));
+
+    let hash = sha256_hex(&bytes);
+    let objects = env.objects();
+    assert!(
+        objects.iter().any(|o| o.ends_with(&format!(
+            "pg-test/blobs/{}/{}/{hash}",
+            &hash[..2],
+            &hash[2..4]
+        ))),
+        "{objects:?}"
+    );
+    assert!(
+        !objects.iter().any(|o| o.contains("uploads/")),
+        "the staged upload object is removed: {objects:?}"
+    );
+
+    let id = img["id"].as_str().unwrap();
+    let got = env.get(&format!("/images/{id}")).await;
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.headers()["etag"], format!("\"{hash}\"").as_str());
+    assert_eq!(got.bytes().await.unwrap().as_ref(), bytes.as_slice());
+
+    let part = env
+        .http
+        .get(env.api(&format!("/images/{id}")))
+        .header("x-api-key", &env.key)
+        .header("range", "bytes=8-15")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &bytes[8..16]);
+
+    // The signed download URL works without a key.
+    let url = img["image_url"].as_str().unwrap();
+    let plain = env.http.get(url).send().await.unwrap();
+    assert_eq!(plain.bytes().await.unwrap().as_ref(), bytes.as_slice());
+
+    // Same name again: conflict before any bytes move.
+    let (s, _) = env.post("/images/upload-url", json!({"dataset_id": ds, "filename": "a.png", "folder_path": "/", "content_type": "image/png"})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+
+    // Permanent delete frees the object once nothing refers to it.
+    let del = env
+        .http
+        .delete(env.api(&format!("/images/{id}?permanent=true")))
+        .header("x-api-key", &env.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), StatusCode::OK);
+    assert!(
+        !env.objects().iter().any(|o| o.ends_with(&hash)),
+        "{:?}",
+        env.objects()
+    );
+    env.app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn register_rejects_wrong_type_and_oversize_objects_and_removes_them() {
+    let env = start(2_000).await;
+    let ds = dataset(&env, "s3-bad").await;
+    let (s, v) = env.upload(&ds, "fake.jpg", png(8, 8), "image/jpeg").await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
+    let (s, v) = env.upload(&ds, "big.png", png(200, 200), "image/png").await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert!(
+        env.objects()
+            .iter()
+            .all(|o| !o.contains("uploads/") && !o.contains("blobs/")),
+        "{:?}",
+        env.objects()
+    );
+    let d = env
+        .get("/datasets/by-name/s3-bad")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(d["dataset"]["image_count"], 0);
+    env.app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn heic_is_converted_when_it_arrives_through_the_bucket() {
+    let env = start(50 * 1024 * 1024).await;
+    let ds = dataset(&env, "s3-heic").await;
+    let heic = include_bytes!("../../media/tests/data/sample-320x240.heic").to_vec();
+    let (s, v) = env.upload(&ds, "s.heic", heic, "image/heic").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["image"]["mime_type"], "image/png");
+    assert_eq!(
+        (v["image"]["width"].as_i64(), v["image"]["height"].as_i64()),
+        (Some(320), Some(240))
+    );
+    let id = v["image_id"].as_str().unwrap();
+    let bytes = env
+        .get(&format!("/images/{id}"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
+    env.app.stop().await.unwrap();
+}
