@@ -49,12 +49,14 @@ async fn start(max_upload: u64) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let s3_root = dir.path().join("s3");
     let endpoint = start_s3(&s3_root).await;
-    // Every test of this file uses the same credentials and its own endpoint; the blob
-    // store reads them when the app starts.
-    unsafe_env(&endpoint);
+    // Every test of this file uses the same credentials (read from the environment when the
+    // app starts) and names its own endpoint in the URL.
+    credentials_env();
     let mut config = Config::new(dir.path().join("data"));
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.blobs_url = Some(format!("s3://{BUCKET}/pg-test"));
+    config.blobs_url = Some(format!(
+        "s3://{BUCKET}/pg-test?endpoint={endpoint}&region=us-east-1"
+    ));
     config.blob_grace_secs = 0;
     config.max_upload_bytes = max_upload;
     let app = App::start(config).await.unwrap();
@@ -73,14 +75,13 @@ async fn start(max_upload: u64) -> Env {
 
 static ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn unsafe_env(endpoint: &str) {
+fn credentials_env() {
     let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     for (k, v) in [
         ("AWS_ACCESS_KEY_ID", "AKIATEST"),
         ("AWS_SECRET_ACCESS_KEY", "SECRETTEST"),
         ("AWS_DEFAULT_REGION", "us-east-1"),
         ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", endpoint),
     ] {
         std::env::set_var(k, v);
     }

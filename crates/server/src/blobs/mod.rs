@@ -147,7 +147,11 @@ impl Blobs {
     }
 
     /// Streams the bytes of `hash`, or the inclusive byte range `start..=end` of them.
-    pub async fn stream(&self, hash: &str, range: Option<(u64, u64)>) -> Result<ByteStream, BlobError> {
+    pub async fn stream(
+        &self,
+        hash: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<ByteStream, BlobError> {
         use futures::StreamExt;
         use tokio::io::{AsyncReadExt, AsyncSeekExt};
         match &self.remote {
@@ -167,7 +171,11 @@ impl Blobs {
     }
 
     /// A presigned URL to PUT an upload's bytes straight into the object store, if remote.
-    pub async fn presign_upload(&self, upload_id: &str, ttl: Duration) -> Result<Option<String>, BlobError> {
+    pub async fn presign_upload(
+        &self,
+        upload_id: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, BlobError> {
         match &self.remote {
             Some(r) => Ok(Some(r.presign_put(&upload_key(upload_id)?, ttl).await?)),
             None => Ok(None),
@@ -219,7 +227,11 @@ impl Blobs {
 
 /// Where a presigned upload lands before register moves it under its hash.
 fn upload_key(upload_id: &str) -> Result<String, BlobError> {
-    if upload_id.is_empty() || !upload_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    if upload_id.is_empty()
+        || !upload_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
         return Err(BlobError::Config("invalid upload id".into()));
     }
     Ok(format!("uploads/{upload_id}"))

@@ -22,17 +22,33 @@ pub struct RemoteBlobs {
 }
 
 impl RemoteBlobs {
-    /// Parses `s3://bucket[/prefix]`; credentials, region and endpoint come from `AWS_*`.
+    /// Parses `s3://bucket[/prefix][?endpoint=…&region=…]`; credentials (and, unless the URL
+    /// names them, region and endpoint) come from the usual `AWS_*` variables.
     pub fn open(url: &str) -> Result<RemoteBlobs, BlobError> {
+        let (url, query) = url.split_once('?').unwrap_or((url, ""));
         let rest = url.strip_prefix("s3://").ok_or_else(|| {
-            BlobError::Config(format!("unsupported blob store URL '{url}': use file://… or s3://bucket/prefix"))
+            BlobError::Config(format!(
+                "unsupported blob store URL '{url}': use file://… or s3://bucket/prefix"
+            ))
         })?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(BlobError::Config("the s3:// URL needs a bucket".into()));
         }
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+        let mut endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("endpoint", v)) => endpoint = Some(v.to_string()),
+                Some(("region", v)) => builder = builder.with_region(v),
+                _ => {
+                    return Err(BlobError::Config(format!(
+                        "unknown blob store URL option '{pair}': use endpoint= or region="
+                    )))
+                }
+            }
+        }
+        if let Some(endpoint) = endpoint {
             builder = builder
                 .with_allow_http(endpoint.starts_with("http://"))
                 .with_endpoint(endpoint);
@@ -91,13 +107,20 @@ impl RemoteBlobs {
     }
 
     /// Streams an object, or the inclusive range `start..=end` of it.
-    pub async fn stream(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream, BlobError> {
+    pub async fn stream(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<ByteStream, BlobError> {
         let opts = GetOptions {
             range: range.map(|(s, e)| GetRange::Bounded(s..e + 1)),
             ..Default::default()
         };
         let got = self.store.get_opts(&self.path(key), opts).await?;
-        Ok(got.into_stream().map(|r| r.map_err(std::io::Error::other)).boxed())
+        Ok(got
+            .into_stream()
+            .map(|r| r.map_err(std::io::Error::other))
+            .boxed())
     }
 
     /// A presigned PUT URL for an object.
