@@ -2,39 +2,14 @@
 //! the client PUTs straight into the bucket through a presigned URL, and register verifies,
 //! hashes and moves the object before the image becomes visible.
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
+mod s3_server;
+
 use pictograph_server::auth::{create_key, Role};
 use pictograph_server::{App, Config};
 use reqwest::StatusCode;
+use s3_server::{credentials_env, start_s3, BUCKET};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-
-const BUCKET: &str = "pictures";
-
-/// Starts s3s-fs over `root` and returns its endpoint.
-async fn start_s3(root: &Path) -> String {
-    std::fs::create_dir_all(root.join(BUCKET)).unwrap();
-    let fs = s3s_fs::FileSystem::new(root).unwrap();
-    let mut b = s3s::service::S3ServiceBuilder::new(fs);
-    b.set_auth(s3s::auth::SimpleAuth::from_single("AKIATEST", "SECRETTEST"));
-    let service = b.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let http = ConnBuilder::new(TokioExecutor::new());
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                continue;
-            };
-            let conn = http
-                .serve_connection(TokioIo::new(socket), service.clone())
-                .into_owned();
-            tokio::spawn(conn);
-        }
-    });
-    format!("http://{addr}")
-}
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -70,20 +45,6 @@ async fn start(max_upload: u64) -> Env {
         app,
         key,
         http: reqwest::Client::new(),
-    }
-}
-
-static ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn credentials_env() {
-    let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    for (k, v) in [
-        ("AWS_ACCESS_KEY_ID", "AKIATEST"),
-        ("AWS_SECRET_ACCESS_KEY", "SECRETTEST"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-        ("AWS_REGION", "us-east-1"),
-    ] {
-        std::env::set_var(k, v);
     }
 }
 

@@ -1,0 +1,242 @@
+//! Two stateless server processes on one PostgreSQL database and one S3 bucket: a client that
+//! alternates between them sees one consistent service.
+//!
+//! Needs PostgreSQL: `scripts/test` starts a throwaway cluster and runs these with
+//! `PICTOGRAPH_TEST_POSTGRES` set; plain `cargo test` lists them as ignored.
+
+mod s3_server;
+
+use pictograph_server::auth::{create_key, Role};
+use pictograph_server::{App, Config};
+use reqwest::StatusCode;
+use s3_server::{credentials_env, start_s3, BUCKET};
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+/// A fresh database on the test cluster.
+async fn fresh_database() -> String {
+    let admin = std::env::var("PICTOGRAPH_TEST_POSTGRES")
+        .expect("PICTOGRAPH_TEST_POSTGRES must name a PostgreSQL admin URL (scripts/test-postgres prints one)");
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&format!("{admin}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    format!("{admin}/{name}")
+}
+
+struct Pair {
+    _dir: tempfile::TempDir,
+    a: App,
+    b: App,
+    http: reqwest::Client,
+}
+
+async fn start_pair() -> Pair {
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = start_s3(&dir.path().join("s3")).await;
+    credentials_env();
+    let db = fresh_database().await;
+    let config = |name: &str| {
+        let mut c = Config::new(dir.path().join(name));
+        c.listen = "127.0.0.1:0".parse().unwrap();
+        c.database_url = Some(db.clone());
+        c.blobs_url = Some(format!(
+            "s3://{BUCKET}/shared?endpoint={endpoint}&region=us-east-1"
+        ));
+        c.signing_secret = Some("one secret for every server behind the balancer".into());
+        c.rate_limits.free = 6;
+        c
+    };
+    // Both start at once: migrations must not race.
+    let (a, b) = tokio::join!(App::start(config("a")), App::start(config("b")));
+    Pair {
+        _dir: dir,
+        a: a.unwrap(),
+        b: b.unwrap(),
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Pair {
+    fn url(&self, second: bool, path: &str) -> String {
+        let app = if second { &self.b } else { &self.a };
+        format!("http://{}/api/v1/developer{path}", app.addr)
+    }
+}
+
+async fn json_of(r: reqwest::Response) -> (StatusCode, Value) {
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+fn png(seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(9, 7, |x, y| image::Rgb([seed, x as u8, y as u8]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL; scripts/test runs it"]
+async fn alternating_clients_see_one_service() {
+    let p = start_pair().await;
+    let key = create_key(&p.a.state.store, "org", Role::Owner, "unlimited")
+        .await
+        .unwrap();
+    let post = |second: bool, path: &str, body: Value, idem: Option<&str>| {
+        let mut req = p
+            .http
+            .post(p.url(second, path))
+            .header("x-api-key", &key)
+            .json(&body);
+        if let Some(k) = idem {
+            req = req.header("idempotency-key", k);
+        }
+        req.send()
+    };
+
+    let (s, v) = json_of(
+        post(false, "/projects/", json!({"name": "shared"}), None)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let ds = v["project"]["id"].as_str().unwrap().to_string();
+    let (s, _) = json_of(
+        p.http
+            .get(p.url(true, "/projects/shared"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "B sees what A wrote");
+
+    // Twenty uploads, each step on alternating servers, all in parallel.
+    let mut tasks = Vec::new();
+    for i in 0..20u8 {
+        let (http, key, ds) = (p.http.clone(), key.clone(), ds.clone());
+        let (first, second) = (p.url(i % 2 == 0, ""), p.url(i % 2 == 1, ""));
+        tasks.push(tokio::spawn(async move {
+            let name = format!("img-{i}.png");
+            let u: Value = http
+                .post(format!("{first}/images/upload-url"))
+                .header("x-api-key", &key)
+                .json(&json!({"dataset_id": ds, "filename": name, "folder_path": "/", "content_type": "image/png"}))
+                .send().await.unwrap().json().await.unwrap();
+            let put = http.put(u["upload_url"].as_str().unwrap()).header("content-type", "image/png").body(png(i)).send().await.unwrap();
+            assert!(put.status().is_success());
+            let idem = format!("{:032x}", i as u128 + 1);
+            let form = [("dataset_id", ds.as_str()), ("filename", name.as_str()), ("gcs_path", u["gcs_path"].as_str().unwrap()), ("folder_path", "/")];
+            let first_try: Value = http.post(format!("{second}/images/register")).header("x-api-key", &key).header("idempotency-key", &idem).form(&form).send().await.unwrap().json().await.unwrap();
+            // The retry lands on the other server and answers the first result.
+            let retry = http.post(format!("{first}/images/register")).header("x-api-key", &key).header("idempotency-key", &idem).form(&form).send().await.unwrap();
+            assert_eq!(retry.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+            let retry: Value = retry.json().await.unwrap();
+            assert_eq!(first_try["image_id"], retry["image_id"]);
+            first_try["image_id"].as_str().unwrap().to_string()
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20);
+
+    for second in [false, true] {
+        let (_, v) = json_of(
+            p.http
+                .get(p.url(
+                    second,
+                    "/datasets/by-name/shared?include_images=true&images_limit=100",
+                ))
+                .header("x-api-key", &key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(v["dataset"]["image_count"], 20);
+        assert_eq!(v["dataset"]["images"].as_array().unwrap().len(), 20);
+    }
+    // Bytes written through one server are served by the other.
+    let bytes = p
+        .http
+        .get(p.url(true, &format!("/images/{}", ids[0])))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bytes.status(), StatusCode::OK);
+    assert!(bytes.bytes().await.unwrap().starts_with(b"\x89PNG"));
+
+    // A batch on A is seen by B at once.
+    let (s, v) = json_of(
+        post(
+            false,
+            "/batch/images/move",
+            json!({"dataset_name": "shared", "image_ids": ids, "target_folder_path": "/moved"}),
+            None,
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["processed"], 20);
+    let (_, v) = json_of(
+        p.http
+            .get(p.url(true, &format!("/images/{}/metadata", ids[7])))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(v["image"]["virtual_folder_path"], "/moved");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL; scripts/test runs it"]
+async fn one_rate_limit_across_servers() {
+    let p = start_pair().await;
+    let key = create_key(&p.a.state.store, "org", Role::Member, "free")
+        .await
+        .unwrap();
+    let mut statuses = Vec::new();
+    for i in 0..7 {
+        let r = p
+            .http
+            .get(p.url(i % 2 == 1, "/datasets/"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap();
+        statuses.push((
+            r.status(),
+            r.headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string()),
+        ));
+    }
+    assert!(
+        statuses[..6].iter().all(|(s, _)| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    let (last, retry) = &statuses[6];
+    assert_eq!(
+        *last,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the budget of 6 is shared by both servers"
+    );
+    let retry: u64 = retry.as_deref().unwrap().parse().unwrap();
+    assert!(retry > 120 && retry <= 600, "{retry}");
+}
