@@ -14,7 +14,7 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
-        database_url: Option<String>,
+    database_url: Option<String>,
     blobs_url: Option<String>,
     listen: Option<SocketAddr>,
     public_url: Option<String>,

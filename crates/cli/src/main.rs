@@ -27,7 +27,7 @@ struct DataArgs {
     /// Directory holding the database, image bytes and the URL-signing key.
     #[arg(long, env = "PICTOGRAPH_DATA_DIR", default_value = "./pictograph-data")]
     data_dir: PathBuf,
-        /// Metadata database URL: `sqlite://path` or `postgres://…` (default: SQLite inside the
+    /// Metadata database URL: `sqlite://path` or `postgres://…` (default: SQLite inside the
     /// data directory).
     #[arg(long, alias = "database", env = "PICTOGRAPH_DATABASE_URL")]
     database_url: Option<String>,
@@ -41,7 +41,7 @@ struct DataArgs {
 impl DataArgs {
     fn config(&self) -> Config {
         let mut c = Config::new(&self.data_dir);
-                c.database_url = self.database_url.clone();
+        c.database_url = self.database_url.clone();
         c.blobs_url = self.blobs_url.clone();
         c
     }

@@ -85,7 +85,9 @@ impl Limiter {
             }
             Limiter::Database => {
                 let now_ms = chrono::Utc::now().timestamp_millis();
-                let (ok, tokens) = store.take_token(key, capacity, now_ms, rate / 1000.0).await?;
+                let (ok, tokens) = store
+                    .take_token(key, capacity, now_ms, rate / 1000.0)
+                    .await?;
                 Ok(Verdict::from_tokens(ok, tokens, capacity, rate))
             }
         }
@@ -110,7 +112,10 @@ mod tests {
             }
             match limiter.check(&store, "k", 5).await.unwrap() {
                 Verdict::Refused { retry_after } => {
-                    assert!((700..=720).contains(&retry_after), "one token per 720 s, got {retry_after}")
+                    assert!(
+                        (700..=720).contains(&retry_after),
+                        "one token per 720 s, got {retry_after}"
+                    )
                 }
                 v => panic!("sixth request allowed: {v:?}"),
             }

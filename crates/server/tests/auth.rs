@@ -10,13 +10,19 @@ use serde_json::json;
 async fn missing_unknown_and_revoked_keys_are_401() {
     let t = TestServer::start().await;
 
-    let detail = t.anon.get("datasets/").await.error_detail(401, "unauthorized");
+    let detail = t
+        .anon
+        .get("datasets/")
+        .await
+        .error_detail(401, "unauthorized");
     assert!(detail.contains("X-API-Key"), "{detail}");
 
     let blank = t.anon.get_with("datasets/", &[("X-API-Key", "   ")]).await;
     blank.error(401, "unauthorized");
 
-    let unknown = t.anon.with_key("pk_live_0000000000000000000000000000000000000000");
+    let unknown = t
+        .anon
+        .with_key("pk_live_0000000000000000000000000000000000000000");
     unknown.get("datasets/").await.error(401, "unauthorized");
     unknown
         .post("projects/", &json!({"name": "x"}))
@@ -37,7 +43,10 @@ async fn missing_unknown_and_revoked_keys_are_401() {
         .revoke_key(&auth::key_prefix(&key))
         .await
         .unwrap());
-    let detail = live.get("datasets/").await.error_detail(401, "unauthorized");
+    let detail = live
+        .get("datasets/")
+        .await
+        .error_detail(401, "unauthorized");
     assert!(detail.to_lowercase().contains("revoked") || detail.to_lowercase().contains("invalid"));
     // Other keys of the organisation keep working.
     t.owner.get("datasets/").await.expect(200);
@@ -50,6 +59,15 @@ async fn every_response_carries_a_request_id() {
     let ds = t.owner.create_dataset("rid").await;
     let img = t.owner.upload_png(&s(&ds, "id"), "/", "a.png", 1).await;
 
+    let signed = t
+        .owner
+        .upload_url(&s(&ds, "id"), "/", "b.png", "image/png")
+        .await
+        .ok_json(200);
+    let put = t
+        .anon
+        .put_bytes(&s(&signed, "upload_url"), &png(3, 3), "image/png")
+        .await;
     let mut seen = std::collections::HashSet::new();
     let responses = vec![
         t.owner.get("datasets/").await,
@@ -59,9 +77,12 @@ async fn every_response_carries_a_request_id() {
         t.owner.get(&format!("images/{}", s(&img, "id"))).await,
         t.anon.get(&s(&img, "image_url")).await,
         t.owner.get("datasets/by-name/nope").await,
+        put,
     ];
     for r in &responses {
-        let rid = r.header("x-request-id").unwrap_or_else(|| panic!("no x-request-id on {}", r.status));
+        let rid = r
+            .header("x-request-id")
+            .unwrap_or_else(|| panic!("no x-request-id on {}", r.status));
         assert!(!rid.is_empty());
         assert!(seen.insert(rid), "request ids are unique per request");
     }
@@ -94,34 +115,58 @@ async fn other_organisations_get_404_not_403() {
         .expect(200);
 
     let b = &t.other;
-    b.get("datasets/by-name/private").await.error(404, "not_found");
-    b.get(&format!("datasets/{ds_id}")).await.error(404, "not_found");
+    b.get("datasets/by-name/private")
+        .await
+        .error(404, "not_found");
+    b.get(&format!("datasets/{ds_id}"))
+        .await
+        .error(404, "not_found");
     b.get("datasets/private").await.error(404, "not_found");
-    b.get("datasets/by-name/private/download").await.error(404, "not_found");
-    b.get(&format!("datasets/{ds_id}/download")).await.error(404, "not_found");
+    b.get("datasets/by-name/private/download")
+        .await
+        .error(404, "not_found");
+    b.get(&format!("datasets/{ds_id}/download"))
+        .await
+        .error(404, "not_found");
     b.get("projects/private").await.error(404, "not_found");
     b.patch("projects/private", &json!({"description": "mine"}))
         .await
         .error(404, "not_found");
     b.delete("projects/private").await.error(404, "not_found");
-    b.get(&format!("images/{img_id}/metadata")).await.error(404, "not_found");
-    b.get(&format!("images/{img_id}")).await.error(404, "not_found");
-    b.delete(&format!("images/{img_id}")).await.error(404, "not_found");
+    b.get(&format!("images/{img_id}/metadata"))
+        .await
+        .error(404, "not_found");
+    b.get(&format!("images/{img_id}"))
+        .await
+        .error(404, "not_found");
+    b.delete(&format!("images/{img_id}"))
+        .await
+        .error(404, "not_found");
     b.delete(&format!("images/{img_id}?permanent=true"))
         .await
         .error(404, "not_found");
-    b.get(&format!("annotations/{img_id}")).await.error(404, "not_found");
-    b.post(&format!("annotations/{img_id}"), &json!({"annotations": []}))
+    b.get(&format!("annotations/{img_id}"))
         .await
         .error(404, "not_found");
-    b.delete(&format!("annotations/{img_id}")).await.error(404, "not_found");
+    b.post(
+        &format!("annotations/{img_id}"),
+        &json!({"annotations": []}),
+    )
+    .await
+    .error(404, "not_found");
+    b.delete(&format!("annotations/{img_id}"))
+        .await
+        .error(404, "not_found");
     b.upload_url(&ds_id, "/", "b.png", "image/png")
         .await
         .error(404, "not_found");
     for op in ["move", "copy", "delete"] {
-        b.batch(op, &json!({"dataset_name": "private", "image_ids": [img_id], "permanent": true}))
-            .await
-            .error(404, "not_found");
+        b.batch(
+            op,
+            &json!({"dataset_name": "private", "image_ids": [img_id], "permanent": true}),
+        )
+        .await
+        .error(404, "not_found");
     }
     b.patch(
         "batch/images/update",
@@ -131,9 +176,12 @@ async fn other_organisations_get_404_not_403() {
     .error(404, "not_found");
     // Even with a dataset of the same name of its own, org B cannot reach org A's images.
     b.create_dataset("private").await;
-    b.batch("delete", &json!({"dataset_name": "private", "image_ids": [img_id], "permanent": true}))
-        .await
-        .error(404, "not_found");
+    b.batch(
+        "delete",
+        &json!({"dataset_name": "private", "image_ids": [img_id], "permanent": true}),
+    )
+    .await
+    .error(404, "not_found");
     let listing = b.get("datasets/").await.ok_json(200);
     assert_eq!(listing["datasets"].as_array().unwrap().len(), 1);
 

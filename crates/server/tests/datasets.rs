@@ -8,7 +8,10 @@ use serde_json::{json, Value};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_answers_201_with_a_project_and_defaults() {
     let t = TestServer::start().await;
-    let r = t.member.post("projects/", &json!({"name": "road-signs"})).await;
+    let r = t
+        .member
+        .post("projects/", &json!({"name": "road-signs"}))
+        .await;
     let body = r.ok_json(201);
     let p = &body["project"];
     assert_eq!(body["dataset"], *p);
@@ -19,7 +22,12 @@ async fn create_answers_201_with_a_project_and_defaults() {
     assert_eq!(p["annotation_types"], json!(["bbox"]));
     assert_eq!(p["classes"], json!([]));
     assert_eq!(p["description"], Value::Null);
-    for k in ["image_count", "completed_image_count", "archived_images", "total_size"] {
+    for k in [
+        "image_count",
+        "completed_image_count",
+        "archived_images",
+        "total_size",
+    ] {
         assert_eq!(p[k], 0, "{k}");
     }
     assert!(chrono::DateTime::parse_from_rfc3339(&s(p, "created_at")).is_ok());
@@ -34,13 +42,19 @@ async fn create_answers_201_with_a_project_and_defaults() {
         }))
         .await;
     assert_eq!(full["description"], "d");
-    assert_eq!(full["annotation_types"], json!(["bbox", "polygon", "keypoint"]));
+    assert_eq!(
+        full["annotation_types"],
+        json!(["bbox", "polygon", "keypoint"])
+    );
     let classes = full["classes"].as_array().unwrap();
     assert_eq!(classes.len(), 2);
     assert_eq!(classes[0]["name"], "car");
     assert_eq!(classes[0]["type"], "bbox");
     let color = s(&classes[0], "color");
-    assert!(color.starts_with('#') && color.len() == 7, "default color: {color}");
+    assert!(
+        color.starts_with('#') && color.len() == 7,
+        "default color: {color}"
+    );
     assert_eq!(classes[1]["color"], "#00ff00");
     assert_eq!(full["organization_id"], p["organization_id"]);
     t.stop().await;
@@ -63,14 +77,20 @@ async fn create_rejects_duplicates_and_bad_fields() {
 
     let bad_type = t
         .owner
-        .post("projects/", &json!({"name": "x", "annotation_types": ["bbox", "circle"]}))
+        .post(
+            "projects/",
+            &json!({"name": "x", "annotation_types": ["bbox", "circle"]}),
+        )
         .await
         .field_errors();
     assert_eq!(bad_type[0]["loc"], json!(["body", "annotation_types"]));
     let long = "c".repeat(121);
     let errs = t
         .owner
-        .post("projects/", &json!({"name": "x", "classes": [{"name": long}]}))
+        .post(
+            "projects/",
+            &json!({"name": "x", "classes": [{"name": long}]}),
+        )
         .await
         .field_errors();
     assert_eq!(errs[0]["loc"], json!(["body", "classes"]));
@@ -138,7 +158,13 @@ async fn list_pages_with_limit_and_offset() {
     assert_eq!(names(&past), Vec::<String>::new());
     t.owner.get("datasets/?limit=1000").await.expect(200);
 
-    for q in ["limit=0", "limit=1001", "limit=-1", "offset=-1", "limit=abc"] {
+    for q in [
+        "limit=0",
+        "limit=1001",
+        "limit=-1",
+        "offset=-1",
+        "limit=abc",
+    ] {
         t.owner
             .get(&format!("datasets/?{q}"))
             .await
@@ -178,7 +204,11 @@ async fn get_by_name_decodes_each_segment() {
             .ok_json(200);
         assert_eq!(p["project"]["name"], n);
         // The newer client's `datasets/{name}` form.
-        let r = t.owner.get(&format!("datasets/{}", enc(n))).await.ok_json(200);
+        let r = t
+            .owner
+            .get(&format!("datasets/{}", enc(n)))
+            .await
+            .ok_json(200);
         assert_eq!(r["dataset"]["name"], n);
     }
     // Lookups are case-sensitive.
@@ -230,14 +260,22 @@ async fn get_by_id_and_embedded_images_page() {
     assert_eq!(page("images_limit=2").await, uploaded[0..2]);
     assert_eq!(page("images_limit=2&images_offset=2").await, uploaded[2..4]);
     assert_eq!(page("images_limit=2&images_offset=4").await, uploaded[4..]);
-    assert_eq!(page("images_limit=10000&images_offset=5").await, Vec::<String>::new());
+    assert_eq!(
+        page("images_limit=10000&images_offset=5").await,
+        Vec::<String>::new()
+    );
     // The same embedding by id.
     let d = t
         .owner
-        .get(&format!("datasets/{id}?include_images=true&images_limit=1&images_offset=3"))
+        .get(&format!(
+            "datasets/{id}?include_images=true&images_limit=1&images_offset=3"
+        ))
         .await
         .ok_json(200);
-    assert_eq!(ids(d["dataset"]["images"].as_array().unwrap()), uploaded[3..4]);
+    assert_eq!(
+        ids(d["dataset"]["images"].as_array().unwrap()),
+        uploaded[3..4]
+    );
 
     let first = &d["dataset"]["images"][0];
     for k in ["id", "filename", "status", "created_at", "image_url"] {
@@ -303,11 +341,19 @@ async fn update_renames_describes_and_replaces_classes() {
     // Classes replace the whole list.
     let p = t
         .owner
-        .patch("projects/v3", &json!({"classes": [{"name": "truck", "type": "bbox"}]}))
+        .patch(
+            "projects/v3",
+            &json!({"classes": [{"name": "truck", "type": "bbox"}]}),
+        )
         .await
         .ok_json(200)["project"]
         .clone();
-    let names: Vec<String> = p["classes"].as_array().unwrap().iter().map(|c| s(c, "name")).collect();
+    let names: Vec<String> = p["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| s(c, "name"))
+        .collect();
     assert_eq!(names, ["truck"]);
     assert!(p["classes"][0]["color"].is_string());
     // Description null clears it.
@@ -325,7 +371,10 @@ async fn update_renames_describes_and_replaces_classes() {
         .await
         .error(404, "not_found");
     t.owner
-        .patch("projects/v3", &json!({"classes": [{"name": "x".repeat(121)}]}))
+        .patch(
+            "projects/v3",
+            &json!({"classes": [{"name": "x".repeat(121)}]}),
+        )
         .await
         .error(422, "validation_error");
     t.owner
@@ -349,18 +398,33 @@ async fn delete_needs_admin_and_frees_unshared_bytes() {
     t.owner
         .upload(&s(&doomed, "id"), "/sub", "own.png", &own, "image/png")
         .await;
-    let archived = t.owner.upload_png(&s(&doomed, "id"), "/", "old.png", 7).await;
+    let archived = t
+        .owner
+        .upload_png(&s(&doomed, "id"), "/", "old.png", 7)
+        .await;
     t.owner
         .delete(&format!("images/{}", s(&archived, "id")))
         .await
         .expect(200);
     t.owner
-        .upload(&s(&keeper, "id"), "/", "shared-too.png", &shared, "image/png")
+        .upload(
+            &s(&keeper, "id"),
+            "/",
+            "shared-too.png",
+            &shared,
+            "image/png",
+        )
         .await;
 
-    t.member.delete("projects/doomed").await.error(403, "forbidden");
+    t.member
+        .delete("projects/doomed")
+        .await
+        .error(403, "forbidden");
     assert_eq!(t.owner.counts("doomed").await.images, 2);
-    t.admin.delete("projects/nope").await.error(404, "not_found");
+    t.admin
+        .delete("projects/nope")
+        .await
+        .error(404, "not_found");
 
     let body = t.admin.delete("projects/doomed").await.ok_json(200);
     let deleted = &body["deleted"];
@@ -370,7 +434,10 @@ async fn delete_needs_admin_and_frees_unshared_bytes() {
     assert_eq!(deleted["images_deleted"], 3);
     assert_eq!(deleted["folders_deleted"], 2);
 
-    t.owner.get("datasets/by-name/doomed").await.error(404, "not_found");
+    t.owner
+        .get("datasets/by-name/doomed")
+        .await
+        .error(404, "not_found");
     t.owner
         .get(&format!("datasets/{}", s(&doomed, "id")))
         .await
@@ -379,23 +446,43 @@ async fn delete_needs_admin_and_frees_unshared_bytes() {
         .get(&format!("images/{}/metadata", s(&a, "id")))
         .await
         .error(404, "not_found");
-    t.admin.delete("projects/doomed").await.error(404, "not_found");
+    t.admin
+        .delete("projects/doomed")
+        .await
+        .error(404, "not_found");
 
-    assert!(!t.blob_on_disk(&sha256_hex(&own)), "unshared bytes are freed");
-    assert!(!t.blob_on_disk(&sha256_hex(&png_seeded(8, 6, 7))), "archived image bytes are freed");
-    assert!(t.blob_on_disk(&sha256_hex(&shared)), "bytes another dataset uses are kept");
+    assert!(
+        !t.blob_on_disk(&sha256_hex(&own)),
+        "unshared bytes are freed"
+    );
+    assert!(
+        !t.blob_on_disk(&sha256_hex(&png_seeded(8, 6, 7))),
+        "archived image bytes are freed"
+    );
+    assert!(
+        t.blob_on_disk(&sha256_hex(&shared)),
+        "bytes another dataset uses are kept"
+    );
     // The other dataset is intact, and its bytes still served.
     let k = t.owner.counts("keeper").await;
     assert_eq!((k.images, k.total_size), (1, shared.len() as i64));
     let img = &t.owner.images("keeper").await[0];
-    let got = t.owner.get(&format!("images/{}", s(img, "id"))).await.expect(200);
+    let got = t
+        .owner
+        .get(&format!("images/{}", s(img, "id")))
+        .await
+        .expect(200);
     assert_eq!(got.bytes, shared);
 
     // The name is free again, and deleting the last user frees the shared bytes.
     t.owner.create_dataset("doomed").await;
     t.owner.delete("projects/keeper").await.expect(200);
     assert!(!t.blob_on_disk(&sha256_hex(&shared)));
-    assert!(t.blob_files().is_empty(), "no bytes left: {:?}", t.blob_files());
+    assert!(
+        t.blob_files().is_empty(),
+        "no bytes left: {:?}",
+        t.blob_files()
+    );
     t.stop().await;
 }
 
@@ -481,7 +568,10 @@ async fn counters_follow_every_change() {
         )
         .await
         .expect(200);
-    assert_eq!(t.owner.counts("counted").await, c(4, 3, 0, 2 * sa + sb + sc, 4));
+    assert_eq!(
+        t.owner.counts("counted").await,
+        c(4, 3, 0, 2 * sa + sb + sc, 4)
+    );
     t.owner
         .batch(
             "copy",
@@ -490,7 +580,10 @@ async fn counters_follow_every_change() {
         )
         .await
         .expect(200);
-    assert_eq!(t.owner.counts("counted").await, c(5, 3, 0, 3 * sa + sb + sc, 4));
+    assert_eq!(
+        t.owner.counts("counted").await,
+        c(5, 3, 0, 3 * sa + sb + sc, 4)
+    );
 
     // Permanent delete of a live image and of an archived one.
     t.owner
@@ -529,8 +622,14 @@ async fn counters_follow_every_change() {
     let live = t.owner.images("counted").await;
     assert_eq!(live.len(), 3);
     let size: i64 = live.iter().map(|i| i["file_size"].as_i64().unwrap()).sum();
-    let annotations: i64 = live.iter().map(|i| i["annotation_count"].as_i64().unwrap()).sum();
+    let annotations: i64 = live
+        .iter()
+        .map(|i| i["annotation_count"].as_i64().unwrap())
+        .sum();
     let complete = live.iter().filter(|i| i["status"] == "complete").count() as i64;
-    assert_eq!(c(live.len() as i64, complete, 0, size, annotations), t.owner.counts("counted").await);
+    assert_eq!(
+        c(live.len() as i64, complete, 0, size, annotations),
+        t.owner.counts("counted").await
+    );
     t.stop().await;
 }

@@ -13,7 +13,6 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
-
 /// Signature query of a signed URL.
 #[derive(Debug, Deserialize)]
 pub struct Signed {
@@ -128,7 +127,7 @@ pub async fn serve(state: &AppState, img: &ImageRow, headers: &HeaderMap) -> Api
             .body(Body::empty())
             .map_err(|e| ApiError::Internal(e.into()));
     }
-        let size = state.blobs.len(&img.blob_hash).await?;
+    let size = state.blobs.len(&img.blob_hash).await?;
     builder = builder.header(
         header::CONTENT_TYPE,
         HeaderValue::from_str(&img.mime_type)
@@ -146,15 +145,20 @@ pub async fn serve(state: &AppState, img: &ImageRow, headers: &HeaderMap) -> Api
             .status(StatusCode::RANGE_NOT_SATISFIABLE)
             .header(header::CONTENT_RANGE, format!("bytes */{size}"))
             .body(Body::empty()),
-                Ok(None) => builder
+        Ok(None) => builder
             .header(header::CONTENT_LENGTH, size)
-            .body(Body::from_stream(state.blobs.stream(&img.blob_hash, None).await?)),
+            .body(Body::from_stream(
+                state.blobs.stream(&img.blob_hash, None).await?,
+            )),
         Ok(Some((start, end))) => builder
             .status(StatusCode::PARTIAL_CONTENT)
             .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"))
             .header(header::CONTENT_LENGTH, end - start + 1)
             .body(Body::from_stream(
-                state.blobs.stream(&img.blob_hash, Some((start, end))).await?,
+                state
+                    .blobs
+                    .stream(&img.blob_hash, Some((start, end)))
+                    .await?,
             )),
     };
     resp.map_err(|e| ApiError::Internal(e.into()))

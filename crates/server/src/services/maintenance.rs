@@ -20,7 +20,7 @@ pub async fn run(state: AppState) {
 
 /// One pass: drop expired pending uploads and day-old idempotent responses, free orphan bytes.
 pub async fn sweep(state: &AppState) -> anyhow::Result<usize> {
-        for id in state.store.expire_pending_uploads().await? {
+    for id in state.store.expire_pending_uploads().await? {
         state.blobs.delete_upload(&id).await?;
     }
     let day_ago = chrono::Utc::now() - chrono::Duration::hours(24);

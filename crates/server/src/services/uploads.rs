@@ -125,7 +125,7 @@ pub async fn upload_url(
         height: None,
     };
     state.store.create_pending_upload(&pending).await?;
-        let url = match state
+    let url = match state
         .blobs
         .presign_upload(&id, std::time::Duration::from_secs(ttl as u64))
         .await?
@@ -369,7 +369,7 @@ pub async fn register(
             "Upload URL expired: request a new one".into(),
         ));
     }
-        let pending = match pending.blob_hash {
+    let pending = match pending.blob_hash {
         Some(_) => pending,
         None => ingest_presigned(state, pending).await?,
     };

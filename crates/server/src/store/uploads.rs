@@ -143,7 +143,7 @@ impl Store {
         Ok(())
     }
 
-        /// Drops expired pending uploads; returns their ids.
+    /// Drops expired pending uploads; returns their ids.
     pub async fn expire_pending_uploads(&self) -> StoreResult<Vec<String>> {
         let rows = sqlx::query("DELETE FROM pending_uploads WHERE expires_at < $1 RETURNING id")
             .bind(now())
@@ -246,7 +246,8 @@ impl Store {
         now_ms: i64,
         rate_per_ms: f64,
     ) -> StoreResult<(bool, f64)> {
-        const REFILL: &str = "(CASE WHEN rate_buckets.tokens + ($3 - rate_buckets.updated_ms) * $4 > $2 \
+        const REFILL: &str =
+            "(CASE WHEN rate_buckets.tokens + ($3 - rate_buckets.updated_ms) * $4 > $2 \
              THEN $2 ELSE rate_buckets.tokens + ($3 - rate_buckets.updated_ms) * $4 END)";
         let sql = sqlx::AssertSqlSafe(format!(
             "INSERT INTO rate_buckets (key_id, tokens, updated_ms, last_ok) VALUES ($1, $2 - 1, $3, 1) \

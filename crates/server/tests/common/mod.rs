@@ -501,7 +501,13 @@ impl Client {
     }
 
     /// Uploads a small distinct PNG (`seed` varies the pixels) and returns the image JSON.
-    pub async fn upload_png(&self, dataset_id: &str, folder: &str, filename: &str, seed: u8) -> Value {
+    pub async fn upload_png(
+        &self,
+        dataset_id: &str,
+        folder: &str,
+        filename: &str,
+        seed: u8,
+    ) -> Value {
         let bytes = png_seeded(8, 6, seed);
         self.upload(dataset_id, folder, filename, &bytes, "image/png")
             .await
@@ -590,7 +596,9 @@ pub fn pixels(w: u32, h: u32, seed: u8) -> image::RgbImage {
     image::RgbImage::from_fn(w, h, |x, y| {
         image::Rgb([
             (x as u8).wrapping_mul(31).wrapping_add(seed),
-            (y as u8).wrapping_mul(17).wrapping_add(seed.wrapping_mul(3)),
+            (y as u8)
+                .wrapping_mul(17)
+                .wrapping_add(seed.wrapping_mul(3)),
             seed ^ ((x + y) as u8),
         ])
     })
@@ -637,4 +645,47 @@ pub fn tiff(w: u32, h: u32) -> Vec<u8> {
 /// A lossless WebP.
 pub fn webp(w: u32, h: u32) -> Vec<u8> {
     encode(image::ImageFormat::WebP, w, h, 5)
+}
+
+/// Inserts JPEG marker segments right after the SOI marker.
+fn with_segments(jpeg: &[u8], segments: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    assert!(jpeg.starts_with(&[0xFF, 0xD8]), "a JPEG");
+    let mut out = jpeg[..2].to_vec();
+    for (marker, payload) in segments {
+        let len = u16::try_from(payload.len() + 2).expect("segment fits");
+        out.extend_from_slice(&[0xFF, *marker]);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(payload);
+    }
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// A `w`x`h` JPEG whose EXIF says to display it with `orientation` (6 = rotate 90°
+/// clockwise), as phone cameras write them.
+pub fn jpeg_with_orientation(w: u32, h: u32, orientation: u16) -> Vec<u8> {
+    let mut exif = b"Exif\0\0".to_vec();
+    exif.extend_from_slice(b"II*\0");
+    exif.extend_from_slice(&8u32.to_le_bytes()); // first IFD
+    exif.extend_from_slice(&1u16.to_le_bytes()); // one entry
+    exif.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+    exif.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    exif.extend_from_slice(&1u32.to_le_bytes()); // count
+    exif.extend_from_slice(&orientation.to_le_bytes());
+    exif.extend_from_slice(&[0, 0]); // value padding
+    exif.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    with_segments(&jpeg(w, h), &[(0xE1, exif)])
+}
+
+/// A `w`x`h` JPEG carrying `extra` bytes of application segments before its frame header
+/// (ICC profiles, XMP and maker notes in camera files).
+pub fn jpeg_with_metadata(w: u32, h: u32, extra: usize) -> Vec<u8> {
+    let mut segments = Vec::new();
+    let mut left = extra;
+    while left > 0 {
+        let n = left.min(60_000);
+        segments.push((0xEF, vec![0u8; n]));
+        left -= n;
+    }
+    with_segments(&jpeg(w, h), &segments)
 }

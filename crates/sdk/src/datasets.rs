@@ -1,0 +1,539 @@
+//! The read paths of datasets, and bulk download: `client.datasets()`.
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::http::{field, segment, Req};
+use crate::models::{Dataset, Status};
+use crate::pager::Pager;
+use crate::projects::list_page;
+use futures::StreamExt;
+use pictograph_core::names;
+use reqwest::Method;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A progress callback: `(completed, total, file)`, fired once per file whatever its outcome.
+pub type Progress = Arc<dyn Fn(usize, usize, Option<&str>) + Send + Sync>;
+
+/// Options of [`Datasets::get_with`].
+#[derive(Debug, Clone)]
+pub struct GetOptions {
+    /// Embed a page of the dataset's images in [`Dataset::images`].
+    pub include_images: bool,
+    /// Images per page (server cap 10,000). Default 1000.
+    pub images_limit: usize,
+    /// Offset of the page.
+    pub images_offset: usize,
+}
+
+impl Default for GetOptions {
+    fn default() -> Self {
+        GetOptions {
+            include_images: false,
+            images_limit: 1000,
+            images_offset: 0,
+        }
+    }
+}
+
+/// What [`Datasets::download`] fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DownloadMode {
+    /// Images and their annotation files.
+    #[default]
+    Full,
+    /// Images only.
+    ImagesOnly,
+    /// Annotation files only.
+    AnnotationsOnly,
+}
+
+impl DownloadMode {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DownloadMode::Full => "full",
+            DownloadMode::ImagesOnly => "images_only",
+            DownloadMode::AnnotationsOnly => "annotations_only",
+        }
+    }
+
+    fn images(self) -> bool {
+        self != DownloadMode::AnnotationsOnly
+    }
+
+    fn annotations(self) -> bool {
+        self != DownloadMode::ImagesOnly
+    }
+}
+
+/// Options of [`Datasets::download`].
+#[derive(Clone)]
+pub struct DownloadOptions {
+    /// What to fetch. Default [`DownloadMode::Full`].
+    pub mode: DownloadMode,
+    /// Only images with this status.
+    pub status_filter: Option<Status>,
+    /// Files fetched at once. Default 10.
+    pub max_workers: usize,
+    /// Called after each file.
+    pub progress: Option<Progress>,
+}
+
+impl Default for DownloadOptions {
+    fn default() -> Self {
+        DownloadOptions {
+            mode: DownloadMode::Full,
+            status_filter: None,
+            max_workers: 10,
+            progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for DownloadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DownloadOptions")
+            .field("mode", &self.mode)
+            .field("status_filter", &self.status_filter)
+            .field("max_workers", &self.max_workers)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl DownloadOptions {
+    /// Sets the mode.
+    pub fn mode(mut self, mode: DownloadMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Restricts to one status.
+    pub fn status_filter(mut self, status: Status) -> Self {
+        self.status_filter = Some(status);
+        self
+    }
+
+    /// Sets the parallelism (at least 1).
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.max_workers = n.max(1);
+        self
+    }
+
+    /// Sets the progress callback.
+    pub fn progress(
+        mut self,
+        f: impl Fn(usize, usize, Option<&str>) + Send + Sync + 'static,
+    ) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+}
+
+/// Which file of an image a download failure is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadKind {
+    /// The image bytes.
+    Image,
+    /// The annotation JSON.
+    Annotation,
+}
+
+/// One file that could not be fetched; retry by downloading again (present files are skipped).
+#[derive(Debug, Clone)]
+pub struct DownloadFailure {
+    /// The image.
+    pub image_id: String,
+    /// Path of the file relative to the output directory.
+    pub filename: String,
+    /// Image or annotation file.
+    pub kind: DownloadKind,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// What a download did. Individual file errors land in `failures`, never in an `Err`.
+#[derive(Debug, Clone, Default)]
+pub struct DownloadReport {
+    /// The dataset's id.
+    pub dataset_id: String,
+    /// Where the files went.
+    pub output_dir: PathBuf,
+    /// Image files written.
+    pub images_downloaded: usize,
+    /// Image files already present with the right size, left alone.
+    pub images_skipped: usize,
+    /// Annotation files written.
+    pub annotations_downloaded: usize,
+    /// Files that failed.
+    pub failures: Vec<DownloadFailure>,
+}
+
+impl DownloadReport {
+    /// No file failed.
+    pub fn success(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// One item of the download listing.
+#[derive(Debug, Deserialize)]
+struct Item {
+    id: String,
+    filename: String,
+    #[serde(default)]
+    original_filename: Option<String>,
+    #[serde(default)]
+    virtual_folder_path: Option<String>,
+    #[serde(default)]
+    file_size: Option<u64>,
+    #[serde(default)]
+    image_url: Option<String>,
+    #[serde(default)]
+    annotation_url: Option<String>,
+}
+
+/// Largest listing page the server serves.
+const LISTING_PAGE: usize = 10_000;
+
+/// The datasets resource.
+#[derive(Debug, Clone)]
+pub struct Datasets {
+    client: Client,
+}
+
+impl Datasets {
+    pub(crate) fn new(client: Client) -> Datasets {
+        Datasets { client }
+    }
+
+    /// The first `limit` datasets of the organisation (server cap 1000).
+    pub async fn list(&self, limit: usize) -> Result<Vec<Dataset>> {
+        list_page(&self.client, "/datasets/", "datasets", limit, 0).await
+    }
+
+    /// Every dataset, as an auto-paging stream (page size 100 unless set).
+    pub fn iter(&self) -> Pager<Dataset> {
+        let client = self.client.clone();
+        Pager::new(100, move |offset, limit| {
+            let client = client.clone();
+            Box::pin(
+                async move { list_page(&client, "/datasets/", "datasets", limit, offset).await },
+            )
+        })
+    }
+
+    /// A dataset by name (case-sensitive). [`Error::NotFound`] when missing.
+    pub async fn get(&self, name: &str) -> Result<Dataset> {
+        self.get_with(name, GetOptions::default()).await
+    }
+
+    /// A dataset by name, optionally with a page of its images.
+    pub async fn get_with(&self, name: &str, options: GetOptions) -> Result<Dataset> {
+        let mut req = Req::api(Method::GET, &format!("/datasets/by-name/{}", segment(name)));
+        if options.include_images {
+            req = req
+                .query("include_images", "true")
+                .query("images_limit", options.images_limit)
+                .query("images_offset", options.images_offset);
+        }
+        let v = self.client.transport.json(req).await?;
+        field(v, &["dataset", "data"])
+    }
+
+    /// A dataset by UUID.
+    pub async fn get_by_id(&self, id: &str) -> Result<Dataset> {
+        let v = self
+            .client
+            .transport
+            .json(Req::api(Method::GET, &format!("/datasets/{}", segment(id))))
+            .await?;
+        field(v, &["dataset", "data"])
+    }
+
+    /// Downloads a dataset's images and/or annotation files into `output_dir`.
+    ///
+    /// Layout: each image keeps its virtual folder as sub-directories, so equal names in two
+    /// folders never overwrite each other: `/cars/a.jpg` → `<output_dir>/cars/a.jpg`, and its
+    /// annotations → `<output_dir>/cars/a.jpg.json` (`{"image_id", "annotations"}`). Every path
+    /// component is sanitised: no `..`, no absolute paths, no separators inside a name.
+    ///
+    /// Files are written atomically (a `.part` file renamed when complete), so an interrupted
+    /// download never leaves a truncated image. A re-run skips images already present with the
+    /// right size (counted in `images_skipped`) and fetches the rest; annotation files are
+    /// always fetched again since annotations change.
+    ///
+    /// Only the listing request can fail the call; per-file errors go to
+    /// [`DownloadReport::failures`].
+    pub async fn download(
+        &self,
+        name: &str,
+        output_dir: impl AsRef<Path>,
+        options: DownloadOptions,
+    ) -> Result<DownloadReport> {
+        let out = output_dir.as_ref().to_path_buf();
+        let mut items: Vec<Item> = Vec::new();
+        let mut dataset_id = String::new();
+        loop {
+            let mut req = Req::api(
+                Method::GET,
+                &format!("/datasets/by-name/{}/download", segment(name)),
+            )
+            .query("mode", options.mode.as_str())
+            .query("limit", LISTING_PAGE);
+            if !items.is_empty() {
+                req = req.query("offset", items.len());
+            }
+            if let Some(s) = options.status_filter {
+                req = req.query("status_filter", s.as_str());
+            }
+            let v = self.client.transport.json(req).await?;
+            if dataset_id.is_empty() {
+                dataset_id = v
+                    .get("dataset_id")
+                    .and_then(|d| d.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+            }
+            let page: Vec<Item> = match v.get("items") {
+                Some(i) if !i.is_null() => field(v, &["items"])?,
+                _ => Vec::new(),
+            };
+            let n = page.len();
+            items.extend(page);
+            if n < LISTING_PAGE {
+                break;
+            }
+        }
+        tokio::fs::create_dir_all(&out)
+            .await
+            .map_err(|e| Error::io(&out, e))?;
+
+        let mut tasks = Vec::new();
+        let mut taken = HashSet::new();
+        for item in items {
+            let rel = local_path(&item, &mut taken);
+            if options.mode.images() {
+                if let Some(url) = item.image_url.as_deref().filter(|u| !u.is_empty()) {
+                    tasks.push(Task {
+                        image_id: item.id.clone(),
+                        kind: DownloadKind::Image,
+                        rel: rel.clone(),
+                        url: url.to_string(),
+                        size: item.file_size,
+                    });
+                }
+            }
+            if options.mode.annotations() {
+                if let Some(url) = item.annotation_url.as_deref().filter(|u| !u.is_empty()) {
+                    let mut name = rel.file_name().unwrap_or_default().to_os_string();
+                    name.push(".json");
+                    tasks.push(Task {
+                        image_id: item.id.clone(),
+                        kind: DownloadKind::Annotation,
+                        rel: rel.with_file_name(name),
+                        url: url.to_string(),
+                        size: None,
+                    });
+                }
+            }
+        }
+
+        let total = tasks.len();
+        let mut report = DownloadReport {
+            dataset_id,
+            output_dir: out.clone(),
+            ..DownloadReport::default()
+        };
+        let workers = options.max_workers.max(1);
+        let mut results = futures::stream::iter(tasks)
+            .map(|task| {
+                let client = self.client.clone();
+                let out = out.clone();
+                async move {
+                    let outcome = fetch(&client, &out, &task).await;
+                    (task, outcome)
+                }
+            })
+            .buffer_unordered(workers);
+        let mut done = 0;
+        while let Some((task, outcome)) = results.next().await {
+            done += 1;
+            let shown = task.rel.to_string_lossy().into_owned();
+            match (outcome, task.kind) {
+                (Ok(Fetched::Written), DownloadKind::Image) => report.images_downloaded += 1,
+                (Ok(Fetched::Skipped), _) => report.images_skipped += 1,
+                (Ok(Fetched::Written), DownloadKind::Annotation) => {
+                    report.annotations_downloaded += 1
+                }
+                (Err(e), kind) => report.failures.push(DownloadFailure {
+                    image_id: task.image_id.clone(),
+                    filename: shown.clone(),
+                    kind,
+                    reason: e.to_string(),
+                }),
+            }
+            if let Some(p) = &options.progress {
+                p(done, total, Some(&shown));
+            }
+        }
+        Ok(report)
+    }
+}
+
+struct Task {
+    image_id: String,
+    kind: DownloadKind,
+    /// Relative to the output directory.
+    rel: PathBuf,
+    url: String,
+    size: Option<u64>,
+}
+
+enum Fetched {
+    Written,
+    Skipped,
+}
+
+async fn fetch(client: &Client, out: &Path, task: &Task) -> Result<Fetched> {
+    let dest = out.join(&task.rel);
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| Error::io(parent, e))?;
+    }
+    let t = &client.transport;
+    match task.kind {
+        DownloadKind::Image => {
+            if let (Some(size), Ok(meta)) = (task.size, tokio::fs::metadata(&dest).await) {
+                if meta.is_file() && meta.len() == size {
+                    // A leftover of an interrupted earlier run.
+                    let _ = tokio::fs::remove_file(crate::http::part_path(&dest)).await;
+                    return Ok(Fetched::Skipped);
+                }
+            }
+            let req = Req {
+                method: Method::GET,
+                url: task.url.clone(),
+                query: Vec::new(),
+                body: crate::http::ReqBody::Empty,
+                auth: false,
+                idempotency_key: None,
+                timeout: None,
+            };
+            t.download(&req, &dest).await?;
+        }
+        DownloadKind::Annotation => {
+            let mut req = Req::api(Method::GET, "");
+            req.url = t.pinned(&task.url);
+            let v = t.json(req).await?;
+            let mut bytes = serde_json::to_vec_pretty(&v).unwrap_or_default();
+            bytes.push(b'\n');
+            write_atomically(&dest, &bytes).await?;
+        }
+    }
+    Ok(Fetched::Written)
+}
+
+/// Writes `bytes` to `dest` through a `.part` file and a rename.
+async fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let part = crate::http::part_path(dest);
+    tokio::fs::write(&part, bytes)
+        .await
+        .map_err(|e| Error::io(&part, e))?;
+    tokio::fs::rename(&part, dest)
+        .await
+        .map_err(|e| Error::io(dest, e))
+}
+
+/// One safe path component: separators, NUL and control characters become `_`, and an
+/// empty, `.` or `..` component becomes `_`.
+pub fn sanitize_component(raw: &str) -> String {
+    let cleaned: String = raw
+        .trim()
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() || (cfg!(windows) && ":*?\"<>|".contains(c))
+            {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    match cleaned.as_str() {
+        "" | "." | ".." => "_".to_string(),
+        _ => cleaned,
+    }
+}
+
+/// The relative local path of a listing item: its virtual folder as sub-directories, then
+/// its original file name, made unique within this download.
+fn local_path(item: &Item, taken: &mut HashSet<PathBuf>) -> PathBuf {
+    let mut dir = PathBuf::new();
+    for seg in item
+        .virtual_folder_path
+        .as_deref()
+        .unwrap_or("/")
+        .split(['/', '\\'])
+        .filter(|s| !s.trim().is_empty())
+    {
+        dir.push(sanitize_component(seg));
+    }
+    let name = sanitize_component(item.original_filename.as_deref().unwrap_or(&item.filename));
+    let mut candidate = dir.join(&name);
+    let mut n = 2;
+    while !taken.insert(candidate.clone()) {
+        candidate = dir.join(names::numbered(&name, n));
+        n += 1;
+    }
+    candidate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(folder: &str, name: &str) -> Item {
+        Item {
+            id: "i".into(),
+            filename: name.into(),
+            original_filename: Some(name.into()),
+            virtual_folder_path: Some(folder.into()),
+            file_size: None,
+            image_url: None,
+            annotation_url: None,
+        }
+    }
+
+    #[test]
+    fn local_paths_are_sanitised_and_unique() {
+        let mut taken = HashSet::new();
+        let p = |f: &str, n: &str, t: &mut HashSet<PathBuf>| local_path(&item(f, n), t);
+        assert_eq!(p("/", "a.jpg", &mut taken), PathBuf::from("a.jpg"));
+        assert_eq!(
+            p("/stop/night", "a.jpg", &mut taken),
+            PathBuf::from("stop/night/a.jpg")
+        );
+        assert_eq!(
+            p("/../..", "../x.jpg", &mut taken),
+            PathBuf::from("_/_/.._x.jpg")
+        );
+        assert_eq!(p("/", "a.jpg", &mut taken), PathBuf::from("a-2.jpg"));
+        assert_eq!(p("//abs//", "..", &mut taken), PathBuf::from("abs/_"));
+        assert_eq!(
+            p("/", "/etc/passwd", &mut taken),
+            PathBuf::from("_etc_passwd")
+        );
+        assert_eq!(sanitize_component("a\u{0}b\nc"), "a_b_c");
+        for p in taken {
+            assert!(p.is_relative());
+            assert!(p
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_))));
+        }
+    }
+}

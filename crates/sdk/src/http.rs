@@ -1,0 +1,459 @@
+//! The transport: request building, retries with backoff, `Retry-After`, idempotency keys,
+//! error mapping, and streaming bodies to and from files.
+
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use futures::StreamExt;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// Prefix of every developer API path.
+pub(crate) const PREFIX: &str = "/api/v1/developer";
+
+/// Characters kept as-is in a path segment; everything else is percent-encoded.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Encodes `s` as one path segment (`/` becomes `%2F`).
+pub(crate) fn segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// A fresh idempotency key: uuid4 as 32 lowercase hex characters.
+pub(crate) fn idempotency_key() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// When and how often to retry.
+#[derive(Debug, Clone)]
+pub(crate) struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First backoff.
+    pub base_delay: Duration,
+    /// Largest backoff.
+    pub max_delay: Duration,
+    /// Longest `Retry-After` waited out.
+    pub max_retry_after: Duration,
+}
+
+impl RetryPolicy {
+    /// Backoff before retry number `attempt` (0-based): `base * 2^attempt`, capped, ±25 %.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(attempt.min(20)));
+        let capped = exp.min(self.max_delay);
+        capped.mul_f64(rand::random_range(0.75..=1.25))
+    }
+}
+
+/// Statuses retried: request timeout, rate limit, and server errors.
+fn retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500..=599)
+}
+
+/// A request body that can be rebuilt for every attempt.
+#[derive(Debug, Clone)]
+pub(crate) enum ReqBody {
+    /// No body.
+    Empty,
+    /// A JSON document.
+    Json(Bytes),
+    /// A file streamed from disk with an exact `Content-Length`.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        len: u64,
+        /// Its type.
+        content_type: String,
+    },
+}
+
+/// One logical request, sent once per attempt.
+#[derive(Debug, Clone)]
+pub(crate) struct Req {
+    pub method: Method,
+    /// A path under the base URL (starting with `/`), or an absolute URL.
+    pub url: String,
+    pub query: Vec<(&'static str, String)>,
+    pub body: ReqBody,
+    /// Send `X-API-Key`.
+    pub auth: bool,
+    pub idempotency_key: Option<String>,
+    /// Total time limit of one attempt; `None` for streamed transfers.
+    pub timeout: Option<Duration>,
+}
+
+impl Req {
+    /// An authenticated API request to `PREFIX + path`; writes get an idempotency key.
+    pub fn api(method: Method, path: &str) -> Req {
+        let idempotency_key =
+            matches!(method, Method::POST | Method::PUT | Method::PATCH).then(idempotency_key);
+        Req {
+            method,
+            url: format!("{PREFIX}{path}"),
+            query: Vec::new(),
+            body: ReqBody::Empty,
+            auth: true,
+            idempotency_key,
+            timeout: None,
+        }
+    }
+
+    /// Adds a query parameter.
+    pub fn query(mut self, k: &'static str, v: impl ToString) -> Req {
+        self.query.push((k, v.to_string()));
+        self
+    }
+
+    /// Sets a JSON body.
+    pub fn json(mut self, v: &impl serde::Serialize) -> Req {
+        self.body = ReqBody::Json(Bytes::from(
+            serde_json::to_vec(v).expect("request bodies serialize"),
+        ));
+        self
+    }
+}
+
+/// The HTTP machinery shared by every clone of a client.
+pub(crate) struct Transport {
+    pub http: reqwest::Client,
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub api_key: String,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+/// Parses `Retry-After`: seconds (integer or fraction) or an HTTP date; negative is 0.
+pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return secs
+            .is_finite()
+            .then(|| Duration::from_secs_f64(secs.max(0.0)));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let delta = at.signed_duration_since(chrono::Utc::now());
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Reads an error response into its typed error.
+pub(crate) async fn error_from(resp: Response) -> Error {
+    let status = resp.status().as_u16();
+    let rid = request_id(resp.headers());
+    let retry_after = parse_retry_after(resp.headers());
+    let body = resp.bytes().await.unwrap_or_default();
+    Error::from_status(status, rid, retry_after, &body)
+}
+
+impl Transport {
+    /// The absolute URL of `url` (a path under the base URL, or already absolute).
+    pub fn url(&self, url: &str) -> String {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            url.to_string()
+        } else {
+            format!("{}{url}", self.base_url)
+        }
+    }
+
+    /// An API URL from a server-provided link: relative links resolve against the base URL;
+    /// absolute links to another origin are pinned to the base URL's origin so that the API
+    /// key never leaves for another host.
+    pub fn pinned(&self, link: &str) -> String {
+        let Ok(u) = reqwest::Url::parse(link) else {
+            let sep = if link.starts_with('/') { "" } else { "/" };
+            return format!("{}{sep}{link}", self.base_url);
+        };
+        let Ok(base) = reqwest::Url::parse(&self.base_url) else {
+            return link.to_string();
+        };
+        if u.origin() == base.origin() {
+            return link.to_string();
+        }
+        let mut pinned = base.clone();
+        pinned.set_path(u.path());
+        pinned.set_query(u.query());
+        pinned.to_string()
+    }
+
+    async fn attempt(&self, req: &Req) -> reqwest::Result<Response> {
+        let mut b = self.http.request(req.method.clone(), self.url(&req.url));
+        if !req.query.is_empty() {
+            b = b.query(&req.query);
+        }
+        if req.auth {
+            b = b
+                .header("X-API-Key", &self.api_key)
+                .header("Accept", "application/json");
+        }
+        if let Some(k) = &req.idempotency_key {
+            b = b.header("Idempotency-Key", k);
+        }
+        if let Some(t) = req.timeout {
+            b = b.timeout(t);
+        }
+        b = match &req.body {
+            ReqBody::Empty => b,
+            ReqBody::Json(bytes) => b
+                .header(CONTENT_TYPE, "application/json")
+                .body(bytes.clone()),
+            ReqBody::File {
+                path,
+                len,
+                content_type,
+            } => {
+                let body = if *len == 0 {
+                    reqwest::Body::from(Vec::new())
+                } else {
+                    match tokio::fs::File::open(path).await {
+                        Ok(f) => reqwest::Body::wrap_stream(
+                            tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024),
+                        ),
+                        // Let the send fail with a body error; the caller checked the file first.
+                        Err(e) => reqwest::Body::wrap_stream(futures::stream::once(async move {
+                            Err::<Bytes, _>(e)
+                        })),
+                    }
+                };
+                b.header(CONTENT_TYPE, content_type)
+                    .header(CONTENT_LENGTH, *len)
+                    .body(body)
+            }
+        };
+        b.send().await
+    }
+
+    /// Sends `req` with retries and returns the first success (2xx) response.
+    ///
+    /// Retried: transport errors, 408, 429 and 5xx, after `base * 2^n` (±25 %) or after the
+    /// `Retry-After` of a 429/503 when it is within the bound. A 429 asking for longer than
+    /// the bound is returned at once. Every attempt reuses the request's idempotency key.
+    pub async fn send(&self, req: &Req) -> Result<Response> {
+        let max = self.retry.max_retries;
+        let mut attempt = 0u32;
+        loop {
+            match self.attempt(req).await {
+                Err(e) => {
+                    if attempt >= max {
+                        return Err(Error::Transport(e));
+                    }
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                }
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) => {
+                    let status = resp.status();
+                    if !retryable(status) || attempt >= max {
+                        return Err(error_from(resp).await);
+                    }
+                    let hint = parse_retry_after(resp.headers());
+                    let delay = match (status.as_u16(), hint) {
+                        (429, Some(d)) if d > self.retry.max_retry_after => {
+                            return Err(error_from(resp).await);
+                        }
+                        (429 | 503, Some(d)) if d <= self.retry.max_retry_after => d,
+                        _ => self.retry.backoff(attempt),
+                    };
+                    drop(resp);
+                    tokio::time::sleep(delay).await;
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Sends an API request and parses its JSON body.
+    pub async fn json(&self, mut req: Req) -> Result<Value> {
+        if req.timeout.is_none() {
+            req.timeout = Some(self.timeout);
+        }
+        let resp = self.send(&req).await?;
+        read_json(resp).await
+    }
+
+    /// Sends an API request and parses its JSON body as `T`.
+    pub async fn parse<T: DeserializeOwned>(&self, req: Req) -> Result<T> {
+        decode(self.json(req).await?)
+    }
+
+    /// Streams a GET of `req` into `dest` atomically: the bytes go to a temporary file beside
+    /// it, which is renamed over `dest` only once complete. A body that breaks off midway is
+    /// fetched again (within the retry budget). Returns the number of bytes written.
+    pub async fn download(&self, req: &Req, dest: &Path) -> Result<u64> {
+        let mut attempt = 0u32;
+        loop {
+            let resp = self.send(req).await?;
+            match write_atomically(resp, dest).await {
+                Ok(n) => return Ok(n),
+                Err(WriteError::Body(_)) if attempt < self.retry.max_retries => {
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                }
+                Err(WriteError::Body(e)) => return Err(Error::Transport(e)),
+                Err(WriteError::Local(e)) => return Err(e),
+            }
+            attempt += 1;
+        }
+    }
+}
+
+/// Parses a success response's JSON body.
+pub(crate) async fn read_json(resp: Response) -> Result<Value> {
+    let status = resp.status();
+    let bytes = resp.bytes().await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Decode(format!(
+            "server returned {status} with a non-JSON body ({e})"
+        ))
+    })
+}
+
+/// Converts a JSON value into `T`, or [`Error::Decode`].
+pub(crate) fn decode<T: DeserializeOwned>(v: Value) -> Result<T> {
+    serde_json::from_value(v).map_err(|e| Error::Decode(e.to_string()))
+}
+
+/// The first of `keys` present (and not null) in `v`, parsed as `T`.
+pub(crate) fn field<T: DeserializeOwned>(mut v: Value, keys: &[&str]) -> Result<T> {
+    for k in keys {
+        if let Some(x) = v.get_mut(*k).filter(|x| !x.is_null()) {
+            return decode(x.take());
+        }
+    }
+    Err(Error::Decode(format!(
+        "response has none of the keys {}",
+        keys.join(", ")
+    )))
+}
+
+enum WriteError {
+    /// The response body broke off: worth another try.
+    Body(reqwest::Error),
+    /// A local file operation failed.
+    Local(Error),
+}
+
+/// The temporary file a download into `dest` is written to before the rename.
+pub(crate) fn part_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".part");
+    dest.with_file_name(name)
+}
+
+async fn write_atomically(resp: Response, dest: &Path) -> std::result::Result<u64, WriteError> {
+    let local = |p: &Path, e: std::io::Error| WriteError::Local(Error::io(p, e));
+    let expected = resp.content_length();
+    let part = part_path(dest);
+    let mut file = tokio::fs::File::create(&part)
+        .await
+        .map_err(|e| local(&part, e))?;
+    let mut written = 0u64;
+    let mut body = resp.bytes_stream();
+    let outcome = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(WriteError::Body)?;
+            file.write_all(&chunk).await.map_err(|e| local(&part, e))?;
+            written += chunk.len() as u64;
+        }
+        file.flush().await.map_err(|e| local(&part, e))?;
+        file.sync_all().await.map_err(|e| local(&part, e))?;
+        if let Some(n) = expected.filter(|n| *n != written) {
+            return Err(WriteError::Local(Error::Decode(format!(
+                "download of {} ended after {written} of {n} bytes",
+                dest.display()
+            ))));
+        }
+        Ok(())
+    }
+    .await;
+    drop(file);
+    if let Err(e) = outcome {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(e);
+    }
+    tokio::fs::rename(&part, dest)
+        .await
+        .map_err(|e| local(dest, e))?;
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_and_keys() {
+        assert_eq!(segment("my ds/é?#"), "my%20ds%2F%C3%A9%3F%23");
+        assert_eq!(segment("road-signs_v1.2~"), "road-signs_v1.2~");
+        let k = idempotency_key();
+        assert_eq!(k.len(), 32);
+        assert!(k
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "1.5".parse().unwrap());
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_millis(1500)));
+        h.insert(RETRY_AFTER, "-3".parse().unwrap());
+        assert_eq!(parse_retry_after(&h), Some(Duration::ZERO));
+        h.insert(
+            RETRY_AFTER,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
+        assert_eq!(parse_retry_after(&h), Some(Duration::ZERO));
+        let later = chrono::Utc::now() + chrono::Duration::seconds(90);
+        h.insert(RETRY_AFTER, later.to_rfc2822().parse().unwrap());
+        let d = parse_retry_after(&h).unwrap();
+        assert!(d > Duration::from_secs(80) && d <= Duration::from_secs(90));
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(parse_retry_after(&h), None);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_cap() {
+        let p = RetryPolicy {
+            max_retries: 3,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(120),
+        };
+        for (a, centre) in [(0, 1.0), (1, 2.0), (2, 4.0), (10, 30.0)] {
+            let d = p.backoff(a).as_secs_f64();
+            assert!(
+                d >= centre * 0.75 - 1e-9 && d <= centre * 1.25 + 1e-9,
+                "{a}: {d}"
+            );
+        }
+    }
+
+    #[test]
+    fn part_files_sit_beside_the_target() {
+        assert_eq!(
+            part_path(Path::new("out/a/b.jpg")),
+            PathBuf::from("out/a/b.jpg.part")
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! Rust SDK for the Pictograph developer API.
+//!
+//! The same surface as the official Python SDK, async and streaming:
+//!
+//! | resource | calls |
+//! | --- | --- |
+//! | [`Client::datasets`] | `list`, `iter` (a [`futures::Stream`]), `get`, `get_with`, `get_by_id`, `download` |
+//! | [`Client::projects`] | `create`, `update`, `delete`, `get`, `list`, `iter` |
+//! | [`Client::images`] | `get`, `upload`, `download`, `delete` |
+//! | [`Client::annotations`] | `get`, `save`, `delete`, `create_bbox` / `_polygon` / `_polyline` / `_keypoint` |
+//! | [`Client::batch`] | `move_images`, `copy`, `delete`, `update` → [`BatchResult`] |
+//! | [`workflows`] | [`workflows::upload_dataset_from_folder`] → [`UploadReport`] |
+//!
+//! Every request is retried on transport errors, 408, 429 and 5xx with exponential backoff
+//! and jitter; a 429's `Retry-After` is waited out up to a bound (default 120 s), beyond
+//! which [`Error::RateLimit`] is returned with `retry_after`. Every write carries an
+//! `Idempotency-Key` that its retries reuse, so a retried write never happens twice.
+//! Uploads stream files from disk and downloads stream to disk: memory stays flat whatever
+//! the file and dataset sizes.
+//!
+//! ```no_run
+//! use pictograph::{Annotation, Client};
+//! use pictograph::workflows::{upload_dataset_from_folder, FolderUploadOptions};
+//!
+//! # async fn run() -> Result<(), pictograph::Error> {
+//! let client = Client::builder("pk_live_...").base_url("http://127.0.0.1:8080").build()?;
+//! let report = upload_dataset_from_folder(&client, "road-signs", "./road_signs",
+//!     FolderUploadOptions::default()).await?;
+//! let ds = client.datasets().get_with("road-signs", pictograph::GetOptions {
+//!     include_images: true, ..Default::default() }).await?;
+//! let image = &ds.images.unwrap_or_default()[0];
+//! client.annotations().save(&image.id, &[
+//!     Annotation::bbox("ann-1", "stop", [10.0, 20.0, 30.0, 40.0]).with_confidence(0.9),
+//! ]).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Errors are typed: [`Error::Auth`] ([`AuthenticationError`]), [`Error::Forbidden`],
+//! [`Error::NotFound`] ([`NotFoundError`]), [`Error::Conflict`], [`Error::Validation`]
+//! (with [`FieldError`]s), [`Error::RateLimit`] ([`RateLimitError`]), [`Error::Server`],
+//! [`Error::Api`] (any other status, e.g. 413 and 415) and [`Error::Transport`]. Each API
+//! error carries its status, message and `x-request-id`.
+
+#![deny(missing_docs)]
+
+pub mod annotations;
+pub mod batch;
+mod client;
+pub mod datasets;
+pub mod error;
+mod http;
+pub mod images;
+pub mod models;
+mod pager;
+pub mod projects;
+pub mod workflows;
+
+pub use annotations::{
+    Annotation, Annotations, BoundingBox, DeleteResult, Point, PolygonGeometry, PolylineGeometry,
+    SaveResult,
+};
+pub use batch::{Batch, BatchFailure, BatchResult, CopyOptions, DuplicateHandling, ImageUpdate};
+pub use client::{
+    Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_TIMEOUT,
+};
+pub use datasets::{
+    Datasets, DownloadFailure, DownloadKind, DownloadMode, DownloadOptions, DownloadReport,
+    GetOptions, Progress,
+};
+pub use error::{
+    ApiError, AuthError, AuthenticationError, ConflictError, Error, FieldError, ForbiddenError,
+    NotFoundError, RateLimitError, Result, ServerError, ValidationError,
+};
+pub use images::{Images, UploadOptions};
+pub use models::{Dataset, DatasetClass, DeleteSummary, Image, Project, Status};
+pub use pager::Pager;
+pub use projects::{CreateProject, Projects, UpdateProject};
+pub use workflows::{FolderUploadOptions, UploadFailure, UploadReport};

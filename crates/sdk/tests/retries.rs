@@ -1,0 +1,417 @@
+//! Retries, `Retry-After`, idempotency keys and interrupted transfers, against a tiny
+//! fault-injecting HTTP server that answers a script of raw responses in order.
+
+use pictograph::{Client, CreateProject, Error, UploadOptions};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// A request as the fault server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// One scripted answer: raw bytes written before the connection is closed (empty = close
+/// without answering).
+struct Fault {
+    addr: std::net::SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Fault {
+    /// Serves `script` in order; the last entry repeats. Each connection gets one answer.
+    async fn start(script: Vec<Vec<u8>>) -> Fault {
+        Fault::start_with(|_| script).await
+    }
+
+    /// Like [`Fault::start`], with a script that may point back at the server's address.
+    async fn start_with(make: impl FnOnce(std::net::SocketAddr) -> Vec<Vec<u8>>) -> Fault {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let script = make(addr);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let script = Arc::new(script);
+        tokio::spawn(async move {
+            let mut n = 0usize;
+            // Bounded: no test sends more than a few dozen requests.
+            while n < 100 {
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let answer = script[n.min(script.len() - 1)].clone();
+                n += 1;
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut r = BufReader::new(sock);
+                    let mut line = String::new();
+                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut parts = line.split_whitespace();
+                    let method = parts.next().unwrap_or_default().to_string();
+                    let path = parts.next().unwrap_or_default().to_string();
+                    let mut headers = HashMap::new();
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).await.unwrap_or(0) == 0 || h.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':') {
+                            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                        }
+                    }
+                    let len: usize = headers
+                        .get("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0; len];
+                    let _ = r.read_exact(&mut body).await;
+                    log.lock().unwrap().push(Seen {
+                        method,
+                        path,
+                        headers,
+                        body,
+                    });
+                    let mut sock = r.into_inner();
+                    let _ = sock.write_all(&answer).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        Fault { addr, seen }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn client(&self, max_retries: u32) -> Client {
+        Client::builder("pk_live_test")
+            .base_url(self.url())
+            .max_retries(max_retries)
+            .retry_backoff(Duration::from_millis(10), Duration::from_millis(40))
+            .build()
+            .unwrap()
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn response(status: &str, extra: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut s = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in extra {
+        s.push_str(&format!("{k}: {v}\r\n"));
+    }
+    s.push_str("\r\n");
+    s.push_str(body);
+    s.into_bytes()
+}
+
+const PROJECT: &str = r#"{"project":{"id":"p1","name":"ds","organization_id":"o","created_at":"2026-01-01T00:00:00Z"}}"#;
+const LIST: &str = r#"{"datasets":[{"id":"d1","name":"ds","created_at":"2026-01-01T00:00:00Z"}]}"#;
+
+#[tokio::test]
+async fn a_503_is_retried_with_the_same_idempotency_key() {
+    let f = Fault::start(vec![
+        response("503 Service Unavailable", &[], r#"{"detail":"busy"}"#),
+        response("500 Internal Server Error", &[], "{}"),
+        response("201 Created", &[], PROJECT),
+    ])
+    .await;
+    let p = f
+        .client(3)
+        .projects()
+        .create("ds", CreateProject::default())
+        .await
+        .unwrap();
+    assert_eq!(p.id, "p1");
+    let seen = f.seen();
+    assert_eq!(seen.len(), 3);
+    let keys: Vec<_> = seen
+        .iter()
+        .map(|s| s.headers["idempotency-key"].clone())
+        .collect();
+    assert_eq!(keys[0].len(), 32);
+    assert!(keys[0].chars().all(|c| c.is_ascii_hexdigit()));
+    assert!(
+        keys.iter().all(|k| *k == keys[0]),
+        "retries reuse the key: {keys:?}"
+    );
+    assert!(seen
+        .iter()
+        .all(|s| s.method == "POST" && s.path == "/api/v1/developer/projects/"));
+    assert_eq!(seen[0].headers["x-api-key"], "pk_live_test");
+    let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(body, serde_json::json!({"name": "ds"}));
+
+    // A new call gets a new key.
+    let f2 = Fault::start(vec![response("201 Created", &[], PROJECT)]).await;
+    f2.client(0)
+        .projects()
+        .create("ds", CreateProject::default())
+        .await
+        .unwrap();
+    assert_ne!(f2.seen()[0].headers["idempotency-key"], keys[0]);
+}
+
+#[tokio::test]
+async fn a_429_with_a_short_retry_after_is_waited_out() {
+    let f = Fault::start(vec![
+        response(
+            "429 Too Many Requests",
+            &[("Retry-After", "1")],
+            r#"{"detail":"slow down"}"#,
+        ),
+        response("200 OK", &[], LIST),
+    ])
+    .await;
+    let start = Instant::now();
+    let list = f.client(3).datasets().list(10).await.unwrap();
+    let waited = start.elapsed();
+    assert_eq!(list.len(), 1);
+    assert_eq!(f.seen().len(), 2);
+    assert!(waited >= Duration::from_millis(950), "waited {waited:?}");
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    assert!(
+        !f.seen()[0].headers.contains_key("idempotency-key"),
+        "reads carry no idempotency key"
+    );
+    assert_eq!(f.seen()[0].path, "/api/v1/developer/datasets/?limit=10");
+}
+
+#[tokio::test]
+async fn a_429_with_a_long_retry_after_fails_at_once() {
+    let f = Fault::start(vec![
+        response(
+            "429 Too Many Requests",
+            &[("Retry-After", "500"), ("X-Request-Id", "rid-429")],
+            r#"{"detail":"Rate limit exceeded","error":{"code":"rate_limited","message":"Rate limit exceeded"}}"#,
+        ),
+        response("200 OK", &[], LIST),
+    ])
+    .await;
+    let start = Instant::now();
+    let e = f.client(3).datasets().list(10).await.unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!(f.seen().len(), 1, "no retry past the bound");
+    let Error::RateLimit(rl) = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(rl.retry_after, Some(Duration::from_secs(500)));
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(500)));
+    assert_eq!(rl.status, 429);
+    assert_eq!(rl.message, "Rate limit exceeded");
+    assert_eq!(rl.request_id.as_deref(), Some("rid-429"));
+    let _: &pictograph::RateLimitError = rl;
+
+    // The bound is configurable.
+    let f = Fault::start(vec![
+        response("429 Too Many Requests", &[("Retry-After", "2")], "{}"),
+        response("200 OK", &[], LIST),
+    ])
+    .await;
+    let c = Client::builder("k")
+        .base_url(f.url())
+        .max_retry_after(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    assert_eq!(
+        c.datasets().list(1).await.unwrap_err().retry_after(),
+        Some(Duration::from_secs(2))
+    );
+}
+
+#[tokio::test]
+async fn retries_are_bounded_and_not_for_client_errors() {
+    // Persistent 503: max_retries + 1 attempts, then a Server error.
+    let f = Fault::start(vec![response(
+        "503 Service Unavailable",
+        &[],
+        r#"{"detail":"down"}"#,
+    )])
+    .await;
+    let e = f.client(2).datasets().list(1).await.unwrap_err();
+    assert!(
+        matches!(e, Error::Server(ref s) if s.status == 503 && s.message == "down"),
+        "{e:?}"
+    );
+    assert_eq!(f.seen().len(), 3);
+
+    // 429 without Retry-After: backoff, then RateLimit with no hint.
+    let f = Fault::start(vec![response("429 Too Many Requests", &[], "{}")]).await;
+    let e = f.client(1).datasets().list(1).await.unwrap_err();
+    assert!(
+        matches!(e, Error::RateLimit(ref r) if r.retry_after.is_none()),
+        "{e:?}"
+    );
+    assert_eq!(f.seen().len(), 2);
+
+    // 408 is retried; exhausted it is a generic API error.
+    let f = Fault::start(vec![response("408 Request Timeout", &[], "{}")]).await;
+    let e = f.client(1).datasets().list(1).await.unwrap_err();
+    assert!(matches!(e, Error::Api(ref a) if a.status == 408), "{e:?}");
+    assert_eq!(f.seen().len(), 2);
+
+    // 404 and 422 are answered at once.
+    let f = Fault::start(vec![response("404 Not Found", &[], r#"{"detail":"nope"}"#)]).await;
+    assert!(f
+        .client(3)
+        .datasets()
+        .get("x")
+        .await
+        .unwrap_err()
+        .is_not_found());
+    assert_eq!(f.seen().len(), 1);
+
+    // max_retries = 0 disables retries.
+    let f = Fault::start(vec![
+        response("502 Bad Gateway", &[], "{}"),
+        response("200 OK", &[], LIST),
+    ])
+    .await;
+    assert!(matches!(
+        f.client(0).datasets().list(1).await,
+        Err(Error::Server(_))
+    ));
+    assert_eq!(f.seen().len(), 1);
+
+    // A 2xx that is not JSON is a decode error.
+    let f = Fault::start(vec![
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello".to_vec(),
+    ])
+    .await;
+    assert!(matches!(
+        f.client(0).datasets().list(1).await,
+        Err(Error::Decode(_))
+    ));
+}
+
+#[tokio::test]
+async fn dropped_connections_are_retried() {
+    let f = Fault::start(vec![Vec::new(), Vec::new(), response("200 OK", &[], LIST)]).await;
+    assert_eq!(f.client(3).datasets().list(5).await.unwrap().len(), 1);
+    assert_eq!(f.seen().len(), 3);
+
+    let f = Fault::start(vec![Vec::new()]).await;
+    assert!(matches!(
+        f.client(1).datasets().list(5).await,
+        Err(Error::Transport(_))
+    ));
+    assert_eq!(f.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn an_interrupted_download_leaves_no_partial_file() {
+    let full: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
+    let mut complete = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 2000\r\nConnection: close\r\n\r\n".to_vec();
+    complete.extend_from_slice(&full);
+    let mut cut = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 2000\r\nConnection: close\r\n\r\n".to_vec();
+    cut.extend_from_slice(&full[..300]);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("img.png");
+
+    // Always cut off: the call fails and nothing is left at the destination.
+    let f = Fault::start(vec![cut.clone()]).await;
+    let e = f
+        .client(1)
+        .images()
+        .download("i1", &dest)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Transport(_) | Error::Decode(_)), "{e:?}");
+    assert!(!dest.exists());
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "no .part left"
+    );
+    assert_eq!(f.seen().len(), 2);
+    assert_eq!(f.seen()[0].path, "/api/v1/developer/images/i1");
+
+    // Cut off once, then complete: the retry writes the whole file.
+    let f = Fault::start(vec![cut, complete]).await;
+    let n = f.client(2).images().download("i1", &dest).await.unwrap();
+    assert_eq!(n, 2000);
+    assert_eq!(std::fs::read(&dest).unwrap(), full);
+}
+
+#[tokio::test]
+async fn upload_put_is_streamed_unauthenticated_and_register_is_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a.png");
+    std::fs::write(&file, vec![7u8; 1234]).unwrap();
+    // upload-url → a grant pointing back here; the first PUT fails with 503 and is retried;
+    // register answers an image.
+    let f = Fault::start_with(|addr| {
+        let grant = format!(
+            r#"{{"upload_url":"http://{addr}/files/uploads/u1?sig=x","gcs_bucket":"local","gcs_path":"u1","gcs_uri":"gs://local/u1","content_type":"image/png"}}"#
+        );
+        let image = r#"{"success":true,"image_id":"img-1","image":{"id":"img-1","filename":"a.png","created_at":"2026-01-01T00:00:00Z"}}"#;
+        vec![
+            response("200 OK", &[], &grant),
+            response("503 Service Unavailable", &[], "{}"),
+            response("200 OK", &[], r#"{"success":true}"#),
+            response("201 Created", &[], image),
+        ]
+    })
+    .await;
+    let img = f
+        .client(3)
+        .images()
+        .upload("ds-1", &file, UploadOptions::default().folder_path("/cars"))
+        .await
+        .unwrap();
+    assert_eq!(img.id, "img-1");
+    let seen = f.seen();
+    let paths: Vec<_> = seen
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "POST /api/v1/developer/images/upload-url",
+            "PUT /files/uploads/u1?sig=x",
+            "PUT /files/uploads/u1?sig=x",
+            "POST /api/v1/developer/images/register",
+        ]
+    );
+    let grant: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(
+        grant,
+        serde_json::json!({"dataset_id": "ds-1", "filename": "a.png", "folder_path": "/cars", "content_type": "image/png"})
+    );
+    let put = &seen[2];
+    assert!(
+        !put.headers.contains_key("x-api-key"),
+        "the PUT carries no key"
+    );
+    assert_eq!(put.headers["content-length"], "1234");
+    assert_eq!(put.headers["content-type"], "image/png");
+    assert_eq!(put.body, vec![7u8; 1234]);
+    let reg = &seen[3];
+    assert_eq!(reg.headers["content-type"], "application/json");
+    let reg_body: serde_json::Value = serde_json::from_slice(&reg.body).unwrap();
+    assert_eq!(
+        reg_body,
+        serde_json::json!({"dataset_id": "ds-1", "filename": "a.png", "gcs_path": "u1",
+            "folder_path": "/cars", "file_size": 1234, "mime_type": "image/png"})
+    );
+    assert_ne!(
+        seen[0].headers["idempotency-key"], reg.headers["idempotency-key"],
+        "each step of an upload has its own key"
+    );
+}

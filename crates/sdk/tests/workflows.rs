@@ -1,0 +1,438 @@
+//! `upload_dataset_from_folder` and `datasets().download` against the real server.
+
+mod common;
+
+use pictograph::workflows::{upload_dataset_from_folder, FolderUploadOptions};
+use pictograph::{
+    CreateProject, DownloadMode, DownloadOptions, Error, ImageUpdate, Status, UploadOptions,
+};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// ./road_signs/{stop/001.png, stop/002.jpg, stop/night/005.png, yield/003.png, 004.png}
+/// plus files the workflow ignores.
+fn road_signs(root: &Path) {
+    common::write_image(&root.join("stop/001.png"), 5, 5, 1);
+    common::write_image(&root.join("stop/002.jpg"), 6, 5, 2);
+    common::write_image(&root.join("stop/night/005.png"), 5, 6, 3);
+    common::write_image(&root.join("yield/003.png"), 4, 4, 4);
+    common::write_image(&root.join("004.png"), 3, 3, 5);
+    std::fs::write(root.join("README.txt"), "not an image").unwrap();
+    std::fs::write(root.join("stop/notes.heif"), "ignored too").unwrap();
+}
+
+#[tokio::test]
+async fn folder_upload_is_idempotent_and_collapses_nested_folders() {
+    let s = common::start().await;
+    let c = &s.client;
+    let tmp = common::tempdir();
+    let root = tmp.path().join("road_signs");
+    road_signs(&root);
+
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let opts = FolderUploadOptions::default()
+        .max_workers(3)
+        .progress(move |done, total, file| {
+            seen.lock()
+                .unwrap()
+                .push((done, total, file.unwrap_or_default().to_string()))
+        });
+    let first = upload_dataset_from_folder(c, "road-signs", &root, opts.clone())
+        .await
+        .unwrap();
+    assert_eq!(first.dataset_name, "road-signs");
+    assert_eq!(
+        (
+            first.images_attempted,
+            first.images_uploaded,
+            first.images_skipped
+        ),
+        (5, 5, 0)
+    );
+    assert!(first.failures.is_empty(), "{:?}", first.failures);
+    assert!(first.success());
+
+    // progress: once per file, counting up to the total
+    let calls_now = calls.lock().unwrap().clone();
+    assert_eq!(calls_now.len(), 5);
+    assert_eq!(
+        calls_now.iter().map(|c| c.0).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+    assert!(calls_now.iter().all(|c| c.1 == 5));
+    let mut files: Vec<_> = calls_now.iter().map(|c| c.2.clone()).collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "004.png",
+            "stop/001.png",
+            "stop/002.jpg",
+            "stop/night/005.png",
+            "yield/003.png"
+        ]
+    );
+
+    // virtual folders: first level only
+    let ds = c
+        .datasets()
+        .get_with(
+            "road-signs",
+            pictograph::GetOptions {
+                include_images: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut placed: Vec<_> = ds
+        .images
+        .unwrap()
+        .iter()
+        .map(|i| format!("{}:{}", i.folder(), i.filename))
+        .collect();
+    placed.sort();
+    assert_eq!(
+        placed,
+        [
+            "/:004.png",
+            "/stop:001.png",
+            "/stop:002.jpg",
+            "/stop:005.png",
+            "/yield:003.png"
+        ]
+    );
+
+    // second run: nothing uploaded, everything skipped
+    calls.lock().unwrap().clear();
+    let second = upload_dataset_from_folder(c, "road-signs", &root, opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            second.images_attempted,
+            second.images_uploaded,
+            second.images_skipped
+        ),
+        (5, 0, 5)
+    );
+    assert!(second.failures.is_empty());
+    assert!(!second.success(), "nothing uploaded is not a success");
+    assert_eq!(calls.lock().unwrap().len(), 5);
+
+    // skip_existing=false: conflicts become failures
+    let third = upload_dataset_from_folder(
+        c,
+        "road-signs",
+        &root,
+        FolderUploadOptions::default()
+            .skip_existing(false)
+            .parallel(false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(third.failures.len(), 5);
+    assert!(third.failures[0].reason.starts_with("conflict: "));
+    assert!(third.failures.iter().all(|f| f.path.starts_with(&root)));
+}
+
+#[tokio::test]
+async fn folder_upload_flat_empty_missing_and_not_created() {
+    let s = common::start().await;
+    let c = &s.client;
+    let tmp = common::tempdir();
+    let root = tmp.path().join("flat");
+    common::write_image(&root.join("a/x.png"), 3, 3, 1);
+    common::write_image(&root.join("b/y.png"), 3, 3, 2);
+
+    let r = upload_dataset_from_folder(
+        c,
+        "flat",
+        &root,
+        FolderUploadOptions::default()
+            .organize_by_class(false)
+            .parallel(false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.images_uploaded, 2);
+    let ds = c
+        .datasets()
+        .get_with(
+            "flat",
+            pictograph::GetOptions {
+                include_images: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(ds.images.unwrap().iter().all(|i| i.folder() == "/"));
+
+    // an empty folder: a report, not a success
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let r = upload_dataset_from_folder(c, "empty-ds", &empty, FolderUploadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((r.images_attempted, r.images_uploaded), (0, 0));
+    assert!(!r.success());
+
+    // a missing folder, or a file instead of a folder: FileNotFound before any request
+    let missing = tmp.path().join("nope");
+    assert!(matches!(
+        upload_dataset_from_folder(c, "never", &missing, FolderUploadOptions::default()).await,
+        Err(Error::FileNotFound(p)) if p == missing
+    ));
+    assert!(matches!(
+        upload_dataset_from_folder(
+            c,
+            "never",
+            root.join("a/x.png"),
+            FolderUploadOptions::default()
+        )
+        .await,
+        Err(Error::FileNotFound(_))
+    ));
+    assert!(c.datasets().get("never").await.unwrap_err().is_not_found());
+
+    // create_if_missing=false on a missing dataset: NotFound
+    let e = upload_dataset_from_folder(
+        c,
+        "absent",
+        &root,
+        FolderUploadOptions::default().create_if_missing(false),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.is_not_found(), "{e:?}");
+}
+
+#[tokio::test]
+async fn folder_upload_records_per_file_errors() {
+    let s = common::start().await;
+    let c = &s.client;
+    let tmp = common::tempdir();
+    let root = tmp.path().join("mixed");
+    common::write_image(&root.join("good.png"), 3, 3, 1);
+    // A .png whose bytes are not an image: the server refuses it, the run goes on.
+    std::fs::write(root.join("broken.png"), b"definitely not a png").unwrap();
+    let r = upload_dataset_from_folder(c, "mixed", &root, FolderUploadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((r.images_attempted, r.images_uploaded), (2, 1));
+    assert_eq!(r.failures.len(), 1);
+    assert!(r.failures[0].path.ends_with("broken.png"));
+    assert!(!r.success());
+}
+
+/// A dataset with equal file names in two folders, one complete image, and annotations.
+async fn seeded(s: &common::Server, tmp: &Path) -> (String, Vec<(String, String, u64)>) {
+    let c = &s.client;
+    let ds = c
+        .projects()
+        .create("dl", CreateProject::default())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for (i, folder) in ["/", "/cars", "/cars/red", "/bikes"].iter().enumerate() {
+        let f = tmp.join(format!("src{i}/same.png"));
+        common::write_image(&f, 4 + i as u32, 4, i as u8);
+        let img = c
+            .images()
+            .upload(&ds.id, &f, UploadOptions::default().folder_path(*folder))
+            .await
+            .unwrap();
+        out.push((img.id, folder.to_string(), img.file_size));
+    }
+    c.annotations()
+        .save(
+            &out[1].0,
+            &[pictograph::Annotation::bbox(
+                "a",
+                "car",
+                [0.0, 0.0, 2.0, 2.0],
+            )],
+        )
+        .await
+        .unwrap();
+    c.batch()
+        .update(
+            "dl",
+            &[out[1].0.as_str()],
+            ImageUpdate::default().status(Status::Complete),
+        )
+        .await
+        .unwrap();
+    (ds.id, out)
+}
+
+#[tokio::test]
+async fn download_modes_folders_and_status_filter() {
+    let s = common::start().await;
+    let c = &s.client;
+    let tmp = common::tempdir();
+    let (ds_id, imgs) = seeded(&s, tmp.path()).await;
+
+    // full: images and annotation files, each in its folder
+    let out = tmp.path().join("full");
+    let progress = Arc::new(Mutex::new(0usize));
+    let p = progress.clone();
+    let r = c
+        .datasets()
+        .download(
+            "dl",
+            &out,
+            DownloadOptions::default()
+                .max_workers(3)
+                .progress(move |_, total, _| {
+                    assert_eq!(total, 8);
+                    *p.lock().unwrap() += 1;
+                }),
+        )
+        .await
+        .unwrap();
+    assert!(r.success(), "{:?}", r.failures);
+    assert_eq!(r.dataset_id, ds_id);
+    assert_eq!(
+        (
+            r.images_downloaded,
+            r.annotations_downloaded,
+            r.images_skipped
+        ),
+        (4, 4, 0)
+    );
+    assert_eq!(*progress.lock().unwrap(), 8);
+    assert_eq!(
+        common::files_under(&out),
+        [
+            "bikes/same.png",
+            "bikes/same.png.json",
+            "cars/red/same.png",
+            "cars/red/same.png.json",
+            "cars/same.png",
+            "cars/same.png.json",
+            "same.png",
+            "same.png.json"
+        ]
+    );
+    let bytes = std::fs::read(out.join("cars/same.png")).unwrap();
+    assert_eq!(bytes.len() as u64, imgs[1].2);
+    assert_eq!(
+        bytes,
+        std::fs::read(tmp.path().join("src1/same.png")).unwrap()
+    );
+    let ann: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("cars/same.png.json")).unwrap()).unwrap();
+    assert_eq!(ann["image_id"], imgs[1].0.as_str());
+    assert_eq!(ann["annotations"][0]["bounding_box"]["w"], 2.0);
+
+    // images_only
+    let out = tmp.path().join("images");
+    let r = c
+        .datasets()
+        .download(
+            "dl",
+            &out,
+            DownloadOptions::default().mode(DownloadMode::ImagesOnly),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.images_downloaded, r.annotations_downloaded), (4, 0));
+    assert!(common::files_under(&out)
+        .iter()
+        .all(|f| f.ends_with(".png")));
+
+    // annotations_only + status_filter
+    let out = tmp.path().join("ann");
+    let r = c
+        .datasets()
+        .download(
+            "dl",
+            &out,
+            DownloadOptions::default()
+                .mode(DownloadMode::AnnotationsOnly)
+                .status_filter(Status::Complete),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.images_downloaded, r.annotations_downloaded), (0, 1));
+    assert_eq!(common::files_under(&out), ["cars/same.png.json"]);
+
+    // images_only + status_filter with no match
+    let out = tmp.path().join("none");
+    let r = c
+        .datasets()
+        .download(
+            "dl",
+            &out,
+            DownloadOptions::default()
+                .mode(DownloadMode::ImagesOnly)
+                .status_filter(Status::Review),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.images_downloaded, 0);
+    assert!(common::files_under(&out).is_empty());
+
+    // unknown dataset: the listing call fails
+    assert!(c
+        .datasets()
+        .download("nope", tmp.path().join("x"), DownloadOptions::default())
+        .await
+        .unwrap_err()
+        .is_not_found());
+}
+
+#[tokio::test]
+async fn download_is_atomic_and_skips_complete_files_on_rerun() {
+    let s = common::start().await;
+    let c = &s.client;
+    let tmp = common::tempdir();
+    let (_, imgs) = seeded(&s, tmp.path()).await;
+    let out = tmp.path().join("out");
+    let opts = || DownloadOptions::default().mode(DownloadMode::ImagesOnly);
+
+    let r = c.datasets().download("dl", &out, opts()).await.unwrap();
+    assert_eq!((r.images_downloaded, r.images_skipped), (4, 0));
+    assert!(
+        common::files_under(&out)
+            .iter()
+            .all(|f| !f.ends_with(".part")),
+        "no temporary file is left behind"
+    );
+
+    // Simulate an interrupted earlier run: one image truncated in place (as a non-atomic
+    // writer would leave it) and a stale .part file beside another.
+    let truncated = out.join("cars/same.png");
+    let full = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &full[..full.len() / 2]).unwrap();
+    std::fs::write(out.join("bikes/same.png.part"), b"half").unwrap();
+    // A file with the right size is trusted and kept as it is.
+    let kept = out.join("same.png");
+    let marker = vec![b'k'; imgs[0].2 as usize];
+    std::fs::write(&kept, &marker).unwrap();
+
+    let r = c.datasets().download("dl", &out, opts()).await.unwrap();
+    assert!(r.success(), "{:?}", r.failures);
+    assert_eq!((r.images_downloaded, r.images_skipped), (1, 3));
+    assert_eq!(
+        std::fs::read(&truncated).unwrap(),
+        full,
+        "the truncated file was fetched again"
+    );
+    assert_eq!(
+        std::fs::read(&kept).unwrap(),
+        marker,
+        "right-sized files are skipped"
+    );
+    assert!(common::files_under(&out)
+        .iter()
+        .all(|f| !f.ends_with(".part")));
+
+    // Removing a file and re-running fetches just that one.
+    std::fs::remove_file(out.join("cars/red/same.png")).unwrap();
+    let r = c.datasets().download("dl", &out, opts()).await.unwrap();
+    assert_eq!((r.images_downloaded, r.images_skipped), (1, 3));
+}

@@ -1,0 +1,614 @@
+//! Batch move, copy, delete and update over many images of one dataset.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+
+/// Asserts the BatchResult shape: the SDK keys, the seed keys, and their agreement.
+#[track_caller]
+fn check_result(r: &Value, processed: usize, failed: &[&str]) {
+    assert_eq!(r["processed"], processed, "{r}");
+    assert_eq!(r["success"], failed.is_empty(), "{r}");
+    let got: Vec<&str> = r["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert!(f["reason"].as_str().is_some_and(|s| !s.is_empty()), "{f}");
+            f["id"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(got, failed, "{r}");
+    assert_eq!(r["failed_count"], failed.len());
+    let failures: Vec<&str> = r["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["image_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(failures, failed);
+    assert_eq!(r["succeeded"].as_array().unwrap().len(), processed);
+    assert!(r["affected_folders"].is_array());
+    assert_eq!(r["affected_directories"], r["affected_folders"]);
+}
+
+fn folders(r: &Value) -> HashSet<String> {
+    r["affected_folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn set(items: &[&str]) -> HashSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Images of a dataset keyed by "folder/filename".
+async fn by_path(c: &Client, ds: &str) -> HashMap<String, Value> {
+    c.images(ds)
+        .await
+        .into_iter()
+        .map(|i| {
+            let folder = s(&i, "virtual_folder_path");
+            let key = format!("{}/{}", folder.trim_end_matches('/'), s(&i, "filename"));
+            (key, i)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn move_changes_folders_and_reports_clashes() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("mv").await;
+    let id = s(&ds, "id");
+    let a = s(&t.owner.upload_png(&id, "/", "a.png", 1).await, "id");
+    let b = s(&t.owner.upload_png(&id, "/in", "b.png", 2).await, "id");
+    let clash = s(&t.owner.upload_png(&id, "/", "c.png", 3).await, "id");
+    let there = s(
+        &t.owner.upload_png(&id, "/sorted/cars", "c.png", 4).await,
+        "id",
+    );
+    let unknown = uuid::Uuid::new_v4().to_string();
+
+    let r = t
+        .member
+        .batch(
+            "move",
+            &json!({"dataset_name": "mv", "image_ids": [a, b, clash, unknown], "target_folder_path": "sorted/cars/"}),
+        )
+        .await
+        .ok_json(200);
+    check_result(&r, 2, &[&clash, &unknown]);
+    assert_eq!(folders(&r), set(&["/", "/in", "/sorted/cars"]));
+    let failed = r["failed"].as_array().unwrap();
+    assert!(s(&failed[0], "reason").contains("already exists"), "{r}");
+    assert!(
+        s(&failed[1], "reason").to_lowercase().contains("not found"),
+        "{r}"
+    );
+
+    assert_eq!(
+        t.owner.image(&a).await["virtual_folder_path"],
+        "/sorted/cars"
+    );
+    assert_eq!(
+        t.owner.image(&b).await["virtual_folder_path"],
+        "/sorted/cars"
+    );
+    assert_eq!(t.owner.image(&clash).await["virtual_folder_path"], "/");
+    assert_eq!(
+        t.owner.image(&there).await["virtual_folder_path"],
+        "/sorted/cars"
+    );
+    assert_eq!(t.owner.counts("mv").await.images, 4);
+
+    // The names moved away are free in the old folders, and taken in the new one.
+    t.owner
+        .upload_url(&id, "/", "a.png", "image/png")
+        .await
+        .expect(200);
+    t.owner
+        .upload_url(&id, "/sorted/cars", "a.png", "image/png")
+        .await
+        .error(409, "conflict");
+
+    // Moving to where an image already is succeeds; the newer field name works too.
+    let r = t
+        .owner
+        .batch("move", &json!({"dataset_name": "mv", "image_ids": [a], "target_directory_path": "/sorted/cars"}))
+        .await
+        .ok_json(200);
+    check_result(&r, 1, &[]);
+    // Two sources of the same name into one folder: the first wins.
+    let d1 = s(&t.owner.upload_png(&id, "/p", "d.png", 5).await, "id");
+    let d2 = s(&t.owner.upload_png(&id, "/q", "d.png", 6).await, "id");
+    let r = t
+        .owner
+        .batch(
+            "move",
+            &json!({"dataset_name": "mv", "image_ids": [d1, d2], "target_folder_path": "/r"}),
+        )
+        .await
+        .ok_json(200);
+    check_result(&r, 1, &[&d2]);
+    assert_eq!(t.owner.image(&d1).await["virtual_folder_path"], "/r");
+    assert_eq!(t.owner.image(&d2).await["virtual_folder_path"], "/q");
+
+    // Moving to the root by default.
+    let r = t
+        .owner
+        .batch("move", &json!({"dataset_name": "mv", "image_ids": [b]}))
+        .await
+        .ok_json(200);
+    check_result(&r, 1, &[]);
+    assert_eq!(t.owner.image(&b).await["virtual_folder_path"], "/");
+    t.owner
+        .batch(
+            "move",
+            &json!({"dataset_name": "mv", "image_ids": [b], "target_folder_path": "/a/../b"}),
+        )
+        .await
+        .error(422, "validation_error");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_renames_skips_or_overwrites_and_shares_bytes() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("cp").await;
+    let id = s(&ds, "id");
+    let src = t.owner.upload_png(&id, "/", "a.png", 1).await;
+    let src_id = s(&src, "id");
+    let ann = json!({"annotations": [{"id": "1", "name": "car", "type": "bbox",
+        "bounding_box": {"x": 1.0, "y": 1.0, "w": 2.0, "h": 2.0}, "confidence": 1.0, "attributes": []}]});
+    t.owner
+        .post(&format!("annotations/{src_id}"), &ann)
+        .await
+        .expect(200);
+    t.owner
+        .patch(
+            "batch/images/update",
+            &json!({"dataset_name": "cp", "image_ids": [src_id], "updates": {"status": "review"}}),
+        )
+        .await
+        .expect(200);
+    let files_before = t.blob_files();
+    assert_eq!(files_before.len(), 1);
+
+    let copy = |folder: &str, mode: &str, with: bool| {
+        json!({"dataset_name": "cp", "image_ids": [src_id], "target_folder_path": folder,
+               "duplicate_handling": mode, "copy_annotations": with})
+    };
+
+    // rename: in the same folder the copies get -2, -3.
+    let r = t
+        .member
+        .batch("copy", &copy("/", "rename", true))
+        .await
+        .ok_json(200);
+    check_result(&r, 1, &[]);
+    assert_eq!(r["renamed"], 1);
+    let r = t
+        .member
+        .batch("copy", &copy("/", "rename", false))
+        .await
+        .ok_json(200);
+    check_result(&r, 1, &[]);
+    let images = by_path(&t.owner, "cp").await;
+    let mut names: Vec<&String> = images.keys().collect();
+    names.sort();
+    assert_eq!(names, ["/a-2.png", "/a-3.png", "/a.png"]);
+    let with = &images["/a-2.png"];
+    let without = &images["/a-3.png"];
+    for c in [with, without] {
+        assert_ne!(c["id"], src["id"], "copies are new images");
+        assert_eq!(c["file_size"], src["file_size"]);
+        assert_eq!(c["width"], src["width"]);
+        assert_eq!(c["is_archived"], false);
+    }
+    assert_eq!(with["status"], "review");
+    assert_eq!(with["annotation_count"], 1);
+    let got = t
+        .owner
+        .get(&format!("annotations/{}", s(with, "id")))
+        .await
+        .ok_json(200);
+    assert_eq!(got["annotations"], ann["annotations"]);
+    assert_eq!(without["status"], "new");
+    assert_eq!(without["annotation_count"], 0);
+    let got = t
+        .owner
+        .get(&format!("annotations/{}", s(without, "id")))
+        .await
+        .ok_json(200);
+    assert_eq!(got["annotations"], json!([]));
+    // The source is untouched, and the copies' annotations are their own.
+    assert_eq!(t.owner.image(&src_id).await["annotation_count"], 1);
+    t.owner
+        .post(
+            &format!("annotations/{}", s(with, "id")),
+            &json!({"annotations": []}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(t.owner.image(&src_id).await["annotation_count"], 1);
+
+    // Copies share the bytes: no new file on disk, same ETag.
+    assert_eq!(t.blob_files(), files_before);
+    let a = t.owner.get(&format!("images/{src_id}")).await.expect(200);
+    let b = t
+        .owner
+        .get(&format!("images/{}", s(without, "id")))
+        .await
+        .expect(200);
+    assert_eq!(a.bytes, b.bytes);
+    assert_eq!(a.header("etag"), b.header("etag"));
+
+    // Into another folder: no clash, the name is kept.
+    let r = t
+        .owner
+        .batch("copy", &copy("/dst", "rename", false))
+        .await
+        .ok_json(200);
+    check_result(&r, 1, &[]);
+    assert_eq!(r["renamed"], 0);
+    assert_eq!(folders(&r), set(&["/", "/dst"]));
+    let dst = by_path(&t.owner, "cp").await["/dst/a.png"].clone();
+
+    // skip: the existing image stays and the source is reported failed.
+    let r = t
+        .owner
+        .batch("copy", &copy("/dst", "skip", true))
+        .await
+        .ok_json(200);
+    check_result(&r, 0, &[&src_id]);
+    let after = by_path(&t.owner, "cp").await;
+    assert_eq!(after.len(), 4);
+    assert_eq!(after["/dst/a.png"]["id"], dst["id"]);
+
+    // overwrite: the existing image is replaced by a new copy.
+    let other_bytes = png_seeded(8, 6, 99);
+    let victim = t
+        .owner
+        .upload(&id, "/ow", "a.png", &other_bytes, "image/png")
+        .await;
+    assert!(t.blob_on_disk(&sha256_hex(&other_bytes)));
+    let r = t
+        .owner
+        .batch("copy", &copy("/ow", "overwrite", true))
+        .await
+        .ok_json(200);
+    check_result(&r, 1, &[]);
+    t.owner
+        .get(&format!("images/{}/metadata", s(&victim, "id")))
+        .await
+        .error(404, "not_found");
+    let replaced = by_path(&t.owner, "cp").await["/ow/a.png"].clone();
+    assert_ne!(replaced["id"], victim["id"]);
+    assert_eq!(replaced["status"], "review");
+    let got = t
+        .owner
+        .get(&format!("images/{}", s(&replaced, "id")))
+        .await
+        .expect(200);
+    assert_eq!(got.bytes, a.bytes);
+    assert!(
+        !t.blob_on_disk(&sha256_hex(&other_bytes)),
+        "the overwritten image's bytes are freed"
+    );
+    assert_eq!(t.owner.counts("cp").await.images, 5);
+
+    // Bad policy.
+    t.owner
+        .batch("copy", &copy("/dst", "replace", false))
+        .await
+        .error(422, "validation_error");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_archives_or_purges_by_role() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("del").await;
+    let id = s(&ds, "id");
+    let a = s(&t.owner.upload_png(&id, "/", "a.png", 1).await, "id");
+    let b = s(&t.owner.upload_png(&id, "/x", "b.png", 2).await, "id");
+    let c = s(&t.owner.upload_png(&id, "/", "c.png", 3).await, "id");
+
+    let r = t
+        .member
+        .batch(
+            "delete",
+            &json!({"dataset_name": "del", "image_ids": [a, b], "permanent": false}),
+        )
+        .await
+        .ok_json(200);
+    check_result(&r, 2, &[]);
+    assert_eq!(folders(&r), set(&["/", "/x"]));
+    assert_eq!(t.owner.image(&a).await["is_archived"], true);
+    assert_eq!(t.owner.image(&b).await["is_archived"], true);
+    let k = t.owner.counts("del").await;
+    assert_eq!((k.images, k.archived), (1, 2));
+    assert_eq!(t.blob_files().len(), 3, "archives keep their bytes");
+
+    t.member
+        .batch(
+            "delete",
+            &json!({"dataset_name": "del", "image_ids": [a, c], "permanent": true}),
+        )
+        .await
+        .error(403, "forbidden");
+    assert_eq!(t.owner.image(&c).await["is_archived"], false);
+
+    let r = t
+        .admin
+        .batch(
+            "delete",
+            &json!({"dataset_name": "del", "image_ids": [a, c], "permanent": true}),
+        )
+        .await
+        .ok_json(200);
+    check_result(&r, 2, &[]);
+    for gone in [&a, &c] {
+        t.owner
+            .get(&format!("images/{gone}/metadata"))
+            .await
+            .error(404, "not_found");
+    }
+    assert!(!t.blob_on_disk(&sha256_hex(&png_seeded(8, 6, 1))));
+    assert!(!t.blob_on_disk(&sha256_hex(&png_seeded(8, 6, 3))));
+    assert!(t.blob_on_disk(&sha256_hex(&png_seeded(8, 6, 2))));
+    let k = t.owner.counts("del").await;
+    assert_eq!((k.images, k.archived), (0, 1));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_sets_fields_and_restores_unless_the_name_was_taken() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("up").await;
+    let id = s(&ds, "id");
+    let a = s(&t.owner.upload_png(&id, "/", "a.png", 1).await, "id");
+    let b = s(&t.owner.upload_png(&id, "/", "b.png", 2).await, "id");
+    let update = |ids: &[&String], updates: Value| json!({"dataset_name": "up", "image_ids": ids, "updates": updates});
+
+    for status in ["annotate", "review", "complete", "new"] {
+        let r = t
+            .member
+            .patch(
+                "batch/images/update",
+                &update(&[&a, &b], json!({"status": status})),
+            )
+            .await
+            .ok_json(200);
+        check_result(&r, 2, &[]);
+        assert_eq!(t.owner.image(&a).await["status"], status);
+        assert_eq!(t.owner.image(&b).await["status"], status);
+    }
+    let r = t
+        .member
+        .patch(
+            "batch/images/update",
+            &update(&[&a], json!({"display_name": "Front view", "status": null})),
+        )
+        .await
+        .ok_json(200);
+    check_result(&r, 1, &[]);
+    let img = t.owner.image(&a).await;
+    assert_eq!(img["display_name"], "Front view");
+    assert_eq!(img["filename"], "a.png");
+    assert_eq!(img["status"], "new");
+
+    // Archive through update, take the name, then try to restore.
+    t.member
+        .patch(
+            "batch/images/update",
+            &update(&[&a, &b], json!({"is_archived": true})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(t.owner.counts("up").await.archived, 2);
+    let newer = t.owner.upload_png(&id, "/", "a.png", 3).await;
+    let r = t
+        .member
+        .patch(
+            "batch/images/update",
+            &update(&[&a, &b], json!({"is_archived": false})),
+        )
+        .await
+        .ok_json(200);
+    check_result(&r, 1, &[&a]);
+    assert!(
+        s(&r["failed"][0], "reason").contains("already exists"),
+        "{r}"
+    );
+    assert_eq!(t.owner.image(&a).await["is_archived"], true);
+    assert_eq!(t.owner.image(&b).await["is_archived"], false);
+    assert_eq!(t.owner.image(&s(&newer, "id")).await["is_archived"], false);
+    let k = t.owner.counts("up").await;
+    assert_eq!((k.images, k.archived), (2, 1));
+
+    // Invalid updates are refused whole.
+    for bad in [
+        json!({}),
+        json!({"status": null}),
+        json!({"status": "in_progress"}),
+        json!({"status": "complete", "color": "red"}),
+        json!({"is_archived": "yes"}),
+        json!({"display_name": 5}),
+    ] {
+        t.member
+            .patch("batch/images/update", &update(&[&b], bad.clone()))
+            .await
+            .error(422, "validation_error");
+    }
+    t.member
+        .patch(
+            "batch/images/update",
+            &json!({"dataset_name": "up", "image_ids": [b]}),
+        )
+        .await
+        .error(422, "validation_error");
+    assert_eq!(t.owner.image(&b).await["status"], "new");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_level_errors_and_partial_failure() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("errs").await;
+    let a = s(
+        &t.owner.upload_png(&s(&ds, "id"), "/", "a.png", 1).await,
+        "id",
+    );
+    let unknown: Vec<String> = (0..3).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+
+    // Unknown dataset.
+    for op in ["move", "copy", "delete"] {
+        t.owner
+            .batch(op, &json!({"dataset_name": "nope", "image_ids": [a]}))
+            .await
+            .error(404, "not_found");
+    }
+    t.owner
+        .patch(
+            "batch/images/update",
+            &json!({"dataset_name": "nope", "image_ids": [a], "updates": {"status": "new"}}),
+        )
+        .await
+        .error(404, "not_found");
+    // Every id unknown.
+    for op in ["move", "copy", "delete"] {
+        t.owner
+            .batch(op, &json!({"dataset_name": "errs", "image_ids": unknown}))
+            .await
+            .error(404, "not_found");
+    }
+    t.owner
+        .patch(
+            "batch/images/update",
+            &json!({"dataset_name": "errs", "image_ids": unknown, "updates": {"status": "review"}}),
+        )
+        .await
+        .error(404, "not_found");
+    // Too many ids, or none.
+    let many: Vec<String> = (0..10_001).map(|i| format!("id-{i}")).collect();
+    for op in ["move", "copy", "delete"] {
+        t.owner
+            .batch(op, &json!({"dataset_name": "errs", "image_ids": many}))
+            .await
+            .error(422, "validation_error");
+        t.owner
+            .batch(op, &json!({"dataset_name": "errs", "image_ids": []}))
+            .await
+            .error(422, "validation_error");
+    }
+    t.owner
+        .patch(
+            "batch/images/update",
+            &json!({"dataset_name": "errs", "image_ids": many, "updates": {"status": "new"}}),
+        )
+        .await
+        .error(422, "validation_error");
+    // Missing fields.
+    t.owner
+        .batch("move", &json!({"image_ids": [a]}))
+        .await
+        .error(422, "validation_error");
+    t.owner
+        .batch("move", &json!({"dataset_name": "errs"}))
+        .await
+        .error(422, "validation_error");
+
+    // Some ids unknown: 200 with both the SDK and the seed shapes.
+    let r = t
+        .owner
+        .patch(
+            "batch/images/update",
+            &json!({"dataset_name": "errs", "image_ids": [unknown[0], a, unknown[1]], "updates": {"status": "complete"}}),
+        )
+        .await
+        .ok_json(200);
+    check_result(&r, 1, &[&unknown[0], &unknown[1]]);
+    assert_eq!(r["succeeded"], json!([a]));
+    assert_eq!(r["failures"][0]["reason"], r["failed"][0]["reason"]);
+    assert_eq!(t.owner.image(&a).await["status"], "complete");
+    // Repeated ids count once.
+    let r = t
+        .owner
+        .batch(
+            "delete",
+            &json!({"dataset_name": "errs", "image_ids": [a, a], "permanent": false}),
+        )
+        .await
+        .ok_json(200);
+    check_result(&r, 1, &[]);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_images_move_in_one_request() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("big").await;
+    let first = t.owner.upload_png(&s(&ds, "id"), "/", "img.png", 1).await;
+    let mut all = vec![s(&first, "id")];
+    // Double the dataset with copies until it has 2048 images.
+    while all.len() < 2048 {
+        let r = t
+            .owner
+            .batch(
+                "copy",
+                &json!({"dataset_name": "big", "image_ids": all, "target_folder_path": "/",
+                        "duplicate_handling": "rename", "copy_annotations": false}),
+            )
+            .await
+            .ok_json(200);
+        assert_eq!(r["processed"], all.len());
+        all = ids(&t.owner.images("big").await);
+    }
+    assert_eq!(all.len(), 2048);
+    assert_eq!(t.blob_files().len(), 1);
+    let names: HashSet<String> = t
+        .owner
+        .images("big")
+        .await
+        .iter()
+        .map(|i| s(i, "filename"))
+        .collect();
+    assert_eq!(names.len(), 2048, "renamed copies have distinct names");
+
+    let r = t
+        .owner
+        .batch(
+            "move",
+            &json!({"dataset_name": "big", "image_ids": all, "target_folder_path": "/moved"}),
+        )
+        .await
+        .ok_json(200);
+    check_result(&r, 2048, &[]);
+    assert_eq!(folders(&r), set(&["/", "/moved"]));
+    let after = t.owner.images("big").await;
+    assert_eq!(after.len(), 2048);
+    assert!(after.iter().all(|i| i["virtual_folder_path"] == "/moved"));
+    let k = t.owner.counts("big").await;
+    assert_eq!(k.images, 2048);
+    assert_eq!(k.total_size, 2048 * first["file_size"].as_i64().unwrap());
+
+    // And archived in one request.
+    let r = t
+        .owner
+        .batch(
+            "delete",
+            &json!({"dataset_name": "big", "image_ids": all, "permanent": false}),
+        )
+        .await
+        .ok_json(200);
+    check_result(&r, 2048, &[]);
+    let k = t.owner.counts("big").await;
+    assert_eq!((k.images, k.archived, k.total_size), (0, 2048, 0));
+    t.stop().await;
+}

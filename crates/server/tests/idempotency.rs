@@ -1,0 +1,105 @@
+//! `Idempotency-Key`: a retried write answers the first response instead of running again.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_create_replays_the_first_answer() {
+    let t = TestServer::start().await;
+    let key = "0123456789abcdef0123456789abcdef";
+    let first = t
+        .owner
+        .post_idem("projects/", &json!({"name": "once"}), key)
+        .await
+        .expect(201);
+    assert!(first.header("idempotent-replayed").is_none());
+    let again = t
+        .owner
+        .post_idem("projects/", &json!({"name": "once"}), key)
+        .await
+        .expect(201);
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(again.json(), first.json());
+    let listed = t.owner.get("datasets/").await.ok_json(200);
+    assert_eq!(listed["total"], 1);
+
+    // Without the key (or with a new one) the create runs again and conflicts.
+    t.owner
+        .post("projects/", &json!({"name": "once"}))
+        .await
+        .error(409, "conflict");
+    t.owner
+        .post_idem("projects/", &json!({"name": "once"}), "another-key")
+        .await
+        .error(409, "conflict");
+
+    // The same key on another path is a client error.
+    t.owner
+        .post_idem(
+            "images/upload-url",
+            &json!({"dataset_id": first.json()["project"]["id"], "filename": "a.png"}),
+            key,
+        )
+        .await
+        .error(422, "validation_error");
+    // Keys belong to the API key that used them.
+    let other = t
+        .other
+        .post_idem("projects/", &json!({"name": "once"}), key)
+        .await
+        .ok_json(201);
+    assert_ne!(other["project"]["id"], first.json()["project"]["id"]);
+    // GET and DELETE ignore the header.
+    let r = Client::send(
+        t.owner
+            .request(reqwest::Method::GET, "projects/once")
+            .header("Idempotency-Key", key),
+    )
+    .await;
+    r.expect(200);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_register_answers_the_same_image() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("idem").await;
+    let id = s(&ds, "id");
+    let bytes = png(16, 16);
+    let signed = t
+        .owner
+        .upload_url(&id, "/", "a.png", "image/png")
+        .await
+        .ok_json(200);
+    t.anon
+        .put_bytes(&s(&signed, "upload_url"), &bytes, "image/png")
+        .await
+        .expect(200);
+    let reg = Register {
+        dataset_id: &id,
+        folder: "/",
+        filename: "a.png",
+        file_size: bytes.len(),
+        mime_type: "image/png",
+        width: Some(16),
+        height: Some(16),
+        idempotency_key: Some("fedcba9876543210fedcba9876543210"),
+    };
+    let first = t.owner.register(&signed, &reg).await.ok_json(201);
+    let again = t.owner.register(&signed, &reg).await;
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    let again = again.ok_json(201);
+    assert_eq!(again["image_id"], first["image_id"]);
+    assert_eq!(t.owner.counts("idem").await.images, 1);
+
+    // A retried annotation save also runs once: previous_count stays what it was.
+    let path = format!("annotations/{}", s(&first, "image_id"));
+    let body = json!({"annotations": [{"id": "a", "name": "x", "type": "keypoint", "keypoint": {"x": 1, "y": 1}}]});
+    let one = t.owner.post_idem(&path, &body, "save-1").await.ok_json(200);
+    let two = t.owner.post_idem(&path, &body, "save-1").await.ok_json(200);
+    assert_eq!(one, two);
+    assert_eq!(two["previous_count"], 0);
+    t.stop().await;
+}

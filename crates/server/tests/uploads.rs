@@ -1,0 +1,819 @@
+//! The upload flow: signed URL, the unauthenticated PUT, register, and what each step refuses.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// A register call for `bytes` with unknown dimensions.
+fn reg<'a>(
+    dataset_id: &'a str,
+    folder: &'a str,
+    filename: &'a str,
+    bytes: &[u8],
+    mime: &'a str,
+) -> Register<'a> {
+    Register {
+        dataset_id,
+        folder,
+        filename,
+        file_size: bytes.len(),
+        mime_type: mime,
+        width: None,
+        height: None,
+        idempotency_key: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_url_answers_the_four_keys_and_a_usable_url() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("u").await;
+    let id = s(&ds, "id");
+    let signed = t
+        .member
+        .upload_url(&id, "/cars", "a.png", "image/png")
+        .await
+        .ok_json(200);
+    let url = s(&signed, "upload_url");
+    assert!(
+        url.starts_with(&format!("{}/", t.base)),
+        "absolute URL on this server: {url}"
+    );
+    assert!(url.contains("sig="), "{url}");
+    assert!(!s(&signed, "gcs_bucket").is_empty());
+    let path = s(&signed, "gcs_path");
+    assert_eq!(
+        s(&signed, "gcs_uri"),
+        format!("gs://{}/{path}", s(&signed, "gcs_bucket"))
+    );
+    assert!(signed["expires_in"].as_u64().unwrap() > 0);
+
+    let bytes = png(40, 30);
+    t.anon
+        .put_bytes(&url, &bytes, "image/png")
+        .await
+        .expect(200);
+    let r = t
+        .member
+        .register(&signed, &reg(&id, "/cars", "a.png", &bytes, "image/png"))
+        .await
+        .ok_json(201);
+    let image_id = s(&r, "image_id");
+    assert_eq!(r["image"]["id"], image_id.as_str());
+    let img = t.member.image(&image_id).await;
+    assert_eq!(img["filename"], "a.png");
+    assert_eq!(img["virtual_folder_path"], "/cars");
+    assert_eq!(img["file_size"], bytes.len());
+    assert_eq!(
+        (img["width"].as_u64(), img["height"].as_u64()),
+        (Some(40), Some(30))
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_url_refusals() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("u").await;
+    let id = s(&ds, "id");
+    t.owner.upload_png(&id, "/cars", "taken.png", 1).await;
+
+    // Unknown dataset (a UUID, or anything else).
+    let unknown = uuid::Uuid::new_v4().to_string();
+    t.owner
+        .upload_url(&unknown, "/", "a.png", "image/png")
+        .await
+        .error(404, "not_found");
+    t.owner
+        .upload_url("not-a-uuid", "/", "a.png", "image/png")
+        .await
+        .error(404, "not_found");
+
+    // The name is taken in that folder, whatever the folder spelling.
+    for folder in ["/cars", "cars", "/cars/", "//cars"] {
+        let detail = t
+            .owner
+            .upload_url(&id, folder, "taken.png", "image/png")
+            .await
+            .error_detail(409, "conflict");
+        assert!(detail.contains("already exists"), "{detail}");
+    }
+    // ... but free in another folder.
+    t.owner
+        .upload_url(&id, "/", "taken.png", "image/png")
+        .await
+        .expect(200);
+    t.owner
+        .upload_url(&id, "/bikes", "taken.png", "image/png")
+        .await
+        .expect(200);
+
+    // Unsupported types, by extension or declared type.
+    for (name, ct) in [
+        ("doc.pdf", "application/pdf"),
+        ("logo.svg", "image/svg+xml"),
+        ("doc.pdf", ""),
+        ("noext", "image/png"),
+        ("a.jpg", "application/pdf"),
+        ("a.png", "image/jpeg"),
+        ("a.jpg", "text/plain"),
+    ] {
+        let detail = t
+            .owner
+            .upload_url(&id, "/", name, ct)
+            .await
+            .error_detail(415, "unsupported_media_type");
+        assert!(!detail.is_empty(), "{name} {ct}");
+    }
+    // Every supported extension is accepted, in any case.
+    for (name, ct) in [
+        ("a.jpg", "image/jpeg"),
+        ("a.JPEG", "image/jpeg"),
+        ("a.png", "image/png"),
+        ("a.webp", "image/webp"),
+        ("a.bmp", "image/bmp"),
+        ("a.tif", "image/tiff"),
+        ("a.tiff", "image/tiff"),
+        ("a.gif", "image/gif"),
+        ("a.heic", "image/heic"),
+    ] {
+        t.owner.upload_url(&id, "/", name, ct).await.expect(200);
+    }
+
+    // Bad file names.
+    for name in ["../x.jpg", "a/b.jpg", "a\\b.jpg", "..", " "] {
+        t.owner
+            .upload_url(&id, "/", name, "image/jpeg")
+            .await
+            .error(422, "validation_error");
+    }
+    // Bad folders.
+    t.owner
+        .upload_url(&id, "/a/../b", "x.jpg", "image/jpeg")
+        .await
+        .error(422, "validation_error");
+    // Missing fields.
+    t.owner
+        .post(
+            "images/upload-url",
+            &json!({"dataset_id": id, "content_type": "image/png"}),
+        )
+        .await
+        .error(422, "validation_error");
+    t.owner
+        .post("images/upload-url", &json!({"filename": "a.png"}))
+        .await
+        .error(422, "validation_error");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_put_refuses_bad_signatures() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("u").await;
+    let id = s(&ds, "id");
+    let signed = t
+        .owner
+        .upload_url(&id, "/", "a.png", "image/png")
+        .await
+        .ok_json(200);
+    let url = s(&signed, "upload_url");
+    let upload_id = s(&signed, "gcs_path");
+    let bytes = png(4, 4);
+    let (path, query) = url.split_once('?').unwrap();
+    let param = |k: &str| {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .to_string()
+    };
+    let (expires, sig) = (param("expires"), param("sig"));
+
+    // One flipped hex digit.
+    let mut tampered = sig.clone().into_bytes();
+    tampered[0] = if tampered[0] == b'0' { b'1' } else { b'0' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let signer = &t.app().state.signer;
+    let past = chrono::Utc::now().timestamp() - 10;
+    let later: i64 = expires.parse::<i64>().unwrap() + 1;
+    let bad_urls = [
+        format!("{path}?expires={expires}&sig={tampered}"),
+        format!("{path}?expires={expires}&sig=zz"),
+        format!("{path}?expires={expires}&sig="),
+        // The expiry is part of what is signed.
+        format!("{path}?expires={later}&sig={sig}"),
+        // A correctly signed but expired URL.
+        format!(
+            "{path}?expires={past}&sig={}",
+            signer.sign("PUT", &upload_id, past)
+        ),
+        // A download signature is not an upload signature.
+        format!(
+            "{path}?expires={expires}&sig={}",
+            signer.sign("GET", &upload_id, expires.parse().unwrap())
+        ),
+    ];
+    for bad in &bad_urls {
+        t.anon
+            .put_bytes(bad, &bytes, "image/png")
+            .await
+            .error(403, "forbidden");
+    }
+    // Another upload's signature does not open this one.
+    let other = t
+        .owner
+        .upload_url(&id, "/", "b.png", "image/png")
+        .await
+        .ok_json(200);
+    let other_sig = s(&other, "upload_url")
+        .split_once("sig=")
+        .unwrap()
+        .1
+        .to_string();
+    let other_exp = s(&other, "upload_url")
+        .split_once("expires=")
+        .unwrap()
+        .1
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    t.anon
+        .put_bytes(
+            &format!("{path}?expires={other_exp}&sig={other_sig}"),
+            &bytes,
+            "image/png",
+        )
+        .await
+        .error(403, "forbidden");
+    // No signature at all is refused too.
+    let r = t.anon.put_bytes(path, &bytes, "image/png").await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+
+    // Nothing was stored: register finds no bytes, and the real URL still works.
+    t.owner
+        .register(&signed, &reg(&id, "/", "a.png", &bytes, "image/png"))
+        .await
+        .error(422, "validation_error");
+    assert!(t.blob_files().is_empty());
+    t.anon
+        .put_bytes(&url, &bytes, "image/png")
+        .await
+        .expect(200);
+    t.owner
+        .register(&signed, &reg(&id, "/", "a.png", &bytes, "image/png"))
+        .await
+        .expect(201);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_puts_are_413_with_or_without_content_length() {
+    let t = TestServer::start_with(|c| c.max_upload_bytes = 1000).await;
+    let ds = t.owner.create_dataset("small").await;
+    let id = s(&ds, "id");
+    let big = png(200, 200);
+    assert!(big.len() > 1000);
+
+    // Content-Length over the limit.
+    let signed = t
+        .owner
+        .upload_url(&id, "/", "big.png", "image/png")
+        .await
+        .ok_json(200);
+    let url = s(&signed, "upload_url");
+    t.anon
+        .put_bytes(&url, &big, "image/png")
+        .await
+        .error(413, "payload_too_large");
+
+    // Chunked body, no Content-Length.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        big.chunks(300).map(|c| Ok(c.to_vec())).collect();
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+    let r = Client::send(
+        reqwest::Client::new()
+            .put(&url)
+            .header("Content-Type", "image/png")
+            .body(body),
+    )
+    .await;
+    r.error(413, "payload_too_large");
+
+    // Nothing was kept: register has no bytes to use.
+    t.owner
+        .register(&signed, &reg(&id, "/", "big.png", &big, "image/png"))
+        .await
+        .error(422, "validation_error");
+    assert!(t.blob_files().is_empty(), "{:?}", t.blob_files());
+    assert!(
+        std::fs::read_dir(t.dir.path().join("tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "partial uploads are cleaned up"
+    );
+
+    // Exactly the limit is allowed; one byte more is not (trailing bytes after a PNG's
+    // end are still a PNG).
+    let mut exact = png(4, 4);
+    exact.resize(1000, 0);
+    let done = t
+        .owner
+        .upload(&id, "/", "exact.png", &exact, "image/png")
+        .await;
+    assert_eq!(done["file_size"], 1000);
+    let mut over = exact.clone();
+    over.push(0);
+    let signed_over = t
+        .owner
+        .upload_url(&id, "/", "over.png", "image/png")
+        .await
+        .ok_json(200);
+    t.anon
+        .put_bytes(&s(&signed_over, "upload_url"), &over, "image/png")
+        .await
+        .error(413, "payload_too_large");
+
+    // A file under the limit goes through, chunked or not.
+    let small = png(4, 4);
+    assert!(small.len() < 1000);
+    t.owner
+        .upload(&id, "/", "small.png", &small, "image/png")
+        .await;
+    let signed = t
+        .owner
+        .upload_url(&id, "/", "chunked.png", "image/png")
+        .await
+        .ok_json(200);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        small.chunks(7).map(|c| Ok(c.to_vec())).collect();
+    let r = Client::send(
+        reqwest::Client::new()
+            .put(s(&signed, "upload_url"))
+            .header("Content-Type", "image/png")
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks))),
+    )
+    .await;
+    r.expect(200);
+    let img = t
+        .owner
+        .register(&signed, &reg(&id, "/", "chunked.png", &small, "image/png"))
+        .await
+        .ok_json(201);
+    assert_eq!(img["image"]["file_size"], small.len());
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_of_bytes_that_do_not_match_is_415_and_register_then_fails() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("u").await;
+    let id = s(&ds, "id");
+    let pngb = png(10, 10);
+    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        (
+            "text.png",
+            "image/png",
+            b"definitely not an image".to_vec(),
+            "image/png",
+        ),
+        ("empty.png", "image/png", Vec::new(), "image/png"),
+        // PNG bytes to a URL signed for a JPEG.
+        ("photo.jpg", "image/jpeg", pngb.clone(), "image/jpeg"),
+        // Declaring another type than the one signed.
+        ("photo2.jpg", "image/jpeg", jpeg(10, 10), "image/png"),
+        // A PDF renamed.
+        (
+            "doc.png",
+            "image/png",
+            b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec(),
+            "image/png",
+        ),
+    ];
+    for (name, signed_ct, bytes, put_ct) in cases {
+        let signed = t
+            .owner
+            .upload_url(&id, "/", name, signed_ct)
+            .await
+            .ok_json(200);
+        t.anon
+            .put_bytes(&s(&signed, "upload_url"), &bytes, put_ct)
+            .await
+            .error(415, "unsupported_media_type");
+        let detail = t
+            .owner
+            .register(&signed, &reg(&id, "/", name, &bytes, signed_ct))
+            .await
+            .error_detail(422, "validation_error");
+        assert!(detail.contains("PUT"), "{detail}");
+    }
+    assert!(t.blob_files().is_empty(), "{:?}", t.blob_files());
+    assert_eq!(t.owner.counts("u").await.images, 0);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_needs_the_put_and_consumes_the_upload() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("u").await;
+    let id = s(&ds, "id");
+    let bytes = png(12, 12);
+    let signed = t
+        .owner
+        .upload_url(&id, "/", "a.png", "image/png")
+        .await
+        .ok_json(200);
+    let url = s(&signed, "upload_url");
+    let mut r = reg(&id, "/", "a.png", &bytes, "image/png");
+
+    // Before the PUT.
+    t.owner
+        .register(&signed, &r)
+        .await
+        .error(422, "validation_error");
+    t.anon
+        .put_bytes(&url, &bytes, "image/png")
+        .await
+        .expect(200);
+
+    // Another organisation cannot register it.
+    t.other.register(&signed, &r).await.error(404, "not_found");
+    // The dataset must be the one the URL was made for.
+    let elsewhere = t.owner.create_dataset("elsewhere").await;
+    let wrong = Register {
+        dataset_id: elsewhere["id"].as_str().unwrap(),
+        ..reg(&id, "/", "a.png", &bytes, "image/png")
+    };
+    t.owner
+        .register(&signed, &wrong)
+        .await
+        .error(422, "validation_error");
+    // An unknown upload path.
+    let mut bogus = signed.clone();
+    bogus["gcs_path"] = json!("0123456789abcdef0123456789abcdef");
+    t.owner.register(&bogus, &r).await.error(404, "not_found");
+
+    r.idempotency_key = Some("first-attempt-key");
+    let first = t.owner.register(&signed, &r).await.ok_json(201);
+    // A second register with another key finds the upload consumed.
+    r.idempotency_key = Some("second-attempt-key");
+    t.owner.register(&signed, &r).await.error(404, "not_found");
+    r.idempotency_key = None;
+    t.owner.register(&signed, &r).await.error(404, "not_found");
+    // So does a PUT to the used URL.
+    t.anon
+        .put_bytes(&url, &bytes, "image/png")
+        .await
+        .error(404, "not_found");
+
+    assert_eq!(t.owner.counts("u").await.images, 1);
+    let img = t.owner.image(&s(&first, "image_id")).await;
+    assert_eq!(img["status"], "new");
+    assert_eq!(img["is_archived"], false);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_upload_urls_are_refused() {
+    let t = TestServer::start_with(|c| c.url_ttl_secs = 1).await;
+    let ds = t.owner.create_dataset("u").await;
+    let id = s(&ds, "id");
+    let bytes = png(5, 5);
+    let put_in_time = t
+        .owner
+        .upload_url(&id, "/", "a.png", "image/png")
+        .await
+        .ok_json(200);
+    t.anon
+        .put_bytes(&s(&put_in_time, "upload_url"), &bytes, "image/png")
+        .await
+        .expect(200);
+    let too_late = t
+        .owner
+        .upload_url(&id, "/", "b.png", "image/png")
+        .await
+        .ok_json(200);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+
+    t.anon
+        .put_bytes(&s(&too_late, "upload_url"), &bytes, "image/png")
+        .await
+        .error(403, "forbidden");
+    t.owner
+        .register(&put_in_time, &reg(&id, "/", "a.png", &bytes, "image/png"))
+        .await
+        .error(404, "not_found");
+    assert_eq!(t.owner.counts("u").await.images, 0);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dimensions_are_read_server_side_for_every_format() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("formats").await;
+    let id = s(&ds, "id");
+    let cases: Vec<(&str, &str, Vec<u8>, u64, u64)> = vec![
+        ("a.png", "image/png", png(41, 31), 41, 31),
+        ("a.jpg", "image/jpeg", jpeg(42, 32), 42, 32),
+        ("a.jpeg", "image/jpeg", jpeg(17, 9), 17, 9),
+        ("a.gif", "image/gif", gif(43, 33), 43, 33),
+        ("a.bmp", "image/bmp", bmp(44, 34), 44, 34),
+        ("a.tif", "image/tiff", tiff(45, 35), 45, 35),
+        ("a.webp", "image/webp", webp(46, 36), 46, 36),
+        // Larger than the first 64 KiB the server reads.
+        ("big.png", "image/png", png(400, 300), 400, 300),
+        ("big.jpg", "image/jpeg", jpeg(1200, 900), 1200, 900),
+        ("big.webp", "image/webp", webp(300, 250), 300, 250),
+        ("big.bmp", "image/bmp", bmp(200, 150), 200, 150),
+        ("big.gif", "image/gif", gif(300, 250), 300, 250),
+    ];
+    for (name, ct, bytes, w, h) in &cases {
+        let img = t.owner.upload(&id, "/", name, bytes, ct).await;
+        assert_eq!(img["mime_type"], *ct, "{name}");
+        assert_eq!(img["file_size"], bytes.len(), "{name}");
+        assert_eq!(
+            (img["width"].as_u64(), img["height"].as_u64()),
+            (Some(*w), Some(*h)),
+            "{name}: {img}"
+        );
+        let got = t
+            .owner
+            .get(&format!("images/{}", s(&img, "id")))
+            .await
+            .expect(200);
+        assert_eq!(&got.bytes, bytes, "{name}");
+        assert_eq!(got.header("content-type").as_deref(), Some(*ct));
+    }
+    // Dimensions the client sends are used only when the server could not read any; the
+    // server's own reading wins.
+    let bytes = png(20, 10);
+    let signed = t
+        .owner
+        .upload_url(&id, "/", "claimed.png", "image/png")
+        .await
+        .ok_json(200);
+    t.anon
+        .put_bytes(&s(&signed, "upload_url"), &bytes, "image/png")
+        .await
+        .expect(200);
+    let r = Register {
+        width: Some(999),
+        height: Some(999),
+        ..reg(&id, "/", "claimed.png", &bytes, "image/png")
+    };
+    let v = t.owner.register(&signed, &r).await.ok_json(201);
+    assert_eq!(
+        (v["image"]["width"].as_u64(), v["image"]["height"].as_u64()),
+        (Some(20), Some(10))
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_tiff_dimensions_are_read_server_side() {
+    // A TIFF whose directory comes after more than 64 KiB of pixel data.
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("tiff").await;
+    let bytes = tiff(300, 200);
+    assert!(bytes.len() > 64 * 1024);
+    let img = t
+        .owner
+        .upload(&s(&ds, "id"), "/", "big.tiff", &bytes, "image/tiff")
+        .await;
+    assert_eq!(
+        (img["width"].as_u64(), img["height"].as_u64()),
+        (Some(300), Some(200)),
+        "{img}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heic_is_converted_to_png() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("heic").await;
+    let img = t
+        .owner
+        .upload(
+            &s(&ds, "id"),
+            "/phone",
+            "photo.heic",
+            HEIC_320X240,
+            "image/heic",
+        )
+        .await;
+    assert_eq!(img["mime_type"], "image/png");
+    assert_eq!(img["filename"], "photo.heic");
+    assert_eq!(
+        (img["width"].as_u64(), img["height"].as_u64()),
+        (Some(320), Some(240))
+    );
+    let got = t
+        .owner
+        .get(&format!("images/{}", s(&img, "id")))
+        .await
+        .expect(200);
+    assert!(got.bytes.starts_with(PNG_SIGNATURE));
+    assert_eq!(got.header("content-type").as_deref(), Some("image/png"));
+    assert_eq!(img["file_size"], got.bytes.len());
+    let decoded = image::load_from_memory(&got.bytes).expect("a valid PNG");
+    assert_eq!((decoded.width(), decoded.height()), (320, 240));
+    // Only the PNG is kept.
+    assert_eq!(t.blob_files().len(), 1);
+    assert!(t.blob_on_disk(&sha256_hex(&got.bytes)));
+    assert_eq!(
+        t.owner.counts("heic").await.total_size,
+        got.bytes.len() as i64
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_uploads_of_one_name_register_once() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("race").await;
+    let id = s(&ds, "id");
+    let (a, b) = (png_seeded(9, 9, 1), png_seeded(9, 9, 2));
+    let sa = t
+        .owner
+        .upload_url(&id, "/x", "same.png", "image/png")
+        .await
+        .ok_json(200);
+    let sb = t
+        .owner
+        .upload_url(&id, "x", "same.png", "image/png")
+        .await
+        .ok_json(200);
+    t.anon
+        .put_bytes(&s(&sa, "upload_url"), &a, "image/png")
+        .await
+        .expect(200);
+    t.anon
+        .put_bytes(&s(&sb, "upload_url"), &b, "image/png")
+        .await
+        .expect(200);
+
+    let ra = reg(&id, "/x", "same.png", &a, "image/png");
+    let rb = reg(&id, "/x", "same.png", &b, "image/png");
+    let (first, second) = tokio::join!(t.owner.register(&sa, &ra), t.member.register(&sb, &rb));
+    let mut statuses = [first.status.as_u16(), second.status.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409], "exactly one wins");
+    let loser = if first.status == 409 { first } else { second };
+    let detail = loser.error_detail(409, "conflict");
+    assert!(detail.contains("already exists"), "{detail}");
+    assert_eq!(t.owner.counts("race").await.images, 1);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_bytes_are_stored_once() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("dedupe").await;
+    let id = s(&ds, "id");
+    let bytes = jpeg(30, 30);
+    let a = t
+        .owner
+        .upload(&id, "/", "one.jpg", &bytes, "image/jpeg")
+        .await;
+    let b = t
+        .owner
+        .upload(&id, "/other", "two.jpg", &bytes, "image/jpeg")
+        .await;
+    assert_ne!(a["id"], b["id"]);
+    let files = t.blob_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let hash = sha256_hex(&bytes);
+    assert_eq!(files[0], t.blob_path(&hash));
+    assert_eq!(std::fs::read(&files[0]).unwrap(), bytes);
+    for img in [&a, &b] {
+        let got = t
+            .owner
+            .get(&format!("images/{}", s(img, "id")))
+            .await
+            .expect(200);
+        assert_eq!(got.bytes, bytes);
+    }
+    assert_eq!(
+        t.owner.counts("dedupe").await.total_size,
+        2 * bytes.len() as i64
+    );
+
+    // Removing one image keeps the bytes the other still uses.
+    t.owner
+        .delete(&format!("images/{}?permanent=true", s(&a, "id")))
+        .await
+        .expect(200);
+    assert!(t.blob_on_disk(&hash));
+    t.owner
+        .get(&format!("images/{}", s(&b, "id")))
+        .await
+        .expect(200);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_client_field_names_and_json_register() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("new client").await;
+    let bytes = png(7, 3);
+    let signed = t
+        .owner
+        .post(
+            "images/upload-url",
+            &json!({"dataset": "new client", "filename": "n.png", "directory_path": "/d", "content_type": "image/png"}),
+        )
+        .await
+        .ok_json(200);
+    assert_eq!(signed["data"]["upload_url"], signed["upload_url"]);
+    t.anon
+        .put_bytes(&s(&signed, "upload_url"), &bytes, "image/png")
+        .await
+        .expect(200);
+    let v = t
+        .owner
+        .post(
+            "images/register",
+            &json!({"dataset": "new client", "filename": "n.png", "directory_path": "/d",
+                    "upload_id": signed["upload_id"], "file_size": bytes.len(),
+                    "content_type": "image/png", "width": Value::Null, "height": Value::Null}),
+        )
+        .await
+        .ok_json(201);
+    assert_eq!(v["data"]["directory_path"], "/d");
+    assert_eq!(v["data"]["dataset_id"], ds["id"]);
+    assert_eq!(v["data"]["width"], 7);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jpeg_dimensions_after_large_metadata_are_read_server_side() {
+    // Camera JPEGs can carry more than 64 KiB of metadata segments before the frame header.
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("meta").await;
+    let bytes = jpeg_with_metadata(120, 80, 100_000);
+    let decoded = image::load_from_memory(&bytes).expect("a valid JPEG");
+    assert_eq!((decoded.width(), decoded.height()), (120, 80));
+    let img = t
+        .owner
+        .upload(&s(&ds, "id"), "/", "camera.jpg", &bytes, "image/jpeg")
+        .await;
+    assert_eq!(
+        (img["width"].as_u64(), img["height"].as_u64()),
+        (Some(120), Some(80)),
+        "{img}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exif_rotated_jpegs_keep_the_displayed_dimensions() {
+    // The client reports dimensions after EXIF rotation (Pillow's exif_transpose): a 40x30
+    // sensor image tagged "rotate 90°" is 30 wide and 40 high as displayed and annotated.
+    use image::ImageDecoder;
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("rotated").await;
+    let id = s(&ds, "id");
+    let bytes = jpeg_with_orientation(40, 30, 6);
+    let mut decoder =
+        image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(&bytes)).expect("a JPEG");
+    assert_eq!(
+        decoder.orientation().expect("orientation"),
+        image::metadata::Orientation::Rotate90
+    );
+
+    // As the 1.6.3 client sends it: the displayed size.
+    let signed = t
+        .owner
+        .upload_url(&id, "/", "phone.jpg", "image/jpeg")
+        .await
+        .ok_json(200);
+    t.anon
+        .put_bytes(&s(&signed, "upload_url"), &bytes, "image/jpeg")
+        .await
+        .expect(200);
+    let r = Register {
+        width: Some(30),
+        height: Some(40),
+        ..reg(&id, "/", "phone.jpg", &bytes, "image/jpeg")
+    };
+    let v = t.owner.register(&signed, &r).await.ok_json(201);
+    let sent = t.owner.image(&s(&v, "image_id")).await;
+
+    // Without client dimensions, the server's reading must agree with the client's.
+    let derived = t
+        .owner
+        .upload(&id, "/", "phone-2.jpg", &bytes, "image/jpeg")
+        .await;
+    let dims = |img: &Value| (img["width"].as_u64(), img["height"].as_u64());
+    assert_eq!(dims(&sent), (Some(30), Some(40)), "client-sent: {sent}");
+    assert_eq!(
+        dims(&derived),
+        (Some(30), Some(40)),
+        "server-derived: {derived}"
+    );
+    t.stop().await;
+}
