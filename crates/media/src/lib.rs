@@ -361,3 +361,33 @@ fn decode_heic(bytes: &[u8]) -> Result<(heic_rs::Image, Option<Vec<u8>>), MediaE
         .and_then(|props| props.icc.map(<[u8]>::to_vec));
     Ok((image, icc))
 }
+
+/// The size an image is displayed at: its stored size with the EXIF orientation applied, as
+/// viewers (and the Python client's Pillow `exif_transpose`) show it. `bytes` should be the
+/// whole file; when no orientation can be read the stored size is returned.
+pub fn display_size(bytes: &[u8], probe: &Probe) -> (u32, u32) {
+    use image::metadata::Orientation;
+    use image::ImageDecoder;
+    let cursor = Cursor::new(bytes);
+    let orientation = match probe.format {
+        Format::Jpeg => {
+            image::codecs::jpeg::JpegDecoder::new(cursor).and_then(|mut d| d.orientation())
+        }
+        Format::Webp => {
+            image::codecs::webp::WebPDecoder::new(cursor).and_then(|mut d| d.orientation())
+        }
+        Format::Tiff => {
+            image::codecs::tiff::TiffDecoder::new(cursor).and_then(|mut d| d.orientation())
+        }
+        _ => Ok(Orientation::NoTransforms),
+    };
+    match orientation {
+        Ok(
+            Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH,
+        ) => (probe.height, probe.width),
+        _ => (probe.width, probe.height),
+    }
+}

@@ -120,7 +120,12 @@ pub async fn serve(state: &AppState, img: &ImageRow, headers: &HeaderMap) -> Api
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+        .is_some_and(|v| {
+            v.split(',').any(|t| {
+                let t = t.trim();
+                t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+            })
+        })
     {
         return builder
             .status(StatusCode::NOT_MODIFIED)

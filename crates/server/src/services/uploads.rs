@@ -283,14 +283,14 @@ async fn store_blob(
             height: Some(h.into()),
         });
     }
-    let probe = pictograph_media::probe(&head);
+    let dims = dimensions(tmp, &head, size).await?;
     state.blobs.commit(tmp, &hash).await?;
     Ok(BlobInfo {
         hash,
         size: size as i64,
         mime: pending.content_type.clone(),
-        width: probe.as_ref().map(|p| p.width.into()),
-        height: probe.as_ref().map(|p| p.height.into()),
+        width: dims.map(|d| d.0.into()),
+        height: dims.map(|d| d.1.into()),
     })
 }
 
@@ -325,6 +325,35 @@ async fn ingest_presigned(state: &AppState, pending: PendingUpload) -> ApiResult
         height: blob.height,
         ..pending
     })
+}
+
+/// The displayed dimensions of a staged file: EXIF orientation applied. The head is enough for
+/// most files; JPEGs may carry their orientation and big metadata blocks, and TIFFs their
+/// size anywhere, so those are read whole (uploads are bounded by the size limit).
+async fn dimensions(
+    tmp: &std::path::Path,
+    head: &[u8],
+    size: u64,
+) -> ApiResult<Option<(u32, u32)>> {
+    let from_head = pictograph_media::probe(head);
+    let whole_needed = size as usize > head.len()
+        && (from_head.is_none()
+            || matches!(
+                from_head.map(|p| p.format),
+                Some(Format::Jpeg | Format::Tiff | Format::Webp)
+            ));
+    let bytes = if whole_needed {
+        tokio::fs::read(tmp)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?
+    } else {
+        head.to_vec()
+    };
+    tokio::task::spawn_blocking(move || {
+        pictograph_media::probe(&bytes).map(|p| pictograph_media::display_size(&bytes, &p))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// Turns a received upload into an image. `fields` are the form or JSON fields as text.
