@@ -2,6 +2,7 @@
 
 mod file_config;
 mod keys;
+mod migrate;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -54,6 +55,9 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Move an installation to other stores (e.g. SQLite to PostgreSQL, disk to S3), verified
+    /// and resumable.
+    Migrate(migrate::MigrateArgs),
 }
 
 #[derive(clap::Args)]
@@ -109,6 +113,7 @@ async fn main() {
             }
         }
         Command::Keys(cmd) => keys::run(cmd).await,
+        Command::Migrate(args) => migrate::run(args).await,
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

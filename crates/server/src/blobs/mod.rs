@@ -219,6 +219,29 @@ impl Blobs {
         }
     }
 
+    /// Copies the bytes of `hash` from `source` unless they are here already, checking that what
+    /// arrived hashes to `hash`. Returns whether bytes were copied.
+    pub async fn copy_from(&self, source: &Blobs, hash: &str) -> Result<bool, BlobError> {
+        use futures::StreamExt;
+        if self.exists(hash).await {
+            return Ok(false);
+        }
+        let mut inc = self.incoming().await?;
+        let mut s = source.stream(hash, None).await?;
+        while let Some(chunk) = s.next().await {
+            inc.write(&chunk?).await?;
+        }
+        let (tmp, got, _) = inc.finish().await?;
+        if got != hash {
+            self.discard(&tmp).await;
+            return Err(BlobError::Config(format!(
+                "the source's bytes for {hash} hash to {got}: the source is corrupt"
+            )));
+        }
+        self.commit(&tmp, hash).await?;
+        Ok(true)
+    }
+
     /// Removes staged files older than `age`.
     pub async fn clear_stale_temp(&self, age: Duration) -> Result<usize, BlobError> {
         self.local.clear_stale_temp(age).await

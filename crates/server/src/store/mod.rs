@@ -8,11 +8,13 @@
 mod datasets;
 mod images;
 mod keys;
+mod transfer;
 mod uploads;
 
 pub use datasets::{DatasetPatch, DatasetRow};
 pub use images::{BatchOutcome, CopyMode, ImageRow, ImageUpdate, NewImage, NOT_FOUND_REASON};
 pub use keys::{KeyRow, OrgRow};
+pub use transfer::TableReport;
 pub use uploads::{BlobInfo, PendingUpload, StoredResponse};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
