@@ -38,7 +38,7 @@ fn serve(cmd: &mut Command) -> (Child, String, Vec<String>) {
         }
         lines.push(line);
     }
-        let _ = child.kill();
+    let _ = child.kill();
     let _ = child.wait();
     panic!("serve exited before listening; printed {lines:?}");
 }

@@ -276,7 +276,7 @@ async fn copy_renames_skips_or_overwrites_and_shares_bytes() {
         .owner
         .upload(&id, "/ow", "a.png", &other_bytes, "image/png")
         .await;
-    assert!(t.blob_on_disk(&sha256_hex(&other_bytes)));
+    assert!(t.blob_stored(&sha256_hex(&other_bytes)));
     let r = t
         .owner
         .batch("copy", &copy("/ow", "overwrite", true))
@@ -297,7 +297,7 @@ async fn copy_renames_skips_or_overwrites_and_shares_bytes() {
         .expect(200);
     assert_eq!(got.bytes, a.bytes);
     assert!(
-        !t.blob_on_disk(&sha256_hex(&other_bytes)),
+        !t.blob_stored(&sha256_hex(&other_bytes)),
         "the overwritten image's bytes are freed"
     );
     assert_eq!(t.owner.counts("cp").await.images, 5);
@@ -359,9 +359,9 @@ async fn delete_archives_or_purges_by_role() {
             .await
             .error(404, "not_found");
     }
-    assert!(!t.blob_on_disk(&sha256_hex(&png_seeded(8, 6, 1))));
-    assert!(!t.blob_on_disk(&sha256_hex(&png_seeded(8, 6, 3))));
-    assert!(t.blob_on_disk(&sha256_hex(&png_seeded(8, 6, 2))));
+    assert!(!t.blob_stored(&sha256_hex(&png_seeded(8, 6, 1))));
+    assert!(!t.blob_stored(&sha256_hex(&png_seeded(8, 6, 3))));
+    assert!(t.blob_stored(&sha256_hex(&png_seeded(8, 6, 2))));
     let k = t.owner.counts("del").await;
     assert_eq!((k.images, k.archived), (0, 1));
     t.stop().await;

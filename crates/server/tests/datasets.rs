@@ -452,15 +452,15 @@ async fn delete_needs_admin_and_frees_unshared_bytes() {
         .error(404, "not_found");
 
     assert!(
-        !t.blob_on_disk(&sha256_hex(&own)),
+        !t.blob_stored(&sha256_hex(&own)),
         "unshared bytes are freed"
     );
     assert!(
-        !t.blob_on_disk(&sha256_hex(&png_seeded(8, 6, 7))),
+        !t.blob_stored(&sha256_hex(&png_seeded(8, 6, 7))),
         "archived image bytes are freed"
     );
     assert!(
-        t.blob_on_disk(&sha256_hex(&shared)),
+        t.blob_stored(&sha256_hex(&shared)),
         "bytes another dataset uses are kept"
     );
     // The other dataset is intact, and its bytes still served.
@@ -477,7 +477,7 @@ async fn delete_needs_admin_and_frees_unshared_bytes() {
     // The name is free again, and deleting the last user frees the shared bytes.
     t.owner.create_dataset("doomed").await;
     t.owner.delete("projects/keeper").await.expect(200);
-    assert!(!t.blob_on_disk(&sha256_hex(&shared)));
+    assert!(!t.blob_stored(&sha256_hex(&shared)));
     assert!(
         t.blob_files().is_empty(),
         "no bytes left: {:?}",

@@ -254,7 +254,7 @@ async fn delete_archives_and_frees_the_name() {
     let c = t.owner.counts("arch").await;
     assert_eq!((c.images, c.archived, c.total_size), (0, 1, 0));
     // Its bytes stay (archives are recoverable).
-    assert!(t.blob_on_disk(&sha256_hex(&png_seeded(8, 6, 1))));
+    assert!(t.blob_stored(&sha256_hex(&png_seeded(8, 6, 1))));
     t.member
         .get(&format!("images/{}", s(&a, "id")))
         .await
@@ -314,7 +314,7 @@ async fn permanent_delete_removes_the_row_and_unshared_bytes() {
         .await
         .error(404, "not_found");
     assert!(
-        !t.blob_on_disk(&sha256_hex(&solo_bytes)),
+        !t.blob_stored(&sha256_hex(&solo_bytes)),
         "unreferenced bytes are freed"
     );
 
@@ -323,7 +323,7 @@ async fn permanent_delete_removes_the_row_and_unshared_bytes() {
         .await
         .expect(200);
     assert!(
-        t.blob_on_disk(&sha256_hex(&shared_bytes)),
+        t.blob_stored(&sha256_hex(&shared_bytes)),
         "the copy still uses them"
     );
     let copy = &t.owner.images("purge").await[0];

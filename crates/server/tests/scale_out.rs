@@ -4,29 +4,15 @@
 //! Needs PostgreSQL: `scripts/test` starts a throwaway cluster and runs these with
 //! `PICTOGRAPH_TEST_POSTGRES` set; plain `cargo test` lists them as ignored.
 
+mod pg;
 mod s3_server;
 
+use pg::fresh_database;
 use pictograph_server::auth::{create_key, Role};
 use pictograph_server::{App, Config};
 use reqwest::StatusCode;
 use s3_server::{credentials_env, start_s3, BUCKET};
 use serde_json::{json, Value};
-use sqlx::Connection;
-
-/// A fresh database on the test cluster.
-async fn fresh_database() -> String {
-    let admin = std::env::var("PICTOGRAPH_TEST_POSTGRES")
-        .expect("PICTOGRAPH_TEST_POSTGRES must name a PostgreSQL admin URL (scripts/test-postgres prints one)");
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&format!("{admin}/postgres"))
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    format!("{admin}/{name}")
-}
 
 struct Pair {
     _dir: tempfile::TempDir,

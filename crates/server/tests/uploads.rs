@@ -36,13 +36,25 @@ async fn upload_url_answers_the_four_keys_and_a_usable_url() {
         .await
         .ok_json(200);
     let url = s(&signed, "upload_url");
-    assert!(
-        url.starts_with(&format!("{}/", t.base)),
-        "absolute URL on this server: {url}"
-    );
-    assert!(url.contains("sig="), "{url}");
-    assert!(!s(&signed, "gcs_bucket").is_empty());
     let path = s(&signed, "gcs_path");
+    if t.backend().is_s3() {
+        // A presigned URL straight into the bucket: the server never sees the bytes.
+        let s3 = t.s3();
+        let object = format!(
+            "{}/{}/{}/uploads/{path}?",
+            s3.endpoint, s3.bucket, s3.prefix
+        );
+        assert!(url.starts_with(&object), "presigned URL of {object}: {url}");
+        assert!(url.contains("X-Amz-Signature="), "{url}");
+        assert!(!url.starts_with(&t.base), "{url}");
+    } else {
+        assert!(
+            url.starts_with(&format!("{}/", t.base)),
+            "absolute URL on this server: {url}"
+        );
+        assert!(url.contains("sig="), "{url}");
+    }
+    assert!(!s(&signed, "gcs_bucket").is_empty());
     assert_eq!(
         s(&signed, "gcs_uri"),
         format!("gs://{}/{path}", s(&signed, "gcs_bucket"))
@@ -54,11 +66,18 @@ async fn upload_url_answers_the_four_keys_and_a_usable_url() {
         .put_bytes(&url, &bytes, "image/png")
         .await
         .expect(200);
+    if t.backend().is_s3() {
+        let staged = t.staged_uploads();
+        assert_eq!(staged.len(), 1, "the PUT landed in the bucket: {staged:?}");
+        assert_eq!(std::fs::read(&staged[0]).unwrap(), bytes);
+    }
     let r = t
         .member
         .register(&signed, &reg(&id, "/cars", "a.png", &bytes, "image/png"))
         .await
         .ok_json(201);
+    assert!(t.blob_stored(&sha256_hex(&bytes)));
+    assert!(t.staged_uploads().is_empty(), "{:?}", t.staged_uploads());
     let image_id = s(&r, "image_id");
     assert_eq!(r["image"]["id"], image_id.as_str());
     let img = t.member.image(&image_id).await;
@@ -181,6 +200,38 @@ async fn signed_put_refuses_bad_signatures() {
     let url = s(&signed, "upload_url");
     let upload_id = s(&signed, "gcs_path");
     let bytes = png(4, 4);
+    if t.backend().is_s3() {
+        s3_put_refuses_bad_signatures(&t, &id, &url, &upload_id, &bytes).await;
+    } else {
+        disk_put_refuses_bad_signatures(&t, &id, &url, &upload_id, &bytes).await;
+    }
+
+    // Nothing was stored: register finds no bytes, and the real URL still works.
+    t.owner
+        .register(&signed, &reg(&id, "/", "a.png", &bytes, "image/png"))
+        .await
+        .error(422, "validation_error");
+    assert!(t.blob_files().is_empty());
+    assert!(t.staged_uploads().is_empty(), "{:?}", t.staged_uploads());
+    t.anon
+        .put_bytes(&url, &bytes, "image/png")
+        .await
+        .expect(200);
+    t.owner
+        .register(&signed, &reg(&id, "/", "a.png", &bytes, "image/png"))
+        .await
+        .expect(201);
+    t.stop().await;
+}
+
+/// Disk: the server checks the PUT's signature itself and answers 403 `forbidden`.
+async fn disk_put_refuses_bad_signatures(
+    t: &TestServer,
+    id: &str,
+    url: &str,
+    upload_id: &str,
+    bytes: &[u8],
+) {
     let (path, query) = url.split_once('?').unwrap();
     let param = |k: &str| {
         query
@@ -207,24 +258,24 @@ async fn signed_put_refuses_bad_signatures() {
         // A correctly signed but expired URL.
         format!(
             "{path}?expires={past}&sig={}",
-            signer.sign("PUT", &upload_id, past)
+            signer.sign("PUT", upload_id, past)
         ),
         // A download signature is not an upload signature.
         format!(
             "{path}?expires={expires}&sig={}",
-            signer.sign("GET", &upload_id, expires.parse().unwrap())
+            signer.sign("GET", upload_id, expires.parse().unwrap())
         ),
     ];
     for bad in &bad_urls {
         t.anon
-            .put_bytes(bad, &bytes, "image/png")
+            .put_bytes(bad, bytes, "image/png")
             .await
             .error(403, "forbidden");
     }
     // Another upload's signature does not open this one.
     let other = t
         .owner
-        .upload_url(&id, "/", "b.png", "image/png")
+        .upload_url(id, "/", "b.png", "image/png")
         .await
         .ok_json(200);
     let other_sig = s(&other, "upload_url")
@@ -243,30 +294,122 @@ async fn signed_put_refuses_bad_signatures() {
     t.anon
         .put_bytes(
             &format!("{path}?expires={other_exp}&sig={other_sig}"),
-            &bytes,
+            bytes,
             "image/png",
         )
         .await
         .error(403, "forbidden");
     // No signature at all is refused too.
-    let r = t.anon.put_bytes(path, &bytes, "image/png").await;
+    let r = t.anon.put_bytes(path, bytes, "image/png").await;
     assert!(r.status.is_client_error(), "{}", r.status);
+}
 
-    // Nothing was stored: register finds no bytes, and the real URL still works.
-    t.owner
-        .register(&signed, &reg(&id, "/", "a.png", &bytes, "image/png"))
+/// S3: the PUT goes straight to the bucket, which checks the presigned URL's signature and
+/// answers its own 403.
+async fn s3_put_refuses_bad_signatures(
+    t: &TestServer,
+    id: &str,
+    url: &str,
+    upload_id: &str,
+    bytes: &[u8],
+) {
+    use std::time::Duration;
+    let s3 = t.s3();
+    let key = format!("uploads/{upload_id}");
+    let (path, query) = url.split_once('?').unwrap();
+    let param = |k: &str| {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} in {url}"))
+            .to_string()
+    };
+    // The URL with one query parameter replaced.
+    let with = |k: &str, v: &str| {
+        let query: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((name, _)) if name == k => format!("{k}={v}"),
+                _ => p.to_string(),
+            })
+            .collect();
+        format!("{path}?{}", query.join("&"))
+    };
+    let sig = param("X-Amz-Signature");
+    let mut tampered = sig.clone().into_bytes();
+    tampered[0] = if tampered[0] == b'0' { b'1' } else { b'0' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let expires: u64 = param("X-Amz-Expires").parse().unwrap();
+    let signed_at =
+        chrono::NaiveDateTime::parse_from_str(&param("X-Amz-Date"), "%Y%m%dT%H%M%SZ").unwrap();
+    let earlier = (signed_at - chrono::Duration::seconds(60))
+        .format("%Y%m%dT%H%M%SZ")
+        .to_string();
+    let bad_urls = [
+        with("X-Amz-Signature", &tampered),
+        with("X-Amz-Signature", "zz"),
+        // The lifetime and the signing time are part of what is signed.
+        with("X-Amz-Expires", &(expires + 1).to_string()),
+        with("X-Amz-Date", &earlier),
+        // A download signature is not an upload signature.
+        s3.presign("GET", &key, Duration::from_secs(3600)).await,
+    ];
+    for bad in &bad_urls {
+        t.anon
+            .put_bytes(bad, bytes, "image/png")
+            .await
+            .s3_error(403, "SignatureDoesNotMatch");
+    }
+    // An empty signature.
+    let r = t
+        .anon
+        .put_bytes(&with("X-Amz-Signature", ""), bytes, "image/png")
+        .await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    // Another upload's signature does not open this one.
+    let other = t
+        .owner
+        .upload_url(id, "/", "b.png", "image/png")
         .await
-        .error(422, "validation_error");
-    assert!(t.blob_files().is_empty());
+        .ok_json(200);
+    let other_query = s(&other, "upload_url")
+        .split_once('?')
+        .unwrap()
+        .1
+        .to_string();
     t.anon
-        .put_bytes(&url, &bytes, "image/png")
+        .put_bytes(&format!("{path}?{other_query}"), bytes, "image/png")
         .await
-        .expect(200);
-    t.owner
-        .register(&signed, &reg(&id, "/", "a.png", &bytes, "image/png"))
+        .s3_error(403, "SignatureDoesNotMatch");
+    // A correctly signed but expired URL.
+    let short = s3.presign("PUT", &key, Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    t.anon
+        .put_bytes(&short, bytes, "image/png")
         .await
-        .expect(201);
-    t.stop().await;
+        .s3_error(403, "AccessDenied");
+    // No signature at all is refused too.
+    let r = t.anon.put_bytes(path, bytes, "image/png").await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    assert!(t.bucket_objects().is_empty(), "{:?}", t.bucket_objects());
+}
+
+/// Checks that a PUT of more than the upload limit is refused: with 413 at the PUT on disk; on
+/// S3 the bucket takes any size, so register answers 413 and removes the staged object.
+async fn refused_as_too_large(t: &TestServer, put: Resp, signed: &Value, r: &Register<'_>) {
+    let stored = t.blob_files();
+    if t.backend().is_s3() {
+        put.expect(200);
+        assert_eq!(t.staged_uploads().len(), 1, "{:?}", t.staged_uploads());
+        t.owner
+            .register(signed, r)
+            .await
+            .error(413, "payload_too_large");
+        assert!(t.staged_uploads().is_empty(), "{:?}", t.staged_uploads());
+    } else {
+        put.error(413, "payload_too_large");
+    }
+    assert_eq!(t.blob_files(), stored, "nothing new is stored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,10 +427,14 @@ async fn oversized_puts_are_413_with_or_without_content_length() {
         .await
         .ok_json(200);
     let url = s(&signed, "upload_url");
-    t.anon
-        .put_bytes(&url, &big, "image/png")
-        .await
-        .error(413, "payload_too_large");
+    let put = t.anon.put_bytes(&url, &big, "image/png").await;
+    refused_as_too_large(
+        &t,
+        put,
+        &signed,
+        &reg(&id, "/", "big.png", &big, "image/png"),
+    )
+    .await;
 
     // Chunked body, no Content-Length.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
@@ -300,7 +447,7 @@ async fn oversized_puts_are_413_with_or_without_content_length() {
             .body(body),
     )
     .await;
-    r.error(413, "payload_too_large");
+    refused_as_too_large(&t, r, &signed, &reg(&id, "/", "big.png", &big, "image/png")).await;
 
     // Nothing was kept: register has no bytes to use.
     t.owner
@@ -308,6 +455,7 @@ async fn oversized_puts_are_413_with_or_without_content_length() {
         .await
         .error(422, "validation_error");
     assert!(t.blob_files().is_empty(), "{:?}", t.blob_files());
+    assert!(t.staged_uploads().is_empty(), "{:?}", t.staged_uploads());
     assert!(
         std::fs::read_dir(t.dir.path().join("tmp"))
             .unwrap()
@@ -332,10 +480,17 @@ async fn oversized_puts_are_413_with_or_without_content_length() {
         .upload_url(&id, "/", "over.png", "image/png")
         .await
         .ok_json(200);
-    t.anon
+    let put = t
+        .anon
         .put_bytes(&s(&signed_over, "upload_url"), &over, "image/png")
-        .await
-        .error(413, "payload_too_large");
+        .await;
+    refused_as_too_large(
+        &t,
+        put,
+        &signed_over,
+        &reg(&id, "/", "over.png", &over, "image/png"),
+    )
+    .await;
 
     // A file under the limit goes through, chunked or not.
     let small = png(4, 4);
@@ -399,10 +554,26 @@ async fn put_of_bytes_that_do_not_match_is_415_and_register_then_fails() {
             .upload_url(&id, "/", name, signed_ct)
             .await
             .ok_json(200);
-        t.anon
+        let put = t
+            .anon
             .put_bytes(&s(&signed, "upload_url"), &bytes, put_ct)
-            .await
-            .error(415, "unsupported_media_type");
+            .await;
+        if t.backend().is_s3() {
+            // The bucket takes any bytes; register checks them and removes the object.
+            put.expect(200);
+            assert_eq!(t.staged_uploads().len(), 1, "{name}");
+            t.owner
+                .register(&signed, &reg(&id, "/", name, &bytes, signed_ct))
+                .await
+                .error(415, "unsupported_media_type");
+            assert!(
+                t.staged_uploads().is_empty(),
+                "{name}: {:?}",
+                t.staged_uploads()
+            );
+        } else {
+            put.error(415, "unsupported_media_type");
+        }
         let detail = t
             .owner
             .register(&signed, &reg(&id, "/", name, &bytes, signed_ct))
@@ -464,10 +635,15 @@ async fn register_needs_the_put_and_consumes_the_upload() {
     r.idempotency_key = None;
     t.owner.register(&signed, &r).await.error(404, "not_found");
     // So does a PUT to the used URL.
-    t.anon
-        .put_bytes(&url, &bytes, "image/png")
-        .await
-        .error(404, "not_found");
+    let put = t.anon.put_bytes(&url, &bytes, "image/png").await;
+    if t.backend().is_s3() {
+        // The bucket cannot know the upload was used, but nothing comes of the object.
+        put.expect(200);
+        t.owner.register(&signed, &r).await.error(404, "not_found");
+    } else {
+        put.error(404, "not_found");
+    }
+    assert_eq!(t.blob_files().len(), 1, "{:?}", t.blob_files());
 
     assert_eq!(t.owner.counts("u").await.images, 1);
     let img = t.owner.image(&s(&first, "image_id")).await;
@@ -498,10 +674,16 @@ async fn expired_upload_urls_are_refused() {
         .ok_json(200);
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
 
-    t.anon
+    let put = t
+        .anon
         .put_bytes(&s(&too_late, "upload_url"), &bytes, "image/png")
-        .await
-        .error(403, "forbidden");
+        .await;
+    if t.backend().is_s3() {
+        put.s3_error(403, "AccessDenied");
+        assert_eq!(t.staged_uploads().len(), 1, "only the PUT in time landed");
+    } else {
+        put.error(403, "forbidden");
+    }
     t.owner
         .register(&put_in_time, &reg(&id, "/", "a.png", &bytes, "image/png"))
         .await
@@ -623,7 +805,7 @@ async fn heic_is_converted_to_png() {
     assert_eq!((decoded.width(), decoded.height()), (320, 240));
     // Only the PNG is kept.
     assert_eq!(t.blob_files().len(), 1);
-    assert!(t.blob_on_disk(&sha256_hex(&got.bytes)));
+    assert!(t.blob_stored(&sha256_hex(&got.bytes)));
     assert_eq!(
         t.owner.counts("heic").await.total_size,
         got.bytes.len() as i64
@@ -687,7 +869,13 @@ async fn identical_bytes_are_stored_once() {
     let files = t.blob_files();
     assert_eq!(files.len(), 1, "{files:?}");
     let hash = sha256_hex(&bytes);
-    assert_eq!(files[0], t.blob_path(&hash));
+    if t.backend().is_s3() {
+        let key = format!("suite/blobs/{}/{}/{hash}", &hash[..2], &hash[2..4]);
+        assert_eq!(t.bucket_objects(), [key], "one object, under its hash");
+        assert_eq!(files[0], t.blob_file(&hash));
+    } else {
+        assert_eq!(files[0], t.blob_path(&hash));
+    }
     assert_eq!(std::fs::read(&files[0]).unwrap(), bytes);
     for img in [&a, &b] {
         let got = t
@@ -707,7 +895,7 @@ async fn identical_bytes_are_stored_once() {
         .delete(&format!("images/{}?permanent=true", s(&a, "id")))
         .await
         .expect(200);
-    assert!(t.blob_on_disk(&hash));
+    assert!(t.blob_stored(&hash));
     t.owner
         .get(&format!("images/{}", s(&b, "id")))
         .await

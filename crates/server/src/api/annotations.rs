@@ -2,10 +2,11 @@
 
 use super::extract::{Json as Body, Path};
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::services::annotations;
 use crate::AppState;
 use axum::extract::State;
+use axum::http::{header, HeaderMap};
 use axum::{Extension, Json};
 use serde_json::Value;
 
@@ -23,9 +24,24 @@ pub async fn save(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Body(body): Body<Value>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(annotations::save(&state, &caller, &id, &body).await?))
+    let if_match = match headers.get(header::IF_MATCH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .map(|s| s.trim().trim_start_matches("W/").trim_matches('"'))
+                .and_then(|s| s.parse::<i64>().ok())
+                .ok_or_else(|| {
+                    ApiError::BadRequest("If-Match must be an annotation version like \"3\"".into())
+                })?,
+        ),
+    };
+    Ok(Json(
+        annotations::save(&state, &caller, &id, &body, if_match).await?,
+    ))
 }
 
 /// Removes the image's annotations.

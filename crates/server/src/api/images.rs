@@ -152,3 +152,81 @@ pub async fn delete(
         "operation": if o.permanent { "deleted" } else { "archived" },
     })))
 }
+
+/// Query of an image listing.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    dataset: Option<String>,
+    dataset_id: Option<String>,
+    dataset_name: Option<String>,
+    status: Option<String>,
+    folder_path: Option<String>,
+    directory_path: Option<String>,
+    #[serde(default)]
+    recursive: bool,
+    #[serde(default)]
+    include_archived: bool,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// `GET /images/?dataset=…`: one page of a dataset's images, filtered by status and folder.
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    base: BaseUrl,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let reference = q
+        .dataset
+        .as_deref()
+        .or(q.dataset_id.as_deref())
+        .or(q.dataset_name.as_deref())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::field(&["query", "dataset"], "field required"))?;
+    let d = crate::services::datasets::by_ref(&state, &caller, reference).await?;
+    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(
+            pictograph_core::names::Status::parse(s)
+                .ok_or_else(|| {
+                    ApiError::field(
+                        &["query", "status"],
+                        "status must be one of new, annotate, review, complete",
+                    )
+                })?
+                .as_str()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let folder = q
+        .folder_path
+        .as_deref()
+        .or(q.directory_path.as_deref())
+        .map(pictograph_core::names::folder_path)
+        .transpose()
+        .map_err(|e| ApiError::field(&["query", "folder_path"], e.0))?;
+    let (limit, offset) = super::datasets::page(q.limit, q.offset, 100, 10_000)?;
+    let filter = crate::store::ImageFilter {
+        status,
+        folder,
+        recursive: q.recursive,
+        include_archived: q.include_archived,
+    };
+    let (rows, total) = state
+        .store
+        .find_images(&d.id, &filter, limit, offset)
+        .await?;
+    let links = base.links(&state);
+    let items: Vec<Value> = rows.iter().map(|i| render::image(i, &links)).collect();
+    let has_more = offset + (items.len() as i64) < total;
+    Ok(Json(json!({
+        "dataset_id": d.id,
+        "images": items,
+        "data": items,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "pagination": {"limit": limit, "offset": offset, "total": total, "has_more": has_more},
+    })))
+}

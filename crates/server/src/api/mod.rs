@@ -50,6 +50,8 @@ pub fn router(state: AppState) -> Router {
                 .patch(projects::update)
                 .delete(projects::delete),
         )
+        .route("/images", get(images::list))
+        .route("/images/", get(images::list))
         .route("/images/upload-url", post(images::upload_url))
         .route("/images/register", post(images::register))
         .route("/images/{id}", get(images::download).delete(images::delete))

@@ -2,7 +2,7 @@
 
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
-use crate::store::ImageRow;
+use crate::store::{ImageRow, StoreError};
 use crate::AppState;
 use serde_json::{json, Value};
 
@@ -22,8 +22,16 @@ pub async fn get(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Value
     Ok(json!({"image_id": img.id, "annotations": list, "version": img.version}))
 }
 
-/// Validates and stores a new list for the image.
-pub async fn save(state: &AppState, caller: &Caller, id: &str, body: &Value) -> ApiResult<Value> {
+/// Validates and stores a new list for the image. With `expected_version` (from `If-Match` or
+/// the body's `expected_version`), a save over a newer version is refused with 409 instead of
+/// silently overwriting someone else's work.
+pub async fn save(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    body: &Value,
+    if_match: Option<i64>,
+) -> ApiResult<Value> {
     caller.require(Role::Member, "Saving annotations")?;
     let img = image(state, caller, id).await?;
     if let Some(other) = body.get("image_id").and_then(Value::as_str) {
@@ -52,20 +60,50 @@ pub async fn save(state: &AppState, caller: &Caller, id: &str, body: &Value) -> 
             errors,
         },
     )?;
-    let (previous, new, status) = state.store.save_annotations(&img.id, &list).await?;
+    let expected =
+        match body.get("expected_version") {
+            None | Some(Value::Null) => if_match,
+            Some(v) => Some(v.as_i64().ok_or_else(|| {
+                ApiError::field(&["body", "expected_version"], "must be an integer")
+            })?),
+        };
+    let saved = state
+        .store
+        .save_annotations(&img.id, &list, expected)
+        .await
+        .map_err(|e| stale(e, &img.id, expected))?;
     Ok(json!({
         "success": true,
         "image_id": img.id,
-        "previous_count": previous,
-        "new_count": new,
-        "status": status,
+        "previous_count": saved.previous_count,
+        "new_count": saved.new_count,
+        "status": saved.status,
+        "version": saved.version,
     }))
+}
+
+fn stale(e: StoreError, id: &str, expected: Option<i64>) -> ApiError {
+    match e {
+        StoreError::Conflict => ApiError::Conflict(format!(
+            "Annotations of image '{id}' changed since version {}: fetch them again and retry",
+            expected
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "read".into())
+        )),
+        other => other.into(),
+    }
 }
 
 /// Removes every annotation of the image.
 pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Value> {
     caller.require(Role::Member, "Deleting annotations")?;
     let img = image(state, caller, id).await?;
-    let (previous, _, _) = state.store.save_annotations(&img.id, &[]).await?;
-    Ok(json!({"success": true, "image_id": img.id, "deleted_count": previous}))
+    let saved = state
+        .store
+        .save_annotations(&img.id, &[], None)
+        .await
+        .map_err(|e| stale(e, &img.id, None))?;
+    Ok(
+        json!({"success": true, "image_id": img.id, "deleted_count": saved.previous_count, "version": saved.version}),
+    )
 }

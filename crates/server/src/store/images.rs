@@ -86,6 +86,32 @@ pub struct NewImage {
     pub height: Option<i64>,
 }
 
+/// The outcome of replacing an image's annotations.
+#[derive(Debug, Clone)]
+pub struct SavedAnnotations {
+    /// Annotations before.
+    pub previous_count: i64,
+    /// Annotations now.
+    pub new_count: i64,
+    /// The image's status (unchanged by a save).
+    pub status: String,
+    /// The image's version after the save.
+    pub version: i64,
+}
+
+/// Filters of an image listing.
+#[derive(Debug, Clone, Default)]
+pub struct ImageFilter {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this folder (exactly, or with its sub-folders when `recursive`).
+    pub folder: Option<String>,
+    /// Include sub-folders of `folder`.
+    pub recursive: bool,
+    /// Include archived images.
+    pub include_archived: bool,
+}
+
 /// What to do when a copy's name is taken in the target folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyMode {
@@ -161,18 +187,61 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> StoreResult<Vec<ImageRow>> {
+        let filter = ImageFilter {
+            status: status.map(str::to_string),
+            ..ImageFilter::default()
+        };
+        Ok(self
+            .find_images(dataset_id, &filter, limit, offset)
+            .await?
+            .0)
+    }
+
+    /// One page of a dataset's images matching `filter`, oldest first, and how many match.
+    pub async fn find_images(
+        &self,
+        dataset_id: &str,
+        filter: &ImageFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<ImageRow>, i64)> {
+        const WHERE: &str = "WHERE dataset_id = $1 AND ($2 = 1 OR is_archived = 0) \
+             AND ($3 IS NULL OR status = $3) \
+             AND ($4 IS NULL OR folder = $4 OR ($5 = 1 AND substr(folder, 1, length($4) + 1) = $4 || '/'))";
         let sql = AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM images WHERE dataset_id = $1 AND is_archived = 0 \
-             AND ($2 IS NULL OR status = $2) ORDER BY created_at, id LIMIT $3 OFFSET $4"
+            "SELECT {COLUMNS} FROM images {WHERE} ORDER BY created_at, id LIMIT $6 OFFSET $7"
         ));
+        let folder = filter.folder.as_deref();
+        // Everything under the root is the whole dataset.
+        let (folder, recursive) = match folder {
+            Some("/") if filter.recursive => (None, false),
+            other => (other, filter.recursive),
+        };
         let rows = sqlx::query(sql)
             .bind(dataset_id)
-            .bind(status)
+            .bind(i64::from(filter.include_archived))
+            .bind(filter.status.as_deref())
+            .bind(folder)
+            .bind(i64::from(recursive))
             .bind(limit)
             .bind(offset)
             .fetch_all(&self.read)
             .await?;
-        rows.iter().map(ImageRow::from_row).collect()
+        let total = sqlx::query(AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM images {WHERE}"
+        )))
+        .bind(dataset_id)
+        .bind(i64::from(filter.include_archived))
+        .bind(filter.status.as_deref())
+        .bind(folder)
+        .bind(i64::from(recursive))
+        .fetch_one(&self.read)
+        .await?;
+        let list = rows
+            .iter()
+            .map(ImageRow::from_row)
+            .collect::<StoreResult<_>>()?;
+        Ok((list, get(&total, "n")?))
     }
 
     /// Whether a live image already has this name in this folder.
@@ -261,34 +330,47 @@ impl Store {
     }
 
     /// Replaces the image's annotations; returns (previous count, new count, status).
+    /// With `expected_version`, the save happens only if the image is still at that version;
+    /// otherwise (or if another writer got in between) it fails with `Conflict`.
     pub async fn save_annotations(
         &self,
         id: &str,
         list: &[serde_json::Value],
-    ) -> StoreResult<(i64, i64, String)> {
+        expected_version: Option<i64>,
+    ) -> StoreResult<SavedAnnotations> {
         let mut tx = self.tx().await?;
-        let before = sqlx::query("SELECT annotation_count, status FROM images WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
+        let before =
+            sqlx::query("SELECT annotation_count, status, version FROM images WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
+        let version: i64 = get(&before, "version")?;
+        if expected_version.is_some_and(|v| v != version) {
+            return Err(StoreError::Conflict);
+        }
         let new_count = list.len() as i64;
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE images SET annotations = $2, annotation_count = $3, version = version + 1, \
-             updated_at = $4 WHERE id = $1",
+             updated_at = $4 WHERE id = $1 AND version = $5",
         )
         .bind(id)
         .bind(serde_json::Value::from(list.to_vec()).to_string())
         .bind(new_count)
         .bind(now())
+        .bind(version)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict);
+        }
         tx.commit().await?;
-        Ok((
-            get(&before, "annotation_count")?,
+        Ok(SavedAnnotations {
+            previous_count: get(&before, "annotation_count")?,
             new_count,
-            get(&before, "status")?,
-        ))
+            status: get(&before, "status")?,
+            version: version + 1,
+        })
     }
 
     async fn rows_in_dataset(

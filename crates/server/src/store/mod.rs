@@ -12,7 +12,10 @@ mod transfer;
 mod uploads;
 
 pub use datasets::{DatasetPatch, DatasetRow};
-pub use images::{BatchOutcome, CopyMode, ImageRow, ImageUpdate, NewImage, NOT_FOUND_REASON};
+pub use images::{
+    BatchOutcome, CopyMode, ImageFilter, ImageRow, ImageUpdate, NewImage, SavedAnnotations,
+    NOT_FOUND_REASON,
+};
 pub use keys::{KeyRow, OrgRow};
 pub use transfer::TableReport;
 pub use uploads::{BlobInfo, PendingUpload, StoredResponse};

@@ -1,8 +1,19 @@
 //! Shared harness for the HTTP integration tests: a real server on 127.0.0.1:0 over a temp
 //! directory, API keys for every role, a small HTTP client, upload helpers and image makers.
 //!
+//! The backends come from the environment, so one suite runs against each combination:
+//!
+//! - `PICTOGRAPH_TEST_DATABASE`: `sqlite` (default) or `postgres` (a fresh database per server
+//!   on the cluster named by `PICTOGRAPH_TEST_POSTGRES`);
+//! - `PICTOGRAPH_TEST_BLOBS`: `disk` (default) or `s3` (an in-process s3s-fs per server).
+//!
 //! Each test binary includes this module and uses part of it.
 #![allow(dead_code)]
+
+#[path = "../pg/mod.rs"]
+pub mod pg;
+#[path = "../s3_server/mod.rs"]
+pub mod s3_server;
 
 use pictograph_server::auth::{self, Role};
 use pictograph_server::{App, Config};
@@ -11,7 +22,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::io::Cursor;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Prefix of every developer API path.
 pub const PFX: &str = "/api/v1/developer";
@@ -22,11 +33,126 @@ pub const HEIC_320X240: &[u8] = include_bytes!("../../../media/tests/data/sample
 /// The PNG file signature.
 pub const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 
+/// The metadata database a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database {
+    /// SQLite under the data directory.
+    Sqlite,
+    /// A fresh PostgreSQL database on the test cluster.
+    Postgres,
+}
+
+/// Where a test server keeps image bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blobs {
+    /// The data directory's disk; uploads are PUT through the server.
+    Disk,
+    /// An in-process S3 server (s3s-fs); uploads are PUT straight into the bucket.
+    S3,
+}
+
+/// The backends the suite runs against, from `PICTOGRAPH_TEST_DATABASE` and
+/// `PICTOGRAPH_TEST_BLOBS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backend {
+    /// Metadata database.
+    pub database: Database,
+    /// Byte store.
+    pub blobs: Blobs,
+}
+
+impl Backend {
+    /// Reads the environment; panics on a value it does not know.
+    pub fn from_env() -> Backend {
+        let var = |name: &str, default: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().to_ascii_lowercase())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_string())
+        };
+        let database = match var("PICTOGRAPH_TEST_DATABASE", "sqlite").as_str() {
+            "sqlite" => Database::Sqlite,
+            "postgres" | "postgresql" => Database::Postgres,
+            other => panic!("PICTOGRAPH_TEST_DATABASE={other:?}: use sqlite or postgres"),
+        };
+        let blobs = match var("PICTOGRAPH_TEST_BLOBS", "disk").as_str() {
+            "disk" => Blobs::Disk,
+            "s3" => Blobs::S3,
+            other => panic!("PICTOGRAPH_TEST_BLOBS={other:?}: use disk or s3"),
+        };
+        Backend { database, blobs }
+    }
+
+    /// Whether bytes go to S3 (presigned PUTs straight into the bucket).
+    pub fn is_s3(&self) -> bool {
+        self.blobs == Blobs::S3
+    }
+
+    /// Whether metadata lives in PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.database == Database::Postgres
+    }
+}
+
+/// The in-process S3 server behind a test server.
+pub struct S3Store {
+    /// The directory s3s-fs serves (one subdirectory per bucket).
+    pub root: tempfile::TempDir,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The bucket the server writes to.
+    pub bucket: String,
+    /// The key prefix the server writes under.
+    pub prefix: String,
+}
+
+impl S3Store {
+    /// A URL for `method` on the object `key` (under the prefix), presigned with the
+    /// credentials the server uses, valid for `ttl`.
+    pub async fn presign(&self, method: &str, key: &str, ttl: std::time::Duration) -> String {
+        use object_store::signer::Signer;
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&self.bucket)
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id(s3_server::ACCESS_KEY)
+            .with_secret_access_key(s3_server::SECRET_KEY)
+            .build()
+            .expect("S3 client");
+        let method = method.parse().expect("HTTP method");
+        let path = object_store::path::Path::from(format!("{}/{key}", self.prefix));
+        store
+            .signed_url(method, &path, ttl)
+            .await
+            .expect("presigned URL")
+            .to_string()
+    }
+
+    /// The file s3s-fs keeps an object's bytes in.
+    pub fn object_file(&self, key: &str) -> PathBuf {
+        self.root
+            .path()
+            .join(&self.bucket)
+            .join(&self.prefix)
+            .join(key)
+    }
+}
+
+/// The key prefix test servers write under in their bucket.
+pub const S3_PREFIX: &str = "suite";
+
 /// A running server over its own temp directory, with keys for every role.
 pub struct TestServer {
     app: Option<App>,
     /// Data directory (kept alive as long as the server).
     pub dir: tempfile::TempDir,
+    backend: Backend,
+    /// The S3 server, when bytes go to S3.
+    pub s3: Option<S3Store>,
+    /// The PostgreSQL database, when metadata lives there (dropped by `stop`).
+    pub database_url: Option<String>,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     /// A client with no API key that does not follow redirects.
@@ -127,6 +253,23 @@ impl Resp {
         body
     }
 
+    /// Asserts an error answered by the S3 server (not ours): the status and an S3 XML error
+    /// body with `<Code>code</Code>`. Returns the body text.
+    #[track_caller]
+    pub fn s3_error(self, status: u16, code: &str) -> String {
+        let body = String::from_utf8_lossy(&self.bytes).into_owned();
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {body}"
+        );
+        assert!(
+            body.contains("<Error>") && body.contains(&format!("<Code>{code}</Code>")),
+            "an S3 error {code} expected, got: {body}"
+        );
+        body
+    }
+
     /// Asserts an error whose `detail` is a string; returns that string.
     #[track_caller]
     pub fn error_detail(self, status: u16, code: &str) -> String {
@@ -168,10 +311,37 @@ impl TestServer {
         TestServer::start_with(|_| {}).await
     }
 
-    /// A server whose configuration `tune` adjusts first.
+    /// A server on the backends the environment names (see [`Backend::from_env`]), whose
+    /// configuration `tune` adjusts first.
     pub async fn start_with(tune: impl FnOnce(&mut Config)) -> TestServer {
+        let backend = Backend::from_env();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = config(dir.path());
+        let database_url = match backend.database {
+            Database::Sqlite => None,
+            Database::Postgres => Some(pg::fresh_database().await),
+        };
+        config.database_url = database_url.clone();
+        let s3 = match backend.blobs {
+            Blobs::Disk => None,
+            Blobs::S3 => {
+                let root = tempfile::tempdir().expect("temp dir");
+                let endpoint = s3_server::start_s3(root.path()).await;
+                // The same credentials for every test server, read when the app starts.
+                s3_server::credentials_env();
+                let store = S3Store {
+                    root,
+                    endpoint,
+                    bucket: s3_server::BUCKET.to_string(),
+                    prefix: S3_PREFIX.to_string(),
+                };
+                config.blobs_url = Some(format!(
+                    "s3://{}/{}?endpoint={}&region=us-east-1",
+                    store.bucket, store.prefix, store.endpoint
+                ));
+                Some(store)
+            }
+        };
         tune(&mut config);
         let app = App::start(config).await.expect("server starts");
         let base = format!("http://{}", app.addr);
@@ -196,8 +366,24 @@ impl TestServer {
             other: Client::new(&base, Some(other)),
             base,
             dir,
+            backend,
+            s3,
+            database_url,
             app: Some(app),
         }
+    }
+
+    /// The backends this server runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The S3 server behind this server; panics on disk.
+    #[track_caller]
+    pub fn s3(&self) -> &S3Store {
+        self.s3
+            .as_ref()
+            .expect("this server keeps its bytes on disk, not in S3")
     }
 
     /// The running application (store, blobs, signer, configuration).
@@ -213,43 +399,104 @@ impl TestServer {
         Client::new(&self.base, Some(key))
     }
 
-    /// Where the bytes with this SHA-256 live on disk.
+    /// Where the bytes with this SHA-256 live on disk (disk backend only: under S3 there is
+    /// no such file, see [`TestServer::blob_file`]).
+    #[track_caller]
     pub fn blob_path(&self, hash: &str) -> PathBuf {
+        assert!(
+            !self.backend.is_s3(),
+            "blob_path is the disk layout; this server keeps its bytes in S3"
+        );
         self.app().state.blobs.path(hash).expect("valid hash")
     }
 
-    /// Whether the bytes with this SHA-256 are on disk.
-    pub fn blob_on_disk(&self, hash: &str) -> bool {
-        self.blob_path(hash).is_file()
-    }
-
-    /// Every file under the blob directory.
-    pub fn blob_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else {
-                    out.push(p);
-                }
+    /// The file holding the stored bytes of this SHA-256, whatever the backend: the blob file
+    /// on disk, or the object `prefix/blobs/ab/cd/<hash>` in the S3 server's directory.
+    pub fn blob_file(&self, hash: &str) -> PathBuf {
+        match &self.s3 {
+            None => self.blob_path(hash),
+            Some(s3) => {
+                assert!(
+                    hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+                    "not a SHA-256: {hash}"
+                );
+                s3.object_file(&format!("blobs/{}/{}/{hash}", &hash[..2], &hash[2..4]))
             }
         }
-        let mut out = Vec::new();
-        walk(&self.dir.path().join("blobs"), &mut out);
-        out.sort();
-        out
     }
 
-    /// Stops the server and waits for it.
+    /// Whether the bytes with this SHA-256 are stored (on disk, or as an object in the bucket).
+    pub fn blob_stored(&self, hash: &str) -> bool {
+        self.blob_file(hash).is_file()
+    }
+
+    /// Every stored blob (files under the blob directory, or objects under `prefix/blobs/`);
+    /// staged uploads are not included (see [`TestServer::staged_uploads`]).
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        match &self.s3 {
+            None => files_under(&self.dir.path().join("blobs")),
+            Some(s3) => files_under(&s3.object_file("blobs")),
+        }
+    }
+
+    /// Objects clients PUT through presigned URLs that register has not consumed yet
+    /// (`prefix/uploads/`). Always empty on disk, where PUTs go through the server.
+    pub fn staged_uploads(&self) -> Vec<PathBuf> {
+        match &self.s3 {
+            None => Vec::new(),
+            Some(s3) => files_under(&s3.object_file("uploads")),
+        }
+    }
+
+    /// Every object in the S3 bucket, as keys relative to the bucket; empty on disk.
+    pub fn bucket_objects(&self) -> Vec<String> {
+        match &self.s3 {
+            None => Vec::new(),
+            Some(s3) => {
+                let bucket = s3.root.path().join(&s3.bucket);
+                files_under(&bucket)
+                    .into_iter()
+                    .map(|p| {
+                        p.strip_prefix(&bucket)
+                            .expect("under the bucket")
+                            .to_string_lossy()
+                            .into_owned()
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Stops the server and waits for it, then drops its PostgreSQL database.
     pub async fn stop(mut self) {
         if let Some(app) = self.app.take() {
             app.stop().await.expect("clean shutdown");
         }
+        if let Some(url) = self.database_url.take() {
+            pg::drop_database(&url).await;
+        }
     }
+}
+
+/// Every file under `dir`, sorted; none when it does not exist.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort();
+    out
 }
 
 impl Client {

@@ -6,13 +6,17 @@ use std::path::Path;
 
 /// The bucket every test server has.
 pub const BUCKET: &str = "pictures";
+/// The access key every test server accepts.
+pub const ACCESS_KEY: &str = "AKIATEST";
+/// The secret key every test server accepts.
+pub const SECRET_KEY: &str = "SECRETTEST";
 
 /// Starts s3s-fs over `root` and returns its endpoint.
 pub async fn start_s3(root: &Path) -> String {
     std::fs::create_dir_all(root.join(BUCKET)).unwrap();
     let fs = s3s_fs::FileSystem::new(root).unwrap();
     let mut b = s3s::service::S3ServiceBuilder::new(fs);
-    b.set_auth(s3s::auth::SimpleAuth::from_single("AKIATEST", "SECRETTEST"));
+    b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
     let service = b.build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -38,8 +42,8 @@ static ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 pub fn credentials_env() {
     let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     for (k, v) in [
-        ("AWS_ACCESS_KEY_ID", "AKIATEST"),
-        ("AWS_SECRET_ACCESS_KEY", "SECRETTEST"),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
         ("AWS_DEFAULT_REGION", "us-east-1"),
         ("AWS_REGION", "us-east-1"),
     ] {

@@ -1,0 +1,191 @@
+//! Listing a dataset's images by status and folder, and conditional annotation saves.
+
+mod common;
+
+use common::{s, TestServer};
+use serde_json::json;
+
+#[tokio::test]
+async fn images_list_filters_by_status_and_folder_and_pages() {
+    let t = TestServer::start().await;
+    let d = t.owner.create_dataset("listed").await;
+    let ds = s(&d, "id");
+    let mut ids = Vec::new();
+    for (i, folder) in ["/", "/cars", "/cars/red", "/trucks", "/cars"]
+        .iter()
+        .enumerate()
+    {
+        let img = t
+            .owner
+            .upload_png(&ds, folder, &format!("i{i}.png"), i as u8)
+            .await;
+        ids.push(s(&img, "id"));
+    }
+    let r = t
+        .owner
+        .patch("batch/images/update", &json!({"dataset_name": "listed", "image_ids": [ids[1], ids[2]], "updates": {"status": "complete"}}))
+        .await;
+    assert_eq!(r.status, 200);
+    t.owner
+        .delete(&format!("images/{}", ids[4]))
+        .await
+        .expect(200);
+
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| s(i, "filename"))
+            .collect()
+    };
+    let all = t.owner.get("images/?dataset=listed").await.ok_json(200);
+    assert_eq!(
+        names(&all),
+        ["i0.png", "i1.png", "i2.png", "i3.png"],
+        "archived images are left out"
+    );
+    assert_eq!(all["total"], 4);
+    assert_eq!(all["data"], all["images"]);
+
+    let cars = t
+        .owner
+        .get("images?dataset=listed&folder_path=/cars")
+        .await
+        .ok_json(200);
+    assert_eq!(names(&cars), ["i1.png"]);
+    let tree = t
+        .owner
+        .get("images/?dataset=listed&folder_path=cars/&recursive=true")
+        .await
+        .ok_json(200);
+    assert_eq!(names(&tree), ["i1.png", "i2.png"]);
+    let done = t
+        .owner
+        .get(&format!("images/?dataset={ds}&status=complete"))
+        .await
+        .ok_json(200);
+    assert_eq!(
+        names(&done),
+        ["i1.png", "i2.png"],
+        "the dataset may be named by id"
+    );
+    let with_archived = t
+        .owner
+        .get("images/?dataset=listed&include_archived=true")
+        .await
+        .ok_json(200);
+    assert_eq!(with_archived["total"], 5);
+
+    let page = t
+        .owner
+        .get("images/?dataset=listed&limit=3&offset=0")
+        .await
+        .ok_json(200);
+    assert_eq!(names(&page).len(), 3);
+    assert_eq!(page["pagination"]["has_more"], true);
+    let rest = t
+        .owner
+        .get("images/?dataset=listed&limit=3&offset=3")
+        .await
+        .ok_json(200);
+    assert_eq!(names(&rest), ["i3.png"]);
+    assert_eq!(rest["pagination"]["has_more"], false);
+
+    t.owner
+        .get("images/?dataset=listed&status=done")
+        .await
+        .error(422, "validation_error");
+    t.owner
+        .get("images/?dataset=listed&limit=0")
+        .await
+        .error(422, "validation_error");
+    t.owner
+        .get("images/?dataset=listed&folder_path=/a/../b")
+        .await
+        .error(422, "validation_error");
+    t.owner.get("images/").await.error(422, "validation_error");
+    t.owner
+        .get("images/?dataset=nope")
+        .await
+        .error(404, "not_found");
+    t.other
+        .get("images/?dataset=listed")
+        .await
+        .error(404, "not_found");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_stale_conditional_save_is_refused_and_a_plain_save_still_works() {
+    let t = TestServer::start().await;
+    let d = t.owner.create_dataset("versions").await;
+    let img = t.owner.upload_png(&s(&d, "id"), "/", "v.png", 1).await;
+    let id = s(&img, "id");
+    let path = format!("annotations/{id}");
+    let one = |name: &str| json!([{"id": "a", "name": name, "type": "keypoint", "keypoint": {"x": 1.0, "y": 1.0}, "confidence": 1.0, "attributes": []}]);
+
+    let v0 = t.owner.get(&path).await.ok_json(200)["version"]
+        .as_i64()
+        .unwrap();
+    let saved = t
+        .owner
+        .post(
+            &path,
+            &json!({"annotations": one("first"), "expected_version": v0}),
+        )
+        .await
+        .ok_json(200);
+    let v1 = saved["version"].as_i64().unwrap();
+    assert_eq!(v1, v0 + 1);
+
+    // A second editor still holding v0 is refused and changes nothing.
+    let stale = t
+        .owner
+        .post(
+            &path,
+            &json!({"annotations": one("stale"), "expected_version": v0}),
+        )
+        .await
+        .error_detail(409, "conflict");
+    assert!(stale.contains("changed since version"), "{stale}");
+    let stale_header = t
+        .owner
+        .request(reqwest::Method::POST, &path)
+        .header("if-match", format!("\"{v0}\""))
+        .json(&json!({"annotations": one("stale")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale_header.status(), 409);
+    let now = t.owner.get(&path).await.ok_json(200);
+    assert_eq!(now["annotations"][0]["name"], "first");
+    assert_eq!(now["version"], v1);
+
+    // With the current version, or with none (as the official client saves), it goes through.
+    let ok = t
+        .owner
+        .request(reqwest::Method::POST, &path)
+        .header("if-match", format!("\"{v1}\""))
+        .json(&json!({"annotations": one("second")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    t.owner
+        .post(&path, &json!({"image_id": id, "annotations": one("third")}))
+        .await
+        .expect(200);
+    assert_eq!(
+        t.owner.get(&path).await.ok_json(200)["annotations"][0]["name"],
+        "third"
+    );
+    t.owner
+        .post(
+            &path,
+            &json!({"annotations": one("x"), "expected_version": "seven"}),
+        )
+        .await
+        .error(422, "validation_error");
+    t.stop().await;
+}
