@@ -391,3 +391,83 @@ pub fn display_size(bytes: &[u8], probe: &Probe) -> (u32, u32) {
         _ => (probe.width, probe.height),
     }
 }
+
+/// Most pixels an uploaded image may declare; anything larger is refused before decoding
+/// (decompression bombs).
+pub const MAX_PIXELS: u64 = 128 * 1024 * 1024;
+
+/// Why an uploaded image was refused by [`verify`].
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The image declares more pixels than [`MAX_PIXELS`].
+    #[error("the image declares {pixels} pixels, more than the limit of {MAX_PIXELS}")]
+    TooManyPixels {
+        /// Pixels declared.
+        pixels: u64,
+    },
+    /// The bytes do not decode as an image of their format (truncated or corrupt).
+    #[error("the image is truncated or corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Checks that a whole file decodes as an image of `probe.format`, refusing decompression
+/// bombs by their declared size first. HEIC is checked by converting it ([`heic_to_png`]).
+/// CPU-heavy: call it off the async executor.
+pub fn verify(bytes: &[u8], probe: &Probe) -> Result<(), VerifyError> {
+    let pixels = u64::from(probe.width) * u64::from(probe.height);
+    if pixels > MAX_PIXELS {
+        return Err(VerifyError::TooManyPixels { pixels });
+    }
+    let format = match probe.format {
+        Format::Jpeg => image::ImageFormat::Jpeg,
+        Format::Png => image::ImageFormat::Png,
+        Format::Gif => image::ImageFormat::Gif,
+        Format::Bmp => image::ImageFormat::Bmp,
+        Format::Tiff => image::ImageFormat::Tiff,
+        Format::Webp => image::ImageFormat::WebP,
+        Format::Heic => return Ok(()),
+    };
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_PIXELS * 8);
+    reader.limits(limits);
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| reader.decode().map(|_| ())));
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(VerifyError::Corrupt(e.to_string())),
+        Err(_) => Err(VerifyError::Corrupt("the decoder failed".into())),
+    }
+}
+
+#[cfg(test)]
+mod verify_tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn whole_images_pass_truncated_ones_and_bombs_do_not() {
+        let good = png(64, 48);
+        let p = probe(&good).unwrap();
+        assert!(verify(&good, &p).is_ok());
+        let cut = &good[..good.len() / 2];
+        assert!(matches!(
+            verify(cut, &probe(cut).unwrap()),
+            Err(VerifyError::Corrupt(_))
+        ));
+        let bomb = Probe {
+            format: Format::Png,
+            width: 100_000,
+            height: 100_000,
+        };
+        assert!(matches!(
+            verify(&good, &bomb),
+            Err(VerifyError::TooManyPixels { .. })
+        ));
+    }
+}

@@ -187,14 +187,7 @@ where
     if put.content_length.is_some_and(|n| n > max) {
         return Err(too_large(max));
     }
-    if let Some(ct) = put.content_type.as_deref().filter(|c| !c.trim().is_empty()) {
-        if Format::from_mime(ct).map(Format::mime) != Some(pending.content_type.as_str()) {
-            return Err(ApiError::UnsupportedType(format!(
-                "Content-Type '{ct}' does not match the signed type '{}'",
-                pending.content_type
-            )));
-        }
-    }
+    check_put_type(put.content_type.as_deref(), &pending)?;
     let mut incoming = state.blobs.incoming().await?;
     let outcome = read_body(&mut incoming, put.body, max).await;
     let (tmp, hash, size) = incoming.finish().await?;
@@ -214,6 +207,19 @@ where
             Err(e)
         }
     }
+}
+
+/// The Content-Type a PUT declared, when it declared one, must be the signed type.
+fn check_put_type(content_type: Option<&str>, pending: &PendingUpload) -> ApiResult<()> {
+    if let Some(ct) = content_type.filter(|c| !c.trim().is_empty()) {
+        if Format::from_mime(ct).map(Format::mime) != Some(pending.content_type.as_str()) {
+            return Err(ApiError::UnsupportedType(format!(
+                "Content-Type '{ct}' does not match the signed type '{}'",
+                pending.content_type
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn too_large(max: u64) -> ApiError {
@@ -283,6 +289,7 @@ async fn store_blob(
             height: Some(h.into()),
         });
     }
+    verify_whole(tmp).await?;
     let dims = dimensions(tmp, &head, size).await?;
     state.blobs.commit(tmp, &hash).await?;
     Ok(BlobInfo {
@@ -299,15 +306,25 @@ async fn store_blob(
 /// it to the pending upload. An upload with nothing uploaded is returned unchanged.
 async fn ingest_presigned(state: &AppState, pending: PendingUpload) -> ApiResult<PendingUpload> {
     let max = state.config.max_upload_bytes;
-    let (tmp, hash, size) = match state.blobs.fetch_upload(&pending.id, max).await? {
+    let fetched = match state.blobs.fetch_upload(&pending.id, max).await? {
         None => return Ok(pending),
         Some(Err(_)) => {
             state.blobs.delete_upload(&pending.id).await?;
             return Err(too_large(max));
         }
-        Some(Ok(staged)) => staged,
+        Some(Ok(fetched)) => fetched,
     };
-    let blob = match store_blob(state, &pending, &tmp, hash, size).await {
+    let tmp = fetched.tmp;
+    // Object stores report a type for objects PUT without one: that is no declared type.
+    let declared = fetched
+        .content_type
+        .as_deref()
+        .filter(|ct| !matches!(*ct, "binary/octet-stream" | "application/octet-stream"));
+    let checked = match check_put_type(declared, &pending) {
+        Ok(()) => store_blob(state, &pending, &tmp, fetched.hash, fetched.size).await,
+        Err(e) => Err(e),
+    };
+    let blob = match checked {
         Ok(b) => b,
         Err(e) => {
             state.blobs.discard(&tmp).await;
@@ -354,6 +371,22 @@ async fn dimensions(
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// Refuses truncated, corrupt and decompression-bomb images: the whole file must decode.
+async fn verify_whole(tmp: &std::path::Path) -> ApiResult<()> {
+    let bytes = tokio::fs::read(tmp)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    tokio::task::spawn_blocking(move || {
+        let probe = pictograph_media::probe(&bytes).ok_or_else(|| {
+            pictograph_media::VerifyError::Corrupt("the image size cannot be read".into())
+        })?;
+        pictograph_media::verify(&bytes, &probe)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+    .map_err(|e| ApiError::Invalid(format!("The uploaded image was refused: {e}")))
 }
 
 /// Turns a received upload into an image. `fields` are the form or JSON fields as text.
