@@ -21,6 +21,10 @@ struct Env {
 }
 
 async fn start(max_upload: u64) -> Env {
+    start_with(max_upload, 3600).await
+}
+
+async fn start_with(max_upload: u64, url_ttl: u64) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let s3_root = dir.path().join("s3");
     let endpoint = start_s3(&s3_root).await;
@@ -33,6 +37,7 @@ async fn start(max_upload: u64) -> Env {
         "s3://{BUCKET}/pg-test?endpoint={endpoint}&region=us-east-1"
     ));
     config.blob_grace_secs = 0;
+    config.url_ttl_secs = url_ttl;
     config.max_upload_bytes = max_upload;
     let app = App::start(config).await.unwrap();
     let key = create_key(&app.state.store, "org", Role::Owner, "unlimited")
@@ -283,5 +288,71 @@ async fn heic_is_converted_when_it_arrives_through_the_bucket() {
         .await
         .unwrap();
     assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
+    env.app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bytes_put_into_the_bucket_but_never_registered_are_swept() {
+    let env = start_with(50 * 1024 * 1024, 1).await;
+    let ds = dataset(&env, "s3-sweep").await;
+    // One upload registered, then PUT again through its URL; one PUT and never registered.
+    let (_, u) = env
+        .post("/images/upload-url", json!({"dataset_id": ds, "filename": "kept.png", "folder_path": "/", "content_type": "image/png"}))
+        .await;
+    let url = u["upload_url"].as_str().unwrap().to_string();
+    env.http
+        .put(&url)
+        .header("content-type", "image/png")
+        .body(png(6, 6))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let (s, v) = env
+        .post("/images/register", json!({"dataset_id": ds, "filename": "kept.png", "gcs_path": u["gcs_path"], "folder_path": "/"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    env.http
+        .put(&url)
+        .header("content-type", "image/png")
+        .body(png(8, 8))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    for name in ["abandoned.png"] {
+        let (_, u) = env
+            .post("/images/upload-url", json!({"dataset_id": ds, "filename": name, "folder_path": "/", "content_type": "image/png"}))
+            .await;
+        let put = env
+            .http
+            .put(u["upload_url"].as_str().unwrap())
+            .header("content-type", "image/png")
+            .body(png(7, 7))
+            .send()
+            .await
+            .unwrap();
+        assert!(put.status().is_success());
+    }
+    assert_eq!(
+        env.objects()
+            .iter()
+            .filter(|o| o.contains("/uploads/"))
+            .count(),
+        2
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    pictograph_server::services::maintenance::sweep(&env.app.state)
+        .await
+        .unwrap();
+    let left = env.objects();
+    assert!(!left.iter().any(|o| o.contains("/uploads/")), "{left:?}");
+    assert_eq!(
+        left.iter().filter(|o| o.contains("/blobs/")).count(),
+        1,
+        "the registered image keeps its bytes: {left:?}"
+    );
     env.app.stop().await.unwrap();
 }

@@ -48,6 +48,19 @@ fn blob_key(hash: &str) -> Result<String, BlobError> {
     Ok(format!("blobs/{}/{}/{hash}", &hash[0..2], &hash[2..4]))
 }
 
+/// A presigned upload's object, copied into a staged file.
+#[derive(Debug)]
+pub struct FetchedUpload {
+    /// The staged file.
+    pub tmp: PathBuf,
+    /// SHA-256 of the bytes, lowercase hex.
+    pub hash: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The Content-Type the object was PUT with, as the object store reports it.
+    pub content_type: Option<String>,
+}
+
 /// A stream of a blob's bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
@@ -182,14 +195,13 @@ impl Blobs {
         }
     }
 
-    /// Copies a presigned upload's object into a staged file, refusing more than `max` bytes.
-    /// `Ok(None)` when nothing was uploaded. Returns (temp path, hash, size) like a finished
-    /// staged write.
+    /// Copies a presigned upload's object into a staged file, refusing more than `max` bytes
+    /// (`Err(size)`). `Ok(None)` when nothing was uploaded.
     pub async fn fetch_upload(
         &self,
         upload_id: &str,
         max: u64,
-    ) -> Result<Option<Result<(PathBuf, String, u64), u64>>, BlobError> {
+    ) -> Result<Option<Result<FetchedUpload, u64>>, BlobError> {
         let Some(r) = &self.remote else {
             return Ok(None);
         };
@@ -203,12 +215,27 @@ impl Blobs {
             return Ok(Some(Err(size)));
         }
         let mut inc = self.incoming().await?;
-        let mut s = r.stream(&key, None).await?;
+        let (content_type, mut s) = r.stream_typed(&key).await?;
         use futures::StreamExt;
         while let Some(chunk) = s.next().await {
             inc.write(&chunk?).await?;
         }
-        Ok(Some(Ok(inc.finish().await?)))
+        let (tmp, hash, size) = inc.finish().await?;
+        Ok(Some(Ok(FetchedUpload {
+            tmp,
+            hash,
+            size,
+            content_type,
+        })))
+    }
+
+    /// Ids of presigned uploads whose objects are older than `age` (remote stores only): bytes
+    /// a client PUT and never registered, or PUT again after register.
+    pub async fn stale_uploads(&self, age: Duration) -> Result<Vec<String>, BlobError> {
+        match &self.remote {
+            Some(r) => r.older_than("uploads", age).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Removes a presigned upload's object.

@@ -123,6 +123,37 @@ impl RemoteBlobs {
             .boxed())
     }
 
+    /// Streams a whole object, with the Content-Type it was stored with, if any.
+    pub async fn stream_typed(&self, key: &str) -> Result<(Option<String>, ByteStream), BlobError> {
+        let got = self.store.get(&self.path(key)).await?;
+        let content_type = got
+            .attributes
+            .get(&object_store::Attribute::ContentType)
+            .map(|v| v.to_string());
+        let stream = got
+            .into_stream()
+            .map(|r| r.map_err(std::io::Error::other))
+            .boxed();
+        Ok((content_type, stream))
+    }
+
+    /// Keys under `dir/` whose objects were last written more than `age` ago, without `dir/`.
+    pub async fn older_than(&self, dir: &str, age: Duration) -> Result<Vec<String>, BlobError> {
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or_default();
+        let prefix = self.path(dir);
+        let mut listing = self.store.list(Some(&prefix));
+        let mut out = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            if meta.last_modified < cutoff {
+                if let Some(name) = meta.location.filename() {
+                    out.push(name.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// A presigned PUT URL for an object.
     pub async fn presign_put(&self, key: &str, ttl: Duration) -> Result<String, BlobError> {
         let url = self

@@ -29,6 +29,12 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<usize> {
         .blobs
         .clear_stale_temp(Duration::from_secs(3600))
         .await?;
+    let upload_age = Duration::from_secs(state.config.url_ttl_secs + state.config.blob_grace_secs);
+    for id in state.blobs.stale_uploads(upload_age).await? {
+        if state.store.pending_upload(&id).await?.is_none() {
+            state.blobs.delete_upload(&id).await?;
+        }
+    }
     free_orphans(state).await
 }
 
