@@ -7,6 +7,12 @@
 //!
 //! The legacy README shorthand (`"bbox": [x, y, w, h]`, `"polygon": [[x, y], ...]`, ...)
 //! is accepted on input and converted to the canonical form.
+//!
+//! Newer clients (pictograph 1.69) add three optional extensions: `attributes` may be an
+//! object, a bbox may carry an `oriented_box` and a keypoint an `instance_id`. They are
+//! rejected by default (the 1.6.3 models forbid them) and accepted with
+//! [`ValidateOptions::extensions`]; [`to_legacy`] turns an extended annotation back into a
+//! shape the 1.6.3 models accept.
 
 use std::collections::HashSet;
 
@@ -34,8 +40,28 @@ pub const MAX_NAME_CHARS: usize = 120;
 /// Keys shared by every annotation, whatever its type.
 const COMMON_KEYS: [&str; 5] = ["id", "name", "type", "confidence", "created_by"];
 
+/// The keys only the extended format has: bbox `oriented_box` and keypoint `instance_id`
+/// (an object `attributes` is the third extension).
+pub const EXTENSION_KEYS: [&str; 2] = ["oriented_box", "instance_id"];
+
+/// How strictly [`validate_annotations_with`] checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ValidateOptions {
+    /// Also accept the newer clients' extensions: `attributes` as an object, bbox
+    /// `oriented_box` (`{cx, cy, w, h, angle}`) and keypoint `instance_id` (integer >= 1).
+    /// Off by default: the strict 1.6.3 format.
+    pub extensions: bool,
+}
+
+impl ValidateOptions {
+    /// The strict 1.6.3 format (the default).
+    pub const STRICT: ValidateOptions = ValidateOptions { extensions: false };
+    /// The 1.6.3 format plus the newer clients' extensions.
+    pub const EXTENDED: ValidateOptions = ValidateOptions { extensions: true };
+}
+
 /// Validate a list of annotations as received in a save request body (the value of
-/// `"annotations"`).
+/// `"annotations"`), in the strict 1.6.3 format.
 ///
 /// `classes`: the project's class names; when `Some` and non-empty, each annotation's `name`
 /// must be one of them (case-sensitive). `None` or empty => any name allowed.
@@ -46,8 +72,21 @@ pub fn validate_annotations(
     value: &Value,
     classes: Option<&[String]>,
 ) -> Result<Vec<Value>, Vec<FieldError>> {
+    validate_annotations_with(value, classes, ValidateOptions::STRICT)
+}
+
+/// [`validate_annotations`] with options; with [`ValidateOptions::extensions`] the newer
+/// clients' keys are accepted and kept (canonicalised) in the output.
+pub fn validate_annotations_with(
+    value: &Value,
+    classes: Option<&[String]>,
+    options: ValidateOptions,
+) -> Result<Vec<Value>, Vec<FieldError>> {
     let root = Loc(vec![Value::from("body"), Value::from("annotations")]);
-    let mut checker = Checker::default();
+    let mut checker = Checker {
+        errors: Vec::new(),
+        extensions: options.extensions,
+    };
     let Some(items) = value.as_array() else {
         checker.err(&root, "list_type", "annotations must be a list");
         return Err(checker.errors);
@@ -80,6 +119,43 @@ pub fn count_by_type(list: &[Value]) -> [usize; 4] {
         }
     }
     counts
+}
+
+/// The lowest `confidence` of a list (absent confidences count as 1.0); `None` when empty.
+pub fn min_confidence(list: &[Value]) -> Option<f64> {
+    list.iter()
+        .map(|a| a.get("confidence").and_then(Value::as_f64).unwrap_or(1.0))
+        .reduce(f64::min)
+}
+
+/// The annotation in a shape the 1.6.3 models accept: `oriented_box` and `instance_id` are
+/// dropped, and an object `attributes` becomes a one-element list (an empty object becomes
+/// `[]`). Anything already in the 1.6.3 shape is returned unchanged.
+pub fn to_legacy(annotation: &Value) -> Value {
+    let Some(obj) = annotation.as_object() else {
+        return annotation.clone();
+    };
+    let mut out = obj.clone();
+    for key in EXTENSION_KEYS {
+        out.remove(key);
+    }
+    if let Some(Value::Object(attrs)) = out.get("attributes") {
+        let list = if attrs.is_empty() {
+            Vec::new()
+        } else {
+            vec![Value::Object(attrs.clone())]
+        };
+        out.insert("attributes".into(), Value::Array(list));
+    }
+    Value::Object(out)
+}
+
+/// Whether the annotation uses any extension (and so differs from its [`to_legacy`] form).
+pub fn uses_extensions(annotation: &Value) -> bool {
+    annotation.as_object().is_some_and(|obj| {
+        EXTENSION_KEYS.iter().any(|k| obj.contains_key(*k))
+            || obj.get("attributes").is_some_and(Value::is_object)
+    })
 }
 
 /// An error location under construction.
@@ -148,6 +224,8 @@ impl Kind {
 #[derive(Default)]
 struct Checker {
     errors: Vec<FieldError>,
+    /// Accept the newer clients' extensions.
+    extensions: bool,
 }
 
 /// Builds a JSON float (all numbers reaching here are finite).
@@ -211,6 +289,7 @@ impl Checker {
         let attributes = self.attributes(obj, loc);
 
         let mut geometry: Vec<(&'static str, Value)> = Vec::new();
+        let mut instance_id: Option<Option<i64>> = Some(None);
         match kind {
             Some(kind) => {
                 // Shorthand input is decided per annotation: the type's geometry key holds an
@@ -243,6 +322,18 @@ impl Checker {
                         }
                     }
                 }
+                if self.extensions && kind == Kind::Bbox {
+                    allowed.push("oriented_box");
+                    if let Some(o) = obj.get("oriented_box").filter(|o| !o.is_null()) {
+                        if let Some(o) = self.oriented_box(o, &loc.key("oriented_box")) {
+                            geometry.push(("oriented_box", o));
+                        }
+                    }
+                }
+                if self.extensions && kind == Kind::Keypoint {
+                    allowed.push("instance_id");
+                    instance_id = self.instance_id(obj, loc);
+                }
                 self.forbid_extra(obj, &allowed, loc);
             }
             None => {
@@ -251,6 +342,9 @@ impl Checker {
                 let mut allowed: Vec<&str> = COMMON_KEYS.to_vec();
                 allowed.extend(["attributes", "bounding_box", "metadata", "bbox"]);
                 allowed.extend(ANNOTATION_TYPES);
+                if self.extensions {
+                    allowed.extend(EXTENSION_KEYS);
+                }
                 self.forbid_extra(obj, &allowed, loc);
             }
         }
@@ -270,6 +364,9 @@ impl Checker {
             out.insert("created_by".into(), Value::from(by));
         }
         out.insert("attributes".into(), attributes?);
+        if let Some(n) = instance_id? {
+            out.insert("instance_id".into(), Value::from(n));
+        }
         Some(Value::Object(out))
     }
 
@@ -404,6 +501,15 @@ impl Checker {
         match obj.get("attributes") {
             None => Some(Value::Array(Vec::new())),
             Some(v @ Value::Array(_)) => Some(v.clone()),
+            Some(v @ Value::Object(_)) if self.extensions => Some(v.clone()),
+            Some(_) if self.extensions => {
+                self.err(
+                    &loc.key("attributes"),
+                    "list_type",
+                    "attributes must be a list or an object",
+                );
+                None
+            }
             Some(_) => {
                 self.err(
                     &loc.key("attributes"),
@@ -413,6 +519,82 @@ impl Checker {
                 None
             }
         }
+    }
+
+    /// A keypoint's optional `instance_id`: an integer >= 1 (an integral float is taken);
+    /// `Some(None)` when absent or null.
+    fn instance_id(&mut self, obj: &Map<String, Value>, loc: &Loc) -> Option<Option<i64>> {
+        let value = match obj.get("instance_id") {
+            None | Some(Value::Null) => return Some(None),
+            Some(v) => v,
+        };
+        let loc = loc.key("instance_id");
+        let n = match value {
+            Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            }),
+            _ => None,
+        };
+        let Some(n) = n else {
+            self.err(&loc, "int_type", "instance_id must be an integer");
+            return None;
+        };
+        if n < 1 {
+            self.err(&loc, "value_error", "instance_id must be at least 1");
+            return None;
+        }
+        Some(Some(n))
+    }
+
+    /// A bbox's rotated rectangle `{cx, cy, w, h, angle?}`: w and h positive, angle in
+    /// degrees within [0, 360) (default 0).
+    fn oriented_box(&mut self, value: &Value, loc: &Loc) -> Option<Value> {
+        let Some(obj) = value.as_object() else {
+            self.err(loc, "dict_type", "oriented_box must be an object");
+            return None;
+        };
+        let before = self.errors.len();
+        let mut nums = Vec::with_capacity(5);
+        for key in ["cx", "cy", "w", "h"] {
+            match obj.get(key) {
+                None => self.missing(&loc.key(key)),
+                Some(v) => {
+                    if let Some(f) = self.number(v, &loc.key(key), key) {
+                        nums.push(f);
+                    }
+                }
+            }
+        }
+        let angle = match obj.get("angle") {
+            None | Some(Value::Null) => Some(0.0),
+            Some(v) => self.number(v, &loc.key("angle"), "angle"),
+        };
+        self.forbid_extra(obj, &["cx", "cy", "w", "h", "angle"], loc);
+        if self.errors.len() != before {
+            return None;
+        }
+        if !self.positive_size(nums[2], nums[3], &loc.key("w"), &loc.key("h")) {
+            return None;
+        }
+        let angle = angle?;
+        if !(0.0..360.0).contains(&angle) {
+            self.err(
+                &loc.key("angle"),
+                "value_error",
+                "angle must be at least 0 and less than 360",
+            );
+            return None;
+        }
+        let mut m = Map::new();
+        for (key, v) in ["cx", "cy", "w", "h", "angle"]
+            .iter()
+            .zip(nums.iter().chain(std::iter::once(&angle)))
+        {
+            m.insert((*key).into(), float(*v));
+        }
+        Some(Value::Object(m))
     }
 
     /// Shorthand `metadata`: accepted (object or null) and dropped.
@@ -1543,6 +1725,140 @@ mod tests {
         assert_eq!(e.len(), 2, "{e:#?}");
         assert_has(&e, json!([0, "name"]), "value_error");
         assert_has(&e, json!([0, "confidence"]), "value_error");
+    }
+
+    // --- extensions (newer clients) ---
+
+    fn ext_ok(list: Value) -> Vec<Value> {
+        validate_annotations_with(&list, None, ValidateOptions::EXTENDED)
+            .unwrap_or_else(|e| panic!("unexpected errors: {e:?}"))
+    }
+
+    fn ext_errs_one(ann: Value) -> Vec<FieldError> {
+        validate_annotations_with(&json!([ann]), None, ValidateOptions::EXTENDED)
+            .expect_err("expected validation errors")
+    }
+
+    #[test]
+    fn strict_is_the_default_and_rejects_extensions() {
+        assert_eq!(ValidateOptions::default(), ValidateOptions::STRICT);
+        let obb = json!({"cx": 2.5, "cy": 4.0, "w": 3.0, "h": 4.0, "angle": 30});
+        let e = errs_one(with(bbox(), "oriented_box", Some(obb)));
+        assert_single(&e, json!([0, "oriented_box"]), "extra_forbidden");
+        let e = errs_one(with(keypoint(), "instance_id", Some(json!(2))));
+        assert_single(&e, json!([0, "instance_id"]), "extra_forbidden");
+        let e = errs_one(with(keypoint(), "attributes", Some(json!({"k": "v"}))));
+        assert_single(&e, json!([0, "attributes"]), "list_type");
+    }
+
+    #[test]
+    fn extensions_are_accepted_and_canonicalised() {
+        let list = json!([
+            with(
+                with(
+                    bbox(),
+                    "oriented_box",
+                    Some(json!({"cx": 2, "cy": 4, "w": 3, "h": 4, "angle": 30}))
+                ),
+                "attributes",
+                Some(json!({"occluded": true, "score": 3})),
+            ),
+            with(keypoint(), "instance_id", Some(json!(2))),
+            with(
+                bbox(),
+                "oriented_box",
+                Some(json!({"cx": 1, "cy": 1, "w": 1, "h": 1}))
+            ),
+            with(keypoint(), "instance_id", Some(Value::Null)),
+        ]);
+        let list = json!(list
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, a)| with(a.clone(), "id", Some(json!(format!("id{i}")))))
+            .collect::<Vec<_>>());
+        let out = ext_ok(list);
+        assert_eq!(
+            out[0]["oriented_box"],
+            json!({"cx": 2.0, "cy": 4.0, "w": 3.0, "h": 4.0, "angle": 30.0})
+        );
+        assert_eq!(out[0]["attributes"], json!({"occluded": true, "score": 3}));
+        assert_eq!(out[1]["instance_id"], json!(2));
+        assert_eq!(out[2]["oriented_box"]["angle"], json!(0.0));
+        assert!(out[3].get("instance_id").is_none());
+        // Canonical output validates to itself.
+        assert_eq!(ext_ok(Value::Array(out.clone())), out);
+        // Plain 1.6.3 annotations are unchanged by the extended mode.
+        assert_eq!(
+            ext_ok(canonical_example()),
+            canonical_example().as_array().unwrap().clone()
+        );
+    }
+
+    #[test]
+    fn extension_values_are_checked() {
+        let obb = |v: Value| with(bbox(), "oriented_box", Some(v));
+        let e = ext_errs_one(obb(json!({"cx": 1, "cy": 1, "w": 0, "h": 1})));
+        assert_single(&e, json!([0, "oriented_box", "w"]), "value_error");
+        let e = ext_errs_one(obb(json!({"cx": 1, "cy": 1, "w": 1, "h": 1, "angle": 360})));
+        assert_single(&e, json!([0, "oriented_box", "angle"]), "value_error");
+        let e = ext_errs_one(obb(json!({"cx": 1, "w": 1, "h": 1, "rot": 3})));
+        assert_has(&e, json!([0, "oriented_box", "cy"]), "missing");
+        assert_has(&e, json!([0, "oriented_box", "rot"]), "extra_forbidden");
+        let e = ext_errs_one(obb(json!([1, 2, 3, 4])));
+        assert_single(&e, json!([0, "oriented_box"]), "dict_type");
+        // Only a bbox may carry an oriented box, only a keypoint an instance id.
+        let e = ext_errs_one(with(
+            polygon(),
+            "oriented_box",
+            Some(json!({"cx": 1, "cy": 1, "w": 1, "h": 1})),
+        ));
+        assert_single(&e, json!([0, "oriented_box"]), "extra_forbidden");
+        let e = ext_errs_one(with(bbox(), "instance_id", Some(json!(1))));
+        assert_single(&e, json!([0, "instance_id"]), "extra_forbidden");
+        for bad in [json!(0), json!(-1), json!(1.5), json!("2"), json!(true)] {
+            let e = ext_errs_one(with(keypoint(), "instance_id", Some(bad.clone())));
+            assert_eq!(e.len(), 1, "{bad}: {e:#?}");
+        }
+        let e = ext_errs_one(with(keypoint(), "attributes", Some(json!("x"))));
+        assert_single(&e, json!([0, "attributes"]), "list_type");
+    }
+
+    #[test]
+    fn min_confidence_of_lists() {
+        assert_eq!(min_confidence(&[]), None);
+        let list = ok(canonical_example());
+        assert_eq!(min_confidence(&list), Some(0.9));
+        assert_eq!(min_confidence(&[json!({"id": "x"})]), Some(1.0));
+    }
+
+    #[test]
+    fn legacy_view_strips_extensions() {
+        let ann = json!({"id":"a","name":"car","type":"bbox",
+            "bounding_box":{"x":1.0,"y":2.0,"w":3.0,"h":4.0},
+            "oriented_box":{"cx":2.5,"cy":4.0,"w":3.0,"h":4.0,"angle":10.0},
+            "confidence":1.0,"attributes":{"occluded":true}});
+        assert!(uses_extensions(&ann));
+        let legacy = to_legacy(&ann);
+        assert!(!uses_extensions(&legacy));
+        assert!(legacy.get("oriented_box").is_none());
+        assert_eq!(legacy["attributes"], json!([{"occluded": true}]));
+        // The legacy form passes the strict validation unchanged.
+        assert_eq!(ok_one(legacy.clone()), legacy);
+        let kp = json!({"id":"k","name":"nose","type":"keypoint","keypoint":{"x":1.0,"y":1.0},
+            "confidence":1.0,"attributes":{},"instance_id":3});
+        let legacy = to_legacy(&kp);
+        assert_eq!(
+            legacy,
+            json!({"id":"k","name":"nose","type":"keypoint","keypoint":{"x":1.0,"y":1.0},
+                "confidence":1.0,"attributes":[]})
+        );
+        for plain in canonical_example().as_array().unwrap() {
+            assert!(!uses_extensions(plain));
+            assert_eq!(&to_legacy(plain), plain);
+        }
+        assert_eq!(to_legacy(&json!(3)), json!(3));
     }
 
     // --- count_by_type ---

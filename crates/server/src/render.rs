@@ -115,3 +115,54 @@ pub fn batch(o: &BatchOutcome, operation: &str) -> Value {
         "operation": operation,
     })
 }
+
+/// Which generation of the API's JSON a caller reads, decided from its User-Agent (see
+/// `api::paths::annotation_shape`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Newer clients (pictograph 1.69+) and generic HTTP tools: every field, annotations as
+    /// stored (extensions included).
+    Full,
+    /// The pictograph 1.6.x client and callers without a User-Agent: the fields and the
+    /// annotation format that client knows.
+    Legacy,
+}
+
+/// A dataset for a caller: [`Shape::Full`] adds the newer clients' fields, which here are
+/// constant (no dataset-level archive, public catalogue or cold storage; a readme is kept as
+/// the description).
+pub fn dataset_for(d: &DatasetRow, images: Option<Vec<Value>>, shape: Shape) -> Value {
+    let mut v = dataset(d, images);
+    if shape == Shape::Full {
+        let extra = json!({
+            "readme": d.description,
+            "is_public": false,
+            "is_archived": false,
+            "archived_at": null,
+            "storage_class": "standard",
+        });
+        if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), extra) {
+            obj.extend(extra);
+        }
+    }
+    v
+}
+
+/// An image for a caller: [`Shape::Full`] adds `split` (never assigned here) and
+/// `min_confidence`, the lowest confidence of its annotation list (null without one).
+pub fn image_for(
+    i: &ImageRow,
+    links: &Links<'_>,
+    shape: Shape,
+    annotations: Option<&Value>,
+) -> Value {
+    let mut v = image(i, links);
+    if shape == Shape::Full {
+        let min = annotations
+            .and_then(Value::as_array)
+            .and_then(|list| pictograph_core::annotation::min_confidence(list));
+        v["split"] = Value::Null;
+        v["min_confidence"] = json!(min);
+    }
+    v
+}

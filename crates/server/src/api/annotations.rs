@@ -1,12 +1,17 @@
-//! `/annotations/{image_id}`: get, save (replace), delete.
+//! `/annotations/{image_id}` (1.6.3) and `/annotations/{dataset}/{dir/…/filename}` (newer
+//! clients): get, save (replace), delete.
+//!
+//! Reads are shaped for the caller ([`paths::annotation_shape`]): clients whose models
+//! forbid the newer keys get them stripped, and their writes are validated strictly.
 
-use super::extract::{Json as Body, Path};
+use super::extract::Json as Body;
+use super::paths;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::services::annotations;
 use crate::AppState;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Uri};
 use axum::{Extension, Json};
 use serde_json::Value;
 
@@ -14,16 +19,22 @@ use serde_json::Value;
 pub async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(annotations::get(&state, &caller, &id).await?))
+    let segs = paths::segments(&uri, "annotations")?;
+    let img = paths::image(&state, &caller, &segs).await?;
+    Ok(Json(
+        annotations::get_of(&state, &img, paths::annotation_shape(&headers)).await?,
+    ))
 }
 
-/// Replaces the image's annotations.
+/// Replaces the image's annotations. On the id route a body `image_id` must name the same
+/// image; on the path route it is ignored.
 pub async fn save(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     Body(body): Body<Value>,
 ) -> ApiResult<Json<Value>> {
@@ -39,8 +50,19 @@ pub async fn save(
                 })?,
         ),
     };
+    let segs = paths::segments(&uri, "annotations")?;
+    let img = paths::image(&state, &caller, &segs).await?;
     Ok(Json(
-        annotations::save(&state, &caller, &id, &body, if_match).await?,
+        annotations::save_to(
+            &state,
+            &caller,
+            &img,
+            &body,
+            if_match,
+            segs.len() == 1,
+            paths::annotation_shape(&headers),
+        )
+        .await?,
     ))
 }
 
@@ -48,7 +70,9 @@ pub async fn save(
 pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    uri: Uri,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(annotations::delete(&state, &caller, &id).await?))
+    let segs = paths::segments(&uri, "annotations")?;
+    let img = paths::image(&state, &caller, &segs).await?;
+    Ok(Json(annotations::delete_of(&state, &caller, &img).await?))
 }

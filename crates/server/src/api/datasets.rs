@@ -1,13 +1,17 @@
-//! `GET /datasets/…`: list, get by name or id, and the download listing.
+//! `/datasets/…`: list, get by name or id, the download listing, and (newer clients)
+//! create, update and delete addressed by name or id.
 
-use super::extract::{Path, Query};
+use super::extract::{Json as Body, Path, Query};
+use super::paths::CallerShape;
 use super::BaseUrl;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::services::datasets::{by_name, by_ref};
+use crate::render::Shape;
+use crate::services::datasets::{self as service, by_name, by_ref, CreateProject, UpdateProject};
 use crate::store::DatasetRow;
 use crate::{render, AppState};
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::{Extension, Json};
 use pictograph_core::names::Status;
 use serde::Deserialize;
@@ -19,6 +23,9 @@ use std::collections::HashSet;
 pub struct Page {
     limit: Option<i64>,
     offset: Option<i64>,
+    /// List archived datasets instead (newer clients); this server archives none.
+    #[serde(default)]
+    archived: bool,
 }
 
 /// Reads limit/offset, rejecting values outside 1..=cap rather than silently capping them.
@@ -49,14 +56,22 @@ pub fn page(
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    CallerShape(shape): CallerShape,
     Query(p): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let (limit, offset) = page(p.limit, p.offset, 100, 1000)?;
-    let (rows, total) = state
-        .store
-        .list_datasets(&caller.org_id, limit, offset)
-        .await?;
-    let items: Vec<Value> = rows.iter().map(|d| render::dataset(d, None)).collect();
+    let (rows, total) = if p.archived {
+        (Vec::new(), 0)
+    } else {
+        state
+            .store
+            .list_datasets(&caller.org_id, limit, offset)
+            .await?
+    };
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|d| render::dataset_for(d, None, shape))
+        .collect();
     Ok(Json(json!({
         "datasets": items, "data": items, "total": total, "limit": limit, "offset": offset,
         "pagination": {"limit": limit, "offset": offset, "total": total, "has_more": offset + (items.len() as i64) < total},
@@ -76,6 +91,7 @@ async fn answer(
     base: &BaseUrl,
     d: DatasetRow,
     opts: GetOptions,
+    shape: Shape,
 ) -> ApiResult<Json<Value>> {
     let images = if opts.include_images.unwrap_or(false) {
         let (limit, offset) =
@@ -87,11 +103,11 @@ async fn answer(
             })?;
         let links = base.links(state);
         let rows = state.store.list_images(&d.id, None, limit, offset).await?;
-        Some(rows.iter().map(|i| render::image(i, &links)).collect())
+        Some(super::images::render_images(state, &rows, &links, shape).await?)
     } else {
         None
     };
-    let v = render::dataset(&d, images);
+    let v = render::dataset_for(&d, images, shape);
     Ok(Json(json!({"dataset": v, "project": v, "data": v})))
 }
 
@@ -100,11 +116,12 @@ pub async fn get_by_name(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     base: BaseUrl,
+    CallerShape(shape): CallerShape,
     Path(name): Path<String>,
     Query(opts): Query<GetOptions>,
 ) -> ApiResult<Json<Value>> {
     let d = by_name(&state, &caller, &name).await?;
-    answer(&state, &base, d, opts).await
+    answer(&state, &base, d, opts, shape).await
 }
 
 /// `GET /datasets/{id or name}`.
@@ -112,11 +129,12 @@ pub async fn get_by_ref(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     base: BaseUrl,
+    CallerShape(shape): CallerShape,
     Path(r): Path<String>,
     Query(opts): Query<GetOptions>,
 ) -> ApiResult<Json<Value>> {
     let d = by_ref(&state, &caller, &r).await?;
-    answer(&state, &base, d, opts).await
+    answer(&state, &base, d, opts, shape).await
 }
 
 /// Options of the download listing.
@@ -223,4 +241,48 @@ pub async fn download_by_ref(
 ) -> ApiResult<Json<Value>> {
     let d = by_ref(&state, &caller, &r).await?;
     listing(&state, &base, d, o).await
+}
+
+fn one(v: Value) -> Json<Value> {
+    Json(json!({"data": v, "dataset": v, "project": v}))
+}
+
+/// `POST /datasets/`: creates a dataset (`{name, readme?, description?, annotation_types?,
+/// classes?}`); member+.
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    CallerShape(shape): CallerShape,
+    Body(body): Body<CreateProject>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let d = service::create(&state, &caller, body).await?;
+    Ok((
+        StatusCode::CREATED,
+        one(render::dataset_for(&d, None, shape)),
+    ))
+}
+
+/// `PATCH /datasets/{id or name}`: renames (`new_name` or `name`) and updates; member+.
+pub async fn update_by_ref(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    CallerShape(shape): CallerShape,
+    Path(r): Path<String>,
+    Body(body): Body<UpdateProject>,
+) -> ApiResult<Json<Value>> {
+    caller.require(crate::auth::Role::Member, "Updating a dataset")?;
+    let current = by_ref(&state, &caller, &r).await?;
+    let d = service::update_dataset(&state, &caller, current, body).await?;
+    Ok(one(render::dataset_for(&d, None, shape)))
+}
+
+/// `DELETE /datasets/{id or name}`: deletes the dataset, its images and bytes; admin+.
+pub async fn delete_by_ref(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(r): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let d = by_ref(&state, &caller, &r).await?;
+    let summary = service::delete_dataset(&state, &caller, d).await?;
+    Ok(Json(json!({"deleted": summary, "data": summary})))
 }

@@ -1,19 +1,23 @@
-//! `/images/…`: upload URL, register, metadata, bytes, delete.
+//! `/images/…`: upload URL, register (one or in bulk), listing, and one image's metadata,
+//! bytes and delete, addressed by id (`/images/{id}`) or by dataset and path
+//! (`/images/{dataset}/{dir/…/filename}`).
 
-use super::extract::{Path, Query};
+use super::extract::Query;
+use super::paths::{self, CallerShape};
 use super::BaseUrl;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
-use crate::services::annotations::image as find_image;
+use crate::render::Shape;
 use crate::services::uploads::{self, UploadRequest};
+use crate::store::ImageRow;
 use crate::{render, AppState};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Uri};
 use axum::response::Response;
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 /// Fields of a request as text, from a form or a JSON object (null → empty).
@@ -31,8 +35,12 @@ fn fields(headers: &HeaderMap, body: &Bytes) -> ApiResult<HashMap<String, String
     let obj = v
         .as_object()
         .ok_or_else(|| ApiError::BadRequest("Request body must be a JSON object".into()))?;
-    Ok(obj
-        .iter()
+    Ok(text_fields(obj))
+}
+
+/// The fields of a JSON object as text (null → empty).
+fn text_fields(obj: &Map<String, Value>) -> HashMap<String, String> {
+    obj.iter()
         .map(|(k, v)| {
             let s = match v {
                 Value::Null => String::new(),
@@ -41,7 +49,7 @@ fn fields(headers: &HeaderMap, body: &Bytes) -> ApiResult<HashMap<String, String
             };
             (k.clone(), s)
         })
-        .collect())
+        .collect()
 }
 
 fn serde_urlencoded_pairs(body: &Bytes) -> ApiResult<HashMap<String, String>> {
@@ -90,38 +98,77 @@ pub async fn register(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     base: BaseUrl,
+    CallerShape(shape): CallerShape,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
     let f = fields(&headers, &body)?;
     let img = uploads::register(&state, &caller, &f).await?;
-    let v = render::image(&img, &base.links(&state));
+    let v = render_image(&state, &img, &base.links(&state), shape).await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(json!({"success": true, "image_id": img.id, "image": v, "data": v})),
     ))
 }
 
-/// `GET /images/{id}/metadata`.
-pub async fn metadata(
+/// Renders images for a caller; for [`Shape::Full`] their annotation lists are loaded to
+/// report `min_confidence`.
+pub(super) async fn render_images(
+    state: &AppState,
+    rows: &[ImageRow],
+    links: &render::Links<'_>,
+    shape: Shape,
+) -> ApiResult<Vec<Value>> {
+    let lists = if shape == Shape::Full {
+        let annotated: Vec<String> = rows
+            .iter()
+            .filter(|i| i.annotation_count > 0)
+            .map(|i| i.id.clone())
+            .collect();
+        state.store.annotation_lists(&annotated).await?
+    } else {
+        HashMap::new()
+    };
+    Ok(rows
+        .iter()
+        .map(|i| render::image_for(i, links, shape, lists.get(&i.id)))
+        .collect())
+}
+
+async fn render_image(
+    state: &AppState,
+    img: &ImageRow,
+    links: &render::Links<'_>,
+    shape: Shape,
+) -> ApiResult<Value> {
+    let mut list = render_images(state, std::slice::from_ref(img), links, shape).await?;
+    Ok(list.pop().unwrap_or(Value::Null))
+}
+
+/// `GET /images/{…}`: with one segment the bytes of the image with that id (1.6.3);
+/// `{id}/metadata` its metadata; `{dataset}/{dir/…/filename}` the bytes of the image at
+/// that path, and with `/metadata` appended its metadata.
+pub async fn get_any(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     base: BaseUrl,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let img = find_image(&state, &caller, &id).await?;
-    let v = render::image(&img, &base.links(&state));
-    Ok(Json(json!({"image": v, "data": v})))
-}
-
-/// `GET /images/{id}`: the bytes.
-pub async fn download(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    CallerShape(shape): CallerShape,
+    uri: Uri,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let img = find_image(&state, &caller, &id).await?;
+    use axum::response::IntoResponse;
+    let segs = paths::segments(&uri, "images")?;
+    let metadata_of = match segs.as_slice() {
+        [_, last] if last == "metadata" => Some(&segs[..1]),
+        [_, _, .., last] if last == "metadata" => Some(&segs[..segs.len() - 1]),
+        _ => None,
+    };
+    if let Some(target) = metadata_of {
+        let img = paths::image(&state, &caller, target).await?;
+        let v = render_image(&state, &img, &base.links(&state), shape).await?;
+        return Ok(Json(json!({"image": v, "data": v})).into_response());
+    }
+    let img = paths::image(&state, &caller, &segs).await?;
     super::files::serve(&state, &img, &headers).await
 }
 
@@ -132,24 +179,128 @@ pub struct DeleteOptions {
     permanent: bool,
 }
 
-/// `DELETE /images/{id}`: archive, or purge with `permanent=true` (member+).
-pub async fn delete(
+/// `DELETE /images/{id}` or `/images/{dataset}/{dir/…/filename}`: archive, or purge with
+/// `permanent=true` (member+).
+pub async fn delete_any(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    uri: Uri,
     Query(o): Query<DeleteOptions>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Member, "Deleting images")?;
-    let img = find_image(&state, &caller, &id).await?;
+    let segs = paths::segments(&uri, "images")?;
+    let img = paths::image(&state, &caller, &segs).await?;
     if o.permanent {
         state.store.delete_image(&img.id).await?;
         crate::services::maintenance::release(&state, vec![img.blob_hash.clone()]).await;
     } else {
         state.store.archive_image(&img.id).await?;
     }
-    Ok(Json(json!({
+    let summary = json!({
         "success": true, "image_id": img.id, "permanent": o.permanent,
         "operation": if o.permanent { "deleted" } else { "archived" },
+    });
+    Ok(Json(json!({
+        "success": true, "image_id": img.id, "permanent": o.permanent,
+        "operation": summary["operation"], "data": summary,
+    })))
+}
+
+/// A bulk request: the dataset and one object per file.
+#[derive(Debug, Deserialize)]
+pub struct BulkBody {
+    dataset: Option<String>,
+    dataset_id: Option<String>,
+    #[serde(default)]
+    images: Vec<Map<String, Value>>,
+}
+
+impl BulkBody {
+    fn dataset(&self) -> ApiResult<String> {
+        self.dataset
+            .as_deref()
+            .or(self.dataset_id.as_deref())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::field(&["body", "dataset"], "field required"))
+    }
+}
+
+/// `POST /images/bulk-upload-url`: signed URLs for many files, in request order.
+pub async fn bulk_upload_url(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    base: BaseUrl,
+    super::extract::Json(body): super::extract::Json<BulkBody>,
+) -> ApiResult<Json<Value>> {
+    let dataset = body.dataset()?;
+    let mut items = Vec::with_capacity(body.images.len());
+    for (i, obj) in body.images.iter().enumerate() {
+        let f = text_fields(obj);
+        let get = |k: &str| f.get(k).filter(|v| !v.is_empty()).cloned();
+        let index = i.to_string();
+        items.push(UploadRequest {
+            dataset_id: None,
+            dataset: None,
+            filename: get("filename").ok_or_else(|| {
+                ApiError::field(&["body", "images", &index, "filename"], "field required")
+            })?,
+            folder: get("directory_path").or_else(|| get("folder_path")),
+            content_type: get("content_type").or_else(|| get("mime_type")),
+        });
+    }
+    Ok(Json(
+        uploads::bulk_upload_url(&state, &caller, &base.links(&state), &dataset, items).await?,
+    ))
+}
+
+/// `POST /images/bulk-register`: registers many uploaded files; a file that cannot be
+/// registered (its name taken meanwhile, its bytes missing, …) is reported in `failed` and
+/// the others still are.
+pub async fn bulk_register(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    base: BaseUrl,
+    CallerShape(shape): CallerShape,
+    super::extract::Json(body): super::extract::Json<BulkBody>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Member, "Uploading")?;
+    let dataset = body.dataset()?;
+    if body.images.is_empty() || body.images.len() > uploads::MAX_BULK {
+        return Err(ApiError::field(
+            &["body", "images"],
+            format!("between 1 and {} images per request", uploads::MAX_BULK),
+        ));
+    }
+    let d = crate::services::datasets::by_ref(&state, &caller, &dataset).await?;
+    let links = base.links(&state);
+    let mut succeeded = Vec::new();
+    let mut failed = Vec::new();
+    for obj in &body.images {
+        let mut f = text_fields(obj);
+        f.insert("dataset_id".into(), d.id.clone());
+        f.remove("dataset");
+        match uploads::register(&state, &caller, &f).await {
+            Ok(img) => succeeded.push(render::image_for(&img, &links, shape, None)),
+            Err(ApiError::Internal(e)) => return Err(ApiError::Internal(e)),
+            Err(e) => failed.push(json!({
+                "filename": obj.get("filename").cloned().unwrap_or(Value::Null),
+                "directory_path": obj
+                    .get("directory_path")
+                    .or_else(|| obj.get("folder_path"))
+                    .cloned()
+                    .unwrap_or_else(|| json!("/")),
+                "error": e.to_string(),
+                "code": e.code().as_str(),
+            })),
+        }
+    }
+    let data = json!({
+        "dataset_id": d.id, "processed": succeeded.len(),
+        "succeeded": succeeded, "failed": failed,
+    });
+    Ok(Json(json!({
+        "succeeded": data["succeeded"], "failed": data["failed"], "data": data,
     })))
 }
 
@@ -166,15 +317,20 @@ pub struct ListQuery {
     recursive: bool,
     #[serde(default)]
     include_archived: bool,
+    filename: Option<String>,
+    split: Option<String>,
+    min_confidence_lt: Option<f64>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
 
-/// `GET /images/?dataset=…`: one page of a dataset's images, filtered by status and folder.
+/// `GET /images/?dataset=…`: one page of a dataset's images, filtered by status, folder,
+/// file name, split and lowest annotation confidence.
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     base: BaseUrl,
+    CallerShape(shape): CallerShape,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let reference = q
@@ -207,18 +363,65 @@ pub async fn list(
         .transpose()
         .map_err(|e| ApiError::field(&["query", "folder_path"], e.0))?;
     let (limit, offset) = super::datasets::page(q.limit, q.offset, 100, 10_000)?;
+    if let Some(split) = q.split.as_deref().filter(|s| !s.is_empty()) {
+        if !["train", "val", "test"].contains(&split) {
+            return Err(ApiError::field(
+                &["query", "split"],
+                "split must be one of train, val, test",
+            ));
+        }
+    }
+    if q.min_confidence_lt
+        .is_some_and(|t| !(0.0..=1.0).contains(&t))
+    {
+        return Err(ApiError::field(
+            &["query", "min_confidence_lt"],
+            "min_confidence_lt must be between 0 and 1",
+        ));
+    }
     let filter = crate::store::ImageFilter {
         status,
         folder,
         recursive: q.recursive,
         include_archived: q.include_archived,
+        filename: q.filename.clone().filter(|f| !f.is_empty()),
     };
-    let (rows, total) = state
-        .store
-        .find_images(&d.id, &filter, limit, offset)
-        .await?;
-    let links = base.links(&state);
-    let items: Vec<Value> = rows.iter().map(|i| render::image(i, &links)).collect();
+    let (rows, total) = if q.split.as_deref().is_some_and(|s| !s.is_empty()) {
+        // No image of this server is assigned to a split.
+        (Vec::new(), 0)
+    } else if let Some(threshold) = q.min_confidence_lt {
+        // The lowest confidence lives in the annotation lists: filter them all, then page.
+        let (all, _) = state.store.find_images(&d.id, &filter, i64::MAX, 0).await?;
+        let annotated: Vec<String> = all
+            .iter()
+            .filter(|i| i.annotation_count > 0)
+            .map(|i| i.id.clone())
+            .collect();
+        let lists = state.store.annotation_lists(&annotated).await?;
+        let below: Vec<_> = all
+            .into_iter()
+            .filter(|i| {
+                lists
+                    .get(&i.id)
+                    .and_then(Value::as_array)
+                    .and_then(|l| pictograph_core::annotation::min_confidence(l))
+                    .is_some_and(|m| m < threshold)
+            })
+            .collect();
+        let total = below.len() as i64;
+        let page = below
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect();
+        (page, total)
+    } else {
+        state
+            .store
+            .find_images(&d.id, &filter, limit, offset)
+            .await?
+    };
+    let items = render_images(&state, &rows, &base.links(&state), shape).await?;
     let has_more = offset + (items.len() as i64) < total;
     Ok(Json(json!({
         "dataset_id": d.id,

@@ -6,13 +6,14 @@ mod datasets;
 mod extract;
 mod files;
 mod images;
+mod paths;
 mod projects;
 
 use crate::error::ApiError;
 use crate::{auth, idempotency, AppState};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::IntoResponse;
 use axum::routing::{get, patch, post, put};
 use axum::Router;
@@ -30,14 +31,19 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let developer = Router::new()
-        .route("/datasets", get(datasets::list))
-        .route("/datasets/", get(datasets::list))
+        .route("/datasets", get(datasets::list).post(datasets::create))
+        .route("/datasets/", get(datasets::list).post(datasets::create))
         .route("/datasets/by-name/{name}", get(datasets::get_by_name))
         .route(
             "/datasets/by-name/{name}/download",
             get(datasets::download_by_name),
         )
-        .route("/datasets/{dataset}", get(datasets::get_by_ref))
+        .route(
+            "/datasets/{dataset}",
+            get(datasets::get_by_ref)
+                .patch(datasets::update_by_ref)
+                .delete(datasets::delete_by_ref),
+        )
         .route(
             "/datasets/{dataset}/download",
             get(datasets::download_by_ref),
@@ -54,10 +60,16 @@ pub fn router(state: AppState) -> Router {
         .route("/images/", get(images::list))
         .route("/images/upload-url", post(images::upload_url))
         .route("/images/register", post(images::register))
-        .route("/images/{id}", get(images::download).delete(images::delete))
-        .route("/images/{id}/metadata", get(images::metadata))
+        .route("/images/bulk-upload-url", post(images::bulk_upload_url))
+        .route("/images/bulk-register", post(images::bulk_register))
+        // `{id}`, `{id}/metadata`, `{dataset}/{dir/…/filename}[/metadata]`: split by hand
+        // so that a `%2F` in the dataset name stays inside its segment.
         .route(
-            "/annotations/{id}",
+            "/images/{*image}",
+            get(images::get_any).delete(images::delete_any),
+        )
+        .route(
+            "/annotations/{*image}",
             get(annotations::get)
                 .post(annotations::save)
                 .delete(annotations::delete),
@@ -78,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(from_fn(close_if_body_unread))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
@@ -93,6 +106,47 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Answers with `Connection: close` when the request's body was never read to its end (a
+/// request refused before its body was needed: bad key, rate limit, replayed idempotent
+/// write, …). The server drops such a connection after answering, and without the header a
+/// client would put it back in its pool and fail its next request on it.
+async fn close_if_body_unread(
+    req: Request<axum::body::Body>,
+    next: Next,
+) -> axum::response::Response {
+    use futures::StreamExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let has_body = match req.headers().get(axum::http::header::CONTENT_LENGTH) {
+        Some(len) => len.to_str().ok().and_then(|l| l.trim().parse::<u64>().ok()) != Some(0),
+        None => req
+            .headers()
+            .contains_key(axum::http::header::TRANSFER_ENCODING),
+    };
+    if !has_body {
+        return next.run(req).await;
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let (parts, body) = req.into_parts();
+    let tracked = body.into_data_stream().chain(
+        futures::stream::once(async move {
+            flag.store(true, Ordering::SeqCst);
+        })
+        .filter_map(|()| async { None::<Result<bytes::Bytes, axum::Error>> }),
+    );
+    let req = Request::from_parts(parts, axum::body::Body::from_stream(tracked));
+    let mut resp = next.run(req).await;
+    if !done.load(Ordering::SeqCst) {
+        resp.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    resp
 }
 
 async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {

@@ -46,6 +46,8 @@ pub struct CreateProject {
     pub annotation_types: Option<Value>,
     /// Classes.
     pub classes: Option<Value>,
+    /// Dataset card (newer clients); kept as the description when none is given.
+    pub readme: Option<String>,
 }
 
 /// Body of an update; `new_name` or `name` renames.
@@ -60,8 +62,13 @@ pub struct UpdateProject {
     pub description: Option<Option<String>>,
     /// Annotation types.
     pub annotation_types: Option<Value>,
-    /// Classes (replaces the list).
+    /// Classes (replaces the list, or with `classes_base` edits it).
     pub classes: Option<Value>,
+    /// The class list `classes` was edited from (newer clients): the edit is applied to the
+    /// list stored now, so classes added meanwhile by another writer survive.
+    pub classes_base: Option<Value>,
+    /// Dataset card (newer clients); kept as the description when none is given.
+    pub readme: Option<String>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
@@ -161,19 +168,14 @@ pub async fn create(
         Some(v) if !v.is_null() => check_types(v)?,
         _ => json!(["bbox"]),
     };
+    let description = body.description.as_deref().or(body.readme.as_deref());
     let classes = match &body.classes {
         Some(v) if !v.is_null() => check_classes(v)?,
         _ => json!([]),
     };
     state
         .store
-        .create_dataset(
-            &caller.org_id,
-            &name,
-            body.description.as_deref(),
-            &classes,
-            &types,
-        )
+        .create_dataset(&caller.org_id, &name, description, &classes, &types)
         .await
         .map_err(|e| match e {
             crate::store::StoreError::Conflict => {
@@ -192,6 +194,18 @@ pub async fn update(
 ) -> ApiResult<DatasetRow> {
     caller.require(Role::Member, "Updating a project")?;
     let current = by_name(state, caller, name).await?;
+    update_dataset(state, caller, current, body).await
+}
+
+/// Applies an update to a found dataset; member+.
+pub async fn update_dataset(
+    state: &AppState,
+    caller: &Caller,
+    current: DatasetRow,
+    body: UpdateProject,
+) -> ApiResult<DatasetRow> {
+    caller.require(Role::Member, "Updating a dataset")?;
+    let name = current.name.clone();
     let new_name = body
         .new_name
         .as_deref()
@@ -200,13 +214,21 @@ pub async fn update(
         .transpose()?;
     let patch = DatasetPatch {
         name: new_name.clone().filter(|n| n != &current.name),
-        description: body.description,
-        classes: body
-            .classes
-            .as_ref()
-            .filter(|v| !v.is_null())
-            .map(check_classes)
-            .transpose()?,
+        description: body.description.or_else(|| body.readme.clone().map(Some)),
+        classes: match (
+            body.classes.as_ref().filter(|v| !v.is_null()),
+            body.classes_base.as_ref().filter(|v| !v.is_null()),
+        ) {
+            (None, Some(_)) => {
+                return Err(ApiError::field(
+                    &["body", "classes_base"],
+                    "classes_base is the list classes edits: send classes too",
+                ))
+            }
+            (Some(new), None) => Some(check_classes(new)?),
+            (Some(new), Some(base)) => Some(merge_classes(&current.classes, base, new)?),
+            (None, None) => None,
+        },
         annotation_types: body
             .annotation_types
             .as_ref()
@@ -228,9 +250,63 @@ pub async fn update(
         .ok_or_else(|| ApiError::NotFound(format!("Dataset '{name}' not found")))
 }
 
+/// The class list after applying the edit `base` → `new` to the list stored now: classes
+/// of `base` missing from `new` are removed, classes of `new` that are not in `base` or
+/// differ from it are added or replaced, and every other stored class is kept as it is.
+fn merge_classes(stored: &Value, base: &Value, new: &Value) -> ApiResult<Value> {
+    let key = |c: &Value| match c {
+        Value::String(s) => Some(s.trim().to_string()),
+        other => other
+            .get("name")
+            .and_then(Value::as_str)
+            .map(|n| n.trim().to_string()),
+    };
+    let as_list = |v: &Value, field: &str| -> ApiResult<Vec<Value>> {
+        v.as_array()
+            .cloned()
+            .ok_or_else(|| ApiError::field(&["body", field], "must be a list of objects"))
+    };
+    let base = as_list(base, "classes_base")?;
+    let new = as_list(new, "classes")?;
+    let mut out: Vec<Value> = stored.as_array().cloned().unwrap_or_default();
+    for b in &base {
+        if let Some(name) = key(b) {
+            if !new.iter().any(|n| key(n).as_deref() == Some(name.as_str())) {
+                out.retain(|c| key(c).as_deref() != Some(name.as_str()));
+            }
+        }
+    }
+    for n in &new {
+        let Some(name) = key(n) else {
+            // Let the normal checks report the nameless class.
+            out.push(n.clone());
+            continue;
+        };
+        let unchanged = base
+            .iter()
+            .any(|b| key(b).as_deref() == Some(name.as_str()) && b == n);
+        if unchanged {
+            continue;
+        }
+        match out
+            .iter_mut()
+            .find(|c| key(c).as_deref() == Some(name.as_str()))
+        {
+            Some(slot) => *slot = n.clone(),
+            None => out.push(n.clone()),
+        }
+    }
+    check_classes(&Value::Array(out))
+}
+
 /// Deletes a project with its images and bytes; admin+.
 pub async fn delete(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Value> {
     let d = by_name(state, caller, name).await?;
+    delete_dataset(state, caller, d).await
+}
+
+/// Deletes a found dataset with its images and bytes; admin+.
+pub async fn delete_dataset(state: &AppState, caller: &Caller, d: DatasetRow) -> ApiResult<Value> {
     caller.require(Role::Admin, "Deleting a project")?;
     let (images, folders, hashes) = state.store.delete_dataset(&caller.org_id, &d.id).await?;
     let freed = super::maintenance::release(state, hashes).await;
@@ -238,8 +314,11 @@ pub async fn delete(state: &AppState, caller: &Caller, name: &str) -> ApiResult<
         "id": d.id,
         "name": d.name,
         "images_deleted": images,
+        "deleted": true,
         "folders_deleted": folders,
+        "directories_deleted": folders,
         "gcs_blobs_deleted": freed,
+        "gcs_blobs_retained_for_forks": 0,
         "blobs_deleted": freed,
     }))
 }

@@ -95,16 +95,76 @@ pub async fn upload_url(
         req.dataset.as_deref(),
     )
     .await?;
+    let (body, _) = issue(state, caller, links, &dataset, &req, &["body"], true).await?;
+    let id = body["upload_id"].clone();
+    Ok(json!({
+        "upload_url": body["upload_url"], "upload_id": id, "gcs_bucket": "local", "gcs_path": id,
+        "gcs_uri": body["gcs_uri"], "content_type": body["content_type"], "expires_in": body["expires_in"],
+        "data": body,
+    }))
+}
+
+/// Most files one bulk upload-URL request may name.
+pub const MAX_BULK: usize = 500;
+
+/// Signed URLs for many files of one dataset, in request order (newer clients'
+/// `bulk-upload-url`). A file whose name is taken still gets a URL (the client PUTs every
+/// file it asked for) and is marked `exists`; its register then fails with a conflict.
+pub async fn bulk_upload_url(
+    state: &AppState,
+    caller: &Caller,
+    links: &Links<'_>,
+    dataset: &str,
+    items: Vec<UploadRequest>,
+) -> ApiResult<Value> {
+    caller.require(Role::Member, "Uploading")?;
+    if items.is_empty() || items.len() > MAX_BULK {
+        return Err(ApiError::field(
+            &["body", "images"],
+            format!("between 1 and {MAX_BULK} images per request"),
+        ));
+    }
+    let dataset = super::datasets::by_ref(state, caller, dataset).await?;
+    let mut urls = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let index = i.to_string();
+        let loc = ["body", "images", index.as_str()];
+        let (mut entry, exists) = issue(state, caller, links, &dataset, item, &loc, false).await?;
+        entry["filename"] = json!(names::filename(&item.filename).unwrap_or_default());
+        entry["directory_path"] = json!(names::folder_path(item.folder.as_deref().unwrap_or("/"))
+            .unwrap_or_else(|_| "/".into()));
+        entry["exists"] = json!(exists);
+        urls.push(entry);
+    }
+    let data = json!({"dataset_id": dataset.id, "upload_urls": urls});
+    Ok(json!({"upload_urls": data["upload_urls"], "data": data}))
+}
+
+/// Checks one file's target and hands out its signed URL. With `refuse_taken`, a live image
+/// of the same name in the folder is a 409; otherwise the URL is issued and reported as
+/// `true` beside the entry. Errors are located under `loc`.
+async fn issue(
+    state: &AppState,
+    caller: &Caller,
+    links: &Links<'_>,
+    dataset: &DatasetRow,
+    req: &UploadRequest,
+    loc: &[&str],
+    refuse_taken: bool,
+) -> ApiResult<(Value, bool)> {
+    fn at<'a>(loc: &[&'a str], field: &'a str) -> Vec<&'a str> {
+        loc.iter().copied().chain([field]).collect()
+    }
     let filename =
-        names::filename(&req.filename).map_err(|e| ApiError::field(&["body", "filename"], e.0))?;
+        names::filename(&req.filename).map_err(|e| ApiError::field(&at(loc, "filename"), e.0))?;
     let folder = names::folder_path(req.folder.as_deref().unwrap_or("/"))
-        .map_err(|e| ApiError::field(&["body", "folder_path"], e.0))?;
+        .map_err(|e| ApiError::field(&at(loc, "folder_path"), e.0))?;
     let format = declared_format(&filename, req.content_type.as_deref())?;
-    if state
+    let taken = state
         .store
         .name_taken(&dataset.id, &folder, &filename)
-        .await?
-    {
+        .await?;
+    if taken && refuse_taken {
         return Err(conflict(&filename, &folder));
     }
     let ttl = state.config.url_ttl_secs as i64;
@@ -114,8 +174,8 @@ pub async fn upload_url(
         id: id.clone(),
         org_id: caller.org_id.clone(),
         dataset_id: dataset.id.clone(),
-        folder,
-        filename,
+        folder: folder.clone(),
+        filename: filename.clone(),
         content_type: format.mime().to_string(),
         expires_at: fmt_time(chrono::DateTime::from_timestamp(expires, 0).unwrap_or_default()),
         blob_hash: None,
@@ -143,11 +203,7 @@ pub async fn upload_url(
         "expires_in": ttl,
         "max_size": state.config.max_upload_bytes,
     });
-    Ok(json!({
-        "upload_url": body["upload_url"], "upload_id": id, "gcs_bucket": "local", "gcs_path": id,
-        "gcs_uri": body["gcs_uri"], "content_type": body["content_type"], "expires_in": ttl,
-        "data": body,
-    }))
+    Ok((body, taken))
 }
 
 /// What a PUT request brought.
@@ -389,6 +445,41 @@ async fn verify_whole(tmp: &std::path::Path) -> ApiResult<()> {
     .map_err(|e| ApiError::Invalid(format!("The uploaded image was refused: {e}")))
 }
 
+/// The pending upload a register without a storage path means (newer clients): the one
+/// handed out for the same dataset, folder and file name.
+async fn pending_by_name<'a>(
+    state: &AppState,
+    caller: &Caller,
+    field: &impl Fn(&[&str]) -> Option<&'a str>,
+) -> ApiResult<PendingUpload> {
+    let dataset = target_dataset(state, caller, field(&["dataset_id"]), field(&["dataset"]))
+        .await
+        .map_err(|e| match e {
+            ApiError::Fields { .. } => ApiError::field(
+                &["body", "gcs_path"],
+                "field required (or dataset, directory_path and filename)",
+            ),
+            other => other,
+        })?;
+    let filename = names::filename(
+        field(&["filename"])
+            .ok_or_else(|| ApiError::field(&["body", "filename"], "field required"))?,
+    )
+    .map_err(|e| ApiError::field(&["body", "filename"], e.0))?;
+    let folder = names::folder_path(field(&["directory_path", "folder_path"]).unwrap_or("/"))
+        .map_err(|e| ApiError::field(&["body", "directory_path"], e.0))?;
+    state
+        .store
+        .pending_upload_for(&caller.org_id, &dataset.id, &folder, &filename)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "No upload of '{filename}' to folder '{folder}' is pending: request an upload URL \
+                 first (or it expired or was already registered)"
+            ))
+        })
+}
+
 /// Turns a received upload into an image. `fields` are the form or JSON fields as text.
 pub async fn register(
     state: &AppState,
@@ -401,17 +492,17 @@ pub async fn register(
             .iter()
             .find_map(|n| fields.get(*n).map(|v| v.trim()).filter(|v| !v.is_empty()))
     };
-    let upload_id = field(&["gcs_path", "upload_id"])
-        .map(|p| p.trim_start_matches("gs://local/").to_string())
-        .ok_or_else(|| ApiError::field(&["body", "gcs_path"], "field required"))?;
-    let pending = state
-        .store
-        .pending_upload(&upload_id)
-        .await?
-        .filter(|p| p.org_id == caller.org_id)
-        .ok_or_else(|| {
-            ApiError::NotFound("Upload not found, expired or already registered".into())
-        })?;
+    let pending = match field(&["gcs_path", "upload_id"]) {
+        Some(path) => state
+            .store
+            .pending_upload(path.trim_start_matches("gs://local/"))
+            .await?
+            .filter(|p| p.org_id == caller.org_id)
+            .ok_or_else(|| {
+                ApiError::NotFound("Upload not found, expired or already registered".into())
+            })?,
+        None => pending_by_name(state, caller, &field).await?,
+    };
     if let Some(ds) = field(&["dataset_id", "dataset"]) {
         if ds != pending.dataset_id {
             let named = state

@@ -110,6 +110,8 @@ pub struct ImageFilter {
     pub recursive: bool,
     /// Include archived images.
     pub include_archived: bool,
+    /// Only this exact file name (in any folder unless `folder` is set).
+    pub filename: Option<String>,
 }
 
 /// What to do when a copy's name is taken in the target folder.
@@ -207,9 +209,10 @@ impl Store {
     ) -> StoreResult<(Vec<ImageRow>, i64)> {
         const WHERE: &str = "WHERE dataset_id = $1 AND ($2 = 1 OR is_archived = 0) \
              AND ($3 IS NULL OR status = $3) \
-             AND ($4 IS NULL OR folder = $4 OR ($5 = 1 AND substr(folder, 1, length($4) + 1) = $4 || '/'))";
+             AND ($4 IS NULL OR folder = $4 OR ($5 = 1 AND substr(folder, 1, length($4) + 1) = $4 || '/')) \
+             AND ($6 IS NULL OR filename = $6)";
         let sql = AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM images {WHERE} ORDER BY created_at, id LIMIT $6 OFFSET $7"
+            "SELECT {COLUMNS} FROM images {WHERE} ORDER BY created_at, id LIMIT $7 OFFSET $8"
         ));
         let folder = filter.folder.as_deref();
         // Everything under the root is the whole dataset.
@@ -223,6 +226,7 @@ impl Store {
             .bind(filter.status.as_deref())
             .bind(folder)
             .bind(i64::from(recursive))
+            .bind(filter.filename.as_deref())
             .bind(limit)
             .bind(offset)
             .fetch_all(&self.read)
@@ -235,6 +239,7 @@ impl Store {
         .bind(filter.status.as_deref())
         .bind(folder)
         .bind(i64::from(recursive))
+        .bind(filter.filename.as_deref())
         .fetch_one(&self.read)
         .await?;
         let list = rows
@@ -242,6 +247,27 @@ impl Store {
             .map(ImageRow::from_row)
             .collect::<StoreResult<_>>()?;
         Ok((list, get(&total, "n")?))
+    }
+
+    /// The image at `folder`/`filename` of a dataset: the live one, or else the most recently
+    /// created archived one of that name.
+    pub async fn image_by_path(
+        &self,
+        dataset_id: &str,
+        folder: &str,
+        filename: &str,
+    ) -> StoreResult<Option<ImageRow>> {
+        let sql = AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM images WHERE dataset_id = $1 AND folder = $2 AND filename = $3 \
+             ORDER BY is_archived, created_at DESC, id LIMIT 1"
+        ));
+        let row = sqlx::query(sql)
+            .bind(dataset_id)
+            .bind(folder)
+            .bind(filename)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(ImageRow::from_row).transpose()
     }
 
     /// Whether a live image already has this name in this folder.
@@ -327,6 +353,31 @@ impl Store {
             Some(r) => Ok(serde_json::from_str(&get::<String>(&r, "annotations")?)?),
             None => Ok(serde_json::Value::Array(vec![])),
         }
+    }
+
+    /// The annotation lists of several images (those with at least one annotation), by id.
+    pub async fn annotation_lists(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<HashMap<String, serde_json::Value>> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(5_000) {
+            let sql = AssertSqlSafe(format!(
+                "SELECT id, annotations FROM images WHERE annotation_count > 0 AND id IN ({})",
+                self.dialect.json_strings(1)
+            ));
+            let rows = sqlx::query(sql)
+                .bind(json_list(chunk))
+                .fetch_all(&self.read)
+                .await?;
+            for r in &rows {
+                out.insert(
+                    get::<String>(r, "id")?,
+                    serde_json::from_str(&get::<String>(r, "annotations")?)?,
+                );
+            }
+        }
+        Ok(out)
     }
 
     /// Replaces the image's annotations; returns (previous count, new count, status).

@@ -111,6 +111,30 @@ impl Store {
         row.as_ref().map(PendingUpload::from_row).transpose()
     }
 
+    /// The pending upload of the organisation for this dataset, folder and file name, for a
+    /// register that names no upload: the newest one whose bytes arrived, or else the newest.
+    pub async fn pending_upload_for(
+        &self,
+        org_id: &str,
+        dataset_id: &str,
+        folder: &str,
+        filename: &str,
+    ) -> StoreResult<Option<PendingUpload>> {
+        let row = sqlx::query(
+            "SELECT id, org_id, dataset_id, folder, filename, content_type, expires_at, blob_hash, \
+             size, mime, width, height FROM pending_uploads \
+             WHERE org_id = $1 AND dataset_id = $2 AND folder = $3 AND filename = $4 \
+             ORDER BY CASE WHEN blob_hash IS NULL THEN 1 ELSE 0 END, created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(org_id)
+        .bind(dataset_id)
+        .bind(folder)
+        .bind(filename)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(PendingUpload::from_row).transpose()
+    }
+
     /// Records stored bytes (refreshing their sweep clock) and attaches them to the upload.
     pub async fn attach_blob(&self, upload_id: &str, blob: &BlobInfo) -> StoreResult<()> {
         let mut tx = self.tx().await?;
