@@ -1,5 +1,6 @@
 //! `pictograph`: run the server, and administer its keys.
 
+mod client;
 mod file_config;
 mod keys;
 mod migrate;
@@ -58,6 +59,22 @@ enum Command {
     /// Move an installation to other stores (e.g. SQLite to PostgreSQL, disk to S3), verified
     /// and resumable.
     Migrate(migrate::MigrateArgs),
+    /// Verify an API key and save it, with the server URL, for the client commands.
+    Login(client::login::LoginArgs),
+    /// Forget the key saved by `login`.
+    Logout(client::login::LogoutArgs),
+    /// Upload a folder of images into a dataset (idempotent: re-runs skip what is there).
+    Upload(client::upload::UploadArgs),
+    /// Download a dataset's images and annotations into a directory.
+    Download(client::download::DownloadArgs),
+    /// List, show, create, rename and delete datasets.
+    Datasets(client::datasets::DatasetsArgs),
+    /// List, show, download and delete images.
+    Images(client::images::ImagesArgs),
+    /// Get, set and delete an image's annotations.
+    Annotations(client::annotations::AnnotationsArgs),
+    /// Move, copy, delete or update many images at once.
+    Batch(client::batch::BatchArgs),
 }
 
 #[derive(clap::Args)]
@@ -114,6 +131,14 @@ async fn main() {
         }
         Command::Keys(cmd) => keys::run(cmd).await,
         Command::Migrate(args) => migrate::run(args).await,
+        Command::Login(args) => client::login::run(args).await,
+        Command::Logout(args) => client::login::run_logout(args).await,
+        Command::Upload(args) => client::upload::run(args).await,
+        Command::Download(args) => client::download::run(args).await,
+        Command::Datasets(args) => client::datasets::run(args).await,
+        Command::Images(args) => client::images::run(args).await,
+        Command::Annotations(args) => client::annotations::run(args).await,
+        Command::Batch(args) => client::batch::run(args).await,
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

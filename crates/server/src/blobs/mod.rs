@@ -61,6 +61,10 @@ pub struct FetchedUpload {
     pub content_type: Option<String>,
 }
 
+/// Read size when streaming bytes from disk: large enough that a download is not a storm of
+/// small reads and wake-ups.
+const STREAM_CHUNK: usize = 256 * 1024;
+
 /// A stream of a blob's bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
@@ -178,7 +182,7 @@ impl Blobs {
                     }
                     None => file.take(u64::MAX),
                 };
-                Ok(tokio_util::io::ReaderStream::new(reader).boxed())
+                Ok(tokio_util::io::ReaderStream::with_capacity(reader, STREAM_CHUNK).boxed())
             }
         }
     }

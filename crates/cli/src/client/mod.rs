@@ -1,0 +1,445 @@
+//! The client commands: `login`, `upload`, `download`, `datasets`, `images`, `annotations`
+//! and `batch` talk to a Pictograph server through the Rust SDK.
+//!
+//! Conventions shared by every command:
+//! - the connection comes from `--api-key`/`--base-url`, then `PICTOGRAPH_API_KEY`/
+//!   `PICTOGRAPH_BASE_URL`, then the file `pictograph login` wrote, then the default URL;
+//! - `--json` prints exactly one JSON document on standard output (also for errors:
+//!   `{"error": {...}}`), and everything for humans goes to standard error;
+//! - errors are one `error: …` line on standard error; API errors carry the HTTP status and
+//!   the server's detail. Exit status 2 for usage errors, 1 for every other failure.
+
+pub mod annotations;
+pub mod batch;
+pub mod config;
+pub mod datasets;
+pub mod download;
+pub mod images;
+pub mod login;
+mod progress;
+pub mod upload;
+
+use pictograph::Client;
+use serde_json::{json, Value};
+use std::io::{IsTerminal, Read};
+
+/// Connection and output flags of every client command (accepted after any sub-command).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ClientArgs {
+    /// API key; overrides PICTOGRAPH_API_KEY and the key saved by `pictograph login`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEY",
+        help_heading = "Client options"
+    )]
+    pub api_key: Option<String>,
+    /// Server URL; overrides PICTOGRAPH_BASE_URL and `pictograph login` [default:
+    /// http://127.0.0.1:8080].
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help_heading = "Client options"
+    )]
+    pub base_url: Option<String>,
+    /// Print one machine-readable JSON document on standard output and nothing else there.
+    #[arg(long, global = true, help_heading = "Client options")]
+    pub json: bool,
+}
+
+/// What a client command fails with.
+#[derive(Debug)]
+pub enum CliError {
+    /// The command line or its input is wrong (exit status 2).
+    Usage(String),
+    /// The SDK or the server refused.
+    Api(pictograph::Error),
+    /// Some items failed; the report (with the failures) was already printed.
+    Failed(String),
+    /// Anything else.
+    Other(anyhow::Error),
+}
+
+impl From<pictograph::Error> for CliError {
+    fn from(e: pictograph::Error) -> Self {
+        CliError::Api(e)
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(e: anyhow::Error) -> Self {
+        CliError::Other(e)
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Other(e.into())
+    }
+}
+
+/// Result of a client command.
+pub type CliResult<T = ()> = Result<T, CliError>;
+
+/// A usage error.
+pub fn usage<T>(msg: impl Into<String>) -> CliResult<T> {
+    Err(CliError::Usage(msg.into()))
+}
+
+/// A connected client and the output settings.
+pub struct Ctx {
+    /// The SDK client.
+    pub client: Client,
+    /// `--json` was given.
+    pub json: bool,
+    /// Base URL in effect (no trailing slash).
+    pub base_url: String,
+    api_key: String,
+}
+
+impl Ctx {
+    /// Resolves the connection settings and builds the SDK client.
+    pub fn connect(args: &ClientArgs) -> CliResult<Ctx> {
+        let resolved = config::resolve(args)?;
+        let Some(api_key) = resolved.api_key else {
+            return usage(
+                "no API key: pass --api-key, set PICTOGRAPH_API_KEY, or run `pictograph login`",
+            );
+        };
+        let client = Client::builder(api_key.clone())
+            .base_url(resolved.base_url.clone())
+            .build()?;
+        Ok(Ctx {
+            base_url: client.base_url().to_string(),
+            client,
+            json: args.json,
+            api_key,
+        })
+    }
+
+    /// A `GET` of `PREFIX + path` for endpoints the SDK has no method for, with the SDK's
+    /// error mapping and a few retries on 408/429/5xx and transport errors.
+    pub async fn get_json(&self, path: &str, query: &[(&str, String)]) -> CliResult<Value> {
+        let url = format!("{}/api/v1/developer{path}", self.base_url);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("pictograph-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CliError::Other(e.into()))?;
+        let mut attempt = 0u32;
+        loop {
+            let sent = http
+                .get(&url)
+                .query(query)
+                .header("X-API-Key", &self.api_key)
+                .header("Accept", "application/json")
+                .timeout(std::time::Duration::from_secs(60))
+                .send()
+                .await;
+            let retry = match &sent {
+                Err(_) => true,
+                Ok(r) => matches!(r.status().as_u16(), 408 | 429 | 500..=599),
+            };
+            if retry && attempt < 3 {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
+                continue;
+            }
+            let resp = sent.map_err(pictograph::Error::Transport)?;
+            let status = resp.status().as_u16();
+            let request_id = resp
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = resp.bytes().await.map_err(pictograph::Error::Transport)?;
+            if (200..300).contains(&status) {
+                return serde_json::from_slice(&body).map_err(|e| {
+                    CliError::Api(pictograph::Error::Decode(format!(
+                        "server returned a non-JSON body ({e})"
+                    )))
+                });
+            }
+            return Err(CliError::Api(api_error(status, request_id, &body)));
+        }
+    }
+}
+
+/// The SDK's typed error for an error response (same mapping as the SDK's own calls).
+fn api_error(status: u16, request_id: Option<String>, body: &[u8]) -> pictograph::Error {
+    use pictograph::{
+        ApiError, AuthError, ConflictError, Error, ForbiddenError, NotFoundError, RateLimitError,
+        ServerError, ValidationError,
+    };
+    let body: Value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let message = text(body.get("detail"))
+        .or_else(|| text(body.pointer("/error/message")))
+        .or_else(|| text(body.get("message")))
+        .or_else(|| text(Some(&body)).filter(|s| s.len() <= 500))
+        .unwrap_or_else(|| format!("HTTP {status}"));
+    let field_errors = body
+        .get("detail")
+        .filter(|d| d.is_array())
+        .or_else(|| body.pointer("/error/details/errors"))
+        .and_then(|l| serde_json::from_value(l.clone()).ok())
+        .unwrap_or_default();
+    let api = ApiError {
+        status,
+        message,
+        code: text(body.pointer("/error/code")),
+        request_id,
+        body: Box::new(body),
+    };
+    match status {
+        400 | 422 => Error::Validation(ValidationError { api, field_errors }),
+        401 => Error::Auth(AuthError(api)),
+        403 => Error::Forbidden(ForbiddenError(api)),
+        404 => Error::NotFound(NotFoundError(api)),
+        409 => Error::Conflict(ConflictError(api)),
+        429 => Error::RateLimit(RateLimitError {
+            api,
+            retry_after: None,
+        }),
+        500..=599 => Error::Server(ServerError(api)),
+        _ => Error::Api(api),
+    }
+}
+
+/// Every cause of `e`, outermost first, joined with `: ` (repeats dropped).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        src = s.source();
+    }
+    parts.join(": ")
+}
+
+/// A one-line description of an SDK error and its JSON form.
+pub fn describe_sdk(e: &pictograph::Error) -> (String, Value) {
+    use pictograph::Error;
+    if let Some(api) = e.api() {
+        let reason = reqwest::StatusCode::from_u16(api.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("");
+        let mut msg = format!("HTTP {} {reason}: {}", api.status, api.message);
+        for f in e.field_errors() {
+            msg.push_str(&format!("; {}: {}", f.location(), f.msg));
+        }
+        if let Some(d) = e.retry_after() {
+            msg.push_str(&format!("; retry after {} s", d.as_secs()));
+        }
+        if let Some(id) = &api.request_id {
+            msg.push_str(&format!(" (request id {id})"));
+        }
+        if api.status == 401 {
+            msg.push_str(
+                "; check the API key (--api-key, PICTOGRAPH_API_KEY or `pictograph login`)",
+            );
+        }
+        let fields: Vec<Value> = e
+            .field_errors()
+            .iter()
+            .map(|f| json!({"loc": f.location(), "msg": f.msg}))
+            .collect();
+        let obj = json!({
+            "message": msg,
+            "status": api.status,
+            "detail": api.message,
+            "code": api.code,
+            "request_id": api.request_id,
+            "field_errors": fields,
+        });
+        return (msg, obj);
+    }
+    let msg = match e {
+        Error::Transport(t) => format!("cannot reach the server: {}", causes(t)),
+        other => causes(other),
+    };
+    let obj = json!({"message": msg, "status": null});
+    (msg, obj)
+}
+
+/// Ends a client command: prints the error (as JSON on standard output too with `--json`)
+/// and turns it into the process's exit status (2 for usage errors, 1 otherwise, printed by
+/// `main` as `error: …`).
+pub fn finish(json: bool, result: CliResult) -> anyhow::Result<()> {
+    let Err(e) = result else {
+        return Ok(());
+    };
+    let (msg, obj, usage) = match &e {
+        CliError::Usage(m) => (m.clone(), json!({"message": m, "status": null}), true),
+        CliError::Api(
+            err @ (pictograph::Error::Config(_) | pictograph::Error::InvalidArgument(_)),
+        ) => {
+            let (m, o) = describe_sdk(err);
+            (m, o, true)
+        }
+        CliError::Api(err) => {
+            let (m, o) = describe_sdk(err);
+            (m, o, false)
+        }
+        CliError::Failed(m) => (m.clone(), Value::Null, false),
+        CliError::Other(err) => {
+            let m = format!("{err:#}");
+            (m.clone(), json!({"message": m, "status": null}), false)
+        }
+    };
+    if json && !obj.is_null() {
+        print_json(&json!({ "error": obj }));
+    }
+    if usage {
+        eprintln!("error: {msg}");
+        std::process::exit(2);
+    }
+    Err(anyhow::anyhow!(msg))
+}
+
+/// Prints a JSON document on standard output.
+pub fn print_json(v: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("JSON values serialize")
+    );
+}
+
+/// A JSON value of anything serializable.
+pub fn to_json(v: &impl serde::Serialize) -> Value {
+    serde_json::to_value(v).expect("models serialize")
+}
+
+/// `1.5 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Prints rows as left-aligned columns under a header (on standard output).
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let n = cells.len();
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.into_iter().zip(&widths).enumerate() {
+            if i + 1 == n {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Reads all of standard input, refusing to wait on a terminal.
+pub fn read_stdin(what: &str) -> CliResult<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return usage(format!(
+            "{what}: give them as arguments or pipe them on standard input"
+        ));
+    }
+    let mut s = String::new();
+    stdin
+        .lock()
+        .read_to_string(&mut s)
+        .map_err(|e| CliError::Usage(format!("reading standard input: {e}")))?;
+    Ok(s)
+}
+
+/// Image ids from the arguments, or (when there are none, or just `-`) from standard input,
+/// one per line; blank lines are skipped and repeats dropped.
+pub fn read_ids(args: Vec<String>) -> CliResult<Vec<String>> {
+    let raw: Vec<String> = if args.is_empty() || args == ["-"] {
+        read_stdin("no image ids")?
+            .lines()
+            .map(str::to_string)
+            .collect()
+    } else {
+        args
+    };
+    let mut seen = std::collections::HashSet::new();
+    let ids: Vec<String> = raw
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && seen.insert(s.clone()))
+        .collect();
+    if ids.is_empty() {
+        return usage("no image ids given (arguments or one per line on standard input)");
+    }
+    Ok(ids)
+}
+
+/// Parses a status name for clap.
+pub fn parse_status(s: &str) -> Result<pictograph::Status, String> {
+    pictograph::Status::parse(&s.trim().to_ascii_lowercase())
+        .ok_or_else(|| format!("'{s}' is not a status: use new, annotate, review or complete"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(600 * 1024 * 1024), "600.0 MiB");
+    }
+
+    #[test]
+    fn api_errors_keep_status_and_detail() {
+        let e = api_error(
+            404,
+            Some("r1".into()),
+            br#"{"detail":"Dataset 'x' not found"}"#,
+        );
+        let (msg, obj) = describe_sdk(&e);
+        assert_eq!(
+            msg,
+            "HTTP 404 Not Found: Dataset 'x' not found (request id r1)"
+        );
+        assert_eq!(obj["status"], 404);
+        let e = api_error(
+            422,
+            None,
+            br#"{"detail":[{"loc":["query","status"],"msg":"bad","type":"value_error"}]}"#,
+        );
+        assert!(describe_sdk(&e).0.contains("query.status: bad"));
+        assert!(describe_sdk(&api_error(401, None, b""))
+            .0
+            .contains("HTTP 401"));
+    }
+}
