@@ -196,6 +196,34 @@ struct Item {
     annotation_url: Option<String>,
 }
 
+/// Filters and paging of [`Datasets::list_images`].
+#[derive(Debug, Clone, Default)]
+pub struct ImageListOptions {
+    /// Only images with this status.
+    pub status: Option<Status>,
+    /// Only images in this virtual folder (`/cars`).
+    pub folder: Option<String>,
+    /// With `folder`: its sub-folders too.
+    pub recursive: bool,
+    /// Include archived images.
+    pub include_archived: bool,
+    /// Page size (default 100, server cap 10,000).
+    pub limit: Option<usize>,
+    /// Images to skip.
+    pub offset: usize,
+}
+
+/// One page of images.
+#[derive(Debug, Clone)]
+pub struct ImagePage {
+    /// The images of this page.
+    pub images: Vec<crate::models::Image>,
+    /// How many images match in all.
+    pub total: u64,
+    /// Whether another page follows.
+    pub has_more: bool,
+}
+
 /// Largest listing page the server serves.
 const LISTING_PAGE: usize = 10_000;
 
@@ -213,6 +241,47 @@ impl Datasets {
     /// The first `limit` datasets of the organisation (server cap 1000).
     pub async fn list(&self, limit: usize) -> Result<Vec<Dataset>> {
         list_page(&self.client, "/datasets/", "datasets", limit, 0).await
+    }
+
+    /// One page of datasets: `limit` (server cap 1000) starting at `offset`.
+    pub async fn list_page(&self, limit: usize, offset: usize) -> Result<Vec<Dataset>> {
+        list_page(&self.client, "/datasets/", "datasets", limit, offset).await
+    }
+
+    /// One page of a dataset's images (the dataset named by name or id), filtered by status
+    /// and folder, oldest first, with the total that match.
+    pub async fn list_images(&self, dataset: &str, options: ImageListOptions) -> Result<ImagePage> {
+        let mut req = Req::api(Method::GET, "/images/")
+            .query("dataset", dataset)
+            .query("limit", options.limit.unwrap_or(100))
+            .query("offset", options.offset);
+        if let Some(status) = options.status {
+            req = req.query("status", status.as_str());
+        }
+        if let Some(folder) = &options.folder {
+            req = req.query("folder_path", folder);
+        }
+        if options.recursive {
+            req = req.query("recursive", "true");
+        }
+        if options.include_archived {
+            req = req.query("include_archived", "true");
+        }
+        let v = self.client.transport.json(req).await?;
+        let total = v
+            .get("total")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        let has_more = v
+            .pointer("/pagination/has_more")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let images = field(v, &["images", "data"])?;
+        Ok(ImagePage {
+            images,
+            total,
+            has_more,
+        })
     }
 
     /// Every dataset, as an auto-paging stream (page size 100 unless set).

@@ -66,7 +66,7 @@ pub use client::{
 };
 pub use datasets::{
     Datasets, DownloadFailure, DownloadKind, DownloadMode, DownloadOptions, DownloadReport,
-    GetOptions, Progress,
+    GetOptions, ImageListOptions, ImagePage, Progress,
 };
 pub use error::{
     ApiError, AuthError, AuthenticationError, ConflictError, Error, FieldError, ForbiddenError,

@@ -4,8 +4,7 @@ use super::{
     finish, human_bytes, parse_status, print_json, print_table, read_ids, to_json, usage, CliError,
     CliResult, ClientArgs, Ctx,
 };
-use pictograph::{Image, Status};
-use serde::Deserialize;
+use pictograph::{Image, ImageListOptions, Status};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -76,27 +75,10 @@ pub async fn run(args: ImagesArgs) -> anyhow::Result<()> {
     finish(json, images(args).await)
 }
 
-/// One page of `GET /images/`.
-#[derive(Deserialize)]
-struct Page {
-    #[serde(default)]
-    images: Vec<Image>,
-    #[serde(default)]
-    total: u64,
-    #[serde(default)]
-    pagination: Option<Pagination>,
-}
-
-#[derive(Deserialize)]
-struct Pagination {
-    #[serde(default)]
-    has_more: bool,
-}
-
 /// Largest page asked for.
 const PAGE: usize = 1000;
 
-/// Lists through `GET /api/v1/developer/images/` (which the SDK has no method for yet).
+/// Up to `limit` images from `offset`, fetched in pages; with the total and whether more follow.
 #[allow(clippy::too_many_arguments)]
 async fn list(
     ctx: &Ctx,
@@ -111,37 +93,19 @@ async fn list(
     let mut out: Vec<Image> = Vec::new();
     let (mut total, mut has_more) = (0, false);
     while out.len() < limit {
-        let want = (limit - out.len()).min(PAGE);
-        let mut q = vec![
-            ("dataset", dataset.to_string()),
-            ("limit", want.to_string()),
-            ("offset", (offset + out.len()).to_string()),
-        ];
-        if let Some(s) = status {
-            q.push(("status", s.as_str().to_string()));
-        }
-        if let Some(f) = folder {
-            q.push(("folder_path", f.to_string()));
-        }
-        if recursive {
-            q.push(("recursive", "true".into()));
-        }
-        if include_archived {
-            q.push(("include_archived", "true".into()));
-        }
-        let v = ctx.get_json("/images/", &q).await?;
-        let page: Page = serde_json::from_value(v).map_err(|e| {
-            CliError::Api(pictograph::Error::Decode(format!(
-                "unexpected image listing: {e}"
-            )))
-        })?;
+        let options = ImageListOptions {
+            status,
+            folder: folder.map(str::to_string),
+            recursive,
+            include_archived,
+            limit: Some((limit - out.len()).min(PAGE)),
+            offset: offset + out.len(),
+        };
+        let page = ctx.client.datasets().list_images(dataset, options).await?;
         total = page.total;
+        has_more = page.has_more;
         let n = page.images.len();
         out.extend(page.images);
-        has_more = match page.pagination {
-            Some(p) => p.has_more,
-            None => ((offset + out.len()) as u64) < total,
-        };
         if n == 0 || !has_more {
             break;
         }

@@ -93,9 +93,6 @@ pub struct Ctx {
     pub client: Client,
     /// `--json` was given.
     pub json: bool,
-    /// Base URL in effect (no trailing slash).
-    pub base_url: String,
-    api_key: String,
 }
 
 impl Ctx {
@@ -107,108 +104,13 @@ impl Ctx {
                 "no API key: pass --api-key, set PICTOGRAPH_API_KEY, or run `pictograph login`",
             );
         };
-        let client = Client::builder(api_key.clone())
+        let client = Client::builder(api_key)
             .base_url(resolved.base_url.clone())
             .build()?;
         Ok(Ctx {
-            base_url: client.base_url().to_string(),
             client,
             json: args.json,
-            api_key,
         })
-    }
-
-    /// A `GET` of `PREFIX + path` for endpoints the SDK has no method for, with the SDK's
-    /// error mapping and a few retries on 408/429/5xx and transport errors.
-    pub async fn get_json(&self, path: &str, query: &[(&str, String)]) -> CliResult<Value> {
-        let url = format!("{}/api/v1/developer{path}", self.base_url);
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("pictograph-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| CliError::Other(e.into()))?;
-        let mut attempt = 0u32;
-        loop {
-            let sent = http
-                .get(&url)
-                .query(query)
-                .header("X-API-Key", &self.api_key)
-                .header("Accept", "application/json")
-                .timeout(std::time::Duration::from_secs(60))
-                .send()
-                .await;
-            let retry = match &sent {
-                Err(_) => true,
-                Ok(r) => matches!(r.status().as_u16(), 408 | 429 | 500..=599),
-            };
-            if retry && attempt < 3 {
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
-                continue;
-            }
-            let resp = sent.map_err(pictograph::Error::Transport)?;
-            let status = resp.status().as_u16();
-            let request_id = resp
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let body = resp.bytes().await.map_err(pictograph::Error::Transport)?;
-            if (200..300).contains(&status) {
-                return serde_json::from_slice(&body).map_err(|e| {
-                    CliError::Api(pictograph::Error::Decode(format!(
-                        "server returned a non-JSON body ({e})"
-                    )))
-                });
-            }
-            return Err(CliError::Api(api_error(status, request_id, &body)));
-        }
-    }
-}
-
-/// The SDK's typed error for an error response (same mapping as the SDK's own calls).
-fn api_error(status: u16, request_id: Option<String>, body: &[u8]) -> pictograph::Error {
-    use pictograph::{
-        ApiError, AuthError, ConflictError, Error, ForbiddenError, NotFoundError, RateLimitError,
-        ServerError, ValidationError,
-    };
-    let body: Value = serde_json::from_slice(body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
-    let text = |v: Option<&Value>| {
-        v.and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
-    let message = text(body.get("detail"))
-        .or_else(|| text(body.pointer("/error/message")))
-        .or_else(|| text(body.get("message")))
-        .or_else(|| text(Some(&body)).filter(|s| s.len() <= 500))
-        .unwrap_or_else(|| format!("HTTP {status}"));
-    let field_errors = body
-        .get("detail")
-        .filter(|d| d.is_array())
-        .or_else(|| body.pointer("/error/details/errors"))
-        .and_then(|l| serde_json::from_value(l.clone()).ok())
-        .unwrap_or_default();
-    let api = ApiError {
-        status,
-        message,
-        code: text(body.pointer("/error/code")),
-        request_id,
-        body: Box::new(body),
-    };
-    match status {
-        400 | 422 => Error::Validation(ValidationError { api, field_errors }),
-        401 => Error::Auth(AuthError(api)),
-        403 => Error::Forbidden(ForbiddenError(api)),
-        404 => Error::NotFound(NotFoundError(api)),
-        409 => Error::Conflict(ConflictError(api)),
-        429 => Error::RateLimit(RateLimitError {
-            api,
-            retry_after: None,
-        }),
-        500..=599 => Error::Server(ServerError(api)),
-        _ => Error::Api(api),
     }
 }
 
@@ -419,27 +321,39 @@ mod tests {
         assert_eq!(human_bytes(600 * 1024 * 1024), "600.0 MiB");
     }
 
+    fn api(status: u16, message: &str, request_id: Option<&str>) -> pictograph::ApiError {
+        pictograph::ApiError {
+            status,
+            message: message.into(),
+            code: None,
+            request_id: request_id.map(str::to_string),
+            body: Box::new(Value::Null),
+        }
+    }
+
     #[test]
     fn api_errors_keep_status_and_detail() {
-        let e = api_error(
+        let e = pictograph::Error::NotFound(pictograph::NotFoundError(api(
             404,
-            Some("r1".into()),
-            br#"{"detail":"Dataset 'x' not found"}"#,
-        );
+            "Dataset 'x' not found",
+            Some("r1"),
+        )));
         let (msg, obj) = describe_sdk(&e);
         assert_eq!(
             msg,
             "HTTP 404 Not Found: Dataset 'x' not found (request id r1)"
         );
         assert_eq!(obj["status"], 404);
-        let e = api_error(
-            422,
-            None,
-            br#"{"detail":[{"loc":["query","status"],"msg":"bad","type":"value_error"}]}"#,
-        );
+        let fields: Vec<pictograph::FieldError> = serde_json::from_value(serde_json::json!(
+            [{"loc": ["query", "status"], "msg": "bad", "type": "value_error"}]
+        ))
+        .unwrap();
+        let e = pictograph::Error::Validation(pictograph::ValidationError {
+            api: api(422, "HTTP 422", None),
+            field_errors: fields,
+        });
         assert!(describe_sdk(&e).0.contains("query.status: bad"));
-        assert!(describe_sdk(&api_error(401, None, b""))
-            .0
-            .contains("HTTP 401"));
+        let e = pictograph::Error::Auth(pictograph::AuthError(api(401, "HTTP 401", None)));
+        assert!(describe_sdk(&e).0.contains("HTTP 401"));
     }
 }

@@ -1,0 +1,108 @@
+//! `datasets().list_images` and `list_page` against the real server.
+
+mod common;
+
+use pictograph::{ImageListOptions, Status, UploadOptions};
+use pictograph_server::auth::Role;
+
+#[tokio::test]
+async fn list_images_filters_and_pages() {
+    let server = common::start().await;
+    let key = server.key("org", Role::Owner).await;
+    let client = server.client(&key);
+    let project = client
+        .projects()
+        .create("zoo", Default::default())
+        .await
+        .unwrap();
+    let dir = common::tempdir();
+    let mut ids = Vec::new();
+    for (i, folder) in ["/cats", "/cats/big", "/dogs"].iter().enumerate() {
+        let path = dir.path().join(format!("p{i}.png"));
+        common::write_image(&path, 6, 5, i as u8);
+        let opts = UploadOptions {
+            folder_path: Some(folder.to_string()),
+            ..Default::default()
+        };
+        ids.push(
+            client
+                .images()
+                .upload(&project.id, &path, opts)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    client
+        .batch()
+        .update(
+            "zoo",
+            &ids[2..],
+            pictograph::ImageUpdate {
+                status: Some(Status::Review),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    let all = client
+        .datasets()
+        .list_images("zoo", ImageListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(all.total, 3);
+    assert!(!all.has_more);
+    let names = |p: &pictograph::ImagePage| {
+        p.images
+            .iter()
+            .map(|i| i.filename.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&all), ["p0.png", "p1.png", "p2.png"]);
+
+    let cats = ImageListOptions {
+        folder: Some("/cats".into()),
+        recursive: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        names(&client.datasets().list_images("zoo", cats).await.unwrap()),
+        ["p0.png", "p1.png"]
+    );
+    let review = ImageListOptions {
+        status: Some(Status::Review),
+        ..Default::default()
+    };
+    assert_eq!(
+        names(
+            &client
+                .datasets()
+                .list_images(&project.id, review)
+                .await
+                .unwrap()
+        ),
+        ["p2.png"]
+    );
+    let first = ImageListOptions {
+        limit: Some(2),
+        ..Default::default()
+    };
+    let page = client.datasets().list_images("zoo", first).await.unwrap();
+    assert_eq!((page.images.len(), page.has_more), (2, true));
+    let err = client
+        .datasets()
+        .list_images("nope", ImageListOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, pictograph::Error::NotFound(_)), "{err:?}");
+
+    client
+        .projects()
+        .create("zoo-2", Default::default())
+        .await
+        .unwrap();
+    let second = client.datasets().list_page(1, 1).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].name, "zoo-2");
+}
