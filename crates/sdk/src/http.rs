@@ -364,9 +364,15 @@ async fn write_atomically(resp: Response, dest: &Path) -> std::result::Result<u6
     let local = |p: &Path, e: std::io::Error| WriteError::Local(Error::io(p, e));
     let expected = resp.content_length();
     let part = part_path(dest);
-    let mut file = tokio::fs::File::create(&part)
-        .await
-        .map_err(|e| local(&part, e))?;
+    // Buffered so a download is a few large writes, not one blocking-pool hop per network
+    // chunk. No fsync: an interrupted process leaves only the `.part` file, and a file cut
+    // short by a power loss has the wrong size, which a re-run detects and fetches again.
+    let mut file = tokio::io::BufWriter::with_capacity(
+        1 << 20,
+        tokio::fs::File::create(&part)
+            .await
+            .map_err(|e| local(&part, e))?,
+    );
     let mut written = 0u64;
     let mut body = resp.bytes_stream();
     let outcome = async {
@@ -376,7 +382,6 @@ async fn write_atomically(resp: Response, dest: &Path) -> std::result::Result<u6
             written += chunk.len() as u64;
         }
         file.flush().await.map_err(|e| local(&part, e))?;
-        file.sync_all().await.map_err(|e| local(&part, e))?;
         if let Some(n) = expected.filter(|n| *n != written) {
             return Err(WriteError::Local(Error::Decode(format!(
                 "download of {} ended after {written} of {n} bytes",
