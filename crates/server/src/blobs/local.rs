@@ -88,6 +88,10 @@ impl LocalBlobs {
             tokio::fs::create_dir_all(dir).await?;
         }
         tokio::fs::rename(tmp, &dest).await?;
+        // The rename is durable only once its directory is: sync it before anyone is told.
+        if let Some(dir) = dest.parent() {
+            tokio::fs::File::open(dir).await?.sync_all().await?;
+        }
         Ok(())
     }
 

@@ -106,7 +106,7 @@ impl Store {
                         if dialect == Dialect::Sqlite {
                             conn.execute(
                                 "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                                 PRAGMA synchronous = NORMAL;",
+                                 PRAGMA synchronous = FULL;",
                             )
                             .await?;
                         }
