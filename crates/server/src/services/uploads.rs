@@ -12,10 +12,6 @@ use pictograph_core::names;
 use pictograph_media::Format;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use tokio::io::AsyncReadExt;
-
-/// Bytes of the file start that are read to learn its type and size.
-const HEAD: usize = 64 * 1024;
 
 /// A request for a signed upload URL (either client generation's field names).
 #[derive(Debug, Default)]
@@ -308,16 +304,13 @@ async fn store_blob(
     hash: String,
     size: u64,
 ) -> ApiResult<BlobInfo> {
-    let mut head = Vec::with_capacity(HEAD.min(size as usize));
-    tokio::fs::File::open(tmp)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .take(HEAD as u64)
-        .read_to_end(&mut head)
+    // Read once: the type, the decode check and the dimensions all need the whole file, which
+    // the upload limit bounds.
+    let bytes = tokio::fs::read(tmp)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     let expected = Format::from_mime(&pending.content_type);
-    let sniffed = pictograph_media::sniff(&head);
+    let sniffed = pictograph_media::sniff(&bytes);
     if sniffed.is_none() || sniffed != expected {
         return Err(ApiError::UnsupportedType(format!(
             "The uploaded bytes are not a valid {} image",
@@ -325,9 +318,6 @@ async fn store_blob(
         )));
     }
     if expected == Some(Format::Heic) {
-        let bytes = tokio::fs::read(tmp)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
         let (png, w, h) =
             tokio::task::spawn_blocking(move || pictograph_media::heic_to_png(&bytes))
                 .await
@@ -345,15 +335,14 @@ async fn store_blob(
             height: Some(h.into()),
         });
     }
-    verify_whole(tmp).await?;
-    let dims = dimensions(tmp, &head, size).await?;
+    let (width, height) = inspect(bytes).await?;
     state.blobs.commit(tmp, &hash).await?;
     Ok(BlobInfo {
         hash,
         size: size as i64,
         mime: pending.content_type.clone(),
-        width: dims.map(|d| d.0.into()),
-        height: dims.map(|d| d.1.into()),
+        width: Some(width.into()),
+        height: Some(height.into()),
     })
 }
 
@@ -400,49 +389,22 @@ async fn ingest_presigned(state: &AppState, pending: PendingUpload) -> ApiResult
     })
 }
 
-/// The displayed dimensions of a staged file: EXIF orientation applied. The head is enough for
-/// most files; JPEGs may carry their orientation and big metadata blocks, and TIFFs their
-/// size anywhere, so those are read whole (uploads are bounded by the size limit).
-async fn dimensions(
-    tmp: &std::path::Path,
-    head: &[u8],
-    size: u64,
-) -> ApiResult<Option<(u32, u32)>> {
-    let from_head = pictograph_media::probe(head);
-    let whole_needed = size as usize > head.len()
-        && (from_head.is_none()
-            || matches!(
-                from_head.map(|p| p.format),
-                Some(Format::Jpeg | Format::Tiff | Format::Webp)
-            ));
-    let bytes = if whole_needed {
-        tokio::fs::read(tmp)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?
-    } else {
-        head.to_vec()
-    };
-    tokio::task::spawn_blocking(move || {
-        pictograph_media::probe(&bytes).map(|p| pictograph_media::display_size(&bytes, &p))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))
-}
-
-/// Refuses truncated, corrupt and decompression-bomb images: the whole file must decode.
-async fn verify_whole(tmp: &std::path::Path) -> ApiResult<()> {
-    let bytes = tokio::fs::read(tmp)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+/// Checks that the whole file decodes (truncated, corrupt and decompression-bomb images are
+/// refused) and returns its displayed dimensions, EXIF orientation applied. CPU-heavy, so it
+/// runs off the async executor.
+async fn inspect(bytes: Vec<u8>) -> ApiResult<(u32, u32)> {
     tokio::task::spawn_blocking(move || {
         let probe = pictograph_media::probe(&bytes).ok_or_else(|| {
             pictograph_media::VerifyError::Corrupt("the image size cannot be read".into())
         })?;
-        pictograph_media::verify(&bytes, &probe)
+        pictograph_media::verify(&bytes, &probe)?;
+        Ok(pictograph_media::display_size(&bytes, &probe))
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))?
-    .map_err(|e| ApiError::Invalid(format!("The uploaded image was refused: {e}")))
+    .map_err(|e: pictograph_media::VerifyError| {
+        ApiError::Invalid(format!("The uploaded image was refused: {e}"))
+    })
 }
 
 /// The pending upload a register without a storage path means (newer clients): the one
