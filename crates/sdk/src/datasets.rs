@@ -80,6 +80,9 @@ pub struct DownloadOptions {
     pub max_workers: usize,
     /// Called after each file.
     pub progress: Option<Progress>,
+    /// Draw a progress bar (files, rate, ETA) on stderr while downloading; nothing is drawn
+    /// when stderr is not a terminal. Default off.
+    pub show_progress: bool,
 }
 
 impl Default for DownloadOptions {
@@ -89,6 +92,7 @@ impl Default for DownloadOptions {
             status_filter: None,
             max_workers: 10,
             progress: None,
+            show_progress: false,
         }
     }
 }
@@ -100,6 +104,7 @@ impl std::fmt::Debug for DownloadOptions {
             .field("status_filter", &self.status_filter)
             .field("max_workers", &self.max_workers)
             .field("progress", &self.progress.is_some())
+            .field("show_progress", &self.show_progress)
             .finish()
     }
 }
@@ -120,6 +125,13 @@ impl DownloadOptions {
     /// Sets the parallelism (at least 1).
     pub fn max_workers(mut self, n: usize) -> Self {
         self.max_workers = n.max(1);
+        self
+    }
+
+    /// Draws a progress bar on stderr when it is a terminal (the Python SDK's
+    /// `show_progress=True`).
+    pub fn show_progress(mut self, yes: bool) -> Self {
+        self.show_progress = yes;
         self
     }
 
@@ -404,7 +416,7 @@ impl Datasets {
                         image_id: item.id.clone(),
                         kind: DownloadKind::Annotation,
                         rel: rel.with_file_name(name),
-                        url: url.to_string(),
+                        url: with_metadata(url),
                         size: None,
                     });
                 }
@@ -428,9 +440,13 @@ impl Datasets {
                 }
             })
             .buffer_unordered(workers);
+        let bar = options.show_progress.then(|| progress_bar(total as u64));
         let mut done = 0;
         while let Some((task, outcome)) = results.next().await {
             done += 1;
+            if let Some(bar) = &bar {
+                bar.inc(1);
+            }
             let shown = task.rel.to_string_lossy().into_owned();
             match (outcome, task.kind) {
                 (Ok(Fetched::Written), DownloadKind::Image) => report.images_downloaded += 1,
@@ -448,6 +464,9 @@ impl Datasets {
             if let Some(p) = &options.progress {
                 p(done, total, Some(&shown));
             }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
         }
         Ok(report)
     }
@@ -560,6 +579,26 @@ fn local_path(item: &Item, taken: &mut HashSet<PathBuf>) -> PathBuf {
         n += 1;
     }
     candidate
+}
+
+/// A bar of `total` files on stderr (hidden when stderr is not a terminal).
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:30} {pos}/{len} files {per_sec} ETA {eta} {wide_msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// The annotation URL asking for each annotation's `metadata` too.
+fn with_metadata(url: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}include=metadata")
 }
 
 #[cfg(test)]

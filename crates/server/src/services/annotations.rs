@@ -55,13 +55,23 @@ impl Shape {
     }
 }
 
-/// The annotations of a found image, in the reader's shape.
-pub async fn get_of(state: &AppState, img: &ImageRow, shape: Shape) -> ApiResult<Value> {
+/// The annotations of a found image, in the reader's shape. Each annotation's `metadata`
+/// is included only when the reader asks for it (`with_metadata`): no official client's
+/// models accept that key.
+pub async fn get_of(
+    state: &AppState,
+    img: &ImageRow,
+    shape: Shape,
+    with_metadata: bool,
+) -> ApiResult<Value> {
     let mut list = state.store.annotations(&img.id).await?;
-    if shape == Shape::Legacy {
-        if let Value::Array(items) = &mut list {
-            for a in items.iter_mut() {
+    if let Value::Array(items) = &mut list {
+        for a in items.iter_mut() {
+            if shape == Shape::Legacy {
                 *a = pictograph_core::annotation::to_legacy(a);
+            }
+            if !with_metadata {
+                pictograph_core::annotation::without_metadata(a);
             }
         }
     }
