@@ -10,6 +10,7 @@ use futures::StreamExt;
 use pictograph_core::names;
 use reqwest::Method;
 use serde::Deserialize;
+use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -206,6 +207,11 @@ struct Item {
     image_url: Option<String>,
     #[serde(default)]
     annotation_url: Option<String>,
+    /// The annotation list, when the server embeds it in the listing.
+    #[serde(default)]
+    annotations: Option<Value>,
+    #[serde(default)]
+    version: Option<i64>,
 }
 
 /// Filters and paging of [`Datasets::list_images`].
@@ -371,6 +377,13 @@ impl Datasets {
             if let Some(s) = options.status_filter {
                 req = req.query("status_filter", s.as_str());
             }
+            if options.mode.annotations() {
+                // Servers that can embed the lists save a request per image; others ignore
+                // these and the files are fetched from each `annotation_url`.
+                req = req
+                    .query("include_annotations", "true")
+                    .query("include", "metadata");
+            }
             let v = self.client.transport.json(req).await?;
             if dataset_id.is_empty() {
                 dataset_id = v
@@ -395,7 +408,7 @@ impl Datasets {
 
         let mut tasks = Vec::new();
         let mut taken = HashSet::new();
-        for item in items {
+        for mut item in items {
             let rel = local_path(&item, &mut taken);
             if options.mode.images() {
                 if let Some(url) = item.image_url.as_deref().filter(|u| !u.is_empty()) {
@@ -405,19 +418,25 @@ impl Datasets {
                         rel: rel.clone(),
                         url: url.to_string(),
                         size: item.file_size,
+                        inline: None,
                     });
                 }
             }
             if options.mode.annotations() {
-                if let Some(url) = item.annotation_url.as_deref().filter(|u| !u.is_empty()) {
+                let url = item.annotation_url.as_deref().filter(|u| !u.is_empty());
+                let inline = item.annotations.take().map(|list| {
+                    json!({"image_id": item.id, "annotations": list, "version": item.version})
+                });
+                if url.is_some() || inline.is_some() {
                     let mut name = rel.file_name().unwrap_or_default().to_os_string();
                     name.push(".json");
                     tasks.push(Task {
                         image_id: item.id.clone(),
                         kind: DownloadKind::Annotation,
                         rel: rel.with_file_name(name),
-                        url: with_metadata(url),
+                        url: url.map(with_metadata).unwrap_or_default(),
                         size: None,
+                        inline,
                     });
                 }
             }
@@ -479,6 +498,8 @@ struct Task {
     rel: PathBuf,
     url: String,
     size: Option<u64>,
+    /// An annotation file's content, when the listing carried it.
+    inline: Option<Value>,
 }
 
 enum Fetched {
@@ -515,9 +536,14 @@ async fn fetch(client: &Client, out: &Path, task: &Task) -> Result<Fetched> {
             t.download(&req, &dest).await?;
         }
         DownloadKind::Annotation => {
-            let mut req = Req::api(Method::GET, "");
-            req.url = t.pinned(&task.url);
-            let v = t.json(req).await?;
+            let v = match &task.inline {
+                Some(v) => v.clone(),
+                None => {
+                    let mut req = Req::api(Method::GET, "");
+                    req.url = t.pinned(&task.url);
+                    t.json(req).await?
+                }
+            };
             let mut bytes = serde_json::to_vec_pretty(&v).unwrap_or_default();
             bytes.push(b'\n');
             write_atomically(&dest, &bytes).await?;
@@ -614,6 +640,8 @@ mod tests {
             file_size: None,
             image_url: None,
             annotation_url: None,
+            annotations: None,
+            version: None,
         }
     }
 

@@ -167,6 +167,12 @@ fn readme_code_blocks() {
         std::fs::read(out.join("train/images/image.jpg")).unwrap(),
         std::fs::read(&image_path).unwrap()
     );
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("train/images/image.jpg.json")).unwrap())
+            .unwrap();
+    assert_eq!(file["image_id"], image_id.as_str());
+    assert_eq!(file["annotations"][0]["bounding_box"]["w"], 50.0);
+    assert!(file["version"].as_i64().is_some_and(|v| v > 0), "{file}");
 
     // --- List Datasets ---
     // datasets = client.datasets.list(limit=50, offset=0)
@@ -400,6 +406,20 @@ fn readme_code_blocks() {
         serde_json::to_value(back[0].metadata().unwrap()).unwrap(),
         metadata
     );
+    // Downloads keep it too.
+    let out = tmp.path().join("with_metadata");
+    client
+        .datasets()
+        .download(
+            "readme",
+            &out,
+            DownloadOptions::default().mode(DownloadMode::AnnotationsOnly),
+        )
+        .unwrap();
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("train/images/image.jpg.json")).unwrap())
+            .unwrap();
+    assert_eq!(file["annotations"][0]["metadata"], metadata);
 
     // --- Batch Processing ---
     // with ThreadPoolExecutor(max_workers=10) as executor:

@@ -31,8 +31,7 @@ pub async fn get(
     ))
 }
 
-/// Whether the query's `include` (comma-separated, repeatable) names `metadata`; any other
-/// value of it is refused so a typo does not silently drop what the caller asked for.
+/// Whether the query's `include` (comma-separated, repeatable) names `metadata`.
 fn includes_metadata(query: &str) -> ApiResult<bool> {
     let mut found = false;
     for pair in query.split('&') {
@@ -42,15 +41,28 @@ fn includes_metadata(query: &str) -> ApiResult<bool> {
         let value = percent_encoding::percent_decode_str(&value.replace('+', " "))
             .decode_utf8_lossy()
             .into_owned();
-        for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            if part != "metadata" {
-                return Err(ApiError::field(
-                    &["query", "include"],
-                    format!("unknown include '{part}'; the only one is 'metadata'"),
-                ));
-            }
-            found = true;
+        found |= include_names_metadata(Some(&value))?;
+    }
+    Ok(found)
+}
+
+/// Whether one `include` value (comma-separated) names `metadata`; any other name is refused
+/// so that a typo does not silently drop what the caller asked for.
+pub(super) fn include_names_metadata(value: Option<&str>) -> ApiResult<bool> {
+    let mut found = false;
+    for part in value
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        if part != "metadata" {
+            return Err(ApiError::field(
+                &["query", "include"],
+                format!("unknown include '{part}'; the only one is 'metadata'"),
+            ));
         }
+        found = true;
     }
     Ok(found)
 }

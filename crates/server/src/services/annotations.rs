@@ -64,7 +64,16 @@ pub async fn get_of(
     shape: Shape,
     with_metadata: bool,
 ) -> ApiResult<Value> {
-    let mut list = state.store.annotations(&img.id).await?;
+    let list = for_reader(
+        state.store.annotations(&img.id).await?,
+        shape,
+        with_metadata,
+    );
+    Ok(json!({"image_id": img.id, "annotations": list, "version": img.version}))
+}
+
+/// A stored annotation list as a reader of `shape` gets it, with `metadata` only if asked.
+pub fn for_reader(mut list: Value, shape: Shape, with_metadata: bool) -> Value {
     if let Value::Array(items) = &mut list {
         for a in items.iter_mut() {
             if shape == Shape::Legacy {
@@ -75,7 +84,7 @@ pub async fn get_of(
             }
         }
     }
-    Ok(json!({"image_id": img.id, "annotations": list, "version": img.version}))
+    list
 }
 
 /// Validates and stores a new list for the image. With `expected_version` (from `If-Match` or
