@@ -49,6 +49,7 @@
 pub mod annotations;
 pub mod batch;
 pub mod blocking;
+mod bulk;
 mod client;
 pub mod datasets;
 pub mod error;

@@ -1,9 +1,10 @@
 //! Multi-step workflows built on the resources.
 
+use crate::bulk;
 use crate::client::Client;
 use crate::datasets::Progress;
 use crate::error::{Error, Result};
-use crate::images::{is_supported, UploadOptions};
+use crate::images::{is_supported, mime_for_extension};
 use crate::projects::CreateProject;
 use futures::StreamExt;
 use pictograph_core::names;
@@ -193,59 +194,71 @@ pub async fn upload_dataset_from_folder(
     } else {
         1
     };
-    let mut results = futures::stream::iter(files)
-        .map(|rel| {
+    // Batches are signed and registered in one request each; two run at once so that one
+    // batch's PUTs overlap the other's bookkeeping.
+    let batches: Vec<Vec<PathBuf>> = files.chunks(bulk::BATCH).map(<[_]>::to_vec).collect();
+    let in_flight = if workers > 1 { 2 } else { 1 };
+    let mut results = futures::stream::iter(batches)
+        .map(|batch| {
             let client = client.clone();
             let dataset_id = dataset.id.clone();
-            let path = root.join(&rel);
+            let root = root.clone();
             let organize = options.organize_by_class;
+            let skip = options.skip_existing;
             async move {
-                let outcome = upload_one(&client, &dataset_id, &path, &rel, organize).await;
-                (rel, path, outcome)
+                let mut planned = Vec::new();
+                let mut outcomes: Vec<Option<bulk::Outcome>> = Vec::new();
+                for rel in &batch {
+                    match plan(&root, rel, organize).await {
+                        Ok(p) => {
+                            planned.push(p);
+                            outcomes.push(None);
+                        }
+                        Err(e) => outcomes.push(Some(bulk::Outcome::Failed(e.to_string()))),
+                    }
+                }
+                let per_batch = workers.div_ceil(in_flight);
+                let mut sent = bulk::upload_batch(&client, &dataset_id, &planned, skip, per_batch)
+                    .await
+                    .into_iter();
+                let outcomes: Vec<bulk::Outcome> = outcomes
+                    .into_iter()
+                    .map(|o| {
+                        o.or_else(|| sent.next())
+                            .unwrap_or_else(|| bulk::Outcome::Failed("no outcome".into()))
+                    })
+                    .collect();
+                (batch, root, outcomes)
             }
         })
-        .buffer_unordered(workers);
+        .buffer_unordered(in_flight);
     let mut done = 0;
-    while let Some((rel, path, outcome)) = results.next().await {
-        done += 1;
-        match outcome {
-            Ok(()) => report.images_uploaded += 1,
-            Err(Error::Conflict(e)) => {
-                if options.skip_existing {
-                    report.images_skipped += 1;
-                } else {
-                    report.failures.push(UploadFailure {
-                        path,
-                        reason: format!("conflict: {e}"),
-                    });
-                }
+    while let Some((batch, root, outcomes)) = results.next().await {
+        for (rel, outcome) in batch.into_iter().zip(outcomes) {
+            done += 1;
+            match outcome {
+                bulk::Outcome::Uploaded => report.images_uploaded += 1,
+                bulk::Outcome::Exists(_) if options.skip_existing => report.images_skipped += 1,
+                bulk::Outcome::Exists(reason) => report.failures.push(UploadFailure {
+                    path: root.join(&rel),
+                    reason: format!("conflict: {reason}"),
+                }),
+                bulk::Outcome::Failed(reason) => report.failures.push(UploadFailure {
+                    path: root.join(&rel),
+                    reason,
+                }),
             }
-            Err(e)
-                if options.skip_existing
-                    && e.api().is_some()
-                    && e.to_string().to_lowercase().contains("already exists") =>
-            {
-                report.images_skipped += 1
+            if let Some(p) = &options.progress {
+                p(done, total, Some(&rel.to_string_lossy()));
             }
-            Err(e) => report.failures.push(UploadFailure {
-                path,
-                reason: e.to_string(),
-            }),
-        }
-        if let Some(p) = &options.progress {
-            p(done, total, Some(&rel.to_string_lossy()));
         }
     }
     Ok(report)
 }
 
-async fn upload_one(
-    client: &Client,
-    dataset_id: &str,
-    path: &Path,
-    rel: &Path,
-    organize_by_class: bool,
-) -> Result<()> {
+/// Where and how one file goes: its virtual folder (the first-level sub-directory with
+/// `organize_by_class`), name, size and type.
+async fn plan(root: &Path, rel: &Path, organize_by_class: bool) -> Result<bulk::Planned> {
     let folder = match rel.parent().and_then(|p| p.components().next()) {
         Some(first) if organize_by_class => {
             names::folder_path(&first.as_os_str().to_string_lossy())
@@ -253,15 +266,25 @@ async fn upload_one(
         }
         _ => "/".to_string(),
     };
-    client
-        .images()
-        .upload(
-            dataset_id,
-            path,
-            UploadOptions::default().folder_path(folder),
-        )
+    let path = root.join(rel);
+    let meta = tokio::fs::metadata(&path)
         .await
-        .map(|_| ())
+        .map_err(|e| Error::io(&path, e))?;
+    let filename = rel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::InvalidArgument(format!("{} has no file name", rel.display())))?;
+    let content_type = names::extension(&filename)
+        .and_then(|e| mime_for_extension(&e))
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    Ok(bulk::Planned {
+        path,
+        folder,
+        filename,
+        size: meta.len(),
+        content_type,
+    })
 }
 
 /// Supported image files under `root`, as sorted paths relative to it. Symlinked files are

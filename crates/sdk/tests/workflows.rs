@@ -225,6 +225,33 @@ async fn folder_upload_records_per_file_errors() {
     assert_eq!(r.failures.len(), 1);
     assert!(r.failures[0].path.ends_with("broken.png"));
     assert!(!r.success());
+
+    // A name the server refuses fails only that file, not the batch it was sent in; the
+    // re-run skips what is there and fails the same two again.
+    let root = tmp.path().join("names");
+    for i in 0..40 {
+        common::write_image(&root.join(format!("ok-{i:02}.png")), 3, 3, i as u8);
+    }
+    common::write_image(&root.join("back\\slash.png"), 3, 3, 99);
+    std::fs::write(root.join("broken.png"), b"definitely not a png").unwrap();
+    let r = upload_dataset_from_folder(c, "names", &root, FolderUploadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((r.images_attempted, r.images_uploaded), (42, 40), "{r:?}");
+    let mut failed: Vec<String> = r
+        .failures
+        .iter()
+        .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["back\\slash.png", "broken.png"]);
+    let again = upload_dataset_from_folder(c, "names", &root, FolderUploadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.images_uploaded, again.images_skipped, again.failures.len()),
+        (0, 40, 2)
+    );
 }
 
 /// A dataset with equal file names in two folders, one complete image, and annotations.
