@@ -249,7 +249,11 @@ async fn folder_upload_records_per_file_errors() {
         .await
         .unwrap();
     assert_eq!(
-        (again.images_uploaded, again.images_skipped, again.failures.len()),
+        (
+            again.images_uploaded,
+            again.images_skipped,
+            again.failures.len()
+        ),
         (0, 40, 2)
     );
 }

@@ -242,6 +242,42 @@ async fn bulk_upload_url_and_bulk_register() {
     assert_eq!(data["failed"][0]["filename"], "taken.png");
     assert!(s(&data["failed"][0], "error").contains("already exists"));
     assert_eq!(t.owner.counts("bulk").await.images, 2);
+
+    // The same name twice in one request (by upload id): the first is registered, the
+    // second is a conflict, in the one transaction.
+    let twice = json!({"dataset": "bulk", "images": [
+        {"filename": "dup.png", "directory_path": "/d", "content_type": "image/png"},
+        {"filename": "dup.png", "directory_path": "/d", "content_type": "image/png"}]});
+    let urls = t
+        .owner
+        .post("images/bulk-upload-url", &twice)
+        .await
+        .ok_json(200);
+    let entries = urls["upload_urls"].as_array().unwrap().clone();
+    let mut regs = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        t.owner
+            .put_bytes(
+                &s(entry, "upload_url"),
+                &png_seeded(5, 5, 10 + i as u8),
+                "image/png",
+            )
+            .await
+            .expect(200);
+        regs.push(json!({"upload_id": s(entry, "upload_id"), "filename": "dup.png",
+                         "directory_path": "/d"}));
+    }
+    let reg = t
+        .owner
+        .post(
+            "images/bulk-register",
+            &json!({"dataset": "bulk", "images": regs}),
+        )
+        .await
+        .ok_json(200);
+    assert_eq!(reg["succeeded"].as_array().unwrap().len(), 1, "{reg}");
+    assert_eq!(reg["failed"][0]["code"], "conflict");
+    assert_eq!(t.owner.counts("bulk").await.images, 3);
     t.owner
         .post(
             "images/bulk-upload-url",

@@ -276,11 +276,19 @@ pub async fn bulk_register(
     let links = base.links(&state);
     let mut succeeded = Vec::new();
     let mut failed = Vec::new();
-    for obj in &body.images {
-        let mut f = text_fields(obj);
-        f.insert("dataset_id".into(), d.id.clone());
-        f.remove("dataset");
-        match uploads::register(&state, &caller, &f).await {
+    let fields: Vec<_> = body
+        .images
+        .iter()
+        .map(|obj| {
+            let mut f = text_fields(obj);
+            f.insert("dataset_id".into(), d.id.clone());
+            f.remove("dataset");
+            f
+        })
+        .collect();
+    let outcomes = uploads::register_many(&state, &caller, &fields).await?;
+    for (obj, outcome) in body.images.iter().zip(outcomes) {
+        match outcome {
             Ok(img) => succeeded.push(render::image_for(&img, &links, shape, None)),
             Err(ApiError::Internal(e)) => return Err(ApiError::Internal(e)),
             Err(e) => failed.push(json!({

@@ -91,7 +91,8 @@ pub async fn upload_url(
         req.dataset.as_deref(),
     )
     .await?;
-    let (body, _) = issue(state, caller, links, &dataset, &req, &["body"], true).await?;
+    let (body, _, pending) = issue(state, caller, links, &dataset, &req, &["body"], true).await?;
+    state.store.create_pending_upload(&pending).await?;
     let id = body["upload_id"].clone();
     Ok(json!({
         "upload_url": body["upload_url"], "upload_id": id, "gcs_bucket": "local", "gcs_path": id,
@@ -122,23 +123,28 @@ pub async fn bulk_upload_url(
     }
     let dataset = super::datasets::by_ref(state, caller, dataset).await?;
     let mut urls = Vec::with_capacity(items.len());
+    let mut pending = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let index = i.to_string();
         let loc = ["body", "images", index.as_str()];
-        let (mut entry, exists) = issue(state, caller, links, &dataset, item, &loc, false).await?;
+        let (mut entry, exists, p) =
+            issue(state, caller, links, &dataset, item, &loc, false).await?;
+        pending.push(p);
         entry["filename"] = json!(names::filename(&item.filename).unwrap_or_default());
         entry["directory_path"] = json!(names::folder_path(item.folder.as_deref().unwrap_or("/"))
             .unwrap_or_else(|_| "/".into()));
         entry["exists"] = json!(exists);
         urls.push(entry);
     }
+    state.store.create_pending_uploads(&pending).await?;
     let data = json!({"dataset_id": dataset.id, "upload_urls": urls});
     Ok(json!({"upload_urls": data["upload_urls"], "data": data}))
 }
 
-/// Checks one file's target and hands out its signed URL. With `refuse_taken`, a live image
-/// of the same name in the folder is a 409; otherwise the URL is issued and reported as
-/// `true` beside the entry. Errors are located under `loc`.
+/// Checks one file's target and signs its URL; the caller records the returned pending
+/// upload. With `refuse_taken`, a live image of the same name in the folder is a 409;
+/// otherwise the URL is issued and reported as `true` beside the entry. Errors are located
+/// under `loc`.
 async fn issue(
     state: &AppState,
     caller: &Caller,
@@ -147,7 +153,7 @@ async fn issue(
     req: &UploadRequest,
     loc: &[&str],
     refuse_taken: bool,
-) -> ApiResult<(Value, bool)> {
+) -> ApiResult<(Value, bool, PendingUpload)> {
     fn at<'a>(loc: &[&'a str], field: &'a str) -> Vec<&'a str> {
         loc.iter().copied().chain([field]).collect()
     }
@@ -180,7 +186,6 @@ async fn issue(
         width: None,
         height: None,
     };
-    state.store.create_pending_upload(&pending).await?;
     let url = match state
         .blobs
         .presign_upload(&id, std::time::Duration::from_secs(ttl as u64))
@@ -199,7 +204,7 @@ async fn issue(
         "expires_in": ttl,
         "max_size": state.config.max_upload_bytes,
     });
-    Ok((body, taken))
+    Ok((body, taken, pending))
 }
 
 /// What a PUT request brought.
@@ -442,12 +447,13 @@ async fn pending_by_name<'a>(
         })
 }
 
-/// Turns a received upload into an image. `fields` are the form or JSON fields as text.
-pub async fn register(
+/// Checks a register request (`fields`: the form or JSON fields as text) against its
+/// pending upload and answers the upload id and the image to insert.
+async fn prepare_register(
     state: &AppState,
     caller: &Caller,
     fields: &HashMap<String, String>,
-) -> ApiResult<ImageRow> {
+) -> ApiResult<(String, NewImage)> {
     caller.require(Role::Member, "Uploading")?;
     let field = |names: &[&str]| {
         names
@@ -522,12 +528,58 @@ pub async fn register(
         width: dim(pending.width, &["image_width", "width"]),
         height: dim(pending.height, &["image_height", "height"]),
     };
+    Ok((pending.id, new))
+}
+
+/// Turns one received upload into an image; 409 when its name was taken meanwhile.
+pub async fn register(
+    state: &AppState,
+    caller: &Caller,
+    fields: &HashMap<String, String>,
+) -> ApiResult<ImageRow> {
+    let (upload_id, new) = prepare_register(state, caller, fields).await?;
     state
         .store
-        .register_image(&pending.id, &new)
+        .register_image(&upload_id, &new)
         .await
         .map_err(|e| match e {
             StoreError::Conflict => conflict(&new.filename, &new.folder),
             other => other.into(),
         })
+}
+
+/// Turns many received uploads into images, inserted in one transaction: one answer per
+/// input, in order; a file that cannot be registered does not stop the others.
+pub async fn register_many(
+    state: &AppState,
+    caller: &Caller,
+    items: &[HashMap<String, String>],
+) -> ApiResult<Vec<ApiResult<ImageRow>>> {
+    caller.require(Role::Member, "Uploading")?;
+    let mut prepared = Vec::with_capacity(items.len());
+    let mut ready = Vec::new();
+    for fields in items {
+        match prepare_register(state, caller, fields).await {
+            Ok(p) => {
+                prepared.push(Ok(ready.len()));
+                ready.push(p);
+            }
+            Err(ApiError::Internal(e)) => return Err(ApiError::Internal(e)),
+            Err(e) => prepared.push(Err(e)),
+        }
+    }
+    // The same name twice in one request: the first one wins, like two requests would.
+    let rows = state.store.register_images(&ready).await?;
+    let mut rows: Vec<Option<Option<ImageRow>>> = rows.into_iter().map(Some).collect();
+    Ok(prepared
+        .into_iter()
+        .map(|p| {
+            let i = p?;
+            let (_, new) = &ready[i];
+            rows[i]
+                .take()
+                .flatten()
+                .ok_or_else(|| conflict(&new.filename, &new.folder))
+        })
+        .collect())
 }

@@ -292,33 +292,59 @@ impl Store {
     /// Inserts an image and consumes the pending upload it came from, in one transaction.
     /// `Conflict` when a live image has the name already.
     pub async fn register_image(&self, upload_id: &str, new: &NewImage) -> StoreResult<ImageRow> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let t = now();
-        let mut tx = self.tx().await?;
-        sqlx::query(
-            "INSERT INTO images (id, dataset_id, folder, filename, blob_hash, file_size, mime_type, \
-             width, height, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
-        )
-        .bind(&id)
-        .bind(&new.dataset_id)
-        .bind(&new.folder)
-        .bind(&new.filename)
-        .bind(&new.blob_hash)
-        .bind(new.file_size)
-        .bind(&new.mime_type)
-        .bind(new.width)
-        .bind(new.height)
-        .bind(&t)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM pending_uploads WHERE id = $1")
-            .bind(upload_id)
-            .execute(&mut *tx)
+        let mut rows = self
+            .register_images(&[(upload_id.to_string(), new.clone())])
             .await?;
-        let sql = AssertSqlSafe(format!("SELECT {COLUMNS} FROM images WHERE id = $1"));
-        let row = sqlx::query(sql).bind(&id).fetch_one(&mut *tx).await?;
+        rows.pop().flatten().ok_or(StoreError::Conflict)
+    }
+
+    /// Inserts several images, each consuming its pending upload, in one transaction. One
+    /// answer per input, in order: `None` when a live image had the name already (that
+    /// upload stays pending).
+    pub async fn register_images(
+        &self,
+        list: &[(String, NewImage)],
+    ) -> StoreResult<Vec<Option<ImageRow>>> {
+        let t = now();
+        let mut out = Vec::with_capacity(list.len());
+        let mut tx = self.tx().await?;
+        let select = format!("SELECT {COLUMNS} FROM images WHERE id = $1");
+        for (upload_id, new) in list {
+            let id = uuid::Uuid::new_v4().to_string();
+            let inserted = sqlx::query(
+                "INSERT INTO images (id, dataset_id, folder, filename, blob_hash, file_size, \
+                 mime_type, width, height, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT DO NOTHING",
+            )
+            .bind(&id)
+            .bind(&new.dataset_id)
+            .bind(&new.folder)
+            .bind(&new.filename)
+            .bind(&new.blob_hash)
+            .bind(new.file_size)
+            .bind(&new.mime_type)
+            .bind(new.width)
+            .bind(new.height)
+            .bind(&t)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                out.push(None);
+                continue;
+            }
+            sqlx::query("DELETE FROM pending_uploads WHERE id = $1")
+                .bind(upload_id)
+                .execute(&mut *tx)
+                .await?;
+            let row = sqlx::query(AssertSqlSafe(select.clone()))
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await?;
+            out.push(Some(ImageRow::from_row(&row)?));
+        }
         tx.commit().await?;
-        ImageRow::from_row(&row)
+        Ok(out)
     }
 
     /// Archives one image (a no-op on an archived one).

@@ -82,20 +82,30 @@ pub struct StoredResponse {
 impl Store {
     /// Records a handed-out upload URL.
     pub async fn create_pending_upload(&self, p: &PendingUpload) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO pending_uploads (id, org_id, dataset_id, folder, filename, content_type, \
-             expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&p.id)
-        .bind(&p.org_id)
-        .bind(&p.dataset_id)
-        .bind(&p.folder)
-        .bind(&p.filename)
-        .bind(&p.content_type)
-        .bind(&p.expires_at)
-        .bind(now())
-        .execute(&self.write)
-        .await?;
+        self.create_pending_uploads(std::slice::from_ref(p)).await
+    }
+
+    /// Records several pending uploads in one transaction.
+    pub async fn create_pending_uploads(&self, list: &[PendingUpload]) -> StoreResult<()> {
+        let t = now();
+        let mut tx = self.tx().await?;
+        for p in list {
+            sqlx::query(
+                "INSERT INTO pending_uploads (id, org_id, dataset_id, folder, filename, \
+                 content_type, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&p.id)
+            .bind(&p.org_id)
+            .bind(&p.dataset_id)
+            .bind(&p.folder)
+            .bind(&p.filename)
+            .bind(&p.content_type)
+            .bind(&p.expires_at)
+            .bind(&t)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
