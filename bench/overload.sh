@@ -90,4 +90,5 @@ max_kb="$(sort -n "$work/rss" | tail -n 1)"
 first_kb="$(head -n 1 "$work/rss")"
 final_kb="$(tail -n 1 "$work/rss")"
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f MB", k / 1024}'; }
+echo "server RSS every 10 s (MB): $(awk 'NR % 10 == 1 {printf "%.1f ", $1 / 1024}' "$work/rss")"
 echo "server RSS ($samples samples, 1 s apart, from before draining to the end): first $(mb "$first_kb"), max $(mb "$max_kb"), final $(mb "$final_kb")"
