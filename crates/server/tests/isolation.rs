@@ -417,6 +417,24 @@ async fn org_a_gets_404_for_everything_of_org_b_on_every_route() {
     assert_eq!(r["succeeded"], json!([]), "{r}");
     assert_eq!(r["failed"][0]["code"], "not_found", "{r}");
 
+    // An idempotency key org B used replays nothing of B's for org A.
+    let made_by_b = t
+        .other
+        .post_idem("projects/", &json!({"name": "idem b"}), "shared-idem")
+        .await
+        .ok_json(201);
+    let made_by_a = t
+        .owner
+        .post_idem("projects/", &json!({"name": "idem a"}), "shared-idem")
+        .await
+        .ok_json(201);
+    assert_eq!(made_by_a["project"]["name"], "idem a", "{made_by_a}");
+    assert_ne!(made_by_a["project"]["id"], made_by_b["project"]["id"]);
+    t.other
+        .delete(&format!("projects/{}", enc("idem b")))
+        .await
+        .expect(200);
+
     // Nothing of org B changed, and its pending upload still registers.
     assert_eq!(snapshot(&t, &b).await, before);
     let reg = Register {
