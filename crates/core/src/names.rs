@@ -1,4 +1,5 @@
-//! Names users give things: dataset names, image filenames, virtual folder paths, statuses.
+//! Names users give things (dataset names, image filenames, virtual folder paths, statuses)
+//! and the names stored bytes are kept under (content hashes, upload ids).
 
 use std::fmt;
 
@@ -114,6 +115,25 @@ pub fn numbered(filename: &str, n: u32) -> String {
     }
 }
 
+/// Whether `hash` is a SHA-256 in lowercase hex, the only name bytes are stored under.
+pub fn is_blob_hash(hash: &str) -> bool {
+    hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// The relative path segments the bytes of `hash` are stored under: `ab`, `cd` and the hash
+/// itself for a hash starting `abcd`; `None` unless [`is_blob_hash`].
+pub fn blob_segments(hash: &str) -> Option<[&str; 3]> {
+    is_blob_hash(hash).then(|| [&hash[0..2], &hash[2..4], hash])
+}
+
+/// Whether `id` can name a pending upload in storage: ASCII letters, digits and `-` only.
+pub fn is_upload_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 /// Image lifecycle status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -184,6 +204,24 @@ mod tests {
         assert_eq!(numbered("a.jpg", 2), "a-2.jpg");
         assert_eq!(numbered("a.b.png", 3), "a.b-3.png");
         assert_eq!(numbered("noext", 2), "noext-2");
+    }
+
+    #[test]
+    fn storage_names() {
+        let hash = "ab".repeat(32);
+        assert_eq!(blob_segments(&hash), Some(["ab", "ab", hash.as_str()]));
+        for bad in [
+            "",
+            "AB".repeat(32).as_str(),
+            &"a".repeat(63),
+            &"g".repeat(64),
+        ] {
+            assert_eq!(blob_segments(bad), None, "{bad:?}");
+        }
+        assert!(is_upload_id("0f3a-9"));
+        for bad in ["", "..", "a/b", "a b", "é"] {
+            assert!(!is_upload_id(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -264,8 +264,10 @@ async fn bulk_upload_url_and_bulk_register() {
             )
             .await
             .expect(200);
-        regs.push(json!({"upload_id": s(entry, "upload_id"), "filename": "dup.png",
-                         "directory_path": "/d"}));
+        regs.push(
+            json!({"upload_id": s(entry, "upload_id"), "filename": "dup.png",
+                         "directory_path": "/d"}),
+        );
     }
     let reg = t
         .owner

@@ -16,58 +16,31 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, Uri};
 use axum::response::Response;
 use axum::{Extension, Json};
+use pictograph_core::form::{self, Fields, RegisterFields, UploadFields};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 /// Fields of a request as text, from a form or a JSON object (null → empty).
-fn fields(headers: &HeaderMap, body: &Bytes) -> ApiResult<HashMap<String, String>> {
+fn fields(headers: &HeaderMap, body: &Bytes) -> ApiResult<Fields> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if ct.starts_with("application/x-www-form-urlencoded") {
-        return serde_urlencoded_pairs(body);
-    }
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("Invalid JSON body: {e}")))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| ApiError::BadRequest("Request body must be a JSON object".into()))?;
-    Ok(text_fields(obj))
+        .unwrap_or("");
+    form::fields(ct, body).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
-/// The fields of a JSON object as text (null → empty).
-fn text_fields(obj: &Map<String, Value>) -> HashMap<String, String> {
-    obj.iter()
-        .map(|(k, v)| {
-            let s = match v {
-                Value::Null => String::new(),
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (k.clone(), s)
-        })
-        .collect()
-}
-
-fn serde_urlencoded_pairs(body: &Bytes) -> ApiResult<HashMap<String, String>> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| ApiError::BadRequest("Form body is not UTF-8".into()))?;
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8()
-            .map(|c| c.into_owned())
-            .map_err(|_| ApiError::BadRequest("Form body is not valid UTF-8".into()))
-    };
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((decode(k)?, decode(v)?))
-        })
-        .collect()
+/// The service's request from the fields; `loc` locates a missing file name.
+fn upload_request(u: UploadFields, loc: &[&str]) -> ApiResult<UploadRequest> {
+    Ok(UploadRequest {
+        dataset_id: u.dataset_id,
+        dataset: u.dataset,
+        filename: u
+            .filename
+            .ok_or_else(|| ApiError::field(loc, "field required"))?,
+        folder: u.folder,
+        content_type: u.content_type,
+    })
 }
 
 /// `POST /images/upload-url`.
@@ -79,15 +52,7 @@ pub async fn upload_url(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let f = fields(&headers, &body)?;
-    let get = |k: &str| f.get(k).filter(|v| !v.is_empty()).cloned();
-    let req = UploadRequest {
-        dataset_id: get("dataset_id"),
-        dataset: get("dataset"),
-        filename: get("filename")
-            .ok_or_else(|| ApiError::field(&["body", "filename"], "field required"))?,
-        folder: get("folder_path").or_else(|| get("directory_path")),
-        content_type: get("content_type").or_else(|| get("mime_type")),
-    };
+    let req = upload_request(UploadFields::single(&f), &["body", "filename"])?;
     Ok(Json(
         uploads::upload_url(&state, &caller, &base.links(&state), req).await?,
     ))
@@ -102,7 +67,7 @@ pub async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
-    let f = fields(&headers, &body)?;
+    let f = RegisterFields::parse(&fields(&headers, &body)?);
     let img = uploads::register(&state, &caller, &f).await?;
     let v = render_image(&state, &img, &base.links(&state), shape).await?;
     Ok((
@@ -236,18 +201,12 @@ pub async fn bulk_upload_url(
     let dataset = body.dataset()?;
     let mut items = Vec::with_capacity(body.images.len());
     for (i, obj) in body.images.iter().enumerate() {
-        let f = text_fields(obj);
-        let get = |k: &str| f.get(k).filter(|v| !v.is_empty()).cloned();
         let index = i.to_string();
-        items.push(UploadRequest {
-            dataset_id: None,
-            dataset: None,
-            filename: get("filename").ok_or_else(|| {
-                ApiError::field(&["body", "images", &index, "filename"], "field required")
-            })?,
-            folder: get("directory_path").or_else(|| get("folder_path")),
-            content_type: get("content_type").or_else(|| get("mime_type")),
-        });
+        let loc = ["body", "images", index.as_str(), "filename"];
+        items.push(upload_request(
+            UploadFields::bulk_item(&form::text_fields(obj)),
+            &loc,
+        )?);
     }
     Ok(Json(
         uploads::bulk_upload_url(&state, &caller, &base.links(&state), &dataset, items).await?,
@@ -280,9 +239,9 @@ pub async fn bulk_register(
         .images
         .iter()
         .map(|obj| {
-            let mut f = text_fields(obj);
-            f.insert("dataset_id".into(), d.id.clone());
-            f.remove("dataset");
+            let mut f = RegisterFields::parse(&form::text_fields(obj));
+            f.dataset_id = Some(d.id.clone());
+            f.dataset = None;
             f
         })
         .collect();

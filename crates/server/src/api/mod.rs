@@ -12,10 +12,11 @@ mod projects;
 use crate::error::ApiError;
 use crate::{auth, idempotency, AppState};
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::handler::Handler;
+use axum::http::{HeaderName, Method, Request};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::IntoResponse;
-use axum::routing::{get, patch, post, put};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -28,65 +29,185 @@ const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole application router.
-pub fn router(state: AppState) -> Router {
-    let developer = Router::new()
-        .route("/datasets", get(datasets::list).post(datasets::create))
-        .route("/datasets/", get(datasets::list).post(datasets::create))
-        .route("/datasets/by-name/{name}", get(datasets::get_by_name))
-        .route(
+/// Prefix of every developer API route.
+pub const PREFIX: &str = "/api/v1/developer";
+
+/// How a route authenticates its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// An `X-API-Key` of an organisation; the path is under [`PREFIX`].
+    Key,
+    /// The `expires` and `sig` of a signed URL, no key.
+    Signed,
+    /// Nobody: the health check.
+    Public,
+}
+
+/// One route: a method and an axum path template (`{param}`, `{*rest}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// HTTP method.
+    pub method: Method,
+    /// Path template; relative to [`PREFIX`] for [`Access::Key`] routes.
+    pub path: &'static str,
+    /// How callers are authenticated.
+    pub access: Access,
+}
+
+impl RouteSpec {
+    /// The template as the server sees it, with [`PREFIX`] for key routes.
+    pub fn full_path(&self) -> String {
+        match self.access {
+            Access::Key => format!("{PREFIX}{}", self.path),
+            Access::Signed | Access::Public => self.path.to_string(),
+        }
+    }
+}
+
+/// Every route the server answers: the router is built from this table and nothing else.
+pub fn routes() -> Vec<RouteSpec> {
+    table().into_iter().map(|(spec, _)| spec).collect()
+}
+
+fn entry<H, T>(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    handler: H,
+) -> (RouteSpec, MethodRouter<AppState>)
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
+    (
+        RouteSpec {
+            method,
+            path,
+            access,
+        },
+        on(filter, handler),
+    )
+}
+
+/// The route table with its handlers.
+fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
+    use Access::{Key, Public, Signed};
+    let (get, post, put, patch, delete) = (
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    );
+    vec![
+        entry(get.clone(), "/datasets", Key, datasets::list),
+        entry(post.clone(), "/datasets", Key, datasets::create),
+        entry(get.clone(), "/datasets/", Key, datasets::list),
+        entry(post.clone(), "/datasets/", Key, datasets::create),
+        entry(
+            get.clone(),
+            "/datasets/by-name/{name}",
+            Key,
+            datasets::get_by_name,
+        ),
+        entry(
+            get.clone(),
             "/datasets/by-name/{name}/download",
-            get(datasets::download_by_name),
-        )
-        .route(
+            Key,
+            datasets::download_by_name,
+        ),
+        entry(
+            get.clone(),
             "/datasets/{dataset}",
-            get(datasets::get_by_ref)
-                .patch(datasets::update_by_ref)
-                .delete(datasets::delete_by_ref),
-        )
-        .route(
+            Key,
+            datasets::get_by_ref,
+        ),
+        entry(
+            patch.clone(),
+            "/datasets/{dataset}",
+            Key,
+            datasets::update_by_ref,
+        ),
+        entry(
+            delete.clone(),
+            "/datasets/{dataset}",
+            Key,
+            datasets::delete_by_ref,
+        ),
+        entry(
+            get.clone(),
             "/datasets/{dataset}/download",
-            get(datasets::download_by_ref),
-        )
-        .route("/projects", get(projects::list).post(projects::create))
-        .route("/projects/", get(projects::list).post(projects::create))
-        .route(
-            "/projects/{name}",
-            get(projects::get)
-                .patch(projects::update)
-                .delete(projects::delete),
-        )
-        .route("/images", get(images::list))
-        .route("/images/", get(images::list))
-        .route("/images/upload-url", post(images::upload_url))
-        .route("/images/register", post(images::register))
-        .route("/images/bulk-upload-url", post(images::bulk_upload_url))
-        .route("/images/bulk-register", post(images::bulk_register))
+            Key,
+            datasets::download_by_ref,
+        ),
+        entry(get.clone(), "/projects", Key, projects::list),
+        entry(post.clone(), "/projects", Key, projects::create),
+        entry(get.clone(), "/projects/", Key, projects::list),
+        entry(post.clone(), "/projects/", Key, projects::create),
+        entry(get.clone(), "/projects/{name}", Key, projects::get),
+        entry(patch.clone(), "/projects/{name}", Key, projects::update),
+        entry(delete.clone(), "/projects/{name}", Key, projects::delete),
+        entry(get.clone(), "/images", Key, images::list),
+        entry(get.clone(), "/images/", Key, images::list),
+        entry(post.clone(), "/images/upload-url", Key, images::upload_url),
+        entry(post.clone(), "/images/register", Key, images::register),
+        entry(
+            post.clone(),
+            "/images/bulk-upload-url",
+            Key,
+            images::bulk_upload_url,
+        ),
+        entry(
+            post.clone(),
+            "/images/bulk-register",
+            Key,
+            images::bulk_register,
+        ),
         // `{id}`, `{id}/metadata`, `{dataset}/{dir/…/filename}[/metadata]`: split by hand
         // so that a `%2F` in the dataset name stays inside its segment.
-        .route(
-            "/images/{*image}",
-            get(images::get_any).delete(images::delete_any),
-        )
-        .route(
+        entry(get.clone(), "/images/{*image}", Key, images::get_any),
+        entry(delete.clone(), "/images/{*image}", Key, images::delete_any),
+        entry(get.clone(), "/annotations/{*image}", Key, annotations::get),
+        entry(
+            post.clone(),
             "/annotations/{*image}",
-            get(annotations::get)
-                .post(annotations::save)
-                .delete(annotations::delete),
-        )
-        .route("/batch/images/move", post(batch::move_images))
-        .route("/batch/images/copy", post(batch::copy_images))
-        .route("/batch/images/delete", post(batch::delete_images))
-        .route("/batch/images/update", patch(batch::update_images))
+            Key,
+            annotations::save,
+        ),
+        entry(
+            delete.clone(),
+            "/annotations/{*image}",
+            Key,
+            annotations::delete,
+        ),
+        entry(post.clone(), "/batch/images/move", Key, batch::move_images),
+        entry(post.clone(), "/batch/images/copy", Key, batch::copy_images),
+        entry(post, "/batch/images/delete", Key, batch::delete_images),
+        entry(patch, "/batch/images/update", Key, batch::update_images),
+        entry(put, "/files/uploads/{id}", Signed, files::put_upload),
+        entry(get.clone(), "/files/images/{id}", Signed, files::get_image),
+        entry(get, "/healthz", Public, health),
+    ]
+}
+
+/// The whole application router, built from [`routes`]' table.
+pub fn router(state: AppState) -> Router {
+    let mut developer = Router::new();
+    let mut outer = Router::new();
+    for (spec, method_router) in table() {
+        match spec.access {
+            Access::Key => developer = developer.route(spec.path, method_router),
+            Access::Signed | Access::Public => outer = outer.route(spec.path, method_router),
+        }
+    }
+    let developer = developer
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(from_fn_with_state(state.clone(), idempotency::replay))
         .layer(from_fn_with_state(state.clone(), auth::authenticate));
 
-    Router::new()
-        .nest("/api/v1/developer", developer)
-        .route("/files/uploads/{id}", put(files::put_upload))
-        .route("/files/images/{id}", get(files::get_image))
-        .route("/healthz", get(health))
+    outer
+        .nest(PREFIX, developer)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

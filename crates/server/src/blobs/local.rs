@@ -4,7 +4,8 @@
 //! arrive, fsynced, then renamed under their hash (atomic; an existing copy is identical by
 //! construction).
 
-use super::{valid_hash, BlobError};
+use super::BlobError;
+use pictograph_core::names;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
@@ -63,10 +64,8 @@ impl LocalBlobs {
 
     /// Where the bytes of `hash` live. Only well-formed hashes map to a path.
     pub fn path(&self, hash: &str) -> Result<PathBuf, BlobError> {
-        if !valid_hash(hash) {
-            return Err(BlobError::BadHash);
-        }
-        Ok(self.root.join(&hash[0..2]).join(&hash[2..4]).join(hash))
+        let [a, b, name] = names::blob_segments(hash).ok_or(BlobError::BadHash)?;
+        Ok(self.root.join(a).join(b).join(name))
     }
 
     /// Starts a new temporary file.

@@ -13,6 +13,7 @@ pub use remote::RemoteBlobs;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use pictograph_core::names;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -33,19 +34,10 @@ pub enum BlobError {
     Config(String),
 }
 
-fn valid_hash(hash: &str) -> bool {
-    hash.len() == 64
-        && hash
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-}
-
 /// Where an object's bytes are stored, relative to the store's root: `blobs/ab/cd/<hash>`.
 fn blob_key(hash: &str) -> Result<String, BlobError> {
-    if !valid_hash(hash) {
-        return Err(BlobError::BadHash);
-    }
-    Ok(format!("blobs/{}/{}/{hash}", &hash[0..2], &hash[2..4]))
+    let [a, b, name] = names::blob_segments(hash).ok_or(BlobError::BadHash)?;
+    Ok(format!("blobs/{a}/{b}/{name}"))
 }
 
 /// A presigned upload's object, copied into a staged file.
@@ -281,11 +273,7 @@ impl Blobs {
 
 /// Where a presigned upload lands before register moves it under its hash.
 fn upload_key(upload_id: &str) -> Result<String, BlobError> {
-    if upload_id.is_empty()
-        || !upload_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
+    if !names::is_upload_id(upload_id) {
         return Err(BlobError::Config("invalid upload id".into()));
     }
     Ok(format!("uploads/{upload_id}"))

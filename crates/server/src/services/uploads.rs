@@ -8,10 +8,10 @@ use crate::store::{fmt_time, BlobInfo, DatasetRow, ImageRow, NewImage, PendingUp
 use crate::AppState;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use pictograph_core::form::RegisterFields;
 use pictograph_core::names;
 use pictograph_media::Format;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 
 /// A request for a signed upload URL (either client generation's field names).
 #[derive(Debug, Default)]
@@ -414,26 +414,33 @@ async fn inspect(bytes: Vec<u8>) -> ApiResult<(u32, u32)> {
 
 /// The pending upload a register without a storage path means (newer clients): the one
 /// handed out for the same dataset, folder and file name.
-async fn pending_by_name<'a>(
+async fn pending_by_name(
     state: &AppState,
     caller: &Caller,
-    field: &impl Fn(&[&str]) -> Option<&'a str>,
+    fields: &RegisterFields,
 ) -> ApiResult<PendingUpload> {
-    let dataset = target_dataset(state, caller, field(&["dataset_id"]), field(&["dataset"]))
-        .await
-        .map_err(|e| match e {
-            ApiError::Fields { .. } => ApiError::field(
-                &["body", "gcs_path"],
-                "field required (or dataset, directory_path and filename)",
-            ),
-            other => other,
-        })?;
+    let dataset = target_dataset(
+        state,
+        caller,
+        fields.dataset_id.as_deref(),
+        fields.dataset.as_deref(),
+    )
+    .await
+    .map_err(|e| match e {
+        ApiError::Fields { .. } => ApiError::field(
+            &["body", "gcs_path"],
+            "field required (or dataset, directory_path and filename)",
+        ),
+        other => other,
+    })?;
     let filename = names::filename(
-        field(&["filename"])
+        fields
+            .filename
+            .as_deref()
             .ok_or_else(|| ApiError::field(&["body", "filename"], "field required"))?,
     )
     .map_err(|e| ApiError::field(&["body", "filename"], e.0))?;
-    let folder = names::folder_path(field(&["directory_path", "folder_path"]).unwrap_or("/"))
+    let folder = names::folder_path(fields.folder.as_deref().unwrap_or("/"))
         .map_err(|e| ApiError::field(&["body", "directory_path"], e.0))?;
     state
         .store
@@ -447,31 +454,26 @@ async fn pending_by_name<'a>(
         })
 }
 
-/// Checks a register request (`fields`: the form or JSON fields as text) against its
-/// pending upload and answers the upload id and the image to insert.
+/// Checks a register request against its pending upload and answers the upload id and the
+/// image to insert.
 async fn prepare_register(
     state: &AppState,
     caller: &Caller,
-    fields: &HashMap<String, String>,
+    fields: &RegisterFields,
 ) -> ApiResult<(String, NewImage)> {
     caller.require(Role::Member, "Uploading")?;
-    let field = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| fields.get(*n).map(|v| v.trim()).filter(|v| !v.is_empty()))
-    };
-    let pending = match field(&["gcs_path", "upload_id"]) {
-        Some(path) => state
+    let pending = match fields.upload_id.as_deref() {
+        Some(id) => state
             .store
-            .pending_upload(path.trim_start_matches("gs://local/"))
+            .pending_upload(id)
             .await?
             .filter(|p| p.org_id == caller.org_id)
             .ok_or_else(|| {
                 ApiError::NotFound("Upload not found, expired or already registered".into())
             })?,
-        None => pending_by_name(state, caller, &field).await?,
+        None => pending_by_name(state, caller, fields).await?,
     };
-    if let Some(ds) = field(&["dataset_id", "dataset"]) {
+    if let Some(ds) = fields.dataset_ref() {
         if ds != pending.dataset_id {
             let named = state
                 .store
@@ -511,13 +513,6 @@ async fn prepare_register(
             "The uploaded bytes are gone: upload the file again".into(),
         ));
     }
-    let dim = |server: Option<i64>, keys: &[&str]| {
-        server.or_else(|| {
-            field(keys)
-                .and_then(|v| v.parse::<i64>().ok())
-                .filter(|v| *v > 0)
-        })
-    };
     let new = NewImage {
         dataset_id: pending.dataset_id.clone(),
         folder: pending.folder.clone(),
@@ -525,8 +520,8 @@ async fn prepare_register(
         blob_hash: hash,
         file_size: size,
         mime_type: mime,
-        width: dim(pending.width, &["image_width", "width"]),
-        height: dim(pending.height, &["image_height", "height"]),
+        width: pending.width.or(fields.width),
+        height: pending.height.or(fields.height),
     };
     Ok((pending.id, new))
 }
@@ -535,7 +530,7 @@ async fn prepare_register(
 pub async fn register(
     state: &AppState,
     caller: &Caller,
-    fields: &HashMap<String, String>,
+    fields: &RegisterFields,
 ) -> ApiResult<ImageRow> {
     let (upload_id, new) = prepare_register(state, caller, fields).await?;
     state
@@ -553,7 +548,7 @@ pub async fn register(
 pub async fn register_many(
     state: &AppState,
     caller: &Caller,
-    items: &[HashMap<String, String>],
+    items: &[RegisterFields],
 ) -> ApiResult<Vec<ApiResult<ImageRow>>> {
     caller.require(Role::Member, "Uploading")?;
     let mut prepared = Vec::with_capacity(items.len());
