@@ -289,12 +289,38 @@ impl Store {
         Ok(get::<i64>(&row, "n")? > 0)
     }
 
+    /// Serialises writers of one dataset's images: takes the dataset row's lock (PostgreSQL)
+    /// or the write lock (SQLite) with a no-op write, before anything is read. Every transaction
+    /// that writes images takes it first, so checks made inside one (free names, found rows,
+    /// versions) still hold at its commit, and the counter triggers, which update the dataset
+    /// row, always lock in the same order (no deadlocks).
+    async fn lock_dataset(conn: &mut sqlx::AnyConnection, dataset_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE datasets SET updated_at = updated_at WHERE id = $1")
+            .bind(dataset_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// [`Store::lock_dataset`] for the dataset of an image.
+    async fn lock_dataset_of(conn: &mut sqlx::AnyConnection, image_id: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE datasets SET updated_at = updated_at \
+             WHERE id = (SELECT dataset_id FROM images WHERE id = $1)",
+        )
+        .bind(image_id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
     /// Inserts an image and consumes the pending upload it came from, in one transaction.
     /// `Conflict` when a live image has the name already.
     pub async fn register_image(&self, upload_id: &str, new: &NewImage) -> StoreResult<ImageRow> {
         let id = uuid::Uuid::new_v4().to_string();
         let t = now();
         let mut tx = self.tx().await?;
+        Self::lock_dataset(&mut tx, &new.dataset_id).await?;
         sqlx::query(
             "INSERT INTO images (id, dataset_id, folder, filename, blob_hash, file_size, mime_type, \
              width, height, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
@@ -323,23 +349,29 @@ impl Store {
 
     /// Archives one image (a no-op on an archived one).
     pub async fn archive_image(&self, id: &str) -> StoreResult<()> {
+        let mut tx = self.tx().await?;
+        Self::lock_dataset_of(&mut tx, id).await?;
         sqlx::query(
             "UPDATE images SET is_archived = 1, version = version + 1, updated_at = $2 \
              WHERE id = $1 AND is_archived = 0",
         )
         .bind(id)
         .bind(now())
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Deletes one image row; its bytes are left for the sweep.
     pub async fn delete_image(&self, id: &str) -> StoreResult<()> {
+        let mut tx = self.tx().await?;
+        Self::lock_dataset_of(&mut tx, id).await?;
         sqlx::query("DELETE FROM images WHERE id = $1")
             .bind(id)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -382,7 +414,8 @@ impl Store {
 
     /// Replaces the image's annotations; returns (previous count, new count, status).
     /// With `expected_version`, the save happens only if the image is still at that version;
-    /// otherwise (or if another writer got in between) it fails with `Conflict`.
+    /// otherwise it fails with `Conflict`. Without one it always applies (last writer wins).
+    /// An image deleted meanwhile is `NotFound`.
     pub async fn save_annotations(
         &self,
         id: &str,
@@ -390,31 +423,32 @@ impl Store {
         expected_version: Option<i64>,
     ) -> StoreResult<SavedAnnotations> {
         let mut tx = self.tx().await?;
-        let before =
-            sqlx::query("SELECT annotation_count, status, version FROM images WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
+        Self::lock_dataset_of(&mut tx, id).await?;
+        // A no-op write that reads: it takes the row's lock (PostgreSQL) or the write lock
+        // (SQLite) first, so no other writer can change the row between this read and the save.
+        let before = sqlx::query(
+            "UPDATE images SET version = version WHERE id = $1 \
+             RETURNING annotation_count, status, version",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         let version: i64 = get(&before, "version")?;
         if expected_version.is_some_and(|v| v != version) {
             return Err(StoreError::Conflict);
         }
         let new_count = list.len() as i64;
-        let done = sqlx::query(
+        sqlx::query(
             "UPDATE images SET annotations = $2, annotation_count = $3, version = version + 1, \
-             updated_at = $4 WHERE id = $1 AND version = $5",
+             updated_at = $4 WHERE id = $1",
         )
         .bind(id)
         .bind(serde_json::Value::from(list.to_vec()).to_string())
         .bind(new_count)
         .bind(now())
-        .bind(version)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() != 1 {
-            return Err(StoreError::Conflict);
-        }
         tx.commit().await?;
         Ok(SavedAnnotations {
             previous_count: get(&before, "annotation_count")?,
@@ -468,6 +502,7 @@ impl Store {
         folder: &str,
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
+        Self::lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
         let mut taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
         let by_id: HashMap<&str, &ImageRow> = found.iter().map(|r| (r.id.as_str(), r)).collect();
@@ -531,6 +566,7 @@ impl Store {
         copy_annotations: bool,
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
+        Self::lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
         let mut taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
         let by_id: HashMap<&str, &ImageRow> = found.iter().map(|r| (r.id.as_str(), r)).collect();
@@ -643,6 +679,7 @@ impl Store {
         permanent: bool,
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
+        Self::lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
         let mut out = self.split_found(ids, &found);
         if !out.succeeded.is_empty() {
@@ -677,6 +714,7 @@ impl Store {
         update: &ImageUpdate,
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
+        Self::lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
         let mut out = self.split_found(ids, &found);
         if update.is_archived == Some(false) {
