@@ -315,7 +315,8 @@ impl Store {
     }
 
     /// Inserts an image and consumes the pending upload it came from, in one transaction.
-    /// `Conflict` when a live image has the name already.
+    /// `Conflict` when a live image has the name already, `NotFound` when the pending upload
+    /// is gone.
     pub async fn register_image(&self, upload_id: &str, new: &NewImage) -> StoreResult<ImageRow> {
         let id = uuid::Uuid::new_v4().to_string();
         let t = now();
@@ -337,10 +338,14 @@ impl Store {
         .bind(&t)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM pending_uploads WHERE id = $1")
+        let consumed = sqlx::query("DELETE FROM pending_uploads WHERE id = $1")
             .bind(upload_id)
             .execute(&mut *tx)
             .await?;
+        // Expired and swept (with its bytes, perhaps) since the caller read it: no image.
+        if consumed.rows_affected() != 1 {
+            return Err(StoreError::NotFound);
+        }
         let sql = AssertSqlSafe(format!("SELECT {COLUMNS} FROM images WHERE id = $1"));
         let row = sqlx::query(sql).bind(&id).fetch_one(&mut *tx).await?;
         tx.commit().await?;
