@@ -289,28 +289,40 @@ impl Store {
         Ok(get::<i64>(&row, "n")? > 0)
     }
 
-    /// Serialises writers of one dataset's images: takes the dataset row's lock (PostgreSQL)
-    /// or the write lock (SQLite) with a no-op write, before anything is read. Every transaction
-    /// that writes images takes it first, so checks made inside one (free names, found rows,
-    /// versions) still hold at its commit, and the counter triggers, which update the dataset
-    /// row, always lock in the same order (no deadlocks).
-    async fn lock_dataset(conn: &mut sqlx::AnyConnection, dataset_id: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE datasets SET updated_at = updated_at WHERE id = $1")
-            .bind(dataset_id)
-            .execute(&mut *conn)
-            .await?;
+    /// Serialises writers of one dataset's images: on PostgreSQL, takes the dataset row's lock
+    /// before anything is read (SQLite runs one write transaction at a time already). Every
+    /// transaction that writes images takes it first, so the checks made inside one (free
+    /// names, found rows, versions) still hold at its commit, and the counter triggers, which
+    /// update the dataset row, always lock in the same order (no deadlocks).
+    async fn lock_dataset(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        dataset_id: &str,
+    ) -> StoreResult<()> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT id FROM datasets WHERE id = $1 FOR UPDATE")
+                .bind(dataset_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        }
         Ok(())
     }
 
     /// [`Store::lock_dataset`] for the dataset of an image.
-    async fn lock_dataset_of(conn: &mut sqlx::AnyConnection, image_id: &str) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE datasets SET updated_at = updated_at \
-             WHERE id = (SELECT dataset_id FROM images WHERE id = $1)",
-        )
-        .bind(image_id)
-        .execute(&mut *conn)
-        .await?;
+    async fn lock_dataset_of(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        image_id: &str,
+    ) -> StoreResult<()> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query(
+                "SELECT id FROM datasets \
+                 WHERE id = (SELECT dataset_id FROM images WHERE id = $1) FOR UPDATE",
+            )
+            .bind(image_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        }
         Ok(())
     }
 
@@ -321,7 +333,7 @@ impl Store {
         let id = uuid::Uuid::new_v4().to_string();
         let t = now();
         let mut tx = self.tx().await?;
-        Self::lock_dataset(&mut tx, &new.dataset_id).await?;
+        self.lock_dataset(&mut tx, &new.dataset_id).await?;
         sqlx::query(
             "INSERT INTO images (id, dataset_id, folder, filename, blob_hash, file_size, mime_type, \
              width, height, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
@@ -355,7 +367,7 @@ impl Store {
     /// Archives one image (a no-op on an archived one).
     pub async fn archive_image(&self, id: &str) -> StoreResult<()> {
         let mut tx = self.tx().await?;
-        Self::lock_dataset_of(&mut tx, id).await?;
+        self.lock_dataset_of(&mut tx, id).await?;
         sqlx::query(
             "UPDATE images SET is_archived = 1, version = version + 1, updated_at = $2 \
              WHERE id = $1 AND is_archived = 0",
@@ -371,7 +383,7 @@ impl Store {
     /// Deletes one image row; its bytes are left for the sweep.
     pub async fn delete_image(&self, id: &str) -> StoreResult<()> {
         let mut tx = self.tx().await?;
-        Self::lock_dataset_of(&mut tx, id).await?;
+        self.lock_dataset_of(&mut tx, id).await?;
         sqlx::query("DELETE FROM images WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -428,17 +440,13 @@ impl Store {
         expected_version: Option<i64>,
     ) -> StoreResult<SavedAnnotations> {
         let mut tx = self.tx().await?;
-        Self::lock_dataset_of(&mut tx, id).await?;
-        // A no-op write that reads: it takes the row's lock (PostgreSQL) or the write lock
-        // (SQLite) first, so no other writer can change the row between this read and the save.
-        let before = sqlx::query(
-            "UPDATE images SET version = version WHERE id = $1 \
-             RETURNING annotation_count, status, version",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+        self.lock_dataset_of(&mut tx, id).await?;
+        let before =
+            sqlx::query("SELECT annotation_count, status, version FROM images WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
         let version: i64 = get(&before, "version")?;
         if expected_version.is_some_and(|v| v != version) {
             return Err(StoreError::Conflict);
@@ -507,7 +515,7 @@ impl Store {
         folder: &str,
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
-        Self::lock_dataset(&mut tx, dataset_id).await?;
+        self.lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
         let mut taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
         let by_id: HashMap<&str, &ImageRow> = found.iter().map(|r| (r.id.as_str(), r)).collect();
@@ -571,7 +579,7 @@ impl Store {
         copy_annotations: bool,
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
-        Self::lock_dataset(&mut tx, dataset_id).await?;
+        self.lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
         let mut taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
         let by_id: HashMap<&str, &ImageRow> = found.iter().map(|r| (r.id.as_str(), r)).collect();
@@ -684,7 +692,7 @@ impl Store {
         permanent: bool,
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
-        Self::lock_dataset(&mut tx, dataset_id).await?;
+        self.lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
         let mut out = self.split_found(ids, &found);
         if !out.succeeded.is_empty() {
@@ -719,7 +727,7 @@ impl Store {
         update: &ImageUpdate,
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
-        Self::lock_dataset(&mut tx, dataset_id).await?;
+        self.lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
         let mut out = self.split_found(ids, &found);
         if update.is_archived == Some(false) {
