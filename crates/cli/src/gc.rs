@@ -15,8 +15,8 @@ pub struct GcArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// Seconds unreferenced bytes must have been untouched before they are freed (the
-    /// servers' blob grace); staged files older than this (or an hour) are removed too. 0
-    /// frees everything unreferenced: only safe when no upload is in flight.
+    /// servers' blob grace); staged files older than this or an hour, whichever is less, are
+    /// removed too. 0 frees everything unreferenced: only safe when no upload is in flight.
     #[arg(
         long = "grace-secs",
         env = "PICTOGRAPH_BLOB_GRACE_SECS",
