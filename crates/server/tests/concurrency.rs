@@ -452,3 +452,102 @@ async fn overlapping_writers_keep_every_invariant() {
     );
     t.stop().await;
 }
+
+/// Uploads of the same bytes, purges that leave them unreferenced, and sweeps with no grace
+/// period, all at once: an upload may be refused (its bytes were freed before it was
+/// registered, a clean 422), but a registered image never loses its bytes. Two uploaders take
+/// turns: each reads its image back a little after its register, then purges it, so the bytes
+/// become unreferenced (and are freed by the purge or a sweep) while the other one is storing
+/// the same bytes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sweeps_beside_uploads_never_free_registered_bytes() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("race").await;
+    let ds_id = s(&ds, "id");
+    let bytes = png_seeded(8, 6, 9);
+    let hash = sha256_hex(&bytes);
+    let until = Instant::now() + Duration::from_secs(soak_secs().div_ceil(2));
+    let state = t.app().state.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut sweeps = 0;
+        while Instant::now() < until {
+            pictograph_server::services::maintenance::sweep(&state)
+                .await
+                .expect("sweep");
+            sweeps += 1;
+        }
+        sweeps
+    });
+    let uploaders: Vec<_> = (0..2)
+        .map(|n| {
+            let (c, ds_id, bytes, hash) =
+                (t.admin.clone(), ds_id.clone(), bytes.clone(), hash.clone());
+            tokio::spawn(async move {
+                let mut rng = StdRng::seed_from_u64(100 + n);
+                let (mut checked, mut refused, mut problems) = (0, 0, Vec::new());
+                let mut i = 0;
+                while Instant::now() < until {
+                    i += 1;
+                    let name = format!("u{n}-{i}.png");
+                    let signed = c
+                        .upload_url(&ds_id, "/", &name, "image/png")
+                        .await
+                        .ok_json(200);
+                    let url = signed["upload_url"].as_str().unwrap();
+                    c.put_bytes(url, &bytes, "image/png").await.expect(200);
+                    let reg = Register {
+                        dataset_id: &ds_id,
+                        folder: "/",
+                        filename: &name,
+                        file_size: bytes.len(),
+                        mime_type: "image/png",
+                        width: None,
+                        height: None,
+                        idempotency_key: None,
+                    };
+                    let r = c.register(&signed, &reg).await;
+                    match r.status.as_u16() {
+                        201 => {}
+                        422 => {
+                            refused += 1;
+                            continue;
+                        }
+                        other => {
+                            problems.push(format!("register answered {other}"));
+                            continue;
+                        }
+                    }
+                    let id = r.json()["image_id"].as_str().unwrap().to_string();
+                    let pause = rng.random_range(50..200);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    let got = c.get(&format!("images/{id}")).await;
+                    checked += 1;
+                    if got.status != 200 || sha256_hex(&got.bytes) != hash {
+                        problems.push(format!("{id}, {pause} ms after register: {}", got.status));
+                    }
+                    let body =
+                        json!({"dataset_name": "race", "image_ids": [id], "permanent": true});
+                    c.batch("delete", &body).await.expect(200);
+                }
+                (checked, refused, problems)
+            })
+        })
+        .collect();
+    let (mut checked, mut refused, mut problems) = (0, 0, Vec::new());
+    for u in uploaders {
+        let (c, r, p) = u.await.expect("uploader");
+        checked += c;
+        refused += r;
+        problems.extend(p);
+    }
+    let sweeps = sweeper.await.expect("sweeper");
+    println!(
+        "{sweeps} sweeps beside uploads: {checked} images read back, {refused} uploads refused"
+    );
+    assert!(
+        problems.is_empty(),
+        "registered images lost their bytes: {problems:#?}"
+    );
+    assert!(checked > 0 && sweeps > 0);
+    t.stop().await;
+}
