@@ -462,12 +462,15 @@ impl Checks {
     }
 }
 
-/// The hashes of every stored blob (files on disk, or objects under `prefix/blobs/` in S3).
-async fn stored_blobs(data: &Path, blobs: Option<&str>) -> anyhow::Result<BTreeSet<String>> {
+/// The names of the stored objects under `dir`: for `blobs`, the hash of every stored blob
+/// (files on disk, or objects under `prefix/blobs/` in S3); for `uploads`, the objects clients
+/// PUT through presigned URLs (S3 only; none on disk).
+async fn stored(data: &Path, blobs: Option<&str>, dir: &str) -> anyhow::Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
     match blobs {
         None => {
-            let mut dirs = vec![data.join("blobs")];
+            let mut dirs = vec![data.join(dir)];
+            dirs.retain(|d| d.is_dir());
             while let Some(dir) = dirs.pop() {
                 for e in std::fs::read_dir(&dir)? {
                     let e = e?;
@@ -497,7 +500,7 @@ async fn stored_blobs(data: &Path, blobs: Option<&str>) -> anyhow::Result<BTreeS
             }
             let store = b.build()?;
             let dir = object_store::path::Path::from(
-                format!("{}/blobs", prefix.trim_matches('/')).trim_start_matches('/'),
+                format!("{}/{dir}", prefix.trim_matches('/')).trim_start_matches('/'),
             );
             let mut list = store.list(Some(&dir));
             while let Some(meta) = list.next().await {
@@ -959,16 +962,21 @@ async fn run(opts: Opts) -> anyhow::Result<bool> {
     pool.close().await;
 
     // Bytes: exactly the images' bytes are stored, nothing else; no temp file.
-    let stored = stored_blobs(&data, opts.blobs.as_deref()).await?;
+    let staged = stored(&data, opts.blobs.as_deref(), "uploads").await?;
+    checks.check(
+        staged.is_empty(),
+        format!("no presigned upload object left ({})", staged.len()),
+    );
+    let kept = stored(&data, opts.blobs.as_deref(), "blobs").await?;
     let mut expected: BTreeSet<String> = sources.values().cloned().collect();
     expected.extend(moving_hashes);
-    let extra = stored.difference(&expected).count();
-    let lacking = expected.difference(&stored).count();
+    let extra = kept.difference(&expected).count();
+    let lacking = expected.difference(&kept).count();
     checks.check(
-        extra == 0 && lacking == 0 && !stored.contains(&never_hash),
+        extra == 0 && lacking == 0 && !kept.contains(&never_hash),
         format!(
             "stored bytes are exactly the images' ({} stored, {extra} unreferenced, {lacking} missing)",
-            stored.len()
+            kept.len()
         ),
     );
     let temp = std::fs::read_dir(data.join("tmp"))
