@@ -877,11 +877,12 @@ async fn run(opts: Opts) -> anyhow::Result<bool> {
         format!("register after the signed URL expired is refused ({status})"),
     );
 
-    // gc, beside the running server.
+    // gc, beside the running server, with the servers' URL lifetime.
     let gc = Command::new(&opts.bin)
         .arg("gc")
         .args(&store_args)
         .args(["--grace-secs", "0", "--json"])
+        .args(&ttl)
         .output()
         .await?;
     let report: Value = serde_json::from_slice(&gc.stdout).unwrap_or(Value::Null);
