@@ -1,6 +1,7 @@
 //! The configuration-file layer: a TOML file whose settings sit between the built-in defaults
 //! and the `PICTOGRAPH_*` environment and flags.
 
+use crate::gc::GcArgs;
 use crate::ServeArgs;
 use anyhow::Context;
 use clap::parser::ValueSource;
@@ -25,6 +26,33 @@ struct FileConfig {
     rate_limit_enterprise: Option<u32>,
     max_upload_bytes: Option<u64>,
     blob_grace_secs: Option<u64>,
+    url_ttl_secs: Option<u64>,
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+/// Whether neither a flag nor the environment gave the argument `id`.
+fn unset(matches: &ArgMatches, id: &str) -> bool {
+    !matches!(
+        matches.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
+}
+
+/// Sets each listed argument from the file's setting of the same name, unless a flag or the
+/// environment gave it.
+macro_rules! layer {
+    ($file:ident, $matches:ident; $($field:ident => $target:expr),* $(,)?) => {
+        $(if let Some(v) = $file.$field {
+            if unset($matches, stringify!($field)) {
+                $target = v.into();
+            }
+        })*
+    };
 }
 
 /// Fills every setting that neither a flag nor the environment gave from the file named by
@@ -33,28 +61,10 @@ pub fn apply(args: &mut ServeArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     let Some(path) = args.config.clone() else {
         return Ok(());
     };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading config file {}", path.display()))?;
-    let file: FileConfig =
-        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?;
-    let unset = |id: &str| {
-        !matches!(
-            matches.value_source(id),
-            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-        )
-    };
-    macro_rules! layer {
-        ($($field:ident => $target:expr),* $(,)?) => {
-            $(if let Some(v) = file.$field {
-                if unset(stringify!($field)) {
-                    $target = v.into();
-                }
-            })*
-        };
-    }
-    layer! {
+    let file = load(&path)?;
+    layer! { file, matches;
         data_dir => args.data.data_dir,
-                database_url => args.data.database_url,
+        database_url => args.data.database_url,
         blobs_url => args.data.blobs_url,
         listen => args.listen,
         public_url => args.public_url,
@@ -65,6 +75,23 @@ pub fn apply(args: &mut ServeArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         rate_limit_enterprise => args.rate_limit_enterprise,
         max_upload_bytes => args.max_upload_bytes,
         blob_grace_secs => args.blob_grace_secs,
+        url_ttl_secs => args.url_ttl_secs,
+    }
+    Ok(())
+}
+
+/// [`apply`] for `gc`: the stores and the sweep's settings, from the servers' file.
+pub fn apply_gc(args: &mut GcArgs, matches: &ArgMatches) -> anyhow::Result<()> {
+    let Some(path) = args.config.clone() else {
+        return Ok(());
+    };
+    let file = load(&path)?;
+    layer! { file, matches;
+        data_dir => args.data.data_dir,
+        database_url => args.data.database_url,
+        blobs_url => args.data.blobs_url,
+        blob_grace_secs => args.blob_grace_secs,
+        url_ttl_secs => args.url_ttl_secs,
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod client;
 mod file_config;
+mod gc;
 mod keys;
 mod migrate;
 
@@ -75,6 +76,9 @@ enum Command {
     Annotations(client::annotations::AnnotationsArgs),
     /// Move, copy, delete or update many images at once.
     Batch(client::batch::BatchArgs),
+    /// Run the maintenance sweep once: expired uploads, abandoned staged files, old
+    /// idempotency records, and bytes no image refers to. Safe while servers run.
+    Gc(gc::GcArgs),
 }
 
 #[derive(clap::Args)]
@@ -111,6 +115,10 @@ struct ServeArgs {
     /// Seconds unreferenced image bytes are kept before they are freed.
     #[arg(long, env = "PICTOGRAPH_BLOB_GRACE_SECS", default_value_t = 900)]
     blob_grace_secs: u64,
+    /// Seconds signed upload and download URLs stay valid; an upload URL not registered by
+    /// then expires, and the sweep drops it with its bytes.
+    #[arg(long, env = "PICTOGRAPH_URL_TTL_SECS", default_value_t = 3600)]
+    url_ttl_secs: u64,
 }
 
 #[tokio::main]
@@ -139,6 +147,13 @@ async fn main() {
         Command::Images(args) => client::images::run(args).await,
         Command::Annotations(args) => client::annotations::run(args).await,
         Command::Batch(args) => client::batch::run(args).await,
+        Command::Gc(mut args) => {
+            let sub = matches.subcommand_matches("gc").expect("gc matched");
+            match file_config::apply_gc(&mut args, sub) {
+                Ok(()) => gc::run(args).await,
+                Err(e) => Err(e),
+            }
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -160,6 +175,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.signing_secret = args.signing_secret;
     config.max_upload_bytes = args.max_upload_bytes;
     config.blob_grace_secs = args.blob_grace_secs;
+    config.url_ttl_secs = args.url_ttl_secs;
     config.rate_limits = RateLimits {
         free: args.rate_limit_free,
         core: args.rate_limit_core,

@@ -95,6 +95,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict => ApiError::Conflict("already exists".into()),
+            StoreError::NotFound => ApiError::NotFound("Not found".into()),
             other => ApiError::Internal(other.into()),
         }
     }

@@ -99,24 +99,52 @@ impl LocalBlobs {
         let _ = tokio::fs::remove_file(tmp).await;
     }
 
-    /// Removes temporary files older than `age`: writes that a crash or a dropped connection
+    /// Temporary files older than `age`: writes that a crash or a dropped connection
     /// abandoned.
-    pub async fn clear_stale_temp(&self, age: std::time::Duration) -> Result<usize, BlobError> {
-        let mut removed = 0;
+    pub async fn stale_temp(&self, age: std::time::Duration) -> Result<Vec<PathBuf>, BlobError> {
+        let mut out = Vec::new();
         let mut dir = tokio::fs::read_dir(&self.tmp).await?;
         while let Some(entry) = dir.next_entry().await? {
-            let old = entry
-                .metadata()
-                .await
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|e| e > age);
-            if old && tokio::fs::remove_file(entry.path()).await.is_ok() {
+            if older_than(&entry, age).await {
+                out.push(entry.path());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes temporary files older than `age`; returns how many.
+    pub async fn clear_stale_temp(&self, age: std::time::Duration) -> Result<usize, BlobError> {
+        let mut removed = 0;
+        for path in self.stale_temp(age).await? {
+            if tokio::fs::remove_file(path).await.is_ok() {
                 removed += 1;
             }
         }
         Ok(removed)
+    }
+
+    /// Hashes of the stored blobs whose files are older than `age`.
+    pub async fn hashes_older_than(
+        &self,
+        age: std::time::Duration,
+    ) -> Result<Vec<String>, BlobError> {
+        let mut out = Vec::new();
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let mut entries = tokio::fs::read_dir(&dir).await?;
+            while let Some(entry) = entries.next_entry().await? {
+                let kind = entry.file_type().await?;
+                if kind.is_dir() {
+                    dirs.push(entry.path());
+                } else if let Some(name) = entry.file_name().to_str() {
+                    if names::is_blob_hash(name) && older_than(&entry, age).await {
+                        out.push(name.to_string());
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Opens the bytes of `hash` for reading.
@@ -140,4 +168,14 @@ impl LocalBlobs {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+async fn older_than(entry: &tokio::fs::DirEntry, age: std::time::Duration) -> bool {
+    entry
+        .metadata()
+        .await
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|e| e >= age)
 }

@@ -269,6 +269,28 @@ impl Blobs {
     pub async fn clear_stale_temp(&self, age: Duration) -> Result<usize, BlobError> {
         self.local.clear_stale_temp(age).await
     }
+
+    /// Staged files older than `age` (what [`Blobs::clear_stale_temp`] would remove).
+    pub async fn stale_temp(&self, age: Duration) -> Result<Vec<PathBuf>, BlobError> {
+        self.local.stale_temp(age).await
+    }
+
+    /// Hashes of every stored blob whose bytes were written more than `age` ago.
+    pub async fn hashes_older_than(&self, age: Duration) -> Result<Vec<String>, BlobError> {
+        match &self.remote {
+            Some(r) => {
+                let mut out: Vec<String> = r
+                    .older_than("blobs", age)
+                    .await?
+                    .into_iter()
+                    .filter(|h| names::is_blob_hash(h))
+                    .collect();
+                out.sort();
+                Ok(out)
+            }
+            None => self.local.hashes_older_than(age).await,
+        }
+    }
 }
 
 /// Where a presigned upload lands before register moves it under its hash.

@@ -211,6 +211,7 @@ fn stale(e: StoreError, id: &str, expected: Option<i64>) -> ApiError {
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| "read".into())
         )),
+        StoreError::NotFound => ApiError::NotFound(format!("Image '{id}' not found")),
         other => other.into(),
     }
 }

@@ -1,51 +1,195 @@
-//! Background upkeep: expired uploads, stored responses, and bytes nothing refers to.
+//! Upkeep: expired uploads, stored responses, abandoned staged files, and bytes nothing
+//! refers to. The server runs it in the background; `pictograph gc` runs it once.
+//!
+//! It is safe beside running servers: bytes are freed only once their grace period has passed
+//! since an upload last touched them, and each is freed under its record's lock, which an
+//! upload of the same bytes takes before writing them (see [`crate::store::Store::free_blob`]).
 
 use crate::store::fmt_time;
 use crate::AppState;
+use serde::Serialize;
 use std::time::Duration;
 
-/// How often the sweep runs.
+/// How often the background sweep runs.
 const PERIOD: Duration = Duration::from_secs(60);
+
+/// The background sweep also lists the whole blob store for bytes without a record (left by a
+/// crash between storing bytes and recording them, or by older versions) on its first pass
+/// after start and then once every this many passes.
+const SCAN_EVERY: u64 = 60;
+
+/// Staged files older than this are abandoned writes.
+pub const TEMP_AGE: Duration = Duration::from_secs(3600);
+
+/// Stored responses to writes are replayed for this long.
+const RESPONSE_AGE: chrono::Duration = chrono::Duration::hours(24);
+
+/// What one pass does.
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    /// Unreferenced bytes are freed only when untouched for this long.
+    pub blob_grace: Duration,
+    /// Staged files older than this are removed.
+    pub temp_age: Duration,
+    /// Also list the blob store for bytes that have no record.
+    pub scan_store: bool,
+    /// Report what would be removed, remove nothing.
+    pub dry_run: bool,
+}
+
+impl SweepOptions {
+    /// The options a server's configuration implies.
+    pub fn for_state(state: &AppState) -> SweepOptions {
+        SweepOptions {
+            blob_grace: Duration::from_secs(state.config.blob_grace_secs),
+            temp_age: TEMP_AGE,
+            scan_store: false,
+            dry_run: false,
+        }
+    }
+}
+
+/// What a pass removed (or, in a dry run, would remove).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct SweepReport {
+    /// Whether nothing was removed.
+    pub dry_run: bool,
+    /// Signed upload URLs that expired unregistered.
+    pub expired_uploads: Vec<String>,
+    /// Stored idempotent responses past their replay window.
+    pub expired_responses: u64,
+    /// Staged files of abandoned writes.
+    pub temp_files: Vec<String>,
+    /// Objects PUT through presigned URLs (S3) that no pending upload claims.
+    pub staged_objects: Vec<String>,
+    /// Recorded bytes that nothing refers to.
+    pub orphan_blobs: Vec<String>,
+    /// Stored bytes without a record.
+    pub unrecorded_blobs: Vec<String>,
+}
+
+impl SweepReport {
+    /// `(kind, count)` per kind, in report order.
+    pub fn counts(&self) -> [(&'static str, u64); 6] {
+        [
+            ("expired uploads", self.expired_uploads.len() as u64),
+            ("expired idempotency records", self.expired_responses),
+            ("temp files", self.temp_files.len() as u64),
+            ("staged upload objects", self.staged_objects.len() as u64),
+            ("orphan blobs", self.orphan_blobs.len() as u64),
+            ("unrecorded blob files", self.unrecorded_blobs.len() as u64),
+        ]
+    }
+}
 
 /// Runs the sweep forever.
 pub async fn run(state: AppState) {
     let mut tick = tokio::time::interval(PERIOD);
+    let mut passes = 0u64;
     loop {
         tick.tick().await;
-        if let Err(e) = sweep(&state).await {
+        let mut opts = SweepOptions::for_state(&state);
+        opts.scan_store = passes.is_multiple_of(SCAN_EVERY);
+        passes += 1;
+        if let Err(e) = sweep_with(&state, &opts).await {
             tracing::warn!(error = %e, "maintenance sweep failed");
         }
     }
 }
 
-/// One pass: drop expired pending uploads and day-old idempotent responses, free orphan bytes.
-pub async fn sweep(state: &AppState) -> anyhow::Result<usize> {
-    for id in state.store.expire_pending_uploads().await? {
-        state.blobs.delete_upload(&id).await?;
-    }
-    let day_ago = chrono::Utc::now() - chrono::Duration::hours(24);
-    state.store.expire_responses(&fmt_time(day_ago)).await?;
-    state
-        .blobs
-        .clear_stale_temp(Duration::from_secs(3600))
-        .await?;
-    let upload_age = Duration::from_secs(state.config.url_ttl_secs + state.config.blob_grace_secs);
-    for id in state.blobs.stale_uploads(upload_age).await? {
-        if state.store.pending_upload(&id).await?.is_none() {
-            state.blobs.delete_upload(&id).await?;
-        }
-    }
-    free_orphans(state).await
+/// One pass with the server's settings (no store scan).
+pub async fn sweep(state: &AppState) -> anyhow::Result<SweepReport> {
+    sweep_with(state, &SweepOptions::for_state(state)).await
 }
 
-async fn free_orphans(state: &AppState) -> anyhow::Result<usize> {
-    let cutoff =
-        chrono::Utc::now() - chrono::Duration::seconds(state.config.blob_grace_secs as i64);
-    let hashes = state.store.take_orphan_blobs(&fmt_time(cutoff)).await?;
-    for h in &hashes {
-        state.blobs.delete(h).await?;
+/// One pass: drop expired pending uploads and day-old idempotent responses, remove abandoned
+/// staged files and objects, free bytes nothing refers to.
+pub async fn sweep_with(state: &AppState, opts: &SweepOptions) -> anyhow::Result<SweepReport> {
+    let mut report = SweepReport {
+        dry_run: opts.dry_run,
+        ..SweepReport::default()
+    };
+    let store = &state.store;
+    let blobs = &state.blobs;
+
+    report.expired_uploads = if opts.dry_run {
+        store.expired_pending_uploads().await?
+    } else {
+        let ids = store.expire_pending_uploads().await?;
+        for id in &ids {
+            blobs.delete_upload(id).await?;
+        }
+        ids
+    };
+
+    let day_ago = fmt_time(chrono::Utc::now() - RESPONSE_AGE);
+    report.expired_responses = if opts.dry_run {
+        store.count_responses_before(&day_ago).await?
+    } else {
+        store.expire_responses(&day_ago).await?
+    };
+
+    let temp = blobs.stale_temp(opts.temp_age).await?;
+    for path in &temp {
+        if opts.dry_run || tokio::fs::remove_file(path).await.is_ok() {
+            report.temp_files.push(path.display().to_string());
+        }
     }
-    Ok(hashes.len())
+
+    let upload_age = Duration::from_secs(state.config.url_ttl_secs) + opts.blob_grace;
+    for id in blobs.stale_uploads(upload_age).await? {
+        if store.pending_upload(&id).await?.is_none() {
+            if !opts.dry_run {
+                blobs.delete_upload(&id).await?;
+            }
+            report.staged_objects.push(id);
+        }
+    }
+
+    let cutoff = fmt_time(
+        chrono::Utc::now() - chrono::Duration::from_std(opts.blob_grace).unwrap_or_default(),
+    );
+    let orphans = store.orphan_blobs(&cutoff).await?;
+    report.orphan_blobs = free(state, orphans, &cutoff, opts.dry_run).await?;
+
+    if opts.scan_store {
+        let stored = blobs.hashes_older_than(opts.blob_grace).await?;
+        let recorded = store.recorded_blobs(&stored).await?;
+        let unrecorded = stored
+            .into_iter()
+            .filter(|h| !recorded.contains(h))
+            .collect();
+        report.unrecorded_blobs = free(state, unrecorded, &cutoff, opts.dry_run).await?;
+    }
+    Ok(report)
+}
+
+/// Frees each of `hashes` that is still unreferenced and untouched since `cutoff`; returns the
+/// ones freed (all of them in a dry run).
+async fn free(
+    state: &AppState,
+    hashes: Vec<String>,
+    cutoff: &str,
+    dry_run: bool,
+) -> anyhow::Result<Vec<String>> {
+    if dry_run {
+        return Ok(hashes);
+    }
+    let mut freed = Vec::new();
+    for h in hashes {
+        let blobs = &state.blobs;
+        let done = state
+            .store
+            .free_blob(&h, cutoff, || async {
+                blobs.delete(&h).await?;
+                Ok(())
+            })
+            .await?;
+        if done {
+            freed.push(h);
+        }
+    }
+    Ok(freed)
 }
 
 /// Called after rows referring to `hashes` were deleted: frees the bytes that nothing refers to
@@ -55,8 +199,14 @@ pub async fn release(state: &AppState, hashes: Vec<String>) -> usize {
     if hashes.is_empty() {
         return 0;
     }
-    match free_orphans(state).await {
-        Ok(n) => n,
+    let cutoff = fmt_time(
+        chrono::Utc::now() - chrono::Duration::seconds(state.config.blob_grace_secs as i64),
+    );
+    let mut unique = hashes;
+    unique.sort();
+    unique.dedup();
+    match free(state, unique, &cutoff, false).await {
+        Ok(freed) => freed.len(),
         Err(e) => {
             tracing::warn!(error = %e, "freeing released blobs failed");
             0

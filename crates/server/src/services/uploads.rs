@@ -330,25 +330,41 @@ async fn store_blob(
                 .map_err(|e| {
                     ApiError::Invalid(format!("The HEIC image could not be decoded: {e}"))
                 })?;
-        let (hash, size) = state.blobs.put_bytes(&png).await?;
         state.blobs.discard(tmp).await;
-        return Ok(BlobInfo {
+        let mut converted = state.blobs.incoming().await?;
+        converted.write(&png).await?;
+        let (png_tmp, hash, size) = converted.finish().await?;
+        let blob = BlobInfo {
             hash,
             size: size as i64,
             mime: Format::Png.mime().into(),
             width: Some(w.into()),
             height: Some(h.into()),
-        });
+        };
+        if let Err(e) = keep(state, &png_tmp, &blob).await {
+            state.blobs.discard(&png_tmp).await;
+            return Err(e);
+        }
+        return Ok(blob);
     }
     let (width, height) = inspect(bytes).await?;
-    state.blobs.commit(tmp, &hash).await?;
-    Ok(BlobInfo {
+    let blob = BlobInfo {
         hash,
         size: size as i64,
         mime: pending.content_type.clone(),
         width: Some(width.into()),
         height: Some(height.into()),
-    })
+    };
+    keep(state, tmp, &blob).await?;
+    Ok(blob)
+}
+
+/// Stores a checked staged file under its hash, recording the bytes first so that no sweep
+/// frees that hash while they are written.
+async fn keep(state: &AppState, tmp: &std::path::Path, blob: &BlobInfo) -> ApiResult<()> {
+    state.store.claim_blob(blob).await?;
+    state.blobs.commit(tmp, &blob.hash).await?;
+    Ok(())
 }
 
 /// Takes the object a client PUT straight into the object store through a presigned URL:
@@ -537,10 +553,18 @@ pub async fn register(
         .store
         .register_image(&upload_id, &new)
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict => conflict(&new.filename, &new.folder),
-            other => other.into(),
-        })
+        .map_err(|e| registered(e, &new))
+}
+
+/// The answer to a register whose insert failed.
+fn registered(e: StoreError, new: &NewImage) -> ApiError {
+    match e {
+        StoreError::Conflict => conflict(&new.filename, &new.folder),
+        StoreError::NotFound => {
+            ApiError::NotFound("Upload not found, expired or already registered".into())
+        }
+        other => other.into(),
+    }
 }
 
 /// Turns many received uploads into images, inserted in one transaction: one answer per
@@ -565,16 +589,13 @@ pub async fn register_many(
     }
     // The same name twice in one request: the first one wins, like two requests would.
     let rows = state.store.register_images(&ready).await?;
-    let mut rows: Vec<Option<Option<ImageRow>>> = rows.into_iter().map(Some).collect();
+    let mut rows: Vec<Option<_>> = rows.into_iter().map(Some).collect();
     Ok(prepared
         .into_iter()
         .map(|p| {
             let i = p?;
-            let (_, new) = &ready[i];
-            rows[i]
-                .take()
-                .flatten()
-                .ok_or_else(|| conflict(&new.filename, &new.folder))
+            let row = rows[i].take().unwrap_or(Err(StoreError::NotFound));
+            row.map_err(|e| registered(e, &ready[i].1))
         })
         .collect())
 }

@@ -289,27 +289,79 @@ impl Store {
         Ok(get::<i64>(&row, "n")? > 0)
     }
 
+    /// Serialises writers of one dataset's images: on PostgreSQL, takes the dataset row's lock
+    /// before anything is read (SQLite runs one write transaction at a time already). Every
+    /// transaction that writes images takes it first, so the checks made inside one (free
+    /// names, found rows, versions) still hold at its commit, and the counter triggers, which
+    /// update the dataset row, always lock in the same order (no deadlocks).
+    async fn lock_dataset(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        dataset_id: &str,
+    ) -> StoreResult<()> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT id FROM datasets WHERE id = $1 FOR UPDATE")
+                .bind(dataset_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::lock_dataset`] for the dataset of an image.
+    async fn lock_dataset_of(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        image_id: &str,
+    ) -> StoreResult<()> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query(
+                "SELECT id FROM datasets \
+                 WHERE id = (SELECT dataset_id FROM images WHERE id = $1) FOR UPDATE",
+            )
+            .bind(image_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Inserts an image and consumes the pending upload it came from, in one transaction.
-    /// `Conflict` when a live image has the name already.
+    /// `Conflict` when a live image has the name already, `NotFound` when the pending upload
+    /// is gone.
     pub async fn register_image(&self, upload_id: &str, new: &NewImage) -> StoreResult<ImageRow> {
         let mut rows = self
             .register_images(&[(upload_id.to_string(), new.clone())])
             .await?;
-        rows.pop().flatten().ok_or(StoreError::Conflict)
+        rows.pop().unwrap_or(Err(StoreError::NotFound))
     }
 
     /// Inserts several images, each consuming its pending upload, in one transaction. One
-    /// answer per input, in order: `None` when a live image had the name already (that
-    /// upload stays pending).
+    /// answer per input, in order: `Conflict` when a live image had the name already,
+    /// `NotFound` when the pending upload is gone (expired and swept, with its bytes perhaps,
+    /// since the caller read it). Either way nothing is inserted for that input.
     pub async fn register_images(
         &self,
         list: &[(String, NewImage)],
-    ) -> StoreResult<Vec<Option<ImageRow>>> {
+    ) -> StoreResult<Vec<StoreResult<ImageRow>>> {
         let t = now();
         let mut out = Vec::with_capacity(list.len());
         let mut tx = self.tx().await?;
+        let mut locked: Vec<&str> = Vec::new();
         let select = format!("SELECT {COLUMNS} FROM images WHERE id = $1");
         for (upload_id, new) in list {
+            if !locked.contains(&new.dataset_id.as_str()) {
+                self.lock_dataset(&mut tx, &new.dataset_id).await?;
+                locked.push(&new.dataset_id);
+            }
+            let consumed = sqlx::query("DELETE FROM pending_uploads WHERE id = $1")
+                .bind(upload_id)
+                .execute(&mut *tx)
+                .await?;
+            if consumed.rows_affected() != 1 {
+                out.push(Err(StoreError::NotFound));
+                continue;
+            }
             let id = uuid::Uuid::new_v4().to_string();
             let inserted = sqlx::query(
                 "INSERT INTO images (id, dataset_id, folder, filename, blob_hash, file_size, \
@@ -330,18 +382,15 @@ impl Store {
             .await?
             .rows_affected();
             if inserted == 0 {
-                out.push(None);
+                // The name is taken; its upload is spent and its bytes left to the sweep.
+                out.push(Err(StoreError::Conflict));
                 continue;
             }
-            sqlx::query("DELETE FROM pending_uploads WHERE id = $1")
-                .bind(upload_id)
-                .execute(&mut *tx)
-                .await?;
             let row = sqlx::query(AssertSqlSafe(select.clone()))
                 .bind(&id)
                 .fetch_one(&mut *tx)
                 .await?;
-            out.push(Some(ImageRow::from_row(&row)?));
+            out.push(ImageRow::from_row(&row));
         }
         tx.commit().await?;
         Ok(out)
@@ -349,23 +398,29 @@ impl Store {
 
     /// Archives one image (a no-op on an archived one).
     pub async fn archive_image(&self, id: &str) -> StoreResult<()> {
+        let mut tx = self.tx().await?;
+        self.lock_dataset_of(&mut tx, id).await?;
         sqlx::query(
             "UPDATE images SET is_archived = 1, version = version + 1, updated_at = $2 \
              WHERE id = $1 AND is_archived = 0",
         )
         .bind(id)
         .bind(now())
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Deletes one image row; its bytes are left for the sweep.
     pub async fn delete_image(&self, id: &str) -> StoreResult<()> {
+        let mut tx = self.tx().await?;
+        self.lock_dataset_of(&mut tx, id).await?;
         sqlx::query("DELETE FROM images WHERE id = $1")
             .bind(id)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -408,7 +463,8 @@ impl Store {
 
     /// Replaces the image's annotations; returns (previous count, new count, status).
     /// With `expected_version`, the save happens only if the image is still at that version;
-    /// otherwise (or if another writer got in between) it fails with `Conflict`.
+    /// otherwise it fails with `Conflict`. Without one it always applies (last writer wins).
+    /// An image deleted meanwhile is `NotFound`.
     pub async fn save_annotations(
         &self,
         id: &str,
@@ -416,31 +472,28 @@ impl Store {
         expected_version: Option<i64>,
     ) -> StoreResult<SavedAnnotations> {
         let mut tx = self.tx().await?;
+        self.lock_dataset_of(&mut tx, id).await?;
         let before =
             sqlx::query("SELECT annotation_count, status, version FROM images WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?
-                .ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
+                .ok_or(StoreError::NotFound)?;
         let version: i64 = get(&before, "version")?;
         if expected_version.is_some_and(|v| v != version) {
             return Err(StoreError::Conflict);
         }
         let new_count = list.len() as i64;
-        let done = sqlx::query(
+        sqlx::query(
             "UPDATE images SET annotations = $2, annotation_count = $3, version = version + 1, \
-             updated_at = $4 WHERE id = $1 AND version = $5",
+             updated_at = $4 WHERE id = $1",
         )
         .bind(id)
         .bind(serde_json::Value::from(list.to_vec()).to_string())
         .bind(new_count)
         .bind(now())
-        .bind(version)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() != 1 {
-            return Err(StoreError::Conflict);
-        }
         tx.commit().await?;
         Ok(SavedAnnotations {
             previous_count: get(&before, "annotation_count")?,
@@ -494,6 +547,7 @@ impl Store {
         folder: &str,
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
+        self.lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
         let mut taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
         let by_id: HashMap<&str, &ImageRow> = found.iter().map(|r| (r.id.as_str(), r)).collect();
@@ -557,6 +611,7 @@ impl Store {
         copy_annotations: bool,
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
+        self.lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
         let mut taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
         let by_id: HashMap<&str, &ImageRow> = found.iter().map(|r| (r.id.as_str(), r)).collect();
@@ -669,6 +724,7 @@ impl Store {
         permanent: bool,
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
+        self.lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
         let mut out = self.split_found(ids, &found);
         if !out.succeeded.is_empty() {
@@ -703,6 +759,7 @@ impl Store {
         update: &ImageUpdate,
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
+        self.lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
         let mut out = self.split_found(ids, &found);
         if update.is_archived == Some(false) {

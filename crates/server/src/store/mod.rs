@@ -30,6 +30,9 @@ pub enum StoreError {
     /// A uniqueness rule was violated.
     #[error("unique constraint violated")]
     Conflict,
+    /// The row the operation names is gone (deleted by a concurrent request).
+    #[error("row not found")]
+    NotFound,
     /// Any other database failure.
     #[error(transparent)]
     Db(sqlx::Error),

@@ -177,6 +177,25 @@ impl Store {
         Ok(())
     }
 
+    /// Records bytes about to be stored under their hash, before they are: a sweep then
+    /// leaves them alone for its grace period, and cannot be freeing this hash while they are
+    /// written (see [`Store::free_blob`]).
+    pub async fn claim_blob(&self, blob: &BlobInfo) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO blobs (hash, size, mime, width, height, touched_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash) DO UPDATE SET touched_at = $6",
+        )
+        .bind(&blob.hash)
+        .bind(blob.size)
+        .bind(&blob.mime)
+        .bind(blob.width)
+        .bind(blob.height)
+        .bind(now())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
     /// Drops expired pending uploads; returns their ids.
     pub async fn expire_pending_uploads(&self) -> StoreResult<Vec<String>> {
         let rows = sqlx::query("DELETE FROM pending_uploads WHERE expires_at < $1 RETURNING id")
@@ -186,19 +205,90 @@ impl Store {
         rows.iter().map(|r| get(r, "id")).collect()
     }
 
-    /// Forgets blobs that nothing refers to and that were last touched before `cutoff`;
-    /// returns their hashes so the bytes can be removed.
-    pub async fn take_orphan_blobs(&self, cutoff: &str) -> StoreResult<Vec<String>> {
+    /// Ids of the pending uploads that have expired (what [`Store::expire_pending_uploads`]
+    /// would drop).
+    pub async fn expired_pending_uploads(&self) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM pending_uploads WHERE expires_at < $1")
+            .bind(now())
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(|r| get(r, "id")).collect()
+    }
+
+    /// Hashes of recorded blobs that nothing refers to and that were last touched before
+    /// `cutoff`.
+    pub async fn orphan_blobs(&self, cutoff: &str) -> StoreResult<Vec<String>> {
         let rows = sqlx::query(
-            "DELETE FROM blobs WHERE touched_at < $1 \
+            "SELECT hash FROM blobs WHERE touched_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM images i WHERE i.blob_hash = blobs.hash) \
+             AND NOT EXISTS (SELECT 1 FROM pending_uploads p WHERE p.blob_hash = blobs.hash) \
+             ORDER BY hash",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|r| get(r, "hash")).collect()
+    }
+
+    /// Which of `hashes` have a blob record.
+    pub async fn recorded_blobs(
+        &self,
+        hashes: &[String],
+    ) -> StoreResult<std::collections::HashSet<String>> {
+        let mut out = std::collections::HashSet::new();
+        for chunk in hashes.chunks(500) {
+            let list = serde_json::Value::from(chunk.to_vec()).to_string();
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT hash FROM blobs WHERE hash IN ({})",
+                self.dialect.json_strings(1)
+            ));
+            for r in sqlx::query(sql).bind(list).fetch_all(&self.read).await? {
+                out.insert(get(&r, "hash")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Frees the bytes of `hash` if nothing refers to them and they were last touched before
+    /// `cutoff` (bytes with no record at all count as untouched): in one transaction, forgets
+    /// the record, runs `delete` on the bytes, and commits only if that succeeded. The record's
+    /// lock is held meanwhile, so an upload of the same bytes ([`Store::claim_blob`]) waits
+    /// and then stores them afresh. Returns whether the bytes were freed.
+    pub async fn free_blob<F, Fut>(
+        &self,
+        hash: &str,
+        cutoff: &str,
+        delete: F,
+    ) -> anyhow::Result<bool>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        let mut tx = self.tx().await?;
+        sqlx::query(
+            "INSERT INTO blobs (hash, size, mime, touched_at) \
+             VALUES ($1, 0, 'application/octet-stream', '') ON CONFLICT (hash) DO NOTHING",
+        )
+        .bind(hash)
+        .execute(&mut *tx)
+        .await?;
+        let taken = sqlx::query(
+            "DELETE FROM blobs WHERE hash = $1 AND touched_at < $2 \
              AND NOT EXISTS (SELECT 1 FROM images i WHERE i.blob_hash = blobs.hash) \
              AND NOT EXISTS (SELECT 1 FROM pending_uploads p WHERE p.blob_hash = blobs.hash) \
              RETURNING hash",
         )
+        .bind(hash)
         .bind(cutoff)
-        .fetch_all(&self.write)
+        .fetch_optional(&mut *tx)
         .await?;
-        rows.iter().map(|r| get(r, "hash")).collect()
+        if taken.is_none() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        delete().await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Whether any image or pending upload refers to the blob.
@@ -258,6 +348,15 @@ impl Store {
         .execute(&self.write)
         .await?;
         Ok(())
+    }
+
+    /// How many stored responses are older than `cutoff`.
+    pub async fn count_responses_before(&self, cutoff: &str) -> StoreResult<u64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM idempotency WHERE created_at < $1")
+            .bind(cutoff)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(get::<i64>(&row, "n")? as u64)
     }
 
     /// Forgets stored responses older than `cutoff`.
