@@ -10,6 +10,7 @@
 //! | [`Client::annotations`] | `get`, `save`, `delete`, `create_bbox` / `_polygon` / `_polyline` / `_keypoint` |
 //! | [`Client::batch`] | `move_images`, `copy`, `delete`, `update` → [`BatchResult`] |
 //! | [`workflows`] | [`workflows::upload_dataset_from_folder`] → [`UploadReport`] |
+//! | [`formats`] | [`formats::export_dataset`] (COCO, YOLO, VOC, pictograph) → [`formats::ExportReport`], [`formats::import_folder`] → [`formats::ImportReport`] |
 //!
 //! Every request is retried on transport errors, 408, 429 and 5xx with exponential backoff
 //! and jitter; a 429's `Retry-After` is waited out up to a bound (default 120 s), beyond
@@ -48,6 +49,7 @@ pub mod batch;
 mod client;
 pub mod datasets;
 pub mod error;
+pub mod formats;
 mod http;
 pub mod images;
 pub mod models;
