@@ -385,7 +385,7 @@ async fn yolo_and_voc_round_trip() {
     assert_eq!(p.2[1]["name"], "tree & bush");
     assert_eq!(
         p.2[1]["bounding_box"],
-        json!({"x": 3.5, "y": 4.0, "w": 5.5, "h": 15.5})
+        json!({"x": 2.5, "y": 3.0, "w": 6.5, "h": 16.5})
     );
     let (out, exported) = s.export("people", "voc", "voc-out", &[]);
     assert_eq!(exported["warnings"], json!([]));

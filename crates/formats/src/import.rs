@@ -255,7 +255,7 @@ fn import_voc(root: &Path) -> Result<ImportPlan, String> {
                 if b[2] <= 0.0 || b[3] <= 0.0 {
                     warnings.add(
                         "empty_box_skipped",
-                        "object(s) skipped: xmax/ymax not beyond xmin/ymin",
+                        "object(s) skipped: xmax/ymax before xmin/ymin",
                     );
                     continue;
                 }

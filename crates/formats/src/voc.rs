@@ -1,8 +1,10 @@
 //! Pascal VOC: `JPEGImages/<path>`, one `Annotations/<path without extension>.xml` per image
 //! and `ImageSets/Main/trainval.txt` listing every image id (its path without extension).
 //!
-//! Only boxes (`bndbox` `xmin ymin xmax ymax`, in the stored pixel coordinates, no 1-based
-//! shift) can be held; polygons become boxes only when asked.
+//! Only boxes can be held; polygons become boxes only when asked. `bndbox` follows the VOC
+//! devkit's 1-based inclusive pixel indices, as VOC readers expect: a box at `x, y` of size
+//! `w × h` (0-based, continuous) is `xmin = x + 1`, `ymin = y + 1`, `xmax = x + w`,
+//! `ymax = y + h`, and reading undoes exactly that.
 
 use crate::shape::{read_annotation, Shape};
 use crate::{
@@ -101,8 +103,8 @@ impl Writer for VocWriter {
             xml.push_str(&format!(
                 "  <object>\n    <name>{}</name>\n    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n    <difficult>0</difficult>\n    <bndbox>\n      <xmin>{}</xmin>\n      <ymin>{}</ymin>\n      <xmax>{}</xmax>\n      <ymax>{}</ymax>\n    </bndbox>\n  </object>\n",
                 escape(ann.name.as_str()),
-                num(b[0]),
-                num(b[1]),
+                num(b[0] + 1.0),
+                num(b[1] + 1.0),
                 num(b[0] + b[2]),
                 num(b[1] + b[3]),
             ));
@@ -132,7 +134,7 @@ pub struct VocDoc {
     pub filename: Option<String>,
     /// `<size><width>`, `<height>`.
     pub size: Option<(u32, u32)>,
-    /// Objects: class name and box `[x, y, w, h]`.
+    /// Objects: class name and box `[x, y, w, h]` in 0-based pixel coordinates.
     pub objects: Vec<(String, [f64; 4])>,
 }
 
@@ -199,7 +201,9 @@ pub fn parse(xml: &str) -> Result<VocDoc, String> {
                         let [Some(x0), Some(y0), Some(x1), Some(y1)] = corners else {
                             return Err(format!("object {n:?} has no complete <bndbox>"));
                         };
-                        doc.objects.push((n, [x0, y0, x1 - x0, y1 - y0]));
+                        // 1-based first pixel, inclusive last pixel.
+                        doc.objects
+                            .push((n, [x0 - 1.0, y0 - 1.0, x1 - x0 + 1.0, y1 - y0 + 1.0]));
                     }
                     _ => {}
                 }
@@ -256,6 +260,11 @@ mod tests {
         };
         let doc = parse(std::str::from_utf8(b).unwrap()).unwrap();
         assert_eq!(doc.filename.as_deref(), Some("a<1>.png"));
+        let text = std::str::from_utf8(b).unwrap();
+        assert!(
+            text.contains("<xmin>2.5</xmin>") && text.contains("<xmax>4.5</xmax>"),
+            "{text}"
+        );
         assert_eq!(doc.size, Some((64, 48)));
         assert_eq!(
             doc.objects,
