@@ -3,6 +3,7 @@
 mod annotations;
 mod batch;
 mod datasets;
+mod exports;
 mod extract;
 mod files;
 mod images;
@@ -48,6 +49,8 @@ pub fn router(state: AppState) -> Router {
             "/datasets/{dataset}/download",
             get(datasets::download_by_ref),
         )
+        .route("/datasets/{dataset}/exports", post(exports::create))
+        .route("/datasets/{dataset}/exports/{id}", get(exports::get))
         .route("/projects", get(projects::list).post(projects::create))
         .route("/projects/", get(projects::list).post(projects::create))
         .route(
@@ -86,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1/developer", developer)
         .route("/files/uploads/{id}", put(files::put_upload))
         .route("/files/images/{id}", get(files::get_image))
+        .route("/files/exports/{id}", get(files::get_export))
         .route("/healthz", get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,4 +1,5 @@
-//! Background upkeep: expired uploads, stored responses, and bytes nothing refers to.
+//! Background upkeep: expired uploads, stored responses, bytes nothing refers to, and export
+//! jobs whose task is gone.
 
 use crate::store::fmt_time;
 use crate::AppState;
@@ -34,6 +35,15 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<usize> {
         if state.store.pending_upload(&id).await?.is_none() {
             state.blobs.delete_upload(&id).await?;
         }
+    }
+    let stale = chrono::Utc::now()
+        - chrono::Duration::from_std(super::exports::STALE_AFTER).unwrap_or_default();
+    let failed = state
+        .store
+        .fail_interrupted_export_jobs(&fmt_time(stale))
+        .await?;
+    if failed > 0 {
+        tracing::warn!(jobs = failed, "export jobs stopped moving; marked failed");
     }
     free_orphans(state).await
 }
