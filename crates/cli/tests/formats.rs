@@ -545,3 +545,69 @@ async fn bad_input_is_refused_and_changes_nothing() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("404"), "{}", out.stderr);
 }
+
+/// Every file under `root`, relative, sorted, with its bytes.
+fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_export_archive_equals_the_client_export() {
+    let s = start().await;
+    let src = s.path("coco-src");
+    coco_folder(&src);
+    s.import(&src, "coco", "both");
+    for format in ["coco", "yolo", "voc", "pictograph"] {
+        let (local, client_side) = s.export("both", format, &format!("{format}-local"), &[]);
+        let archive = s.path(&format!("{format}.tar"));
+        let server_side = s
+            .run(&[
+                "export",
+                "both",
+                archive.to_str().unwrap(),
+                "--format",
+                format,
+                "--server",
+                "--json",
+            ])
+            .ok();
+        assert_eq!(server_side["images"], 3);
+        assert_eq!(server_side["warnings"], client_side["warnings"], "{format}");
+        let unpacked = s.path(&format!("{format}-unpacked"));
+        std::fs::create_dir_all(&unpacked).unwrap();
+        let out = Command::new("tar")
+            .arg("-xf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&unpacked)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (a, b) = (tree(&local), tree(&unpacked));
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "{format}"
+        );
+        for (path, bytes) in &a {
+            assert!(bytes == &b[path], "{format}: {path} differs");
+        }
+    }
+}

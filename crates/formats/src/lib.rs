@@ -30,7 +30,7 @@ mod shape;
 mod voc;
 mod yolo;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -163,7 +163,7 @@ impl OutFile {
 }
 
 /// Something a format could not hold (or a change it had to make), with how often.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Warning {
     /// Stable machine-readable kind, e.g. `polyline_dropped`.
     pub code: String,

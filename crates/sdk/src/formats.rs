@@ -7,6 +7,9 @@
 //! memory stays flat whatever the dataset size. What the format cannot hold is reported as
 //! [`Warning`]s (one per kind, with its count), never dropped silently.
 //!
+//! [`export_archive`] has the server build the export instead (an export job) and saves the
+//! resulting tar archive; [`start_server_export`] and [`server_export`] are its two calls.
+//!
 //! [`import_folder`] is idempotent: images already in the dataset (same folder and name) are
 //! not uploaded again, and an image whose annotations already equal the folder's is left
 //! alone, so a re-run changes nothing.
@@ -16,6 +19,7 @@ use crate::batch::ImageUpdate;
 use crate::client::Client;
 use crate::datasets::{ImageListOptions, Progress};
 use crate::error::{Error, Result};
+use crate::http::{segment, Req};
 use crate::images::UploadOptions;
 use crate::models::{DatasetClass, Image, Status};
 use crate::projects::{CreateProject, UpdateProject};
@@ -23,6 +27,8 @@ use crate::workflows::UploadFailure;
 use futures::StreamExt;
 use pictograph_core::names;
 use pictograph_formats::{Body, ExportOptions as WriterOptions, ImageInfo, ImportItem};
+use reqwest::Method;
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -494,4 +500,151 @@ async fn import_one(
         }
     }
     Ok((how, saved))
+}
+
+/// Options of a server-side export ([`start_server_export`], [`export_archive`]).
+#[derive(Clone, Default)]
+pub struct ServerExportOptions {
+    /// Only images with this status.
+    pub status: Option<Status>,
+    /// YOLO and VOC: write polygons as their bounding boxes instead of dropping them.
+    pub polygons_as_boxes: bool,
+    /// `(done, total, None)` each time the job is polled.
+    pub progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for ServerExportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerExportOptions")
+            .field("status", &self.status)
+            .field("polygons_as_boxes", &self.polygons_as_boxes)
+            .finish()
+    }
+}
+
+/// The archive of a complete export job.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ExportArchive {
+    /// `tar`.
+    pub format: String,
+    /// Bytes.
+    pub size: u64,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+/// An export job on the server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ExportJob {
+    /// Job id.
+    pub id: String,
+    /// The dataset's id.
+    pub dataset_id: String,
+    /// The dataset's name.
+    #[serde(default)]
+    pub dataset: String,
+    /// `coco`, `yolo`, `voc` or `pictograph`.
+    pub format: String,
+    /// `queued`, `running`, `complete` or `failed`.
+    pub state: String,
+    /// Images to export.
+    #[serde(default)]
+    pub images_total: u64,
+    /// Images written so far.
+    #[serde(default)]
+    pub images_done: u64,
+    /// Annotations read so far.
+    #[serde(default)]
+    pub annotations: u64,
+    /// What the format could not hold (once complete).
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
+    /// Why it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The archive, once complete.
+    #[serde(default)]
+    pub archive: Option<ExportArchive>,
+    /// Signed URL of the archive (no API key needed), once complete.
+    #[serde(default)]
+    pub download_url: Option<String>,
+}
+
+impl ExportJob {
+    /// Still queued or running.
+    pub fn pending(&self) -> bool {
+        self.state == "queued" || self.state == "running"
+    }
+}
+
+/// Starts an export job of the dataset (name or id) on the server.
+pub async fn start_server_export(
+    client: &Client,
+    dataset: &str,
+    format: Format,
+    options: &ServerExportOptions,
+) -> Result<ExportJob> {
+    let req = Req::api(
+        Method::POST,
+        &format!("/datasets/{}/exports", segment(dataset)),
+    )
+    .json(&serde_json::json!({
+        "format": format.as_str(),
+        "status": options.status.map(Status::as_str),
+        "polygons_as_boxes": options.polygons_as_boxes,
+    }));
+    client.transport.parse(req).await
+}
+
+/// The state of an export job.
+pub async fn server_export(client: &Client, dataset: &str, id: &str) -> Result<ExportJob> {
+    let req = Req::api(
+        Method::GET,
+        &format!("/datasets/{}/exports/{}", segment(dataset), segment(id)),
+    );
+    client.transport.parse(req).await
+}
+
+/// Has the server export the dataset in `format`, waits for the job, and saves its tar
+/// archive at `dest` (written to a temporary file and renamed when complete). Answers the
+/// finished job; a job that failed is answered too (with its `error`) and nothing is saved.
+pub async fn export_archive(
+    client: &Client,
+    dataset: &str,
+    format: Format,
+    dest: impl AsRef<Path>,
+    options: ServerExportOptions,
+) -> Result<ExportJob> {
+    let dest = dest.as_ref();
+    let mut job = start_server_export(client, dataset, format, &options).await?;
+    let mut delay = std::time::Duration::from_millis(100);
+    while job.pending() {
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(2));
+        job = server_export(client, &job.dataset_id, &job.id).await?;
+        if let Some(p) = &options.progress {
+            p(job.images_done as usize, job.images_total as usize, None);
+        }
+    }
+    let Some(url) = job.download_url.clone().filter(|_| job.state == "complete") else {
+        return Ok(job);
+    };
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(io_err(parent))?;
+    }
+    let mut req = Req::api(Method::GET, "");
+    req.url = client.transport.pinned(&url);
+    req.auth = false;
+    let written = client.transport.download(&req, dest).await?;
+    if let Some(a) = &job.archive {
+        if a.size != written {
+            return Err(Error::Decode(format!(
+                "export archive: expected {} bytes, received {written}",
+                a.size
+            )));
+        }
+    }
+    Ok(job)
 }
