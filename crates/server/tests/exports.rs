@@ -225,6 +225,30 @@ async fn coco_export_job_with_a_status_filter() {
     let job = export(&t.owner, "exp set", json!({"format": "pictograph"})).await;
     assert_eq!(job["warnings"], json!([]));
     assert_eq!(job["annotations"], 4);
+
+    // Expired jobs are forgotten and their archives freed.
+    let state = &t.app().state;
+    let hashes = state
+        .store
+        .expire_export_jobs("9999-12-31T00:00:00.000000Z")
+        .await
+        .unwrap();
+    assert_eq!(hashes.len(), 2);
+    for h in &hashes {
+        state.blobs.delete(h).await.unwrap();
+        assert!(!state.blobs.exists(h).await);
+    }
+    let url = job["download_url"].as_str().unwrap();
+    Client::send(reqwest::Client::new().get(url))
+        .await
+        .expect(404);
+    t.owner
+        .get(&format!(
+            "datasets/exp%20set/exports/{}",
+            job["id"].as_str().unwrap()
+        ))
+        .await
+        .error(404, "not_found");
     t.stop().await;
 }
 

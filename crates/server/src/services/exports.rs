@@ -6,6 +6,7 @@
 //! archive, which is staged on local disk as it grows and then stored among the blobs. Memory
 //! stays flat whatever the dataset size. Progress is written to the job every few seconds
 //! (that also shows the task is alive: the maintenance sweep fails jobs that stop moving).
+//! Finished jobs and their archives are kept for a day.
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -28,6 +29,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// A job that has not moved for this long lost its task (the server stopped).
 pub const STALE_AFTER: Duration = Duration::from_secs(600);
+
+/// Finished jobs and their archives are kept this long, then freed by the sweep.
+pub const KEPT_FOR: Duration = Duration::from_secs(24 * 3600);
 
 /// Body of `POST /datasets/{dataset}/exports`.
 #[derive(Debug, Deserialize)]

@@ -45,6 +45,11 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<usize> {
     if failed > 0 {
         tracing::warn!(jobs = failed, "export jobs stopped moving; marked failed");
     }
+    let expired = chrono::Utc::now()
+        - chrono::Duration::from_std(super::exports::KEPT_FOR).unwrap_or_default();
+    for hash in state.store.expire_export_jobs(&fmt_time(expired)).await? {
+        state.blobs.delete(&hash).await?;
+    }
     free_orphans(state).await
 }
 

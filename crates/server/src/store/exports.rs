@@ -187,4 +187,30 @@ impl Store {
         .await?;
         Ok(done.rows_affected())
     }
+
+    /// Forgets jobs last changed before `before`; answers the archive hashes no remaining
+    /// job refers to (their bytes can be freed).
+    pub async fn expire_export_jobs(&self, before: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "DELETE FROM export_jobs WHERE updated_at < $1 AND state IN ('complete', 'failed') \
+             RETURNING archive_hash",
+        )
+        .bind(before)
+        .fetch_all(&self.write)
+        .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let Some(hash) = get::<Option<String>>(r, "archive_hash")? else {
+                continue;
+            };
+            let still = sqlx::query("SELECT 1 AS one FROM export_jobs WHERE archive_hash = $1")
+                .bind(&hash)
+                .fetch_optional(&self.write)
+                .await?;
+            if still.is_none() && !out.contains(&hash) {
+                out.push(hash);
+            }
+        }
+        Ok(out)
+    }
 }
