@@ -192,3 +192,20 @@ def test_another_organisation_cannot_export(server: Server, dataset: str, tmp_pa
     res = server.cli("export", dataset, str(tmp_path / "x"), "--format", "coco", "--json", key=server.other_key)
     assert res.returncode == 1
     assert '"status": 404' in res.stdout
+
+
+def test_server_archive_loads_in_pycocotools(server: Server, dataset: str, tmp_path: Path) -> None:
+    """The export job's tar archive (built by the server) holds the same COCO export."""
+    import tarfile
+
+    archive = tmp_path / "coco.tar"
+    report = server.cli_json("export", dataset, str(archive), "--format", "coco", "--server")
+    assert warnings_of(report) == {"polyline_dropped": 1}
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    coco = COCO(str(tmp_path / "unpacked" / "annotations" / "instances.json"))
+    truth = server.truth(dataset)
+    assert len(coco.getAnnIds()) == 7
+    assert {img["file_name"] for img in coco.dataset["images"]} == set(truth)
+    for rel in truth:
+        assert (tmp_path / "unpacked" / "images" / rel).is_file()
