@@ -617,6 +617,82 @@ mod tests {
     }
 
     #[test]
+    fn coco_import_reports_what_it_cannot_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("images/sub")).unwrap();
+        std::fs::write(dir.path().join("images/sub/a.png"), b"not read here").unwrap();
+        let doc = serde_json::json!({
+            "images": [
+                {"id": 7, "file_name": "sub/a.png", "width": 10, "height": 10},
+                {"id": 8, "file_name": "gone.png", "width": 10, "height": 10},
+            ],
+            "annotations": [
+                {"image_id": 7, "category_id": 1, "segmentation": [[0, 0, 4, 0, 4, 4], [5, 5, 9, 5, 9, 9]]},
+                {"image_id": 7, "category_id": 2, "segmentation": {"size": [10, 10], "counts": "x"}, "bbox": [1, 1, 2, 2]},
+                {"image_id": 7, "category_id": 3, "bbox": [1, 1, 2, 2]},
+                {"image_id": 7, "category_id": 2, "keypoints": [1, 2, 2, 0, 0, 0, 3, 4, 1], "bbox": [0, 0, 5, 5]},
+                {"image_id": 99, "category_id": 1, "bbox": [1, 1, 2, 2]},
+            ],
+            "categories": [
+                {"id": 2, "name": "person", "keypoints": ["nose", "eye", "ear"]},
+                {"id": 1, "name": "blob"},
+            ],
+        });
+        std::fs::write(dir.path().join("coco.json"), doc.to_string()).unwrap();
+        let plan = import(Format::Coco, dir.path()).unwrap();
+        assert_eq!(
+            plan.classes,
+            ["blob", "person", "person/nose", "person/ear"]
+        );
+        assert_eq!(plan.items.len(), 1);
+        let item = &plan.items[0];
+        assert_eq!(
+            (item.folder.as_str(), item.filename.as_str()),
+            ("/sub", "a.png")
+        );
+        let kinds: Vec<(String, String)> = item
+            .annotations(10, 10)
+            .iter()
+            .map(|a| {
+                (
+                    a["type"].as_str().unwrap().into(),
+                    a["name"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        let kinds: Vec<(&str, &str)> = kinds
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("polygon", "blob"),
+                ("polygon", "blob"),
+                ("bbox", "person"),
+                ("bbox", "person"),
+                ("keypoint", "person/nose"),
+                ("keypoint", "person/ear"),
+            ]
+        );
+        let codes: Vec<(&str, u64)> = plan
+            .warnings
+            .iter()
+            .map(|w| (w.code.as_str(), w.count))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("missing_image_file", 1),
+                ("multipart_polygon_split", 1),
+                ("rle_as_box", 1),
+                ("unknown_category", 1),
+                ("unknown_image", 1),
+            ]
+        );
+    }
+
+    #[test]
     fn relative_paths_split() {
         assert_eq!(split_rel("a/b/x.jpg"), ("/a/b".into(), "x.jpg".into()));
         assert_eq!(split_rel("x.jpg"), ("/".into(), "x.jpg".into()));
