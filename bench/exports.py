@@ -8,8 +8,8 @@ Needs Pillow (tests/formats/.venv has it). Starts `pictograph serve` on 127.0.0.
 fresh data directory, builds each dataset by importing a generated COCO folder (small PNGs,
 five boxes each) with `pictograph import`, then times whole export commands on warm caches.
 Figures are medians over the runs. Not a test: nothing is asserted beyond every run
-succeeding. The server's peak is read from /proc/PID/status (VmHWM) after resetting it
-through /proc/PID/clear_refs, so Linux only.
+succeeding. Each measured export runs against a freshly started server, whose peak RSS is
+read from /proc/PID/status (VmHWM) afterwards, so Linux only.
 """
 
 from __future__ import annotations
@@ -86,32 +86,42 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="pictograph-bench-exports."))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PICTOGRAPH_")}
     env["PICTOGRAPH_CONFIG_DIR"] = str(work / "config")
-    server = subprocess.Popen(
-        [str(a.bin), "serve", "--data-dir", str(work / "data"), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=open(work / "server.log", "wb"), env=env,
-    )
-    url: list[str] = []
-    ready = threading.Event()
 
-    def pump() -> None:
-        for raw in server.stdout:
-            line = raw.decode().strip()
-            if line.startswith("listening on "):
-                url.append(line.split()[-1])
-                ready.set()
-        ready.set()
+    def start() -> subprocess.Popen[bytes]:
+        """`pictograph serve` on the bench's data directory; sets the client's base URL."""
+        server = subprocess.Popen(
+            [str(a.bin), "serve", "--data-dir", str(work / "data"), "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=open(work / "server.log", "ab"), env=env,
+        )
+        url: list[str] = []
+        ready = threading.Event()
 
-    threading.Thread(target=pump, daemon=True).start()
-    try:
+        def pump() -> None:
+            for raw in server.stdout:
+                line = raw.decode().strip()
+                if line.startswith("listening on "):
+                    url.append(line.split()[-1])
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
         if not ready.wait(60) or not url:
+            server.kill()
             sys.exit("server did not start: " + (work / "server.log").read_text())
-        key = subprocess.run(
+        env["PICTOGRAPH_BASE_URL"] = url[0]
+        return server
+
+    def stop(server: subprocess.Popen[bytes]) -> None:
+        server.terminate()
+        server.wait(timeout=30)
+
+    server = start()
+    try:
+        env["PICTOGRAPH_API_KEY"] = subprocess.run(
             [str(a.bin), "keys", "create", "--data-dir", str(work / "data"), "--org", "bench",
              "--role", "owner", "--tier", "unlimited"],
             capture_output=True, text=True, env=env, check=True,
         ).stdout.strip().splitlines()[-1]
-        env.update(PICTOGRAPH_BASE_URL=url[0], PICTOGRAPH_API_KEY=key)
-
         for n in sizes:
             src = work / f"src{n}"
             make_coco(src, n, n)
@@ -120,37 +130,42 @@ def main() -> None:
                             "--create", "--json"], env=env, check=True, capture_output=True)
             print(f"dataset d{n}: {n} images, {5 * n} boxes imported in {time.perf_counter() - t0:.1f} s",
                   file=sys.stderr)
+    finally:
+        stop(server)
 
-        # One unmeasured export per format first: the server's allocator and database caches
-        # reach their working size, so the figures compare steady states.
-        for fmt in formats:
-            archive = work / f"warmup-{fmt}.tar"
-            subprocess.run([str(a.bin), "export", f"d{sizes[0]}", str(archive), "--format", fmt,
-                            "--server", "--json"], env=env, check=True, capture_output=True)
-            archive.unlink()
-
+    # Every measured export runs against a freshly started server, so the server's peak RSS
+    # (VmHWM) is that of one export, not the high-water mark of everything before it.
+    try:
         rows = []
         for fmt in formats:
             for n in sizes:
                 client_t, client_m, server_t, server_m = [], [], [], []
                 for r in range(a.runs):
-                    out = work / f"out-{fmt}-{n}-{r}"
-                    secs, peak = run_measured(
-                        [str(a.bin), "export", f"d{n}", str(out), "--format", fmt, "--json"], env)
-                    client_t.append(secs)
-                    client_m.append(peak)
-                    shutil.rmtree(out)
-                    Path(f"/proc/{server.pid}/clear_refs").write_text("5")
-                    archive = work / f"{fmt}-{n}-{r}.tar"
-                    secs, _ = run_measured(
-                        [str(a.bin), "export", f"d{n}", str(archive), "--format", fmt, "--server", "--json"],
-                        env)
-                    server_t.append(secs)
-                    server_m.append(vm_hwm(server.pid))
-                    archive.unlink()
+                    server = start()
+                    try:
+                        out = work / f"out-{fmt}-{n}-{r}"
+                        secs, peak = run_measured(
+                            [str(a.bin), "export", f"d{n}", str(out), "--format", fmt, "--json"], env)
+                        client_t.append(secs)
+                        client_m.append(peak)
+                        shutil.rmtree(out)
+                    finally:
+                        stop(server)
+                    server = start()
+                    try:
+                        idle = vm_hwm(server.pid)
+                        archive = work / f"{fmt}-{n}-{r}.tar"
+                        secs, _ = run_measured(
+                            [str(a.bin), "export", f"d{n}", str(archive), "--format", fmt, "--server",
+                             "--json"], env)
+                        server_t.append(secs)
+                        server_m.append(vm_hwm(server.pid))
+                        archive.unlink()
+                    finally:
+                        stop(server)
                 rows.append((fmt, n, statistics.median(client_t), statistics.median(client_m) / 1024,
                              statistics.median(server_t), statistics.median(server_m) / 1024))
-
+        print(f"server peak RSS when idle after start: {idle / 1024:.1f} MiB")
         print(f"{'format':<8}{'images':>8}{'client s':>10}{'client MiB':>12}{'server s':>10}{'server MiB':>12}")
         for fmt, n, ct, cm, st, sm in rows:
             print(f"{fmt:<8}{n:>8}{ct:>10.2f}{cm:>12.1f}{st:>10.2f}{sm:>12.1f}")
@@ -161,8 +176,6 @@ def main() -> None:
                   f"server peak RSS x{big[5] / small[5]:.2f}, client time x{big[2] / small[2]:.1f}, "
                   f"server time x{big[4] / small[4]:.1f}")
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         shutil.rmtree(work, ignore_errors=True)
 
 
