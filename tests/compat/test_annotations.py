@@ -208,7 +208,8 @@ INVALID = {
     "blank-name": _with(name="   "),
     "blank-id": _with(id=""),
     "unknown-type": _with(type="box"),
-    "unknown-key": _with(metadata={"annotator": "x"}),
+    "unknown-key": _with(reviewer={"annotator": "x"}),
+    "metadata-not-object": _with(metadata="x"),
     "attributes-not-list": _with(attributes="nope"),
     "polygon-ring-of-two": {
         "id": "p", "name": "building", "type": "polygon",
@@ -282,3 +283,44 @@ def test_valid_raw_payload_is_accepted(client, dataset, images, raw):
     got = http.get(f"{API}/annotations/{img.id}")
     assert got.status_code == 200
     assert got.json()["annotations"] == items
+
+
+def test_readme_shorthand_with_metadata_reads_back_canonical(client, dataset, images, raw):
+    """The seed README's shorthand (`bbox: [x, y, w, h]`, point lists, `metadata`) cannot be
+    sent by the 1.6.3 client, but a plain HTTP client or our Rust SDK can: the official client
+    then reads it back as canonical models (the closing polygon point dropped, `metadata`
+    withheld since its models forbid the key), while a caller asking for metadata gets it."""
+    img = client.images.upload(dataset.id, images("shorthand.png"))
+    metadata = {"annotator": "john@example.com", "difficulty": "easy", "verified": True}
+    items = [
+        {"id": "ann-1", "name": "person", "type": "bbox", "bbox": [100, 200, 50, 80],
+         "confidence": 0.95, "metadata": metadata},
+        {"id": "ann-2", "name": "car", "type": "polygon", "polygon": [[10, 20], [30, 40], [50, 60], [10, 20]]},
+        {"id": "ann-3", "name": "road", "type": "polyline", "polyline": [[0, 100], [50, 100], [100, 100]]},
+        {"id": "ann-4", "name": "landmark", "type": "keypoint", "keypoint": [150, 200]},
+    ]
+    http = raw("owner")
+    resp = http.post(
+        f"{API}/annotations/{img.id}",
+        json={"image_id": img.id, "annotations": items},
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["new_count"] == 4
+
+    got = client.annotations.get(img.id)
+    assert [type(a) for a in got] == [BBoxAnnotation, PolygonAnnotation, PolylineAnnotation, KeypointAnnotation]
+    box, poly, line, kp = got
+    assert (box.bounding_box.x, box.bounding_box.y, box.bounding_box.w, box.bounding_box.h) == (100, 200, 50, 80)
+    assert box.confidence == 0.95
+    assert [(p.x, p.y) for p in poly.polygon.paths[0]] == [(10, 20), (30, 40), (50, 60)]
+    assert [(p.x, p.y) for p in line.polyline.path] == [(0, 100), (50, 100), (100, 100)]
+    assert (kp.keypoint.x, kp.keypoint.y) == (150, 200)
+
+    plain = http.get(f"{API}/annotations/{img.id}").json()["annotations"]
+    assert all("metadata" not in a and "bbox" not in a for a in plain), plain
+    asked = http.get(f"{API}/annotations/{img.id}", params={"include": "metadata"}).json()["annotations"]
+    assert asked[0]["metadata"] == metadata
+    assert all("metadata" not in a for a in asked[1:]), asked
+    bad = http.get(f"{API}/annotations/{img.id}", params={"include": "everything"})
+    assert bad.status_code == 422 and bad.json()["detail"], bad.text

@@ -128,6 +128,17 @@ pub fn min_confidence(list: &[Value]) -> Option<f64> {
         .reduce(f64::min)
 }
 
+/// The key of an annotation's free-form `metadata` object. It is stored, but no official
+/// client's models accept it, so readers get it only when they ask ([`without_metadata`]).
+pub const METADATA_KEY: &str = "metadata";
+
+/// The annotation without its `metadata`: what every reader gets unless it asks for it.
+pub fn without_metadata(annotation: &mut Value) {
+    if let Some(obj) = annotation.as_object_mut() {
+        obj.remove(METADATA_KEY);
+    }
+}
+
 /// The annotation in a shape the 1.6.3 models accept: `oriented_box` and `instance_id` are
 /// dropped, and an object `attributes` becomes a one-element list (an empty object becomes
 /// `[]`). Anything already in the 1.6.3 shape is returned unchanged.
@@ -287,6 +298,7 @@ impl Checker {
         let confidence = self.confidence(obj, loc);
         let created_by = self.created_by(obj, loc);
         let attributes = self.attributes(obj, loc);
+        let metadata = self.metadata(obj, loc);
 
         let mut geometry: Vec<(&'static str, Value)> = Vec::new();
         let mut instance_id: Option<Option<i64>> = Some(None);
@@ -300,11 +312,9 @@ impl Checker {
                     _ => obj.get(short_key).is_some_and(Value::is_array),
                 };
                 let mut allowed: Vec<&str> = COMMON_KEYS.to_vec();
-                allowed.push("attributes");
+                allowed.extend(["attributes", "metadata"]);
                 if shorthand {
                     allowed.push(short_key);
-                    allowed.push("metadata");
-                    self.metadata(obj, loc);
                     if let Some(g) = self.shorthand_geometry(kind, &obj[short_key], loc) {
                         geometry.push((kind.geometry_key(), g));
                     }
@@ -366,6 +376,9 @@ impl Checker {
         out.insert("attributes".into(), attributes?);
         if let Some(n) = instance_id? {
             out.insert("instance_id".into(), Value::from(n));
+        }
+        if let Some(m) = metadata? {
+            out.insert(METADATA_KEY.into(), Value::Object(m));
         }
         Some(Value::Object(out))
     }
@@ -597,15 +610,23 @@ impl Checker {
         Some(Value::Object(m))
     }
 
-    /// Shorthand `metadata`: accepted (object or null) and dropped.
-    fn metadata(&mut self, obj: &Map<String, Value>, loc: &Loc) {
-        if let Some(m) = obj.get("metadata") {
-            if !(m.is_object() || m.is_null()) {
+    /// `metadata`: an object kept when non-empty (`Some(None)` when absent, null or empty;
+    /// `None` after reporting anything else).
+    fn metadata(
+        &mut self,
+        obj: &Map<String, Value>,
+        loc: &Loc,
+    ) -> Option<Option<Map<String, Value>>> {
+        match obj.get(METADATA_KEY) {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::Object(m)) => Some((!m.is_empty()).then(|| m.clone())),
+            Some(_) => {
                 self.err(
-                    &loc.key("metadata"),
+                    &loc.key(METADATA_KEY),
                     "dict_type",
                     "metadata must be an object",
                 );
+                None
             }
         }
     }
@@ -1317,7 +1338,7 @@ mod tests {
 
     #[test]
     fn unknown_annotation_keys_rejected() {
-        for key in ["metadata", "oriented_box", "instance_id", "updated_at"] {
+        for key in ["oriented_box", "instance_id", "updated_at"] {
             let e = errs_one(with(bbox(), key, Some(json!({}))));
             let msg = assert_single(&e, json!([0, key]), "extra_forbidden");
             assert_eq!(msg, "extra fields not permitted");
@@ -1609,18 +1630,29 @@ mod tests {
     }
 
     #[test]
-    fn shorthand_metadata_accepted_and_dropped() {
+    fn metadata_kept_in_shorthand_and_canonical_forms() {
         let ann = json!({"id":"a","name":"car","type":"bbox","bbox":[1,2,3,4],
                          "metadata":{"source":"import"},"created_by":"bob","attributes":["x"]});
         let out = ok_one(ann);
-        assert!(out.get("metadata").is_none());
+        assert_eq!(out["metadata"], json!({"source":"import"}));
         assert!(out.get("bbox").is_none());
         assert_eq!(out["created_by"], json!("bob"));
         assert_eq!(out["attributes"], json!(["x"]));
+        // Canonical input keeps it too, and the output re-validates to itself.
+        assert_eq!(ok_one(out.clone()), out);
+        let mut stripped = out.clone();
+        without_metadata(&mut stripped);
+        assert!(stripped.get("metadata").is_none());
+        assert_eq!(stripped["attributes"], json!(["x"]));
+        // Empty or null metadata is not stored; anything but an object is refused.
         let ann = json!({"id":"k","name":"n","type":"keypoint","keypoint":[1,2],"metadata":{}});
+        assert!(ok_one(ann).get("metadata").is_none());
+        let ann = with(bbox(), "metadata", Some(Value::Null));
         assert!(ok_one(ann).get("metadata").is_none());
         let ann = json!({"id":"k","name":"n","type":"keypoint","keypoint":[1,2],"metadata":"x"});
         assert_single(&errs_one(ann), json!([0, "metadata"]), "dict_type");
+        let e = errs_one(with(bbox(), "metadata", Some(json!([1]))));
+        assert_single(&e, json!([0, "metadata"]), "dict_type");
     }
 
     #[test]

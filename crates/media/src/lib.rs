@@ -410,17 +410,23 @@ pub enum VerifyError {
     Corrupt(String),
 }
 
-/// Checks that a whole file decodes as an image of `probe.format`, refusing decompression
-/// bombs by their declared size first. HEIC is checked by converting it ([`heic_to_png`]).
-/// CPU-heavy: call it off the async executor.
+/// Checks that a whole file is an intact image of `probe.format`, refusing decompression
+/// bombs by their declared size first.
+///
+/// JPEG and PNG, nearly every upload, are checked by their structure without decoding pixels
+/// (a full decode costs milliseconds per photo): every JPEG segment is in bounds and the
+/// entropy-coded data runs to an end-of-image marker; every PNG chunk is in bounds with a
+/// matching CRC-32, from `IHDR` through `IDAT` to `IEND`. So a truncated file, or a PNG
+/// with any byte changed, is refused. Other formats are decoded whole; HEIC is checked by
+/// converting it ([`heic_to_png`]). CPU-bound: call it off the async executor.
 pub fn verify(bytes: &[u8], probe: &Probe) -> Result<(), VerifyError> {
     let pixels = u64::from(probe.width) * u64::from(probe.height);
     if pixels > MAX_PIXELS {
         return Err(VerifyError::TooManyPixels { pixels });
     }
     let format = match probe.format {
-        Format::Jpeg => image::ImageFormat::Jpeg,
-        Format::Png => image::ImageFormat::Png,
+        Format::Jpeg => return jpeg_structure(bytes).map_err(VerifyError::Corrupt),
+        Format::Png => return png_structure(bytes).map_err(VerifyError::Corrupt),
         Format::Gif => image::ImageFormat::Gif,
         Format::Bmp => image::ImageFormat::Bmp,
         Format::Tiff => image::ImageFormat::Tiff,
@@ -439,6 +445,128 @@ pub fn verify(bytes: &[u8], probe: &Probe) -> Result<(), VerifyError> {
     }
 }
 
+/// Walks a JPEG's markers from start-of-image to end-of-image (bytes after it, which some
+/// cameras append, are allowed).
+fn jpeg_structure(b: &[u8]) -> Result<(), String> {
+    if !b.starts_with(&[0xFF, 0xD8]) {
+        return Err("no JPEG start-of-image marker".into());
+    }
+    let (mut frame, mut scan) = (false, false);
+    let mut i = 2;
+    loop {
+        // A marker: 0xFF, optional 0xFF fill bytes, then the marker code.
+        if b.get(i) != Some(&0xFF) {
+            return Err(if i >= b.len() {
+                "truncated: no end-of-image marker".into()
+            } else {
+                format!("expected a marker at byte {i}")
+            });
+        }
+        while b.get(i) == Some(&0xFF) {
+            i += 1;
+        }
+        let Some(&code) = b.get(i) else {
+            return Err("truncated: no end-of-image marker".into());
+        };
+        i += 1;
+        match code {
+            0xD9 => {
+                return if frame && scan {
+                    Ok(())
+                } else {
+                    Err("end of image before any frame and scan".into())
+                };
+            }
+            0x01 | 0xD0..=0xD7 => continue,
+            0x00 | 0xD8 => return Err(format!("unexpected marker 0x{code:02X} at byte {i}")),
+            _ => {}
+        }
+        let len = match (b.get(i), b.get(i + 1)) {
+            (Some(&hi), Some(&lo)) => usize::from(hi) << 8 | usize::from(lo),
+            _ => return Err("truncated inside a segment header".into()),
+        };
+        if len < 2 || i + len > b.len() {
+            return Err(format!(
+                "segment 0x{code:02X} runs past the end of the file"
+            ));
+        }
+        i += len;
+        match code {
+            0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => frame = true,
+            0xDA => {
+                if !frame {
+                    return Err("scan before any frame header".into());
+                }
+                scan = true;
+                // Entropy-coded data: a 0xFF in it is followed by 0x00 (stuffing) or a
+                // restart marker; anything else starts the next marker.
+                loop {
+                    let Some(at) = b[i..].iter().position(|&x| x == 0xFF) else {
+                        return Err("truncated: no end-of-image marker".into());
+                    };
+                    i += at;
+                    match b.get(i + 1) {
+                        None => return Err("truncated: no end-of-image marker".into()),
+                        Some(0x00 | 0xD0..=0xD7) => i += 2,
+                        Some(0xFF) => i += 1,
+                        Some(_) => break,
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Walks a PNG's chunks: `IHDR` first, at least one `IDAT`, every CRC-32 right, `IEND` last.
+fn png_structure(b: &[u8]) -> Result<(), String> {
+    const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    if !b.starts_with(&SIGNATURE) {
+        return Err("no PNG signature".into());
+    }
+    let mut i = SIGNATURE.len();
+    let mut data = false;
+    let mut first = true;
+    loop {
+        let Some(header) = b.get(i..i + 8) else {
+            return Err("truncated: no IEND chunk".into());
+        };
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let kind = &header[4..8];
+        let end = i + 8 + len;
+        let Some(stored) = b.get(end..end + 4) else {
+            return Err(format!(
+                "truncated inside the {} chunk",
+                String::from_utf8_lossy(kind)
+            ));
+        };
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&b[i + 4..end]);
+        if crc.finalize().to_be_bytes() != stored {
+            return Err(format!(
+                "the {} chunk fails its CRC check",
+                String::from_utf8_lossy(kind)
+            ));
+        }
+        if first && (kind != b"IHDR" || len != 13) {
+            return Err("the first chunk is not a valid IHDR".into());
+        }
+        first = false;
+        match kind {
+            b"IDAT" => data = true,
+            b"IEND" => {
+                return if data {
+                    Ok(())
+                } else {
+                    Err("no image data (IDAT) before IEND".into())
+                };
+            }
+            _ => {}
+        }
+        i = end + 4;
+    }
+}
+
 #[cfg(test)]
 mod verify_tests {
     use super::*;
@@ -448,6 +576,58 @@ mod verify_tests {
         let mut out = Cursor::new(Vec::new());
         img.write_to(&mut out, image::ImageFormat::Png).unwrap();
         out.into_inner()
+    }
+
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 7) as u8, (y * 13) as u8, (x ^ y) as u8])
+        });
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn every_truncation_of_a_jpeg_or_png_is_refused() {
+        for good in [jpeg(40, 30), png(40, 30)] {
+            let p = probe(&good).unwrap();
+            verify(&good, &p).unwrap();
+            for cut in 0..good.len() {
+                assert!(
+                    matches!(verify(&good[..cut], &p), Err(VerifyError::Corrupt(_))),
+                    "{:?} cut at {cut} of {} passed",
+                    p.format,
+                    good.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn jpeg_trailing_bytes_allowed_and_garbage_refused() {
+        let good = jpeg(16, 16);
+        let p = probe(&good).unwrap();
+        let mut trailer = good.clone();
+        trailer.extend_from_slice(b"camera trailer");
+        verify(&trailer, &p).unwrap();
+        // A segment length pointing past the end.
+        let mut bad = good.clone();
+        bad[4] = 0xFF;
+        bad[5] = 0xFF;
+        assert!(verify(&bad, &p).is_err());
+        // Start and end markers with nothing in between.
+        assert!(verify(&[0xFF, 0xD8, 0xFF, 0xD9], &p).is_err());
+    }
+
+    #[test]
+    fn any_changed_byte_of_a_png_is_refused() {
+        let good = png(20, 10);
+        let p = probe(&good).unwrap();
+        for at in (8..good.len()).step_by(7) {
+            let mut bad = good.clone();
+            bad[at] ^= 0x20;
+            assert!(verify(&bad, &p).is_err(), "byte {at} changed and passed");
+        }
     }
 
     #[test]

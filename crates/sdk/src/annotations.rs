@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::http::{field, segment, Req};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// A point in absolute pixel coordinates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -127,6 +127,9 @@ pub enum Annotation {
         /// Free-form attributes.
         #[serde(default)]
         attributes: Vec<Value>,
+        /// Free-form metadata (kept by this server; read back with [`Annotations::get`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<Map<String, Value>>,
     },
     /// A polygon, possibly with holes.
     #[serde(rename = "polygon")]
@@ -149,6 +152,9 @@ pub enum Annotation {
         /// Free-form attributes.
         #[serde(default)]
         attributes: Vec<Value>,
+        /// Free-form metadata (kept by this server; read back with [`Annotations::get`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<Map<String, Value>>,
     },
     /// An open polyline.
     #[serde(rename = "polyline")]
@@ -171,6 +177,9 @@ pub enum Annotation {
         /// Free-form attributes.
         #[serde(default)]
         attributes: Vec<Value>,
+        /// Free-form metadata (kept by this server; read back with [`Annotations::get`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<Map<String, Value>>,
     },
     /// A single point.
     #[serde(rename = "keypoint")]
@@ -190,6 +199,9 @@ pub enum Annotation {
         /// Free-form attributes.
         #[serde(default)]
         attributes: Vec<Value>,
+        /// Free-form metadata (kept by this server; read back with [`Annotations::get`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<Map<String, Value>>,
     },
 }
 
@@ -207,6 +219,7 @@ impl Annotation {
             confidence: 1.0,
             created_by: None,
             attributes: Vec::new(),
+            metadata: None,
         }
     }
 
@@ -233,6 +246,7 @@ impl Annotation {
             confidence: 1.0,
             created_by: None,
             attributes: Vec::new(),
+            metadata: None,
         }
     }
 
@@ -252,6 +266,7 @@ impl Annotation {
             confidence: 1.0,
             created_by: None,
             attributes: Vec::new(),
+            metadata: None,
         }
     }
 
@@ -268,6 +283,7 @@ impl Annotation {
             confidence: 1.0,
             created_by: None,
             attributes: Vec::new(),
+            metadata: None,
         }
     }
 
@@ -289,6 +305,27 @@ impl Annotation {
         self
     }
 
+    /// Sets the free-form metadata (an object; anything else, or an empty object, clears
+    /// it). The official clients cannot read it, so the server returns it only to callers
+    /// that ask, as [`Annotations::get`] does.
+    pub fn with_metadata(mut self, metadata: Value) -> Annotation {
+        *self.common_mut().5 = match metadata {
+            Value::Object(m) if !m.is_empty() => Some(m),
+            _ => None,
+        };
+        self
+    }
+
+    /// Its free-form metadata, if any.
+    pub fn metadata(&self) -> Option<&Map<String, Value>> {
+        match self {
+            Annotation::BBox { metadata, .. }
+            | Annotation::Polygon { metadata, .. }
+            | Annotation::Polyline { metadata, .. }
+            | Annotation::Keypoint { metadata, .. } => metadata.as_ref(),
+        }
+    }
+
     #[allow(clippy::type_complexity)]
     fn common_mut(
         &mut self,
@@ -298,6 +335,7 @@ impl Annotation {
         &mut f64,
         &mut Option<String>,
         &mut Vec<Value>,
+        &mut Option<Map<String, Value>>,
     ) {
         match self {
             Annotation::BBox {
@@ -306,6 +344,7 @@ impl Annotation {
                 confidence,
                 created_by,
                 attributes,
+                metadata,
                 ..
             }
             | Annotation::Polygon {
@@ -314,6 +353,7 @@ impl Annotation {
                 confidence,
                 created_by,
                 attributes,
+                metadata,
                 ..
             }
             | Annotation::Polyline {
@@ -322,6 +362,7 @@ impl Annotation {
                 confidence,
                 created_by,
                 attributes,
+                metadata,
                 ..
             }
             | Annotation::Keypoint {
@@ -330,8 +371,9 @@ impl Annotation {
                 confidence,
                 created_by,
                 attributes,
+                metadata,
                 ..
-            } => (id, name, confidence, created_by, attributes),
+            } => (id, name, confidence, created_by, attributes, metadata),
         }
     }
 
@@ -425,15 +467,15 @@ impl Annotations {
         Annotations { client }
     }
 
-    /// The image's annotations (empty when it has none).
+    /// The image's annotations (empty when it has none), with their metadata.
     pub async fn get(&self, image_id: &str) -> Result<Vec<Annotation>> {
         let v = self
             .client
             .transport
-            .json(Req::api(
-                Method::GET,
-                &format!("/annotations/{}", segment(image_id)),
-            ))
+            .json(
+                Req::api(Method::GET, &format!("/annotations/{}", segment(image_id)))
+                    .query("include", "metadata"),
+            )
             .await?;
         match v.get("annotations") {
             None | Some(Value::Null) => Ok(Vec::new()),

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use pictograph_core::names;
 use reqwest::Method;
 use serde::Deserialize;
+use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -80,6 +81,9 @@ pub struct DownloadOptions {
     pub max_workers: usize,
     /// Called after each file.
     pub progress: Option<Progress>,
+    /// Draw a progress bar (files, rate, ETA) on stderr while downloading; nothing is drawn
+    /// when stderr is not a terminal. Default off.
+    pub show_progress: bool,
 }
 
 impl Default for DownloadOptions {
@@ -89,6 +93,7 @@ impl Default for DownloadOptions {
             status_filter: None,
             max_workers: 10,
             progress: None,
+            show_progress: false,
         }
     }
 }
@@ -100,6 +105,7 @@ impl std::fmt::Debug for DownloadOptions {
             .field("status_filter", &self.status_filter)
             .field("max_workers", &self.max_workers)
             .field("progress", &self.progress.is_some())
+            .field("show_progress", &self.show_progress)
             .finish()
     }
 }
@@ -120,6 +126,13 @@ impl DownloadOptions {
     /// Sets the parallelism (at least 1).
     pub fn max_workers(mut self, n: usize) -> Self {
         self.max_workers = n.max(1);
+        self
+    }
+
+    /// Draws a progress bar on stderr when it is a terminal (the Python SDK's
+    /// `show_progress=True`).
+    pub fn show_progress(mut self, yes: bool) -> Self {
+        self.show_progress = yes;
         self
     }
 
@@ -194,6 +207,11 @@ struct Item {
     image_url: Option<String>,
     #[serde(default)]
     annotation_url: Option<String>,
+    /// The annotation list, when the server embeds it in the listing.
+    #[serde(default)]
+    annotations: Option<Value>,
+    #[serde(default)]
+    version: Option<i64>,
 }
 
 /// Filters and paging of [`Datasets::list_images`].
@@ -359,6 +377,13 @@ impl Datasets {
             if let Some(s) = options.status_filter {
                 req = req.query("status_filter", s.as_str());
             }
+            if options.mode.annotations() {
+                // Servers that can embed the lists save a request per image; others ignore
+                // these and the files are fetched from each `annotation_url`.
+                req = req
+                    .query("include_annotations", "true")
+                    .query("include", "metadata");
+            }
             let v = self.client.transport.json(req).await?;
             if dataset_id.is_empty() {
                 dataset_id = v
@@ -383,7 +408,7 @@ impl Datasets {
 
         let mut tasks = Vec::new();
         let mut taken = HashSet::new();
-        for item in items {
+        for mut item in items {
             let rel = local_path(&item, &mut taken);
             if options.mode.images() {
                 if let Some(url) = item.image_url.as_deref().filter(|u| !u.is_empty()) {
@@ -393,19 +418,25 @@ impl Datasets {
                         rel: rel.clone(),
                         url: url.to_string(),
                         size: item.file_size,
+                        inline: None,
                     });
                 }
             }
             if options.mode.annotations() {
-                if let Some(url) = item.annotation_url.as_deref().filter(|u| !u.is_empty()) {
+                let url = item.annotation_url.as_deref().filter(|u| !u.is_empty());
+                let inline = item.annotations.take().map(|list| {
+                    json!({"image_id": item.id, "annotations": list, "version": item.version})
+                });
+                if url.is_some() || inline.is_some() {
                     let mut name = rel.file_name().unwrap_or_default().to_os_string();
                     name.push(".json");
                     tasks.push(Task {
                         image_id: item.id.clone(),
                         kind: DownloadKind::Annotation,
                         rel: rel.with_file_name(name),
-                        url: url.to_string(),
+                        url: url.map(with_metadata).unwrap_or_default(),
                         size: None,
+                        inline,
                     });
                 }
             }
@@ -428,9 +459,13 @@ impl Datasets {
                 }
             })
             .buffer_unordered(workers);
+        let bar = options.show_progress.then(|| progress_bar(total as u64));
         let mut done = 0;
         while let Some((task, outcome)) = results.next().await {
             done += 1;
+            if let Some(bar) = &bar {
+                bar.inc(1);
+            }
             let shown = task.rel.to_string_lossy().into_owned();
             match (outcome, task.kind) {
                 (Ok(Fetched::Written), DownloadKind::Image) => report.images_downloaded += 1,
@@ -449,6 +484,9 @@ impl Datasets {
                 p(done, total, Some(&shown));
             }
         }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
         Ok(report)
     }
 }
@@ -460,6 +498,8 @@ struct Task {
     rel: PathBuf,
     url: String,
     size: Option<u64>,
+    /// An annotation file's content, when the listing carried it.
+    inline: Option<Value>,
 }
 
 enum Fetched {
@@ -496,9 +536,14 @@ async fn fetch(client: &Client, out: &Path, task: &Task) -> Result<Fetched> {
             t.download(&req, &dest).await?;
         }
         DownloadKind::Annotation => {
-            let mut req = Req::api(Method::GET, "");
-            req.url = t.pinned(&task.url);
-            let v = t.json(req).await?;
+            let v = match &task.inline {
+                Some(v) => v.clone(),
+                None => {
+                    let mut req = Req::api(Method::GET, "");
+                    req.url = t.pinned(&task.url);
+                    t.json(req).await?
+                }
+            };
             let mut bytes = serde_json::to_vec_pretty(&v).unwrap_or_default();
             bytes.push(b'\n');
             write_atomically(&dest, &bytes).await?;
@@ -562,6 +607,26 @@ fn local_path(item: &Item, taken: &mut HashSet<PathBuf>) -> PathBuf {
     candidate
 }
 
+/// A bar of `total` files on stderr (hidden when stderr is not a terminal).
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:30} {pos}/{len} files {per_sec} ETA {eta} {wide_msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// The annotation URL asking for each annotation's `metadata` too.
+fn with_metadata(url: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}include=metadata")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,6 +640,8 @@ mod tests {
             file_size: None,
             image_url: None,
             annotation_url: None,
+            annotations: None,
+            version: None,
         }
     }
 

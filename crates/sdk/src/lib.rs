@@ -12,6 +12,9 @@
 //! | [`workflows`] | [`workflows::upload_dataset_from_folder`] → [`UploadReport`] |
 //! | [`formats`] | [`formats::export_dataset`] (COCO, YOLO, VOC, pictograph) → [`formats::ExportReport`], [`formats::import_folder`] → [`formats::ImportReport`] |
 //!
+//! [`blocking::Client`] offers the same calls without async, for scripts (it owns a small
+//! runtime; dropping a client closes its pool, like the Python client's `with` block).
+//!
 //! Every request is retried on transport errors, 408, 429 and 5xx with exponential backoff
 //! and jitter; a 429's `Retry-After` is waited out up to a bound (default 120 s), beyond
 //! which [`Error::RateLimit`] is returned with `retry_after`. Every write carries an
@@ -46,6 +49,7 @@
 
 pub mod annotations;
 pub mod batch;
+pub mod blocking;
 mod client;
 pub mod datasets;
 pub mod error;

@@ -199,6 +199,21 @@ async fn shorthand_input_is_stored_canonical() {
     );
     // A horizontal polyline never gets a zero-height bounding box.
     assert!(got[2].get("bounding_box").is_none());
+
+    // The metadata was kept: withheld from every client by default (neither official
+    // client's models accept the key), returned to a caller that asks.
+    let newer = [("user-agent", "pictograph-python/1.69.146")];
+    let full = t.owner.get_with(&path, &newer).await.ok_json(200);
+    assert!(full["annotations"][3].get("metadata").is_none(), "{full}");
+    let asked = t
+        .owner
+        .get(&format!("{path}?include=metadata"))
+        .await
+        .ok_json(200);
+    assert_eq!(asked["annotations"][3]["metadata"], json!({"by": "me"}));
+    assert!(asked["annotations"][0].get("metadata").is_none());
+    let bad = t.owner.get(&format!("{path}?include=all")).await;
+    assert_eq!(bad.status, 422);
     t.stop().await;
 }
 
@@ -258,7 +273,12 @@ async fn invalid_payloads_are_422_with_a_field_list_and_change_nothing() {
         ),
         (
             "unknown key",
-            json!([{"id": "b", "name": "car", "type": "bbox", "bounding_box": {"x": 0, "y": 0, "w": 1, "h": 1}, "metadata": {}}]),
+            json!([{"id": "b", "name": "car", "type": "bbox", "bounding_box": {"x": 0, "y": 0, "w": 1, "h": 1}, "reviewer": {}}]),
+            json!(["body", "annotations", 0, "reviewer"]),
+        ),
+        (
+            "metadata not an object",
+            json!([{"id": "b", "name": "car", "type": "bbox", "bounding_box": {"x": 0, "y": 0, "w": 1, "h": 1}, "metadata": [1]}]),
             json!(["body", "annotations", 0, "metadata"]),
         ),
         (

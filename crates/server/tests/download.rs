@@ -204,3 +204,77 @@ async fn same_names_in_different_folders_get_distinct_file_names() {
     assert_eq!(names[0], "001.png");
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_embeds_annotation_lists_when_asked() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("inline").await;
+    let a = s(
+        &t.owner.upload_png(&s(&ds, "id"), "/", "a.png", 1).await,
+        "id",
+    );
+    let b = s(
+        &t.owner.upload_png(&s(&ds, "id"), "/x", "b.png", 2).await,
+        "id",
+    );
+    let saved = json!([
+        {"id": "k", "name": "n", "type": "keypoint", "keypoint": [1, 2], "metadata": {"by": "me"}},
+        {"id": "o", "name": "n", "type": "bbox", "bounding_box": {"x": 0, "y": 0, "w": 2, "h": 2},
+         "oriented_box": {"cx": 1, "cy": 1, "w": 2, "h": 2, "angle": 10}}
+    ]);
+    let newer = t
+        .owner
+        .request(reqwest::Method::POST, &format!("annotations/{a}"))
+        .header("user-agent", "pictograph-python/1.69.146")
+        .json(&json!({"annotations": saved}));
+    Client::send(newer).await.expect(200);
+
+    // Each embedded list (and version) equals what the image's annotation URL answers the
+    // same caller, with or without metadata; an image without annotations has an empty list.
+    for (query, single) in [("", ""), ("&include=metadata", "?include=metadata")] {
+        let listing = t
+            .owner
+            .get(&format!(
+                "datasets/by-name/inline/download?include_annotations=true{query}"
+            ))
+            .await
+            .ok_json(200);
+        for item in items(&listing) {
+            let id = s(&item, "id");
+            let one = t
+                .owner
+                .get(&format!("annotations/{id}{single}"))
+                .await
+                .ok_json(200);
+            assert_eq!(item["annotations"], one["annotations"], "{query}");
+            assert_eq!(item["version"], one["version"]);
+        }
+        let first = &items(&listing)[0];
+        assert_eq!(s(first, "id"), a);
+        assert_eq!(
+            first["annotations"][0].get("metadata").is_some(),
+            !query.is_empty()
+        );
+        // The legacy reader gets no extension it cannot parse.
+        assert!(first["annotations"][1].get("oriented_box").is_none());
+        assert_eq!(items(&listing)[1]["annotations"], json!([]));
+        assert_eq!(s(&items(&listing)[1], "id"), b);
+    }
+    // Not asked, or images only: nothing embedded.
+    for q in ["", "?mode=images_only&include_annotations=true"] {
+        let listing = t
+            .owner
+            .get(&format!("datasets/by-name/inline/download{q}"))
+            .await
+            .ok_json(200);
+        assert!(items(&listing)
+            .iter()
+            .all(|i| i.get("annotations").is_none()));
+    }
+    let bad = t
+        .owner
+        .get("datasets/by-name/inline/download?include_annotations=true&include=all")
+        .await;
+    assert_eq!(bad.status, 422);
+    t.stop().await;
+}

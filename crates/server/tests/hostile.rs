@@ -107,7 +107,7 @@ async fn hostile_requests_are_refused_and_change_nothing() {
         ("10,001-point polygon", Method::POST, ann.clone(), B::J(json!({"annotations": [{"id": "p", "name": "car", "type": "polygon", "polygon": {"paths": [points(10_001)]}, "confidence": 1.0, "attributes": []}]})), 422),
         ("string coordinate", Method::POST, ann.clone(), B::J(bbox(json!({"bounding_box": {"x": "1", "y": 1.0, "w": 2.0, "h": 2.0}}))), 422),
         ("unknown class", Method::POST, ann.clone(), B::J(bbox(json!({"name": "dog"}))), 422),
-        ("unknown key", Method::POST, ann.clone(), B::J(bbox(json!({"metadata": {"a": 1}}))), 422),
+        ("unknown key", Method::POST, ann.clone(), B::J(bbox(json!({"reviewer": {"a": 1}}))), 422),
         ("annotations not a list", Method::POST, ann.clone(), B::J(json!({"annotations": {"id": "x"}})), 422),
         ("image id mismatch", Method::POST, ann.clone(), B::J(json!({"image_id": "someone-else", "annotations": []})), 422),
         ("ids of the wrong type", Method::POST, "batch/images/move".into(), B::J(json!({"dataset_name": "victim", "image_ids": "abc"})), 422),

@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, Uri};
 use axum::{Extension, Json};
 use serde_json::Value;
 
-/// The image's annotations.
+/// The image's annotations; `?include=metadata` adds each annotation's `metadata`.
 pub async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -23,10 +23,48 @@ pub async fn get(
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let segs = paths::segments(&uri, "annotations")?;
+    let with_metadata = includes_metadata(uri.query().unwrap_or(""))?;
     let img = paths::image(&state, &caller, &segs).await?;
+    let shape = paths::annotation_shape(&headers);
     Ok(Json(
-        annotations::get_of(&state, &img, paths::annotation_shape(&headers)).await?,
+        annotations::get_of(&state, &img, shape, with_metadata).await?,
     ))
+}
+
+/// Whether the query's `include` (comma-separated, repeatable) names `metadata`.
+fn includes_metadata(query: &str) -> ApiResult<bool> {
+    let mut found = false;
+    for pair in query.split('&') {
+        let Some(value) = pair.strip_prefix("include=") else {
+            continue;
+        };
+        let value = percent_encoding::percent_decode_str(&value.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned();
+        found |= include_names_metadata(Some(&value))?;
+    }
+    Ok(found)
+}
+
+/// Whether one `include` value (comma-separated) names `metadata`; any other name is refused
+/// so that a typo does not silently drop what the caller asked for.
+pub(super) fn include_names_metadata(value: Option<&str>) -> ApiResult<bool> {
+    let mut found = false;
+    for part in value
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        if part != "metadata" {
+            return Err(ApiError::field(
+                &["query", "include"],
+                format!("unknown include '{part}'; the only one is 'metadata'"),
+            ));
+        }
+        found = true;
+    }
+    Ok(found)
 }
 
 /// Replaces the image's annotations. On the id route a body `image_id` must name the same
@@ -75,4 +113,19 @@ pub async fn delete(
     let segs = paths::segments(&uri, "annotations")?;
     let img = paths::image(&state, &caller, &segs).await?;
     Ok(Json(annotations::delete_of(&state, &caller, &img).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::includes_metadata;
+
+    #[test]
+    fn include_parameter() {
+        assert!(!includes_metadata("").unwrap());
+        assert!(!includes_metadata("x=metadata").unwrap());
+        assert!(includes_metadata("include=metadata").unwrap());
+        assert!(includes_metadata("a=1&include=%20metadata%2C").unwrap());
+        assert!(includes_metadata("include=metadatas").is_err());
+        assert!(includes_metadata("include=metadata,other").is_err());
+    }
 }

@@ -144,6 +144,10 @@ pub struct DownloadOptions {
     status_filter: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
+    /// Embed each image's annotation list (and its version) in the listing, saving one
+    /// request per image; `include=metadata` adds the annotations' metadata.
+    include_annotations: Option<bool>,
+    include: Option<String>,
 }
 
 /// A file name for every item that no other item of the listing has: repeated names get
@@ -172,7 +176,9 @@ async fn listing(
     base: &BaseUrl,
     d: DatasetRow,
     o: DownloadOptions,
+    shape: Shape,
 ) -> ApiResult<Json<Value>> {
+    let with_metadata = super::annotations::include_names_metadata(o.include.as_deref())?;
     let mode = o.mode.as_deref().unwrap_or("full");
     if !["full", "images_only", "annotations_only"].contains(&mode) {
         return Err(ApiError::field(
@@ -196,10 +202,16 @@ async fn listing(
         .await?;
     let links = base.links(state);
     let mut taken = HashSet::new();
+    let mut lists = if o.include_annotations.unwrap_or(false) && mode != "images_only" {
+        let ids: Vec<String> = rows.iter().map(|i| i.id.clone()).collect();
+        Some(state.store.annotation_lists(&ids).await?)
+    } else {
+        None
+    };
     let items: Vec<Value> = rows
         .iter()
         .map(|i| {
-            json!({
+            let mut item = json!({
                 "id": i.id,
                 "filename": unique_name(&mut taken, &i.folder, &i.filename),
                 "original_filename": i.filename,
@@ -210,7 +222,14 @@ async fn listing(
                 "annotation_count": i.annotation_count,
                 "image_url": (mode != "annotations_only").then(|| links.image_url(&i.id)),
                 "annotation_url": (mode != "images_only").then(|| links.annotation_url(&i.id)),
-            })
+            });
+            if let Some(lists) = lists.as_mut() {
+                let list = lists.remove(&i.id).unwrap_or_else(|| json!([]));
+                item["annotations"] =
+                    crate::services::annotations::for_reader(list, shape, with_metadata);
+                item["version"] = json!(i.version);
+            }
+            item
         })
         .collect();
     Ok(Json(json!({
@@ -223,24 +242,26 @@ async fn listing(
 pub async fn download_by_name(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    CallerShape(shape): CallerShape,
     base: BaseUrl,
     Path(name): Path<String>,
     Query(o): Query<DownloadOptions>,
 ) -> ApiResult<Json<Value>> {
     let d = by_name(&state, &caller, &name).await?;
-    listing(&state, &base, d, o).await
+    listing(&state, &base, d, o, shape).await
 }
 
 /// `GET /datasets/{id or name}/download`.
 pub async fn download_by_ref(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    CallerShape(shape): CallerShape,
     base: BaseUrl,
     Path(r): Path<String>,
     Query(o): Query<DownloadOptions>,
 ) -> ApiResult<Json<Value>> {
     let d = by_ref(&state, &caller, &r).await?;
-    listing(&state, &base, d, o).await
+    listing(&state, &base, d, o, shape).await
 }
 
 fn one(v: Value) -> Json<Value> {

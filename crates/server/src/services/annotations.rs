@@ -55,17 +55,36 @@ impl Shape {
     }
 }
 
-/// The annotations of a found image, in the reader's shape.
-pub async fn get_of(state: &AppState, img: &ImageRow, shape: Shape) -> ApiResult<Value> {
-    let mut list = state.store.annotations(&img.id).await?;
-    if shape == Shape::Legacy {
-        if let Value::Array(items) = &mut list {
-            for a in items.iter_mut() {
+/// The annotations of a found image, in the reader's shape. Each annotation's `metadata`
+/// is included only when the reader asks for it (`with_metadata`): no official client's
+/// models accept that key.
+pub async fn get_of(
+    state: &AppState,
+    img: &ImageRow,
+    shape: Shape,
+    with_metadata: bool,
+) -> ApiResult<Value> {
+    let list = for_reader(
+        state.store.annotations(&img.id).await?,
+        shape,
+        with_metadata,
+    );
+    Ok(json!({"image_id": img.id, "annotations": list, "version": img.version}))
+}
+
+/// A stored annotation list as a reader of `shape` gets it, with `metadata` only if asked.
+pub fn for_reader(mut list: Value, shape: Shape, with_metadata: bool) -> Value {
+    if let Value::Array(items) = &mut list {
+        for a in items.iter_mut() {
+            if shape == Shape::Legacy {
                 *a = pictograph_core::annotation::to_legacy(a);
+            }
+            if !with_metadata {
+                pictograph_core::annotation::without_metadata(a);
             }
         }
     }
-    Ok(json!({"image_id": img.id, "annotations": list, "version": img.version}))
+    list
 }
 
 /// Validates and stores a new list for the image. With `expected_version` (from `If-Match` or

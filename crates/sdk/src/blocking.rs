@@ -1,0 +1,363 @@
+//! A blocking client: the same calls as [`crate::Client`] for programs without an async
+//! runtime, in the style of the Python SDK's examples.
+//!
+//! It owns a small Tokio runtime and waits for each call on it, so it must not be used from
+//! inside an async task (use [`crate::Client`] there). Dropping it closes its connection
+//! pool and runtime: the Rust counterpart of the Python client's context manager.
+//!
+//! ```no_run
+//! use pictograph::blocking::Client;
+//! use pictograph::{DownloadMode, DownloadOptions};
+//!
+//! # fn run() -> Result<(), pictograph::Error> {
+//! let client = Client::new("pk_live_your_key_here")?;
+//! for d in client.datasets().list(100)? {
+//!     println!("{}: {} images", d.name, d.image_count);
+//! }
+//! let report = client.datasets().download(
+//!     "road-signs",
+//!     "./my_dataset",
+//!     DownloadOptions::default().mode(DownloadMode::Full).max_workers(20).show_progress(true),
+//! )?;
+//! println!("Downloaded {} images", report.images_downloaded);
+//! # Ok(()) }
+//! ```
+
+use crate::annotations::{Annotation, BoundingBox, DeleteResult, Point, SaveResult};
+use crate::batch::{BatchResult, CopyOptions, ImageUpdate};
+use crate::datasets::{DownloadOptions, DownloadReport, GetOptions, ImageListOptions, ImagePage};
+use crate::error::{Error, Result};
+use crate::images::UploadOptions;
+use crate::models::{Dataset, DeleteSummary, Image, Project};
+use crate::projects::{CreateProject, UpdateProject};
+use crate::workflows::{FolderUploadOptions, UploadReport};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A blocking Pictograph client. Cheap to clone; clones share the pool and runtime.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: crate::Client,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+impl Client {
+    /// A client for `api_key` with the defaults (and `PICTOGRAPH_*` environment for the rest).
+    pub fn new(api_key: impl Into<String>) -> Result<Client> {
+        Client::wrap(crate::Client::new(api_key)?)
+    }
+
+    /// A client configured from `PICTOGRAPH_API_KEY`, `PICTOGRAPH_BASE_URL`, ....
+    pub fn from_env() -> Result<Client> {
+        Client::wrap(crate::Client::from_env()?)
+    }
+
+    /// Wraps an async client built with [`crate::Client::builder`] (base URL, timeout,
+    /// retries, user agent).
+    pub fn wrap(inner: crate::Client) -> Result<Client> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("pictograph-blocking")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start the client's runtime: {e}")))?;
+        Ok(Client {
+            inner,
+            runtime: Arc::new(runtime),
+        })
+    }
+
+    /// The async client underneath.
+    pub fn as_async(&self) -> &crate::Client {
+        &self.inner
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        self.inner.base_url()
+    }
+
+    /// Runs any future of the async API to completion (for calls without a blocking twin).
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Datasets: list, get, list_images, download.
+    pub fn datasets(&self) -> Datasets<'_> {
+        Datasets(self)
+    }
+
+    /// Projects: create, update, delete, get, list.
+    pub fn projects(&self) -> Projects<'_> {
+        Projects(self)
+    }
+
+    /// Single images: get, upload, download, delete.
+    pub fn images(&self) -> Images<'_> {
+        Images(self)
+    }
+
+    /// Annotations: get, save, delete and the `create_*` helpers.
+    pub fn annotations(&self) -> Annotations<'_> {
+        Annotations(self)
+    }
+
+    /// Batch operations: move, copy, delete, update.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch(self)
+    }
+
+    /// Uploads a folder as [`crate::workflows::upload_dataset_from_folder`] does.
+    pub fn upload_dataset_from_folder(
+        &self,
+        dataset_name: &str,
+        folder: impl AsRef<Path>,
+        options: FolderUploadOptions,
+    ) -> Result<UploadReport> {
+        self.block_on(crate::workflows::upload_dataset_from_folder(
+            &self.inner,
+            dataset_name,
+            folder,
+            options,
+        ))
+    }
+}
+
+/// Blocking [`crate::Datasets`].
+#[derive(Debug)]
+pub struct Datasets<'a>(&'a Client);
+
+impl Datasets<'_> {
+    /// Up to `limit` datasets, newest first.
+    pub fn list(&self, limit: usize) -> Result<Vec<Dataset>> {
+        self.0.block_on(self.0.inner.datasets().list(limit))
+    }
+
+    /// One page: `limit` datasets after skipping `offset`.
+    pub fn list_page(&self, limit: usize, offset: usize) -> Result<Vec<Dataset>> {
+        self.0
+            .block_on(self.0.inner.datasets().list_page(limit, offset))
+    }
+
+    /// A dataset by name.
+    pub fn get(&self, name: &str) -> Result<Dataset> {
+        self.0.block_on(self.0.inner.datasets().get(name))
+    }
+
+    /// A dataset by name, with its images when asked.
+    pub fn get_with(&self, name: &str, options: GetOptions) -> Result<Dataset> {
+        self.0
+            .block_on(self.0.inner.datasets().get_with(name, options))
+    }
+
+    /// A dataset by id.
+    pub fn get_by_id(&self, id: &str) -> Result<Dataset> {
+        self.0.block_on(self.0.inner.datasets().get_by_id(id))
+    }
+
+    /// A page of a dataset's images, filtered by status and folder.
+    pub fn list_images(&self, dataset: &str, options: ImageListOptions) -> Result<ImagePage> {
+        self.0
+            .block_on(self.0.inner.datasets().list_images(dataset, options))
+    }
+
+    /// Downloads a dataset (see [`crate::Datasets::download`]); with
+    /// [`DownloadOptions::show_progress`] a bar is drawn on a terminal.
+    pub fn download(
+        &self,
+        name: &str,
+        output_dir: impl AsRef<Path>,
+        options: DownloadOptions,
+    ) -> Result<DownloadReport> {
+        self.0
+            .block_on(self.0.inner.datasets().download(name, output_dir, options))
+    }
+}
+
+/// Blocking [`crate::Projects`].
+#[derive(Debug)]
+pub struct Projects<'a>(&'a Client);
+
+impl Projects<'_> {
+    /// Creates a dataset.
+    pub fn create(&self, name: &str, options: CreateProject) -> Result<Project> {
+        self.0
+            .block_on(self.0.inner.projects().create(name, options))
+    }
+
+    /// Renames or edits a dataset.
+    pub fn update(&self, name: &str, changes: UpdateProject) -> Result<Project> {
+        self.0
+            .block_on(self.0.inner.projects().update(name, changes))
+    }
+
+    /// Deletes a dataset and its images.
+    pub fn delete(&self, name: &str) -> Result<DeleteSummary> {
+        self.0.block_on(self.0.inner.projects().delete(name))
+    }
+
+    /// A dataset as a project.
+    pub fn get(&self, name: &str) -> Result<Project> {
+        self.0.block_on(self.0.inner.projects().get(name))
+    }
+
+    /// One page of projects.
+    pub fn list(&self, limit: usize, offset: usize) -> Result<Vec<Project>> {
+        self.0.block_on(self.0.inner.projects().list(limit, offset))
+    }
+}
+
+/// Blocking [`crate::Images`].
+#[derive(Debug)]
+pub struct Images<'a>(&'a Client);
+
+impl Images<'_> {
+    /// An image's metadata.
+    pub fn get(&self, image_id: &str) -> Result<Image> {
+        self.0.block_on(self.0.inner.images().get(image_id))
+    }
+
+    /// Uploads a file into a dataset (by id), with an optional folder, filename override
+    /// and idempotency key.
+    pub fn upload(
+        &self,
+        dataset_id: &str,
+        file_path: impl AsRef<Path>,
+        options: UploadOptions,
+    ) -> Result<Image> {
+        self.0
+            .block_on(self.0.inner.images().upload(dataset_id, file_path, options))
+    }
+
+    /// Downloads an image's bytes to `output_path`; answers the size.
+    pub fn download(&self, image_id: &str, output_path: impl AsRef<Path>) -> Result<u64> {
+        self.0
+            .block_on(self.0.inner.images().download(image_id, output_path))
+    }
+
+    /// Archives the image, or removes it for good with `permanent`.
+    pub fn delete(&self, image_id: &str, permanent: bool) -> Result<()> {
+        self.0
+            .block_on(self.0.inner.images().delete(image_id, permanent))
+    }
+}
+
+/// Blocking [`crate::Annotations`].
+#[derive(Debug)]
+pub struct Annotations<'a>(&'a Client);
+
+impl Annotations<'_> {
+    /// The image's annotations, with their metadata.
+    pub fn get(&self, image_id: &str) -> Result<Vec<Annotation>> {
+        self.0.block_on(self.0.inner.annotations().get(image_id))
+    }
+
+    /// Replaces the image's annotations.
+    pub fn save(&self, image_id: &str, annotations: &[Annotation]) -> Result<SaveResult> {
+        self.0
+            .block_on(self.0.inner.annotations().save(image_id, annotations))
+    }
+
+    /// Removes every annotation of the image.
+    pub fn delete(&self, image_id: &str) -> Result<DeleteResult> {
+        self.0.block_on(self.0.inner.annotations().delete(image_id))
+    }
+
+    /// A bounding box from `[x, y, width, height]`.
+    pub fn create_bbox(
+        &self,
+        id: impl Into<String>,
+        name: impl Into<String>,
+        bbox: impl Into<BoundingBox>,
+    ) -> Annotation {
+        Annotation::bbox(id, name, bbox)
+    }
+
+    /// A polygon from `[x, y]` points.
+    pub fn create_polygon<P: Into<Point>>(
+        &self,
+        id: impl Into<String>,
+        name: impl Into<String>,
+        points: impl IntoIterator<Item = P>,
+    ) -> Annotation {
+        Annotation::polygon(id, name, points)
+    }
+
+    /// A polyline from `[x, y]` points.
+    pub fn create_polyline<P: Into<Point>>(
+        &self,
+        id: impl Into<String>,
+        name: impl Into<String>,
+        points: impl IntoIterator<Item = P>,
+    ) -> Annotation {
+        Annotation::polyline(id, name, points)
+    }
+
+    /// A keypoint at `[x, y]`.
+    pub fn create_keypoint(
+        &self,
+        id: impl Into<String>,
+        name: impl Into<String>,
+        point: impl Into<Point>,
+    ) -> Annotation {
+        Annotation::keypoint(id, name, point)
+    }
+}
+
+/// Blocking [`crate::Batch`].
+#[derive(Debug)]
+pub struct Batch<'a>(&'a Client);
+
+impl Batch<'_> {
+    /// Moves images to a folder.
+    pub fn move_images<S: AsRef<str>>(
+        &self,
+        dataset_name: &str,
+        image_ids: &[S],
+        target_folder_path: &str,
+    ) -> Result<BatchResult> {
+        self.0.block_on(self.0.inner.batch().move_images(
+            dataset_name,
+            image_ids,
+            target_folder_path,
+        ))
+    }
+
+    /// Copies images to a folder.
+    pub fn copy<S: AsRef<str>>(
+        &self,
+        dataset_name: &str,
+        image_ids: &[S],
+        options: CopyOptions,
+    ) -> Result<BatchResult> {
+        self.0
+            .block_on(self.0.inner.batch().copy(dataset_name, image_ids, options))
+    }
+
+    /// Archives images, or removes them for good with `permanent`.
+    pub fn delete<S: AsRef<str>>(
+        &self,
+        dataset_name: &str,
+        image_ids: &[S],
+        permanent: bool,
+    ) -> Result<BatchResult> {
+        self.0.block_on(
+            self.0
+                .inner
+                .batch()
+                .delete(dataset_name, image_ids, permanent),
+        )
+    }
+
+    /// Updates status, display name or archive flag of images.
+    pub fn update<S: AsRef<str>>(
+        &self,
+        dataset_name: &str,
+        image_ids: &[S],
+        update: ImageUpdate,
+    ) -> Result<BatchResult> {
+        self.0
+            .block_on(self.0.inner.batch().update(dataset_name, image_ids, update))
+    }
+}
