@@ -420,13 +420,15 @@ async fn exports_warn_about_what_a_format_cannot_hold() {
     ));
     anns.push(
         Annotation::bbox("box-9", "car", [30.0, 20.0, 20.0, 20.0])
-            .with_attributes(vec![json!({"occluded": true})]),
+            .with_attributes(vec![json!({"occluded": true})])
+            .with_metadata(json!({"source": "review"})),
     );
     client.annotations().save(&a.id, &anns).await.unwrap();
 
     let (_, coco) = s.export("mixed", "coco", "w-coco", &[]);
     assert_eq!(warning(&coco, "polyline_dropped"), 1);
     assert_eq!(warning(&coco, "attributes_dropped"), 1);
+    assert_eq!(warning(&coco, "metadata_dropped"), 1);
     assert_eq!(warning(&coco, "keypoint_dropped"), 0);
 
     let (out, yolo) = s.export("mixed", "yolo", "w-yolo", &[]);

@@ -16,9 +16,9 @@
 //!
 //! | format | holds | cannot hold |
 //! | --- | --- | --- |
-//! | COCO | boxes, polygons (outer ring as `segmentation`), keypoints (one-point COCO keypoints), confidence (`score`) | polylines, polygon holes, attributes |
-//! | YOLO | boxes (normalised, clipped to the image); polygons as their boxes only when asked | polylines, keypoints, polygons (unless as boxes), confidence, attributes |
-//! | VOC | boxes; polygons as their boxes only when asked | polylines, keypoints, polygons (unless as boxes), confidence, attributes |
+//! | COCO | boxes, polygons (outer ring as `segmentation`), keypoints (one-point COCO keypoints), confidence (`score`) | polylines, polygon holes, attributes, metadata |
+//! | YOLO | boxes (normalised, clipped to the image); polygons as their boxes only when asked | polylines, keypoints, polygons (unless as boxes), confidence, attributes, metadata |
+//! | VOC | boxes; polygons as their boxes only when asked | polylines, keypoints, polygons (unless as boxes), confidence, attributes, metadata |
 //! | pictograph | everything (canonical JSON as stored) | nothing |
 
 #![deny(missing_docs)]
@@ -285,13 +285,19 @@ fn num(v: f64) -> String {
     }
 }
 
-/// Counts what every non-native format loses from an annotation: attributes always,
-/// `created_by` always, confidence unless the format keeps it.
+/// Counts what every non-native format loses from an annotation: attributes and metadata
+/// always, confidence unless the format keeps it.
 fn note_common_losses(warnings: &mut Warnings, ann: &Ann, format: &str, keeps_confidence: bool) {
     if ann.has_attributes {
         warnings.add(
             "attributes_dropped",
             format!("annotation(s) lost their attributes: {format} has no place for them"),
+        );
+    }
+    if ann.has_metadata {
+        warnings.add(
+            "metadata_dropped",
+            format!("annotation(s) lost their metadata: {format} has no place for it"),
         );
     }
     if !keeps_confidence && ann.confidence < 1.0 {

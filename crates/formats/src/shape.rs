@@ -61,6 +61,8 @@ pub struct Ann {
     pub confidence: f64,
     /// It carries attributes (a non-empty list or object).
     pub has_attributes: bool,
+    /// It carries metadata (a non-empty object).
+    pub has_metadata: bool,
 }
 
 fn point(v: &Value) -> Option<[f64; 2]> {
@@ -100,11 +102,16 @@ pub fn read_annotation(v: &Value) -> Option<Ann> {
         Some(Value::Object(o)) => !o.is_empty(),
         _ => false,
     };
+    let has_metadata = v
+        .get("metadata")
+        .and_then(Value::as_object)
+        .is_some_and(|m| !m.is_empty());
     Some(Ann {
         name,
         shape,
         confidence: v.get("confidence").and_then(Value::as_f64).unwrap_or(1.0),
         has_attributes,
+        has_metadata,
     })
 }
 
@@ -159,6 +166,7 @@ mod tests {
             assert_eq!(a.shape, s);
             assert_eq!(a.confidence, 0.5);
             assert!(!a.has_attributes);
+            assert!(!a.has_metadata);
         }
     }
 
