@@ -69,13 +69,14 @@ fn print_report(report: &SweepReport) {
     } else {
         "removed"
     };
-    let items: [&[String]; 6] = [
+    let items: [&[String]; 7] = [
         &report.expired_uploads,
         &[],
         &report.temp_files,
         &report.staged_objects,
         &report.orphan_blobs,
         &report.unrecorded_blobs,
+        &report.expired_exports,
     ];
     for ((kind, n), listed) in report.counts().into_iter().zip(items) {
         println!("{kind}: {verb} {n}");

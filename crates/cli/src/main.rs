@@ -68,6 +68,12 @@ enum Command {
     Upload(client::upload::UploadArgs),
     /// Download a dataset's images and annotations into a directory.
     Download(client::download::DownloadArgs),
+    /// Export a dataset as COCO, YOLO, Pascal VOC or pictograph JSON (warns about what the
+    /// format cannot hold).
+    Export(client::export::ExportArgs),
+    /// Import a COCO, YOLO, VOC or pictograph folder into a dataset, images and annotations
+    /// (idempotent).
+    Import(client::import::ImportArgs),
     /// List, show, create, rename and delete datasets.
     Datasets(client::datasets::DatasetsArgs),
     /// List, show, download and delete images.
@@ -143,6 +149,8 @@ async fn main() {
         Command::Logout(args) => client::login::run_logout(args).await,
         Command::Upload(args) => client::upload::run(args).await,
         Command::Download(args) => client::download::run(args).await,
+        Command::Export(args) => client::export::run(args).await,
+        Command::Import(args) => client::import::run(args).await,
         Command::Datasets(args) => client::datasets::run(args).await,
         Command::Images(args) => client::images::run(args).await,
         Command::Annotations(args) => client::annotations::run(args).await,

@@ -10,6 +10,7 @@
 //! | [`Client::annotations`] | `get`, `save`, `delete`, `create_bbox` / `_polygon` / `_polyline` / `_keypoint` |
 //! | [`Client::batch`] | `move_images`, `copy`, `delete`, `update` → [`BatchResult`] |
 //! | [`workflows`] | [`workflows::upload_dataset_from_folder`] → [`UploadReport`] |
+//! | [`formats`] | [`formats::export_dataset`] (COCO, YOLO, VOC, pictograph) → [`formats::ExportReport`], [`formats::import_folder`] → [`formats::ImportReport`] |
 //!
 //! [`blocking::Client`] offers the same calls without async, for scripts (it owns a small
 //! runtime; dropping a client closes its pool, like the Python client's `with` block).
@@ -53,6 +54,7 @@ mod bulk;
 mod client;
 pub mod datasets;
 pub mod error;
+pub mod formats;
 mod http;
 pub mod images;
 pub mod models;

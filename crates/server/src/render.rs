@@ -33,6 +33,16 @@ impl Links<'_> {
         )
     }
 
+    /// An absolute, signed, expiring URL for an export's archive that needs no API key.
+    pub fn export_url(&self, job_id: &str) -> String {
+        let exp = self.expiry();
+        let sig = self.signer.sign("EXPORT", job_id, exp);
+        format!(
+            "{}/files/exports/{job_id}?expires={exp}&sig={sig}",
+            self.base
+        )
+    }
+
     /// An absolute signed URL to PUT an upload's bytes to.
     pub fn upload_url(&self, upload_id: &str, expires: i64) -> String {
         let sig = self.signer.sign("PUT", upload_id, expires);

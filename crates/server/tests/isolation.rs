@@ -25,6 +25,8 @@ struct OrgB {
     upload_id: String,
     upload_url: String,
     upload_bytes: Vec<u8>,
+    /// Two finished export jobs.
+    export_ids: [String; 2],
 }
 
 /// A request body.
@@ -98,6 +100,31 @@ async fn seed_org_b(t: &TestServer) -> OrgB {
     b.put_bytes(&upload_url, &upload_bytes, "image/png")
         .await
         .expect(200);
+    let mut export_ids = Vec::new();
+    for format in ["coco", "yolo"] {
+        let job = b
+            .post(
+                &format!("datasets/{dataset_id}/exports"),
+                &json!({"format": format}),
+            )
+            .await
+            .ok_json(202);
+        let id = s(&job, "id");
+        let mut state = String::new();
+        for _ in 0..200 {
+            let now = b
+                .get(&format!("datasets/{dataset_id}/exports/{id}"))
+                .await
+                .ok_json(200);
+            state = s(&now, "state");
+            if state != "queued" && state != "running" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(state, "complete", "org B's {format} export did not finish");
+        export_ids.push(id);
+    }
     OrgB {
         dataset_id,
         image_ids,
@@ -105,6 +132,7 @@ async fn seed_org_b(t: &TestServer) -> OrgB {
         upload_id: s(&signed, "upload_id"),
         upload_url,
         upload_bytes,
+        export_ids: [export_ids[0].clone(), export_ids[1].clone()],
     }
 }
 
@@ -151,6 +179,7 @@ fn fill(spec: &RouteSpec, b: &OrgB) -> Vec<String> {
     for (param, values) in [
         ("{name}", vec![enc(B_NAME)]),
         ("{dataset}", vec![b.dataset_id.clone(), enc(B_NAME)]),
+        ("{id}", b.export_ids.to_vec()),
         (
             "{*image}",
             b.image_ids
@@ -195,6 +224,7 @@ fn body_for(spec: &RouteSpec) -> Body {
         ("PATCH", "/projects/{name}") => {
             Body::Json(json!({"description": "taken over", "classes": [{"name": "truck"}]}))
         }
+        ("POST", "/datasets/{dataset}/exports") => Body::Json(json!({"format": "coco"})),
         ("POST", "/annotations/{*image}") => Body::Json(json!({"annotations": [
             {"id": "a1", "name": "car", "type": "bbox",
              "bounding_box": {"x": 0.0, "y": 0.0, "w": 1.0, "h": 1.0}}]})),
@@ -530,6 +560,7 @@ async fn a_signature_opens_only_its_own_object() {
     for spec in &signed_routes {
         let (action, mine, other) = match (spec.method.as_str(), spec.path) {
             ("GET", "/files/images/{id}") => ("GET", &b.image_ids[0], &b.image_ids[1]),
+            ("GET", "/files/exports/{id}") => ("EXPORT", &b.export_ids[0], &b.export_ids[1]),
             ("PUT", "/files/uploads/{id}") => ("PUT", &b.upload_id, &second_id),
             _ => panic!(
                 "no signature probe for {} {}: add one",
@@ -551,7 +582,7 @@ async fn a_signature_opens_only_its_own_object() {
         };
         // Another object, another action, a changed expiry: all refused.
         send(url(other, &sig)).await.error(403, "forbidden");
-        let wrong_action = signer.sign(if action == "GET" { "PUT" } else { "GET" }, mine, exp);
+        let wrong_action = signer.sign(if action == "PUT" { "GET" } else { "PUT" }, mine, exp);
         send(url(mine, &wrong_action)).await.error(403, "forbidden");
         send(format!(
             "{}?expires={}&sig={sig}",
@@ -561,6 +592,18 @@ async fn a_signature_opens_only_its_own_object() {
         .await
         .error(403, "forbidden");
         // The signature does open its own object (the refusals above are not a broken route).
+        if action == "EXPORT" {
+            let ok = send(url(mine, &sig)).await.expect(200);
+            let job = t
+                .other
+                .get(&format!("datasets/{}/exports/{mine}", b.dataset_id))
+                .await
+                .ok_json(200);
+            assert_eq!(
+                ok.bytes.len() as u64,
+                job["archive"]["size"].as_u64().unwrap()
+            );
+        }
         if action == "GET" {
             let ok = send(url(mine, &sig)).await.expect(200);
             let want = t

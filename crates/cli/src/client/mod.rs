@@ -1,5 +1,5 @@
-//! The client commands: `login`, `upload`, `download`, `datasets`, `images`, `annotations`
-//! and `batch` talk to a Pictograph server through the Rust SDK.
+//! The client commands: `login`, `upload`, `download`, `export`, `import`, `datasets`,
+//! `images`, `annotations` and `batch` talk to a Pictograph server through the Rust SDK.
 //!
 //! Conventions shared by every command:
 //! - the connection comes from `--api-key`/`--base-url`, then `PICTOGRAPH_API_KEY`/
@@ -14,7 +14,9 @@ pub mod batch;
 pub mod config;
 pub mod datasets;
 pub mod download;
+pub mod export;
 pub mod images;
+pub mod import;
 pub mod login;
 mod progress;
 pub mod upload;

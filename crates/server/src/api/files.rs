@@ -65,6 +65,52 @@ pub async fn get_image(
     serve(&state, &img, &headers).await
 }
 
+/// `GET /files/exports/{id}`: a complete export's tar archive by signed URL.
+pub async fn get_export(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<Signed>,
+) -> ApiResult<Response> {
+    if !state.signer.verify("EXPORT", &id, q.expires, &q.sig) {
+        return Err(ApiError::Forbidden(
+            "Download URL signature is invalid or expired".into(),
+        ));
+    }
+    let job = state
+        .store
+        .export_job_any(&id)
+        .await?
+        .filter(|j| j.state == "complete")
+        .ok_or_else(|| ApiError::NotFound("Export not found".into()))?;
+    let (Some(hash), Some(size)) = (job.archive_hash.as_deref(), job.archive_size) else {
+        return Err(ApiError::NotFound("Export not found".into()));
+    };
+    let name = state
+        .store
+        .dataset_by_id(&job.org_id, &job.dataset_id)
+        .await?
+        .map_or_else(|| "dataset".to_string(), |d| d.name);
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-tar")
+        .header(header::CONTENT_LENGTH, size)
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{safe}-{}.tar\"", job.format),
+        )
+        .body(Body::from_stream(state.blobs.stream(hash, None).await?))
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
 /// A single byte range `start..=end` of a `size`-byte file, from a `Range` header.
 /// `Ok(None)`: serve everything. `Err(())`: unsatisfiable.
 fn range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {

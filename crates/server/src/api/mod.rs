@@ -3,6 +3,7 @@
 mod annotations;
 mod batch;
 mod datasets;
+mod exports;
 mod extract;
 mod files;
 mod images;
@@ -141,6 +142,18 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Key,
             datasets::download_by_ref,
         ),
+        entry(
+            post.clone(),
+            "/datasets/{dataset}/exports",
+            Key,
+            exports::create,
+        ),
+        entry(
+            get.clone(),
+            "/datasets/{dataset}/exports/{id}",
+            Key,
+            exports::get,
+        ),
         entry(get.clone(), "/projects", Key, projects::list),
         entry(post.clone(), "/projects", Key, projects::create),
         entry(get.clone(), "/projects/", Key, projects::list),
@@ -187,6 +200,12 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         entry(patch, "/batch/images/update", Key, batch::update_images),
         entry(put, "/files/uploads/{id}", Signed, files::put_upload),
         entry(get.clone(), "/files/images/{id}", Signed, files::get_image),
+        entry(
+            get.clone(),
+            "/files/exports/{id}",
+            Signed,
+            files::get_export,
+        ),
         entry(get, "/healthz", Public, health),
     ]
 }

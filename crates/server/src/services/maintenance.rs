@@ -1,5 +1,5 @@
-//! Upkeep: expired uploads, stored responses, abandoned staged files, and bytes nothing
-//! refers to. The server runs it in the background; `pictograph gc` runs it once.
+//! Upkeep: expired uploads, stored responses, abandoned staged files, bytes nothing refers
+//! to, and export jobs whose task is gone or whose archive has been kept long enough. The server runs it in the background; `pictograph gc` runs it once.
 //!
 //! It is safe beside running servers: bytes are freed only once their grace period has passed
 //! since an upload last touched them, and each is freed under its record's lock, which an
@@ -66,11 +66,13 @@ pub struct SweepReport {
     pub orphan_blobs: Vec<String>,
     /// Stored bytes without a record.
     pub unrecorded_blobs: Vec<String>,
+    /// Export jobs past their keeping time (their archives are freed with them).
+    pub expired_exports: Vec<String>,
 }
 
 impl SweepReport {
     /// `(kind, count)` per kind, in report order.
-    pub fn counts(&self) -> [(&'static str, u64); 6] {
+    pub fn counts(&self) -> [(&'static str, u64); 7] {
         [
             ("expired uploads", self.expired_uploads.len() as u64),
             ("expired idempotency records", self.expired_responses),
@@ -78,6 +80,7 @@ impl SweepReport {
             ("staged upload objects", self.staged_objects.len() as u64),
             ("orphan blobs", self.orphan_blobs.len() as u64),
             ("unrecorded blob files", self.unrecorded_blobs.len() as u64),
+            ("expired export archives", self.expired_exports.len() as u64),
         ]
     }
 }
@@ -146,9 +149,24 @@ pub async fn sweep_with(state: &AppState, opts: &SweepOptions) -> anyhow::Result
         }
     }
 
-    let cutoff = fmt_time(
-        chrono::Utc::now() - chrono::Duration::from_std(opts.blob_grace).unwrap_or_default(),
-    );
+    let ago = |d: Duration| {
+        fmt_time(chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or_default())
+    };
+    let kept_until = ago(super::exports::KEPT_FOR);
+    report.expired_exports = if opts.dry_run {
+        store.expired_export_archives(&kept_until).await?
+    } else {
+        let failed = store
+            .fail_interrupted_export_jobs(&ago(super::exports::STALE_AFTER))
+            .await?;
+        if failed > 0 {
+            tracing::warn!(jobs = failed, "export jobs stopped moving; marked failed");
+        }
+        let hashes = store.expire_export_jobs(&kept_until).await?;
+        free(state, hashes, &fmt_time(chrono::Utc::now()), false).await?
+    };
+
+    let cutoff = ago(opts.blob_grace);
     let orphans = store.orphan_blobs(&cutoff).await?;
     report.orphan_blobs = free(state, orphans, &cutoff, opts.dry_run).await?;
 

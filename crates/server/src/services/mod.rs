@@ -3,5 +3,6 @@
 pub mod annotations;
 pub mod batch;
 pub mod datasets;
+pub mod exports;
 pub mod maintenance;
 pub mod uploads;

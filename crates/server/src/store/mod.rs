@@ -6,12 +6,14 @@
 //! Dataset counters are kept by triggers, so every statement that touches an image keeps them true.
 
 mod datasets;
+mod exports;
 mod images;
 mod keys;
 mod transfer;
 mod uploads;
 
 pub use datasets::{DatasetPatch, DatasetRow};
+pub use exports::ExportJobRow;
 pub use images::{
     BatchOutcome, CopyMode, ImageFilter, ImageRow, ImageUpdate, NewImage, SavedAnnotations,
     NOT_FOUND_REASON,

@@ -222,6 +222,7 @@ impl Store {
             "SELECT hash FROM blobs WHERE touched_at < $1 \
              AND NOT EXISTS (SELECT 1 FROM images i WHERE i.blob_hash = blobs.hash) \
              AND NOT EXISTS (SELECT 1 FROM pending_uploads p WHERE p.blob_hash = blobs.hash) \
+             AND NOT EXISTS (SELECT 1 FROM export_jobs e WHERE e.archive_hash = blobs.hash) \
              ORDER BY hash",
         )
         .bind(cutoff)
@@ -276,6 +277,7 @@ impl Store {
             "DELETE FROM blobs WHERE hash = $1 AND touched_at < $2 \
              AND NOT EXISTS (SELECT 1 FROM images i WHERE i.blob_hash = blobs.hash) \
              AND NOT EXISTS (SELECT 1 FROM pending_uploads p WHERE p.blob_hash = blobs.hash) \
+             AND NOT EXISTS (SELECT 1 FROM export_jobs e WHERE e.archive_hash = blobs.hash) \
              RETURNING hash",
         )
         .bind(hash)

@@ -1,0 +1,615 @@
+//! `pictograph export` and `pictograph import` against a real server started in-process:
+//! COCO, YOLO, VOC and pictograph folders made here with real image files, idempotent
+//! imports, round trips import → export → import, warnings for what a format cannot hold,
+//! and bad input.
+
+use pictograph::{Annotation, Client, ImageListOptions};
+use pictograph_server::auth::{create_key, Role};
+use pictograph_server::{App, Config};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+struct Server {
+    _app: App,
+    url: String,
+    key: String,
+    other_key: String,
+    dir: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path().join("data"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let app = App::start(config).await.unwrap();
+    let key = create_key(&app.state.store, "org", Role::Owner, "unlimited")
+        .await
+        .unwrap();
+    let other_key = create_key(&app.state.store, "other-org", Role::Owner, "unlimited")
+        .await
+        .unwrap();
+    Server {
+        url: format!("http://{}", app.addr),
+        _app: app,
+        key,
+        other_key,
+        dir,
+    }
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn ok(&self) -> Value {
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+}
+
+impl Server {
+    fn run_as(&self, key: &str, args: &[&str]) -> Out {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pictograph"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("PICTOGRAPH_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("PICTOGRAPH_CONFIG_DIR", self.dir.path().join("no-config"))
+            .env("PICTOGRAPH_BASE_URL", &self.url)
+            .env("PICTOGRAPH_API_KEY", key)
+            .args(args)
+            .stdin(Stdio::null());
+        let out = c.output().expect("run pictograph");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        self.run_as(&self.key, args)
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn client(&self) -> Client {
+        Client::builder(self.key.clone())
+            .base_url(self.url.clone())
+            .build()
+            .unwrap()
+    }
+
+    fn import(&self, folder: &Path, format: &str, dataset: &str) -> Value {
+        self.run(&[
+            "import",
+            folder.to_str().unwrap(),
+            "--format",
+            format,
+            "--dataset",
+            dataset,
+            "--create",
+            "--json",
+        ])
+        .ok()
+    }
+
+    fn export(&self, dataset: &str, format: &str, out: &str, extra: &[&str]) -> (PathBuf, Value) {
+        let dir = self.path(out);
+        let mut args = vec![
+            "export",
+            dataset,
+            dir.to_str().unwrap(),
+            "--format",
+            format,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let v = self.run(&args).ok();
+        (dir, v)
+    }
+}
+
+/// A PNG of `w`×`h` whose pixels depend on `seed`.
+fn png(path: &Path, w: u32, h: u32, seed: u8) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([seed, (x * 7) as u8, (y * 11) as u8])
+    })
+    .save_with_format(path, image::ImageFormat::Png)
+    .unwrap();
+}
+
+/// A COCO folder: boxes, a polygon, a one-point keypoint, a score, an image without labels.
+fn coco_folder(root: &Path) {
+    png(&root.join("images/cars/a.png"), 40, 30, 1);
+    png(&root.join("images/b.png"), 32, 24, 2);
+    png(&root.join("images/cars/c.png"), 16, 16, 3);
+    let doc = json!({
+        "images": [
+            {"id": 1, "file_name": "cars/a.png", "width": 40, "height": 30},
+            {"id": 2, "file_name": "b.png", "width": 32, "height": 24},
+            {"id": 3, "file_name": "cars/c.png", "width": 16, "height": 16},
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 3, 10, 5], "area": 50, "iscrowd": 0, "segmentation": []},
+            {"id": 2, "image_id": 1, "category_id": 3, "bbox": [0, 0, 20, 10], "area": 100, "iscrowd": 0,
+             "segmentation": [[0, 0, 20, 0, 20, 10]]},
+            {"id": 3, "image_id": 1, "category_id": 4, "keypoints": [5, 6, 2], "num_keypoints": 1,
+             "bbox": [5, 6, 0, 0], "area": 0, "iscrowd": 0},
+            {"id": 4, "image_id": 2, "category_id": 2, "bbox": [1.5, 2.25, 7, 8], "area": 56, "iscrowd": 0, "score": 0.75},
+        ],
+        "categories": [
+            {"id": 1, "name": "car"}, {"id": 2, "name": "bus"}, {"id": 3, "name": "road"},
+            {"id": 4, "name": "nose", "keypoints": ["nose"], "skeleton": []},
+        ],
+    });
+    std::fs::create_dir_all(root.join("annotations")).unwrap();
+    std::fs::write(
+        root.join("annotations/instances.json"),
+        serde_json::to_vec(&doc).unwrap(),
+    )
+    .unwrap();
+}
+
+/// A YOLO folder with a train and a val split.
+fn yolo_folder(root: &Path) {
+    png(&root.join("images/train/x.png"), 50, 40, 4);
+    png(&root.join("images/train/sub/z.png"), 64, 48, 5);
+    png(&root.join("images/val/y.png"), 30, 20, 6);
+    let label = |rel: &str, text: &str| {
+        let p = root.join("labels").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    label("train/x.txt", "0 0.5 0.5 0.2 0.25\n1 0.3 0.7 0.1 0.2\n");
+    label("train/sub/z.txt", "");
+    label("val/y.txt", "1 0.25 0.5 0.1 0.3\n");
+    std::fs::write(
+        root.join("data.yaml"),
+        "train: images/train\nval: images/val\nnc: 2\nnames:\n  0: cat\n  1: dog\n",
+    )
+    .unwrap();
+}
+
+/// A VOC folder: one annotated image, one without an XML file.
+fn voc_folder(root: &Path) {
+    png(&root.join("JPEGImages/p.png"), 30, 20, 7);
+    png(&root.join("JPEGImages/sub/q.png"), 10, 10, 8);
+    std::fs::create_dir_all(root.join("Annotations")).unwrap();
+    std::fs::write(
+        root.join("Annotations/p.xml"),
+        "<annotation><folder></folder><filename>p.png</filename>\
+         <size><width>30</width><height>20</height><depth>3</depth></size>\
+         <object><name>person</name><difficult>0</difficult>\
+         <bndbox><xmin>1</xmin><ymin>2</ymin><xmax>11</xmax><ymax>12</ymax></bndbox></object>\
+         <object><name>tree &amp; bush</name>\
+         <bndbox><xmin>3.5</xmin><ymin>4</ymin><xmax>9</xmax><ymax>19.5</ymax></bndbox></object>\
+         </annotation>",
+    )
+    .unwrap();
+}
+
+/// (folder, filename) → (width, height, annotations) of every image of a dataset.
+type State = BTreeMap<(String, String), (u32, u32, Vec<Value>)>;
+
+async fn state(client: &Client, dataset: &str) -> State {
+    let page = client
+        .datasets()
+        .list_images(
+            dataset,
+            ImageListOptions {
+                limit: Some(1000),
+                ..ImageListOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut out = State::new();
+    for img in page.images {
+        let anns: Vec<Annotation> = client.annotations().get(&img.id).await.unwrap();
+        let anns = anns
+            .iter()
+            .map(|a| serde_json::to_value(a).unwrap())
+            .collect();
+        out.insert(
+            (img.folder().to_string(), img.filename.clone()),
+            (img.width.unwrap(), img.height.unwrap(), anns),
+        );
+    }
+    out
+}
+
+/// Equal JSON, numbers within `tol`.
+fn close(a: &Value, b: &Value, tol: f64) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= tol
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| close(p, q, tol))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| close(v, w, tol)))
+        }
+        _ => a == b,
+    }
+}
+
+fn assert_same(a: &State, b: &State, tol: f64) {
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "image sets differ"
+    );
+    for (k, (w, h, anns)) in a {
+        let (w2, h2, anns2) = &b[k];
+        assert_eq!((w, h), (w2, h2), "size of {k:?}");
+        assert!(
+            close(&json!(anns), &json!(anns2), tol),
+            "annotations of {k:?} differ:\n{anns:#?}\n{anns2:#?}"
+        );
+    }
+}
+
+fn warning(v: &Value, code: &str) -> u64 {
+    v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == code)
+        .map_or(0, |w| w["count"].as_u64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coco_import_is_idempotent_and_round_trips() {
+    let s = start().await;
+    let client = s.client();
+    let src = s.path("coco-src");
+    coco_folder(&src);
+
+    let first = s.import(&src, "coco", "cars");
+    assert_eq!(first["created"], true);
+    assert_eq!(first["uploaded"], 3);
+    assert_eq!(first["annotations"], 4);
+    assert_eq!(first["annotations_saved"], 2);
+    let before = state(&client, "cars").await;
+    let a = &before[&("/cars".to_string(), "a.png".to_string())];
+    assert_eq!((a.0, a.1), (40, 30));
+    let kinds: Vec<&str> = a.2.iter().map(|x| x["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["bbox", "polygon", "keypoint"]);
+    assert_eq!(
+        a.2[0]["bounding_box"],
+        json!({"x": 2.0, "y": 3.0, "w": 10.0, "h": 5.0})
+    );
+    assert_eq!(a.2[2]["keypoint"], json!({"x": 5.0, "y": 6.0}));
+    let b = &before[&("/".to_string(), "b.png".to_string())];
+    assert_eq!(b.2[0]["confidence"], 0.75);
+    let ds = client.datasets().get("cars").await.unwrap();
+    let classes: Vec<&str> = ds.classes.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(classes, ["car", "bus", "road", "nose"]);
+
+    // A re-run uploads nothing and saves nothing.
+    let again = s.import(&src, "coco", "cars");
+    assert_eq!(again["uploaded"], 0);
+    assert_eq!(again["existing"], 3);
+    assert_eq!(again["annotations_saved"], 0);
+    assert_eq!(again["annotations_unchanged"], 3);
+    assert_eq!(state(&client, "cars").await, before);
+
+    // import → export → import into a new dataset: the same images and annotations.
+    let (out, exported) = s.export("cars", "coco", "coco-out", &[]);
+    assert_eq!(exported["images"], 3);
+    assert_eq!(exported["warnings"], json!([]));
+    assert!(out.join("images/cars/a.png").is_file());
+    assert_eq!(
+        std::fs::read(out.join("images/cars/a.png")).unwrap(),
+        std::fs::read(src.join("images/cars/a.png")).unwrap()
+    );
+    s.import(&out, "coco", "cars-copy");
+    assert_same(&before, &state(&client, "cars-copy").await, 0.0);
+
+    // A second export into the same folder fetches no image again.
+    let (_, again) = s.export("cars", "coco", "coco-out", &[]);
+    assert_eq!(again["images_present"], 3);
+    assert_eq!(again["images_downloaded"], 0);
+
+    // The lossless format keeps everything, ids included.
+    let (native, _) = s.export("cars", "pictograph", "native-out", &[]);
+    s.import(&native, "pictograph", "cars-native");
+    assert_eq!(state(&client, "cars-native").await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolo_and_voc_round_trip() {
+    let s = start().await;
+    let client = s.client();
+
+    let src = s.path("yolo-src");
+    yolo_folder(&src);
+    let first = s.import(&src, "yolo", "pets");
+    assert_eq!(first["uploaded"], 3);
+    assert_eq!(first["annotations"], 3);
+    let before = state(&client, "pets").await;
+    let x = &before[&("/train".to_string(), "x.png".to_string())];
+    assert_eq!(
+        x.2[0]["bounding_box"],
+        json!({"x": 20.0, "y": 15.0, "w": 10.0, "h": 10.0})
+    );
+    assert!(before.contains_key(&("/train/sub".to_string(), "z.png".to_string())));
+    let again = s.import(&src, "yolo", "pets");
+    assert_eq!(
+        (
+            again["uploaded"].as_u64(),
+            again["annotations_saved"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+
+    let (out, exported) = s.export("pets", "yolo", "yolo-out", &[]);
+    assert_eq!(exported["warnings"], json!([]));
+    let yaml = std::fs::read_to_string(out.join("data.yaml")).unwrap();
+    assert!(yaml.contains("val: images/val"), "{yaml}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("labels/val/y.txt")).unwrap(),
+        "1 0.25 0.5 0.1 0.3\n"
+    );
+    assert!(out.join("images/train/sub/z.png").is_file());
+    assert!(out.join("labels/train/sub/z.txt").is_file());
+    s.import(&out, "yolo", "pets-copy");
+    // Normalising and scaling back costs at most float rounding.
+    assert_same(&before, &state(&client, "pets-copy").await, 1e-9);
+
+    let src = s.path("voc-src");
+    voc_folder(&src);
+    let first = s.import(&src, "voc", "people");
+    assert_eq!(first["uploaded"], 2);
+    assert_eq!(first["annotations"], 2);
+    let before = state(&client, "people").await;
+    let p = &before[&("/".to_string(), "p.png".to_string())];
+    assert_eq!(p.2[1]["name"], "tree & bush");
+    assert_eq!(
+        p.2[1]["bounding_box"],
+        json!({"x": 2.5, "y": 3.0, "w": 6.5, "h": 16.5})
+    );
+    let (out, exported) = s.export("people", "voc", "voc-out", &[]);
+    assert_eq!(exported["warnings"], json!([]));
+    assert!(out.join("Annotations/sub/q.xml").is_file());
+    let ids = std::fs::read_to_string(out.join("ImageSets/Main/trainval.txt")).unwrap();
+    let mut ids: Vec<&str> = ids.lines().collect();
+    ids.sort();
+    assert_eq!(ids, ["p", "sub/q"]);
+    s.import(&out, "voc", "people-copy");
+    assert_same(&before, &state(&client, "people-copy").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_warn_about_what_a_format_cannot_hold() {
+    let s = start().await;
+    let client = s.client();
+    let src = s.path("coco-src");
+    coco_folder(&src);
+    s.import(&src, "coco", "mixed");
+    // Add a polyline and attributes to the image that has a box, a polygon and a keypoint.
+    let page = client
+        .datasets()
+        .list_images("mixed", ImageListOptions::default())
+        .await
+        .unwrap();
+    let a = page.images.iter().find(|i| i.filename == "a.png").unwrap();
+    let mut anns = client.annotations().get(&a.id).await.unwrap();
+    anns.push(Annotation::polyline(
+        "line-1",
+        "road",
+        [[0.0, 0.0], [5.0, 5.0], [9.0, 2.0]],
+    ));
+    anns.push(
+        Annotation::bbox("box-9", "car", [30.0, 20.0, 20.0, 20.0])
+            .with_attributes(vec![json!({"occluded": true})])
+            .with_metadata(json!({"source": "review"})),
+    );
+    client.annotations().save(&a.id, &anns).await.unwrap();
+
+    let (_, coco) = s.export("mixed", "coco", "w-coco", &[]);
+    assert_eq!(warning(&coco, "polyline_dropped"), 1);
+    assert_eq!(warning(&coco, "attributes_dropped"), 1);
+    assert_eq!(warning(&coco, "metadata_dropped"), 1);
+    assert_eq!(warning(&coco, "keypoint_dropped"), 0);
+
+    let (out, yolo) = s.export("mixed", "yolo", "w-yolo", &[]);
+    assert_eq!(warning(&yolo, "polyline_dropped"), 1);
+    assert_eq!(warning(&yolo, "keypoint_dropped"), 1);
+    assert_eq!(warning(&yolo, "polygon_dropped"), 1);
+    assert_eq!(warning(&yolo, "confidence_dropped"), 1);
+    assert_eq!(warning(&yolo, "box_clipped"), 1);
+    let labels = std::fs::read_to_string(out.join("labels/train/cars/a.txt")).unwrap();
+    assert_eq!(labels.lines().count(), 2, "{labels}");
+    let run = s.run(&[
+        "export",
+        "mixed",
+        s.path("w-yolo-text").to_str().unwrap(),
+        "--format",
+        "yolo",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "warning: 1 polyline annotation(s) dropped: YOLO detection labels hold boxes only"
+        ),
+        "{}",
+        run.stderr
+    );
+
+    let (out, yolo) = s.export("mixed", "yolo", "w-yolo-boxes", &["--polygons-as-boxes"]);
+    assert_eq!(warning(&yolo, "polygon_dropped"), 0);
+    assert_eq!(warning(&yolo, "polygon_as_box"), 1);
+    let labels = std::fs::read_to_string(out.join("labels/train/cars/a.txt")).unwrap();
+    assert_eq!(labels.lines().count(), 3, "{labels}");
+
+    let (_, voc) = s.export("mixed", "voc", "w-voc", &[]);
+    assert_eq!(warning(&voc, "polyline_dropped"), 1);
+    assert_eq!(warning(&voc, "keypoint_dropped"), 1);
+    assert_eq!(warning(&voc, "polygon_dropped"), 1);
+
+    let (_, native) = s.export("mixed", "pictograph", "w-native", &[]);
+    assert_eq!(native["warnings"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_changes_nothing() {
+    let s = start().await;
+    let client = s.client();
+    let src = s.path("coco-src");
+    coco_folder(&src);
+    s.import(&src, "coco", "mine");
+
+    // Unknown format: a usage error before any request.
+    let out = s.run(&[
+        "export",
+        "mine",
+        s.path("x").to_str().unwrap(),
+        "--format",
+        "tfrecord",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("tfrecord"), "{}", out.stderr);
+
+    // A folder that is not in the format: refused before the dataset is created.
+    let out = s.run(&[
+        "import",
+        src.to_str().unwrap(),
+        "--format",
+        "yolo",
+        "--dataset",
+        "never",
+        "--create",
+    ]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("data.yaml"), "{}", out.stderr);
+    assert!(client.datasets().get("never").await.is_err());
+
+    // Another organisation's dataset does not exist for this key.
+    let out = s.run_as(
+        &s.other_key,
+        &[
+            "export",
+            "mine",
+            s.path("y").to_str().unwrap(),
+            "--format",
+            "coco",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 1);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["error"]["status"], 404);
+    assert!(!s.path("y").join("annotations").exists());
+    let out = s.run_as(
+        &s.other_key,
+        &[
+            "import",
+            src.to_str().unwrap(),
+            "--format",
+            "coco",
+            "--dataset",
+            "mine",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["error"]["status"], 404);
+
+    // A missing dataset without --create.
+    let out = s.run(&[
+        "import",
+        src.to_str().unwrap(),
+        "--format",
+        "coco",
+        "--dataset",
+        "absent",
+    ]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("404"), "{}", out.stderr);
+}
+
+/// Every file under `root`, relative, sorted, with its bytes.
+fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_export_archive_equals_the_client_export() {
+    let s = start().await;
+    let src = s.path("coco-src");
+    coco_folder(&src);
+    s.import(&src, "coco", "both");
+    for format in ["coco", "yolo", "voc", "pictograph"] {
+        let (local, client_side) = s.export("both", format, &format!("{format}-local"), &[]);
+        let archive = s.path(&format!("{format}.tar"));
+        let server_side = s
+            .run(&[
+                "export",
+                "both",
+                archive.to_str().unwrap(),
+                "--format",
+                format,
+                "--server",
+                "--json",
+            ])
+            .ok();
+        assert_eq!(server_side["images"], 3);
+        assert_eq!(server_side["warnings"], client_side["warnings"], "{format}");
+        let unpacked = s.path(&format!("{format}-unpacked"));
+        std::fs::create_dir_all(&unpacked).unwrap();
+        let out = Command::new("tar")
+            .arg("-xf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&unpacked)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (a, b) = (tree(&local), tree(&unpacked));
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "{format}"
+        );
+        for (path, bytes) in &a {
+            assert!(bytes == &b[path], "{format}: {path} differs");
+        }
+    }
+}

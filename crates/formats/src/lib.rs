@@ -1,0 +1,352 @@
+//! Conversions between canonical Pictograph annotations and the formats training code reads:
+//! COCO (`instances` JSON), YOLO (Ultralytics detection layout), Pascal VOC (one XML file per
+//! image) and our own "pictograph" JSON Lines.
+//!
+//! Writers stream: they take one image (its place in the dataset, its size and its canonical
+//! annotations) at a time and hand back the small files that belong to it; whatever must be
+//! written after the last image (COCO's single JSON file, `data.yaml`, ...) is spooled to
+//! temporary files, so memory stays flat whatever the dataset size. The caller puts the image
+//! bytes at [`Writer::image_path`].
+//!
+//! Parsers ([`import`]) read a folder in one of the formats back into images and canonical
+//! annotations.
+//!
+//! What a format cannot hold is never dropped silently: every writer and parser reports it
+//! as [`Warning`]s, one per kind with its count.
+//!
+//! | format | holds | cannot hold |
+//! | --- | --- | --- |
+//! | COCO | boxes, polygons (outer ring as `segmentation`), keypoints (one-point COCO keypoints), confidence (`score`) | polylines, polygon holes, attributes, metadata |
+//! | YOLO | boxes (normalised, clipped to the image); polygons as their boxes only when asked | polylines, keypoints, polygons (unless as boxes), confidence, attributes, metadata |
+//! | VOC | boxes; polygons as their boxes only when asked | polylines, keypoints, polygons (unless as boxes), confidence, attributes, metadata |
+//! | pictograph | everything (canonical JSON as stored) | nothing |
+
+#![deny(missing_docs)]
+
+mod coco;
+mod import;
+mod native;
+mod shape;
+mod voc;
+mod yolo;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io;
+
+pub use import::{import, ImportItem, ImportPlan, Labels};
+pub use shape::{canonical, read_annotation, Ann, Shape};
+
+/// An export or import format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// COCO object detection JSON (`annotations/instances.json` + `images/`).
+    Coco,
+    /// Ultralytics YOLO detection (`data.yaml`, `images/<split>/`, `labels/<split>/`).
+    Yolo,
+    /// Pascal VOC (`Annotations/*.xml`, `JPEGImages/`, `ImageSets/Main/trainval.txt`).
+    Voc,
+    /// Pictograph canonical JSON Lines (`annotations.jsonl`, `dataset.json`, `images/`).
+    Pictograph,
+}
+
+impl Format {
+    /// Every format, in documentation order.
+    pub const ALL: [Format; 4] = [Format::Coco, Format::Yolo, Format::Voc, Format::Pictograph];
+
+    /// The format's name as used on the command line and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Coco => "coco",
+            Format::Yolo => "yolo",
+            Format::Voc => "voc",
+            Format::Pictograph => "pictograph",
+        }
+    }
+
+    /// Parses a name (case-insensitive); `None` for an unknown one.
+    pub fn parse(s: &str) -> Option<Format> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One image as an export sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageInfo {
+    /// Virtual folder: `/` or `/a/b`.
+    pub folder: String,
+    /// File name within the folder.
+    pub filename: String,
+    /// Width in pixels (0 when unknown).
+    pub width: u32,
+    /// Height in pixels (0 when unknown).
+    pub height: u32,
+    /// Lifecycle status (`new`, `annotate`, `review`, `complete`).
+    pub status: String,
+}
+
+impl ImageInfo {
+    /// The image's path relative to the dataset root: `a/b/x.jpg` (no leading `/`).
+    pub fn rel_path(&self) -> String {
+        let folder = self.folder.trim_matches('/');
+        if folder.is_empty() {
+            self.filename.clone()
+        } else {
+            format!("{folder}/{}", self.filename)
+        }
+    }
+}
+
+/// Settings of an export.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    /// The dataset's name (written where a format has a place for it).
+    pub dataset: String,
+    /// The dataset's classes, in order: they get the first category ids / class indices;
+    /// names met in annotations but not in this list are appended in order of appearance.
+    pub classes: Vec<String>,
+    /// YOLO and VOC: write polygons as their bounding boxes instead of dropping them.
+    pub polygons_as_boxes: bool,
+}
+
+/// The contents of an output file.
+#[derive(Debug)]
+pub enum Body {
+    /// Small contents, in memory.
+    Bytes(Vec<u8>),
+    /// Large contents spooled to an (unlinked) temporary file, positioned at its start.
+    File(File),
+}
+
+impl Body {
+    /// The length in bytes.
+    pub fn len(&self) -> io::Result<u64> {
+        match self {
+            Body::Bytes(b) => Ok(b.len() as u64),
+            Body::File(f) => Ok(f.metadata()?.len()),
+        }
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+}
+
+/// A file of an export: its path relative to the export root (`/`-separated) and contents.
+#[derive(Debug)]
+pub struct OutFile {
+    /// Relative path, e.g. `labels/train/a.txt`.
+    pub path: String,
+    /// Contents.
+    pub body: Body,
+}
+
+impl OutFile {
+    fn bytes(path: impl Into<String>, bytes: impl Into<Vec<u8>>) -> OutFile {
+        OutFile {
+            path: path.into(),
+            body: Body::Bytes(bytes.into()),
+        }
+    }
+}
+
+/// Something a format could not hold (or a change it had to make), with how often.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// Stable machine-readable kind, e.g. `polyline_dropped`.
+    pub code: String,
+    /// How many annotations (or images) it concerns.
+    pub count: u64,
+    /// One readable sentence, starting with the count.
+    pub message: String,
+}
+
+/// Warnings collected while converting, one entry per kind.
+#[derive(Debug, Default, Clone)]
+pub struct Warnings(BTreeMap<&'static str, (u64, String)>);
+
+impl Warnings {
+    /// Counts one occurrence of `code`; `what` completes the sentence after the count.
+    pub fn add(&mut self, code: &'static str, what: impl Into<String>) {
+        self.add_n(code, 1, what);
+    }
+
+    /// Counts `n` occurrences of `code`.
+    pub fn add_n(&mut self, code: &'static str, n: u64, what: impl Into<String>) {
+        let entry = self.0.entry(code).or_insert_with(|| (0, what.into()));
+        entry.0 += n;
+    }
+
+    /// True when nothing was reported.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The warnings, sorted by code.
+    pub fn to_vec(&self) -> Vec<Warning> {
+        self.0
+            .iter()
+            .map(|(code, (count, what))| Warning {
+                code: code.to_string(),
+                count: *count,
+                message: format!("{count} {what}"),
+            })
+            .collect()
+    }
+}
+
+/// The end of an export: the files written after the last image, and the warnings.
+#[derive(Debug)]
+pub struct Finished {
+    /// Files to add to the export.
+    pub files: Vec<OutFile>,
+    /// What the format could not hold.
+    pub warnings: Vec<Warning>,
+}
+
+/// A streaming export writer: call [`Writer::add`] once per image, then [`Writer::finish`].
+pub trait Writer: Send {
+    /// Where the image's bytes go in the export (relative, `/`-separated).
+    fn image_path(&self, image: &ImageInfo) -> String;
+
+    /// Converts one image's canonical annotations; answers the files that belong to it
+    /// (label files), possibly none.
+    fn add(&mut self, image: &ImageInfo, annotations: &[Value]) -> io::Result<Vec<OutFile>>;
+
+    /// The files written after the last image, and the warnings.
+    fn finish(self: Box<Self>) -> io::Result<Finished>;
+}
+
+/// A writer of `format`.
+pub fn writer(format: Format, options: ExportOptions) -> io::Result<Box<dyn Writer>> {
+    Ok(match format {
+        Format::Coco => Box::new(coco::CocoWriter::new(options)?),
+        Format::Yolo => Box::new(yolo::YoloWriter::new(options)),
+        Format::Voc => Box::new(voc::VocWriter::new(options)?),
+        Format::Pictograph => Box::new(native::NativeWriter::new(options)?),
+    })
+}
+
+/// Class names in id order: the dataset's first, then new ones as met.
+#[derive(Debug, Default)]
+struct Classes {
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+impl Classes {
+    fn new(initial: &[String]) -> Classes {
+        let mut c = Classes::default();
+        for n in initial {
+            c.id(n);
+        }
+        c
+    }
+
+    /// The 0-based index of `name`, added when new.
+    fn id(&mut self, name: &str) -> usize {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        self.names.push(name.to_string());
+        self.index.insert(name.to_string(), self.names.len() - 1);
+        self.names.len() - 1
+    }
+}
+
+/// `path` without its extension (the part after the last `.` of the last segment).
+fn strip_extension(path: &str) -> &str {
+    let seg_start = path.rfind('/').map_or(0, |i| i + 1);
+    match path[seg_start..].rfind('.') {
+        Some(dot) if dot > 0 => &path[..seg_start + dot],
+        _ => path,
+    }
+}
+
+/// A number as short text: integers without a fraction, others in the shortest form that
+/// reads back to the same `f64`.
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Counts what every non-native format loses from an annotation: attributes and metadata
+/// always, confidence unless the format keeps it.
+fn note_common_losses(warnings: &mut Warnings, ann: &Ann, format: &str, keeps_confidence: bool) {
+    if ann.has_attributes {
+        warnings.add(
+            "attributes_dropped",
+            format!("annotation(s) lost their attributes: {format} has no place for them"),
+        );
+    }
+    if ann.has_metadata {
+        warnings.add(
+            "metadata_dropped",
+            format!("annotation(s) lost their metadata: {format} has no place for it"),
+        );
+    }
+    if !keeps_confidence && ann.confidence < 1.0 {
+        warnings.add(
+            "confidence_dropped",
+            format!("annotation(s) lost a confidence below 1: {format} labels have no score"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in Format::ALL {
+            assert_eq!(Format::parse(f.as_str()), Some(f));
+        }
+        assert_eq!(Format::parse(" COCO "), Some(Format::Coco));
+        assert_eq!(Format::parse("tfrecord"), None);
+    }
+
+    #[test]
+    fn extension_stripping() {
+        assert_eq!(strip_extension("a/b/c.jpg"), "a/b/c");
+        assert_eq!(strip_extension("a.b/c"), "a.b/c");
+        assert_eq!(strip_extension("x.tar.png"), "x.tar");
+        assert_eq!(strip_extension(".hidden"), ".hidden");
+    }
+
+    #[test]
+    fn numbers_are_short_and_exact() {
+        assert_eq!(num(10.0), "10");
+        assert_eq!(num(-3.0), "-3");
+        assert_eq!(num(0.1), "0.1");
+        assert_eq!(num(1.0 / 3.0).parse::<f64>().unwrap(), 1.0 / 3.0);
+    }
+
+    #[test]
+    fn warnings_count_per_kind() {
+        let mut w = Warnings::default();
+        w.add("polyline_dropped", "polyline(s) dropped");
+        w.add("polyline_dropped", "polyline(s) dropped");
+        w.add_n("keypoint_dropped", 3, "keypoint(s) dropped");
+        let v = w.to_vec();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].code, "keypoint_dropped");
+        assert_eq!(v[0].message, "3 keypoint(s) dropped");
+        assert_eq!(v[1].count, 2);
+    }
+}

@@ -1,0 +1,324 @@
+//! YOLO detection in the Ultralytics layout: `data.yaml` (splits and class names),
+//! `images/<split>/…` and `labels/<split>/….txt`, one `class cx cy w h` line per box with
+//! coordinates normalised to 0..1.
+//!
+//! The split is the image's first folder when it is `train`, `val` or `test` (`/val/cars/a.jpg`
+//! → `images/val/cars/a.jpg`); every other image goes to `train`. Ultralytics needs a `val`
+//! entry: without `val` images it points at the training images.
+
+use crate::shape::{read_annotation, Shape};
+use crate::{
+    note_common_losses, num, strip_extension, Classes, ExportOptions, Finished, ImageInfo, OutFile,
+    Warnings, Writer,
+};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io;
+
+/// The split names the layout knows.
+pub const SPLITS: [&str; 3] = ["train", "val", "test"];
+
+pub struct YoloWriter {
+    options: ExportOptions,
+    classes: Classes,
+    splits: BTreeSet<&'static str>,
+    warnings: Warnings,
+}
+
+/// The split of an image and its path below the split folder.
+pub fn split_of(rel: &str) -> (&'static str, &str) {
+    if let Some((first, rest)) = rel.split_once('/') {
+        if let Some(split) = SPLITS.iter().find(|s| **s == first) {
+            return (split, rest);
+        }
+    }
+    ("train", rel)
+}
+
+/// Clips a box to the image; `None` when nothing is left.
+fn clip(b: [f64; 4], width: f64, height: f64) -> Option<[f64; 4]> {
+    let x0 = b[0].max(0.0);
+    let y0 = b[1].max(0.0);
+    let x1 = (b[0] + b[2]).min(width);
+    let y1 = (b[1] + b[3]).min(height);
+    (x1 > x0 && y1 > y0).then_some([x0, y0, x1 - x0, y1 - y0])
+}
+
+impl YoloWriter {
+    pub fn new(options: ExportOptions) -> YoloWriter {
+        YoloWriter {
+            classes: Classes::new(&options.classes),
+            options,
+            splits: BTreeSet::new(),
+            warnings: Warnings::default(),
+        }
+    }
+}
+
+impl Writer for YoloWriter {
+    fn image_path(&self, image: &ImageInfo) -> String {
+        let rel = image.rel_path();
+        let (split, rest) = split_of(&rel);
+        format!("images/{split}/{rest}")
+    }
+
+    fn add(&mut self, image: &ImageInfo, annotations: &[Value]) -> io::Result<Vec<OutFile>> {
+        let rel = image.rel_path();
+        let (split, rest) = split_of(&rel);
+        self.splits.insert(split);
+        let label_path = format!("labels/{split}/{}.txt", strip_extension(rest));
+        let (w, h) = (image.width as f64, image.height as f64);
+        let mut text = String::new();
+        if (w <= 0.0 || h <= 0.0) && !annotations.is_empty() {
+            self.warnings.add_n(
+                "unknown_size_skipped",
+                annotations.len() as u64,
+                "annotation(s) skipped: their image's size is unknown, so they cannot be normalised",
+            );
+            return Ok(vec![OutFile::bytes(label_path, text)]);
+        }
+        for raw in annotations {
+            let Some(ann) = read_annotation(raw) else {
+                self.warnings.add(
+                    "unreadable_annotation",
+                    "annotation(s) not in the canonical format skipped",
+                );
+                continue;
+            };
+            let b = match &ann.shape {
+                Shape::Box(b) => *b,
+                Shape::Polygon(_) if self.options.polygons_as_boxes => {
+                    self.warnings.add(
+                        "polygon_as_box",
+                        "polygon(s) written as their bounding boxes (as asked)",
+                    );
+                    ann.shape.bounds()
+                }
+                Shape::Polygon(_) => {
+                    self.warnings.add(
+                        "polygon_dropped",
+                        "polygon annotation(s) dropped: YOLO detection labels hold boxes only \
+                         (ask for polygons as boxes to keep their boxes)",
+                    );
+                    continue;
+                }
+                Shape::Polyline(_) => {
+                    self.warnings.add(
+                        "polyline_dropped",
+                        "polyline annotation(s) dropped: YOLO detection labels hold boxes only",
+                    );
+                    continue;
+                }
+                Shape::Keypoint(_) => {
+                    self.warnings.add(
+                        "keypoint_dropped",
+                        "keypoint annotation(s) dropped: YOLO detection labels hold boxes only",
+                    );
+                    continue;
+                }
+            };
+            note_common_losses(&mut self.warnings, &ann, "YOLO", false);
+            let Some(c) = clip(b, w, h) else {
+                self.warnings.add(
+                    "outside_image_dropped",
+                    "box(es) dropped: entirely outside their image",
+                );
+                continue;
+            };
+            if c != b {
+                self.warnings.add(
+                    "box_clipped",
+                    "box(es) clipped to their image: YOLO coordinates must lie in 0..1",
+                );
+            }
+            let class = self.classes.id(&ann.name);
+            text.push_str(&format!(
+                "{class} {} {} {} {}\n",
+                num((c[0] + c[2] / 2.0) / w),
+                num((c[1] + c[3] / 2.0) / h),
+                num(c[2] / w),
+                num(c[3] / h),
+            ));
+        }
+        Ok(vec![OutFile::bytes(label_path, text)])
+    }
+
+    fn finish(self: Box<Self>) -> io::Result<Finished> {
+        let val = if self.splits.contains("val") {
+            "images/val"
+        } else {
+            "images/train"
+        };
+        let mut yaml = String::new();
+        yaml.push_str(&format!(
+            "# {} exported by pictograph (Ultralytics YOLO detection layout)\n",
+            serde_json::to_string(&self.options.dataset)?
+        ));
+        yaml.push_str(&format!("train: images/train\nval: {val}\n"));
+        if self.splits.contains("test") {
+            yaml.push_str("test: images/test\n");
+        }
+        yaml.push_str(&format!("nc: {}\nnames:\n", self.classes.names.len()));
+        for (i, name) in self.classes.names.iter().enumerate() {
+            // A JSON string is a valid YAML double-quoted scalar.
+            yaml.push_str(&format!("  {i}: {}\n", serde_json::to_string(name)?));
+        }
+        Ok(Finished {
+            files: vec![OutFile::bytes("data.yaml", yaml)],
+            warnings: self.warnings.to_vec(),
+        })
+    }
+}
+
+/// Class names from a `data.yaml`: the `names` key as a block mapping (`0: car`), a block
+/// list (`- car`) or a flow list (`[car, bus]`). Only what that key needs is parsed.
+pub fn parse_names(yaml: &str) -> Result<Vec<String>, String> {
+    let lines: Vec<&str> = yaml.lines().collect();
+    let Some(start) = lines
+        .iter()
+        .position(|l| l.trim_end().starts_with("names:"))
+    else {
+        return Err("data.yaml has no `names`".into());
+    };
+    let inline = lines[start]["names:".len()..].trim();
+    if !inline.is_empty() && !inline.starts_with('#') {
+        let inner = inline
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .ok_or_else(|| format!("cannot read `names: {inline}`"))?;
+        return Ok(inner
+            .split(',')
+            .map(scalar)
+            .filter(|s| !s.is_empty())
+            .collect());
+    }
+    let mut by_index: Vec<(usize, String)> = Vec::new();
+    for line in &lines[start + 1..] {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        if !line.starts_with(' ') && !line.starts_with('\t') && !line.starts_with('-') {
+            break;
+        }
+        let item = line.trim();
+        if let Some(v) = item.strip_prefix('-') {
+            by_index.push((by_index.len(), scalar(v)));
+        } else if let Some((k, v)) = item.split_once(':') {
+            let k: usize = k
+                .trim()
+                .parse()
+                .map_err(|_| format!("cannot read class index in `{item}`"))?;
+            by_index.push((k, scalar(v)));
+        }
+    }
+    by_index.sort_by_key(|(k, _)| *k);
+    for (i, (k, _)) in by_index.iter().enumerate() {
+        if *k != i {
+            return Err(format!("class indices in data.yaml skip {i}"));
+        }
+    }
+    Ok(by_index.into_iter().map(|(_, v)| v).collect())
+}
+
+/// A YAML scalar: unquoted, single- or double-quoted (JSON escapes).
+fn scalar(raw: &str) -> String {
+    let s = raw.trim();
+    if s.starts_with('"') {
+        if let Ok(v) = serde_json::from_str::<String>(s) {
+            return v;
+        }
+    }
+    if let Some(inner) = s.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')) {
+        return inner.replace("''", "'");
+    }
+    match s.find(" #") {
+        Some(i) => s[..i].trim().to_string(),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{canonical, writer, Body, Format};
+
+    #[test]
+    fn labels_are_normalised_and_losses_reported() {
+        let mut w = writer(Format::Yolo, ExportOptions::default()).unwrap();
+        let img = ImageInfo {
+            folder: "/val/cars".into(),
+            filename: "a.jpg".into(),
+            width: 200,
+            height: 100,
+            status: "new".into(),
+        };
+        assert_eq!(w.image_path(&img), "images/val/cars/a.jpg");
+        let anns = vec![
+            canonical("1", "car", &Shape::Box([50.0, 25.0, 100.0, 50.0]), 1.0),
+            canonical("2", "car", &Shape::Box([150.0, 50.0, 100.0, 100.0]), 1.0),
+            canonical(
+                "3",
+                "lane",
+                &Shape::Polyline(vec![[0.0, 0.0], [1.0, 1.0]]),
+                1.0,
+            ),
+            canonical("4", "nose", &Shape::Keypoint([1.0, 1.0]), 1.0),
+            canonical("5", "nose", &Shape::Keypoint([2.0, 1.0]), 1.0),
+        ];
+        let files = w.add(&img, &anns).unwrap();
+        assert_eq!(files[0].path, "labels/val/cars/a.txt");
+        let Body::Bytes(b) = &files[0].body else {
+            panic!()
+        };
+        assert_eq!(
+            String::from_utf8(b.clone()).unwrap(),
+            "0 0.5 0.5 0.5 0.5\n0 0.875 0.75 0.25 0.5\n"
+        );
+        let done = w.finish().unwrap();
+        let codes: Vec<(&str, u64)> = done
+            .warnings
+            .iter()
+            .map(|w| (w.code.as_str(), w.count))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("box_clipped", 1),
+                ("keypoint_dropped", 2),
+                ("polyline_dropped", 1)
+            ]
+        );
+        let Body::Bytes(yaml) = &done.files[0].body else {
+            panic!()
+        };
+        let yaml = String::from_utf8(yaml.clone()).unwrap();
+        assert!(yaml.contains("val: images/val\n"), "{yaml}");
+        assert_eq!(parse_names(&yaml).unwrap(), ["car"]);
+    }
+
+    #[test]
+    fn names_in_every_yaml_shape() {
+        assert_eq!(
+            parse_names("names: [a, 'b c', \"d\"]\n").unwrap(),
+            ["a", "b c", "d"]
+        );
+        assert_eq!(
+            parse_names("path: x\nnames:\n  - a\n  - b # c\nnc: 2\n").unwrap(),
+            ["a", "b"]
+        );
+        assert_eq!(
+            parse_names("names:\n  1: b\n  0: \"a\"\ntrain: t\n").unwrap(),
+            ["a", "b"]
+        );
+        assert!(parse_names("names:\n  0: a\n  2: c\n").is_err());
+        assert!(parse_names("nc: 1\n").is_err());
+    }
+
+    #[test]
+    fn splits() {
+        assert_eq!(split_of("train/a.jpg"), ("train", "a.jpg"));
+        assert_eq!(split_of("cars/a.jpg"), ("train", "cars/a.jpg"));
+        assert_eq!(split_of("test/x/a.jpg"), ("test", "x/a.jpg"));
+        assert_eq!(split_of("a.jpg"), ("train", "a.jpg"));
+    }
+}

@@ -1,0 +1,650 @@
+//! Exports of a dataset into the formats training code reads (COCO, YOLO, Pascal VOC and the
+//! lossless "pictograph" JSON Lines), and imports of COCO, YOLO, VOC (and pictograph)
+//! folders into a dataset.
+//!
+//! [`export_dataset`] streams: it lists the images a page at a time, fetches each image's
+//! bytes and annotations and hands them to the format's writer one image at a time, so
+//! memory stays flat whatever the dataset size. What the format cannot hold is reported as
+//! [`Warning`]s (one per kind, with its count), never dropped silently.
+//!
+//! [`export_archive`] has the server build the export instead (an export job) and saves the
+//! resulting tar archive; [`start_server_export`] and [`server_export`] are its two calls.
+//!
+//! [`import_folder`] is idempotent: images already in the dataset (same folder and name) are
+//! not uploaded again, and an image whose annotations already equal the folder's is left
+//! alone, so a re-run changes nothing.
+
+use crate::annotations::Annotation;
+use crate::batch::ImageUpdate;
+use crate::client::Client;
+use crate::datasets::{ImageListOptions, Progress};
+use crate::error::{Error, Result};
+use crate::http::{segment, Req};
+use crate::images::UploadOptions;
+use crate::models::{DatasetClass, Image, Status};
+use crate::projects::{CreateProject, UpdateProject};
+use crate::workflows::UploadFailure;
+use futures::StreamExt;
+use pictograph_core::names;
+use pictograph_formats::{Body, ExportOptions as WriterOptions, ImageInfo, ImportItem};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use pictograph_formats::{Format, Warning};
+
+/// Images listed per request while exporting or importing.
+const PAGE: usize = 500;
+
+/// Options of [`export_dataset`].
+#[derive(Clone, Default)]
+pub struct ExportOptions {
+    /// Only images with this status.
+    pub status: Option<Status>,
+    /// YOLO and VOC: write polygons as their bounding boxes instead of dropping them.
+    pub polygons_as_boxes: bool,
+    /// Images fetched at once (default 8).
+    pub max_workers: usize,
+    /// `(done, total, file)` after each image.
+    pub progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for ExportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportOptions")
+            .field("status", &self.status)
+            .field("polygons_as_boxes", &self.polygons_as_boxes)
+            .field("max_workers", &self.max_workers)
+            .finish()
+    }
+}
+
+/// What [`export_dataset`] wrote.
+#[derive(Debug, Clone, Default)]
+pub struct ExportReport {
+    /// The dataset's id.
+    pub dataset_id: String,
+    /// The output folder.
+    pub output_dir: PathBuf,
+    /// Images exported.
+    pub images: usize,
+    /// Image files fetched now.
+    pub images_downloaded: usize,
+    /// Image files already present with the right size (a re-run).
+    pub images_present: usize,
+    /// Annotations read from the dataset.
+    pub annotations: usize,
+    /// What the format could not hold.
+    pub warnings: Vec<Warning>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+/// Writes one export file under `root` (a `/`-separated relative path from the writer).
+fn write_out(root: &Path, rel: &str, body: Body) -> Result<()> {
+    let dest = root.join(rel);
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    match body {
+        Body::Bytes(b) => std::fs::write(&dest, b).map_err(io_err(&dest)),
+        Body::File(mut f) => {
+            let mut out =
+                std::io::BufWriter::new(std::fs::File::create(&dest).map_err(io_err(&dest))?);
+            std::io::copy(&mut f, &mut out).map_err(io_err(&dest))?;
+            std::io::Write::flush(&mut out).map_err(io_err(&dest))
+        }
+    }
+}
+
+/// Exports the dataset `dataset` (name or id) in `format` into `out_dir`: image files plus the
+/// format's annotation files, in the layout the format's readers expect. A re-run into the
+/// same folder fetches only the image files missing there.
+pub async fn export_dataset(
+    client: &Client,
+    dataset: &str,
+    format: Format,
+    out_dir: impl AsRef<Path>,
+    options: ExportOptions,
+) -> Result<ExportReport> {
+    let root = out_dir.as_ref().to_path_buf();
+    let ds = client.datasets().get(dataset).await?;
+    tokio::fs::create_dir_all(&root)
+        .await
+        .map_err(io_err(&root))?;
+    let mut writer = pictograph_formats::writer(
+        format,
+        WriterOptions {
+            dataset: ds.name.clone(),
+            classes: ds.classes.iter().map(|c| c.name.clone()).collect(),
+            polygons_as_boxes: options.polygons_as_boxes,
+        },
+    )
+    .map_err(io_err(&root))?;
+    let mut report = ExportReport {
+        dataset_id: ds.id.clone(),
+        output_dir: root.clone(),
+        ..ExportReport::default()
+    };
+    let workers = options.max_workers.max(1);
+    let mut offset = 0;
+    loop {
+        let page = client
+            .datasets()
+            .list_images(
+                &ds.id,
+                ImageListOptions {
+                    status: options.status,
+                    limit: Some(PAGE),
+                    offset,
+                    ..ImageListOptions::default()
+                },
+            )
+            .await?;
+        let total = page.total as usize;
+        let n = page.images.len();
+        let jobs: Vec<(Image, ImageInfo, String)> = page
+            .images
+            .into_iter()
+            .map(|image| {
+                let info = ImageInfo {
+                    folder: image.folder().to_string(),
+                    filename: image.filename.clone(),
+                    width: image.width.unwrap_or(0),
+                    height: image.height.unwrap_or(0),
+                    status: image.status.clone(),
+                };
+                let rel = writer.image_path(&info);
+                (image, info, rel)
+            })
+            .collect();
+        let fetched = futures::stream::iter(jobs)
+            .map(|(image, info, rel)| {
+                let dest = root.join(&rel);
+                let client = client.clone();
+                async move {
+                    let present = tokio::fs::metadata(&dest)
+                        .await
+                        .is_ok_and(|m| m.is_file() && m.len() == image.file_size);
+                    if !present {
+                        client.images().download(&image.id, &dest).await?;
+                    }
+                    let annotations = if image.annotation_count > 0 {
+                        client.annotations().get(&image.id).await?
+                    } else {
+                        Vec::new()
+                    };
+                    Ok::<_, Error>((info, rel, present, annotations))
+                }
+            })
+            .buffered(workers);
+        futures::pin_mut!(fetched);
+        while let Some(item) = fetched.next().await {
+            let (info, rel, present, annotations) = item?;
+            let values: Vec<Value> = annotations
+                .iter()
+                .map(|a| serde_json::to_value(a).map_err(|e| Error::Decode(e.to_string())))
+                .collect::<Result<_>>()?;
+            for file in writer.add(&info, &values).map_err(io_err(&root))? {
+                write_out(&root, &file.path, file.body)?;
+            }
+            report.images += 1;
+            report.annotations += values.len();
+            if present {
+                report.images_present += 1;
+            } else {
+                report.images_downloaded += 1;
+            }
+            if let Some(p) = &options.progress {
+                p(report.images, total.max(report.images), Some(&rel));
+            }
+        }
+        offset += n;
+        if n < PAGE || !page.has_more {
+            break;
+        }
+    }
+    let finished = writer.finish().map_err(io_err(&root))?;
+    for file in finished.files {
+        write_out(&root, &file.path, file.body)?;
+    }
+    report.warnings = finished.warnings;
+    Ok(report)
+}
+
+/// Options of [`import_folder`].
+#[derive(Clone)]
+pub struct ImportOptions {
+    /// Create the dataset when it does not exist (with the folder's classes). Default false.
+    pub create_if_missing: bool,
+    /// Images handled at once (default 8).
+    pub max_workers: usize,
+    /// `(done, total, file)` after each image.
+    pub progress: Option<Progress>,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            create_if_missing: false,
+            max_workers: 8,
+            progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ImportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportOptions")
+            .field("create_if_missing", &self.create_if_missing)
+            .field("max_workers", &self.max_workers)
+            .finish()
+    }
+}
+
+/// What [`import_folder`] did.
+#[derive(Debug, Clone, Default)]
+pub struct ImportReport {
+    /// The dataset's id.
+    pub dataset_id: String,
+    /// The dataset was created by this import.
+    pub created: bool,
+    /// Classes added to the dataset's class set.
+    pub classes_added: Vec<String>,
+    /// Images in the folder.
+    pub images: usize,
+    /// Images uploaded now.
+    pub uploaded: usize,
+    /// Images already in the dataset (not uploaded again).
+    pub existing: usize,
+    /// Images whose annotation list was saved now.
+    pub annotations_saved: usize,
+    /// Images whose annotations already equalled the folder's.
+    pub annotations_unchanged: usize,
+    /// Annotations in the folder.
+    pub annotations: usize,
+    /// Images that failed.
+    pub failures: Vec<UploadFailure>,
+    /// What could not be read or held.
+    pub warnings: Vec<Warning>,
+}
+
+impl ImportReport {
+    /// True when no image failed.
+    pub fn success(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+enum Outcome {
+    Uploaded,
+    Existing,
+}
+
+/// Imports the folder `folder` in `format` into the dataset `dataset`: uploads its images
+/// (each into the virtual folder of its sub-directory) and saves their annotations.
+///
+/// [`Error::InvalidArgument`] when the folder is not in the format (before any upload);
+/// [`Error::NotFound`] when the dataset is missing and `create_if_missing` is off. Per-image
+/// failures go to [`ImportReport::failures`].
+pub async fn import_folder(
+    client: &Client,
+    folder: impl AsRef<Path>,
+    format: Format,
+    dataset: &str,
+    options: ImportOptions,
+) -> Result<ImportReport> {
+    let root = folder.as_ref().to_path_buf();
+    let read_root = root.clone();
+    let plan = tokio::task::spawn_blocking(move || pictograph_formats::import(format, &read_root))
+        .await
+        .map_err(|e| Error::io(&root, std::io::Error::other(e)))?
+        .map_err(Error::InvalidArgument)?;
+    let mut report = ImportReport {
+        images: plan.items.len(),
+        annotations: plan.items.iter().map(ImportItem::len).sum(),
+        warnings: plan.warnings.clone(),
+        ..ImportReport::default()
+    };
+    let ds = match client.projects().get(dataset).await {
+        Ok(d) => d,
+        Err(Error::NotFound(_)) if options.create_if_missing => {
+            let classes = plan.classes.iter().map(DatasetClass::new).collect();
+            match client
+                .projects()
+                .create(dataset, CreateProject::default().classes(classes))
+                .await
+            {
+                Ok(d) => {
+                    report.created = true;
+                    d
+                }
+                Err(Error::Conflict(_)) => client.projects().get(dataset).await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    report.dataset_id = ds.id.clone();
+    // An empty class set allows any name; a set that lacks some of the folder's classes
+    // would refuse their annotations, so they are added.
+    if !ds.classes.is_empty() {
+        let missing: Vec<String> = plan
+            .classes
+            .iter()
+            .filter(|c| !ds.classes.iter().any(|d| &d.name == *c))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            let mut classes = ds.classes.clone();
+            classes.extend(missing.iter().map(DatasetClass::new));
+            client
+                .projects()
+                .update(&ds.name, UpdateProject::default().classes(classes))
+                .await?;
+            report.classes_added = missing;
+        }
+    }
+
+    let mut existing: HashMap<(String, String), Image> = HashMap::new();
+    let mut offset = 0;
+    loop {
+        let page = client
+            .datasets()
+            .list_images(
+                &ds.id,
+                ImageListOptions {
+                    limit: Some(PAGE),
+                    offset,
+                    ..ImageListOptions::default()
+                },
+            )
+            .await?;
+        let n = page.images.len();
+        for image in page.images {
+            existing.insert((image.folder().to_string(), image.filename.clone()), image);
+        }
+        offset += n;
+        if n < PAGE || !page.has_more {
+            break;
+        }
+    }
+    let existing = Arc::new(existing);
+
+    let total = plan.items.len();
+    let workers = options.max_workers.max(1);
+    let mut results = futures::stream::iter(plan.items)
+        .map(|item| {
+            let client = client.clone();
+            let (dataset_id, dataset_name) = (ds.id.clone(), ds.name.clone());
+            let existing = existing.clone();
+            async move {
+                let outcome =
+                    import_one(&client, (&dataset_id, &dataset_name), &existing, &item).await;
+                (item, outcome)
+            }
+        })
+        .buffer_unordered(workers);
+    let mut done = 0;
+    while let Some((item, outcome)) = results.next().await {
+        done += 1;
+        match outcome {
+            Ok((how, saved)) => {
+                match how {
+                    Outcome::Uploaded => report.uploaded += 1,
+                    Outcome::Existing => report.existing += 1,
+                }
+                if saved {
+                    report.annotations_saved += 1;
+                } else {
+                    report.annotations_unchanged += 1;
+                }
+            }
+            Err(e) => report.failures.push(UploadFailure {
+                path: item.path.clone(),
+                reason: e.to_string(),
+            }),
+        }
+        if let Some(p) = &options.progress {
+            let rel = item.path.strip_prefix(&root).unwrap_or(&item.path);
+            p(done, total, Some(&rel.to_string_lossy()));
+        }
+    }
+    Ok(report)
+}
+
+/// Equal lists, ignoring the enclosing box the server may add to polygons and polylines.
+fn same_annotations(a: &[Annotation], b: &[Annotation]) -> bool {
+    let strip = |list: &[Annotation]| -> Vec<Value> {
+        list.iter()
+            .map(|x| {
+                let mut v = serde_json::to_value(x).unwrap_or(Value::Null);
+                if v["type"] != "bbox" {
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("bounding_box");
+                    }
+                }
+                v
+            })
+            .collect()
+    };
+    a.len() == b.len() && strip(a) == strip(b)
+}
+
+/// Uploads one image when missing and saves its annotations when they differ; answers
+/// whether it was uploaded and whether the annotations were saved.
+async fn import_one(
+    client: &Client,
+    (dataset_id, dataset_name): (&str, &str),
+    existing: &HashMap<(String, String), Image>,
+    item: &ImportItem,
+) -> Result<(Outcome, bool)> {
+    let folder = names::folder_path(&item.folder).map_err(|e| Error::InvalidArgument(e.0))?;
+    let (image, how) = match existing.get(&(folder.clone(), item.filename.clone())) {
+        Some(image) => (image.clone(), Outcome::Existing),
+        None => {
+            let image = client
+                .images()
+                .upload(
+                    dataset_id,
+                    &item.path,
+                    UploadOptions::default()
+                        .folder_path(folder)
+                        .filename(item.filename.clone()),
+                )
+                .await?;
+            (image, Outcome::Uploaded)
+        }
+    };
+    let (width, height) = (image.width.unwrap_or(0), image.height.unwrap_or(0));
+    if matches!(item.labels, pictograph_formats::Labels::Normalized(_))
+        && !item.is_empty()
+        && (width == 0 || height == 0)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "the server does not know the size of {}, so its normalised labels cannot be placed",
+            item.filename
+        )));
+    }
+    let wanted: Vec<Annotation> = item
+        .annotations(width, height)
+        .into_iter()
+        .map(|v| serde_json::from_value(v).map_err(|e| Error::InvalidArgument(e.to_string())))
+        .collect::<Result<_>>()?;
+    let current = if image.annotation_count > 0 {
+        client.annotations().get(&image.id).await?
+    } else {
+        Vec::new()
+    };
+    let saved = if same_annotations(&current, &wanted) {
+        false
+    } else {
+        client.annotations().save(&image.id, &wanted).await?;
+        true
+    };
+    if let Some(status) = item.status.as_deref().and_then(Status::parse) {
+        if image.status_enum() != Some(status) {
+            client
+                .batch()
+                .update(
+                    dataset_name,
+                    &[image.id.as_str()],
+                    ImageUpdate::default().status(status),
+                )
+                .await?;
+        }
+    }
+    Ok((how, saved))
+}
+
+/// Options of a server-side export ([`start_server_export`], [`export_archive`]).
+#[derive(Clone, Default)]
+pub struct ServerExportOptions {
+    /// Only images with this status.
+    pub status: Option<Status>,
+    /// YOLO and VOC: write polygons as their bounding boxes instead of dropping them.
+    pub polygons_as_boxes: bool,
+    /// `(done, total, None)` each time the job is polled.
+    pub progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for ServerExportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerExportOptions")
+            .field("status", &self.status)
+            .field("polygons_as_boxes", &self.polygons_as_boxes)
+            .finish()
+    }
+}
+
+/// The archive of a complete export job.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ExportArchive {
+    /// `tar`.
+    pub format: String,
+    /// Bytes.
+    pub size: u64,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+/// An export job on the server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ExportJob {
+    /// Job id.
+    pub id: String,
+    /// The dataset's id.
+    pub dataset_id: String,
+    /// The dataset's name.
+    #[serde(default)]
+    pub dataset: String,
+    /// `coco`, `yolo`, `voc` or `pictograph`.
+    pub format: String,
+    /// `queued`, `running`, `complete` or `failed`.
+    pub state: String,
+    /// Images to export.
+    #[serde(default)]
+    pub images_total: u64,
+    /// Images written so far.
+    #[serde(default)]
+    pub images_done: u64,
+    /// Annotations read so far.
+    #[serde(default)]
+    pub annotations: u64,
+    /// What the format could not hold (once complete).
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
+    /// Why it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The archive, once complete.
+    #[serde(default)]
+    pub archive: Option<ExportArchive>,
+    /// Signed URL of the archive (no API key needed), once complete.
+    #[serde(default)]
+    pub download_url: Option<String>,
+}
+
+impl ExportJob {
+    /// Still queued or running.
+    pub fn pending(&self) -> bool {
+        self.state == "queued" || self.state == "running"
+    }
+}
+
+/// Starts an export job of the dataset (name or id) on the server.
+pub async fn start_server_export(
+    client: &Client,
+    dataset: &str,
+    format: Format,
+    options: &ServerExportOptions,
+) -> Result<ExportJob> {
+    let req = Req::api(
+        Method::POST,
+        &format!("/datasets/{}/exports", segment(dataset)),
+    )
+    .json(&serde_json::json!({
+        "format": format.as_str(),
+        "status": options.status.map(Status::as_str),
+        "polygons_as_boxes": options.polygons_as_boxes,
+    }));
+    client.transport.parse(req).await
+}
+
+/// The state of an export job.
+pub async fn server_export(client: &Client, dataset: &str, id: &str) -> Result<ExportJob> {
+    let req = Req::api(
+        Method::GET,
+        &format!("/datasets/{}/exports/{}", segment(dataset), segment(id)),
+    );
+    client.transport.parse(req).await
+}
+
+/// Has the server export the dataset in `format`, waits for the job, and saves its tar
+/// archive at `dest` (written to a temporary file and renamed when complete). Answers the
+/// finished job; a job that failed is answered too (with its `error`) and nothing is saved.
+pub async fn export_archive(
+    client: &Client,
+    dataset: &str,
+    format: Format,
+    dest: impl AsRef<Path>,
+    options: ServerExportOptions,
+) -> Result<ExportJob> {
+    let dest = dest.as_ref();
+    let mut job = start_server_export(client, dataset, format, &options).await?;
+    let mut delay = std::time::Duration::from_millis(100);
+    while job.pending() {
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(2));
+        job = server_export(client, &job.dataset_id, &job.id).await?;
+        if let Some(p) = &options.progress {
+            p(job.images_done as usize, job.images_total as usize, None);
+        }
+    }
+    let Some(url) = job.download_url.clone().filter(|_| job.state == "complete") else {
+        return Ok(job);
+    };
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(io_err(parent))?;
+    }
+    let mut req = Req::api(Method::GET, "");
+    req.url = client.transport.pinned(&url);
+    req.auth = false;
+    let written = client.transport.download(&req, dest).await?;
+    if let Some(a) = &job.archive {
+        if a.size != written {
+            return Err(Error::Decode(format!(
+                "export archive: expected {} bytes, received {written}",
+                a.size
+            )));
+        }
+    }
+    Ok(job)
+}

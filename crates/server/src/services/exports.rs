@@ -1,0 +1,356 @@
+//! Export jobs: a dataset written in a training format (COCO, YOLO, Pascal VOC or the
+//! lossless pictograph JSON Lines) into one tar archive, by a background task.
+//!
+//! The task walks the dataset a page of images at a time and, for each image, hands its
+//! annotations to the format's writer and streams its bytes from the blob store into the
+//! archive, which is staged on local disk as it grows and then stored among the blobs. Memory
+//! stays flat whatever the dataset size. Progress is written to the job every few seconds
+//! (that also shows the task is alive: the maintenance sweep fails jobs that stop moving).
+//! Finished jobs and their archives are kept for a day.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::services::datasets::by_ref;
+use crate::store::{DatasetRow, ExportJobRow, ImageFilter};
+use crate::AppState;
+use anyhow::Context;
+use futures::StreamExt;
+use pictograph_core::names::Status;
+use pictograph_formats::{Body, ExportOptions, Format, ImageInfo};
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+
+/// Images read per query.
+const PAGE: i64 = 500;
+
+/// How often a running job writes its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// A job that has not moved for this long lost its task (the server stopped).
+pub const STALE_AFTER: Duration = Duration::from_secs(600);
+
+/// Finished jobs and their archives are kept this long, then freed by the sweep.
+pub const KEPT_FOR: Duration = Duration::from_secs(24 * 3600);
+
+/// Body of `POST /datasets/{dataset}/exports`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateExport {
+    /// `coco`, `yolo`, `voc` or `pictograph`.
+    pub format: String,
+    /// Only images with this status.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// YOLO and VOC: write polygons as their boxes instead of dropping them.
+    #[serde(default)]
+    pub polygons_as_boxes: bool,
+}
+
+/// Checks the request, records the job and starts its task.
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    dataset: &str,
+    body: CreateExport,
+) -> ApiResult<(ExportJobRow, DatasetRow)> {
+    let format = Format::parse(&body.format).ok_or_else(|| {
+        ApiError::field(
+            &["body", "format"],
+            format!(
+                "unknown format '{}': use coco, yolo, voc or pictograph",
+                body.format
+            ),
+        )
+    })?;
+    let status = match body.status.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            ApiError::field(
+                &["body", "status"],
+                format!("'{s}' is not a status: use new, annotate, review or complete"),
+            )
+        })?),
+    };
+    let d = by_ref(state, caller, dataset).await?;
+    let job = state
+        .store
+        .create_export_job(
+            &caller.org_id,
+            &d.id,
+            format.as_str(),
+            status.map(Status::as_str),
+            body.polygons_as_boxes,
+        )
+        .await?;
+    tokio::spawn(run(state.clone(), job.clone(), d.clone()));
+    Ok((job, d))
+}
+
+/// A job of the caller's organisation on this dataset, or 404.
+pub async fn get(
+    state: &AppState,
+    caller: &Caller,
+    dataset: &str,
+    id: &str,
+) -> ApiResult<(ExportJobRow, DatasetRow)> {
+    let d = by_ref(state, caller, dataset).await?;
+    let job = state
+        .store
+        .export_job(&caller.org_id, id)
+        .await?
+        .filter(|j| j.dataset_id == d.id)
+        .ok_or_else(|| ApiError::NotFound(format!("Export '{id}' not found")))?;
+    Ok((job, d))
+}
+
+async fn run(state: AppState, job: ExportJobRow, dataset: DatasetRow) {
+    if let Err(e) = export(&state, &job, &dataset).await {
+        tracing::warn!(job = %job.id, error = format!("{e:#}"), "export failed");
+        let msg = format!("export failed: {e:#}");
+        if let Err(e) = state.store.fail_export_job(&job.id, &msg).await {
+            tracing::warn!(job = %job.id, error = %e, "recording the export failure failed");
+        }
+    }
+}
+
+async fn export(state: &AppState, job: &ExportJobRow, dataset: &DatasetRow) -> anyhow::Result<()> {
+    let format = Format::parse(&job.format).context("unknown format")?;
+    let mut writer = pictograph_formats::writer(
+        format,
+        ExportOptions {
+            dataset: dataset.name.clone(),
+            classes: dataset.class_names(),
+            polygons_as_boxes: job.polygons_as_boxes,
+        },
+    )?;
+    let mut tar = Tar::new(state.blobs.incoming().await?);
+    let filter = ImageFilter {
+        status: job.status_filter.clone(),
+        ..ImageFilter::default()
+    };
+    let (mut done, mut annotations) = (0i64, 0i64);
+    let mut last_progress = Instant::now();
+    let mut offset = 0;
+    loop {
+        let (rows, total) = state
+            .store
+            .find_images(&dataset.id, &filter, PAGE, offset)
+            .await?;
+        if offset == 0 {
+            state.store.export_progress(&job.id, total, 0, 0).await?;
+        }
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut lists = state.store.annotation_lists(&ids).await?;
+        for img in &rows {
+            let info = ImageInfo {
+                folder: img.folder.clone(),
+                filename: img.filename.clone(),
+                width: img.width.unwrap_or(0).max(0) as u32,
+                height: img.height.unwrap_or(0).max(0) as u32,
+                status: img.status.clone(),
+            };
+            let list = match lists.remove(&img.id) {
+                Some(serde_json::Value::Array(a)) => a,
+                _ => Vec::new(),
+            };
+            let size = img.file_size as u64;
+            tar.header(&writer.image_path(&info), size).await?;
+            let mut bytes = state.blobs.stream(&img.blob_hash, None).await?;
+            let mut sent = 0u64;
+            while let Some(chunk) = bytes.next().await {
+                let chunk = chunk?;
+                sent += chunk.len() as u64;
+                anyhow::ensure!(sent <= size, "image {} is larger than recorded", img.id);
+                tar.write(&chunk).await?;
+            }
+            anyhow::ensure!(sent == size, "image {} is shorter than recorded", img.id);
+            tar.pad(size).await?;
+            for file in writer.add(&info, &list)? {
+                tar.file(&file.path, file.body).await?;
+            }
+            done += 1;
+            annotations += list.len() as i64;
+            if last_progress.elapsed() >= PROGRESS_EVERY {
+                state
+                    .store
+                    .export_progress(&job.id, total.max(done), done, annotations)
+                    .await?;
+                last_progress = Instant::now();
+            }
+        }
+        if (rows.len() as i64) < PAGE {
+            break;
+        }
+        offset += PAGE;
+    }
+    state
+        .store
+        .export_progress(&job.id, done, done, annotations)
+        .await?;
+    let finished = writer.finish()?;
+    for file in finished.files {
+        tar.file(&file.path, file.body).await?;
+    }
+    let (tmp, hash, size) = tar.finish().await?;
+    if let Err(e) = state.blobs.commit(&tmp, &hash).await {
+        state.blobs.discard(&tmp).await;
+        return Err(e.into());
+    }
+    let warnings = serde_json::to_string(&finished.warnings)?;
+    state
+        .store
+        .finish_export_job(&job.id, &hash, size as i64, &warnings)
+        .await?;
+    Ok(())
+}
+
+/// A tar archive (POSIX ustar, with pax records for long paths) written into a staged blob.
+struct Tar {
+    out: crate::blobs::Incoming,
+}
+
+const BLOCK: usize = 512;
+
+impl Tar {
+    fn new(out: crate::blobs::Incoming) -> Tar {
+        Tar { out }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        Ok(self.out.write(bytes).await?)
+    }
+
+    /// Zeros up to the next block boundary after `size` bytes of data.
+    async fn pad(&mut self, size: u64) -> anyhow::Result<()> {
+        let rem = (size % BLOCK as u64) as usize;
+        if rem != 0 {
+            self.write(&[0u8; BLOCK][..BLOCK - rem]).await?;
+        }
+        Ok(())
+    }
+
+    /// The header of a regular file of `size` bytes at `path`.
+    async fn header(&mut self, path: &str, size: u64) -> anyhow::Result<()> {
+        const MAX_OCTAL_SIZE: u64 = 0o77777777777;
+        let mut pax = String::new();
+        if path.len() > 100 {
+            pax.push_str(&pax_record("path", path));
+        }
+        if size > MAX_OCTAL_SIZE {
+            pax.push_str(&pax_record("size", &size.to_string()));
+        }
+        if !pax.is_empty() {
+            let block = ustar_header("PaxHeader", pax.len() as u64, b'x');
+            self.write(&block).await?;
+            self.write(pax.as_bytes()).await?;
+            self.pad(pax.len() as u64).await?;
+        }
+        let short: String = if path.len() > 100 {
+            let mut end = 100;
+            while !path.is_char_boundary(end) {
+                end -= 1;
+            }
+            path[..end].to_string()
+        } else {
+            path.to_string()
+        };
+        let block = ustar_header(&short, size.min(MAX_OCTAL_SIZE), b'0');
+        self.write(&block).await
+    }
+
+    /// A whole file.
+    async fn file(&mut self, path: &str, body: Body) -> anyhow::Result<()> {
+        match body {
+            Body::Bytes(b) => {
+                self.header(path, b.len() as u64).await?;
+                self.write(&b).await?;
+                self.pad(b.len() as u64).await
+            }
+            Body::File(f) => {
+                let size = f.metadata()?.len();
+                self.header(path, size).await?;
+                let mut f = tokio::fs::File::from_std(f);
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut sent = 0u64;
+                loop {
+                    let n = f.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    sent += n as u64;
+                    self.write(&buf[..n]).await?;
+                }
+                anyhow::ensure!(sent == size, "{path} changed while being archived");
+                self.pad(size).await
+            }
+        }
+    }
+
+    /// Ends the archive; answers the staged file, its SHA-256 and size.
+    async fn finish(mut self) -> anyhow::Result<(std::path::PathBuf, String, u64)> {
+        self.write(&[0u8; 2 * BLOCK]).await?;
+        Ok(self.out.finish().await?)
+    }
+}
+
+/// One pax extended-header record: `"<len> <key>=<value>\n"`, `len` counting itself.
+fn pax_record(key: &str, value: &str) -> String {
+    let body = format!(" {key}={value}\n");
+    let mut len = body.len() + 1;
+    while len.to_string().len() + body.len() != len {
+        len = len.to_string().len() + body.len();
+    }
+    format!("{len}{body}")
+}
+
+/// A ustar header block.
+fn ustar_header(name: &str, size: u64, kind: u8) -> [u8; BLOCK] {
+    let mut h = [0u8; BLOCK];
+    let octal = |field: &mut [u8], v: u64| {
+        let s = format!("{:0width$o}", v, width = field.len() - 1);
+        field[..s.len()].copy_from_slice(s.as_bytes());
+    };
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    octal(&mut h[100..108], 0o644);
+    octal(&mut h[108..116], 0);
+    octal(&mut h[116..124], 0);
+    octal(&mut h[124..136], size);
+    octal(
+        &mut h[136..148],
+        chrono::Utc::now().timestamp().max(0) as u64,
+    );
+    h[156] = kind;
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u64 = h.iter().map(|&b| b as u64).sum();
+    let s = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(s.as_bytes());
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_records_count_their_own_length() {
+        let r = pax_record("path", "a/b");
+        assert_eq!(r, "12 path=a/b\n");
+        assert_eq!(r.len(), 12);
+        let long = "x".repeat(95);
+        let r = pax_record("path", &long);
+        assert_eq!(r.len().to_string(), r.split(' ').next().unwrap());
+    }
+
+    #[test]
+    fn header_checksum_is_valid() {
+        let h = ustar_header("a.txt", 5, b'0');
+        let stored = u64::from_str_radix(std::str::from_utf8(&h[148..154]).unwrap(), 8).unwrap();
+        let mut copy = h;
+        copy[148..156].copy_from_slice(b"        ");
+        assert_eq!(stored, copy.iter().map(|&b| b as u64).sum::<u64>());
+        assert_eq!(&h[124..135], b"00000000005");
+    }
+}
