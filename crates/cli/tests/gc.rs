@@ -168,7 +168,10 @@ async fn gc_frees_what_nothing_refers_to_and_keeps_every_image() {
     assert!(out.contains("expired uploads: would remove 2"), "{out}");
     assert!(out.contains("orphan blobs: would remove 0"), "{out}");
     assert!(out.contains(stale["upload_id"].as_str().unwrap()), "{out}");
-    assert!(out.contains("expired export archives: would remove 0"), "{out}");
+    assert!(
+        out.contains("expired export archives: would remove 0"),
+        "{out}"
+    );
     assert_eq!(
         out.lines().filter(|l| !l.starts_with("  ")).count(),
         7,
