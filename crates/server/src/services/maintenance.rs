@@ -1,9 +1,11 @@
 //! Upkeep: expired uploads, stored responses, abandoned staged files, bytes nothing refers
-//! to, and export jobs whose task is gone or whose archive has been kept long enough. The server runs it in the background; `pictograph gc` runs it once.
+//! to, and export jobs whose task is gone or whose archive has been kept long enough. The
+//! server runs it in the background; `pictograph gc` runs it once.
 //!
 //! It is safe beside running servers: bytes are freed only once their grace period has passed
 //! since an upload last touched them, and each is freed under its record's lock, which an
-//! upload of the same bytes takes before writing them (see [`crate::store::Store::free_blob`]).
+//! upload of the same bytes takes before moving them into place (see
+//! [`crate::store::Store::free_blob`]).
 
 use crate::store::fmt_time;
 use crate::AppState;

@@ -253,12 +253,9 @@ where
         return Err(e);
     }
     match store_blob(state, &pending, &tmp, hash, size).await {
-        Ok(blob) => {
-            state.store.attach_blob(&pending.id, &blob).await?;
-            Ok(
-                json!({"success": true, "upload_id": pending.id, "size": blob.size, "mime_type": blob.mime}),
-            )
-        }
+        Ok(blob) => Ok(
+            json!({"success": true, "upload_id": pending.id, "size": blob.size, "mime_type": blob.mime}),
+        ),
         Err(e) => {
             state.blobs.discard(&tmp).await;
             Err(e)
@@ -341,7 +338,7 @@ async fn store_blob(
             width: Some(w.into()),
             height: Some(h.into()),
         };
-        if let Err(e) = keep(state, &png_tmp, &blob).await {
+        if let Err(e) = keep(state, pending, &png_tmp, &blob).await {
             state.blobs.discard(&png_tmp).await;
             return Err(e);
         }
@@ -355,14 +352,23 @@ async fn store_blob(
         width: Some(width.into()),
         height: Some(height.into()),
     };
-    keep(state, tmp, &blob).await?;
+    keep(state, pending, tmp, &blob).await?;
     Ok(blob)
 }
 
-/// Stores a checked staged file under its hash, recording the bytes first so that no sweep
-/// frees that hash while they are written.
-async fn keep(state: &AppState, tmp: &std::path::Path, blob: &BlobInfo) -> ApiResult<()> {
-    state.store.claim_blob(blob).await?;
+/// Stores a checked staged file under its hash for the pending upload. One transaction
+/// records the bytes and attaches them to the upload before they are moved into place: from
+/// then on no sweep frees that hash (it is referenced and freshly touched), and a sweep that
+/// was freeing it first has finished, so the bytes moved in afterwards stay. A crash before
+/// the move leaves an upload whose bytes are missing, which register refuses and a repeated
+/// PUT repairs; the PUT was not acknowledged.
+async fn keep(
+    state: &AppState,
+    pending: &PendingUpload,
+    tmp: &std::path::Path,
+    blob: &BlobInfo,
+) -> ApiResult<()> {
+    state.store.attach_blob(&pending.id, blob).await?;
     state.blobs.commit(tmp, &blob.hash).await?;
     Ok(())
 }
@@ -398,7 +404,6 @@ async fn ingest_presigned(state: &AppState, pending: PendingUpload) -> ApiResult
             return Err(e);
         }
     };
-    state.store.attach_blob(&pending.id, &blob).await?;
     state.blobs.delete_upload(&pending.id).await?;
     Ok(PendingUpload {
         blob_hash: Some(blob.hash),

@@ -177,25 +177,6 @@ impl Store {
         Ok(())
     }
 
-    /// Records bytes about to be stored under their hash, before they are: a sweep then
-    /// leaves them alone for its grace period, and cannot be freeing this hash while they are
-    /// written (see [`Store::free_blob`]).
-    pub async fn claim_blob(&self, blob: &BlobInfo) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO blobs (hash, size, mime, width, height, touched_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash) DO UPDATE SET touched_at = $6",
-        )
-        .bind(&blob.hash)
-        .bind(blob.size)
-        .bind(&blob.mime)
-        .bind(blob.width)
-        .bind(blob.height)
-        .bind(now())
-        .execute(&self.write)
-        .await?;
-        Ok(())
-    }
-
     /// Drops expired pending uploads; returns their ids.
     pub async fn expire_pending_uploads(&self) -> StoreResult<Vec<String>> {
         let rows = sqlx::query("DELETE FROM pending_uploads WHERE expires_at < $1 RETURNING id")
@@ -253,7 +234,7 @@ impl Store {
     /// Frees the bytes of `hash` if nothing refers to them and they were last touched before
     /// `cutoff` (bytes with no record at all count as untouched): in one transaction, forgets
     /// the record, runs `delete` on the bytes, and commits only if that succeeded. The record's
-    /// lock is held meanwhile, so an upload of the same bytes ([`Store::claim_blob`]) waits
+    /// lock is held meanwhile, so an upload of the same bytes ([`Store::attach_blob`]) waits
     /// and then stores them afresh. Returns whether the bytes were freed.
     pub async fn free_blob<F, Fut>(
         &self,
