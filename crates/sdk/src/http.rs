@@ -223,6 +223,14 @@ impl Transport {
             } => {
                 let body = if *len == 0 {
                     reqwest::Body::from(Vec::new())
+                } else if *len <= IN_MEMORY {
+                    // One read instead of a blocking-pool hop per chunk.
+                    match tokio::fs::read(path).await {
+                        Ok(bytes) => reqwest::Body::from(bytes),
+                        Err(e) => reqwest::Body::wrap_stream(futures::stream::once(async move {
+                            Err::<Bytes, _>(e)
+                        })),
+                    }
                 } else {
                     match tokio::fs::File::open(path).await {
                         Ok(f) => reqwest::Body::wrap_stream(
@@ -360,10 +368,36 @@ pub(crate) fn part_path(dest: &Path) -> PathBuf {
     dest.with_file_name(name)
 }
 
+/// Files up to this size are read or written in one piece (one blocking call) instead of in
+/// streamed chunks; larger ones stream, so memory stays bounded by it per transfer.
+const IN_MEMORY: u64 = 4 << 20;
+
 async fn write_atomically(resp: Response, dest: &Path) -> std::result::Result<u64, WriteError> {
     let local = |p: &Path, e: std::io::Error| WriteError::Local(Error::io(p, e));
     let expected = resp.content_length();
     let part = part_path(dest);
+    if let Some(n) = expected.filter(|n| *n <= IN_MEMORY) {
+        let bytes = resp.bytes().await.map_err(WriteError::Body)?;
+        if bytes.len() as u64 != n {
+            return Err(WriteError::Local(Error::Decode(format!(
+                "download of {} ended after {} of {n} bytes",
+                dest.display(),
+                bytes.len()
+            ))));
+        }
+        let (part2, dest2) = (part.clone(), dest.to_path_buf());
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let done =
+                std::fs::write(&part2, &bytes).and_then(|()| std::fs::rename(&part2, &dest2));
+            if done.is_err() {
+                let _ = std::fs::remove_file(&part2);
+            }
+            done
+        })
+        .await
+        .map_err(|e| local(dest, std::io::Error::other(e)))?;
+        return written.map(|()| n).map_err(|e| local(&part, e));
+    }
     // Buffered so a download is a few large writes, not one blocking-pool hop per network
     // chunk. No fsync: an interrupted process leaves only the `.part` file, and a file cut
     // short by a power loss has the wrong size, which a re-run detects and fetches again.
