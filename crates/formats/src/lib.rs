@@ -285,6 +285,51 @@ fn num(v: f64) -> String {
     }
 }
 
+/// The box a boxes-only format (`holder`: what holds the boxes, e.g. "VOC objects") writes for
+/// an annotation: its own box, or a polygon's bounds with `polygons_as_boxes`; anything else
+/// is counted as dropped and answers `None`.
+fn box_or_drop(
+    warnings: &mut Warnings,
+    ann: &Ann,
+    polygons_as_boxes: bool,
+    holder: &str,
+) -> Option<[f64; 4]> {
+    match &ann.shape {
+        Shape::Box(b) => Some(*b),
+        Shape::Polygon(_) if polygons_as_boxes => {
+            warnings.add(
+                "polygon_as_box",
+                "polygon(s) written as their bounding boxes (as asked)",
+            );
+            Some(ann.shape.bounds())
+        }
+        Shape::Polygon(_) => {
+            warnings.add(
+                "polygon_dropped",
+                format!(
+                    "polygon annotation(s) dropped: {holder} hold boxes only \
+                     (ask for polygons as boxes to keep their boxes)"
+                ),
+            );
+            None
+        }
+        Shape::Polyline(_) => {
+            warnings.add(
+                "polyline_dropped",
+                format!("polyline annotation(s) dropped: {holder} hold boxes only"),
+            );
+            None
+        }
+        Shape::Keypoint(_) => {
+            warnings.add(
+                "keypoint_dropped",
+                format!("keypoint annotation(s) dropped: {holder} hold boxes only"),
+            );
+            None
+        }
+    }
+}
+
 /// Counts what every non-native format loses from an annotation: attributes and metadata
 /// always, confidence unless the format keeps it.
 fn note_common_losses(warnings: &mut Warnings, ann: &Ann, format: &str, keeps_confidence: bool) {

@@ -6,10 +6,10 @@
 //! `w × h` (0-based, continuous) is `xmin = x + 1`, `ymin = y + 1`, `xmax = x + w`,
 //! `ymax = y + h`, and reading undoes exactly that.
 
-use crate::shape::{read_annotation, Shape};
+use crate::shape::read_annotation;
 use crate::{
-    note_common_losses, num, strip_extension, Body, ExportOptions, Finished, ImageInfo, OutFile,
-    Warnings, Writer,
+    box_or_drop, note_common_losses, num, strip_extension, Body, ExportOptions, Finished,
+    ImageInfo, OutFile, Warnings, Writer,
 };
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
@@ -67,37 +67,13 @@ impl Writer for VocWriter {
                 );
                 continue;
             };
-            let b = match &ann.shape {
-                Shape::Box(b) => *b,
-                Shape::Polygon(_) if self.options.polygons_as_boxes => {
-                    self.warnings.add(
-                        "polygon_as_box",
-                        "polygon(s) written as their bounding boxes (as asked)",
-                    );
-                    ann.shape.bounds()
-                }
-                Shape::Polygon(_) => {
-                    self.warnings.add(
-                        "polygon_dropped",
-                        "polygon annotation(s) dropped: VOC objects hold boxes only \
-                         (ask for polygons as boxes to keep their boxes)",
-                    );
-                    continue;
-                }
-                Shape::Polyline(_) => {
-                    self.warnings.add(
-                        "polyline_dropped",
-                        "polyline annotation(s) dropped: VOC objects hold boxes only",
-                    );
-                    continue;
-                }
-                Shape::Keypoint(_) => {
-                    self.warnings.add(
-                        "keypoint_dropped",
-                        "keypoint annotation(s) dropped: VOC objects hold boxes only",
-                    );
-                    continue;
-                }
+            let Some(b) = box_or_drop(
+                &mut self.warnings,
+                &ann,
+                self.options.polygons_as_boxes,
+                "VOC objects",
+            ) else {
+                continue;
             };
             note_common_losses(&mut self.warnings, &ann, "VOC", false);
             xml.push_str(&format!(
@@ -223,6 +199,7 @@ pub fn parse(xml: &str) -> Result<VocDoc, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Shape;
     use crate::{canonical, writer, Format};
 
     #[test]

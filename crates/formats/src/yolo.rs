@@ -6,10 +6,10 @@
 //! → `images/val/cars/a.jpg`); every other image goes to `train`. Ultralytics needs a `val`
 //! entry: without `val` images it points at the training images.
 
-use crate::shape::{read_annotation, Shape};
+use crate::shape::read_annotation;
 use crate::{
-    note_common_losses, num, strip_extension, Classes, ExportOptions, Finished, ImageInfo, OutFile,
-    Warnings, Writer,
+    box_or_drop, note_common_losses, num, strip_extension, Classes, ExportOptions, Finished,
+    ImageInfo, OutFile, Warnings, Writer,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -85,37 +85,13 @@ impl Writer for YoloWriter {
                 );
                 continue;
             };
-            let b = match &ann.shape {
-                Shape::Box(b) => *b,
-                Shape::Polygon(_) if self.options.polygons_as_boxes => {
-                    self.warnings.add(
-                        "polygon_as_box",
-                        "polygon(s) written as their bounding boxes (as asked)",
-                    );
-                    ann.shape.bounds()
-                }
-                Shape::Polygon(_) => {
-                    self.warnings.add(
-                        "polygon_dropped",
-                        "polygon annotation(s) dropped: YOLO detection labels hold boxes only \
-                         (ask for polygons as boxes to keep their boxes)",
-                    );
-                    continue;
-                }
-                Shape::Polyline(_) => {
-                    self.warnings.add(
-                        "polyline_dropped",
-                        "polyline annotation(s) dropped: YOLO detection labels hold boxes only",
-                    );
-                    continue;
-                }
-                Shape::Keypoint(_) => {
-                    self.warnings.add(
-                        "keypoint_dropped",
-                        "keypoint annotation(s) dropped: YOLO detection labels hold boxes only",
-                    );
-                    continue;
-                }
+            let Some(b) = box_or_drop(
+                &mut self.warnings,
+                &ann,
+                self.options.polygons_as_boxes,
+                "YOLO detection labels",
+            ) else {
+                continue;
             };
             note_common_losses(&mut self.warnings, &ann, "YOLO", false);
             let Some(c) = clip(b, w, h) else {
@@ -240,6 +216,7 @@ fn scalar(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Shape;
     use crate::{canonical, writer, Body, Format};
 
     #[test]
