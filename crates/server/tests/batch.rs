@@ -496,7 +496,7 @@ async fn request_level_errors_and_partial_failure() {
         .await
         .error(404, "not_found");
     // Too many ids, or none.
-    let many: Vec<String> = (0..10_001).map(|i| format!("id-{i}")).collect();
+    let many: Vec<String> = (0..100_001).map(|i| format!("id-{i}")).collect();
     for op in ["move", "copy", "delete"] {
         t.owner
             .batch(op, &json!({"dataset_name": "errs", "image_ids": many}))

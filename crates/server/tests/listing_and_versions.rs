@@ -116,6 +116,71 @@ async fn images_list_filters_by_status_and_folder_and_pages() {
     t.stop().await;
 }
 
+/// Every page of every listing kind equals the same slice of the whole listing: pages past
+/// the middle are read from the end, totals of plain listings come from the kept counters.
+#[tokio::test]
+async fn every_page_is_the_slice_of_the_whole_listing() {
+    let t = TestServer::start().await;
+    let d = t.owner.create_dataset("sliced").await;
+    let ds = s(&d, "id");
+    let mut ids = Vec::new();
+    for i in 0..7u8 {
+        let folder = if i % 2 == 0 { "/even" } else { "/odd" };
+        let img = t
+            .owner
+            .upload_png(&ds, folder, &format!("p{i}.png"), i)
+            .await;
+        ids.push(s(&img, "id"));
+    }
+    let r = t
+        .owner
+        .patch("batch/images/update", &json!({"dataset_name": "sliced", "image_ids": [ids[1], ids[4], ids[5]], "updates": {"status": "complete"}}))
+        .await;
+    assert_eq!(r.status, 200);
+    t.owner
+        .delete(&format!("images/{}", ids[5]))
+        .await
+        .expect(200);
+    let listed = |q: String| {
+        let c = t.owner.clone();
+        async move {
+            let v = c
+                .get(&format!("images/?dataset=sliced&{q}"))
+                .await
+                .ok_json(200);
+            let names: Vec<String> = v["images"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| s(i, "filename"))
+                .collect();
+            (names, v["total"].as_i64().unwrap())
+        }
+    };
+    for (filter, expected) in [
+        ("", vec!["p0", "p1", "p2", "p3", "p4", "p6"]),
+        (
+            "include_archived=true",
+            vec!["p0", "p1", "p2", "p3", "p4", "p5", "p6"],
+        ),
+        ("status=complete", vec!["p1", "p4"]),
+        ("status=new", vec!["p0", "p2", "p3", "p6"]),
+        ("folder_path=/even", vec!["p0", "p2", "p4", "p6"]),
+    ] {
+        let expected: Vec<String> = expected.iter().map(|n| format!("{n}.png")).collect();
+        let total = expected.len();
+        for limit in 1..=total + 1 {
+            for offset in 0..=total + 1 {
+                let (names, got_total) =
+                    listed(format!("{filter}&limit={limit}&offset={offset}")).await;
+                let want: Vec<String> = expected.iter().skip(offset).take(limit).cloned().collect();
+                assert_eq!(names, want, "{filter} limit={limit} offset={offset}");
+                assert_eq!(got_total, total as i64, "{filter} total");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_stale_conditional_save_is_refused_and_a_plain_save_still_works() {
     let t = TestServer::start().await;

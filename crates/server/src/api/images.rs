@@ -110,6 +110,60 @@ async fn render_image(
     Ok(list.pop().unwrap_or(Value::Null))
 }
 
+/// One page of the images whose lowest annotation confidence is below `threshold`, and how
+/// many there are. That lowest value lives in the annotation lists, so the dataset is walked
+/// in keyset chunks: time grows with the dataset, memory only with the page.
+async fn below_confidence(
+    state: &AppState,
+    dataset_id: &str,
+    filter: &crate::store::ImageFilter,
+    threshold: f64,
+    limit: i64,
+    offset: i64,
+) -> ApiResult<(Vec<ImageRow>, i64)> {
+    const CHUNK: i64 = 2_000;
+    let mut page = Vec::new();
+    let mut total = 0i64;
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let chunk = state
+            .store
+            .scan_images(
+                dataset_id,
+                filter,
+                after.as_ref().map(|(c, i)| (c.as_str(), i.as_str())),
+                CHUNK,
+            )
+            .await?;
+        let Some(last) = chunk.last() else { break };
+        after = Some((last.created_at.clone(), last.id.clone()));
+        let annotated: Vec<String> = chunk
+            .iter()
+            .filter(|i| i.annotation_count > 0)
+            .map(|i| i.id.clone())
+            .collect();
+        let lists = state.store.annotation_lists(&annotated).await?;
+        let full = chunk.len() as i64 == CHUNK;
+        for image in chunk {
+            let below = lists
+                .get(&image.id)
+                .and_then(Value::as_array)
+                .and_then(|l| pictograph_core::annotation::min_confidence(l))
+                .is_some_and(|m| m < threshold);
+            if below {
+                if total >= offset && (page.len() as i64) < limit {
+                    page.push(image);
+                }
+                total += 1;
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok((page, total))
+}
+
 /// `GET /images/{…}`: with one segment the bytes of the image with that id (1.6.3);
 /// `{id}/metadata` its metadata; `{dataset}/{dir/…/filename}` the bytes of the image at
 /// that path, and with `/metadata` appended its metadata.
@@ -357,31 +411,7 @@ pub async fn list(
         // No image of this server is assigned to a split.
         (Vec::new(), 0)
     } else if let Some(threshold) = q.min_confidence_lt {
-        // The lowest confidence lives in the annotation lists: filter them all, then page.
-        let (all, _) = state.store.find_images(&d.id, &filter, i64::MAX, 0).await?;
-        let annotated: Vec<String> = all
-            .iter()
-            .filter(|i| i.annotation_count > 0)
-            .map(|i| i.id.clone())
-            .collect();
-        let lists = state.store.annotation_lists(&annotated).await?;
-        let below: Vec<_> = all
-            .into_iter()
-            .filter(|i| {
-                lists
-                    .get(&i.id)
-                    .and_then(Value::as_array)
-                    .and_then(|l| pictograph_core::annotation::min_confidence(l))
-                    .is_some_and(|m| m < threshold)
-            })
-            .collect();
-        let total = below.len() as i64;
-        let page = below
-            .into_iter()
-            .skip(offset as usize)
-            .take(limit as usize)
-            .collect();
-        (page, total)
+        below_confidence(&state, &d.id, &filter, threshold, limit, offset).await?
     } else {
         state
             .store

@@ -25,7 +25,7 @@ use tower_http::trace::TraceLayer;
 
 pub use extract::BaseUrl;
 
-/// Largest JSON request body (annotation lists of big images, 10,000-id batches).
+/// Largest JSON request body (annotation lists of big images, 100,000-id batches).
 const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// Most ids one request may carry.
-pub const MAX_IDS: usize = 10_000;
+pub const MAX_IDS: usize = 100_000;
 
 /// A batch request body (all operations; each reads what it needs).
 #[derive(Debug, Deserialize)]

@@ -114,6 +114,41 @@ pub struct ImageFilter {
     pub filename: Option<String>,
 }
 
+impl ImageFilter {
+    /// The SQL condition selecting the filter's images of a dataset, its parameters (`$1` is
+    /// the dataset), and the folder it narrows to (none when it spans the whole dataset).
+    fn condition<'a>(&'a self, dataset_id: &'a str) -> (String, Vec<&'a str>, Option<&'a str>) {
+        // Everything under the root is the whole dataset.
+        let (folder, recursive) = match self.folder.as_deref() {
+            Some("/") if self.recursive => (None, false),
+            other => (other, self.recursive),
+        };
+        let mut clauses = vec!["dataset_id = $1".to_string()];
+        let mut binds = vec![dataset_id];
+        if !self.include_archived {
+            clauses.push("is_archived = 0".into());
+        }
+        if let Some(status) = self.status.as_deref() {
+            binds.push(status);
+            clauses.push(format!("status = ${}", binds.len()));
+        }
+        if let Some(folder) = folder {
+            binds.push(folder);
+            let n = binds.len();
+            clauses.push(if recursive {
+                format!("(folder = ${n} OR substr(folder, 1, length(${n}) + 1) = ${n} || '/')")
+            } else {
+                format!("folder = ${n}")
+            });
+        }
+        if let Some(filename) = self.filename.as_deref() {
+            binds.push(filename);
+            clauses.push(format!("filename = ${}", binds.len()));
+        }
+        (clauses.join(" AND "), binds, folder)
+    }
+}
+
 /// What to do when a copy's name is taken in the target folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyMode {
@@ -149,6 +184,15 @@ pub struct BatchOutcome {
     pub renamed: i64,
     /// Blob hashes no longer referenced by the rows this operation deleted.
     pub released_blobs: Vec<String>,
+}
+
+/// What a batch reads of each image it was given.
+#[derive(Debug)]
+struct Found {
+    id: String,
+    folder: String,
+    filename: String,
+    is_archived: bool,
 }
 
 /// The failure reason for an id that is not an image of the dataset.
@@ -200,6 +244,11 @@ impl Store {
     }
 
     /// One page of a dataset's images matching `filter`, oldest first, and how many match.
+    ///
+    /// The total comes from the dataset's kept counters when the filter is one they answer
+    /// (everything, live only, or complete only), so it costs nothing whatever the size; a
+    /// page past the middle of such a listing is read backwards from the end, so the last
+    /// page is as quick as the first.
     pub async fn find_images(
         &self,
         dataset_id: &str,
@@ -207,46 +256,107 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<ImageRow>, i64)> {
-        const WHERE: &str = "WHERE dataset_id = $1 AND ($2 = 1 OR is_archived = 0) \
-             AND ($3 IS NULL OR status = $3) \
-             AND ($4 IS NULL OR folder = $4 OR ($5 = 1 AND substr(folder, 1, length($4) + 1) = $4 || '/')) \
-             AND ($6 IS NULL OR filename = $6)";
-        let sql = AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM images {WHERE} ORDER BY created_at, id LIMIT $7 OFFSET $8"
-        ));
-        let folder = filter.folder.as_deref();
-        // Everything under the root is the whole dataset.
-        let (folder, recursive) = match folder {
-            Some("/") if filter.recursive => (None, false),
-            other => (other, filter.recursive),
+        let (condition, binds, folder) = filter.condition(dataset_id);
+        let total = match self.kept_count(dataset_id, filter, folder).await? {
+            Some(total) => total,
+            None => {
+                let sql = AssertSqlSafe(format!(
+                    "SELECT COUNT(*) AS n FROM images WHERE {condition}"
+                ));
+                let mut q = sqlx::query(sql);
+                for b in &binds {
+                    q = q.bind(*b);
+                }
+                get(&q.fetch_one(&self.read).await?, "n")?
+            }
         };
-        let rows = sqlx::query(sql)
-            .bind(dataset_id)
-            .bind(i64::from(filter.include_archived))
-            .bind(filter.status.as_deref())
-            .bind(folder)
-            .bind(i64::from(recursive))
-            .bind(filter.filename.as_deref())
-            .bind(limit)
-            .bind(offset)
+        let offset = offset.max(0);
+        let limit = limit.clamp(0, (total - offset).max(0));
+        if limit == 0 {
+            return Ok((Vec::new(), total));
+        }
+        // Past the middle, skip fewer index entries by reading from the end.
+        let backwards = offset > total / 2;
+        let (order, skip) = if backwards {
+            ("created_at DESC, id DESC", total - offset - limit)
+        } else {
+            ("created_at, id", offset)
+        };
+        let sql = AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET {skip}"
+        ));
+        let mut q = sqlx::query(sql);
+        for b in &binds {
+            q = q.bind(*b);
+        }
+        let mut list = q
             .fetch_all(&self.read)
-            .await?;
-        let total = sqlx::query(AssertSqlSafe(format!(
-            "SELECT COUNT(*) AS n FROM images {WHERE}"
-        )))
-        .bind(dataset_id)
-        .bind(i64::from(filter.include_archived))
-        .bind(filter.status.as_deref())
-        .bind(folder)
-        .bind(i64::from(recursive))
-        .bind(filter.filename.as_deref())
-        .fetch_one(&self.read)
-        .await?;
-        let list = rows
+            .await?
             .iter()
             .map(ImageRow::from_row)
-            .collect::<StoreResult<_>>()?;
-        Ok((list, get(&total, "n")?))
+            .collect::<StoreResult<Vec<_>>>()?;
+        if backwards {
+            list.reverse();
+        }
+        Ok((list, total))
+    }
+
+    /// Up to `limit` images matching `filter` that come after `after` (a `(created_at, id)`
+    /// of an earlier page) in listing order: a walk over a whole dataset that costs the same
+    /// per page wherever it is, and that rows added or removed meanwhile cannot shift.
+    pub async fn scan_images(
+        &self,
+        dataset_id: &str,
+        filter: &ImageFilter,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> StoreResult<Vec<ImageRow>> {
+        let (mut condition, mut binds, _) = filter.condition(dataset_id);
+        if let Some((created_at, id)) = after {
+            binds.push(created_at);
+            binds.push(id);
+            let (a, b) = (binds.len() - 1, binds.len());
+            condition.push_str(&format!(
+                " AND (created_at > ${a} OR (created_at = ${a} AND id > ${b}))"
+            ));
+        }
+        let sql = AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY created_at, id LIMIT {}",
+            limit.max(0)
+        ));
+        let mut q = sqlx::query(sql);
+        for b in &binds {
+            q = q.bind(*b);
+        }
+        q.fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(ImageRow::from_row)
+            .collect()
+    }
+
+    /// How many images match `filter`, when the dataset's counters say it.
+    async fn kept_count(
+        &self,
+        dataset_id: &str,
+        filter: &ImageFilter,
+        folder: Option<&str>,
+    ) -> StoreResult<Option<i64>> {
+        if folder.is_some() || filter.filename.is_some() {
+            return Ok(None);
+        }
+        let column = match (filter.status.as_deref(), filter.include_archived) {
+            (None, false) => "image_count",
+            (None, true) => "image_count + archived_images",
+            (Some("complete"), false) => "completed_image_count",
+            _ => return Ok(None),
+        };
+        let sql = AssertSqlSafe(format!("SELECT {column} AS n FROM datasets WHERE id = $1"));
+        let row = sqlx::query(sql)
+            .bind(dataset_id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| get(&r, "n")).transpose()
     }
 
     /// The image at `folder`/`filename` of a dataset: the live one, or else the most recently
@@ -503,14 +613,16 @@ impl Store {
         })
     }
 
+    /// The rows among `ids` that belong to the dataset: only what the batch rules read.
     async fn rows_in_dataset(
         &self,
         conn: &mut sqlx::AnyConnection,
         dataset_id: &str,
         ids: &[String],
-    ) -> StoreResult<Vec<ImageRow>> {
+    ) -> StoreResult<Vec<Found>> {
         let sql = AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM images WHERE dataset_id = $1 AND id IN ({})",
+            "SELECT id, folder, filename, is_archived FROM images \
+             WHERE dataset_id || '' = $1 AND id IN ({})",
             self.dialect.json_strings(2)
         ));
         let rows = sqlx::query(sql)
@@ -518,7 +630,16 @@ impl Store {
             .bind(json_list(ids))
             .fetch_all(&mut *conn)
             .await?;
-        rows.iter().map(ImageRow::from_row).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(Found {
+                    id: get(r, "id")?,
+                    folder: get(r, "folder")?,
+                    filename: get(r, "filename")?,
+                    is_archived: get::<i64>(r, "is_archived")? != 0,
+                })
+            })
+            .collect()
     }
 
     async fn live_names_in(
@@ -550,7 +671,7 @@ impl Store {
         self.lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
         let mut taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
-        let by_id: HashMap<&str, &ImageRow> = found.iter().map(|r| (r.id.as_str(), r)).collect();
+        let by_id: HashMap<&str, &Found> = found.iter().map(|r| (r.id.as_str(), r)).collect();
         let mut out = BatchOutcome::default();
         let mut moving = Vec::new();
         let mut seen = HashSet::new();
@@ -586,7 +707,7 @@ impl Store {
             out.affected_folders.insert(folder.to_string());
             let sql = AssertSqlSafe(format!(
                 "UPDATE images SET folder = $1, version = version + 1, updated_at = $2 \
-                 WHERE dataset_id = $3 AND id IN ({})",
+                 WHERE dataset_id || '' = $3 AND id IN ({})",
                 self.dialect.json_strings(4)
             ));
             sqlx::query(sql)
@@ -601,7 +722,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Copies images into `folder`: new rows pointing at the same bytes, one INSERT … SELECT.
+    /// Copies images into `folder`: new rows pointing at the same bytes, one INSERT … SELECT
+    /// driven by the list of copies (CROSS JOIN keeps SQLite from scanning the dataset for
+    /// each of them).
     pub async fn batch_copy(
         &self,
         dataset_id: &str,
@@ -614,7 +737,7 @@ impl Store {
         self.lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
         let mut taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
-        let by_id: HashMap<&str, &ImageRow> = found.iter().map(|r| (r.id.as_str(), r)).collect();
+        let by_id: HashMap<&str, &Found> = found.iter().map(|r| (r.id.as_str(), r)).collect();
         let mut out = BatchOutcome::default();
         let mut plan: Vec<(String, String, String)> = Vec::new();
         let mut replaced = Vec::new();
@@ -682,7 +805,7 @@ impl Store {
                  annotation_count, version, created_at, updated_at) \
                  SELECT m.new_id, i.dataset_id, $1, m.filename, NULL, {status}, 0, i.blob_hash, \
                  i.file_size, i.mime_type, i.width, i.height, {annotations}, {count}, 1, $2, $2 \
-                 FROM images i JOIN ({}) m ON m.src = i.id WHERE i.dataset_id = $4",
+                 FROM ({}) m CROSS JOIN images i WHERE i.id = m.src AND i.dataset_id || '' = $4",
                 self.dialect.json_triples(3)
             ));
             sqlx::query(sql)
@@ -705,7 +828,7 @@ impl Store {
         ids: &[String],
     ) -> StoreResult<Vec<String>> {
         let sql = AssertSqlSafe(format!(
-            "DELETE FROM images WHERE dataset_id = $1 AND id IN ({}) RETURNING blob_hash",
+            "DELETE FROM images WHERE dataset_id || '' = $1 AND id IN ({}) RETURNING blob_hash",
             self.dialect.json_strings(2)
         ));
         let rows = sqlx::query(sql)
@@ -735,7 +858,7 @@ impl Store {
             } else {
                 let sql = AssertSqlSafe(format!(
                     "UPDATE images SET is_archived = 1, version = version + 1, updated_at = $1 \
-                     WHERE dataset_id = $2 AND is_archived = 0 AND id IN ({})",
+                     WHERE dataset_id || '' = $2 AND is_archived = 0 AND id IN ({})",
                     self.dialect.json_strings(3)
                 ));
                 sqlx::query(sql)
@@ -766,7 +889,7 @@ impl Store {
             let sql = AssertSqlSafe(format!(
                 "SELECT i.id FROM images i JOIN images l ON l.dataset_id = i.dataset_id \
                  AND l.folder = i.folder AND l.filename = i.filename AND l.is_archived = 0 \
-                 AND l.id <> i.id WHERE i.dataset_id = $1 AND i.is_archived = 1 AND i.id IN ({})",
+                 AND l.id <> i.id WHERE i.dataset_id || '' = $1 AND i.is_archived = 1 AND i.id IN ({})",
                 self.dialect.json_strings(2)
             ));
             let clash: HashSet<String> = sqlx::query(sql)
@@ -777,8 +900,7 @@ impl Store {
                 .iter()
                 .map(|r| get(r, "id"))
                 .collect::<StoreResult<_>>()?;
-            let by_id: HashMap<&str, &ImageRow> =
-                found.iter().map(|r| (r.id.as_str(), r)).collect();
+            let by_id: HashMap<&str, &Found> = found.iter().map(|r| (r.id.as_str(), r)).collect();
             let mut names = HashSet::new();
             for r in found.iter().filter(|r| !r.is_archived) {
                 names.insert((r.folder.clone(), r.filename.clone()));
@@ -808,7 +930,7 @@ impl Store {
                 "UPDATE images SET status = COALESCE($1, status), \
                  display_name = COALESCE($2, display_name), \
                  is_archived = COALESCE($3, is_archived), version = version + 1, updated_at = $4 \
-                 WHERE dataset_id = $5 AND id IN ({})",
+                 WHERE dataset_id || '' = $5 AND id IN ({})",
                 self.dialect.json_strings(6)
             ));
             sqlx::query(sql)
@@ -825,8 +947,8 @@ impl Store {
         Ok(out)
     }
 
-    fn split_found(&self, ids: &[String], found: &[ImageRow]) -> BatchOutcome {
-        let by_id: HashMap<&str, &ImageRow> = found.iter().map(|r| (r.id.as_str(), r)).collect();
+    fn split_found(&self, ids: &[String], found: &[Found]) -> BatchOutcome {
+        let by_id: HashMap<&str, &Found> = found.iter().map(|r| (r.id.as_str(), r)).collect();
         let mut out = BatchOutcome::default();
         let mut seen = HashSet::new();
         for id in ids {

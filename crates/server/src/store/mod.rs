@@ -23,7 +23,7 @@ pub use transfer::TableReport;
 pub use uploads::{BlobInfo, PendingUpload, StoredResponse};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Transaction};
+use sqlx::{AnyPool, AssertSqlSafe, Executor, Transaction};
 use std::time::Duration;
 
 /// A store failure; unique-constraint violations are told apart so callers can answer 409.
@@ -68,6 +68,11 @@ pub enum Dialect {
 
 impl Dialect {
     /// A sub-select yielding the strings of a JSON array bound as parameter `$n`.
+    ///
+    /// Statements that pick rows by such a list of ids check their dataset as
+    /// `dataset_id || '' = $k`: the expression can use no index, so the planner always looks
+    /// each id up by primary key instead of walking the dataset's index (which SQLite
+    /// otherwise may do, once per id, on a connection opened before its statistics existed).
     fn json_strings(self, n: u32) -> String {
         match self {
             Dialect::Sqlite => format!("SELECT value FROM json_each(${n})"),
@@ -103,17 +108,19 @@ impl Store {
         } else {
             Dialect::Sqlite
         };
-        let opts = || {
+        // SQLite page cache per connection, in KiB: the one writer keeps more of the indexes
+        // a large batch walks; readers keep SQLite's default.
+        let opts = |cache_kib: u32| {
             AnyPoolOptions::new()
                 .acquire_timeout(Duration::from_secs(30))
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         if dialect == Dialect::Sqlite {
-                            conn.execute(
+                            let pragmas = format!(
                                 "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                                 PRAGMA synchronous = FULL;",
-                            )
-                            .await?;
+                                 PRAGMA synchronous = FULL; PRAGMA cache_size = -{cache_kib};"
+                            );
+                            conn.execute(AssertSqlSafe(pragmas)).await?;
                         }
                         Ok(())
                     })
@@ -121,13 +128,13 @@ impl Store {
         };
         let (read, write) = match dialect {
             Dialect::Sqlite => {
-                let write = opts().max_connections(1).connect(url).await?;
+                let write = opts(32 * 1024).max_connections(1).connect(url).await?;
                 write.execute("PRAGMA journal_mode = WAL").await?;
-                let read = opts().max_connections(8).connect(url).await?;
+                let read = opts(2 * 1024).max_connections(8).connect(url).await?;
                 (read, write)
             }
             Dialect::Postgres => {
-                let pool = opts().max_connections(16).connect(url).await?;
+                let pool = opts(0).max_connections(16).connect(url).await?;
                 (pool.clone(), pool)
             }
         };

@@ -1,0 +1,693 @@
+//! Scale benchmark: datasets of 10k, 100k and 1M images on one `pictograph serve`, measured
+//! over HTTP on 127.0.0.1. Prints figures, medians and ratios; asserts nothing beyond every
+//! request succeeding.
+//!
+//! Only the seeding is done behind the server's back: one image is uploaded through the API
+//! and its row is then repeated in the database with one INSERT … SELECT per chunk (the same
+//! bytes, distinct ids, names and folders), so that a million rows take seconds, not hours.
+//! The counter triggers run for every seeded row as they would for uploads.
+
+mod bare;
+mod load;
+mod rss;
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::Parser;
+use reqwest::Method;
+use serde_json::{json, Value};
+use sqlx::{AnyPool, Executor};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    /// The `pictograph` binary to run.
+    #[arg(long, default_value = "target/release/pictograph")]
+    bin: PathBuf,
+    /// Scratch directory (a fresh data directory is made in it).
+    #[arg(long, default_value = "target/bench/scale")]
+    work: PathBuf,
+    /// PostgreSQL database URL (an empty database) instead of SQLite.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Dataset sizes, comma separated.
+    #[arg(long, default_value = "10000,100000,1000000", value_delimiter = ',')]
+    sizes: Vec<u64>,
+    /// Ids in each headline batch request on the largest dataset.
+    #[arg(long, default_value_t = 100_000)]
+    batch: u64,
+    /// Seconds of each throughput run (0 skips the throughput comparison).
+    #[arg(long, default_value_t = 10)]
+    load_secs: u64,
+    /// Connections of the throughput runs.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Largest dataset also downloaded in full (images and annotations) with the CLI;
+    /// 0 skips the downloads.
+    #[arg(long, default_value_t = 100_000)]
+    download_max: u64,
+}
+
+#[derive(clap::Subcommand)]
+enum Mode {
+    /// Serve a fixed JSON body on every path (the bare handler the server is compared with).
+    Bare {
+        /// File holding the body to answer.
+        #[arg(long)]
+        body: PathBuf,
+    },
+}
+
+/// A running `pictograph serve`.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// Data-directory flags shared by `serve` and `keys create`.
+fn data_flags(args: &Args, data: &Path) -> Vec<String> {
+    let mut v = vec!["--data-dir".to_string(), data.display().to_string()];
+    if let Some(pg) = &args.postgres {
+        v.push("--database-url".into());
+        v.push(pg.clone());
+    }
+    v
+}
+
+/// Starts a process and waits for the line `listening on URL` on its standard output.
+fn spawn_listening(mut cmd: Command) -> Result<(Child, String)> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting the server")?;
+    let out = child.stdout.take().context("stdout")?;
+    let mut lines = BufReader::new(out).lines();
+    loop {
+        let Some(line) = lines.next() else {
+            bail!("the server exited before listening");
+        };
+        if let Some(url) = line?.strip_prefix("listening on ") {
+            let url = url.trim().to_string();
+            std::thread::spawn(move || for _ in lines {});
+            return Ok((child, url));
+        }
+    }
+}
+
+fn start_server(args: &Args, data: &Path) -> Result<Server> {
+    let mut cmd = Command::new(&args.bin);
+    cmd.arg("serve")
+        .args(data_flags(args, data))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn");
+    let (child, url) = spawn_listening(cmd)?;
+    Ok(Server { child, url })
+}
+
+fn create_key(args: &Args, data: &Path) -> Result<String> {
+    let out = Command::new(&args.bin)
+        .args(["keys", "create"])
+        .args(data_flags(args, data))
+        .args(["--org", "bench", "--role", "owner", "--tier", "unlimited"])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "keys create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
+
+/// HTTP helper bound to one server and key.
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Api {
+    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        let mut req = self
+            .http
+            .request(
+                method.clone(),
+                format!("{}/api/v1/developer{path}", self.base),
+            )
+            .header("X-API-Key", &self.key);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        ensure!(
+            status.is_success(),
+            "{method} {path}: {status}: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(400)])
+        );
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    async fn get(&self, path: &str) -> Result<Value> {
+        self.call(Method::GET, path, None).await
+    }
+
+    /// Milliseconds of `n` runs of a request; the answer of the last.
+    async fn timed(
+        &self,
+        n: usize,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(Vec<f64>, Value)> {
+        let mut times = Vec::with_capacity(n);
+        let mut last = Value::Null;
+        for _ in 0..n {
+            let t = Instant::now();
+            last = self.call(method.clone(), path, body).await?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok((times, last))
+    }
+}
+
+/// The median of a sample.
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    }
+}
+
+/// The id the seed gives image `i` of dataset number `d`.
+fn seeded_id(d: u64, i: u64) -> String {
+    format!("{d:08x}-0000-4000-8000-{i:012x}")
+}
+
+/// A small real JPEG (64×48 gradient).
+fn sample_jpeg(path: &Path) -> Result<()> {
+    let img = image::RgbImage::from_fn(64, 48, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 5) as u8, 90])
+    });
+    img.save_with_format(path, image::ImageFormat::Jpeg)?;
+    Ok(())
+}
+
+/// Repeats the row of image `template` until the dataset holds `n` images, in chunks of one
+/// transaction each. Rows get ids from [`seeded_id`], 100 folders and rising creation times.
+async fn seed(
+    db: &AnyPool,
+    postgres: bool,
+    d: u64,
+    dataset_id: &str,
+    template: &str,
+    n: u64,
+) -> Result<()> {
+    const CHUNK: u64 = 100_000;
+    let mut from = 1;
+    while from < n {
+        let to = (from + CHUNK).min(n);
+        let sql = if postgres {
+            format!(
+                "INSERT INTO images (id, dataset_id, folder, filename, status, is_archived, blob_hash, \
+                 file_size, mime_type, width, height, annotations, annotation_count, version, created_at, updated_at) \
+                 SELECT '{d:08x}-0000-4000-8000-' || lpad(to_hex(i), 12, '0'), t.dataset_id, \
+                 '/f' || lpad((i % 100)::text, 2, '0'), 'img_' || lpad(i::text, 7, '0') || '.jpg', 'new', 0, \
+                 t.blob_hash, t.file_size, t.mime_type, t.width, t.height, '[]', 0, 1, \
+                 to_char(timestamp '2026-01-01' + i * interval '1 second', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+                 to_char(timestamp '2026-01-01' + i * interval '1 second', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
+                 FROM generate_series({from}, {}) i, images t WHERE t.id = '{template}'",
+                to - 1
+            )
+        } else {
+            format!(
+                "WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {}) \
+                 INSERT INTO images (id, dataset_id, folder, filename, status, is_archived, blob_hash, \
+                 file_size, mime_type, width, height, annotations, annotation_count, version, created_at, updated_at) \
+                 SELECT printf('{d:08x}-0000-4000-8000-%012x', i), t.dataset_id, printf('/f%02d', i % 100), \
+                 printf('img_%07d.jpg', i), 'new', 0, t.blob_hash, t.file_size, t.mime_type, t.width, t.height, \
+                 '[]', 0, 1, strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2026-01-01', '+' || i || ' seconds'), \
+                 strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2026-01-01', '+' || i || ' seconds') \
+                 FROM n, images t WHERE t.id = '{template}'",
+                to - 1
+            )
+        };
+        let _ = dataset_id;
+        db.execute(sqlx::AssertSqlSafe(sql)).await?;
+        from = to;
+    }
+    if postgres {
+        db.execute("ANALYZE images").await?;
+    } else {
+        db.execute("ANALYZE").await?;
+    }
+    Ok(())
+}
+
+/// One dataset of the run.
+struct Seeded {
+    number: u64,
+    size: u64,
+    name: String,
+}
+
+impl Seeded {
+    /// `k` ids spread evenly over the seeded rows.
+    fn spread_ids(&self, k: u64) -> Vec<String> {
+        let step = ((self.size - 1) / k).max(1);
+        (0..k)
+            .map(|j| seeded_id(self.number, 1 + j * step))
+            .collect()
+    }
+}
+
+/// Prints one line of the report.
+fn row(s: String) {
+    println!("{s}");
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if let Some(Mode::Bare { body }) = &args.mode {
+        return bare::serve(std::fs::read(body)?).await;
+    }
+    let backend = if args.postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    let _ = std::fs::remove_dir_all(&args.work);
+    std::fs::create_dir_all(&args.work)?;
+    let data = args.work.join("data");
+    let server = start_server(&args, &data)?;
+    let key = create_key(&args, &data)?;
+    let api = Api {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .build()?,
+        base: server.url.clone(),
+        key: key.clone(),
+    };
+    let db_url = match &args.postgres {
+        Some(u) => u.clone(),
+        None => format!("sqlite://{}", data.join("pictograph.db").display()),
+    };
+    sqlx::any::install_default_drivers();
+    let db = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&db_url)
+        .await?;
+    if args.postgres.is_none() {
+        db.execute("PRAGMA busy_timeout = 10000").await?;
+    }
+    let sdk = pictograph::Client::builder(key.clone())
+        .base_url(server.url.clone())
+        .build()?;
+    let jpeg = args.work.join("sample.jpg");
+    sample_jpeg(&jpeg)?;
+    row(format!(
+        "backend: {backend}, server {} (pid {})",
+        server.url,
+        server.pid()
+    ));
+
+    // ── Seeding ──
+    let mut sets = Vec::new();
+    for (i, &size) in args.sizes.iter().enumerate() {
+        let number = i as u64 + 1;
+        let name = format!("scale-{size}");
+        let created = api
+            .call(Method::POST, "/projects/", Some(&json!({"name": name})))
+            .await?;
+        let dataset_id = created["project"]["id"]
+            .as_str()
+            .context("project id")?
+            .to_string();
+        let image = sdk
+            .images()
+            .upload(
+                &dataset_id,
+                &jpeg,
+                pictograph::UploadOptions {
+                    folder_path: Some("/seed".into()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let t = Instant::now();
+        seed(
+            &db,
+            args.postgres.is_some(),
+            number,
+            &dataset_id,
+            &image.id,
+            size,
+        )
+        .await?;
+        let got = api.get(&format!("/datasets/by-name/{name}")).await?;
+        let count = got["dataset"]["image_count"].as_u64().unwrap_or(0);
+        ensure!(
+            count == size,
+            "{name}: {count} images after seeding, expected {size}"
+        );
+        eprintln!(
+            "seeded {name}: {size} images in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        sets.push(Seeded { number, size, name });
+    }
+    let sampler = rss::Sampler::start(server.pid());
+
+    // ── Cost growth ──
+    row(String::new());
+    row(format!("cost growth ({backend}; medians in ms; list pages of 1,000, download-listing pages of 10,000, batch moves of 1,000 ids)"));
+    row(format!(
+        "{:>9} {:>8} {:>10} {:>10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "images",
+        "get",
+        "list@0",
+        "list@end",
+        "end/0",
+        "imgs@0",
+        "imgs@end",
+        "dl@0",
+        "dl@end",
+        "move 1k"
+    ));
+    for s in &sets {
+        let n = s.size;
+        let (get, d) = api
+            .timed(
+                31,
+                Method::GET,
+                &format!("/datasets/by-name/{}", s.name),
+                None,
+            )
+            .await?;
+        ensure!(d["dataset"]["image_count"].as_u64() == Some(n), "counts");
+        let list = |off: u64| {
+            format!(
+                "/datasets/by-name/{}?include_images=true&images_limit=1000&images_offset={off}",
+                s.name
+            )
+        };
+        let (l0, a) = api.timed(7, Method::GET, &list(0), None).await?;
+        let (le, b) = api.timed(7, Method::GET, &list(n - 1000), None).await?;
+        ensure!(
+            a["dataset"]["images"].as_array().map(Vec::len) == Some(1000),
+            "list@0 size"
+        );
+        ensure!(
+            b["dataset"]["images"].as_array().map(Vec::len) == Some(1000),
+            "list@end size"
+        );
+        let imgs = |off: u64| format!("/images/?dataset={}&limit=1000&offset={off}", s.name);
+        let (i0, _) = api.timed(7, Method::GET, &imgs(0), None).await?;
+        let (ie, c) = api.timed(7, Method::GET, &imgs(n - 1000), None).await?;
+        ensure!(
+            c["data"].as_array().map(Vec::len) == Some(1000),
+            "images@end size"
+        );
+        let dl = |off: u64| {
+            format!("/datasets/by-name/{}/download?mode=full&limit=10000&offset={off}&include_annotations=true", s.name)
+        };
+        let (d0, _) = api.timed(5, Method::GET, &dl(0), None).await?;
+        let (de, e) = api
+            .timed(5, Method::GET, &dl(n.saturating_sub(10_000)), None)
+            .await?;
+        ensure!(
+            e["items"].as_array().map(Vec::len) == Some(10_000.min(n as usize)),
+            "download@end size"
+        );
+        let ids = s.spread_ids(1000);
+        let mut moves = Vec::new();
+        for r in 0..5 {
+            let body = json!({"dataset_name": s.name, "image_ids": ids, "target_folder_path": format!("/m{}", r % 2)});
+            let (t, v) = api
+                .timed(1, Method::POST, "/batch/images/move", Some(&body))
+                .await?;
+            ensure!(v["processed"].as_u64() == Some(1000), "move 1k: {v}");
+            moves.extend(t);
+        }
+        row(format!(
+            "{:>9} {:>8.2} {:>10.1} {:>10.1} {:>7.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
+            n,
+            median(&get),
+            median(&l0),
+            median(&le),
+            median(&le) / median(&l0),
+            median(&i0),
+            median(&ie),
+            median(&d0),
+            median(&de),
+            median(&moves)
+        ));
+    }
+    let growth_rss = sampler.take();
+    row(format!(
+        "server RSS during the table: max {:.1} MB",
+        growth_rss.max_mb()
+    ));
+
+    // ── Headline batches on the largest dataset ──
+    let big = sets.last().context("no sizes")?;
+    let k = args.batch.min(big.size - 1);
+    let ids = big.spread_ids(k);
+    row(String::new());
+    row(format!(
+        "batch requests of {k} ids on the {}-image dataset ({backend}): one request each, ms",
+        big.size
+    ));
+    let ops: Vec<(&str, Method, &str, Value)> = vec![
+        (
+            "move",
+            Method::POST,
+            "/batch/images/move",
+            json!({"target_folder_path": "/big-moved"}),
+        ),
+        (
+            "update status",
+            Method::PATCH,
+            "/batch/images/update",
+            json!({"updates": {"status": "complete"}}),
+        ),
+        (
+            "archive",
+            Method::POST,
+            "/batch/images/delete",
+            json!({"permanent": false}),
+        ),
+        (
+            "restore",
+            Method::PATCH,
+            "/batch/images/update",
+            json!({"updates": {"is_archived": false}}),
+        ),
+        (
+            "copy",
+            Method::POST,
+            "/batch/images/copy",
+            json!({"target_folder_path": "/big-copy", "duplicate_handling": "rename"}),
+        ),
+    ];
+    let mut single_op = Vec::new();
+    for (label, method, path, extra) in &ops {
+        let mut body = json!({"dataset_name": big.name, "image_ids": ids});
+        for (k2, v) in extra.as_object().expect("object") {
+            body[k2] = v.clone();
+        }
+        let (t, v) = api.timed(1, method.clone(), path, Some(&body)).await?;
+        let failed = v["failed_count"].as_u64().unwrap_or(u64::MAX);
+        ensure!(
+            failed == 0 && v["processed"].as_u64() == Some(k),
+            "{label}: {failed} failed, first: {}",
+            v["failures"][0]
+        );
+        row(format!("  {label:<14} {:>9.1} ms", t[0]));
+        single_op.push((*label, t[0]));
+    }
+    let batch_rss = sampler.take();
+    row(format!(
+        "  server RSS during the batches: max {:.1} MB",
+        batch_rss.max_mb()
+    ));
+    // The same move, one image per request.
+    let per = 300usize;
+    let mut singles = Vec::with_capacity(per);
+    for (j, id) in big.spread_ids(per as u64).iter().enumerate() {
+        let body = json!({"dataset_name": big.name, "image_ids": [id], "target_folder_path": format!("/single{}", j % 2)});
+        let (t, _) = api
+            .timed(1, Method::POST, "/batch/images/move", Some(&body))
+            .await?;
+        singles.push(t[0]);
+    }
+    let one = median(&singles);
+    let move_ms = single_op[0].1;
+    row(format!(
+        "  per-image moves: median {one:.2} ms per request → {k} requests ≈ {:.1} s; one batch request is {:.0}x faster",
+        one * k as f64 / 1000.0,
+        one * k as f64 / move_ms
+    ));
+
+    // ── Full download listing walk and CLI downloads ──
+    row(String::new());
+    let t = Instant::now();
+    let mut offset = 0u64;
+    let mut seen = 0u64;
+    loop {
+        let v = api
+            .get(&format!("/datasets/by-name/{}/download?mode=full&limit=10000&offset={offset}&include_annotations=true", big.name))
+            .await?;
+        let n = v["items"].as_array().map(Vec::len).unwrap_or(0) as u64;
+        seen += n;
+        offset += n;
+        if n < 10_000 {
+            break;
+        }
+    }
+    let walk_rss = sampler.take();
+    row(format!(
+        "download listing of all {seen} images (pages of 10,000): {:.1} s, server RSS max {:.1} MB",
+        t.elapsed().as_secs_f64(),
+        walk_rss.max_mb()
+    ));
+    if args.download_max > 0 {
+        row(
+            "CLI download (full mode, fresh directory each): time, CLI peak RSS, server peak RSS"
+                .into(),
+        );
+        for s in sets.iter().filter(|s| s.size <= args.download_max) {
+            let dir = args.work.join(format!("dl-{}", s.size));
+            let t = Instant::now();
+            let mut child = Command::new(&args.bin)
+                .args(["download", &s.name])
+                .arg(&dir)
+                .args(["--mode", "full"])
+                .env("PICTOGRAPH_API_KEY", &key)
+                .env("PICTOGRAPH_BASE_URL", &server.url)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            let cli = rss::Sampler::start(child.id());
+            let status = child.wait()?;
+            ensure!(status.success(), "pictograph download {} failed", s.name);
+            let files = count_files(&dir)?;
+            row(format!(
+                "  {:>9} images: {:>7.1} s, {files} files, CLI RSS max {:.1} MB, server RSS max {:.1} MB",
+                s.size,
+                t.elapsed().as_secs_f64(),
+                cli.take().max_mb(),
+                sampler.take().max_mb()
+            ));
+            std::fs::remove_dir_all(&dir)?;
+        }
+    }
+
+    // ── Throughput against a bare handler ──
+    if args.load_secs > 0 {
+        row(String::new());
+        let id = seeded_id(big.number, big.size / 2);
+        let path = format!("/api/v1/developer/images/{id}/metadata");
+        let body = api.get(&format!("/images/{id}/metadata")).await?;
+        let body_file = args.work.join("bare-body.json");
+        std::fs::write(&body_file, serde_json::to_vec(&body)?)?;
+        let mut bare_cmd = Command::new(std::env::current_exe()?);
+        bare_cmd.args(["bare", "--body"]).arg(&body_file);
+        let (bare_child, bare_url) = spawn_listening(bare_cmd)?;
+        let bare_guard = Server {
+            child: bare_child,
+            url: bare_url,
+        };
+        let dur = Duration::from_secs(args.load_secs);
+        let ours = load::run(
+            &format!("{}{path}", server.url),
+            &key,
+            args.connections,
+            dur,
+        )
+        .await?;
+        let ours_rss = sampler.take();
+        let bare = load::run(
+            &format!("{}{path}", bare_guard.url),
+            &key,
+            args.connections,
+            dur,
+        )
+        .await?;
+        let ours2 = load::run(
+            &format!("{}{path}", server.url),
+            &key,
+            args.connections,
+            dur,
+        )
+        .await?;
+        drop(bare_guard);
+        row(format!("GET /images/{{id}}/metadata, {} connections, {} s each, closed loop on 127.0.0.1 ({backend}):", args.connections, args.load_secs));
+        for (label, r) in [
+            ("pictograph", &ours),
+            ("bare axum", &bare),
+            ("pictograph again", &ours2),
+        ] {
+            row(format!(
+                "  {label:<17} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+                r.rps, r.p50, r.p99, r.errors
+            ));
+        }
+        let best = ours.rps.max(ours2.rps);
+        row(format!(
+            "  pictograph / bare: {:.2} (best of the two runs); server RSS max {:.1} MB",
+            best / bare.rps,
+            ours_rss.max_mb()
+        ));
+    }
+    row(String::new());
+    let end = rss::now(server.pid())?;
+    row(format!(
+        "server RSS at the end: {:.1} MB (peak since start {:.1} MB)",
+        end.0, end.1
+    ));
+    Ok(())
+}
+
+fn count_files(dir: &Path) -> Result<u64> {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                stack.push(e.path());
+            } else {
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
