@@ -127,8 +127,27 @@ struct ServeArgs {
     url_ttl_secs: u64,
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    limit_malloc_arenas();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts")
+        .block_on(run());
+}
+
+/// Caps glibc's per-thread malloc arenas at two. Each arena keeps the peak of whatever ran on
+/// its threads, so with one per worker and database thread, a server answering large listings
+/// grew to several times the memory any one request needs; two arenas keep it near that.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters; it runs before any thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+async fn run() {
     use clap::{CommandFactory, FromArgMatches};
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {

@@ -11,10 +11,13 @@ use crate::services::datasets::{self as service, by_name, by_ref, CreateProject,
 use crate::store::DatasetRow;
 use crate::{render, AppState};
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use pictograph_core::names::Status;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 
@@ -177,7 +180,7 @@ async fn listing(
     d: DatasetRow,
     o: DownloadOptions,
     shape: Shape,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let with_metadata = super::annotations::include_names_metadata(o.include.as_deref())?;
     let mode = o.mode.as_deref().unwrap_or("full");
     if !["full", "images_only", "annotations_only"].contains(&mode) {
@@ -208,34 +211,94 @@ async fn listing(
     } else {
         None
     };
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|i| {
-            let mut item = json!({
-                "id": i.id,
-                "filename": unique_name(&mut taken, &i.folder, &i.filename),
-                "original_filename": i.filename,
-                "virtual_folder_path": i.folder,
-                "status": i.status,
-                "file_size": i.file_size,
-                "mime_type": i.mime_type,
-                "annotation_count": i.annotation_count,
-                "image_url": (mode != "annotations_only").then(|| links.image_url(&i.id)),
-                "annotation_url": (mode != "images_only").then(|| links.annotation_url(&i.id)),
-            });
-            if let Some(lists) = lists.as_mut() {
+    // A page holds up to 10,000 items and both client generations read it under a different
+    // key: the items are serialised once, straight from the rows, and that text is written
+    // under both keys.
+    let mut items = Vec::with_capacity(rows.len());
+    for i in &rows {
+        let (annotations, version) = match lists.as_mut() {
+            Some(lists) => {
                 let list = lists.remove(&i.id).unwrap_or_else(|| json!([]));
-                item["annotations"] =
-                    crate::services::annotations::for_reader(list, shape, with_metadata);
-                item["version"] = json!(i.version);
+                (
+                    Some(crate::services::annotations::for_reader(
+                        list,
+                        shape,
+                        with_metadata,
+                    )),
+                    Some(i.version),
+                )
             }
-            item
-        })
-        .collect();
-    Ok(Json(json!({
-        "dataset_id": d.id, "dataset_name": d.name, "mode": mode, "total": items.len(), "items": items,
-        "data": {"id": d.id, "name": d.name, "items": items},
-    })))
+            None => (None, None),
+        };
+        items.push(ListingItem {
+            annotation_count: i.annotation_count,
+            annotation_url: (mode != "images_only").then(|| links.annotation_url(&i.id)),
+            annotations,
+            file_size: i.file_size,
+            filename: unique_name(&mut taken, &i.folder, &i.filename),
+            id: &i.id,
+            image_url: (mode != "annotations_only").then(|| links.image_url(&i.id)),
+            mime_type: &i.mime_type,
+            original_filename: &i.filename,
+            status: &i.status,
+            version,
+            virtual_folder_path: &i.folder,
+        });
+    }
+    let items =
+        serde_json::value::to_raw_value(&items).map_err(|e| ApiError::Internal(e.into()))?;
+    let body = serde_json::to_string(&Listing {
+        data: ListingData {
+            id: &d.id,
+            items: &items,
+            name: &d.name,
+        },
+        dataset_id: &d.id,
+        dataset_name: &d.name,
+        items: &items,
+        mode,
+        total: rows.len(),
+    })
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// One image of the download listing (fields in the order a JSON object of them prints).
+#[derive(Serialize)]
+struct ListingItem<'a> {
+    annotation_count: i64,
+    annotation_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<Value>,
+    file_size: i64,
+    filename: String,
+    id: &'a str,
+    image_url: Option<String>,
+    mime_type: &'a str,
+    original_filename: &'a str,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<i64>,
+    virtual_folder_path: &'a str,
+}
+
+/// The download listing: the items under `items` (1.6.3) and `data.items` (newer clients).
+#[derive(Serialize)]
+struct Listing<'a> {
+    data: ListingData<'a>,
+    dataset_id: &'a str,
+    dataset_name: &'a str,
+    items: &'a RawValue,
+    mode: &'a str,
+    total: usize,
+}
+
+/// The newer clients' envelope of the download listing.
+#[derive(Serialize)]
+struct ListingData<'a> {
+    id: &'a str,
+    items: &'a RawValue,
+    name: &'a str,
 }
 
 /// `GET /datasets/by-name/{name}/download`.
@@ -246,7 +309,7 @@ pub async fn download_by_name(
     base: BaseUrl,
     Path(name): Path<String>,
     Query(o): Query<DownloadOptions>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let d = by_name(&state, &caller, &name).await?;
     listing(&state, &base, d, o, shape).await
 }
@@ -259,7 +322,7 @@ pub async fn download_by_ref(
     base: BaseUrl,
     Path(r): Path<String>,
     Query(o): Query<DownloadOptions>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let d = by_ref(&state, &caller, &r).await?;
     listing(&state, &base, d, o, shape).await
 }

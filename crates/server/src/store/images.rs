@@ -1,6 +1,7 @@
 //! Images, their annotations, and the set-based batch operations over them.
 
 use super::{get, now, Dialect, Store, StoreError, StoreResult};
+use futures::TryStreamExt;
 use sqlx::any::AnyRow;
 use sqlx::AssertSqlSafe;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -289,12 +290,13 @@ impl Store {
         for b in &binds {
             q = q.bind(*b);
         }
-        let mut list = q
-            .fetch_all(&self.read)
-            .await?
-            .iter()
-            .map(ImageRow::from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
+        // Row by row: a 10,000-image page never holds its raw rows and its images at once.
+        let mut list = Vec::with_capacity(limit as usize);
+        let mut rows = q.fetch(&self.read);
+        while let Some(row) = rows.try_next().await? {
+            list.push(ImageRow::from_row(&row)?);
+        }
+        drop(rows);
         if backwards {
             list.reverse();
         }
