@@ -183,6 +183,7 @@ timed() {
   fi
   t1=$(date +%s%N)
   echo "$(( (t1 - t0) / 1000000 ))" | awk '{printf "%.3f\n", $1/1000}' >>"$out"
+  echo "  ${out##*/}: $(tail -n 1 "$out") s" >&2
 }
 
 # Deletes a dataset and frees its bytes, so the next upload starts from an empty store.
