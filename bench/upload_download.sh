@@ -192,6 +192,7 @@ drop_dataset() {
   "$bin" gc --data-dir "$work/data" --grace-secs 0 >/dev/null
 }
 
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 wflag=()
 [[ -n "$workers" ]] && wflag=(--workers "$workers")
 touch "$work/up_py" "$work/dl_py" "$work/up_ls" "$work/dl_ls"
@@ -241,9 +242,10 @@ for i in $(seq 1 "$runs"); do
   fi
 done
 
-"$python" - "$work" "$files" "$bytes" "$runs" "$py_runs" "$ls_runs" "$(nproc)" "${ls_version:-}" "$ls_batch" "$ls_parallel" <<'EOF'
+"$python" - "$work" "$files" "$bytes" "$runs" "$py_runs" "$ls_runs" "$(nproc)" "${ls_version:-}" "$ls_batch" "$ls_parallel" \
+  "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF'
 import statistics, sys
-work, files, nbytes, runs, py_runs, ls_runs, cpus, ls_version, ls_batch, ls_parallel = sys.argv[1:]
+work, files, nbytes, runs, py_runs, ls_runs, cpus, ls_version, ls_batch, ls_parallel, load0, load1 = sys.argv[1:]
 files, nbytes, ls_runs = int(files), int(nbytes), int(ls_runs)
 
 def med(n):
@@ -253,6 +255,7 @@ def med(n):
 cols = [("ours", "ours"), ("python", "py"), ("cp -r", "cp")] + ([("label studio", "ls")] if ls_runs else [])
 print(f"\n{files} files, {nbytes / 1e6:.0f} MB, {cpus} CPUs, warm cache; medians of runs:"
       f" ours {runs}, cp -r {runs}, python {py_runs}" + (f", label studio {ls_runs}" if ls_runs else ""))
+print(f"load average (1, 5, 15 min) before the runs {load0}, after {load1}: other work on the machine skews the times")
 if ls_runs:
     print(f"label studio {ls_version}: import in requests of {ls_batch} files, {ls_parallel} at once;"
           " download = its YOLO_WITH_IMAGES export, unpacked")
