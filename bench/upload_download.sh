@@ -1,19 +1,38 @@
 #!/usr/bin/env bash
-# Upload/download benchmark: our CLI vs the official Python client (pictograph 1.6.3) vs cp -r.
+# Upload/download benchmark: our CLI vs the official Python client (pictograph 1.6.3) vs cp -r,
+# and optionally vs Label Studio 1.23 importing and exporting the same folder over its API.
 #
-# Usage: bench/upload_download.sh [--files N] [--runs R] [--workers W] [--keep]
-#   --files N    images to generate (default 2000; a few hundred KB each, JPEG and PNG,
-#                in class sub-folders)
-#   --runs R     runs of each measurement (default 3); medians are reported
-#   --workers W  --workers passed to our CLI (default: the CLI's own default)
-#   --keep       keep the scratch directory (printed) instead of deleting it
-# BENCH_DIR=DIR puts the scratch directory there (default: target/bench).
+# Usage: bench/upload_download.sh [--files N] [--kb KB] [--runs R] [--py-runs P]
+#                                 [--label-studio] [--ls-runs L] [--ls-batch B] [--ls-parallel Q]
+#                                 [--workers W] [--keep]
+#   --files N        images to generate (default 2000; JPEG and PNG in class sub-folders)
+#   --kb KB          average file size to aim for, in KB (default: the generator's sizes,
+#                    about 280 KB); `--files 10000 --kb 200` makes about 2 GB
+#   --runs R         runs of our CLI and of cp -r (default 3); medians are reported
+#   --py-runs P      runs of the Python client (default R; it is the slow one at scale)
+#   --label-studio   also time Label Studio 1.23 (installed into bench/.venv-labelstudio,
+#                    started on 127.0.0.1 with a fresh data directory, version check and
+#                    analytics off; see bench/ls_client.py for the API calls)
+#   --ls-runs L      runs of Label Studio (default P)
+#   --ls-batch B     files per Label Studio import request (default 100: its
+#                    DATA_UPLOAD_MAX_NUMBER_FILES)
+#   --ls-parallel Q  Label Studio import requests in flight at once (default 1)
+#   --workers W      --workers passed to our CLI (default: the CLI's own default)
+#   --keep           keep the scratch directory (printed) instead of deleting it
+# BENCH_DIR=DIR puts the scratch directory there (default: bench/ under cargo's target dir).
 #
 # Builds `pictograph` in release mode, starts `pictograph serve` on 127.0.0.1 with a fresh
 # data directory, and times whole commands (process start to exit), every run into a fresh
 # dataset or directory, all on warm page caches:
 #   upload:   pictograph upload | Python upload_dataset_from_folder | cp -r of the folder
+#             | Label Studio: create a project, then POST the files to its import endpoint
 #   download: pictograph download | Python datasets.download(mode="full") | cp -r
+#             | Label Studio: its YOLO_WITH_IMAGES export (a zip of every image), unpacked
+# The server stores bytes by content, so after each upload is measured its dataset is deleted
+# and the unreferenced bytes are swept (`pictograph gc --grace-secs 0`): every upload starts
+# from an empty store rather than finding the bytes already there. Each run's output is
+# deleted once measured, so scratch stays near 3x the generated data (about 5x during the
+# Label Studio export, which stages a copy and a zip of its own).
 # Python: tests/compat/.venv (made by `bash tests/compat/run.sh --co -q`), or $PYTHON, or a
 # venv made here in bench/.venv. Not a test: nothing is asserted beyond every run succeeding.
 set -euo pipefail
@@ -21,19 +40,37 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 files=2000
+kb=""
 runs=3
+py_runs=""
+ls_on=0
+ls_runs=""
+ls_batch=100
+ls_parallel=1
 workers=""
 keep=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --files) files="$2"; shift 2 ;;
+    --kb) kb="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
+    --py-runs) py_runs="$2"; shift 2 ;;
+    --label-studio) ls_on=1; shift ;;
+    --ls-runs) ls_runs="$2"; shift 2 ;;
+    --ls-batch) ls_batch="$2"; shift 2 ;;
+    --ls-parallel) ls_parallel="$2"; shift 2 ;;
     --workers) workers="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+py_runs="${py_runs:-$runs}"
+ls_runs="${ls_runs:-$py_runs}"
+[[ "$ls_on" == 1 ]] || ls_runs=0
+if (( py_runs > runs || ls_runs > runs )); then
+  echo "error: --py-runs and --ls-runs cannot exceed --runs" >&2; exit 2
+fi
 
 # ── Python with pictograph 1.6.3 and Pillow ──
 python="${PYTHON:-}"
@@ -51,22 +88,39 @@ if [[ -z "$python" ]]; then
 fi
 "$python" -c 'import pictograph, PIL' || { echo "error: $python lacks pictograph or Pillow" >&2; exit 2; }
 
+# ── Label Studio 1.23 in a venv of its own (its dependencies pin Django and much else) ──
+ls_bin="$here/.venv-labelstudio/bin"
+if [[ "$ls_on" == 1 ]]; then
+  if [[ ! -x "$ls_bin/label-studio" ]]; then
+    echo "creating bench/.venv-labelstudio (label-studio==1.23.*)" >&2
+    python3 -m venv "$here/.venv-labelstudio"
+    "$ls_bin/python" -m pip install --quiet --disable-pip-version-check 'label-studio==1.23.*'
+  fi
+  ls_version="$("$ls_bin/python" -c 'import importlib.metadata as m; print(m.version("label-studio"))')"
+  [[ "$ls_version" == 1.23.* ]] || { echo "error: bench/.venv-labelstudio has label-studio $ls_version, not 1.23" >&2; exit 2; }
+fi
+
 echo "building pictograph (release)" >&2
 (cd "$repo" && cargo build --release -q -p pictograph-cli)
-bin="$repo/target/release/pictograph"
+target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+[[ "$target_dir" = /* ]] || target_dir="$repo/$target_dir"
+bin="$target_dir/release/pictograph"
 
-# Scratch space (about 3x the generated data at peak): under target/ unless BENCH_DIR says.
-mkdir -p "${BENCH_DIR:-$repo/target/bench}"
-work="$(mktemp -d "${BENCH_DIR:-$repo/target/bench}/run.XXXXXX")"
+# Scratch space: under cargo's target directory unless BENCH_DIR says.
+mkdir -p "${BENCH_DIR:-$target_dir/bench}"
+work="$(mktemp -d "${BENCH_DIR:-$target_dir/bench}/run.XXXXXX")"
 server_pid=""
+ls_pid=""
 cleanup() {
+  if [[ -n "$ls_pid" ]]; then kill "$ls_pid" 2>/dev/null || true; wait "$ls_pid" 2>/dev/null || true; fi
   if [[ -n "$server_pid" ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
   if [[ "$keep" == 1 ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 echo "generating $files images" >&2
-"$python" "$here/gen_images.py" "$work/src" --files "$files" >&2
+"$python" "$here/gen_images.py" "$work/src" --files "$files" ${kb:+--kb "$kb"} >&2
 bytes=$(du -sb "$work/src" | cut -f1)
 
 # ── the server ──
@@ -85,6 +139,40 @@ export PICTOGRAPH_BASE_URL="$url" PICTOGRAPH_API_KEY="$key"
 unset PICTOGRAPH_CONFIG_DIR
 echo "server at $url" >&2
 
+# ── Label Studio: fresh data directory, 127.0.0.1 only, nothing sent out ──
+# LATEST_VERSION_CHECK=false: skips the check for a newer release made when its modules load
+# (core/utils/common.py); COLLECT_ANALYTICS=false: no usage events (core/settings/base.py).
+# Its user, password and API token are made by `start` itself (--username/--password/
+# --user-token); --enable-legacy-api-token lets that token be sent as `Authorization: Token`.
+# It serves with Django's development server, which is what `label-studio start` runs.
+if [[ "$ls_on" == 1 ]]; then
+  mkdir -p "$work/ls-data" "$work/ls-tmp"
+  ls_port="$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  ls_token="bench$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+  echo "starting Label Studio $ls_version (migrations take a minute or two)" >&2
+  env LATEST_VERSION_CHECK=false COLLECT_ANALYTICS=false \
+    LABEL_STUDIO_BASE_DATA_DIR="$work/ls-data" TMPDIR="$work/ls-tmp" \
+    SECRET_KEY="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" \
+    "$ls_bin/label-studio" start --no-browser --internal-host 127.0.0.1 --port "$ls_port" \
+      --data-dir "$work/ls-data" --username bench@localhost --password "$ls_token" \
+      --user-token "$ls_token" --enable-legacy-api-token \
+      </dev/null >"$work/ls.out" 2>"$work/ls.err" &
+  ls_pid=$!
+  ls_url=""
+  for _ in $(seq 1 600); do
+    kill -0 "$ls_pid" 2>/dev/null || break
+    # `start` moves to the next port if the one asked for was taken meanwhile: read it back.
+    ls_url="$(sed -n 's|^Starting development server at \(http://127\.0\.0\.1:[0-9]*\)/$|\1|p' "$work/ls.out" 2>/dev/null || true)"
+    [[ -n "$ls_url" ]] && curl -sf "$ls_url/health" >/dev/null && break
+    ls_url=""
+    sleep 1
+  done
+  [[ -n "$ls_url" ]] || { echo "error: Label Studio did not start:" >&2; tail -n 30 "$work/ls.out" "$work/ls.err" >&2; exit 1; }
+  export LS_URL="$ls_url" LS_TOKEN="$ls_token"
+  ls_classes="$(cd "$work/src" && ls -d */ | tr -d / | paste -sd,)"
+  echo "Label Studio $ls_version at $ls_url" >&2
+fi
+
 # Runs a command, checks it succeeded, and appends its wall time in seconds to $1.
 timed() {
   local out="$1"; shift
@@ -95,38 +183,91 @@ timed() {
   fi
   t1=$(date +%s%N)
   echo "$(( (t1 - t0) / 1000000 ))" | awk '{printf "%.3f\n", $1/1000}' >>"$out"
+  echo "  ${out##*/}: $(tail -n 1 "$out") s" >&2
 }
 
+# Deletes a dataset and frees its bytes, so the next upload starts from an empty store.
+drop_dataset() {
+  "$bin" datasets delete "$1" --yes >/dev/null
+  "$bin" gc --data-dir "$work/data" --grace-secs 0 >/dev/null
+}
+
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 wflag=()
 [[ -n "$workers" ]] && wflag=(--workers "$workers")
+touch "$work/up_py" "$work/dl_py" "$work/up_ls" "$work/dl_ls"
 for i in $(seq 1 "$runs"); do
-  echo "run $i/$runs: upload" >&2
+  echo "run $i/$runs: ours" >&2
   timed "$work/up_ours" "$bin" upload "$work/src" --dataset "ours-$i" --json "${wflag[@]}"
   "$python" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["uploaded"]==int(sys.argv[2]) and d["failed"]==0, d' \
     "$work/last.out" "$files"
-  timed "$work/up_py" "$python" "$here/py_client.py" upload "$work/src" "py-$i"
-  timed "$work/up_cp" cp -r "$work/src" "$work/cp-$i"
-  rm -rf "$work/cp-$i"
-
-  echo "run $i/$runs: download" >&2
-  timed "$work/dl_ours" "$bin" download ours-1 "$work/dl-ours-$i" --json "${wflag[@]}"
+  timed "$work/dl_ours" "$bin" download "ours-$i" "$work/dl-ours-$i" --json "${wflag[@]}"
   "$python" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["images_downloaded"]==int(sys.argv[2]) and d["failed"]==0, d' \
     "$work/last.out" "$files"
   rm -rf "$work/dl-ours-$i"
-  timed "$work/dl_py" "$python" "$here/py_client.py" download ours-1 "$work/dl-py-$i"
-  rm -rf "$work/dl-py-$i"
+
+  if (( i <= py_runs )); then
+    echo "run $i/$runs: python" >&2
+    timed "$work/dl_py" "$python" "$here/py_client.py" download "ours-$i" "$work/dl-py-$i"
+    rm -rf "$work/dl-py-$i"
+    drop_dataset "ours-$i"
+    timed "$work/up_py" "$python" "$here/py_client.py" upload "$work/src" "py-$i"
+    drop_dataset "py-$i"
+  else
+    drop_dataset "ours-$i"
+  fi
+
+  echo "run $i/$runs: cp -r" >&2
+  timed "$work/up_cp" cp -r "$work/src" "$work/cp-$i"
+  rm -rf "$work/cp-$i"
   timed "$work/dl_cp" cp -r "$work/src" "$work/cpdl-$i"
   rm -rf "$work/cpdl-$i"
+
+  if (( i <= ls_runs )); then
+    echo "run $i/$runs: label studio" >&2
+    # Making the (empty) project is part of the timed import, as `upload` creates its dataset.
+    timed "$work/up_ls" bash -c '
+      set -euo pipefail
+      project="$("$1/python" "$2/ls_client.py" project "bench-$3" "$4")"
+      echo "$project" >"$5/ls-project"
+      "$1/python" "$2/ls_client.py" import "$project" "$5/src" --batch "$6" --parallel "$7"
+    ' _ "$ls_bin" "$here" "$i" "$ls_classes" "$work" "$ls_batch" "$ls_parallel"
+    project="$(cat "$work/ls-project")"
+    timed "$work/dl_ls" "$ls_bin/python" "$here/ls_client.py" export "$project" "$work/dl-ls-$i"
+    rm -rf "$work/dl-ls-$i"
+    # The export leaves its zip in the server's TMPDIR; deleting a project keeps the uploaded
+    # files, so both go by hand (nothing refers to them once the project is gone).
+    curl -sf -X DELETE -H "Authorization: Token $ls_token" "$ls_url/api/projects/$project/" >/dev/null
+    rm -rf "$work/ls-tmp/"* "$work/ls-data/media/upload/$project"
+  fi
 done
 
-"$python" - "$work" "$files" "$bytes" "$runs" "$(nproc)" <<'EOF'
+"$python" - "$work" "$files" "$bytes" "$runs" "$py_runs" "$ls_runs" "$(nproc)" "${ls_version:-}" "$ls_batch" "$ls_parallel" \
+  "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF'
 import statistics, sys
-work, files, nbytes, runs, cpus = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-med = lambda n: statistics.median(float(x) for x in open(f"{work}/{n}").read().split())
-print(f"\n{files} files, {nbytes / 1e6:.0f} MB, median of {runs} runs, {cpus} CPUs, warm cache")
-print(f"{'':10}{'ours':>9}{'python':>9}{'cp -r':>9}{'python/ours':>13}{'ours/cp':>9}{'ours MB/s':>11}")
+work, files, nbytes, runs, py_runs, ls_runs, cpus, ls_version, ls_batch, ls_parallel, load0, load1 = sys.argv[1:]
+files, nbytes, ls_runs = int(files), int(nbytes), int(ls_runs)
+
+def med(n):
+    xs = [float(x) for x in open(f"{work}/{n}").read().split()]
+    return statistics.median(xs) if xs else None
+
+cols = [("ours", "ours"), ("python", "py"), ("cp -r", "cp")] + ([("label studio", "ls")] if ls_runs else [])
+print(f"\n{files} files, {nbytes / 1e6:.0f} MB, {cpus} CPUs, warm cache; medians of runs:"
+      f" ours {runs}, cp -r {runs}, python {py_runs}" + (f", label studio {ls_runs}" if ls_runs else ""))
+print(f"load average (1, 5, 15 min) before the runs {load0}, after {load1}: other work on the machine skews the times")
+if ls_runs:
+    print(f"label studio {ls_version}: import in requests of {ls_batch} files, {ls_parallel} at once;"
+          " download = its YOLO_WITH_IMAGES export, unpacked")
+ratios = ["python/ours"] + (["ls/ours"] if ls_runs else []) + ["ours/cp"]
+print(f"{'':10}" + "".join(f"{c:>14}" for c, _ in cols) + "".join(f"{r:>13}" for r in ratios) + f"{'ours MB/s':>11}")
 for op in ("upload", "download"):
     p = "up" if op == "upload" else "dl"
-    o, py, cp = med(f"{p}_ours"), med(f"{p}_py"), med(f"{p}_cp")
-    print(f"{op:10}{o:8.2f}s{py:8.2f}s{cp:8.2f}s{py / o:12.1f}x{o / cp:8.1f}x{nbytes / 1e6 / o:11.0f}")
+    t = {k: med(f"{p}_{k}") for _, k in cols}
+    o = t["ours"]
+    cells = "".join(f"{t[k]:13.2f}s" if t[k] is not None else f"{'-':>14}" for _, k in cols)
+    div = lambda a, b: a / b if a is not None and b is not None else None
+    r = [div(t["py"], o)] + ([div(t["ls"], o)] if ls_runs else []) + [div(o, t["cp"])]
+    ratio = lambda x: f"{x:12.1f}x" if x is not None else f"{'-':>13}"
+    print(f"{op:10}{cells}" + "".join(ratio(x) for x in r) + f"{nbytes / 1e6 / o:11.0f}")
 EOF
