@@ -84,6 +84,8 @@ pub struct DownloadOptions {
     /// Draw a progress bar (files, rate, ETA) on stderr while downloading; nothing is drawn
     /// when stderr is not a terminal. Default off.
     pub show_progress: bool,
+    /// Images per listing request. Default 2,000: memory holds about one page.
+    pub page_size: usize,
 }
 
 impl Default for DownloadOptions {
@@ -94,6 +96,7 @@ impl Default for DownloadOptions {
             max_workers: 10,
             progress: None,
             show_progress: false,
+            page_size: DOWNLOAD_PAGE,
         }
     }
 }
@@ -106,6 +109,7 @@ impl std::fmt::Debug for DownloadOptions {
             .field("max_workers", &self.max_workers)
             .field("progress", &self.progress.is_some())
             .field("show_progress", &self.show_progress)
+            .field("page_size", &self.page_size)
             .finish()
     }
 }
@@ -133,6 +137,12 @@ impl DownloadOptions {
     /// `show_progress=True`).
     pub fn show_progress(mut self, yes: bool) -> Self {
         self.show_progress = yes;
+        self
+    }
+
+    /// Sets how many images each listing request asks for (1 to 10,000).
+    pub fn page_size(mut self, n: usize) -> Self {
+        self.page_size = n.clamp(1, 10_000);
         self
     }
 
@@ -243,7 +253,8 @@ pub struct ImagePage {
 }
 
 /// Largest listing page the server serves.
-const LISTING_PAGE: usize = 10_000;
+/// Images per download-listing page by default: a page's items stay a few MB.
+const DOWNLOAD_PAGE: usize = 2_000;
 
 /// The datasets resource.
 #[derive(Debug, Clone)]
@@ -362,126 +373,79 @@ impl Datasets {
         options: DownloadOptions,
     ) -> Result<DownloadReport> {
         let out = output_dir.as_ref().to_path_buf();
-        let mut items: Vec<Item> = Vec::new();
-        let mut dataset_id = String::new();
-        loop {
-            let mut req = Req::api(
-                Method::GET,
-                &format!("/datasets/by-name/{}/download", segment(name)),
-            )
-            .query("mode", options.mode.as_str())
-            .query("limit", LISTING_PAGE);
-            if !items.is_empty() {
-                req = req.query("offset", items.len());
-            }
-            if let Some(s) = options.status_filter {
-                req = req.query("status_filter", s.as_str());
-            }
-            if options.mode.annotations() {
-                // Servers that can embed the lists save a request per image; others ignore
-                // these and the files are fetched from each `annotation_url`.
-                req = req
-                    .query("include_annotations", "true")
-                    .query("include", "metadata");
-            }
-            let v = self.client.transport.json(req).await?;
-            if dataset_id.is_empty() {
-                dataset_id = v
-                    .get("dataset_id")
-                    .and_then(|d| d.as_str())
-                    .unwrap_or_default()
-                    .to_string();
-            }
-            let page: Vec<Item> = match v.get("items") {
-                Some(i) if !i.is_null() => field(v, &["items"])?,
-                _ => Vec::new(),
-            };
-            let n = page.len();
-            items.extend(page);
-            if n < LISTING_PAGE {
-                break;
-            }
-        }
         tokio::fs::create_dir_all(&out)
             .await
             .map_err(|e| Error::io(&out, e))?;
-
-        let mut tasks = Vec::new();
-        let mut taken = HashSet::new();
-        for mut item in items {
-            let rel = local_path(&item, &mut taken);
-            if options.mode.images() {
-                if let Some(url) = item.image_url.as_deref().filter(|u| !u.is_empty()) {
-                    tasks.push(Task {
-                        image_id: item.id.clone(),
-                        kind: DownloadKind::Image,
-                        rel: rel.clone(),
-                        url: url.to_string(),
-                        size: item.file_size,
-                        inline: None,
-                    });
-                }
-            }
-            if options.mode.annotations() {
-                let url = item.annotation_url.as_deref().filter(|u| !u.is_empty());
-                let inline = item.annotations.take().map(|list| {
-                    json!({"image_id": item.id, "annotations": list, "version": item.version})
-                });
-                if url.is_some() || inline.is_some() {
-                    let mut name = rel.file_name().unwrap_or_default().to_os_string();
-                    name.push(".json");
-                    tasks.push(Task {
-                        image_id: item.id.clone(),
-                        kind: DownloadKind::Annotation,
-                        rel: rel.with_file_name(name),
-                        url: url.map(with_metadata).unwrap_or_default(),
-                        size: None,
-                        inline,
-                    });
-                }
-            }
-        }
-
-        let total = tasks.len();
         let mut report = DownloadReport {
-            dataset_id,
             output_dir: out.clone(),
             ..DownloadReport::default()
         };
-        let workers = options.max_workers.max(1);
-        let mut results = futures::stream::iter(tasks)
-            .map(|task| {
-                let client = self.client.clone();
-                let out = out.clone();
-                async move {
-                    let outcome = fetch(&client, &out, &task).await;
-                    (task, outcome)
-                }
-            })
-            .buffer_unordered(workers);
-        let bar = options.show_progress.then(|| progress_bar(total as u64));
-        let mut done = 0;
-        while let Some((task, outcome)) = results.next().await {
-            done += 1;
+        // Page by page, the next page fetched while this one's files are: memory holds one
+        // page of the listing and the paths taken so far (as hashes), whatever the size.
+        let mut taken = HashSet::new();
+        let bar = options.show_progress.then(|| progress_bar(0));
+        let (mut done, mut total, mut offset) = (0, 0, 0);
+        let mut page = self.download_page(name, &options, offset).await?;
+        loop {
+            if report.dataset_id.is_empty() {
+                report.dataset_id = page.dataset_id.clone();
+            }
+            let n = page.items.len();
+            offset += n;
+            let tasks = tasks_of(page.items, &options, &mut taken);
+            total += tasks.len();
             if let Some(bar) = &bar {
-                bar.inc(1);
+                bar.set_length(total as u64);
             }
-            let shown = task.rel.to_string_lossy().into_owned();
-            match (outcome, task.kind) {
-                (Ok(Fetched::Written), DownloadKind::Image) => report.images_downloaded += 1,
-                (Ok(Fetched::Skipped), _) => report.images_skipped += 1,
-                (Ok(Fetched::Written), DownloadKind::Annotation) => {
-                    report.annotations_downloaded += 1
+            let next = async {
+                if n < options.page_size {
+                    Ok(None)
+                } else {
+                    self.download_page(name, &options, offset).await.map(Some)
                 }
-                (Err(e), kind) => report.failures.push(DownloadFailure {
-                    image_id: task.image_id.clone(),
-                    filename: shown.clone(),
-                    kind,
-                    reason: e.to_string(),
-                }),
-            }
-            if let Some(p) = &options.progress {
-                p(done, total, Some(&shown));
+            };
+            let files = async {
+                let workers = options.max_workers.max(1);
+                let mut results = futures::stream::iter(tasks)
+                    .map(|task| {
+                        let client = self.client.clone();
+                        let out = out.clone();
+                        async move {
+                            let outcome = fetch(&client, &out, &task).await;
+                            (task, outcome)
+                        }
+                    })
+                    .buffer_unordered(workers);
+                while let Some((task, outcome)) = results.next().await {
+                    done += 1;
+                    if let Some(bar) = &bar {
+                        bar.inc(1);
+                    }
+                    let shown = task.rel.to_string_lossy().into_owned();
+                    match (outcome, task.kind) {
+                        (Ok(Fetched::Written), DownloadKind::Image) => {
+                            report.images_downloaded += 1
+                        }
+                        (Ok(Fetched::Skipped), _) => report.images_skipped += 1,
+                        (Ok(Fetched::Written), DownloadKind::Annotation) => {
+                            report.annotations_downloaded += 1
+                        }
+                        (Err(e), kind) => report.failures.push(DownloadFailure {
+                            image_id: task.image_id.clone(),
+                            filename: shown.clone(),
+                            kind,
+                            reason: e.to_string(),
+                        }),
+                    }
+                    if let Some(p) = &options.progress {
+                        p(done, total, Some(&shown));
+                    }
+                }
+            };
+            let (next, ()) = futures::join!(next, files);
+            match next? {
+                Some(p) => page = p,
+                None => break,
             }
         }
         if let Some(bar) = bar {
@@ -489,6 +453,91 @@ impl Datasets {
         }
         Ok(report)
     }
+}
+
+/// One page of the download listing.
+struct Page {
+    dataset_id: String,
+    items: Vec<Item>,
+}
+
+impl Datasets {
+    async fn download_page(
+        &self,
+        name: &str,
+        options: &DownloadOptions,
+        offset: usize,
+    ) -> Result<Page> {
+        let mut req = Req::api(
+            Method::GET,
+            &format!("/datasets/by-name/{}/download", segment(name)),
+        )
+        .query("mode", options.mode.as_str())
+        .query("limit", options.page_size);
+        if offset > 0 {
+            req = req.query("offset", offset);
+        }
+        if let Some(s) = options.status_filter {
+            req = req.query("status_filter", s.as_str());
+        }
+        if options.mode.annotations() {
+            // Servers that can embed the lists save a request per image; others ignore
+            // these and the files are fetched from each `annotation_url`.
+            req = req
+                .query("include_annotations", "true")
+                .query("include", "metadata");
+        }
+        let v = self.client.transport.json(req).await?;
+        let dataset_id = v
+            .get("dataset_id")
+            .and_then(|d| d.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let items = match v.get("items") {
+            Some(i) if !i.is_null() => field(v, &["items"])?,
+            _ => Vec::new(),
+        };
+        Ok(Page { dataset_id, items })
+    }
+}
+
+/// The files to fetch or write for a page of the listing.
+fn tasks_of(items: Vec<Item>, options: &DownloadOptions, taken: &mut HashSet<u64>) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    for mut item in items {
+        let rel = local_path(&item, taken);
+        if options.mode.images() {
+            if let Some(url) = item.image_url.as_deref().filter(|u| !u.is_empty()) {
+                tasks.push(Task {
+                    image_id: item.id.clone(),
+                    kind: DownloadKind::Image,
+                    rel: rel.clone(),
+                    url: url.to_string(),
+                    size: item.file_size,
+                    inline: None,
+                });
+            }
+        }
+        if options.mode.annotations() {
+            let url = item.annotation_url.as_deref().filter(|u| !u.is_empty());
+            let inline = item.annotations.take().map(
+                |list| json!({"image_id": item.id, "annotations": list, "version": item.version}),
+            );
+            if url.is_some() || inline.is_some() {
+                let mut name = rel.file_name().unwrap_or_default().to_os_string();
+                name.push(".json");
+                tasks.push(Task {
+                    image_id: item.id.clone(),
+                    kind: DownloadKind::Annotation,
+                    rel: rel.with_file_name(name),
+                    url: url.map(with_metadata).unwrap_or_default(),
+                    size: None,
+                    inline,
+                });
+            }
+        }
+    }
+    tasks
 }
 
 struct Task {
@@ -586,7 +635,7 @@ pub fn sanitize_component(raw: &str) -> String {
 
 /// The relative local path of a listing item: its virtual folder as sub-directories, then
 /// its original file name, made unique within this download.
-fn local_path(item: &Item, taken: &mut HashSet<PathBuf>) -> PathBuf {
+fn local_path(item: &Item, taken: &mut HashSet<u64>) -> PathBuf {
     let mut dir = PathBuf::new();
     for seg in item
         .virtual_folder_path
@@ -600,11 +649,19 @@ fn local_path(item: &Item, taken: &mut HashSet<PathBuf>) -> PathBuf {
     let name = sanitize_component(item.original_filename.as_deref().unwrap_or(&item.filename));
     let mut candidate = dir.join(&name);
     let mut n = 2;
-    while !taken.insert(candidate.clone()) {
+    while !taken.insert(path_hash(&candidate)) {
         candidate = dir.join(names::numbered(&name, n));
         n += 1;
     }
     candidate
+}
+
+/// A path as the set of taken paths keeps it: 8 bytes, whatever its length.
+fn path_hash(p: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    p.hash(&mut h);
+    h.finish()
 }
 
 /// A bar of `total` files on stderr (hidden when stderr is not a terminal).
@@ -648,7 +705,12 @@ mod tests {
     #[test]
     fn local_paths_are_sanitised_and_unique() {
         let mut taken = HashSet::new();
-        let p = |f: &str, n: &str, t: &mut HashSet<PathBuf>| local_path(&item(f, n), t);
+        let mut given = Vec::new();
+        let mut p = |f: &str, n: &str, t: &mut HashSet<u64>| {
+            let path = local_path(&item(f, n), t);
+            given.push(path.clone());
+            path
+        };
         assert_eq!(p("/", "a.jpg", &mut taken), PathBuf::from("a.jpg"));
         assert_eq!(
             p("/stop/night", "a.jpg", &mut taken),
@@ -665,7 +727,8 @@ mod tests {
             PathBuf::from("_etc_passwd")
         );
         assert_eq!(sanitize_component("a\u{0}b\nc"), "a_b_c");
-        for p in taken {
+        assert_eq!(taken.len(), given.len());
+        for p in given {
             assert!(p.is_relative());
             assert!(p
                 .components()

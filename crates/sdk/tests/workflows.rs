@@ -359,6 +359,30 @@ async fn download_modes_folders_and_status_filter() {
     assert_eq!(ann["image_id"], imgs[1].0.as_str());
     assert_eq!(ann["annotations"][0]["bounding_box"]["w"], 2.0);
 
+    // The same, a page of the listing at a time (pages of 1 and 3 of the 4 images): the
+    // same files, and the last progress call knows the whole total.
+    for page in [1, 3] {
+        let paged = tmp.path().join(format!("paged-{page}"));
+        let last = Arc::new(Mutex::new((0usize, 0usize)));
+        let l = last.clone();
+        let r = c
+            .datasets()
+            .download(
+                "dl",
+                &paged,
+                DownloadOptions::default()
+                    .page_size(page)
+                    .max_workers(2)
+                    .progress(move |done, total, _| *l.lock().unwrap() = (done, total)),
+            )
+            .await
+            .unwrap();
+        assert!(r.success(), "{:?}", r.failures);
+        assert_eq!((r.images_downloaded, r.annotations_downloaded), (4, 4));
+        assert_eq!(*last.lock().unwrap(), (8, 8));
+        assert_eq!(common::files_under(&paged), common::files_under(&out));
+    }
+
     // images_only
     let out = tmp.path().join("images");
     let r = c

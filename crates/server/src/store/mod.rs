@@ -113,6 +113,9 @@ impl Store {
         let opts = |cache_kib: u32| {
             AnyPoolOptions::new()
                 .acquire_timeout(Duration::from_secs(30))
+                // A SQLite connection is a file handle in this process: checking it before
+                // every use would only add a round trip to its worker thread per query.
+                .test_before_acquire(dialect == Dialect::Postgres)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         if dialect == Dialect::Sqlite {
