@@ -23,7 +23,7 @@ pub use transfer::TableReport;
 pub use uploads::{BlobInfo, PendingUpload, StoredResponse};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, AssertSqlSafe, Executor, Transaction};
+use sqlx::{AnyPool, Executor, Transaction};
 use std::time::Duration;
 
 /// A store failure; unique-constraint violations are told apart so callers can answer 409.
@@ -108,9 +108,7 @@ impl Store {
         } else {
             Dialect::Sqlite
         };
-        // SQLite page cache per connection, in KiB: the one writer keeps more of the indexes
-        // a large batch walks; readers keep SQLite's default.
-        let opts = |cache_kib: u32| {
+        let opts = || {
             AnyPoolOptions::new()
                 .acquire_timeout(Duration::from_secs(30))
                 // A SQLite connection is a file handle in this process: checking it before
@@ -119,11 +117,11 @@ impl Store {
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         if dialect == Dialect::Sqlite {
-                            let pragmas = format!(
+                            conn.execute(
                                 "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                                 PRAGMA synchronous = FULL; PRAGMA cache_size = -{cache_kib};"
-                            );
-                            conn.execute(AssertSqlSafe(pragmas)).await?;
+                                 PRAGMA synchronous = FULL;",
+                            )
+                            .await?;
                         }
                         Ok(())
                     })
@@ -131,13 +129,13 @@ impl Store {
         };
         let (read, write) = match dialect {
             Dialect::Sqlite => {
-                let write = opts(32 * 1024).max_connections(1).connect(url).await?;
+                let write = opts().max_connections(1).connect(url).await?;
                 write.execute("PRAGMA journal_mode = WAL").await?;
-                let read = opts(2 * 1024).max_connections(8).connect(url).await?;
+                let read = opts().max_connections(8).connect(url).await?;
                 (read, write)
             }
             Dialect::Postgres => {
-                let pool = opts(0).max_connections(16).connect(url).await?;
+                let pool = opts().max_connections(16).connect(url).await?;
                 (pool.clone(), pool)
             }
         };
