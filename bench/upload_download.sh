@@ -9,7 +9,7 @@
 #   --keep       keep the scratch directory (printed) instead of deleting it
 # BENCH_DIR=DIR puts the scratch directory there (default: target/bench).
 #
-# Builds `pictograph` in release mode, starts `pictograph serve` on 127.0.0.1 with a fresh
+# Builds `pictograph` in release mode (under $CARGO_TARGET_DIR when set), starts `pictograph serve` on 127.0.0.1 with a fresh
 # data directory, and times whole commands (process start to exit), every run into a fresh
 # dataset or directory, all on warm page caches:
 #   upload:   pictograph upload | Python upload_dataset_from_folder | cp -r of the folder
@@ -53,7 +53,7 @@ fi
 
 echo "building pictograph (release)" >&2
 (cd "$repo" && cargo build --release -q -p pictograph-cli)
-bin="$repo/target/release/pictograph"
+bin="${CARGO_TARGET_DIR:-$repo/target}/release/pictograph"
 
 # Scratch space (about 3x the generated data at peak): under target/ unless BENCH_DIR says.
 mkdir -p "${BENCH_DIR:-$repo/target/bench}"
