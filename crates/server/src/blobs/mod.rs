@@ -119,6 +119,15 @@ impl Blobs {
         }
     }
 
+    /// Stores bytes held in memory that hash to `hash` (the caller hashed them). Durable when
+    /// it returns.
+    pub async fn put_hashed(&self, bytes: Vec<u8>, hash: &str) -> Result<(), BlobError> {
+        match &self.remote {
+            Some(r) => r.put_bytes(&blob_key(hash)?, bytes).await,
+            None => self.local.put_hashed(bytes, hash).await,
+        }
+    }
+
     /// Stores bytes held in memory; returns (hash, size).
     pub async fn put_bytes(&self, bytes: &[u8]) -> Result<(String, u64), BlobError> {
         let mut inc = self.incoming().await?;
