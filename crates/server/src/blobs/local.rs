@@ -156,12 +156,19 @@ impl LocalBlobs {
     }
 
     /// Stores bytes already hashed to `hash`: written to a temporary file, synced, and moved
-    /// under the hash, all in one blocking call. On failure nothing is left behind.
+    /// under the hash, all in one blocking call. On failure nothing is left behind. Bytes
+    /// already stored are not written again: every writer syncs a file before moving it in,
+    /// so only its directory is synced, in case the move that put it there is not yet durable.
     pub async fn put_hashed(&self, bytes: Vec<u8>, hash: &str) -> Result<(), BlobError> {
         let dest = self.path(hash)?;
         let tmp = self.tmp.join(uuid::Uuid::new_v4().to_string());
         let dirs = self.dirs.clone();
         tokio::task::spawn_blocking(move || {
+            if std::fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
+            {
+                let dir = dest.parent().unwrap_or(&dirs.root);
+                return sync_dir(dir).and_then(|()| dirs.link(dir));
+            }
             let stored = std::fs::File::create(&tmp)
                 .and_then(|mut f| {
                     std::io::Write::write_all(&mut f, &bytes)?;
