@@ -21,7 +21,7 @@
 #   --keep           keep the scratch directory (printed) instead of deleting it
 # BENCH_DIR=DIR puts the scratch directory there (default: bench/ under cargo's target dir).
 #
-# Builds `pictograph` in release mode, starts `pictograph serve` on 127.0.0.1 with a fresh
+# Builds `pictograph` in release mode (under $CARGO_TARGET_DIR when set), starts `pictograph serve` on 127.0.0.1 with a fresh
 # data directory, and times whole commands (process start to exit), every run into a fresh
 # dataset or directory, all on warm page caches:
 #   upload:   pictograph upload | Python upload_dataset_from_folder | cp -r of the folder

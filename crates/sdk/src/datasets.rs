@@ -11,7 +11,7 @@ use pictograph_core::names;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -362,7 +362,9 @@ impl Datasets {
     /// Files are written atomically (a `.part` file renamed when complete), so an interrupted
     /// download never leaves a truncated image. A re-run skips images already present with the
     /// right size (counted in `images_skipped`) and fetches the rest; annotation files are
-    /// always fetched again since annotations change.
+    /// always fetched again since annotations change. Nothing is fsynced (like `cp`): after a
+    /// power loss or an operating-system crash, files written just before it may be damaged,
+    /// so download into a fresh directory then.
     ///
     /// Only the listing request can fail the call; per-file errors go to
     /// [`DownloadReport::failures`].
@@ -394,6 +396,15 @@ impl Datasets {
             offset += n;
             let tasks = tasks_of(page.items, &options, &mut taken);
             total += tasks.len();
+            let (tasks, prepared) = {
+                let dir = out.clone();
+                tokio::task::spawn_blocking(move || {
+                    let prepared = prepare(&dir, &tasks);
+                    (tasks, prepared)
+                })
+                .await
+                .map_err(|e| Error::io(&out, std::io::Error::other(e)))?
+            };
             if let Some(bar) = &bar {
                 bar.set_length(total as u64);
             }
@@ -406,12 +417,16 @@ impl Datasets {
             };
             let files = async {
                 let workers = options.max_workers.max(1);
-                let mut results = futures::stream::iter(tasks)
-                    .map(|task| {
+                let mut results = futures::stream::iter(tasks.into_iter().zip(prepared))
+                    .map(|(task, prepared)| {
                         let client = self.client.clone();
                         let out = out.clone();
                         async move {
-                            let outcome = fetch(&client, &out, &task).await;
+                            let outcome = match prepared {
+                                Prepared::Fetch => fetch(&client, &out, &task).await,
+                                Prepared::Present => Ok(Fetched::Skipped),
+                                Prepared::Failed(e) => Err(e),
+                            };
                             (task, outcome)
                         }
                     })
@@ -556,23 +571,50 @@ enum Fetched {
     Skipped,
 }
 
+/// Where a task stands before anything is fetched.
+enum Prepared {
+    /// To be fetched.
+    Fetch,
+    /// An image already present with the listed size (a leftover `.part` beside it is removed).
+    Present,
+    /// Its directory cannot be created.
+    Failed(Error),
+}
+
+/// Creates the directories of every task and finds the images already present, in one pass
+/// of blocking calls (each directory created once) rather than a few hops per file.
+fn prepare(out: &Path, tasks: &[Task]) -> Vec<Prepared> {
+    let mut dirs: HashMap<PathBuf, std::result::Result<(), std::io::ErrorKind>> = HashMap::new();
+    tasks
+        .iter()
+        .map(|task| {
+            let dest = out.join(&task.rel);
+            if let Some(parent) = dest.parent() {
+                let made = dirs
+                    .entry(parent.to_path_buf())
+                    .or_insert_with(|| std::fs::create_dir_all(parent).map_err(|e| e.kind()));
+                if let Err(kind) = made {
+                    return Prepared::Failed(Error::io(parent, std::io::Error::from(*kind)));
+                }
+            }
+            if let (DownloadKind::Image, Some(size)) = (task.kind, task.size) {
+                if std::fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == size) {
+                    // A leftover of an interrupted earlier run.
+                    let _ = std::fs::remove_file(crate::http::part_path(&dest));
+                    return Prepared::Present;
+                }
+            }
+            Prepared::Fetch
+        })
+        .collect()
+}
+
+/// Fetches one task whose directory exists.
 async fn fetch(client: &Client, out: &Path, task: &Task) -> Result<Fetched> {
     let dest = out.join(&task.rel);
-    if let Some(parent) = dest.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| Error::io(parent, e))?;
-    }
     let t = &client.transport;
     match task.kind {
         DownloadKind::Image => {
-            if let (Some(size), Ok(meta)) = (task.size, tokio::fs::metadata(&dest).await) {
-                if meta.is_file() && meta.len() == size {
-                    // A leftover of an interrupted earlier run.
-                    let _ = tokio::fs::remove_file(crate::http::part_path(&dest)).await;
-                    return Ok(Fetched::Skipped);
-                }
-            }
             let req = Req {
                 method: Method::GET,
                 url: task.url.clone(),
@@ -595,21 +637,26 @@ async fn fetch(client: &Client, out: &Path, task: &Task) -> Result<Fetched> {
             };
             let mut bytes = serde_json::to_vec_pretty(&v).unwrap_or_default();
             bytes.push(b'\n');
-            write_atomically(&dest, &bytes).await?;
+            write_atomically(&dest, bytes).await?;
         }
     }
     Ok(Fetched::Written)
 }
 
-/// Writes `bytes` to `dest` through a `.part` file and a rename.
-async fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
-    let part = crate::http::part_path(dest);
-    tokio::fs::write(&part, bytes)
+/// Writes `bytes` to `dest` through a `.part` file and a rename, in one blocking call.
+async fn write_atomically(dest: &Path, bytes: Vec<u8>) -> Result<()> {
+    let _turn = crate::http::writers()
+        .acquire()
         .await
-        .map_err(|e| Error::io(&part, e))?;
-    tokio::fs::rename(&part, dest)
-        .await
-        .map_err(|e| Error::io(dest, e))
+        .map_err(|e| Error::io(dest, std::io::Error::other(e)))?;
+    let target = dest.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let part = crate::http::part_path(&target);
+        std::fs::write(&part, &bytes).map_err(|e| Error::io(&part, e))?;
+        std::fs::rename(&part, &target).map_err(|e| Error::io(&target, e))
+    })
+    .await
+    .map_err(|e| Error::io(dest, std::io::Error::other(e)))?
 }
 
 /// One safe path component: separators, NUL and control characters become `_`, and an

@@ -372,6 +372,28 @@ pub(crate) fn part_path(dest: &Path) -> PathBuf {
 /// streamed chunks; larger ones stream, so memory stays bounded by it per transfer.
 const IN_MEMORY: u64 = 4 << 20;
 
+/// Turns to write a downloaded file, one per CPU: the network side of many downloads overlaps
+/// well, but more concurrent file creations and renames than CPUs only contend for the
+/// directory's lock.
+pub(crate) fn writers() -> &'static tokio::sync::Semaphore {
+    static WRITERS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    WRITERS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cpus)
+    })
+}
+
+/// Writes a response body to `dest` through its `.part` file, renamed over `dest` only once
+/// the body is complete and of the announced length: whatever interrupts the process, `dest`
+/// is either absent, the old file, or the whole new one, and a re-run replaces a leftover
+/// `.part` file.
+///
+/// Nothing is fsynced. A download is a copy of bytes the server keeps durably, so it takes the
+/// durability `cp` gives: after an operating-system crash or a power loss, files written in the
+/// last moments before it may be empty or short (a re-run sees the wrong size and fetches them
+/// again) or, on some file systems, damaged at their full size (which a size check cannot see:
+/// download into a fresh directory after such a crash). Syncing every file would make the
+/// download wait on the disk for each one.
 async fn write_atomically(resp: Response, dest: &Path) -> std::result::Result<u64, WriteError> {
     let local = |p: &Path, e: std::io::Error| WriteError::Local(Error::io(p, e));
     let expected = resp.content_length();
@@ -386,6 +408,10 @@ async fn write_atomically(resp: Response, dest: &Path) -> std::result::Result<u6
             ))));
         }
         let (part2, dest2) = (part.clone(), dest.to_path_buf());
+        let _turn = writers()
+            .acquire()
+            .await
+            .map_err(|e| local(dest, std::io::Error::other(e)))?;
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let done =
                 std::fs::write(&part2, &bytes).and_then(|()| std::fs::rename(&part2, &dest2));
@@ -399,8 +425,7 @@ async fn write_atomically(resp: Response, dest: &Path) -> std::result::Result<u6
         return written.map(|()| n).map_err(|e| local(&part, e));
     }
     // Buffered so a download is a few large writes, not one blocking-pool hop per network
-    // chunk. No fsync: an interrupted process leaves only the `.part` file, and a file cut
-    // short by a power loss has the wrong size, which a re-run detects and fetches again.
+    // chunk. No fsync (see `write_atomically`).
     let mut file = tokio::io::BufWriter::with_capacity(
         1 << 20,
         tokio::fs::File::create(&part)

@@ -1,6 +1,7 @@
 //! Bytes over signed URLs (no API key), and streaming an image's bytes with ETag and Range.
 
 use super::extract::{Path, Query};
+use crate::blobs::Loaded;
 use crate::error::{ApiError, ApiResult};
 use crate::services::uploads::{self, PutRequest};
 use crate::store::ImageRow;
@@ -155,7 +156,10 @@ fn range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {
     Ok(Some(parsed))
 }
 
-/// Streams an image's bytes: ETag from the content hash, immutable caching, single ranges,
+/// Images up to this size are read in one piece and sent from memory; larger ones stream.
+const IN_MEMORY: u64 = 4 << 20;
+
+/// Serves an image's bytes: ETag from the content hash, immutable caching, single ranges,
 /// and 304 for a matching `If-None-Match`.
 pub async fn serve(state: &AppState, img: &ImageRow, headers: &HeaderMap) -> ApiResult<Response> {
     let etag = format!("\"{}\"", img.blob_hash);
@@ -178,7 +182,11 @@ pub async fn serve(state: &AppState, img: &ImageRow, headers: &HeaderMap) -> Api
             .body(Body::empty())
             .map_err(|e| ApiError::Internal(e.into()));
     }
-    let size = state.blobs.len(&img.blob_hash).await?;
+    let loaded = state.blobs.load(&img.blob_hash, IN_MEMORY).await?;
+    let size = match &loaded {
+        Loaded::Whole(bytes) => bytes.len() as u64,
+        Loaded::Large(size) => *size,
+    };
     builder = builder.header(
         header::CONTENT_TYPE,
         HeaderValue::from_str(&img.mime_type)
@@ -191,26 +199,29 @@ pub async fn serve(state: &AppState, img: &ImageRow, headers: &HeaderMap) -> Api
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         builder = builder.header(header::CONTENT_DISPOSITION, v);
     }
-    let resp = match range(headers, size) {
-        Err(()) => builder
-            .status(StatusCode::RANGE_NOT_SATISFIABLE)
-            .header(header::CONTENT_RANGE, format!("bytes */{size}"))
-            .body(Body::empty()),
-        Ok(None) => builder
-            .header(header::CONTENT_LENGTH, size)
-            .body(Body::from_stream(
-                state.blobs.stream(&img.blob_hash, None).await?,
-            )),
-        Ok(Some((start, end))) => builder
-            .status(StatusCode::PARTIAL_CONTENT)
-            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"))
-            .header(header::CONTENT_LENGTH, end - start + 1)
-            .body(Body::from_stream(
-                state
-                    .blobs
-                    .stream(&img.blob_hash, Some((start, end)))
-                    .await?,
-            )),
+    let range = match range(headers, size) {
+        Err(()) => {
+            return builder
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                .body(Body::empty())
+                .map_err(|e| ApiError::Internal(e.into()));
+        }
+        Ok(r) => r,
     };
-    resp.map_err(|e| ApiError::Internal(e.into()))
+    if let Some((start, end)) = range {
+        builder = builder
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
+    }
+    let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
+    let len = if size == 0 { 0 } else { end - start + 1 };
+    let body = match loaded {
+        Loaded::Whole(bytes) => Body::from(bytes.slice(start as usize..(start + len) as usize)),
+        Loaded::Large(_) => Body::from_stream(state.blobs.stream(&img.blob_hash, range).await?),
+    };
+    builder
+        .header(header::CONTENT_LENGTH, len)
+        .body(body)
+        .map_err(|e| ApiError::Internal(e.into()))
 }

@@ -1,13 +1,15 @@
 //! Image bytes on the local disk under `<data>/blobs/ab/cd/<hash>`.
 //!
 //! Incoming bytes are written to a temporary file under the data directory, hashed as they
-//! arrive, fsynced, then renamed under their hash (atomic; an existing copy is identical by
-//! construction).
+//! arrive (or before, when held in memory), fsynced, then renamed under their hash (atomic; an
+//! existing copy is identical by construction), and the directory is fsynced.
 
 use super::BlobError;
 use pictograph_core::names;
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
 
 /// Bytes on disk, plus the temporary directory every backend stages writes in.
@@ -15,6 +17,59 @@ use tokio::io::AsyncWriteExt;
 pub struct LocalBlobs {
     root: PathBuf,
     tmp: PathBuf,
+    dirs: Arc<Dirs>,
+}
+
+/// The blob directories whose entries in their parents, and their parents' up to the root,
+/// are known to be on disk, so that a file moved into one is durable once the directory
+/// itself is synced. Each directory's chain is synced once per process, the first time a
+/// blob is stored in it.
+#[derive(Debug)]
+struct Dirs {
+    root: PathBuf,
+    durable: Mutex<HashSet<PathBuf>>,
+}
+
+impl Dirs {
+    /// Renames a synced file to `dest` and makes the move durable: `dest`'s directory is
+    /// created when missing, synced, and its chain of entries up to the root made durable.
+    fn move_durably(&self, tmp: &Path, dest: &Path) -> std::io::Result<()> {
+        let dir = dest.parent().unwrap_or(&self.root);
+        match std::fs::rename(tmp, dest) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {
+                std::fs::create_dir_all(dir)?;
+                std::fs::rename(tmp, dest)?;
+            }
+            done => done?,
+        }
+        sync_dir(dir)?;
+        self.link(dir)
+    }
+
+    /// Makes `dir`'s entry, and those of its ancestors below the root, durable: the parents
+    /// of the ones not yet known to be are synced top-down, and each is recorded only once
+    /// everything above it is on disk.
+    fn link(&self, dir: &Path) -> std::io::Result<()> {
+        let known = |d: &Path| d == self.root || self.durable.lock().unwrap().contains(d);
+        let mut chain = Vec::new();
+        let mut at = dir;
+        while !known(at) {
+            chain.push(at);
+            match at.parent() {
+                Some(p) => at = p,
+                None => break,
+            }
+        }
+        for d in chain.into_iter().rev() {
+            sync_dir(d.parent().unwrap_or(&self.root))?;
+            self.durable.lock().unwrap().insert(d.to_path_buf());
+        }
+        Ok(())
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// A temporary file being written, with its running hash and size.
@@ -59,7 +114,17 @@ impl LocalBlobs {
         let tmp = data_dir.join("tmp");
         tokio::fs::create_dir_all(&root).await?;
         tokio::fs::create_dir_all(&tmp).await?;
-        Ok(LocalBlobs { root, tmp })
+        let durable_root = root.clone();
+        tokio::task::spawn_blocking(move || {
+            sync_dir(durable_root.parent().unwrap_or(&durable_root))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        let dirs = Arc::new(Dirs {
+            root: root.clone(),
+            durable: Mutex::default(),
+        });
+        Ok(LocalBlobs { root, tmp, dirs })
     }
 
     /// Where the bytes of `hash` live. Only well-formed hashes map to a path.
@@ -83,14 +148,40 @@ impl LocalBlobs {
     /// Moves a finished temporary file under its hash.
     pub async fn commit(&self, tmp: &Path, hash: &str) -> Result<(), BlobError> {
         let dest = self.path(hash)?;
-        if let Some(dir) = dest.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        tokio::fs::rename(tmp, &dest).await?;
-        // The rename is durable only once its directory is: sync it before anyone is told.
-        if let Some(dir) = dest.parent() {
-            tokio::fs::File::open(dir).await?.sync_all().await?;
-        }
+        let (tmp, dirs) = (tmp.to_path_buf(), self.dirs.clone());
+        tokio::task::spawn_blocking(move || dirs.move_durably(&tmp, &dest))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(())
+    }
+
+    /// Stores bytes already hashed to `hash`: written to a temporary file, synced, and moved
+    /// under the hash, all in one blocking call. On failure nothing is left behind. Bytes
+    /// already stored are not written again: every writer syncs a file before moving it in,
+    /// so only its directory is synced, in case the move that put it there is not yet durable.
+    pub async fn put_hashed(&self, bytes: Vec<u8>, hash: &str) -> Result<(), BlobError> {
+        let dest = self.path(hash)?;
+        let tmp = self.tmp.join(uuid::Uuid::new_v4().to_string());
+        let dirs = self.dirs.clone();
+        tokio::task::spawn_blocking(move || {
+            if std::fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
+            {
+                let dir = dest.parent().unwrap_or(&dirs.root);
+                return sync_dir(dir).and_then(|()| dirs.link(dir));
+            }
+            let stored = std::fs::File::create(&tmp)
+                .and_then(|mut f| {
+                    std::io::Write::write_all(&mut f, &bytes)?;
+                    f.sync_all()
+                })
+                .and_then(|()| dirs.move_durably(&tmp, &dest));
+            if stored.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            stored
+        })
+        .await
+        .map_err(std::io::Error::other)??;
         Ok(())
     }
 

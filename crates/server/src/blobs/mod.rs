@@ -57,6 +57,15 @@ pub struct FetchedUpload {
 /// small reads and wake-ups.
 const STREAM_CHUNK: usize = 256 * 1024;
 
+/// What [`Blobs::load`] found.
+#[derive(Debug)]
+pub enum Loaded {
+    /// All the bytes.
+    Whole(Bytes),
+    /// Too large to hold (or not local): the size, to stream them.
+    Large(u64),
+}
+
 /// A stream of a blob's bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
@@ -119,6 +128,15 @@ impl Blobs {
         }
     }
 
+    /// Stores bytes held in memory that hash to `hash` (the caller hashed them). Durable when
+    /// it returns.
+    pub async fn put_hashed(&self, bytes: Vec<u8>, hash: &str) -> Result<(), BlobError> {
+        match &self.remote {
+            Some(r) => r.put_bytes(&blob_key(hash)?, bytes).await,
+            None => self.local.put_hashed(bytes, hash).await,
+        }
+    }
+
     /// Stores bytes held in memory; returns (hash, size).
     pub async fn put_bytes(&self, bytes: &[u8]) -> Result<(String, u64), BlobError> {
         let mut inc = self.incoming().await?;
@@ -153,6 +171,29 @@ impl Blobs {
             Some(r) => r.size(&blob_key(hash)?).await,
             None => Ok(tokio::fs::metadata(self.local.path(hash)?).await?.len()),
         }
+    }
+
+    /// The bytes of `hash` read in one blocking call when they are a local file of at most
+    /// `limit` bytes; otherwise only their size, for [`Blobs::stream`].
+    pub async fn load(&self, hash: &str, limit: u64) -> Result<Loaded, BlobError> {
+        if let Some(r) = &self.remote {
+            return Ok(Loaded::Large(r.size(&blob_key(hash)?).await?));
+        }
+        let path = self.local.path(hash)?;
+        let loaded = tokio::task::spawn_blocking(move || -> std::io::Result<Loaded> {
+            use std::io::Read;
+            let mut file = std::fs::File::open(&path)?;
+            let size = file.metadata()?.len();
+            if size > limit {
+                return Ok(Loaded::Large(size));
+            }
+            let mut buf = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut buf)?;
+            Ok(Loaded::Whole(Bytes::from(buf)))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(loaded)
     }
 
     /// Streams the bytes of `hash`, or the inclusive byte range `start..=end` of them.

@@ -93,6 +93,23 @@ impl RemoteBlobs {
         Ok(())
     }
 
+    /// Stores bytes held in memory as one object (multipart above the part size).
+    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
+        let path = self.path(key);
+        if bytes.len() <= PART {
+            self.store.put(&path, bytes.into()).await?;
+            return Ok(());
+        }
+        let upload = self.store.put_multipart(&path).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
+        for part in bytes.chunks(PART) {
+            writer.wait_for_capacity(2).await?;
+            writer.write(part);
+        }
+        writer.finish().await?;
+        Ok(())
+    }
+
     /// The size of an object.
     pub async fn size(&self, key: &str) -> Result<u64, BlobError> {
         Ok(self.store.head(&self.path(key)).await?.size)

@@ -1,7 +1,6 @@
 //! The upload path: signed URL, the unauthenticated PUT of the bytes, and register.
 
 use crate::auth::{Caller, Role};
-use crate::blobs::Incoming;
 use crate::error::{ApiError, ApiResult};
 use crate::render::Links;
 use crate::store::{fmt_time, BlobInfo, DatasetRow, ImageRow, NewImage, PendingUpload, StoreError};
@@ -12,6 +11,7 @@ use pictograph_core::form::RegisterFields;
 use pictograph_core::names;
 use pictograph_media::Format;
 use serde_json::{json, Value};
+use sha2::Digest;
 
 /// A request for a signed upload URL (either client generation's field names).
 #[derive(Debug, Default)]
@@ -245,22 +245,9 @@ where
         return Err(too_large(max));
     }
     check_put_type(put.content_type.as_deref(), &pending)?;
-    let mut incoming = state.blobs.incoming().await?;
-    let outcome = read_body(&mut incoming, put.body, max).await;
-    let (tmp, hash, size) = incoming.finish().await?;
-    if let Err(e) = outcome {
-        state.blobs.discard(&tmp).await;
-        return Err(e);
-    }
-    match store_blob(state, &pending, &tmp, hash, size).await {
-        Ok(blob) => Ok(
-            json!({"success": true, "upload_id": pending.id, "size": blob.size, "mime_type": blob.mime}),
-        ),
-        Err(e) => {
-            state.blobs.discard(&tmp).await;
-            Err(e)
-        }
-    }
+    let bytes = read_body(put.body, put.content_length, max).await?;
+    let blob = store_blob(state, &pending, bytes).await?;
+    Ok(json!({"success": true, "upload_id": pending.id, "size": blob.size, "mime_type": blob.mime}))
 }
 
 /// The Content-Type a PUT declared, when it declared one, must be the signed type.
@@ -283,93 +270,86 @@ fn too_large(max: u64) -> ApiError {
     ))
 }
 
-async fn read_body<S, E>(incoming: &mut Incoming, mut body: S, max: u64) -> ApiResult<()>
+/// Reads a PUT body into memory, refusing more than `max` bytes: the checks need the whole
+/// file anyway, and the upload limit bounds it.
+async fn read_body<S, E>(mut body: S, hint: Option<u64>, max: u64) -> ApiResult<Vec<u8>>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
+    let mut buf = Vec::with_capacity(hint.unwrap_or(0).min(max) as usize);
     while let Some(chunk) = body.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("Reading the upload failed: {e}")))?;
-        if incoming.size() + chunk.len() as u64 > max {
+        if buf.len() as u64 + chunk.len() as u64 > max {
             return Err(too_large(max));
         }
-        incoming.write(&chunk).await?;
+        buf.extend_from_slice(&chunk);
     }
-    Ok(())
+    Ok(buf)
 }
 
+/// Checks an upload's bytes against its signed type and stores them for the pending upload
+/// (HEIC converted to PNG): answers what was stored.
 async fn store_blob(
     state: &AppState,
     pending: &PendingUpload,
-    tmp: &std::path::Path,
-    hash: String,
-    size: u64,
+    bytes: Vec<u8>,
 ) -> ApiResult<BlobInfo> {
-    // Read once: the type, the decode check and the dimensions all need the whole file, which
-    // the upload limit bounds.
-    let bytes = tokio::fs::read(tmp)
+    let content_type = pending.content_type.clone();
+    let (bytes, blob) = tokio::task::spawn_blocking(move || check(bytes, &content_type))
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let expected = Format::from_mime(&pending.content_type);
-    let sniffed = pictograph_media::sniff(&bytes);
-    if sniffed.is_none() || sniffed != expected {
-        return Err(ApiError::UnsupportedType(format!(
-            "The uploaded bytes are not a valid {} image",
-            pending.content_type
-        )));
-    }
-    if expected == Some(Format::Heic) {
-        let (png, w, h) =
-            tokio::task::spawn_blocking(move || pictograph_media::heic_to_png(&bytes))
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?
-                .map_err(|e| {
-                    ApiError::Invalid(format!("The HEIC image could not be decoded: {e}"))
-                })?;
-        state.blobs.discard(tmp).await;
-        let mut converted = state.blobs.incoming().await?;
-        converted.write(&png).await?;
-        let (png_tmp, hash, size) = converted.finish().await?;
-        let blob = BlobInfo {
-            hash,
-            size: size as i64,
-            mime: Format::Png.mime().into(),
-            width: Some(w.into()),
-            height: Some(h.into()),
-        };
-        if let Err(e) = keep(state, pending, &png_tmp, &blob).await {
-            state.blobs.discard(&png_tmp).await;
-            return Err(e);
-        }
-        return Ok(blob);
-    }
-    let (width, height) = inspect(bytes).await?;
-    let blob = BlobInfo {
-        hash,
-        size: size as i64,
-        mime: pending.content_type.clone(),
-        width: Some(width.into()),
-        height: Some(height.into()),
-    };
-    keep(state, pending, tmp, &blob).await?;
+        .map_err(|e| ApiError::Internal(e.into()))??;
+    keep(state, pending, bytes, &blob).await?;
     Ok(blob)
 }
 
-/// Stores a checked staged file under its hash for the pending upload. One transaction
-/// records the bytes and attaches them to the upload before they are moved into place: from
-/// then on no sweep frees that hash (it is referenced and freshly touched), and a sweep that
-/// was freeing it first has finished, so the bytes moved in afterwards stay. A crash before
-/// the move leaves an upload whose bytes are missing, which register refuses and a repeated
-/// PUT repairs; the PUT was not acknowledged.
+/// Hashes and checks an upload's bytes (CPU-heavy: run it off the async executor). The type
+/// must be the signed one and the whole file must decode (truncated, corrupt and
+/// decompression-bomb images are refused); HEIC is converted to PNG. Answers the bytes to
+/// store and their description, dimensions displayed as EXIF orientation says.
+fn check(bytes: Vec<u8>, content_type: &str) -> ApiResult<(Vec<u8>, BlobInfo)> {
+    let expected = Format::from_mime(content_type);
+    let sniffed = pictograph_media::sniff(&bytes);
+    if sniffed.is_none() || sniffed != expected {
+        return Err(ApiError::UnsupportedType(format!(
+            "The uploaded bytes are not a valid {content_type} image"
+        )));
+    }
+    let (bytes, mime, width, height) = if expected == Some(Format::Heic) {
+        let (png, w, h) = pictograph_media::heic_to_png(&bytes)
+            .map_err(|e| ApiError::Invalid(format!("The HEIC image could not be decoded: {e}")))?;
+        (png, Format::Png.mime().to_string(), w, h)
+    } else {
+        let (w, h) = inspect(&bytes)
+            .map_err(|e| ApiError::Invalid(format!("The uploaded image was refused: {e}")))?;
+        (bytes, content_type.to_string(), w, h)
+    };
+    let blob = BlobInfo {
+        hash: hex::encode(sha2::Sha256::digest(&bytes)),
+        size: bytes.len() as i64,
+        mime,
+        width: Some(width.into()),
+        height: Some(height.into()),
+    };
+    Ok((bytes, blob))
+}
+
+/// Stores checked bytes under their hash for the pending upload. One transaction records the
+/// bytes and attaches them to the upload before they are written into place: from then on no
+/// sweep frees that hash (it is referenced and freshly touched), and a sweep that was freeing
+/// it first has finished, so the bytes written afterwards stay. A crash before the bytes are
+/// in place leaves an upload whose bytes are missing, which register refuses and a repeated
+/// PUT repairs; the PUT was not acknowledged. The answer waits for both the commit and the
+/// synced bytes.
 async fn keep(
     state: &AppState,
     pending: &PendingUpload,
-    tmp: &std::path::Path,
+    bytes: Vec<u8>,
     blob: &BlobInfo,
 ) -> ApiResult<()> {
     state.store.attach_blob(&pending.id, blob).await?;
-    state.blobs.commit(tmp, &blob.hash).await?;
+    state.blobs.put_hashed(bytes, &blob.hash).await?;
     Ok(())
 }
 
@@ -392,14 +372,16 @@ async fn ingest_presigned(state: &AppState, pending: PendingUpload) -> ApiResult
         .content_type
         .as_deref()
         .filter(|ct| !matches!(*ct, "binary/octet-stream" | "application/octet-stream"));
+    let read = tokio::fs::read(&tmp).await;
+    state.blobs.discard(&tmp).await;
+    let bytes = read.map_err(|e| ApiError::Internal(e.into()))?;
     let checked = match check_put_type(declared, &pending) {
-        Ok(()) => store_blob(state, &pending, &tmp, fetched.hash, fetched.size).await,
+        Ok(()) => store_blob(state, &pending, bytes).await,
         Err(e) => Err(e),
     };
     let blob = match checked {
         Ok(b) => b,
         Err(e) => {
-            state.blobs.discard(&tmp).await;
             state.blobs.delete_upload(&pending.id).await?;
             return Err(e);
         }
@@ -415,22 +397,14 @@ async fn ingest_presigned(state: &AppState, pending: PendingUpload) -> ApiResult
     })
 }
 
-/// Checks that the whole file decodes (truncated, corrupt and decompression-bomb images are
-/// refused) and returns its displayed dimensions, EXIF orientation applied. CPU-heavy, so it
-/// runs off the async executor.
-async fn inspect(bytes: Vec<u8>) -> ApiResult<(u32, u32)> {
-    tokio::task::spawn_blocking(move || {
-        let probe = pictograph_media::probe(&bytes).ok_or_else(|| {
-            pictograph_media::VerifyError::Corrupt("the image size cannot be read".into())
-        })?;
-        pictograph_media::verify(&bytes, &probe)?;
-        Ok(pictograph_media::display_size(&bytes, &probe))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?
-    .map_err(|e: pictograph_media::VerifyError| {
-        ApiError::Invalid(format!("The uploaded image was refused: {e}"))
-    })
+/// Checks that the whole file decodes and returns its displayed dimensions, EXIF orientation
+/// applied.
+fn inspect(bytes: &[u8]) -> Result<(u32, u32), pictograph_media::VerifyError> {
+    let probe = pictograph_media::probe(bytes).ok_or_else(|| {
+        pictograph_media::VerifyError::Corrupt("the image size cannot be read".into())
+    })?;
+    pictograph_media::verify(bytes, &probe)?;
+    Ok(pictograph_media::display_size(bytes, &probe))
 }
 
 /// The pending upload a register without a storage path means (newer clients): the one

@@ -87,6 +87,8 @@ pub struct Store {
     read: AnyPool,
     write: AnyPool,
     dialect: Dialect,
+    /// Blob attachments waiting for the next group commit ([`Store::attach_blob`]).
+    attaching: std::sync::Arc<std::sync::Mutex<Vec<uploads::Attach>>>,
 }
 
 /// Now, as the fixed-width RFC 3339 text stored in every timestamp column (sorts as it reads).
@@ -143,6 +145,7 @@ impl Store {
             read,
             write,
             dialect,
+            attaching: Default::default(),
         };
         store.migrate().await?;
         Ok(store)

@@ -1,6 +1,6 @@
 //! Pending uploads, blobs and stored idempotent responses.
 
-use super::{get, now, Store, StoreResult};
+use super::{get, now, Store, StoreError, StoreResult};
 use sqlx::any::AnyRow;
 
 /// A signed upload URL that was handed out, and what its PUT stored.
@@ -79,6 +79,47 @@ pub struct StoredResponse {
     pub body: String,
 }
 
+/// An attachment waiting in the group-commit queue, with the channel its outcome goes to.
+pub(super) struct Attach {
+    upload_id: String,
+    blob: BlobInfo,
+    done: tokio::sync::oneshot::Sender<StoreResult<()>>,
+}
+
+/// Records the bytes of `blob` (refreshing their sweep clock) and attaches them to an upload,
+/// within the caller's transaction.
+async fn attach(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    upload_id: &str,
+    blob: &BlobInfo,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO blobs (hash, size, mime, width, height, touched_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash) DO UPDATE SET touched_at = $6",
+    )
+    .bind(&blob.hash)
+    .bind(blob.size)
+    .bind(&blob.mime)
+    .bind(blob.width)
+    .bind(blob.height)
+    .bind(now())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE pending_uploads SET blob_hash = $2, size = $3, mime = $4, width = $5, height = $6 \
+         WHERE id = $1",
+    )
+    .bind(upload_id)
+    .bind(&blob.hash)
+    .bind(blob.size)
+    .bind(&blob.mime)
+    .bind(blob.width)
+    .bind(blob.height)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Records a handed-out upload URL.
     pub async fn create_pending_upload(&self, p: &PendingUpload) -> StoreResult<()> {
@@ -145,36 +186,72 @@ impl Store {
         row.as_ref().map(PendingUpload::from_row).transpose()
     }
 
-    /// Records stored bytes (refreshing their sweep clock) and attaches them to the upload.
+    /// Records stored bytes (refreshing their sweep clock) and attaches them to the upload,
+    /// committed when it returns.
+    ///
+    /// Group commit: attachments that arrive while another transaction holds the write
+    /// connection wait for it and then commit together in one transaction, so concurrent PUTs
+    /// share one durable commit instead of queueing for one each. When a group fails, each of
+    /// its attachments is retried in a transaction of its own, so every caller gets its own
+    /// outcome.
     pub async fn attach_blob(&self, upload_id: &str, blob: &BlobInfo) -> StoreResult<()> {
-        let mut tx = self.tx().await?;
-        let t = now();
-        sqlx::query(
-            "INSERT INTO blobs (hash, size, mime, width, height, touched_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash) DO UPDATE SET touched_at = $6",
-        )
-        .bind(&blob.hash)
-        .bind(blob.size)
-        .bind(&blob.mime)
-        .bind(blob.width)
-        .bind(blob.height)
-        .bind(&t)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE pending_uploads SET blob_hash = $2, size = $3, mime = $4, width = $5, height = $6 \
-             WHERE id = $1",
-        )
-        .bind(upload_id)
-        .bind(&blob.hash)
-        .bind(blob.size)
-        .bind(&blob.mime)
-        .bind(blob.width)
-        .bind(blob.height)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        self.attaching.lock().unwrap().push(Attach {
+            upload_id: upload_id.to_string(),
+            blob: blob.clone(),
+            done,
+        });
+        // Committed by a task of its own: a caller that goes away must not take the group's
+        // commit, and with it the other callers' answers, along.
+        let store = self.clone();
+        tokio::spawn(async move { store.commit_attachments().await });
+        outcome
+            .await
+            .unwrap_or(Err(StoreError::Db(sqlx::Error::WorkerCrashed)))
+    }
+
+    /// Commits every queued attachment, once the write connection is free.
+    async fn commit_attachments(&self) {
+        use sqlx::Connection;
+        let conn = self.write.acquire().await;
+        let group = std::mem::take(&mut *self.attaching.lock().unwrap());
+        if group.is_empty() {
+            return;
+        }
+        let mut conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                for a in group {
+                    let _ = a
+                        .done
+                        .send(Err(StoreError::Db(sqlx::Error::Protocol(e.to_string()))));
+                }
+                return;
+            }
+        };
+        if group.len() > 1 {
+            let together = async {
+                let mut tx = conn.begin().await?;
+                for a in &group {
+                    attach(&mut tx, &a.upload_id, &a.blob).await?;
+                }
+                tx.commit().await
+            };
+            if together.await.is_ok() {
+                for a in group {
+                    let _ = a.done.send(Ok(()));
+                }
+                return;
+            }
+        }
+        for a in group {
+            let alone = async {
+                let mut tx = conn.begin().await?;
+                attach(&mut tx, &a.upload_id, &a.blob).await?;
+                tx.commit().await
+            };
+            let _ = a.done.send(alone.await.map_err(StoreError::from));
+        }
     }
 
     /// Drops expired pending uploads; returns their ids.
