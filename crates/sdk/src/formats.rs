@@ -12,27 +12,29 @@
 //!
 //! [`import_folder`] is idempotent: images already in the dataset (same folder and name) are
 //! not uploaded again, and an image whose annotations already equal the folder's is left
-//! alone, so a re-run changes nothing.
+//! alone, so a re-run changes nothing. It reads the folder a chunk of images at a time and
+//! looks each image up in the dataset by name, so memory stays flat whatever the size of the
+//! folder or of the dataset.
 
 use crate::annotations::Annotation;
 use crate::batch::ImageUpdate;
 use crate::client::Client;
 use crate::datasets::{ImageListOptions, Progress};
 use crate::error::{Error, Result};
-use crate::http::{segment, Req};
+use crate::http::{field, segment, Req};
 use crate::images::UploadOptions;
 use crate::models::{DatasetClass, Image, Status};
 use crate::projects::{CreateProject, UpdateProject};
 use crate::workflows::UploadFailure;
 use futures::StreamExt;
 use pictograph_core::names;
-use pictograph_formats::{Body, ExportOptions as WriterOptions, ImageInfo, ImportItem};
+use pictograph_formats::{
+    Body, ExportOptions as WriterOptions, ImageInfo, ImportItem, ImportReader,
+};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 pub use pictograph_formats::{Format, Warning};
 
@@ -286,8 +288,15 @@ enum Outcome {
     Existing,
 }
 
+/// Images read from the folder and handled per round: memory holds one chunk of images and
+/// their annotations, whatever the size of the folder or of the dataset.
+const IMPORT_CHUNK: usize = 256;
+
 /// Imports the folder `folder` in `format` into the dataset `dataset`: uploads its images
 /// (each into the virtual folder of its sub-directory) and saves their annotations.
+///
+/// The folder is read [`IMPORT_CHUNK`] images at a time, and each image is looked up in the
+/// dataset by folder and name, so neither the folder's nor the dataset's whole list is held.
 ///
 /// [`Error::InvalidArgument`] when the folder is not in the format (before any upload);
 /// [`Error::NotFound`] when the dataset is missing and `create_if_missing` is off. Per-image
@@ -301,20 +310,15 @@ pub async fn import_folder(
 ) -> Result<ImportReport> {
     let root = folder.as_ref().to_path_buf();
     let read_root = root.clone();
-    let plan = tokio::task::spawn_blocking(move || pictograph_formats::import(format, &read_root))
+    let mut reader = tokio::task::spawn_blocking(move || ImportReader::open(format, &read_root))
         .await
         .map_err(|e| Error::io(&root, std::io::Error::other(e)))?
         .map_err(Error::InvalidArgument)?;
-    let mut report = ImportReport {
-        images: plan.items.len(),
-        annotations: plan.items.iter().map(ImportItem::len).sum(),
-        warnings: plan.warnings.clone(),
-        ..ImportReport::default()
-    };
+    let mut report = ImportReport::default();
     let ds = match client.projects().get(dataset).await {
         Ok(d) => d,
         Err(Error::NotFound(_)) if options.create_if_missing => {
-            let classes = plan.classes.iter().map(DatasetClass::new).collect();
+            let classes = reader.classes().iter().map(DatasetClass::new).collect();
             match client
                 .projects()
                 .create(dataset, CreateProject::default().classes(classes))
@@ -332,90 +336,124 @@ pub async fn import_folder(
     };
     report.dataset_id = ds.id.clone();
     // An empty class set allows any name; a set that lacks some of the folder's classes
-    // would refuse their annotations, so they are added.
-    if !ds.classes.is_empty() {
-        let missing: Vec<String> = plan
-            .classes
-            .iter()
-            .filter(|c| !ds.classes.iter().any(|d| &d.name == *c))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            let mut classes = ds.classes.clone();
-            classes.extend(missing.iter().map(DatasetClass::new));
-            client
-                .projects()
-                .update(&ds.name, UpdateProject::default().classes(classes))
-                .await?;
-            report.classes_added = missing;
-        }
+    // would refuse their annotations, so they are added (the declared ones now, those only
+    // annotations use as their chunk comes). A set this import made is kept complete too.
+    let keep_classes = report.created || !ds.classes.is_empty();
+    let mut classes: Vec<String> = ds.classes.iter().map(|c| c.name.clone()).collect();
+    let declared = reader.classes().to_vec();
+    if keep_classes {
+        add_classes(client, &ds.name, &mut classes, declared, &mut report).await?;
     }
 
-    let mut existing: HashMap<(String, String), Image> = HashMap::new();
-    let mut offset = 0;
-    loop {
-        let page = client
-            .datasets()
-            .list_images(
-                &ds.id,
-                ImageListOptions {
-                    limit: Some(PAGE),
-                    offset,
-                    ..ImageListOptions::default()
-                },
-            )
-            .await?;
-        let n = page.images.len();
-        for image in page.images {
-            existing.insert((image.folder().to_string(), image.filename.clone()), image);
-        }
-        offset += n;
-        if n < PAGE || !page.has_more {
-            break;
-        }
-    }
-    let existing = Arc::new(existing);
-
-    let total = plan.items.len();
+    let total = reader.total();
     let workers = options.max_workers.max(1);
-    let mut results = futures::stream::iter(plan.items)
-        .map(|item| {
-            let client = client.clone();
-            let (dataset_id, dataset_name) = (ds.id.clone(), ds.name.clone());
-            let existing = existing.clone();
-            async move {
-                let outcome =
-                    import_one(&client, (&dataset_id, &dataset_name), &existing, &item).await;
-                (item, outcome)
-            }
-        })
-        .buffer_unordered(workers);
     let mut done = 0;
-    while let Some((item, outcome)) = results.next().await {
-        done += 1;
-        match outcome {
-            Ok((how, saved)) => {
-                match how {
-                    Outcome::Uploaded => report.uploaded += 1,
-                    Outcome::Existing => report.existing += 1,
-                }
-                if saved {
-                    report.annotations_saved += 1;
-                } else {
-                    report.annotations_unchanged += 1;
-                }
-            }
-            Err(e) => report.failures.push(UploadFailure {
-                path: item.path.clone(),
-                reason: e.to_string(),
-            }),
+    loop {
+        let (back, chunk) = tokio::task::spawn_blocking(move || {
+            let chunk = reader.next_chunk(IMPORT_CHUNK);
+            (reader, chunk)
+        })
+        .await
+        .map_err(|e| Error::io(&root, std::io::Error::other(e)))?;
+        reader = back;
+        let Some(chunk) = chunk.map_err(Error::InvalidArgument)? else {
+            break;
+        };
+        if keep_classes {
+            let used = chunk.iter().flat_map(ImportItem::class_names).collect();
+            add_classes(client, &ds.name, &mut classes, used, &mut report).await?;
         }
-        if let Some(p) = &options.progress {
-            let rel = item.path.strip_prefix(&root).unwrap_or(&item.path);
-            p(done, total, Some(&rel.to_string_lossy()));
+        report.images += chunk.len();
+        report.annotations += chunk.iter().map(ImportItem::len).sum::<usize>();
+        let look_up = !report.created;
+        let mut results = futures::stream::iter(chunk)
+            .map(|item| {
+                let client = client.clone();
+                let (dataset_id, dataset_name) = (ds.id.clone(), ds.name.clone());
+                async move {
+                    let outcome =
+                        import_one(&client, (&dataset_id, &dataset_name), look_up, &item).await;
+                    (item, outcome)
+                }
+            })
+            .buffer_unordered(workers);
+        while let Some((item, outcome)) = results.next().await {
+            done += 1;
+            match outcome {
+                Ok((how, saved)) => {
+                    match how {
+                        Outcome::Uploaded => report.uploaded += 1,
+                        Outcome::Existing => report.existing += 1,
+                    }
+                    if saved {
+                        report.annotations_saved += 1;
+                    } else {
+                        report.annotations_unchanged += 1;
+                    }
+                }
+                Err(e) => report.failures.push(UploadFailure {
+                    path: item.path.clone(),
+                    reason: e.to_string(),
+                }),
+            }
+            if let Some(p) = &options.progress {
+                let rel = item.path.strip_prefix(&root).unwrap_or(&item.path);
+                p(done, total.max(done), Some(&rel.to_string_lossy()));
+            }
         }
     }
+    report.warnings = reader.warnings();
     Ok(report)
+}
+
+/// Adds the names of `wanted` missing from the dataset's `classes` to its class set.
+async fn add_classes(
+    client: &Client,
+    dataset_name: &str,
+    classes: &mut Vec<String>,
+    wanted: Vec<String>,
+    report: &mut ImportReport,
+) -> Result<()> {
+    let mut missing: Vec<String> = Vec::new();
+    for name in wanted {
+        if !classes.contains(&name) && !missing.contains(&name) {
+            missing.push(name);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let all: Vec<DatasetClass> = classes
+        .iter()
+        .chain(&missing)
+        .map(DatasetClass::new)
+        .collect();
+    client
+        .projects()
+        .update(dataset_name, UpdateProject::default().classes(all))
+        .await?;
+    classes.extend(missing.iter().cloned());
+    if !report.created {
+        report.classes_added.extend(missing);
+    }
+    Ok(())
+}
+
+/// The live image named `filename` in the dataset's folder `folder`, if any.
+async fn find_image(
+    client: &Client,
+    dataset_id: &str,
+    folder: &str,
+    filename: &str,
+) -> Result<Option<Image>> {
+    let req = Req::api(Method::GET, "/images/")
+        .query("dataset", dataset_id)
+        .query("folder_path", folder)
+        .query("filename", filename)
+        .query("limit", 1);
+    let v = client.transport.json(req).await?;
+    let images: Vec<Image> = field(v, &["images", "data"])?;
+    Ok(images.into_iter().next())
 }
 
 /// Equal lists, ignoring the enclosing box the server may add to polygons and polylines.
@@ -437,28 +475,44 @@ fn same_annotations(a: &[Annotation], b: &[Annotation]) -> bool {
 }
 
 /// Uploads one image when missing and saves its annotations when they differ; answers
-/// whether it was uploaded and whether the annotations were saved.
+/// whether it was uploaded and whether the annotations were saved. With `look_up`, the
+/// dataset is asked for the image first (off when this import created the dataset: a name
+/// taken meanwhile is then found after the upload is refused).
 async fn import_one(
     client: &Client,
     (dataset_id, dataset_name): (&str, &str),
-    existing: &HashMap<(String, String), Image>,
+    look_up: bool,
     item: &ImportItem,
 ) -> Result<(Outcome, bool)> {
     let folder = names::folder_path(&item.folder).map_err(|e| Error::InvalidArgument(e.0))?;
-    let (image, how) = match existing.get(&(folder.clone(), item.filename.clone())) {
-        Some(image) => (image.clone(), Outcome::Existing),
+    let found = if look_up {
+        find_image(client, dataset_id, &folder, &item.filename).await?
+    } else {
+        None
+    };
+    let (image, how) = match found {
+        Some(image) => (image, Outcome::Existing),
         None => {
-            let image = client
+            let uploaded = client
                 .images()
                 .upload(
                     dataset_id,
                     &item.path,
                     UploadOptions::default()
-                        .folder_path(folder)
+                        .folder_path(folder.clone())
                         .filename(item.filename.clone()),
                 )
-                .await?;
-            (image, Outcome::Uploaded)
+                .await;
+            match uploaded {
+                Ok(image) => (image, Outcome::Uploaded),
+                Err(Error::Conflict(e)) => {
+                    let image = find_image(client, dataset_id, &folder, &item.filename)
+                        .await?
+                        .ok_or(Error::Conflict(e))?;
+                    (image, Outcome::Existing)
+                }
+                Err(e) => return Err(e),
+            }
         }
     };
     let (width, height) = (image.width.unwrap_or(0), image.height.unwrap_or(0));
