@@ -612,6 +612,30 @@ async fn server_export_archive_equals_the_client_export() {
             assert!(bytes == &b[path], "{format}: {path} differs");
         }
     }
+
+    // The four jobs are listed newest first; deleting one forgets it.
+    let listed = s.run(&["exports", "list", "both", "--json"]).ok();
+    assert_eq!(listed["total"], 4, "{listed}");
+    let formats: Vec<&str> = listed["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["pictograph", "voc", "yolo", "coco"]);
+    let id = listed["exports"][3]["id"].as_str().unwrap();
+    let gone = s.run(&["exports", "cancel", "both", id, "--json"]).ok();
+    assert_eq!(gone["deleted"]["id"], id);
+    assert_eq!(gone["deleted"]["state"], "complete");
+    let table = s.run(&["exports", "list", "both"]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(table.stdout.contains("pictograph") && !table.stdout.contains(id));
+    let again = s.run(&["exports", "cancel", "both", id]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("404"), "{}", again.stderr);
+    // Another organisation sees neither the dataset's jobs nor the job.
+    let other = s.run_as(&s.other_key, &["exports", "list", "both"]);
+    assert_eq!(other.code, 1);
 }
 
 /// A YOLO folder of `n` images in two splits; the last image's label uses class 1 (`dog`),

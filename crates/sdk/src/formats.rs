@@ -9,6 +9,8 @@
 //!
 //! [`export_archive`] has the server build the export instead (an export job) and saves the
 //! resulting tar archive; [`start_server_export`] and [`server_export`] are its two calls.
+//! [`list_server_exports`] lists a dataset's jobs and [`stop_server_export`] cancels or
+//! deletes one.
 //!
 //! [`import_folder`] is idempotent: images already in the dataset (same folder and name) are
 //! not uploaded again, and an image whose annotations already equal the folder's is left
@@ -32,7 +34,7 @@ use pictograph_formats::{
     Body, ExportOptions as WriterOptions, ImageInfo, ImportItem, ImportReader,
 };
 use reqwest::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -577,7 +579,7 @@ impl std::fmt::Debug for ServerExportOptions {
 }
 
 /// The archive of a complete export job.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ExportArchive {
     /// `tar`.
     pub format: String,
@@ -588,7 +590,7 @@ pub struct ExportArchive {
 }
 
 /// An export job on the server.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ExportJob {
     /// Job id.
     pub id: String,
@@ -599,8 +601,11 @@ pub struct ExportJob {
     pub dataset: String,
     /// `coco`, `yolo`, `voc` or `pictograph`.
     pub format: String,
-    /// `queued`, `running`, `complete` or `failed`.
+    /// `queued`, `running`, `complete`, `failed` or `cancelled`.
     pub state: String,
+    /// When it was started (RFC 3339).
+    #[serde(default)]
+    pub created_at: Option<String>,
     /// Images to export.
     #[serde(default)]
     pub images_total: u64,
@@ -657,6 +662,56 @@ pub async fn server_export(client: &Client, dataset: &str, id: &str) -> Result<E
         &format!("/datasets/{}/exports/{}", segment(dataset), segment(id)),
     );
     client.transport.parse(req).await
+}
+
+/// One page of a dataset's export jobs ([`list_server_exports`]).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ExportJobPage {
+    /// The jobs, newest first.
+    pub exports: Vec<ExportJob>,
+    /// How many jobs the dataset has in all.
+    pub total: u64,
+}
+
+/// The dataset's export jobs, newest first: `limit` (at most 200) from `offset`.
+pub async fn list_server_exports(
+    client: &Client,
+    dataset: &str,
+    limit: usize,
+    offset: usize,
+) -> Result<ExportJobPage> {
+    let req = Req::api(
+        Method::GET,
+        &format!("/datasets/{}/exports", segment(dataset)),
+    )
+    .query("limit", limit)
+    .query("offset", offset);
+    client.transport.parse(req).await
+}
+
+/// What [`stop_server_export`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoppedExport {
+    /// The job was queued or running; it is now `cancelled` and stops.
+    Cancelled(ExportJob),
+    /// The job had ended; it is deleted and its archive freed (the job as it was).
+    Deleted(ExportJob),
+}
+
+/// Cancels a queued or running export job, or deletes an ended one with its archive.
+pub async fn stop_server_export(client: &Client, dataset: &str, id: &str) -> Result<StoppedExport> {
+    let req = Req::api(
+        Method::DELETE,
+        &format!("/datasets/{}/exports/{}", segment(dataset), segment(id)),
+    );
+    let v = client.transport.json(req).await?;
+    if v.get("deleted").is_some() {
+        Ok(StoppedExport::Deleted(field(v, &["deleted"])?))
+    } else {
+        serde_json::from_value(v)
+            .map(StoppedExport::Cancelled)
+            .map_err(|e| Error::Decode(e.to_string()))
+    }
 }
 
 /// Has the server export the dataset in `format`, waits for the job, and saves its tar
