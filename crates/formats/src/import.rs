@@ -564,7 +564,7 @@ fn coco_paths(root: &Path) -> Result<(PathBuf, PathBuf), String> {
 }
 
 /// Bytes of COCO JSON per bucket: a bucket is read whole when its turn comes.
-const COCO_BUCKET_BYTES: u64 = 4 << 20;
+const COCO_BUCKET_BYTES: u64 = 1 << 20;
 
 /// At most this many bucket files are open while splitting.
 const COCO_MAX_BUCKETS: u64 = 512;
