@@ -1,12 +1,16 @@
 //! Export jobs: a dataset written in a training format (COCO, YOLO, Pascal VOC or the
 //! lossless pictograph JSON Lines) into one tar archive, by a background task.
 //!
-//! The task walks the dataset a page of images at a time and, for each image, hands its
-//! annotations to the format's writer and streams its bytes from the blob store into the
-//! archive, which is staged on local disk as it grows and then stored among the blobs. Memory
-//! stays flat whatever the dataset size. Progress is written to the job every few seconds
-//! (that also shows the task is alive: the maintenance sweep fails jobs that stop moving).
-//! Finished jobs and their archives are kept for a day.
+//! The task walks the dataset a page of images at a time, each page starting after the last
+//! image of the one before in `(created_at, id)` order (so images deleted or added meanwhile
+//! never make it skip or repeat another), and, for each image, hands its annotations to the
+//! format's writer and streams its bytes from the blob store into the archive, which is
+//! staged on local disk as it grows and then stored among the blobs. Memory stays flat
+//! whatever the dataset size. Progress is written to the job after every page and every few
+//! seconds (that also shows the task is alive: the maintenance sweep fails jobs that stop
+//! moving), and each write finds out whether the job was cancelled, so a cancelled task stops
+//! within a page and discards its staged archive. Finished jobs and their archives are kept
+//! for a day unless deleted sooner.
 
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
