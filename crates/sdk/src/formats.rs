@@ -312,15 +312,22 @@ pub async fn import_folder(
 ) -> Result<ImportReport> {
     let root = folder.as_ref().to_path_buf();
     let read_root = root.clone();
-    let mut reader = tokio::task::spawn_blocking(move || ImportReader::open(format, &read_root))
-        .await
-        .map_err(|e| Error::io(&root, std::io::Error::other(e)))?
-        .map_err(Error::InvalidArgument)?;
+    let mut reads = read_in_chunks(format, read_root);
+    let (declared, total) = match reads.recv().await {
+        Some(Read::Opened { classes, total }) => (classes, total),
+        Some(Read::Failed(e)) => return Err(Error::InvalidArgument(e)),
+        _ => {
+            return Err(Error::io(
+                &root,
+                std::io::Error::other("the reader stopped"),
+            ))
+        }
+    };
     let mut report = ImportReport::default();
     let ds = match client.projects().get(dataset).await {
         Ok(d) => d,
         Err(Error::NotFound(_)) if options.create_if_missing => {
-            let classes = reader.classes().iter().map(DatasetClass::new).collect();
+            let classes = declared.iter().map(DatasetClass::new).collect();
             match client
                 .projects()
                 .create(dataset, CreateProject::default().classes(classes))
@@ -342,24 +349,26 @@ pub async fn import_folder(
     // annotations use as their chunk comes). A set this import made is kept complete too.
     let keep_classes = report.created || !ds.classes.is_empty();
     let mut classes: Vec<String> = ds.classes.iter().map(|c| c.name.clone()).collect();
-    let declared = reader.classes().to_vec();
     if keep_classes {
         add_classes(client, &ds.name, &mut classes, declared, &mut report).await?;
     }
 
-    let total = reader.total();
     let workers = options.max_workers.max(1);
     let mut done = 0;
     loop {
-        let (back, chunk) = tokio::task::spawn_blocking(move || {
-            let chunk = reader.next_chunk(IMPORT_CHUNK);
-            (reader, chunk)
-        })
-        .await
-        .map_err(|e| Error::io(&root, std::io::Error::other(e)))?;
-        reader = back;
-        let Some(chunk) = chunk.map_err(Error::InvalidArgument)? else {
-            break;
+        let chunk = match reads.recv().await {
+            Some(Read::Chunk(chunk)) => chunk,
+            Some(Read::Done(warnings)) => {
+                report.warnings = warnings;
+                break;
+            }
+            Some(Read::Failed(e)) => return Err(Error::InvalidArgument(e)),
+            _ => {
+                return Err(Error::io(
+                    &root,
+                    std::io::Error::other("the reader stopped"),
+                ))
+            }
         };
         if keep_classes {
             let used = chunk.iter().flat_map(ImportItem::class_names).collect();
@@ -404,8 +413,54 @@ pub async fn import_folder(
             }
         }
     }
-    report.warnings = reader.warnings();
     Ok(report)
+}
+
+/// What the thread reading an import folder sends.
+enum Read {
+    /// The folder is open: its declared classes and how many images it lists.
+    Opened { classes: Vec<String>, total: usize },
+    /// The next images.
+    Chunk(Vec<ImportItem>),
+    /// Every image was read; what could not be read or held.
+    Done(Vec<Warning>),
+    /// The folder could not be read.
+    Failed(String),
+}
+
+/// Reads the folder on a thread of its own, a chunk ahead of the importer at most (so what
+/// the reader allocates comes and goes in one place, and memory holds two chunks).
+fn read_in_chunks(format: Format, root: PathBuf) -> tokio::sync::mpsc::Receiver<Read> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    std::thread::spawn(move || {
+        let mut reader = match ImportReader::open(format, &root) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Read::Failed(e));
+                return;
+            }
+        };
+        let opened = Read::Opened {
+            classes: reader.classes().to_vec(),
+            total: reader.total(),
+        };
+        if tx.blocking_send(opened).is_err() {
+            return;
+        }
+        loop {
+            let read = match reader.next_chunk(IMPORT_CHUNK) {
+                Ok(Some(chunk)) => Read::Chunk(chunk),
+                Ok(None) => Read::Done(reader.warnings()),
+                Err(e) => Read::Failed(e),
+            };
+            let last = !matches!(read, Read::Chunk(_));
+            // The importer stopped listening (it failed): nothing more to read for.
+            if tx.blocking_send(read).is_err() || last {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// Adds the names of `wanted` missing from the dataset's `classes` to its class set.
