@@ -496,21 +496,30 @@ async fn add_classes(
     Ok(())
 }
 
-/// The live image named `filename` in the dataset's folder `folder`, if any.
+/// The live image named `filename` in the dataset's folder `folder`, if any (one indexed
+/// look-up by path).
 async fn find_image(
     client: &Client,
     dataset_id: &str,
     folder: &str,
     filename: &str,
 ) -> Result<Option<Image>> {
-    let req = Req::api(Method::GET, "/images/")
-        .query("dataset", dataset_id)
-        .query("folder_path", folder)
-        .query("filename", filename)
-        .query("limit", 1);
-    let v = client.transport.json(req).await?;
-    let images: Vec<Image> = field(v, &["images", "data"])?;
-    Ok(images.into_iter().next())
+    let mut path = format!("/images/{}", segment(dataset_id));
+    for part in folder.split('/').filter(|p| !p.is_empty()) {
+        path.push('/');
+        path.push_str(&segment(part));
+    }
+    path.push('/');
+    path.push_str(&segment(filename));
+    path.push_str("/metadata");
+    match client.transport.json(Req::api(Method::GET, &path)).await {
+        Ok(v) => {
+            let image: Image = field(v, &["image", "data"])?;
+            Ok((!image.is_archived).then_some(image))
+        }
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Equal lists, ignoring the enclosing box the server may add to polygons and polylines.
