@@ -1,15 +1,19 @@
-"""Export benchmark: time and peak memory of `pictograph export`, built by the client (the
-CLI's own peak RSS) and by the server (the server's peak RSS during the job), for datasets of
-growing size. Memory should stay flat as the dataset grows; time should grow linearly.
+"""Export and import benchmark: time and peak memory of `pictograph export`, built by the
+client (the CLI's own peak RSS) and by the server (the server's peak RSS during the job), and
+of `pictograph import` (the CLI's peak RSS), for datasets of growing size. Memory should stay
+flat as the dataset grows; time should grow linearly.
 
 Usage: python bench/exports.py [--sizes 600,3000] [--runs 3] [--formats coco,yolo] [--bin PATH]
+       python bench/exports.py --imports-only --sizes 1000,4000,12000 [--formats coco,yolo]
 
 Needs Pillow (tests/formats/.venv has it). Starts `pictograph serve` on 127.0.0.1 with a
-fresh data directory, builds each dataset by importing a generated COCO folder (small PNGs,
-five boxes each) with `pictograph import`, then times whole export commands on warm caches.
-Figures are medians over the runs. Not a test: nothing is asserted beyond every run
-succeeding. Each measured export runs against a freshly started server, whose peak RSS is
-read from /proc/PID/status (VmHWM) afterwards, so Linux only.
+fresh data directory, builds each dataset by importing a generated folder (small PNGs, five
+boxes each) with `pictograph import` in each format asked for, measuring each import (a first
+run that uploads everything, then a re-run that finds everything there), then times whole
+export commands on warm caches (skipped with --imports-only). Export figures are medians over
+the runs. Not a test: nothing is asserted beyond every run succeeding. Each measured export
+runs against a freshly started server, whose peak RSS is read from /proc/PID/status (VmHWM)
+afterwards, so Linux only.
 """
 
 from __future__ import annotations
@@ -52,16 +56,57 @@ def make_coco(root: Path, n: int, seed: int) -> None:
     }))
 
 
+def make_yolo(root: Path, n: int, seed: int) -> None:
+    rng = random.Random(seed)
+    for i in range(n):
+        split = "train" if i % 5 else "val"
+        rel = f"{split}/part{i % 4}/img_{i:06d}"
+        path = root / "images" / f"{rel}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.frombytes("RGB", (64, 48), rng.randbytes(64 * 48 * 3)).save(path, "PNG", compress_level=1)
+        label = root / "labels" / f"{rel}.txt"
+        label.parent.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for k in range(5):
+            w, h = rng.uniform(0.05, 0.3), rng.uniform(0.05, 0.3)
+            lines.append(f"{k % 3} {rng.uniform(w / 2, 1 - w / 2):.6f} {rng.uniform(h / 2, 1 - h / 2):.6f} "
+                         f"{w:.6f} {h:.6f}")
+        label.write_text("\n".join(lines) + "\n")
+    (root / "data.yaml").write_text("train: images/train\nval: images/val\nnames:\n  0: a\n  1: b\n  2: c\n")
+
+
+MAKERS = {"coco": make_coco, "yolo": make_yolo}
+
+
 def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Runs `cmd`; answers (seconds, peak RSS in KiB of that process)."""
+    """Runs `cmd`; answers (seconds, peak RSS in KiB of that process).
+
+    The peak is the process's own VmHWM, sampled until it exits. The ru_maxrss that wait4
+    reports is no good here: Linux carries the high-water mark of the forked copy of this
+    (Python) process across the exec, so small commands would all show Python's size.
+    """
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            try:
+                peak[0] = max(peak[0], vm_hwm(proc.pid))
+            except (OSError, ValueError):
+                pass
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    done.set()
+    sampler.join()
     elapsed = time.perf_counter() - start
-    out, err = proc.stdout.read(), proc.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
+    if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{out.decode()}\n{err.decode()}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, peak[0]
 
 
 def vm_hwm(pid: int) -> int:
@@ -77,6 +122,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--formats", default="coco,yolo")
     ap.add_argument("--bin", type=Path, default=REPO / "target" / "release" / "pictograph")
+    ap.add_argument("--imports-only", action="store_true", help="measure imports, no exports")
     a = ap.parse_args()
     if not a.bin.is_file():
         sys.exit(f"{a.bin} not found: `cargo build --release -p pictograph-cli` (or pass --bin)")
@@ -122,16 +168,36 @@ def main() -> None:
              "--role", "owner", "--tier", "unlimited"],
             capture_output=True, text=True, env=env, check=True,
         ).stdout.strip().splitlines()[-1]
+        imports = []
         for n in sizes:
-            src = work / f"src{n}"
-            make_coco(src, n, n)
-            t0 = time.perf_counter()
-            subprocess.run([str(a.bin), "import", str(src), "--format", "coco", "--dataset", f"d{n}",
-                            "--create", "--json"], env=env, check=True, capture_output=True)
-            print(f"dataset d{n}: {n} images, {5 * n} boxes imported in {time.perf_counter() - t0:.1f} s",
-                  file=sys.stderr)
+            for fmt in [f for f in formats if f in MAKERS] or ["coco"]:
+                src = work / f"src-{fmt}-{n}"
+                MAKERS[fmt](src, n, n)
+                # The COCO import of each size is the dataset the exports read.
+                name = f"d{n}" if fmt == "coco" else f"d{n}-{fmt}"
+                cmd = [str(a.bin), "import", str(src), "--format", fmt, "--dataset", name, "--create",
+                       "--json"]
+                first_s, first_m = run_measured(cmd, env)
+                again_s, again_m = run_measured(cmd, env)
+                imports.append((fmt, n, first_s, first_m / 1024, again_s, again_m / 1024))
+                print(f"dataset {name}: {n} images, {5 * n} boxes imported ({fmt}) in {first_s:.1f} s",
+                      file=sys.stderr)
+                if fmt != "coco":
+                    shutil.rmtree(src)
     finally:
         stop(server)
+
+    print(f"{'import':<8}{'images':>8}{'first s':>10}{'first MiB':>11}{'re-run s':>10}{'re-run MiB':>12}")
+    for fmt, n, fs, fm, rs, rm in imports:
+        print(f"{fmt:<8}{n:>8}{fs:>10.2f}{fm:>11.1f}{rs:>10.2f}{rm:>12.1f}")
+    for fmt in sorted({r[0] for r in imports}):
+        mine = [r for r in imports if r[0] == fmt]
+        small, big = mine[0], mine[-1]
+        print(f"import {fmt}: {big[1] / small[1]:.0f}x the images -> client peak RSS x{big[3] / small[3]:.2f} "
+              f"(re-run x{big[5] / small[5]:.2f}), time x{big[2] / small[2]:.1f}")
+    if a.imports_only:
+        shutil.rmtree(work, ignore_errors=True)
+        return
 
     # Every measured export runs against a freshly started server, so the server's peak RSS
     # (VmHWM) is that of one export, not the high-water mark of everything before it.

@@ -71,6 +71,8 @@ enum Command {
     /// Export a dataset as COCO, YOLO, Pascal VOC or pictograph JSON (warns about what the
     /// format cannot hold).
     Export(client::export::ExportArgs),
+    /// List a dataset's server export jobs, or cancel or delete one.
+    Exports(client::exports::ExportsArgs),
     /// Import a COCO, YOLO, VOC or pictograph folder into a dataset, images and annotations
     /// (idempotent).
     Import(client::import::ImportArgs),
@@ -185,6 +187,7 @@ async fn run() {
         Command::Upload(args) => client::upload::run(args).await,
         Command::Download(args) => client::download::run(args).await,
         Command::Export(args) => client::export::run(args).await,
+        Command::Exports(args) => client::exports::run(args).await,
         Command::Import(args) => client::import::run(args).await,
         Command::Datasets(args) => client::datasets::run(args).await,
         Command::Images(args) => client::images::run(args).await,

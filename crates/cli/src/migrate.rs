@@ -1,5 +1,6 @@
 //! `pictograph migrate`: moves a whole installation to other stores (SQLite to PostgreSQL,
-//! disk to S3), verifies counts and content hashes, and can be re-run after an interruption.
+//! disk to S3), export jobs and their archives included, verifies counts and content hashes,
+//! and can be re-run after an interruption.
 
 use anyhow::{bail, Context};
 use pictograph_server::blobs::Blobs;
@@ -96,6 +97,31 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
         }
         println!(
             "  blobs copied now {copied}, already there {present}, each verified by its SHA-256"
+        );
+        println!("copying export archives");
+        let (mut copied, mut present, mut missing) = (0u64, 0u64, 0u64);
+        let mut after = String::new();
+        loop {
+            let hashes = target.export_archive_hashes(&after, 1000).await?;
+            let Some(last) = hashes.last() else { break };
+            after = last.clone();
+            for h in &hashes {
+                // An archive the source's sweep freed as its job expired is gone from both.
+                if !to.exists(h).await && !from.exists(h).await {
+                    missing += 1;
+                } else if to
+                    .copy_from(&from, h)
+                    .await
+                    .with_context(|| format!("copying export archive {h}"))?
+                {
+                    copied += 1;
+                } else {
+                    present += 1;
+                }
+            }
+        }
+        println!(
+            "  export archives copied now {copied}, already there {present}, gone from the source {missing}"
         );
     }
     if !ok {

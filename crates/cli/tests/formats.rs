@@ -612,4 +612,87 @@ async fn server_export_archive_equals_the_client_export() {
             assert!(bytes == &b[path], "{format}: {path} differs");
         }
     }
+
+    // The four jobs are listed newest first; deleting one forgets it.
+    let listed = s.run(&["exports", "list", "both", "--json"]).ok();
+    assert_eq!(listed["total"], 4, "{listed}");
+    let formats: Vec<&str> = listed["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["pictograph", "voc", "yolo", "coco"]);
+    let id = listed["exports"][3]["id"].as_str().unwrap();
+    let gone = s.run(&["exports", "cancel", "both", id, "--json"]).ok();
+    assert_eq!(gone["deleted"]["id"], id);
+    assert_eq!(gone["deleted"]["state"], "complete");
+    let table = s.run(&["exports", "list", "both"]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(table.stdout.contains("pictograph") && !table.stdout.contains(id));
+    let again = s.run(&["exports", "cancel", "both", id]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("404"), "{}", again.stderr);
+    // Another organisation sees neither the dataset's jobs nor the job.
+    let other = s.run_as(&s.other_key, &["exports", "list", "both"]);
+    assert_eq!(other.code, 1);
+}
+
+/// A YOLO folder of `n` images in two splits; the last image's label uses class 1 (`dog`),
+/// every other one class 0 (`cat`).
+fn many_yolo(root: &Path, n: usize) {
+    std::fs::write(root.join("data.yaml"), "names:\n  0: cat\n  1: dog\n").unwrap();
+    for i in 0..n {
+        let split = if i % 2 == 0 { "train" } else { "val" };
+        png(
+            &root.join(format!("images/{split}/{i:04}.png")),
+            8,
+            6,
+            (i % 251) as u8,
+        );
+        let label = root.join(format!("labels/{split}/{i:04}.txt"));
+        std::fs::create_dir_all(label.parent().unwrap()).unwrap();
+        let class = if i + 1 == n { 1 } else { 0 };
+        std::fs::write(label, format!("{class} 0.5 0.5 0.25 0.5\n")).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_larger_than_a_chunk_into_an_existing_dataset_is_idempotent() {
+    let s = start().await;
+    let client = s.client();
+    // Part of the folder is imported first, with a class set of its own.
+    let part = s.path("part");
+    std::fs::create_dir_all(&part).unwrap();
+    many_yolo(&part, 40);
+    std::fs::remove_file(part.join("labels/val/0039.txt")).unwrap();
+    std::fs::write(part.join("data.yaml"), "names:\n  0: cat\n").unwrap();
+    let first = s.import(&part, "yolo", "pets");
+    assert_eq!(first["uploaded"], 40);
+    let ds = client.datasets().get("pets").await.unwrap();
+    let classes: Vec<&str> = ds.classes.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(classes, ["cat"]);
+
+    // The whole folder (more images than one chunk of 256): the 40 are found, not sent again.
+    let full = s.path("full");
+    std::fs::create_dir_all(&full).unwrap();
+    many_yolo(&full, 300);
+    std::fs::write(full.join("data.yaml"), "names:\n  0: cat\n  1: dog\n").unwrap();
+    let second = s.import(&full, "yolo", "pets");
+    assert_eq!(second["images"], 300, "{second}");
+    assert_eq!(second["uploaded"], 260);
+    assert_eq!(second["existing"], 40);
+    assert_eq!(second["annotations"], 300);
+    // 0039 had no label before; the other 39 already had the same box.
+    assert_eq!(second["annotations_saved"], 261);
+    assert_eq!(second["annotations_unchanged"], 39);
+    assert_eq!(second["classes_added"], json!(["dog"]));
+    let ds = client.datasets().get("pets").await.unwrap();
+    assert_eq!(ds.image_count, 300);
+
+    let third = s.import(&full, "yolo", "pets");
+    assert_eq!(third["uploaded"], 0);
+    assert_eq!(third["existing"], 300);
+    assert_eq!(third["annotations_saved"], 0);
+    assert_eq!(third["classes_added"], json!([]));
 }

@@ -77,7 +77,40 @@ async fn populate(app: &App, key: &str) -> Value {
         .unwrap()
         .error_for_status()
         .unwrap();
-    http.get(format!("{api}/datasets/by-name/birds"))
+    // An export job, waited for: its row and archive move too.
+    let job: Value = http
+        .post(format!("{api}/datasets/{ds}/exports"))
+        .header("x-api-key", key)
+        .json(&json!({"format": "coco"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job_path = format!(
+        "{api}/datasets/{ds}/exports/{}",
+        job["id"].as_str().unwrap()
+    );
+    let mut job = job;
+    for _ in 0..200 {
+        if job["state"] == "complete" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        job = http
+            .get(&job_path)
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    }
+    assert_eq!(job["state"], "complete", "{job}");
+    let mut dataset = http
+        .get(format!("{api}/datasets/by-name/birds"))
         .header("x-api-key", key)
         .send()
         .await
@@ -85,7 +118,9 @@ async fn populate(app: &App, key: &str) -> Value {
         .json::<Value>()
         .await
         .unwrap()["dataset"]
-        .clone()
+        .clone();
+    dataset["export"] = job;
+    dataset
 }
 
 fn migrate(args: &[&str]) -> (bool, String) {
@@ -127,11 +162,36 @@ async fn moves_an_installation(target_db: String) {
         "{out}"
     );
     assert!(out.contains("blobs copied now 3"), "{out}");
+    assert!(out.contains("export archives copied now 1,"), "{out}");
 
     // A re-run is a no-op that verifies again.
     let (ok, out) = migrate(&args);
     assert!(ok, "{out}");
     assert!(out.contains("blobs copied now 0, already there 3"), "{out}");
+    assert!(
+        out.contains("export archives copied now 0, already there 1"),
+        "{out}"
+    );
+    let jobs_line: Vec<&str> = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("export_jobs "))
+        .expect("an export_jobs line")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        jobs_line,
+        [
+            "export_jobs",
+            "source",
+            "1",
+            "copied",
+            "now",
+            "0",
+            "target",
+            "1",
+            "ok"
+        ]
+    );
     let images_line: Vec<&str> = out
         .lines()
         .find(|l| l.trim_start().starts_with("images "))
@@ -200,6 +260,39 @@ async fn moves_an_installation(target_db: String) {
         .await
         .unwrap();
     assert_eq!(anns["annotations"][0]["keypoint"]["y"], 2.0);
+
+    // The export job is there, and its signed link serves the same archive.
+    let job = &before["export"];
+    let moved: Value = http
+        .get(format!(
+            "{api}/datasets/{}/exports/{}",
+            before["id"].as_str().unwrap(),
+            job["id"].as_str().unwrap()
+        ))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(moved["state"], "complete", "{moved}");
+    assert_eq!(moved["archive"], job["archive"]);
+    let tar = http
+        .get(moved["download_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&tar)),
+        job["archive"]["sha256"].as_str().unwrap()
+    );
     app.stop().await.unwrap();
 }
 

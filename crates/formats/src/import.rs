@@ -1,11 +1,21 @@
 //! Reading a folder in one of the formats: the images it holds (with the virtual folder each
 //! belongs in) and their annotations.
+//!
+//! [`ImportReader`] reads a chunk of images at a time, so memory holds one chunk and its
+//! annotations, never the whole folder: YOLO, VOC and pictograph folders are walked (and
+//! their label files read) as the chunks are asked for; a COCO file, whose annotations are
+//! not grouped by image, is first split by image into bucket files on disk, each small
+//! enough to read whole. [`import`] reads everything at once, for small folders and tests.
 
 use crate::shape::Shape;
 use crate::{canonical, strip_extension, voc, yolo, Format, Warning, Warnings};
-use serde::Deserialize;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, ReadDir};
+use std::hash::{Hash, Hasher};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// The annotations of one imported image.
@@ -82,6 +92,23 @@ impl ImportItem {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The class names its annotations use, in order of first use.
+    pub fn class_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match &self.labels {
+            Labels::Canonical(list) => {
+                for a in list {
+                    if let Some(name) = a.get("name").and_then(Value::as_str) {
+                        add_class(&mut out, name);
+                    }
+                }
+            }
+            Labels::Absolute(list) => list.iter().for_each(|(n, _, _)| add_class(&mut out, n)),
+            Labels::Normalized(list) => list.iter().for_each(|(n, _)| add_class(&mut out, n)),
+        }
+        out
+    }
 }
 
 /// What a folder holds.
@@ -107,31 +134,47 @@ fn is_image(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Image files under `root`, as sorted `/`-separated paths relative to it.
-fn walk_images(root: &Path) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = root.join(&rel);
-        let entries =
-            std::fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?;
+/// The image files under a folder, as `/`-separated paths relative to it, in the order the
+/// file system lists them. Holds one open directory per level, never a list of files.
+struct Walk {
+    root: PathBuf,
+    stack: Vec<(PathBuf, ReadDir)>,
+}
+
+impl Walk {
+    fn new(root: &Path) -> Result<Walk, String> {
+        let dir =
+            std::fs::read_dir(root).map_err(|e| format!("reading {}: {e}", root.display()))?;
+        Ok(Walk {
+            root: root.to_path_buf(),
+            stack: vec![(PathBuf::new(), dir)],
+        })
+    }
+
+    fn next(&mut self) -> Result<Option<String>, String> {
+        while let Some((rel, dir)) = self.stack.last_mut() {
+            let Some(entry) = dir.next() else {
+                self.stack.pop();
+                continue;
+            };
+            let shown = self.root.join(&*rel);
+            let entry = entry.map_err(|e| format!("reading {}: {e}", shown.display()))?;
             let child = rel.join(entry.file_name());
             let path = entry.path();
             if path.is_dir() {
-                stack.push(child);
+                let sub = std::fs::read_dir(&path)
+                    .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                self.stack.push((child, sub));
             } else if path.is_file() && is_image(&child) {
                 let parts: Vec<String> = child
                     .components()
                     .map(|c| c.as_os_str().to_string_lossy().into_owned())
                     .collect();
-                out.push(parts.join("/"));
+                return Ok(Some(parts.join("/")));
             }
         }
+        Ok(None)
     }
-    out.sort();
-    Ok(out)
 }
 
 /// `a/b/x.jpg` → (`/a/b`, `x.jpg`).
@@ -142,26 +185,146 @@ fn split_rel(rel: &str) -> (String, String) {
     }
 }
 
-/// Reads the folder (or, for COCO, also a JSON file) `root` in `format`.
-pub fn import(format: Format, root: &Path) -> Result<ImportPlan, String> {
-    if !root.exists() {
-        return Err(format!("{} does not exist", root.display()));
-    }
-    match format {
-        Format::Coco => import_coco(root),
-        Format::Yolo => import_yolo(root),
-        Format::Voc => import_voc(root),
-        Format::Pictograph => import_native(root),
-    }
-}
-
 fn add_class(classes: &mut Vec<String>, name: &str) {
     if !classes.iter().any(|c| c == name) {
         classes.push(name.to_string());
     }
 }
 
-fn import_yolo(root: &Path) -> Result<ImportPlan, String> {
+/// A folder in one of the formats, read a chunk of images at a time.
+///
+/// Opening it checks the whole folder (a malformed VOC file or pictograph line, an unreadable
+/// COCO file is an error then, before anything is imported) without keeping what it read.
+pub struct ImportReader {
+    format: Format,
+    classes: Vec<String>,
+    total: usize,
+    warnings: Warnings,
+    source: Source,
+}
+
+enum Source {
+    Yolo {
+        root: PathBuf,
+        images: PathBuf,
+        classes: Vec<String>,
+        walk: Walk,
+    },
+    Voc {
+        root: PathBuf,
+        images: PathBuf,
+        walk: Walk,
+    },
+    Coco(Box<CocoBuckets>),
+    Native {
+        root: PathBuf,
+        lines: std::io::Lines<BufReader<File>>,
+        line: usize,
+    },
+}
+
+impl std::fmt::Debug for ImportReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportReader")
+            .field("format", &self.format)
+            .field("classes", &self.classes)
+            .field("total", &self.total)
+            .finish()
+    }
+}
+
+impl ImportReader {
+    /// Opens the folder (or, for COCO, also a JSON file) `root` in `format`.
+    pub fn open(format: Format, root: &Path) -> Result<ImportReader, String> {
+        if !root.exists() {
+            return Err(format!("{} does not exist", root.display()));
+        }
+        match format {
+            Format::Coco => open_coco(root),
+            Format::Yolo => open_yolo(root),
+            Format::Voc => open_voc(root),
+            Format::Pictograph => open_native(root),
+        }
+    }
+
+    /// The format read.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The classes the folder declares (`data.yaml`, COCO categories, VOC object names,
+    /// `dataset.json`), in order. Annotations may use more (COCO keypoints, pictograph
+    /// annotations): [`ImportItem::class_names`] tells which.
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// How many images the folder lists (some may turn out missing and be skipped).
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// What could not be read or held, in the chunks read so far.
+    pub fn warnings(&self) -> Vec<Warning> {
+        self.warnings.to_vec()
+    }
+
+    /// The next images, at most `max` (at least one); `None` once every image was read.
+    pub fn next_chunk(&mut self, max: usize) -> Result<Option<Vec<ImportItem>>, String> {
+        let max = max.max(1);
+        let mut out = Vec::new();
+        while out.len() < max {
+            let item = match &mut self.source {
+                Source::Yolo {
+                    root,
+                    images,
+                    classes,
+                    walk,
+                } => match walk.next()? {
+                    Some(rel) => Some(yolo_item(root, images, classes, &rel, &mut self.warnings)),
+                    None => None,
+                },
+                Source::Voc { root, images, walk } => match walk.next()? {
+                    Some(rel) => Some(voc_item(root, images, &rel, &mut self.warnings)?),
+                    None => None,
+                },
+                Source::Coco(buckets) => buckets.next(&mut self.warnings)?,
+                Source::Native { root, lines, line } => {
+                    native_next(root, lines, line, &mut self.warnings)?
+                }
+            };
+            match item {
+                Some(item) => out.push(item),
+                None => break,
+            }
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+}
+
+/// Reads the folder (or, for COCO, also a JSON file) `root` in `format`, all at once.
+pub fn import(format: Format, root: &Path) -> Result<ImportPlan, String> {
+    let mut reader = ImportReader::open(format, root)?;
+    let mut classes = reader.classes().to_vec();
+    let mut items = Vec::new();
+    while let Some(chunk) = reader.next_chunk(1000)? {
+        for item in &chunk {
+            for name in item.class_names() {
+                add_class(&mut classes, &name);
+            }
+        }
+        items.extend(chunk);
+    }
+    items.sort_by(|a, b| (&a.folder, &a.filename).cmp(&(&b.folder, &b.filename)));
+    Ok(ImportPlan {
+        format,
+        classes,
+        items,
+        warnings: reader.warnings(),
+    })
+}
+
+fn open_yolo(root: &Path) -> Result<ImportReader, String> {
     let yaml_path = ["data.yaml", "data.yml", "dataset.yaml"]
         .iter()
         .map(|n| root.join(n))
@@ -174,129 +337,153 @@ fn import_yolo(root: &Path) -> Result<ImportPlan, String> {
     if !images.is_dir() {
         return Err(format!("no images/ folder in {}", root.display()));
     }
-    let mut warnings = Warnings::default();
-    let mut items = Vec::new();
-    for rel in walk_images(&images)? {
-        let label = root
-            .join("labels")
-            .join(format!("{}.txt", strip_extension(&rel)));
-        let mut labels = Vec::new();
-        if let Ok(text) = std::fs::read_to_string(&label) {
-            for line in text.lines() {
-                let tokens: Vec<&str> = line.split_whitespace().collect();
-                if tokens.is_empty() {
-                    continue;
+    let mut total = 0;
+    let mut count = Walk::new(&images)?;
+    while count.next()?.is_some() {
+        total += 1;
+    }
+    Ok(ImportReader {
+        format: Format::Yolo,
+        classes: classes.clone(),
+        total,
+        warnings: Warnings::default(),
+        source: Source::Yolo {
+            root: root.to_path_buf(),
+            walk: Walk::new(&images)?,
+            images,
+            classes,
+        },
+    })
+}
+
+fn yolo_item(
+    root: &Path,
+    images: &Path,
+    classes: &[String],
+    rel: &str,
+    warnings: &mut Warnings,
+) -> ImportItem {
+    let label = root
+        .join("labels")
+        .join(format!("{}.txt", strip_extension(rel)));
+    let mut labels = Vec::new();
+    if let Ok(text) = std::fs::read_to_string(&label) {
+        for line in text.lines() {
+            let tokens: Vec<&str> = line.split_whitespace().collect();
+            if tokens.is_empty() {
+                continue;
+            }
+            let class = tokens[0].parse::<usize>().ok().and_then(|i| classes.get(i));
+            let values: Option<Vec<f64>> = tokens[1..].iter().map(|t| t.parse().ok()).collect();
+            let (Some(class), Some(values)) = (class, values) else {
+                warnings.add(
+                    "unreadable_label",
+                    "label line(s) skipped: not `class cx cy w h` with a known class",
+                );
+                continue;
+            };
+            let shape = match values.len() {
+                4 => Shape::Box([
+                    values[0] - values[2] / 2.0,
+                    values[1] - values[3] / 2.0,
+                    values[2],
+                    values[3],
+                ]),
+                n if n >= 6 && n % 2 == 0 => {
+                    Shape::Polygon(vec![values.chunks(2).map(|c| [c[0], c[1]]).collect()])
                 }
-                let class = tokens[0].parse::<usize>().ok().and_then(|i| classes.get(i));
-                let values: Option<Vec<f64>> = tokens[1..].iter().map(|t| t.parse().ok()).collect();
-                let (Some(class), Some(values)) = (class, values) else {
+                _ => {
                     warnings.add(
                         "unreadable_label",
                         "label line(s) skipped: not `class cx cy w h` with a known class",
                     );
                     continue;
-                };
-                let shape = match values.len() {
-                    4 => Shape::Box([
-                        values[0] - values[2] / 2.0,
-                        values[1] - values[3] / 2.0,
-                        values[2],
-                        values[3],
-                    ]),
-                    n if n >= 6 && n % 2 == 0 => {
-                        Shape::Polygon(vec![values.chunks(2).map(|c| [c[0], c[1]]).collect()])
-                    }
-                    _ => {
-                        warnings.add(
-                            "unreadable_label",
-                            "label line(s) skipped: not `class cx cy w h` with a known class",
-                        );
-                        continue;
-                    }
-                };
-                labels.push((class.clone(), shape));
-            }
+                }
+            };
+            labels.push((class.clone(), shape));
         }
-        let (folder, filename) = split_rel(&rel);
-        items.push(ImportItem {
-            path: images.join(&rel),
-            folder,
-            filename,
-            status: None,
-            labels: Labels::Normalized(labels),
-        });
     }
-    Ok(ImportPlan {
-        format: Format::Yolo,
-        classes,
-        items,
-        warnings: warnings.to_vec(),
-    })
+    let (folder, filename) = split_rel(rel);
+    ImportItem {
+        path: images.join(rel),
+        folder,
+        filename,
+        status: None,
+        labels: Labels::Normalized(labels),
+    }
 }
 
-fn import_voc(root: &Path) -> Result<ImportPlan, String> {
+fn open_voc(root: &Path) -> Result<ImportReader, String> {
     let images = root.join("JPEGImages");
     if !images.is_dir() {
         return Err(format!("no JPEGImages/ folder in {}", root.display()));
     }
-    let mut warnings = Warnings::default();
-    let mut classes = Vec::new();
-    let mut items = Vec::new();
-    for rel in walk_images(&images)? {
-        let xml_path = root
-            .join("Annotations")
-            .join(format!("{}.xml", strip_extension(&rel)));
-        let mut labels = Vec::new();
-        if xml_path.is_file() {
-            let xml = std::fs::read_to_string(&xml_path)
-                .map_err(|e| format!("reading {}: {e}", xml_path.display()))?;
-            let doc = voc::parse(&xml).map_err(|e| format!("{}: {e}", xml_path.display()))?;
-            for (name, b) in doc.objects {
-                if b[2] <= 0.0 || b[3] <= 0.0 {
-                    warnings.add(
-                        "empty_box_skipped",
-                        "object(s) skipped: xmax/ymax before xmin/ymin",
-                    );
-                    continue;
-                }
-                add_class(&mut classes, &name);
-                labels.push((name, Shape::Box(b), 1.0));
-            }
+    // Every XML file is parsed once up front, so a malformed one stops the import before
+    // anything is uploaded; only the class names are kept.
+    let (mut total, mut classes) = (0, Vec::new());
+    let mut check = Walk::new(&images)?;
+    let mut ignored = Warnings::default();
+    while let Some(rel) = check.next()? {
+        total += 1;
+        for name in voc_item(root, &images, &rel, &mut ignored)?.class_names() {
+            add_class(&mut classes, &name);
         }
-        let (folder, filename) = split_rel(&rel);
-        items.push(ImportItem {
-            path: images.join(&rel),
-            folder,
-            filename,
-            status: None,
-            labels: Labels::Absolute(labels),
-        });
     }
-    Ok(ImportPlan {
+    Ok(ImportReader {
         format: Format::Voc,
         classes,
-        items,
-        warnings: warnings.to_vec(),
+        total,
+        warnings: Warnings::default(),
+        source: Source::Voc {
+            root: root.to_path_buf(),
+            walk: Walk::new(&images)?,
+            images,
+        },
     })
 }
 
-#[derive(Deserialize)]
-struct CocoFile {
-    #[serde(default)]
-    images: Vec<CocoImage>,
-    #[serde(default)]
-    annotations: Vec<CocoAnnotation>,
-    #[serde(default)]
-    categories: Vec<CocoCategory>,
+fn voc_item(
+    root: &Path,
+    images: &Path,
+    rel: &str,
+    warnings: &mut Warnings,
+) -> Result<ImportItem, String> {
+    let xml_path = root
+        .join("Annotations")
+        .join(format!("{}.xml", strip_extension(rel)));
+    let mut labels = Vec::new();
+    if xml_path.is_file() {
+        let xml = std::fs::read_to_string(&xml_path)
+            .map_err(|e| format!("reading {}: {e}", xml_path.display()))?;
+        let doc = voc::parse(&xml).map_err(|e| format!("{}: {e}", xml_path.display()))?;
+        for (name, b) in doc.objects {
+            if b[2] <= 0.0 || b[3] <= 0.0 {
+                warnings.add(
+                    "empty_box_skipped",
+                    "object(s) skipped: xmax/ymax before xmin/ymin",
+                );
+                continue;
+            }
+            labels.push((name, Shape::Box(b), 1.0));
+        }
+    }
+    let (folder, filename) = split_rel(rel);
+    Ok(ImportItem {
+        path: images.join(rel),
+        folder,
+        filename,
+        status: None,
+        labels: Labels::Absolute(labels),
+    })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct CocoImage {
     id: Value,
     file_name: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct CocoAnnotation {
     image_id: Value,
     category_id: Value,
@@ -376,23 +563,210 @@ fn coco_paths(root: &Path) -> Result<(PathBuf, PathBuf), String> {
     ))
 }
 
-fn import_coco(root: &Path) -> Result<ImportPlan, String> {
+/// Bytes of COCO JSON per bucket: a bucket is read whole when its turn comes.
+const COCO_BUCKET_BYTES: u64 = 1 << 20;
+
+/// At most this many bucket files are open while splitting.
+const COCO_MAX_BUCKETS: u64 = 512;
+
+/// One line of a bucket file: an image or an annotation of the images of that bucket.
+#[derive(Deserialize, Serialize)]
+enum CocoRecord {
+    #[serde(rename = "i")]
+    Image(CocoImage),
+    #[serde(rename = "a")]
+    Annotation(CocoAnnotation),
+}
+
+/// A COCO file split by image into bucket files; the images of one bucket at a time are
+/// turned into items.
+struct CocoBuckets {
+    images_dir: PathBuf,
+    categories: HashMap<String, CocoCategory>,
+    dir: tempfile::TempDir,
+    buckets: usize,
+    next_bucket: usize,
+    ready: VecDeque<ImportItem>,
+}
+
+fn bucket_of(id: &Value, buckets: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id_key(id).hash(&mut h);
+    (h.finish() % buckets as u64) as usize
+}
+
+/// Streams the top-level COCO object: images and annotations go to `sink` one at a time,
+/// categories are kept, anything else is skipped.
+struct CocoStream<'a> {
+    sink: &'a mut dyn FnMut(CocoRecord) -> std::io::Result<()>,
+    categories: &'a mut Vec<CocoCategory>,
+}
+
+impl<'de> DeserializeSeed<'de> for CocoStream<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CocoStream<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a COCO object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "images" => map.next_value_seed(Each {
+                    sink: &mut *self.sink,
+                    wrap: CocoRecord::Image,
+                    _t: std::marker::PhantomData,
+                })?,
+                "annotations" => map.next_value_seed(Each {
+                    sink: &mut *self.sink,
+                    wrap: CocoRecord::Annotation,
+                    _t: std::marker::PhantomData,
+                })?,
+                "categories" => *self.categories = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A JSON array whose elements go to a sink one at a time.
+struct Each<'a, T, W: Fn(T) -> CocoRecord> {
+    sink: &'a mut dyn FnMut(CocoRecord) -> std::io::Result<()>,
+    wrap: W,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<'de, T: Deserialize<'de>, W: Fn(T) -> CocoRecord> DeserializeSeed<'de> for Each<'_, T, W> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, W: Fn(T) -> CocoRecord> Visitor<'de> for Each<'_, T, W> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(x) = seq.next_element::<T>()? {
+            (self.sink)((self.wrap)(x)).map_err(serde::de::Error::custom)?;
+        }
+        Ok(())
+    }
+}
+
+fn open_coco(root: &Path) -> Result<ImportReader, String> {
+    open_coco_in(root, COCO_BUCKET_BYTES)
+}
+
+fn open_coco_in(root: &Path, bucket_bytes: u64) -> Result<ImportReader, String> {
     let (json_path, images_dir) = coco_paths(root)?;
-    let file = std::fs::File::open(&json_path)
-        .map_err(|e| format!("reading {}: {e}", json_path.display()))?;
-    let coco: CocoFile = serde_json::from_reader(std::io::BufReader::new(file))
-        .map_err(|e| format!("{}: not a COCO file: {e}", json_path.display()))?;
-    let mut warnings = Warnings::default();
-    let mut categories = coco.categories;
+    let file =
+        File::open(&json_path).map_err(|e| format!("reading {}: {e}", json_path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let buckets = (size / bucket_bytes.max(1)).clamp(1, COCO_MAX_BUCKETS) as usize;
+    let dir = tempfile::tempdir().map_err(|e| format!("making a temporary folder: {e}"))?;
+    let mut outs = (0..buckets)
+        .map(|b| File::create(dir.path().join(b.to_string())).map(BufWriter::new))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| format!("writing a temporary file: {e}"))?;
+    let mut total = 0;
+    let mut categories = Vec::new();
+    let mut sink = |record: CocoRecord| -> std::io::Result<()> {
+        let id = match &record {
+            CocoRecord::Image(i) => {
+                total += 1;
+                &i.id
+            }
+            CocoRecord::Annotation(a) => &a.image_id,
+        };
+        let out = &mut outs[bucket_of(id, buckets)];
+        serde_json::to_writer(&mut *out, &record)?;
+        out.write_all(b"\n")
+    };
+    let mut de = serde_json::Deserializer::from_reader(BufReader::new(file));
+    CocoStream {
+        sink: &mut sink,
+        categories: &mut categories,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end())
+    .map_err(|e| format!("{}: not a COCO file: {e}", json_path.display()))?;
+    for out in &mut outs {
+        out.flush()
+            .map_err(|e| format!("writing a temporary file: {e}"))?;
+    }
+    drop(outs);
     categories.sort_by(|a, b| cmp_ids(&a.id, &b.id));
     let mut classes = Vec::new();
-    let mut by_id: HashMap<String, &CocoCategory> = HashMap::new();
     for c in &categories {
         add_class(&mut classes, &c.name);
-        by_id.insert(id_key(&c.id), c);
     }
+    let categories = categories.into_iter().map(|c| (id_key(&c.id), c)).collect();
+    Ok(ImportReader {
+        format: Format::Coco,
+        classes,
+        total,
+        warnings: Warnings::default(),
+        source: Source::Coco(Box::new(CocoBuckets {
+            images_dir,
+            categories,
+            dir,
+            buckets,
+            next_bucket: 0,
+            ready: VecDeque::new(),
+        })),
+    })
+}
+
+impl CocoBuckets {
+    fn next(&mut self, warnings: &mut Warnings) -> Result<Option<ImportItem>, String> {
+        while self.ready.is_empty() && self.next_bucket < self.buckets {
+            let path = self.dir.path().join(self.next_bucket.to_string());
+            self.next_bucket += 1;
+            let file = File::open(&path).map_err(|e| format!("reading a temporary file: {e}"))?;
+            let (mut images, mut annotations) = (Vec::new(), Vec::new());
+            for line in BufReader::new(file).lines() {
+                let line = line.map_err(|e| format!("reading a temporary file: {e}"))?;
+                match serde_json::from_str(&line).map_err(|e| e.to_string())? {
+                    CocoRecord::Image(i) => images.push(i),
+                    CocoRecord::Annotation(a) => annotations.push(a),
+                }
+            }
+            let _ = std::fs::remove_file(&path);
+            let mut items = coco_items(
+                &self.images_dir,
+                &self.categories,
+                images,
+                &annotations,
+                warnings,
+            );
+            items.sort_by(|a, b| (&a.folder, &a.filename).cmp(&(&b.folder, &b.filename)));
+            self.ready.extend(items);
+        }
+        Ok(self.ready.pop_front())
+    }
+}
+
+/// The items of some of a COCO file's images, given all the annotations of those images.
+fn coco_items(
+    images_dir: &Path,
+    by_id: &HashMap<String, CocoCategory>,
+    images: Vec<CocoImage>,
+    annotations: &[CocoAnnotation],
+    warnings: &mut Warnings,
+) -> Vec<ImportItem> {
     let mut per_image: HashMap<String, Vec<(String, Shape, f64)>> = HashMap::new();
-    for a in &coco.annotations {
+    for a in annotations {
         let Some(cat) = by_id.get(&id_key(&a.category_id)) else {
             warnings.add(
                 "unknown_category",
@@ -470,7 +844,7 @@ fn import_coco(root: &Path) -> Result<ImportPlan, String> {
         }
     }
     let mut items = Vec::new();
-    for img in coco.images {
+    for img in images {
         let rel = img.file_name.trim_start_matches('/').to_string();
         let path = images_dir.join(&rel);
         let labels = per_image.remove(&id_key(&img.id)).unwrap_or_default();
@@ -480,9 +854,6 @@ fn import_coco(root: &Path) -> Result<ImportPlan, String> {
                 "image(s) listed in the COCO file skipped: their file is missing",
             );
             continue;
-        }
-        for (name, _, _) in &labels {
-            add_class(&mut classes, name);
         }
         let (folder, filename) = split_rel(&rel);
         items.push(ImportItem {
@@ -501,13 +872,7 @@ fn import_coco(root: &Path) -> Result<ImportPlan, String> {
             "annotation(s) skipped: their image_id is not in images",
         );
     }
-    items.sort_by(|a, b| (&a.folder, &a.filename).cmp(&(&b.folder, &b.filename)));
-    Ok(ImportPlan {
-        format: Format::Coco,
-        classes,
-        items,
-        warnings: warnings.to_vec(),
-    })
+    items
 }
 
 fn id_key(v: &Value) -> String {
@@ -528,11 +893,17 @@ fn cmp_ids(a: &Value, b: &Value) -> std::cmp::Ordering {
     }
 }
 
-fn import_native(root: &Path) -> Result<ImportPlan, String> {
+fn native_lines(root: &Path) -> Result<std::io::Lines<BufReader<File>>, String> {
+    let file = File::open(root.join(crate::native::LINES_PATH))
+        .map_err(|e| format!("reading annotations.jsonl: {e}"))?;
+    Ok(BufReader::new(file).lines())
+}
+
+fn open_native(root: &Path) -> Result<ImportReader, String> {
     let dataset: Value = std::fs::read(root.join(crate::native::DATASET_PATH))
         .map_err(|e| format!("reading dataset.json: {e}"))
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("dataset.json: {e}")))?;
-    let mut classes: Vec<String> = dataset
+    let classes: Vec<String> = dataset
         .get("classes")
         .and_then(Value::as_array)
         .map(|a| {
@@ -541,24 +912,48 @@ fn import_native(root: &Path) -> Result<ImportPlan, String> {
                 .collect()
         })
         .unwrap_or_default();
-    let text = std::fs::read_to_string(root.join(crate::native::LINES_PATH))
-        .map_err(|e| format!("reading annotations.jsonl: {e}"))?;
-    let mut warnings = Warnings::default();
-    let mut items = Vec::new();
-    for (n, line) in text.lines().enumerate() {
+    // Every line is checked once up front, so a malformed one stops the import before
+    // anything is uploaded.
+    let (mut lines, mut line, mut total) = (native_lines(root)?, 0, 0);
+    let mut ignored = Warnings::default();
+    while native_next(root, &mut lines, &mut line, &mut ignored)?.is_some() {
+        total += 1;
+    }
+    Ok(ImportReader {
+        format: Format::Pictograph,
+        classes,
+        total,
+        warnings: Warnings::default(),
+        source: Source::Native {
+            root: root.to_path_buf(),
+            lines: native_lines(root)?,
+            line: 0,
+        },
+    })
+}
+
+/// The next image of `annotations.jsonl` whose file is there.
+fn native_next(
+    root: &Path,
+    lines: &mut std::io::Lines<BufReader<File>>,
+    n: &mut usize,
+    warnings: &mut Warnings,
+) -> Result<Option<ImportItem>, String> {
+    for line in lines.by_ref() {
+        *n += 1;
+        let line = line.map_err(|e| format!("reading annotations.jsonl: {e}"))?;
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(line)
-            .map_err(|e| format!("annotations.jsonl line {}: {e}", n + 1))?;
+        let v: Value =
+            serde_json::from_str(&line).map_err(|e| format!("annotations.jsonl line {n}: {e}"))?;
         let (Some(file), Some(folder), Some(filename)) = (
             v.get("file").and_then(Value::as_str),
             v.get("folder").and_then(Value::as_str),
             v.get("filename").and_then(Value::as_str),
         ) else {
             return Err(format!(
-                "annotations.jsonl line {}: needs file, folder and filename",
-                n + 1
+                "annotations.jsonl line {n}: needs file, folder and filename"
             ));
         };
         let path = root.join("images").join(file);
@@ -574,25 +969,15 @@ fn import_native(root: &Path) -> Result<ImportPlan, String> {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        for a in &list {
-            if let Some(name) = a.get("name").and_then(Value::as_str) {
-                add_class(&mut classes, name);
-            }
-        }
-        items.push(ImportItem {
+        return Ok(Some(ImportItem {
             path,
             folder: folder.to_string(),
             filename: filename.to_string(),
             status: v.get("status").and_then(Value::as_str).map(String::from),
             labels: Labels::Canonical(list),
-        });
+        }));
     }
-    Ok(ImportPlan {
-        format: Format::Pictograph,
-        classes,
-        items,
-        warnings: warnings.to_vec(),
-    })
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -690,6 +1075,121 @@ mod tests {
                 ("unknown_image", 1),
             ]
         );
+    }
+
+    /// A COCO file of `n` images (every third one's file missing), annotations first.
+    fn big_coco(dir: &Path, n: usize) -> Value {
+        std::fs::create_dir_all(dir.join("images/deep")).unwrap();
+        let mut images = Vec::new();
+        let mut annotations = Vec::new();
+        for i in 0..n {
+            let rel = format!("deep/{i:03}.png");
+            if i % 3 != 0 {
+                std::fs::write(dir.join("images").join(&rel), b"x").unwrap();
+            }
+            images.push(serde_json::json!({"id": i, "file_name": rel}));
+            for k in 0..(i % 4) {
+                annotations.push(serde_json::json!({
+                    "image_id": i, "category_id": 1 + k % 2, "bbox": [k, i, 2, 3]}));
+            }
+        }
+        annotations
+            .push(serde_json::json!({"image_id": 9999, "category_id": 1, "bbox": [0, 0, 1, 1]}));
+        // Annotations before images and categories last: key order is not to be relied on.
+        let doc = serde_json::json!({
+            "info": {"year": 2026},
+            "annotations": annotations,
+            "images": images,
+            "categories": [{"id": 2, "name": "b"}, {"id": 1, "name": "a"}],
+        });
+        std::fs::write(dir.join("coco.json"), doc.to_string()).unwrap();
+        doc
+    }
+
+    #[test]
+    fn coco_split_into_buckets_reads_as_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        big_coco(dir.path(), 60);
+        let whole = import(Format::Coco, dir.path()).unwrap();
+        assert_eq!(whole.items.len(), 40);
+        let mut reader = open_coco_in(dir.path(), 300).unwrap();
+        let buckets = match &reader.source {
+            Source::Coco(b) => b.buckets,
+            _ => unreachable!(),
+        };
+        assert!(buckets > 5, "{buckets} buckets");
+        assert_eq!(reader.total(), 60);
+        assert_eq!(reader.classes(), ["a", "b"]);
+        let mut items = Vec::new();
+        while let Some(chunk) = reader.next_chunk(7).unwrap() {
+            assert!(chunk.len() <= 7);
+            items.extend(chunk);
+        }
+        items.sort_by(|a, b| a.filename.cmp(&b.filename));
+        assert_eq!(items, whole.items);
+        assert_eq!(reader.warnings(), whole.warnings);
+        let codes: Vec<(&str, u64)> = whole
+            .warnings
+            .iter()
+            .map(|w| (w.code.as_str(), w.count))
+            .collect();
+        assert_eq!(codes, [("missing_image_file", 20), ("unknown_image", 1)]);
+        let nine = items.iter().find(|i| i.filename == "011.png").unwrap();
+        assert_eq!(nine.len(), 3);
+        assert_eq!(nine.folder, "/deep");
+    }
+
+    #[test]
+    fn a_malformed_coco_file_is_refused_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("coco.json"), r#"{"images": [{"id": 1}]}"#).unwrap();
+        let err = ImportReader::open(Format::Coco, dir.path()).unwrap_err();
+        assert!(err.contains("not a COCO file"), "{err}");
+        std::fs::write(dir.path().join("coco.json"), r#"{"images": []} trailing"#).unwrap();
+        assert!(ImportReader::open(Format::Coco, dir.path()).is_err());
+    }
+
+    #[test]
+    fn yolo_and_voc_folders_are_read_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("data.yaml"), "names:\n  0: cat\n").unwrap();
+        for i in 0..25 {
+            let sub = if i % 2 == 0 { "train" } else { "val/deep" };
+            std::fs::create_dir_all(root.join("images").join(sub)).unwrap();
+            std::fs::create_dir_all(root.join("labels").join(sub)).unwrap();
+            std::fs::write(root.join(format!("images/{sub}/{i}.png")), b"x").unwrap();
+            std::fs::write(
+                root.join(format!("labels/{sub}/{i}.txt")),
+                "0 0.5 0.5 0.2 0.2\n",
+            )
+            .unwrap();
+        }
+        std::fs::write(root.join("images/notes.txt"), b"not an image").unwrap();
+        let mut reader = ImportReader::open(Format::Yolo, root).unwrap();
+        assert_eq!(reader.total(), 25);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut chunks = 0;
+        while let Some(chunk) = reader.next_chunk(10).unwrap() {
+            chunks += 1;
+            for item in chunk {
+                assert_eq!(item.len(), 1);
+                assert!(seen.insert((item.folder, item.filename)));
+            }
+        }
+        assert_eq!((chunks, seen.len()), (3, 25));
+        assert!(seen.contains(&("/val/deep".to_string(), "1.png".to_string())));
+
+        // A malformed VOC file stops the import when the folder is opened.
+        std::fs::create_dir_all(root.join("JPEGImages")).unwrap();
+        std::fs::create_dir_all(root.join("Annotations")).unwrap();
+        std::fs::write(root.join("JPEGImages/a.png"), b"x").unwrap();
+        std::fs::write(
+            root.join("Annotations/a.xml"),
+            "<annotation><object><name>x</name></object></annotation>",
+        )
+        .unwrap();
+        assert!(ImportReader::open(Format::Voc, root).is_err());
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! temporary files, so memory stays flat whatever the dataset size. The caller puts the image
 //! bytes at [`Writer::image_path`].
 //!
-//! Parsers ([`import`]) read a folder in one of the formats back into images and canonical
-//! annotations.
+//! Parsers read a folder in one of the formats back into images and canonical annotations:
+//! [`ImportReader`] a chunk of images at a time (memory holds one chunk, whatever the folder's
+//! size), [`import`] all at once.
 //!
 //! What a format cannot hold is never dropped silently: every writer and parser reports it
 //! as [`Warning`]s, one per kind with its count.
@@ -36,7 +37,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io;
 
-pub use import::{import, ImportItem, ImportPlan, Labels};
+pub use import::{import, ImportItem, ImportPlan, ImportReader, Labels};
 pub use shape::{canonical, read_annotation, Ann, Shape};
 
 /// An export or import format.

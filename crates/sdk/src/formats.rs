@@ -9,30 +9,34 @@
 //!
 //! [`export_archive`] has the server build the export instead (an export job) and saves the
 //! resulting tar archive; [`start_server_export`] and [`server_export`] are its two calls.
+//! [`list_server_exports`] lists a dataset's jobs and [`stop_server_export`] cancels or
+//! deletes one.
 //!
 //! [`import_folder`] is idempotent: images already in the dataset (same folder and name) are
 //! not uploaded again, and an image whose annotations already equal the folder's is left
-//! alone, so a re-run changes nothing.
+//! alone, so a re-run changes nothing. It reads the folder a chunk of images at a time and
+//! looks each image up in the dataset by name, so memory stays flat whatever the size of the
+//! folder or of the dataset.
 
 use crate::annotations::Annotation;
 use crate::batch::ImageUpdate;
 use crate::client::Client;
 use crate::datasets::{ImageListOptions, Progress};
 use crate::error::{Error, Result};
-use crate::http::{segment, Req};
+use crate::http::{field, segment, Req};
 use crate::images::UploadOptions;
 use crate::models::{DatasetClass, Image, Status};
 use crate::projects::{CreateProject, UpdateProject};
 use crate::workflows::UploadFailure;
 use futures::StreamExt;
 use pictograph_core::names;
-use pictograph_formats::{Body, ExportOptions as WriterOptions, ImageInfo, ImportItem};
+use pictograph_formats::{
+    Body, ExportOptions as WriterOptions, ImageInfo, ImportItem, ImportReader,
+};
 use reqwest::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 pub use pictograph_formats::{Format, Warning};
 
@@ -286,8 +290,15 @@ enum Outcome {
     Existing,
 }
 
+/// Images read from the folder and handled per round: memory holds one chunk of images and
+/// their annotations, whatever the size of the folder or of the dataset.
+const IMPORT_CHUNK: usize = 256;
+
 /// Imports the folder `folder` in `format` into the dataset `dataset`: uploads its images
 /// (each into the virtual folder of its sub-directory) and saves their annotations.
+///
+/// The folder is read [`IMPORT_CHUNK`] images at a time, and each image is looked up in the
+/// dataset by folder and name, so neither the folder's nor the dataset's whole list is held.
 ///
 /// [`Error::InvalidArgument`] when the folder is not in the format (before any upload);
 /// [`Error::NotFound`] when the dataset is missing and `create_if_missing` is off. Per-image
@@ -301,20 +312,22 @@ pub async fn import_folder(
 ) -> Result<ImportReport> {
     let root = folder.as_ref().to_path_buf();
     let read_root = root.clone();
-    let plan = tokio::task::spawn_blocking(move || pictograph_formats::import(format, &read_root))
-        .await
-        .map_err(|e| Error::io(&root, std::io::Error::other(e)))?
-        .map_err(Error::InvalidArgument)?;
-    let mut report = ImportReport {
-        images: plan.items.len(),
-        annotations: plan.items.iter().map(ImportItem::len).sum(),
-        warnings: plan.warnings.clone(),
-        ..ImportReport::default()
+    let mut reads = read_in_chunks(format, read_root);
+    let (declared, total) = match reads.recv().await {
+        Some(Read::Opened { classes, total }) => (classes, total),
+        Some(Read::Failed(e)) => return Err(Error::InvalidArgument(e)),
+        _ => {
+            return Err(Error::io(
+                &root,
+                std::io::Error::other("the reader stopped"),
+            ))
+        }
     };
+    let mut report = ImportReport::default();
     let ds = match client.projects().get(dataset).await {
         Ok(d) => d,
         Err(Error::NotFound(_)) if options.create_if_missing => {
-            let classes = plan.classes.iter().map(DatasetClass::new).collect();
+            let classes = declared.iter().map(DatasetClass::new).collect();
             match client
                 .projects()
                 .create(dataset, CreateProject::default().classes(classes))
@@ -332,90 +345,181 @@ pub async fn import_folder(
     };
     report.dataset_id = ds.id.clone();
     // An empty class set allows any name; a set that lacks some of the folder's classes
-    // would refuse their annotations, so they are added.
-    if !ds.classes.is_empty() {
-        let missing: Vec<String> = plan
-            .classes
-            .iter()
-            .filter(|c| !ds.classes.iter().any(|d| &d.name == *c))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            let mut classes = ds.classes.clone();
-            classes.extend(missing.iter().map(DatasetClass::new));
-            client
-                .projects()
-                .update(&ds.name, UpdateProject::default().classes(classes))
-                .await?;
-            report.classes_added = missing;
-        }
+    // would refuse their annotations, so they are added (the declared ones now, those only
+    // annotations use as their chunk comes). A set this import made is kept complete too.
+    let keep_classes = report.created || !ds.classes.is_empty();
+    let mut classes: Vec<String> = ds.classes.iter().map(|c| c.name.clone()).collect();
+    if keep_classes {
+        add_classes(client, &ds.name, &mut classes, declared, &mut report).await?;
     }
 
-    let mut existing: HashMap<(String, String), Image> = HashMap::new();
-    let mut offset = 0;
-    loop {
-        let page = client
-            .datasets()
-            .list_images(
-                &ds.id,
-                ImageListOptions {
-                    limit: Some(PAGE),
-                    offset,
-                    ..ImageListOptions::default()
-                },
-            )
-            .await?;
-        let n = page.images.len();
-        for image in page.images {
-            existing.insert((image.folder().to_string(), image.filename.clone()), image);
-        }
-        offset += n;
-        if n < PAGE || !page.has_more {
-            break;
-        }
-    }
-    let existing = Arc::new(existing);
-
-    let total = plan.items.len();
     let workers = options.max_workers.max(1);
-    let mut results = futures::stream::iter(plan.items)
-        .map(|item| {
-            let client = client.clone();
-            let (dataset_id, dataset_name) = (ds.id.clone(), ds.name.clone());
-            let existing = existing.clone();
-            async move {
-                let outcome =
-                    import_one(&client, (&dataset_id, &dataset_name), &existing, &item).await;
-                (item, outcome)
-            }
-        })
-        .buffer_unordered(workers);
     let mut done = 0;
-    while let Some((item, outcome)) = results.next().await {
-        done += 1;
-        match outcome {
-            Ok((how, saved)) => {
-                match how {
-                    Outcome::Uploaded => report.uploaded += 1,
-                    Outcome::Existing => report.existing += 1,
-                }
-                if saved {
-                    report.annotations_saved += 1;
-                } else {
-                    report.annotations_unchanged += 1;
-                }
+    loop {
+        let chunk = match reads.recv().await {
+            Some(Read::Chunk(chunk)) => chunk,
+            Some(Read::Done(warnings)) => {
+                report.warnings = warnings;
+                break;
             }
-            Err(e) => report.failures.push(UploadFailure {
-                path: item.path.clone(),
-                reason: e.to_string(),
-            }),
+            Some(Read::Failed(e)) => return Err(Error::InvalidArgument(e)),
+            _ => {
+                return Err(Error::io(
+                    &root,
+                    std::io::Error::other("the reader stopped"),
+                ))
+            }
+        };
+        if keep_classes {
+            let used = chunk.iter().flat_map(ImportItem::class_names).collect();
+            add_classes(client, &ds.name, &mut classes, used, &mut report).await?;
         }
-        if let Some(p) = &options.progress {
-            let rel = item.path.strip_prefix(&root).unwrap_or(&item.path);
-            p(done, total, Some(&rel.to_string_lossy()));
+        report.images += chunk.len();
+        report.annotations += chunk.iter().map(ImportItem::len).sum::<usize>();
+        let look_up = !report.created;
+        let mut results = futures::stream::iter(chunk)
+            .map(|item| {
+                let client = client.clone();
+                let (dataset_id, dataset_name) = (ds.id.clone(), ds.name.clone());
+                async move {
+                    let outcome =
+                        import_one(&client, (&dataset_id, &dataset_name), look_up, &item).await;
+                    (item, outcome)
+                }
+            })
+            .buffer_unordered(workers);
+        while let Some((item, outcome)) = results.next().await {
+            done += 1;
+            match outcome {
+                Ok((how, saved)) => {
+                    match how {
+                        Outcome::Uploaded => report.uploaded += 1,
+                        Outcome::Existing => report.existing += 1,
+                    }
+                    if saved {
+                        report.annotations_saved += 1;
+                    } else {
+                        report.annotations_unchanged += 1;
+                    }
+                }
+                Err(e) => report.failures.push(UploadFailure {
+                    path: item.path.clone(),
+                    reason: e.to_string(),
+                }),
+            }
+            if let Some(p) = &options.progress {
+                let rel = item.path.strip_prefix(&root).unwrap_or(&item.path);
+                p(done, total.max(done), Some(&rel.to_string_lossy()));
+            }
         }
     }
     Ok(report)
+}
+
+/// What the thread reading an import folder sends.
+enum Read {
+    /// The folder is open: its declared classes and how many images it lists.
+    Opened { classes: Vec<String>, total: usize },
+    /// The next images.
+    Chunk(Vec<ImportItem>),
+    /// Every image was read; what could not be read or held.
+    Done(Vec<Warning>),
+    /// The folder could not be read.
+    Failed(String),
+}
+
+/// Reads the folder on a thread of its own, a chunk ahead of the importer at most (so what
+/// the reader allocates comes and goes in one place, and memory holds two chunks).
+fn read_in_chunks(format: Format, root: PathBuf) -> tokio::sync::mpsc::Receiver<Read> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    std::thread::spawn(move || {
+        let mut reader = match ImportReader::open(format, &root) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Read::Failed(e));
+                return;
+            }
+        };
+        let opened = Read::Opened {
+            classes: reader.classes().to_vec(),
+            total: reader.total(),
+        };
+        if tx.blocking_send(opened).is_err() {
+            return;
+        }
+        loop {
+            let read = match reader.next_chunk(IMPORT_CHUNK) {
+                Ok(Some(chunk)) => Read::Chunk(chunk),
+                Ok(None) => Read::Done(reader.warnings()),
+                Err(e) => Read::Failed(e),
+            };
+            let last = !matches!(read, Read::Chunk(_));
+            // The importer stopped listening (it failed): nothing more to read for.
+            if tx.blocking_send(read).is_err() || last {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Adds the names of `wanted` missing from the dataset's `classes` to its class set.
+async fn add_classes(
+    client: &Client,
+    dataset_name: &str,
+    classes: &mut Vec<String>,
+    wanted: Vec<String>,
+    report: &mut ImportReport,
+) -> Result<()> {
+    let mut missing: Vec<String> = Vec::new();
+    for name in wanted {
+        if !classes.contains(&name) && !missing.contains(&name) {
+            missing.push(name);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let all: Vec<DatasetClass> = classes
+        .iter()
+        .chain(&missing)
+        .map(DatasetClass::new)
+        .collect();
+    client
+        .projects()
+        .update(dataset_name, UpdateProject::default().classes(all))
+        .await?;
+    classes.extend(missing.iter().cloned());
+    if !report.created {
+        report.classes_added.extend(missing);
+    }
+    Ok(())
+}
+
+/// The live image named `filename` in the dataset's folder `folder`, if any (one indexed
+/// look-up by path).
+async fn find_image(
+    client: &Client,
+    dataset_id: &str,
+    folder: &str,
+    filename: &str,
+) -> Result<Option<Image>> {
+    let mut path = format!("/images/{}", segment(dataset_id));
+    for part in folder.split('/').filter(|p| !p.is_empty()) {
+        path.push('/');
+        path.push_str(&segment(part));
+    }
+    path.push('/');
+    path.push_str(&segment(filename));
+    path.push_str("/metadata");
+    match client.transport.json(Req::api(Method::GET, &path)).await {
+        Ok(v) => {
+            let image: Image = field(v, &["image", "data"])?;
+            Ok((!image.is_archived).then_some(image))
+        }
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Equal lists, ignoring the enclosing box the server may add to polygons and polylines.
@@ -437,28 +541,44 @@ fn same_annotations(a: &[Annotation], b: &[Annotation]) -> bool {
 }
 
 /// Uploads one image when missing and saves its annotations when they differ; answers
-/// whether it was uploaded and whether the annotations were saved.
+/// whether it was uploaded and whether the annotations were saved. With `look_up`, the
+/// dataset is asked for the image first (off when this import created the dataset: a name
+/// taken meanwhile is then found after the upload is refused).
 async fn import_one(
     client: &Client,
     (dataset_id, dataset_name): (&str, &str),
-    existing: &HashMap<(String, String), Image>,
+    look_up: bool,
     item: &ImportItem,
 ) -> Result<(Outcome, bool)> {
     let folder = names::folder_path(&item.folder).map_err(|e| Error::InvalidArgument(e.0))?;
-    let (image, how) = match existing.get(&(folder.clone(), item.filename.clone())) {
-        Some(image) => (image.clone(), Outcome::Existing),
+    let found = if look_up {
+        find_image(client, dataset_id, &folder, &item.filename).await?
+    } else {
+        None
+    };
+    let (image, how) = match found {
+        Some(image) => (image, Outcome::Existing),
         None => {
-            let image = client
+            let uploaded = client
                 .images()
                 .upload(
                     dataset_id,
                     &item.path,
                     UploadOptions::default()
-                        .folder_path(folder)
+                        .folder_path(folder.clone())
                         .filename(item.filename.clone()),
                 )
-                .await?;
-            (image, Outcome::Uploaded)
+                .await;
+            match uploaded {
+                Ok(image) => (image, Outcome::Uploaded),
+                Err(Error::Conflict(e)) => {
+                    let image = find_image(client, dataset_id, &folder, &item.filename)
+                        .await?
+                        .ok_or(Error::Conflict(e))?;
+                    (image, Outcome::Existing)
+                }
+                Err(e) => return Err(e),
+            }
         }
     };
     let (width, height) = (image.width.unwrap_or(0), image.height.unwrap_or(0));
@@ -523,7 +643,7 @@ impl std::fmt::Debug for ServerExportOptions {
 }
 
 /// The archive of a complete export job.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ExportArchive {
     /// `tar`.
     pub format: String,
@@ -534,7 +654,7 @@ pub struct ExportArchive {
 }
 
 /// An export job on the server.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ExportJob {
     /// Job id.
     pub id: String,
@@ -545,8 +665,11 @@ pub struct ExportJob {
     pub dataset: String,
     /// `coco`, `yolo`, `voc` or `pictograph`.
     pub format: String,
-    /// `queued`, `running`, `complete` or `failed`.
+    /// `queued`, `running`, `complete`, `failed` or `cancelled`.
     pub state: String,
+    /// When it was started (RFC 3339).
+    #[serde(default)]
+    pub created_at: Option<String>,
     /// Images to export.
     #[serde(default)]
     pub images_total: u64,
@@ -603,6 +726,56 @@ pub async fn server_export(client: &Client, dataset: &str, id: &str) -> Result<E
         &format!("/datasets/{}/exports/{}", segment(dataset), segment(id)),
     );
     client.transport.parse(req).await
+}
+
+/// One page of a dataset's export jobs ([`list_server_exports`]).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ExportJobPage {
+    /// The jobs, newest first.
+    pub exports: Vec<ExportJob>,
+    /// How many jobs the dataset has in all.
+    pub total: u64,
+}
+
+/// The dataset's export jobs, newest first: `limit` (at most 200) from `offset`.
+pub async fn list_server_exports(
+    client: &Client,
+    dataset: &str,
+    limit: usize,
+    offset: usize,
+) -> Result<ExportJobPage> {
+    let req = Req::api(
+        Method::GET,
+        &format!("/datasets/{}/exports", segment(dataset)),
+    )
+    .query("limit", limit)
+    .query("offset", offset);
+    client.transport.parse(req).await
+}
+
+/// What [`stop_server_export`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoppedExport {
+    /// The job was queued or running; it is now `cancelled` and stops.
+    Cancelled(ExportJob),
+    /// The job had ended; it is deleted and its archive freed (the job as it was).
+    Deleted(ExportJob),
+}
+
+/// Cancels a queued or running export job, or deletes an ended one with its archive.
+pub async fn stop_server_export(client: &Client, dataset: &str, id: &str) -> Result<StoppedExport> {
+    let req = Req::api(
+        Method::DELETE,
+        &format!("/datasets/{}/exports/{}", segment(dataset), segment(id)),
+    );
+    let v = client.transport.json(req).await?;
+    if v.get("deleted").is_some() {
+        Ok(StoppedExport::Deleted(field(v, &["deleted"])?))
+    } else {
+        serde_json::from_value(v)
+            .map(StoppedExport::Cancelled)
+            .map_err(|e| Error::Decode(e.to_string()))
+    }
 }
 
 /// Has the server export the dataset in `format`, waits for the job, and saves its tar

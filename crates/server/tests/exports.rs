@@ -298,3 +298,321 @@ async fn bad_export_requests_are_refused_and_orgs_walled_off() {
         .error(404, "not_found");
     t.stop().await;
 }
+
+/// Names of the image files in an unpacked pictograph export, sorted.
+fn exported_names(dir: &Path) -> Vec<String> {
+    let lines = std::fs::read_to_string(dir.join("annotations.jsonl")).unwrap();
+    let mut names: Vec<String> = lines
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            s(&v, "filename")
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// A dataset `paged` with images `p1.png` … `pN.png`, uploaded in order; answers its id and
+/// the images' ids in upload order.
+async fn numbered(t: &TestServer, n: u8) -> (String, Vec<String>) {
+    let ds = t.owner.create_dataset("paged").await;
+    let id = s(&ds, "id");
+    let mut ids = Vec::new();
+    for i in 1..=n {
+        let img = t.owner.upload_png(&id, "/", &format!("p{i}.png"), i).await;
+        ids.push(s(&img, "id"));
+    }
+    (id, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_pages_start_after_the_last_image_read_so_deletes_skip_nothing() {
+    let t = TestServer::start().await;
+    let (dataset, ids) = numbered(&t, 6).await;
+    let store = &t.app().state.store;
+    let names = |page: &[pictograph_server::store::ExportImage]| -> Vec<String> {
+        page.iter().map(|i| i.filename.clone()).collect()
+    };
+    let first = store
+        .export_images_after(&dataset, None, None, 2)
+        .await
+        .unwrap();
+    assert_eq!(names(&first), ["p1.png", "p2.png"]);
+    // The images already read are deleted and one is added before the next page: an offset
+    // of 2 would now skip p3 and p4.
+    for id in &ids[..2] {
+        t.owner
+            .delete(&format!("images/{id}?permanent=true"))
+            .await
+            .expect(200);
+    }
+    t.owner.upload_png(&dataset, "/", "p7.png", 7).await;
+    let last = first.last().unwrap();
+    let at = (last.created_at.as_str(), last.id.as_str());
+    let second = store
+        .export_images_after(&dataset, None, Some(at), 2)
+        .await
+        .unwrap();
+    assert_eq!(names(&second), ["p3.png", "p4.png"]);
+    // An image not read yet is archived (soft-deleted): it is left out, the rest follow.
+    t.owner
+        .delete(&format!("images/{}", ids[4]))
+        .await
+        .expect(200);
+    let last = second.last().unwrap();
+    let at = (last.created_at.as_str(), last.id.as_str());
+    let third = store
+        .export_images_after(&dataset, None, Some(at), 10)
+        .await
+        .unwrap();
+    assert_eq!(names(&third), ["p6.png", "p7.png"]);
+    assert_eq!(store.count_export_images(&dataset, None).await.unwrap(), 4);
+    assert_eq!(
+        store
+            .count_export_images(&dataset, Some("complete"))
+            .await
+            .unwrap(),
+        0
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_job_changed_under_between_pages_writes_every_surviving_image_once() {
+    let t = TestServer::start().await;
+    let (dataset, ids) = numbered(&t, 5).await;
+    let state = t.app().state.clone();
+    let org = state.store.ensure_org("org-a").await.unwrap().id;
+    let d = state
+        .store
+        .dataset_by_id(&org, &dataset)
+        .await
+        .unwrap()
+        .unwrap();
+    let job = state
+        .store
+        .create_export_job(&org, &dataset, "pictograph", None, false)
+        .await
+        .unwrap();
+    let mut pages = Vec::new();
+    let ran = pictograph_server::services::exports::run_paged(&state, &job, &d, 2, |done| {
+        pages.push(done);
+        let (owner, ids, dataset) = (t.owner.clone(), ids.clone(), dataset.clone());
+        async move {
+            if done == 2 {
+                // Both images written are deleted and a new one arrives.
+                for id in &ids[..2] {
+                    owner
+                        .delete(&format!("images/{id}?permanent=true"))
+                        .await
+                        .expect(200);
+                }
+                owner.upload_png(&dataset, "/", "p6.png", 6).await;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(ran, pictograph_server::services::exports::Ran::Complete);
+    assert_eq!(pages, [2, 4, 6]);
+    let job = wait(&t.owner, "paged", &job.id).await;
+    assert_eq!(job["state"], "complete", "{job}");
+    assert_eq!(job["images_done"], 6);
+    let dir = t.dir.path().join("paged");
+    unpack(&t, &job, &dir).await;
+    assert_eq!(
+        exported_names(&dir),
+        ["p1.png", "p2.png", "p3.png", "p4.png", "p5.png", "p6.png"]
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_export_is_cancelled_and_its_task_stops_at_the_next_page() {
+    let t = TestServer::start().await;
+    let (dataset, _) = numbered(&t, 5).await;
+    let state = t.app().state.clone();
+    let org = state.store.ensure_org("org-a").await.unwrap().id;
+    let d = state
+        .store
+        .dataset_by_id(&org, &dataset)
+        .await
+        .unwrap()
+        .unwrap();
+    let job = state
+        .store
+        .create_export_job(&org, &dataset, "coco", None, false)
+        .await
+        .unwrap();
+    let path = format!("datasets/paged/exports/{}", job.id);
+    let cancelled = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    let mut pages = Vec::new();
+    let ran = pictograph_server::services::exports::run_paged(&state, &job, &d, 2, |done| {
+        pages.push(done);
+        let (member, path) = (t.member.clone(), path.clone());
+        let slot = cancelled.clone();
+        async move {
+            if done == 2 {
+                // The running job, as listed, then cancelled by a member key.
+                let listed = member.get("datasets/paged/exports").await.ok_json(200);
+                assert_eq!(listed["exports"][0]["state"], "running", "{listed}");
+                let answer = member.delete(&path).await.ok_json(200);
+                *slot.lock().unwrap() = answer;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(ran, pictograph_server::services::exports::Ran::Stopped);
+    let cancelled = cancelled.lock().unwrap().clone();
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+    assert!(cancelled["download_url"].is_null());
+    let now = t.member.get(&path).await.ok_json(200);
+    assert_eq!(now["state"], "cancelled");
+    assert_eq!(
+        pages,
+        [2],
+        "the task stopped within the page after the cancel"
+    );
+    assert_eq!(now["images_done"], 2);
+    assert!(now["archive"].is_null());
+    assert!(
+        state
+            .blobs
+            .stale_temp(Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the staged archive was discarded"
+    );
+    // The sweep neither fails nor expires a fresh cancelled job; deleting it forgets it.
+    pictograph_server::services::maintenance::sweep(&state)
+        .await
+        .unwrap();
+    assert_eq!(t.member.get(&path).await.ok_json(200)["state"], "cancelled");
+    let gone = t.member.delete(&path).await.ok_json(200);
+    assert_eq!(gone["deleted"]["id"], job.id.as_str());
+    t.member.get(&path).await.error(404, "not_found");
+    t.member.delete(&path).await.error(404, "not_found");
+
+    // A job cancelled while still queued never starts.
+    let queued = state
+        .store
+        .create_export_job(&org, &dataset, "yolo", None, false)
+        .await
+        .unwrap();
+    let path = format!("datasets/paged/exports/{}", queued.id);
+    assert_eq!(
+        t.owner.delete(&path).await.ok_json(200)["state"],
+        "cancelled"
+    );
+    let ran = pictograph_server::services::exports::run_paged(&state, &queued, &d, 2, |_| async {
+        panic!("a cancelled job read a page")
+    })
+    .await
+    .unwrap();
+    assert_eq!(ran, pictograph_server::services::exports::Ran::Stopped);
+    assert_eq!(t.owner.get(&path).await.ok_json(200)["images_done"], 0);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_jobs_are_listed_newest_first_and_deleting_one_frees_its_archive() {
+    let t = TestServer::start().await;
+    seed(&t).await;
+    let state = t.app().state.clone();
+    let mut jobs = Vec::new();
+    for format in ["coco", "yolo", "voc"] {
+        jobs.push(export(&t.owner, "exp set", json!({"format": format})).await);
+    }
+    let listed = t
+        .member
+        .get("datasets/exp%20set/exports")
+        .await
+        .ok_json(200);
+    assert_eq!(listed["total"], 3);
+    let formats: Vec<&str> = listed["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["voc", "yolo", "coco"]);
+    assert_eq!(listed["data"], listed["exports"]);
+    // Each listed job has the shape of the job read alone.
+    let one = &listed["exports"][2];
+    let alone = t
+        .member
+        .get(&format!("datasets/exp%20set/exports/{}", s(one, "id")))
+        .await
+        .ok_json(200);
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(one), keys(&alone));
+    assert_eq!(one["archive"], alone["archive"]);
+    let page = t
+        .member
+        .get("datasets/exp%20set/exports?limit=1&offset=1")
+        .await
+        .ok_json(200);
+    assert_eq!(page["exports"].as_array().unwrap().len(), 1);
+    assert_eq!(page["exports"][0]["format"], "yolo");
+    assert_eq!(page["pagination"]["has_more"], true);
+    for bad in ["limit=0", "limit=201", "offset=-1", "limit=x", "sort=asc"] {
+        t.member
+            .get(&format!("datasets/exp%20set/exports?{bad}"))
+            .await
+            .error(422, "validation_error");
+    }
+    t.member
+        .get("datasets/no%20such%20set/exports")
+        .await
+        .error(404, "not_found");
+
+    // Deleting a complete job frees its archive; the other jobs keep theirs.
+    let coco = &jobs[0];
+    let hash = coco["archive"]["sha256"].as_str().unwrap();
+    assert!(state.blobs.exists(hash).await);
+    let gone = t
+        .member
+        .delete(&format!("datasets/exp%20set/exports/{}", s(coco, "id")))
+        .await
+        .ok_json(200);
+    assert_eq!(gone["deleted"]["state"], "complete");
+    assert!(!state.blobs.exists(hash).await, "archive bytes freed");
+    Client::send(reqwest::Client::new().get(coco["download_url"].as_str().unwrap()))
+        .await
+        .expect(404);
+    for other in &jobs[1..] {
+        assert!(
+            state
+                .blobs
+                .exists(other["archive"]["sha256"].as_str().unwrap())
+                .await
+        );
+    }
+    let listed = t
+        .member
+        .get("datasets/exp%20set/exports")
+        .await
+        .ok_json(200);
+    assert_eq!(listed["total"], 2);
+    // A job is reached only through its own dataset.
+    let elsewhere = t.owner.create_dataset("elsewhere").await;
+    t.owner
+        .delete(&format!(
+            "datasets/{}/exports/{}",
+            s(&elsewhere, "id"),
+            s(&jobs[1], "id")
+        ))
+        .await
+        .error(404, "not_found");
+    assert_eq!(
+        t.owner
+            .get(&format!("datasets/exp%20set/exports/{}", s(&jobs[1], "id")))
+            .await
+            .ok_json(200)["state"],
+        "complete"
+    );
+    t.stop().await;
+}

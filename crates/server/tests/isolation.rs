@@ -168,6 +168,10 @@ async fn snapshot(t: &TestServer, b: &OrgB) -> Value {
             .ok_json(200),
         "project": c.get(&format!("projects/{}", enc(B_NAME))).await.ok_json(200),
         "images": images,
+        "exports": c
+            .get(&format!("datasets/{}/exports", b.dataset_id))
+            .await
+            .ok_json(200),
     });
     without_signatures(&mut v);
     v
@@ -446,6 +450,16 @@ async fn org_a_gets_404_for_everything_of_org_b_on_every_route() {
         .ok_json(200);
     assert_eq!(r["succeeded"], json!([]), "{r}");
     assert_eq!(r["failed"][0]["code"], "not_found", "{r}");
+
+    // A's own dataset with B's export ids: not found, and B's jobs stand (the snapshot).
+    for id in &b.export_ids {
+        for call in [Method::GET, Method::DELETE] {
+            let path = format!("datasets/{}/exports/{id}", enc("a own"));
+            Client::send(t.owner.request(call, &path))
+                .await
+                .error(404, "not_found");
+        }
+    }
 
     // An idempotency key org B used replays nothing of B's for org A.
     let made_by_b = t

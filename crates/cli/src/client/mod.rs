@@ -15,6 +15,7 @@ pub mod config;
 pub mod datasets;
 pub mod download;
 pub mod export;
+pub mod exports;
 pub mod images;
 pub mod import;
 pub mod login;

@@ -150,9 +150,21 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         ),
         entry(
             get.clone(),
+            "/datasets/{dataset}/exports",
+            Key,
+            exports::list,
+        ),
+        entry(
+            get.clone(),
             "/datasets/{dataset}/exports/{id}",
             Key,
             exports::get,
+        ),
+        entry(
+            delete.clone(),
+            "/datasets/{dataset}/exports/{id}",
+            Key,
+            exports::delete,
         ),
         entry(get.clone(), "/projects", Key, projects::list),
         entry(post.clone(), "/projects", Key, projects::create),

@@ -1,17 +1,22 @@
 //! Export jobs: a dataset written in a training format (COCO, YOLO, Pascal VOC or the
 //! lossless pictograph JSON Lines) into one tar archive, by a background task.
 //!
-//! The task walks the dataset a page of images at a time and, for each image, hands its
-//! annotations to the format's writer and streams its bytes from the blob store into the
-//! archive, which is staged on local disk as it grows and then stored among the blobs. Memory
-//! stays flat whatever the dataset size. Progress is written to the job every few seconds
-//! (that also shows the task is alive: the maintenance sweep fails jobs that stop moving).
-//! Finished jobs and their archives are kept for a day.
+//! The task walks the dataset a page of images at a time, each page starting after the last
+//! image of the one before in `(created_at, id)` order (so images deleted or added meanwhile
+//! never make it skip or repeat another), and, for each image, hands its annotations to the
+//! format's writer and streams its bytes from the blob store into the archive, which is
+//! staged on local disk as it grows and then stored among the blobs. Memory stays flat
+//! whatever the dataset size. Progress is written to the job after every page and every few
+//! seconds (that also shows the task is alive: the maintenance sweep fails jobs that stop
+//! moving), and each write finds out whether the job was cancelled, so a cancelled task stops
+//! within a page and discards its staged archive. Finished jobs and their archives are kept
+//! for a day unless deleted sooner.
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::services::datasets::by_ref;
-use crate::store::{DatasetRow, ExportJobRow, ImageFilter};
+use crate::services::maintenance;
+use crate::store::{DatasetRow, ExportJobRow, StoppedJob};
 use crate::AppState;
 use anyhow::Context;
 use futures::StreamExt;
@@ -22,7 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 
 /// Images read per query.
-const PAGE: i64 = 500;
+pub const PAGE: i64 = 500;
 
 /// How often a running job writes its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -104,8 +109,62 @@ pub async fn get(
     Ok((job, d))
 }
 
+/// Largest page of `GET /datasets/{dataset}/exports`.
+pub const LIST_CAP: i64 = 200;
+
+/// The dataset's jobs, newest first, with how many there are in all.
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    dataset: &str,
+    limit: i64,
+    offset: i64,
+) -> ApiResult<(Vec<ExportJobRow>, i64, DatasetRow)> {
+    let d = by_ref(state, caller, dataset).await?;
+    let (jobs, total) = state
+        .store
+        .list_export_jobs(&caller.org_id, &d.id, limit, offset)
+        .await?;
+    Ok((jobs, total, d))
+}
+
+/// What `DELETE /datasets/{dataset}/exports/{id}` did.
+#[derive(Debug)]
+pub enum Stopped {
+    /// The job was queued or running: it is now `cancelled` and its task stops.
+    Cancelled(Box<ExportJobRow>),
+    /// The job had ended: it is forgotten and its archive freed.
+    Deleted(Box<ExportJobRow>),
+}
+
+/// Cancels a queued or running job, or deletes an ended one with its archive. Any key of the
+/// organisation may, as any may start one: a job holds nothing that is not in the dataset.
+pub async fn stop(
+    state: &AppState,
+    caller: &Caller,
+    dataset: &str,
+    id: &str,
+) -> ApiResult<(Stopped, DatasetRow)> {
+    caller.require(Role::Member, "Cancelling or deleting an export")?;
+    let (job, d) = get(state, caller, dataset, id).await?;
+    let stopped = state
+        .store
+        .stop_export_job(&caller.org_id, &d.id, &job.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("Export '{id}' not found")))?;
+    Ok(match stopped {
+        StoppedJob::Cancelled(row) => (Stopped::Cancelled(row), d),
+        StoppedJob::Deleted(hash) => {
+            if let Some(hash) = hash {
+                maintenance::release_archive(state, &hash).await;
+            }
+            (Stopped::Deleted(Box::new(job)), d)
+        }
+    })
+}
+
 async fn run(state: AppState, job: ExportJobRow, dataset: DatasetRow) {
-    if let Err(e) = export(&state, &job, &dataset).await {
+    if let Err(e) = run_paged(&state, &job, &dataset, PAGE, |_| async {}).await {
         tracing::warn!(job = %job.id, error = format!("{e:#}"), "export failed");
         let msg = format!("export failed: {e:#}");
         if let Err(e) = state.store.fail_export_job(&job.id, &msg).await {
@@ -114,7 +173,75 @@ async fn run(state: AppState, job: ExportJobRow, dataset: DatasetRow) {
     }
 }
 
-async fn export(state: &AppState, job: &ExportJobRow, dataset: &DatasetRow) -> anyhow::Result<()> {
+/// How a job's task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    /// The archive is stored and the job complete.
+    Complete,
+    /// The job was cancelled (or deleted) meanwhile; nothing was kept.
+    Stopped,
+}
+
+/// Runs the export task of `job`: reads the dataset `page` images at a time in
+/// `(created_at, id)` order, each page starting after the last image of the one before, and
+/// calls `after_page` with the images written so far after each page. The server runs it in
+/// the background with [`PAGE`] and nothing after pages; tests run it directly to change the
+/// dataset or cancel the job between pages.
+pub async fn run_paged<F, Fut>(
+    state: &AppState,
+    job: &ExportJobRow,
+    dataset: &DatasetRow,
+    page: i64,
+    mut after_page: F,
+) -> anyhow::Result<Ran>
+where
+    F: FnMut(i64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tar = Tar::new(state.blobs.incoming().await?);
+    let out = export(state, job, dataset, page, &mut after_page, &mut tar).await;
+    match out {
+        Ok(Some(warnings)) => {
+            let (tmp, hash, size) = tar.finish().await?;
+            if let Err(e) = state.blobs.commit(&tmp, &hash).await {
+                state.blobs.discard(&tmp).await;
+                return Err(e.into());
+            }
+            let kept = state
+                .store
+                .finish_export_job(&job.id, &hash, size as i64, &warnings)
+                .await?;
+            if kept {
+                return Ok(Ran::Complete);
+            }
+            maintenance::release_archive(state, &hash).await;
+            Ok(Ran::Stopped)
+        }
+        Ok(None) => {
+            state.blobs.discard(tar.out.path()).await;
+            Ok(Ran::Stopped)
+        }
+        Err(e) => {
+            state.blobs.discard(tar.out.path()).await;
+            Err(e)
+        }
+    }
+}
+
+/// Writes the job's archive into `tar`; answers its warnings (JSON), or `None` when the job
+/// was cancelled or deleted meanwhile.
+async fn export<F, Fut>(
+    state: &AppState,
+    job: &ExportJobRow,
+    dataset: &DatasetRow,
+    page: i64,
+    after_page: &mut F,
+    tar: &mut Tar,
+) -> anyhow::Result<Option<String>>
+where
+    F: FnMut(i64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let format = Format::parse(&job.format).context("unknown format")?;
     let mut writer = pictograph_formats::writer(
         format,
@@ -124,24 +251,24 @@ async fn export(state: &AppState, job: &ExportJobRow, dataset: &DatasetRow) -> a
             polygons_as_boxes: job.polygons_as_boxes,
         },
     )?;
-    let mut tar = Tar::new(state.blobs.incoming().await?);
-    let filter = ImageFilter {
-        status: job.status_filter.clone(),
-        ..ImageFilter::default()
-    };
+    let status = job.status_filter.as_deref();
+    let store = &state.store;
+    let total = store.count_export_images(&dataset.id, status).await?;
+    if !store.export_progress(&job.id, total, 0, 0).await? {
+        return Ok(None);
+    }
     let (mut done, mut annotations) = (0i64, 0i64);
     let mut last_progress = Instant::now();
-    let mut offset = 0;
+    let mut after: Option<(String, String)> = None;
     loop {
-        let (rows, total) = state
-            .store
-            .find_images(&dataset.id, &filter, PAGE, offset)
+        let rows = store
+            .export_images_after(
+                &dataset.id,
+                status,
+                after.as_ref().map(|(at, id)| (at.as_str(), id.as_str())),
+                page,
+            )
             .await?;
-        if offset == 0 {
-            state.store.export_progress(&job.id, total, 0, 0).await?;
-        }
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let mut lists = state.store.annotation_lists(&ids).await?;
         for img in &rows {
             let info = ImageInfo {
                 folder: img.folder.clone(),
@@ -150,8 +277,8 @@ async fn export(state: &AppState, job: &ExportJobRow, dataset: &DatasetRow) -> a
                 height: img.height.unwrap_or(0).max(0) as u32,
                 status: img.status.clone(),
             };
-            let list = match lists.remove(&img.id) {
-                Some(serde_json::Value::Array(a)) => a,
+            let list = match serde_json::from_str(&img.annotations)? {
+                serde_json::Value::Array(a) => a,
                 _ => Vec::new(),
             };
             let size = img.file_size as u64;
@@ -172,37 +299,41 @@ async fn export(state: &AppState, job: &ExportJobRow, dataset: &DatasetRow) -> a
             done += 1;
             annotations += list.len() as i64;
             if last_progress.elapsed() >= PROGRESS_EVERY {
-                state
-                    .store
+                if !store
                     .export_progress(&job.id, total.max(done), done, annotations)
-                    .await?;
+                    .await?
+                {
+                    return Ok(None);
+                }
                 last_progress = Instant::now();
             }
         }
-        if (rows.len() as i64) < PAGE {
+        let Some(last) = rows.last() else { break };
+        after = Some((last.created_at.clone(), last.id.clone()));
+        // Every page checks that the job still stands, so a cancel stops it within a page.
+        if !store
+            .export_progress(&job.id, total.max(done), done, annotations)
+            .await?
+        {
+            return Ok(None);
+        }
+        last_progress = Instant::now();
+        after_page(done).await;
+        if (rows.len() as i64) < page {
             break;
         }
-        offset += PAGE;
     }
-    state
-        .store
+    if !store
         .export_progress(&job.id, done, done, annotations)
-        .await?;
+        .await?
+    {
+        return Ok(None);
+    }
     let finished = writer.finish()?;
     for file in finished.files {
         tar.file(&file.path, file.body).await?;
     }
-    let (tmp, hash, size) = tar.finish().await?;
-    if let Err(e) = state.blobs.commit(&tmp, &hash).await {
-        state.blobs.discard(&tmp).await;
-        return Err(e.into());
-    }
-    let warnings = serde_json::to_string(&finished.warnings)?;
-    state
-        .store
-        .finish_export_job(&job.id, &hash, size as i64, &warnings)
-        .await?;
-    Ok(())
+    Ok(Some(serde_json::to_string(&finished.warnings)?))
 }
 
 /// A tar archive (POSIX ustar, with pax records for long paths) written into a staged blob.

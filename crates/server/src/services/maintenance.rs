@@ -233,3 +233,13 @@ pub async fn release(state: &AppState, hashes: Vec<String>) -> usize {
         }
     }
 }
+
+/// Called after the export job referring to the archive `hash` was deleted (or never came to
+/// refer to it): frees its bytes now unless another job refers to them. Archives are not
+/// shared with images or uploads, so no grace period applies, as when the sweep expires them.
+pub async fn release_archive(state: &AppState, hash: &str) {
+    let now = fmt_time(chrono::Utc::now());
+    if let Err(e) = free(state, vec![hash.to_string()], &now, false).await {
+        tracing::warn!(error = %e, hash, "freeing an export archive failed; the sweep's store scan frees it later");
+    }
+}

@@ -1,6 +1,6 @@
 //! Export jobs: what was asked, how far the background task got, and the archive it made.
 
-use super::{get, now, Store, StoreResult};
+use super::{get, now, Store, StoreError, StoreResult};
 use sqlx::any::AnyRow;
 
 /// An export job.
@@ -18,7 +18,7 @@ pub struct ExportJobRow {
     pub status_filter: Option<String>,
     /// YOLO and VOC: polygons written as their boxes.
     pub polygons_as_boxes: bool,
-    /// `queued`, `running`, `complete` or `failed`.
+    /// `queued`, `running`, `complete`, `failed` or `cancelled`.
     pub state: String,
     /// Images to export (known once running).
     pub images_total: i64,
@@ -43,6 +43,43 @@ pub struct ExportJobRow {
 const COLUMNS: &str = "id, org_id, dataset_id, format, status_filter, polygons_as_boxes, state, \
      images_total, images_done, annotations, warnings, error, archive_hash, archive_size, \
      created_at, updated_at";
+
+/// One image as an export job reads it: what the writers need, and its place in the
+/// dataset's `(created_at, id)` order.
+#[derive(Debug, Clone)]
+pub struct ExportImage {
+    /// Id (UUID).
+    pub id: String,
+    /// Virtual folder.
+    pub folder: String,
+    /// File name.
+    pub filename: String,
+    /// new, annotate, review or complete.
+    pub status: String,
+    /// SHA-256 of the stored bytes.
+    pub blob_hash: String,
+    /// Size of the stored bytes.
+    pub file_size: i64,
+    /// Pixel width.
+    pub width: Option<i64>,
+    /// Pixel height.
+    pub height: Option<i64>,
+    /// The annotation list (JSON).
+    pub annotations: String,
+    /// Creation time: with `id`, the position the next page starts after.
+    pub created_at: String,
+}
+
+/// What [`Store::stop_export_job`] did.
+#[derive(Debug, Clone)]
+pub enum StoppedJob {
+    /// The job was queued or running and is now `cancelled`; its task stops at its next check.
+    Cancelled(Box<ExportJobRow>),
+    /// The job had ended and is forgotten; its archive's hash, when no other job shares it.
+    Deleted(Option<String>),
+}
+
+const STOP_REASON: &str = "cancelled on request";
 
 impl ExportJobRow {
     fn from_row(r: &AnyRow) -> StoreResult<ExportJobRow> {
@@ -117,17 +154,117 @@ impl Store {
         row.as_ref().map(ExportJobRow::from_row).transpose()
     }
 
-    /// Marks a job running, or moves its progress on.
+    /// The dataset's jobs, newest first, with how many there are in all.
+    pub async fn list_export_jobs(
+        &self,
+        org_id: &str,
+        dataset_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<ExportJobRow>, i64)> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM export_jobs WHERE dataset_id = $1 AND org_id = $2 \
+             ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(dataset_id)
+            .bind(org_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.read)
+            .await?;
+        let total = sqlx::query(
+            "SELECT COUNT(*) AS n FROM export_jobs WHERE dataset_id = $1 AND org_id = $2",
+        )
+        .bind(dataset_id)
+        .bind(org_id)
+        .fetch_one(&self.read)
+        .await?;
+        let list = rows
+            .iter()
+            .map(ExportJobRow::from_row)
+            .collect::<StoreResult<_>>()?;
+        Ok((list, get(&total, "n")?))
+    }
+
+    /// How many images an export of the dataset (only those with `status`, when set) reads.
+    pub async fn count_export_images(
+        &self,
+        dataset_id: &str,
+        status: Option<&str>,
+    ) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM images WHERE dataset_id = $1 AND is_archived = 0 \
+             AND ($2 IS NULL OR status = $2)",
+        )
+        .bind(dataset_id)
+        .bind(status)
+        .fetch_one(&self.read)
+        .await?;
+        get(&row, "n")
+    }
+
+    /// The next `limit` live images of the dataset (only those with `status`, when set) in
+    /// `(created_at, id)` order, starting after the image at `after` (from the start when
+    /// `None`). Paging by position rather than by count means images deleted or added between
+    /// pages never make a reader skip or repeat one that is still there.
+    pub async fn export_images_after(
+        &self,
+        dataset_id: &str,
+        status: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> StoreResult<Vec<ExportImage>> {
+        let (after_at, after_id) = after.unwrap_or(("", ""));
+        let rows = sqlx::query(
+            "SELECT id, folder, filename, status, blob_hash, file_size, width, height, \
+             annotations, annotation_count, created_at FROM images \
+             WHERE dataset_id = $1 AND is_archived = 0 AND ($2 IS NULL OR status = $2) \
+             AND (created_at > $3 OR (created_at = $3 AND id > $4)) \
+             ORDER BY created_at, id LIMIT $5",
+        )
+        .bind(dataset_id)
+        .bind(status)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let count: i64 = get(r, "annotation_count")?;
+                Ok(ExportImage {
+                    id: get(r, "id")?,
+                    folder: get(r, "folder")?,
+                    filename: get(r, "filename")?,
+                    status: get(r, "status")?,
+                    blob_hash: get(r, "blob_hash")?,
+                    file_size: get(r, "file_size")?,
+                    width: get(r, "width")?,
+                    height: get(r, "height")?,
+                    annotations: if count > 0 {
+                        get(r, "annotations")?
+                    } else {
+                        "[]".to_string()
+                    },
+                    created_at: get(r, "created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks a job running, or moves its progress on. Answers false when the job is no longer
+    /// queued or running (cancelled, or gone): its task should stop.
     pub async fn export_progress(
         &self,
         id: &str,
         total: i64,
         done: i64,
         annotations: i64,
-    ) -> StoreResult<()> {
-        sqlx::query(
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
             "UPDATE export_jobs SET state = 'running', images_total = $2, images_done = $3, \
-             annotations = $4, updated_at = $5 WHERE id = $1",
+             annotations = $4, updated_at = $5 WHERE id = $1 AND state IN ('queued', 'running')",
         )
         .bind(id)
         .bind(total)
@@ -136,20 +273,22 @@ impl Store {
         .bind(now())
         .execute(&self.write)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
-    /// Marks a job complete with its archive and warnings.
+    /// Marks a running job complete with its archive and warnings. Answers false when the job
+    /// was cancelled or deleted meanwhile (the archive is then not referred to by it).
     pub async fn finish_export_job(
         &self,
         id: &str,
         hash: &str,
         size: i64,
         warnings: &str,
-    ) -> StoreResult<()> {
-        sqlx::query(
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
             "UPDATE export_jobs SET state = 'complete', archive_hash = $2, archive_size = $3, \
-             warnings = $4, images_total = images_done, updated_at = $5 WHERE id = $1",
+             warnings = $4, images_total = images_done, updated_at = $5 \
+             WHERE id = $1 AND state = 'running'",
         )
         .bind(id)
         .bind(hash)
@@ -158,13 +297,14 @@ impl Store {
         .bind(now())
         .execute(&self.write)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
-    /// Marks a job failed.
+    /// Marks a queued or running job failed (a cancelled one stays cancelled).
     pub async fn fail_export_job(&self, id: &str, error: &str) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE export_jobs SET state = 'failed', error = $2, updated_at = $3 WHERE id = $1",
+            "UPDATE export_jobs SET state = 'failed', error = $2, updated_at = $3 \
+             WHERE id = $1 AND state IN ('queued', 'running')",
         )
         .bind(id)
         .bind(error)
@@ -174,7 +314,83 @@ impl Store {
         Ok(())
     }
 
+    /// Stops the organisation's job `id` on the dataset: a queued or running one is marked
+    /// `cancelled` (its task notices and stops), an ended one is deleted. `None` when there
+    /// is no such job.
+    pub async fn stop_export_job(
+        &self,
+        org_id: &str,
+        dataset_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<StoppedJob>> {
+        // A job can end between the two statements; a second round then deletes it.
+        for _ in 0..3 {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "UPDATE export_jobs SET state = 'cancelled', error = $4, updated_at = $5 \
+                 WHERE id = $1 AND org_id = $2 AND dataset_id = $3 \
+                 AND state IN ('queued', 'running') RETURNING {COLUMNS}"
+            ));
+            let row = sqlx::query(sql)
+                .bind(id)
+                .bind(org_id)
+                .bind(dataset_id)
+                .bind(STOP_REASON)
+                .bind(now())
+                .fetch_optional(&self.write)
+                .await?;
+            if let Some(row) = row {
+                return Ok(Some(StoppedJob::Cancelled(Box::new(
+                    ExportJobRow::from_row(&row)?,
+                ))));
+            }
+            let row = sqlx::query(
+                "DELETE FROM export_jobs WHERE id = $1 AND org_id = $2 AND dataset_id = $3 \
+                 AND state NOT IN ('queued', 'running') RETURNING archive_hash",
+            )
+            .bind(id)
+            .bind(org_id)
+            .bind(dataset_id)
+            .fetch_optional(&self.write)
+            .await?;
+            if let Some(row) = row {
+                let hash = match get::<Option<String>>(&row, "archive_hash")? {
+                    Some(h) if !self.export_archive_shared(&h).await? => Some(h),
+                    _ => None,
+                };
+                return Ok(Some(StoppedJob::Deleted(hash)));
+            }
+            if self.export_job(org_id, id).await?.is_none() {
+                return Ok(None);
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    /// Whether any job refers to the archive `hash`.
+    async fn export_archive_shared(&self, hash: &str) -> StoreResult<bool> {
+        let still = sqlx::query("SELECT 1 AS one FROM export_jobs WHERE archive_hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.write)
+            .await?;
+        Ok(still.is_some())
+    }
+
+    /// Archive hashes of complete jobs, in order, a page at a time (for copying their bytes).
+    pub async fn export_archive_hashes(&self, after: &str, limit: i64) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT archive_hash FROM export_jobs \
+             WHERE archive_hash IS NOT NULL AND archive_hash > $1 \
+             ORDER BY archive_hash LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|r| get(r, "archive_hash")).collect()
+    }
+
     /// Fails the jobs a stopped process left queued or running (their task is gone).
+    /// Cancelled jobs stay cancelled.
     pub async fn fail_interrupted_export_jobs(&self, before: &str) -> StoreResult<u64> {
         let done = sqlx::query(
             "UPDATE export_jobs SET state = 'failed', \
@@ -192,8 +408,8 @@ impl Store {
     /// job refers to (their bytes can be freed).
     pub async fn expire_export_jobs(&self, before: &str) -> StoreResult<Vec<String>> {
         let rows = sqlx::query(
-            "DELETE FROM export_jobs WHERE updated_at < $1 AND state IN ('complete', 'failed') \
-             RETURNING archive_hash",
+            "DELETE FROM export_jobs WHERE updated_at < $1 \
+             AND state IN ('complete', 'failed', 'cancelled') RETURNING archive_hash",
         )
         .bind(before)
         .fetch_all(&self.write)
@@ -203,11 +419,7 @@ impl Store {
             let Some(hash) = get::<Option<String>>(r, "archive_hash")? else {
                 continue;
             };
-            let still = sqlx::query("SELECT 1 AS one FROM export_jobs WHERE archive_hash = $1")
-                .bind(&hash)
-                .fetch_optional(&self.write)
-                .await?;
-            if still.is_none() && !out.contains(&hash) {
+            if !self.export_archive_shared(&hash).await? && !out.contains(&hash) {
                 out.push(hash);
             }
         }
@@ -218,7 +430,7 @@ impl Store {
     pub async fn expired_export_archives(&self, before: &str) -> StoreResult<Vec<String>> {
         let rows = sqlx::query(
             "SELECT DISTINCT archive_hash FROM export_jobs WHERE updated_at < $1 \
-             AND state IN ('complete', 'failed') AND archive_hash IS NOT NULL",
+             AND state IN ('complete', 'failed', 'cancelled') AND archive_hash IS NOT NULL",
         )
         .bind(before)
         .fetch_all(&self.read)

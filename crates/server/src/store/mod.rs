@@ -13,7 +13,7 @@ mod transfer;
 mod uploads;
 
 pub use datasets::{DatasetPatch, DatasetRow};
-pub use exports::ExportJobRow;
+pub use exports::{ExportImage, ExportJobRow, StoppedJob};
 pub use images::{
     BatchOutcome, CopyMode, ImageFilter, ImageRow, ImageUpdate, NewImage, SavedAnnotations,
     NOT_FOUND_REASON,

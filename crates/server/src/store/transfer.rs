@@ -24,7 +24,9 @@ struct Table {
 }
 
 /// Tables in dependency order. Pending uploads, stored idempotent responses and rate buckets
-/// are short-lived and not copied.
+/// are short-lived and not copied. Export jobs are (their archives' bytes are copied with the
+/// images' by `pictograph migrate`); a job still running in the source is failed by the
+/// target's sweep, as its task does not move with it.
 const TABLES: &[Table] = &[
     Table {
         name: "organizations",
@@ -90,6 +92,28 @@ const TABLES: &[Table] = &[
             ("annotations", Text),
             ("annotation_count", Int),
             ("version", Int),
+            ("created_at", Text),
+            ("updated_at", Text),
+        ],
+    },
+    Table {
+        name: "export_jobs",
+        key: "id",
+        columns: &[
+            ("id", Text),
+            ("org_id", Text),
+            ("dataset_id", Text),
+            ("format", Text),
+            ("status_filter", Text),
+            ("polygons_as_boxes", Int),
+            ("state", Text),
+            ("images_total", Int),
+            ("images_done", Int),
+            ("annotations", Int),
+            ("warnings", Text),
+            ("error", Text),
+            ("archive_hash", Text),
+            ("archive_size", Int),
             ("created_at", Text),
             ("updated_at", Text),
         ],
