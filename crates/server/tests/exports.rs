@@ -367,14 +367,13 @@ async fn export_pages_start_after_the_last_image_read_so_deletes_skip_nothing() 
         .await
         .unwrap();
     assert_eq!(names(&third), ["p6.png", "p7.png"]);
-    assert_eq!(store.count_export_images(&dataset, None).await.unwrap(), 4);
-    assert_eq!(
-        store
-            .count_export_images(&dataset, Some("complete"))
-            .await
-            .unwrap(),
-        0
-    );
+    let all = pictograph_server::store::ImageFilter::default();
+    assert_eq!(store.count_images(&dataset, &all).await.unwrap(), 4);
+    let complete = pictograph_server::store::ImageFilter {
+        status: Some("complete".into()),
+        ..all
+    };
+    assert_eq!(store.count_images(&dataset, &complete).await.unwrap(), 0);
     t.stop().await;
 }
 

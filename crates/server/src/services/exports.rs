@@ -253,7 +253,11 @@ where
     )?;
     let status = job.status_filter.as_deref();
     let store = &state.store;
-    let total = store.count_export_images(&dataset.id, status).await?;
+    let filter = crate::store::ImageFilter {
+        status: status.map(str::to_string),
+        ..crate::store::ImageFilter::default()
+    };
+    let total = store.count_images(&dataset.id, &filter).await?;
     if !store.export_progress(&job.id, total, 0, 0).await? {
         return Ok(None);
     }

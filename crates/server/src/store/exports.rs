@@ -1,6 +1,6 @@
 //! Export jobs: what was asked, how far the background task got, and the archive it made.
 
-use super::{get, now, Store, StoreError, StoreResult};
+use super::{get, now, ImageFilter, Store, StoreError, StoreResult};
 use sqlx::any::AnyRow;
 
 /// An export job.
@@ -187,23 +187,6 @@ impl Store {
         Ok((list, get(&total, "n")?))
     }
 
-    /// How many images an export of the dataset (only those with `status`, when set) reads.
-    pub async fn count_export_images(
-        &self,
-        dataset_id: &str,
-        status: Option<&str>,
-    ) -> StoreResult<i64> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM images WHERE dataset_id = $1 AND is_archived = 0 \
-             AND ($2 IS NULL OR status = $2)",
-        )
-        .bind(dataset_id)
-        .bind(status)
-        .fetch_one(&self.read)
-        .await?;
-        get(&row, "n")
-    }
-
     /// The next `limit` live images of the dataset (only those with `status`, when set) in
     /// `(created_at, id)` order, starting after the image at `after` (from the start when
     /// `None`). Paging by position rather than by count means images deleted or added between
@@ -215,21 +198,22 @@ impl Store {
         after: Option<(&str, &str)>,
         limit: i64,
     ) -> StoreResult<Vec<ExportImage>> {
-        let (after_at, after_id) = after.unwrap_or(("", ""));
-        let rows = sqlx::query(
+        let filter = ImageFilter {
+            status: status.map(str::to_string),
+            ..ImageFilter::default()
+        };
+        let (condition, binds, _) = filter.condition(dataset_id, after);
+        let sql = sqlx::AssertSqlSafe(format!(
             "SELECT id, folder, filename, status, blob_hash, file_size, width, height, \
              annotations, annotation_count, created_at FROM images \
-             WHERE dataset_id = $1 AND is_archived = 0 AND ($2 IS NULL OR status = $2) \
-             AND (created_at > $3 OR (created_at = $3 AND id > $4)) \
-             ORDER BY created_at, id LIMIT $5",
-        )
-        .bind(dataset_id)
-        .bind(status)
-        .bind(after_at)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await?;
+             WHERE {condition} ORDER BY created_at, id LIMIT {}",
+            limit.max(0)
+        ));
+        let mut q = sqlx::query(sql);
+        for b in &binds {
+            q = q.bind(*b);
+        }
+        let rows = q.fetch_all(&self.read).await?;
         rows.iter()
             .map(|r| {
                 let count: i64 = get(r, "annotation_count")?;

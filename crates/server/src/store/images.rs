@@ -116,9 +116,14 @@ pub struct ImageFilter {
 }
 
 impl ImageFilter {
-    /// The SQL condition selecting the filter's images of a dataset, its parameters (`$1` is
-    /// the dataset), and the folder it narrows to (none when it spans the whole dataset).
-    fn condition<'a>(&'a self, dataset_id: &'a str) -> (String, Vec<&'a str>, Option<&'a str>) {
+    /// The SQL condition selecting the filter's images of a dataset, and with `after` (a
+    /// `(created_at, id)`) only those after it in listing order; its parameters (`$1` is the
+    /// dataset), and the folder it narrows to (none when it spans the whole dataset).
+    pub(super) fn condition<'a>(
+        &'a self,
+        dataset_id: &'a str,
+        after: Option<(&'a str, &'a str)>,
+    ) -> (String, Vec<&'a str>, Option<&'a str>) {
         // Everything under the root is the whole dataset.
         let (folder, recursive) = match self.folder.as_deref() {
             Some("/") if self.recursive => (None, false),
@@ -145,6 +150,14 @@ impl ImageFilter {
         if let Some(filename) = self.filename.as_deref() {
             binds.push(filename);
             clauses.push(format!("filename = ${}", binds.len()));
+        }
+        if let Some((created_at, id)) = after {
+            binds.push(created_at);
+            binds.push(id);
+            let (a, b) = (binds.len() - 1, binds.len());
+            clauses.push(format!(
+                "(created_at > ${a} OR (created_at = ${a} AND id > ${b}))"
+            ));
         }
         (clauses.join(" AND "), binds, folder)
     }
@@ -257,20 +270,8 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<ImageRow>, i64)> {
-        let (condition, binds, folder) = filter.condition(dataset_id);
-        let total = match self.kept_count(dataset_id, filter, folder).await? {
-            Some(total) => total,
-            None => {
-                let sql = AssertSqlSafe(format!(
-                    "SELECT COUNT(*) AS n FROM images WHERE {condition}"
-                ));
-                let mut q = sqlx::query(sql);
-                for b in &binds {
-                    q = q.bind(*b);
-                }
-                get(&q.fetch_one(&self.read).await?, "n")?
-            }
-        };
+        let (condition, binds, _) = filter.condition(dataset_id, None);
+        let total = self.count_images(dataset_id, filter).await?;
         let offset = offset.max(0);
         let limit = limit.clamp(0, (total - offset).max(0));
         if limit == 0 {
@@ -313,15 +314,7 @@ impl Store {
         after: Option<(&str, &str)>,
         limit: i64,
     ) -> StoreResult<Vec<ImageRow>> {
-        let (mut condition, mut binds, _) = filter.condition(dataset_id);
-        if let Some((created_at, id)) = after {
-            binds.push(created_at);
-            binds.push(id);
-            let (a, b) = (binds.len() - 1, binds.len());
-            condition.push_str(&format!(
-                " AND (created_at > ${a} OR (created_at = ${a} AND id > ${b}))"
-            ));
-        }
+        let (condition, binds, _) = filter.condition(dataset_id, after);
         let sql = AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY created_at, id LIMIT {}",
             limit.max(0)
@@ -335,6 +328,23 @@ impl Store {
             .iter()
             .map(ImageRow::from_row)
             .collect()
+    }
+
+    /// How many images of the dataset match `filter`: from the dataset's kept counters when
+    /// they say it (everything, live only, or complete only), else counted.
+    pub async fn count_images(&self, dataset_id: &str, filter: &ImageFilter) -> StoreResult<i64> {
+        let (condition, binds, folder) = filter.condition(dataset_id, None);
+        if let Some(n) = self.kept_count(dataset_id, filter, folder).await? {
+            return Ok(n);
+        }
+        let sql = AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM images WHERE {condition}"
+        ));
+        let mut q = sqlx::query(sql);
+        for b in &binds {
+            q = q.bind(*b);
+        }
+        get(&q.fetch_one(&self.read).await?, "n")
     }
 
     /// How many images match `filter`, when the dataset's counters say it.
