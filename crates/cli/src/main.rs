@@ -131,6 +131,7 @@ struct ServeArgs {
 
 fn main() {
     limit_malloc_arenas();
+    pictograph_server::store::configure_sqlite_process();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -23,9 +23,21 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What every handler can reach.
+/// What every handler can reach: one shared [`Shared`], so the clone axum makes for each
+/// extractor and middleware of a request is one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The server's parts.
+pub struct Shared {
     /// Configuration in effect.
     pub config: Arc<Config>,
     /// Metadata.
@@ -53,7 +65,7 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         Some(s) => s.clone().into_bytes(),
         None => load_or_create_secret(&config.data_dir).await?,
     };
-    Ok(AppState {
+    Ok(AppState(Arc::new(Shared {
         config: Arc::new(config),
         store: store.clone(),
         blobs,
@@ -62,7 +74,7 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
             store::Dialect::Sqlite => ratelimit::Limiter::memory(),
             store::Dialect::Postgres => ratelimit::Limiter::Database,
         }),
-    })
+    })))
 }
 
 async fn load_or_create_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {

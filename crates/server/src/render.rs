@@ -176,3 +176,37 @@ pub fn image_for(
     }
     v
 }
+
+/// A response object holding one value under several keys (the names different client
+/// generations read), serialised once and written once per key.
+pub struct SameUnder {
+    /// The keys, in the order they are written.
+    pub keys: &'static [&'static str],
+    /// The value.
+    pub value: Value,
+}
+
+impl axum::response::IntoResponse for SameUnder {
+    fn into_response(self) -> axum::response::Response {
+        let value = self.value.to_string();
+        let mut body = String::with_capacity((value.len() + 12) * self.keys.len() + 2);
+        body.push('{');
+        for (i, key) in self.keys.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(&Value::from(*key).to_string());
+            body.push(':');
+            body.push_str(&value);
+        }
+        body.push('}');
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response()
+    }
+}

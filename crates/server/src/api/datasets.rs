@@ -95,7 +95,7 @@ async fn answer(
     d: DatasetRow,
     opts: GetOptions,
     shape: Shape,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<render::SameUnder> {
     let images = if opts.include_images.unwrap_or(false) {
         let (limit, offset) =
             page(opts.images_limit, opts.images_offset, 1000, 10_000).map_err(|_| {
@@ -111,7 +111,10 @@ async fn answer(
         None
     };
     let v = render::dataset_for(&d, images, shape);
-    Ok(Json(json!({"dataset": v, "project": v, "data": v})))
+    Ok(render::SameUnder {
+        keys: &["data", "dataset", "project"],
+        value: v,
+    })
 }
 
 /// `GET /datasets/by-name/{name}`.
@@ -122,7 +125,7 @@ pub async fn get_by_name(
     CallerShape(shape): CallerShape,
     Path(name): Path<String>,
     Query(opts): Query<GetOptions>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<render::SameUnder> {
     let d = by_name(&state, &caller, &name).await?;
     answer(&state, &base, d, opts, shape).await
 }
@@ -135,7 +138,7 @@ pub async fn get_by_ref(
     CallerShape(shape): CallerShape,
     Path(r): Path<String>,
     Query(opts): Query<GetOptions>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<render::SameUnder> {
     let d = by_ref(&state, &caller, &r).await?;
     answer(&state, &base, d, opts, shape).await
 }
@@ -327,8 +330,11 @@ pub async fn download_by_ref(
     listing(&state, &base, d, o, shape).await
 }
 
-fn one(v: Value) -> Json<Value> {
-    Json(json!({"data": v, "dataset": v, "project": v}))
+fn one(value: Value) -> render::SameUnder {
+    render::SameUnder {
+        keys: &["data", "dataset", "project"],
+        value,
+    }
 }
 
 /// `POST /datasets/`: creates a dataset (`{name, readme?, description?, annotation_types?,
@@ -338,7 +344,7 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     CallerShape(shape): CallerShape,
     Body(body): Body<CreateProject>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, render::SameUnder)> {
     let d = service::create(&state, &caller, body).await?;
     Ok((
         StatusCode::CREATED,
@@ -353,7 +359,7 @@ pub async fn update_by_ref(
     CallerShape(shape): CallerShape,
     Path(r): Path<String>,
     Body(body): Body<UpdateProject>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<render::SameUnder> {
     caller.require(crate::auth::Role::Member, "Updating a dataset")?;
     let current = by_ref(&state, &caller, &r).await?;
     let d = service::update_dataset(&state, &caller, current, body).await?;

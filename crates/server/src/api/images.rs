@@ -185,7 +185,11 @@ pub async fn get_any(
     if let Some(target) = metadata_of {
         let img = paths::image(&state, &caller, target).await?;
         let v = render_image(&state, &img, &base.links(&state), shape).await?;
-        return Ok(Json(json!({"image": v, "data": v})).into_response());
+        return Ok(render::SameUnder {
+            keys: &["data", "image"],
+            value: v,
+        }
+        .into_response());
     }
     let img = paths::image(&state, &caller, &segs).await?;
     super::files::serve(&state, &img, &headers).await

@@ -36,8 +36,11 @@ pub async fn list(
     ))
 }
 
-fn one(v: Value) -> Json<Value> {
-    Json(json!({"project": v, "dataset": v, "data": v}))
+fn one(value: Value) -> render::SameUnder {
+    render::SameUnder {
+        keys: &["data", "dataset", "project"],
+        value,
+    }
 }
 
 /// Gets a project by name.
@@ -45,7 +48,7 @@ pub async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<render::SameUnder> {
     let d = datasets::by_name(&state, &caller, &name).await?;
     Ok(one(render::dataset(&d, None)))
 }
@@ -55,7 +58,7 @@ pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Body(body): Body<CreateProject>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, render::SameUnder)> {
     let d = datasets::create(&state, &caller, body).await?;
     Ok((StatusCode::CREATED, one(render::dataset(&d, None))))
 }
@@ -66,7 +69,7 @@ pub async fn update(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Body(body): Body<UpdateProject>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<render::SameUnder> {
     let d = datasets::update(&state, &caller, &name, body).await?;
     Ok(one(render::dataset(&d, None)))
 }

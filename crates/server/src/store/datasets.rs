@@ -1,7 +1,7 @@
 //! Datasets (the client's "projects" on the write paths).
 
-use super::{get, now, Store, StoreError, StoreResult};
-use sqlx::any::AnyRow;
+use super::{get, now, FromCells, Store, StoreError, StoreResult};
+use std::sync::LazyLock;
 
 /// A dataset row with its counters.
 #[derive(Debug, Clone)]
@@ -34,8 +34,8 @@ pub struct DatasetRow {
     pub updated_at: String,
 }
 
-impl DatasetRow {
-    fn from_row(r: &AnyRow) -> StoreResult<DatasetRow> {
+impl FromCells for DatasetRow {
+    fn from_row<R: super::inline::Cells>(r: &R) -> StoreResult<DatasetRow> {
         Ok(DatasetRow {
             id: get(r, "id")?,
             org_id: get(r, "org_id")?,
@@ -52,7 +52,9 @@ impl DatasetRow {
             updated_at: get(r, "updated_at")?,
         })
     }
+}
 
+impl DatasetRow {
     /// The class names, in order.
     pub fn class_names(&self) -> Vec<String> {
         self.classes
@@ -118,24 +120,16 @@ impl Store {
         org_id: &str,
         name: &str,
     ) -> StoreResult<Option<DatasetRow>> {
-        let sql = sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE org_id = $1 AND name = $2"));
-        let row = sqlx::query(sql)
-            .bind(org_id)
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(DatasetRow::from_row).transpose()
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("{COLUMNS} WHERE org_id = $1 AND name = $2"));
+        self.read_first(&SQL, &[org_id, name]).await
     }
 
     /// The dataset with this id in the organisation.
     pub async fn dataset_by_id(&self, org_id: &str, id: &str) -> StoreResult<Option<DatasetRow>> {
-        let sql = sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE org_id = $1 AND id = $2"));
-        let row = sqlx::query(sql)
-            .bind(org_id)
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(DatasetRow::from_row).transpose()
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("{COLUMNS} WHERE org_id = $1 AND id = $2"));
+        self.read_first(&SQL, &[org_id, id]).await
     }
 
     /// Creates a dataset; `Conflict` when the name is taken in the organisation.

@@ -1,10 +1,10 @@
 //! Images, their annotations, and the set-based batch operations over them.
 
-use super::{get, now, Dialect, Store, StoreError, StoreResult};
+use super::{get, now, Dialect, FromCells, Store, StoreError, StoreResult};
 use futures::TryStreamExt;
-use sqlx::any::AnyRow;
 use sqlx::AssertSqlSafe;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::LazyLock;
 
 /// An image row (annotations are loaded separately).
 #[derive(Debug, Clone)]
@@ -43,8 +43,8 @@ pub struct ImageRow {
     pub updated_at: String,
 }
 
-impl ImageRow {
-    fn from_row(r: &AnyRow) -> StoreResult<ImageRow> {
+impl FromCells for ImageRow {
+    fn from_row<R: super::inline::Cells>(r: &R) -> StoreResult<ImageRow> {
         Ok(ImageRow {
             id: get(r, "id")?,
             dataset_id: get(r, "dataset_id")?,
@@ -222,21 +222,18 @@ fn json_list(ids: &[String]) -> String {
 impl Store {
     /// The image with this id, if its dataset belongs to the organisation.
     pub async fn image_by_id(&self, org_id: &str, id: &str) -> StoreResult<Option<ImageRow>> {
-        let sql = AssertSqlSafe(format!(
-            "SELECT {} FROM images i JOIN datasets d ON d.id = i.dataset_id \
-             WHERE i.id = $1 AND d.org_id = $2",
-            COLUMNS
-                .split(", ")
-                .map(|c| format!("i.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        let row = sqlx::query(sql)
-            .bind(id)
-            .bind(org_id)
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(ImageRow::from_row).transpose()
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {} FROM images i JOIN datasets d ON d.id = i.dataset_id \
+                 WHERE i.id = $1 AND d.org_id = $2",
+                COLUMNS
+                    .split(", ")
+                    .map(|c| format!("i.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+        self.read_first(&SQL, &[id, org_id]).await
     }
 
     /// Live images of a dataset, oldest first, optionally with one status only.
@@ -379,17 +376,14 @@ impl Store {
         folder: &str,
         filename: &str,
     ) -> StoreResult<Option<ImageRow>> {
-        let sql = AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM images WHERE dataset_id = $1 AND folder = $2 AND filename = $3 \
-             ORDER BY is_archived, created_at DESC, id LIMIT 1"
-        ));
-        let row = sqlx::query(sql)
-            .bind(dataset_id)
-            .bind(folder)
-            .bind(filename)
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(ImageRow::from_row).transpose()
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {COLUMNS} FROM images \
+                 WHERE dataset_id = $1 AND folder = $2 AND filename = $3 \
+                 ORDER BY is_archived, created_at DESC, id LIMIT 1"
+            )
+        });
+        self.read_first(&SQL, &[dataset_id, folder, filename]).await
     }
 
     /// Whether a live image already has this name in this folder.

@@ -1,7 +1,7 @@
 //! Organisations and API keys.
 
-use super::{get, now, Store, StoreResult};
-use sqlx::any::AnyRow;
+use super::{get, now, FromCells, Store, StoreResult};
+use std::sync::LazyLock;
 
 /// An organisation.
 #[derive(Debug, Clone)]
@@ -33,8 +33,8 @@ pub struct KeyRow {
     pub revoked_at: Option<String>,
 }
 
-impl KeyRow {
-    fn from_row(r: &AnyRow) -> StoreResult<KeyRow> {
+impl FromCells for KeyRow {
+    fn from_row<R: super::inline::Cells>(r: &R) -> StoreResult<KeyRow> {
         Ok(KeyRow {
             id: get(r, "id")?,
             org_id: get(r, "org_id")?,
@@ -109,14 +109,10 @@ impl Store {
 
     /// The live (not revoked) key with this hash.
     pub async fn key_by_hash(&self, key_hash: &str) -> StoreResult<Option<KeyRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "{KEY_COLUMNS} WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
-        ));
-        let row = sqlx::query(sql)
-            .bind(key_hash)
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(KeyRow::from_row).transpose()
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!("{KEY_COLUMNS} WHERE k.key_hash = $1 AND k.revoked_at IS NULL")
+        });
+        self.read_first(&SQL, &[key_hash]).await
     }
 
     /// All keys, newest first.

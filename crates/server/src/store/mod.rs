@@ -8,6 +8,7 @@
 mod datasets;
 mod exports;
 mod images;
+mod inline;
 mod keys;
 mod transfer;
 mod uploads;
@@ -22,7 +23,7 @@ pub use keys::{KeyRow, OrgRow};
 pub use transfer::TableReport;
 pub use uploads::{BlobInfo, PendingUpload, StoredResponse};
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor, Transaction};
 use std::time::Duration;
 
@@ -89,6 +90,8 @@ pub struct Store {
     dialect: Dialect,
     /// Blob attachments waiting for the next group commit ([`Store::attach_blob`]).
     attaching: std::sync::Arc<std::sync::Mutex<Vec<uploads::Attach>>>,
+    /// Point reads on the calling thread (SQLite with a database file only).
+    inline: Option<std::sync::Arc<inline::Inline>>,
 }
 
 /// Now, as the fixed-width RFC 3339 text stored in every timestamp column (sorts as it reads).
@@ -99,6 +102,17 @@ pub fn now() -> String {
 /// Formats a time as stored.
 pub fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// Turns off SQLite's process-wide memory statistics, which take one global lock around
+/// every allocation SQLite makes on any connection. Call it once, before any thread opens a
+/// database (SQLite's configuration is not thread-safe); later calls have no effect.
+pub fn configure_sqlite_process() {
+    // SAFETY: called before SQLite is initialised (per the contract above); with an
+    // initialised library it returns SQLITE_MISUSE and changes nothing.
+    unsafe {
+        rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0);
+    }
 }
 
 impl Store {
@@ -146,9 +160,50 @@ impl Store {
             write,
             dialect,
             attaching: Default::default(),
+            inline: None,
         };
         store.migrate().await?;
-        Ok(store)
+        Ok(store.with_inline_reads().await)
+    }
+
+    /// Adds inline point reads when the database is a SQLite file (not in memory).
+    async fn with_inline_reads(mut self) -> Store {
+        if self.dialect != Dialect::Sqlite {
+            return self;
+        }
+        let file = sqlx::query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_optional(&self.read)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|row| get::<String>(&row, "file").ok())
+            .filter(|f| !f.is_empty());
+        self.inline = file
+            .and_then(|f| inline::Inline::open(f.into()))
+            .map(std::sync::Arc::new);
+        self
+    }
+
+    /// The first row of a point read: `sql` with text parameters `$1…$n`. On SQLite it runs
+    /// on this thread ([`inline`]), through the read pool otherwise or when that cannot answer.
+    async fn read_first<T: FromCells>(
+        &self,
+        sql: &'static str,
+        args: &[&str],
+    ) -> StoreResult<Option<T>> {
+        if let Some(found) = self
+            .inline
+            .as_ref()
+            .and_then(|i| i.first(sql, args, |row| T::from_row(row)))
+        {
+            return Ok(found);
+        }
+        let mut query = sqlx::query(sql);
+        for arg in args {
+            query = query.bind(*arg);
+        }
+        let row = query.fetch_optional(&self.read).await?;
+        row.as_ref().map(T::from_row).transpose()
     }
 
     async fn migrate(&self) -> StoreResult<()> {
@@ -179,10 +234,12 @@ impl Store {
     }
 }
 
-fn get<T>(row: &AnyRow, col: &str) -> StoreResult<T>
-where
-    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
-{
-    use sqlx::Row;
-    Ok(row.try_get::<T, _>(col)?)
+fn get<T: inline::Column>(row: &impl inline::Cells, col: &str) -> StoreResult<T> {
+    row.cell(col)
+}
+
+/// A row type read from either driver's rows.
+trait FromCells: Sized {
+    /// Decodes one row.
+    fn from_row<R: inline::Cells>(r: &R) -> StoreResult<Self>;
 }

@@ -1,0 +1,188 @@
+//! Point reads answered on the calling thread (SQLite only).
+//!
+//! A query through the sqlx pool is handed to the connection's worker thread and its rows are
+//! handed back: two thread wake-ups per query, which is most of the cost of a request that
+//! reads one key and one image. Such lookups instead run here, synchronously, on a read-only
+//! connection of the same database file. They are index lookups of a few microseconds, so they
+//! do not hold up the async worker. Anything unexpected (a busy database, a missing table, a
+//! value that does not decode) makes the caller take the pooled path instead, so this path can
+//! only ever be faster, never answer differently.
+
+use super::{StoreError, StoreResult};
+use rusqlite::{Connection, OpenFlags};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// SQLite's planner flag for the use of `sqlite_stat4` samples (`SQLITE_Stat4`).
+const STAT4_OPTIMIZATION: std::ffi::c_uint = 0x0000_0800;
+
+/// Idle connections kept for reuse; more may be open at once, the surplus is closed.
+const IDLE_MAX: usize = 8;
+
+/// Read-only connections to the store's SQLite file.
+pub(super) struct Inline {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Inline {
+    /// Inline reads of the database file at `path`, if a read-only connection opens on it.
+    pub(super) fn open(path: PathBuf) -> Option<Inline> {
+        let inline = Inline {
+            path,
+            idle: Mutex::new(Vec::new()),
+        };
+        let conn = inline.connect().ok()?;
+        inline.put(conn);
+        Some(inline)
+    }
+
+    fn connect(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // Never wait for a lock on an async worker thread: a busy database sends the read
+        // to the pool, whose threads may wait.
+        conn.busy_timeout(std::time::Duration::ZERO)?;
+        conn.set_prepared_statement_cache_capacity(32);
+        // With `sqlite_stat4` present (after an ANALYZE), SQLite re-prepares a statement on
+        // every new binding of a parameter its plan estimates from; these lookups by unique
+        // keys plan the same without those samples, so they are kept prepared.
+        // SAFETY: the handle is this open connection's; the call only sets its planner mask.
+        unsafe {
+            rusqlite::ffi::sqlite3_test_control(
+                rusqlite::ffi::SQLITE_TESTCTRL_OPTIMIZATIONS,
+                conn.handle(),
+                STAT4_OPTIMIZATION,
+            );
+        }
+        Ok(conn)
+    }
+
+    fn take(&self) -> rusqlite::Result<Connection> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.connect(),
+        }
+    }
+
+    fn put(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_MAX {
+            idle.push(conn);
+        }
+    }
+
+    /// The first row of `sql` with text parameters `$1…$n` bound to `args`, decoded by
+    /// `decode`; `None` when this path could not answer and the pool must.
+    pub(super) fn first<T>(
+        &self,
+        sql: &str,
+        args: &[&str],
+        decode: impl FnOnce(&rusqlite::Row<'_>) -> StoreResult<T>,
+    ) -> Option<Option<T>> {
+        let conn = self.take().ok()?;
+        let found = Self::run(&conn, sql, args, decode);
+        // A connection whose statement failed may hold a read transaction open; drop it.
+        if found.is_some() {
+            self.put(conn);
+        }
+        found
+    }
+
+    fn run<T>(
+        conn: &Connection,
+        sql: &str,
+        args: &[&str],
+        decode: impl FnOnce(&rusqlite::Row<'_>) -> StoreResult<T>,
+    ) -> Option<Option<T>> {
+        let mut stmt = conn.prepare_cached(sql).ok()?;
+        for (i, arg) in args.iter().enumerate() {
+            let index = stmt.parameter_index(&format!("${}", i + 1)).ok()??;
+            stmt.raw_bind_parameter(index, arg).ok()?;
+        }
+        let mut rows = stmt.raw_query();
+        match rows.next().ok()? {
+            None => Some(None),
+            Some(row) => decode(row).ok().map(Some),
+        }
+    }
+}
+
+/// A value readable from a row of either driver.
+pub trait Column:
+    for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + rusqlite::types::FromSql
+{
+}
+
+impl<T> Column for T where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + rusqlite::types::FromSql
+{
+}
+
+/// A result row of either driver: the pool's or an inline one.
+pub trait Cells {
+    /// The value of column `col`.
+    fn cell<T: Column>(&self, col: &str) -> StoreResult<T>;
+}
+
+impl Cells for sqlx::any::AnyRow {
+    fn cell<T: Column>(&self, col: &str) -> StoreResult<T> {
+        use sqlx::Row;
+        Ok(self.try_get::<T, _>(col)?)
+    }
+}
+
+impl Cells for rusqlite::Row<'_> {
+    fn cell<T: Column>(&self, col: &str) -> StoreResult<T> {
+        self.get::<_, T>(col)
+            .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{get, Store};
+
+    const LIVE_KEY: &str = "SELECT org_id, prefix FROM api_keys \
+         WHERE prefix = $2 AND key_hash = $1 AND revoked_at IS NULL";
+
+    #[tokio::test]
+    async fn point_reads_answer_on_this_thread_and_see_every_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let inline = store.inline.clone().expect("a file database reads inline");
+        let org = store.ensure_org("o").await.unwrap();
+        store
+            .insert_key(&org.id, "pk_a", "hash-a", "owner", "free")
+            .await
+            .unwrap();
+        // Statistics make SQLite re-plan parametrised statements; answers must not change.
+        sqlx::query("ANALYZE").execute(&store.write).await.unwrap();
+        let read = |hash: &'static str, prefix: &'static str| {
+            inline.first(LIVE_KEY, &[hash, prefix], |r| {
+                Ok((get::<String>(r, "org_id")?, get::<String>(r, "prefix")?))
+            })
+        };
+        // `$2` comes first in the text: parameters are bound by number, not by position.
+        assert_eq!(
+            read("hash-a", "pk_a"),
+            Some(Some((org.id.clone(), "pk_a".to_string())))
+        );
+        assert_eq!(read("hash-a", "pk_b"), Some(None));
+        assert!(store.revoke_key("pk_a").await.unwrap());
+        assert_eq!(
+            read("hash-a", "pk_a"),
+            Some(None),
+            "a revoke is seen at once"
+        );
+        // A statement SQLite rejects is left to the pool, which reports it.
+        assert!(inline
+            .first("SELECT nope FROM nowhere", &[], |_| Ok(()))
+            .is_none());
+        assert!(store.key_by_hash("hash-a").await.unwrap().is_none());
+    }
+}
