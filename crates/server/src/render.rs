@@ -82,33 +82,6 @@ pub fn dataset(d: &DatasetRow, images: Option<Vec<Value>>) -> Value {
     v
 }
 
-/// An image, with both field-name families the clients read.
-pub fn image(i: &ImageRow, links: &Links<'_>) -> Value {
-    json!({
-        "id": i.id,
-        "dataset_id": i.dataset_id,
-        "filename": i.filename,
-        "display_name": i.display_name,
-        "status": i.status,
-        "annotation_count": i.annotation_count,
-        "file_size": i.file_size,
-        "width": i.width,
-        "height": i.height,
-        "mime_type": i.mime_type,
-        "content_type": i.mime_type,
-        "virtual_folder_path": i.folder,
-        "directory_path": i.folder,
-        "is_archived": i.is_archived,
-        "image_url": links.image_url(&i.id),
-        "thumbnail_url": null,
-        "annotation_url": links.annotation_url(&i.id),
-        "tags": [],
-        "version": i.version,
-        "created_at": i.created_at,
-        "updated_at": i.updated_at,
-    })
-}
-
 /// A batch result in the shape the 1.6.3 client parses, plus the documented and newer names.
 pub fn batch(o: &BatchOutcome, operation: &str) -> Value {
     let folders: Vec<&String> = o.affected_folders.iter().collect();
@@ -166,29 +139,99 @@ pub fn image_for(
     shape: Shape,
     annotations: Option<&Value>,
 ) -> Value {
-    let mut v = image(i, links);
-    if shape == Shape::Full {
-        let min = annotations
-            .and_then(Value::as_array)
-            .and_then(|list| pictograph_core::annotation::min_confidence(list));
-        v["split"] = Value::Null;
-        v["min_confidence"] = json!(min);
+    serde_json::to_value(image_json(i, links, shape, annotations)).unwrap_or(Value::Null)
+}
+
+/// An image as the API writes it, for serialising straight into a response; fields in the
+/// order a JSON object of them is written.
+#[derive(serde::Serialize)]
+pub struct ImageJson<'a> {
+    annotation_count: i64,
+    annotation_url: String,
+    content_type: &'a str,
+    created_at: &'a str,
+    dataset_id: &'a str,
+    directory_path: &'a str,
+    display_name: Option<&'a str>,
+    file_size: i64,
+    filename: &'a str,
+    height: Option<i64>,
+    id: &'a str,
+    image_url: String,
+    is_archived: bool,
+    mime_type: &'a str,
+    /// Newer clients only: the lowest annotation confidence, or null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_confidence: Option<Option<f64>>,
+    /// Newer clients only: always null (no dataset splits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    split: Option<()>,
+    status: &'a str,
+    tags: [(); 0],
+    thumbnail_url: Option<()>,
+    updated_at: &'a str,
+    version: i64,
+    virtual_folder_path: &'a str,
+    width: Option<i64>,
+}
+
+/// An image for a caller of `shape`; `annotations` is its stored list (read only for
+/// [`Shape::Full`]).
+pub fn image_json<'a>(
+    i: &'a ImageRow,
+    links: &Links<'_>,
+    shape: Shape,
+    annotations: Option<&Value>,
+) -> ImageJson<'a> {
+    let full = shape == Shape::Full;
+    ImageJson {
+        annotation_count: i.annotation_count,
+        annotation_url: links.annotation_url(&i.id),
+        content_type: &i.mime_type,
+        created_at: &i.created_at,
+        dataset_id: &i.dataset_id,
+        directory_path: &i.folder,
+        display_name: i.display_name.as_deref(),
+        file_size: i.file_size,
+        filename: &i.filename,
+        height: i.height,
+        id: &i.id,
+        image_url: links.image_url(&i.id),
+        is_archived: i.is_archived,
+        mime_type: &i.mime_type,
+        min_confidence: full.then(|| {
+            annotations
+                .and_then(Value::as_array)
+                .and_then(|list| pictograph_core::annotation::min_confidence(list))
+        }),
+        split: full.then_some(()),
+        status: &i.status,
+        tags: [],
+        thumbnail_url: None,
+        updated_at: &i.updated_at,
+        version: i.version,
+        virtual_folder_path: &i.folder,
+        width: i.width,
     }
-    v
 }
 
 /// A response object holding one value under several keys (the names different client
 /// generations read), serialised once and written once per key.
-pub struct SameUnder {
+pub struct SameUnder<T = Value> {
     /// The keys, in the order they are written.
     pub keys: &'static [&'static str],
     /// The value.
-    pub value: Value,
+    pub value: T,
 }
 
-impl axum::response::IntoResponse for SameUnder {
+impl<T: serde::Serialize> axum::response::IntoResponse for SameUnder<T> {
     fn into_response(self) -> axum::response::Response {
-        let value = self.value.to_string();
+        let value = match serde_json::to_string(&self.value) {
+            Ok(text) => text,
+            Err(e) => {
+                return crate::error::ApiError::Internal(e.into()).into_response();
+            }
+        };
         let mut body = String::with_capacity((value.len() + 12) * self.keys.len() + 2);
         body.push('{');
         for (i, key) in self.keys.iter().enumerate() {

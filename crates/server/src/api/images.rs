@@ -184,10 +184,19 @@ pub async fn get_any(
     };
     if let Some(target) = metadata_of {
         let img = paths::image(&state, &caller, target).await?;
-        let v = render_image(&state, &img, &base.links(&state), shape).await?;
+        let annotations = if shape == Shape::Full && img.annotation_count > 0 {
+            state
+                .store
+                .annotation_lists(std::slice::from_ref(&img.id))
+                .await?
+                .remove(&img.id)
+        } else {
+            None
+        };
+        let links = base.links(&state);
         return Ok(render::SameUnder {
             keys: &["data", "image"],
-            value: v,
+            value: render::image_json(&img, &links, shape, annotations.as_ref()),
         }
         .into_response());
     }

@@ -1,7 +1,6 @@
 //! Pending uploads, blobs and stored idempotent responses.
 
-use super::{get, now, Store, StoreError, StoreResult};
-use sqlx::any::AnyRow;
+use super::{get, now, FromCells, Store, StoreError, StoreResult};
 
 /// A signed upload URL that was handed out, and what its PUT stored.
 #[derive(Debug, Clone)]
@@ -32,8 +31,8 @@ pub struct PendingUpload {
     pub height: Option<i64>,
 }
 
-impl PendingUpload {
-    fn from_row(r: &AnyRow) -> StoreResult<PendingUpload> {
+impl FromCells for PendingUpload {
+    fn from_row<R: super::inline::Cells>(r: &R) -> StoreResult<PendingUpload> {
         Ok(PendingUpload {
             id: get(r, "id")?,
             org_id: get(r, "org_id")?,
@@ -77,6 +76,17 @@ pub struct StoredResponse {
     pub status: u16,
     /// Body answered.
     pub body: String,
+}
+
+impl FromCells for StoredResponse {
+    fn from_row<R: super::inline::Cells>(r: &R) -> StoreResult<StoredResponse> {
+        Ok(StoredResponse {
+            method: get(r, "method")?,
+            path: get(r, "path")?,
+            status: get::<i64>(r, "status")? as u16,
+            body: get(r, "body")?,
+        })
+    }
 }
 
 /// An attachment waiting in the group-commit queue, with the channel its outcome goes to.
@@ -152,14 +162,12 @@ impl Store {
 
     /// The pending upload with this id.
     pub async fn pending_upload(&self, id: &str) -> StoreResult<Option<PendingUpload>> {
-        let row = sqlx::query(
+        self.read_first(
             "SELECT id, org_id, dataset_id, folder, filename, content_type, expires_at, blob_hash, \
              size, mime, width, height FROM pending_uploads WHERE id = $1",
+            &[id],
         )
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(PendingUpload::from_row).transpose()
+        .await
     }
 
     /// The pending upload of the organisation for this dataset, folder and file name, for a
@@ -171,19 +179,14 @@ impl Store {
         folder: &str,
         filename: &str,
     ) -> StoreResult<Option<PendingUpload>> {
-        let row = sqlx::query(
+        self.read_first(
             "SELECT id, org_id, dataset_id, folder, filename, content_type, expires_at, blob_hash, \
              size, mime, width, height FROM pending_uploads \
              WHERE org_id = $1 AND dataset_id = $2 AND folder = $3 AND filename = $4 \
              ORDER BY CASE WHEN blob_hash IS NULL THEN 1 ELSE 0 END, created_at DESC, id DESC LIMIT 1",
+            &[org_id, dataset_id, folder, filename],
         )
-        .bind(org_id)
-        .bind(dataset_id)
-        .bind(folder)
-        .bind(filename)
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(PendingUpload::from_row).transpose()
+        .await
     }
 
     /// Records stored bytes (refreshing their sweep clock) and attaches them to the upload,
@@ -369,22 +372,11 @@ impl Store {
         key_id: &str,
         idem_key: &str,
     ) -> StoreResult<Option<StoredResponse>> {
-        let row = sqlx::query(
+        self.read_first(
             "SELECT method, path, status, body FROM idempotency WHERE key_id = $1 AND idem_key = $2",
+            &[key_id, idem_key],
         )
-        .bind(key_id)
-        .bind(idem_key)
-        .fetch_optional(&self.read)
-        .await?;
-        row.map(|r| {
-            Ok(StoredResponse {
-                method: get(&r, "method")?,
-                path: get(&r, "path")?,
-                status: get::<i64>(&r, "status")? as u16,
-                body: get(&r, "body")?,
-            })
-        })
-        .transpose()
+        .await
     }
 
     /// Stores a response for replay; the first one stored wins.
