@@ -40,6 +40,14 @@ struct Args {
     /// Ids in each headline batch request on the largest dataset.
     #[arg(long, default_value_t = 100_000)]
     batch: u64,
+    /// Which ids the headline batches pick: `spread` (every n-th image of the whole dataset,
+    /// the worst case) or `contiguous` (a run of consecutive images from the middle).
+    #[arg(long, value_enum, default_value_t = BatchIds::Spread)]
+    batch_ids: BatchIds,
+    /// Rounds of the headline batches (each round moves, copies and sets status anew);
+    /// the median of each operation is reported.
+    #[arg(long, default_value_t = 1)]
+    batch_rounds: usize,
     /// Seconds of each throughput run (0 skips the throughput comparison).
     #[arg(long, default_value_t = 10)]
     load_secs: u64,
@@ -50,6 +58,15 @@ struct Args {
     /// 0 skips the downloads.
     #[arg(long, default_value_t = 100_000)]
     download_max: u64,
+}
+
+/// How the headline batches choose their ids.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BatchIds {
+    /// Evenly over the whole dataset.
+    Spread,
+    /// Consecutive images from the middle of the dataset.
+    Contiguous,
 }
 
 #[derive(clap::Subcommand)]
@@ -285,6 +302,14 @@ impl Seeded {
             .map(|j| seeded_id(self.number, 1 + j * step))
             .collect()
     }
+
+    /// `k` consecutive seeded ids from the middle of the dataset.
+    fn contiguous_ids(&self, k: u64) -> Vec<String> {
+        let first = 1 + (self.size - 1 - k) / 2;
+        (first..first + k)
+            .map(|i| seeded_id(self.number, i))
+            .collect()
+    }
 }
 
 /// Prints one line of the report.
@@ -479,60 +504,71 @@ async fn main() -> Result<()> {
     // ── Headline batches on the largest dataset ──
     let big = sets.last().context("no sizes")?;
     let k = args.batch.min(big.size - 1);
-    let ids = big.spread_ids(k);
+    let (ids, selection) = match args.batch_ids {
+        BatchIds::Spread => (big.spread_ids(k), "spread"),
+        BatchIds::Contiguous => (big.contiguous_ids(k), "contiguous"),
+    };
     row(String::new());
     row(format!(
-        "batch requests of {k} ids on the {}-image dataset ({backend}): one request each, ms",
-        big.size
+        "batch requests of {k} {selection} ids on the {}-image dataset ({backend}): ms, median of {} round(s)",
+        big.size, args.batch_rounds
     ));
-    let ops: Vec<(&str, Method, &str, Value)> = vec![
-        (
-            "move",
-            Method::POST,
-            "/batch/images/move",
-            json!({"target_folder_path": "/big-moved"}),
-        ),
-        (
-            "update status",
-            Method::PATCH,
-            "/batch/images/update",
-            json!({"updates": {"status": "complete"}}),
-        ),
-        (
-            "archive",
-            Method::POST,
-            "/batch/images/delete",
-            json!({"permanent": false}),
-        ),
-        (
-            "restore",
-            Method::PATCH,
-            "/batch/images/update",
-            json!({"updates": {"is_archived": false}}),
-        ),
-        (
-            "copy",
-            Method::POST,
-            "/batch/images/copy",
-            json!({"target_folder_path": "/big-copy", "duplicate_handling": "rename"}),
-        ),
-    ];
-    let mut single_op = Vec::new();
-    for (label, method, path, extra) in &ops {
-        let mut body = json!({"dataset_name": big.name, "image_ids": ids});
-        for (k2, v) in extra.as_object().expect("object") {
-            body[k2] = v.clone();
+    let statuses = ["complete", "review", "annotate"];
+    let labels = ["move", "update status", "archive", "restore", "copy"];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); labels.len()];
+    for round in 0..args.batch_rounds {
+        let ops: [(Method, &str, Value); 5] = [
+            (
+                Method::POST,
+                "/batch/images/move",
+                json!({"target_folder_path": format!("/big-moved{round}")}),
+            ),
+            (
+                Method::PATCH,
+                "/batch/images/update",
+                json!({"updates": {"status": statuses[round % statuses.len()]}}),
+            ),
+            (
+                Method::POST,
+                "/batch/images/delete",
+                json!({"permanent": false}),
+            ),
+            (
+                Method::PATCH,
+                "/batch/images/update",
+                json!({"updates": {"is_archived": false}}),
+            ),
+            (
+                Method::POST,
+                "/batch/images/copy",
+                json!({"target_folder_path": format!("/big-copy{round}"), "duplicate_handling": "rename"}),
+            ),
+        ];
+        for (j, (method, path, extra)) in ops.iter().enumerate() {
+            let mut body = json!({"dataset_name": big.name, "image_ids": ids});
+            for (k2, v) in extra.as_object().expect("object") {
+                body[k2] = v.clone();
+            }
+            let (t, v) = api.timed(1, method.clone(), path, Some(&body)).await?;
+            let failed = v["failed_count"].as_u64().unwrap_or(u64::MAX);
+            ensure!(
+                failed == 0 && v["processed"].as_u64() == Some(k),
+                "{}: {failed} failed, first: {}",
+                labels[j],
+                v["failures"][0]
+            );
+            times[j].push(t[0]);
         }
-        let (t, v) = api.timed(1, method.clone(), path, Some(&body)).await?;
-        let failed = v["failed_count"].as_u64().unwrap_or(u64::MAX);
-        ensure!(
-            failed == 0 && v["processed"].as_u64() == Some(k),
-            "{label}: {failed} failed, first: {}",
-            v["failures"][0]
-        );
-        row(format!("  {label:<14} {:>9.1} ms", t[0]));
-        single_op.push((*label, t[0]));
     }
+    for (label, t) in labels.iter().zip(&times) {
+        let all: Vec<String> = t.iter().map(|x| format!("{x:.0}")).collect();
+        row(format!(
+            "  {label:<14} {:>9.1} ms   ({})",
+            median(t),
+            all.join(" ")
+        ));
+    }
+    let move_ms = median(&times[0]);
     let batch_rss = sampler.take();
     row(format!(
         "  server RSS during the batches: max {:.1} MB",
@@ -549,7 +585,6 @@ async fn main() -> Result<()> {
         singles.push(t[0]);
     }
     let one = median(&singles);
-    let move_ms = single_op[0].1;
     row(format!(
         "  per-image moves: median {one:.2} ms per request → {k} requests ≈ {:.1} s; one batch request is {:.0}x faster",
         one * k as f64 / 1000.0,

@@ -560,8 +560,8 @@ impl Store {
         let mut out = HashMap::new();
         for chunk in ids.chunks(5_000) {
             let sql = AssertSqlSafe(format!(
-                "SELECT id, annotations FROM images WHERE annotation_count > 0 AND id IN ({})",
-                self.dialect.json_strings(1)
+                "SELECT id, annotations FROM images WHERE annotation_count > 0 AND {}",
+                self.dialect.id_in("id", 1)
             ));
             let rows = sqlx::query(sql)
                 .bind(json_list(chunk))
@@ -628,24 +628,42 @@ impl Store {
     ) -> StoreResult<Vec<Found>> {
         let sql = AssertSqlSafe(format!(
             "SELECT id, folder, filename, is_archived FROM images \
-             WHERE dataset_id || '' = $1 AND id IN ({})",
-            self.dialect.json_strings(2)
+             WHERE dataset_id || '' = $1 AND {}",
+            self.dialect.id_in("id", 2)
         ));
-        let rows = sqlx::query(sql)
+        let list = json_list(ids);
+        let mut rows = sqlx::query(sql)
             .bind(dataset_id)
-            .bind(json_list(ids))
-            .fetch_all(&mut *conn)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Found {
-                    id: get(r, "id")?,
-                    folder: get(r, "folder")?,
-                    filename: get(r, "filename")?,
-                    is_archived: get::<i64>(r, "is_archived")? != 0,
-                })
-            })
-            .collect()
+            .bind(&list)
+            .fetch(&mut *conn);
+        // Row by row: 100,000 raw rows are never held at once.
+        let mut found = Vec::with_capacity(ids.len());
+        while let Some(r) = rows.try_next().await? {
+            found.push(Found {
+                id: get(&r, "id")?,
+                folder: get(&r, "folder")?,
+                filename: get(&r, "filename")?,
+                is_archived: get::<i64>(&r, "is_archived")? != 0,
+            });
+        }
+        Ok(found)
+    }
+
+    /// Runs an UPDATE of images picked by a list of ids (bound last, after `binds`) that
+    /// ends in `RETURNING id, folder`; answers the changed rows by id with their folder.
+    /// One statement finds and changes the rows: no separate read of them first.
+    async fn update_returning(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        q: AnyQuery<'_>,
+        ids: &[String],
+    ) -> StoreResult<HashMap<String, String>> {
+        let mut rows = q.bind(json_list(ids)).fetch(&mut *conn);
+        let mut changed = HashMap::with_capacity(ids.len());
+        while let Some(r) = rows.try_next().await? {
+            changed.insert(get::<String>(&r, "id")?, get::<String>(&r, "folder")?);
+        }
+        Ok(changed)
     }
 
     async fn live_names_in(
@@ -713,8 +731,8 @@ impl Store {
             out.affected_folders.insert(folder.to_string());
             let sql = AssertSqlSafe(format!(
                 "UPDATE images SET folder = $1, version = version + 1, updated_at = $2 \
-                 WHERE dataset_id || '' = $3 AND id IN ({})",
-                self.dialect.json_strings(4)
+                 WHERE dataset_id || '' = $3 AND {}",
+                self.dialect.id_in("id", 4)
             ));
             sqlx::query(sql)
                 .bind(folder)
@@ -834,8 +852,8 @@ impl Store {
         ids: &[String],
     ) -> StoreResult<Vec<String>> {
         let sql = AssertSqlSafe(format!(
-            "DELETE FROM images WHERE dataset_id || '' = $1 AND id IN ({}) RETURNING blob_hash",
-            self.dialect.json_strings(2)
+            "DELETE FROM images WHERE dataset_id || '' = $1 AND {} RETURNING blob_hash",
+            self.dialect.id_in("id", 2)
         ));
         let rows = sqlx::query(sql)
             .bind(dataset_id)
@@ -854,27 +872,27 @@ impl Store {
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
         self.lock_dataset(&mut tx, dataset_id).await?;
-        let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
-        let mut out = self.split_found(ids, &found);
-        if !out.succeeded.is_empty() {
-            if permanent {
+        let out = if permanent {
+            let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
+            let mut out = self.split_found(ids, &found);
+            if !out.succeeded.is_empty() {
                 out.released_blobs = self
                     .delete_rows(&mut tx, dataset_id, &out.succeeded)
                     .await?;
-            } else {
-                let sql = AssertSqlSafe(format!(
-                    "UPDATE images SET is_archived = 1, version = version + 1, updated_at = $1 \
-                     WHERE dataset_id || '' = $2 AND is_archived = 0 AND id IN ({})",
-                    self.dialect.json_strings(3)
-                ));
-                sqlx::query(sql)
-                    .bind(now())
-                    .bind(dataset_id)
-                    .bind(json_list(&out.succeeded))
-                    .execute(&mut *tx)
-                    .await?;
             }
-        }
+            out
+        } else {
+            let sql = format!(
+                "UPDATE images SET is_archived = 1, version = version + 1, updated_at = $1 \
+                 WHERE dataset_id || '' = $2 AND is_archived = 0 AND {} \
+                 RETURNING id, folder",
+                self.dialect.id_in("id", 3)
+            );
+            let q = sqlx::query(AssertSqlSafe(sql)).bind(now()).bind(dataset_id);
+            let changed = self.update_returning(&mut tx, q, ids).await?;
+            self.split_changed(&mut tx, dataset_id, ids, changed)
+                .await?
+        };
         tx.commit().await?;
         Ok(out)
     }
@@ -889,67 +907,140 @@ impl Store {
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
         self.lock_dataset(&mut tx, dataset_id).await?;
-        let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
-        let mut out = self.split_found(ids, &found);
-        if update.is_archived == Some(false) {
-            let sql = AssertSqlSafe(format!(
-                "SELECT i.id FROM images i JOIN images l ON l.dataset_id = i.dataset_id \
-                 AND l.folder = i.folder AND l.filename = i.filename AND l.is_archived = 0 \
-                 AND l.id <> i.id WHERE i.dataset_id || '' = $1 AND i.is_archived = 1 AND i.id IN ({})",
-                self.dialect.json_strings(2)
-            ));
-            let clash: HashSet<String> = sqlx::query(sql)
-                .bind(dataset_id)
-                .bind(json_list(&out.succeeded))
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| get(r, "id"))
-                .collect::<StoreResult<_>>()?;
-            let by_id: HashMap<&str, &Found> = found.iter().map(|r| (r.id.as_str(), r)).collect();
-            let mut names = HashSet::new();
-            for r in found.iter().filter(|r| !r.is_archived) {
-                names.insert((r.folder.clone(), r.filename.clone()));
-            }
-            let mut keep = Vec::new();
-            for id in std::mem::take(&mut out.succeeded) {
-                let row = by_id[id.as_str()];
-                let free = !clash.contains(&id)
-                    && (!row.is_archived
-                        || names.insert((row.folder.clone(), row.filename.clone())));
-                if free {
-                    keep.push(id);
-                } else {
-                    out.failed.push((
-                        id,
-                        format!(
-                            "cannot restore: '{}' already exists in folder '{}'",
-                            row.filename, row.folder
-                        ),
-                    ));
-                }
-            }
-            out.succeeded = keep;
-        }
-        if !out.succeeded.is_empty() {
-            let sql = AssertSqlSafe(format!(
-                "UPDATE images SET status = COALESCE($1, status), \
-                 display_name = COALESCE($2, display_name), \
-                 is_archived = COALESCE($3, is_archived), version = version + 1, updated_at = $4 \
-                 WHERE dataset_id || '' = $5 AND id IN ({})",
-                self.dialect.json_strings(6)
-            ));
-            sqlx::query(sql)
-                .bind(update.status.as_deref())
-                .bind(update.display_name.as_deref())
-                .bind(update.is_archived.map(i64::from))
-                .bind(now())
-                .bind(dataset_id)
-                .bind(json_list(&out.succeeded))
-                .execute(&mut *tx)
+        if update.is_archived != Some(false) {
+            // Nothing to check row by row: the update itself finds the rows.
+            let sql = format!("{} RETURNING id, folder", self.update_sql());
+            let q = update_binds(sqlx::query(AssertSqlSafe(sql)), dataset_id, update);
+            let changed = self.update_returning(&mut tx, q, ids).await?;
+            let out = self
+                .split_changed(&mut tx, dataset_id, ids, changed)
                 .await?;
+            tx.commit().await?;
+            return Ok(out);
+        }
+        // Restoring: one read finds the rows and, for archived ones, whether a live image
+        // has their name now.
+        let sql = AssertSqlSafe(format!(
+            "SELECT i.id, i.folder, i.filename, i.is_archived, \
+             CAST(CASE WHEN i.is_archived <> 0 AND EXISTS (SELECT 1 FROM images l \
+             WHERE l.dataset_id = i.dataset_id AND l.folder = i.folder \
+             AND l.filename = i.filename AND l.is_archived = 0 AND l.id <> i.id) \
+             THEN 1 ELSE 0 END AS BIGINT) AS clash \
+             FROM images i WHERE i.dataset_id || '' = $1 AND {}",
+            self.dialect.id_in("i.id", 2)
+        ));
+        let list = json_list(ids);
+        let mut rows = sqlx::query(sql)
+            .bind(dataset_id)
+            .bind(&list)
+            .fetch(&mut *tx);
+        let mut found = Vec::with_capacity(ids.len());
+        let mut clash = HashSet::new();
+        while let Some(r) = rows.try_next().await? {
+            let id: String = get(&r, "id")?;
+            if get::<i64>(&r, "clash")? != 0 {
+                clash.insert(id.clone());
+            }
+            found.push(Found {
+                id,
+                folder: get(&r, "folder")?,
+                filename: get(&r, "filename")?,
+                is_archived: get::<i64>(&r, "is_archived")? != 0,
+            });
+        }
+        drop(rows);
+        let mut out = self.split_found(ids, &found);
+        let by_id: HashMap<&str, &Found> = found.iter().map(|r| (r.id.as_str(), r)).collect();
+        let mut names = HashSet::new();
+        for r in found.iter().filter(|r| !r.is_archived) {
+            names.insert((r.folder.clone(), r.filename.clone()));
+        }
+        let mut keep = Vec::new();
+        for id in std::mem::take(&mut out.succeeded) {
+            let row = by_id[id.as_str()];
+            let free = !clash.contains(&id)
+                && (!row.is_archived || names.insert((row.folder.clone(), row.filename.clone())));
+            if free {
+                keep.push(id);
+            } else {
+                out.failed.push((
+                    id,
+                    format!(
+                        "cannot restore: '{}' already exists in folder '{}'",
+                        row.filename, row.folder
+                    ),
+                ));
+            }
+        }
+        out.succeeded = keep;
+        if !out.succeeded.is_empty() {
+            update_binds(
+                sqlx::query(AssertSqlSafe(self.update_sql())),
+                dataset_id,
+                update,
+            )
+            .bind(json_list(&out.succeeded))
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
+        Ok(out)
+    }
+
+    /// The UPDATE of [`Store::batch_update`]: `$1`…`$5` from [`update_binds`], the ids as `$6`.
+    fn update_sql(&self) -> String {
+        format!(
+            "UPDATE images SET status = COALESCE($1, status), \
+             display_name = COALESCE($2, display_name), \
+             is_archived = COALESCE($3, is_archived), version = version + 1, updated_at = $4 \
+             WHERE dataset_id || '' = $5 AND {}",
+            self.dialect.id_in("id", 6)
+        )
+    }
+
+    /// The outcome of an update that changed `changed` (id → folder) of `ids`: those
+    /// succeeded, in the order given; of the others, the ones in the dataset (left as they
+    /// were, e.g. archived already) succeeded too, the rest were not found.
+    async fn split_changed(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        dataset_id: &str,
+        ids: &[String],
+        changed: HashMap<String, String>,
+    ) -> StoreResult<BatchOutcome> {
+        let mut seen = HashSet::new();
+        let rest: Vec<String> = ids
+            .iter()
+            .filter(|id| !changed.contains_key(id.as_str()) && seen.insert(id.as_str()))
+            .cloned()
+            .collect();
+        let unchanged = if rest.is_empty() {
+            Vec::new()
+        } else {
+            self.rows_in_dataset(conn, dataset_id, &rest).await?
+        };
+        let unchanged: HashMap<&str, &str> = unchanged
+            .iter()
+            .map(|r| (r.id.as_str(), r.folder.as_str()))
+            .collect();
+        let mut out = BatchOutcome::default();
+        let mut seen = HashSet::new();
+        for id in ids {
+            if !seen.insert(id.as_str()) {
+                continue;
+            }
+            let folder = changed
+                .get(id.as_str())
+                .map(String::as_str)
+                .or_else(|| unchanged.get(id.as_str()).copied());
+            match folder {
+                Some(folder) => {
+                    out.affected_folders.insert(folder.to_string());
+                    out.succeeded.push(id.clone());
+                }
+                None => out.failed.push((id.clone(), NOT_FOUND_REASON.into())),
+            }
+        }
         Ok(out)
     }
 
@@ -973,7 +1064,31 @@ impl Store {
     }
 }
 
+/// A query of the `Any` driver.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Binds `$1`…`$5` of [`Store::update_sql`].
+fn update_binds<'q>(q: AnyQuery<'q>, dataset_id: &str, update: &ImageUpdate) -> AnyQuery<'q> {
+    q.bind(update.status.clone())
+        .bind(update.display_name.clone())
+        .bind(update.is_archived.map(i64::from))
+        .bind(now())
+        .bind(dataset_id.to_string())
+}
+
 impl Dialect {
+    /// The condition that `column` is one of the strings of a JSON array bound as `$n`.
+    ///
+    /// PostgreSQL gets the list as an array, so that it looks the ids up in key order (its
+    /// semi-join would visit them in hash order: random pages of a table larger than its
+    /// buffers, read and written back again and again).
+    fn id_in(self, column: &str, n: u32) -> String {
+        match self {
+            Dialect::Sqlite => format!("{column} IN ({})", self.json_strings(n)),
+            Dialect::Postgres => format!("{column} = ANY(ARRAY({}))", self.json_strings(n)),
+        }
+    }
+
     /// A sub-select yielding (src, new_id, filename) from a JSON array of triples bound as `$n`.
     fn json_triples(self, n: u32) -> String {
         match self {

@@ -24,7 +24,7 @@ pub use transfer::TableReport;
 pub use uploads::{BlobInfo, PendingUpload, StoredResponse};
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Executor, Transaction};
+use sqlx::{AnyPool, AssertSqlSafe, Executor, Transaction};
 use std::time::Duration;
 
 /// A store failure; unique-constraint violations are told apart so callers can answer 409.
@@ -133,10 +133,14 @@ impl Store {
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         if dialect == Dialect::Sqlite {
-                            conn.execute(
+                            // The WAL is copied back into the database by a background task
+                            // ([`checkpoint_in_background`]), not by the request that commits;
+                            // a commit checkpoints by itself only past SQLITE_WAL_LIMIT pages.
+                            conn.execute(AssertSqlSafe(format!(
                                 "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                                 PRAGMA synchronous = FULL;",
-                            )
+                                 PRAGMA synchronous = FULL; \
+                                 PRAGMA wal_autocheckpoint = {SQLITE_WAL_LIMIT};"
+                            )))
                             .await?;
                         }
                         Ok(())
@@ -163,6 +167,12 @@ impl Store {
             inline: None,
         };
         store.migrate().await?;
+        if dialect == Dialect::Sqlite {
+            checkpoint_in_background(
+                store.read.clone(),
+                std::sync::Arc::downgrade(&store.attaching),
+            );
+        }
         Ok(store.with_inline_reads().await)
     }
 
@@ -232,6 +242,30 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
+}
+
+/// WAL pages past which a SQLite commit checkpoints by itself (the background task keeps the
+/// WAL far below this unless it falls behind).
+const SQLITE_WAL_LIMIT: u32 = 50_000;
+
+/// Copies committed WAL pages back into the SQLite database every 200 ms, off the request
+/// path: a commit then only writes and syncs its own pages. A passive checkpoint blocks no
+/// reader or writer, and costs nothing when the WAL holds nothing new. Stops once `alive`
+/// (a part of the store every clone shares) is gone.
+fn checkpoint_in_background<T: Send + Sync + 'static>(pool: AnyPool, alive: std::sync::Weak<T>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if alive.strong_count() == 0 {
+                break;
+            }
+            if let Err(e) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+                tracing::warn!("wal checkpoint: {e}");
+            }
+        }
+    });
 }
 
 fn get<T: inline::Column>(row: &impl inline::Cells, col: &str) -> StoreResult<T> {
