@@ -6,8 +6,8 @@ use crate::error::ApiResult;
 use crate::services::batch::{run, BatchRequest, Op};
 use crate::{render, AppState};
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::Value;
 
 async fn handle(
     state: AppState,
@@ -15,9 +15,9 @@ async fn handle(
     op: Op,
     req: BatchRequest,
     name: &str,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let out = run(&state, &caller, op, req).await?;
-    Ok(Json(render::batch(&out, name)))
+    Ok(Json(render::batch(&out, name)).into_response())
 }
 
 /// Moves images to a folder.
@@ -25,7 +25,7 @@ pub async fn move_images(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     Body(r): Body<BatchRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     handle(s, c, Op::Move, r, "moved").await
 }
 
@@ -34,7 +34,7 @@ pub async fn copy_images(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     Body(r): Body<BatchRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     handle(s, c, Op::Copy, r, "copied").await
 }
 
@@ -43,7 +43,7 @@ pub async fn delete_images(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     Body(r): Body<BatchRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let op = if r.permanent { "deleted" } else { "archived" };
     handle(s, c, Op::Delete, r, op).await
 }
@@ -53,6 +53,6 @@ pub async fn update_images(
     State(s): State<AppState>,
     Extension(c): Extension<Caller>,
     Body(r): Body<BatchRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     handle(s, c, Op::Update, r, "updated").await
 }
