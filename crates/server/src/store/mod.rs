@@ -4,6 +4,9 @@
 //! PostgreSQL both accept (`$n` parameters, `RETURNING`, `ON CONFLICT`, partial indexes). The
 //! few dialect differences (id lists, write transactions) are isolated in [`Dialect`].
 //! Dataset counters are kept by triggers, so every statement that touches an image keeps them true.
+//! On SQLite, point reads on the request path (a key, an image, a dataset, a pending upload)
+//! run on the calling thread through read-only connections ([`inline`]); the same SQL goes
+//! through the pool on PostgreSQL or whenever that path cannot answer.
 
 mod datasets;
 mod exports;
