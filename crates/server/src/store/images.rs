@@ -1108,8 +1108,8 @@ impl Dialect {
 impl Store {
     /// The image with this id, whatever its organisation (for signed URLs only).
     pub async fn image_row(&self, id: &str) -> StoreResult<Option<ImageRow>> {
-        let sql = AssertSqlSafe(format!("SELECT {COLUMNS} FROM images WHERE id = $1"));
-        let row = sqlx::query(sql).bind(id).fetch_optional(&self.read).await?;
-        row.as_ref().map(ImageRow::from_row).transpose()
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT {COLUMNS} FROM images WHERE id = $1"));
+        self.read_first(&SQL, &[id]).await
     }
 }
