@@ -76,24 +76,32 @@ pub async fn register(
     ))
 }
 
-/// Renders images for a caller; for [`Shape::Full`] their annotation lists are loaded to
-/// report `min_confidence`.
+/// The stored annotation lists of the annotated `rows`, by image id; loaded only for
+/// [`Shape::Full`], whose `min_confidence` reads them.
+async fn annotation_lists_for(
+    state: &AppState,
+    rows: &[ImageRow],
+    shape: Shape,
+) -> ApiResult<HashMap<String, Value>> {
+    if shape != Shape::Full {
+        return Ok(HashMap::new());
+    }
+    let annotated: Vec<String> = rows
+        .iter()
+        .filter(|i| i.annotation_count > 0)
+        .map(|i| i.id.clone())
+        .collect();
+    Ok(state.store.annotation_lists(&annotated).await?)
+}
+
+/// Renders images for a caller.
 pub(super) async fn render_images(
     state: &AppState,
     rows: &[ImageRow],
     links: &render::Links<'_>,
     shape: Shape,
 ) -> ApiResult<Vec<Value>> {
-    let lists = if shape == Shape::Full {
-        let annotated: Vec<String> = rows
-            .iter()
-            .filter(|i| i.annotation_count > 0)
-            .map(|i| i.id.clone())
-            .collect();
-        state.store.annotation_lists(&annotated).await?
-    } else {
-        HashMap::new()
-    };
+    let lists = annotation_lists_for(state, rows, shape).await?;
     Ok(rows
         .iter()
         .map(|i| render::image_for(i, links, shape, lists.get(&i.id)))
@@ -184,19 +192,11 @@ pub async fn get_any(
     };
     if let Some(target) = metadata_of {
         let img = paths::image(&state, &caller, target).await?;
-        let annotations = if shape == Shape::Full && img.annotation_count > 0 {
-            state
-                .store
-                .annotation_lists(std::slice::from_ref(&img.id))
-                .await?
-                .remove(&img.id)
-        } else {
-            None
-        };
+        let lists = annotation_lists_for(&state, std::slice::from_ref(&img), shape).await?;
         let links = base.links(&state);
         return Ok(render::SameUnder {
             keys: &["data", "image"],
-            value: render::image_json(&img, &links, shape, annotations.as_ref()),
+            value: render::image_json(&img, &links, shape, lists.get(&img.id)),
         }
         .into_response());
     }
