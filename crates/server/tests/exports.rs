@@ -313,6 +313,35 @@ fn exported_names(dir: &Path) -> Vec<String> {
     names
 }
 
+/// An export job of `format` queued straight in the store for the dataset `dataset` of
+/// `org-a`, with the server's state, the organisation's id and the dataset's row, so a test
+/// can run its task itself.
+async fn queued_job(
+    t: &TestServer,
+    dataset: &str,
+    format: &str,
+) -> (
+    pictograph_server::AppState,
+    String,
+    pictograph_server::store::DatasetRow,
+    pictograph_server::store::ExportJobRow,
+) {
+    let state = t.app().state.clone();
+    let org = state.store.ensure_org("org-a").await.unwrap().id;
+    let d = state
+        .store
+        .dataset_by_id(&org, dataset)
+        .await
+        .unwrap()
+        .unwrap();
+    let job = state
+        .store
+        .create_export_job(&org, dataset, format, None, false)
+        .await
+        .unwrap();
+    (state, org, d, job)
+}
+
 /// A dataset `paged` with images `p1.png` … `pN.png`, uploaded in order; answers its id and
 /// the images' ids in upload order.
 async fn numbered(t: &TestServer, n: u8) -> (String, Vec<String>) {
@@ -381,19 +410,7 @@ async fn export_pages_start_after_the_last_image_read_so_deletes_skip_nothing() 
 async fn an_export_job_changed_under_between_pages_writes_every_surviving_image_once() {
     let t = TestServer::start().await;
     let (dataset, ids) = numbered(&t, 5).await;
-    let state = t.app().state.clone();
-    let org = state.store.ensure_org("org-a").await.unwrap().id;
-    let d = state
-        .store
-        .dataset_by_id(&org, &dataset)
-        .await
-        .unwrap()
-        .unwrap();
-    let job = state
-        .store
-        .create_export_job(&org, &dataset, "pictograph", None, false)
-        .await
-        .unwrap();
+    let (state, _, d, job) = queued_job(&t, &dataset, "pictograph").await;
     let mut pages = Vec::new();
     let ran = pictograph_server::services::exports::run_paged(&state, &job, &d, 2, |done| {
         pages.push(done);
@@ -431,19 +448,7 @@ async fn an_export_job_changed_under_between_pages_writes_every_surviving_image_
 async fn a_running_export_is_cancelled_and_its_task_stops_at_the_next_page() {
     let t = TestServer::start().await;
     let (dataset, _) = numbered(&t, 5).await;
-    let state = t.app().state.clone();
-    let org = state.store.ensure_org("org-a").await.unwrap().id;
-    let d = state
-        .store
-        .dataset_by_id(&org, &dataset)
-        .await
-        .unwrap()
-        .unwrap();
-    let job = state
-        .store
-        .create_export_job(&org, &dataset, "coco", None, false)
-        .await
-        .unwrap();
+    let (state, org, d, job) = queued_job(&t, &dataset, "coco").await;
     let path = format!("datasets/paged/exports/{}", job.id);
     let cancelled = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
     let mut pages = Vec::new();
