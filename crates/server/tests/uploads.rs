@@ -451,6 +451,20 @@ async fn oversized_puts_are_413_with_or_without_content_length() {
     .await;
     refused_as_too_large(&t, r, &signed, &reg(&id, "/", "big.png", &big, "image/png")).await;
 
+    // A client still sending megabytes after the limit reads the refusal, not a reset.
+    let mut huge = big.clone();
+    huge.resize(4 * 1024 * 1024, 0);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        huge.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let r = Client::send(
+        reqwest::Client::new()
+            .put(&url)
+            .header("Content-Type", "image/png")
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks))),
+    )
+    .await;
+    r.error(413, "payload_too_large");
+
     // Nothing was kept: register has no bytes to use.
     t.owner
         .register(&signed, &reg(&id, "/", "big.png", &big, "image/png"))

@@ -225,7 +225,71 @@ pub struct PutRequest<S> {
 
 /// Receives the bytes of a signed upload: checks signature, size and type, stores them under
 /// their hash (HEIC converted to PNG) and attaches them to the pending upload.
+///
+/// A refused upload's unread body is drained (within [`DRAIN_BYTES`] and [`DRAIN_TIME`])
+/// before the refusal is answered, so a client still sending reads the error instead of a
+/// reset connection.
 pub async fn receive<S, E>(state: &AppState, put: PutRequest<S>) -> ApiResult<Value>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let PutRequest {
+        id,
+        expires,
+        sig,
+        content_length,
+        content_type,
+        mut body,
+    } = put;
+    let head = PutRequest {
+        id,
+        expires,
+        sig,
+        content_length,
+        content_type,
+        body: (),
+    };
+    let mut read = 0;
+    let answer = accept(state, &head, &mut body, &mut read).await;
+    if answer.is_err() {
+        let unread = content_length.map(|n| n.saturating_sub(read));
+        if unread.is_none_or(|n| n <= DRAIN_BYTES) {
+            drain(&mut body).await;
+        }
+    }
+    answer
+}
+
+/// Most bytes of a refused upload read and dropped so that its refusal reaches the client.
+const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
+/// Longest time spent draining a refused upload.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops what is left of a body, within [`DRAIN_BYTES`] and [`DRAIN_TIME`].
+async fn drain<S, E>(body: &mut S)
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let mut left = DRAIN_BYTES;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(chunk)) = body.next().await {
+            match left.checked_sub(chunk.len() as u64) {
+                Some(rest) => left = rest,
+                None => break,
+            }
+        }
+    })
+    .await;
+}
+
+/// The checks and storing of [`receive`]; `read` counts the body bytes taken.
+async fn accept<S, E>(
+    state: &AppState,
+    put: &PutRequest<()>,
+    body: &mut S,
+    read: &mut u64,
+) -> ApiResult<Value>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -245,7 +309,7 @@ where
         return Err(too_large(max));
     }
     check_put_type(put.content_type.as_deref(), &pending)?;
-    let bytes = read_body(put.body, put.content_length, max).await?;
+    let bytes = read_body(body, put.content_length, max, read).await?;
     let blob = store_blob(state, &pending, bytes).await?;
     Ok(json!({"success": true, "upload_id": pending.id, "size": blob.size, "mime_type": blob.mime}))
 }
@@ -271,8 +335,13 @@ fn too_large(max: u64) -> ApiError {
 }
 
 /// Reads a PUT body into memory, refusing more than `max` bytes: the checks need the whole
-/// file anyway, and the upload limit bounds it.
-async fn read_body<S, E>(mut body: S, hint: Option<u64>, max: u64) -> ApiResult<Vec<u8>>
+/// file anyway, and the upload limit bounds it. `read` counts the bytes taken.
+async fn read_body<S, E>(
+    body: &mut S,
+    hint: Option<u64>,
+    max: u64,
+    read: &mut u64,
+) -> ApiResult<Vec<u8>>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -281,6 +350,7 @@ where
     while let Some(chunk) = body.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("Reading the upload failed: {e}")))?;
+        *read += chunk.len() as u64;
         if buf.len() as u64 + chunk.len() as u64 > max {
             return Err(too_large(max));
         }
