@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Check exports with the real readers of each format (pycocotools, supervision, lxml).
+# Check exports with the real readers of each format (pycocotools, Ultralytics, supervision, lxml).
 # Usage: tests/formats/run.sh [pytest args...]   (run `cargo build` first)
 set -euo pipefail
 

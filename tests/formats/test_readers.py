@@ -1,5 +1,5 @@
-"""Exports read by the formats' real readers: pycocotools for COCO, supervision's YOLO and
-Pascal VOC dataset loaders, lxml's XML Schema validator; counts and boxes must equal the
+"""Exports read by the formats' real readers: pycocotools for COCO, Ultralytics' dataset check
+and label loader for YOLO, supervision's YOLO and Pascal VOC dataset loaders, lxml's XML Schema validator; counts and boxes must equal the
 dataset's as the API serves it, and what a format cannot hold must be reported."""
 
 from __future__ import annotations
@@ -135,6 +135,40 @@ def test_yolo_export_has_the_ultralytics_layout(server: Server, dataset: str, tm
             seen.add(rel)
             got = [(ds.classes[c], *map(float, xyxy)) for xyxy, c in zip(det.xyxy, det.class_id)]
             assert same_boxes(got, want[rel], tol=1e-4), (rel, got, want[rel])
+    assert seen == set(truth)
+
+
+def test_yolo_export_loads_in_ultralytics(server: Server, dataset: str, tmp_path: Path) -> None:
+    """Ultralytics' own dataset check and label loader (what `yolo train data=…` runs first)
+    accept the export: every image verified, none corrupt, boxes equal the dataset's."""
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics-settings"))
+    os.environ["YOLO_OFFLINE"] = "1"
+    from ultralytics.data.dataset import YOLODataset
+    from ultralytics.data.utils import check_det_dataset
+
+    out = tmp_path / "yolo"
+    server.cli_json("export", dataset, str(out), "--format", "yolo")
+    data = check_det_dataset(str(out / "data.yaml"), autodownload=False)
+    assert data["nc"] == 4
+    assert data["names"] == {0: "car", 1: "bus", 2: "road", 3: "nose"}
+
+    truth = server.truth(dataset)
+    want = boxes(truth)
+    seen = set()
+    for split in ("train", "val"):
+        assert Path(data[split]) == out / "images" / split
+        ds = YOLODataset(img_path=data[split], data=data, task="detect", augment=False, cache=False)
+        assert len(ds.labels) == sum(1 for rel in truth if rel.startswith(split + "/"))
+        for label in ds.labels:
+            rel = f"{split}/{Path(label['im_file']).name}"
+            seen.add(rel)
+            h, w = label["shape"]
+            assert (w, h) == (truth[rel]["width"], truth[rel]["height"])
+            got = [
+                (data["names"][int(c)], (cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h)
+                for c, (cx, cy, bw, bh) in zip(label["cls"].ravel(), label["bboxes"].tolist())
+            ]
+            assert same_boxes(got, want[rel], tol=1e-3), (rel, got, want[rel])
     assert seen == set(truth)
 
 
