@@ -48,6 +48,14 @@ pg_url() {
   if ! pg_lsclusters -h | awk '{print $2}' | grep -qx "$cluster"; then
     pg_createcluster "$version" "$cluster" -p "$port" -- --auth-local=trust --auth-host=trust >&2
   fi
+  # Settings of a server sized for a million-image dataset (see README, "PostgreSQL"):
+  # buffers that hold the images table and its indexes, compressed full-page images in the
+  # WAL, and no checkpoint forced in the middle of a 100,000-image batch.
+  local conf="/etc/postgresql/$version/$cluster/conf.d/pictograph-bench.conf"
+  if [[ ! -f "$conf" ]]; then
+    printf '%s\n' "shared_buffers = '1GB'" "wal_compression = lz4" "max_wal_size = '4GB'" >"$conf"
+    pg_ctlcluster "$version" "$cluster" stop >&2 2>/dev/null || true
+  fi
   if ! pg_lsclusters -h | awk -v c="$cluster" '$2 == c {print $4}' | grep -qx online; then
     pg_ctlcluster "$version" "$cluster" start >&2
   fi
