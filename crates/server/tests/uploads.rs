@@ -463,7 +463,7 @@ async fn oversized_puts_are_413_with_or_without_content_length() {
             .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks))),
     )
     .await;
-    r.error(413, "payload_too_large");
+    refused_as_too_large(&t, r, &signed, &reg(&id, "/", "big.png", &big, "image/png")).await;
 
     // Nothing was kept: register has no bytes to use.
     t.owner
