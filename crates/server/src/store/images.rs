@@ -695,40 +695,10 @@ impl Store {
         let mut tx = self.tx().await?;
         self.lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
-        let mut taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
-        let by_id: HashMap<&str, &Found> = found.iter().map(|r| (r.id.as_str(), r)).collect();
-        let mut out = BatchOutcome::default();
-        let mut moving = Vec::new();
-        let mut seen = HashSet::new();
-        for id in ids {
-            if !seen.insert(id.as_str()) {
-                continue;
-            }
-            let Some(row) = by_id.get(id.as_str()) else {
-                out.failed.push((id.clone(), NOT_FOUND_REASON.into()));
-                continue;
-            };
-            if row.folder == folder {
-                out.succeeded.push(id.clone());
-                continue;
-            }
-            if !row.is_archived {
-                if let Some(other) = taken.get(&row.filename) {
-                    if other != id {
-                        out.failed.push((
-                            id.clone(),
-                            format!("'{}' already exists in folder '{folder}'", row.filename),
-                        ));
-                        continue;
-                    }
-                }
-                taken.insert(row.filename.clone(), id.clone());
-            }
-            out.affected_folders.insert(row.folder.clone());
-            moving.push(id.clone());
-            out.succeeded.push(id.clone());
-        }
-        if !moving.is_empty() {
+        let taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
+        let (mut out, moving) = plan_moves(ids, &found, taken, folder);
+        drop(found);
+        if let Some(moving) = moving {
             out.affected_folders.insert(folder.to_string());
             let sql = AssertSqlSafe(format!(
                 "UPDATE images SET folder = $1, version = version + 1, updated_at = $2 \
@@ -739,7 +709,7 @@ impl Store {
                 .bind(folder)
                 .bind(now())
                 .bind(dataset_id)
-                .bind(json_list(&moving))
+                .bind(moving)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -761,64 +731,16 @@ impl Store {
         let mut tx = self.tx().await?;
         self.lock_dataset(&mut tx, dataset_id).await?;
         let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
-        let mut taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
-        let by_id: HashMap<&str, &Found> = found.iter().map(|r| (r.id.as_str(), r)).collect();
-        let mut out = BatchOutcome::default();
-        let mut plan: Vec<(String, String, String)> = Vec::new();
-        let mut replaced = Vec::new();
-        let mut created_here = HashSet::new();
-        let mut seen = HashSet::new();
-        for id in ids {
-            if !seen.insert(id.as_str()) {
-                continue;
-            }
-            let Some(row) = by_id.get(id.as_str()) else {
-                out.failed.push((id.clone(), NOT_FOUND_REASON.into()));
-                continue;
-            };
-            let mut name = row.filename.clone();
-            if let Some(existing) = taken.get(&name).cloned() {
-                match mode {
-                    CopyMode::Skip => {
-                        out.failed.push((
-                            id.clone(),
-                            format!("skipped: '{name}' already exists in folder '{folder}'"),
-                        ));
-                        continue;
-                    }
-                    CopyMode::Overwrite
-                        if !created_here.contains(&existing)
-                            && !by_id.contains_key(existing.as_str()) =>
-                    {
-                        replaced.push(existing.clone());
-                        taken.remove(&name);
-                    }
-                    _ => {
-                        let mut n = 2;
-                        while taken.contains_key(&pictograph_core::names::numbered(&name, n)) {
-                            n += 1;
-                        }
-                        name = pictograph_core::names::numbered(&name, n);
-                        out.renamed += 1;
-                    }
-                }
-            }
-            let new_id = uuid::Uuid::new_v4().to_string();
-            taken.insert(name.clone(), new_id.clone());
-            created_here.insert(new_id.clone());
-            out.affected_folders.insert(row.folder.clone());
-            plan.push((id.clone(), new_id, name));
-            out.succeeded.push(id.clone());
-        }
+        let taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
+        let (mut out, plan, replaced) = plan_copies(ids, &found, taken, folder, mode);
+        // What planning read is dropped before the statements run: only the plan, as the
+        // JSON the INSERT reads, is held while they do.
+        drop(found);
         if !replaced.is_empty() {
             out.released_blobs = self.delete_rows(&mut tx, dataset_id, &replaced).await?;
         }
-        if !plan.is_empty() {
+        if let Some(plan) = plan {
             out.affected_folders.insert(folder.to_string());
-            let triples: Vec<serde_json::Value> = plan
-                .iter()
-                .map(|(s, n, f)| serde_json::json!([s, n, f]))
-                .collect();
             let (annotations, count, status) = if copy_annotations {
                 ("i.annotations", "i.annotation_count", "i.status")
             } else {
@@ -836,7 +758,7 @@ impl Store {
             sqlx::query(sql)
                 .bind(folder)
                 .bind(now())
-                .bind(serde_json::Value::from(triples).to_string())
+                .bind(plan)
                 .bind(dataset_id)
                 .execute(&mut *tx)
                 .await?;
@@ -1075,6 +997,117 @@ fn update_binds<'q>(q: AnyQuery<'q>, dataset_id: &str, update: &ImageUpdate) -> 
         .bind(update.is_archived.map(i64::from))
         .bind(now())
         .bind(dataset_id.to_string())
+}
+
+/// Decides each move of a batch into `folder` (whose live names are `taken`, by name to id):
+/// answers the outcome and the ids whose rows change, as the JSON array the UPDATE reads
+/// (none: nothing changes).
+fn plan_moves(
+    ids: &[String],
+    found: &[Found],
+    mut taken: HashMap<String, String>,
+    folder: &str,
+) -> (BatchOutcome, Option<String>) {
+    let by_id: HashMap<&str, &Found> = found.iter().map(|r| (r.id.as_str(), r)).collect();
+    let mut out = BatchOutcome::default();
+    let mut moving: Vec<&str> = Vec::new();
+    let mut seen = HashSet::new();
+    for id in ids {
+        if !seen.insert(id.as_str()) {
+            continue;
+        }
+        let Some(row) = by_id.get(id.as_str()) else {
+            out.failed.push((id.clone(), NOT_FOUND_REASON.into()));
+            continue;
+        };
+        if row.folder == folder {
+            out.succeeded.push(id.clone());
+            continue;
+        }
+        if !row.is_archived {
+            if let Some(other) = taken.get(&row.filename) {
+                if other != id {
+                    out.failed.push((
+                        id.clone(),
+                        format!("'{}' already exists in folder '{folder}'", row.filename),
+                    ));
+                    continue;
+                }
+            }
+            taken.insert(row.filename.clone(), id.clone());
+        }
+        out.affected_folders.insert(row.folder.clone());
+        moving.push(id);
+        out.succeeded.push(id.clone());
+    }
+    let moving = (!moving.is_empty()).then(|| serde_json::to_string(&moving).unwrap_or_default());
+    (out, moving)
+}
+
+/// Decides each copy of a batch: its new id and name in `folder` (whose live names are
+/// `taken`, by name to id), or why it is not made. Answers the outcome so far, the copies as
+/// the JSON array of `[source, new id, name]` triples the INSERT reads (none: nothing to copy),
+/// and the live images an overwrite replaces.
+fn plan_copies(
+    ids: &[String],
+    found: &[Found],
+    mut taken: HashMap<String, String>,
+    folder: &str,
+    mode: CopyMode,
+) -> (BatchOutcome, Option<String>, Vec<String>) {
+    let by_id: HashMap<&str, &Found> = found.iter().map(|r| (r.id.as_str(), r)).collect();
+    let mut out = BatchOutcome::default();
+    let mut plan: Vec<(&str, String, String)> = Vec::new();
+    let mut replaced = Vec::new();
+    let mut created_here = HashSet::new();
+    let mut seen = HashSet::new();
+    for id in ids {
+        if !seen.insert(id.as_str()) {
+            continue;
+        }
+        let Some(row) = by_id.get(id.as_str()) else {
+            out.failed.push((id.clone(), NOT_FOUND_REASON.into()));
+            continue;
+        };
+        let mut name = row.filename.clone();
+        if let Some(existing) = taken.get(&name).cloned() {
+            match mode {
+                CopyMode::Skip => {
+                    out.failed.push((
+                        id.clone(),
+                        format!("skipped: '{name}' already exists in folder '{folder}'"),
+                    ));
+                    continue;
+                }
+                CopyMode::Overwrite
+                    if !created_here.contains(&existing)
+                        && !by_id.contains_key(existing.as_str()) =>
+                {
+                    replaced.push(existing.clone());
+                    taken.remove(&name);
+                }
+                _ => {
+                    let mut n = 2;
+                    while taken.contains_key(&pictograph_core::names::numbered(&name, n)) {
+                        n += 1;
+                    }
+                    name = pictograph_core::names::numbered(&name, n);
+                    out.renamed += 1;
+                }
+            }
+        }
+        let new_id = uuid::Uuid::new_v4().to_string();
+        taken.insert(name.clone(), new_id.clone());
+        if mode == CopyMode::Overwrite {
+            created_here.insert(new_id.clone());
+        }
+        out.affected_folders.insert(row.folder.clone());
+        plan.push((id.as_str(), new_id, name));
+        out.succeeded.push(id.clone());
+    }
+    // Tuples serialise as arrays: the triples are written straight into one string.
+    let plan = (!plan.is_empty()).then(|| serde_json::to_string(&plan).unwrap_or_default());
+    (out, plan, replaced)
 }
 
 impl Dialect {
