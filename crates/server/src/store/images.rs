@@ -200,6 +200,13 @@ pub struct BatchOutcome {
     pub released_blobs: Vec<String>,
 }
 
+impl BatchOutcome {
+    /// Records an id the dataset has no image for.
+    fn not_found(&mut self, id: &str) {
+        self.failed.push((id.to_string(), NOT_FOUND_REASON.into()));
+    }
+}
+
 /// What a batch reads of each image it was given.
 #[derive(Debug)]
 struct Found {
@@ -961,26 +968,22 @@ impl Store {
                     out.affected_folders.insert(folder.to_string());
                     out.succeeded.push(id.clone());
                 }
-                None => out.failed.push((id.clone(), NOT_FOUND_REASON.into())),
+                None => out.not_found(id),
             }
         }
         Ok(out)
     }
 
     fn split_found(&self, ids: &[String], found: &[Found]) -> BatchOutcome {
-        let by_id: HashMap<&str, &Found> = found.iter().map(|r| (r.id.as_str(), r)).collect();
+        let by_id = rows_by_id(found);
         let mut out = BatchOutcome::default();
-        let mut seen = HashSet::new();
-        for id in ids {
-            if !seen.insert(id.as_str()) {
-                continue;
-            }
-            match by_id.get(id.as_str()) {
+        for (id, row) in distinct(ids, &by_id) {
+            match row {
                 Some(row) => {
                     out.affected_folders.insert(row.folder.clone());
                     out.succeeded.push(id.clone());
                 }
-                None => out.failed.push((id.clone(), NOT_FOUND_REASON.into())),
+                None => out.not_found(id),
             }
         }
         out
@@ -999,6 +1002,22 @@ fn update_binds<'q>(q: AnyQuery<'q>, dataset_id: &str, update: &ImageUpdate) -> 
         .bind(dataset_id.to_string())
 }
 
+/// The rows a batch read, by id.
+fn rows_by_id(found: &[Found]) -> HashMap<&str, &Found> {
+    found.iter().map(|r| (r.id.as_str(), r)).collect()
+}
+
+/// Each id of a batch once, in request order, with its row if it has one.
+fn distinct<'a>(
+    ids: &'a [String],
+    by_id: &'a HashMap<&str, &'a Found>,
+) -> impl Iterator<Item = (&'a String, Option<&'a Found>)> {
+    let mut seen = HashSet::new();
+    ids.iter()
+        .filter(move |id| seen.insert(id.as_str()))
+        .map(move |id| (id, by_id.get(id.as_str()).copied()))
+}
+
 /// Decides each move of a batch into `folder` (whose live names are `taken`, by name to id):
 /// answers the outcome and the ids whose rows change, as the JSON array the UPDATE reads
 /// (none: nothing changes).
@@ -1008,16 +1027,12 @@ fn plan_moves(
     mut taken: HashMap<String, String>,
     folder: &str,
 ) -> (BatchOutcome, Option<String>) {
-    let by_id: HashMap<&str, &Found> = found.iter().map(|r| (r.id.as_str(), r)).collect();
+    let by_id = rows_by_id(found);
     let mut out = BatchOutcome::default();
     let mut moving: Vec<&str> = Vec::new();
-    let mut seen = HashSet::new();
-    for id in ids {
-        if !seen.insert(id.as_str()) {
-            continue;
-        }
-        let Some(row) = by_id.get(id.as_str()) else {
-            out.failed.push((id.clone(), NOT_FOUND_REASON.into()));
+    for (id, row) in distinct(ids, &by_id) {
+        let Some(row) = row else {
+            out.not_found(id);
             continue;
         };
         if row.folder == folder {
@@ -1055,18 +1070,14 @@ fn plan_copies(
     folder: &str,
     mode: CopyMode,
 ) -> (BatchOutcome, Option<String>, Vec<String>) {
-    let by_id: HashMap<&str, &Found> = found.iter().map(|r| (r.id.as_str(), r)).collect();
+    let by_id = rows_by_id(found);
     let mut out = BatchOutcome::default();
     let mut plan: Vec<(&str, String, String)> = Vec::new();
     let mut replaced = Vec::new();
     let mut created_here = HashSet::new();
-    let mut seen = HashSet::new();
-    for id in ids {
-        if !seen.insert(id.as_str()) {
-            continue;
-        }
-        let Some(row) = by_id.get(id.as_str()) else {
-            out.failed.push((id.clone(), NOT_FOUND_REASON.into()));
+    for (id, row) in distinct(ids, &by_id) {
+        let Some(row) = row else {
+            out.not_found(id);
             continue;
         };
         let mut name = row.filename.clone();
