@@ -293,7 +293,9 @@ async fn heic_is_converted_when_it_arrives_through_the_bucket() {
 
 #[tokio::test]
 async fn bytes_put_into_the_bucket_but_never_registered_are_swept() {
-    let env = start_with(50 * 1024 * 1024, 1).await;
+    // Upload URLs live 3 s: long enough for the PUTs, register and the second PUT below on a
+    // busy machine, short enough to wait out before the sweep.
+    let env = start_with(50 * 1024 * 1024, 3).await;
     let ds = dataset(&env, "s3-sweep").await;
     // One upload registered, then PUT again through its URL; one PUT and never registered.
     let (_, u) = env
@@ -343,7 +345,7 @@ async fn bytes_put_into_the_bucket_but_never_registered_are_swept() {
             .count(),
         2
     );
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     pictograph_server::services::maintenance::sweep(&env.app.state)
         .await
         .unwrap();
