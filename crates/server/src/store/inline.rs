@@ -34,6 +34,14 @@ impl Inline {
         };
         let conn = inline.connect().ok()?;
         inline.put(conn);
+        if shared_page_cache() {
+            tracing::warn!(
+                "this SQLite build shares one page cache among its connections \
+                 (SQLITE_ENABLE_MEMORY_MANAGEMENT): after large reads, point reads re-read \
+                 their pages at every request; build in the workspace, whose \
+                 .cargo/config.toml leaves the option out"
+            );
+        }
         Some(inline)
     }
 
@@ -111,6 +119,16 @@ impl Inline {
     }
 }
 
+/// Whether this SQLite build shares one page cache among all its connections
+/// (`SQLITE_ENABLE_MEMORY_MANAGEMENT`). Shared, a connection that reads many pages takes the
+/// least recently used pages of the others and keeps them, so the group stays full; a page an
+/// inline connection then reads is freed as soon as it is released, and every request reads
+/// its pages again. The workspace builds SQLite without it (`.cargo/config.toml`).
+pub(super) fn shared_page_cache() -> bool {
+    // SAFETY: a NUL-terminated option name; the call only reads SQLite's compile-time list.
+    unsafe { rusqlite::ffi::sqlite3_compileoption_used(c"ENABLE_MEMORY_MANAGEMENT".as_ptr()) == 1 }
+}
+
 /// A value readable from a row of either driver.
 pub trait Column:
     for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + rusqlite::types::FromSql
@@ -144,6 +162,7 @@ impl Cells for rusqlite::Row<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::Inline;
     use crate::store::{get, Store};
 
     const LIVE_KEY: &str = "SELECT org_id, prefix FROM api_keys \
@@ -184,5 +203,81 @@ mod tests {
             .first("SELECT nope FROM nowhere", &[], |_| Ok(()))
             .is_none());
         assert!(store.key_by_hash("hash-a").await.unwrap().is_none());
+    }
+
+    /// Page reads an inline connection has had to make so far.
+    fn cache_misses(conn: &rusqlite::Connection) -> i32 {
+        let (mut now, mut high) = (0, 0);
+        // SAFETY: the handle is this open connection's; the call only reads its counters.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                conn.handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_CACHE_MISS,
+                &mut now,
+                &mut high,
+                0,
+            )
+        };
+        assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+        now
+    }
+
+    #[tokio::test]
+    async fn point_reads_keep_their_pages_after_large_reads_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let inline = store.inline.clone().expect("a file database reads inline");
+        let org = store.ensure_org("o").await.unwrap();
+        store
+            .insert_key(&org.id, "pk_a", "hash-a", "owner", "free")
+            .await
+            .unwrap();
+        // About 24 MB: more pages than the caches of every connection together hold.
+        sqlx::query("CREATE TABLE filler (x BLOB)")
+            .execute(&store.write)
+            .await
+            .unwrap();
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8000) \
+             INSERT INTO filler SELECT randomblob(3000) FROM n",
+        )
+        .execute(&store.write)
+        .await
+        .unwrap();
+        let conn = inline.take().unwrap();
+        let lookup = |conn: &rusqlite::Connection| {
+            Inline::run(conn, LIVE_KEY, &["hash-a", "pk_a"], |r| {
+                get::<String>(r, "org_id")
+            })
+        };
+        assert_eq!(lookup(&conn), Some(Some(org.id.clone())));
+        // Large reads through both pools, as download listings and writes make: with one
+        // cache shared by all connections, each takes the others' least recently used pages
+        // and then grows back, until together they hold every page the group allows.
+        for _ in 0..3 {
+            for pool in [&store.read, &store.write] {
+                let total: i64 = sqlx::query_scalar("SELECT sum(length(x)) FROM filler")
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+                assert_eq!(total, 8000 * 3000);
+            }
+        }
+        assert_eq!(lookup(&conn), Some(Some(org.id.clone())));
+        let before = cache_misses(&conn);
+        for _ in 0..20 {
+            assert_eq!(lookup(&conn), Some(Some(org.id.clone())));
+        }
+        assert_eq!(
+            cache_misses(&conn) - before,
+            0,
+            "repeated point reads are answered from the connection's cache"
+        );
+        inline.put(conn);
+        assert!(
+            !super::shared_page_cache(),
+            "SQLite is built with a page cache per connection"
+        );
     }
 }
