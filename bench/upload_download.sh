@@ -21,18 +21,20 @@
 #   --keep           keep the scratch directory (printed) instead of deleting it
 # BENCH_DIR=DIR puts the scratch directory there (default: bench/ under cargo's target dir).
 #
-# Builds `pictograph` in release mode (under $CARGO_TARGET_DIR when set), starts `pictograph serve` on 127.0.0.1 with a fresh
-# data directory, and times whole commands (process start to exit), every run into a fresh
-# dataset or directory, all on warm page caches:
+# Builds `pictograph` in release mode (under $CARGO_TARGET_DIR when set) and times whole
+# commands (process start to exit), every run into a fresh dataset or directory, all on warm
+# page caches:
 #   upload:   pictograph upload | Python upload_dataset_from_folder | cp -r of the folder
+#             | cp -r then sync (the server answers an upload once its bytes are on disk;
+#               a download, like cp, does not sync)
 #             | Label Studio: create a project, then POST the files to its import endpoint
 #   download: pictograph download | Python datasets.download(mode="full") | cp -r
 #             | Label Studio: its YOLO_WITH_IMAGES export (a zip of every image), unpacked
-# The server stores bytes by content, so after each upload is measured its dataset is deleted
-# and the unreferenced bytes are swept (`pictograph gc --grace-secs 0`): every upload starts
-# from an empty store rather than finding the bytes already there. Each run's output is
-# deleted once measured, so scratch stays near 3x the generated data (about 5x during the
-# Label Studio export, which stages a copy and a zip of its own).
+# The server stores bytes by content, so every upload measured goes to a `pictograph serve`
+# on 127.0.0.1 with a fresh data directory rather than finding the bytes already there.
+# Nothing is deleted during a run: its outputs are deleted between runs (see `settle`), so
+# scratch peaks near 7x the generated data (10x with Label Studio, whose import keeps a copy
+# and whose export stages a zip).
 # Python: tests/compat/.venv (made by `bash tests/compat/run.sh --co -q`), or $PYTHON, or a
 # venv made here in bench/.venv. Not a test: nothing is asserted beyond every run succeeding.
 set -euo pipefail
@@ -123,21 +125,53 @@ echo "generating $files images" >&2
 "$python" "$here/gen_images.py" "$work/src" --files "$files" ${kb:+--kb "$kb"} >&2
 bytes=$(du -sb "$work/src" | cut -f1)
 
-# ── the server ──
-"$bin" serve --data-dir "$work/data" --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
-server_pid=$!
-url=""
-for _ in $(seq 1 100); do
-  url="$(sed -n 's/^listening on //p' "$work/serve.out" 2>/dev/null || true)"
-  [[ -n "$url" ]] && break
-  sleep 0.1
-done
-[[ -n "$url" ]] || { echo "error: the server did not start:" >&2; cat "$work/serve.err" >&2; exit 1; }
-key="$(sed -n 's/^  \(pk_[A-Za-z0-9_]*\)$/\1/p' "$work/serve.out" | head -1)"
-[[ -n "$key" ]] || { echo "error: no key in the server's first-start output" >&2; exit 1; }
-export PICTOGRAPH_BASE_URL="$url" PICTOGRAPH_API_KEY="$key"
+# ── the server: a fresh data directory for every upload measured ──
+# The server stores bytes by content, so each upload needs an empty store, and a fresh
+# directory gives one without deleting anything (see `settle` below for why deleting matters).
 unset PICTOGRAPH_CONFIG_DIR
-echo "server at $url" >&2
+start_server() {
+  local data="$1"
+  "$bin" serve --data-dir "$data" --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
+  server_pid=$!
+  local url=""
+  for _ in $(seq 1 100); do
+    url="$(sed -n 's/^listening on //p' "$work/serve.out" 2>/dev/null || true)"
+    [[ -n "$url" ]] && break
+    sleep 0.1
+  done
+  [[ -n "$url" ]] || { echo "error: the server did not start:" >&2; cat "$work/serve.err" >&2; exit 1; }
+  local key
+  key="$(sed -n 's/^  \(pk_[A-Za-z0-9_]*\)$/\1/p' "$work/serve.out" | head -1)"
+  [[ -n "$key" ]] || { echo "error: no key in the server's first-start output" >&2; exit 1; }
+  export PICTOGRAPH_BASE_URL="$url" PICTOGRAPH_API_KEY="$key"
+}
+stop_server() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+
+# ── nothing is deleted while a run is timed ──
+# On ext4 without a journal, creating a file skips over every inode of its block group freed
+# in the last minutes, checking each one's deletion time: right after a few thousand files
+# are deleted, each new file costs a scan of them, and that scan, not the tool timed, then
+# dominates a run that writes thousands of files. So each run's outputs go to a trash
+# directory (a rename) and are deleted between runs; then, as root, the page cache is
+# dropped (it holds those inode blocks; recently freed inodes whose block is not cached are
+# not scanned) and the source folder is read back in, so every run starts warm and clean.
+# Without root the deletions stay cached and the times of later runs include the scans.
+trash() { mkdir -p "$work/trash"; mv "$@" "$work/trash/"; }
+settle() {
+  rm -rf "$work/trash"
+  sync
+  if [[ -w /proc/sys/vm/drop_caches ]]; then
+    echo 1 >/proc/sys/vm/drop_caches
+    find "$work/src" -type f -exec cat {} + >/dev/null
+  elif [[ -z "${settle_warned:-}" ]]; then
+    settle_warned=1
+    echo "note: not root, so the inode blocks of deleted outputs stay cached; on ext4 without a journal the runs after the first then include scans of the freed inodes" >&2
+  fi
+}
 
 # ── Label Studio: fresh data directory, 127.0.0.1 only, nothing sent out ──
 # LATEST_VERSION_CHECK=false: skips the check for a newer release made when its modules load
@@ -186,42 +220,41 @@ timed() {
   echo "  ${out##*/}: $(tail -n 1 "$out") s" >&2
 }
 
-# Deletes a dataset and frees its bytes, so the next upload starts from an empty store.
-drop_dataset() {
-  "$bin" datasets delete "$1" --yes >/dev/null
-  "$bin" gc --data-dir "$work/data" --grace-secs 0 >/dev/null
-}
-
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 wflag=()
 [[ -n "$workers" ]] && wflag=(--workers "$workers")
-touch "$work/up_py" "$work/dl_py" "$work/up_ls" "$work/dl_ls"
+touch "$work/up_py" "$work/dl_py" "$work/up_ls" "$work/dl_ls" "$work/dl_cps"
 for i in $(seq 1 "$runs"); do
+  settle
   echo "run $i/$runs: ours" >&2
+  start_server "$work/data-ours-$i"
+  echo "server at $PICTOGRAPH_BASE_URL" >&2
   timed "$work/up_ours" "$bin" upload "$work/src" --dataset "ours-$i" --json "${wflag[@]}"
   "$python" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["uploaded"]==int(sys.argv[2]) and d["failed"]==0, d' \
     "$work/last.out" "$files"
   timed "$work/dl_ours" "$bin" download "ours-$i" "$work/dl-ours-$i" --json "${wflag[@]}"
   "$python" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["images_downloaded"]==int(sys.argv[2]) and d["failed"]==0, d' \
     "$work/last.out" "$files"
-  rm -rf "$work/dl-ours-$i"
+  trash "$work/dl-ours-$i"
 
   if (( i <= py_runs )); then
     echo "run $i/$runs: python" >&2
     timed "$work/dl_py" "$python" "$here/py_client.py" download "ours-$i" "$work/dl-py-$i"
-    rm -rf "$work/dl-py-$i"
-    drop_dataset "ours-$i"
+    trash "$work/dl-py-$i"
+    stop_server
+    start_server "$work/data-py-$i"
     timed "$work/up_py" "$python" "$here/py_client.py" upload "$work/src" "py-$i"
-    drop_dataset "py-$i"
-  else
-    drop_dataset "ours-$i"
   fi
+  stop_server
 
   echo "run $i/$runs: cp -r" >&2
   timed "$work/up_cp" cp -r "$work/src" "$work/cp-$i"
-  rm -rf "$work/cp-$i"
   timed "$work/dl_cp" cp -r "$work/src" "$work/cpdl-$i"
-  rm -rf "$work/cpdl-$i"
+  # The server answers an upload only once its bytes are on disk; `cp -r` then `sync` is the
+  # floor for that (the sync before it flushes what the earlier copies left in memory).
+  sync
+  timed "$work/up_cps" bash -c 'cp -r "$1" "$2" && sync' _ "$work/src" "$work/cps-$i"
+  trash "$work/cp-$i" "$work/cpdl-$i" "$work/cps-$i" "$work"/data-*
 
   if (( i <= ls_runs )); then
     echo "run $i/$runs: label studio" >&2
@@ -234,7 +267,7 @@ for i in $(seq 1 "$runs"); do
     ' _ "$ls_bin" "$here" "$i" "$ls_classes" "$work" "$ls_batch" "$ls_parallel"
     project="$(cat "$work/ls-project")"
     timed "$work/dl_ls" "$ls_bin/python" "$here/ls_client.py" export "$project" "$work/dl-ls-$i"
-    rm -rf "$work/dl-ls-$i"
+    trash "$work/dl-ls-$i"
     # The export leaves its zip in the server's TMPDIR; deleting a project keeps the uploaded
     # files, so both go by hand (nothing refers to them once the project is gone).
     curl -sf -X DELETE -H "Authorization: Token $ls_token" "$ls_url/api/projects/$project/" >/dev/null
@@ -252,14 +285,14 @@ def med(n):
     xs = [float(x) for x in open(f"{work}/{n}").read().split()]
     return statistics.median(xs) if xs else None
 
-cols = [("ours", "ours"), ("python", "py"), ("cp -r", "cp")] + ([("label studio", "ls")] if ls_runs else [])
+cols = [("ours", "ours"), ("python", "py"), ("cp -r", "cp"), ("cp -r; sync", "cps")] + ([("label studio", "ls")] if ls_runs else [])
 print(f"\n{files} files, {nbytes / 1e6:.0f} MB, {cpus} CPUs, warm cache; medians of runs:"
       f" ours {runs}, cp -r {runs}, python {py_runs}" + (f", label studio {ls_runs}" if ls_runs else ""))
 print(f"load average (1, 5, 15 min) before the runs {load0}, after {load1}: other work on the machine skews the times")
 if ls_runs:
     print(f"label studio {ls_version}: import in requests of {ls_batch} files, {ls_parallel} at once;"
           " download = its YOLO_WITH_IMAGES export, unpacked")
-ratios = ["python/ours"] + (["ls/ours"] if ls_runs else []) + ["ours/cp"]
+ratios = ["python/ours"] + (["ls/ours"] if ls_runs else []) + ["ours/cp", "ours/cp;sync"]
 print(f"{'':10}" + "".join(f"{c:>14}" for c, _ in cols) + "".join(f"{r:>13}" for r in ratios) + f"{'ours MB/s':>11}")
 for op in ("upload", "download"):
     p = "up" if op == "upload" else "dl"
@@ -267,7 +300,7 @@ for op in ("upload", "download"):
     o = t["ours"]
     cells = "".join(f"{t[k]:13.2f}s" if t[k] is not None else f"{'-':>14}" for _, k in cols)
     div = lambda a, b: a / b if a is not None and b is not None else None
-    r = [div(t["py"], o)] + ([div(t["ls"], o)] if ls_runs else []) + [div(o, t["cp"])]
+    r = [div(t["py"], o)] + ([div(t["ls"], o)] if ls_runs else []) + [div(o, t["cp"]), div(o, t["cps"])]
     ratio = lambda x: f"{x:12.1f}x" if x is not None else f"{'-':>13}"
     print(f"{op:10}{cells}" + "".join(ratio(x) for x in r) + f"{nbytes / 1e6 / o:11.0f}")
 EOF
