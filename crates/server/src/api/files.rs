@@ -3,7 +3,7 @@
 use super::extract::{Path, Query};
 use crate::blobs::Loaded;
 use crate::error::{ApiError, ApiResult};
-use crate::services::uploads::{self, PutRequest};
+use crate::services::uploads::{self, PutHead};
 use crate::store::ImageRow;
 use crate::AppState;
 use axum::body::Body;
@@ -35,15 +35,15 @@ pub async fn put_upload(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let put = PutRequest {
+    let put = PutHead {
         id,
         expires: q.expires,
         sig: q.sig,
         content_length: text(header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
         content_type: text(header::CONTENT_TYPE),
-        body: body.into_data_stream(),
     };
-    Ok(Json(uploads::receive(&state, put).await?))
+    let body = body.into_data_stream();
+    Ok(Json(uploads::receive(&state, &put, body).await?))
 }
 
 /// `GET /files/images/{id}`: an image's bytes by signed URL.

@@ -207,8 +207,8 @@ async fn issue(
     Ok((body, taken, pending))
 }
 
-/// What a PUT request brought.
-pub struct PutRequest<S> {
+/// What a PUT request said besides its body.
+pub struct PutHead {
     /// Upload id from the path.
     pub id: String,
     /// `expires` from the query.
@@ -219,8 +219,6 @@ pub struct PutRequest<S> {
     pub content_length: Option<u64>,
     /// Content-Type, when sent.
     pub content_type: Option<String>,
-    /// The body.
-    pub body: S,
 }
 
 /// Receives the bytes of a signed upload: checks signature, size and type, stores them under
@@ -229,31 +227,15 @@ pub struct PutRequest<S> {
 /// A refused upload's unread body is drained (within [`DRAIN_BYTES`] and [`DRAIN_TIME`])
 /// before the refusal is answered, so a client still sending reads the error instead of a
 /// reset connection.
-pub async fn receive<S, E>(state: &AppState, put: PutRequest<S>) -> ApiResult<Value>
+pub async fn receive<S, E>(state: &AppState, put: &PutHead, mut body: S) -> ApiResult<Value>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let PutRequest {
-        id,
-        expires,
-        sig,
-        content_length,
-        content_type,
-        mut body,
-    } = put;
-    let head = PutRequest {
-        id,
-        expires,
-        sig,
-        content_length,
-        content_type,
-        body: (),
-    };
     let mut read = 0;
-    let answer = accept(state, &head, &mut body, &mut read).await;
+    let answer = accept(state, put, &mut body, &mut read).await;
     if answer.is_err() {
-        let unread = content_length.map(|n| n.saturating_sub(read));
+        let unread = put.content_length.map(|n| n.saturating_sub(read));
         if unread.is_none_or(|n| n <= DRAIN_BYTES) {
             drain(&mut body).await;
         }
@@ -286,7 +268,7 @@ where
 /// The checks and storing of [`receive`]; `read` counts the body bytes taken.
 async fn accept<S, E>(
     state: &AppState,
-    put: &PutRequest<()>,
+    put: &PutHead,
     body: &mut S,
     read: &mut u64,
 ) -> ApiResult<Value>

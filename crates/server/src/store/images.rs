@@ -222,9 +222,9 @@ pub const NOT_FOUND_REASON: &str = "Image not found in dataset";
 const COLUMNS: &str = "id, dataset_id, folder, filename, display_name, status, is_archived, \
      blob_hash, file_size, mime_type, width, height, annotation_count, version, created_at, updated_at";
 
-/// The ids as one JSON array of strings, written straight from the slice.
-fn json_list(ids: &[String]) -> String {
-    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+/// The items (ids, or the rows of a plan) as one JSON array, written straight from the slice.
+fn json_list<T: serde::Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
 impl Store {
@@ -1055,7 +1055,7 @@ fn plan_moves(
         moving.push(id);
         out.succeeded.push(id.clone());
     }
-    let moving = (!moving.is_empty()).then(|| serde_json::to_string(&moving).unwrap_or_default());
+    let moving = (!moving.is_empty()).then(|| json_list(&moving));
     (out, moving)
 }
 
@@ -1117,7 +1117,7 @@ fn plan_copies(
         out.succeeded.push(id.clone());
     }
     // Tuples serialise as arrays: the triples are written straight into one string.
-    let plan = (!plan.is_empty()).then(|| serde_json::to_string(&plan).unwrap_or_default());
+    let plan = (!plan.is_empty()).then(|| json_list(&plan));
     (out, plan, replaced)
 }
 

@@ -285,7 +285,10 @@ fn checkpoint_in_background<T: Send + Sync + 'static>(
             if alive.strong_count() == 0 {
                 break;
             }
-            let written = std::fs::metadata(&wal).and_then(|m| m.modified()).ok();
+            let written = tokio::fs::metadata(&wal)
+                .await
+                .and_then(|m| m.modified())
+                .ok();
             if written.is_some() && written == copied_at {
                 continue;
             }
@@ -294,10 +297,13 @@ fn checkpoint_in_background<T: Send + Sync + 'static>(
                 .await
             {
                 Ok(row) => {
-                    let log = get::<i64>(&row, "log").unwrap_or(-1);
-                    let done = get::<i64>(&row, "checkpointed").unwrap_or(-2);
-                    if log == done {
-                        copied_at = written;
+                    // Wholly copied only when both counts are read and agree.
+                    let log = get::<i64>(&row, "log");
+                    let done = get::<i64>(&row, "checkpointed");
+                    if let (Ok(log), Ok(done)) = (log, done) {
+                        if log == done {
+                            copied_at = written;
+                        }
                     }
                 }
                 Err(e) => tracing::warn!("wal checkpoint: {e}"),
