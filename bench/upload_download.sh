@@ -207,10 +207,13 @@ if [[ "$ls_on" == 1 ]]; then
   echo "Label Studio $ls_version at $ls_url" >&2
 fi
 
-# Runs a command, checks it succeeded, and appends its wall time in seconds to $1.
+# Runs a command, checks it succeeded, and appends its wall time in seconds to $1. What
+# earlier commands left in memory is written out first (untimed): with gigabytes of it
+# pending, the kernel makes whichever command writes next wait for the disk.
 timed() {
   local out="$1"; shift
   local t0 t1
+  sync
   t0=$(date +%s%N)
   if ! "$@" >"$work/last.out" 2>"$work/last.err"; then
     echo "error: failed: $*" >&2; cat "$work/last.out" "$work/last.err" >&2; exit 1
@@ -251,8 +254,7 @@ for i in $(seq 1 "$runs"); do
   timed "$work/up_cp" cp -r "$work/src" "$work/cp-$i"
   timed "$work/dl_cp" cp -r "$work/src" "$work/cpdl-$i"
   # The server answers an upload only once its bytes are on disk; `cp -r` then `sync` is the
-  # floor for that (the sync before it flushes what the earlier copies left in memory).
-  sync
+  # floor for that.
   timed "$work/up_cps" bash -c 'cp -r "$1" "$2" && sync' _ "$work/src" "$work/cps-$i"
   trash "$work/cp-$i" "$work/cpdl-$i" "$work/cps-$i" "$work"/data-*
 
