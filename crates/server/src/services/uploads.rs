@@ -12,6 +12,7 @@ use pictograph_core::names;
 use pictograph_media::Format;
 use serde_json::{json, Value};
 use sha2::Digest;
+use std::collections::HashMap;
 
 /// A request for a signed upload URL (either client generation's field names).
 #[derive(Debug, Default)]
@@ -91,7 +92,15 @@ pub async fn upload_url(
         req.dataset.as_deref(),
     )
     .await?;
-    let (body, _, pending) = issue(state, caller, links, &dataset, &req, &["body"], true).await?;
+    let t = target(&req, &["body"])?;
+    let taken = state
+        .store
+        .names_taken(&dataset.id, &[(t.folder.as_str(), t.filename.as_str())])
+        .await?;
+    if !taken.is_empty() {
+        return Err(conflict(&t.filename, &t.folder));
+    }
+    let (body, pending) = sign(state, caller, links, &dataset, t).await?;
     state.store.create_pending_upload(&pending).await?;
     let id = body["upload_id"].clone();
     Ok(json!({
@@ -122,18 +131,25 @@ pub async fn bulk_upload_url(
         ));
     }
     let dataset = super::datasets::by_ref(state, caller, dataset).await?;
+    let targets = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| target(item, &["body", "images", i.to_string().as_str()]))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let names: Vec<_> = targets
+        .iter()
+        .map(|t| (t.folder.as_str(), t.filename.as_str()))
+        .collect();
+    let taken = state.store.names_taken(&dataset.id, &names).await?;
     let mut urls = Vec::with_capacity(items.len());
     let mut pending = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let index = i.to_string();
-        let loc = ["body", "images", index.as_str()];
-        let (mut entry, exists, p) =
-            issue(state, caller, links, &dataset, item, &loc, false).await?;
-        pending.push(p);
-        entry["filename"] = json!(names::filename(&item.filename).unwrap_or_default());
-        entry["directory_path"] = json!(names::folder_path(item.folder.as_deref().unwrap_or("/"))
-            .unwrap_or_else(|_| "/".into()));
+    for t in targets {
+        let exists = taken.contains(&(t.folder.clone(), t.filename.clone()));
+        let (mut entry, p) = sign(state, caller, links, &dataset, t).await?;
+        entry["filename"] = json!(p.filename);
+        entry["directory_path"] = json!(p.folder);
         entry["exists"] = json!(exists);
+        pending.push(p);
         urls.push(entry);
     }
     state.store.create_pending_uploads(&pending).await?;
@@ -141,19 +157,16 @@ pub async fn bulk_upload_url(
     Ok(json!({"upload_urls": data["upload_urls"], "data": data}))
 }
 
-/// Checks one file's target and signs its URL; the caller records the returned pending
-/// upload. With `refuse_taken`, a live image of the same name in the folder is a 409;
-/// otherwise the URL is issued and reported as `true` beside the entry. Errors are located
-/// under `loc`.
-async fn issue(
-    state: &AppState,
-    caller: &Caller,
-    links: &Links<'_>,
-    dataset: &DatasetRow,
-    req: &UploadRequest,
-    loc: &[&str],
-    refuse_taken: bool,
-) -> ApiResult<(Value, bool, PendingUpload)> {
+/// Where one file is to go: its checked name and folder, and the format its name and
+/// declared type agree on.
+struct Target {
+    filename: String,
+    folder: String,
+    format: Format,
+}
+
+/// Checks one file's target; errors are located under `loc`.
+fn target(req: &UploadRequest, loc: &[&str]) -> ApiResult<Target> {
     fn at<'a>(loc: &[&'a str], field: &'a str) -> Vec<&'a str> {
         loc.iter().copied().chain([field]).collect()
     }
@@ -162,13 +175,21 @@ async fn issue(
     let folder = names::folder_path(req.folder.as_deref().unwrap_or("/"))
         .map_err(|e| ApiError::field(&at(loc, "folder_path"), e.0))?;
     let format = declared_format(&filename, req.content_type.as_deref())?;
-    let taken = state
-        .store
-        .name_taken(&dataset.id, &folder, &filename)
-        .await?;
-    if taken && refuse_taken {
-        return Err(conflict(&filename, &folder));
-    }
+    Ok(Target {
+        filename,
+        folder,
+        format,
+    })
+}
+
+/// Signs the URL for one checked target; the caller records the returned pending upload.
+async fn sign(
+    state: &AppState,
+    caller: &Caller,
+    links: &Links<'_>,
+    dataset: &DatasetRow,
+    t: Target,
+) -> ApiResult<(Value, PendingUpload)> {
     let ttl = state.config.url_ttl_secs as i64;
     let expires = chrono::Utc::now().timestamp() + ttl;
     let id = uuid::Uuid::new_v4().simple().to_string();
@@ -176,9 +197,9 @@ async fn issue(
         id: id.clone(),
         org_id: caller.org_id.clone(),
         dataset_id: dataset.id.clone(),
-        folder: folder.clone(),
-        filename: filename.clone(),
-        content_type: format.mime().to_string(),
+        folder: t.folder,
+        filename: t.filename,
+        content_type: t.format.mime().to_string(),
         expires_at: fmt_time(chrono::DateTime::from_timestamp(expires, 0).unwrap_or_default()),
         blob_hash: None,
         size: None,
@@ -204,7 +225,7 @@ async fn issue(
         "expires_in": ttl,
         "max_size": state.config.max_upload_bytes,
     });
-    Ok((body, taken, pending))
+    Ok((body, pending))
 }
 
 /// What a PUT request said besides its body.
@@ -501,23 +522,24 @@ async fn pending_by_name(
         })
 }
 
-/// Checks a register request against its pending upload and answers the upload id and the
-/// image to insert.
+/// Checks a register request against its pending upload (looked up unless among `known`,
+/// by id) and answers the upload id and the image to insert.
 async fn prepare_register(
     state: &AppState,
     caller: &Caller,
     fields: &RegisterFields,
+    known: &mut HashMap<String, PendingUpload>,
 ) -> ApiResult<(String, NewImage)> {
     caller.require(Role::Member, "Uploading")?;
     let pending = match fields.upload_id.as_deref() {
-        Some(id) => state
-            .store
-            .pending_upload(id)
-            .await?
-            .filter(|p| p.org_id == caller.org_id)
-            .ok_or_else(|| {
-                ApiError::NotFound("Upload not found, expired or already registered".into())
-            })?,
+        Some(id) => match known.remove(id) {
+            Some(p) => Some(p),
+            None => state.store.pending_upload(id).await?,
+        }
+        .filter(|p| p.org_id == caller.org_id)
+        .ok_or_else(|| {
+            ApiError::NotFound("Upload not found, expired or already registered".into())
+        })?,
         None => pending_by_name(state, caller, fields).await?,
     };
     if let Some(ds) = fields.dataset_ref() {
@@ -579,7 +601,7 @@ pub async fn register(
     caller: &Caller,
     fields: &RegisterFields,
 ) -> ApiResult<ImageRow> {
-    let (upload_id, new) = prepare_register(state, caller, fields).await?;
+    let (upload_id, new) = prepare_register(state, caller, fields, &mut HashMap::new()).await?;
     state
         .store
         .register_image(&upload_id, &new)
@@ -606,10 +628,15 @@ pub async fn register_many(
     items: &[RegisterFields],
 ) -> ApiResult<Vec<ApiResult<ImageRow>>> {
     caller.require(Role::Member, "Uploading")?;
+    let ids: Vec<&str> = items
+        .iter()
+        .filter_map(|f| f.upload_id.as_deref())
+        .collect();
+    let mut known = state.store.pending_uploads(&ids).await?;
     let mut prepared = Vec::with_capacity(items.len());
     let mut ready = Vec::new();
     for fields in items {
-        match prepare_register(state, caller, fields).await {
+        match prepare_register(state, caller, fields, &mut known).await {
             Ok(p) => {
                 prepared.push(Ok(ready.len()));
                 ready.push(p);

@@ -1,6 +1,6 @@
 //! Images, their annotations, and the set-based batch operations over them.
 
-use super::{get, now, Dialect, FromCells, Store, StoreError, StoreResult};
+use super::{get, now, Col, Dialect, FromCells, Store, StoreError, StoreResult};
 use futures::TryStreamExt;
 use sqlx::AssertSqlSafe;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -394,23 +394,29 @@ impl Store {
         self.read_first(&SQL, &[dataset_id, folder, filename]).await
     }
 
-    /// Whether a live image already has this name in this folder.
-    pub async fn name_taken(
+    /// Which of the `(folder, file name)` pairs a live image of the dataset has already.
+    pub async fn names_taken(
         &self,
         dataset_id: &str,
-        folder: &str,
-        filename: &str,
-    ) -> StoreResult<bool> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM images WHERE dataset_id = $1 AND folder = $2 \
-             AND filename = $3 AND is_archived = 0",
-        )
-        .bind(dataset_id)
-        .bind(folder)
-        .bind(filename)
-        .fetch_one(&self.read)
-        .await?;
-        Ok(get::<i64>(&row, "n")? > 0)
+        names: &[(&str, &str)],
+    ) -> StoreResult<HashSet<(String, String)>> {
+        // EXISTS keeps the planner on the list, one index lookup per name, whatever the
+        // dataset's size.
+        let sql = AssertSqlSafe(format!(
+            "SELECT j.folder, j.filename FROM ({}) j WHERE EXISTS (SELECT 1 FROM images i \
+             WHERE i.dataset_id = $1 AND i.folder = j.folder AND i.filename = j.filename \
+             AND i.is_archived = 0)",
+            self.dialect
+                .json_rows(2, &[Col::Text("folder"), Col::Text("filename")])
+        ));
+        let rows = sqlx::query(sql)
+            .bind(dataset_id)
+            .bind(json_list(names))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((get(r, "folder")?, get(r, "filename")?)))
+            .collect()
     }
 
     /// Serialises writers of one dataset's images: on PostgreSQL, takes the dataset row's lock
@@ -468,56 +474,94 @@ impl Store {
         &self,
         list: &[(String, NewImage)],
     ) -> StoreResult<Vec<StoreResult<ImageRow>>> {
-        let t = now();
-        let mut out = Vec::with_capacity(list.len());
         let mut tx = self.tx().await?;
-        let mut locked: Vec<&str> = Vec::new();
-        let select = format!("SELECT {COLUMNS} FROM images WHERE id = $1");
-        for (upload_id, new) in list {
-            if !locked.contains(&new.dataset_id.as_str()) {
-                self.lock_dataset(&mut tx, &new.dataset_id).await?;
-                locked.push(&new.dataset_id);
+        let mut datasets: Vec<&str> = Vec::new();
+        for (_, new) in list {
+            if !datasets.contains(&new.dataset_id.as_str()) {
+                datasets.push(&new.dataset_id);
             }
-            let consumed = sqlx::query("DELETE FROM pending_uploads WHERE id = $1")
-                .bind(upload_id)
-                .execute(&mut *tx)
-                .await?;
-            if consumed.rows_affected() != 1 {
-                out.push(Err(StoreError::NotFound));
+        }
+        for dataset_id in datasets {
+            self.lock_dataset(&mut tx, dataset_id).await?;
+        }
+        let uploads: Vec<&str> = list.iter().map(|(u, _)| u.as_str()).collect();
+        let sql = AssertSqlSafe(format!(
+            "DELETE FROM pending_uploads WHERE {} RETURNING id",
+            self.dialect.id_in("id", 1)
+        ));
+        let mut consumed = HashSet::new();
+        for r in sqlx::query(sql)
+            .bind(json_list(&uploads))
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            consumed.insert(get::<String>(&r, "id")?);
+        }
+        // Each consumed upload gets a new image id; an upload named twice is consumed once.
+        let mut planned = Vec::with_capacity(list.len());
+        let mut rows = Vec::new();
+        for (upload_id, new) in list {
+            if !consumed.remove(upload_id) {
+                planned.push(None);
                 continue;
             }
             let id = uuid::Uuid::new_v4().to_string();
-            let inserted = sqlx::query(
+            rows.push((
+                id.clone(),
+                &new.dataset_id,
+                &new.folder,
+                &new.filename,
+                &new.blob_hash,
+                new.file_size,
+                &new.mime_type,
+                new.width,
+                new.height,
+            ));
+            planned.push(Some(id));
+        }
+        let mut inserted = HashMap::new();
+        if !rows.is_empty() {
+            // In the request's order, so of two equal names the first one is inserted; a
+            // taken name inserts nothing (its upload is spent, its bytes left to the sweep).
+            let sql = AssertSqlSafe(format!(
                 "INSERT INTO images (id, dataset_id, folder, filename, blob_hash, file_size, \
                  mime_type, width, height, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT DO NOTHING",
-            )
-            .bind(&id)
-            .bind(&new.dataset_id)
-            .bind(&new.folder)
-            .bind(&new.filename)
-            .bind(&new.blob_hash)
-            .bind(new.file_size)
-            .bind(&new.mime_type)
-            .bind(new.width)
-            .bind(new.height)
-            .bind(&t)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                // The name is taken; its upload is spent and its bytes left to the sweep.
-                out.push(Err(StoreError::Conflict));
-                continue;
+                 SELECT id, dataset_id, folder, filename, blob_hash, file_size, mime_type, width, \
+                 height, $2, $2 FROM ({}) j WHERE true ORDER BY ord \
+                 ON CONFLICT DO NOTHING RETURNING {COLUMNS}",
+                self.dialect.json_rows(
+                    1,
+                    &[
+                        Col::Text("id"),
+                        Col::Text("dataset_id"),
+                        Col::Text("folder"),
+                        Col::Text("filename"),
+                        Col::Text("blob_hash"),
+                        Col::Int("file_size"),
+                        Col::Text("mime_type"),
+                        Col::Int("width"),
+                        Col::Int("height"),
+                    ],
+                )
+            ));
+            for r in sqlx::query(sql)
+                .bind(json_list(&rows))
+                .bind(now())
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                let row = ImageRow::from_row(&r)?;
+                inserted.insert(row.id.clone(), row);
             }
-            let row = sqlx::query(AssertSqlSafe(select.clone()))
-                .bind(&id)
-                .fetch_one(&mut *tx)
-                .await?;
-            out.push(ImageRow::from_row(&row));
         }
         tx.commit().await?;
-        Ok(out)
+        Ok(planned
+            .into_iter()
+            .map(|id| match id {
+                None => Err(StoreError::NotFound),
+                Some(id) => inserted.remove(&id).ok_or(StoreError::Conflict),
+            })
+            .collect())
     }
 
     /// Archives one image (a no-op on an archived one).
@@ -760,7 +804,10 @@ impl Store {
                  SELECT m.new_id, i.dataset_id, $1, m.filename, NULL, {status}, 0, i.blob_hash, \
                  i.file_size, i.mime_type, i.width, i.height, {annotations}, {count}, 1, $2, $2 \
                  FROM ({}) m CROSS JOIN images i WHERE i.id = m.src AND i.dataset_id || '' = $4",
-                self.dialect.json_triples(3)
+                self.dialect.json_rows(
+                    3,
+                    &[Col::Text("src"), Col::Text("new_id"), Col::Text("filename")]
+                )
             ));
             sqlx::query(sql)
                 .bind(folder)
@@ -1119,34 +1166,6 @@ fn plan_copies(
     // Tuples serialise as arrays: the triples are written straight into one string.
     let plan = (!plan.is_empty()).then(|| json_list(&plan));
     (out, plan, replaced)
-}
-
-impl Dialect {
-    /// The condition that `column` is one of the strings of a JSON array bound as `$n`.
-    ///
-    /// PostgreSQL gets the list as an array, so that it looks the ids up in key order (its
-    /// semi-join would visit them in hash order: random pages of a table larger than its
-    /// buffers, read and written back again and again).
-    fn id_in(self, column: &str, n: u32) -> String {
-        match self {
-            Dialect::Sqlite => format!("{column} IN ({})", self.json_strings(n)),
-            Dialect::Postgres => format!("{column} = ANY(ARRAY({}))", self.json_strings(n)),
-        }
-    }
-
-    /// A sub-select yielding (src, new_id, filename) from a JSON array of triples bound as `$n`.
-    fn json_triples(self, n: u32) -> String {
-        match self {
-            Dialect::Sqlite => format!(
-                "SELECT json_extract(value, '$[0]') AS src, json_extract(value, '$[1]') AS new_id, \
-                 json_extract(value, '$[2]') AS filename FROM json_each(${n})"
-            ),
-            Dialect::Postgres => format!(
-                "SELECT e->>0 AS src, e->>1 AS new_id, e->>2 AS filename \
-                 FROM jsonb_array_elements(${n}::jsonb) e"
-            ),
-        }
-    }
 }
 
 impl Store {

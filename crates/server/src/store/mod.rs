@@ -84,6 +84,57 @@ impl Dialect {
             Dialect::Postgres => format!("SELECT jsonb_array_elements_text(${n}::jsonb)"),
         }
     }
+
+    /// The condition that `column` is one of the strings of a JSON array bound as `$n`.
+    ///
+    /// PostgreSQL gets the list as an array, so that it looks the ids up in key order (its
+    /// semi-join would visit them in hash order: random pages of a table larger than its
+    /// buffers, read and written back again and again).
+    fn id_in(self, column: &str, n: u32) -> String {
+        match self {
+            Dialect::Sqlite => format!("{column} IN ({})", self.json_strings(n)),
+            Dialect::Postgres => format!("{column} = ANY(ARRAY({}))", self.json_strings(n)),
+        }
+    }
+
+    /// A sub-select yielding one row per element of a JSON array of arrays bound as `$n`:
+    /// column `cols[i]` is element `i` of each inner array, and `ord` the element's position,
+    /// so a statement can keep the array's order. Whole numbers and nulls come out as
+    /// integers and NULLs on both dialects.
+    fn json_rows(self, n: u32, cols: &[Col]) -> String {
+        let mut select = Vec::with_capacity(cols.len() + 1);
+        for (i, col) in cols.iter().enumerate() {
+            select.push(match (self, col) {
+                (Dialect::Sqlite, Col::Text(c) | Col::Int(c)) => {
+                    format!("json_extract(value, '$[{i}]') AS {c}")
+                }
+                (Dialect::Postgres, Col::Text(c)) => format!("e->>{i} AS {c}"),
+                (Dialect::Postgres, Col::Int(c)) => format!("(e->>{i})::bigint AS {c}"),
+            });
+        }
+        match self {
+            Dialect::Sqlite => {
+                select.push("key AS ord".into());
+                format!("SELECT {} FROM json_each(${n})", select.join(", "))
+            }
+            Dialect::Postgres => {
+                select.push("ord".into());
+                format!(
+                    "SELECT {} FROM jsonb_array_elements(${n}::jsonb) WITH ORDINALITY AS t(e, ord)",
+                    select.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// A column of [`Dialect::json_rows`], by its type.
+#[derive(Debug, Clone, Copy)]
+enum Col {
+    /// Text.
+    Text(&'static str),
+    /// A 64-bit integer (or NULL).
+    Int(&'static str),
 }
 
 /// The metadata store.

@@ -1,6 +1,7 @@
 //! Pending uploads, blobs and stored idempotent responses.
 
-use super::{get, now, FromCells, Store, StoreError, StoreResult};
+use super::{get, now, Col, Dialect, FromCells, Store, StoreError, StoreResult};
+use sqlx::AssertSqlSafe;
 
 /// A signed upload URL that was handed out, and what its PUT stored.
 #[derive(Debug, Clone)]
@@ -96,35 +97,44 @@ pub(super) struct Attach {
     done: tokio::sync::oneshot::Sender<StoreResult<()>>,
 }
 
-/// Records the bytes of `blob` (refreshing their sweep clock) and attaches them to an upload,
-/// within the caller's transaction.
-async fn attach(
+/// Records the bytes of each `(upload id, blob)` (refreshing their sweep clock) and attaches
+/// them to their uploads: two statements whatever the number, within the caller's transaction.
+async fn attach_all(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    upload_id: &str,
-    blob: &BlobInfo,
+    dialect: Dialect,
+    list: &[(&str, &BlobInfo)],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let rows: Vec<_> = list
+        .iter()
+        .map(|(id, b)| (id, &b.hash, b.size, &b.mime, b.width, b.height))
+        .collect();
+    let rows = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
+    let select = dialect.json_rows(
+        1,
+        &[
+            Col::Text("id"),
+            Col::Text("hash"),
+            Col::Int("size"),
+            Col::Text("mime"),
+            Col::Int("width"),
+            Col::Int("height"),
+        ],
+    );
+    // The same bytes twice in a group are one record (equal bytes are described equally).
+    sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO blobs (hash, size, mime, width, height, touched_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash) DO UPDATE SET touched_at = $6",
-    )
-    .bind(&blob.hash)
-    .bind(blob.size)
-    .bind(&blob.mime)
-    .bind(blob.width)
-    .bind(blob.height)
+         SELECT DISTINCT hash, size, mime, width, height, $2 FROM ({select}) j WHERE true \
+         ON CONFLICT (hash) DO UPDATE SET touched_at = excluded.touched_at"
+    )))
+    .bind(&rows)
     .bind(now())
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
-        "UPDATE pending_uploads SET blob_hash = $2, size = $3, mime = $4, width = $5, height = $6 \
-         WHERE id = $1",
-    )
-    .bind(upload_id)
-    .bind(&blob.hash)
-    .bind(blob.size)
-    .bind(&blob.mime)
-    .bind(blob.width)
-    .bind(blob.height)
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE pending_uploads SET blob_hash = j.hash, size = j.size, mime = j.mime, \
+         width = j.width, height = j.height FROM ({select}) j WHERE pending_uploads.id = j.id"
+    )))
+    .bind(&rows)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -136,27 +146,44 @@ impl Store {
         self.create_pending_uploads(std::slice::from_ref(p)).await
     }
 
-    /// Records several pending uploads in one transaction.
+    /// Records several pending uploads in one statement.
     pub async fn create_pending_uploads(&self, list: &[PendingUpload]) -> StoreResult<()> {
-        let t = now();
-        let mut tx = self.tx().await?;
-        for p in list {
-            sqlx::query(
-                "INSERT INTO pending_uploads (id, org_id, dataset_id, folder, filename, \
-                 content_type, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        let rows: Vec<_> = list
+            .iter()
+            .map(|p| {
+                (
+                    &p.id,
+                    &p.org_id,
+                    &p.dataset_id,
+                    &p.folder,
+                    &p.filename,
+                    &p.content_type,
+                    &p.expires_at,
+                )
+            })
+            .collect();
+        let sql = AssertSqlSafe(format!(
+            "INSERT INTO pending_uploads (id, org_id, dataset_id, folder, filename, content_type, \
+             expires_at, created_at) SELECT id, org_id, dataset_id, folder, filename, content_type, \
+             expires_at, $2 FROM ({}) j",
+            self.dialect.json_rows(
+                1,
+                &[
+                    Col::Text("id"),
+                    Col::Text("org_id"),
+                    Col::Text("dataset_id"),
+                    Col::Text("folder"),
+                    Col::Text("filename"),
+                    Col::Text("content_type"),
+                    Col::Text("expires_at"),
+                ],
             )
-            .bind(&p.id)
-            .bind(&p.org_id)
-            .bind(&p.dataset_id)
-            .bind(&p.folder)
-            .bind(&p.filename)
-            .bind(&p.content_type)
-            .bind(&p.expires_at)
-            .bind(&t)
-            .execute(&mut *tx)
+        ));
+        sqlx::query(sql)
+            .bind(serde_json::to_string(&rows)?)
+            .bind(now())
+            .execute(&self.write)
             .await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -168,6 +195,25 @@ impl Store {
             &[id],
         )
         .await
+    }
+
+    /// The pending uploads with these ids, by id (those that exist).
+    pub async fn pending_uploads(
+        &self,
+        ids: &[&str],
+    ) -> StoreResult<std::collections::HashMap<String, PendingUpload>> {
+        let sql = AssertSqlSafe(format!(
+            "SELECT id, org_id, dataset_id, folder, filename, content_type, expires_at, blob_hash, \
+             size, mime, width, height FROM pending_uploads WHERE {}",
+            self.dialect.id_in("id", 1)
+        ));
+        let rows = sqlx::query(sql)
+            .bind(serde_json::to_string(ids)?)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| PendingUpload::from_row(r).map(|p| (p.id.clone(), p)))
+            .collect()
     }
 
     /// The pending upload of the organisation for this dataset, folder and file name, for a
@@ -235,9 +281,11 @@ impl Store {
         if group.len() > 1 {
             let together = async {
                 let mut tx = conn.begin().await?;
-                for a in &group {
-                    attach(&mut tx, &a.upload_id, &a.blob).await?;
-                }
+                let list: Vec<_> = group
+                    .iter()
+                    .map(|a| (a.upload_id.as_str(), &a.blob))
+                    .collect();
+                attach_all(&mut tx, self.dialect, &list).await?;
                 tx.commit().await
             };
             if together.await.is_ok() {
@@ -250,7 +298,7 @@ impl Store {
         for a in group {
             let alone = async {
                 let mut tx = conn.begin().await?;
-                attach(&mut tx, &a.upload_id, &a.blob).await?;
+                attach_all(&mut tx, self.dialect, &[(a.upload_id.as_str(), &a.blob)]).await?;
                 tx.commit().await
             };
             let _ = a.done.send(alone.await.map_err(StoreError::from));
