@@ -1,5 +1,6 @@
 //! Two stateless server processes on one PostgreSQL database and one S3 bucket: a client that
-//! alternates between them sees one consistent service.
+//! alternates between them sees one consistent service. Also: a server rides out losing its
+//! database connections.
 //!
 //! Needs PostgreSQL: `scripts/test` starts a throwaway cluster and runs these with
 //! `PICTOGRAPH_TEST_POSTGRES` set; plain `cargo test` lists them as ignored.
@@ -13,6 +14,7 @@ use pictograph_server::{App, Config};
 use reqwest::StatusCode;
 use s3_server::{credentials_env, start_s3, BUCKET};
 use serde_json::{json, Value};
+use sqlx::Connection;
 
 struct Pair {
     _dir: tempfile::TempDir,
@@ -225,4 +227,53 @@ async fn one_rate_limit_across_servers() {
     );
     let retry: u64 = retry.as_deref().unwrap().parse().unwrap();
     assert!(retry > 120 && retry <= 600, "{retry}");
+}
+
+/// Connections the database dropped (a PostgreSQL restart, a proxy's idle timeout) are found
+/// and replaced before use once they sat idle, so no request fails on one.
+#[tokio::test]
+#[ignore = "needs PostgreSQL; scripts/test runs it"]
+async fn dropped_database_connections_are_replaced_before_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database().await;
+    let mut config = Config::new(dir.path().join("a"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.database_url = Some(db.clone());
+    let app = App::start(config).await.unwrap();
+    let key = create_key(&app.state.store, "org", Role::Owner, "unlimited")
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/api/v1/developer/datasets/", app.addr);
+    let list = || async {
+        let requests = (0..8).map(|_| http.get(&url).header("x-api-key", &key).send());
+        futures::future::join_all(requests)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().status())
+            .collect::<Vec<_>>()
+    };
+    // Eight at once, so the pool holds several connections.
+    assert!(list().await.iter().all(|s| *s == StatusCode::OK));
+
+    let name = db.rsplit('/').next().unwrap().to_string();
+    let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", pg::admin_url()))
+        .await
+        .unwrap();
+    let dropped: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!dropped.is_empty(), "the server held no connection");
+
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let statuses = list().await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "requests after the connections were dropped: {statuses:?}"
+    );
 }

@@ -182,9 +182,20 @@ impl Store {
         let opts = || {
             AnyPoolOptions::new()
                 .acquire_timeout(Duration::from_secs(30))
-                // A SQLite connection is a file handle in this process: checking it before
-                // every use would only add a round trip to its worker thread per query.
-                .test_before_acquire(dialect == Dialect::Postgres)
+                // A connection is checked before use only when it sat idle for a while (a
+                // PostgreSQL server restarted or a proxy dropped it meanwhile): a check before
+                // every use is one more round trip per query, and under load connections
+                // never sit idle. A SQLite connection is a file handle in this process and is
+                // never checked.
+                .test_before_acquire(false)
+                .before_acquire(move |conn, meta| {
+                    Box::pin(async move {
+                        if dialect == Dialect::Postgres && meta.idle_for >= POOL_CHECK_IDLE {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         if dialect == Dialect::Sqlite {
@@ -302,6 +313,9 @@ impl Store {
         Ok(())
     }
 }
+
+/// How long a pooled PostgreSQL connection may sit idle and still be used without a check.
+const POOL_CHECK_IDLE: Duration = Duration::from_secs(1);
 
 /// WAL pages past which a SQLite commit checkpoints by itself (the background task keeps the
 /// WAL far below this unless it falls behind).
