@@ -164,12 +164,15 @@ impl Cells for rusqlite::Row<'_> {
 mod tests {
     use super::Inline;
     use crate::store::{get, Store};
+    use std::sync::Arc;
 
     const LIVE_KEY: &str = "SELECT org_id, prefix FROM api_keys \
          WHERE prefix = $2 AND key_hash = $1 AND revoked_at IS NULL";
 
-    #[tokio::test]
-    async fn point_reads_answer_on_this_thread_and_see_every_commit() {
+    /// A store in a fresh file with one organisation holding key `pk_a` (hash `hash-a`), its
+    /// inline reader, and the organisation's id; the directory lives as long as the store
+    /// is used.
+    async fn store_with_key() -> (tempfile::TempDir, Store, Arc<Inline>, String) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let store = Store::connect(&url).await.unwrap();
@@ -179,6 +182,12 @@ mod tests {
             .insert_key(&org.id, "pk_a", "hash-a", "owner", "free")
             .await
             .unwrap();
+        (dir, store, inline, org.id)
+    }
+
+    #[tokio::test]
+    async fn point_reads_answer_on_this_thread_and_see_every_commit() {
+        let (_dir, store, inline, org_id) = store_with_key().await;
         // Statistics make SQLite re-plan parametrised statements; answers must not change.
         sqlx::query("ANALYZE").execute(&store.write).await.unwrap();
         let read = |hash: &'static str, prefix: &'static str| {
@@ -189,7 +198,7 @@ mod tests {
         // `$2` comes first in the text: parameters are bound by number, not by position.
         assert_eq!(
             read("hash-a", "pk_a"),
-            Some(Some((org.id.clone(), "pk_a".to_string())))
+            Some(Some((org_id.clone(), "pk_a".to_string())))
         );
         assert_eq!(read("hash-a", "pk_b"), Some(None));
         assert!(store.revoke_key("pk_a").await.unwrap());
@@ -224,15 +233,7 @@ mod tests {
 
     #[tokio::test]
     async fn point_reads_keep_their_pages_after_large_reads_elsewhere() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::connect(&url).await.unwrap();
-        let inline = store.inline.clone().expect("a file database reads inline");
-        let org = store.ensure_org("o").await.unwrap();
-        store
-            .insert_key(&org.id, "pk_a", "hash-a", "owner", "free")
-            .await
-            .unwrap();
+        let (_dir, store, inline, org_id) = store_with_key().await;
         // About 24 MB: more pages than the caches of every connection together hold.
         sqlx::query("CREATE TABLE filler (x BLOB)")
             .execute(&store.write)
@@ -251,7 +252,7 @@ mod tests {
                 get::<String>(r, "org_id")
             })
         };
-        assert_eq!(lookup(&conn), Some(Some(org.id.clone())));
+        assert_eq!(lookup(&conn), Some(Some(org_id.clone())));
         // Large reads through both pools, as download listings and writes make: with one
         // cache shared by all connections, each takes the others' least recently used pages
         // and then grows back, until together they hold every page the group allows.
@@ -264,10 +265,10 @@ mod tests {
                 assert_eq!(total, 8000 * 3000);
             }
         }
-        assert_eq!(lookup(&conn), Some(Some(org.id.clone())));
+        assert_eq!(lookup(&conn), Some(Some(org_id.clone())));
         let before = cache_misses(&conn);
         for _ in 0..20 {
-            assert_eq!(lookup(&conn), Some(Some(org.id.clone())));
+            assert_eq!(lookup(&conn), Some(Some(org_id.clone())));
         }
         assert_eq!(
             cache_misses(&conn) - before,
