@@ -20,6 +20,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/lib.sh"
 repo="$(cd "$here/.." && pwd)"
 limit=20
 overload=10
@@ -60,13 +61,7 @@ trap cleanup EXIT
 "$bin" serve --data-dir "$work/data" --listen 127.0.0.1:0 \
   --rate-limit-free $((limit * 3600)) >"$work/serve.out" 2>"$work/serve.err" &
 server_pid=$!
-url=""
-for _ in $(seq 1 100); do
-  url="$(sed -n 's/^listening on //p' "$work/serve.out" 2>/dev/null || true)"
-  [[ -n "$url" ]] && break
-  sleep 0.1
-done
-[[ -n "$url" ]] || { echo "error: the server did not start:" >&2; cat "$work/serve.err" >&2; exit 1; }
+url="$(listening_url "$work/serve.out" "$work/serve.err")"
 key="$("$bin" keys create --data-dir "$work/data" --org bench --role member --tier free)"
 echo "server at $url (pid $server_pid), free tier $limit req/s, offering $offered req/s for $seconds s" >&2
 

@@ -40,6 +40,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/lib.sh"
 repo="$(cd "$here/.." && pwd)"
 files=2000
 kb=""
@@ -133,13 +134,8 @@ start_server() {
   local data="$1"
   "$bin" serve --data-dir "$data" --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
   server_pid=$!
-  local url=""
-  for _ in $(seq 1 100); do
-    url="$(sed -n 's/^listening on //p' "$work/serve.out" 2>/dev/null || true)"
-    [[ -n "$url" ]] && break
-    sleep 0.1
-  done
-  [[ -n "$url" ]] || { echo "error: the server did not start:" >&2; cat "$work/serve.err" >&2; exit 1; }
+  local url
+  url="$(listening_url "$work/serve.out" "$work/serve.err")"
   local key
   key="$(sed -n 's/^  \(pk_[A-Za-z0-9_]*\)$/\1/p' "$work/serve.out" | head -1)"
   [[ -n "$key" ]] || { echo "error: no key in the server's first-start output" >&2; exit 1; }
