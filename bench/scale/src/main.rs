@@ -134,7 +134,7 @@ fn start_server(args: &Args, data: &Path) -> Result<Server> {
     cmd.arg("serve")
         .args(data_flags(args, data))
         .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "error");
+        .env("PICTOGRAPH_LOG", "error");
     let (child, url) = spawn_listening(cmd)?;
     Ok(Server { child, url })
 }
