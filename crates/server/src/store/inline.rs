@@ -235,17 +235,7 @@ mod tests {
     async fn point_reads_keep_their_pages_after_large_reads_elsewhere() {
         let (_dir, store, inline, org_id) = store_with_key().await;
         // About 24 MB: more pages than the caches of every connection together hold.
-        sqlx::query("CREATE TABLE filler (x BLOB)")
-            .execute(&store.write)
-            .await
-            .unwrap();
-        sqlx::query(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8000) \
-             INSERT INTO filler SELECT randomblob(3000) FROM n",
-        )
-        .execute(&store.write)
-        .await
-        .unwrap();
+        crate::store::testing::fill(&store, 8000, 3000).await;
         let conn = inline.take().unwrap();
         let lookup = |conn: &rusqlite::Connection| {
             Inline::run(conn, LIVE_KEY, &["hash-a", "pk_a"], |r| {

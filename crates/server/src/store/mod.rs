@@ -393,8 +393,31 @@ trait FromCells: Sized {
     fn from_row<R: inline::Cells>(r: &R) -> StoreResult<Self>;
 }
 
+/// Store helpers shared by the unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Store;
+
+    /// Adds `rows` random blobs of `bytes` each to table `filler` (made when missing), in one
+    /// transaction.
+    pub(crate) async fn fill(store: &Store, rows: u32, bytes: u32) {
+        sqlx::query("CREATE TABLE IF NOT EXISTS filler (x BLOB)")
+            .execute(&store.write)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
+             INSERT INTO filler SELECT randomblob({bytes}) FROM n"
+        )))
+        .execute(&store.write)
+        .await
+        .unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::testing::fill;
     use super::*;
 
     /// Large commits are copied into the database by the background task, whenever their
@@ -406,20 +429,10 @@ mod tests {
         let url = format!("sqlite://{}?mode=rwc", file.display());
         let store = Store::connect(&url).await.unwrap();
         let shm = shm_path(&file);
-        sqlx::query("CREATE TABLE filler (x BLOB)")
-            .execute(&store.write)
-            .await
-            .unwrap();
         for round in 0..8 {
             // About 40 MB in one transaction: pages spill into the log before the commit,
             // whose sync then takes a while.
-            sqlx::query(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) \
-                 INSERT INTO filler SELECT randomblob(4000) FROM n",
-            )
-            .execute(&store.write)
-            .await
-            .unwrap();
+            fill(&store, 10_000, 4000).await;
             let mut copied = false;
             for _ in 0..50 {
                 if log_copied(&shm).await == Some(true) {
