@@ -612,3 +612,149 @@ async fn thousands_of_images_move_in_one_request() {
     assert_eq!((k.images, k.archived, k.total_size), (0, 2048, 0));
     t.stop().await;
 }
+
+/// Statements that make every insert, update or delete of an image fail from the fourth row
+/// a transaction touches on (a fault in the middle of a batch statement, after rows changed),
+/// and the statements that remove the fault.
+fn fault_sql(postgres: bool) -> (&'static str, &'static str) {
+    if postgres {
+        (
+            "CREATE TABLE fault_seen (n BIGINT NOT NULL); INSERT INTO fault_seen VALUES (0);
+         CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             UPDATE fault_seen SET n = n + 1;
+             IF (SELECT n FROM fault_seen) >= 4 THEN
+                 RAISE EXCEPTION 'fault injected by the test';
+             END IF;
+             RETURN COALESCE(NEW, OLD);
+         END $$;
+         CREATE TRIGGER fault BEFORE INSERT OR UPDATE OR DELETE ON images
+             FOR EACH ROW EXECUTE FUNCTION fault();",
+            "DROP TRIGGER fault ON images; DROP FUNCTION fault(); DROP TABLE fault_seen;",
+        )
+    } else {
+        (
+            "CREATE TABLE fault_seen (n INTEGER NOT NULL); INSERT INTO fault_seen VALUES (0);
+         CREATE TRIGGER fault_insert BEFORE INSERT ON images BEGIN
+             UPDATE fault_seen SET n = n + 1;
+             SELECT RAISE(FAIL, 'fault injected by the test') WHERE (SELECT n FROM fault_seen) >= 4;
+         END;
+         CREATE TRIGGER fault_update BEFORE UPDATE ON images BEGIN
+             UPDATE fault_seen SET n = n + 1;
+             SELECT RAISE(FAIL, 'fault injected by the test') WHERE (SELECT n FROM fault_seen) >= 4;
+         END;
+         CREATE TRIGGER fault_delete BEFORE DELETE ON images BEGIN
+             UPDATE fault_seen SET n = n + 1;
+             SELECT RAISE(FAIL, 'fault injected by the test') WHERE (SELECT n FROM fault_seen) >= 4;
+         END;",
+            "DROP TRIGGER fault_insert; DROP TRIGGER fault_update; DROP TRIGGER fault_delete; \
+          DROP TABLE fault_seen;",
+        )
+    }
+}
+
+/// Everything a failed batch must leave as it was: each image's metadata, the dataset's
+/// counters and the stored blobs.
+async fn batch_state(t: &TestServer, ids: &[String]) -> (Vec<Value>, Counts, usize) {
+    let mut images = Vec::new();
+    for id in ids {
+        images.push(t.owner.image(id).await);
+    }
+    (images, t.owner.counts("fault").await, t.blob_files().len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_failing_part_way_changes_nothing() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("fault").await;
+    let dataset_id = s(&ds, "id");
+    let mut all = Vec::new();
+    for i in 0..8u8 {
+        let image = t
+            .owner
+            .upload_png(&dataset_id, "/a", &format!("{i}.png"), i)
+            .await;
+        all.push(s(&image, "id"));
+    }
+    let archived = &all[4..];
+    t.owner
+        .batch(
+            "delete",
+            &json!({"dataset_name": "fault", "image_ids": archived, "permanent": false}),
+        )
+        .await
+        .ok_json(200);
+    let before = batch_state(&t, &all).await;
+    let db = t.db().await;
+    let (install, remove) = fault_sql(t.backend().is_postgres());
+    sqlx::raw_sql(install)
+        .execute(&db)
+        .await
+        .expect("install the fault");
+
+    let batch = |ids: &[String], extra: Value| {
+        let mut body = json!({"dataset_name": "fault", "image_ids": ids});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let attempts = [
+        ("move", batch(&all, json!({"target_folder_path": "/b"}))),
+        (
+            "copy",
+            batch(
+                &all,
+                json!({"target_folder_path": "/c", "copy_annotations": true}),
+            ),
+        ),
+        (
+            "copy over",
+            batch(
+                &all,
+                json!({"target_folder_path": "/a", "duplicate_handling": "overwrite"}),
+            ),
+        ),
+        ("archive", batch(&all, json!({"permanent": false}))),
+        ("purge", batch(&all, json!({"permanent": true}))),
+        (
+            "status",
+            batch(&all, json!({"updates": {"status": "complete"}})),
+        ),
+        (
+            "restore",
+            batch(archived, json!({"updates": {"is_archived": false}})),
+        ),
+    ];
+    for (what, body) in attempts {
+        let r = match what {
+            "move" => t.admin.batch("move", &body).await,
+            "copy" | "copy over" => t.admin.batch("copy", &body).await,
+            "archive" | "purge" => t.admin.batch("delete", &body).await,
+            _ => t.admin.patch("batch/images/update", &body).await,
+        };
+        let r = r.expect(500);
+        assert!(
+            r.json()["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{what}: {}",
+            String::from_utf8_lossy(&r.bytes)
+        );
+        assert!(
+            batch_state(&t, &all).await == before,
+            "{what} left changes behind"
+        );
+    }
+
+    // Without the fault, the same batches go through.
+    sqlx::raw_sql(remove)
+        .execute(&db)
+        .await
+        .expect("remove the fault");
+    let r = t
+        .admin
+        .batch("move", &batch(&all, json!({"target_folder_path": "/b"})))
+        .await
+        .ok_json(200);
+    check_result(&r, 8, &[]);
+    t.stop().await;
+}

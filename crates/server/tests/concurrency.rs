@@ -258,22 +258,6 @@ async fn save(
     }
 }
 
-/// The database behind the test server, opened directly to read its rows.
-async fn rows_pool(t: &TestServer) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    let url = t.database_url.clone().unwrap_or_else(|| {
-        format!(
-            "sqlite://{}",
-            t.dir.path().join("pictograph.db").to_string_lossy()
-        )
-    });
-    sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .expect("open the database")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn overlapping_writers_keep_every_invariant() {
     let t = TestServer::start().await;
@@ -347,7 +331,7 @@ async fn overlapping_writers_keep_every_invariant() {
     }
 
     // Stored annotations of each surviving original are its last acknowledged save.
-    let pool = rows_pool(&t).await;
+    let pool = t.db().await;
     for id in originals.iter() {
         let r = t.admin.get(&format!("annotations/{id}")).await;
         if r.status == 404 {

@@ -752,8 +752,9 @@ impl Store {
         if let Some(moving) = moving {
             out.affected_folders.insert(folder.to_string());
             let sql = AssertSqlSafe(format!(
-                "UPDATE images SET folder = $1, version = version + 1, updated_at = $2 \
+                "{} images SET folder = $1, version = version + 1, updated_at = $2 \
                  WHERE dataset_id || '' = $3 AND {}",
+                self.dialect.update_many(),
                 self.dialect.id_in("id", 4)
             ));
             sqlx::query(sql)
@@ -798,12 +799,13 @@ impl Store {
                 ("'[]'", "0", "'new'")
             };
             let sql = AssertSqlSafe(format!(
-                "INSERT INTO images (id, dataset_id, folder, filename, display_name, status, \
+                "{} images (id, dataset_id, folder, filename, display_name, status, \
                  is_archived, blob_hash, file_size, mime_type, width, height, annotations, \
                  annotation_count, version, created_at, updated_at) \
                  SELECT m.new_id, i.dataset_id, $1, m.filename, NULL, {status}, 0, i.blob_hash, \
                  i.file_size, i.mime_type, i.width, i.height, {annotations}, {count}, 1, $2, $2 \
                  FROM ({}) m CROSS JOIN images i WHERE i.id = m.src AND i.dataset_id || '' = $4",
+                self.dialect.insert_many(),
                 self.dialect.json_rows(
                     3,
                     &[Col::Text("src"), Col::Text("new_id"), Col::Text("filename")]
@@ -860,9 +862,10 @@ impl Store {
             out
         } else {
             let sql = format!(
-                "UPDATE images SET is_archived = 1, version = version + 1, updated_at = $1 \
+                "{} images SET is_archived = 1, version = version + 1, updated_at = $1 \
                  WHERE dataset_id || '' = $2 AND is_archived = 0 AND {} \
                  RETURNING id, folder",
+                self.dialect.update_many(),
                 self.dialect.id_in("id", 3)
             );
             let q = sqlx::query(AssertSqlSafe(sql)).bind(now()).bind(dataset_id);
@@ -967,10 +970,11 @@ impl Store {
     /// The UPDATE of [`Store::batch_update`]: `$1`…`$5` from [`update_binds`], the ids as `$6`.
     fn update_sql(&self) -> String {
         format!(
-            "UPDATE images SET status = COALESCE($1, status), \
+            "{} images SET status = COALESCE($1, status), \
              display_name = COALESCE($2, display_name), \
              is_archived = COALESCE($3, is_archived), version = version + 1, updated_at = $4 \
              WHERE dataset_id || '' = $5 AND {}",
+            self.dialect.update_many(),
             self.dialect.id_in("id", 6)
         )
     }

@@ -97,6 +97,29 @@ impl Dialect {
         }
     }
 
+    /// `UPDATE` for a statement that changes many rows inside a transaction.
+    ///
+    /// On SQLite it is `UPDATE OR FAIL`: a failing row then stops the statement without
+    /// undoing the rows before it, so SQLite keeps no statement journal (a copy of every page
+    /// the statement changes, written to a temporary file: about a third of the time of a
+    /// 100,000-row update). The rows it left changed never show: an error rolls the whole
+    /// transaction back.
+    fn update_many(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "UPDATE OR FAIL",
+            Dialect::Postgres => "UPDATE",
+        }
+    }
+
+    /// `INSERT INTO` for a statement that inserts many rows inside a transaction; see
+    /// [`Dialect::update_many`].
+    fn insert_many(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "INSERT OR FAIL INTO",
+            Dialect::Postgres => "INSERT INTO",
+        }
+    }
+
     /// A sub-select yielding one row per element of a JSON array of arrays bound as `$n`:
     /// column `cols[i]` is element `i` of each inner array, and `ord` the element's position,
     /// so a statement can keep the array's order. Whole numbers and nulls come out as

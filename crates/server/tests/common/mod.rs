@@ -306,6 +306,22 @@ pub fn config(dir: &std::path::Path) -> Config {
 }
 
 impl TestServer {
+    /// A connection to the server's metadata database, for checks (and faults) below the API.
+    pub async fn db(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        let url = self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                self.dir.path().join("pictograph.db").to_string_lossy()
+            )
+        });
+        sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .expect("open the database")
+    }
+
     /// A server with default settings (no grace period for freed bytes).
     pub async fn start() -> TestServer {
         TestServer::start_with(|_| {}).await
