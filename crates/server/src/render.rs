@@ -2,7 +2,9 @@
 
 use crate::signing::Signer;
 use crate::store::{BatchOutcome, DatasetRow, ImageRow};
+use bytes::Bytes;
 use serde_json::{json, Value};
+use std::collections::VecDeque;
 
 /// Where clients reach this server, and how to sign links for them.
 #[derive(Clone)]
@@ -261,30 +263,85 @@ pub struct SameUnder<T = Value> {
 
 impl<T: serde::Serialize> axum::response::IntoResponse for SameUnder<T> {
     fn into_response(self) -> axum::response::Response {
-        let value = match serde_json::to_string(&self.value) {
-            Ok(text) => text,
+        let value = match serde_json::to_vec(&self.value) {
+            Ok(text) => Bytes::from(text),
             Err(e) => {
                 return crate::error::ApiError::Internal(e.into()).into_response();
             }
         };
-        let mut body = String::with_capacity((value.len() + 12) * self.keys.len() + 2);
-        body.push('{');
+        let mut body = JsonChunks::default();
         for (i, key) in self.keys.iter().enumerate() {
-            if i > 0 {
-                body.push(',');
-            }
-            body.push_str(&Value::from(*key).to_string());
-            body.push(':');
-            body.push_str(&value);
+            body.text(if i == 0 { "{" } else { "," });
+            body.text(&Value::from(*key).to_string());
+            body.text(":");
+            body.shared(&value);
         }
-        body.push('}');
+        body.text("}");
+        body.into_response()
+    }
+}
+
+/// A JSON response body sent as a list of chunks. A chunk written twice shares its buffer
+/// (`Bytes`), so a large value written under two keys is held in memory once. The length is
+/// known up front and sent as `Content-Length`.
+#[derive(Default)]
+pub struct JsonChunks {
+    chunks: VecDeque<Bytes>,
+}
+
+impl JsonChunks {
+    /// Appends a copy of `text`.
+    pub fn text(&mut self, text: &str) {
+        self.chunks
+            .push_back(Bytes::copy_from_slice(text.as_bytes()));
+    }
+
+    /// Appends `bytes` without copying them.
+    pub fn shared(&mut self, bytes: &Bytes) {
+        self.chunks.push_back(bytes.clone());
+    }
+
+    /// Appends `value` serialised as JSON.
+    pub fn json<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> serde_json::Result<()> {
+        self.chunks
+            .push_back(Bytes::from(serde_json::to_vec(value)?));
+        Ok(())
+    }
+}
+
+impl axum::response::IntoResponse for JsonChunks {
+    fn into_response(self) -> axum::response::Response {
         (
             [(
                 axum::http::header::CONTENT_TYPE,
                 axum::http::HeaderValue::from_static("application/json"),
             )],
-            body,
+            axum::body::Body::new(self),
         )
             .into_response()
+    }
+}
+
+impl http_body::Body for JsonChunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(
+            self.chunks
+                .pop_front()
+                .map(|b| Ok(http_body::Frame::data(b))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.chunks.iter().map(|b| b.len() as u64).sum())
     }
 }

@@ -56,8 +56,13 @@ async fn listing_modes_filters_and_fetchable_urls() {
     let full = t
         .member
         .get("datasets/by-name/dl%20set/download?mode=full&limit=10000")
-        .await
-        .ok_json(200);
+        .await;
+    // The listing is sent in pieces, with its whole length announced up front.
+    assert_eq!(
+        full.headers["content-length"].to_str().unwrap(),
+        full.bytes.len().to_string()
+    );
+    let full = full.ok_json(200);
     assert_eq!(full["dataset_id"], id.as_str());
     assert_eq!(full["data"]["id"], id.as_str());
     assert_eq!(full["data"]["name"], "dl set");

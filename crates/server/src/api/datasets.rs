@@ -11,13 +11,12 @@ use crate::services::datasets::{self as service, by_name, by_ref, CreateProject,
 use crate::store::DatasetRow;
 use crate::{render, AppState};
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use bytes::Bytes;
 use pictograph_core::names::Status;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 
@@ -217,7 +216,7 @@ async fn listing(
     // A page holds up to 10,000 items and both client generations read it under a different
     // key: the items are serialised once, straight from the rows, and that text is written
     // under both keys.
-    let mut items = Vec::with_capacity(rows.len());
+    let mut listed = Vec::with_capacity(rows.len());
     for i in &rows {
         let (annotations, version) = match lists.as_mut() {
             Some(lists) => {
@@ -233,7 +232,7 @@ async fn listing(
             }
             None => (None, None),
         };
-        items.push(ListingItem {
+        listed.push(ListingItem {
             annotation_count: i.annotation_count,
             annotation_url: (mode != "images_only").then(|| links.annotation_url(&i.id)),
             annotations,
@@ -248,22 +247,36 @@ async fn listing(
             virtual_folder_path: &i.folder,
         });
     }
-    let items =
-        serde_json::value::to_raw_value(&items).map_err(|e| ApiError::Internal(e.into()))?;
-    let body = serde_json::to_string(&Listing {
-        data: ListingData {
-            id: &d.id,
-            items: &items,
-            name: &d.name,
-        },
-        dataset_id: &d.id,
-        dataset_name: &d.name,
-        items: &items,
-        mode,
-        total: rows.len(),
-    })
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+    // Written as `{"data": {"id", "items", "name"}, "dataset_id", "dataset_name", "items",
+    // "mode", "total"}`, the items' text held once for both keys.
+    let total = listed.len();
+    let items = serde_json::to_vec(&listed).map_err(|e| ApiError::Internal(e.into()))?;
+    let items = Bytes::from(items);
+    drop(listed);
+    drop(rows);
+    let mut body = render::JsonChunks::default();
+    let mut head = || -> serde_json::Result<()> {
+        body.text("{\"data\":{\"id\":");
+        body.json(&d.id)?;
+        body.text(",\"items\":");
+        body.shared(&items);
+        body.text(",\"name\":");
+        body.json(&d.name)?;
+        body.text("},\"dataset_id\":");
+        body.json(&d.id)?;
+        body.text(",\"dataset_name\":");
+        body.json(&d.name)?;
+        body.text(",\"items\":");
+        body.shared(&items);
+        body.text(",\"mode\":");
+        body.json(mode)?;
+        body.text(",\"total\":");
+        body.json(&total)?;
+        body.text("}");
+        Ok(())
+    };
+    head().map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(body.into_response())
 }
 
 /// One image of the download listing (fields in the order a JSON object of them prints).
@@ -283,25 +296,6 @@ struct ListingItem<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<i64>,
     virtual_folder_path: &'a str,
-}
-
-/// The download listing: the items under `items` (1.6.3) and `data.items` (newer clients).
-#[derive(Serialize)]
-struct Listing<'a> {
-    data: ListingData<'a>,
-    dataset_id: &'a str,
-    dataset_name: &'a str,
-    items: &'a RawValue,
-    mode: &'a str,
-    total: usize,
-}
-
-/// The newer clients' envelope of the download listing.
-#[derive(Serialize)]
-struct ListingData<'a> {
-    id: &'a str,
-    items: &'a RawValue,
-    name: &'a str,
 }
 
 /// `GET /datasets/by-name/{name}/download`.
