@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Batch requests of two builds of the server side by side on SQLite (not a test).
+#
+# Usage: bench/batch_ab.sh OLD_BINARY NEW_BINARY [--rounds N] [--size N] [--batch K]
+#
+# Seeds one data directory of N images (default 1,000,000) with the old build through the
+# scale tool (bench/scale), then, round after round, starts each build in turn on a fresh copy
+# of it and sends one request at a time, 2 s apart, each naming K ids spread over the dataset
+# (default 100,000): two status updates, two moves, archive, archive through the update route,
+# restore, copy and permanent delete. Prints every time, then per operation both builds'
+# medians and their ratio (old / new). The old build seeds, so a migration that only the new
+# build has runs on its copies, as it would on a user's data.
+# BENCH_DIR=DIR puts the scratch directory there (default: target/bench); it needs about 2 GB
+# for the default size.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+
+[[ $# -ge 2 ]] || { sed -n '2,15p' "$0"; exit 2; }
+old="$(realpath "$1")" new="$(realpath "$2")"
+shift 2
+rounds=3 size=1000000 batch=100000
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --rounds) rounds="$2"; shift 2 ;;
+    --size) size="$2"; shift 2 ;;
+    --batch) batch="$2"; shift 2 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+echo "building the scale tool (release)" >&2
+(cd "$repo" && cargo build --release -q -p pictograph-scale)
+target="$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+work="${BENCH_DIR:-$repo/target/bench}/batch-ab"
+rm -rf "$work"
+mkdir -p "$work"
+
+echo "seeding $size images with the old build" >&2
+RUST_LOG=error "$target/release/pictograph-scale" --bin "$old" --work "$work/seed" \
+  --sizes "$size" --batch 1000 --load-secs 0 --download-max 0 >"$work/seed.log"
+python3 - "$work/seed/data/pictograph.db" <<'EOF'
+import sqlite3, sys
+sqlite3.connect(sys.argv[1]).execute("PRAGMA wal_checkpoint(TRUNCATE)")
+EOF
+
+server_pid=""
+trap '[[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null; true' EXIT
+for round in $(seq 1 "$rounds"); do
+  for build in old new; do
+    bin="$old"
+    [[ "$build" == new ]] && bin="$new"
+    rm -rf "$work/data"
+    cp -a "$work/seed/data" "$work/data"
+    key="$("$bin" keys create --data-dir "$work/data" --org bench --role owner --tier unlimited |
+      grep -o 'pk_[A-Za-z0-9_]*' | head -1)"
+    PICTOGRAPH_LOG=error "$bin" serve --data-dir "$work/data" --listen 127.0.0.1:0 \
+      >"$work/serve.out" 2>"$work/serve.err" &
+    server_pid=$!
+    url="$(listening_url "$work/serve.out" "$work/serve.err")"
+    python3 - "$url" "$key" "$size" "$batch" "$build" "$round" <<'EOF'
+import json, sys, time, urllib.request
+url, key, size, batch, build, rnd = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+step = max((size - 1) // batch, 1)
+ids = ["%08x-0000-4000-8000-%012x" % (1, 1 + j * step) for j in range(batch)]
+name = f"scale-{size}"
+requests = [
+    ("status", "PATCH", "update", {"updates": {"status": "review"}}),
+    ("status 2", "PATCH", "update", {"updates": {"status": "complete"}}),
+    ("move", "POST", "move", {"target_folder_path": "/moved-1"}),
+    ("move 2", "POST", "move", {"target_folder_path": "/moved-2"}),
+    ("archive", "POST", "delete", {"permanent": False}),
+    ("restore", "PATCH", "update", {"updates": {"is_archived": False}}),
+    ("archive 2", "PATCH", "update", {"updates": {"is_archived": True}}),
+    ("restore 2", "PATCH", "update", {"updates": {"is_archived": False}}),
+    ("copy", "POST", "copy", {"target_folder_path": "/copies", "duplicate_handling": "rename"}),
+    ("purge", "POST", "delete", {"permanent": True}),
+]
+for label, method, op, extra in requests:
+    body = json.dumps({"dataset_name": name, "image_ids": ids, **extra}).encode()
+    req = urllib.request.Request(f"{url}/api/v1/developer/batch/images/{op}", data=body,
+                                 method=method, headers={"X-API-Key": key, "Content-Type": "application/json"})
+    t = time.monotonic()
+    with urllib.request.urlopen(req, timeout=600) as r:
+        answer = json.load(r)
+    elapsed = time.monotonic() - t
+    if answer.get("processed") != batch:
+        sys.exit(f"{label}: processed {answer.get('processed')} of {batch}")
+    print(f"{build}\t{label}\t{elapsed:.3f}\tround {rnd}", flush=True)
+    time.sleep(2)
+EOF
+    kill "$server_pid"
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  done
+done | tee "$work/times.tsv"
+
+python3 - "$work/times.tsv" "$batch" "$size" <<'EOF'
+import collections, statistics, sys
+times = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    build, label, secs, _ = line.rstrip("\n").split("\t")
+    times[label, build].append(float(secs))
+labels = list(dict.fromkeys(label for label, _ in times))
+print(f"\n{int(sys.argv[2]):,} spread ids of {int(sys.argv[3]):,} images, medians:")
+print(f"  {'operation':<10} {'old':>8} {'new':>8}   old/new")
+for label in labels:
+    o, n = statistics.median(times[label, "old"]), statistics.median(times[label, "new"])
+    print(f"  {label:<10} {o:>7.2f}s {n:>7.2f}s   {o / n:.2f}")
+EOF
