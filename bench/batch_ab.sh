@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Batch requests of two builds of the server side by side on SQLite (not a test).
+# Batch requests of two builds of the server side by side (not a test).
 #
 # Usage: bench/batch_ab.sh OLD_BINARY NEW_BINARY [--rounds N] [--size N] [--batch K]
+#                          [--postgres ADMIN_URL]
 #
 # Seeds one data directory of N images (default 1,000,000) with the old build through the
 # scale tool (bench/scale), then, round after round, starts each build in turn on a fresh copy
@@ -10,6 +11,9 @@
 # restore, copy and permanent delete. Prints every time, then per operation both builds'
 # medians and their ratio (old / new). The old build seeds, so a migration that only the new
 # build has runs on its copies, as it would on a user's data.
+# SQLite by default; with --postgres (e.g. postgres://postgres@127.0.0.1:5434, a cluster of the
+# sizing bench/scale.sh uses), the seed is database ab_seed and every run gets a copy of it
+# (CREATE DATABASE … TEMPLATE), dropped afterwards.
 # BENCH_DIR=DIR puts the scratch directory there (default: target/bench); it needs about 2 GB
 # for the default size.
 set -euo pipefail
@@ -19,15 +23,16 @@ repo="$(cd "$here/.." && pwd)"
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
-[[ $# -ge 2 ]] || { sed -n '2,15p' "$0"; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,20p' "$0"; exit 2; }
 old="$(realpath "$1")" new="$(realpath "$2")"
 shift 2
-rounds=3 size=1000000 batch=100000
+rounds=3 size=1000000 batch=100000 postgres=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
     --size) size="$2"; shift 2 ;;
     --batch) batch="$2"; shift 2 ;;
+    --postgres) postgres="${2%/}"; shift 2 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -39,13 +44,25 @@ work="${BENCH_DIR:-$repo/target/bench}/batch-ab"
 rm -rf "$work"
 mkdir -p "$work"
 
+psql_admin() { psql "$postgres/postgres" -v ON_ERROR_STOP=1 -qc "$1" >/dev/null; }
+db_flags=()
+seed_flags=()
+if [[ -n "$postgres" ]]; then
+  psql_admin "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
+  psql_admin "DROP DATABASE IF EXISTS ab_seed WITH (FORCE)"
+  psql_admin "CREATE DATABASE ab_seed"
+  seed_flags=(--postgres "$postgres/ab_seed")
+  db_flags=(--database-url "$postgres/ab_run")
+fi
 echo "seeding $size images with the old build" >&2
 RUST_LOG=error "$target/release/pictograph-scale" --bin "$old" --work "$work/seed" \
-  --sizes "$size" --batch 1000 --load-secs 0 --download-max 0 >"$work/seed.log"
-python3 - "$work/seed/data/pictograph.db" <<'EOF'
+  --sizes "$size" --batch 1000 --load-secs 0 --download-max 0 "${seed_flags[@]}" >"$work/seed.log"
+if [[ -z "$postgres" ]]; then
+  python3 - "$work/seed/data/pictograph.db" <<'EOF2'
 import sqlite3, sys
 sqlite3.connect(sys.argv[1]).execute("PRAGMA wal_checkpoint(TRUNCATE)")
-EOF
+EOF2
+fi
 
 server_pid=""
 trap '[[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null; true' EXIT
@@ -55,9 +72,13 @@ for round in $(seq 1 "$rounds"); do
     [[ "$build" == new ]] && bin="$new"
     rm -rf "$work/data"
     cp -a "$work/seed/data" "$work/data"
-    key="$("$bin" keys create --data-dir "$work/data" --org bench --role owner --tier unlimited |
+    if [[ -n "$postgres" ]]; then
+      psql_admin "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
+      psql_admin "CREATE DATABASE ab_run TEMPLATE ab_seed"
+    fi
+    key="$("$bin" keys create --data-dir "$work/data" "${db_flags[@]}" --org bench --role owner --tier unlimited |
       grep -o 'pk_[A-Za-z0-9_]*' | head -1)"
-    PICTOGRAPH_LOG=error "$bin" serve --data-dir "$work/data" --listen 127.0.0.1:0 \
+    PICTOGRAPH_LOG=error "$bin" serve --data-dir "$work/data" "${db_flags[@]}" --listen 127.0.0.1:0 \
       >"$work/serve.out" 2>"$work/serve.err" &
     server_pid=$!
     url="$(listening_url "$work/serve.out" "$work/serve.err")"
@@ -97,6 +118,10 @@ EOF
     server_pid=""
   done
 done | tee "$work/times.tsv"
+if [[ -n "$postgres" ]]; then
+  psql_admin "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
+  psql_admin "DROP DATABASE IF EXISTS ab_seed WITH (FORCE)"
+fi
 
 python3 - "$work/times.tsv" "$batch" "$size" <<'EOF'
 import collections, statistics, sys

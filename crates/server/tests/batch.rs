@@ -758,3 +758,45 @@ async fn a_batch_failing_part_way_changes_nothing() {
     check_result(&r, 8, &[]);
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_made_together_list_in_the_order_asked() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("order").await;
+    let dataset_id = s(&ds, "id");
+    let mut sources = Vec::new();
+    for i in 0..8u8 {
+        let image = t
+            .owner
+            .upload_png(&dataset_id, "/src", &format!("{i}.png"), i)
+            .await;
+        sources.push(s(&image, "id"));
+    }
+    // Asked for in an order that is neither upload order nor sorted by id.
+    let asked: Vec<String> = [5, 2, 7, 0, 3, 6, 1, 4]
+        .iter()
+        .map(|&i| sources[i].clone())
+        .collect();
+    let r = t
+        .owner
+        .batch(
+            "copy",
+            &json!({"dataset_name": "order", "image_ids": asked, "target_folder_path": "/copies"}),
+        )
+        .await
+        .ok_json(200);
+    check_result(&r, 8, &[]);
+    let copies: Vec<String> = t
+        .owner
+        .images("order")
+        .await
+        .iter()
+        .filter(|i| i["virtual_folder_path"] == "/copies")
+        .map(|i| s(i, "filename"))
+        .collect();
+    assert_eq!(
+        copies,
+        ["5.png", "2.png", "7.png", "0.png", "3.png", "6.png", "1.png", "4.png"]
+    );
+    t.stop().await;
+}

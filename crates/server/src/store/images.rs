@@ -223,6 +223,15 @@ const COLUMNS: &str = "id, dataset_id, folder, filename, display_name, status, i
      blob_hash, file_size, mime_type, width, height, annotation_count, version, created_at, updated_at";
 
 /// The items (ids, or the rows of a plan) as one JSON array, written straight from the slice.
+/// A new image id: a UUIDv7, which starts with the time it was made and rises within this
+/// process. New rows then go to the end of the id index: a random id lands on a random page
+/// of it, and a batch of 100,000 copies rewrote nearly the whole index (on PostgreSQL, a full
+/// image of each such page goes to the log after a checkpoint). Copies made together also
+/// list in the order they were asked for.
+fn new_image_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 fn json_list<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
@@ -505,7 +514,7 @@ impl Store {
                 planned.push(None);
                 continue;
             }
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = new_image_id();
             rows.push((
                 id.clone(),
                 &new.dataset_id,
@@ -1158,7 +1167,7 @@ fn plan_copies(
                 }
             }
         }
-        let new_id = uuid::Uuid::new_v4().to_string();
+        let new_id = new_image_id();
         taken.insert(name.clone(), new_id.clone());
         if mode == CopyMode::Overwrite {
             created_here.insert(new_id.clone());
