@@ -653,6 +653,21 @@ fn fault_sql(postgres: bool) -> (&'static str, &'static str) {
     }
 }
 
+/// Creates dataset `name` holding `n` distinct PNGs `0.png`, `1.png`, … in `folder`; answers
+/// their ids in that order.
+async fn dataset_of_pngs(t: &TestServer, name: &str, folder: &str, n: u8) -> Vec<String> {
+    let dataset_id = s(&t.owner.create_dataset(name).await, "id");
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let image = t
+            .owner
+            .upload_png(&dataset_id, folder, &format!("{i}.png"), i)
+            .await;
+        ids.push(s(&image, "id"));
+    }
+    ids
+}
+
 /// Everything a failed batch must leave as it was: each image's metadata, the dataset's
 /// counters and the stored blobs.
 async fn batch_state(t: &TestServer, ids: &[String]) -> (Vec<Value>, Counts, usize) {
@@ -666,16 +681,7 @@ async fn batch_state(t: &TestServer, ids: &[String]) -> (Vec<Value>, Counts, usi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_failing_part_way_changes_nothing() {
     let t = TestServer::start().await;
-    let ds = t.owner.create_dataset("fault").await;
-    let dataset_id = s(&ds, "id");
-    let mut all = Vec::new();
-    for i in 0..8u8 {
-        let image = t
-            .owner
-            .upload_png(&dataset_id, "/a", &format!("{i}.png"), i)
-            .await;
-        all.push(s(&image, "id"));
-    }
+    let all = dataset_of_pngs(&t, "fault", "/a", 8).await;
     let archived = &all[4..];
     t.owner
         .batch(
@@ -762,16 +768,7 @@ async fn a_batch_failing_part_way_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_made_together_list_in_the_order_asked() {
     let t = TestServer::start().await;
-    let ds = t.owner.create_dataset("order").await;
-    let dataset_id = s(&ds, "id");
-    let mut sources = Vec::new();
-    for i in 0..8u8 {
-        let image = t
-            .owner
-            .upload_png(&dataset_id, "/src", &format!("{i}.png"), i)
-            .await;
-        sources.push(s(&image, "id"));
-    }
+    let sources = dataset_of_pngs(&t, "order", "/src", 8).await;
     // Asked for in an order that is neither upload order nor sorted by id.
     let asked: Vec<String> = [5, 2, 7, 0, 3, 6, 1, 4]
         .iter()
