@@ -39,7 +39,7 @@ done
 
 echo "building the scale tool (release)" >&2
 (cd "$repo" && cargo build --release -q -p pictograph-scale)
-target="$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+target="$(target_dir "$repo")"
 work="${BENCH_DIR:-$repo/target/bench}/batch-ab"
 rm -rf "$work"
 mkdir -p "$work"

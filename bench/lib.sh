@@ -17,3 +17,10 @@ listening_url() {
   fi
   echo "$url"
 }
+
+# Prints the Cargo target directory of the workspace at $1 (CARGO_TARGET_DIR and config
+# included).
+target_dir() {
+  (cd "$1" && cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+}

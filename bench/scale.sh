@@ -21,6 +21,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 backends=(sqlite postgres)
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -34,7 +36,7 @@ done
 
 echo "building pictograph and the scale tool (release)" >&2
 (cd "$repo" && cargo build --release -q -p pictograph-cli -p pictograph-scale)
-target="$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+target="$(target_dir "$repo")"
 bench_dir="${BENCH_DIR:-$repo/target/bench}"
 mkdir -p "$bench_dir"
 

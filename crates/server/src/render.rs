@@ -272,7 +272,7 @@ impl<T: serde::Serialize> axum::response::IntoResponse for SameUnder<T> {
         let mut body = JsonChunks::default();
         for (i, key) in self.keys.iter().enumerate() {
             body.text(if i == 0 { "{" } else { "," });
-            body.text(&Value::from(*key).to_string());
+            body.value(*key);
             body.text(":");
             body.shared(&value);
         }
@@ -301,11 +301,9 @@ impl JsonChunks {
         self.chunks.push_back(bytes.clone());
     }
 
-    /// Appends `value` serialised as JSON.
-    pub fn json<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> serde_json::Result<()> {
-        self.chunks
-            .push_back(Bytes::from(serde_json::to_vec(value)?));
-        Ok(())
+    /// Appends a JSON scalar (a string is quoted and escaped).
+    pub fn value(&mut self, value: impl Into<Value>) {
+        self.chunks.push_back(Bytes::from(value.into().to_string()));
     }
 }
 

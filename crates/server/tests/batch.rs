@@ -705,9 +705,15 @@ async fn a_batch_failing_part_way_changes_nothing() {
             .extend(extra.as_object().unwrap().clone());
         body
     };
+    // (what, operation: `update` is a PATCH, the others POSTs, body)
     let attempts = [
-        ("move", batch(&all, json!({"target_folder_path": "/b"}))),
         (
+            "move",
+            "move",
+            batch(&all, json!({"target_folder_path": "/b"})),
+        ),
+        (
+            "copy",
             "copy",
             batch(
                 &all,
@@ -716,28 +722,34 @@ async fn a_batch_failing_part_way_changes_nothing() {
         ),
         (
             "copy over",
+            "copy",
             batch(
                 &all,
                 json!({"target_folder_path": "/a", "duplicate_handling": "overwrite"}),
             ),
         ),
-        ("archive", batch(&all, json!({"permanent": false}))),
-        ("purge", batch(&all, json!({"permanent": true}))),
+        (
+            "archive",
+            "delete",
+            batch(&all, json!({"permanent": false})),
+        ),
+        ("purge", "delete", batch(&all, json!({"permanent": true}))),
         (
             "status",
+            "update",
             batch(&all, json!({"updates": {"status": "complete"}})),
         ),
         (
             "restore",
+            "update",
             batch(archived, json!({"updates": {"is_archived": false}})),
         ),
     ];
-    for (what, body) in attempts {
-        let r = match what {
-            "move" => t.admin.batch("move", &body).await,
-            "copy" | "copy over" => t.admin.batch("copy", &body).await,
-            "archive" | "purge" => t.admin.batch("delete", &body).await,
-            _ => t.admin.patch("batch/images/update", &body).await,
+    for (what, op, body) in attempts {
+        let r = if op == "update" {
+            t.admin.patch("batch/images/update", &body).await
+        } else {
+            t.admin.batch(op, &body).await
         };
         let r = r.expect(500);
         assert!(

@@ -213,9 +213,6 @@ async fn listing(
     } else {
         None
     };
-    // A page holds up to 10,000 items and both client generations read it under a different
-    // key: the items are serialised once, straight from the rows, and that text is written
-    // under both keys.
     let mut listed = Vec::with_capacity(rows.len());
     for i in &rows {
         let (annotations, version) = match lists.as_mut() {
@@ -247,35 +244,32 @@ async fn listing(
             virtual_folder_path: &i.folder,
         });
     }
-    // Written as `{"data": {"id", "items", "name"}, "dataset_id", "dataset_name", "items",
-    // "mode", "total"}`, the items' text held once for both keys.
+    // A page holds up to 10,000 items and both client generations read it under a different
+    // key (`data.items` and `items`): the items are serialised once, straight from the rows,
+    // and that one buffer is sent under both keys.
     let total = listed.len();
     let items = serde_json::to_vec(&listed).map_err(|e| ApiError::Internal(e.into()))?;
     let items = Bytes::from(items);
     drop(listed);
     drop(rows);
     let mut body = render::JsonChunks::default();
-    let mut head = || -> serde_json::Result<()> {
-        body.text("{\"data\":{\"id\":");
-        body.json(&d.id)?;
-        body.text(",\"items\":");
-        body.shared(&items);
-        body.text(",\"name\":");
-        body.json(&d.name)?;
-        body.text("},\"dataset_id\":");
-        body.json(&d.id)?;
-        body.text(",\"dataset_name\":");
-        body.json(&d.name)?;
-        body.text(",\"items\":");
-        body.shared(&items);
-        body.text(",\"mode\":");
-        body.json(mode)?;
-        body.text(",\"total\":");
-        body.json(&total)?;
-        body.text("}");
-        Ok(())
-    };
-    head().map_err(|e| ApiError::Internal(e.into()))?;
+    body.text("{\"data\":{\"id\":");
+    body.value(d.id.as_str());
+    body.text(",\"items\":");
+    body.shared(&items);
+    body.text(",\"name\":");
+    body.value(d.name.as_str());
+    body.text("},\"dataset_id\":");
+    body.value(d.id.as_str());
+    body.text(",\"dataset_name\":");
+    body.value(d.name.as_str());
+    body.text(",\"items\":");
+    body.shared(&items);
+    body.text(",\"mode\":");
+    body.value(mode);
+    body.text(",\"total\":");
+    body.value(total);
+    body.text("}");
     Ok(body.into_response())
 }
 

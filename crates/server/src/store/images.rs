@@ -222,7 +222,6 @@ pub const NOT_FOUND_REASON: &str = "Image not found in dataset";
 const COLUMNS: &str = "id, dataset_id, folder, filename, display_name, status, is_archived, \
      blob_hash, file_size, mime_type, width, height, annotation_count, version, created_at, updated_at";
 
-/// The items (ids, or the rows of a plan) as one JSON array, written straight from the slice.
 /// A new image id: a UUIDv7, which starts with the time it was made and rises within this
 /// process. New rows then go to the end of the id index: a random id lands on a random page
 /// of it, and a batch of 100,000 copies rewrote nearly the whole index (on PostgreSQL, a full
@@ -232,6 +231,7 @@ fn new_image_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// The items (ids, or the rows of a plan) as one JSON array, written straight from the slice.
 fn json_list<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }

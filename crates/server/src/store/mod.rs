@@ -101,7 +101,7 @@ impl Dialect {
     ///
     /// On SQLite it is `UPDATE OR FAIL`: a failing row then stops the statement without
     /// undoing the rows before it, so SQLite keeps no statement journal (a copy of every page
-    /// the statement changes, written to a temporary file: about a third of the time of a
+    /// the statement changes, written to a temporary file: about a fifth of the time of a
     /// 100,000-row update). The rows it left changed never show: an error rolls the whole
     /// transaction back.
     fn update_many(self) -> &'static str {
