@@ -809,3 +809,116 @@ async fn copies_made_together_list_in_the_order_asked() {
     );
     t.stop().await;
 }
+
+/// Ids of the images of a dataset as stored, and the lowest and highest version among them.
+async fn stored(db: &sqlx::AnyPool, dataset_id: &str) -> (Vec<String>, i64, i64) {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT id, version FROM images WHERE dataset_id = $1 ORDER BY id")
+            .bind(dataset_id)
+            .fetch_all(db)
+            .await
+            .expect("read the images");
+    let min = rows.iter().map(|r| r.1).min().unwrap_or(0);
+    let max = rows.iter().map(|r| r.1).max().unwrap_or(0);
+    (rows.into_iter().map(|r| r.0).collect(), min, max)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_more_ids_than_one_statement_change_each_image_once() {
+    let t = TestServer::start().await;
+    let ds = s(&t.owner.create_dataset("huge").await, "id");
+    let first = t.owner.upload_png(&ds, "/", "img.png", 1).await;
+    let size = first["file_size"].as_i64().unwrap();
+    let db = t.db().await;
+    // Doubled by copies up to 32,768 images: the last copy names 16,384 ids.
+    let mut all = vec![s(&first, "id")];
+    while all.len() < 32_768 {
+        let r = t
+            .owner
+            .batch(
+                "copy",
+                &json!({"dataset_name": "huge", "image_ids": all, "target_folder_path": "/",
+                        "duplicate_handling": "rename"}),
+            )
+            .await
+            .ok_json(200);
+        check_result(&r, all.len(), &[]);
+        all = stored(&db, &ds).await.0;
+    }
+    assert_eq!(all.len(), 32_768);
+    assert_eq!(stored(&db, &ds).await, (all.clone(), 1, 1));
+    // Every request names the first images twice, the second time in another chunk.
+    let mut asked = all.clone();
+    asked.extend(all[..50].iter().cloned());
+    let body = |extra: Value| {
+        let mut b = json!({"dataset_name": "huge", "image_ids": asked});
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+
+    let r = t
+        .owner
+        .patch(
+            "batch/images/update",
+            &body(json!({"updates": {"status": "complete"}})),
+        )
+        .await
+        .ok_json(200);
+    check_result(&r, 32_768, &[]);
+    assert_eq!(stored(&db, &ds).await, (all.clone(), 2, 2));
+    assert_eq!(t.owner.counts("huge").await.completed, 32_768);
+
+    let r = t
+        .owner
+        .batch("move", &body(json!({"target_folder_path": "/moved"})))
+        .await
+        .ok_json(200);
+    check_result(&r, 32_768, &[]);
+    assert_eq!(stored(&db, &ds).await, (all.clone(), 3, 3));
+    let (elsewhere,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM images WHERE dataset_id = $1 AND folder <> '/moved'")
+            .bind(&ds)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(elsewhere, 0);
+
+    let r = t
+        .owner
+        .batch("delete", &body(json!({"permanent": false})))
+        .await
+        .ok_json(200);
+    check_result(&r, 32_768, &[]);
+    assert_eq!(stored(&db, &ds).await, (all.clone(), 4, 4));
+    let k = t.owner.counts("huge").await;
+    assert_eq!((k.images, k.archived, k.total_size), (0, 32_768, 0));
+
+    let r = t
+        .owner
+        .patch(
+            "batch/images/update",
+            &body(json!({"updates": {"is_archived": false}})),
+        )
+        .await
+        .ok_json(200);
+    check_result(&r, 32_768, &[]);
+    assert_eq!(stored(&db, &ds).await, (all.clone(), 5, 5));
+    let k = t.owner.counts("huge").await;
+    assert_eq!(
+        (k.images, k.completed, k.archived, k.total_size),
+        (32_768, 32_768, 0, 32_768 * size)
+    );
+
+    let r = t
+        .owner
+        .batch("delete", &body(json!({"permanent": true})))
+        .await
+        .ok_json(200);
+    check_result(&r, 32_768, &[]);
+    assert_eq!(stored(&db, &ds).await, (Vec::new(), 0, 0));
+    let k = t.owner.counts("huge").await;
+    assert_eq!((k.images, k.archived, k.total_size), (0, 0, 0));
+    t.stop().await;
+}
