@@ -535,6 +535,24 @@ async fn counters_follow_every_change() {
         .await
         .expect(200);
     assert_eq!(t.owner.counts("counted").await, c(3, 2, 0, sa + sb + sc, 2));
+    // Only a live image's change to or from 'complete' moves the completed count.
+    let set_status = |id: &Value, status: &str| json!({"dataset_name": "counted", "image_ids": [s(id, "id")], "updates": {"status": status}});
+    for (status, completed) in [
+        ("review", 1),
+        ("annotate", 1),
+        ("complete", 2),
+        ("complete", 2),
+    ] {
+        t.owner
+            .patch("batch/images/update", &set_status(&b, status))
+            .await
+            .expect(200);
+        assert_eq!(
+            t.owner.counts("counted").await,
+            c(3, completed, 0, sa + sb + sc, 2),
+            "after setting {status}"
+        );
+    }
 
     // Archive moves an image out of every live counter.
     t.owner
@@ -548,6 +566,14 @@ async fn counters_follow_every_change() {
         .await
         .expect(200);
     assert_eq!(t.owner.counts("counted").await, c(2, 1, 1, sb + sc, 0));
+    // An archived image's status counts nowhere.
+    for status in ["new", "complete"] {
+        t.owner
+            .patch("batch/images/update", &set_status(&a, status))
+            .await
+            .expect(200);
+        assert_eq!(t.owner.counts("counted").await, c(2, 1, 1, sb + sc, 0));
+    }
 
     // Restore brings it back.
     t.owner
