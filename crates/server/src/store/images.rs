@@ -1168,7 +1168,7 @@ fn plan_moves<'i>(
 fn plan_copies<'i>(
     ids: &'i [String],
     found: &[Found],
-    mut taken: HashMap<String, String>,
+    taken: HashMap<String, String>,
     folder: &str,
     mode: CopyMode,
 ) -> (BatchOutcome, Vec<PlannedCopy<'i>>, Vec<String>) {
@@ -1176,7 +1176,12 @@ fn plan_copies<'i>(
     let mut out = BatchOutcome::default();
     let mut plan: Vec<PlannedCopy<'i>> = Vec::new();
     let mut replaced = Vec::new();
-    let mut created_here = HashSet::new();
+    // Names in the folder: the id of the live image that has it, or none for a copy this
+    // batch makes (which an overwrite never replaces).
+    let mut taken: HashMap<String, Option<String>> = taken
+        .into_iter()
+        .map(|(name, id)| (name, Some(id)))
+        .collect();
     for (id, row) in distinct(ids, &by_id) {
         let Some(row) = row else {
             out.not_found(id);
@@ -1193,10 +1198,9 @@ fn plan_copies<'i>(
                     continue;
                 }
                 CopyMode::Overwrite
-                    if !created_here.contains(&existing)
-                        && !by_id.contains_key(existing.as_str()) =>
+                    if existing.as_deref().is_some_and(|e| !by_id.contains_key(e)) =>
                 {
-                    replaced.push(existing.clone());
+                    replaced.extend(existing);
                     taken.remove(&name);
                 }
                 _ => {
@@ -1209,11 +1213,8 @@ fn plan_copies<'i>(
                 }
             }
         }
+        taken.insert(name.clone(), None);
         let new_id = new_image_id();
-        taken.insert(name.clone(), new_id.clone());
-        if mode == CopyMode::Overwrite {
-            created_here.insert(new_id.clone());
-        }
         out.affected_folders.insert(row.folder.clone());
         plan.push((id.as_str(), new_id, name));
         out.succeeded.push(id.clone());
