@@ -402,6 +402,34 @@ async fn update_sets_fields_and_restores_unless_the_name_was_taken() {
     assert_eq!(img["display_name"], "Front view");
     assert_eq!(img["filename"], "a.png");
     assert_eq!(img["status"], "new");
+    // Several fields at once, and only those.
+    for (updates, expected) in [
+        (
+            json!({"status": "review", "display_name": "Side view", "is_archived": true}),
+            ("review", "Side view", true),
+        ),
+        (
+            json!({"status": "new", "is_archived": false}),
+            ("new", "Side view", false),
+        ),
+    ] {
+        let r = t
+            .member
+            .patch("batch/images/update", &update(&[&b], updates))
+            .await
+            .ok_json(200);
+        check_result(&r, 1, &[]);
+        let img = t.owner.image(&b).await;
+        assert_eq!(
+            (&img["status"], &img["display_name"], &img["is_archived"]),
+            (&json!(expected.0), &json!(expected.1), &json!(expected.2))
+        );
+    }
+    let img = t.owner.image(&a).await;
+    assert_eq!(
+        (&img["status"], &img["display_name"]),
+        (&json!("new"), &json!("Front view"))
+    );
 
     // Archive through update, take the name, then try to restore.
     t.member
