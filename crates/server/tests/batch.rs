@@ -586,16 +586,7 @@ async fn thousands_of_images_move_in_one_request() {
     let mut all = vec![s(&first, "id")];
     // Double the dataset with copies until it has 2048 images.
     while all.len() < 2048 {
-        let r = t
-            .owner
-            .batch(
-                "copy",
-                &json!({"dataset_name": "big", "image_ids": all, "target_folder_path": "/",
-                        "duplicate_handling": "rename", "copy_annotations": false}),
-            )
-            .await
-            .ok_json(200);
-        assert_eq!(r["processed"], all.len());
+        copy_into_root(&t, "big", &all).await;
         all = ids(&t.owner.images("big").await);
     }
     assert_eq!(all.len(), 2048);
@@ -838,6 +829,21 @@ async fn copies_made_together_list_in_the_order_asked() {
     t.stop().await;
 }
 
+/// Copies the images `ids` of `dataset` into its root folder (renamed, without annotations)
+/// and checks that every copy was made.
+async fn copy_into_root(t: &TestServer, dataset: &str, ids: &[String]) {
+    let r = t
+        .owner
+        .batch(
+            "copy",
+            &json!({"dataset_name": dataset, "image_ids": ids, "target_folder_path": "/",
+                    "duplicate_handling": "rename", "copy_annotations": false}),
+        )
+        .await
+        .ok_json(200);
+    check_result(&r, ids.len(), &[]);
+}
+
 /// Ids of the images of a dataset as stored, and the lowest and highest version among them.
 async fn stored(db: &sqlx::AnyPool, dataset_id: &str) -> (Vec<String>, i64, i64) {
     let rows: Vec<(String, i64)> =
@@ -861,16 +867,7 @@ async fn batches_of_more_ids_than_one_statement_change_each_image_once() {
     // Doubled by copies up to 32,768 images: the last copy names 16,384 ids.
     let mut all = vec![s(&first, "id")];
     while all.len() < 32_768 {
-        let r = t
-            .owner
-            .batch(
-                "copy",
-                &json!({"dataset_name": "huge", "image_ids": all, "target_folder_path": "/",
-                        "duplicate_handling": "rename"}),
-            )
-            .await
-            .ok_json(200);
-        check_result(&r, all.len(), &[]);
+        copy_into_root(&t, "huge", &all).await;
         all = stored(&db, &ds).await.0;
     }
     assert_eq!(all.len(), 32_768);
