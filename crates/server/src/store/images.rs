@@ -241,14 +241,11 @@ fn json_list<T: serde::Serialize>(items: &[T]) -> String {
 /// 40 MB, ten statements of 10,000 (in the same transaction) about 4 MB, in the same time.
 const PER_STATEMENT: usize = 10_000;
 
-/// Each id once, in the order given: a batch's statements are run on chunks of the list, so
-/// an id repeated in two chunks would otherwise be changed twice.
-fn distinct_ids(ids: &[String]) -> Vec<&str> {
-    let mut seen = HashSet::with_capacity(ids.len());
-    ids.iter()
-        .map(String::as_str)
-        .filter(|id| seen.insert(*id))
-        .collect()
+/// Each id of a batch once, in the order given. A batch's statements run on chunks of its
+/// ids, so an id repeated in two chunks would otherwise be changed twice.
+fn distinct_ids(ids: &[String]) -> impl Iterator<Item = &String> {
+    let mut seen = HashSet::new();
+    ids.iter().filter(move |id| seen.insert(id.as_str()))
 }
 
 impl Store {
@@ -738,7 +735,7 @@ impl Store {
         ids: &[String],
     ) -> StoreResult<HashMap<String, String>> {
         let mut changed = HashMap::with_capacity(ids.len());
-        for chunk in distinct_ids(ids).chunks(PER_STATEMENT) {
+        for chunk in distinct_ids(ids).collect::<Vec<_>>().chunks(PER_STATEMENT) {
             let q = binds(sqlx::query(AssertSqlSafe(sql))).bind(json_list(chunk));
             let mut rows = q.fetch(&mut *conn);
             while let Some(r) = rows.try_next().await? {
@@ -871,7 +868,7 @@ impl Store {
             self.dialect.id_in("id", 2)
         );
         let mut hashes = Vec::new();
-        for chunk in distinct_ids(ids).chunks(PER_STATEMENT) {
+        for chunk in distinct_ids(ids).collect::<Vec<_>>().chunks(PER_STATEMENT) {
             let mut rows = sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(dataset_id)
                 .bind(json_list(chunk))
@@ -954,7 +951,7 @@ impl Store {
         );
         let mut found = Vec::with_capacity(ids.len());
         let mut clash = HashSet::new();
-        for chunk in distinct_ids(ids).chunks(PER_STATEMENT) {
+        for chunk in distinct_ids(ids).collect::<Vec<_>>().chunks(PER_STATEMENT) {
             let mut rows = sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(dataset_id)
                 .bind(json_list(chunk))
@@ -1022,20 +1019,18 @@ impl Store {
             ("status", update.status.is_some()),
             ("display_name", update.display_name.is_some()),
             ("is_archived", update.is_archived.is_some()),
+            ("updated_at", true),
         ] {
             if set {
                 sets.push(format!("{column} = ${}", sets.len() + 1));
             }
         }
-        let n = sets.len();
+        let dataset = sets.len() + 1;
         format!(
-            "{} images SET {}version = version + 1, updated_at = ${} \
-             WHERE dataset_id || '' = ${} AND {}",
+            "{} images SET {}, version = version + 1 WHERE dataset_id || '' = ${dataset} AND {}",
             self.dialect.update_many(),
-            sets.iter().map(|s| format!("{s}, ")).collect::<String>(),
-            n + 1,
-            n + 2,
-            self.dialect.id_in("id", n as u32 + 3)
+            sets.join(", "),
+            self.dialect.id_in("id", dataset as u32 + 1)
         )
     }
 
@@ -1049,10 +1044,8 @@ impl Store {
         ids: &[String],
         changed: HashMap<String, String>,
     ) -> StoreResult<BatchOutcome> {
-        let mut seen = HashSet::new();
-        let rest: Vec<String> = ids
-            .iter()
-            .filter(|id| !changed.contains_key(id.as_str()) && seen.insert(id.as_str()))
+        let rest: Vec<String> = distinct_ids(ids)
+            .filter(|id| !changed.contains_key(id.as_str()))
             .cloned()
             .collect();
         let unchanged = if rest.is_empty() {
@@ -1065,11 +1058,7 @@ impl Store {
             .map(|r| (r.id.as_str(), r.folder.as_str()))
             .collect();
         let mut out = BatchOutcome::default();
-        let mut seen = HashSet::new();
-        for id in ids {
-            if !seen.insert(id.as_str()) {
-                continue;
-            }
+        for id in distinct_ids(ids) {
             let folder = changed
                 .get(id.as_str())
                 .map(String::as_str)
@@ -1134,18 +1123,11 @@ fn distinct<'i, 'f>(
     ids: &'i [String],
     by_id: &'f HashMap<&'f str, &'f Found>,
 ) -> impl Iterator<Item = (&'i String, Option<&'f Found>)> + use<'i, 'f> {
-    let mut seen = HashSet::new();
-    ids.iter()
-        .filter(move |id| seen.insert(id.as_str()))
-        .map(move |id| (id, by_id.get(id.as_str()).copied()))
+    distinct_ids(ids).map(move |id| (id, by_id.get(id.as_str()).copied()))
 }
 
 /// Decides each move of a batch into `folder` (whose live names are `taken`, by name to id):
 /// answers the outcome and the ids whose rows change, each once.
-/// One copy a batch makes: source id, new id, name. A tuple serialises as a JSON array, so
-/// a chunk of a plan is written straight into the text the INSERT reads.
-type PlannedCopy<'i> = (&'i str, String, String);
-
 fn plan_moves<'i>(
     ids: &'i [String],
     found: &[Found],
@@ -1182,6 +1164,10 @@ fn plan_moves<'i>(
     }
     (out, moving)
 }
+
+/// One copy a batch makes: source id, new id, name. A tuple serialises as a JSON array, so
+/// a chunk of a plan is written straight into the text the INSERT reads.
+type PlannedCopy<'i> = (&'i str, String, String);
 
 /// Decides each copy of a batch: its new id and name in `folder` (whose live names are
 /// `taken`, by name to id), or why it is not made. Answers the outcome so far, the copies as
