@@ -12,8 +12,9 @@
 # pages, 1,000-id moves at each size); one request each of move, status update, archive,
 # restore and copy of 100,000 images of the 1M dataset against the same move done one image
 # per request; a walk of the whole download listing; full CLI downloads with the CLI's and
-# the server's peak RSS; GET /images/{id}/metadata under 64 connections against a bare axum
-# handler serving the same body; the server's RSS throughout.
+# the server's peak RSS; GET /images/{id}/metadata under 64 connections (one id, then
+# 100,000 ids) against a bare axum handler serving the same body; the server's RSS
+# throughout.
 # PostgreSQL runs in its own throwaway cluster with default (durable) settings, on
 # 127.0.0.1:${PICTOGRAPH_BENCH_PG_PORT:-5434}. Not a test: nothing is asserted beyond every
 # request succeeding and every count matching.

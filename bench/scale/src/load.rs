@@ -15,27 +15,33 @@ pub struct Figures {
     pub errors: u64,
 }
 
-/// Runs `connections` loops of GET `url` for `duration`.
+/// Runs `connections` loops of GET for `duration`, each loop walking `urls` round-robin from
+/// its own starting point (one URL: every request asks for the same thing).
 pub async fn run(
-    url: &str,
+    urls: &[String],
     key: &str,
     connections: usize,
     duration: Duration,
 ) -> anyhow::Result<Figures> {
+    anyhow::ensure!(!urls.is_empty(), "no URL to load");
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .timeout(Duration::from_secs(30))
         .build()?;
+    let urls: std::sync::Arc<[String]> = urls.into();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..connections {
-        let (http, url, key) = (http.clone(), url.to_string(), key.to_string());
+    for c in 0..connections {
+        let (http, urls, key) = (http.clone(), urls.clone(), key.to_string());
         tasks.spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0u64;
+            let mut next = c * urls.len() / connections;
             while started.elapsed() < duration {
+                let url = &urls[next % urls.len()];
+                next += 1;
                 let t = Instant::now();
-                let ok = match http.get(&url).header("X-API-Key", &key).send().await {
+                let ok = match http.get(url).header("X-API-Key", &key).send().await {
                     Ok(r) => r.status().as_u16() == 200 && r.bytes().await.is_ok(),
                     Err(_) => false,
                 };

@@ -662,19 +662,28 @@ async fn main() -> Result<()> {
         };
         let dur = Duration::from_secs(args.load_secs);
         // Ours, the bare handler, ours again: a drift of the machine shows as two figures.
+        // Then ours over many images, more than a server keeps in its read cache.
+        let many: Vec<String> = big
+            .spread_ids(big.size.min(100_000))
+            .iter()
+            .map(|id| format!("{}/api/v1/developer/images/{id}/metadata", server.url))
+            .collect();
         let mut runs = Vec::new();
         for base in [&server.url, &bare_guard.url, &server.url] {
             let url = format!("{base}{path}");
-            runs.push(load::run(&url, &key, args.connections, dur).await?);
+            runs.push(load::run(&[url], &key, args.connections, dur).await?);
         }
+        runs.push(load::run(&many, &key, args.connections, dur).await?);
         let ours_rss = sampler.take();
-        let (ours, bare, ours2) = (&runs[0], &runs[1], &runs[2]);
+        let (ours, bare, ours2, spread) = (&runs[0], &runs[1], &runs[2], &runs[3]);
         drop(bare_guard);
         row(format!("GET /images/{{id}}/metadata, {} connections, {} s each, closed loop on 127.0.0.1 ({backend}):", args.connections, args.load_secs));
+        let spread_label = format!("ours, {} ids", many.len());
         for (label, r) in [
             ("pictograph", ours),
             ("bare axum", bare),
             ("pictograph again", ours2),
+            (spread_label.as_str(), spread),
         ] {
             row(format!(
                 "  {label:<17} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
@@ -683,8 +692,10 @@ async fn main() -> Result<()> {
         }
         let best = ours.rps.max(ours2.rps);
         row(format!(
-            "  pictograph / bare: {:.2} (best of the two runs); server RSS max {:.1} MB",
+            "  pictograph / bare: {:.2} (best of the two runs), over {} ids {:.2}; server RSS max {:.1} MB",
             best / bare.rps,
+            many.len(),
+            spread.rps / bare.rps,
             ours_rss.max_mb()
         ));
     }

@@ -27,6 +27,7 @@ struct FileConfig {
     max_upload_bytes: Option<u64>,
     blob_grace_secs: Option<u64>,
     url_ttl_secs: Option<u64>,
+    read_cache_ttl_ms: Option<u64>,
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<FileConfig> {
@@ -76,6 +77,7 @@ pub fn apply(args: &mut ServeArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         max_upload_bytes => args.max_upload_bytes,
         blob_grace_secs => args.blob_grace_secs,
         url_ttl_secs => args.url_ttl_secs,
+        read_cache_ttl_ms => args.read_cache_ttl_ms,
     }
     Ok(())
 }

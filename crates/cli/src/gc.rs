@@ -46,6 +46,7 @@ pub async fn run(args: GcArgs) -> anyhow::Result<()> {
     }
     config.blob_grace_secs = args.blob_grace_secs;
     config.url_ttl_secs = args.url_ttl_secs;
+    config.read_cache_ttl_ms = 0;
     let state = pictograph_server::open_state(config).await?;
     let grace = Duration::from_secs(args.blob_grace_secs);
     let opts = SweepOptions {

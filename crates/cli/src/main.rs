@@ -127,6 +127,10 @@ struct ServeArgs {
     /// then expires, and the sweep drops it with its bytes.
     #[arg(long, env = "PICTOGRAPH_URL_TTL_SECS", default_value_t = 3600)]
     url_ttl_secs: u64,
+    /// On PostgreSQL: milliseconds a server keeps a key or image it read, at most (any change
+    /// drops them at once, on every server); 0 turns the cache off.
+    #[arg(long, env = "PICTOGRAPH_READ_CACHE_TTL_MS", default_value_t = 5_000)]
+    read_cache_ttl_ms: u64,
 }
 
 /// Rust allocations go to jemalloc: its per-thread caches take no lock on the request path,
@@ -236,6 +240,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.max_upload_bytes = args.max_upload_bytes;
     config.blob_grace_secs = args.blob_grace_secs;
     config.url_ttl_secs = args.url_ttl_secs;
+    config.read_cache_ttl_ms = args.read_cache_ttl_ms;
     config.rate_limits = RateLimits {
         free: args.rate_limit_free,
         core: args.rate_limit_core,

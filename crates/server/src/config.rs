@@ -63,6 +63,10 @@ pub struct Config {
     pub url_ttl_secs: u64,
     /// How long unreferenced bytes are kept before the sweep frees them, in seconds.
     pub blob_grace_secs: u64,
+    /// How long a server on PostgreSQL keeps a key or image it read, in milliseconds, at
+    /// most: changes drop them sooner, on every server (see the store's read cache). 0 turns
+    /// the cache off.
+    pub read_cache_ttl_ms: u64,
 }
 
 impl Config {
@@ -79,6 +83,7 @@ impl Config {
             max_upload_bytes: 50 * 1024 * 1024,
             url_ttl_secs: 3600,
             blob_grace_secs: 900,
+            read_cache_ttl_ms: 5_000,
         }
     }
 

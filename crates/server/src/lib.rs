@@ -55,9 +55,11 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     tokio::fs::create_dir_all(&config.data_dir)
         .await
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let store = store::Store::connect(&config.database_url())
+    let url = config.database_url();
+    let store = store::Store::connect(&url)
         .await
-        .context("opening the metadata store")?;
+        .context("opening the metadata store")?
+        .with_read_cache(&url, Duration::from_millis(config.read_cache_ttl_ms));
     let blobs = blobs::Blobs::open(&config.data_dir, config.blobs_url.as_deref())
         .await
         .context("opening the blob store")?;

@@ -1,6 +1,6 @@
 //! Two stateless server processes on one PostgreSQL database and one S3 bucket: a client that
-//! alternates between them sees one consistent service. Also: a server rides out losing its
-//! database connections.
+//! alternates between them sees one consistent service, and what one server changes reaches
+//! the read cache of the other. Also: a server rides out losing its database connections.
 //!
 //! Needs PostgreSQL: `scripts/test` starts a throwaway cluster and runs these with
 //! `PICTOGRAPH_TEST_POSTGRES` set; plain `cargo test` lists them as ignored.
@@ -18,12 +18,17 @@ use sqlx::Connection;
 
 struct Pair {
     _dir: tempfile::TempDir,
+    db: String,
     a: App,
     b: App,
     http: reqwest::Client,
 }
 
 async fn start_pair() -> Pair {
+    start_pair_with(|_| {}).await
+}
+
+async fn start_pair_with(tune: impl Fn(&mut Config)) -> Pair {
     let dir = tempfile::tempdir().unwrap();
     let endpoint = start_s3(&dir.path().join("s3")).await;
     credentials_env();
@@ -37,12 +42,14 @@ async fn start_pair() -> Pair {
         ));
         c.signing_secret = Some("one secret for every server behind the balancer".into());
         c.rate_limits.free = 6;
+        tune(&mut c);
         c
     };
     // Both start at once: migrations must not race.
     let (a, b) = tokio::join!(App::start(config("a")), App::start(config("b")));
     Pair {
         _dir: dir,
+        db,
         a: a.unwrap(),
         b: b.unwrap(),
         http: reqwest::Client::new(),
@@ -276,4 +283,211 @@ async fn dropped_database_connections_are_replaced_before_use() {
         statuses.iter().all(|s| *s == StatusCode::OK),
         "requests after the connections were dropped: {statuses:?}"
     );
+}
+
+/// Polls `read` every 20 ms for up to 10 s until `done` holds for what it returns; panics with
+/// `what` otherwise. Returns how long it took.
+async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
+    what: &str,
+    mut read: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let got = read().await;
+        if done(&got) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{what}: still {got:?} after 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL; scripts/test runs it"]
+async fn changes_through_one_server_reach_the_read_cache_of_the_other() {
+    // Cached values live an hour: only the change notices can explain a fresh answer.
+    let p = start_pair_with(|c| c.read_cache_ttl_ms = 3_600_000).await;
+    let key = create_key(&p.a.state.store, "org", Role::Owner, "unlimited")
+        .await
+        .unwrap();
+    let (s, v) = json_of(
+        p.http
+            .post(p.url(false, "/projects/"))
+            .header("x-api-key", &key)
+            .json(&json!({"name": "cached"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let ds = v["project"]["id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for i in 0..2u8 {
+        let name = format!("c-{i}.png");
+        let (_, u) = json_of(
+            p.http
+                .post(p.url(false, "/images/upload-url"))
+                .header("x-api-key", &key)
+                .json(&json!({"dataset_id": ds, "filename": name, "folder_path": "/", "content_type": "image/png"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let put = p
+            .http
+            .put(u["upload_url"].as_str().unwrap())
+            .header("content-type", "image/png")
+            .body(png(i))
+            .send()
+            .await
+            .unwrap();
+        assert!(put.status().is_success());
+        let form = [
+            ("dataset_id", ds.as_str()),
+            ("filename", name.as_str()),
+            ("gcs_path", u["gcs_path"].as_str().unwrap()),
+            ("folder_path", "/"),
+        ];
+        let (s, v) = json_of(
+            p.http
+                .post(p.url(false, "/images/register"))
+                .header("x-api-key", &key)
+                .form(&form)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert!(s.is_success(), "register: {v}");
+        ids.push(v["image_id"].as_str().unwrap().to_string());
+    }
+
+    let metadata = |second: bool, id: &str, key: &str| {
+        let req = p
+            .http
+            .get(p.url(second, &format!("/images/{id}/metadata")))
+            .header("x-api-key", key)
+            .send();
+        async move {
+            let (s, v) = json_of(req.await.unwrap()).await;
+            (s, v["image"]["status"].as_str().unwrap_or("").to_string())
+        }
+    };
+    let update = |second: bool, id: &str, status: &str| {
+        p.http
+            .patch(p.url(second, "/batch/images/update"))
+            .header("x-api-key", &key)
+            .json(&json!({"dataset_name": "cached", "image_ids": [id], "updates": {"status": status}}))
+            .send()
+    };
+    // B reads (and keeps) both images, twice.
+    for _ in 0..2 {
+        for id in &ids {
+            assert_eq!(metadata(true, id, &key).await.1, "new");
+        }
+    }
+
+    // A change through A reaches B.
+    assert!(update(false, &ids[0], "review")
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let took = eventually(
+        "B's answer after A set the status",
+        || metadata(true, &ids[0], &key),
+        |(_, status)| status == "review",
+    )
+    .await;
+    eprintln!("B saw A's change after {took:?}");
+
+    // A change through B is read back through B at once, with no wait for the notice.
+    assert!(update(true, &ids[0], "complete")
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    assert_eq!(metadata(true, &ids[0], &key).await.1, "complete");
+
+    // An image purged through A is gone from B.
+    let purged = p
+        .http
+        .delete(p.url(false, &format!("/images/{}?permanent=true", ids[0])))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert!(purged.status().is_success());
+    eventually(
+        "B's answer for an image purged through A",
+        || metadata(true, &ids[0], &key),
+        |(s, _)| *s == StatusCode::NOT_FOUND,
+    )
+    .await;
+
+    // A key revoked (here by a direct database write, as `pictograph keys revoke` does) stops
+    // working on B, which had it cached.
+    let second_key = create_key(&p.a.state.store, "org", Role::Owner, "unlimited")
+        .await
+        .unwrap();
+    assert_eq!(metadata(true, &ids[1], &second_key).await.0, StatusCode::OK);
+    assert_eq!(metadata(true, &ids[1], &second_key).await.0, StatusCode::OK);
+    let revoker = pictograph_server::store::Store::connect(&p.db)
+        .await
+        .unwrap();
+    let prefix = pictograph_server::auth::key_prefix(&second_key);
+    assert!(revoker.revoke_key(&prefix).await.unwrap());
+    eventually(
+        "B's answer to a revoked key",
+        || metadata(true, &ids[1], &second_key),
+        |(s, _)| *s == StatusCode::UNAUTHORIZED,
+    )
+    .await;
+
+    // A change that sends no notice (triggers off for its session) is not seen by B, which
+    // answers from what it keeps; once B has lost its listening connection and listens again
+    // (notices may have been missed meanwhile), it answers from the database.
+    // Both read it once the notices of the changes above have surely landed.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for second in [false, true] {
+        assert_eq!(metadata(second, &ids[1], &key).await.1, "new");
+    }
+    let mut silent = sqlx::PgConnection::connect(&p.db).await.unwrap();
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut silent)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE images SET status = 'annotate', version = version + 1 WHERE id = $1")
+        .bind(&ids[1])
+        .execute(&mut silent)
+        .await
+        .unwrap();
+    for second in [false, true] {
+        let (_, status) = metadata(second, &ids[1], &key).await;
+        assert_eq!(status, "new", "a server answers from its cache");
+    }
+    let name = p.db.rsplit('/').next().unwrap().to_string();
+    let dropped: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND query LIKE 'LISTEN%'",
+    )
+    .bind(&name)
+    .fetch_all(&mut silent)
+    .await
+    .unwrap();
+    assert_eq!(dropped.len(), 2, "each server listens on one connection");
+    for second in [false, true] {
+        eventually(
+            "an answer after the server listened again",
+            || metadata(second, &ids[1], &key),
+            |(_, status)| status == "annotate",
+        )
+        .await;
+    }
 }

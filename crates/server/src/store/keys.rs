@@ -112,7 +112,18 @@ impl Store {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!("{KEY_COLUMNS} WHERE k.key_hash = $1 AND k.revoked_at IS NULL")
         });
-        self.read_first(&SQL, &[key_hash]).await
+        let Some(cache) = &self.cache else {
+            return self.read_first(&SQL, &[key_hash]).await;
+        };
+        if let Some(row) = cache.key(key_hash) {
+            return Ok(Some(row));
+        }
+        let ticket = cache.ticket();
+        let found: Option<KeyRow> = self.read_first(&SQL, &[key_hash]).await?;
+        if let (Some(ticket), Some(row)) = (ticket, &found) {
+            cache.keep_key(ticket, key_hash, row);
+        }
+        Ok(found)
     }
 
     /// All keys, newest first.

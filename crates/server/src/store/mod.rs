@@ -8,6 +8,7 @@
 //! run on the calling thread through read-only connections ([`inline`]); the same SQL goes
 //! through the pool on PostgreSQL or whenever that path cannot answer.
 
+mod cache;
 mod datasets;
 mod exports;
 mod images;
@@ -170,6 +171,8 @@ pub struct Store {
     attaching: std::sync::Arc<std::sync::Mutex<Vec<uploads::Attach>>>,
     /// Point reads on the calling thread (SQLite with a database file only).
     inline: Option<std::sync::Arc<inline::Inline>>,
+    /// Recently read keys and images (servers on PostgreSQL; [`Store::with_read_cache`]).
+    cache: Option<std::sync::Arc<cache::ReadCache>>,
 }
 
 /// Now, as the fixed-width RFC 3339 text stored in every timestamp column (sorts as it reads).
@@ -255,6 +258,7 @@ impl Store {
             dialect,
             attaching: Default::default(),
             inline: None,
+            cache: None,
         };
         store.migrate().await?;
         Ok(match store.sqlite_file().await {
@@ -271,6 +275,30 @@ impl Store {
             }
             None => store,
         })
+    }
+
+    /// This store with a read cache of keys and images whose values live at most `ttl`,
+    /// kept coherent with every other server on the database at `url` ([`cache`]). Only
+    /// PostgreSQL sends the change notices the cache relies on; a SQLite store is returned
+    /// as it is (its point reads never leave the process anyway).
+    pub fn with_read_cache(self, url: &str, ttl: Duration) -> Store {
+        if self.dialect != Dialect::Postgres || ttl.is_zero() {
+            return self;
+        }
+        let cache = std::sync::Arc::new(cache::ReadCache::new(ttl));
+        cache.listen(url);
+        Store {
+            cache: Some(cache),
+            ..self
+        }
+    }
+
+    /// Drops everything the read cache holds: called after each request that may have
+    /// written, so that its caller reads its own writes through this server at once.
+    pub fn forget_cached(&self) {
+        if let Some(cache) = &self.cache {
+            cache.forget_all();
+        }
     }
 
     /// The database file, when the store is a SQLite file (not in memory).

@@ -1,0 +1,365 @@
+//! Recently read keys and images, kept in memory by servers on PostgreSQL.
+//!
+//! Nearly every request looks up its caller's key by hash and many look up one image by id;
+//! on PostgreSQL each lookup is a round trip and a backend's work. This cache answers repeats
+//! of those two lookups from memory and stays coherent across every server on the database:
+//!
+//! * Triggers (migration `postgres/0007`) send a notice on [`CHANNEL`] whenever a statement
+//!   updates or deletes images (`images`), keys or organisations (`keys`). A task of each
+//!   server listens and drops the whole affected part of its cache. Inserts send nothing:
+//!   a lookup that found nothing is never kept.
+//! * Each server also drops both parts after every request of its own that may write
+//!   ([`ReadCache::forget_all`]), before answering it, so a caller reads its own writes
+//!   through the same server without waiting for the notice.
+//! * A value read before a drop can never be kept after it: every drop moves a floor up a
+//!   shared clock, and a value read at a tick below its part's floor is refused
+//!   ([`Ticket`]).
+//! * While the listening connection is down the cache neither answers nor keeps anything,
+//!   and it starts empty again once the connection is back.
+//! * Every value also expires after a time to live, a bound on staleness should a connection
+//!   die without the server noticing.
+//!
+//! Memory is bounded: each part holds a fixed number of entries in shards, and a full shard
+//! drops an arbitrary entry to make room.
+
+use super::{ImageRow, KeyRow};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// The channel the change triggers notify.
+pub const CHANNEL: &str = "pictograph_changes";
+
+/// Images kept at most (about 1 KB each with the map's overhead).
+const IMAGES: usize = 20_000;
+/// Keys kept at most.
+const KEYS: usize = 4_096;
+const SHARDS: usize = 16;
+/// Wait between attempts to connect the listener.
+const RECONNECT: Duration = Duration::from_secs(1);
+
+/// The part of the cache a notice names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Images by id.
+    Images,
+    /// Keys by hash (with their organisation).
+    Keys,
+}
+
+impl Part {
+    fn parse(payload: &str) -> Option<Part> {
+        match payload {
+            "images" => Some(Part::Images),
+            "keys" => Some(Part::Keys),
+            _ => None,
+        }
+    }
+}
+
+/// The clock reading taken before a database read; the value read may be kept only while
+/// nothing was dropped since.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
+
+/// The in-memory cache of one server process.
+#[derive(Debug)]
+pub struct ReadCache {
+    ttl: Duration,
+    clock: AtomicU64,
+    live: AtomicBool,
+    images: Shards<(String, ImageRow)>,
+    keys: Shards<KeyRow>,
+    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl ReadCache {
+    /// A cache whose values live at most `ttl`, answering nothing until [`ReadCache::listen`]
+    /// has connected (or [`ReadCache::set_live`] says so).
+    pub fn new(ttl: Duration) -> ReadCache {
+        ReadCache {
+            ttl,
+            clock: AtomicU64::new(1),
+            live: AtomicBool::new(false),
+            images: Shards::new(IMAGES),
+            keys: Shards::new(KEYS),
+            listener: Mutex::new(None),
+        }
+    }
+
+    /// Starts the task that listens for change notices on the database at `url`; it stops
+    /// when the cache is dropped.
+    pub fn listen(self: &Arc<Self>, url: &str) {
+        let task = tokio::spawn(listen(Arc::downgrade(self), url.to_string()));
+        *self.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+    }
+
+    /// Whether the cache may answer and keep values (its change notices are arriving).
+    pub fn set_live(&self, live: bool) {
+        self.live.store(live, SeqCst);
+        self.forget_all();
+    }
+
+    /// A ticket for a database read about to start, or `None` when nothing may be kept.
+    pub fn ticket(&self) -> Option<Ticket> {
+        self.live
+            .load(SeqCst)
+            .then(|| Ticket(self.clock.load(SeqCst)))
+    }
+
+    /// Drops every value of `part`, including those of reads still under way.
+    pub fn forget(&self, part: Part) {
+        let tick = self.clock.fetch_add(1, SeqCst) + 1;
+        match part {
+            Part::Images => self.images.drop_before(tick),
+            Part::Keys => self.keys.drop_before(tick),
+        }
+    }
+
+    /// Drops everything.
+    pub fn forget_all(&self) {
+        self.forget(Part::Images);
+        self.forget(Part::Keys);
+    }
+
+    /// The image `id` when it is kept and belongs to `org_id`.
+    pub fn image(&self, org_id: &str, id: &str) -> Option<ImageRow> {
+        if !self.live.load(SeqCst) {
+            return None;
+        }
+        self.images
+            .get(id)
+            .filter(|(org, _)| org == org_id)
+            .map(|(_, row)| row)
+    }
+
+    /// Keeps an image of `org_id` read under `ticket`.
+    pub fn keep_image(&self, ticket: Ticket, org_id: &str, row: &ImageRow) {
+        let value = (org_id.to_string(), row.clone());
+        self.images.put(ticket, &row.id, value, self.ttl);
+    }
+
+    /// The key whose hash is `key_hash`, when it is kept.
+    pub fn key(&self, key_hash: &str) -> Option<KeyRow> {
+        if !self.live.load(SeqCst) {
+            return None;
+        }
+        self.keys.get(key_hash)
+    }
+
+    /// Keeps a key read under `ticket`.
+    pub fn keep_key(&self, ticket: Ticket, key_hash: &str, row: &KeyRow) {
+        self.keys.put(ticket, key_hash, row.clone(), self.ttl);
+    }
+}
+
+impl Drop for ReadCache {
+    fn drop(&mut self) {
+        if let Some(task) = self.listener.get_mut().ok().and_then(Option::take) {
+            task.abort();
+        }
+    }
+}
+
+/// Listens for change notices for as long as `cache` lives, reconnecting when the connection
+/// is lost; the cache is live only while connected.
+async fn listen(cache: Weak<ReadCache>, url: String) {
+    use sqlx::postgres::PgListener;
+    loop {
+        let connected = async {
+            let mut listener = PgListener::connect(&url).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        }
+        .await;
+        let mut listener = match connected {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "read cache: cannot listen for changes; retrying");
+                tokio::time::sleep(RECONNECT).await;
+                continue;
+            }
+        };
+        match cache.upgrade() {
+            Some(c) => c.set_live(true),
+            None => return,
+        }
+        loop {
+            let notice = listener.try_recv().await;
+            let Some(c) = cache.upgrade() else { return };
+            match notice {
+                Ok(Some(n)) => match Part::parse(n.payload()) {
+                    Some(part) => c.forget(part),
+                    None => c.forget_all(),
+                },
+                Ok(None) | Err(_) => {
+                    c.set_live(false);
+                    tracing::warn!("read cache: lost the change notices; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One part of the cache: a map split into shards, each under its own lock.
+#[derive(Debug)]
+struct Shards<V> {
+    shards: Box<[Mutex<Shard<V>>]>,
+    per_shard: usize,
+}
+
+#[derive(Debug)]
+struct Shard<V> {
+    /// Values read at a tick below this are refused.
+    floor: u64,
+    map: HashMap<String, Entry<V>>,
+}
+
+#[derive(Debug)]
+struct Entry<V> {
+    value: V,
+    expires: Instant,
+}
+
+impl<V: Clone> Shards<V> {
+    fn new(capacity: usize) -> Shards<V> {
+        Shards {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        floor: 0,
+                        map: HashMap::new(),
+                    })
+                })
+                .collect(),
+            per_shard: capacity.div_ceil(SHARDS),
+        }
+    }
+
+    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, Shard<V>> {
+        use std::hash::{BuildHasher, RandomState};
+        static HASHER: std::sync::LazyLock<RandomState> =
+            std::sync::LazyLock::new(RandomState::new);
+        let i = HASHER.hash_one(key) as usize % self.shards.len();
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, key: &str) -> Option<V> {
+        let mut shard = self.shard(key);
+        match shard.map.get(key) {
+            Some(e) if e.expires > Instant::now() => Some(e.value.clone()),
+            Some(_) => {
+                shard.map.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, ticket: Ticket, key: &str, value: V, ttl: Duration) {
+        let mut shard = self.shard(key);
+        if ticket.0 < shard.floor {
+            return;
+        }
+        if shard.map.len() >= self.per_shard && !shard.map.contains_key(key) {
+            if let Some(victim) = shard.map.keys().next().cloned() {
+                shard.map.remove(&victim);
+            }
+        }
+        let expires = Instant::now() + ttl;
+        shard.map.insert(key.to_string(), Entry { value, expires });
+    }
+
+    /// Empties every shard and refuses values read before `tick`.
+    fn drop_before(&self, tick: u64) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            shard.floor = shard.floor.max(tick);
+            shard.map.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str) -> KeyRow {
+        KeyRow {
+            id: id.into(),
+            org_id: "org".into(),
+            org_name: "org".into(),
+            prefix: "pk_".into(),
+            role: "owner".into(),
+            tier: "free".into(),
+            created_at: String::new(),
+            revoked_at: None,
+        }
+    }
+
+    fn live(ttl: Duration) -> ReadCache {
+        let cache = ReadCache::new(ttl);
+        cache.set_live(true);
+        cache
+    }
+
+    #[test]
+    fn a_value_read_before_a_drop_is_never_kept() {
+        let cache = live(Duration::from_secs(60));
+        let before = cache.ticket().unwrap();
+        cache.forget(Part::Keys);
+        cache.keep_key(before, "h", &key("a"));
+        assert!(
+            cache.key("h").is_none(),
+            "read before the drop, kept after it"
+        );
+
+        let after = cache.ticket().unwrap();
+        cache.keep_key(after, "h", &key("a"));
+        assert_eq!(cache.key("h").map(|k| k.id), Some("a".into()));
+
+        // A drop of the other part leaves keys alone; a drop of keys empties them.
+        cache.forget(Part::Images);
+        assert!(cache.key("h").is_some());
+        cache.forget(Part::Keys);
+        assert!(cache.key("h").is_none());
+    }
+
+    #[test]
+    fn nothing_is_answered_or_kept_while_notices_are_not_arriving() {
+        let cache = live(Duration::from_secs(60));
+        let t = cache.ticket().unwrap();
+        cache.keep_key(t, "h", &key("a"));
+        cache.set_live(false);
+        assert!(cache.ticket().is_none());
+        assert!(cache.key("h").is_none());
+        // Back live, it starts empty: the notices missed meanwhile may have named anything.
+        cache.set_live(true);
+        assert!(cache.key("h").is_none());
+    }
+
+    #[test]
+    fn values_expire_and_memory_is_bounded() {
+        let cache = live(Duration::from_millis(30));
+        let t = cache.ticket().unwrap();
+        cache.keep_key(t, "h", &key("a"));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.key("h").is_none(), "expired value answered");
+
+        let cache = live(Duration::from_secs(60));
+        let t = cache.ticket().unwrap();
+        for i in 0..KEYS * 3 {
+            cache.keep_key(t, &format!("h{i}"), &key("a"));
+        }
+        let kept: usize = cache
+            .keys
+            .shards
+            .iter()
+            .map(|s| s.lock().unwrap().map.len())
+            .sum();
+        assert!(kept <= KEYS.div_ceil(SHARDS) * SHARDS, "{kept} keys kept");
+        assert!(cache.key(&format!("h{}", KEYS * 3 - 1)).is_some());
+    }
+}
