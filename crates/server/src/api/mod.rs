@@ -12,7 +12,7 @@ mod projects;
 
 use crate::error::ApiError;
 use crate::{auth, idempotency, AppState};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::{HeaderName, Method, Request};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
@@ -241,8 +241,7 @@ pub fn router(state: AppState) -> Router {
         .nest(PREFIX, developer)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state.clone())
-        .layer(from_fn_with_state(state, forget_cached_after_writes))
+        .with_state(state)
         .layer(from_fn(close_if_body_unread))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
@@ -259,22 +258,6 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-}
-
-/// After a request that may have written (any method but GET, HEAD and OPTIONS), and before
-/// it is answered, drops what this server's read cache holds: its caller then reads its own
-/// write through this server at once, without waiting for the database's change notice.
-async fn forget_cached_after_writes(
-    State(state): State<AppState>,
-    req: Request<axum::body::Body>,
-    next: Next,
-) -> axum::response::Response {
-    let reads_only = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let response = next.run(req).await;
-    if !reads_only {
-        state.store.forget_cached();
-    }
-    response
 }
 
 /// Answers with `Connection: close` when the request's body was never read to its end (a

@@ -228,7 +228,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit_changes(tx).await?;
         Ok((get(&stats, "n")?, get(&stats, "f")?, hashes))
     }
 }

@@ -608,7 +608,7 @@ impl Store {
         .bind(now())
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit_changes(tx).await?;
         Ok(())
     }
 
@@ -620,7 +620,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit_changes(tx).await?;
         Ok(())
     }
 
@@ -694,7 +694,7 @@ impl Store {
         .bind(now())
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit_changes(tx).await?;
         Ok(SavedAnnotations {
             previous_count: get(&before, "annotation_count")?,
             new_count,
@@ -806,7 +806,7 @@ impl Store {
                     .await?;
             }
         }
-        tx.commit().await?;
+        self.commit_changes(tx).await?;
         Ok(out)
     }
 
@@ -863,7 +863,7 @@ impl Store {
                     .await?;
             }
         }
-        tx.commit().await?;
+        self.commit_changes(tx).await?;
         Ok(out)
     }
 
@@ -923,7 +923,7 @@ impl Store {
             self.split_changed(&mut tx, dataset_id, ids, changed)
                 .await?
         };
-        tx.commit().await?;
+        self.commit_changes(tx).await?;
         Ok(out)
     }
 
@@ -946,7 +946,7 @@ impl Store {
             let out = self
                 .split_changed(&mut tx, dataset_id, ids, changed)
                 .await?;
-            tx.commit().await?;
+            self.commit_changes(tx).await?;
             return Ok(out);
         }
         // Restoring: one read finds the rows and, for archived ones, whether a live image
@@ -1016,7 +1016,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.commit_changes(tx).await?;
         Ok(out)
     }
 

@@ -142,7 +142,8 @@ impl Store {
         .bind(id_or_prefix)
         .bind(now())
         .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        .await;
+        self.forget_cached();
+        Ok(done?.rows_affected() > 0)
     }
 }

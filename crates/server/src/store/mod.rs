@@ -293,12 +293,22 @@ impl Store {
         }
     }
 
-    /// Drops everything the read cache holds: called after each request that may have
-    /// written, so that its caller reads its own writes through this server at once.
-    pub fn forget_cached(&self) {
+    /// Drops everything this process's read cache holds. Every write of this store to images,
+    /// keys or organisations calls it once it is committed (or failed), before it returns: a
+    /// caller reads its own writes through the same server at once, without waiting for the
+    /// database's change notice.
+    fn forget_cached(&self) {
         if let Some(cache) = &self.cache {
             cache.forget_all();
         }
+    }
+
+    /// Commits a transaction that changed images (and so perhaps what the read cache holds),
+    /// then [`Store::forget_cached`], whether the commit succeeded or not.
+    async fn commit_changes(&self, tx: Transaction<'static, sqlx::Any>) -> StoreResult<()> {
+        let done = tx.commit().await;
+        self.forget_cached();
+        Ok(done?)
     }
 
     /// The database file, when the store is a SQLite file (not in memory).
