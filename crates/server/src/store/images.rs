@@ -262,18 +262,13 @@ impl Store {
                     .join(", ")
             )
         });
-        let Some(cache) = &self.cache else {
-            return self.read_first(&SQL, &[id, org_id]).await;
-        };
-        if let Some(row) = cache.image(org_id, id) {
-            return Ok(Some(row));
-        }
-        let ticket = cache.ticket();
-        let found: Option<ImageRow> = self.read_first(&SQL, &[id, org_id]).await?;
-        if let (Some(ticket), Some(row)) = (ticket, &found) {
-            cache.keep_image(ticket, org_id, row);
-        }
-        Ok(found)
+        self.read_through(
+            &SQL,
+            &[id, org_id],
+            |cache| cache.image(org_id, id),
+            |cache, ticket, row| cache.keep_image(ticket, org_id, row),
+        )
+        .await
     }
 
     /// Live images of a dataset, oldest first, optionally with one status only.

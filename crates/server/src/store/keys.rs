@@ -112,18 +112,13 @@ impl Store {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!("{KEY_COLUMNS} WHERE k.key_hash = $1 AND k.revoked_at IS NULL")
         });
-        let Some(cache) = &self.cache else {
-            return self.read_first(&SQL, &[key_hash]).await;
-        };
-        if let Some(row) = cache.key(key_hash) {
-            return Ok(Some(row));
-        }
-        let ticket = cache.ticket();
-        let found: Option<KeyRow> = self.read_first(&SQL, &[key_hash]).await?;
-        if let (Some(ticket), Some(row)) = (ticket, &found) {
-            cache.keep_key(ticket, key_hash, row);
-        }
-        Ok(found)
+        self.read_through(
+            &SQL,
+            &[key_hash],
+            |cache| cache.key(key_hash),
+            |cache, ticket, row| cache.keep_key(ticket, key_hash, row),
+        )
+        .await
     }
 
     /// All keys, newest first.
