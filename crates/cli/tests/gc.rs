@@ -38,6 +38,11 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 fn blob_file(data: &Path, hash: &str) -> std::path::PathBuf {
+    data.join("blobs").join(&hash[..2]).join(hash)
+}
+
+/// Where versions before the one-level layout stored the bytes.
+fn legacy_blob_file(data: &Path, hash: &str) -> std::path::PathBuf {
     data.join("blobs")
         .join(&hash[..2])
         .join(&hash[2..4])
@@ -149,11 +154,12 @@ async fn gc_frees_what_nothing_refers_to_and_keeps_every_image() {
     let stale = api.sign(&ds_id, "never.png", Some(&unregistered)).await;
     api.sign(&ds_id, "empty.png", None).await;
 
-    // Crash debris: a staged write never finished, and bytes stored but never recorded.
+    // Crash debris: a staged write never finished, and bytes stored but never recorded (by
+    // an earlier version, in its two-level layout).
     std::fs::write(data.join("tmp").join("abandoned"), b"half a file").unwrap();
     let debris = png(4);
     let debris_hash = sha256(&debris);
-    let debris_file = blob_file(&data, &debris_hash);
+    let debris_file = legacy_blob_file(&data, &debris_hash);
     std::fs::create_dir_all(debris_file.parent().unwrap()).unwrap();
     std::fs::write(&debris_file, &debris).unwrap();
 

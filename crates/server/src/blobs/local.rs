@@ -1,4 +1,10 @@
-//! Image bytes on the local disk under `<data>/blobs/ab/cd/<hash>`.
+//! Image bytes on the local disk under `<data>/blobs/ab/<hash>`.
+//!
+//! Stores written by earlier versions kept them one level deeper, under `blobs/ab/cd/<hash>`;
+//! such files are still found, served and freed where they are (new bytes go to the
+//! one-level place). One level makes at most 256 directories: with two, nearly every one of
+//! the first tens of thousands of files stored made a directory of its own, and with it
+//! a directory creation and two more syncs.
 //!
 //! Incoming bytes are written to a temporary file under the data directory, hashed as they
 //! arrive (or before, when held in memory), fsynced, then renamed under their hash (atomic; an
@@ -127,10 +133,27 @@ impl LocalBlobs {
         Ok(LocalBlobs { root, tmp, dirs })
     }
 
-    /// Where the bytes of `hash` live. Only well-formed hashes map to a path.
+    /// Where the bytes of `hash` are written. Only well-formed hashes map to a path.
     pub fn path(&self, hash: &str) -> Result<PathBuf, BlobError> {
+        let [a, _, name] = names::blob_segments(hash).ok_or(BlobError::BadHash)?;
+        Ok(self.root.join(a).join(name))
+    }
+
+    /// Where earlier versions wrote the bytes of `hash`.
+    pub(super) fn legacy_path(&self, hash: &str) -> Result<PathBuf, BlobError> {
         let [a, b, name] = names::blob_segments(hash).ok_or(BlobError::BadHash)?;
         Ok(self.root.join(a).join(b).join(name))
+    }
+
+    /// The file holding the bytes of `hash`: at [`LocalBlobs::path`], or at the legacy place
+    /// when only that one exists (the former when neither does).
+    pub fn located(&self, hash: &str) -> Result<PathBuf, BlobError> {
+        let path = self.path(hash)?;
+        if path.exists() {
+            return Ok(path);
+        }
+        let legacy = self.legacy_path(hash)?;
+        Ok(if legacy.exists() { legacy } else { path })
     }
 
     /// Starts a new temporary file.
@@ -161,12 +184,15 @@ impl LocalBlobs {
     /// so only its directory is synced, in case the move that put it there is not yet durable.
     pub async fn put_hashed(&self, bytes: Vec<u8>, hash: &str) -> Result<(), BlobError> {
         let dest = self.path(hash)?;
+        let legacy = self.legacy_path(hash)?;
         let tmp = self.tmp.join(uuid::Uuid::new_v4().to_string());
         let dirs = self.dirs.clone();
         tokio::task::spawn_blocking(move || {
-            if std::fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
-            {
-                let dir = dest.parent().unwrap_or(&dirs.root);
+            let stored = |p: &Path| {
+                std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
+            };
+            if let Some(present) = [&dest, &legacy].into_iter().find(|p| stored(p)) {
+                let dir = present.parent().unwrap_or(&dirs.root);
                 return sync_dir(dir).and_then(|()| dirs.link(dir));
             }
             let stored = std::fs::File::create(&tmp)
@@ -235,29 +261,40 @@ impl LocalBlobs {
             }
         }
         out.sort();
+        out.dedup();
         Ok(out)
     }
 
     /// Opens the bytes of `hash` for reading.
     pub async fn open_blob(&self, hash: &str) -> Result<tokio::fs::File, BlobError> {
-        Ok(tokio::fs::File::open(self.path(hash)?).await?)
+        match tokio::fs::File::open(self.path(hash)?).await {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(tokio::fs::File::open(self.legacy_path(hash)?).await?)
+            }
+            opened => Ok(opened?),
+        }
     }
 
     /// Whether the bytes of `hash` are present.
     pub async fn exists(&self, hash: &str) -> bool {
-        match self.path(hash) {
-            Ok(p) => tokio::fs::try_exists(p).await.unwrap_or(false),
-            Err(_) => false,
+        match (self.path(hash), self.legacy_path(hash)) {
+            (Ok(p), Ok(legacy)) => {
+                tokio::fs::try_exists(p).await.unwrap_or(false)
+                    || tokio::fs::try_exists(legacy).await.unwrap_or(false)
+            }
+            _ => false,
         }
     }
 
-    /// Frees the bytes of `hash`; a missing file is not an error.
+    /// Frees the bytes of `hash`, wherever they are; a missing file is not an error.
     pub async fn delete(&self, hash: &str) -> Result<(), BlobError> {
-        match tokio::fs::remove_file(self.path(hash)?).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
+        for path in [self.path(hash)?, self.legacy_path(hash)?] {
+            match tokio::fs::remove_file(path).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
         }
+        Ok(())
     }
 }
 
@@ -269,4 +306,73 @@ async fn older_than(entry: &tokio::fs::DirEntry, age: std::time::Duration) -> bo
         .and_then(|m| m.modified().ok())
         .and_then(|t| t.elapsed().ok())
         .is_some_and(|e| e >= age)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blobs::{Blobs, Loaded};
+    use tokio::io::AsyncReadExt;
+
+    fn hash_of(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    #[tokio::test]
+    async fn bytes_an_earlier_version_stored_two_levels_deep_are_served_and_freed() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path(), None).await.unwrap();
+        let bytes = b"stored by an earlier version".to_vec();
+        let hash = hash_of(&bytes);
+        let legacy = dir
+            .path()
+            .join("blobs")
+            .join(&hash[..2])
+            .join(&hash[2..4])
+            .join(&hash);
+        std::fs::create_dir_all(legacy.parent().unwrap()).unwrap();
+        std::fs::write(&legacy, &bytes).unwrap();
+
+        assert!(blobs.exists(&hash).await);
+        assert_eq!(blobs.path(&hash).unwrap(), legacy);
+        assert_eq!(blobs.len(&hash).await.unwrap(), bytes.len() as u64);
+        match blobs.load(&hash, 1 << 20).await.unwrap() {
+            Loaded::Whole(b) => assert_eq!(&b[..], &bytes[..]),
+            Loaded::Large(n) => panic!("{n} bytes not loaded"),
+        }
+        let mut read = Vec::new();
+        let mut file = blobs.local.open_blob(&hash).await.unwrap();
+        file.read_to_end(&mut read).await.unwrap();
+        assert_eq!(read, bytes);
+        let listed = blobs.local.hashes_older_than(std::time::Duration::ZERO);
+        assert_eq!(listed.await.unwrap(), vec![hash.clone()]);
+
+        // The same bytes stored again are found where they are; no second copy is written.
+        blobs.put_hashed(bytes.clone(), &hash).await.unwrap();
+        assert!(!blobs.local.path(&hash).unwrap().exists());
+
+        blobs.delete(&hash).await.unwrap();
+        assert!(!legacy.exists());
+        assert!(!blobs.exists(&hash).await);
+    }
+
+    #[tokio::test]
+    async fn new_bytes_go_one_level_deep() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path(), None).await.unwrap();
+        let bytes = b"new bytes".to_vec();
+        let hash = hash_of(&bytes);
+        blobs.put_hashed(bytes.clone(), &hash).await.unwrap();
+        let file = dir.path().join("blobs").join(&hash[..2]).join(&hash);
+        assert_eq!(std::fs::read(&file).unwrap(), bytes);
+        assert_eq!(blobs.path(&hash).unwrap(), file);
+        let (other, size) = blobs.put_bytes(b"streamed bytes").await.unwrap();
+        assert_eq!(size, 14);
+        assert!(dir
+            .path()
+            .join("blobs")
+            .join(&other[..2])
+            .join(&other)
+            .is_file());
+    }
 }

@@ -101,9 +101,9 @@ impl Blobs {
         self.remote.is_some()
     }
 
-    /// The local file of `hash` (local stores only).
+    /// The local file holding the bytes of `hash` (local stores only).
     pub fn path(&self, hash: &str) -> Result<PathBuf, BlobError> {
-        self.local.path(hash)
+        self.local.located(hash)
     }
 
     /// Starts a staged write.
@@ -169,7 +169,7 @@ impl Blobs {
     pub async fn len(&self, hash: &str) -> Result<u64, BlobError> {
         match &self.remote {
             Some(r) => r.size(&blob_key(hash)?).await,
-            None => Ok(tokio::fs::metadata(self.local.path(hash)?).await?.len()),
+            None => Ok(self.local.open_blob(hash).await?.metadata().await?.len()),
         }
     }
 
@@ -179,10 +179,13 @@ impl Blobs {
         if let Some(r) = &self.remote {
             return Ok(Loaded::Large(r.size(&blob_key(hash)?).await?));
         }
-        let path = self.local.path(hash)?;
+        let (path, legacy) = (self.local.path(hash)?, self.local.legacy_path(hash)?);
         let loaded = tokio::task::spawn_blocking(move || -> std::io::Result<Loaded> {
             use std::io::Read;
-            let mut file = std::fs::File::open(&path)?;
+            let mut file = match std::fs::File::open(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::File::open(legacy)?,
+                opened => opened?,
+            };
             let size = file.metadata()?.len();
             if size > limit {
                 return Ok(Loaded::Large(size));
