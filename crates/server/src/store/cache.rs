@@ -8,9 +8,9 @@
 //!   updates or deletes images (`images`), keys or organisations (`keys`). A task of each
 //!   server listens and drops the whole affected part of its cache. Inserts send nothing:
 //!   a lookup that found nothing is never kept.
-//! * Each server also drops both parts after each of its own writes to them, before the
-//!   write returns ([`ReadCache::forget_all`]), so a caller reads its own writes through the
-//!   same server without waiting for the notice.
+//! * Each server also drops a part after each of its own writes to it, before the write
+//!   returns ([`ReadCache::forget`]), so a caller reads its own writes through the same
+//!   server without waiting for the notice.
 //! * A value read before a drop can never be kept after it: every drop moves a floor up a
 //!   shared clock, and a value read at a tick below its part's floor is refused
 //!   ([`Ticket`]).

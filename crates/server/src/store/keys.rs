@@ -138,7 +138,7 @@ impl Store {
         .bind(now())
         .execute(&self.write)
         .await;
-        self.forget_cached();
+        self.forget_cached(super::cache::Part::Keys);
         Ok(done?.rows_affected() > 0)
     }
 }

@@ -293,21 +293,21 @@ impl Store {
         }
     }
 
-    /// Drops everything this process's read cache holds. Every write of this store to images,
-    /// keys or organisations calls it once it is committed (or failed), before it returns: a
+    /// Drops one part of this process's read cache. Every write of this store to images or
+    /// keys calls it for that part once it is committed (or failed), before it returns: a
     /// caller reads its own writes through the same server at once, without waiting for the
     /// database's change notice.
-    fn forget_cached(&self) {
+    fn forget_cached(&self, part: cache::Part) {
         if let Some(cache) = &self.cache {
-            cache.forget_all();
+            cache.forget(part);
         }
     }
 
-    /// Commits a transaction that changed images (and so perhaps what the read cache holds),
-    /// then [`Store::forget_cached`], whether the commit succeeded or not.
+    /// Commits a transaction that changed images (and so perhaps what the read cache holds of
+    /// them), then [`Store::forget_cached`] the images, whether the commit succeeded or not.
     async fn commit_changes(&self, tx: Transaction<'static, sqlx::Any>) -> StoreResult<()> {
         let done = tx.commit().await;
-        self.forget_cached();
+        self.forget_cached(cache::Part::Images);
         Ok(done?)
     }
 
