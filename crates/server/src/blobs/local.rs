@@ -267,12 +267,11 @@ impl LocalBlobs {
 
     /// Opens the bytes of `hash` for reading.
     pub async fn open_blob(&self, hash: &str) -> Result<tokio::fs::File, BlobError> {
-        match tokio::fs::File::open(self.path(hash)?).await {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(tokio::fs::File::open(self.legacy_path(hash)?).await?)
-            }
-            opened => Ok(opened?),
-        }
+        let (path, legacy) = (self.path(hash)?, self.legacy_path(hash)?);
+        let file = tokio::task::spawn_blocking(move || open_either(&path, &legacy))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(tokio::fs::File::from_std(file))
     }
 
     /// Whether the bytes of `hash` are present.
@@ -295,6 +294,15 @@ impl LocalBlobs {
             }
         }
         Ok(())
+    }
+}
+
+/// Opens the file at `path`, or at `legacy` (where earlier versions wrote the same bytes) when
+/// there is none at `path`. Blocking.
+pub(super) fn open_either(path: &Path, legacy: &Path) -> std::io::Result<std::fs::File> {
+    match std::fs::File::open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::File::open(legacy),
+        opened => opened,
     }
 }
 

@@ -182,10 +182,7 @@ impl Blobs {
         let (path, legacy) = (self.local.path(hash)?, self.local.legacy_path(hash)?);
         let loaded = tokio::task::spawn_blocking(move || -> std::io::Result<Loaded> {
             use std::io::Read;
-            let mut file = match std::fs::File::open(&path) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::File::open(legacy)?,
-                opened => opened?,
-            };
+            let mut file = local::open_either(&path, &legacy)?;
             let size = file.metadata()?.len();
             if size > limit {
                 return Ok(Loaded::Large(size));
