@@ -54,6 +54,10 @@ struct Args {
     /// Connections of the throughput runs.
     #[arg(long, default_value_t = 64)]
     connections: usize,
+    /// Annotations (boxes) on every seeded image: 0 seeds an unlabelled dataset; 4 or so is
+    /// a labelled one, whose batches then also show what the lists cost them.
+    #[arg(long, default_value_t = 0)]
+    annotations: usize,
     /// Largest dataset also downloaded in full (images and annotations) with the CLI;
     /// 0 skips the downloads.
     #[arg(long, default_value_t = 100_000)]
@@ -253,10 +257,10 @@ async fn seed(
         let sql = if postgres {
             format!(
                 "INSERT INTO images (id, dataset_id, folder, filename, status, is_archived, blob_hash, \
-                 file_size, mime_type, width, height, annotations, annotation_count, version, created_at, updated_at) \
+                 file_size, mime_type, width, height, annotation_count, version, created_at, updated_at) \
                  SELECT '{d:08x}-0000-4000-8000-' || lpad(to_hex(i), 12, '0'), t.dataset_id, \
                  '/f' || lpad((i % 100)::text, 2, '0'), 'img_' || lpad(i::text, 7, '0') || '.jpg', 'new', 0, \
-                 t.blob_hash, t.file_size, t.mime_type, t.width, t.height, '[]', 0, 1, \
+                 t.blob_hash, t.file_size, t.mime_type, t.width, t.height, t.annotation_count, 1, \
                  to_char(timestamp '2026-01-01' + i * interval '1 second', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
                  to_char(timestamp '2026-01-01' + i * interval '1 second', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
                  FROM generate_series({from}, {}) i, images t WHERE t.id = '{template}'",
@@ -266,10 +270,10 @@ async fn seed(
             format!(
                 "WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {}) \
                  INSERT INTO images (id, dataset_id, folder, filename, status, is_archived, blob_hash, \
-                 file_size, mime_type, width, height, annotations, annotation_count, version, created_at, updated_at) \
+                 file_size, mime_type, width, height, annotation_count, version, created_at, updated_at) \
                  SELECT printf('{d:08x}-0000-4000-8000-%012x', i), t.dataset_id, printf('/f%02d', i % 100), \
                  printf('img_%07d.jpg', i), 'new', 0, t.blob_hash, t.file_size, t.mime_type, t.width, t.height, \
-                 '[]', 0, 1, strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2026-01-01', '+' || i || ' seconds'), \
+                 t.annotation_count, 1, strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2026-01-01', '+' || i || ' seconds'), \
                  strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2026-01-01', '+' || i || ' seconds') \
                  FROM n, images t WHERE t.id = '{template}'",
                 to - 1
@@ -277,6 +281,24 @@ async fn seed(
         };
         let _ = dataset_id;
         db.execute(sqlx::AssertSqlSafe(sql)).await?;
+        // The template's annotation list, when it has one, on each new image.
+        let lists = if postgres {
+            format!(
+                "INSERT INTO image_annotations (image_id, annotations) \
+                 SELECT '{d:08x}-0000-4000-8000-' || lpad(to_hex(i), 12, '0'), a.annotations \
+                 FROM generate_series({from}, {}) i, image_annotations a WHERE a.image_id = '{template}'",
+                to - 1
+            )
+        } else {
+            format!(
+                "WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {}) \
+                 INSERT INTO image_annotations (image_id, annotations) \
+                 SELECT printf('{d:08x}-0000-4000-8000-%012x', i), a.annotations \
+                 FROM n, image_annotations a WHERE a.image_id = '{template}'",
+                to - 1
+            )
+        };
+        db.execute(sqlx::AssertSqlSafe(lists)).await?;
         from = to;
     }
     if postgres {
@@ -386,6 +408,21 @@ async fn main() -> Result<()> {
                 },
             )
             .await?;
+        if args.annotations > 0 {
+            let boxes: Vec<_> = (0..args.annotations)
+                .map(|k| {
+                    json!({"id": format!("b{k}"), "name": "car", "type": "bbox",
+                        "bounding_box": {"x": 1.5 + k as f64, "y": 2.25, "w": 20.5, "h": 12.75},
+                        "confidence": 0.93, "attributes": []})
+                })
+                .collect();
+            api.call(
+                Method::POST,
+                &format!("/annotations/{}", image.id),
+                Some(&json!({"annotations": boxes})),
+            )
+            .await?;
+        }
         let t = Instant::now();
         seed(
             &db,

@@ -205,7 +205,8 @@ impl Store {
         let (condition, binds, _) = filter.condition(dataset_id, after);
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT id, folder, filename, status, blob_hash, file_size, width, height, \
-             annotations, annotation_count, created_at FROM images \
+             a.annotations, annotation_count, created_at \
+             FROM images LEFT JOIN image_annotations a ON a.image_id = id \
              WHERE {condition} ORDER BY created_at, id LIMIT {}",
             limit.max(0)
         ));

@@ -621,7 +621,7 @@ impl Store {
 
     /// The image's annotation list as stored.
     pub async fn annotations(&self, id: &str) -> StoreResult<serde_json::Value> {
-        let row = sqlx::query("SELECT annotations FROM images WHERE id = $1")
+        let row = sqlx::query("SELECT annotations FROM image_annotations WHERE image_id = $1")
             .bind(id)
             .fetch_optional(&self.read)
             .await?;
@@ -639,8 +639,8 @@ impl Store {
         let mut out = HashMap::new();
         for chunk in ids.chunks(5_000) {
             let sql = AssertSqlSafe(format!(
-                "SELECT id, annotations FROM images WHERE annotation_count > 0 AND {}",
-                self.dialect.id_in("id", 1)
+                "SELECT image_id, annotations FROM image_annotations WHERE {}",
+                self.dialect.id_in("image_id", 1)
             ));
             let rows = sqlx::query(sql)
                 .bind(json_list(chunk))
@@ -648,7 +648,7 @@ impl Store {
                 .await?;
             for r in &rows {
                 out.insert(
-                    get::<String>(r, "id")?,
+                    get::<String>(r, "image_id")?,
                     serde_json::from_str(&get::<String>(r, "annotations")?)?,
                 );
             }
@@ -680,15 +680,26 @@ impl Store {
         }
         let new_count = list.len() as i64;
         sqlx::query(
-            "UPDATE images SET annotations = $2, annotation_count = $3, version = version + 1, \
-             updated_at = $4 WHERE id = $1",
+            "UPDATE images SET annotation_count = $2, version = version + 1, updated_at = $3 \
+             WHERE id = $1",
         )
         .bind(id)
-        .bind(serde_json::Value::from(list.to_vec()).to_string())
         .bind(new_count)
         .bind(now())
         .execute(&mut *tx)
         .await?;
+        // An image without annotations has no row here.
+        let keep = if list.is_empty() {
+            sqlx::query("DELETE FROM image_annotations WHERE image_id = $1").bind(id)
+        } else {
+            sqlx::query(
+                "INSERT INTO image_annotations (image_id, annotations) VALUES ($1, $2) \
+                 ON CONFLICT (image_id) DO UPDATE SET annotations = excluded.annotations",
+            )
+            .bind(id)
+            .bind(serde_json::Value::from(list.to_vec()).to_string())
+        };
+        keep.execute(&mut *tx).await?;
         self.commit_changes(tx).await?;
         Ok(SavedAnnotations {
             previous_count: get(&before, "annotation_count")?,
@@ -829,33 +840,50 @@ impl Store {
         }
         if !plan.is_empty() {
             out.affected_folders.insert(folder.to_string());
-            let (annotations, count, status) = if copy_annotations {
-                ("i.annotations", "i.annotation_count", "i.status")
+            let (count, status) = if copy_annotations {
+                ("i.annotation_count", "i.status")
             } else {
-                ("'[]'", "0", "'new'")
+                ("0", "'new'")
             };
+            let copies = self.dialect.json_rows(
+                3,
+                &[Col::Text("src"), Col::Text("new_id"), Col::Text("filename")],
+            );
             let sql = format!(
                 "{} images (id, dataset_id, folder, filename, display_name, status, \
-                 is_archived, blob_hash, file_size, mime_type, width, height, annotations, \
+                 is_archived, blob_hash, file_size, mime_type, width, height, \
                  annotation_count, version, created_at, updated_at) \
                  SELECT m.new_id, i.dataset_id, $1, m.filename, NULL, {status}, 0, i.blob_hash, \
-                 i.file_size, i.mime_type, i.width, i.height, {annotations}, {count}, 1, $2, $2 \
-                 FROM ({}) m CROSS JOIN images i WHERE i.id = m.src AND i.dataset_id || '' = $4",
+                 i.file_size, i.mime_type, i.width, i.height, {count}, 1, $2, $2 \
+                 FROM ({copies}) m CROSS JOIN images i WHERE i.id = m.src AND i.dataset_id || '' = $4",
+                self.dialect.insert_many(),
+            );
+            // The copies' lists, for the sources that have one (after the rows they belong to).
+            let lists = format!(
+                "{} image_annotations (image_id, annotations) SELECT m.new_id, a.annotations \
+                 FROM ({}) m CROSS JOIN image_annotations a WHERE a.image_id = m.src",
                 self.dialect.insert_many(),
                 self.dialect.json_rows(
-                    3,
+                    1,
                     &[Col::Text("src"), Col::Text("new_id"), Col::Text("filename")]
-                )
+                ),
             );
             let at = now();
             for chunk in plan.chunks(PER_STATEMENT) {
+                let chunk = json_list(chunk);
                 sqlx::query(AssertSqlSafe(sql.as_str()))
                     .bind(folder)
                     .bind(&at)
-                    .bind(json_list(chunk))
+                    .bind(&chunk)
                     .bind(dataset_id)
                     .execute(&mut *tx)
                     .await?;
+                if copy_annotations {
+                    sqlx::query(AssertSqlSafe(lists.as_str()))
+                        .bind(&chunk)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
         }
         self.commit_changes(tx).await?;

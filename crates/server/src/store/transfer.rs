@@ -89,12 +89,16 @@ const TABLES: &[Table] = &[
             ("mime_type", Text),
             ("width", Int),
             ("height", Int),
-            ("annotations", Text),
             ("annotation_count", Int),
             ("version", Int),
             ("created_at", Text),
             ("updated_at", Text),
         ],
+    },
+    Table {
+        name: "image_annotations",
+        key: "image_id",
+        columns: &[("image_id", Text), ("annotations", Text)],
     },
     Table {
         name: "export_jobs",
