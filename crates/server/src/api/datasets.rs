@@ -208,25 +208,26 @@ async fn listing(
     let links = base.links(state);
     let mut taken = HashSet::new();
     let mut lists = if o.include_annotations.unwrap_or(false) && mode != "images_only" {
-        let ids: Vec<String> = rows.iter().map(|i| i.id.clone()).collect();
-        Some(state.store.annotation_lists(&ids).await?)
+        let ids: Vec<String> = rows
+            .iter()
+            .filter(|i| i.annotation_count > 0)
+            .map(|i| i.id.clone())
+            .collect();
+        Some(state.store.annotation_texts(&ids).await?)
     } else {
         None
     };
     let mut listed = Vec::with_capacity(rows.len());
     for i in &rows {
         let (annotations, version) = match lists.as_mut() {
-            Some(lists) => {
-                let list = lists.remove(&i.id).unwrap_or_else(|| json!([]));
-                (
-                    Some(crate::services::annotations::for_reader(
-                        list,
-                        shape,
-                        with_metadata,
-                    )),
-                    Some(i.version),
-                )
-            }
+            Some(lists) => (
+                Some(StoredList {
+                    text: lists.remove(&i.id),
+                    shape,
+                    with_metadata,
+                }),
+                Some(i.version),
+            ),
             None => (None, None),
         };
         listed.push(ListingItem {
@@ -279,7 +280,7 @@ struct ListingItem<'a> {
     annotation_count: i64,
     annotation_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    annotations: Option<Value>,
+    annotations: Option<StoredList>,
     file_size: i64,
     filename: String,
     id: &'a str,
@@ -290,6 +291,26 @@ struct ListingItem<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<i64>,
     virtual_folder_path: &'a str,
+}
+
+/// An image's stored annotation list (none stored: an empty one), parsed and shaped for its
+/// reader only while it is written out: a page of 10,000 labelled images holds their lists as
+/// text and one parsed list at a time, not 10,000 parsed lists (a parsed list takes many
+/// times the memory of its text).
+struct StoredList {
+    text: Option<String>,
+    shape: Shape,
+    with_metadata: bool,
+}
+
+impl Serialize for StoredList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let list = match &self.text {
+            Some(text) => serde_json::from_str(text).map_err(serde::ser::Error::custom)?,
+            None => Value::Array(Vec::new()),
+        };
+        crate::services::annotations::for_reader(list, self.shape, self.with_metadata).serialize(s)
+    }
 }
 
 /// `GET /datasets/by-name/{name}/download`.

@@ -637,6 +637,17 @@ impl Store {
         ids: &[String],
     ) -> StoreResult<HashMap<String, serde_json::Value>> {
         let mut out = HashMap::new();
+        for (id, text) in self.annotation_texts(ids).await? {
+            out.insert(id, serde_json::from_str(&text)?);
+        }
+        Ok(out)
+    }
+
+    /// The annotation lists of several images (those with at least one annotation), by id,
+    /// as the JSON text stored: a caller that writes them out one at a time never holds all
+    /// of them parsed (a parsed list takes several times the memory of its text).
+    pub async fn annotation_texts(&self, ids: &[String]) -> StoreResult<HashMap<String, String>> {
+        let mut out = HashMap::new();
         for chunk in ids.chunks(5_000) {
             let sql = AssertSqlSafe(format!(
                 "SELECT image_id, annotations FROM image_annotations WHERE {}",
@@ -647,10 +658,7 @@ impl Store {
                 .fetch_all(&self.read)
                 .await?;
             for r in &rows {
-                out.insert(
-                    get::<String>(r, "image_id")?,
-                    serde_json::from_str(&get::<String>(r, "annotations")?)?,
-                );
+                out.insert(get(r, "image_id")?, get(r, "annotations")?);
             }
         }
         Ok(out)
