@@ -4,7 +4,8 @@
 #
 # Usage: bench/scale.sh [--sqlite-only | --postgres-only] [-- ARGS…]
 #   ARGS go to the measuring tool (see `pictograph-scale --help`): --sizes, --batch,
-#   --load-secs, --connections, --download-max, …
+#   --load-secs, --connections, --download-max, --annotations (boxes on every seeded image:
+#   a labelled dataset), …
 # BENCH_DIR=DIR puts the scratch directories there (default: target/bench); the 1M-image
 # runs need about 3 GB.
 #

@@ -240,8 +240,9 @@ fn sample_jpeg(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Repeats the row of image `template` until the dataset holds `n` images, in chunks of one
-/// transaction each. Rows get ids from [`seeded_id`], 100 folders and rising creation times.
+/// Repeats the row of image `template` (and, when `labelled`, its annotation list) until the
+/// dataset holds `n` images, in chunks of one transaction each. Rows get ids from
+/// [`seeded_id`], 100 folders and rising creation times.
 async fn seed(
     db: &AnyPool,
     postgres: bool,
@@ -249,6 +250,7 @@ async fn seed(
     dataset_id: &str,
     template: &str,
     n: u64,
+    labelled: bool,
 ) -> Result<()> {
     const CHUNK: u64 = 100_000;
     let mut from = 1;
@@ -281,7 +283,7 @@ async fn seed(
         };
         let _ = dataset_id;
         db.execute(sqlx::AssertSqlSafe(sql)).await?;
-        // The template's annotation list, when it has one, on each new image.
+        // The template's annotation list on each new image.
         let lists = if postgres {
             format!(
                 "INSERT INTO image_annotations (image_id, annotations) \
@@ -298,7 +300,9 @@ async fn seed(
                 to - 1
             )
         };
-        db.execute(sqlx::AssertSqlSafe(lists)).await?;
+        if labelled {
+            db.execute(sqlx::AssertSqlSafe(lists)).await?;
+        }
         from = to;
     }
     if postgres {
@@ -431,6 +435,7 @@ async fn main() -> Result<()> {
             &dataset_id,
             &image.id,
             size,
+            args.annotations > 0,
         )
         .await?;
         let got = api.get(&format!("/datasets/by-name/{name}")).await?;
