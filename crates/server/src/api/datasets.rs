@@ -208,11 +208,7 @@ async fn listing(
     let links = base.links(state);
     let mut taken = HashSet::new();
     let mut lists = if o.include_annotations.unwrap_or(false) && mode != "images_only" {
-        let ids: Vec<String> = rows
-            .iter()
-            .filter(|i| i.annotation_count > 0)
-            .map(|i| i.id.clone())
-            .collect();
+        let ids = super::images::annotated_ids(&rows);
         Some(state.store.annotation_texts(&ids).await?)
     } else {
         None

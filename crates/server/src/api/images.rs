@@ -86,12 +86,16 @@ async fn annotation_lists_for(
     if shape != Shape::Full {
         return Ok(HashMap::new());
     }
-    let annotated: Vec<String> = rows
-        .iter()
+    Ok(state.store.annotation_lists(&annotated_ids(rows)).await?)
+}
+
+/// The ids of the images among `rows` that have annotations (the only ones with a stored
+/// list).
+pub(super) fn annotated_ids(rows: &[ImageRow]) -> Vec<String> {
+    rows.iter()
         .filter(|i| i.annotation_count > 0)
         .map(|i| i.id.clone())
-        .collect();
-    Ok(state.store.annotation_lists(&annotated).await?)
+        .collect()
 }
 
 /// Renders images for a caller.
@@ -145,12 +149,7 @@ async fn below_confidence(
             .await?;
         let Some(last) = chunk.last() else { break };
         after = Some((last.created_at.clone(), last.id.clone()));
-        let annotated: Vec<String> = chunk
-            .iter()
-            .filter(|i| i.annotation_count > 0)
-            .map(|i| i.id.clone())
-            .collect();
-        let lists = state.store.annotation_lists(&annotated).await?;
+        let lists = state.store.annotation_lists(&annotated_ids(&chunk)).await?;
         let full = chunk.len() as i64 == CHUNK;
         for image in chunk {
             let below = lists
