@@ -116,6 +116,14 @@ async fn annotation_lists_stored_on_image_rows_survive_the_upgrade() {
     );
     store.delete_image("i-labelled").await.unwrap();
     assert!(store.annotation_lists(&ids).await.unwrap().is_empty());
+    // So does a deleted dataset, for all its images.
+    store
+        .save_annotations("i-empty", &[boxes[1].clone()], None)
+        .await
+        .unwrap();
+    assert_eq!(store.annotation_lists(&ids).await.unwrap().len(), 1);
+    store.delete_dataset("o1", "d1").await.unwrap();
+    assert!(store.annotation_lists(&ids).await.unwrap().is_empty());
     drop(store);
     if backend.database == Database::Postgres {
         pg::drop_database(&url).await;
