@@ -558,6 +558,9 @@ async fn main() -> Result<()> {
     let statuses = ["complete", "review", "annotate"];
     let labels = ["move", "update status", "archive", "restore", "copy"];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); labels.len()];
+    // The server's largest RSS during each operation (and, at the end, during all of them).
+    let mut peaks = vec![0f64; labels.len()];
+    let mut batch_peak = sampler.take().max_mb();
     for round in 0..args.batch_rounds {
         let ops: [(Method, &str, Value); 5] = [
             (
@@ -600,21 +603,22 @@ async fn main() -> Result<()> {
                 v["failures"][0]
             );
             times[j].push(t[0]);
+            let peak = sampler.take().max_mb();
+            peaks[j] = peaks[j].max(peak);
+            batch_peak = batch_peak.max(peak);
         }
     }
-    for (label, t) in labels.iter().zip(&times) {
+    for ((label, t), peak) in labels.iter().zip(&times).zip(&peaks) {
         let all: Vec<String> = t.iter().map(|x| format!("{x:.0}")).collect();
         row(format!(
-            "  {label:<14} {:>9.1} ms   ({})",
+            "  {label:<14} {:>9.1} ms   ({})   server RSS max {peak:.1} MB",
             median(t),
             all.join(" ")
         ));
     }
     let move_ms = median(&times[0]);
-    let batch_rss = sampler.take();
     row(format!(
-        "  server RSS during the batches: max {:.1} MB",
-        batch_rss.max_mb()
+        "  server RSS during the batches: max {batch_peak:.1} MB"
     ));
     // The same move, one image per request.
     let per = 300usize;
