@@ -283,24 +283,24 @@ async fn seed(
         };
         let _ = dataset_id;
         db.execute(sqlx::AssertSqlSafe(sql)).await?;
-        // The template's annotation list on each new image.
-        let lists = if postgres {
-            format!(
-                "INSERT INTO image_annotations (image_id, annotations) \
-                 SELECT '{d:08x}-0000-4000-8000-' || lpad(to_hex(i), 12, '0'), a.annotations \
-                 FROM generate_series({from}, {}) i, image_annotations a WHERE a.image_id = '{template}'",
-                to - 1
-            )
-        } else {
-            format!(
-                "WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {}) \
-                 INSERT INTO image_annotations (image_id, annotations) \
-                 SELECT printf('{d:08x}-0000-4000-8000-%012x', i), a.annotations \
-                 FROM n, image_annotations a WHERE a.image_id = '{template}'",
-                to - 1
-            )
-        };
         if labelled {
+            // The template's annotation list on each new image.
+            let lists = if postgres {
+                format!(
+                    "INSERT INTO image_annotations (image_id, annotations) \
+                     SELECT '{d:08x}-0000-4000-8000-' || lpad(to_hex(i), 12, '0'), a.annotations \
+                     FROM generate_series({from}, {}) i, image_annotations a WHERE a.image_id = '{template}'",
+                    to - 1
+                )
+            } else {
+                format!(
+                    "WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {}) \
+                     INSERT INTO image_annotations (image_id, annotations) \
+                     SELECT printf('{d:08x}-0000-4000-8000-%012x', i), a.annotations \
+                     FROM n, image_annotations a WHERE a.image_id = '{template}'",
+                    to - 1
+                )
+            };
             db.execute(sqlx::AssertSqlSafe(lists)).await?;
         }
         from = to;

@@ -871,10 +871,8 @@ impl Store {
                 "{} image_annotations (image_id, annotations) SELECT m.new_id, a.annotations \
                  FROM ({}) m CROSS JOIN image_annotations a WHERE a.image_id = m.src",
                 self.dialect.insert_many(),
-                self.dialect.json_rows(
-                    1,
-                    &[Col::Text("src"), Col::Text("new_id"), Col::Text("filename")]
-                ),
+                self.dialect
+                    .json_rows(1, &[Col::Text("src"), Col::Text("new_id")]),
             );
             let at = now();
             for chunk in plan.chunks(PER_STATEMENT) {
