@@ -947,3 +947,156 @@ async fn batches_of_more_ids_than_one_statement_change_each_image_once() {
     assert_eq!((k.images, k.archived, k.total_size), (0, 0, 0));
     t.stop().await;
 }
+
+/// Ids that name no image: enough of them after a first id puts the ids that follow in the
+/// next statement of a batch (the server works through a batch 10,000 ids at a time).
+fn chunk_of_unknown_ids() -> Vec<String> {
+    (0..9_999)
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .collect()
+}
+
+/// [`check_result`] for a batch of [`across_chunks`]: `processed` succeeded, and the unknown
+/// ids then `failed` did not (without printing the 10,000 failures when it does not hold).
+#[track_caller]
+fn check_chunked(r: &Value, processed: usize, failed: &[&String]) {
+    let got: Vec<&str> = r["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    let unknown = chunk_of_unknown_ids();
+    let mut want: Vec<&str> = unknown.iter().map(String::as_str).collect();
+    want.extend(failed.iter().map(|id| id.as_str()));
+    let tail = |v: &[&str]| v[v.len().saturating_sub(2)..].join(", ");
+    assert!(
+        got == want,
+        "failed: {} ids ending {}",
+        got.len(),
+        tail(&got)
+    );
+    assert_eq!(r["processed"], processed, "succeeded: {}", r["succeeded"]);
+    assert_eq!(r["failed_count"], want.len());
+    assert_eq!(r["success"], false);
+}
+
+/// The ids `first`, the unknown ids, then `second`: the two fall in different chunks.
+fn across_chunks(first: &str, second: &str) -> Vec<String> {
+    let mut ids = vec![first.to_string()];
+    ids.extend(chunk_of_unknown_ids());
+    ids.push(second.to_string());
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_rules_hold_between_the_chunks_of_one_batch() {
+    let t = TestServer::start().await;
+    let ds = s(&t.owner.create_dataset("chunks").await, "id");
+    let upload = |folder: &'static str, name: &'static str, seed: u8| {
+        let (c, ds) = (&t.owner, ds.clone());
+        async move { s(&c.upload_png(&ds, folder, name, seed).await, "id") }
+    };
+    let body = |ids: Vec<String>, extra: Value| {
+        let mut b = json!({"dataset_name": "chunks", "image_ids": ids});
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+
+    // Move: the second image of a name, in the next chunk, finds it taken by the first.
+    let xa = upload("/x", "a.png", 1).await;
+    let ya = upload("/y", "a.png", 2).await;
+    let r = t
+        .owner
+        .batch(
+            "move",
+            &body(
+                across_chunks(&xa, &ya),
+                json!({"target_folder_path": "/dst"}),
+            ),
+        )
+        .await
+        .ok_json(200);
+    check_chunked(&r, 1, &[&ya]);
+    let last = r["failed"].as_array().unwrap().last().unwrap().clone();
+    assert!(s(&last, "reason").contains("already exists"), "{last}");
+    assert_eq!(s(&t.owner.image(&xa).await, "virtual_folder_path"), "/dst");
+    assert_eq!(s(&t.owner.image(&ya).await, "virtual_folder_path"), "/y");
+
+    // Copy with renames: the second copy of a name is numbered past the first.
+    let r = t
+        .owner
+        .batch(
+            "copy",
+            &body(across_chunks(&xa, &ya), json!({"target_folder_path": "/c"})),
+        )
+        .await
+        .ok_json(200);
+    check_chunked(&r, 2, &[]);
+    assert_eq!(r["renamed"], 1);
+    let paths = by_path(&t.owner, "chunks").await;
+    assert!(paths.contains_key("/c/a.png") && paths.contains_key("/c/a-2.png"));
+
+    // Copy skipping taken names: the second is skipped.
+    let r = t
+        .owner
+        .batch(
+            "copy",
+            &body(
+                across_chunks(&xa, &ya),
+                json!({"target_folder_path": "/s", "duplicate_handling": "skip"}),
+            ),
+        )
+        .await
+        .ok_json(200);
+    check_chunked(&r, 1, &[&ya]);
+
+    // Copy overwriting: an image of the target folder that the batch copies in a later chunk
+    // is one of its sources, so it is never replaced; the copies are renamed instead.
+    let xb = upload("/x", "b.png", 3).await;
+    let ob = upload("/o", "b.png", 4).await;
+    let r = t
+        .owner
+        .batch(
+            "copy",
+            &body(
+                across_chunks(&xb, &ob),
+                json!({"target_folder_path": "/o", "duplicate_handling": "overwrite"}),
+            ),
+        )
+        .await
+        .ok_json(200);
+    check_chunked(&r, 2, &[]);
+    assert_eq!(r["renamed"], 2);
+    assert_eq!(s(&t.owner.image(&ob).await, "filename"), "b.png");
+    let paths = by_path(&t.owner, "chunks").await;
+    for name in ["/o/b.png", "/o/b-2.png", "/o/b-3.png"] {
+        assert!(paths.contains_key(name), "{name} missing");
+    }
+
+    // Restore: of two archived images of one name, the one in the later chunk stays archived.
+    let r1 = upload("/r", "a.png", 5).await;
+    let archive = |id: &str| body(vec![id.to_string()], json!({}));
+    t.owner.batch("delete", &archive(&r1)).await.ok_json(200);
+    let r2 = upload("/r", "a.png", 6).await;
+    t.owner.batch("delete", &archive(&r2)).await.ok_json(200);
+    let r = t
+        .owner
+        .patch(
+            "batch/images/update",
+            &body(
+                across_chunks(&r1, &r2),
+                json!({"updates": {"is_archived": false}}),
+            ),
+        )
+        .await
+        .ok_json(200);
+    check_chunked(&r, 1, &[&r2]);
+    let last = r["failed"].as_array().unwrap().last().unwrap().clone();
+    assert!(s(&last, "reason").contains("cannot restore"), "{last}");
+    assert_eq!(t.owner.image(&r1).await["is_archived"], false);
+    assert_eq!(t.owner.image(&r2).await["is_archived"], true);
+    t.stop().await;
+}

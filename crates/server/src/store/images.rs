@@ -241,11 +241,14 @@ fn json_list<T: serde::Serialize>(items: &[T]) -> String {
 /// 40 MB, ten statements of 10,000 (in the same transaction) about 4 MB, in the same time.
 const PER_STATEMENT: usize = 10_000;
 
-/// Each id of a batch once, in the order given. A batch's statements run on chunks of its
-/// ids, so an id repeated in two chunks would otherwise be changed twice.
-fn distinct_ids(ids: &[String]) -> impl Iterator<Item = &String> {
-    let mut seen = HashSet::new();
-    ids.iter().filter(move |id| seen.insert(id.as_str()))
+/// Each id of a batch once, in the order given. A batch runs chunk by chunk over its ids,
+/// so an id repeated in two chunks would otherwise be changed twice.
+fn distinct_ids(ids: &[String]) -> Vec<&str> {
+    let mut seen = HashSet::with_capacity(ids.len());
+    ids.iter()
+        .map(String::as_str)
+        .filter(|id| seen.insert(*id))
+        .collect()
 }
 
 impl Store {
@@ -722,14 +725,13 @@ impl Store {
         &self,
         conn: &mut sqlx::AnyConnection,
         dataset_id: &str,
-        ids: &[String],
+        ids: &[&str],
     ) -> StoreResult<Vec<Found>> {
         let sql = format!(
             "SELECT id, folder, filename, is_archived FROM images \
              WHERE dataset_id || '' = $1 AND {}",
             self.dialect.id_in("id", 2)
         );
-        // Row by row: 100,000 raw rows are never held at once.
         let mut found = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(PER_STATEMENT) {
             let mut rows = sqlx::query(AssertSqlSafe(sql.as_str()))
@@ -749,25 +751,60 @@ impl Store {
     }
 
     /// Runs `sql`, an UPDATE of images picked by a list of ids (bound last, after what
-    /// `binds` binds) that ends in `RETURNING id, folder`, on each chunk of the distinct ids;
-    /// answers the changed rows by id with their folder. The statements find and change the
+    /// `binds` binds) that ends in `RETURNING id, folder`, on each chunk of `ids` (distinct),
+    /// and adds the chunk's outcome to `out` before the next one: the changed rows
+    /// succeeded; of the others, those in the dataset (left as they were, e.g. archived
+    /// already) succeeded too, the rest were not found. The statements find and change the
     /// rows: no separate read of them first.
-    async fn update_returning<'q>(
+    async fn update_each_chunk<'q>(
         &self,
         conn: &mut sqlx::AnyConnection,
+        dataset_id: &str,
         sql: &str,
         binds: impl Fn(AnyQuery<'q>) -> AnyQuery<'q>,
-        ids: &[String],
-    ) -> StoreResult<HashMap<String, String>> {
-        let mut changed = HashMap::with_capacity(ids.len());
-        for chunk in distinct_ids(ids).collect::<Vec<_>>().chunks(PER_STATEMENT) {
-            let q = binds(sqlx::query(AssertSqlSafe(sql))).bind(json_list(chunk));
-            let mut rows = q.fetch(&mut *conn);
-            while let Some(r) = rows.try_next().await? {
-                changed.insert(get::<String>(&r, "id")?, get::<String>(&r, "folder")?);
+        ids: &[&str],
+        out: &mut BatchOutcome,
+    ) -> StoreResult<()> {
+        for chunk in ids.chunks(PER_STATEMENT) {
+            let mut changed = HashMap::with_capacity(chunk.len());
+            {
+                let q = binds(sqlx::query(AssertSqlSafe(sql))).bind(json_list(chunk));
+                let mut rows = q.fetch(&mut *conn);
+                while let Some(r) = rows.try_next().await? {
+                    changed.insert(get::<String>(&r, "id")?, get::<String>(&r, "folder")?);
+                }
+            }
+            let rest: Vec<&str> = chunk
+                .iter()
+                .copied()
+                .filter(|id| !changed.contains_key(*id))
+                .collect();
+            let unchanged = if rest.is_empty() {
+                Vec::new()
+            } else {
+                self.rows_in_dataset(conn, dataset_id, &rest).await?
+            };
+            let unchanged: HashMap<&str, &str> = unchanged
+                .iter()
+                .map(|r| (r.id.as_str(), r.folder.as_str()))
+                .collect();
+            for &id in chunk {
+                let folder = changed
+                    .get(id)
+                    .map(String::as_str)
+                    .or_else(|| unchanged.get(id).copied());
+                match folder {
+                    Some(folder) => {
+                        if !out.affected_folders.contains(folder) {
+                            out.affected_folders.insert(folder.to_string());
+                        }
+                        out.succeeded.push(id.to_string());
+                    }
+                    None => out.not_found(id),
+                }
             }
         }
-        Ok(changed)
+        Ok(())
     }
 
     async fn live_names_in(
@@ -788,7 +825,7 @@ impl Store {
             .collect()
     }
 
-    /// Moves images to `folder`: one lookup, one name check, one update.
+    /// Moves images to `folder`: per chunk of ids, one lookup, the name checks, one update.
     pub async fn batch_move(
         &self,
         dataset_id: &str,
@@ -797,36 +834,38 @@ impl Store {
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
         self.lock_dataset(&mut tx, dataset_id).await?;
-        let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
-        let taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
-        let (mut out, moving) = plan_moves(ids, &found, taken, folder);
-        drop(found);
-        if !moving.is_empty() {
-            out.affected_folders.insert(folder.to_string());
-            let sql = format!(
-                "{} images SET folder = $1, version = version + 1, updated_at = $2 \
-                 WHERE dataset_id || '' = $3 AND {}",
-                self.dialect.update_many(),
-                self.dialect.id_in("id", 4)
-            );
-            let at = now();
-            for chunk in moving.chunks(PER_STATEMENT) {
-                sqlx::query(AssertSqlSafe(sql.as_str()))
-                    .bind(folder)
-                    .bind(&at)
-                    .bind(dataset_id)
-                    .bind(json_list(chunk))
-                    .execute(&mut *tx)
-                    .await?;
+        let mut taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
+        let sql = format!(
+            "{} images SET folder = $1, version = version + 1, updated_at = $2 \
+             WHERE dataset_id || '' = $3 AND {}",
+            self.dialect.update_many(),
+            self.dialect.id_in("id", 4)
+        );
+        let at = now();
+        let mut out = BatchOutcome::default();
+        for chunk in distinct_ids(ids).chunks(PER_STATEMENT) {
+            let found = self.rows_in_dataset(&mut tx, dataset_id, chunk).await?;
+            let moving = plan_moves(chunk, &found, &mut taken, folder, &mut out);
+            drop(found);
+            if moving.is_empty() {
+                continue;
             }
+            out.affected_folders.insert(folder.to_string());
+            sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(folder)
+                .bind(&at)
+                .bind(dataset_id)
+                .bind(json_list(&moving))
+                .execute(&mut *tx)
+                .await?;
         }
         self.commit_changes(tx).await?;
         Ok(out)
     }
 
-    /// Copies images into `folder`: new rows pointing at the same bytes, one INSERT … SELECT
-    /// driven by the list of copies (CROSS JOIN keeps SQLite from scanning the dataset for
-    /// each of them).
+    /// Copies images into `folder`: new rows pointing at the same bytes. Per chunk of ids,
+    /// one lookup, the name checks, then one INSERT … SELECT driven by the list of copies
+    /// (CROSS JOIN keeps SQLite from scanning the dataset for each of them).
     pub async fn batch_copy(
         &self,
         dataset_id: &str,
@@ -837,59 +876,78 @@ impl Store {
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
         self.lock_dataset(&mut tx, dataset_id).await?;
-        let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
-        let taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
-        let (mut out, plan, replaced) = plan_copies(ids, &found, taken, folder, mode);
-        // What planning read is dropped before the statements run: only the plan is held
-        // while they do.
-        drop(found);
-        if !replaced.is_empty() {
-            out.released_blobs = self.delete_rows(&mut tx, dataset_id, &replaced).await?;
-        }
-        if !plan.is_empty() {
+        let ids = distinct_ids(ids);
+        // Names in the folder: the id of the live image that has it, or none for a copy this
+        // batch makes (which an overwrite never replaces).
+        let mut taken: HashMap<String, Option<String>> = self
+            .live_names_in(&mut tx, dataset_id, folder)
+            .await?
+            .into_iter()
+            .map(|(name, id)| (name, Some(id)))
+            .collect();
+        let sources: HashSet<&str> = ids.iter().copied().collect();
+        let (count, status) = if copy_annotations {
+            ("i.annotation_count", "i.status")
+        } else {
+            ("0", "'new'")
+        };
+        let copies = self.dialect.json_rows(
+            3,
+            &[Col::Text("src"), Col::Text("new_id"), Col::Text("filename")],
+        );
+        let sql = format!(
+            "{} images (id, dataset_id, folder, filename, display_name, status, \
+             is_archived, blob_hash, file_size, mime_type, width, height, \
+             annotation_count, version, created_at, updated_at) \
+             SELECT m.new_id, i.dataset_id, $1, m.filename, NULL, {status}, 0, i.blob_hash, \
+             i.file_size, i.mime_type, i.width, i.height, {count}, 1, $2, $2 \
+             FROM ({copies}) m CROSS JOIN images i WHERE i.id = m.src AND i.dataset_id || '' = $4",
+            self.dialect.insert_many(),
+        );
+        // The copies' lists, for the sources that have one (after the rows they belong to).
+        let lists = format!(
+            "{} image_annotations (image_id, annotations) SELECT m.new_id, a.annotations \
+             FROM ({}) m CROSS JOIN image_annotations a WHERE a.image_id = m.src",
+            self.dialect.insert_many(),
+            self.dialect
+                .json_rows(1, &[Col::Text("src"), Col::Text("new_id")]),
+        );
+        let at = now();
+        let mut out = BatchOutcome::default();
+        for chunk in ids.chunks(PER_STATEMENT) {
+            let found = self.rows_in_dataset(&mut tx, dataset_id, chunk).await?;
+            let (plan, replaced) = plan_copies(
+                chunk,
+                &found,
+                &mut taken,
+                &sources,
+                (folder, mode),
+                &mut out,
+            );
+            // What planning read is dropped before the statements run.
+            drop(found);
+            if !replaced.is_empty() {
+                let replaced: Vec<&str> = replaced.iter().map(String::as_str).collect();
+                let released = self.delete_rows(&mut tx, dataset_id, &replaced).await?;
+                out.released_blobs.extend(released);
+            }
+            if plan.is_empty() {
+                continue;
+            }
             out.affected_folders.insert(folder.to_string());
-            let (count, status) = if copy_annotations {
-                ("i.annotation_count", "i.status")
-            } else {
-                ("0", "'new'")
-            };
-            let copies = self.dialect.json_rows(
-                3,
-                &[Col::Text("src"), Col::Text("new_id"), Col::Text("filename")],
-            );
-            let sql = format!(
-                "{} images (id, dataset_id, folder, filename, display_name, status, \
-                 is_archived, blob_hash, file_size, mime_type, width, height, \
-                 annotation_count, version, created_at, updated_at) \
-                 SELECT m.new_id, i.dataset_id, $1, m.filename, NULL, {status}, 0, i.blob_hash, \
-                 i.file_size, i.mime_type, i.width, i.height, {count}, 1, $2, $2 \
-                 FROM ({copies}) m CROSS JOIN images i WHERE i.id = m.src AND i.dataset_id || '' = $4",
-                self.dialect.insert_many(),
-            );
-            // The copies' lists, for the sources that have one (after the rows they belong to).
-            let lists = format!(
-                "{} image_annotations (image_id, annotations) SELECT m.new_id, a.annotations \
-                 FROM ({}) m CROSS JOIN image_annotations a WHERE a.image_id = m.src",
-                self.dialect.insert_many(),
-                self.dialect
-                    .json_rows(1, &[Col::Text("src"), Col::Text("new_id")]),
-            );
-            let at = now();
-            for chunk in plan.chunks(PER_STATEMENT) {
-                let chunk = json_list(chunk);
-                sqlx::query(AssertSqlSafe(sql.as_str()))
-                    .bind(folder)
-                    .bind(&at)
-                    .bind(&chunk)
-                    .bind(dataset_id)
+            let plan = json_list(&plan);
+            sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(folder)
+                .bind(&at)
+                .bind(&plan)
+                .bind(dataset_id)
+                .execute(&mut *tx)
+                .await?;
+            if copy_annotations {
+                sqlx::query(AssertSqlSafe(lists.as_str()))
+                    .bind(&plan)
                     .execute(&mut *tx)
                     .await?;
-                if copy_annotations {
-                    sqlx::query(AssertSqlSafe(lists.as_str()))
-                        .bind(&chunk)
-                        .execute(&mut *tx)
-                        .await?;
-                }
             }
         }
         self.commit_changes(tx).await?;
@@ -901,14 +959,14 @@ impl Store {
         &self,
         conn: &mut sqlx::AnyConnection,
         dataset_id: &str,
-        ids: &[String],
+        ids: &[&str],
     ) -> StoreResult<Vec<String>> {
         let sql = format!(
             "DELETE FROM images WHERE dataset_id || '' = $1 AND {} RETURNING blob_hash",
             self.dialect.id_in("id", 2)
         );
         let mut hashes = Vec::new();
-        for chunk in distinct_ids(ids).collect::<Vec<_>>().chunks(PER_STATEMENT) {
+        for chunk in ids.chunks(PER_STATEMENT) {
             let mut rows = sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(dataset_id)
                 .bind(json_list(chunk))
@@ -929,15 +987,18 @@ impl Store {
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
         self.lock_dataset(&mut tx, dataset_id).await?;
-        let out = if permanent {
-            let found = self.rows_in_dataset(&mut tx, dataset_id, ids).await?;
-            let mut out = self.split_found(ids, &found);
-            if !out.succeeded.is_empty() {
-                out.released_blobs = self
-                    .delete_rows(&mut tx, dataset_id, &out.succeeded)
-                    .await?;
+        let mut out = BatchOutcome::default();
+        let ids = distinct_ids(ids);
+        if permanent {
+            for chunk in ids.chunks(PER_STATEMENT) {
+                let found = self.rows_in_dataset(&mut tx, dataset_id, chunk).await?;
+                split_found(chunk, &found, &mut out);
+                if !found.is_empty() {
+                    let gone: Vec<&str> = found.iter().map(|r| r.id.as_str()).collect();
+                    let released = self.delete_rows(&mut tx, dataset_id, &gone).await?;
+                    out.released_blobs.extend(released);
+                }
             }
-            out
         } else {
             let sql = format!(
                 "{} images SET is_archived = 1, version = version + 1, updated_at = $1 \
@@ -948,10 +1009,9 @@ impl Store {
             );
             let at = now();
             let binds = |q: AnyQuery<'static>| q.bind(at.clone()).bind(dataset_id.to_string());
-            let changed = self.update_returning(&mut tx, &sql, binds, ids).await?;
-            self.split_changed(&mut tx, dataset_id, ids, changed)
-                .await?
-        };
+            self.update_each_chunk(&mut tx, dataset_id, &sql, binds, &ids, &mut out)
+                .await?;
+        }
         self.commit_changes(tx).await?;
         Ok(out)
     }
@@ -966,21 +1026,21 @@ impl Store {
     ) -> StoreResult<BatchOutcome> {
         let mut tx = self.tx().await?;
         self.lock_dataset(&mut tx, dataset_id).await?;
+        let ids = distinct_ids(ids);
+        let mut out = BatchOutcome::default();
         if update.is_archived != Some(false) {
             // Nothing to check row by row: the update itself finds the rows.
             let sql = format!("{} RETURNING id, folder", self.update_sql(update));
             let at = now();
             let binds = |q: AnyQuery<'static>| update_binds(q, dataset_id, update, &at);
-            let changed = self.update_returning(&mut tx, &sql, binds, ids).await?;
-            let out = self
-                .split_changed(&mut tx, dataset_id, ids, changed)
+            self.update_each_chunk(&mut tx, dataset_id, &sql, binds, &ids, &mut out)
                 .await?;
             self.commit_changes(tx).await?;
             return Ok(out);
         }
-        // Restoring: one read finds the rows and, for archived ones, whether a live image
-        // has their name now.
-        let sql = format!(
+        // Restoring: per chunk, one read finds the rows and, for archived ones, whether a
+        // live image has their name now (restores of earlier chunks included).
+        let read = format!(
             "SELECT i.id, i.folder, i.filename, i.is_archived, \
              CAST(CASE WHEN i.is_archived <> 0 AND EXISTS (SELECT 1 FROM images l \
              WHERE l.dataset_id = i.dataset_id AND l.folder = i.folder \
@@ -989,59 +1049,66 @@ impl Store {
              FROM images i WHERE i.dataset_id || '' = $1 AND {}",
             self.dialect.id_in("i.id", 2)
         );
-        let mut found = Vec::with_capacity(ids.len());
-        let mut clash = HashSet::new();
-        for chunk in distinct_ids(ids).collect::<Vec<_>>().chunks(PER_STATEMENT) {
-            let mut rows = sqlx::query(AssertSqlSafe(sql.as_str()))
-                .bind(dataset_id)
-                .bind(json_list(chunk))
-                .fetch(&mut *tx);
-            while let Some(r) = rows.try_next().await? {
-                let id: String = get(&r, "id")?;
-                if get::<i64>(&r, "clash")? != 0 {
-                    clash.insert(id.clone());
+        let (write, at) = (self.update_sql(update), now());
+        // Names this batch restores: two archived images of one name restore only once.
+        let mut restored = HashSet::new();
+        for chunk in ids.chunks(PER_STATEMENT) {
+            let mut found = Vec::with_capacity(chunk.len());
+            let mut clash = HashSet::new();
+            {
+                let mut rows = sqlx::query(AssertSqlSafe(read.as_str()))
+                    .bind(dataset_id)
+                    .bind(json_list(chunk))
+                    .fetch(&mut *tx);
+                while let Some(r) = rows.try_next().await? {
+                    let id: String = get(&r, "id")?;
+                    if get::<i64>(&r, "clash")? != 0 {
+                        clash.insert(id.clone());
+                    }
+                    found.push(Found {
+                        id,
+                        folder: get(&r, "folder")?,
+                        filename: get(&r, "filename")?,
+                        is_archived: get::<i64>(&r, "is_archived")? != 0,
+                    });
                 }
-                found.push(Found {
-                    id,
-                    folder: get(&r, "folder")?,
-                    filename: get(&r, "filename")?,
-                    is_archived: get::<i64>(&r, "is_archived")? != 0,
-                });
             }
-        }
-        let mut out = self.split_found(ids, &found);
-        let by_id: HashMap<&str, &Found> = found.iter().map(|r| (r.id.as_str(), r)).collect();
-        let mut names = HashSet::new();
-        for r in found.iter().filter(|r| !r.is_archived) {
-            names.insert((r.folder.clone(), r.filename.clone()));
-        }
-        let mut keep = Vec::new();
-        for id in std::mem::take(&mut out.succeeded) {
-            let row = by_id[id.as_str()];
-            let free = !clash.contains(&id)
-                && (!row.is_archived || names.insert((row.folder.clone(), row.filename.clone())));
-            if free {
-                keep.push(id);
-            } else {
-                out.failed.push((
-                    id,
-                    format!(
-                        "cannot restore: '{}' already exists in folder '{}'",
-                        row.filename, row.folder
-                    ),
-                ));
+            let by_id = rows_by_id(&found);
+            let mut keep = Vec::with_capacity(found.len());
+            for &id in chunk {
+                let Some(row) = by_id.get(id) else {
+                    out.not_found(id);
+                    continue;
+                };
+                let free = !clash.contains(id)
+                    && (!row.is_archived
+                        || restored.insert((row.folder.clone(), row.filename.clone())));
+                if free {
+                    if !out.affected_folders.contains(&row.folder) {
+                        out.affected_folders.insert(row.folder.clone());
+                    }
+                    out.succeeded.push(id.to_string());
+                    keep.push(id);
+                } else {
+                    out.failed.push((
+                        id.to_string(),
+                        format!(
+                            "cannot restore: '{}' already exists in folder '{}'",
+                            row.filename, row.folder
+                        ),
+                    ));
+                }
             }
-        }
-        out.succeeded = keep;
-        let (sql, at) = (self.update_sql(update), now());
-        for chunk in out.succeeded.chunks(PER_STATEMENT) {
+            if keep.is_empty() {
+                continue;
+            }
             update_binds(
-                sqlx::query(AssertSqlSafe(sql.as_str())),
+                sqlx::query(AssertSqlSafe(write.as_str())),
                 dataset_id,
                 update,
                 &at,
             )
-            .bind(json_list(chunk))
+            .bind(json_list(&keep))
             .execute(&mut *tx)
             .await?;
         }
@@ -1073,61 +1140,6 @@ impl Store {
             self.dialect.id_in("id", dataset as u32 + 1)
         )
     }
-
-    /// The outcome of an update that changed `changed` (id → folder) of `ids`: those
-    /// succeeded, in the order given; of the others, the ones in the dataset (left as they
-    /// were, e.g. archived already) succeeded too, the rest were not found.
-    async fn split_changed(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        dataset_id: &str,
-        ids: &[String],
-        changed: HashMap<String, String>,
-    ) -> StoreResult<BatchOutcome> {
-        let rest: Vec<String> = distinct_ids(ids)
-            .filter(|id| !changed.contains_key(id.as_str()))
-            .cloned()
-            .collect();
-        let unchanged = if rest.is_empty() {
-            Vec::new()
-        } else {
-            self.rows_in_dataset(conn, dataset_id, &rest).await?
-        };
-        let unchanged: HashMap<&str, &str> = unchanged
-            .iter()
-            .map(|r| (r.id.as_str(), r.folder.as_str()))
-            .collect();
-        let mut out = BatchOutcome::default();
-        for id in distinct_ids(ids) {
-            let folder = changed
-                .get(id.as_str())
-                .map(String::as_str)
-                .or_else(|| unchanged.get(id.as_str()).copied());
-            match folder {
-                Some(folder) => {
-                    out.affected_folders.insert(folder.to_string());
-                    out.succeeded.push(id.clone());
-                }
-                None => out.not_found(id),
-            }
-        }
-        Ok(out)
-    }
-
-    fn split_found(&self, ids: &[String], found: &[Found]) -> BatchOutcome {
-        let by_id = rows_by_id(found);
-        let mut out = BatchOutcome::default();
-        for (id, row) in distinct(ids, &by_id) {
-            match row {
-                Some(row) => {
-                    out.affected_folders.insert(row.folder.clone());
-                    out.succeeded.push(id.clone());
-                }
-                None => out.not_found(id),
-            }
-        }
-        out
-    }
 }
 
 /// A query of the `Any` driver.
@@ -1158,79 +1170,87 @@ fn rows_by_id(found: &[Found]) -> HashMap<&str, &Found> {
     found.iter().map(|r| (r.id.as_str(), r)).collect()
 }
 
-/// Each id of a batch once, in request order, with its row if it has one.
-fn distinct<'i, 'f>(
-    ids: &'i [String],
-    by_id: &'f HashMap<&'f str, &'f Found>,
-) -> impl Iterator<Item = (&'i String, Option<&'f Found>)> + use<'i, 'f> {
-    distinct_ids(ids).map(move |id| (id, by_id.get(id.as_str()).copied()))
+/// Adds to `out` the outcome of `chunk` (distinct ids) of which `found` are in the dataset:
+/// those succeeded, the others were not found.
+fn split_found(chunk: &[&str], found: &[Found], out: &mut BatchOutcome) {
+    let by_id = rows_by_id(found);
+    for &id in chunk {
+        match by_id.get(id) {
+            Some(row) => {
+                if !out.affected_folders.contains(&row.folder) {
+                    out.affected_folders.insert(row.folder.clone());
+                }
+                out.succeeded.push(id.to_string());
+            }
+            None => out.not_found(id),
+        }
+    }
 }
 
-/// Decides each move of a batch into `folder` (whose live names are `taken`, by name to id):
-/// answers the outcome and the ids whose rows change, each once.
+/// Decides each move of `chunk` (distinct ids, of which `found` are in the dataset) into
+/// `folder`, whose live names are `taken` (by name to id; the moves decided are added to
+/// it). Adds each id's outcome to `out` and answers the ids whose rows change.
 fn plan_moves<'i>(
-    ids: &'i [String],
+    chunk: &[&'i str],
     found: &[Found],
-    mut taken: HashMap<String, String>,
+    taken: &mut HashMap<String, String>,
     folder: &str,
-) -> (BatchOutcome, Vec<&'i str>) {
+    out: &mut BatchOutcome,
+) -> Vec<&'i str> {
     let by_id = rows_by_id(found);
-    let mut out = BatchOutcome::default();
     let mut moving: Vec<&str> = Vec::new();
-    for (id, row) in distinct(ids, &by_id) {
-        let Some(row) = row else {
+    for &id in chunk {
+        let Some(row) = by_id.get(id) else {
             out.not_found(id);
             continue;
         };
         if row.folder == folder {
-            out.succeeded.push(id.clone());
+            out.succeeded.push(id.to_string());
             continue;
         }
         if !row.is_archived {
             if let Some(other) = taken.get(&row.filename) {
                 if other != id {
                     out.failed.push((
-                        id.clone(),
+                        id.to_string(),
                         format!("'{}' already exists in folder '{folder}'", row.filename),
                     ));
                     continue;
                 }
             }
-            taken.insert(row.filename.clone(), id.clone());
+            taken.insert(row.filename.clone(), id.to_string());
         }
-        out.affected_folders.insert(row.folder.clone());
+        if !out.affected_folders.contains(&row.folder) {
+            out.affected_folders.insert(row.folder.clone());
+        }
         moving.push(id);
-        out.succeeded.push(id.clone());
+        out.succeeded.push(id.to_string());
     }
-    (out, moving)
+    moving
 }
 
 /// One copy a batch makes: source id, new id, name. A tuple serialises as a JSON array, so
 /// a chunk of a plan is written straight into the text the INSERT reads.
 type PlannedCopy<'i> = (&'i str, String, String);
 
-/// Decides each copy of a batch: its new id and name in `folder` (whose live names are
-/// `taken`, by name to id), or why it is not made. Answers the outcome so far, the copies as
-/// `(source, new id, name)` triples, and the live images an overwrite replaces.
+/// Decides each copy of `chunk` (distinct ids, of which `found` are in the dataset) into
+/// `folder`, whose names are `taken` (by name to the id of the live image that has it, or
+/// none for a copy this batch makes; the copies decided are added). `sources` are all the
+/// batch's ids: an overwrite never replaces one of them. Adds each id's outcome to `out`;
+/// answers the copies as `(source, new id, name)` and the live images an overwrite replaces.
 fn plan_copies<'i>(
-    ids: &'i [String],
+    chunk: &[&'i str],
     found: &[Found],
-    taken: HashMap<String, String>,
-    folder: &str,
-    mode: CopyMode,
-) -> (BatchOutcome, Vec<PlannedCopy<'i>>, Vec<String>) {
+    taken: &mut HashMap<String, Option<String>>,
+    sources: &HashSet<&str>,
+    (folder, mode): (&str, CopyMode),
+    out: &mut BatchOutcome,
+) -> (Vec<PlannedCopy<'i>>, Vec<String>) {
     let by_id = rows_by_id(found);
-    let mut out = BatchOutcome::default();
     let mut plan: Vec<PlannedCopy<'i>> = Vec::new();
     let mut replaced = Vec::new();
-    // Names in the folder: the id of the live image that has it, or none for a copy this
-    // batch makes (which an overwrite never replaces).
-    let mut taken: HashMap<String, Option<String>> = taken
-        .into_iter()
-        .map(|(name, id)| (name, Some(id)))
-        .collect();
-    for (id, row) in distinct(ids, &by_id) {
-        let Some(row) = row else {
+    for &id in chunk {
+        let Some(row) = by_id.get(id) else {
             out.not_found(id);
             continue;
         };
@@ -1239,13 +1259,13 @@ fn plan_copies<'i>(
             match mode {
                 CopyMode::Skip => {
                     out.failed.push((
-                        id.clone(),
+                        id.to_string(),
                         format!("skipped: '{name}' already exists in folder '{folder}'"),
                     ));
                     continue;
                 }
                 CopyMode::Overwrite
-                    if existing.as_deref().is_some_and(|e| !by_id.contains_key(e)) =>
+                    if existing.as_deref().is_some_and(|e| !sources.contains(e)) =>
                 {
                     replaced.extend(existing);
                     taken.remove(&name);
@@ -1261,12 +1281,13 @@ fn plan_copies<'i>(
             }
         }
         taken.insert(name.clone(), None);
-        let new_id = new_image_id();
-        out.affected_folders.insert(row.folder.clone());
-        plan.push((id.as_str(), new_id, name));
-        out.succeeded.push(id.clone());
+        if !out.affected_folders.contains(&row.folder) {
+            out.affected_folders.insert(row.folder.clone());
+        }
+        plan.push((id, new_image_id(), name));
+        out.succeeded.push(id.to_string());
     }
-    (out, plan, replaced)
+    (plan, replaced)
 }
 
 impl Store {
