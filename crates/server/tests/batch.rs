@@ -459,6 +459,45 @@ async fn update_sets_fields_and_restores_unless_the_name_was_taken() {
     assert_eq!(t.owner.image(&s(&newer, "id")).await["is_archived"], false);
     let k = t.owner.counts("up").await;
     assert_eq!((k.images, k.archived), (2, 1));
+    // Two archived images of one name restored together: the first one asked for is.
+    let newer = s(&newer, "id");
+    t.member
+        .patch(
+            "batch/images/update",
+            &update(&[&newer], json!({"is_archived": true})),
+        )
+        .await
+        .expect(200);
+    let r = t
+        .member
+        .patch(
+            "batch/images/update",
+            &update(
+                &[&newer, &a, &b],
+                json!({"is_archived": false, "status": "review"}),
+            ),
+        )
+        .await
+        .ok_json(200);
+    check_result(&r, 2, &[&a]);
+    assert!(
+        s(&r["failed"][0], "reason").contains("cannot restore"),
+        "{r}"
+    );
+    for (id, archived, status) in [
+        (&newer, false, "review"),
+        (&a, true, "new"),
+        (&b, false, "review"),
+    ] {
+        let img = t.owner.image(id).await;
+        assert_eq!(
+            (&img["is_archived"], &img["status"]),
+            (&json!(archived), &json!(status)),
+            "{id}"
+        );
+    }
+    let k = t.owner.counts("up").await;
+    assert_eq!((k.images, k.archived), (2, 1));
 
     // Invalid updates are refused whole.
     for bad in [
@@ -481,7 +520,7 @@ async fn update_sets_fields_and_restores_unless_the_name_was_taken() {
         )
         .await
         .error(422, "validation_error");
-    assert_eq!(t.owner.image(&b).await["status"], "new");
+    assert_eq!(t.owner.image(&b).await["status"], "review");
     t.stop().await;
 }
 
