@@ -501,7 +501,7 @@ fn jpeg_structure(b: &[u8]) -> Result<(), String> {
                 // Entropy-coded data: a 0xFF in it is followed by 0x00 (stuffing) or a
                 // restart marker; anything else starts the next marker.
                 loop {
-                    let Some(at) = b[i..].iter().position(|&x| x == 0xFF) else {
+                    let Some(at) = memchr::memchr(0xFF, &b[i..]) else {
                         return Err("truncated: no end-of-image marker".into());
                     };
                     i += at;
