@@ -728,24 +728,28 @@ impl Store {
         ids: &[&str],
     ) -> StoreResult<Vec<Found>> {
         let sql = format!(
-            "SELECT id, folder, filename, is_archived FROM images \
-             WHERE dataset_id || '' = $1 AND {}",
+            "SELECT {} AS found FROM images WHERE dataset_id || '' = $1 AND {}",
+            self.dialect.json_agg("id, folder, filename, is_archived"),
             self.dialect.id_in("id", 2)
         );
         let mut found = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(PER_STATEMENT) {
-            let mut rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+            let row = sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(dataset_id)
                 .bind(json_list(chunk))
-                .fetch(&mut *conn);
-            while let Some(r) = rows.try_next().await? {
-                found.push(Found {
-                    id: get(&r, "id")?,
-                    folder: get(&r, "folder")?,
-                    filename: get(&r, "filename")?,
-                    is_archived: get::<i64>(&r, "is_archived")? != 0,
-                });
-            }
+                .fetch_one(&mut *conn)
+                .await?;
+            let rows: Vec<(String, String, String, i64)> =
+                serde_json::from_str(&get::<String>(&row, "found")?)?;
+            found.extend(
+                rows.into_iter()
+                    .map(|(id, folder, filename, archived)| Found {
+                        id,
+                        folder,
+                        filename,
+                        is_archived: archived != 0,
+                    }),
+            );
         }
         Ok(found)
     }
@@ -1041,37 +1045,39 @@ impl Store {
         // Restoring: per chunk, one read finds the rows and, for archived ones, whether a
         // live image has their name now (restores of earlier chunks included).
         let read = format!(
-            "SELECT i.id, i.folder, i.filename, i.is_archived, \
-             CAST(CASE WHEN i.is_archived <> 0 AND EXISTS (SELECT 1 FROM images l \
-             WHERE l.dataset_id = i.dataset_id AND l.folder = i.folder \
-             AND l.filename = i.filename AND l.is_archived = 0 AND l.id <> i.id) \
-             THEN 1 ELSE 0 END AS BIGINT) AS clash \
-             FROM images i WHERE i.dataset_id || '' = $1 AND {}",
+            "SELECT {} AS found FROM images i WHERE i.dataset_id || '' = $1 AND {}",
+            self.dialect.json_agg(
+                "i.id, i.folder, i.filename, i.is_archived, \
+                 CASE WHEN i.is_archived <> 0 AND EXISTS (SELECT 1 FROM images l \
+                 WHERE l.dataset_id = i.dataset_id AND l.folder = i.folder \
+                 AND l.filename = i.filename AND l.is_archived = 0 AND l.id <> i.id) \
+                 THEN 1 ELSE 0 END"
+            ),
             self.dialect.id_in("i.id", 2)
         );
         let (write, at) = (self.update_sql(update), now());
         // Names this batch restores: two archived images of one name restore only once.
         let mut restored = HashSet::new();
         for chunk in ids.chunks(PER_STATEMENT) {
-            let mut found = Vec::with_capacity(chunk.len());
+            let row = sqlx::query(AssertSqlSafe(read.as_str()))
+                .bind(dataset_id)
+                .bind(json_list(chunk))
+                .fetch_one(&mut *tx)
+                .await?;
+            let rows: Vec<(String, String, String, i64, i64)> =
+                serde_json::from_str(&get::<String>(&row, "found")?)?;
+            let mut found = Vec::with_capacity(rows.len());
             let mut clash = HashSet::new();
-            {
-                let mut rows = sqlx::query(AssertSqlSafe(read.as_str()))
-                    .bind(dataset_id)
-                    .bind(json_list(chunk))
-                    .fetch(&mut *tx);
-                while let Some(r) = rows.try_next().await? {
-                    let id: String = get(&r, "id")?;
-                    if get::<i64>(&r, "clash")? != 0 {
-                        clash.insert(id.clone());
-                    }
-                    found.push(Found {
-                        id,
-                        folder: get(&r, "folder")?,
-                        filename: get(&r, "filename")?,
-                        is_archived: get::<i64>(&r, "is_archived")? != 0,
-                    });
+            for (id, folder, filename, archived, taken) in rows {
+                if taken != 0 {
+                    clash.insert(id.clone());
                 }
+                found.push(Found {
+                    id,
+                    folder,
+                    filename,
+                    is_archived: archived != 0,
+                });
             }
             let by_id = rows_by_id(&found);
             let mut keep = Vec::with_capacity(found.len());

@@ -98,6 +98,19 @@ impl Dialect {
         }
     }
 
+    /// An aggregate that answers the rows a query selects as one JSON array text, each row
+    /// an array of the expressions `cols` (`[]` when there are none). A batch reads its
+    /// thousands of rows in one value: passed to the caller row by row, they cost the driver
+    /// more than the database takes to find them.
+    fn json_agg(self, cols: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("json_group_array(json_array({cols}))"),
+            Dialect::Postgres => {
+                format!("COALESCE(CAST(json_agg(json_build_array({cols})) AS TEXT), '[]')")
+            }
+        }
+    }
+
     /// `UPDATE` for a statement that changes many rows inside a transaction.
     ///
     /// On SQLite it is `UPDATE OR FAIL`: a failing row then stops the statement without
