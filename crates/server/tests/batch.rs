@@ -1043,21 +1043,25 @@ async fn name_rules_hold_between_the_chunks_of_one_batch() {
             .extend(extra.as_object().unwrap().clone());
         b
     };
+    // One request of `op` (batch/images/{op}) naming `first` and `second` in two chunks.
+    let across = |op: &'static str, first: &str, second: &str, extra: Value| {
+        let body = body(across_chunks(first, second), extra);
+        let c = &t.owner;
+        async move {
+            let path = format!("batch/images/{op}");
+            let sent = if op == "update" {
+                c.patch(&path, &body).await
+            } else {
+                c.batch(op, &body).await
+            };
+            sent.ok_json(200)
+        }
+    };
 
     // Move: the second image of a name, in the next chunk, finds it taken by the first.
     let xa = upload("/x", "a.png", 1).await;
     let ya = upload("/y", "a.png", 2).await;
-    let r = t
-        .owner
-        .batch(
-            "move",
-            &body(
-                across_chunks(&xa, &ya),
-                json!({"target_folder_path": "/dst"}),
-            ),
-        )
-        .await
-        .ok_json(200);
+    let r = across("move", &xa, &ya, json!({"target_folder_path": "/dst"})).await;
     check_chunked(&r, 1, &[&ya]);
     let last = r["failed"].as_array().unwrap().last().unwrap().clone();
     assert!(s(&last, "reason").contains("already exists"), "{last}");
@@ -1065,48 +1069,33 @@ async fn name_rules_hold_between_the_chunks_of_one_batch() {
     assert_eq!(s(&t.owner.image(&ya).await, "virtual_folder_path"), "/y");
 
     // Copy with renames: the second copy of a name is numbered past the first.
-    let r = t
-        .owner
-        .batch(
-            "copy",
-            &body(across_chunks(&xa, &ya), json!({"target_folder_path": "/c"})),
-        )
-        .await
-        .ok_json(200);
+    let r = across("copy", &xa, &ya, json!({"target_folder_path": "/c"})).await;
     check_chunked(&r, 2, &[]);
     assert_eq!(r["renamed"], 1);
     let paths = by_path(&t.owner, "chunks").await;
     assert!(paths.contains_key("/c/a.png") && paths.contains_key("/c/a-2.png"));
 
     // Copy skipping taken names: the second is skipped.
-    let r = t
-        .owner
-        .batch(
-            "copy",
-            &body(
-                across_chunks(&xa, &ya),
-                json!({"target_folder_path": "/s", "duplicate_handling": "skip"}),
-            ),
-        )
-        .await
-        .ok_json(200);
+    let r = across(
+        "copy",
+        &xa,
+        &ya,
+        json!({"target_folder_path": "/s", "duplicate_handling": "skip"}),
+    )
+    .await;
     check_chunked(&r, 1, &[&ya]);
 
     // Copy overwriting: an image of the target folder that the batch copies in a later chunk
     // is one of its sources, so it is never replaced; the copies are renamed instead.
     let xb = upload("/x", "b.png", 3).await;
     let ob = upload("/o", "b.png", 4).await;
-    let r = t
-        .owner
-        .batch(
-            "copy",
-            &body(
-                across_chunks(&xb, &ob),
-                json!({"target_folder_path": "/o", "duplicate_handling": "overwrite"}),
-            ),
-        )
-        .await
-        .ok_json(200);
+    let r = across(
+        "copy",
+        &xb,
+        &ob,
+        json!({"target_folder_path": "/o", "duplicate_handling": "overwrite"}),
+    )
+    .await;
     check_chunked(&r, 2, &[]);
     assert_eq!(r["renamed"], 2);
     assert_eq!(s(&t.owner.image(&ob).await, "filename"), "b.png");
@@ -1121,17 +1110,13 @@ async fn name_rules_hold_between_the_chunks_of_one_batch() {
     t.owner.batch("delete", &archive(&r1)).await.ok_json(200);
     let r2 = upload("/r", "a.png", 6).await;
     t.owner.batch("delete", &archive(&r2)).await.ok_json(200);
-    let r = t
-        .owner
-        .patch(
-            "batch/images/update",
-            &body(
-                across_chunks(&r1, &r2),
-                json!({"updates": {"is_archived": false}}),
-            ),
-        )
-        .await
-        .ok_json(200);
+    let r = across(
+        "update",
+        &r1,
+        &r2,
+        json!({"updates": {"is_archived": false}}),
+    )
+    .await;
     check_chunked(&r, 1, &[&r2]);
     let last = r["failed"].as_array().unwrap().last().unwrap().clone();
     assert!(s(&last, "reason").contains("cannot restore"), "{last}");
