@@ -205,6 +205,20 @@ impl BatchOutcome {
     fn not_found(&mut self, id: &str) {
         self.failed.push((id.to_string(), NOT_FOUND_REASON.into()));
     }
+
+    /// Records a folder the operation touched (allocating only for a new one: a batch
+    /// touches the same few folders for thousands of ids).
+    fn touched(&mut self, folder: &str) {
+        if !self.affected_folders.contains(folder) {
+            self.affected_folders.insert(folder.to_string());
+        }
+    }
+
+    /// Records an id the operation completed for, whose image is in `folder`.
+    fn succeeded_in(&mut self, id: &str, folder: &str) {
+        self.touched(folder);
+        self.succeeded.push(id.to_string());
+    }
 }
 
 /// What a batch reads of each image it was given.
@@ -798,12 +812,7 @@ impl Store {
                     .map(String::as_str)
                     .or_else(|| unchanged.get(id).copied());
                 match folder {
-                    Some(folder) => {
-                        if !out.affected_folders.contains(folder) {
-                            out.affected_folders.insert(folder.to_string());
-                        }
-                        out.succeeded.push(id.to_string());
-                    }
+                    Some(folder) => out.succeeded_in(id, folder),
                     None => out.not_found(id),
                 }
             }
@@ -854,7 +863,7 @@ impl Store {
             if moving.is_empty() {
                 continue;
             }
-            out.affected_folders.insert(folder.to_string());
+            out.touched(folder);
             sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(folder)
                 .bind(&at)
@@ -938,7 +947,7 @@ impl Store {
             if plan.is_empty() {
                 continue;
             }
-            out.affected_folders.insert(folder.to_string());
+            out.touched(folder);
             let plan = json_list(&plan);
             sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(folder)
@@ -1090,10 +1099,7 @@ impl Store {
                     && (!row.is_archived
                         || restored.insert((row.folder.clone(), row.filename.clone())));
                 if free {
-                    if !out.affected_folders.contains(&row.folder) {
-                        out.affected_folders.insert(row.folder.clone());
-                    }
-                    out.succeeded.push(id.to_string());
+                    out.succeeded_in(id, &row.folder);
                     keep.push(id);
                 } else {
                     out.failed.push((
@@ -1182,12 +1188,7 @@ fn split_found(chunk: &[&str], found: &[Found], out: &mut BatchOutcome) {
     let by_id = rows_by_id(found);
     for &id in chunk {
         match by_id.get(id) {
-            Some(row) => {
-                if !out.affected_folders.contains(&row.folder) {
-                    out.affected_folders.insert(row.folder.clone());
-                }
-                out.succeeded.push(id.to_string());
-            }
+            Some(row) => out.succeeded_in(id, &row.folder),
             None => out.not_found(id),
         }
     }
@@ -1226,11 +1227,8 @@ fn plan_moves<'i>(
             }
             taken.insert(row.filename.clone(), id.to_string());
         }
-        if !out.affected_folders.contains(&row.folder) {
-            out.affected_folders.insert(row.folder.clone());
-        }
         moving.push(id);
-        out.succeeded.push(id.to_string());
+        out.succeeded_in(id, &row.folder);
     }
     moving
 }
@@ -1287,11 +1285,8 @@ fn plan_copies<'i>(
             }
         }
         taken.insert(name.clone(), None);
-        if !out.affected_folders.contains(&row.folder) {
-            out.affected_folders.insert(row.folder.clone());
-        }
         plan.push((id, new_image_id(), name));
-        out.succeeded.push(id.to_string());
+        out.succeeded_in(id, &row.folder);
     }
     (plan, replaced)
 }
