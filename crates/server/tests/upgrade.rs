@@ -1,5 +1,6 @@
-//! Upgrading a database made by an earlier version keeps what it holds: here, the annotation
-//! lists that lived on the image rows until they moved to a table of their own. Runs on the
+//! Upgrading a database made by an earlier version keeps what it holds and the rules it
+//! enforced: the annotation lists that lived on the image rows until they moved to a table of
+//! their own, and the names of images once two indexes over them became one. Runs on the
 //! backend `PICTOGRAPH_TEST_DATABASE` names, like the HTTP suite.
 
 mod common;
@@ -8,69 +9,79 @@ use common::{pg, Backend, Database};
 use pictograph_server::store::Store;
 use serde_json::{json, Value};
 use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
 use sqlx::Executor;
 
-/// The last migration before annotation lists left the images table, per backend.
-fn before_split(database: Database) -> (sqlx::migrate::Migrator, i64) {
-    match database {
-        Database::Sqlite => (sqlx::migrate!("./migrations/sqlite"), 7),
-        Database::Postgres => (sqlx::migrate!("./migrations/postgres"), 8),
-    }
-}
-
-#[tokio::test]
-async fn annotation_lists_stored_on_image_rows_survive_the_upgrade() {
-    let backend = Backend::from_env();
-    let dir = tempfile::tempdir().unwrap();
+/// A database of the running backend at an earlier schema: migrations up to `sqlite` or
+/// `postgres` (the last one before the change under test), holding organisation `o1` and its
+/// dataset `d1`. Answers its URL and a pool on it; the directory holds a SQLite file.
+async fn old_database(
+    backend: &Backend,
+    dir: &tempfile::TempDir,
+    sqlite: i64,
+    postgres: i64,
+) -> (String, AnyPool) {
     let url = match backend.database {
         Database::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display()),
         Database::Postgres => pg::fresh_database().await,
     };
     sqlx::any::install_default_drivers();
+    let old = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let (migrator, version) = match backend.database {
+        Database::Sqlite => (sqlx::migrate!("./migrations/sqlite"), sqlite),
+        Database::Postgres => (sqlx::migrate!("./migrations/postgres"), postgres),
+    };
+    migrator.run_to(version, &old).await.unwrap();
+    old.execute(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO organizations (id, name, created_at) VALUES ('o1', 'org', '{AT}'); \
+         INSERT INTO datasets (id, org_id, name, created_at, updated_at) \
+         VALUES ('d1', 'o1', 'old', '{AT}', '{AT}');"
+    )))
+    .await
+    .unwrap();
+    (url, old)
+}
+
+/// The time every row of the old databases was written.
+const AT: &str = "2026-01-01T00:00:00.000000Z";
+
+#[tokio::test]
+async fn annotation_lists_stored_on_image_rows_survive_the_upgrade() {
+    let backend = Backend::from_env();
+    let dir = tempfile::tempdir().unwrap();
     let boxes = json!([
         {"id": "1", "name": "car", "type": "bbox",
          "bounding_box": {"x": 1.0, "y": 2.0, "w": 3.0, "h": 4.0}, "confidence": 1.0, "attributes": []},
         {"id": "2", "name": "dog", "type": "bbox",
          "bounding_box": {"x": 5.0, "y": 6.0, "w": 7.0, "h": 8.0}, "confidence": 0.5, "attributes": []}
     ]);
-    {
-        let old = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .unwrap();
-        let (migrator, version) = before_split(backend.database);
-        migrator.run_to(version, &old).await.unwrap();
-        let at = "2026-01-01T00:00:00.000000Z";
-        old.execute(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO organizations (id, name, created_at) VALUES ('o1', 'org', '{at}'); \
-             INSERT INTO datasets (id, org_id, name, created_at, updated_at) \
-             VALUES ('d1', 'o1', 'old', '{at}', '{at}');"
-        )))
+    // The last migration before annotation lists left the images table.
+    let (url, old) = old_database(&backend, &dir, 7, 8).await;
+    for (id, list, archived) in [
+        ("i-labelled", boxes.clone(), 0),
+        ("i-empty", json!([]), 0),
+        ("i-archived", json!([boxes[1].clone()]), 1),
+    ] {
+        let count = list.as_array().unwrap().len() as i64;
+        sqlx::query(
+            "INSERT INTO images (id, dataset_id, folder, filename, is_archived, blob_hash, \
+             file_size, mime_type, annotations, annotation_count, created_at, updated_at) \
+             VALUES ($1, 'd1', '/', $1, $2, 'h', 10, 'image/png', $3, $4, $5, $5)",
+        )
+        .bind(id)
+        .bind(archived)
+        .bind(list.to_string())
+        .bind(count)
+        .bind(AT)
+        .execute(&old)
         .await
         .unwrap();
-        for (id, list, archived) in [
-            ("i-labelled", boxes.clone(), 0),
-            ("i-empty", json!([]), 0),
-            ("i-archived", json!([boxes[1].clone()]), 1),
-        ] {
-            let count = list.as_array().unwrap().len() as i64;
-            sqlx::query(
-                "INSERT INTO images (id, dataset_id, folder, filename, is_archived, blob_hash, \
-                 file_size, mime_type, annotations, annotation_count, created_at, updated_at) \
-                 VALUES ($1, 'd1', '/', $1, $2, 'h', 10, 'image/png', $3, $4, $5, $5)",
-            )
-            .bind(id)
-            .bind(archived)
-            .bind(list.to_string())
-            .bind(count)
-            .bind(at)
-            .execute(&old)
-            .await
-            .unwrap();
-        }
-        old.close().await;
     }
+    old.close().await;
 
     let store = Store::connect(&url).await.expect("the upgrade runs");
     assert_eq!(store.annotations("i-labelled").await.unwrap(), boxes);
@@ -124,6 +135,107 @@ async fn annotation_lists_stored_on_image_rows_survive_the_upgrade() {
     assert_eq!(store.annotation_lists(&ids).await.unwrap().len(), 1);
     store.delete_dataset("o1", "d1").await.unwrap();
     assert!(store.annotation_lists(&ids).await.unwrap().is_empty());
+    drop(store);
+    if backend.database == Database::Postgres {
+        pg::drop_database(&url).await;
+    }
+}
+
+/// Puts an image named `a.jpg` into `folder` of dataset `d1`, at any schema since the
+/// annotation lists left the images table.
+async fn insert_image(
+    pool: &AnyPool,
+    id: &str,
+    folder: &str,
+    archived: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO images (id, dataset_id, folder, filename, is_archived, blob_hash, \
+         file_size, mime_type, created_at, updated_at) \
+         VALUES ($1, 'd1', $2, 'a.jpg', $3, 'h', 10, 'image/jpeg', $4, $4)",
+    )
+    .bind(id)
+    .bind(folder)
+    .bind(i64::from(archived))
+    .bind(AT)
+    .execute(pool)
+    .await
+    .map(drop)
+}
+
+#[tokio::test]
+async fn image_names_keep_their_rules_when_two_name_indexes_become_one() {
+    let backend = Backend::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    // The last migration with separate live-name and path indexes.
+    let (url, old) = old_database(&backend, &dir, 8, 9).await;
+    for (id, folder, archived) in [
+        ("i-live", "/cats", false),
+        ("i-gone-1", "/cats", true),
+        ("i-gone-2", "/cats", true),
+        ("i-dog", "/dogs", false),
+    ] {
+        insert_image(&old, id, folder, archived).await.unwrap();
+    }
+    old.close().await;
+
+    let store = Store::connect(&url)
+        .await
+        .expect("the upgrade runs over archived images sharing a name");
+    let by_path = |folder: &'static str| {
+        let store = &store;
+        async move {
+            let row = store.image_by_path("d1", folder, "a.jpg").await.unwrap();
+            row.map(|r| r.id)
+        }
+    };
+    assert_eq!(by_path("/cats").await.as_deref(), Some("i-live"));
+    assert_eq!(by_path("/dogs").await.as_deref(), Some("i-dog"));
+    assert_eq!(by_path("/birds").await, None);
+    let taken = store
+        .names_taken(
+            "d1",
+            &[("/cats", "a.jpg"), ("/dogs", "a.jpg"), ("/dogs", "b.jpg")],
+        )
+        .await
+        .unwrap();
+    let mut taken: Vec<(String, String)> = taken.into_iter().collect();
+    taken.sort_unstable();
+    assert_eq!(
+        taken,
+        [("/cats", "a.jpg"), ("/dogs", "a.jpg")].map(|(f, n)| (f.to_string(), n.to_string()))
+    );
+
+    // A live name is still unique; archived images may still repeat it.
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let second = insert_image(&pool, "i-live-2", "/cats", false).await;
+    assert!(
+        second.is_err_and(|e| e
+            .as_database_error()
+            .is_some_and(|d| d.is_unique_violation())),
+        "a second live /cats/a.jpg was accepted"
+    );
+    insert_image(&pool, "i-gone-3", "/cats", true)
+        .await
+        .unwrap();
+    // A move into a folder whose live image has the name fails and changes nothing.
+    let moved = store
+        .batch_move("d1", &["i-dog".to_string()], "/cats")
+        .await
+        .unwrap();
+    assert!(moved.succeeded.is_empty());
+    assert_eq!(by_path("/dogs").await.as_deref(), Some("i-dog"));
+    // Once the live image is archived, the name is free again.
+    store.archive_image("i-live").await.unwrap();
+    insert_image(&pool, "i-live-2", "/cats", false)
+        .await
+        .unwrap();
+    assert_eq!(by_path("/cats").await.as_deref(), Some("i-live-2"));
+    pool.close().await;
     drop(store);
     if backend.database == Database::Postgres {
         pg::drop_database(&url).await;
