@@ -34,9 +34,10 @@ struct DataArgs {
     /// data directory).
     #[arg(long, alias = "database", env = "PICTOGRAPH_DATABASE_URL")]
     database_url: Option<String>,
-    /// Image bytes: `file://path` or `s3://bucket/prefix` (default: the data directory). S3
-    /// credentials, region and endpoint come from the usual `AWS_*` variables and
-    /// `AWS_ENDPOINT_URL`.
+    /// Image bytes: `file://path`, `s3://bucket/prefix`, `gs://bucket/prefix` or
+    /// `az://container/prefix?account=NAME` (default: the data directory). Credentials come
+    /// from the usual `AWS_*`, `GOOGLE_*` and `AZURE_*` variables (see README, "Running at
+    /// scale").
     #[arg(long = "blobs", env = "PICTOGRAPH_BLOBS_URL")]
     blobs_url: Option<String>,
 }

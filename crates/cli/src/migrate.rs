@@ -16,7 +16,8 @@ pub struct MigrateArgs {
     /// Target metadata database.
     #[arg(long)]
     to: String,
-    /// Source image bytes (`file://dir` or `s3://bucket/prefix`); default: the data directory.
+    /// Source image bytes (`file://dir`, `s3://…`, `gs://…` or `az://…`); default: the data
+    /// directory.
     #[arg(long)]
     from_blobs: Option<String>,
     /// Target image bytes; default: the same as the source (bytes are not moved).

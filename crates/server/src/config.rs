@@ -51,7 +51,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Metadata database URL; SQLite under `data_dir` when unset.
     pub database_url: Option<String>,
-    /// Blob store URL: `file://…` or `s3://bucket/prefix`; the data directory when unset.
+    /// Blob store URL: `file://…`, `s3://bucket/prefix`, `gs://bucket/prefix` or
+    /// `az://container/prefix`; the data directory when unset.
     pub blobs_url: Option<String>,
     /// Secret for signed URLs; generated and kept under `data_dir` when unset.
     pub signing_secret: Option<String>,

@@ -1,7 +1,7 @@
 //! Image bytes: content-addressed by SHA-256, written once, never modified.
 //!
-//! Bytes live on the local disk (`file://`, the default) or in S3-compatible object storage
-//! (`s3://bucket/prefix`). Writes are always staged in a local temporary file first, hashed as
+//! Bytes live on the local disk (`file://`, the default) or in object storage
+//! (`s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`). Writes are always staged in a local temporary file first, hashed as
 //! they arrive, and only then stored under their hash, so a half-written object is never
 //! visible under a hash.
 
@@ -77,9 +77,8 @@ pub struct Blobs {
 }
 
 impl Blobs {
-    /// Opens the store: `url` is `None` or `file://…` for the data directory's disk,
-    /// `s3://bucket[/prefix]` for S3-compatible storage (credentials and endpoint from the
-    /// usual `AWS_*` variables).
+    /// Opens the store: `url` is `None` or `file://…` for the data directory's disk, or an
+    /// object store URL that [`RemoteBlobs::open`] takes.
     pub async fn open(data_dir: &Path, url: Option<&str>) -> Result<Blobs, BlobError> {
         let remote = match url {
             None => None,
@@ -220,14 +219,15 @@ impl Blobs {
         }
     }
 
-    /// A presigned URL to PUT an upload's bytes straight into the object store, if remote.
+    /// A presigned URL to PUT an upload's bytes straight into the object store, for remote
+    /// stores that take one (S3, GCS); otherwise the bytes come through the server.
     pub async fn presign_upload(
         &self,
         upload_id: &str,
         ttl: Duration,
     ) -> Result<Option<String>, BlobError> {
         match &self.remote {
-            Some(r) => Ok(Some(r.presign_put(&upload_key(upload_id)?, ttl).await?)),
+            Some(r) => r.presign_put(&upload_key(upload_id)?, ttl).await,
             None => Ok(None),
         }
     }

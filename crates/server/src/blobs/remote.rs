@@ -1,8 +1,11 @@
-//! Bytes in S3-compatible object storage through `object_store`.
+//! Bytes in object storage through `object_store`: S3 and S3-compatible servers, Google Cloud
+//! Storage, and Azure Blob Storage.
 
 use super::{BlobError, ByteStream};
 use futures::StreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::signer::{Method, Signer};
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
@@ -14,47 +17,111 @@ use tokio::io::AsyncReadExt;
 /// Part size of multipart uploads.
 const PART: usize = 8 * 1024 * 1024;
 
-/// A bucket and a key prefix.
+/// A bucket (or container) and a key prefix.
 #[derive(Debug, Clone)]
 pub struct RemoteBlobs {
-    store: Arc<AmazonS3>,
+    store: Arc<dyn ObjectStore>,
+    /// Signs upload URLs, for stores that take a signed PUT as the official client sends it
+    /// (S3 and GCS). Azure has none: a PUT there must also carry an `x-ms-blob-type` header,
+    /// which that client does not send, so uploads to Azure go through the server.
+    signer: Option<Arc<dyn Signer>>,
     prefix: String,
 }
 
+/// The URL forms [`RemoteBlobs::open`] takes, for error messages.
+const FORMS: &str = "file://…, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix";
+
 impl RemoteBlobs {
-    /// Parses `s3://bucket[/prefix][?endpoint=…&region=…]`; credentials (and, unless the URL
-    /// names them, region and endpoint) come from the usual `AWS_*` variables.
+    /// Opens `s3://bucket[/prefix]`, `gs://bucket[/prefix]` or `az://container[/prefix]`, each
+    /// with options after `?`:
+    /// - `s3`: `endpoint=` and `region=`; credentials (and, unless the URL names them, region
+    ///   and endpoint) from the usual `AWS_*` variables;
+    /// - `gs`: `service_account=` (the path of a service account key file); otherwise
+    ///   credentials from `GOOGLE_SERVICE_ACCOUNT`, `GOOGLE_APPLICATION_CREDENTIALS` or the
+    ///   instance's metadata server;
+    /// - `az`: `account=` and `endpoint=` (default `https://ACCOUNT.blob.core.windows.net`);
+    ///   the account, when not in the URL, and the credentials (an account key, a SAS token,
+    ///   a client secret or a managed identity) from the usual `AZURE_*` variables.
     pub fn open(url: &str) -> Result<RemoteBlobs, BlobError> {
         let (url, query) = url.split_once('?').unwrap_or((url, ""));
-        let rest = url.strip_prefix("s3://").ok_or_else(|| {
-            BlobError::Config(format!(
-                "unsupported blob store URL '{url}': use file://… or s3://bucket/prefix"
-            ))
-        })?;
+        let unsupported =
+            || BlobError::Config(format!("unsupported blob store URL '{url}': use {FORMS}"));
+        let (scheme, rest) = url.split_once("://").ok_or_else(unsupported)?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(BlobError::Config("the s3:// URL needs a bucket".into()));
+            return Err(BlobError::Config(format!(
+                "the {scheme}:// URL needs a {}",
+                if scheme == "az" {
+                    "container"
+                } else {
+                    "bucket"
+                }
+            )));
         }
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-        let mut endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
+        let known: &[&str] = match scheme {
+            "s3" => &["endpoint", "region"],
+            "gs" => &["service_account"],
+            "az" => &["account", "endpoint"],
+            _ => return Err(unsupported()),
+        };
+        let mut options = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
-                Some(("endpoint", v)) => endpoint = Some(v.to_string()),
-                Some(("region", v)) => builder = builder.with_region(v),
+                Some((k, v)) if known.contains(&k) => options.push((k, v)),
                 _ => {
                     return Err(BlobError::Config(format!(
-                        "unknown blob store URL option '{pair}': use endpoint= or region="
+                        "unknown {scheme}:// URL option '{pair}': use {}",
+                        known
+                            .iter()
+                            .map(|k| format!("{k}="))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
                     )))
                 }
             }
         }
-        if let Some(endpoint) = endpoint {
-            builder = builder
-                .with_allow_http(endpoint.starts_with("http://"))
-                .with_endpoint(endpoint);
-        }
+        let option = |name: &str| options.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        let (store, signer): (Arc<dyn ObjectStore>, Option<Arc<dyn Signer>>) = match scheme {
+            "s3" => {
+                let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+                if let Some(region) = option("region") {
+                    builder = builder.with_region(region);
+                }
+                let endpoint = option("endpoint")
+                    .map(str::to_string)
+                    .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+                if let Some(endpoint) = endpoint {
+                    builder = builder
+                        .with_allow_http(endpoint.starts_with("http://"))
+                        .with_endpoint(endpoint);
+                }
+                let s3 = Arc::new(builder.build()?);
+                (s3.clone(), Some(s3))
+            }
+            "gs" => {
+                let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+                if let Some(path) = option("service_account") {
+                    builder = builder.with_service_account_path(path);
+                }
+                let gcs = Arc::new(builder.build()?);
+                (gcs.clone(), Some(gcs))
+            }
+            _ => {
+                let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(bucket);
+                if let Some(account) = option("account") {
+                    builder = builder.with_account(account);
+                }
+                if let Some(endpoint) = option("endpoint") {
+                    builder = builder
+                        .with_allow_http(endpoint.starts_with("http://"))
+                        .with_endpoint(endpoint.to_string());
+                }
+                (Arc::new(builder.build()?), None)
+            }
+        };
         Ok(RemoteBlobs {
-            store: Arc::new(builder.build()?),
+            store,
+            signer,
             prefix: prefix.trim_matches('/').to_string(),
         })
     }
@@ -171,12 +238,49 @@ impl RemoteBlobs {
         Ok(out)
     }
 
-    /// A presigned PUT URL for an object.
-    pub async fn presign_put(&self, key: &str, ttl: Duration) -> Result<String, BlobError> {
-        let url = self
-            .store
-            .signed_url(Method::PUT, &self.path(key), ttl)
-            .await?;
-        Ok(url.to_string())
+    /// A presigned PUT URL for an object, or `None` when uploads to this store go through the
+    /// server.
+    pub async fn presign_put(&self, key: &str, ttl: Duration) -> Result<Option<String>, BlobError> {
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        let url = signer.signed_url(Method::PUT, &self.path(key), ttl).await?;
+        Ok(Some(url.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RemoteBlobs;
+
+    fn refusal(url: &str) -> String {
+        RemoteBlobs::open(url)
+            .expect_err("the URL is refused")
+            .to_string()
+    }
+
+    #[test]
+    fn urls_name_a_bucket_and_only_their_own_options() {
+        assert!(refusal("ftp://bucket/p").contains("unsupported blob store URL 'ftp://bucket/p'"));
+        assert!(refusal("bucket/p").contains("use file://…, s3://"));
+        assert!(refusal("gs:///p").contains("the gs:// URL needs a bucket"));
+        assert!(refusal("az://").contains("the az:// URL needs a container"));
+        let wrong = refusal("gs://bucket/p?endpoint=http://127.0.0.1:1");
+        assert!(
+            wrong.contains("unknown gs:// URL option 'endpoint=http://127.0.0.1:1'")
+                && wrong.contains("use service_account="),
+            "{wrong}"
+        );
+        let wrong = refusal("az://container?region=x");
+        assert!(wrong.contains("use account= or endpoint="), "{wrong}");
+        let opened = RemoteBlobs::open(
+            "az://container/some/prefix/?account=acct&endpoint=http://127.0.0.1:1/acct",
+        )
+        .expect("a container, an account and an endpoint open a store");
+        assert_eq!(opened.prefix, "some/prefix");
+        assert!(
+            opened.signer.is_none(),
+            "Azure uploads go through the server"
+        );
     }
 }

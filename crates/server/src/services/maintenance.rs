@@ -62,7 +62,7 @@ pub struct SweepReport {
     pub expired_responses: u64,
     /// Staged files of abandoned writes.
     pub temp_files: Vec<String>,
-    /// Objects PUT through presigned URLs (S3) that no pending upload claims.
+    /// Objects PUT through presigned URLs (S3, GCS) that no pending upload claims.
     pub staged_objects: Vec<String>,
     /// Recorded bytes that nothing refers to.
     pub orphan_blobs: Vec<String>,
