@@ -13,7 +13,7 @@ mod common;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use common::{png_seeded, s, sha256_hex, TestServer};
+use common::{bmp, png_seeded, s, sha256_hex, TestServer};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
 use std::net::TcpListener;
@@ -325,11 +325,11 @@ async fn azure_objects(emulator: &Emulator, container: &str) -> Vec<String> {
     names
 }
 
-/// What one store is checked for: uploads of two images (the second with the first one's
-/// bytes), each served back whole and in part, one object per distinct content under its
-/// hash, no staged upload left over, and the bytes freed by a sweep once both images are
-/// purged.
-/// `objects` lists the bucket; `direct` says whether the client PUTs straight into it.
+/// What one store is checked for: uploads of two images with the same bytes, each served
+/// back whole and in part, and of one larger than a part of a multipart upload (8 MiB); one
+/// object per distinct content under its hash, no staged upload left over, and the bytes
+/// freed by a sweep once the images are purged. `objects` lists the bucket; `direct` says
+/// whether the client PUTs straight into it.
 async fn uploads_are_stored_served_and_freed<F, Fut>(store_url: String, direct: bool, objects: F)
 where
     F: Fn() -> Fut,
@@ -383,14 +383,25 @@ where
         .await;
     assert_eq!(part.status, 206);
     assert_eq!(part.bytes, bytes[8..24]);
-    let stored = format!("{PREFIX}/blobs/{}/{}/{hash}", &hash[..2], &hash[2..4]);
+    // An image larger than a part of a multipart upload (8 MiB) is still stored in one PUT.
+    let large = bmp(1800, 1700);
+    assert!(large.len() > 8 << 20);
+    let third = t
+        .owner
+        .upload(&ds_id, "/", "large.bmp", &large, "image/bmp")
+        .await;
+    let served = t.owner.get(&format!("images/{}", s(&third, "id"))).await;
+    assert_eq!(sha256_hex(&served.bytes), sha256_hex(&large));
+    let key = |hash: &str| format!("{PREFIX}/blobs/{}/{}/{hash}", &hash[..2], &hash[2..4]);
+    let mut expected = vec![key(&hash), key(&sha256_hex(&large))];
+    expected.sort();
     assert_eq!(
         objects().await,
-        [stored],
-        "one object for the two images, under its hash, and no staged upload left"
+        expected,
+        "one object per content, under its hash, and no staged upload left"
     );
 
-    let ids = [s(&first, "id"), s(&second, "id")];
+    let ids = [s(&first, "id"), s(&second, "id"), s(&third, "id")];
     t.owner
         .batch(
             "delete",

@@ -17,6 +17,11 @@ use tokio::io::AsyncReadExt;
 /// Part size of multipart uploads.
 const PART: usize = 8 * 1024 * 1024;
 
+/// Largest object written from memory in one PUT. Uploads are held in memory up to the
+/// upload limit (50 MiB by default); S3 takes 5 GiB in one PUT, Azure about 5,000 MiB and GCS
+/// 5 TiB.
+const SINGLE_PUT: usize = 256 * 1024 * 1024;
+
 /// A bucket (or container) and a key prefix.
 #[derive(Debug, Clone)]
 pub struct RemoteBlobs {
@@ -160,10 +165,11 @@ impl RemoteBlobs {
         Ok(())
     }
 
-    /// Stores bytes held in memory as one object (multipart above the part size).
+    /// Stores bytes held in memory as one object: one PUT up to [`SINGLE_PUT`] (every store
+    /// takes far more in one request, and the bytes are in memory already), in parts above.
     pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
         let path = self.path(key);
-        if bytes.len() <= PART {
+        if bytes.len() <= SINGLE_PUT {
             self.store.put(&path, bytes.into()).await?;
             return Ok(());
         }
