@@ -27,6 +27,10 @@
 #   upload:   pictograph upload | Python upload_dataset_from_folder | cp -r of the folder
 #             | cp -r then sync (the server answers an upload once its bytes are on disk;
 #               a download, like cp, does not sync)
+#             | durable copy (bench/durable_copy.py: each file written to a temporary name,
+#               synced, renamed and its directory synced, as many at once as the CLI
+#               uploads (--workers, or its default of 16); the floor for an upload that is
+#               durable once acknowledged)
 #             | Label Studio: create a project, then POST the files to its import endpoint
 #   download: pictograph download | Python datasets.download(mode="full") | cp -r
 #             | Label Studio: its YOLO_WITH_IMAGES export (a zip of every image), unpacked
@@ -222,7 +226,7 @@ timed() {
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 wflag=()
 [[ -n "$workers" ]] && wflag=(--workers "$workers")
-touch "$work/up_py" "$work/dl_py" "$work/up_ls" "$work/dl_ls" "$work/dl_cps"
+touch "$work/up_py" "$work/dl_py" "$work/up_ls" "$work/dl_ls" "$work/dl_cps" "$work/dl_dcp"
 for i in $(seq 1 "$runs"); do
   settle
   echo "run $i/$runs: ours" >&2
@@ -252,7 +256,8 @@ for i in $(seq 1 "$runs"); do
   # The server answers an upload only once its bytes are on disk; `cp -r` then `sync` is the
   # floor for that.
   timed "$work/up_cps" bash -c 'cp -r "$1" "$2" && sync' _ "$work/src" "$work/cps-$i"
-  trash "$work/cp-$i" "$work/cpdl-$i" "$work/cps-$i" "$work"/data-*
+  timed "$work/up_dcp" "$python" "$here/durable_copy.py" "$work/src" "$work/dcp-$i" "${workers:-16}"
+  trash "$work/cp-$i" "$work/cpdl-$i" "$work/cps-$i" "$work/dcp-$i" "$work"/data-*
 
   if (( i <= ls_runs )); then
     echo "run $i/$runs: label studio" >&2
@@ -283,14 +288,14 @@ def med(n):
     xs = [float(x) for x in open(f"{work}/{n}").read().split()]
     return statistics.median(xs) if xs else None
 
-cols = [("ours", "ours"), ("python", "py"), ("cp -r", "cp"), ("cp -r; sync", "cps")] + ([("label studio", "ls")] if ls_runs else [])
+cols = [("ours", "ours"), ("python", "py"), ("cp -r", "cp"), ("cp -r; sync", "cps"), ("durable cp", "dcp")] + ([("label studio", "ls")] if ls_runs else [])
 print(f"\n{files} files, {nbytes / 1e6:.0f} MB, {cpus} CPUs, warm cache; medians of runs:"
       f" ours {runs}, cp -r {runs}, python {py_runs}" + (f", label studio {ls_runs}" if ls_runs else ""))
 print(f"load average (1, 5, 15 min) before the runs {load0}, after {load1}: other work on the machine skews the times")
 if ls_runs:
     print(f"label studio {ls_version}: import in requests of {ls_batch} files, {ls_parallel} at once;"
           " download = its YOLO_WITH_IMAGES export, unpacked")
-ratios = ["python/ours"] + (["ls/ours"] if ls_runs else []) + ["ours/cp", "ours/cp;sync"]
+ratios = ["python/ours"] + (["ls/ours"] if ls_runs else []) + ["ours/cp", "ours/cp;sync", "ours/durable"]
 print(f"{'':10}" + "".join(f"{c:>14}" for c, _ in cols) + "".join(f"{r:>13}" for r in ratios) + f"{'ours MB/s':>11}")
 for op in ("upload", "download"):
     p = "up" if op == "upload" else "dl"
@@ -298,7 +303,7 @@ for op in ("upload", "download"):
     o = t["ours"]
     cells = "".join(f"{t[k]:13.2f}s" if t[k] is not None else f"{'-':>14}" for _, k in cols)
     div = lambda a, b: a / b if a is not None and b is not None else None
-    r = [div(t["py"], o)] + ([div(t["ls"], o)] if ls_runs else []) + [div(o, t["cp"]), div(o, t["cps"])]
+    r = [div(t["py"], o)] + ([div(t["ls"], o)] if ls_runs else []) + [div(o, t["cp"]), div(o, t["cps"]), div(o, t["dcp"])]
     ratio = lambda x: f"{x:12.1f}x" if x is not None else f"{'-':>13}"
     print(f"{op:10}{cells}" + "".join(ratio(x) for x in r) + f"{nbytes / 1e6 / o:11.0f}")
 EOF
