@@ -37,7 +37,7 @@
 # The server stores bytes by content, so every upload measured goes to a `pictograph serve`
 # on 127.0.0.1 with a fresh data directory rather than finding the bytes already there.
 # Nothing is deleted during a run: its outputs are deleted between runs (see `settle`), so
-# scratch peaks near 7x the generated data (10x with Label Studio, whose import keeps a copy
+# scratch peaks near 8x the generated data (11x with Label Studio, whose import keeps a copy
 # and whose export stages a zip).
 # Python: tests/compat/.venv (made by `bash tests/compat/run.sh --co -q`), or $PYTHON, or a
 # venv made here in bench/.venv. Not a test: nothing is asserted beyond every run succeeding.
