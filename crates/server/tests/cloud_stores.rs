@@ -155,19 +155,20 @@ async fn media_put_adapter(emulator: &str) -> String {
         let path = parts.uri.path();
         let query = parts.uri.query().unwrap_or("");
         let signed = query.contains("X-Goog-Algorithm=");
-        let target = match path.trim_start_matches('/').split_once('/') {
+        // A plain PUT goes to the media upload (a POST); anything else as it came.
+        let (method, target, translated) = match path.trim_start_matches('/').split_once('/') {
             Some((bucket, object))
                 if parts.method == Method::PUT && !signed && !query.contains("uploadType=") =>
             {
-                format!("{emulator}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={object}")
+                let media = format!(
+                    "{emulator}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={object}"
+                );
+                (reqwest::Method::POST, media, true)
             }
-            _ => format!("{emulator}{}", parts.uri),
-        };
-        let translated = target.contains("uploadType=media");
-        let method = if translated {
-            reqwest::Method::POST
-        } else {
-            reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).unwrap()
+            _ => {
+                let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes());
+                (method.unwrap(), format!("{emulator}{}", parts.uri), false)
+            }
         };
         let mut forwarded = reqwest::Client::new()
             .request(method, target)

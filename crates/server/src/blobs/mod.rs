@@ -1,9 +1,9 @@
 //! Image bytes: content-addressed by SHA-256, written once, never modified.
 //!
 //! Bytes live on the local disk (`file://`, the default) or in object storage
-//! (`s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`). Writes are always staged in a local temporary file first, hashed as
-//! they arrive, and only then stored under their hash, so a half-written object is never
-//! visible under a hash.
+//! (`s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`). Writes are always
+//! staged in a local temporary file first, hashed as they arrive, and only then stored under
+//! their hash, so a half-written object is never visible under a hash.
 
 mod local;
 mod remote;
