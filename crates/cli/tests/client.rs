@@ -743,15 +743,57 @@ async fn annotations_commands() {
         r#"[{"type":"circle","id":"c","name":"x"}]"#,
     );
     assert_eq!(out.code, 2);
-    // The server's validation errors carry the status.
+    // Geometry the server would refuse is refused before sending, every mistake at once.
     let out = s.run_in(
         &["annotations", "set", id],
-        r#"[{"type":"bbox","id":"b","name":"x","bounding_box":{"x":1,"y":1,"w":-5,"h":4}}]"#,
+        r#"[{"type":"bbox","id":"b","name":"x","bounding_box":{"x":1,"y":1,"w":-5,"h":4}},
+            {"type":"keypoint","id":"b","name":"x"}]"#,
     );
-    assert!(out.error_line().contains("HTTP 4"), "{}", out.stderr);
+    assert_eq!(out.code, 2);
+    let line = out.error_line();
+    assert!(
+        line.contains("annotation 0: bounding_box.w: ") && line.contains("annotation 1: "),
+        "{}",
+        out.stderr
+    );
+    let got = s.run(&["annotations", "get", id, "--json"]).ok().json();
+    assert_eq!(
+        got["annotations"][0]["id"], "p1",
+        "a refused list changes nothing"
+    );
+
+    // The README's shorthand is taken, and an annotation without an id gets one.
+    let out = s.run_in(
+        &["annotations", "set", id],
+        r#"[{"id":"s1","name":"person","type":"bbox","bbox":[100,200,50,80]},
+            {"name":"road","type":"polyline","polyline":[[0,100],[50,100],[100,100]]}]"#,
+    );
+    assert!(
+        out.ok().stdout.contains("Saved 2 annotations"),
+        "{}",
+        out.stdout
+    );
+    let got = s.run(&["annotations", "get", id, "--json"]).ok().json();
+    assert_eq!(
+        got["annotations"][0]["bounding_box"],
+        serde_json::json!({"x": 100.0, "y": 200.0, "w": 50.0, "h": 80.0})
+    );
+    let made = got["annotations"][1]["id"].as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(made).is_ok(), "{made}");
+
+    // What only the server can check (here the dataset's classes) comes back with its status.
+    s.run(&["datasets", "create", "strict", "--classes", "dog"])
+        .ok();
+    let strict = upload_tree(&s, "strict");
+    let out = s.run_in(
+        &["annotations", "set", &strict["a.png"]],
+        r#"[{"type":"bbox","id":"b","name":"cat","bounding_box":{"x":1,"y":1,"w":5,"h":4}}]"#,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.error_line().contains("HTTP 422"), "{}", out.stderr);
 
     let v = s.run(&["annotations", "delete", id, "--json"]).ok().json();
-    assert_eq!(v["deleted"]["deleted_count"], 1);
+    assert_eq!(v["deleted"]["deleted_count"], 2);
     let out = s.run(&["annotations", "get", id]);
     assert!(out.ok().stdout.contains("no annotations"), "{}", out.stdout);
     s.app.stop().await.unwrap();

@@ -5,6 +5,7 @@ use super::{
     finish, print_json, print_table, read_stdin, to_json, CliError, CliResult, ClientArgs, Ctx,
 };
 use pictograph::Annotation;
+use pictograph_core::annotation::{validate_annotations, FieldError};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -26,7 +27,9 @@ enum AnnotationsCommand {
         image_id: String,
     },
     /// Replace an image's annotations with a JSON list (a bare list, or an object with an
-    /// `annotations` list) read from a file or standard input.
+    /// `annotations` list) read from a file or standard input. The README's shorthand
+    /// (`"bbox": [x, y, w, h]`, `"polygon": [[x, y], ...]`, `"polyline"`, `"keypoint": [x, y]`)
+    /// is accepted, and an annotation without an `id` gets a new one.
     Set {
         /// Image id.
         image_id: String,
@@ -46,11 +49,14 @@ pub async fn run(args: AnnotationsArgs) -> anyhow::Result<()> {
     finish(json, annotations(args).await)
 }
 
-/// Parses an annotation document: a bare list or `{"annotations": [...]}`.
+/// Parses an annotation document (a bare list or `{"annotations": [...]}`) into the list the
+/// server will store: the shorthand of the API's README (`"bbox": [x, y, w, h]`,
+/// `"polygon": [[x, y], ...]`, ...) becomes the canonical form, an annotation without an `id`
+/// gets a new one, and every mistake is reported at once, before anything is sent.
 fn parse(text: &str, source: &str) -> CliResult<Vec<Annotation>> {
     let bad = |m: String| CliError::Usage(format!("{source}: {m}"));
     let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let list = match v {
+    let mut list = match v {
         Value::Array(_) => v,
         Value::Object(mut o) => match o.remove("annotations") {
             Some(l @ Value::Array(_)) => l,
@@ -68,14 +74,44 @@ fn parse(text: &str, source: &str) -> CliResult<Vec<Annotation>> {
             ))
         }
     };
-    let items = list.as_array().cloned().unwrap_or_default();
-    items
+    for a in list.as_array_mut().into_iter().flatten() {
+        if let Some(o) = a.as_object_mut() {
+            if o.get("id").is_none_or(Value::is_null) {
+                o.insert("id".into(), uuid::Uuid::new_v4().to_string().into());
+            }
+        }
+    }
+    let canonical = validate_annotations(&list, None).map_err(|errors| {
+        let described: Vec<String> = errors.iter().map(describe).collect();
+        bad(described.join("; "))
+    })?;
+    canonical
         .into_iter()
         .enumerate()
         .map(|(i, a)| {
             serde_json::from_value::<Annotation>(a).map_err(|e| bad(format!("annotation {i}: {e}")))
         })
         .collect()
+}
+
+/// One validation error, as "annotation N: field.path: message".
+fn describe(e: &FieldError) -> String {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    // The location starts with "body", "annotations" and the annotation's index.
+    let rest: Vec<String> = e.loc.iter().skip(3).map(text).collect();
+    let mut out = match e.loc.get(2) {
+        Some(i) => format!("annotation {}: ", text(i)),
+        None => String::new(),
+    };
+    if !rest.is_empty() {
+        out.push_str(&rest.join("."));
+        out.push_str(": ");
+    }
+    out.push_str(&e.msg);
+    out
 }
 
 fn geometry(a: &Annotation) -> String {
@@ -168,7 +204,10 @@ mod tests {
         assert_eq!(parse(&format!("[{one}]"), "f").unwrap().len(), 1);
         assert_eq!(
             parse(
-                &format!(r#"{{"image_id":"x","annotations":[{one},{one}]}}"#),
+                &format!(
+                    r#"{{"image_id":"x","annotations":[{one},{}]}}"#,
+                    one.replace(r#""id":"a""#, r#""id":"b""#)
+                ),
                 "f"
             )
             .unwrap()
@@ -180,5 +219,46 @@ mod tests {
         assert!(matches!(parse("nope", "f"), Err(CliError::Usage(_))));
         let e = parse(r#"[{"type":"circle","id":"a","name":"x"}]"#, "in.json");
         assert!(matches!(e, Err(CliError::Usage(m)) if m.starts_with("in.json: annotation 0")));
+    }
+
+    #[test]
+    fn the_readme_shorthand_becomes_canonical_and_missing_ids_are_made() {
+        let list = parse(
+            r#"[{"id":"b","name":"person","type":"bbox","bbox":[100,200,50,80]},
+                {"name":"car","type":"polygon","polygon":[[10,20],[30,40],[50,60]]},
+                {"id":null,"name":"road","type":"polyline","polyline":[[0,100],[50,100]]},
+                {"id":"k","name":"nose","type":"keypoint","keypoint":[150,200]}]"#,
+            "f",
+        )
+        .unwrap();
+        let v = to_json(&list);
+        assert_eq!(
+            v[0]["bounding_box"],
+            json!({"x": 100.0, "y": 200.0, "w": 50.0, "h": 80.0})
+        );
+        assert_eq!(v[0]["id"], "b");
+        assert_eq!(v[1]["polygon"]["paths"][0].as_array().unwrap().len(), 3);
+        assert_eq!(v[2]["polyline"]["path"][1], json!({"x": 50.0, "y": 100.0}));
+        assert_eq!(v[3]["keypoint"], json!({"x": 150.0, "y": 200.0}));
+        for made in [&v[1]["id"], &v[2]["id"]] {
+            let made = made.as_str().unwrap();
+            assert!(uuid::Uuid::parse_str(made).is_ok(), "{made}");
+        }
+        assert_ne!(v[1]["id"], v[2]["id"]);
+    }
+
+    #[test]
+    fn every_mistake_is_reported_with_its_annotation_and_field() {
+        let e = parse(
+            r#"[{"id":"a","name":"cat","type":"bbox","bbox":[1,2,-10,10]},
+                {"id":"","type":"bbox","bounding_box":{"x":0,"y":0,"w":1,"h":1}}]"#,
+            "in.json",
+        );
+        let Err(CliError::Usage(m)) = e else {
+            panic!("expected a usage error, got {e:?}")
+        };
+        assert!(m.starts_with("in.json: annotation 0: bbox.2: "), "{m}");
+        assert!(m.contains("; annotation 1: id: "), "{m}");
+        assert!(m.contains("; annotation 1: name: field required"), "{m}");
     }
 }
