@@ -375,6 +375,12 @@ impl Datasets {
         options: DownloadOptions,
     ) -> Result<DownloadReport> {
         let out = output_dir.as_ref().to_path_buf();
+        // Page by page, the next page fetched while this one's files are: memory holds one
+        // page of the listing and the paths taken so far (as hashes), whatever the size.
+        let mut taken = HashSet::new();
+        let (mut done, mut total, mut offset) = (0, 0, 0);
+        let mut page = self.download_page(name, &options, offset).await?;
+        // Only once the dataset is known to exist, so a mistyped name leaves nothing behind.
         tokio::fs::create_dir_all(&out)
             .await
             .map_err(|e| Error::io(&out, e))?;
@@ -382,12 +388,7 @@ impl Datasets {
             output_dir: out.clone(),
             ..DownloadReport::default()
         };
-        // Page by page, the next page fetched while this one's files are: memory holds one
-        // page of the listing and the paths taken so far (as hashes), whatever the size.
-        let mut taken = HashSet::new();
         let bar = options.show_progress.then(|| progress_bar(0));
-        let (mut done, mut total, mut offset) = (0, 0, 0);
-        let mut page = self.download_page(name, &options, offset).await?;
         loop {
             if report.dataset_id.is_empty() {
                 report.dataset_id = page.dataset_id.clone();

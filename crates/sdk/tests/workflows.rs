@@ -431,13 +431,14 @@ async fn download_modes_folders_and_status_filter() {
     assert_eq!(r.images_downloaded, 0);
     assert!(common::files_under(&out).is_empty());
 
-    // unknown dataset: the listing call fails
+    // unknown dataset: the listing call fails, and no output directory is left behind
     assert!(c
         .datasets()
         .download("nope", tmp.path().join("x"), DownloadOptions::default())
         .await
         .unwrap_err()
         .is_not_found());
+    assert!(!tmp.path().join("x").exists());
 }
 
 #[tokio::test]
