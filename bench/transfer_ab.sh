@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Folder upload and dataset download of two builds side by side (not a test).
+#
+# Usage: bench/transfer_ab.sh OLD_BINARY NEW_BINARY [--rounds N] [--files N] [--workers W]
+#
+# Generates one folder of N images (default 2000, as bench/upload_download.sh does), then,
+# round after round, runs each build in turn: a server on a fresh data directory, the build's
+# own CLI uploading the folder, then downloading the dataset into a fresh directory. The order
+# of the two builds alternates between rounds, so drift of the machine's speed during the run
+# falls on both. Prints every time, then per step both builds' medians and their ratio
+# (old / new, above 1 when the new build is faster), with the CPU time of the server and of
+# the CLI. Outputs are moved aside while timing and deleted between rounds (see `settle` in
+# bench/upload_download.sh for why).
+# BENCH_DIR=DIR puts the scratch directory there (default: target/bench); it needs about
+# 2 GB per round for the default size.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+
+[[ $# -ge 2 ]] || { sed -n '2,16p' "$0"; exit 2; }
+old="$(realpath "$1")" new="$(realpath "$2")"
+shift 2
+rounds=5 files=2000 workers=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --rounds) rounds="$2"; shift 2 ;;
+    --files) files="$2"; shift 2 ;;
+    --workers) workers="$2"; shift 2 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+python="${PYTHON:-python3}"
+"$python" -c 'import PIL' 2>/dev/null || python="$here/.venv/bin/python"
+"$python" -c 'import PIL' || { echo "error: no Python with Pillow (set PYTHON)" >&2; exit 2; }
+
+work="${BENCH_DIR:-$repo/target/bench}/transfer-ab"
+rm -rf "$work"
+mkdir -p "$work/trash"
+echo "generating $files images" >&2
+"$python" "$here/gen_images.py" "$work/src" --files "$files" >&2
+
+settle() {
+  rm -rf "$work/trash"
+  mkdir -p "$work/trash"
+  sync
+  if [[ -w /proc/sys/vm/drop_caches ]]; then
+    echo 1 >/proc/sys/vm/drop_caches
+    find "$work/src" -type f -exec cat {} + >/dev/null
+  fi
+}
+
+# CPU seconds (user + system) a process has used so far.
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14 + $15) / hz}' "/proc/$1/stat"; }
+
+wflag=()
+[[ -n "$workers" ]] && wflag=(--workers "$workers")
+# Runs one build: prints "upload_s download_s upload_server_cpu upload_cli_cpu
+# download_server_cpu download_cli_cpu".
+one() {
+  local bin="$1" tag="$2"
+  local data="$work/data-$tag" dl="$work/dl-$tag"
+  "$bin" serve --data-dir "$data" --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
+  local pid=$!
+  local url key
+  url="$(listening_url "$work/serve.out" "$work/serve.err")"
+  key="$(sed -n 's/^  \(pk_[A-Za-z0-9_]*\)$/\1/p' "$work/serve.out" | head -1)"
+  export PICTOGRAPH_BASE_URL="$url" PICTOGRAPH_API_KEY="$key"
+  local times=()
+  for step in upload download; do
+    local cmd
+    if [[ "$step" == upload ]]; then
+      cmd=("$bin" upload "$work/src" --dataset ab --json "${wflag[@]}")
+    else
+      cmd=("$bin" download ab "$dl" --json "${wflag[@]}")
+    fi
+    sync
+    local s0 t0 t1 s1
+    s0="$(cpu_of "$pid")"
+    t0=$(date +%s%N)
+    /usr/bin/time -f '%U %S' -o "$work/cli.time" "${cmd[@]}" >"$work/last.out" 2>"$work/last.err" ||
+      { echo "error: $step failed:" >&2; cat "$work/last.out" "$work/last.err" >&2; kill "$pid"; exit 1; }
+    t1=$(date +%s%N)
+    s1="$(cpu_of "$pid")"
+    "$python" -c 'import json,sys; d=json.load(open(sys.argv[1])); n=d.get("uploaded", d.get("images_downloaded")); assert n==int(sys.argv[2]) and d["failed"]==0, d' \
+      "$work/last.out" "$files"
+    times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')")
+    times+=("$(awk -v a="$s0" -v b="$s1" 'BEGIN{printf "%.2f", b-a}')")
+    times+=("$(awk '{printf "%.2f", $1 + $2}' "$work/cli.time")")
+  done
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  mv "$data" "$dl" "$work/trash/"
+  echo "${times[*]}"
+}
+
+: >"$work/results"
+for r in $(seq 1 "$rounds"); do
+  order=(old new)
+  (( r % 2 == 0 )) && order=(new old)
+  for which in "${order[@]}"; do
+    settle
+    bin="$old"
+    [[ "$which" == new ]] && bin="$new"
+    line="$(one "$bin" "$which-$r")"
+    echo "round $r $which: $line" >&2
+    echo "$which $line" >>"$work/results"
+  done
+done
+rm -rf "$work/trash"
+
+"$python" - "$work/results" "$files" "$(du -sb "$work/src" | cut -f1)" <<'EOF'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+cols = ["upload s", "  server cpu", "  cli cpu", "download s", "  server cpu", "  cli cpu"]
+by = {w: [[float(x) for x in r[1:]] for r in rows if r[0] == w] for w in ("old", "new")}
+print(f"{sys.argv[2]} files, {int(sys.argv[3]) / 1e6:.0f} MB, {len(by['old'])} rounds; medians")
+print(f"{'':14}{'old':>9}{'new':>9}{'old/new':>9}")
+for i, name in enumerate(cols):
+    o = statistics.median(r[i] for r in by["old"])
+    n = statistics.median(r[i] for r in by["new"])
+    print(f"{name:14}{o:9.2f}{n:9.2f}{o / n if n else float('nan'):9.2f}")
+EOF
