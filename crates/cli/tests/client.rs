@@ -281,7 +281,22 @@ async fn upload_is_idempotent_and_reports_counts() {
     let v = out.json();
     assert_eq!(v["failed"], 5);
     assert_eq!(v["failures"].as_array().unwrap().len(), 5);
-    assert!(out.error_line().contains("re-run"), "{}", out.stderr);
+    assert!(
+        v["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["retryable"] == false),
+        "{v}"
+    );
+    // A taken name stays taken: the hint says what helps instead of a plain re-run.
+    let line = out.error_line();
+    assert!(
+        line.contains("re-running will not help")
+            && line.contains("without --no-skip-existing, names already taken count as skipped"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("failed: cats/a.png:"), "{}", out.stderr);
 
     // --flat puts everything at the root; --workers is honoured.

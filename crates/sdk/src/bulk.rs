@@ -38,8 +38,35 @@ pub(crate) enum Outcome {
     Uploaded,
     /// Its name is taken in its folder; nothing was sent.
     Exists(String),
-    /// Anything else, with the reason.
-    Failed(String),
+    /// Anything else, with the reason, and whether trying again may succeed (the network or
+    /// the server failed) rather than the file being refused.
+    Failed { reason: String, retryable: bool },
+}
+
+impl Outcome {
+    /// A failure caused by `e`.
+    pub(crate) fn failed(e: &Error) -> Outcome {
+        Outcome::Failed {
+            reason: e.to_string(),
+            retryable: e.is_transient(),
+        }
+    }
+
+    /// A failure that trying again will not change.
+    pub(crate) fn refused(reason: String) -> Outcome {
+        Outcome::Failed {
+            reason,
+            retryable: false,
+        }
+    }
+
+    /// No outcome was recorded for a file (a bug): trying again may do better.
+    pub(crate) fn missing() -> Outcome {
+        Outcome::Failed {
+            reason: "no outcome".into(),
+            retryable: true,
+        }
+    }
 }
 
 /// Uploads one batch into dataset `dataset_id`, PUTting up to `workers` files at once. Answers
@@ -70,13 +97,7 @@ pub(crate) async fn upload_batch(
             .cloned()
             .filter(|g| g.len() == files.len()),
         Err(Error::Validation(_) | Error::Api(_) | Error::NotFound(_)) => None,
-        Err(e) => {
-            let reason = e.to_string();
-            return files
-                .iter()
-                .map(|_| Outcome::Failed(reason.clone()))
-                .collect();
-        }
+        Err(e) => return files.iter().map(|_| Outcome::failed(&e)).collect(),
     };
     let Some(grants) = grants else {
         return one_by_one(client, dataset_id, files, workers).await;
@@ -99,7 +120,7 @@ pub(crate) async fn upload_batch(
                 file.filename, file.folder
             )));
         } else if let Some(max) = max.filter(|m| file.size > *m) {
-            outcomes[i] = Some(Outcome::Failed(format!(
+            outcomes[i] = Some(Outcome::refused(format!(
                 "File is {} bytes; the server accepts at most {max}",
                 file.size
             )));
@@ -111,7 +132,7 @@ pub(crate) async fn upload_batch(
                 .to_string();
             to_put.push((i, url.to_string(), id.to_string(), put_type));
         } else {
-            outcomes[i] = Some(Outcome::Failed(
+            outcomes[i] = Some(Outcome::refused(
                 "the server answered no upload URL for this file".into(),
             ));
         }
@@ -120,7 +141,7 @@ pub(crate) async fn upload_batch(
         // Without skipping, a taken name is a failure like any other.
         for o in outcomes.iter_mut() {
             if let Some(Outcome::Exists(reason)) = o {
-                *o = Some(Outcome::Failed(format!("conflict: {reason}")));
+                *o = Some(Outcome::refused(format!("conflict: {reason}")));
             }
         }
     }
@@ -150,7 +171,7 @@ pub(crate) async fn upload_batch(
     while let Some((i, id, put_type, sent)) = puts.next().await {
         match sent {
             Ok(()) => register.push((i, id, put_type)),
-            Err(e) => outcomes[i] = Some(Outcome::Failed(e.to_string())),
+            Err(e) => outcomes[i] = Some(Outcome::failed(&e)),
         }
     }
     drop(puts);
@@ -191,21 +212,27 @@ pub(crate) async fn upload_batch(
                             Some((code, msg)) if code == "conflict" && skip_existing => {
                                 Outcome::Exists(msg)
                             }
-                            Some((code, msg)) => Outcome::Failed(format!("{code}: {msg}")),
+                            Some((code, msg)) => Outcome::Failed {
+                                retryable: matches!(
+                                    code.as_str(),
+                                    "internal_error" | "rate_limited"
+                                ),
+                                reason: format!("{code}: {msg}"),
+                            },
                         },
                     );
                 }
             }
             Err(e) => {
                 for (i, ..) in &register {
-                    outcomes[*i] = Some(Outcome::Failed(e.to_string()));
+                    outcomes[*i] = Some(Outcome::failed(&e));
                 }
             }
         }
     }
     outcomes
         .into_iter()
-        .map(|o| o.unwrap_or_else(|| Outcome::Failed("no outcome".into())))
+        .map(|o| o.unwrap_or_else(Outcome::missing))
         .collect()
 }
 
@@ -225,7 +252,7 @@ async fn one_by_one(
             let outcome = match client.images().upload(dataset_id, &f.path, options).await {
                 Ok(_) => Outcome::Uploaded,
                 Err(Error::Conflict(e)) => Outcome::Exists(e.to_string()),
-                Err(e) => Outcome::Failed(e.to_string()),
+                Err(e) => Outcome::failed(&e),
             };
             (i, outcome)
         })

@@ -219,6 +219,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the same request may succeed later, unchanged: the network or the server
+    /// failed, or the request budget was spent. False when the request itself was refused
+    /// (validation, conflict, not found, forbidden, ...) and for local file errors.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Transport(_) | Error::Server(_) | Error::RateLimit(_) => true,
+            Error::Api(a) => matches!(a.status, 408 | 429) || a.status >= 500,
+            _ => false,
+        }
+    }
+
     /// The status, message and request id, for errors the API answered.
     pub fn api(&self) -> Option<&ApiError> {
         match self {

@@ -405,6 +405,7 @@ pub async fn import_folder(
                 Err(e) => report.failures.push(UploadFailure {
                     path: item.path.clone(),
                     reason: e.to_string(),
+                    retryable: e.is_transient(),
                 }),
             }
             if let Some(p) = &options.progress {

@@ -104,6 +104,10 @@ pub struct UploadFailure {
     pub path: PathBuf,
     /// Why.
     pub reason: String,
+    /// Whether running the upload again may succeed for this file (the network or the
+    /// server failed), rather than the server refusing it (not a valid image, too large, its
+    /// name taken without skipping) or the file being unreadable.
+    pub retryable: bool,
 }
 
 /// What [`upload_dataset_from_folder`] did.
@@ -214,7 +218,7 @@ pub async fn upload_dataset_from_folder(
                             planned.push(p);
                             outcomes.push(None);
                         }
-                        Err(e) => outcomes.push(Some(bulk::Outcome::Failed(e.to_string()))),
+                        Err(e) => outcomes.push(Some(bulk::Outcome::refused(e.to_string()))),
                     }
                 }
                 let per_batch = workers.div_ceil(in_flight);
@@ -225,7 +229,7 @@ pub async fn upload_dataset_from_folder(
                     .into_iter()
                     .map(|o| {
                         o.or_else(|| sent.next())
-                            .unwrap_or_else(|| bulk::Outcome::Failed("no outcome".into()))
+                            .unwrap_or_else(bulk::Outcome::missing)
                     })
                     .collect();
                 (batch, root, outcomes)
@@ -242,11 +246,15 @@ pub async fn upload_dataset_from_folder(
                 bulk::Outcome::Exists(reason) => report.failures.push(UploadFailure {
                     path: root.join(&rel),
                     reason: format!("conflict: {reason}"),
+                    retryable: false,
                 }),
-                bulk::Outcome::Failed(reason) => report.failures.push(UploadFailure {
-                    path: root.join(&rel),
-                    reason,
-                }),
+                bulk::Outcome::Failed { reason, retryable } => {
+                    report.failures.push(UploadFailure {
+                        path: root.join(&rel),
+                        reason,
+                        retryable,
+                    })
+                }
             }
             if let Some(p) = &options.progress {
                 p(done, total, Some(&rel.to_string_lossy()));

@@ -247,6 +247,7 @@ async fn retries_are_bounded_and_not_for_client_errors() {
         matches!(e, Error::Server(ref s) if s.status == 503 && s.message == "down"),
         "{e:?}"
     );
+    assert!(e.is_transient());
     assert_eq!(f.seen().len(), 3);
 
     // 429 without Retry-After: backoff, then RateLimit with no hint.
@@ -256,23 +257,21 @@ async fn retries_are_bounded_and_not_for_client_errors() {
         matches!(e, Error::RateLimit(ref r) if r.retry_after.is_none()),
         "{e:?}"
     );
+    assert!(e.is_transient());
     assert_eq!(f.seen().len(), 2);
 
     // 408 is retried; exhausted it is a generic API error.
     let f = Fault::start(vec![response("408 Request Timeout", &[], "{}")]).await;
     let e = f.client(1).datasets().list(1).await.unwrap_err();
     assert!(matches!(e, Error::Api(ref a) if a.status == 408), "{e:?}");
+    assert!(e.is_transient());
     assert_eq!(f.seen().len(), 2);
 
     // 404 and 422 are answered at once.
     let f = Fault::start(vec![response("404 Not Found", &[], r#"{"detail":"nope"}"#)]).await;
-    assert!(f
-        .client(3)
-        .datasets()
-        .get("x")
-        .await
-        .unwrap_err()
-        .is_not_found());
+    let e = f.client(3).datasets().get("x").await.unwrap_err();
+    assert!(e.is_not_found());
+    assert!(!e.is_transient());
     assert_eq!(f.seen().len(), 1);
 
     // max_retries = 0 disables retries.

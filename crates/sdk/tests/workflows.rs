@@ -134,6 +134,10 @@ async fn folder_upload_is_idempotent_and_collapses_nested_folders() {
     .unwrap();
     assert_eq!(third.failures.len(), 5);
     assert!(third.failures[0].reason.starts_with("conflict: "));
+    assert!(
+        third.failures.iter().all(|f| !f.retryable),
+        "a taken name stays taken"
+    );
     assert!(third.failures.iter().all(|f| f.path.starts_with(&root)));
 }
 
@@ -224,6 +228,7 @@ async fn folder_upload_records_per_file_errors() {
     assert_eq!((r.images_attempted, r.images_uploaded), (2, 1));
     assert_eq!(r.failures.len(), 1);
     assert!(r.failures[0].path.ends_with("broken.png"));
+    assert!(!r.failures[0].retryable, "a refused file is refused again");
     assert!(!r.success());
 
     // A name the server refuses fails only that file, not the batch it was sent in; the
@@ -256,6 +261,26 @@ async fn folder_upload_records_per_file_errors() {
         ),
         (0, 40, 2)
     );
+}
+
+#[tokio::test]
+async fn folder_upload_marks_failures_a_rerun_may_fix() {
+    // The server hands out upload URLs on a public URL where nothing listens (as behind a
+    // proxy that is down): every PUT fails to connect, which a later run may not.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let s = common::start_with(|c| c.public_url = Some(format!("http://127.0.0.1:{port}"))).await;
+    let tmp = common::tempdir();
+    let root = tmp.path().join("unreachable");
+    common::write_image(&root.join("a.png"), 3, 3, 1);
+    common::write_image(&root.join("b.png"), 3, 3, 2);
+    let options = FolderUploadOptions::default().max_workers(2);
+    let r = upload_dataset_from_folder(&s.client, "unreachable", &root, options)
+        .await
+        .unwrap();
+    assert_eq!((r.images_uploaded, r.failures.len()), (0, 2), "{r:?}");
+    assert!(r.failures.iter().all(|f| f.retryable), "{:?}", r.failures);
 }
 
 /// A dataset with equal file names in two folders, one complete image, and annotations.

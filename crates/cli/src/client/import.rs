@@ -86,7 +86,7 @@ async fn import(args: ImportArgs) -> CliResult {
             "annotations_unchanged": report.annotations_unchanged,
             "failed": failed,
             "failures": report.failures.iter().map(|f| json!({
-                "path": f.path, "reason": f.reason
+                "path": f.path, "reason": f.reason, "retryable": f.retryable
             })).collect::<Vec<_>>(),
             "warnings": report.warnings,
             "elapsed_secs": elapsed.as_secs_f64(),
@@ -120,9 +120,11 @@ async fn import(args: ImportArgs) -> CliResult {
         for f in &report.failures {
             eprintln!("failed: {}: {}", f.path.display(), f.reason);
         }
+        let refused = report.failures.iter().filter(|f| !f.retryable).count();
         return Err(CliError::Failed(format!(
-            "{failed} of {} images failed; re-run the same command to retry them",
-            report.images
+            "{failed} of {} images failed; {}",
+            report.images,
+            super::failure_hint(failed - refused, refused, false)
         )));
     }
     Ok(())

@@ -312,6 +312,33 @@ pub fn parse_status(s: &str) -> Result<pictograph::Status, String> {
         .ok_or_else(|| format!("'{s}' is not a status: use new, annotate, review or complete"))
 }
 
+/// What to do about failed files: a re-run retries those the network or the server failed
+/// (`retryable` of them), but not those refused (not valid images, too large, names taken
+/// without skipping) or unreadable.
+pub(crate) fn failure_hint(retryable: usize, refused: usize, no_skip_existing: bool) -> String {
+    let rerun = if no_skip_existing {
+        "re-run without --no-skip-existing"
+    } else {
+        "re-run the same command"
+    };
+    let names = if no_skip_existing {
+        " (without --no-skip-existing, names already taken count as skipped)"
+    } else {
+        ""
+    };
+    match (retryable, refused) {
+        (_, 0) => format!("{rerun} to retry them (images already uploaded are skipped)"),
+        (0, _) => format!(
+            "the server refused them or they could not be read: fix or remove them, re-running \
+             will not help{names}"
+        ),
+        (r, p) => format!(
+            "{r} may succeed if you {rerun} (images already uploaded are skipped); {p} were \
+             refused by the server or could not be read: fix or remove them{names}"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,5 +385,22 @@ mod tests {
         assert!(describe_sdk(&e).0.contains("query.status: bad"));
         let e = pictograph::Error::Auth(pictograph::AuthError(api(401, "HTTP 401", None)));
         assert!(describe_sdk(&e).0.contains("HTTP 401"));
+    }
+
+    #[test]
+    fn the_hint_says_whether_a_rerun_helps() {
+        let all_transient = failure_hint(3, 0, false);
+        assert!(all_transient.starts_with("re-run the same command to retry them"));
+        let all_refused = failure_hint(0, 2, false);
+        assert!(all_refused.contains("fix or remove them, re-running will not help"));
+        assert!(!all_refused.contains("--no-skip-existing"));
+        let mixed = failure_hint(1, 2, false);
+        assert!(
+            mixed.starts_with("1 may succeed if you re-run the same command")
+                && mixed.contains("; 2 were refused by the server or could not be read"),
+            "{mixed}"
+        );
+        let conflicts = failure_hint(0, 4, true);
+        assert!(conflicts.contains("names already taken count as skipped"));
     }
 }

@@ -135,12 +135,16 @@ async fn upload(args: UploadArgs) -> CliResult {
     let report = result?;
     let elapsed = progress.elapsed();
     let failed = report.failures.len();
-    let failures: Vec<(String, &str)> = report
+    let failures: Vec<(String, &str, bool)> = report
         .failures
         .iter()
         .map(|f| {
             let rel = f.path.strip_prefix(&args.folder).unwrap_or(&f.path);
-            (rel.to_string_lossy().into_owned(), f.reason.as_str())
+            (
+                rel.to_string_lossy().into_owned(),
+                f.reason.as_str(),
+                f.retryable,
+            )
         })
         .collect();
 
@@ -159,7 +163,7 @@ async fn upload(args: UploadArgs) -> CliResult {
             "success": failed == 0,
             "failures": failures
                 .iter()
-                .map(|(p, r)| json!({"path": p, "reason": r}))
+                .map(|(p, r, again)| json!({"path": p, "reason": r, "retryable": again}))
                 .collect::<Vec<_>>(),
         }));
     } else {
@@ -181,17 +185,14 @@ async fn upload(args: UploadArgs) -> CliResult {
         }
     }
     if failed > 0 {
-        for (path, reason) in &failures {
+        for (path, reason, _) in &failures {
             eprintln!("failed: {path}: {reason}");
         }
-        let hint = if args.no_skip_existing {
-            "re-run without --no-skip-existing to retry them (images already uploaded are skipped)"
-        } else {
-            "re-run the same command to retry them (images already uploaded are skipped)"
-        };
+        let refused = failures.iter().filter(|(_, _, again)| !again).count();
         return Err(CliError::Failed(format!(
-            "{failed} of {} files failed; {hint}",
-            report.images_attempted
+            "{failed} of {} files failed; {}",
+            report.images_attempted,
+            super::failure_hint(failed - refused, refused, args.no_skip_existing)
         )));
     }
     Ok(())
