@@ -297,7 +297,7 @@ const IMPORT_CHUNK: usize = 256;
 /// Imports the folder `folder` in `format` into the dataset `dataset`: uploads its images
 /// (each into the virtual folder of its sub-directory) and saves their annotations.
 ///
-/// The folder is read [`IMPORT_CHUNK`] images at a time, and each image is looked up in the
+/// The folder is read 256 images at a time, and each image is looked up in the
 /// dataset by folder and name, so neither the folder's nor the dataset's whole list is held.
 ///
 /// [`Error::InvalidArgument`] when the folder is not in the format (before any upload);

@@ -165,7 +165,7 @@ impl RemoteBlobs {
         Ok(())
     }
 
-    /// Stores bytes held in memory as one object: one PUT up to [`SINGLE_PUT`] (every store
+    /// Stores bytes held in memory as one object: one PUT up to 256 MiB (every store
     /// takes far more in one request, and the bytes are in memory already), in parts above.
     pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
         let path = self.path(key);

@@ -245,7 +245,7 @@ pub struct PutHead {
 /// Receives the bytes of a signed upload: checks signature, size and type, stores them under
 /// their hash (HEIC converted to PNG) and attaches them to the pending upload.
 ///
-/// A refused upload's unread body is drained (within [`DRAIN_BYTES`] and [`DRAIN_TIME`])
+/// A refused upload's unread body is drained (up to 16 MiB, for up to 5 s)
 /// before the refusal is answered, so a client still sending reads the error instead of a
 /// reset connection.
 pub async fn receive<S, E>(state: &AppState, put: &PutHead, mut body: S) -> ApiResult<Value>

@@ -5,7 +5,7 @@
 //! few dialect differences (id lists, write transactions) are isolated in [`Dialect`].
 //! Dataset counters are kept by triggers, so every statement that touches an image keeps them true.
 //! On SQLite, point reads on the request path (a key, an image, a dataset, a pending upload)
-//! run on the calling thread through read-only connections ([`inline`]); the same SQL goes
+//! run on the calling thread through read-only connections (the `inline` module); the same SQL goes
 //! through the pool on PostgreSQL or whenever that path cannot answer.
 
 mod cache;
@@ -291,7 +291,7 @@ impl Store {
     }
 
     /// This store with a read cache of keys and images whose values live at most `ttl`,
-    /// kept coherent with every other server on the database at `url` ([`cache`]). Only
+    /// kept coherent with every other server on the database at `url` (the `cache` module). Only
     /// PostgreSQL sends the change notices the cache relies on; a SQLite store is returned
     /// as it is (its point reads never leave the process anyway).
     pub fn with_read_cache(self, url: &str, ttl: Duration) -> Store {
