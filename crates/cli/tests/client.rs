@@ -776,6 +776,21 @@ async fn annotations_commands() {
         got["annotations"][0]["id"], "p1",
         "a refused list changes nothing"
     );
+    // With --json the errors come field by field, shaped like the server's.
+    let out = s.run_in(
+        &["annotations", "set", id, "--json"],
+        r#"[{"type":"bbox","id":"b","name":"x","bbox":[1,1,0,4]}]"#,
+    );
+    assert_eq!(out.code, 2);
+    let v = out.json();
+    assert_eq!(
+        v["error"]["field_errors"][0]["loc"], "body.annotations.0.bbox.2",
+        "{v}"
+    );
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("annotation 0"));
 
     // The README's shorthand is taken, and an annotation without an id gets one.
     let out = s.run_in(

@@ -83,7 +83,13 @@ fn parse(text: &str, source: &str) -> CliResult<Vec<Annotation>> {
     }
     let canonical = validate_annotations(&list, None).map_err(|errors| {
         let described: Vec<String> = errors.iter().map(describe).collect();
-        bad(described.join("; "))
+        CliError::Invalid {
+            message: format!("{source}: {}", described.join("; ")),
+            field_errors: errors
+                .iter()
+                .map(|e| json!({"loc": dotted(&e.loc), "msg": e.msg, "type": e.kind}))
+                .collect(),
+        }
     })?;
     canonical
         .into_iter()
@@ -96,22 +102,29 @@ fn parse(text: &str, source: &str) -> CliResult<Vec<Annotation>> {
 
 /// One validation error, as "annotation N: field.path: message".
 fn describe(e: &FieldError) -> String {
-    let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     // The location starts with "body", "annotations" and the annotation's index.
-    let rest: Vec<String> = e.loc.iter().skip(3).map(text).collect();
     let mut out = match e.loc.get(2) {
-        Some(i) => format!("annotation {}: ", text(i)),
+        Some(i) => format!("annotation {}: ", dotted(std::slice::from_ref(i))),
         None => String::new(),
     };
-    if !rest.is_empty() {
-        out.push_str(&rest.join("."));
+    if e.loc.len() > 3 {
+        out.push_str(&dotted(&e.loc[3..]));
         out.push_str(": ");
     }
     out.push_str(&e.msg);
     out
+}
+
+/// A location as one dotted path, e.g. `body.annotations.0.name`.
+fn dotted(loc: &[Value]) -> String {
+    let parts: Vec<String> = loc
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    parts.join(".")
 }
 
 fn geometry(a: &Annotation) -> String {
@@ -218,7 +231,9 @@ mod tests {
         assert!(matches!(parse("{}", "f"), Err(CliError::Usage(_))));
         assert!(matches!(parse("nope", "f"), Err(CliError::Usage(_))));
         let e = parse(r#"[{"type":"circle","id":"a","name":"x"}]"#, "in.json");
-        assert!(matches!(e, Err(CliError::Usage(m)) if m.starts_with("in.json: annotation 0")));
+        assert!(
+            matches!(e, Err(CliError::Invalid { message: m, .. }) if m.starts_with("in.json: annotation 0"))
+        );
     }
 
     #[test]
@@ -254,11 +269,21 @@ mod tests {
                 {"id":"","type":"bbox","bounding_box":{"x":0,"y":0,"w":1,"h":1}}]"#,
             "in.json",
         );
-        let Err(CliError::Usage(m)) = e else {
-            panic!("expected a usage error, got {e:?}")
+        let Err(CliError::Invalid {
+            message: m,
+            field_errors,
+        }) = e
+        else {
+            panic!("expected an invalid input error, got {e:?}")
         };
         assert!(m.starts_with("in.json: annotation 0: bbox.2: "), "{m}");
         assert!(m.contains("; annotation 1: id: "), "{m}");
         assert!(m.contains("; annotation 1: name: field required"), "{m}");
+        let locs: Vec<&str> = field_errors
+            .iter()
+            .map(|f| f["loc"].as_str().unwrap())
+            .collect();
+        assert!(locs.contains(&"body.annotations.0.bbox.2"), "{locs:?}");
+        assert!(locs.contains(&"body.annotations.1.name"), "{locs:?}");
     }
 }

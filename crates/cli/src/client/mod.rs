@@ -56,6 +56,14 @@ pub struct ClientArgs {
 pub enum CliError {
     /// The command line or its input is wrong (exit status 2).
     Usage(String),
+    /// The input is wrong field by field (exit status 2); `field_errors` are shaped like the
+    /// server's (`{"loc": "body.annotations.0.name", "msg": …}`).
+    Invalid {
+        /// Every error, in one line.
+        message: String,
+        /// The errors one by one.
+        field_errors: Vec<Value>,
+    },
     /// The SDK or the server refused.
     Api(pictograph::Error),
     /// Some items failed; the report (with the failures) was already printed.
@@ -186,6 +194,14 @@ pub fn finish(json: bool, result: CliResult) -> anyhow::Result<()> {
     };
     let (msg, obj, usage) = match &e {
         CliError::Usage(m) => (m.clone(), json!({"message": m, "status": null}), true),
+        CliError::Invalid {
+            message,
+            field_errors,
+        } => (
+            message.clone(),
+            json!({"message": message, "status": null, "field_errors": field_errors}),
+            true,
+        ),
         CliError::Api(
             err @ (pictograph::Error::Config(_) | pictograph::Error::InvalidArgument(_)),
         ) => {
