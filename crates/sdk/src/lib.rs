@@ -43,7 +43,9 @@
 //! [`Error::NotFound`] ([`NotFoundError`]), [`Error::Conflict`], [`Error::Validation`]
 //! (with [`FieldError`]s), [`Error::RateLimit`] ([`RateLimitError`]), [`Error::Server`],
 //! [`Error::Api`] (any other status, e.g. 413 and 415) and [`Error::Transport`]. Each API
-//! error carries its status, message and `x-request-id`.
+//! error carries its status, message and `x-request-id`. [`Error::is_transient`] tells
+//! failures that may pass when tried again (network, 5xx, 429) from refusals; a folder
+//! upload's [`UploadFailure::retryable`] says the same of each failed file.
 
 #![deny(missing_docs)]
 
