@@ -6,6 +6,7 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::http::{Req, ReqBody};
 use futures::StreamExt;
+use pictograph_core::error::ErrorCode;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -213,10 +214,8 @@ pub(crate) async fn upload_batch(
                                 Outcome::Exists(msg)
                             }
                             Some((code, msg)) => Outcome::Failed {
-                                retryable: matches!(
-                                    code.as_str(),
-                                    "internal_error" | "rate_limited"
-                                ),
+                                retryable: ErrorCode::from_wire(&code)
+                                    .is_some_and(|c| crate::http::retryable(c.status())),
                                 reason: format!("{code}: {msg}"),
                             },
                         },

@@ -219,14 +219,14 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the same request may succeed later, unchanged: the network or the server
-    /// failed, or the request budget was spent. False when the request itself was refused
-    /// (validation, conflict, not found, forbidden, ...) and for local file errors.
+    /// Whether the same request may succeed later, unchanged: the network failed, or the
+    /// server answered a status the client retries (408, 429, 5xx). False when the request
+    /// itself was refused (validation, conflict, not found, forbidden, ...) and for local
+    /// file errors.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Transport(_) | Error::Server(_) | Error::RateLimit(_) => true,
-            Error::Api(a) => matches!(a.status, 408 | 429) || a.status >= 500,
-            _ => false,
+            Error::Transport(_) => true,
+            other => other.status().is_some_and(crate::http::retryable),
         }
     }
 

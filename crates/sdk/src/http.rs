@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Method, Response};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -58,8 +58,8 @@ impl RetryPolicy {
 }
 
 /// Statuses retried: request timeout, rate limit, and server errors.
-fn retryable(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429 | 500..=599)
+pub(crate) fn retryable(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500..=599)
 }
 
 /// A request body that can be rebuilt for every attempt.
@@ -269,7 +269,7 @@ impl Transport {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {
                     let status = resp.status();
-                    if !retryable(status) || attempt >= max {
+                    if !retryable(status.as_u16()) || attempt >= max {
                         return Err(error_from(resp).await);
                     }
                     let hint = parse_retry_after(resp.headers());
