@@ -5,7 +5,8 @@ use super::{
     finish, print_json, print_table, read_stdin, to_json, CliError, CliResult, ClientArgs, Ctx,
 };
 use pictograph::Annotation;
-use pictograph_core::annotation::{validate_annotations, FieldError};
+use pictograph::FieldError;
+use pictograph_core::annotation::validate_annotations;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -82,13 +83,18 @@ fn parse(text: &str, source: &str) -> CliResult<Vec<Annotation>> {
         }
     }
     let canonical = validate_annotations(&list, None).map_err(|errors| {
-        let described: Vec<String> = errors.iter().map(describe).collect();
+        let field_errors: Vec<FieldError> = errors
+            .into_iter()
+            .map(|e| FieldError {
+                loc: e.loc,
+                msg: e.msg,
+                kind: e.kind,
+            })
+            .collect();
+        let described: Vec<String> = field_errors.iter().map(describe).collect();
         CliError::Invalid {
             message: format!("{source}: {}", described.join("; ")),
-            field_errors: errors
-                .iter()
-                .map(|e| json!({"loc": dotted(&e.loc), "msg": e.msg, "type": e.kind}))
-                .collect(),
+            field_errors,
         }
     })?;
     canonical
@@ -102,29 +108,14 @@ fn parse(text: &str, source: &str) -> CliResult<Vec<Annotation>> {
 
 /// One validation error, as "annotation N: field.path: message".
 fn describe(e: &FieldError) -> String {
-    // The location starts with "body", "annotations" and the annotation's index.
-    let mut out = match e.loc.get(2) {
-        Some(i) => format!("annotation {}: ", dotted(std::slice::from_ref(i))),
-        None => String::new(),
-    };
-    if e.loc.len() > 3 {
-        out.push_str(&dotted(&e.loc[3..]));
-        out.push_str(": ");
+    // The location reads `body.annotations.N[.field.path]`.
+    let location = e.location();
+    let mut parts = location.splitn(4, '.').skip(2);
+    match (parts.next(), parts.next()) {
+        (Some(i), Some(path)) => format!("annotation {i}: {path}: {}", e.msg),
+        (Some(i), None) => format!("annotation {i}: {}", e.msg),
+        _ => e.msg.clone(),
     }
-    out.push_str(&e.msg);
-    out
-}
-
-/// A location as one dotted path, e.g. `body.annotations.0.name`.
-fn dotted(loc: &[Value]) -> String {
-    let parts: Vec<String> = loc
-        .iter()
-        .map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .collect();
-    parts.join(".")
 }
 
 fn geometry(a: &Annotation) -> String {
@@ -279,11 +270,14 @@ mod tests {
         assert!(m.starts_with("in.json: annotation 0: bbox.2: "), "{m}");
         assert!(m.contains("; annotation 1: id: "), "{m}");
         assert!(m.contains("; annotation 1: name: field required"), "{m}");
-        let locs: Vec<&str> = field_errors
-            .iter()
-            .map(|f| f["loc"].as_str().unwrap())
-            .collect();
-        assert!(locs.contains(&"body.annotations.0.bbox.2"), "{locs:?}");
-        assert!(locs.contains(&"body.annotations.1.name"), "{locs:?}");
+        let locs: Vec<String> = field_errors.iter().map(FieldError::location).collect();
+        assert!(
+            locs.iter().any(|l| l == "body.annotations.0.bbox.2"),
+            "{locs:?}"
+        );
+        assert!(
+            locs.iter().any(|l| l == "body.annotations.1.name"),
+            "{locs:?}"
+        );
     }
 }

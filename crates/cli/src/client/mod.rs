@@ -56,13 +56,13 @@ pub struct ClientArgs {
 pub enum CliError {
     /// The command line or its input is wrong (exit status 2).
     Usage(String),
-    /// The input is wrong field by field (exit status 2); `field_errors` are shaped like the
-    /// server's (`{"loc": "body.annotations.0.name", "msg": …}`).
+    /// The input is wrong field by field (exit status 2), found before sending; `--json`
+    /// lists the errors as it lists the server's.
     Invalid {
         /// Every error, in one line.
         message: String,
         /// The errors one by one.
-        field_errors: Vec<Value>,
+        field_errors: Vec<pictograph::FieldError>,
     },
     /// The SDK or the server refused.
     Api(pictograph::Error),
@@ -139,6 +139,14 @@ fn causes(e: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// Field errors in the JSON of an error: `{"loc": "body.annotations.0.name", "msg": …}`.
+fn field_errors_json(errors: &[pictograph::FieldError]) -> Vec<Value> {
+    errors
+        .iter()
+        .map(|f| json!({"loc": f.location(), "msg": f.msg}))
+        .collect()
+}
+
 /// A one-line description of an SDK error and its JSON form.
 pub fn describe_sdk(e: &pictograph::Error) -> (String, Value) {
     use pictograph::Error;
@@ -162,18 +170,13 @@ pub fn describe_sdk(e: &pictograph::Error) -> (String, Value) {
                 "; check the API key (--api-key, PICTOGRAPH_API_KEY or `pictograph login`)",
             );
         }
-        let fields: Vec<Value> = e
-            .field_errors()
-            .iter()
-            .map(|f| json!({"loc": f.location(), "msg": f.msg}))
-            .collect();
         let obj = json!({
             "message": msg,
             "status": api.status,
             "detail": api.message,
             "code": api.code,
             "request_id": api.request_id,
-            "field_errors": fields,
+            "field_errors": field_errors_json(e.field_errors()),
         });
         return (msg, obj);
     }
@@ -199,7 +202,7 @@ pub fn finish(json: bool, result: CliResult) -> anyhow::Result<()> {
             field_errors,
         } => (
             message.clone(),
-            json!({"message": message, "status": null, "field_errors": field_errors}),
+            json!({"message": message, "status": null, "field_errors": field_errors_json(field_errors)}),
             true,
         ),
         CliError::Api(
