@@ -1,4 +1,5 @@
-//! Server configuration. The CLI fills it in layers: defaults, `PICTOGRAPH_*` environment, flags.
+//! Server configuration. The CLI fills it in layers: defaults, a TOML file, `PICTOGRAPH_*`
+//! environment, flags.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
