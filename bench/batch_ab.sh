@@ -64,6 +64,7 @@ sqlite3.connect(sys.argv[1]).execute("PRAGMA wal_checkpoint(TRUNCATE)")
 EOF2
 fi
 
+page_before="$(fresh_page_cost)"
 server_pid=""
 trap '[[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null; true' EXIT
 for round in $(seq 1 "$rounds"); do
@@ -123,14 +124,15 @@ if [[ -n "$postgres" ]]; then
   psql_admin "DROP DATABASE IF EXISTS ab_seed WITH (FORCE)"
 fi
 
-python3 - "$work/times.tsv" "$batch" "$size" <<'EOF'
+python3 - "$work/times.tsv" "$batch" "$size" "$page_before" "$(fresh_page_cost)" <<'EOF'
 import collections, statistics, sys
 times = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     build, label, secs, _ = line.rstrip("\n").split("\t")
     times[label, build].append(float(secs))
 labels = list(dict.fromkeys(label for label, _ in times))
-print(f"\n{int(sys.argv[2]):,} spread ids of {int(sys.argv[3]):,} images, medians:")
+print(f"\n{int(sys.argv[2]):,} spread ids of {int(sys.argv[3]):,} images, medians"
+      f" (first touch of fresh memory: {sys.argv[4]} µs per 4 KB page before, {sys.argv[5]} after):")
 print(f"  {'operation':<10} {'old':>8} {'new':>8}   old/new")
 for label in labels:
     o, n = statistics.median(times[label, "old"]), statistics.median(times[label, "new"])

@@ -24,3 +24,24 @@ target_dir() {
   (cd "$1" && cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 }
+
+# Prints what fresh memory costs on this machine right now: the time to touch 256 MB of
+# newly mapped memory for the first time, in microseconds per 4 KB page. Every byte a tool
+# writes into new page cache (a download, the server storing an upload, `cp -r`) takes such
+# pages. It is a fraction of a microsecond where memory is not backed lazily; in a virtual
+# machine whose host backs guest memory on first use, or takes freed pages back, it can be
+# tens of microseconds and change within minutes, and then it, not the tool, sets the times.
+# Print it beside figures.
+fresh_page_cost() {
+  python3 - <<'PY'
+import mmap, time
+size = 256 << 20
+m = mmap.mmap(-1, size)
+t = time.perf_counter()
+for i in range(0, size, 4096):
+    m[i] = 1
+elapsed = time.perf_counter() - t
+m.close()
+print(f"{elapsed / (size // 4096) * 1e6:.1f}")
+PY
+}

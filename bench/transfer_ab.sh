@@ -97,6 +97,7 @@ one() {
 }
 
 : >"$work/results"
+page_before="$(fresh_page_cost)"
 for r in $(seq 1 "$rounds"); do
   order=(old new)
   (( r % 2 == 0 )) && order=(new old)
@@ -111,9 +112,10 @@ for r in $(seq 1 "$rounds"); do
 done
 rm -rf "$work/trash"
 
-"$python" - "$work/results" "$files" "$(du -sb "$work/src" | cut -f1)" <<'EOF'
+"$python" - "$work/results" "$files" "$(du -sb "$work/src" | cut -f1)" "$page_before" "$(fresh_page_cost)" <<'EOF'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
+print(f"first touch of fresh memory: {sys.argv[4]} µs per 4 KB page before the rounds, {sys.argv[5]} after")
 cols = ["upload s", "  server cpu", "  cli cpu", "download s", "  server cpu", "  cli cpu"]
 by = {w: [[float(x) for x in r[1:]] for r in rows if r[0] == w] for w in ("old", "new")}
 print(f"{sys.argv[2]} files, {int(sys.argv[3]) / 1e6:.0f} MB, {len(by['old'])} rounds; medians")

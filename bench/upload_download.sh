@@ -224,6 +224,7 @@ timed() {
 }
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+page_before="$(fresh_page_cost)"
 wflag=()
 [[ -n "$workers" ]] && wflag=(--workers "$workers")
 touch "$work/up_py" "$work/dl_py" "$work/up_ls" "$work/dl_ls" "$work/dl_cps" "$work/dl_dcp"
@@ -279,9 +280,9 @@ for i in $(seq 1 "$runs"); do
 done
 
 "$python" - "$work" "$files" "$bytes" "$runs" "$py_runs" "$ls_runs" "$(nproc)" "${ls_version:-}" "$ls_batch" "$ls_parallel" \
-  "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF'
+  "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)" "$page_before" "$(fresh_page_cost)" <<'EOF'
 import statistics, sys
-work, files, nbytes, runs, py_runs, ls_runs, cpus, ls_version, ls_batch, ls_parallel, load0, load1 = sys.argv[1:]
+work, files, nbytes, runs, py_runs, ls_runs, cpus, ls_version, ls_batch, ls_parallel, load0, load1, page0, page1 = sys.argv[1:]
 files, nbytes, ls_runs = int(files), int(nbytes), int(ls_runs)
 
 def med(n):
@@ -292,6 +293,9 @@ cols = [("ours", "ours"), ("python", "py"), ("cp -r", "cp"), ("cp -r; sync", "cp
 print(f"\n{files} files, {nbytes / 1e6:.0f} MB, {cpus} CPUs, warm cache; medians of runs:"
       f" ours {runs}, cp -r {runs}, python {py_runs}" + (f", label studio {ls_runs}" if ls_runs else ""))
 print(f"load average (1, 5, 15 min) before the runs {load0}, after {load1}: other work on the machine skews the times")
+print(f"first touch of fresh memory: {page0} µs per 4 KB page before the runs, {page1} after"
+      " (a fraction of 1 where the memory is not backed lazily by a virtual machine's host;"
+      " more, and every tool pays it for each page of page cache it fills)")
 if ls_runs:
     print(f"label studio {ls_version}: import in requests of {ls_batch} files, {ls_parallel} at once;"
           " download = its YOLO_WITH_IMAGES export, unpacked")
