@@ -238,6 +238,28 @@ async fn upload_is_idempotent_and_reports_counts() {
         out.stderr
     );
 
+    // A re-run's progress lines count the skipped files and no bytes sent (no made-up rate).
+    let out = s.run(&["upload", folder, "--dataset", "pets"]);
+    out.ok();
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("upload: ") && l.contains(" files, "))
+        .collect();
+    assert!(!lines.is_empty(), "{}", out.stderr);
+    for line in lines {
+        assert!(
+            line.contains(" skipped, 0 B/") && line.contains(", 0 B/s, "),
+            "{line}"
+        );
+    }
+    assert!(
+        out.stdout
+            .contains("0 uploaded, 5 skipped (already there), 0 failed of 5 image files"),
+        "{}",
+        out.stdout
+    );
+
     // First-level sub-folders became virtual folders.
     let list = s
         .run(&["images", "list", "--dataset", "pets", "--json"])

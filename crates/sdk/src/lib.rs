@@ -85,4 +85,4 @@ pub use images::{Images, UploadOptions};
 pub use models::{Dataset, DatasetClass, DeleteSummary, Image, Project, Status};
 pub use pager::Pager;
 pub use projects::{CreateProject, Projects, UpdateProject};
-pub use workflows::{FolderUploadOptions, UploadFailure, UploadReport};
+pub use workflows::{FileOutcome, FolderUploadOptions, UploadFailure, UploadReport};

@@ -28,7 +28,24 @@ pub struct FolderUploadOptions {
     /// `(completed, total, file)` after each file, whatever its outcome; `file` is the path
     /// relative to the folder.
     pub progress: Option<Progress>,
+    /// Called after each file with how it ended, before `progress`.
+    pub on_file: Option<FileCallback>,
 }
+
+/// How one file of a folder upload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileOutcome {
+    /// Its bytes were sent and registered.
+    Uploaded,
+    /// An image of its name was already in its folder (with `skip_existing`); nothing sent.
+    Skipped,
+    /// It is in [`UploadReport::failures`].
+    Failed,
+}
+
+/// A callback of [`FolderUploadOptions::on_file`]: the file's path relative to the folder,
+/// and how it ended.
+pub type FileCallback = Arc<dyn Fn(&Path, FileOutcome) + Send + Sync>;
 
 impl Default for FolderUploadOptions {
     fn default() -> Self {
@@ -39,6 +56,7 @@ impl Default for FolderUploadOptions {
             skip_existing: true,
             create_if_missing: true,
             progress: None,
+            on_file: None,
         }
     }
 }
@@ -52,6 +70,7 @@ impl std::fmt::Debug for FolderUploadOptions {
             .field("skip_existing", &self.skip_existing)
             .field("create_if_missing", &self.create_if_missing)
             .field("progress", &self.progress.is_some())
+            .field("on_file", &self.on_file.is_some())
             .finish()
     }
 }
@@ -93,6 +112,13 @@ impl FolderUploadOptions {
         f: impl Fn(usize, usize, Option<&str>) + Send + Sync + 'static,
     ) -> Self {
         self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// Sets the callback told how each file ended (uploaded, skipped or failed), e.g. to
+    /// count only the bytes actually sent.
+    pub fn on_file(mut self, f: impl Fn(&Path, FileOutcome) + Send + Sync + 'static) -> Self {
+        self.on_file = Some(Arc::new(f));
         self
     }
 }
@@ -240,21 +266,34 @@ pub async fn upload_dataset_from_folder(
     while let Some((batch, root, outcomes)) = results.next().await {
         for (rel, outcome) in batch.into_iter().zip(outcomes) {
             done += 1;
-            match outcome {
-                bulk::Outcome::Uploaded => report.images_uploaded += 1,
-                bulk::Outcome::Exists(_) if options.skip_existing => report.images_skipped += 1,
-                bulk::Outcome::Exists(reason) => report.failures.push(UploadFailure {
-                    path: root.join(&rel),
-                    reason: format!("conflict: {reason}"),
-                    retryable: false,
-                }),
+            let ended = match outcome {
+                bulk::Outcome::Uploaded => {
+                    report.images_uploaded += 1;
+                    FileOutcome::Uploaded
+                }
+                bulk::Outcome::Exists(_) if options.skip_existing => {
+                    report.images_skipped += 1;
+                    FileOutcome::Skipped
+                }
+                bulk::Outcome::Exists(reason) => {
+                    report.failures.push(UploadFailure {
+                        path: root.join(&rel),
+                        reason: format!("conflict: {reason}"),
+                        retryable: false,
+                    });
+                    FileOutcome::Failed
+                }
                 bulk::Outcome::Failed { reason, retryable } => {
                     report.failures.push(UploadFailure {
                         path: root.join(&rel),
                         reason,
                         retryable,
-                    })
+                    });
+                    FileOutcome::Failed
                 }
+            };
+            if let Some(f) = &options.on_file {
+                f(&rel, ended);
             }
             if let Some(p) = &options.progress {
                 p(done, total, Some(&rel.to_string_lossy()));

@@ -2,7 +2,7 @@
 
 mod common;
 
-use pictograph::workflows::{upload_dataset_from_folder, FolderUploadOptions};
+use pictograph::workflows::{upload_dataset_from_folder, FileOutcome, FolderUploadOptions};
 use pictograph::{
     CreateProject, DownloadMode, DownloadOptions, Error, ImageUpdate, Status, UploadOptions,
 };
@@ -31,13 +31,26 @@ async fn folder_upload_is_idempotent_and_collapses_nested_folders() {
 
     let calls = Arc::new(Mutex::new(Vec::new()));
     let seen = calls.clone();
+    let ended = Arc::new(Mutex::new(Vec::new()));
+    let told = ended.clone();
     let opts = FolderUploadOptions::default()
         .max_workers(3)
         .progress(move |done, total, file| {
             seen.lock()
                 .unwrap()
                 .push((done, total, file.unwrap_or_default().to_string()))
+        })
+        .on_file(move |file, outcome| {
+            told.lock()
+                .unwrap()
+                .push((file.to_string_lossy().into_owned(), outcome))
         });
+    // Each file's outcome, sorted by path, then forgotten.
+    let outcomes = |ended: &Mutex<Vec<(String, FileOutcome)>>| {
+        let mut v = std::mem::take(&mut *ended.lock().unwrap());
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
     let first = upload_dataset_from_folder(c, "road-signs", &root, opts.clone())
         .await
         .unwrap();
@@ -73,6 +86,14 @@ async fn folder_upload_is_idempotent_and_collapses_nested_folders() {
             "yield/003.png"
         ]
     );
+
+    // on_file: every file, told it was uploaded, by the same relative path as progress
+    let told_first = outcomes(&ended);
+    assert_eq!(
+        told_first.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(),
+        files
+    );
+    assert!(told_first.iter().all(|t| t.1 == FileOutcome::Uploaded));
 
     // virtual folders: first level only
     let ds = c
@@ -120,6 +141,9 @@ async fn folder_upload_is_idempotent_and_collapses_nested_folders() {
     assert!(second.failures.is_empty());
     assert!(!second.success(), "nothing uploaded is not a success");
     assert_eq!(calls.lock().unwrap().len(), 5);
+    let told_second = outcomes(&ended);
+    assert_eq!(told_second.len(), 5);
+    assert!(told_second.iter().all(|t| t.1 == FileOutcome::Skipped));
 
     // skip_existing=false: conflicts become failures
     let third = upload_dataset_from_folder(
@@ -128,11 +152,22 @@ async fn folder_upload_is_idempotent_and_collapses_nested_folders() {
         &root,
         FolderUploadOptions::default()
             .skip_existing(false)
-            .parallel(false),
+            .parallel(false)
+            .on_file({
+                let told = ended.clone();
+                move |file, outcome| {
+                    told.lock()
+                        .unwrap()
+                        .push((file.to_string_lossy().into_owned(), outcome))
+                }
+            }),
     )
     .await
     .unwrap();
     assert_eq!(third.failures.len(), 5);
+    let told_third = outcomes(&ended);
+    assert_eq!(told_third.len(), 5);
+    assert!(told_third.iter().all(|t| t.1 == FileOutcome::Failed));
     assert!(third.failures[0].reason.starts_with("conflict: "));
     assert!(
         third.failures.iter().all(|f| !f.retryable),

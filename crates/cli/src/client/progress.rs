@@ -18,6 +18,7 @@ struct State {
     total_files: u64,
     bytes: u64,
     total_bytes: Option<u64>,
+    skipped: u64,
     last_line: Instant,
     next_step: u64,
 }
@@ -66,6 +67,7 @@ impl Progress {
                 total_files,
                 bytes: 0,
                 total_bytes,
+                skipped: 0,
                 last_line: Instant::now(),
                 next_step: 1,
             }),
@@ -85,17 +87,36 @@ impl Progress {
 
     /// One more file done, of `bytes` bytes.
     pub fn file_done(&self, bytes: u64) {
+        self.advance(bytes, 0, false);
+    }
+
+    /// One more file done whose `size` bytes were not sent: `skipped` when it was already
+    /// there, else it failed. Its bytes leave the total, so the byte rate and the amount count
+    /// only what is moved.
+    pub fn file_not_sent(&self, size: u64, skipped: bool) {
+        self.advance(0, size, skipped);
+    }
+
+    fn advance(&self, sent: u64, unsent: u64, skipped: bool) {
         let mut s = self.state.lock().expect("progress lock");
         s.files += 1;
-        s.bytes += bytes;
+        s.bytes += sent;
+        s.skipped += u64::from(skipped);
+        if let Some(t) = &mut s.total_bytes {
+            *t = t.saturating_sub(unsent);
+        }
         let elapsed = self.start.elapsed();
         let amount = match s.total_bytes {
             Some(t) => format!("{}/{}", human_bytes(s.bytes), human_bytes(t)),
             None => human_bytes(s.bytes),
         };
+        let skipped = match s.skipped {
+            0 => String::new(),
+            n => format!(", {n} skipped"),
+        };
         match &self.sink {
             Sink::Bar(b) => {
-                b.set_message(format!("{amount}  {}", rate(s.bytes, elapsed)));
+                b.set_message(format!("{amount}  {}{skipped}", rate(s.bytes, elapsed)));
                 b.set_position(s.files);
             }
             Sink::Lines => {
@@ -110,7 +131,7 @@ impl Progress {
                     let left = s.total_files.saturating_sub(s.files) as f64;
                     let eta = elapsed.as_secs_f64() / s.files as f64 * left;
                     eprintln!(
-                        "{}: {}/{} files, {amount}, {}, ETA {eta:.0} s",
+                        "{}: {}/{} files{skipped}, {amount}, {}, ETA {eta:.0} s",
                         self.verb,
                         s.files,
                         s.total_files,

@@ -3,7 +3,7 @@
 
 use super::progress::{timing, Progress};
 use super::{finish, human_bytes, print_json, usage, CliError, CliResult, ClientArgs, Ctx};
-use pictograph::workflows::{upload_dataset_from_folder, FolderUploadOptions};
+use pictograph::workflows::{upload_dataset_from_folder, FileOutcome, FolderUploadOptions};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -126,8 +126,13 @@ async fn upload(args: UploadArgs) -> CliResult {
             .max_workers(args.workers as usize)
             .skip_existing(!args.no_skip_existing)
             .create_if_missing(!args.no_create)
-            .progress(move |_, _, file| {
-                p.file_done(file.and_then(|f| sizes.get(f)).copied().unwrap_or(0))
+            .on_file(move |file, outcome| {
+                let size = sizes.get(&*file.to_string_lossy()).copied().unwrap_or(0);
+                match outcome {
+                    FileOutcome::Uploaded => p.file_done(size),
+                    FileOutcome::Skipped => p.file_not_sent(size, true),
+                    FileOutcome::Failed => p.file_not_sent(size, false),
+                }
             })
     };
     let result = upload_dataset_from_folder(&ctx.client, &name, &args.folder, options).await;
