@@ -16,19 +16,37 @@
 
 use std::collections::HashSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 
-/// One field error, FastAPI style: loc like `["body","annotations",0,"bounding_box","w"]`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One field error of a validation failure, FastAPI style: loc like
+/// `["body","annotations",0,"bounding_box","w"]`. Missing keys read as empty, so an error
+/// from any server deserializes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FieldError {
-    /// Path to the offending value, starting with `"body", "annotations", <index>`.
+    /// Path to the offending value; an annotation's starts with `"body", "annotations", <index>`.
+    #[serde(default)]
     pub loc: Vec<Value>,
     /// Human-readable message.
+    #[serde(default)]
     pub msg: String,
     /// Machine-readable error type (`missing`, `extra_forbidden`, `value_error`, ...).
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default)]
     pub kind: String,
+}
+
+impl FieldError {
+    /// The location joined with dots, e.g. `body.annotations.0.name`.
+    pub fn location(&self) -> String {
+        self.loc
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(".")
+    }
 }
 
 /// The annotation types, in the order used by [`count_by_type`].

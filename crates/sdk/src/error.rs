@@ -5,7 +5,6 @@
 //! The names users of the Python SDK search for exist too: [`AuthenticationError`],
 //! [`RateLimitError`], [`NotFoundError`], [`ValidationError`], [`ConflictError`], ...
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
 use std::path::PathBuf;
@@ -136,33 +135,7 @@ impl fmt::Display for RateLimitError {
 
 impl std::error::Error for RateLimitError {}
 
-/// One field error of a validation failure, e.g. `loc = ["body", "annotations", 0, "name"]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FieldError {
-    /// Path to the offending value.
-    #[serde(default)]
-    pub loc: Vec<Value>,
-    /// What is wrong.
-    #[serde(default)]
-    pub msg: String,
-    /// Machine-readable kind (`missing`, `value_error`, ...).
-    #[serde(rename = "type", default)]
-    pub kind: String,
-}
-
-impl FieldError {
-    /// The location joined with dots, e.g. `body.annotations.0.name`.
-    pub fn location(&self) -> String {
-        self.loc
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join(".")
-    }
-}
+pub use pictograph_core::annotation::FieldError;
 
 /// Everything an SDK call can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -83,18 +83,10 @@ fn parse(text: &str, source: &str) -> CliResult<Vec<Annotation>> {
         }
     }
     let canonical = validate_annotations(&list, None).map_err(|errors| {
-        let field_errors: Vec<FieldError> = errors
-            .into_iter()
-            .map(|e| FieldError {
-                loc: e.loc,
-                msg: e.msg,
-                kind: e.kind,
-            })
-            .collect();
-        let described: Vec<String> = field_errors.iter().map(describe).collect();
+        let described: Vec<String> = errors.iter().map(describe).collect();
         CliError::Invalid {
             message: format!("{source}: {}", described.join("; ")),
-            field_errors,
+            field_errors: errors,
         }
     })?;
     canonical
