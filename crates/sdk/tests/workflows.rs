@@ -21,6 +21,17 @@ fn road_signs(root: &Path) {
     std::fs::write(root.join("stop/notes.heif"), "ignored too").unwrap();
 }
 
+/// An `on_file` callback that records each file's relative path and outcome in `into`.
+fn record(
+    into: Arc<Mutex<Vec<(String, FileOutcome)>>>,
+) -> impl Fn(&Path, FileOutcome) + Send + Sync + 'static {
+    move |file, outcome| {
+        into.lock()
+            .unwrap()
+            .push((file.to_string_lossy().into_owned(), outcome))
+    }
+}
+
 #[tokio::test]
 async fn folder_upload_is_idempotent_and_collapses_nested_folders() {
     let s = common::start().await;
@@ -32,7 +43,6 @@ async fn folder_upload_is_idempotent_and_collapses_nested_folders() {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let seen = calls.clone();
     let ended = Arc::new(Mutex::new(Vec::new()));
-    let told = ended.clone();
     let opts = FolderUploadOptions::default()
         .max_workers(3)
         .progress(move |done, total, file| {
@@ -40,11 +50,7 @@ async fn folder_upload_is_idempotent_and_collapses_nested_folders() {
                 .unwrap()
                 .push((done, total, file.unwrap_or_default().to_string()))
         })
-        .on_file(move |file, outcome| {
-            told.lock()
-                .unwrap()
-                .push((file.to_string_lossy().into_owned(), outcome))
-        });
+        .on_file(record(ended.clone()));
     // Each file's outcome, sorted by path, then forgotten.
     let outcomes = |ended: &Mutex<Vec<(String, FileOutcome)>>| {
         let mut v = std::mem::take(&mut *ended.lock().unwrap());
@@ -153,14 +159,7 @@ async fn folder_upload_is_idempotent_and_collapses_nested_folders() {
         FolderUploadOptions::default()
             .skip_existing(false)
             .parallel(false)
-            .on_file({
-                let told = ended.clone();
-                move |file, outcome| {
-                    told.lock()
-                        .unwrap()
-                        .push((file.to_string_lossy().into_owned(), outcome))
-                }
-            }),
+            .on_file(record(ended.clone())),
     )
     .await
     .unwrap();
