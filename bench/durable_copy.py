@@ -6,18 +6,24 @@ CLI uploads at once by default). It is `cp -r` with the durability our server gi
 acknowledged upload, and without HTTP, hashing or format checks: the floor for an upload
 that must survive a crash.
 
-Usage: durable_copy.py SRC DST [WORKERS]
+With --sha256, each file's SHA-256 is also computed before it is written, as the server
+does to store bytes by content: the floor for a durable, content-addressed upload.
+
+Usage: durable_copy.py [--sha256] SRC DST [WORKERS]
 """
 
+import hashlib
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 
 def store(job):
-    path, out_dir, name = job
+    path, out_dir, name, sha256 = job
     with open(path, "rb") as f:
         data = f.read()
+    if sha256:
+        hashlib.sha256(data).digest()
     tmp = os.path.join(out_dir, f".{name}.part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -36,13 +42,16 @@ def store(job):
 
 
 def main():
-    src, dst = sys.argv[1], sys.argv[2]
-    workers = int(sys.argv[3]) if len(sys.argv) > 3 else 16
+    args = sys.argv[1:]
+    sha256 = "--sha256" in args
+    args = [a for a in args if a != "--sha256"]
+    src, dst = args[0], args[1]
+    workers = int(args[2]) if len(args) > 2 else 16
     jobs = []
     for root, _, files in os.walk(src):
         out_dir = os.path.join(dst, os.path.relpath(root, src))
         os.makedirs(out_dir, exist_ok=True)
-        jobs += [(os.path.join(root, name), out_dir, name) for name in files]
+        jobs += [(os.path.join(root, name), out_dir, name, sha256) for name in files]
     with ThreadPoolExecutor(workers) as pool:
         for _ in pool.map(store, jobs):
             pass

@@ -31,13 +31,15 @@
 #               synced, renamed and its directory synced, as many at once as the CLI
 #               uploads (--workers, or its default of 16); the floor for an upload that is
 #               durable once acknowledged)
+#             | durable copy + SHA-256 (the same with each file hashed before it is written,
+#               as the server hashes to store bytes by content: the floor for our upload)
 #             | Label Studio: create a project, then POST the files to its import endpoint
 #   download: pictograph download | Python datasets.download(mode="full") | cp -r
 #             | Label Studio: its YOLO_WITH_IMAGES export (a zip of every image), unpacked
 # The server stores bytes by content, so every upload measured goes to a `pictograph serve`
 # on 127.0.0.1 with a fresh data directory rather than finding the bytes already there.
 # Nothing is deleted during a run: its outputs are deleted between runs (see `settle`), so
-# scratch peaks near 8x the generated data (11x with Label Studio, whose import keeps a copy
+# scratch peaks near 9x the generated data (12x with Label Studio, whose import keeps a copy
 # and whose export stages a zip).
 # Python: tests/compat/.venv (made by `bash tests/compat/run.sh --co -q`), or $PYTHON, or a
 # venv made here in bench/.venv. Not a test: nothing is asserted beyond every run succeeding.
@@ -227,7 +229,7 @@ load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 page_before="$(fresh_page_cost)"
 wflag=()
 [[ -n "$workers" ]] && wflag=(--workers "$workers")
-touch "$work/up_py" "$work/dl_py" "$work/up_ls" "$work/dl_ls" "$work/dl_cps" "$work/dl_dcp"
+touch "$work/up_py" "$work/dl_py" "$work/up_ls" "$work/dl_ls" "$work/dl_cps" "$work/dl_dcp" "$work/dl_dcph"
 for i in $(seq 1 "$runs"); do
   settle
   echo "run $i/$runs: ours" >&2
@@ -258,7 +260,8 @@ for i in $(seq 1 "$runs"); do
   # floor for that.
   timed "$work/up_cps" bash -c 'cp -r "$1" "$2" && sync' _ "$work/src" "$work/cps-$i"
   timed "$work/up_dcp" "$python" "$here/durable_copy.py" "$work/src" "$work/dcp-$i" "${workers:-16}"
-  trash "$work/cp-$i" "$work/cpdl-$i" "$work/cps-$i" "$work/dcp-$i" "$work"/data-*
+  timed "$work/up_dcph" "$python" "$here/durable_copy.py" --sha256 "$work/src" "$work/dcph-$i" "${workers:-16}"
+  trash "$work/cp-$i" "$work/cpdl-$i" "$work/cps-$i" "$work/dcp-$i" "$work/dcph-$i" "$work"/data-*
 
   if (( i <= ls_runs )); then
     echo "run $i/$runs: label studio" >&2
@@ -289,7 +292,7 @@ def med(n):
     xs = [float(x) for x in open(f"{work}/{n}").read().split()]
     return statistics.median(xs) if xs else None
 
-cols = [("ours", "ours"), ("python", "py"), ("cp -r", "cp"), ("cp -r; sync", "cps"), ("durable cp", "dcp")] + ([("label studio", "ls")] if ls_runs else [])
+cols = [("ours", "ours"), ("python", "py"), ("cp -r", "cp"), ("cp -r; sync", "cps"), ("durable cp", "dcp"), ("durable+sha", "dcph")] + ([("label studio", "ls")] if ls_runs else [])
 print(f"\n{files} files, {nbytes / 1e6:.0f} MB, {cpus} CPUs, warm cache; medians of runs:"
       f" ours {runs}, cp -r {runs}, python {py_runs}" + (f", label studio {ls_runs}" if ls_runs else ""))
 print(f"load average (1, 5, 15 min) before the runs {load0}, after {load1}: other work on the machine skews the times")
@@ -299,7 +302,7 @@ print(f"first touch of fresh memory: {page0} µs per 4 KB page before the runs, 
 if ls_runs:
     print(f"label studio {ls_version}: import in requests of {ls_batch} files, {ls_parallel} at once;"
           " download = its YOLO_WITH_IMAGES export, unpacked")
-ratios = ["python/ours"] + (["ls/ours"] if ls_runs else []) + ["ours/cp", "ours/cp;sync", "ours/durable"]
+ratios = ["python/ours"] + (["ls/ours"] if ls_runs else []) + ["ours/cp", "ours/cp;sync", "ours/durable", "ours/dur+sha"]
 print(f"{'':10}" + "".join(f"{c:>14}" for c, _ in cols) + "".join(f"{r:>13}" for r in ratios) + f"{'ours MB/s':>11}")
 for op in ("upload", "download"):
     p = "up" if op == "upload" else "dl"
@@ -307,7 +310,7 @@ for op in ("upload", "download"):
     o = t["ours"]
     cells = "".join(f"{t[k]:13.2f}s" if t[k] is not None else f"{'-':>14}" for _, k in cols)
     div = lambda a, b: a / b if a is not None and b is not None else None
-    r = [div(t["py"], o)] + ([div(t["ls"], o)] if ls_runs else []) + [div(o, t["cp"]), div(o, t["cps"]), div(o, t["dcp"])]
+    r = [div(t["py"], o)] + ([div(t["ls"], o)] if ls_runs else []) + [div(o, t["cp"]), div(o, t["cps"]), div(o, t["dcp"]), div(o, t["dcph"])]
     ratio = lambda x: f"{x:12.1f}x" if x is not None else f"{'-':>13}"
     print(f"{op:10}{cells}" + "".join(ratio(x) for x in r) + f"{nbytes / 1e6 / o:11.0f}")
 EOF
