@@ -28,7 +28,7 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct DataArgs {
     /// Directory holding the database, image bytes and the URL-signing key.
-    #[arg(long, env = "PICTOGRAPH_DATA_DIR", default_value = "./pictograph-data")]
+    #[arg(long, env = "PICTOGRAPH_DATA_DIR", default_value = "./pictograph-data", value_hint = clap::ValueHint::DirPath)]
     data_dir: PathBuf,
     /// Metadata database URL: `sqlite://path` or `postgres://…` (default: SQLite inside the
     /// data directory).
@@ -88,6 +88,29 @@ enum Command {
     /// Run the maintenance sweep once: expired uploads, abandoned staged files, old
     /// idempotency records, and bytes no image refers to. Safe while servers run.
     Gc(gc::GcArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell, e.g.
+    /// `pictograph completions bash > ~/.local/share/bash-completion/completions/pictograph`.
+    Completions(CompletionsArgs),
+}
+
+#[derive(clap::Args)]
+struct CompletionsArgs {
+    /// The shell the script is for.
+    shell: clap_complete::Shell,
+}
+
+/// Writes the completion script of every command and flag for `shell` to standard output
+/// (a reader that stops early, such as `head`, is not an error).
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "pictograph", &mut script);
+    match std::io::stdout().write_all(&script) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the completion script")
+        }
+        _ => Ok(()),
+    }
 }
 
 #[derive(clap::Args)]
@@ -219,6 +242,7 @@ async fn run() {
                 Err(e) => Err(e),
             }
         }
+        Command::Completions(args) => completions(args.shell),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -24,7 +24,7 @@ pub struct MigrateArgs {
     #[arg(long)]
     to_blobs: Option<String>,
     /// Directory for staging files while copying, and the default source of bytes.
-    #[arg(long, env = "PICTOGRAPH_DATA_DIR", default_value = "./pictograph-data")]
+    #[arg(long, env = "PICTOGRAPH_DATA_DIR", default_value = "./pictograph-data", value_hint = clap::ValueHint::DirPath)]
     data_dir: PathBuf,
 }
 

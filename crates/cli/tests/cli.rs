@@ -163,3 +163,82 @@ fn first_start_prints_an_owner_key_once_and_config_layers_apply() {
     assert!(!ok);
     assert!(err.contains("parsing config file"), "{err}");
 }
+
+/// What bash's completion offers for the words typed so far (the last one being completed),
+/// with the script `pictograph completions bash` printed loaded as a user would load it.
+fn bash_completes(words: &[&str]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("pictograph.bash");
+    let out = bin().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    std::fs::write(&script, &out.stdout).unwrap();
+    let driver = r#"
+        source "$1"; shift
+        COMP_WORDS=("$@"); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+        COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}
+        _pictograph pictograph "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+        printf '%s\n' "${COMPREPLY[@]}"
+    "#;
+    let out = Command::new("bash")
+        .args(["-c", driver, "bash", script.to_str().unwrap()])
+        .args(words)
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn completions_offer_commands_flags_and_values() {
+    assert_eq!(bash_completes(&["pictograph", "up"]), ["upload"]);
+    let batch = bash_completes(&["pictograph", "batch", ""]);
+    for op in ["move", "copy", "delete", "update"] {
+        assert!(batch.iter().any(|w| w == op), "{op} missing from {batch:?}");
+    }
+    assert_eq!(
+        bash_completes(&["pictograph", "download", "--mo"]),
+        ["--mode"]
+    );
+    assert_eq!(
+        bash_completes(&["pictograph", "download", "--mode", ""]),
+        ["full", "images-only", "annotations-only"]
+    );
+    assert_eq!(
+        bash_completes(&["pictograph", "images", "list", "--stat"]),
+        ["--status"]
+    );
+
+    for (shell, marker, flag) in [
+        ("zsh", "#compdef pictograph", "--dataset"),
+        ("fish", "complete -c pictograph", "-l dataset"),
+        (
+            "elvish",
+            "edit:completion:arg-completer[pictograph]",
+            "--dataset",
+        ),
+        ("powershell", "Register-ArgumentCompleter", "--dataset"),
+    ] {
+        let (ok, script, _) = run(&["completions", shell]);
+        assert!(ok, "{shell}");
+        assert!(script.contains(marker), "{shell} script lacks {marker:?}");
+        assert!(
+            script.contains("upload") && script.contains(flag),
+            "{shell} script lacks the upload command's flags"
+        );
+    }
+
+    let (ok, out, err) = run(&["completions", "tcsh"]);
+    assert!(!ok && out.is_empty());
+    assert!(
+        err.contains("possible values: bash, elvish, fish, powershell, zsh"),
+        "{err}"
+    );
+}

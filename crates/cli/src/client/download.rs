@@ -30,6 +30,7 @@ pub struct DownloadArgs {
     dataset: String,
     /// Directory to write into (created when missing); each image's virtual folder becomes a
     /// sub-directory.
+    #[arg(value_hint = clap::ValueHint::DirPath)]
     out_dir: PathBuf,
     /// What to fetch.
     #[arg(long, value_enum, default_value = "full")]

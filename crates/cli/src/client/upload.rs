@@ -16,6 +16,7 @@ pub struct UploadArgs {
     conn: ClientArgs,
     /// Folder to upload, recursively; only image files (jpg, jpeg, png, webp, bmp, tif, tiff,
     /// gif, heic) are sent.
+    #[arg(value_hint = clap::ValueHint::DirPath)]
     folder: PathBuf,
     /// Dataset to upload into; created when missing.
     #[arg(long, short = 'd', value_name = "NAME")]
