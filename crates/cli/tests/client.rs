@@ -1125,3 +1125,136 @@ async fn login_saves_a_private_file_used_without_env() {
     assert_eq!(out.code, 2);
     s.app.stop().await.unwrap();
 }
+
+/// `images list` over more than one page (the CLI asks for 1,000 at a time): every image once,
+/// in listing order, whichever way it is printed and wherever the window starts; `--ids` goes
+/// out page by page and stops quietly when its reader does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_list_walks_many_pages() {
+    let s = start().await;
+    upload_tree(&s, "many");
+    let all_ids = |s: &Server| -> Vec<String> {
+        s.run(&[
+            "images",
+            "list",
+            "--dataset",
+            "many",
+            "--limit",
+            "100000",
+            "--ids",
+        ])
+        .ok()
+        .stdout
+        .lines()
+        .map(str::to_string)
+        .collect()
+    };
+    // Copying every image into the root doubles the dataset: 5 × 2⁹ = 2,560 images.
+    for _ in 0..9 {
+        let ids = all_ids(&s).join("\n");
+        s.run_in(&["batch", "copy", "--dataset", "many", "--to", "/"], &ids)
+            .ok();
+    }
+    let ids = all_ids(&s);
+    assert_eq!(ids.len(), 2560);
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), 2560, "an image listed twice");
+
+    let v = s
+        .run(&[
+            "images",
+            "list",
+            "--dataset",
+            "many",
+            "--limit",
+            "100000",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let listed: Vec<&str> = v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ids, "--json and --ids list the same order");
+    assert_eq!(
+        (
+            v["count"].as_u64(),
+            v["total"].as_u64(),
+            v["has_more"].as_bool()
+        ),
+        (Some(2560), Some(2560), Some(false))
+    );
+
+    let window = s
+        .run(&[
+            "images",
+            "list",
+            "--dataset",
+            "many",
+            "--offset",
+            "999",
+            "--limit",
+            "1502",
+            "--ids",
+        ])
+        .ok()
+        .stdout
+        .lines()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    assert_eq!(window, ids[999..2501]);
+    let v = s
+        .run(&[
+            "images",
+            "list",
+            "--dataset",
+            "many",
+            "--limit",
+            "1001",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        (v["count"].as_u64(), v["has_more"].as_bool()),
+        (Some(1001), Some(true))
+    );
+
+    // A reader that takes one line and goes: no error, exit status 0.
+    let mut child = s
+        .cmd()
+        .args([
+            "images",
+            "list",
+            "--dataset",
+            "many",
+            "--limit",
+            "100000",
+            "--ids",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    {
+        use std::io::BufRead;
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        reader.read_line(&mut first).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(first.trim(), ids[0]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -3,7 +3,7 @@
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::http::{field, segment, Req};
-use crate::models::{Dataset, Status};
+use crate::models::{Dataset, Image, Status};
 use crate::pager::Pager;
 use crate::projects::list_page;
 use futures::StreamExt;
@@ -239,17 +239,25 @@ pub struct ImageListOptions {
     pub limit: Option<usize>,
     /// Images to skip.
     pub offset: usize,
+    /// Start right after this image (an id from the previous page) instead of at `offset`:
+    /// every page then costs the server the same however deep it is. A pictograph server's
+    /// extension; `offset` must be 0 with it.
+    pub after: Option<String>,
 }
 
 /// One page of images.
 #[derive(Debug, Clone)]
 pub struct ImagePage {
     /// The images of this page.
-    pub images: Vec<crate::models::Image>,
+    pub images: Vec<Image>,
     /// How many images match in all.
     pub total: u64,
     /// Whether another page follows.
     pub has_more: bool,
+    /// The image this page starts after, as the server confirmed it: `None` when
+    /// [`ImageListOptions::after`] was not given, or when the server does not page by key
+    /// (it then answered the page at `offset` instead).
+    pub after: Option<String>,
 }
 
 /// Largest listing page the server serves.
@@ -296,20 +304,27 @@ impl Datasets {
         if options.include_archived {
             req = req.query("include_archived", "true");
         }
-        let v = self.client.transport.json(req).await?;
-        let total = v
-            .get("total")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
-        let has_more = v
-            .pointer("/pagination/has_more")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false);
-        let images = field(v, &["images", "data"])?;
+        if let Some(after) = &options.after {
+            req = req.query("after", after);
+        }
+        let page: ImagesPage = self.client.transport.parse(req).await?;
+        let images = match (page.images, page.data) {
+            (Some(images), _) => images,
+            (None, Some(data)) => {
+                serde_json::from_str(data.get()).map_err(|e| Error::Decode(e.to_string()))?
+            }
+            (None, None) => {
+                return Err(Error::Decode(
+                    "response has none of the keys images, data".into(),
+                ))
+            }
+        };
+        let pagination = page.pagination.unwrap_or_default();
         Ok(ImagePage {
             images,
-            total,
-            has_more,
+            total: page.total.unwrap_or(0),
+            has_more: pagination.has_more.unwrap_or(false),
+            after: pagination.after.filter(|_| options.after.is_some()),
         })
     }
 
@@ -503,18 +518,43 @@ impl Datasets {
                 .query("include_annotations", "true")
                 .query("include", "metadata");
         }
-        let v = self.client.transport.json(req).await?;
-        let dataset_id = v
-            .get("dataset_id")
-            .and_then(|d| d.as_str())
-            .unwrap_or_default()
-            .to_string();
-        let items = match v.get("items") {
-            Some(i) if !i.is_null() => field(v, &["items"])?,
-            _ => Vec::new(),
-        };
-        Ok(Page { dataset_id, items })
+        let page: ListingPage = self.client.transport.parse(req).await?;
+        Ok(Page {
+            dataset_id: page.dataset_id.unwrap_or_default(),
+            items: page.items.unwrap_or_default(),
+        })
     }
+}
+
+/// A page of `GET /images/` as sent: the images under `images` or `data` (the same list;
+/// `data` is kept unparsed and read only when `images` is missing).
+#[derive(Deserialize)]
+struct ImagesPage {
+    #[serde(default)]
+    images: Option<Vec<Image>>,
+    #[serde(default)]
+    data: Option<Box<serde_json::value::RawValue>>,
+    #[serde(default)]
+    total: Option<u64>,
+    #[serde(default)]
+    pagination: Option<Pagination>,
+}
+
+#[derive(Deserialize, Default)]
+struct Pagination {
+    #[serde(default)]
+    has_more: Option<bool>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// A page of the download listing as sent (its copy of the items under `data` is skipped).
+#[derive(Deserialize)]
+struct ListingPage {
+    #[serde(default)]
+    dataset_id: Option<String>,
+    #[serde(default)]
+    items: Option<Vec<Item>>,
 }
 
 /// The files to fetch or write for a page of the listing.

@@ -294,12 +294,17 @@ impl Transport {
             req.timeout = Some(self.timeout);
         }
         let resp = self.send(&req).await?;
-        read_json(resp).await
+        read_body(resp).await
     }
 
-    /// Sends an API request and parses its JSON body as `T`.
-    pub async fn parse<T: DeserializeOwned>(&self, req: Req) -> Result<T> {
-        decode(self.json(req).await?)
+    /// Sends an API request and parses its JSON body as `T`, straight from the bytes (no
+    /// tree of values first: a page of thousands of images parses in a fraction of the time).
+    pub async fn parse<T: DeserializeOwned>(&self, mut req: Req) -> Result<T> {
+        if req.timeout.is_none() {
+            req.timeout = Some(self.timeout);
+        }
+        let resp = self.send(&req).await?;
+        read_body(resp).await
     }
 
     /// Streams a GET of `req` into `dest` atomically: the bytes go to a temporary file beside
@@ -322,17 +327,18 @@ impl Transport {
     }
 }
 
-/// Parses a success response's JSON body.
-pub(crate) async fn read_json(resp: Response) -> Result<Value> {
+/// Parses a success response's JSON body as `T` (an empty body reads as `null`).
+pub(crate) async fn read_body<T: DeserializeOwned>(resp: Response) -> Result<T> {
     let status = resp.status();
     let bytes = resp.bytes().await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Null);
+        return decode(Value::Null);
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        Error::Decode(format!(
+    serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Error::Decode(e.to_string()),
+        _ => Error::Decode(format!(
             "server returned {status} with a non-JSON body ({e})"
-        ))
+        )),
     })
 }
 

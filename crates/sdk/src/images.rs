@@ -164,7 +164,7 @@ impl Images {
         req.timeout = Some(self.client.transport.timeout);
         let resp = self.client.transport.send(&req).await?;
         let replayed = resp.headers().contains_key("idempotent-replayed");
-        let grant = crate::http::read_json(resp).await?;
+        let grant: Value = crate::http::read_body(resp).await?;
         let upload_url: String = field(grant.clone(), &["upload_url"])?;
         let gcs_path: String = field(grant.clone(), &["gcs_path", "upload_id"])?;
         let put_type = grant

@@ -90,6 +90,18 @@ async fn list_images_filters_and_pages() {
     };
     let page = client.datasets().list_images("zoo", first).await.unwrap();
     assert_eq!((page.images.len(), page.has_more), (2, true));
+    assert_eq!(page.after, None);
+    // The next page by key: it starts after the last image of this one, and says so.
+    let last = page.images[1].id.clone();
+    let next = ImageListOptions {
+        limit: Some(2),
+        after: Some(last.clone()),
+        ..Default::default()
+    };
+    let rest = client.datasets().list_images("zoo", next).await.unwrap();
+    assert_eq!(names(&rest), ["p2.png"]);
+    assert_eq!((rest.has_more, rest.total), (false, 3));
+    assert_eq!(rest.after, Some(last));
     let err = client
         .datasets()
         .list_images("nope", ImageListOptions::default())

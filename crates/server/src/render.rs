@@ -3,7 +3,7 @@
 use crate::signing::Signer;
 use crate::store::{BatchOutcome, DatasetRow, ImageRow};
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::VecDeque;
 
 /// Where clients reach this server, and how to sign links for them.
@@ -263,22 +263,36 @@ pub struct SameUnder<T = Value> {
 
 impl<T: serde::Serialize> axum::response::IntoResponse for SameUnder<T> {
     fn into_response(self) -> axum::response::Response {
-        let value = match serde_json::to_vec(&self.value) {
-            Ok(text) => Bytes::from(text),
-            Err(e) => {
-                return crate::error::ApiError::Internal(e.into()).into_response();
-            }
-        };
-        let mut body = JsonChunks::default();
-        for (i, key) in self.keys.iter().enumerate() {
-            body.text(if i == 0 { "{" } else { "," });
-            body.value(*key);
-            body.text(":");
-            body.shared(&value);
+        match serde_json::to_vec(&self.value) {
+            Ok(text) => shared_under(self.keys, &Bytes::from(text), &Map::new()).into_response(),
+            Err(e) => crate::error::ApiError::Internal(e.into()).into_response(),
         }
-        body.text("}");
-        body.into_response()
     }
+}
+
+/// A JSON object holding `value` (serialised JSON) under each of `keys`, its buffer shared
+/// by them, and then the members of `rest`.
+pub fn shared_under(keys: &[&str], value: &Bytes, rest: &Map<String, Value>) -> JsonChunks {
+    let mut body = JsonChunks::default();
+    let members = keys.iter().map(|k| (*k, None)).chain(
+        rest.iter()
+            .map(|(k, member)| (k.as_str(), Some(member.clone()))),
+    );
+    for (i, (key, member)) in members.enumerate() {
+        body.text(if i == 0 { "{" } else { "," });
+        body.value(key);
+        body.text(":");
+        match member {
+            None => body.shared(value),
+            Some(member) => body.value(member),
+        }
+    }
+    body.text(if keys.is_empty() && rest.is_empty() {
+        "{}"
+    } else {
+        "}"
+    });
+    body
 }
 
 /// A JSON response body sent as a list of chunks. A chunk written twice shares its buffer

@@ -181,6 +181,95 @@ async fn every_page_is_the_slice_of_the_whole_listing() {
     }
 }
 
+/// `after=ID` pages by key: each page starts right after the image named, with the same
+/// filters, order and totals as the offset pages, and says so in `pagination.after` (absent
+/// from every answer that did not ask, which the official clients' models would refuse).
+#[tokio::test]
+async fn keyset_pages_walk_the_same_listing_as_offsets() {
+    let t = TestServer::start().await;
+    let d = t.owner.create_dataset("keyed").await;
+    let ds = s(&d, "id");
+    let mut ids = Vec::new();
+    for i in 0..7u8 {
+        let folder = if i % 2 == 0 { "/even" } else { "/odd" };
+        let img = t
+            .owner
+            .upload_png(&ds, folder, &format!("k{i}.png"), i)
+            .await;
+        ids.push(s(&img, "id"));
+    }
+    t.owner
+        .delete(&format!("images/{}", ids[3]))
+        .await
+        .expect(200);
+    let page = |q: String| {
+        let c = t.owner.clone();
+        async move {
+            c.get(&format!("images/?dataset=keyed&{q}"))
+                .await
+                .ok_json(200)
+        }
+    };
+    let ids_of = |v: &serde_json::Value| -> Vec<String> {
+        v["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| s(i, "id"))
+            .collect()
+    };
+    for filter in ["", "include_archived=true", "folder_path=/even"] {
+        let whole = page(format!("{filter}&limit=100")).await;
+        assert!(whole["pagination"].get("after").is_none(), "{whole}");
+        let all = ids_of(&whole);
+        for limit in 1..=3usize {
+            let mut walked = Vec::new();
+            let mut v = page(format!("{filter}&limit={limit}")).await;
+            loop {
+                walked.extend(ids_of(&v));
+                assert_eq!(v["total"], whole["total"], "{filter} total");
+                assert_eq!(
+                    v["pagination"]["has_more"],
+                    walked.len() < all.len(),
+                    "{filter} limit={limit} has_more after {walked:?}"
+                );
+                if walked.len() >= all.len() {
+                    break;
+                }
+                let last = walked.last().unwrap().clone();
+                v = page(format!("{filter}&limit={limit}&after={last}")).await;
+                assert_eq!(v["pagination"]["after"], last.as_str());
+                assert_eq!(v["data"], v["images"]);
+            }
+            assert_eq!(walked, all, "{filter} limit={limit}");
+        }
+    }
+    // An archived image is still a place in the listing to start after.
+    let v = page(format!("limit=2&after={}", ids[3])).await;
+    assert_eq!(ids_of(&v), [ids[4].clone(), ids[5].clone()]);
+
+    let refused = |q: String| {
+        let c = t.owner.clone();
+        async move {
+            c.get(&format!("images/?dataset=keyed&{q}"))
+                .await
+                .field_errors()
+        }
+    };
+    let other = t.owner.create_dataset("elsewhere").await;
+    let stranger = t.owner.upload_png(&s(&other, "id"), "/", "x.png", 9).await;
+    for (q, loc) in [
+        ("after=no-such-image".to_string(), "after"),
+        (format!("after={}", s(&stranger, "id")), "after"),
+        (format!("after={}&offset=1", ids[0]), "offset"),
+        (format!("after={}&min_confidence_lt=0.5", ids[0]), "after"),
+    ] {
+        let errors = refused(q.clone()).await;
+        assert_eq!(errors[0]["loc"], json!(["query", loc]), "{q}: {errors:?}");
+    }
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn a_stale_conditional_save_is_refused_and_a_plain_save_still_works() {
     let t = TestServer::start().await;

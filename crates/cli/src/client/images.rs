@@ -78,39 +78,63 @@ pub async fn run(args: ImagesArgs) -> anyhow::Result<()> {
 /// Largest page asked for.
 const PAGE: usize = 1000;
 
-/// Up to `limit` images from `offset`, fetched in pages; with the total and whether more follow.
-#[allow(clippy::too_many_arguments)]
-async fn list(
-    ctx: &Ctx,
-    dataset: &str,
+/// What an image listing selects (every page the same).
+struct Selection<'a> {
+    dataset: &'a str,
     status: Option<Status>,
-    folder: Option<&str>,
+    folder: Option<&'a str>,
     recursive: bool,
     include_archived: bool,
+}
+
+/// Up to `limit` images from `offset`, fetched a page at a time and handed to `each` (until
+/// it answers false). The first page is found by offset and the next ones by key, each
+/// starting after the last image of the one before: every page then costs the server the
+/// same however deep it lies. A server that does not page by key is paged by offset. Answers
+/// the total and whether more follow.
+async fn list(
+    ctx: &Ctx,
+    what: &Selection<'_>,
     limit: usize,
     offset: usize,
-) -> CliResult<(Vec<Image>, u64, bool)> {
-    let mut out: Vec<Image> = Vec::new();
+    mut each: impl FnMut(Vec<Image>) -> bool,
+) -> CliResult<(u64, bool)> {
+    let mut got = 0;
+    let mut after: Option<String> = None;
+    let mut by_key = true;
     let (mut total, mut has_more) = (0, false);
-    while out.len() < limit {
+    while got < limit {
+        let n = (limit - got).min(PAGE);
+        let keyed = if by_key { after.clone() } else { None };
         let options = ImageListOptions {
-            status,
-            folder: folder.map(str::to_string),
-            recursive,
-            include_archived,
-            limit: Some((limit - out.len()).min(PAGE)),
-            offset: offset + out.len(),
+            status: what.status,
+            folder: what.folder.map(str::to_string),
+            recursive: what.recursive,
+            include_archived: what.include_archived,
+            limit: Some(n),
+            offset: if keyed.is_some() { 0 } else { offset + got },
+            after: keyed.clone(),
         };
-        let page = ctx.client.datasets().list_images(dataset, options).await?;
+        let page = ctx
+            .client
+            .datasets()
+            .list_images(what.dataset, options)
+            .await?;
+        if keyed.is_some() && page.after.is_none() {
+            // The server ignored `after` and answered from the start: page by offset.
+            by_key = false;
+            continue;
+        }
         total = page.total;
         has_more = page.has_more;
-        let n = page.images.len();
-        out.extend(page.images);
-        if n == 0 || !has_more {
+        let len = page.images.len();
+        got += len;
+        after = page.images.last().map(|i| i.id.clone());
+        if !each(page.images) || !has_more || len < n {
             break;
         }
     }
-    Ok((out, total, has_more))
+    Ok((total, has_more))
 }
 
 fn dims(i: &Image) -> String {
@@ -133,31 +157,40 @@ async fn images(args: ImagesArgs) -> CliResult {
             offset,
             ids,
         } => {
-            let (list, total, has_more) = list(
-                &ctx,
-                &dataset,
+            let what = Selection {
+                dataset: &dataset,
                 status,
-                folder.as_deref(),
+                folder: folder.as_deref(),
                 recursive,
                 include_archived,
-                limit,
-                offset,
-            )
+            };
+            if ids && !ctx.json {
+                // Printed page by page: a million ids never sit in memory at once.
+                use std::io::Write;
+                // A reader that stops early (`head`) ends the listing, without an error.
+                let mut out = std::io::stdout().lock();
+                list(&ctx, &what, limit, offset, |page| {
+                    page.iter().all(|i| writeln!(out, "{}", i.id).is_ok()) && out.flush().is_ok()
+                })
+                .await?;
+                return Ok(());
+            }
+            let mut listed: Vec<Image> = Vec::new();
+            let (total, has_more) = list(&ctx, &what, limit, offset, |page| {
+                listed.extend(page);
+                true
+            })
             .await?;
             if ctx.json {
                 print_json(&json!({
-                    "images": to_json(&list),
-                    "count": list.len(),
+                    "images": to_json(&listed),
+                    "count": listed.len(),
                     "total": total,
                     "offset": offset,
                     "has_more": has_more,
                 }));
-            } else if ids {
-                for i in &list {
-                    println!("{}", i.id);
-                }
             } else {
-                let rows: Vec<Vec<String>> = list
+                let rows: Vec<Vec<String>> = listed
                     .iter()
                     .map(|i| {
                         vec![
@@ -178,7 +211,7 @@ async fn images(args: ImagesArgs) -> CliResult {
                 if has_more {
                     eprintln!(
                         "{} of {total} images shown; use --limit/--offset for more",
-                        list.len()
+                        listed.len()
                     );
                 }
             }
