@@ -328,6 +328,22 @@ impl Datasets {
         })
     }
 
+    /// Walks the images `options` select, a page at a time from `options.offset`: the first
+    /// page by offset, the next ones by key (each starting after the last image of the one
+    /// before), so every page costs the server the same however deep it lies. A server that
+    /// ignores [`ImageListOptions::after`] is paged by offset.
+    pub fn image_pages(&self, dataset: &str, options: ImageListOptions) -> ImagePages {
+        ImagePages {
+            datasets: Datasets::new(self.client.clone()),
+            dataset: dataset.to_string(),
+            options,
+            after: None,
+            by_key: true,
+            fetched: 0,
+            done: false,
+        }
+    }
+
     /// Every dataset, as an auto-paging stream (page size 100 unless set).
     pub fn iter(&self) -> Pager<Dataset> {
         let client = self.client.clone();
@@ -523,6 +539,53 @@ impl Datasets {
             dataset_id: page.dataset_id.unwrap_or_default(),
             items: page.items.unwrap_or_default(),
         })
+    }
+}
+
+/// The pages of an image listing, one [`ImagePages::next_page`] at a time; see
+/// [`Datasets::image_pages`].
+pub struct ImagePages {
+    datasets: Datasets,
+    dataset: String,
+    options: ImageListOptions,
+    after: Option<String>,
+    by_key: bool,
+    fetched: usize,
+    done: bool,
+}
+
+impl ImagePages {
+    /// The next page, of up to `limit` images (the server's cap is 10,000); `None` once the
+    /// listing has ended.
+    pub async fn next_page(&mut self, limit: usize) -> Result<Option<ImagePage>> {
+        if self.done {
+            return Ok(None);
+        }
+        loop {
+            let keyed = self.after.clone().filter(|_| self.by_key);
+            let options = ImageListOptions {
+                limit: Some(limit),
+                offset: if keyed.is_some() {
+                    0
+                } else {
+                    self.options.offset + self.fetched
+                },
+                after: keyed.clone(),
+                ..self.options.clone()
+            };
+            let page = self.datasets.list_images(&self.dataset, options).await?;
+            if keyed.is_some() && page.after.is_none() {
+                // The server answered from the start instead: page by offset from here.
+                self.by_key = false;
+                continue;
+            }
+            self.fetched += page.images.len();
+            if let Some(last) = page.images.last() {
+                self.after = Some(last.id.clone());
+            }
+            self.done = !page.has_more || page.images.len() < limit;
+            return Ok(Some(page));
+        }
     }
 }
 

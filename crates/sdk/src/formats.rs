@@ -136,22 +136,15 @@ pub async fn export_dataset(
         ..ExportReport::default()
     };
     let workers = options.max_workers.max(1);
-    let mut offset = 0;
-    loop {
-        let page = client
-            .datasets()
-            .list_images(
-                &ds.id,
-                ImageListOptions {
-                    status: options.status,
-                    limit: Some(PAGE),
-                    offset,
-                    ..ImageListOptions::default()
-                },
-            )
-            .await?;
+    let mut pages = client.datasets().image_pages(
+        &ds.id,
+        ImageListOptions {
+            status: options.status,
+            ..ImageListOptions::default()
+        },
+    );
+    while let Some(page) = pages.next_page(PAGE).await? {
         let total = page.total as usize;
-        let n = page.images.len();
         let jobs: Vec<(Image, ImageInfo, String)> = page
             .images
             .into_iter()
@@ -207,10 +200,6 @@ pub async fn export_dataset(
             if let Some(p) = &options.progress {
                 p(report.images, total.max(report.images), Some(&rel));
             }
-        }
-        offset += n;
-        if n < PAGE || !page.has_more {
-            break;
         }
     }
     let finished = writer.finish().map_err(io_err(&root))?;

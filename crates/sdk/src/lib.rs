@@ -75,7 +75,7 @@ pub use client::{
 };
 pub use datasets::{
     Datasets, DownloadFailure, DownloadKind, DownloadMode, DownloadOptions, DownloadReport,
-    GetOptions, ImageListOptions, ImagePage, Progress,
+    GetOptions, ImageListOptions, ImagePage, ImagePages, Progress,
 };
 pub use error::{
     ApiError, AuthError, AuthenticationError, ConflictError, Error, FieldError, ForbiddenError,

@@ -102,6 +102,16 @@ async fn list_images_filters_and_pages() {
     assert_eq!(names(&rest), ["p2.png"]);
     assert_eq!((rest.has_more, rest.total), (false, 3));
     assert_eq!(rest.after, Some(last));
+    // Walked a page of one at a time: pages after the first go by key.
+    let mut pages = client
+        .datasets()
+        .image_pages("zoo", ImageListOptions::default());
+    let mut walked = Vec::new();
+    while let Some(page) = pages.next_page(1).await.unwrap() {
+        assert_eq!(page.after.is_some(), !walked.is_empty());
+        walked.extend(page.images.iter().map(|i| i.filename.clone()));
+    }
+    assert_eq!(walked, ["p0.png", "p1.png", "p2.png"]);
     let err = client
         .datasets()
         .list_images("nope", ImageListOptions::default())

@@ -1,5 +1,6 @@
-//! Retries, `Retry-After`, idempotency keys and interrupted transfers, against a tiny
-//! fault-injecting HTTP server that answers a script of raw responses in order.
+//! Retries, `Retry-After`, idempotency keys, interrupted transfers and a server that does not
+//! page by key, against a tiny fault-injecting HTTP server that answers a script of raw
+//! responses in order.
 
 use pictograph::{Client, CreateProject, Error, UploadOptions};
 use std::collections::HashMap;
@@ -413,4 +414,46 @@ async fn upload_put_is_streamed_unauthenticated_and_register_is_json() {
         seen[0].headers["idempotency-key"], reg.headers["idempotency-key"],
         "each step of an upload has its own key"
     );
+}
+
+/// A listing page as a server without keyset paging writes it: one image, no
+/// `pagination.after`.
+fn image_page(id: &str, has_more: bool) -> Vec<u8> {
+    let body = serde_json::json!({
+        "images": [{"id": id, "filename": format!("{id}.png"), "created_at": "2026-01-01T00:00:00Z"}],
+        "total": 2,
+        "pagination": {"has_more": has_more},
+    });
+    response("200 OK", &[], &body.to_string())
+}
+
+#[tokio::test]
+async fn image_pages_fall_back_to_offsets_on_a_server_that_ignores_after() {
+    let f = Fault::start(vec![
+        image_page("a", true),
+        // Asked for the page after `a`, this server answers from the start again.
+        image_page("a", true),
+        image_page("b", false),
+    ])
+    .await;
+    let client = f.client(0);
+    let mut pages = client
+        .datasets()
+        .image_pages("ds", pictograph::ImageListOptions::default());
+    let mut walked = Vec::new();
+    while let Some(page) = pages.next_page(1).await.unwrap() {
+        walked.extend(page.images.into_iter().map(|i| i.id));
+    }
+    assert_eq!(walked, ["a", "b"], "each image once, in order");
+    let paths: Vec<String> = f.seen().into_iter().map(|s| s.path).collect();
+    assert!(!paths[0].contains("after="), "{paths:?}");
+    assert!(
+        paths[1].contains("after=a") && paths[1].contains("offset=0"),
+        "{paths:?}"
+    );
+    assert!(
+        !paths[2].contains("after=") && paths[2].contains("offset=1"),
+        "{paths:?}"
+    );
+    assert_eq!(paths.len(), 3);
 }

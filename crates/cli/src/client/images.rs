@@ -88,10 +88,9 @@ struct Selection<'a> {
 }
 
 /// Up to `limit` images from `offset`, fetched a page at a time and handed to `each` (until
-/// it answers false). The first page is found by offset and the next ones by key, each
-/// starting after the last image of the one before: every page then costs the server the
-/// same however deep it lies. A server that does not page by key is paged by offset. Answers
-/// the total and whether more follow.
+/// it answers false); pages after the first are found by key, so each costs the server the
+/// same however deep it lies ([`pictograph::Datasets::image_pages`]). Answers the total and
+/// whether more follow.
 async fn list(
     ctx: &Ctx,
     what: &Selection<'_>,
@@ -99,38 +98,25 @@ async fn list(
     offset: usize,
     mut each: impl FnMut(Vec<Image>) -> bool,
 ) -> CliResult<(u64, bool)> {
+    let options = ImageListOptions {
+        status: what.status,
+        folder: what.folder.map(str::to_string),
+        recursive: what.recursive,
+        include_archived: what.include_archived,
+        offset,
+        ..ImageListOptions::default()
+    };
+    let mut pages = ctx.client.datasets().image_pages(what.dataset, options);
     let mut got = 0;
-    let mut after: Option<String> = None;
-    let mut by_key = true;
     let (mut total, mut has_more) = (0, false);
     while got < limit {
-        let n = (limit - got).min(PAGE);
-        let keyed = if by_key { after.clone() } else { None };
-        let options = ImageListOptions {
-            status: what.status,
-            folder: what.folder.map(str::to_string),
-            recursive: what.recursive,
-            include_archived: what.include_archived,
-            limit: Some(n),
-            offset: if keyed.is_some() { 0 } else { offset + got },
-            after: keyed.clone(),
+        let Some(page) = pages.next_page((limit - got).min(PAGE)).await? else {
+            break;
         };
-        let page = ctx
-            .client
-            .datasets()
-            .list_images(what.dataset, options)
-            .await?;
-        if keyed.is_some() && page.after.is_none() {
-            // The server ignored `after` and answered from the start: page by offset.
-            by_key = false;
-            continue;
-        }
         total = page.total;
         has_more = page.has_more;
-        let len = page.images.len();
-        got += len;
-        after = page.images.last().map(|i| i.id.clone());
-        if !each(page.images) || !has_more || len < n {
+        got += page.images.len();
+        if !each(page.images) {
             break;
         }
     }
