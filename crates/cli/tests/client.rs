@@ -1133,21 +1133,20 @@ async fn login_saves_a_private_file_used_without_env() {
 async fn images_list_walks_many_pages() {
     let s = start().await;
     upload_tree(&s, "many");
+    // `images list --dataset many` and then `extra`.
+    let list_args = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut args = vec!["images", "list", "--dataset", "many"];
+        args.extend(extra);
+        args
+    };
+    const EVERY_ID: [&str; 3] = ["--limit", "100000", "--ids"];
     let all_ids = |s: &Server| -> Vec<String> {
-        s.run(&[
-            "images",
-            "list",
-            "--dataset",
-            "many",
-            "--limit",
-            "100000",
-            "--ids",
-        ])
-        .ok()
-        .stdout
-        .lines()
-        .map(str::to_string)
-        .collect()
+        s.run(&list_args(&EVERY_ID))
+            .ok()
+            .stdout
+            .lines()
+            .map(str::to_string)
+            .collect()
     };
     // Copying every image into the root doubles the dataset: 5 × 2⁹ = 2,560 images.
     for _ in 0..9 {
@@ -1161,15 +1160,7 @@ async fn images_list_walks_many_pages() {
     assert_eq!(distinct.len(), 2560, "an image listed twice");
 
     let v = s
-        .run(&[
-            "images",
-            "list",
-            "--dataset",
-            "many",
-            "--limit",
-            "100000",
-            "--json",
-        ])
+        .run(&list_args(&["--limit", "100000", "--json"]))
         .ok()
         .json();
     let listed: Vec<&str> = v["images"]
@@ -1189,17 +1180,7 @@ async fn images_list_walks_many_pages() {
     );
 
     let window = s
-        .run(&[
-            "images",
-            "list",
-            "--dataset",
-            "many",
-            "--offset",
-            "999",
-            "--limit",
-            "1502",
-            "--ids",
-        ])
+        .run(&list_args(&["--offset", "999", "--limit", "1502", "--ids"]))
         .ok()
         .stdout
         .lines()
@@ -1207,15 +1188,7 @@ async fn images_list_walks_many_pages() {
         .collect::<Vec<_>>();
     assert_eq!(window, ids[999..2501]);
     let v = s
-        .run(&[
-            "images",
-            "list",
-            "--dataset",
-            "many",
-            "--limit",
-            "1001",
-            "--json",
-        ])
+        .run(&list_args(&["--limit", "1001", "--json"]))
         .ok()
         .json();
     assert_eq!(
@@ -1226,15 +1199,7 @@ async fn images_list_walks_many_pages() {
     // A reader that takes one line and goes: no error, exit status 0.
     let mut child = s
         .cmd()
-        .args([
-            "images",
-            "list",
-            "--dataset",
-            "many",
-            "--limit",
-            "100000",
-            "--ids",
-        ])
+        .args(list_args(&EVERY_ID))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -116,22 +116,29 @@ async fn images_list_filters_by_status_and_folder_and_pages() {
     t.stop().await;
 }
 
-/// Every page of every listing kind equals the same slice of the whole listing: pages past
-/// the middle are read from the end, totals of plain listings come from the kept counters.
-#[tokio::test]
-async fn every_page_is_the_slice_of_the_whole_listing() {
-    let t = TestServer::start().await;
-    let d = t.owner.create_dataset("sliced").await;
+/// A new dataset of seven images, `{prefix}0.png` to `{prefix}6.png`, in `/even` and `/odd` by
+/// their number; answers their ids in listing order.
+async fn seven_images(t: &TestServer, dataset: &str, prefix: &str) -> Vec<String> {
+    let d = t.owner.create_dataset(dataset).await;
     let ds = s(&d, "id");
     let mut ids = Vec::new();
     for i in 0..7u8 {
         let folder = if i % 2 == 0 { "/even" } else { "/odd" };
         let img = t
             .owner
-            .upload_png(&ds, folder, &format!("p{i}.png"), i)
+            .upload_png(&ds, folder, &format!("{prefix}{i}.png"), i)
             .await;
         ids.push(s(&img, "id"));
     }
+    ids
+}
+
+/// Every page of every listing kind equals the same slice of the whole listing: pages past
+/// the middle are read from the end, totals of plain listings come from the kept counters.
+#[tokio::test]
+async fn every_page_is_the_slice_of_the_whole_listing() {
+    let t = TestServer::start().await;
+    let ids = seven_images(&t, "sliced", "p").await;
     let r = t
         .owner
         .patch("batch/images/update", &json!({"dataset_name": "sliced", "image_ids": [ids[1], ids[4], ids[5]], "updates": {"status": "complete"}}))
@@ -187,17 +194,7 @@ async fn every_page_is_the_slice_of_the_whole_listing() {
 #[tokio::test]
 async fn keyset_pages_walk_the_same_listing_as_offsets() {
     let t = TestServer::start().await;
-    let d = t.owner.create_dataset("keyed").await;
-    let ds = s(&d, "id");
-    let mut ids = Vec::new();
-    for i in 0..7u8 {
-        let folder = if i % 2 == 0 { "/even" } else { "/odd" };
-        let img = t
-            .owner
-            .upload_png(&ds, folder, &format!("k{i}.png"), i)
-            .await;
-        ids.push(s(&img, "id"));
-    }
+    let ids = seven_images(&t, "keyed", "k").await;
     t.owner
         .delete(&format!("images/{}", ids[3]))
         .await
