@@ -289,12 +289,8 @@ impl Transport {
     }
 
     /// Sends an API request and parses its JSON body.
-    pub async fn json(&self, mut req: Req) -> Result<Value> {
-        if req.timeout.is_none() {
-            req.timeout = Some(self.timeout);
-        }
-        let resp = self.send(&req).await?;
-        read_body(resp).await
+    pub async fn json(&self, req: Req) -> Result<Value> {
+        self.parse(req).await
     }
 
     /// Sends an API request and parses its JSON body as `T`, straight from the bytes (no

@@ -274,24 +274,23 @@ impl<T: serde::Serialize> axum::response::IntoResponse for SameUnder<T> {
 /// by them, and then the members of `rest`.
 pub fn shared_under(keys: &[&str], value: &Bytes, rest: &Map<String, Value>) -> JsonChunks {
     let mut body = JsonChunks::default();
-    let members = keys.iter().map(|k| (*k, None)).chain(
-        rest.iter()
-            .map(|(k, member)| (k.as_str(), Some(member.clone()))),
-    );
+    body.text("{");
+    let members = keys
+        .iter()
+        .map(|k| (*k, None))
+        .chain(rest.iter().map(|(k, member)| (k.as_str(), Some(member))));
     for (i, (key, member)) in members.enumerate() {
-        body.text(if i == 0 { "{" } else { "," });
+        if i > 0 {
+            body.text(",");
+        }
         body.value(key);
         body.text(":");
         match member {
             None => body.shared(value),
-            Some(member) => body.value(member),
+            Some(member) => body.text(&member.to_string()),
         }
     }
-    body.text(if keys.is_empty() && rest.is_empty() {
-        "{}"
-    } else {
-        "}"
-    });
+    body.text("}");
     body
 }
 

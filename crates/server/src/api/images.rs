@@ -179,21 +179,7 @@ async fn keyset_page(
     filter: &crate::store::ImageFilter,
     after: &str,
     limit: i64,
-    offset: i64,
-    q: &ListQuery,
 ) -> ApiResult<(Vec<ImageRow>, i64, bool)> {
-    if offset != 0 {
-        return Err(ApiError::field(
-            &["query", "offset"],
-            "offset must be 0 when after is given",
-        ));
-    }
-    if q.min_confidence_lt.is_some() {
-        return Err(ApiError::field(
-            &["query", "after"],
-            "after cannot be combined with min_confidence_lt",
-        ));
-    }
     let from = state
         .store
         .image_row(after)
@@ -463,6 +449,19 @@ pub async fn list(
             "min_confidence_lt must be between 0 and 1",
         ));
     }
+    let after = q.after.as_deref().filter(|s| !s.is_empty());
+    if after.is_some() && offset != 0 {
+        return Err(ApiError::field(
+            &["query", "offset"],
+            "offset must be 0 when after is given",
+        ));
+    }
+    if after.is_some() && q.min_confidence_lt.is_some() {
+        return Err(ApiError::field(
+            &["query", "after"],
+            "after cannot be combined with min_confidence_lt",
+        ));
+    }
     let filter = crate::store::ImageFilter {
         status,
         folder,
@@ -470,12 +469,11 @@ pub async fn list(
         include_archived: q.include_archived,
         filename: q.filename.clone().filter(|f| !f.is_empty()),
     };
-    let after = q.after.as_deref().filter(|s| !s.is_empty());
     let (rows, total, has_more) = if q.split.as_deref().is_some_and(|s| !s.is_empty()) {
         // No image of this server is assigned to a split.
         (Vec::new(), 0, false)
     } else if let Some(after) = after {
-        keyset_page(&state, &d.id, &filter, after, limit, offset, &q).await?
+        keyset_page(&state, &d.id, &filter, after, limit).await?
     } else {
         let (rows, total) = match q.min_confidence_lt {
             Some(threshold) => {
