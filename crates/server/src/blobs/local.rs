@@ -41,8 +41,10 @@ impl Dirs {
     /// created when missing, synced, and its chain of entries up to the root made durable.
     fn move_durably(&self, tmp: &Path, dest: &Path) -> std::io::Result<()> {
         let dir = dest.parent().unwrap_or(&self.root);
+        // A missing directory is created and the move tried again, also when it exists by
+        // the time this looks: another first write into it may have created it meanwhile.
         match std::fs::rename(tmp, dest) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(dir)?;
                 std::fs::rename(tmp, dest)?;
             }
@@ -362,6 +364,40 @@ mod tests {
         blobs.delete(&hash).await.unwrap();
         assert!(!legacy.exists());
         assert!(!blobs.exists(&hash).await);
+    }
+
+    #[test]
+    fn first_writes_racing_into_a_new_directory_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("blobs");
+        std::fs::create_dir_all(&root).unwrap();
+        let dirs = Arc::new(Dirs {
+            root: root.clone(),
+            durable: Mutex::default(),
+        });
+        for round in 0..40 {
+            let writers = 8;
+            let start = Arc::new(std::sync::Barrier::new(writers));
+            let handles: Vec<_> = (0..writers)
+                .map(|w| {
+                    let (dirs, start) = (dirs.clone(), start.clone());
+                    let tmp = dir.path().join(format!("tmp-{round}-{w}"));
+                    std::fs::write(&tmp, [w as u8]).unwrap();
+                    let dest = root.join(format!("{round:02x}")).join(format!("{w}"));
+                    std::thread::spawn(move || {
+                        start.wait();
+                        dirs.move_durably(&tmp, &dest).map(|()| dest)
+                    })
+                })
+                .collect();
+            for (w, handle) in handles.into_iter().enumerate() {
+                let dest = handle
+                    .join()
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("round {round}: writer {w} failed: {e}"));
+                assert_eq!(std::fs::read(dest).unwrap(), [w as u8]);
+            }
+        }
     }
 
     #[tokio::test]
