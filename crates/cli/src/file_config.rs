@@ -1,6 +1,7 @@
 //! The configuration-file layer: a TOML file whose settings sit between the built-in defaults
 //! and the `PICTOGRAPH_*` environment and flags.
 
+use crate::backup::BackupArgs;
 use crate::gc::GcArgs;
 use crate::ServeArgs;
 use anyhow::Context;
@@ -78,6 +79,20 @@ pub fn apply(args: &mut ServeArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         blob_grace_secs => args.blob_grace_secs,
         url_ttl_secs => args.url_ttl_secs,
         read_cache_ttl_ms => args.read_cache_ttl_ms,
+    }
+    Ok(())
+}
+
+/// [`apply`] for `backup`: the stores, from the servers' file.
+pub fn apply_backup(args: &mut BackupArgs, matches: &ArgMatches) -> anyhow::Result<()> {
+    let Some(path) = args.config.clone() else {
+        return Ok(());
+    };
+    let file = load(&path)?;
+    layer! { file, matches;
+        data_dir => args.data.data_dir,
+        database_url => args.data.database_url,
+        blobs_url => args.data.blobs_url,
     }
     Ok(())
 }

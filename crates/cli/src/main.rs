@@ -1,5 +1,6 @@
 //! `pictograph`: run the server, and administer its keys.
 
+mod backup;
 mod client;
 mod file_config;
 mod gc;
@@ -85,6 +86,9 @@ enum Command {
     Annotations(client::annotations::AnnotationsArgs),
     /// Move, copy, delete or update many images at once.
     Batch(client::batch::BatchArgs),
+    /// Back up an embedded installation (database, image bytes, signing key) while servers
+    /// run, into a directory that is itself a data directory; re-runs copy only what changed.
+    Backup(backup::BackupArgs),
     /// Run the maintenance sweep once: expired uploads, abandoned staged files, old
     /// idempotency records, and bytes no image refers to. Safe while servers run.
     Gc(gc::GcArgs),
@@ -239,6 +243,15 @@ async fn run() {
             let sub = matches.subcommand_matches("gc").expect("gc matched");
             match file_config::apply_gc(&mut args, sub) {
                 Ok(()) => gc::run(args).await,
+                Err(e) => Err(e),
+            }
+        }
+        Command::Backup(mut args) => {
+            let sub = matches
+                .subcommand_matches("backup")
+                .expect("backup matched");
+            match file_config::apply_backup(&mut args, sub) {
+                Ok(()) => backup::run(args).await,
                 Err(e) => Err(e),
             }
         }

@@ -19,7 +19,7 @@ pub mod exports;
 pub mod images;
 pub mod import;
 pub mod login;
-mod progress;
+pub(crate) mod progress;
 pub mod upload;
 
 use pictograph::Client;

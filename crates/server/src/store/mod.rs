@@ -14,6 +14,7 @@ mod exports;
 mod images;
 mod inline;
 mod keys;
+pub mod snapshot;
 mod transfer;
 mod uploads;
 
@@ -47,6 +48,12 @@ pub enum StoreError {
     /// Stored JSON that could not be read back.
     #[error("corrupt stored json: {0}")]
     Json(#[from] serde_json::Error),
+    /// A failure of a SQLite file opened directly ([`snapshot`]).
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A file next to a database could not be read or written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 impl From<sqlx::Error> for StoreError {
