@@ -358,3 +358,62 @@ async fn bytes_put_into_the_bucket_but_never_registered_are_swept() {
     );
     env.app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_backup_of_a_bucket_installation_holds_its_bytes_on_disk() {
+    use pictograph_server::services::backup::{backup, BackupOptions};
+    let env = start(50 * 1024 * 1024).await;
+    let ds = dataset(&env, "to-back-up").await;
+    let mut images = Vec::new();
+    for (i, (w, h)) in [(12, 9), (20, 14), (7, 30)].into_iter().enumerate() {
+        let bytes = png(w, h);
+        let (s, v) = env
+            .upload(&ds, &format!("{i}.png"), bytes.clone(), "image/png")
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        images.push((v["image"]["id"].as_str().unwrap().to_string(), bytes));
+    }
+
+    let out = env._dir.path().join("backup");
+    let report = backup(
+        &env.app.state.config,
+        &out,
+        &BackupOptions::default(),
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.images, report.blobs, report.copied), (3, 3, 3));
+    let again = backup(
+        &env.app.state.config,
+        &out,
+        &BackupOptions::default(),
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((again.copied, again.present), (0, 3));
+
+    // The backup is a data directory with the bytes on its own disk: a server started on it
+    // with no bucket serves every image, to the same key.
+    let mut config = Config::new(&out);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let restored = App::start(config).await.unwrap();
+    for (id, bytes) in &images {
+        let got = env
+            .http
+            .get(format!(
+                "http://{}/api/v1/developer/images/{id}",
+                restored.addr
+            ))
+            .header("x-api-key", &env.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), StatusCode::OK);
+        assert_eq!(got.bytes().await.unwrap().as_ref(), bytes.as_slice());
+        let hash = sha256_hex(bytes);
+        assert!(out.join("blobs").join(&hash[..2]).join(&hash).is_file());
+    }
+    restored.stop().await.unwrap();
+}
