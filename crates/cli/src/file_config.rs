@@ -29,6 +29,7 @@ struct FileConfig {
     blob_grace_secs: Option<u64>,
     url_ttl_secs: Option<u64>,
     read_cache_ttl_ms: Option<u64>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<FileConfig> {
@@ -79,6 +80,7 @@ pub fn apply(args: &mut ServeArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         blob_grace_secs => args.blob_grace_secs,
         url_ttl_secs => args.url_ttl_secs,
         read_cache_ttl_ms => args.read_cache_ttl_ms,
+        metrics_listen => args.metrics_listen,
     }
     Ok(())
 }

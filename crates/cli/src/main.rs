@@ -159,6 +159,11 @@ struct ServeArgs {
     /// drops them at once, on every server); 0 turns the cache off.
     #[arg(long, env = "PICTOGRAPH_READ_CACHE_TTL_MS", default_value_t = 5_000)]
     read_cache_ttl_ms: u64,
+    /// Address of a second listener serving Prometheus metrics at `/metrics` (requests by
+    /// route, method and status, latency histograms, pools, memory); off when unset. Keep it
+    /// private: it needs no key.
+    #[arg(long, env = "PICTOGRAPH_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// Rust allocations go to jemalloc: its per-thread caches take no lock on the request path,
@@ -279,6 +284,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.blob_grace_secs = args.blob_grace_secs;
     config.url_ttl_secs = args.url_ttl_secs;
     config.read_cache_ttl_ms = args.read_cache_ttl_ms;
+    config.metrics_listen = args.metrics_listen;
     config.rate_limits = RateLimits {
         free: args.rate_limit_free,
         core: args.rate_limit_core,
@@ -291,6 +297,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let app = App::start(config).await.context("starting the server")?;
     println!("listening on http://{}", app.addr);
+    if let Some(at) = app.metrics_addr {
+        println!("metrics on http://{at}/metrics");
+    }
     std::io::stdout().flush()?;
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");

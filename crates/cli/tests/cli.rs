@@ -242,3 +242,52 @@ fn completions_offer_commands_flags_and_values() {
         "{err}"
     );
 }
+
+#[test]
+fn a_metrics_listener_from_the_config_file_serves_prometheus_text() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pictograph.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n",
+            dir.path().join("data").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut child = bin()
+        .args(["serve", "--config", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut printed = Vec::new();
+    let mut addr = None;
+    for line in out.lines() {
+        let line = line.expect("read stdout");
+        addr = line
+            .strip_prefix("metrics on http://")
+            .and_then(|l| l.strip_suffix("/metrics"))
+            .map(str::to_string);
+        if addr.is_some() {
+            break;
+        }
+        printed.push(line);
+    }
+    let addr = addr.unwrap_or_else(|| panic!("no metrics line in {printed:?}"));
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("# TYPE pictograph_http_requests_total counter")
+            && answer.contains("pictograph_build_info{version="),
+        "{answer}"
+    );
+}

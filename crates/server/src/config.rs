@@ -69,6 +69,9 @@ pub struct Config {
     /// most: changes drop them sooner, on every server (see the store's read cache). 0 turns
     /// the cache off.
     pub read_cache_ttl_ms: u64,
+    /// Address of a second listener that serves Prometheus metrics at `/metrics`; none when
+    /// unset (metrics are then not kept either).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -86,6 +89,7 @@ impl Config {
             url_ttl_secs: 3600,
             blob_grace_secs: 900,
             read_cache_ttl_ms: 5_000,
+            metrics_listen: None,
         }
     }
 

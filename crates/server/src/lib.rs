@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod config;
 pub mod error;
 pub mod idempotency;
+pub mod metrics;
 pub mod ratelimit;
 pub mod render;
 pub mod services;
@@ -48,6 +49,8 @@ pub struct Shared {
     pub signer: signing::Signer,
     /// Rate limits.
     pub limiter: Arc<ratelimit::Limiter>,
+    /// Request counters, when a metrics listener is configured.
+    pub metrics: Option<Arc<metrics::Metrics>>,
 }
 
 /// Opens the store and blobs of a configuration.
@@ -67,7 +70,11 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         Some(s) => s.clone().into_bytes(),
         None => load_or_create_secret(&config.data_dir).await?,
     };
+    let metrics = config
+        .metrics_listen
+        .map(|_| Arc::new(metrics::Metrics::new()));
     Ok(AppState(Arc::new(Shared {
+        metrics,
         config: Arc::new(config),
         store: store.clone(),
         blobs,
@@ -102,9 +109,12 @@ async fn load_or_create_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
 pub struct App {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The address its metrics listener listens on, when it has one.
+    pub metrics_addr: Option<SocketAddr>,
     /// Its state (store, blobs, configuration).
     pub state: AppState,
     handle: tokio::task::JoinHandle<std::io::Result<()>>,
+    metrics_handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
 
@@ -120,6 +130,27 @@ impl App {
         tokio::spawn(services::maintenance::run(state.clone()));
         let router = api::router(state.clone());
         let (shutdown, mut rx) = tokio::sync::watch::channel(false);
+        let (metrics_addr, metrics_handle) = match state.config.metrics_listen {
+            Some(at) => {
+                let listener = tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {at}"))?;
+                let metrics_addr = listener.local_addr()?;
+                let router = axum::Router::new()
+                    .route("/metrics", axum::routing::get(metrics::scrape))
+                    .with_state(state.clone());
+                let mut stop = shutdown.subscribe();
+                let handle = tokio::spawn(async move {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.wait_for(|v| *v).await;
+                        })
+                        .await
+                });
+                (Some(metrics_addr), Some(handle))
+            }
+            None => (None, None),
+        };
         let handle = tokio::spawn(async move {
             axum::serve(
                 listener,
@@ -132,8 +163,10 @@ impl App {
         });
         Ok(App {
             addr,
+            metrics_addr,
             state,
             handle,
+            metrics_handle,
             shutdown,
         })
     }
@@ -141,6 +174,9 @@ impl App {
     /// Stops accepting, lets in-flight requests finish, and waits.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
+        if let Some(metrics) = self.metrics_handle {
+            metrics.abort();
+        }
         match tokio::time::timeout(Duration::from_secs(30), self.handle).await {
             Ok(joined) => Ok(joined??),
             Err(_) => anyhow::bail!("shutdown timed out"),

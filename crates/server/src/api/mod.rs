@@ -232,21 +232,31 @@ pub fn router(state: AppState) -> Router {
             Access::Signed | Access::Public => outer = outer.route(spec.path, method_router),
         }
     }
-    let developer = developer
+    let mut developer = developer
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(from_fn_with_state(state.clone(), idempotency::replay))
         .layer(from_fn_with_state(state.clone(), auth::authenticate));
+    let counted = state.metrics.is_some();
+    if counted {
+        developer = developer.route_layer(from_fn(crate::metrics::tag_route));
+        outer = outer.route_layer(from_fn(crate::metrics::tag_route));
+    }
 
-    outer
+    let app = outer
         .nest(PREFIX, developer)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(from_fn(close_if_body_unread))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
-        }))
-        .layer(
+        }));
+    let app = if counted {
+        app.layer(from_fn_with_state(state.clone(), crate::metrics::count))
+    } else {
+        app
+    };
+    app.layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let id = req
                     .headers()

@@ -413,11 +413,36 @@ impl Store {
         self.dialect
     }
 
+    /// The connection pools' state now: one pool on PostgreSQL, the read and the write pool
+    /// on SQLite.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        let stats = |name, pool: &AnyPool| PoolStats {
+            name,
+            open: pool.size(),
+            idle: pool.num_idle() as u32,
+        };
+        match self.dialect {
+            Dialect::Sqlite => vec![stats("read", &self.read), stats("write", &self.write)],
+            Dialect::Postgres => vec![stats("main", &self.write)],
+        }
+    }
+
     /// Checks the database answers.
     pub async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
+}
+
+/// A connection pool's state.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    /// `read`, `write` or `main`.
+    pub name: &'static str,
+    /// Connections open.
+    pub open: u32,
+    /// Of those, the ones waiting for work.
+    pub idle: u32,
 }
 
 /// How long a pooled PostgreSQL connection may sit idle and still be used without a check.
