@@ -38,11 +38,11 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
         verify: args.verify,
         workers: args.workers as usize,
     };
-    let bar = Progress::new("backup", 0, Some(0), args.json);
+    let bar = Progress::new("backup", 0, None, args.json);
     let on_event = |event: BackupEvent| match event {
-        BackupEvent::Planned { blobs, bytes } => bar.plan(blobs, bytes),
+        BackupEvent::Planned { blobs } => bar.set_total_files(blobs),
         BackupEvent::Copied { bytes } => bar.file_done(bytes),
-        BackupEvent::Kept { bytes } => bar.file_not_sent(bytes, true),
+        BackupEvent::Kept => bar.file_not_sent(0, true),
     };
     let report = backup::backup(&config, &args.out, &options, &on_event).await;
     bar.finish();
@@ -67,9 +67,8 @@ fn print_report(r: &BackupReport) {
         _ => timing(files, Some(r.copied_bytes), took),
     };
     println!(
-        "  stored files: {} referenced ({}): {} copied ({}), {} already there; {took}",
+        "  stored files: {} referenced: {} copied ({}), {} already there; {took}",
         r.blobs,
-        human_bytes(r.bytes),
         files,
         human_bytes(r.copied_bytes),
         r.present

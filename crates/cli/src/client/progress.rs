@@ -85,12 +85,6 @@ impl Progress {
         }
     }
 
-    /// Sets both totals once they are known.
-    pub fn plan(&self, files: u64, bytes: u64) {
-        self.set_total_files(files);
-        self.state.lock().expect("progress lock").total_bytes = Some(bytes);
-    }
-
     /// One more file done, of `bytes` bytes.
     pub fn file_done(&self, bytes: u64) {
         self.advance(bytes, 0, false);

@@ -62,10 +62,8 @@ pub struct BackupReport {
     pub datasets: u64,
     /// Images in the copy, archived ones included.
     pub images: u64,
-    /// Distinct bytes the copy refers to.
+    /// Distinct stored files the copy refers to.
     pub blobs: u64,
-    /// Their size.
-    pub bytes: u64,
     /// Bytes copied by this run.
     pub copied: u64,
     /// The size of those.
@@ -105,12 +103,10 @@ const KIND: &str = "pictograph-backup";
 /// One step of a backup, for progress reports.
 #[derive(Debug, Clone, Copy)]
 pub enum BackupEvent {
-    /// The database copy is taken and refers to this many bytes.
+    /// The database copy is taken and refers to about this many stored files.
     Planned {
-        /// Distinct bytes.
+        /// Distinct stored files.
         blobs: u64,
-        /// Their size.
-        bytes: u64,
     },
     /// Bytes were copied.
     Copied {
@@ -118,17 +114,14 @@ pub enum BackupEvent {
         bytes: u64,
     },
     /// Bytes were there already (or are not needed and gone from the source).
-    Kept {
-        /// Their size.
-        bytes: u64,
-    },
+    Kept,
 }
 
-/// How one hash was dealt with.
+/// How one hash was dealt with; copies carry their size.
 enum Kept {
-    Copied,
+    Copied(u64),
     Present,
-    Repaired,
+    Repaired(u64),
     Unavailable,
 }
 
@@ -177,7 +170,6 @@ pub async fn backup(
     let counts = counts.context("reading the database copy")?;
     progress(BackupEvent::Planned {
         blobs: counts.blobs,
-        bytes: counts.bytes,
     });
     let mut report = BackupReport {
         target: out.display().to_string(),
@@ -185,8 +177,6 @@ pub async fn backup(
         organizations: counts.organizations,
         datasets: counts.datasets,
         images: counts.images,
-        blobs: counts.blobs,
-        bytes: counts.bytes,
         verified: options.verify,
         ..BackupReport::default()
     };
@@ -210,24 +200,25 @@ pub async fn backup(
             })
             .buffer_unordered(options.workers.max(1));
         while let Some((held, kept)) = results.next().await {
+            report.blobs += 1;
             match kept {
-                Ok(Kept::Copied) => {
+                Ok(Kept::Copied(bytes)) => {
                     report.copied += 1;
-                    report.copied_bytes += held.size;
-                    progress(BackupEvent::Copied { bytes: held.size });
+                    report.copied_bytes += bytes;
+                    progress(BackupEvent::Copied { bytes });
                 }
-                Ok(Kept::Repaired) => {
+                Ok(Kept::Repaired(bytes)) => {
                     report.repaired += 1;
-                    report.copied_bytes += held.size;
-                    progress(BackupEvent::Copied { bytes: held.size });
+                    report.copied_bytes += bytes;
+                    progress(BackupEvent::Copied { bytes });
                 }
                 Ok(Kept::Present) => {
                     report.present += 1;
-                    progress(BackupEvent::Kept { bytes: held.size });
+                    progress(BackupEvent::Kept);
                 }
                 Ok(Kept::Unavailable) => {
                     report.unavailable += 1;
-                    progress(BackupEvent::Kept { bytes: held.size });
+                    progress(BackupEvent::Kept);
                 }
                 Err(e) => failures.push(format!("{}: {e}", held.hash)),
             }
@@ -242,7 +233,7 @@ pub async fn backup(
             "{} of {} stored files could not be copied, so the backup was not replaced \
              (first: {}); the directory still holds the previous backup, if any",
             failures.len(),
-            counts.blobs,
+            report.blobs,
             failures[0]
         );
     }
@@ -370,15 +361,18 @@ fn resolve(path: &Path) -> std::io::Result<PathBuf> {
 }
 
 /// Makes sure `to` holds the bytes of `held`, copying them from `from` when missing or, when
-/// the ones there have the wrong size (or, with `verify`, the wrong hash), again.
+/// the ones there are damaged, again. Bytes there are checked by size against a local
+/// source's (a stat of each), or with `verify` by their SHA-256.
 async fn keep(from: &Blobs, to: &Blobs, held: &HeldBytes, verify: bool) -> Result<Kept, BlobError> {
     let hash = held.hash.as_str();
     let mut repaired = false;
     if to.exists(hash).await {
         let sound = if verify {
             hash_of(to, hash).await? == hash
+        } else if from.is_remote() || !from.exists(hash).await {
+            true
         } else {
-            held.size == 0 || to.len(hash).await? == held.size
+            to.len(hash).await? == from.len(hash).await?
         };
         if sound {
             return Ok(Kept::Present);
@@ -390,10 +384,11 @@ async fn keep(from: &Blobs, to: &Blobs, held: &HeldBytes, verify: bool) -> Resul
         return Ok(Kept::Unavailable);
     }
     to.copy_from(from, hash).await?;
+    let size = to.len(hash).await?;
     Ok(if repaired {
-        Kept::Repaired
+        Kept::Repaired(size)
     } else {
-        Kept::Copied
+        Kept::Copied(size)
     })
 }
 

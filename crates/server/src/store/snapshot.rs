@@ -20,8 +20,6 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
 pub struct HeldBytes {
     /// SHA-256 of the bytes, lowercase hex.
     pub hash: String,
-    /// Their size as recorded.
-    pub size: u64,
     /// Whether the snapshot cannot do without them: an image's bytes or a finished export's
     /// archive. Bytes a signed upload stored but nobody registered yet are wanted, not needed.
     pub needed: bool,
@@ -36,20 +34,16 @@ pub struct SnapshotCounts {
     pub datasets: u64,
     /// Images, archived ones included.
     pub images: u64,
-    /// Distinct bytes the snapshot refers to.
+    /// Distinct stored files: images' bytes, export archives and unregistered uploads.
     pub blobs: u64,
-    /// Their recorded sizes, summed.
-    pub bytes: u64,
 }
 
-/// Every hash the snapshot refers to, each once with the largest size recorded for it and
-/// whether anything needs it, in hash order.
-const HELD: &str = "SELECT hash, MAX(size) AS size, MAX(needed) AS needed FROM ( \
-     SELECT blob_hash AS hash, file_size AS size, 1 AS needed FROM images \
-     UNION ALL SELECT archive_hash, COALESCE(archive_size, 0), 1 FROM export_jobs \
-         WHERE archive_hash IS NOT NULL \
-     UNION ALL SELECT blob_hash, COALESCE(size, 0), 0 FROM pending_uploads \
-         WHERE blob_hash IS NOT NULL \
+/// Hashes besides the images': finished exports' archives (needed) and the bytes of signed
+/// uploads not registered yet (wanted), each with whether it is needed, in hash order. There
+/// are few of these; the images' come from their index, in order, without sorting.
+const OTHERS: &str = "SELECT hash, MAX(needed) FROM ( \
+     SELECT archive_hash AS hash, 1 AS needed FROM export_jobs WHERE archive_hash IS NOT NULL \
+     UNION ALL SELECT blob_hash, 0 FROM pending_uploads WHERE blob_hash IS NOT NULL \
  ) GROUP BY hash ORDER BY hash";
 
 /// A consistent copy of a database, open for reading.
@@ -59,10 +53,10 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Writes what the SQLite database at `source` holds at one instant into a new file
-    /// `dest` (replacing any file there) and opens it. The copy is taken in one read
-    /// transaction (`VACUUM INTO`), so servers keep writing meanwhile; it is compacted, in
-    /// rollback-journal mode (one self-contained file), and synced before this returns.
-    /// Blocking.
+    /// `dest` (replacing any file there) and opens it. The pages are copied in one step of
+    /// SQLite's online backup, inside one read transaction, so servers keep writing
+    /// meanwhile; the copy is switched to rollback-journal mode (one self-contained file)
+    /// and synced before this returns. Blocking.
     pub fn take(source: &Path, dest: &Path) -> StoreResult<Snapshot> {
         if !source.is_file() {
             return Err(std::io::Error::new(
@@ -82,61 +76,93 @@ impl Snapshot {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         src.busy_timeout(std::time::Duration::from_secs(30))?;
-        let target = dest.to_str().ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{} is not valid UTF-8", dest.display()),
-            )
-        })?;
-        src.execute("VACUUM INTO ?1", [target])?;
-        drop(src);
-        let conn = Connection::open_with_flags(
+        let mut conn = Connection::open_with_flags(
             dest,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
+        {
+            let backup = rusqlite::backup::Backup::new(&src, &mut conn)?;
+            // -1: every page in one step, so one read transaction covers the whole copy.
+            match backup.step(-1)? {
+                rusqlite::backup::StepResult::Done => {}
+                other => {
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                        Some(format!("the database copy did not finish: {other:?}")),
+                    )
+                    .into())
+                }
+            }
+        }
+        drop(src);
         conn.pragma_update(None, "journal_mode", "DELETE")?;
         std::fs::File::open(dest)?.sync_all()?;
         Ok(Snapshot { conn })
     }
 
-    /// Rows and bytes the snapshot holds.
+    /// Rows the snapshot holds, and the number of distinct bytes it refers to.
     pub fn counts(&self) -> StoreResult<SnapshotCounts> {
         let count = |sql: &str| -> StoreResult<u64> {
             Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
         };
-        let (blobs, bytes) = self.conn.query_row(
-            &format!("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM ({HELD})"),
-            [],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-        )?;
         Ok(SnapshotCounts {
             organizations: count("SELECT COUNT(*) FROM organizations")?,
             datasets: count("SELECT COUNT(*) FROM datasets")?,
             images: count("SELECT COUNT(*) FROM images")?,
-            blobs: blobs as u64,
-            bytes: bytes as u64,
+            blobs: count("SELECT COUNT(DISTINCT blob_hash) FROM images")?
+                + count(&format!(
+                    "SELECT COUNT(*) FROM ({OTHERS}) o \
+                     WHERE NOT EXISTS (SELECT 1 FROM images WHERE blob_hash = o.hash)"
+                ))?,
         })
     }
 
-    /// Hands every hash the snapshot refers to to `each`, in hash order and in pages of at
-    /// most `page`, while `each` returns true. One statement walks them all, so memory stays
-    /// that of one page whatever the number of images.
+    /// Hands every hash the snapshot refers to to `each`, once, in hash order and in pages
+    /// of at most `page`, while `each` returns true. The images' hashes are read in order
+    /// from their index and merged with the few others, so memory stays that of one page
+    /// whatever the number of images.
     pub fn each_held(
         &self,
         page: usize,
         mut each: impl FnMut(Vec<HeldBytes>) -> bool,
     ) -> StoreResult<()> {
-        let mut stmt = self.conn.prepare(HELD)?;
+        let mut others = self
+            .conn
+            .prepare(OTHERS)?
+            .query_map([], |r| {
+                Ok(HeldBytes {
+                    hash: r.get(0)?,
+                    needed: r.get::<_, i64>(1)? != 0,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .peekable();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT blob_hash FROM images ORDER BY blob_hash")?;
         let mut rows = stmt.query([])?;
         let mut batch = Vec::with_capacity(page);
+        let mut push = |held: HeldBytes, batch: &mut Vec<HeldBytes>| -> bool {
+            batch.push(held);
+            batch.len() < page || each(std::mem::replace(batch, Vec::with_capacity(page)))
+        };
         while let Some(row) = rows.next()? {
-            batch.push(HeldBytes {
-                hash: row.get(0)?,
-                size: row.get::<_, i64>(1)?.max(0) as u64,
-                needed: row.get::<_, i64>(2)? != 0,
-            });
-            if batch.len() == page && !each(std::mem::replace(&mut batch, Vec::with_capacity(page)))
-            {
+            let hash: String = row.get(0)?;
+            while let Some(other) = others.next_if(|o| o.hash < hash) {
+                if !push(other, &mut batch) {
+                    return Ok(());
+                }
+            }
+            others.next_if(|o| o.hash == hash);
+            if !push(HeldBytes { hash, needed: true }, &mut batch) {
+                return Ok(());
+            }
+        }
+        for other in others {
+            if !push(other, &mut batch) {
                 return Ok(());
             }
         }
@@ -176,6 +202,78 @@ fn journal_of(db: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A WAL-mode database with just the tables and columns a snapshot reads.
+    fn source(dir: &Path) -> (PathBuf, Connection) {
+        let path = dir.join("source.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE organizations (id TEXT);
+             CREATE TABLE datasets (id TEXT);
+             CREATE TABLE images (id TEXT, blob_hash TEXT NOT NULL);
+             CREATE INDEX images_blob ON images (blob_hash);
+             CREATE TABLE export_jobs (id TEXT, archive_hash TEXT);
+             CREATE TABLE pending_uploads (id TEXT, blob_hash TEXT);
+             INSERT INTO organizations VALUES ('o');
+             INSERT INTO datasets VALUES ('d');
+             INSERT INTO images VALUES ('1', 'b'), ('2', 'd'), ('3', 'd'), ('4', 'f');
+             INSERT INTO export_jobs VALUES ('e1', 'a'), ('e2', 'd'), ('e3', NULL);
+             INSERT INTO pending_uploads VALUES ('p1', 'c'), ('p2', 'f'), ('p3', 'g'), ('p4', NULL);",
+        )
+        .unwrap();
+        (path, conn)
+    }
+
+    #[test]
+    fn every_held_hash_comes_once_in_order_with_what_needs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = source(dir.path());
+        // A write still open when the copy is taken is not in it.
+        writer
+            .execute_batch("BEGIN; INSERT INTO images VALUES ('5', 'h');")
+            .unwrap();
+        let snap = Snapshot::take(&path, &dir.path().join("copy.db")).unwrap();
+        writer.execute_batch("COMMIT").unwrap();
+        assert_eq!(
+            snap.counts().unwrap(),
+            SnapshotCounts {
+                organizations: 1,
+                datasets: 1,
+                images: 4,
+                blobs: 6,
+            }
+        );
+        let mut pages = Vec::new();
+        snap.each_held(2, |page| {
+            pages.push(
+                page.into_iter()
+                    .map(|h| (h.hash, h.needed))
+                    .collect::<Vec<_>>(),
+            );
+            true
+        })
+        .unwrap();
+        let want = |h: &str, needed| (h.to_string(), needed);
+        assert_eq!(
+            pages,
+            vec![
+                vec![want("a", true), want("b", true)],
+                vec![want("c", false), want("d", true)],
+                vec![want("f", true), want("g", false)],
+            ]
+        );
+        let mut seen = 0;
+        snap.each_held(2, |_| {
+            seen += 1;
+            false
+        })
+        .unwrap();
+        assert_eq!(seen, 1, "the walk stops when asked");
+        assert!(snap.holds("g").unwrap() && snap.holds("a").unwrap());
+        assert!(!snap.holds("h").unwrap());
+        assert_eq!(snap.check().unwrap(), None);
+    }
 
     #[test]
     fn sqlite_urls_name_their_file() {
