@@ -29,6 +29,8 @@ const PARTIAL: &str = "pictograph.db.partial";
 const SIGNING_KEY: &str = "signing.key";
 /// Hashes handed from the database copy to the byte copiers at a time.
 const PAGE: usize = 1000;
+/// Files that may fail to copy before a run gives up (a wrong source fails them all).
+const MAX_FAILURES: u64 = 100;
 
 /// How a backup runs.
 #[derive(Debug, Clone)]
@@ -188,7 +190,7 @@ pub async fn backup(
         let walked = snapshot.each_held(PAGE, |page| pages.blocking_send(page).is_ok());
         (snapshot, walked)
     });
-    let mut failures: Vec<String> = Vec::new();
+    let (mut failed, mut first_failure) = (0u64, None);
     while let Some(page) = incoming.recv().await {
         let mut results = futures::stream::iter(page)
             .map(|held| {
@@ -220,21 +222,30 @@ pub async fn backup(
                     report.unavailable += 1;
                     progress(BackupEvent::Kept);
                 }
-                Err(e) => failures.push(format!("{}: {e}", held.hash)),
+                Err(e) => {
+                    failed += 1;
+                    first_failure.get_or_insert_with(|| format!("{}: {e}", held.hash));
+                }
             }
         }
+        if failed >= MAX_FAILURES {
+            break;
+        }
     }
+    drop(incoming);
     let (mut snapshot, walked) = walker.await?;
     walked.context("reading the database copy")?;
-    if !failures.is_empty() {
+    if let Some(first) = first_failure {
         drop(snapshot);
         let _ = std::fs::remove_file(&partial);
+        let of = if failed >= MAX_FAILURES {
+            format!("the first {} tried", report.blobs)
+        } else {
+            report.blobs.to_string()
+        };
         bail!(
-            "{} of {} stored files could not be copied, so the backup was not replaced \
-             (first: {}); the directory still holds the previous backup, if any",
-            failures.len(),
-            report.blobs,
-            failures[0]
+            "{failed} of {of} stored files could not be copied, so the backup was not \
+             replaced (first: {first}); the directory still holds the previous backup, if any"
         );
     }
 
