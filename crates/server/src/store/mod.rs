@@ -30,7 +30,7 @@ pub use uploads::{BlobInfo, PendingUpload, StoredResponse};
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Transaction};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A store failure; unique-constraint violations are told apart so callers can answer 409.
@@ -260,9 +260,20 @@ impl Store {
                     })
                 })
         };
+        // Set whenever the write pool gets a connection back (so after every commit), and
+        // cleared by the background checkpoint once the log is copied.
+        let uncopied = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (read, write) = match dialect {
             Dialect::Sqlite => {
-                let write = opts().max_connections(1).connect(url).await?;
+                let written = uncopied.clone();
+                let write = opts()
+                    .max_connections(1)
+                    .after_release(move |_, _| {
+                        written.store(true, std::sync::atomic::Ordering::SeqCst);
+                        Box::pin(async { Ok(true) })
+                    })
+                    .connect(url)
+                    .await?;
                 write.execute("PRAGMA journal_mode = WAL").await?;
                 let read = opts().max_connections(8).connect(url).await?;
                 (read, write)
@@ -285,7 +296,7 @@ impl Store {
             Some(file) => {
                 checkpoint_in_background(
                     store.read.clone(),
-                    shm_path(&file),
+                    uncopied,
                     std::sync::Arc::downgrade(&store.attaching),
                 );
                 Store {
@@ -458,40 +469,25 @@ const SQLITE_WAL_LIMIT: u32 = 250_000;
 /// cut back to this.
 const SQLITE_WAL_KEEP: u64 = 64 << 20;
 
-/// The wal-index (`-shm`) file beside a SQLite database file.
-fn shm_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_os_string();
-    name.push("-shm");
-    PathBuf::from(name)
-}
-
-/// Whether every committed page of the log is copied into the database, read from the
-/// wal-index header in the `-shm` file (SQLite's WAL-mode file format: `mxFrame`, the last
-/// committed frame, at byte 16; `nBackfill`, the last frame copied, at byte 96; both 32-bit
-/// in the machine's byte order). `None` when the file cannot be read.
-async fn log_copied(shm: &Path) -> Option<bool> {
-    use tokio::io::AsyncReadExt;
-    let mut head = [0u8; 100];
-    let mut file = tokio::fs::File::open(shm).await.ok()?;
-    file.read_exact(&mut head).await.ok()?;
-    let at = |i: usize| u32::from_ne_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-    Some(at(16) == at(96))
-}
-
 /// Copies committed WAL pages back into the SQLite database every 200 ms, off the request
 /// path: a commit then only writes and syncs its own pages. A passive checkpoint blocks no
-/// reader or writer. It runs only while the wal-index (at `shm`) says some committed page is
-/// not copied yet: checkpoints of a fully copied log are not free (while they went on every
-/// 200 ms, the inline read-only connections re-read every page from the file at each read,
-/// about ten `pread`s per metadata request against none). The wal-index is the signal, not
-/// the log file's modification time: a large commit writes its last page before its sync,
-/// and a checkpoint run meanwhile finds nothing committed to copy, after which the file does
-/// not change again. Stops once `alive` (a part of the store every clone shares) is gone.
+/// reader or writer. It runs only after the write pool got a connection back (`uncopied`, set
+/// once a commit has completed, sync included) and again until a checkpoint reports every
+/// frame of the log copied: checkpoints of a fully copied log are not free (while they went
+/// on every 200 ms, the inline read-only connections re-read every page from the file at
+/// each read, about ten `pread`s per metadata request against none).
+///
+/// It never opens the `-shm` file itself: closing a descriptor of a file drops every POSIX
+/// lock the process holds on it, SQLite's included, and another process opening the database
+/// then takes the wal-index for abandoned, truncates it under this process's mapping (a
+/// SIGBUS) and rebuilds it without this process's read marks. Stops once `alive` (a part of
+/// the store every clone shares) is gone.
 fn checkpoint_in_background<T: Send + Sync + 'static>(
     pool: AnyPool,
-    shm: PathBuf,
+    uncopied: std::sync::Arc<std::sync::atomic::AtomicBool>,
     alive: std::sync::Weak<T>,
 ) {
+    use std::sync::atomic::Ordering;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -500,14 +496,25 @@ fn checkpoint_in_background<T: Send + Sync + 'static>(
             if alive.strong_count() == 0 {
                 break;
             }
-            if log_copied(&shm).await == Some(true) {
+            if !uncopied.swap(false, Ordering::SeqCst) {
                 continue;
             }
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
+            // (busy, frames in the log, frames copied); -1s when the file is not in WAL mode.
+            match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
                 .await
             {
-                tracing::warn!("wal checkpoint: {e}");
+                Ok(row) => {
+                    let frames = sqlx::Row::try_get::<i64, _>(&row, 1).unwrap_or(0);
+                    let copied = sqlx::Row::try_get::<i64, _>(&row, 2).unwrap_or(0);
+                    if copied < frames {
+                        uncopied.store(true, Ordering::SeqCst);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("wal checkpoint: {e}");
+                    uncopied.store(true, Ordering::SeqCst);
+                }
             }
         }
     });
@@ -551,21 +558,21 @@ mod tests {
     use super::*;
 
     /// Large commits are copied into the database by the background task, whenever their
-    /// writes and their sync fall between its runs.
+    /// writes and their sync fall between its runs: the database file grows by what each
+    /// one added without anything else writing.
     #[tokio::test]
     async fn large_commits_are_copied_into_the_database_in_the_background() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.db");
         let url = format!("sqlite://{}?mode=rwc", file.display());
         let store = Store::connect(&url).await.unwrap();
-        let shm = shm_path(&file);
-        for round in 0..8 {
+        for round in 0..8u64 {
             // About 40 MB in one transaction: pages spill into the log before the commit,
             // whose sync then takes a while.
             fill(&store, 10_000, 4000).await;
             let mut copied = false;
             for _ in 0..50 {
-                if log_copied(&shm).await == Some(true) {
+                if std::fs::metadata(&file).unwrap().len() >= (round + 1) * 40_000_000 {
                     copied = true;
                     break;
                 }
@@ -576,5 +583,33 @@ mod tests {
                 "round {round}: the log is not copied 5 s after the commit"
             );
         }
+    }
+
+    /// The store keeps its locks on the wal-index while it runs (see
+    /// [`checkpoint_in_background`]): another process opening the database finds the file in
+    /// use instead of resetting it under this one.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_wal_index_stays_locked_while_the_store_runs() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.db");
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        let store = Store::connect(&url).await.unwrap();
+        fill(&store, 100, 100).await;
+        // Several background runs, each after a commit.
+        for _ in 0..4 {
+            fill(&store, 10, 100).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let shm = std::fs::metadata(dir.path().join("t.db-shm")).unwrap();
+        let inode = format!(":{}", shm.ino());
+        let pid = std::process::id().to_string();
+        let locks = std::fs::read_to_string("/proc/locks").unwrap();
+        let held = locks.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 5 && f[4] == pid && f[5].ends_with(&inode)
+        });
+        assert!(held, "no lock of this process on the wal-index:\n{locks}");
     }
 }
