@@ -3,13 +3,13 @@
 
 use crate::backup::BackupArgs;
 use crate::gc::GcArgs;
-use crate::ServeArgs;
+use crate::{DataArgs, ServeArgs};
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Settings a file may hold; the names are the flags' names with `_` for `-`.
 #[derive(Debug, Default, Deserialize)]
@@ -50,12 +50,24 @@ fn unset(matches: &ArgMatches, id: &str) -> bool {
 /// environment gave it.
 macro_rules! layer {
     ($file:ident, $matches:ident; $($field:ident => $target:expr),* $(,)?) => {
-        $(if let Some(v) = $file.$field {
+        $(if let Some(v) = $file.$field.take() {
             if unset($matches, stringify!($field)) {
                 $target = v.into();
             }
         })*
     };
+}
+
+/// Loads the file at `path` and fills the store settings (`data_dir`, `database_url`,
+/// `blobs_url`) that neither a flag nor the environment gave; returns the rest of the file.
+fn stores(path: &Path, data: &mut DataArgs, matches: &ArgMatches) -> anyhow::Result<FileConfig> {
+    let mut file = load(path)?;
+    layer! { file, matches;
+        data_dir => data.data_dir,
+        database_url => data.database_url,
+        blobs_url => data.blobs_url,
+    }
+    Ok(file)
 }
 
 /// Fills every setting that neither a flag nor the environment gave from the file named by
@@ -64,11 +76,8 @@ pub fn apply(args: &mut ServeArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     let Some(path) = args.config.clone() else {
         return Ok(());
     };
-    let file = load(&path)?;
+    let mut file = stores(&path, &mut args.data, matches)?;
     layer! { file, matches;
-        data_dir => args.data.data_dir,
-        database_url => args.data.database_url,
-        blobs_url => args.data.blobs_url,
         listen => args.listen,
         public_url => args.public_url,
         signing_secret => args.signing_secret,
@@ -87,14 +96,8 @@ pub fn apply(args: &mut ServeArgs, matches: &ArgMatches) -> anyhow::Result<()> {
 
 /// [`apply`] for `backup`: the stores, from the servers' file.
 pub fn apply_backup(args: &mut BackupArgs, matches: &ArgMatches) -> anyhow::Result<()> {
-    let Some(path) = args.config.clone() else {
-        return Ok(());
-    };
-    let file = load(&path)?;
-    layer! { file, matches;
-        data_dir => args.data.data_dir,
-        database_url => args.data.database_url,
-        blobs_url => args.data.blobs_url,
+    if let Some(path) = args.config.clone() {
+        stores(&path, &mut args.data, matches)?;
     }
     Ok(())
 }
@@ -104,11 +107,8 @@ pub fn apply_gc(args: &mut GcArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     let Some(path) = args.config.clone() else {
         return Ok(());
     };
-    let file = load(&path)?;
+    let mut file = stores(&path, &mut args.data, matches)?;
     layer! { file, matches;
-        data_dir => args.data.data_dir,
-        database_url => args.data.database_url,
-        blobs_url => args.data.blobs_url,
         blob_grace_secs => args.blob_grace_secs,
         url_ttl_secs => args.url_ttl_secs,
     }

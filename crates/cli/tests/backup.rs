@@ -79,9 +79,9 @@ fn tree(root: &Path, n: usize, seed: u8) {
     }
 }
 
-/// Every file under `root`, relative path to bytes.
-fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
+/// Every file under `root`.
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
@@ -89,34 +89,38 @@ fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
             if path.is_dir() {
                 dirs.push(path);
             } else {
-                let rel = path
-                    .strip_prefix(root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                out.insert(rel, std::fs::read(&path).unwrap());
+                out.push(path);
             }
         }
     }
     out
 }
 
+/// Every file under `root`, relative path to bytes.
+fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    walk(root)
+        .into_iter()
+        .map(|path| {
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let bytes = std::fs::read(&path).unwrap();
+            (rel, bytes)
+        })
+        .collect()
+}
+
 /// The stored files of a data directory, by hash.
 fn blob_files(data: &Path) -> BTreeMap<String, PathBuf> {
-    let mut out = BTreeMap::new();
-    let mut dirs = vec![data.join("blobs")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                out.insert(name, path);
-            }
-        }
-    }
-    out
+    walk(&data.join("blobs"))
+        .into_iter()
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, path)
+        })
+        .collect()
 }
 
 /// A server on `data` with an unlimited key of its own organisation.

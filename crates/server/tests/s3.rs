@@ -375,23 +375,11 @@ async fn a_backup_of_a_bucket_installation_holds_its_bytes_on_disk() {
     }
 
     let out = env._dir.path().join("backup");
-    let report = backup(
-        &env.app.state.config,
-        &out,
-        &BackupOptions::default(),
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let options = BackupOptions::default();
+    let run = || backup(&env.app.state.config, &out, &options, &|_| {});
+    let report = run().await.unwrap();
     assert_eq!((report.images, report.blobs, report.copied), (3, 3, 3));
-    let again = backup(
-        &env.app.state.config,
-        &out,
-        &BackupOptions::default(),
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let again = run().await.unwrap();
     assert_eq!((again.copied, again.present), (0, 3));
 
     // The backup is a data directory with the bytes on its own disk: a server started on it

@@ -56,7 +56,7 @@ impl Snapshot {
     /// `dest` (replacing any file there) and opens it. The pages are copied in one step of
     /// SQLite's online backup, inside one read transaction, so servers keep writing
     /// meanwhile; the copy is switched to rollback-journal mode (one self-contained file)
-    /// and synced before this returns. Blocking.
+    /// and is on disk when this returns. Blocking.
     pub fn take(source: &Path, dest: &Path) -> StoreResult<Snapshot> {
         if !source.is_file() {
             return Err(std::io::Error::new(
@@ -82,6 +82,9 @@ impl Snapshot {
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
+        // SQLite syncs the copy as it commits it, so the file is never opened beside `conn`:
+        // closing another descriptor of it would drop the connection's locks.
+        conn.pragma_update(None, "synchronous", "FULL")?;
         {
             let backup = rusqlite::backup::Backup::new(&src, &mut conn)?;
             // -1: every page in one step, so one read transaction covers the whole copy.
@@ -98,7 +101,6 @@ impl Snapshot {
         }
         drop(src);
         conn.pragma_update(None, "journal_mode", "DELETE")?;
-        std::fs::File::open(dest)?.sync_all()?;
         Ok(Snapshot { conn })
     }
 
