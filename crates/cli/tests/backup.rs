@@ -446,3 +446,133 @@ async fn unsafe_targets_are_refused_and_left_untouched() {
     );
     app.stop().await.unwrap();
 }
+
+/// `n` distinct 160×120 PNGs of noise (about 58 KB each, stored without compression so they
+/// are quick to make) under `root`.
+fn noise(root: &Path, n: usize, seed: u64) {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    std::fs::create_dir_all(root).unwrap();
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for i in 0..n {
+        let pixels: Vec<u8> = (0..160 * 120 * 3)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let file = std::fs::File::create(root.join(format!("{seed}-{i}.png"))).unwrap();
+        let encoder =
+            PngEncoder::new_with_quality(file, CompressionType::Fast, FilterType::NoFilter);
+        image::ImageEncoder::write_image(
+            encoder,
+            &pixels,
+            160,
+            120,
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
+    }
+}
+
+/// Starts `pictograph backup --data-dir DATA OUT --workers 1` and kills it with SIGKILL once
+/// it has stored its first new file in `OUT`. Returns whether it was still running then.
+fn kill_mid_run(data: &Path, out: &Path) -> bool {
+    let before = if out.join("blobs").exists() {
+        walk(&out.join("blobs")).len()
+    } else {
+        0
+    };
+    let mut c = bin();
+    c.args(["backup", "--json", "--workers", "1", "--data-dir"])
+        .arg(data)
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let stored = out.join("blobs").exists() && walk(&out.join("blobs")).len() > before;
+        if stored || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the backup stored nothing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    running
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_backup_leaves_the_previous_one_and_a_rerun_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (data, out, cfg) = (root.join("data"), root.join("backup"), root.join("cfg"));
+    let (app, url, key) = serve(&data).await;
+    let upload = |folder: &str, seed: u64| {
+        noise(&root.join(folder), 300, seed);
+        let up = client(
+            &url,
+            &key,
+            &cfg,
+            &[
+                "upload",
+                root.join(folder).to_str().unwrap(),
+                "--dataset",
+                folder,
+                "--json",
+            ],
+        );
+        assert_eq!(up.json()["uploaded"], 300, "{}", up.stdout);
+    };
+    upload("first", 1);
+
+    // Killed during its first run, a backup leaves no database, so nothing looks complete.
+    assert!(
+        kill_mid_run(&data, &out),
+        "the backup finished before it could be killed"
+    );
+    assert!(!out.join("pictograph.db").exists());
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("backup.json")).unwrap()).unwrap();
+    assert_eq!(manifest["complete"], false);
+    // A re-run keeps what the killed one stored, finishes, and clears its half-written files.
+    std::fs::write(out.join("tmp").join("half-written"), b"partial").unwrap();
+    let done = backup(&data, &out, &[]).json();
+    let (copied, present) = (
+        done["copied"].as_u64().unwrap(),
+        done["present"].as_u64().unwrap(),
+    );
+    assert!(present > 0, "{done}");
+    assert_eq!(copied + present, 300, "{done}");
+    assert!(walk(&out.join("tmp")).is_empty());
+
+    // Killed while updating a complete backup, it leaves that backup as it was.
+    upload("second", 2);
+    let database = std::fs::read(out.join("pictograph.db")).unwrap();
+    assert!(
+        kill_mid_run(&data, &out),
+        "the backup finished before it could be killed"
+    );
+    assert_eq!(std::fs::read(out.join("pictograph.db")).unwrap(), database);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("backup.json")).unwrap()).unwrap();
+    assert_eq!(
+        (manifest["complete"].clone(), manifest["report"].clone()),
+        (false.into(), done)
+    );
+    let again = backup(&data, &out, &[]).json();
+    assert_eq!(again["images"], 600, "{again}");
+    assert_eq!(
+        again["copied"].as_u64().unwrap() + again["present"].as_u64().unwrap(),
+        600
+    );
+    assert!(walk(&out.join("tmp")).is_empty());
+    app.stop().await.unwrap();
+}

@@ -157,6 +157,10 @@ pub async fn backup(
     let to = Blobs::open(&out, None)
         .await
         .context("opening the backup's image bytes")?;
+    // Copies an interrupted run left half-written (nothing else writes into a backup).
+    to.clear_stale_temp(std::time::Duration::ZERO)
+        .await
+        .context("clearing an interrupted run's staged files")?;
 
     let partial = out.join(PARTIAL);
     let taken_at = crate::store::now();
