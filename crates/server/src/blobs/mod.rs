@@ -6,6 +6,8 @@
 //! their hash, so a half-written object is never visible under a hash.
 
 mod local;
+
+pub(crate) use local::sync_dir;
 mod remote;
 
 pub use local::{Incoming, LocalBlobs};

@@ -9,7 +9,7 @@
 //! Re-running into the same directory copies only the bytes it lacks and then removes the
 //! ones the new copy no longer refers to.
 
-use crate::blobs::{BlobError, Blobs};
+use crate::blobs::{sync_dir, BlobError, Blobs};
 use crate::config::Config;
 use crate::store::snapshot::{sqlite_path, HeldBytes, Snapshot};
 use anyhow::{bail, Context};
@@ -425,19 +425,7 @@ fn copy_signing_key(data_dir: &Path, out: &Path) -> anyhow::Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e).context("reading the URL-signing key"),
     };
-    let tmp = out.join(format!("{SIGNING_KEY}.tmp"));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut file = opts.open(&tmp)?;
-        file.write_all(&key)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, out.join(SIGNING_KEY))
-    };
-    write().context("copying the URL-signing key")?;
+    write_durably(out, SIGNING_KEY, &key, 0o600).context("copying the URL-signing key")?;
     Ok(true)
 }
 
@@ -474,23 +462,28 @@ fn prune(snapshot: &Snapshot, blobs: &Path) -> anyhow::Result<u64> {
     Ok(pruned)
 }
 
-/// Writes the manifest durably: a temporary file, synced, renamed over the old one.
+/// Writes the manifest durably.
 fn write_manifest(out: &Path, manifest: &Manifest) -> anyhow::Result<()> {
-    let tmp = out.join(format!("{MANIFEST}.tmp"));
     let mut bytes = serde_json::to_vec_pretty(manifest)?;
     bytes.push(b'\n');
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, out.join(MANIFEST))?;
-        sync_dir(out)
-    };
-    write().with_context(|| format!("writing {}", out.join(MANIFEST).display()))
+    write_durably(out, MANIFEST, &bytes, 0o644)
+        .with_context(|| format!("writing {}", out.join(MANIFEST).display()))
 }
 
-/// Makes the entries of `dir` durable.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+/// Writes `bytes` as `dir/name` with permissions `mode`: a temporary file, synced, renamed
+/// over any old one, and the directory synced.
+fn write_durably(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = opts.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    sync_dir(dir)
 }
