@@ -2,7 +2,7 @@
 
 use crate::DataArgs;
 use clap::Subcommand;
-use pictograph_server::auth::{create_key, Role, TIERS};
+use pictograph_server::auth::{create_first_key, create_key, Role, TIERS};
 use pictograph_server::store::Store;
 use pictograph_server::Config;
 
@@ -46,12 +46,7 @@ async fn open(data: &DataArgs) -> anyhow::Result<Store> {
 pub async fn first_start(config: &Config) -> anyhow::Result<Option<String>> {
     tokio::fs::create_dir_all(&config.data_dir).await?;
     let store = Store::connect(&config.database_url()).await?;
-    if store.org_count().await? > 0 {
-        return Ok(None);
-    }
-    Ok(Some(
-        create_key(&store, "default", Role::Owner, "unlimited").await?,
-    ))
+    Ok(create_first_key(&store, "default", Role::Owner, "unlimited").await?)
 }
 
 pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {

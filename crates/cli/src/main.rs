@@ -263,9 +263,27 @@ async fn run() {
         Command::Completions(args) => completions(args.shell),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", one_line(&e));
         std::process::exit(1);
     }
+}
+
+/// An error and its causes on one line, `: `-separated, without the causes the text before
+/// them already ends with (many errors print their source as the end of their own message).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    let mut last = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if last.is_empty() || !last.ends_with(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        last = text;
+    }
+    line
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -326,5 +344,39 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    /// An error that prints its source at the end of its own message, as sqlx's do.
+    #[derive(Debug)]
+    struct Migration(std::io::Error);
+
+    impl std::fmt::Display for Migration {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "while executing migration 1: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Migration {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_error_line_names_each_cause_once() {
+        let io = std::io::Error::other("table organizations already exists");
+        let e = anyhow::Error::new(Migration(io)).context("opening the metadata store");
+        assert_eq!(
+            one_line(&e),
+            "opening the metadata store: while executing migration 1: \
+             table organizations already exists"
+        );
+        let plain = anyhow::anyhow!("no such dataset").context("downloading 'cats'");
+        assert_eq!(one_line(&plain), "downloading 'cats': no such dataset");
     }
 }

@@ -164,6 +164,127 @@ fn first_start_prints_an_owner_key_once_and_config_layers_apply() {
     assert!(err.contains("parsing config file"), "{err}");
 }
 
+/// Servers started at the same moment on one new data directory: each runs the migrations in
+/// turn and starts, exactly one of them creates the owner key, and all sign URLs with the same
+/// key, so a download URL one of them hands out works on every other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_started_together_on_a_new_data_directory_agree() {
+    const SERVERS: usize = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let spawn = || {
+        bin()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve")
+    };
+    let mut children: Vec<Child> = (0..SERVERS).map(|_| spawn()).collect();
+    let stop = |children: &mut Vec<Child>| {
+        for c in children.iter_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    };
+    let (mut urls, mut keys) = (Vec::new(), Vec::new());
+    for i in 0..SERVERS {
+        let mut listening = None;
+        for line in BufReader::new(children[i].stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            match line.strip_prefix("listening on ") {
+                Some(url) => {
+                    listening = Some(url.to_string());
+                    break;
+                }
+                None if line.trim().starts_with("pk_live_") => keys.push(line.trim().to_string()),
+                None => {}
+            }
+        }
+        let Some(url) = listening else {
+            let mut err = String::new();
+            let _ =
+                std::io::Read::read_to_string(&mut children[i].stderr.take().unwrap(), &mut err);
+            stop(&mut children);
+            panic!("server {i} of {SERVERS} exited instead of listening: {err}");
+        };
+        urls.push(url);
+    }
+    assert_eq!(keys.len(), 1, "one owner key, printed once: {keys:?}");
+    let key = &keys[0];
+
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    image::RgbImage::from_fn(9, 7, |x, y| image::Rgb([x as u8 * 20, y as u8 * 30, 7]))
+        .save(tree.join("a.png"))
+        .unwrap();
+    let uploaded = bin()
+        .args([
+            "upload",
+            tree.to_str().unwrap(),
+            "--dataset",
+            "shared",
+            "--base-url",
+        ])
+        .arg(&urls[0])
+        .env("PICTOGRAPH_API_KEY", key)
+        .env("PICTOGRAPH_CONFIG_DIR", dir.path().join("cfg"))
+        .output()
+        .unwrap();
+    assert!(uploaded.status.success(), "{uploaded:?}");
+    let bytes = std::fs::read(tree.join("a.png")).unwrap();
+
+    let http = reqwest::Client::new();
+    let api = |url: &str, path: &str| format!("{url}/api/v1/developer/{path}");
+    let listed = bin()
+        .args([
+            "images",
+            "list",
+            "--dataset",
+            "shared",
+            "--json",
+            "--base-url",
+        ])
+        .arg(&urls[1])
+        .env("PICTOGRAPH_API_KEY", key)
+        .env("PICTOGRAPH_CONFIG_DIR", dir.path().join("cfg"))
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let id = list["images"][0]["id"]
+        .as_str()
+        .expect("the image is listed");
+    for signer in &urls {
+        let meta: serde_json::Value = http
+            .get(api(signer, &format!("images/{id}/metadata")))
+            .header("X-API-Key", key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let signed = meta["image"]["image_url"].as_str().expect("a download URL");
+        let path = &signed[signed.find("/files/").expect("a signed file URL")..];
+        for server in &urls {
+            let got = http.get(format!("{server}{path}")).send().await.unwrap();
+            assert_eq!(
+                got.status(),
+                200,
+                "signed by {signer}, fetched from {server}"
+            );
+            assert_eq!(got.bytes().await.unwrap(), bytes);
+        }
+    }
+    stop(&mut children);
+
+    let (ok, listed, _) = run(&["keys", "list", "--data-dir", data.to_str().unwrap()]);
+    assert!(ok);
+    assert_eq!(listed.lines().count(), 2, "a header and one key: {listed}");
+}
+
 /// What bash's completion offers for the words typed so far (the last one being completed),
 /// with the script `pictograph completions bash` printed loaded as a user would load it.
 fn bash_completes(words: &[&str]) -> Vec<String> {

@@ -104,6 +104,28 @@ pub async fn create_key(
     Ok(key)
 }
 
+/// On a store without any organisation, creates organisation `org` with a key of `role` and
+/// `tier` and answers the key; answers `None` once any organisation exists. Of servers that
+/// start together on one empty store, exactly one creates them.
+pub async fn create_first_key(
+    store: &crate::store::Store,
+    org: &str,
+    role: Role,
+    tier: &str,
+) -> Result<Option<String>, crate::store::StoreError> {
+    let key = generate_key();
+    let created = store
+        .create_first_org_key(
+            org.trim(),
+            &key_prefix(&key),
+            &hash_key(&key),
+            role.as_str(),
+            tier,
+        )
+        .await?;
+    Ok(created.map(|_| key))
+}
+
 /// The part of a key shown in listings.
 pub fn key_prefix(key: &str) -> String {
     key.chars().take(14).collect()

@@ -86,22 +86,62 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     })))
 }
 
+/// The URL-signing key kept in the data directory, made on the first start. Every server
+/// started on the directory must sign with the same key, also those that start together on
+/// a new one: a new key is written to a file of this process's own and synced, then linked
+/// into place, which fails rather than replace a key already there; the loser reads the
+/// winner's key. The file never appears half-written.
 async fn load_or_create_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || secret_in(&dir)).await?
+}
+
+fn secret_in(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::{ErrorKind, Write};
     let path = dir.join("signing.key");
-    if let Ok(existing) = tokio::fs::read(&path).await {
-        if existing.len() >= 32 {
-            return Ok(existing);
+    let read = |path: &Path| -> anyhow::Result<Vec<u8>> {
+        let key = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        if key.len() < 32 {
+            anyhow::bail!(
+                "{} holds {} bytes, too few for a signing key: restore it from a backup, or \
+                 delete it to make a new key (URLs signed with the old one stop working)",
+                path.display(),
+                key.len()
+            );
         }
+        Ok(key)
+    };
+    if path.exists() {
+        return read(&path);
     }
     let secret = hex::encode(rand::random::<[u8; 32]>()).into_bytes();
-    let tmp = dir.join("signing.key.tmp");
-    tokio::fs::write(&tmp, &secret).await?;
+    let tmp = dir.join(format!(
+        "signing.key.{}-{:016x}.tmp",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).await?;
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let written = opts.open(&tmp).and_then(|mut file| {
+        file.write_all(&secret)?;
+        file.sync_all()
+    });
+    let placed = written.and_then(|()| match std::fs::hard_link(&tmp, &path) {
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+        Err(e) if e.kind() == ErrorKind::Unsupported || e.kind() == ErrorKind::PermissionDenied => {
+            // A file system without hard links: the rename may replace a key another server
+            // made at the same moment.
+            std::fs::rename(&tmp, &path).map(|()| true)
+        }
+        other => other.map(|()| true),
+    });
+    let _ = std::fs::remove_file(&tmp);
+    if !placed.with_context(|| format!("writing {}", path.display()))? {
+        return read(&path);
     }
-    tokio::fs::rename(&tmp, &path).await?;
+    blobs::sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
     Ok(secret)
 }
 

@@ -73,14 +73,6 @@ impl Store {
         })
     }
 
-    /// How many organisations exist.
-    pub async fn org_count(&self) -> StoreResult<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM organizations")
-            .fetch_one(&self.read)
-            .await?;
-        get(&row, "n")
-    }
-
     /// Stores a new key by its hash.
     pub async fn insert_key(
         &self,
@@ -90,21 +82,44 @@ impl Store {
         role: &str,
         tier: &str,
     ) -> StoreResult<String> {
+        insert_key(&self.write, org_id, prefix, key_hash, role, tier).await
+    }
+
+    /// Creates organisation `name` and a key of it by its hash, in one transaction, when no
+    /// organisation exists yet; answers the organisation when this call created it. Of
+    /// processes that try this together on one empty store, exactly one does: the insert
+    /// checks for organisations as it writes, and the name's uniqueness turns away a second
+    /// insert that checked before the first committed.
+    pub async fn create_first_org_key(
+        &self,
+        name: &str,
+        prefix: &str,
+        key_hash: &str,
+        role: &str,
+        tier: &str,
+    ) -> StoreResult<Option<OrgRow>> {
+        let mut tx = self.tx().await?;
         let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query(
-            "INSERT INTO api_keys (id, org_id, prefix, key_hash, role, tier, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        let created = sqlx::query(
+            "INSERT INTO organizations (id, name, created_at) SELECT $1, $2, $3 \
+             WHERE NOT EXISTS (SELECT 1 FROM organizations) ON CONFLICT (name) DO NOTHING",
         )
         .bind(&id)
-        .bind(org_id)
-        .bind(prefix)
-        .bind(key_hash)
-        .bind(role)
-        .bind(tier)
+        .bind(name)
         .bind(now())
-        .execute(&self.write)
-        .await?;
-        Ok(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !created {
+            return Ok(None);
+        }
+        insert_key(&mut *tx, &id, prefix, key_hash, role, tier).await?;
+        tx.commit().await?;
+        Ok(Some(OrgRow {
+            id,
+            name: name.to_string(),
+        }))
     }
 
     /// The live (not revoked) key with this hash.
@@ -141,4 +156,33 @@ impl Store {
         self.forget_cached(super::cache::Part::Keys);
         Ok(done?.rows_affected() > 0)
     }
+}
+
+/// Stores a new key by its hash through `db` (a pool or a transaction); answers its id.
+async fn insert_key<'e, E>(
+    db: E,
+    org_id: &str,
+    prefix: &str,
+    key_hash: &str,
+    role: &str,
+    tier: &str,
+) -> StoreResult<String>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let id = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO api_keys (id, org_id, prefix, key_hash, role, tier, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(org_id)
+    .bind(prefix)
+    .bind(key_hash)
+    .bind(role)
+    .bind(tier)
+    .bind(now())
+    .execute(db)
+    .await?;
+    Ok(id)
 }

@@ -30,7 +30,7 @@ pub use uploads::{BlobInfo, PendingUpload, StoredResponse};
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Transaction};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A store failure; unique-constraint violations are told apart so callers can answer 409.
@@ -214,6 +214,28 @@ pub fn configure_sqlite_process() {
     unsafe {
         rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0);
     }
+}
+
+/// Waits for an exclusive lock on `<database>.lock` (made when missing) and answers the open
+/// file, which holds the lock until it is dropped. The lock is `flock`'s, on a file of its
+/// own: a lock taken or released through a descriptor of the database file would drop
+/// SQLite's own POSIX locks on it.
+async fn lock_beside(database: &Path) -> StoreResult<std::fs::File> {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    Ok(locked)
 }
 
 impl Store {
@@ -407,6 +429,13 @@ impl Store {
         let migrator = match self.dialect {
             Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Dialect::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        // sqlx serialises migrations with an advisory lock on PostgreSQL only. Processes that
+        // start together on one SQLite file would each apply what is pending, and all but the
+        // first fail; they take turns under a lock on a file beside the database instead.
+        let _turn = match self.sqlite_file().await {
+            Some(db) => Some(lock_beside(&db).await?),
+            None => None,
         };
         migrator
             .run(&self.write)
