@@ -1,6 +1,7 @@
 //! `pictograph keys …`: key administration straight against the data directory.
 
 use crate::DataArgs;
+use anyhow::Context;
 use clap::Subcommand;
 use pictograph_server::auth::{create_first_key, create_key, Role, TIERS};
 use pictograph_server::store::Store;
@@ -38,14 +39,22 @@ pub enum KeysCommand {
 
 async fn open(data: &DataArgs) -> anyhow::Result<Store> {
     let config = data.config();
-    tokio::fs::create_dir_all(&config.data_dir).await?;
-    Ok(Store::connect(&config.database_url()).await?)
+    open_store(&config).await
+}
+
+/// The store of `config`, its data directory made first when missing.
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    tokio::fs::create_dir_all(&config.data_dir)
+        .await
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    Store::connect(&config.database_url())
+        .await
+        .context("opening the metadata store")
 }
 
 /// On the first start of an empty store: creates organisation `default` and an owner key.
 pub async fn first_start(config: &Config) -> anyhow::Result<Option<String>> {
-    tokio::fs::create_dir_all(&config.data_dir).await?;
-    let store = Store::connect(&config.database_url()).await?;
+    let store = open_store(config).await?;
     Ok(create_first_key(&store, "default", Role::Owner, "unlimited").await?)
 }
 

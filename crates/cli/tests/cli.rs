@@ -169,13 +169,57 @@ fn first_start_prints_an_owner_key_once_and_config_layers_apply() {
 /// key, so a download URL one of them hands out works on every other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_started_together_on_a_new_data_directory_agree() {
-    const SERVERS: usize = 3;
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+    servers_started_together_agree(dir.path(), &[]).await;
+}
+
+/// The same on a new PostgreSQL database; and a database that turns the server away is named
+/// with the reason at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL; scripts/test runs it"]
+async fn servers_started_together_on_a_new_postgres_database_agree() {
+    use sqlx::Connection;
+    let admin = std::env::var("PICTOGRAPH_TEST_POSTGRES")
+        .expect("PICTOGRAPH_TEST_POSTGRES names the test cluster");
+    let name = format!("s_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&format!("{admin}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{admin}/{name}");
+    servers_started_together_agree(dir.path(), &["--database-url", &url]).await;
+
+    let missing = format!("{admin}/{name}_missing");
+    let (ok, _, err) = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.path().join("other").to_str().unwrap(),
+        "--database-url",
+        &missing,
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("cannot connect to the database") && err.contains("does not exist"),
+        "{err}"
+    );
+}
+
+/// Starts three servers at once on a new store under `dir` (`args` add to each `serve`) and
+/// checks that they all listen, one owner key was made, and they share one signing key.
+async fn servers_started_together_agree(dir: &std::path::Path, args: &[&str]) {
+    const SERVERS: usize = 3;
+    let data = dir.join("data");
     let spawn = || {
         bin()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -214,7 +258,7 @@ async fn servers_started_together_on_a_new_data_directory_agree() {
     assert_eq!(keys.len(), 1, "one owner key, printed once: {keys:?}");
     let key = &keys[0];
 
-    let tree = dir.path().join("tree");
+    let tree = dir.join("tree");
     std::fs::create_dir_all(&tree).unwrap();
     image::RgbImage::from_fn(9, 7, |x, y| image::Rgb([x as u8 * 20, y as u8 * 30, 7]))
         .save(tree.join("a.png"))
@@ -229,7 +273,7 @@ async fn servers_started_together_on_a_new_data_directory_agree() {
         ])
         .arg(&urls[0])
         .env("PICTOGRAPH_API_KEY", key)
-        .env("PICTOGRAPH_CONFIG_DIR", dir.path().join("cfg"))
+        .env("PICTOGRAPH_CONFIG_DIR", dir.join("cfg"))
         .output()
         .unwrap();
     assert!(uploaded.status.success(), "{uploaded:?}");
@@ -248,7 +292,7 @@ async fn servers_started_together_on_a_new_data_directory_agree() {
         ])
         .arg(&urls[1])
         .env("PICTOGRAPH_API_KEY", key)
-        .env("PICTOGRAPH_CONFIG_DIR", dir.path().join("cfg"))
+        .env("PICTOGRAPH_CONFIG_DIR", dir.join("cfg"))
         .output()
         .unwrap();
     assert!(listed.status.success(), "{listed:?}");
@@ -280,7 +324,9 @@ async fn servers_started_together_on_a_new_data_directory_agree() {
     }
     stop(&mut children);
 
-    let (ok, listed, _) = run(&["keys", "list", "--data-dir", data.to_str().unwrap()]);
+    let mut list = vec!["keys", "list", "--data-dir", data.to_str().unwrap()];
+    list.extend(args.iter().copied());
+    let (ok, listed, _) = run(&list);
     assert!(ok);
     assert_eq!(listed.lines().count(), 2, "a header and one key: {listed}");
 }

@@ -48,6 +48,9 @@ pub enum StoreError {
     /// Stored JSON that could not be read back.
     #[error("corrupt stored json: {0}")]
     Json(#[from] serde_json::Error),
+    /// The database did not accept a connection at start; the last attempt's error.
+    #[error("cannot connect to the database: {0}")]
+    Unreachable(sqlx::Error),
     /// A failure of a SQLite file opened directly ([`snapshot`]).
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -216,6 +219,40 @@ pub fn configure_sqlite_process() {
     }
 }
 
+/// How long a server waits for its PostgreSQL database to accept a connection at start.
+const REACH_FOR: Duration = Duration::from_secs(30);
+
+/// Waits until the database at `url` accepts a connection, trying again every half second for
+/// [`REACH_FOR`] (a server may start before its database does), and answers the last
+/// connection error when it never does: a pool would only report that it timed out.
+async fn reach(url: &str) -> StoreResult<()> {
+    use sqlx::Connection;
+    let deadline = tokio::time::Instant::now() + REACH_FOR;
+    loop {
+        let tried = tokio::time::timeout(REACH_FOR, sqlx::AnyConnection::connect(url)).await;
+        let error = match tried {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                return Ok(());
+            }
+            Ok(Err(e)) => e,
+            Err(_) => sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", REACH_FOR.as_secs()),
+            )),
+        };
+        let fatal = matches!(&error, sqlx::Error::Configuration(_) | sqlx::Error::Tls(_))
+            || error.as_database_error().is_some_and(|db| {
+                db.code()
+                    .is_some_and(|c| c.starts_with("28") || c == "3D000")
+            });
+        if fatal || tokio::time::Instant::now() >= deadline {
+            return Err(StoreError::Unreachable(error));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Waits for an exclusive lock on `<database>.lock` (made when missing) and answers the open
 /// file, which holds the lock until it is dropped. The lock is `flock`'s, on a file of its
 /// own: a lock taken or released through a descriptor of the database file would drop
@@ -301,6 +338,7 @@ impl Store {
                 (read, write)
             }
             Dialect::Postgres => {
+                reach(url).await?;
                 let pool = opts().max_connections(16).connect(url).await?;
                 (pool.clone(), pool)
             }
