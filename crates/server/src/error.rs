@@ -73,6 +73,7 @@ impl ApiError {
             ApiError::UnsupportedType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::Invalid(_) | ApiError::Fields { .. } => ErrorCode::Validation,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::Internal(e) if storage_full(e) => ErrorCode::InsufficientStorage,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -89,6 +90,37 @@ impl ApiError {
             }],
         }
     }
+}
+
+/// Whether a failure comes from a full disk, quota or database: any cause in its chain is a
+/// file system's "no space" or "quota exceeded", SQLite's `SQLITE_FULL` or PostgreSQL's
+/// `disk_full`.
+fn storage_full(e: &anyhow::Error) -> bool {
+    let io_full = |io: &std::io::Error| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
+    };
+    let db_full = |db: &sqlx::Error| match db {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c == "13" || c == "53100"),
+        sqlx::Error::Io(io) => io_full(io),
+        _ => false,
+    };
+    e.chain().any(|cause| {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            io_full(io)
+        } else if let Some(db) = cause.downcast_ref::<sqlx::Error>() {
+            db_full(db)
+        } else {
+            // Its variants print and chain as what they wrap, so they are looked into here.
+            match cause.downcast_ref::<StoreError>() {
+                Some(StoreError::Db(db)) => db_full(db),
+                Some(StoreError::Io(io)) => io_full(io),
+                _ => false,
+            }
+        }
+    })
 }
 
 impl From<StoreError> for ApiError {
@@ -113,6 +145,11 @@ impl IntoResponse for ApiError {
         let status =
             StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = match &self {
+            ApiError::Internal(e) if code == ErrorCode::InsufficientStorage => {
+                tracing::error!(error = ?e, "storage full");
+                "The server's storage is full: nothing was stored; try again once space is freed"
+                    .to_string()
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
                 "Internal server error".to_string()
@@ -136,5 +173,54 @@ impl IntoResponse for ApiError {
             }
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blobs::BlobError;
+    use sqlx::{Connection, Executor};
+
+    async fn answer(e: ApiError) -> (u16, serde_json::Value) {
+        let resp = e.into_response();
+        let status = resp.status().as_u16();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_or_database_is_a_507_with_its_reason() {
+        let no_space = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let (status, body) = answer(ApiError::Internal(BlobError::Io(no_space).into())).await;
+        assert_eq!(status, 507);
+        assert_eq!(body["error"]["code"], "insufficient_storage");
+        assert!(body["detail"].as_str().unwrap().contains("storage is full"));
+
+        let quota = std::io::Error::from(std::io::ErrorKind::QuotaExceeded);
+        let (status, _) = answer(ApiError::Internal(StoreError::Io(quota).into())).await;
+        assert_eq!(status, 507);
+
+        // A real SQLite database that may not grow: SQLITE_FULL.
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        conn.execute("CREATE TABLE t (b BLOB); PRAGMA max_page_count = 3")
+            .await
+            .unwrap();
+        let full = sqlx::query("INSERT INTO t VALUES (zeroblob(100000))")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        let (status, _) = answer(ApiError::from(StoreError::from(full))).await;
+        assert_eq!(status, 507);
+
+        // Other failures stay a 500 that tells nothing.
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let (status, body) = answer(ApiError::Internal(BlobError::Io(other).into())).await;
+        assert_eq!(status, 500);
+        assert_eq!(body["detail"], "Internal server error");
     }
 }
