@@ -219,6 +219,25 @@ pub fn configure_sqlite_process() {
     }
 }
 
+/// Whether the SQLite write connection comes back to its pool out of any transaction, once
+/// the rollback of a transaction dropped uncommitted has run (the ping waits for it). A
+/// connection still counted in one is closed, which rolls back whatever SQLite still holds,
+/// and the pool opens a new one: after SQLite rolled a transaction back by itself (a full
+/// disk, for one), the driver's rollback fails and its count stays up, and every later
+/// transaction would have been a savepoint inside one that never commits, each answered as
+/// committed.
+async fn settled(conn: &mut sqlx::AnyConnection) -> bool {
+    use sqlx::Connection;
+    if conn.ping().await.is_err() {
+        return false;
+    }
+    if conn.is_in_transaction() {
+        tracing::warn!("the database write connection was left inside a transaction; reopening it");
+        return false;
+    }
+    true
+}
+
 /// How long a server waits for its PostgreSQL database to accept a connection at start.
 const REACH_FOR: Duration = Duration::from_secs(30);
 
@@ -327,9 +346,9 @@ impl Store {
                 let written = uncopied.clone();
                 let write = opts()
                     .max_connections(1)
-                    .after_release(move |_, _| {
+                    .after_release(move |conn, _| {
                         written.store(true, std::sync::atomic::Ordering::SeqCst);
-                        Box::pin(async { Ok(true) })
+                        Box::pin(async move { Ok(settled(conn).await) })
                     })
                     .connect(url)
                     .await?;
@@ -678,5 +697,64 @@ mod tests {
             f.len() > 5 && f[4] == pid && f[5].ends_with(&inode)
         });
         assert!(held, "no lock of this process on the wal-index:\n{locks}");
+    }
+
+    /// SQLite can end a transaction by itself (a full disk fails a write midway): the
+    /// driver's rollback then fails and it still counts the transaction, so it would make the
+    /// next one a savepoint, which a failed statement rolls back only to its start, leaving
+    /// the real transaction open; every later write would then be answered as committed and
+    /// never reach the database. Such a connection is reopened as it returns to the pool.
+    #[tokio::test]
+    async fn a_transaction_sqlite_ended_by_itself_does_not_swallow_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.db");
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        let store = Store::connect(&url).await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+            .execute(&store.write)
+            .await
+            .unwrap();
+
+        // What SQLite does on a full disk, done by hand: the transaction ends under the
+        // driver, whose rollback on drop then fails.
+        let mut tx = store.tx().await.unwrap();
+        sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+        drop(tx);
+        // A transaction that fails and is dropped.
+        let mut tx = store.tx().await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        assert!(sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut *tx)
+            .await
+            .is_err());
+        drop(tx);
+
+        // A write answered as committed is in the database file.
+        store.ensure_org("acme").await.unwrap();
+        let mut tx = store.tx().await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (2)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let other = rusqlite::Connection::open(&file).unwrap();
+        let orgs: i64 = other
+            .query_row(
+                "SELECT COUNT(*) FROM organizations WHERE name = 'acme'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let rows: Vec<i64> = other
+            .prepare("SELECT x FROM t ORDER BY x")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!((orgs, rows), (1, vec![2]));
     }
 }
