@@ -220,7 +220,7 @@ pub fn configure_sqlite_process() {
 }
 
 /// Whether the SQLite write connection comes back to its pool out of any transaction, once
-/// the rollback of a transaction dropped uncommitted has run (the ping waits for it). A
+/// the rollback of a transaction dropped uncommitted has run. A
 /// connection still counted in one is closed, which rolls back whatever SQLite still holds,
 /// and the pool opens a new one: after SQLite rolled a transaction back by itself (a full
 /// disk, for one), the driver's rollback fails and its count stays up, and every later
@@ -228,6 +228,10 @@ pub fn configure_sqlite_process() {
 /// committed.
 async fn settled(conn: &mut sqlx::AnyConnection) -> bool {
     use sqlx::Connection;
+    // The count is exact unless a rollback is still queued; only then is it waited for.
+    if !conn.is_in_transaction() {
+        return true;
+    }
     if conn.ping().await.is_err() {
         return false;
     }
