@@ -210,6 +210,18 @@ async fn servers_started_together_on_a_new_postgres_database_agree() {
     );
 }
 
+/// Server processes, killed when dropped (also when a check fails).
+struct Servers(Vec<Child>);
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Starts three servers at once on a new store under `dir` (`args` add to each `serve`) and
 /// checks that they all listen, one owner key was made, and they share one signing key.
 async fn servers_started_together_agree(dir: &std::path::Path, args: &[&str]) {
@@ -225,17 +237,11 @@ async fn servers_started_together_agree(dir: &std::path::Path, args: &[&str]) {
             .spawn()
             .expect("spawn serve")
     };
-    let mut children: Vec<Child> = (0..SERVERS).map(|_| spawn()).collect();
-    let stop = |children: &mut Vec<Child>| {
-        for c in children.iter_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    };
+    let mut children = Servers((0..SERVERS).map(|_| spawn()).collect());
     let (mut urls, mut keys) = (Vec::new(), Vec::new());
     for i in 0..SERVERS {
         let mut listening = None;
-        for line in BufReader::new(children[i].stdout.take().unwrap()).lines() {
+        for line in BufReader::new(children.0[i].stdout.take().unwrap()).lines() {
             let line = line.unwrap();
             match line.strip_prefix("listening on ") {
                 Some(url) => {
@@ -249,8 +255,8 @@ async fn servers_started_together_agree(dir: &std::path::Path, args: &[&str]) {
         let Some(url) = listening else {
             let mut err = String::new();
             let _ =
-                std::io::Read::read_to_string(&mut children[i].stderr.take().unwrap(), &mut err);
-            stop(&mut children);
+                std::io::Read::read_to_string(&mut children.0[i].stderr.take().unwrap(), &mut err);
+            drop(children);
             panic!("server {i} of {SERVERS} exited instead of listening: {err}");
         };
         urls.push(url);
@@ -322,7 +328,7 @@ async fn servers_started_together_agree(dir: &std::path::Path, args: &[&str]) {
             assert_eq!(got.bytes().await.unwrap(), bytes);
         }
     }
-    stop(&mut children);
+    drop(children);
 
     let mut list = vec!["keys", "list", "--data-dir", data.to_str().unwrap()];
     list.extend(args.iter().copied());
