@@ -1,5 +1,7 @@
 //! The `pictograph` binary: key administration and the configuration layers of `serve`.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
@@ -178,22 +180,11 @@ async fn servers_started_together_on_a_new_data_directory_agree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL; scripts/test runs it"]
 async fn servers_started_together_on_a_new_postgres_database_agree() {
-    use sqlx::Connection;
-    let admin = std::env::var("PICTOGRAPH_TEST_POSTGRES")
-        .expect("PICTOGRAPH_TEST_POSTGRES names the test cluster");
-    let name = format!("s_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&format!("{admin}/postgres"))
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let url = common::new_postgres_database("s").await;
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("{admin}/{name}");
     servers_started_together_agree(dir.path(), &["--database-url", &url]).await;
 
-    let missing = format!("{admin}/{name}_missing");
+    let missing = format!("{url}_missing");
     let (ok, _, err) = run(&[
         "serve",
         "--listen",
@@ -269,40 +260,30 @@ async fn servers_started_together_agree(dir: &std::path::Path, args: &[&str]) {
     image::RgbImage::from_fn(9, 7, |x, y| image::Rgb([x as u8 * 20, y as u8 * 30, 7]))
         .save(tree.join("a.png"))
         .unwrap();
-    let uploaded = bin()
-        .args([
-            "upload",
-            tree.to_str().unwrap(),
-            "--dataset",
-            "shared",
-            "--base-url",
-        ])
-        .arg(&urls[0])
-        .env("PICTOGRAPH_API_KEY", key)
-        .env("PICTOGRAPH_CONFIG_DIR", dir.join("cfg"))
-        .output()
-        .unwrap();
-    assert!(uploaded.status.success(), "{uploaded:?}");
+    let client = |url: &str, args: &[&str]| {
+        let out = bin()
+            .args(args)
+            .args(["--base-url", url])
+            .env("PICTOGRAPH_API_KEY", key)
+            .env("PICTOGRAPH_CONFIG_DIR", dir.join("cfg"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        out.stdout
+    };
+    client(
+        &urls[0],
+        &["upload", tree.to_str().unwrap(), "--dataset", "shared"],
+    );
     let bytes = std::fs::read(tree.join("a.png")).unwrap();
 
     let http = reqwest::Client::new();
     let api = |url: &str, path: &str| format!("{url}/api/v1/developer/{path}");
-    let listed = bin()
-        .args([
-            "images",
-            "list",
-            "--dataset",
-            "shared",
-            "--json",
-            "--base-url",
-        ])
-        .arg(&urls[1])
-        .env("PICTOGRAPH_API_KEY", key)
-        .env("PICTOGRAPH_CONFIG_DIR", dir.join("cfg"))
-        .output()
-        .unwrap();
-    assert!(listed.status.success(), "{listed:?}");
-    let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let listed = client(
+        &urls[1],
+        &["images", "list", "--dataset", "shared", "--json"],
+    );
+    let list: serde_json::Value = serde_json::from_slice(&listed).unwrap();
     let id = list["images"][0]["id"]
         .as_str()
         .expect("the image is listed");

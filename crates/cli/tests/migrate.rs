@@ -1,6 +1,8 @@
 //! `pictograph migrate`: a populated installation moves to another database and another blob
 //! directory, verified, and a re-run copies nothing twice.
 
+mod common;
+
 use pictograph_server::auth::{create_key, Role};
 use pictograph_server::{App, Config};
 use serde_json::{json, Value};
@@ -309,16 +311,5 @@ async fn sqlite_to_sqlite_and_disk_to_disk() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL; scripts/test runs it"]
 async fn sqlite_to_postgres() {
-    use sqlx::Connection;
-    let admin = std::env::var("PICTOGRAPH_TEST_POSTGRES")
-        .expect("PICTOGRAPH_TEST_POSTGRES names the test cluster");
-    let name = format!("m_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&format!("{admin}/postgres"))
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    moves_an_installation(format!("{admin}/{name}")).await;
+    moves_an_installation(common::new_postgres_database("m").await).await;
 }
