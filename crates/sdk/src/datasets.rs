@@ -397,8 +397,11 @@ impl Datasets {
     /// power loss or an operating-system crash, files written just before it may be damaged,
     /// so download into a fresh directory then.
     ///
-    /// Only the listing request can fail the call; per-file errors go to
-    /// [`DownloadReport::failures`].
+    /// Per-file errors go to [`DownloadReport::failures`]. The call fails when the listing
+    /// request does, and when the output's disk or quota is full ([`Error::is_disk_full`]):
+    /// then it stops at the first file that could not be written, instead of fetching every
+    /// remaining file only to fail writing it; files written so far stay, and a re-run after
+    /// space is freed skips them.
     pub async fn download(
         &self,
         name: &str,
@@ -420,6 +423,7 @@ impl Datasets {
             ..DownloadReport::default()
         };
         let bar = options.show_progress.then(|| progress_bar(0));
+        let mut disk_full = None;
         loop {
             if report.dataset_id.is_empty() {
                 report.dataset_id = page.dataset_id.clone();
@@ -477,6 +481,10 @@ impl Datasets {
                         (Ok(Fetched::Written), DownloadKind::Annotation) => {
                             report.annotations_downloaded += 1
                         }
+                        (Err(e), _) if e.is_disk_full() => {
+                            disk_full = Some(e);
+                            break;
+                        }
                         (Err(e), kind) => report.failures.push(DownloadFailure {
                             image_id: task.image_id.clone(),
                             filename: shown.clone(),
@@ -490,6 +498,12 @@ impl Datasets {
                 }
             };
             let (next, ()) = futures::join!(next, files);
+            if let Some(e) = disk_full.take() {
+                if let Some(bar) = bar {
+                    bar.abandon();
+                }
+                return Err(e);
+            }
             match next? {
                 Some(p) => page = p,
                 None => break,

@@ -551,3 +551,63 @@ async fn download_is_atomic_and_skips_complete_files_on_rerun() {
     let r = c.datasets().download("dl", &out, opts()).await.unwrap();
     assert_eq!((r.images_downloaded, r.images_skipped), (1, 3));
 }
+
+/// A download whose disk fills up stops at the first file it cannot write, with an error that
+/// says so, rather than fetching every remaining file only to fail writing it; a re-run once
+/// there is space fetches what is missing.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_full_disk_stops_the_download_at_the_first_file() {
+    let s = common::start().await;
+    let c = &s.client;
+    let tmp = common::tempdir();
+    seeded(&s, tmp.path()).await;
+    let one_at_a_time = || {
+        DownloadOptions::default()
+            .mode(DownloadMode::ImagesOnly)
+            .max_workers(1)
+    };
+    // The order files are fetched in, one at a time.
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let seen = order.clone();
+    c.datasets()
+        .download(
+            "dl",
+            tmp.path().join("first"),
+            one_at_a_time().progress(move |_, _, file| {
+                seen.lock()
+                    .unwrap()
+                    .push(file.unwrap_or_default().to_string())
+            }),
+        )
+        .await
+        .unwrap();
+    let first = order.lock().unwrap()[0].clone();
+
+    // The first file's temporary name leads to /dev/full, where every write fails with
+    // "no space left on device".
+    let out = tmp.path().join("out");
+    let part = out.join(format!("{first}.part"));
+    std::fs::create_dir_all(part.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &part).unwrap();
+    let err = c
+        .datasets()
+        .download("dl", &out, one_at_a_time())
+        .await
+        .unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    assert!(err.to_string().contains(&format!("{first}.part")), "{err}");
+    assert_eq!(
+        common::files_under(&out),
+        Vec::<String>::new(),
+        "nothing fetched after the first failure, and its temporary file removed"
+    );
+
+    let r = c
+        .datasets()
+        .download("dl", &out, one_at_a_time())
+        .await
+        .unwrap();
+    assert!(r.success(), "{:?}", r.failures);
+    assert_eq!((r.images_downloaded, r.images_skipped), (4, 0));
+}

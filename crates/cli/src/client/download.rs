@@ -2,7 +2,7 @@
 //! virtual folders as sub-directories; a re-run fetches only what is missing.
 
 use super::progress::{timing, Progress};
-use super::{finish, human_bytes, parse_status, print_json, CliResult, ClientArgs, Ctx};
+use super::{finish, human_bytes, parse_status, print_json, CliError, CliResult, ClientArgs, Ctx};
 use pictograph::{DownloadKind, DownloadMode, DownloadOptions, Status};
 use serde_json::json;
 use std::path::PathBuf;
@@ -92,7 +92,15 @@ async fn download(args: DownloadArgs) -> CliResult {
         .download(&args.dataset, &args.out_dir, options)
         .await;
     progress.finish();
-    let report = result?;
+    let report = match result {
+        Err(e) if e.is_disk_full() => {
+            return Err(CliError::Other(anyhow::anyhow!(
+                "{e}: the disk is full; free space and run the same command again (files \
+                 already written are skipped)"
+            )))
+        }
+        other => other?,
+    };
     let elapsed = progress.elapsed();
     let bytes = progress.bytes();
     let failed = report.failures.len();
