@@ -11,6 +11,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Files per batch: small enough that progress moves steadily, large enough that the two
@@ -70,6 +71,34 @@ impl Outcome {
     }
 }
 
+/// Whether the server has said its storage is full (507 `insufficient_storage`), shared by
+/// every batch of one folder upload: from then on the files not yet sent fail at once,
+/// instead of each being sent and retried only to meet the same answer.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Halt(Arc<OnceLock<String>>);
+
+impl Halt {
+    /// Takes note of `e` when it is the server's "storage full".
+    fn note(&self, e: &Error) {
+        if e.status() == Some(ErrorCode::InsufficientStorage.status()) {
+            self.full(e.to_string());
+        }
+    }
+
+    /// Records that the server's storage is full, for `reason`.
+    fn full(&self, reason: String) {
+        let _ = self.0.set(reason);
+    }
+
+    /// The outcome of a file not sent because the server's storage is full, once it is.
+    fn outcome(&self) -> Option<Outcome> {
+        self.0.get().map(|reason| Outcome::Failed {
+            reason: format!("not sent, the server's storage being full: {reason}"),
+            retryable: true,
+        })
+    }
+}
+
 /// Uploads one batch into dataset `dataset_id`, PUTting up to `workers` files at once. Answers
 /// one outcome per file, in order. When the batch cannot be signed as a whole (a request
 /// error that is not the server's or the network's fault, e.g. a name it refuses), each file
@@ -80,7 +109,11 @@ pub(crate) async fn upload_batch(
     files: &[Planned],
     skip_existing: bool,
     workers: usize,
+    halt: &Halt,
 ) -> Vec<Outcome> {
+    if halt.outcome().is_some() {
+        return files.iter().filter_map(|_| halt.outcome()).collect();
+    }
     let items: Vec<Value> = files
         .iter()
         .map(|f| {
@@ -97,11 +130,15 @@ pub(crate) async fn upload_batch(
             .and_then(Value::as_array)
             .cloned()
             .filter(|g| g.len() == files.len()),
+        Err(e) if e.status() == Some(ErrorCode::InsufficientStorage.status()) => {
+            halt.note(&e);
+            return files.iter().map(|_| Outcome::failed(&e)).collect();
+        }
         Err(Error::Validation(_) | Error::Api(_) | Error::NotFound(_)) => None,
         Err(e) => return files.iter().map(|_| Outcome::failed(&e)).collect(),
     };
     let Some(grants) = grants else {
-        return one_by_one(client, dataset_id, files, workers).await;
+        return one_by_one(client, dataset_id, files, workers, halt).await;
     };
 
     // PUT every file that is not already there.
@@ -163,7 +200,10 @@ pub(crate) async fn upload_batch(
                     idempotency_key: None,
                     timeout: Some(client.transport.timeout.max(Duration::from_secs(300))),
                 };
-                let sent = client.transport.send(&req).await.map(|_| ());
+                let sent = match halt.outcome() {
+                    Some(_) => None,
+                    None => Some(client.transport.send(&req).await.map(|_| ())),
+                };
                 (i, id, put_type, sent)
             }
         })
@@ -171,8 +211,12 @@ pub(crate) async fn upload_batch(
     let mut register = Vec::new();
     while let Some((i, id, put_type, sent)) = puts.next().await {
         match sent {
-            Ok(()) => register.push((i, id, put_type)),
-            Err(e) => outcomes[i] = Some(Outcome::failed(&e)),
+            Some(Ok(())) => register.push((i, id, put_type)),
+            Some(Err(e)) => {
+                halt.note(&e);
+                outcomes[i] = Some(Outcome::failed(&e));
+            }
+            None => outcomes[i] = halt.outcome(),
         }
     }
     drop(puts);
@@ -213,16 +257,23 @@ pub(crate) async fn upload_batch(
                             Some((code, msg)) if code == "conflict" && skip_existing => {
                                 Outcome::Exists(msg)
                             }
-                            Some((code, msg)) => Outcome::Failed {
-                                retryable: ErrorCode::from_wire(&code)
-                                    .is_some_and(|c| crate::http::retryable(c.status())),
-                                reason: format!("{code}: {msg}"),
-                            },
+                            Some((code, msg)) => {
+                                let wire = ErrorCode::from_wire(&code);
+                                if wire == Some(ErrorCode::InsufficientStorage) {
+                                    halt.full(msg.clone());
+                                }
+                                Outcome::Failed {
+                                    retryable: wire
+                                        .is_some_and(|c| crate::http::retryable(c.status())),
+                                    reason: format!("{code}: {msg}"),
+                                }
+                            }
                         },
                     );
                 }
             }
             Err(e) => {
+                halt.note(&e);
                 for (i, ..) in &register {
                     outcomes[*i] = Some(Outcome::failed(&e));
                 }
@@ -241,9 +292,13 @@ async fn one_by_one(
     dataset_id: &str,
     files: &[Planned],
     workers: usize,
+    halt: &Halt,
 ) -> Vec<Outcome> {
     let mut out: Vec<(usize, Outcome)> = futures::stream::iter(files.iter().enumerate())
         .map(|(i, f)| async move {
+            if let Some(outcome) = halt.outcome() {
+                return (i, outcome);
+            }
             let options = crate::images::UploadOptions::default()
                 .folder_path(f.folder.clone())
                 .filename(f.filename.clone())
@@ -251,7 +306,10 @@ async fn one_by_one(
             let outcome = match client.images().upload(dataset_id, &f.path, options).await {
                 Ok(_) => Outcome::Uploaded,
                 Err(Error::Conflict(e)) => Outcome::Exists(e.to_string()),
-                Err(e) => Outcome::failed(&e),
+                Err(e) => {
+                    halt.note(&e);
+                    Outcome::failed(&e)
+                }
             };
             (i, outcome)
         })

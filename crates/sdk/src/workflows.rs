@@ -228,9 +228,11 @@ pub async fn upload_dataset_from_folder(
     // batch's PUTs overlap the other's bookkeeping.
     let batches: Vec<Vec<PathBuf>> = files.chunks(bulk::BATCH).map(<[_]>::to_vec).collect();
     let in_flight = if workers > 1 { 2 } else { 1 };
+    let halt = bulk::Halt::default();
     let mut results = futures::stream::iter(batches)
         .map(|batch| {
             let client = client.clone();
+            let halt = halt.clone();
             let dataset_id = dataset.id.clone();
             let root = root.clone();
             let organize = options.organize_by_class;
@@ -248,9 +250,10 @@ pub async fn upload_dataset_from_folder(
                     }
                 }
                 let per_batch = workers.div_ceil(in_flight);
-                let mut sent = bulk::upload_batch(&client, &dataset_id, &planned, skip, per_batch)
-                    .await
-                    .into_iter();
+                let mut sent =
+                    bulk::upload_batch(&client, &dataset_id, &planned, skip, per_batch, &halt)
+                        .await
+                        .into_iter();
                 let outcomes: Vec<bulk::Outcome> = outcomes
                     .into_iter()
                     .map(|o| {

@@ -457,3 +457,68 @@ async fn image_pages_fall_back_to_offsets_on_a_server_that_ignores_after() {
     );
     assert_eq!(paths.len(), 3);
 }
+
+/// A folder upload to a server whose storage is full: once the server answers 507, the files
+/// not yet sent fail at once (retryable, saying why) instead of each being sent and retried
+/// only to meet the same answer.
+#[tokio::test]
+async fn a_folder_upload_stops_sending_once_the_server_storage_is_full() {
+    const FILES: usize = 40;
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("pets");
+    std::fs::create_dir_all(&folder).unwrap();
+    for i in 0..FILES {
+        let img = image::RgbImage::from_fn(3, 3, |x, y| image::Rgb([i as u8, x as u8, y as u8]));
+        img.save(folder.join(format!("{i:02}.png"))).unwrap();
+    }
+    // The project, one batch's upload URLs pointing back here, then "storage full" for every
+    // request after.
+    let f = Fault::start_with(|addr| {
+        let grants: Vec<String> = (0..32)
+            .map(|i| {
+                format!(
+                    r#"{{"upload_url":"http://{addr}/files/uploads/u{i}?sig=x","upload_id":"u{i}","content_type":"image/png","exists":false}}"#
+                )
+            })
+            .collect();
+        let full = r#"{"detail":"The server's storage is full: nothing was stored; try again once space is freed","error":{"code":"insufficient_storage"}}"#;
+        vec![
+            response("200 OK", &[], PROJECT),
+            response("200 OK", &[], &format!(r#"{{"upload_urls":[{}]}}"#, grants.join(","))),
+            response("507 Insufficient Storage", &[], full),
+        ]
+    })
+    .await;
+    let report = pictograph::workflows::upload_dataset_from_folder(
+        &f.client(1),
+        "ds",
+        &folder,
+        pictograph::workflows::FolderUploadOptions::default()
+            .organize_by_class(false)
+            .max_workers(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.images_uploaded, 0);
+    assert_eq!(report.failures.len(), FILES);
+    assert!(report
+        .failures
+        .iter()
+        .all(|f| f.retryable && f.reason.contains("storage is full")));
+    // The project, the first batch's URLs, and its first file's PUT tried twice; nothing for
+    // the 31 other files of the batch nor for the second batch.
+    let paths: Vec<String> = f
+        .seen()
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "GET /api/v1/developer/projects/ds",
+            "POST /api/v1/developer/images/bulk-upload-url",
+            "PUT /files/uploads/u0?sig=x",
+            "PUT /files/uploads/u0?sig=x",
+        ]
+    );
+}
