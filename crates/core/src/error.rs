@@ -88,6 +88,14 @@ impl ErrorCode {
     }
 }
 
+/// Whether an I/O failure of this kind means the disk or a quota is full.
+pub fn is_storage_full(kind: std::io::ErrorKind) -> bool {
+    matches!(
+        kind,
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::ErrorCode;

@@ -34,7 +34,7 @@ pub(crate) struct Planned {
 }
 
 /// What became of one file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Outcome {
     /// Registered now.
     Uploaded,
@@ -111,8 +111,8 @@ pub(crate) async fn upload_batch(
     workers: usize,
     halt: &Halt,
 ) -> Vec<Outcome> {
-    if halt.outcome().is_some() {
-        return files.iter().filter_map(|_| halt.outcome()).collect();
+    if let Some(outcome) = halt.outcome() {
+        return vec![outcome; files.len()];
     }
     let items: Vec<Value> = files
         .iter()
@@ -130,12 +130,11 @@ pub(crate) async fn upload_batch(
             .and_then(Value::as_array)
             .cloned()
             .filter(|g| g.len() == files.len()),
-        Err(e) if e.status() == Some(ErrorCode::InsufficientStorage.status()) => {
+        Err(Error::Validation(_) | Error::Api(_) | Error::NotFound(_)) => None,
+        Err(e) => {
             halt.note(&e);
             return files.iter().map(|_| Outcome::failed(&e)).collect();
         }
-        Err(Error::Validation(_) | Error::Api(_) | Error::NotFound(_)) => None,
-        Err(e) => return files.iter().map(|_| Outcome::failed(&e)).collect(),
     };
     let Some(grants) = grants else {
         return one_by_one(client, dataset_id, files, workers, halt).await;

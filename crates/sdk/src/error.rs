@@ -205,10 +205,8 @@ impl Error {
 
     /// A local file could not be written because its disk or quota is full.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, Error::Io { source, .. } if matches!(
-            source.kind(),
-            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-        ))
+        matches!(self, Error::Io { source, .. }
+            if pictograph_core::error::is_storage_full(source.kind()))
     }
 
     /// The status, message and request id, for errors the API answered.

@@ -123,7 +123,7 @@ pub async fn create_first_key(
             tier,
         )
         .await?;
-    Ok(created.map(|_| key))
+    Ok(created.then_some(key))
 }
 
 /// The part of a key shown in listings.

@@ -96,12 +96,7 @@ impl ApiError {
 /// file system's "no space" or "quota exceeded", SQLite's `SQLITE_FULL` or PostgreSQL's
 /// `disk_full`.
 fn storage_full(e: &anyhow::Error) -> bool {
-    let io_full = |io: &std::io::Error| {
-        matches!(
-            io.kind(),
-            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-        )
-    };
+    let io_full = |io: &std::io::Error| pictograph_core::error::is_storage_full(io.kind());
     let db_full = |db: &sqlx::Error| match db {
         sqlx::Error::Database(db) => db.code().is_some_and(|c| c == "13" || c == "53100"),
         sqlx::Error::Io(io) => io_full(io),

@@ -97,7 +97,7 @@ async fn load_or_create_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 fn secret_in(dir: &Path) -> anyhow::Result<Vec<u8>> {
-    use std::io::{ErrorKind, Write};
+    use std::io::ErrorKind;
     let path = dir.join("signing.key");
     let read = |path: &Path| -> anyhow::Result<Vec<u8>> {
         let key = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -120,14 +120,7 @@ fn secret_in(dir: &Path) -> anyhow::Result<Vec<u8>> {
         std::process::id(),
         rand::random::<u64>()
     ));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let written = opts.open(&tmp).and_then(|mut file| {
-        file.write_all(&secret)?;
-        file.sync_all()
-    });
+    let written = blobs::write_synced(&tmp, &secret, 0o600);
     let placed = written.and_then(|()| match std::fs::hard_link(&tmp, &path) {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
         Err(e) if e.kind() == ErrorKind::Unsupported || e.kind() == ErrorKind::PermissionDenied => {

@@ -7,7 +7,7 @@
 
 mod local;
 
-pub(crate) use local::sync_dir;
+pub(crate) use local::{sync_dir, write_synced};
 mod remote;
 
 pub use local::{Incoming, LocalBlobs};

@@ -9,7 +9,7 @@
 //! Re-running into the same directory copies only the bytes it lacks and then removes the
 //! ones the new copy no longer refers to.
 
-use crate::blobs::{sync_dir, BlobError, Blobs};
+use crate::blobs::{sync_dir, write_synced, BlobError, Blobs};
 use crate::config::Config;
 use crate::store::snapshot::{sqlite_path, HeldBytes, Snapshot};
 use anyhow::{bail, Context};
@@ -473,17 +473,8 @@ fn write_manifest(out: &Path, manifest: &Manifest) -> anyhow::Result<()> {
 /// Writes `bytes` as `dir/name` with permissions `mode`: a temporary file, synced, renamed
 /// over any old one, and the directory synced.
 fn write_durably(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut file = opts.open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
+    write_synced(&tmp, bytes, mode)?;
     std::fs::rename(&tmp, dir.join(name))?;
     sync_dir(dir)
 }

@@ -86,7 +86,7 @@ impl Store {
     }
 
     /// Creates organisation `name` and a key of it by its hash, in one transaction, when no
-    /// organisation exists yet; answers the organisation when this call created it. Of
+    /// organisation exists yet; answers whether this call created them. Of
     /// processes that try this together on one empty store, exactly one does: the insert
     /// checks for organisations as it writes, and the name's uniqueness turns away a second
     /// insert that checked before the first committed.
@@ -97,7 +97,7 @@ impl Store {
         key_hash: &str,
         role: &str,
         tier: &str,
-    ) -> StoreResult<Option<OrgRow>> {
+    ) -> StoreResult<bool> {
         let mut tx = self.tx().await?;
         let id = uuid::Uuid::new_v4().to_string();
         let created = sqlx::query(
@@ -112,14 +112,11 @@ impl Store {
         .rows_affected()
             == 1;
         if !created {
-            return Ok(None);
+            return Ok(false);
         }
         insert_key(&mut *tx, &id, prefix, key_hash, role, tier).await?;
         tx.commit().await?;
-        Ok(Some(OrgRow {
-            id,
-            name: name.to_string(),
-        }))
+        Ok(true)
     }
 
     /// The live (not revoked) key with this hash.

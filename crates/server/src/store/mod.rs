@@ -220,12 +220,11 @@ pub fn configure_sqlite_process() {
 }
 
 /// Whether the SQLite write connection comes back to its pool out of any transaction, once
-/// the rollback of a transaction dropped uncommitted has run. A
-/// connection still counted in one is closed, which rolls back whatever SQLite still holds,
-/// and the pool opens a new one: after SQLite rolled a transaction back by itself (a full
-/// disk, for one), the driver's rollback fails and its count stays up, and every later
-/// transaction would have been a savepoint inside one that never commits, each answered as
-/// committed.
+/// the rollback of a transaction dropped uncommitted has run. A connection still counted in
+/// one is closed, which rolls back whatever SQLite still holds, and the pool opens a new one:
+/// after SQLite rolled a transaction back by itself (a full disk, for one), the driver's
+/// rollback fails and its count stays up, and every later transaction would have been a
+/// savepoint inside one that never commits, each answered as committed.
 async fn settled(conn: &mut sqlx::AnyConnection) -> bool {
     use sqlx::Connection;
     // The count is exact unless a rollback is still queued; only then is it waited for.
@@ -252,7 +251,7 @@ async fn reach(url: &str) -> StoreResult<()> {
     use sqlx::Connection;
     let deadline = tokio::time::Instant::now() + REACH_FOR;
     loop {
-        let tried = tokio::time::timeout(REACH_FOR, sqlx::AnyConnection::connect(url)).await;
+        let tried = tokio::time::timeout_at(deadline, sqlx::AnyConnection::connect(url)).await;
         let error = match tried {
             Ok(Ok(conn)) => {
                 let _ = conn.close().await;
