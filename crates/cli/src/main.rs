@@ -148,6 +148,14 @@ struct ServeArgs {
     /// Largest accepted upload in bytes.
     #[arg(long, env = "PICTOGRAPH_MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
     max_upload_bytes: u64,
+    /// Most bytes of received uploads held in memory at once while they are checked and
+    /// stored; further uploads wait (0: no limit).
+    #[arg(long, env = "PICTOGRAPH_UPLOAD_MEMORY_BYTES", default_value_t = 256 * 1024 * 1024)]
+    upload_memory_bytes: u64,
+    /// Most bytes of pixels decoded at once to check GIF, BMP, TIFF, WebP and HEIC uploads
+    /// (JPEG and PNG need none); further checks wait (0: no limit).
+    #[arg(long, env = "PICTOGRAPH_DECODE_MEMORY_BYTES", default_value_t = 256 * 1024 * 1024)]
+    decode_memory_bytes: u64,
     /// Seconds unreferenced image bytes are kept before they are freed.
     #[arg(long, env = "PICTOGRAPH_BLOB_GRACE_SECS", default_value_t = 900)]
     blob_grace_secs: u64,
@@ -299,6 +307,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.public_url = args.public_url;
     config.signing_secret = args.signing_secret;
     config.max_upload_bytes = args.max_upload_bytes;
+    config.upload_memory_bytes = args.upload_memory_bytes;
+    config.decode_memory_bytes = args.decode_memory_bytes;
     config.blob_grace_secs = args.blob_grace_secs;
     config.url_ttl_secs = args.url_ttl_secs;
     config.read_cache_ttl_ms = args.read_cache_ttl_ms;

@@ -9,7 +9,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use heic_rs::{DecodeOptions, PixelLayout};
 use image::codecs::png::PngEncoder;
-use image::{ExtendedColorType, ImageEncoder};
+use image::{ExtendedColorType, ImageDecoder, ImageEncoder};
 
 /// Largest HEIC image [`heic_to_png`] will decode, in pixels (about 128 MP).
 ///
@@ -367,7 +367,6 @@ fn decode_heic(bytes: &[u8]) -> Result<(heic_rs::Image, Option<Vec<u8>>), MediaE
 /// whole file; when no orientation can be read the stored size is returned.
 pub fn display_size(bytes: &[u8], probe: &Probe) -> (u32, u32) {
     use image::metadata::Orientation;
-    use image::ImageDecoder;
     let cursor = Cursor::new(bytes);
     let orientation = match probe.format {
         Format::Jpeg => {
@@ -427,11 +426,8 @@ pub fn verify(bytes: &[u8], probe: &Probe) -> Result<(), VerifyError> {
     let format = match probe.format {
         Format::Jpeg => return jpeg_structure(bytes).map_err(VerifyError::Corrupt),
         Format::Png => return png_structure(bytes).map_err(VerifyError::Corrupt),
-        Format::Gif => image::ImageFormat::Gif,
-        Format::Bmp => image::ImageFormat::Bmp,
-        Format::Tiff => image::ImageFormat::Tiff,
-        Format::Webp => image::ImageFormat::WebP,
         Format::Heic => return Ok(()),
+        other => decoded_whole(other).expect("the other formats are decoded whole"),
     };
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = image::Limits::default();
@@ -443,6 +439,61 @@ pub fn verify(bytes: &[u8], probe: &Probe) -> Result<(), VerifyError> {
         Ok(Err(e)) => Err(VerifyError::Corrupt(e.to_string())),
         Err(_) => Err(VerifyError::Corrupt("the decoder failed".into())),
     }
+}
+
+/// The decoder [`verify`] checks a format with when it decodes the whole image: none for
+/// JPEG and PNG (checked by their structure) and HEIC (checked by [`heic_to_png`]).
+fn decoded_whole(format: Format) -> Option<image::ImageFormat> {
+    match format {
+        Format::Gif => Some(image::ImageFormat::Gif),
+        Format::Bmp => Some(image::ImageFormat::Bmp),
+        Format::Tiff => Some(image::ImageFormat::Tiff),
+        Format::Webp => Some(image::ImageFormat::WebP),
+        Format::Jpeg | Format::Png | Format::Heic => None,
+    }
+}
+
+/// The most memory, in bytes, that checking a whole file may take beyond the file itself:
+/// [`verify`], or [`heic_to_png`] for HEIC. Reads headers only, so a server can reserve the
+/// memory before it starts the check.
+///
+/// - JPEG and PNG: 0, as their structure is checked without decoding pixels.
+/// - GIF, BMP, TIFF and WebP are decoded whole: the decoded image plus the decoder's
+///   working copy, counted as twice the decoded size or that size plus 5 bytes a pixel,
+///   whichever is more. Measured on 121-megapixel RGB files: TIFF peaked at about twice
+///   the decoded size, lossless WebP at that size plus about 4 bytes a pixel.
+/// - HEIC: 12 bytes a pixel (the decoder's planes, the RGB(A) image and the PNG made of it).
+/// - 0 for bytes refused before any decoding: not an image, or over the pixel limits.
+pub fn check_memory(bytes: &[u8]) -> u64 {
+    let Some(format) = sniff(bytes) else {
+        return 0;
+    };
+    let pixels = probe(bytes).map(|p| u64::from(p.width) * u64::from(p.height));
+    if format == Format::Heic {
+        // The decoder finds the size itself when the header read here cannot.
+        let pixels = pixels.unwrap_or(MAX_HEIC_PIXELS);
+        return if pixels > MAX_HEIC_PIXELS {
+            0
+        } else {
+            pixels * 12
+        };
+    }
+    let (Some(decoder), Some(pixels)) = (decoded_whole(format), pixels) else {
+        return 0;
+    };
+    if pixels > MAX_PIXELS {
+        return 0;
+    }
+    let decoded = panic::catch_unwind(|| {
+        image::ImageReader::with_format(Cursor::new(bytes), decoder)
+            .into_decoder()
+            .map(|d| d.total_bytes())
+    });
+    // A header the decoder refuses fails the check before anything is decoded.
+    let Ok(Ok(decoded)) = decoded else {
+        return 0;
+    };
+    (2 * decoded).max(decoded + 5 * pixels)
 }
 
 /// Walks a JPEG's markers from start-of-image to end-of-image (bytes after it, which some
@@ -649,5 +700,43 @@ mod verify_tests {
             verify(&good, &bomb),
             Err(VerifyError::TooManyPixels { .. })
         ));
+    }
+
+    fn encoded(img: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn check_memory_counts_decoded_pixels_only_where_the_check_decodes() {
+        assert_eq!(check_memory(&jpeg(300, 200)), 0);
+        assert_eq!(check_memory(&png(300, 200)), 0);
+        let (w, h) = (300u64, 200u64);
+        let rgb = image::DynamicImage::ImageRgb8(image::RgbImage::new(w as u32, h as u32));
+        for format in [image::ImageFormat::Tiff, image::ImageFormat::Bmp] {
+            // RGB, 3 bytes a pixel: the larger rule is decoded + 5 bytes a pixel.
+            assert_eq!(
+                check_memory(&encoded(rgb.clone(), format)),
+                8 * w * h,
+                "{format:?}"
+            );
+        }
+        let rgba16 = image::DynamicImage::ImageRgba16(image::ImageBuffer::new(w as u32, h as u32));
+        let tiff = encoded(rgba16, image::ImageFormat::Tiff);
+        assert_eq!(
+            check_memory(&tiff),
+            16 * w * h,
+            "16-bit RGBA TIFF: twice 8 bytes a pixel"
+        );
+        let gif = encoded(rgb.clone(), image::ImageFormat::Gif);
+        assert_eq!(check_memory(&gif), 9 * w * h, "GIF decodes to RGBA");
+        // Refused before decoding: a cut header, or more pixels than the limit.
+        assert_eq!(check_memory(&tiff[..8]), 0);
+        let mut bomb = encoded(rgb, image::ImageFormat::Bmp);
+        bomb[18..22].copy_from_slice(&100_000u32.to_le_bytes());
+        bomb[22..26].copy_from_slice(&100_000u32.to_le_bytes());
+        assert_eq!(check_memory(&bomb), 0);
+        assert_eq!(check_memory(b"not an image at all"), 0);
     }
 }

@@ -61,6 +61,12 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// Largest accepted upload, in bytes.
     pub max_upload_bytes: u64,
+    /// Most bytes of received uploads held in memory at once while they are checked and
+    /// stored; further uploads wait. 0: no limit.
+    pub upload_memory_bytes: u64,
+    /// Most bytes of pixels decoded at once to check GIF, BMP, TIFF, WebP and HEIC uploads
+    /// (JPEG and PNG are checked without decoding); further checks wait. 0: no limit.
+    pub decode_memory_bytes: u64,
     /// How long signed upload and download URLs stay valid, in seconds.
     pub url_ttl_secs: u64,
     /// How long unreferenced bytes are kept before the sweep frees them, in seconds.
@@ -86,6 +92,8 @@ impl Config {
             signing_secret: None,
             rate_limits: RateLimits::default(),
             max_upload_bytes: 50 * 1024 * 1024,
+            upload_memory_bytes: 256 * 1024 * 1024,
+            decode_memory_bytes: 256 * 1024 * 1024,
             url_ttl_secs: 3600,
             blob_grace_secs: 900,
             read_cache_ttl_ms: 5_000,

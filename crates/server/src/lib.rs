@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod config;
 pub mod error;
 pub mod idempotency;
+pub mod memory;
 pub mod metrics;
 pub mod ratelimit;
 pub mod render;
@@ -51,6 +52,10 @@ pub struct Shared {
     pub limiter: Arc<ratelimit::Limiter>,
     /// Request counters, when a metrics listener is configured.
     pub metrics: Option<Arc<metrics::Metrics>>,
+    /// Bytes of received uploads held at once.
+    pub upload_memory: memory::MemoryBudget,
+    /// Bytes of pixels decoded at once to check uploads.
+    pub decode_memory: memory::MemoryBudget,
 }
 
 /// Opens the store and blobs of a configuration.
@@ -75,6 +80,8 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         .map(|_| Arc::new(metrics::Metrics::new()));
     Ok(AppState(Arc::new(Shared {
         metrics,
+        upload_memory: memory::MemoryBudget::new(config.upload_memory_bytes),
+        decode_memory: memory::MemoryBudget::new(config.decode_memory_bytes),
         config: Arc::new(config),
         store: store.clone(),
         blobs,

@@ -215,6 +215,49 @@ impl Metrics {
                 pool.open.saturating_sub(pool.idle)
             );
         }
+        let budgets = [
+            ("received", &state.upload_memory),
+            ("decoded", &state.decode_memory),
+        ];
+        describe(
+            &mut out,
+            "pictograph_upload_memory_in_use_bytes",
+            "gauge",
+            "Memory reserved now by uploads being checked: received bytes, and pixels decoded to check them.",
+        );
+        for (name, budget) in budgets {
+            let _ = writeln!(
+                out,
+                "pictograph_upload_memory_in_use_bytes{{budget=\"{name}\"}} {}",
+                budget.in_use()
+            );
+        }
+        describe(
+            &mut out,
+            "pictograph_upload_memory_limit_bytes",
+            "gauge",
+            "The upload memory budgets (0: no limit).",
+        );
+        for (name, budget) in budgets {
+            let _ = writeln!(
+                out,
+                "pictograph_upload_memory_limit_bytes{{budget=\"{name}\"}} {}",
+                budget.limit()
+            );
+        }
+        describe(
+            &mut out,
+            "pictograph_upload_memory_waits_total",
+            "counter",
+            "Uploads that waited for memory under a budget.",
+        );
+        for (name, budget) in budgets {
+            let _ = writeln!(
+                out,
+                "pictograph_upload_memory_waits_total{{budget=\"{name}\"}} {}",
+                budget.waits()
+            );
+        }
         if let Some(rss) = resident_bytes() {
             describe(
                 &mut out,

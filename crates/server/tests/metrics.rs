@@ -62,6 +62,12 @@ async fn requests_are_counted_by_route_method_and_status() {
     assert_eq!(before["pictograph_http_requests_in_flight"], 0.0);
     assert!(before["process_resident_memory_bytes"] > 1e6);
     assert_eq!(before["pictograph_build_info{version=\"0.1.0\"}"], 1.0);
+    for budget in ["received", "decoded"] {
+        let series = |name: &str| before[&format!("{name}{{budget=\"{budget}\"}}")];
+        assert_eq!(series("pictograph_upload_memory_limit_bytes"), 268435456.0);
+        assert_eq!(series("pictograph_upload_memory_in_use_bytes"), 0.0);
+        assert_eq!(series("pictograph_upload_memory_waits_total"), 0.0);
+    }
     assert_eq!(
         before["pictograph_db_connections{pool=\"write\",state=\"idle\"}"]
             + before["pictograph_db_connections{pool=\"write\",state=\"busy\"}"],

@@ -1072,3 +1072,82 @@ async fn put_without_a_content_type_is_judged_by_its_bytes() {
     assert_eq!(t.owner.counts("untyped").await.images, 1);
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_that_decode_wait_for_memory_and_others_do_not() {
+    let t = TestServer::start_with(|c| c.decode_memory_bytes = 4 * 1024 * 1024).await;
+    let ds = t.owner.create_dataset("budget").await;
+    let id = s(&ds, "id");
+    let state = &t.app().state;
+    // Something else holds all the memory for decoding.
+    let held = state.decode_memory.reserve(u64::MAX).await;
+    let owner = t.owner.clone();
+    let (dataset, bytes) = (id.clone(), webp(640, 480));
+    let waiting = tokio::spawn(async move {
+        owner
+            .upload(&dataset, "/", "a.webp", &bytes, "image/webp")
+            .await
+    });
+    // A JPEG is checked without decoding, so it is stored meanwhile.
+    let jpg = t
+        .owner
+        .upload(&id, "/", "a.jpg", &jpeg(64, 48), "image/jpeg")
+        .await;
+    assert_eq!(jpg["width"], 64);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the WebP was decoded without memory"
+    );
+    assert_eq!(state.decode_memory.waits(), 1);
+    drop(held);
+    let webp = waiting.await.unwrap();
+    assert_eq!(
+        (webp["width"].as_u64(), webp["height"].as_u64()),
+        (Some(640), Some(480))
+    );
+    assert_eq!(t.owner.counts("budget").await.images, 2);
+    assert_eq!(
+        state.decode_memory.in_use(),
+        0,
+        "the check gave its memory back"
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn received_bytes_wait_for_memory() {
+    let t = TestServer::start_with(|c| c.upload_memory_bytes = 1024 * 1024).await;
+    let ds = t.owner.create_dataset("bodies").await;
+    let id = s(&ds, "id");
+    let state = &t.app().state;
+    let held = state.upload_memory.reserve(u64::MAX).await;
+    // On disk the PUT waits; with an object store the bytes go there and the register,
+    // which takes them in, waits.
+    let (owner, anon) = (t.owner.clone(), t.anon.clone());
+    let upload = tokio::spawn(async move {
+        let bytes = png(32, 32);
+        let signed = owner
+            .upload_url(&id, "/", "a.png", "image/png")
+            .await
+            .ok_json(200);
+        anon.put_bytes(&s(&signed, "upload_url"), &bytes, "image/png")
+            .await
+            .expect(200);
+        owner
+            .register(&signed, &reg(&id, "/", "a.png", &bytes, "image/png"))
+            .await
+            .ok_json(201)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !upload.is_finished(),
+        "the bytes were taken in without memory"
+    );
+    assert_eq!(state.upload_memory.waits(), 1);
+    drop(held);
+    let v = upload.await.unwrap();
+    assert_eq!(v["image"]["width"], 32);
+    assert_eq!(state.upload_memory.in_use(), 0);
+    t.stop().await;
+}

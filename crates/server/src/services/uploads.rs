@@ -312,6 +312,11 @@ where
         return Err(too_large(max));
     }
     check_put_type(put.content_type.as_deref(), &pending)?;
+    // A body without a declared length may be as large as the limit.
+    let _held = state
+        .upload_memory
+        .reserve(put.content_length.unwrap_or(max).min(max))
+        .await;
     let bytes = read_body(body, put.content_length, max, read).await?;
     let blob = store_blob(state, &pending, bytes).await?;
     Ok(json!({"success": true, "upload_id": pending.id, "size": blob.size, "mime_type": blob.mime}))
@@ -363,16 +368,22 @@ where
 }
 
 /// Checks an upload's bytes against its signed type and stores them for the pending upload
-/// (HEIC converted to PNG): answers what was stored.
+/// (HEIC converted to PNG): answers what was stored. A check that decodes the image first
+/// reserves the memory its pixels take.
 async fn store_blob(
     state: &AppState,
     pending: &PendingUpload,
     bytes: Vec<u8>,
 ) -> ApiResult<BlobInfo> {
     let content_type = pending.content_type.clone();
+    let decoding = state
+        .decode_memory
+        .reserve(pictograph_media::check_memory(&bytes))
+        .await;
     let (bytes, blob) = tokio::task::spawn_blocking(move || check(bytes, &content_type))
         .await
         .map_err(|e| ApiError::Internal(e.into()))??;
+    drop(decoding);
     keep(state, pending, bytes, &blob).await?;
     Ok(blob)
 }
@@ -440,6 +451,7 @@ async fn ingest_presigned(state: &AppState, pending: PendingUpload) -> ApiResult
         Some(Ok(fetched)) => fetched,
     };
     let tmp = fetched.tmp;
+    let _held = state.upload_memory.reserve(fetched.size).await;
     // Object stores report a type for objects PUT without one: that is no declared type.
     let declared = fetched
         .content_type

@@ -1,0 +1,131 @@
+//! Memory budgets for uploads: how many bytes of received files, and of pixels decoded to
+//! check them, the server holds at once. A request that would go over a budget waits for
+//! memory to be freed instead of growing the process until the system kills it; requests
+//! are served in the order they asked.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+
+/// Memory is reserved in units of this many bytes.
+const UNIT: u64 = 1024;
+
+/// A budget of bytes shared by concurrent requests.
+pub struct MemoryBudget {
+    /// Free units; `None` when the budget is unlimited.
+    units: Option<Arc<Semaphore>>,
+    total: u32,
+    waits: AtomicU64,
+}
+
+/// Memory reserved from a [`MemoryBudget`], given back when dropped.
+#[must_use = "the memory is given back when this is dropped"]
+pub struct Reserved {
+    _units: Option<OwnedSemaphorePermit>,
+}
+
+impl MemoryBudget {
+    /// A budget of `bytes`; 0 means no limit.
+    pub fn new(bytes: u64) -> MemoryBudget {
+        let total = u32::try_from(bytes.div_ceil(UNIT)).unwrap_or(u32::MAX);
+        MemoryBudget {
+            units: (total > 0).then(|| Arc::new(Semaphore::new(total as usize))),
+            total,
+            waits: AtomicU64::new(0),
+        }
+    }
+
+    /// Reserves `bytes`, waiting until that much is free. A reservation larger than the whole
+    /// budget waits until nothing else is reserved and then holds all of it, so one large
+    /// file is still served, alone.
+    pub async fn reserve(&self, bytes: u64) -> Reserved {
+        let Some(units) = self.units.as_ref().filter(|_| bytes > 0) else {
+            return Reserved { _units: None };
+        };
+        let want = u32::try_from(bytes.div_ceil(UNIT))
+            .unwrap_or(u32::MAX)
+            .min(self.total);
+        let permit = match units.clone().try_acquire_many_owned(want) {
+            Ok(permit) => permit,
+            Err(TryAcquireError::NoPermits) => {
+                self.waits.fetch_add(1, Ordering::Relaxed);
+                units
+                    .clone()
+                    .acquire_many_owned(want)
+                    .await
+                    .expect("the budget's semaphore is never closed")
+            }
+            Err(TryAcquireError::Closed) => unreachable!("the budget's semaphore is never closed"),
+        };
+        Reserved {
+            _units: Some(permit),
+        }
+    }
+
+    /// Bytes reserved now (0 for an unlimited budget).
+    pub fn in_use(&self) -> u64 {
+        self.units.as_ref().map_or(0, |u| {
+            u64::from(self.total).saturating_sub(u.available_permits() as u64) * UNIT
+        })
+    }
+
+    /// The budget in bytes; 0 when unlimited.
+    pub fn limit(&self) -> u64 {
+        u64::from(self.total) * UNIT
+    }
+
+    /// How many reservations had to wait for memory since the server started.
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    async fn blocked(budget: &MemoryBudget, bytes: u64) -> bool {
+        tokio::time::timeout(Duration::from_millis(50), budget.reserve(bytes))
+            .await
+            .is_err()
+    }
+
+    #[tokio::test]
+    async fn reservations_wait_for_memory_and_get_it_back() {
+        let budget = MemoryBudget::new(10 * UNIT);
+        let first = budget.reserve(6 * UNIT).await;
+        let second = budget.reserve(4 * UNIT).await;
+        assert_eq!(budget.in_use(), 10 * UNIT);
+        assert!(blocked(&budget, 1).await, "a full budget made room");
+        assert_eq!(budget.waits(), 1);
+        drop(second);
+        let third = budget.reserve(3 * UNIT).await;
+        assert_eq!(budget.in_use(), 9 * UNIT);
+        drop((first, third));
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_reservation_over_the_budget_runs_alone() {
+        let budget = MemoryBudget::new(10 * UNIT);
+        let small = budget.reserve(UNIT).await;
+        assert!(blocked(&budget, 100 * UNIT).await, "ran beside another");
+        drop(small);
+        let big = budget.reserve(100 * UNIT).await;
+        assert_eq!(budget.in_use(), 10 * UNIT);
+        assert!(blocked(&budget, 1).await, "another ran beside it");
+        drop(big);
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn zero_means_no_limit() {
+        let budget = MemoryBudget::new(0);
+        let held: Vec<Reserved> =
+            futures::future::join_all((0..4).map(|_| budget.reserve(u64::MAX))).await;
+        assert_eq!((held.len(), budget.in_use(), budget.waits()), (4, 0, 0));
+        assert_eq!(budget.limit(), 0);
+    }
+}
