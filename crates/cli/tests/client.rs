@@ -1036,6 +1036,29 @@ async fn errors_are_one_line_with_status_and_detail() {
     let out = s.run(&["datasets", "list", "--base-url", "ftp://x"]);
     assert_eq!(out.code, 2);
 
+    // A failed file whose name holds a newline is still listed on one line.
+    let folder = s.path("odd");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("line\nbreak.png"), image_bytes(1, true)).unwrap();
+    let out = s.run(&["upload", folder.to_str().unwrap(), "--dataset", "odd"]);
+    assert!(
+        out.error_line().contains("1 of 1 files failed"),
+        "{}",
+        out.stderr
+    );
+    let listed: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("failed: "))
+        .collect();
+    assert_eq!(listed.len(), 1, "{}", out.stderr);
+    assert!(
+        listed[0].starts_with("failed: line\\nbreak.png: "),
+        "{}",
+        listed[0]
+    );
+    assert!(listed[0].contains("control characters"), "{}", listed[0]);
+
     // Nobody listening (no retries, to keep the test quick).
     let mut c = s.cmd();
     c.env("PICTOGRAPH_MAX_RETRIES", "0");

@@ -2,7 +2,9 @@
 //! virtual folders as sub-directories; a re-run fetches only what is missing.
 
 use super::progress::{timing, Progress};
-use super::{finish, human_bytes, parse_status, print_json, CliError, CliResult, ClientArgs, Ctx};
+use super::{
+    finish, human_bytes, parse_status, print_json, shown, CliError, CliResult, ClientArgs, Ctx,
+};
 use pictograph::{DownloadKind, DownloadMode, DownloadOptions, Status};
 use serde_json::json;
 use std::path::PathBuf;
@@ -144,7 +146,12 @@ async fn download(args: DownloadArgs) -> CliResult {
     }
     if failed > 0 {
         for f in &report.failures {
-            eprintln!("failed: {} ({}): {}", f.filename, f.image_id, f.reason);
+            eprintln!(
+                "failed: {} ({}): {}",
+                shown(&f.filename),
+                f.image_id,
+                f.reason
+            );
         }
         return Err(super::CliError::Failed(format!(
             "{failed} files failed; re-run the same command to fetch them (files already present are skipped)"

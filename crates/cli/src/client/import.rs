@@ -4,7 +4,7 @@
 
 use super::export::FormatArg;
 use super::progress::{timing, Progress};
-use super::{finish, print_json, usage, CliError, CliResult, ClientArgs, Ctx};
+use super::{finish, print_json, shown, usage, CliError, CliResult, ClientArgs, Ctx};
 use pictograph::formats::{import_folder, Format, ImportOptions};
 use serde_json::json;
 use std::path::PathBuf;
@@ -118,7 +118,11 @@ async fn import(args: ImportArgs) -> CliResult {
     }
     if failed > 0 {
         for f in &report.failures {
-            eprintln!("failed: {}: {}", f.path.display(), f.reason);
+            eprintln!(
+                "failed: {}: {}",
+                shown(&f.path.display().to_string()),
+                f.reason
+            );
         }
         let refused = report.failures.iter().filter(|f| !f.retryable).count();
         return Err(CliError::Failed(format!(

@@ -244,6 +244,25 @@ pub fn to_json(v: &impl serde::Serialize) -> Value {
     serde_json::to_value(v).expect("models serialize")
 }
 
+/// A name as one line of output: control characters (a newline in a file name, say) are
+/// shown escaped, `\n`, so each listed failure stays on its line.
+pub fn shown(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.chars().any(char::is_control) {
+        name.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        name.into()
+    }
+}
+
 /// `1.5 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

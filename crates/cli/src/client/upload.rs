@@ -2,7 +2,7 @@
 //! SDK's idempotent folder workflow.
 
 use super::progress::{timing, Progress};
-use super::{finish, human_bytes, print_json, usage, CliError, CliResult, ClientArgs, Ctx};
+use super::{finish, human_bytes, print_json, shown, usage, CliError, CliResult, ClientArgs, Ctx};
 use pictograph::workflows::{upload_dataset_from_folder, FileOutcome, FolderUploadOptions};
 use serde_json::json;
 use std::collections::HashMap;
@@ -192,7 +192,7 @@ async fn upload(args: UploadArgs) -> CliResult {
     }
     if failed > 0 {
         for (path, reason, _) in &failures {
-            eprintln!("failed: {path}: {reason}");
+            eprintln!("failed: {}: {reason}", shown(path));
         }
         let refused = failures.iter().filter(|(_, _, again)| !again).count();
         return Err(CliError::Failed(format!(
