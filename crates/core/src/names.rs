@@ -115,6 +115,29 @@ pub fn numbered(filename: &str, n: u32) -> String {
     }
 }
 
+/// `name` cut to at most `max` bytes (`max` at least 32) when it is longer, for a file
+/// system's limit on a path component: it keeps its extension (up to 16 bytes) and as much
+/// of its start as fits, then `~` and 8 hex digits of a hash of the whole name, so two long
+/// names that start alike stay apart, and the same name is always cut the same way.
+pub fn shorten(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_string();
+    }
+    // FNV-1a: stable across builds and platforms, so a re-run finds the files it wrote.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 && name.len() - i <= 16 => name.split_at(i),
+        _ => (name, ""),
+    };
+    let mut cut = (max - ext.len() - 9).min(stem.len());
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}~{:08x}{ext}", &stem[..cut], hash as u32)
+}
+
 /// Whether `hash` is a SHA-256 in lowercase hex, the only name bytes are stored under.
 pub fn is_blob_hash(hash: &str) -> bool {
     hash.len() == 64

@@ -98,14 +98,19 @@ pub struct ImageInfo {
 }
 
 impl ImageInfo {
-    /// The image's path relative to the dataset root: `a/b/x.jpg` (no leading `/`).
+    /// The image's path relative to the dataset root: `a/b/x.jpg` (no leading `/`). A folder
+    /// level longer than file systems allow (255 bytes) is shortened, as
+    /// [`shorten`](pictograph_core::names::shorten) does.
     pub fn rel_path(&self) -> String {
-        let folder = self.folder.trim_matches('/');
-        if folder.is_empty() {
-            self.filename.clone()
-        } else {
-            format!("{folder}/{}", self.filename)
-        }
+        let fit = |part: &str| pictograph_core::names::shorten(part, 255);
+        let mut path: Vec<String> = self
+            .folder
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(fit)
+            .collect();
+        path.push(fit(&self.filename));
+        path.join("/")
     }
 }
 
@@ -357,6 +362,29 @@ fn note_common_losses(warnings: &mut Warnings, ann: &Ann, format: &str, keeps_co
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_paths_fit_file_systems() {
+        let image = |folder: &str, filename: &str| ImageInfo {
+            folder: folder.into(),
+            filename: filename.into(),
+            width: 1,
+            height: 1,
+            status: "new".into(),
+        };
+        assert_eq!(image("/", "x.jpg").rel_path(), "x.jpg");
+        assert_eq!(image("/a/b", "x.jpg").rel_path(), "a/b/x.jpg");
+        let long = "d".repeat(300);
+        let name = format!("{}.png", "n".repeat(251));
+        let rel = image(&format!("/a/{long}"), &name).rel_path();
+        let parts: Vec<&str> = rel.split('/').collect();
+        assert_eq!(parts.len(), 3, "{rel}");
+        assert_eq!((parts[0], parts[2]), ("a", name.as_str()), "255 bytes fit");
+        assert!(
+            parts[1].len() <= 255 && parts[1].starts_with("ddd"),
+            "{rel}"
+        );
+    }
 
     #[test]
     fn format_names_round_trip() {

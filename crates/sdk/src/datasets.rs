@@ -777,9 +777,27 @@ async fn write_atomically(dest: &Path, bytes: Vec<u8>) -> Result<()> {
     .map_err(|e| Error::io(dest, std::io::Error::other(e)))?
 }
 
-/// One safe path component: separators, NUL and control characters become `_`, and an
-/// empty, `.` or `..` component becomes `_`.
+/// Longest path component a download writes, in bytes: file systems allow 255, and the
+/// names written beside an image add up to `.json.part` (its annotations' temporary file).
+pub const MAX_COMPONENT_BYTES: usize = 255 - ".json.part".len();
+
+/// One safe path component: separators, NUL and control characters become `_`, an empty,
+/// `.` or `..` component becomes `_`, and one longer than [`MAX_COMPONENT_BYTES`] is
+/// shortened (see [`fit_component`]).
 pub fn sanitize_component(raw: &str) -> String {
+    fit_component(clean_component(raw))
+}
+
+/// A component of at most [`MAX_COMPONENT_BYTES`], shortened as
+/// [`names::shorten`](pictograph_core::names::shorten) does.
+pub fn fit_component(name: String) -> String {
+    if name.len() <= MAX_COMPONENT_BYTES {
+        return name;
+    }
+    names::shorten(&name, MAX_COMPONENT_BYTES)
+}
+
+fn clean_component(raw: &str) -> String {
     let cleaned: String = raw
         .trim()
         .chars()
@@ -815,7 +833,7 @@ fn local_path(item: &Item, taken: &mut HashSet<u64>) -> PathBuf {
     let mut candidate = dir.join(&name);
     let mut n = 2;
     while !taken.insert(path_hash(&candidate)) {
-        candidate = dir.join(names::numbered(&name, n));
+        candidate = dir.join(fit_component(names::numbered(&name, n)));
         n += 1;
     }
     candidate
@@ -892,6 +910,25 @@ mod tests {
             PathBuf::from("_etc_passwd")
         );
         assert_eq!(sanitize_component("a\u{0}b\nc"), "a_b_c");
+        // Names the server allows (255 bytes) get room for `.json.part` beside them.
+        let long = format!("{}.jpeg", "é".repeat(125));
+        let fitted = sanitize_component(&long);
+        assert!(fitted.len() <= MAX_COMPONENT_BYTES, "{}", fitted.len());
+        assert!(
+            fitted.ends_with(".jpeg") && fitted.starts_with("éé"),
+            "{fitted}"
+        );
+        assert_eq!(fitted, sanitize_component(&long), "the same name every run");
+        let other = format!("{}b.jpeg", "é".repeat(124));
+        assert_ne!(sanitize_component(&other), fitted);
+        assert_eq!(sanitize_component("short.jpg"), "short.jpg");
+        let at_limit = "x".repeat(MAX_COMPONENT_BYTES);
+        assert_eq!(sanitize_component(&at_limit), at_limit);
+        // A second image of that name is numbered, and still fits.
+        let first = p("/", &at_limit, &mut taken);
+        let second = p("/", &at_limit, &mut taken);
+        assert_eq!(first, PathBuf::from(&at_limit));
+        assert!(second != first && second.as_os_str().len() <= MAX_COMPONENT_BYTES);
         assert_eq!(taken.len(), given.len());
         for p in given {
             assert!(p.is_relative());

@@ -363,11 +363,17 @@ enum WriteError {
     Local(Error),
 }
 
-/// The temporary file a download into `dest` is written to before the rename.
+/// The temporary file a download into `dest` is written to before the rename: its name plus
+/// `.part`, or for a name too long for that, a shortened one (file systems allow 255 bytes).
 pub(crate) fn part_path(dest: &Path) -> PathBuf {
-    let mut name = dest.file_name().unwrap_or_default().to_os_string();
-    name.push(".part");
-    dest.with_file_name(name)
+    let name = dest.file_name().unwrap_or_default();
+    let mut part = name.to_os_string();
+    part.push(".part");
+    if part.len() > 255 {
+        part = pictograph_core::names::shorten(&name.to_string_lossy(), 250).into();
+        part.push(".part");
+    }
+    dest.with_file_name(part)
 }
 
 /// Files up to this size are read or written in one piece (one blocking call) instead of in
@@ -521,5 +527,15 @@ mod tests {
             part_path(Path::new("out/a/b.jpg")),
             PathBuf::from("out/a/b.jpg.part")
         );
+        // The longest names leave no room for `.part`: theirs is shortened.
+        let parts: Vec<PathBuf> = ['a', 'b']
+            .map(|c| part_path(&Path::new("out").join(format!("{}{c}.png", "n".repeat(250)))))
+            .into();
+        for p in &parts {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            assert!(name.len() <= 255 && name.ends_with(".png.part"), "{name}");
+            assert_eq!(p.parent(), Some(Path::new("out")));
+        }
+        assert_ne!(parts[0], parts[1]);
     }
 }

@@ -552,6 +552,62 @@ async fn download_is_atomic_and_skips_complete_files_on_rerun() {
     assert_eq!((r.images_downloaded, r.images_skipped), (1, 3));
 }
 
+/// Names as long as the server allows (255 bytes, a folder segment of more) are downloaded
+/// under shortened names that leave room for the annotation and temporary files beside them,
+/// the same names on every run.
+#[tokio::test]
+async fn the_longest_names_the_server_allows_are_downloaded() {
+    let s = common::start().await;
+    let c = &s.client;
+    let tmp = common::tempdir();
+    let ds = c
+        .projects()
+        .create("long", CreateProject::default())
+        .await
+        .unwrap();
+    let folder = format!("/{}", "d".repeat(300));
+    let src = tmp.path().join("src.png");
+    common::write_image(&src, 5, 5, 1);
+    for last in ['a', 'b'] {
+        let name = format!("{}{last}.png", "n".repeat(250));
+        assert_eq!(name.len(), 255);
+        let opts = UploadOptions::default()
+            .filename(&name)
+            .folder_path(&folder);
+        let img = c.images().upload(&ds.id, &src, opts).await.unwrap();
+        c.annotations()
+            .save(
+                &img.id,
+                &[pictograph::Annotation::bbox("a", "x", [0.0, 0.0, 1.0, 1.0])],
+            )
+            .await
+            .unwrap();
+    }
+    let out = tmp.path().join("out");
+    let r = c
+        .datasets()
+        .download("long", &out, DownloadOptions::default())
+        .await
+        .unwrap();
+    assert!(r.success(), "{:?}", r.failures);
+    assert_eq!((r.images_downloaded, r.annotations_downloaded), (2, 2));
+    let files = common::files_under(&out);
+    assert_eq!(files.len(), 4, "{files:?}");
+    for f in &files {
+        let parts: Vec<&str> = f.split('/').collect();
+        assert_eq!(parts.len(), 2, "the folder is one directory: {f}");
+        assert!(parts.iter().all(|p| p.len() <= 255), "{f}");
+        assert!(f.ends_with(".png") || f.ends_with(".png.json"), "{f}");
+    }
+    let again = c
+        .datasets()
+        .download("long", &out, DownloadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((again.images_downloaded, again.images_skipped), (0, 2));
+    assert_eq!(common::files_under(&out), files);
+}
+
 /// A download whose disk fills up stops at the first file it cannot write, with an error that
 /// says so, rather than fetching every remaining file only to fail writing it; a re-run once
 /// there is space fetches what is missing.
