@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -657,5 +658,31 @@ async fn counters_follow_every_change() {
         c(live.len() as i64, complete, 0, size, annotations),
         t.owner.counts("counted").await
     );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_dataset_frees_bytes_many_transactions_wide() {
+    // More distinct images than one freeing transaction takes (500).
+    let t = TestServer::start_with(|c| c.blob_grace_secs = 0).await;
+    let ds = t.owner.create_dataset("wide").await;
+    let id = s(&ds, "id");
+    let n = 620;
+    futures::stream::iter(0..n)
+        .for_each_concurrent(8, |i| {
+            let (owner, id) = (&t.owner, &id);
+            async move {
+                let bytes = png_seeded(4 + i % 40, 4 + i / 40, (i % 251) as u8);
+                owner
+                    .upload(id, "/", &format!("{i}.png"), &bytes, "image/png")
+                    .await;
+            }
+        })
+        .await;
+    assert_eq!(t.blob_files().len(), n as usize);
+    let body = t.owner.delete("projects/wide").await.ok_json(200);
+    assert_eq!(body["deleted"]["images_deleted"], n);
+    assert_eq!(body["deleted"]["blobs_deleted"], n);
+    assert!(t.blob_files().is_empty(), "{:?}", t.blob_files().len());
     t.stop().await;
 }

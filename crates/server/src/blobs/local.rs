@@ -302,6 +302,26 @@ impl LocalBlobs {
         }
     }
 
+    /// [`LocalBlobs::delete`] of each of `hashes`, in one blocking call.
+    pub async fn delete_many(&self, hashes: &[String]) -> Result<(), BlobError> {
+        let mut paths = Vec::with_capacity(2 * hashes.len());
+        for h in hashes {
+            paths.push(self.path(h)?);
+            paths.push(self.legacy_path(h)?);
+        }
+        tokio::task::spawn_blocking(move || {
+            for path in paths {
+                match std::fs::remove_file(path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| BlobError::Io(std::io::Error::other(e)))?
+    }
+
     /// Frees the bytes of `hash`, wherever they are; a missing file is not an error.
     pub async fn delete(&self, hash: &str) -> Result<(), BlobError> {
         for path in [self.path(hash)?, self.legacy_path(hash)?] {

@@ -166,6 +166,24 @@ impl Blobs {
         }
     }
 
+    /// Deletes the bytes of every one of `hashes` (those already gone are no error): local
+    /// files in one blocking call, objects a few requests at a time.
+    pub async fn delete_many(&self, hashes: &[String]) -> Result<(), BlobError> {
+        match &self.remote {
+            Some(r) => {
+                let keys = hashes
+                    .iter()
+                    .map(|h| blob_key(h))
+                    .collect::<Result<Vec<_>, _>>()?;
+                for group in keys.chunks(16) {
+                    futures::future::try_join_all(group.iter().map(|k| r.delete(k))).await?;
+                }
+                Ok(())
+            }
+            None => self.local.delete_many(hashes).await,
+        }
+    }
+
     /// The size of the bytes of `hash`.
     pub async fn len(&self, hash: &str) -> Result<u64, BlobError> {
         match &self.remote {

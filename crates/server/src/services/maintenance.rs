@@ -5,7 +5,7 @@
 //! It is safe beside running servers: bytes are freed only once their grace period has passed
 //! since an upload last touched them, and each is freed under its record's lock, which an
 //! upload of the same bytes takes before moving them into place (see
-//! [`crate::store::Store::free_blob`]).
+//! [`crate::store::Store::free_blobs`]).
 
 use crate::store::fmt_time;
 use crate::AppState;
@@ -184,6 +184,9 @@ pub async fn sweep_with(state: &AppState, opts: &SweepOptions) -> anyhow::Result
     Ok(report)
 }
 
+/// Hashes freed in one transaction.
+const FREED_AT_ONCE: usize = 500;
+
 /// Frees each of `hashes` that is still unreferenced and untouched since `cutoff`; returns the
 /// ones freed (all of them in a dry run).
 async fn free(
@@ -196,18 +199,16 @@ async fn free(
         return Ok(hashes);
     }
     let mut freed = Vec::new();
-    for h in hashes {
+    for chunk in hashes.chunks(FREED_AT_ONCE) {
         let blobs = &state.blobs;
         let done = state
             .store
-            .free_blob(&h, cutoff, || async {
-                blobs.delete(&h).await?;
+            .free_blobs(chunk, cutoff, |taken| async move {
+                blobs.delete_many(&taken).await?;
                 Ok(())
             })
             .await?;
-        if done {
-            freed.push(h);
-        }
+        freed.extend(done);
     }
     Ok(freed)
 }

@@ -1,6 +1,7 @@
 //! Datasets (the client's "projects" on the write paths).
 
 use super::{get, now, FromCells, Store, StoreError, StoreResult};
+use futures::{StreamExt, TryStreamExt};
 use std::sync::LazyLock;
 
 /// A dataset row with its counters.
@@ -210,11 +211,10 @@ impl Store {
              WHERE dataset_id = $1 AND blob_hash IS NOT NULL",
         )
         .bind(id)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| get::<String>(r, "blob_hash"))
-        .collect::<StoreResult<Vec<_>>>()?;
+        .fetch(&mut *tx)
+        .map(|r| get::<String>(&r?, "blob_hash"))
+        .try_collect::<Vec<_>>()
+        .await?;
         sqlx::query("DELETE FROM pending_uploads WHERE dataset_id = $1")
             .bind(id)
             .execute(&mut *tx)
