@@ -6,6 +6,7 @@
 //! counting a request takes no lock: a lookup in a map that never changes and a few atomic
 //! additions. Requests no route matched count under the route `unmatched`.
 
+use crate::memory::MemoryBudget;
 use crate::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method};
@@ -219,44 +220,31 @@ impl Metrics {
             ("received", &state.upload_memory),
             ("decoded", &state.decode_memory),
         ];
-        describe(
-            &mut out,
-            "pictograph_upload_memory_in_use_bytes",
-            "gauge",
-            "Memory reserved now by uploads being checked: received bytes, and pixels decoded to check them.",
-        );
-        for (name, budget) in budgets {
-            let _ = writeln!(
-                out,
-                "pictograph_upload_memory_in_use_bytes{{budget=\"{name}\"}} {}",
-                budget.in_use()
-            );
-        }
-        describe(
-            &mut out,
-            "pictograph_upload_memory_limit_bytes",
-            "gauge",
-            "The upload memory budgets (0: no limit).",
-        );
-        for (name, budget) in budgets {
-            let _ = writeln!(
-                out,
-                "pictograph_upload_memory_limit_bytes{{budget=\"{name}\"}} {}",
-                budget.limit()
-            );
-        }
-        describe(
-            &mut out,
-            "pictograph_upload_memory_waits_total",
-            "counter",
-            "Uploads that waited for memory under a budget.",
-        );
-        for (name, budget) in budgets {
-            let _ = writeln!(
-                out,
-                "pictograph_upload_memory_waits_total{{budget=\"{name}\"}} {}",
-                budget.waits()
-            );
+        let series: [(&str, &str, &str, BudgetReading); 3] = [
+            (
+                "pictograph_upload_memory_in_use_bytes",
+                "gauge",
+                "Memory reserved now by uploads being checked: received bytes, and pixels decoded to check them.",
+                MemoryBudget::in_use,
+            ),
+            (
+                "pictograph_upload_memory_limit_bytes",
+                "gauge",
+                "The upload memory budgets (0: no limit).",
+                MemoryBudget::limit,
+            ),
+            (
+                "pictograph_upload_memory_waits_total",
+                "counter",
+                "Uploads that waited for memory under a budget.",
+                MemoryBudget::waits,
+            ),
+        ];
+        for (name, kind, help, read) in series {
+            describe(&mut out, name, kind, help);
+            for (budget, memory) in budgets {
+                let _ = writeln!(out, "{name}{{budget=\"{budget}\"}} {}", read(memory));
+            }
         }
         if let Some(rss) = resident_bytes() {
             describe(
@@ -294,6 +282,9 @@ impl Default for Metrics {
         Metrics::new()
     }
 }
+
+/// How a metric reads an upload memory budget.
+type BudgetReading = fn(&MemoryBudget) -> u64;
 
 fn describe(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
