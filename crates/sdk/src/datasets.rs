@@ -789,7 +789,7 @@ pub fn sanitize_component(raw: &str) -> String {
 }
 
 /// A component of at most [`MAX_COMPONENT_BYTES`], shortened as
-/// [`names::shorten`](pictograph_core::names::shorten) does.
+/// [`names::shorten`] does.
 pub fn fit_component(name: String) -> String {
     if name.len() <= MAX_COMPONENT_BYTES {
         return name;
