@@ -468,22 +468,23 @@ pub fn check_memory(bytes: &[u8]) -> u64 {
     let Some(format) = sniff(bytes) else {
         return 0;
     };
-    let pixels = probe(bytes).map(|p| u64::from(p.width) * u64::from(p.height));
+    let pixels = || probe(bytes).map(|p| u64::from(p.width) * u64::from(p.height));
     if format == Format::Heic {
         // The decoder finds the size itself when the header read here cannot.
-        let pixels = pixels.unwrap_or(MAX_HEIC_PIXELS);
+        let pixels = pixels().unwrap_or(MAX_HEIC_PIXELS);
         return if pixels > MAX_HEIC_PIXELS {
             0
         } else {
             pixels * 12
         };
     }
-    let (Some(decoder), Some(pixels)) = (decoded_whole(format), pixels) else {
+    // JPEG and PNG, nearly every upload, are answered without reading their size.
+    let Some(decoder) = decoded_whole(format) else {
         return 0;
     };
-    if pixels > MAX_PIXELS {
+    let Some(pixels) = pixels().filter(|p| *p <= MAX_PIXELS) else {
         return 0;
-    }
+    };
     let decoded = panic::catch_unwind(|| {
         image::ImageReader::with_format(Cursor::new(bytes), decoder)
             .into_decoder()

@@ -302,7 +302,8 @@ impl LocalBlobs {
         }
     }
 
-    /// [`LocalBlobs::delete`] of each of `hashes`, in one blocking call.
+    /// Frees the bytes of each of `hashes`, wherever they are, in one blocking call; a missing
+    /// file is not an error.
     pub async fn delete_many(&self, hashes: &[String]) -> Result<(), BlobError> {
         let mut paths = Vec::with_capacity(2 * hashes.len());
         for h in hashes {
@@ -320,17 +321,6 @@ impl LocalBlobs {
         })
         .await
         .map_err(|e| BlobError::Io(std::io::Error::other(e)))?
-    }
-
-    /// Frees the bytes of `hash`, wherever they are; a missing file is not an error.
-    pub async fn delete(&self, hash: &str) -> Result<(), BlobError> {
-        for path in [self.path(hash)?, self.legacy_path(hash)?] {
-            match tokio::fs::remove_file(path).await {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
-        }
-        Ok(())
     }
 }
 

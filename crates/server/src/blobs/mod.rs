@@ -162,7 +162,7 @@ impl Blobs {
     pub async fn delete(&self, hash: &str) -> Result<(), BlobError> {
         match &self.remote {
             Some(r) => r.delete(&blob_key(hash)?).await,
-            None => self.local.delete(hash).await,
+            None => self.local.delete_many(&[hash.to_owned()]).await,
         }
     }
 
