@@ -62,6 +62,10 @@ struct Args {
     /// 0 skips the downloads.
     #[arg(long, default_value_t = 100_000)]
     download_max: u64,
+    /// At the end, delete the largest dataset while another dataset is updated over and
+    /// over, and report how long those updates waited.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    delete_largest: bool,
 }
 
 /// How the headline batches choose their ids.
@@ -743,6 +747,55 @@ async fn main() -> Result<()> {
             many.len(),
             spread.rps / bare.rps,
             ours_rss.max_mb()
+        ));
+    }
+    // ── Deleting the largest dataset beside other writes ──
+    if args.delete_largest {
+        row(String::new());
+        api.call(Method::POST, "/projects/", Some(&json!({"name": "beside"})))
+            .await?;
+        let write = |n: usize| {
+            let body = json!({"description": format!("write {n}")});
+            let api = &api;
+            async move {
+                let t = Instant::now();
+                api.call(Method::PATCH, "/projects/beside", Some(&body))
+                    .await?;
+                anyhow::Ok(t.elapsed().as_secs_f64() * 1000.0)
+            }
+        };
+        let mut before = Vec::new();
+        for n in 0..50 {
+            before.push(write(n).await?);
+        }
+        let started = Instant::now();
+        let doomed = format!("/projects/{}", big.name);
+        let delete = api.call(Method::DELETE, &doomed, None);
+        tokio::pin!(delete);
+        let mut during = Vec::new();
+        let answer = loop {
+            tokio::select! {
+                answer = &mut delete => break answer?,
+                took = write(during.len()) => during.push(took?),
+            }
+        };
+        let took = started.elapsed().as_secs_f64();
+        let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+        row(format!(
+            "deleting {} ({} images, {} blobs freed): {:.1} s, server RSS max {:.1} MB",
+            big.name,
+            answer["deleted"]["images_deleted"],
+            answer["deleted"]["blobs_deleted"],
+            took,
+            sampler.take().max_mb()
+        ));
+        row(format!(
+            "  a dataset update beside it: {} done meanwhile, median {:.1} ms, max {:.1} ms (before it: median {:.1} ms, max {:.1} ms)",
+            during.len(),
+            median(&during),
+            max(&during),
+            median(&before),
+            max(&before)
         ));
     }
     row(String::new());

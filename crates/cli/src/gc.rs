@@ -16,7 +16,9 @@ pub struct GcArgs {
     pub data: DataArgs,
     /// Seconds unreferenced bytes must have been untouched before they are freed (the
     /// servers' blob grace); staged files older than this or an hour, whichever is less, are
-    /// removed too. 0 frees everything unreferenced: only safe when no upload is in flight.
+    /// removed too, and deleted datasets whose deletion made no progress for this long or two
+    /// minutes, whichever is less, are finished. 0 frees everything unreferenced: only safe
+    /// when no upload is in flight.
     #[arg(
         long = "grace-secs",
         env = "PICTOGRAPH_BLOB_GRACE_SECS",
@@ -54,6 +56,7 @@ pub async fn run(args: GcArgs) -> anyhow::Result<()> {
         temp_age: grace.min(TEMP_AGE),
         scan_store: true,
         dry_run: args.dry_run,
+        deletion_stalled_after: grace.min(maintenance::DELETION_STALLED_AFTER),
     };
     let report = maintenance::sweep_with(&state, &opts).await?;
     if args.json {
@@ -70,7 +73,7 @@ fn print_report(report: &SweepReport) {
     } else {
         "removed"
     };
-    let items: [&[String]; 7] = [
+    let items: [&[String]; 8] = [
         &report.expired_uploads,
         &[],
         &report.temp_files,
@@ -78,6 +81,7 @@ fn print_report(report: &SweepReport) {
         &report.orphan_blobs,
         &report.unrecorded_blobs,
         &report.expired_exports,
+        &report.finished_deletions,
     ];
     for ((kind, n), listed) in report.counts().into_iter().zip(items) {
         println!("{kind}: {verb} {n}");

@@ -686,3 +686,101 @@ async fn deleting_a_dataset_frees_bytes_many_transactions_wide() {
     assert!(t.blob_files().is_empty(), "{:?}", t.blob_files().len());
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_a_stopped_server_left_is_hidden_then_finished_by_the_sweep() {
+    use pictograph_server::services::maintenance::{self, SweepOptions};
+    let t = TestServer::start_with(|c| c.blob_grace_secs = 0).await;
+    let state = &t.app().state;
+    let doomed = t.owner.create_dataset("doomed").await;
+    let keeper = t.owner.create_dataset("keeper").await;
+    let id = s(&doomed, "id");
+    let shared = png_seeded(9, 9, 1);
+    let own: Vec<Vec<u8>> = (2..7).map(|i| png_seeded(9, 9, i)).collect();
+    let first = t
+        .owner
+        .upload(&id, "/", "shared.png", &shared, "image/png")
+        .await;
+    for (i, bytes) in own.iter().enumerate() {
+        t.owner
+            .upload(&id, "/own", &format!("{i}.png"), bytes, "image/png")
+            .await;
+    }
+    let kept = t
+        .owner
+        .upload(&s(&keeper, "id"), "/", "s.png", &shared, "image/png")
+        .await;
+    let link = s(&first, "image_url");
+    t.anon.get(&link).await.expect(200);
+
+    // Images of a dataset that is not hidden are never reaped.
+    assert!(state.store.reap_images(&id, 100).await.unwrap().is_empty());
+    assert_eq!(t.owner.counts("doomed").await.images, 6);
+
+    // A server hides the dataset, then stops before deleting its images.
+    let org = state
+        .store
+        .key_by_hash(&pictograph_server::auth::hash_key(
+            t.owner.key.as_deref().unwrap(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .org_id;
+    assert!(state.store.hide_dataset(&org, &id).await.unwrap().is_some());
+    assert!(
+        state.store.hide_dataset(&org, &id).await.unwrap().is_none(),
+        "a hidden dataset is not the organisation's any more"
+    );
+
+    // Gone for every key and link at once, and its name free; its bytes still stored.
+    t.owner
+        .get("datasets/by-name/doomed")
+        .await
+        .error(404, "not_found");
+    t.owner
+        .get(&format!("datasets/{id}"))
+        .await
+        .error(404, "not_found");
+    t.owner
+        .get(&format!("images/{}/metadata", s(&first, "id")))
+        .await
+        .error(404, "not_found");
+    t.anon.get(&link).await.expect(404);
+    let listed = t.owner.get("projects/?limit=50").await.ok_json(200);
+    let names: Vec<&str> = listed["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["keeper"]);
+    t.owner.create_dataset("doomed").await;
+    assert!(own.iter().all(|b| t.blob_stored(&sha256_hex(b))));
+
+    // The sweep leaves a deletion that is still moving, and finishes a stalled one.
+    let report = maintenance::sweep(state).await.unwrap();
+    assert!(report.finished_deletions.is_empty(), "{report:?}");
+    assert!(own.iter().all(|b| t.blob_stored(&sha256_hex(b))));
+    let opts = SweepOptions {
+        deletion_stalled_after: std::time::Duration::ZERO,
+        ..SweepOptions::for_state(state)
+    };
+    let report = maintenance::sweep_with(state, &opts).await.unwrap();
+    assert_eq!(report.finished_deletions, vec![id.clone()]);
+    assert!(own.iter().all(|b| !t.blob_stored(&sha256_hex(b))));
+    assert!(
+        t.blob_stored(&sha256_hex(&shared)),
+        "another dataset's bytes are kept"
+    );
+    assert_eq!(state.store.count_folders(&id).await.unwrap(), 0);
+    let got = t
+        .owner
+        .get(&format!("images/{}", s(&kept, "id")))
+        .await
+        .expect(200);
+    assert_eq!(got.bytes, shared);
+    let report = maintenance::sweep_with(state, &opts).await.unwrap();
+    assert!(report.finished_deletions.is_empty(), "{report:?}");
+    t.stop().await;
+}

@@ -133,7 +133,9 @@ async fn annotation_lists_stored_on_image_rows_survive_the_upgrade() {
         .await
         .unwrap();
     assert_eq!(store.annotation_lists(&ids).await.unwrap().len(), 1);
-    store.delete_dataset("o1", "d1").await.unwrap();
+    assert!(store.hide_dataset("o1", "d1").await.unwrap().is_some());
+    while !store.reap_images("d1", 2).await.unwrap().is_empty() {}
+    store.drop_hidden_dataset("d1").await.unwrap();
     assert!(store.annotation_lists(&ids).await.unwrap().is_empty());
     drop(store);
     if backend.database == Database::Postgres {

@@ -306,14 +306,38 @@ pub async fn delete(state: &AppState, caller: &Caller, name: &str) -> ApiResult<
 }
 
 /// Deletes a found dataset with its images and bytes; admin+.
+///
+/// The dataset is hidden first, in one short transaction: from then on it is gone for every
+/// key and its name is free. Its images and bytes are then deleted a chunk at a time by a
+/// task of their own, which the answer waits for but a client that hangs up does not stop;
+/// should the server stop before it ends, the upkeep sweep finishes it.
 pub async fn delete_dataset(state: &AppState, caller: &Caller, d: DatasetRow) -> ApiResult<Value> {
     caller.require(Role::Admin, "Deleting a project")?;
-    let (images, folders, hashes) = state.store.delete_dataset(&caller.org_id, &d.id).await?;
-    let freed = super::maintenance::release(state, hashes).await;
+    let folders = state.store.count_folders(&d.id).await?;
+    let hidden = state
+        .store
+        .hide_dataset(&caller.org_id, &d.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("Project '{}' not found", d.name)))?;
+    let deletion = tokio::spawn({
+        let (state, id) = (state.clone(), d.id.clone());
+        async move { super::maintenance::finish_deletion(&state, &id, hidden).await }
+    });
+    let freed = match deletion.await {
+        Ok(Ok(done)) => done.freed_blobs,
+        Ok(Err(e)) => {
+            tracing::warn!(dataset = %d.id, error = %e, "deleting a hidden dataset's images failed; the upkeep sweep goes on with it");
+            0
+        }
+        Err(e) => {
+            tracing::warn!(dataset = %d.id, error = %e, "the task deleting a hidden dataset's images ended early; the upkeep sweep goes on with it");
+            0
+        }
+    };
     Ok(json!({
         "id": d.id,
         "name": d.name,
-        "images_deleted": images,
+        "images_deleted": d.image_count + d.archived_images,
         "deleted": true,
         "folders_deleted": folders,
         "directories_deleted": folders,

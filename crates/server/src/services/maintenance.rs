@@ -7,7 +7,7 @@
 //! upload of the same bytes takes before moving them into place (see
 //! [`crate::store::Store::free_blobs`]).
 
-use crate::store::fmt_time;
+use crate::store::{fmt_time, HiddenDataset};
 use crate::AppState;
 use serde::Serialize;
 use std::time::Duration;
@@ -23,6 +23,15 @@ const SCAN_EVERY: u64 = 60;
 /// Staged files older than this are abandoned writes.
 pub const TEMP_AGE: Duration = Duration::from_secs(3600);
 
+/// A hidden dataset whose deletion made no progress for this long was left by a server that
+/// stopped while deleting it; the sweep finishes it. A deletion under way stamps its dataset
+/// after every chunk, far more often.
+pub const DELETION_STALLED_AFTER: Duration = Duration::from_secs(120);
+
+/// Images deleted per transaction when a dataset is deleted: a few tens of milliseconds of
+/// the write lock at a time, so that other writes go on between the chunks.
+const REAPED_AT_ONCE: i64 = 2_000;
+
 /// Stored responses to writes are replayed for this long.
 const RESPONSE_AGE: chrono::Duration = chrono::Duration::hours(24);
 
@@ -37,6 +46,8 @@ pub struct SweepOptions {
     pub scan_store: bool,
     /// Report what would be removed, remove nothing.
     pub dry_run: bool,
+    /// Deleted datasets whose deletion made no progress for this long are finished.
+    pub deletion_stalled_after: Duration,
 }
 
 impl SweepOptions {
@@ -47,6 +58,7 @@ impl SweepOptions {
             temp_age: TEMP_AGE,
             scan_store: false,
             dry_run: false,
+            deletion_stalled_after: DELETION_STALLED_AFTER,
         }
     }
 }
@@ -70,11 +82,13 @@ pub struct SweepReport {
     pub unrecorded_blobs: Vec<String>,
     /// Export jobs past their keeping time (their archives are freed with them).
     pub expired_exports: Vec<String>,
+    /// Deleted datasets whose images a stopped server had left (ids).
+    pub finished_deletions: Vec<String>,
 }
 
 impl SweepReport {
     /// `(kind, count)` per kind, in report order.
-    pub fn counts(&self) -> [(&'static str, u64); 7] {
+    pub fn counts(&self) -> [(&'static str, u64); 8] {
         [
             ("expired uploads", self.expired_uploads.len() as u64),
             ("expired idempotency records", self.expired_responses),
@@ -83,6 +97,10 @@ impl SweepReport {
             ("orphan blobs", self.orphan_blobs.len() as u64),
             ("unrecorded blob files", self.unrecorded_blobs.len() as u64),
             ("expired export archives", self.expired_exports.len() as u64),
+            (
+                "unfinished dataset deletions",
+                self.finished_deletions.len() as u64,
+            ),
         ]
     }
 }
@@ -168,6 +186,16 @@ pub async fn sweep_with(state: &AppState, opts: &SweepOptions) -> anyhow::Result
         free(state, hashes, &fmt_time(chrono::Utc::now()), false).await?
     };
 
+    let stalled = store
+        .stalled_deletions(&ago(opts.deletion_stalled_after))
+        .await?;
+    for id in stalled {
+        if !opts.dry_run {
+            finish_deletion(state, &id, HiddenDataset::default()).await?;
+        }
+        report.finished_deletions.push(id);
+    }
+
     let cutoff = ago(opts.blob_grace);
     let orphans = store.orphan_blobs(&cutoff).await?;
     report.orphan_blobs = free(state, orphans, &cutoff, opts.dry_run).await?;
@@ -211,6 +239,43 @@ async fn free(
         freed.extend(done);
     }
     Ok(freed)
+}
+
+/// What finishing a dataset's deletion did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Deletion {
+    /// Images deleted.
+    pub images: u64,
+    /// Blobs freed (bytes that other datasets still use are kept).
+    pub freed_blobs: usize,
+}
+
+/// Deletes the images of a hidden dataset (see [`crate::store::Store::hide_dataset`]) a
+/// chunk at a time, freeing the bytes nothing else refers to after each chunk, then the
+/// dataset's row. `hidden` holds what hiding it released. Safe to run twice at once, and to
+/// run again after it stopped half-way.
+pub async fn finish_deletion(
+    state: &AppState,
+    dataset_id: &str,
+    hidden: HiddenDataset,
+) -> anyhow::Result<Deletion> {
+    let mut done = Deletion {
+        images: 0,
+        freed_blobs: release(state, hidden.released_blobs).await,
+    };
+    for hash in &hidden.released_archives {
+        release_archive(state, hash).await;
+    }
+    loop {
+        let hashes = state.store.reap_images(dataset_id, REAPED_AT_ONCE).await?;
+        if hashes.is_empty() {
+            break;
+        }
+        done.images += hashes.len() as u64;
+        done.freed_blobs += release(state, hashes).await;
+    }
+    state.store.drop_hidden_dataset(dataset_id).await?;
+    Ok(done)
 }
 
 /// Called after rows referring to `hashes` were deleted: frees the bytes that nothing refers to

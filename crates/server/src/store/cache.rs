@@ -4,8 +4,9 @@
 //! on PostgreSQL each lookup is a round trip and a backend's work. This cache answers repeats
 //! of those two lookups from memory and stays coherent across every server on the database:
 //!
-//! * Triggers (migration `postgres/0007`) send a notice on [`CHANNEL`] whenever a statement
-//!   updates or deletes images (`images`), keys or organisations (`keys`). A task of each
+//! * Triggers (migrations `postgres/0007` and `0011`) send a notice on [`CHANNEL`] whenever a
+//!   statement updates or deletes images or moves a dataset out of its organisation
+//!   (`images`), or updates or deletes keys or organisations (`keys`). A task of each
 //!   server listens and drops the whole affected part of its cache. Inserts send nothing:
 //!   a lookup that found nothing is never kept.
 //! * Each server also drops a part after each of its own writes to it, before the write

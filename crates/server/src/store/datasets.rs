@@ -4,6 +4,21 @@ use super::{get, now, FromCells, Store, StoreError, StoreResult};
 use futures::{StreamExt, TryStreamExt};
 use std::sync::LazyLock;
 
+/// The organisation that holds datasets while they are being deleted. No key belongs to it:
+/// keys are made for organisations by trimmed names, and its name starts with a space.
+pub const DELETING_ORG: &str = "datasets-being-deleted";
+const DELETING_ORG_NAME: &str = " datasets being deleted";
+
+/// What hiding a dataset released at once: the bytes of its pending uploads and export
+/// archives, to be freed when nothing else refers to them.
+#[derive(Debug, Default)]
+pub struct HiddenDataset {
+    /// Blob hashes of the pending uploads deleted with it.
+    pub released_blobs: Vec<String>,
+    /// Archive hashes of the export jobs deleted with it.
+    pub released_archives: Vec<String>,
+}
+
 /// A dataset row with its counters.
 #[derive(Debug, Clone)]
 pub struct DatasetRow {
@@ -191,44 +206,126 @@ impl Store {
         self.dataset_by_id(org_id, id).await
     }
 
-    /// Deletes a dataset with its images and pending uploads, in one transaction. Returns the
-    /// number of images deleted, the folders they were in, and the blob hashes they referred to.
-    pub async fn delete_dataset(
-        &self,
-        org_id: &str,
-        id: &str,
-    ) -> StoreResult<(i64, i64, Vec<String>)> {
+    /// Hides a dataset of the organisation that is to be deleted, in one short transaction:
+    /// the dataset moves to the organisation [`DELETING_ORG`], named by its id, so that no key
+    /// reaches it or its images any more and its name is free at once; its pending uploads and
+    /// export jobs are deleted. The images stay until [`Store::reap_images`] deletes them a
+    /// chunk at a time, so that deleting a large dataset never holds the database's write lock
+    /// for long. `None` when the organisation has no such dataset (any more).
+    pub async fn hide_dataset(&self, org_id: &str, id: &str) -> StoreResult<Option<HiddenDataset>> {
         let mut tx = self.tx().await?;
-        let stats = sqlx::query(
-            "SELECT COUNT(*) AS n, COUNT(DISTINCT folder) AS f FROM images WHERE dataset_id = $1",
+        sqlx::query(
+            "INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
         )
-        .bind(id)
-        .fetch_one(&mut *tx)
+        .bind(DELETING_ORG)
+        .bind(DELETING_ORG_NAME)
+        .bind(now())
+        .execute(&mut *tx)
         .await?;
-        let hashes = sqlx::query(
-            "SELECT DISTINCT blob_hash FROM images WHERE dataset_id = $1 \
-             UNION SELECT DISTINCT blob_hash FROM pending_uploads \
-             WHERE dataset_id = $1 AND blob_hash IS NOT NULL",
+        let moved = sqlx::query(
+            "UPDATE datasets SET org_id = $3, name = id, updated_at = $4 \
+             WHERE org_id = $1 AND id = $2",
         )
+        .bind(org_id)
         .bind(id)
+        .bind(DELETING_ORG)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let uploads =
+            sqlx::query("DELETE FROM pending_uploads WHERE dataset_id = $1 RETURNING blob_hash")
+                .bind(id)
+                .fetch(&mut *tx)
+                .map(|r| get::<Option<String>>(&r?, "blob_hash"))
+                .try_collect::<Vec<_>>()
+                .await?;
+        let archives =
+            sqlx::query("DELETE FROM export_jobs WHERE dataset_id = $1 RETURNING archive_hash")
+                .bind(id)
+                .fetch(&mut *tx)
+                .map(|r| get::<Option<String>>(&r?, "archive_hash"))
+                .try_collect::<Vec<_>>()
+                .await?;
+        self.commit_changes(tx).await?;
+        Ok(Some(HiddenDataset {
+            released_blobs: uploads.into_iter().flatten().collect(),
+            released_archives: archives.into_iter().flatten().collect(),
+        }))
+    }
+
+    /// Deletes up to `limit` images of a hidden dataset (see [`Store::hide_dataset`]) in one
+    /// transaction and answers the blob hashes they referred to; none once it has no images
+    /// left, or when the dataset is not hidden (a live dataset is never touched). Each call
+    /// also stamps the dataset's `updated_at`, by which the upkeep sweep tells a deletion
+    /// under way from one that a stopped server left unfinished.
+    pub async fn reap_images(&self, dataset_id: &str, limit: i64) -> StoreResult<Vec<String>> {
+        let mut tx = self.tx().await?;
+        self.lock_dataset(&mut tx, dataset_id).await?;
+        let stamped =
+            sqlx::query("UPDATE datasets SET updated_at = $3 WHERE id = $1 AND org_id = $2")
+                .bind(dataset_id)
+                .bind(DELETING_ORG)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if stamped == 0 {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        }
+        let hashes = sqlx::query(
+            "DELETE FROM images WHERE id IN \
+             (SELECT id FROM images WHERE dataset_id = $1 LIMIT $2) RETURNING blob_hash",
+        )
+        .bind(dataset_id)
+        .bind(limit)
         .fetch(&mut *tx)
         .map(|r| get::<String>(&r?, "blob_hash"))
         .try_collect::<Vec<_>>()
         .await?;
-        sqlx::query("DELETE FROM pending_uploads WHERE dataset_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM images WHERE dataset_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM datasets WHERE org_id = $1 AND id = $2")
-            .bind(org_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
         self.commit_changes(tx).await?;
-        Ok((get(&stats, "n")?, get(&stats, "f")?, hashes))
+        Ok(hashes)
+    }
+
+    /// Deletes the row of a hidden dataset whose images [`Store::reap_images`] has deleted
+    /// (with any that came in since, through writes that found the dataset before it was
+    /// hidden).
+    pub async fn drop_hidden_dataset(&self, dataset_id: &str) -> StoreResult<()> {
+        let mut tx = self.tx().await?;
+        self.lock_dataset(&mut tx, dataset_id).await?;
+        sqlx::query("DELETE FROM datasets WHERE id = $1 AND org_id = $2")
+            .bind(dataset_id)
+            .bind(DELETING_ORG)
+            .execute(&mut *tx)
+            .await?;
+        self.commit_changes(tx).await
+    }
+
+    /// Hidden datasets (see [`Store::hide_dataset`]) whose deletion made no progress since
+    /// `before`: left by a server that stopped while deleting them.
+    pub async fn stalled_deletions(&self, before: &str) -> StoreResult<Vec<String>> {
+        sqlx::query("SELECT id FROM datasets WHERE org_id = $1 AND updated_at < $2 ORDER BY id")
+            .bind(DELETING_ORG)
+            .bind(before)
+            .fetch(&self.read)
+            .map(|r| get::<String>(&r?, "id"))
+            .try_collect()
+            .await
+    }
+
+    /// How many folders the dataset's images (archived ones too) are in.
+    pub async fn count_folders(&self, dataset_id: &str) -> StoreResult<i64> {
+        let row =
+            sqlx::query("SELECT COUNT(DISTINCT folder) AS n FROM images WHERE dataset_id = $1")
+                .bind(dataset_id)
+                .fetch_one(&self.read)
+                .await?;
+        get(&row, "n")
     }
 }

@@ -468,7 +468,7 @@ impl Store {
     /// transaction that writes images takes it first, so the checks made inside one (free
     /// names, found rows, versions) still hold at its commit, and the counter triggers, which
     /// update the dataset row, always lock in the same order (no deadlocks).
-    async fn lock_dataset(
+    pub(super) async fn lock_dataset(
         &self,
         conn: &mut sqlx::AnyConnection,
         dataset_id: &str,
@@ -1292,10 +1292,16 @@ fn plan_copies<'i>(
 }
 
 impl Store {
-    /// The image with this id, whatever its organisation (for signed URLs only).
+    /// The image with this id, whatever its organisation (for signed URLs only), unless its
+    /// dataset is being deleted.
     pub async fn image_row(&self, id: &str) -> StoreResult<Option<ImageRow>> {
-        static SQL: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {COLUMNS} FROM images WHERE id = $1"));
-        self.read_first(&SQL, &[id]).await
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {COLUMNS} FROM images WHERE id = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM datasets d WHERE d.id = images.dataset_id AND d.org_id = $2)"
+            )
+        });
+        self.read_first(&SQL, &[id, super::datasets::DELETING_ORG])
+            .await
     }
 }

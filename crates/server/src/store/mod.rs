@@ -18,7 +18,7 @@ pub mod snapshot;
 mod transfer;
 mod uploads;
 
-pub use datasets::{DatasetPatch, DatasetRow};
+pub use datasets::{DatasetPatch, DatasetRow, HiddenDataset, DELETING_ORG};
 pub use exports::{ExportImage, ExportJobRow, StoppedJob};
 pub use images::{
     BatchOutcome, CopyMode, ImageFilter, ImageRow, ImageUpdate, NewImage, SavedAnnotations,
