@@ -178,9 +178,13 @@ async fn gc_frees_what_nothing_refers_to_and_keeps_every_image() {
         out.contains("expired export archives: would remove 0"),
         "{out}"
     );
+    assert!(
+        out.contains("unfinished dataset deletions: would remove 0"),
+        "{out}"
+    );
     assert_eq!(
         out.lines().filter(|l| !l.starts_with("  ")).count(),
-        7,
+        8,
         "{out}"
     );
     assert!(files(&purged) && files(&unregistered) && debris_file.is_file());
