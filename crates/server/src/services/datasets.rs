@@ -323,14 +323,14 @@ pub async fn delete_dataset(state: &AppState, caller: &Caller, d: DatasetRow) ->
         let (state, id) = (state.clone(), d.id.clone());
         async move { super::maintenance::finish_deletion(&state, &id, hidden).await }
     });
-    let freed = match deletion.await {
-        Ok(Ok(done)) => done.freed_blobs,
-        Ok(Err(e)) => {
-            tracing::warn!(dataset = %d.id, error = %e, "deleting a hidden dataset's images failed; the upkeep sweep goes on with it");
-            0
-        }
+    let freed = match deletion
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|done| done)
+    {
+        Ok(freed) => freed,
         Err(e) => {
-            tracing::warn!(dataset = %d.id, error = %e, "the task deleting a hidden dataset's images ended early; the upkeep sweep goes on with it");
+            tracing::warn!(dataset = %d.id, error = %e, "deleting a hidden dataset's images stopped early; the upkeep sweep goes on with it");
             0
         }
     };

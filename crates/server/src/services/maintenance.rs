@@ -241,28 +241,17 @@ async fn free(
     Ok(freed)
 }
 
-/// What finishing a dataset's deletion did.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Deletion {
-    /// Images deleted.
-    pub images: u64,
-    /// Blobs freed (bytes that other datasets still use are kept).
-    pub freed_blobs: usize,
-}
-
 /// Deletes the images of a hidden dataset (see [`crate::store::Store::hide_dataset`]) a
 /// chunk at a time, freeing the bytes nothing else refers to after each chunk, then the
-/// dataset's row. `hidden` holds what hiding it released. Safe to run twice at once, and to
-/// run again after it stopped half-way.
+/// dataset's row; answers how many blobs were freed (bytes other datasets still use are
+/// kept). `hidden` holds what hiding it released. Safe to run twice at once, and to run again
+/// after it stopped half-way.
 pub async fn finish_deletion(
     state: &AppState,
     dataset_id: &str,
     hidden: HiddenDataset,
-) -> anyhow::Result<Deletion> {
-    let mut done = Deletion {
-        images: 0,
-        freed_blobs: release(state, hidden.released_blobs).await,
-    };
+) -> anyhow::Result<usize> {
+    let mut freed = release(state, hidden.released_blobs).await;
     for hash in &hidden.released_archives {
         release_archive(state, hash).await;
     }
@@ -271,11 +260,10 @@ pub async fn finish_deletion(
         if hashes.is_empty() {
             break;
         }
-        done.images += hashes.len() as u64;
-        done.freed_blobs += release(state, hashes).await;
+        freed += release(state, hashes).await;
     }
     state.store.drop_hidden_dataset(dataset_id).await?;
-    Ok(done)
+    Ok(freed)
 }
 
 /// Called after rows referring to `hashes` were deleted: frees the bytes that nothing refers to
