@@ -352,7 +352,23 @@ async fn upload_is_idempotent_and_reports_counts() {
 
     // --no-create refuses a missing dataset; a missing folder is a usage error.
     let out = s.run(&["upload", folder, "--dataset", "nope", "--no-create"]);
-    assert!(out.error_line().contains("404"), "{}", out.stderr);
+    let line = out.error_line();
+    assert!(line.contains("404"), "{}", out.stderr);
+    assert!(
+        line.ends_with("; leave out --no-create to create it"),
+        "{line}"
+    );
+    let out = s.run(&[
+        "upload",
+        folder,
+        "--dataset",
+        "nope",
+        "--no-create",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["error"]["status"], 404);
+    assert_eq!(v["error"]["hint"], "leave out --no-create to create it");
     let out = s.run(&[
         "upload",
         s.path("missing").to_str().unwrap(),

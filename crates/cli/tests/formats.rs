@@ -546,6 +546,13 @@ async fn bad_input_is_refused_and_changes_nothing() {
     ]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("404"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .trim_end()
+            .ends_with("; add --create to create it"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// Every file under `root`, relative, sorted, with its bytes.

@@ -68,7 +68,12 @@ async fn import(args: ImportArgs) -> CliResult {
     };
     let result = import_folder(&ctx.client, &args.folder, format, &name, options).await;
     progress.finish();
-    let report = result?;
+    let report = result.map_err(|e| match e {
+        pictograph::Error::NotFound(_) if !args.create => {
+            CliError::Hinted(Box::new(e), "add --create to create it")
+        }
+        e => e.into(),
+    })?;
     let elapsed = progress.elapsed();
     let failed = report.failures.len();
     if ctx.json {

@@ -66,6 +66,8 @@ pub enum CliError {
     },
     /// The SDK or the server refused.
     Api(pictograph::Error),
+    /// The SDK or the server refused, and the command can tell what would help.
+    Hinted(Box<pictograph::Error>, &'static str),
     /// Some items failed; the report (with the failures) was already printed.
     Failed(String),
     /// Anything else.
@@ -214,6 +216,11 @@ pub fn finish(json: bool, result: CliResult) -> anyhow::Result<()> {
         CliError::Api(err) => {
             let (m, o) = describe_sdk(err);
             (m, o, false)
+        }
+        CliError::Hinted(err, hint) => {
+            let (m, mut o) = describe_sdk(err);
+            o["hint"] = json!(hint);
+            (format!("{m}; {hint}"), o, false)
         }
         CliError::Failed(m) => (m.clone(), Value::Null, false),
         CliError::Other(err) => {

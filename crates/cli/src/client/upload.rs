@@ -138,7 +138,12 @@ async fn upload(args: UploadArgs) -> CliResult {
     };
     let result = upload_dataset_from_folder(&ctx.client, &name, &args.folder, options).await;
     progress.finish();
-    let report = result?;
+    let report = result.map_err(|e| match e {
+        pictograph::Error::NotFound(_) if args.no_create => {
+            CliError::Hinted(Box::new(e), "leave out --no-create to create it")
+        }
+        e => e.into(),
+    })?;
     let elapsed = progress.elapsed();
     let failed = report.failures.len();
     let failures: Vec<(String, &str, bool)> = report
