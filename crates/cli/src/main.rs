@@ -9,7 +9,7 @@ mod migrate;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use pictograph_server::{App, Config, RateLimits};
+use pictograph_server::{App, Config, RateLimits, MAX_IMAGE_PIXELS};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -156,6 +156,11 @@ struct ServeArgs {
     /// (JPEG and PNG need none); further checks wait (0: no limit).
     #[arg(long, env = "PICTOGRAPH_DECODE_MEMORY_BYTES", default_value_t = 256 * 1024 * 1024)]
     decode_memory_bytes: u64,
+    /// Most pixels (width times height) an uploaded image may have; larger ones are refused
+    /// before anything is decoded. Lower it to bound the memory one check takes.
+    #[arg(long, env = "PICTOGRAPH_MAX_IMAGE_PIXELS", default_value_t = MAX_IMAGE_PIXELS,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_IMAGE_PIXELS))]
+    max_image_pixels: u64,
     /// Seconds unreferenced image bytes are kept before they are freed.
     #[arg(long, env = "PICTOGRAPH_BLOB_GRACE_SECS", default_value_t = 900)]
     blob_grace_secs: u64,
@@ -309,6 +314,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.max_upload_bytes = args.max_upload_bytes;
     config.upload_memory_bytes = args.upload_memory_bytes;
     config.decode_memory_bytes = args.decode_memory_bytes;
+    anyhow::ensure!(
+        (1..=MAX_IMAGE_PIXELS).contains(&args.max_image_pixels),
+        "max_image_pixels must be between 1 and {MAX_IMAGE_PIXELS}"
+    );
+    config.max_image_pixels = args.max_image_pixels;
     config.blob_grace_secs = args.blob_grace_secs;
     config.url_ttl_secs = args.url_ttl_secs;
     config.read_cache_ttl_ms = args.read_cache_ttl_ms;

@@ -166,6 +166,36 @@ fn first_start_prints_an_owner_key_once_and_config_layers_apply() {
     assert!(err.contains("parsing config file"), "{err}");
 }
 
+#[test]
+fn a_pixel_limit_out_of_range_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    let d = d.to_str().unwrap();
+    let (ok, _, err) = run(&["serve", "--data-dir", d, "--max-image-pixels", "0"]);
+    assert!(!ok);
+    assert!(err.contains("--max-image-pixels"), "{err}");
+    let too_many = (pictograph_server::MAX_IMAGE_PIXELS + 1).to_string();
+    let (ok, _, err) = run(&["serve", "--data-dir", d, "--max-image-pixels", &too_many]);
+    assert!(!ok);
+    assert!(err.contains("--max-image-pixels"), "{err}");
+    // A file's value is checked as the flag's is.
+    let file = dir.path().join("pictograph.toml");
+    std::fs::write(&file, format!("data_dir = {d:?}\nmax_image_pixels = 0\n")).unwrap();
+    let (ok, _, err) = run(&["serve", "--config", file.to_str().unwrap()]);
+    assert!(!ok);
+    assert_eq!(
+        err.trim(),
+        format!(
+            "error: max_image_pixels must be between 1 and {}",
+            pictograph_server::MAX_IMAGE_PIXELS
+        )
+    );
+    assert!(
+        !dir.path().join("data").join("pictograph.db").exists(),
+        "nothing was created"
+    );
+}
+
 /// Servers started at the same moment on one new data directory: each runs the migrations in
 /// turn and starts, exactly one of them creates the owner key, and all sign URLs with the same
 /// key, so a download URL one of them hands out works on every other.

@@ -55,7 +55,7 @@ fn main() {
         let mb = files.iter().map(Vec::len).sum::<usize>() as f64 / 1e6;
         let verify = timed(&files, 9, |b| {
             let probe = pictograph_media::probe(b).expect("probe");
-            pictograph_media::verify(b, &probe).expect("verify");
+            pictograph_media::verify(b, &probe, pictograph_media::MAX_PIXELS).expect("verify");
         });
         let hash = timed(&files, 9, |b| {
             std::hint::black_box(Sha256::digest(b));

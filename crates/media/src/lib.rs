@@ -11,12 +11,6 @@ use heic_rs::{DecodeOptions, PixelLayout};
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageDecoder, ImageEncoder};
 
-/// Largest HEIC image [`heic_to_png`] will decode, in pixels (about 128 MP).
-///
-/// Phone cameras produce at most 48 MP today; the limit stops a small file
-/// from declaring an enormous image and exhausting memory.
-const MAX_HEIC_PIXELS: u64 = 128 * 1024 * 1024;
-
 /// An image format the server accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -272,7 +266,7 @@ pub enum MediaError {
     #[error("unsupported HEIC file: {0}")]
     Unsupported(String),
     /// The image declares more pixels than this crate is willing to decode.
-    #[error("HEIC image too large: {pixels} pixels, limit {max_pixels}")]
+    #[error("the image declares {pixels} pixels, more than the limit of {max_pixels}")]
     TooLarge {
         /// Pixels the file declares.
         pixels: u64,
@@ -308,16 +302,19 @@ impl From<heic_rs::Error> for MediaError {
 /// Returns the PNG bytes and its width and height. Rotation, mirroring and
 /// cropping stored in the file are applied; an alpha plane, when present,
 /// becomes an RGBA PNG; an embedded ICC profile is carried over. Images over
-/// 128 Mi pixels are refused with [`MediaError::TooLarge`]. CPU-heavy: call it
-/// off the async executor (e.g. `spawn_blocking`).
-pub fn heic_to_png(bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), MediaError> {
+/// `max_pixels` (and always over [`MAX_PIXELS`]) are refused with
+/// [`MediaError::TooLarge`] before they are decoded. CPU-heavy: call it off the
+/// async executor (e.g. `spawn_blocking`).
+pub fn heic_to_png(bytes: &[u8], max_pixels: u64) -> Result<(Vec<u8>, u32, u32), MediaError> {
     if sniff(bytes) != Some(Format::Heic) {
         return Err(MediaError::NotHeic);
     }
     // The decoder promises not to panic on bad input; it is young, so a
     // panic is still turned into an error rather than taking the caller down.
-    let (image, icc) = panic::catch_unwind(AssertUnwindSafe(|| decode_heic(bytes)))
-        .map_err(|_| MediaError::DecoderPanicked)??;
+    let (image, icc) = panic::catch_unwind(AssertUnwindSafe(|| {
+        decode_heic(bytes, max_pixels.min(MAX_PIXELS))
+    }))
+    .map_err(|_| MediaError::DecoderPanicked)??;
 
     let color = match image.layout {
         PixelLayout::Rgba8 => ExtendedColorType::Rgba8,
@@ -337,7 +334,10 @@ pub fn heic_to_png(bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), MediaError> {
 
 /// Decode to 8-bit RGB (RGBA when the file has alpha) and fetch the primary
 /// image's ICC profile, if any.
-fn decode_heic(bytes: &[u8]) -> Result<(heic_rs::Image, Option<Vec<u8>>), MediaError> {
+fn decode_heic(
+    bytes: &[u8],
+    max_pixels: u64,
+) -> Result<(heic_rs::Image, Option<Vec<u8>>), MediaError> {
     let has_alpha = heic_rs::probe(bytes).is_ok_and(|info| info.has_alpha);
     let layout = if has_alpha {
         PixelLayout::Rgba8
@@ -346,7 +346,7 @@ fn decode_heic(bytes: &[u8]) -> Result<(heic_rs::Image, Option<Vec<u8>>), MediaE
     };
     let options = DecodeOptions::default()
         .with_layout(layout)
-        .with_max_pixels(Some(MAX_HEIC_PIXELS));
+        .with_max_pixels(Some(max_pixels));
     let image = heic_rs::decode(bytes, &options)?;
     if image.layout != layout
         || image.data.len() as u64 != image.pixel_count() * layout.bytes_per_pixel() as u64
@@ -391,26 +391,30 @@ pub fn display_size(bytes: &[u8], probe: &Probe) -> (u32, u32) {
     }
 }
 
-/// Most pixels an uploaded image may declare; anything larger is refused before decoding
-/// (decompression bombs).
+/// Most pixels an uploaded image may ever declare (128 Mi, about 134 MP): the ceiling of
+/// every `max_pixels` this crate takes, and the limit a server uses by default. Anything
+/// larger is refused before decoding (decompression bombs); phone cameras make 48 MP today.
 pub const MAX_PIXELS: u64 = 128 * 1024 * 1024;
 
 /// Why an uploaded image was refused by [`verify`].
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    /// The image declares more pixels than [`MAX_PIXELS`].
-    #[error("the image declares {pixels} pixels, more than the limit of {MAX_PIXELS}")]
+    /// The image declares more pixels than the limit.
+    #[error("the image declares {pixels} pixels, more than the limit of {limit}")]
     TooManyPixels {
         /// Pixels declared.
         pixels: u64,
+        /// The limit in effect.
+        limit: u64,
     },
     /// The bytes do not decode as an image of their format (truncated or corrupt).
     #[error("the image is truncated or corrupt: {0}")]
     Corrupt(String),
 }
 
-/// Checks that a whole file is an intact image of `probe.format`, refusing decompression
-/// bombs by their declared size first.
+/// Checks that a whole file is an intact image of `probe.format`, refusing images that
+/// declare more than `max_pixels` (and always more than [`MAX_PIXELS`]) before anything
+/// else, decompression bombs among them.
 ///
 /// JPEG and PNG, nearly every upload, are checked by their structure without decoding pixels
 /// (a full decode costs milliseconds per photo): every JPEG segment is in bounds and the
@@ -418,10 +422,11 @@ pub enum VerifyError {
 /// matching CRC-32, from `IHDR` through `IDAT` to `IEND`. So a truncated file, or a PNG
 /// with any byte changed, is refused. Other formats are decoded whole; HEIC is checked by
 /// converting it ([`heic_to_png`]). CPU-bound: call it off the async executor.
-pub fn verify(bytes: &[u8], probe: &Probe) -> Result<(), VerifyError> {
+pub fn verify(bytes: &[u8], probe: &Probe, max_pixels: u64) -> Result<(), VerifyError> {
+    let limit = max_pixels.min(MAX_PIXELS);
     let pixels = u64::from(probe.width) * u64::from(probe.height);
-    if pixels > MAX_PIXELS {
-        return Err(VerifyError::TooManyPixels { pixels });
+    if pixels > limit {
+        return Err(VerifyError::TooManyPixels { pixels, limit });
     }
     let format = match probe.format {
         Format::Jpeg => return jpeg_structure(bytes).map_err(VerifyError::Corrupt),
@@ -431,7 +436,9 @@ pub fn verify(bytes: &[u8], probe: &Probe) -> Result<(), VerifyError> {
     };
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_PIXELS * 8);
+    // Decoders also allocate for tables and strips, whatever the pixels: a low limit still
+    // lets them have 64 MiB.
+    limits.max_alloc = Some((limit * 8).max(64 << 20));
     reader.limits(limits);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| reader.decode().map(|_| ())));
     match outcome {
@@ -463,26 +470,24 @@ fn decoded_whole(format: Format) -> Option<image::ImageFormat> {
 ///   whichever is more. Measured on 121-megapixel RGB files: TIFF peaked at about twice
 ///   the decoded size, lossless WebP at that size plus about 4 bytes a pixel.
 /// - HEIC: 12 bytes a pixel (the decoder's planes, the RGB(A) image and the PNG made of it).
-/// - 0 for bytes refused before any decoding: not an image, or over the pixel limits.
-pub fn check_memory(bytes: &[u8]) -> u64 {
+/// - 0 for bytes refused before any decoding: not an image, or over `max_pixels` (the
+///   limit the check is given).
+pub fn check_memory(bytes: &[u8], max_pixels: u64) -> u64 {
+    let limit = max_pixels.min(MAX_PIXELS);
     let Some(format) = sniff(bytes) else {
         return 0;
     };
     let pixels = || probe(bytes).map(|p| u64::from(p.width) * u64::from(p.height));
     if format == Format::Heic {
         // The decoder finds the size itself when the header read here cannot.
-        let pixels = pixels().unwrap_or(MAX_HEIC_PIXELS);
-        return if pixels > MAX_HEIC_PIXELS {
-            0
-        } else {
-            pixels * 12
-        };
+        let pixels = pixels().unwrap_or(limit);
+        return if pixels > limit { 0 } else { pixels * 12 };
     }
     // JPEG and PNG, nearly every upload, are answered without reading their size.
     let Some(decoder) = decoded_whole(format) else {
         return 0;
     };
-    let Some(pixels) = pixels().filter(|p| *p <= MAX_PIXELS) else {
+    let Some(pixels) = pixels().filter(|p| *p <= limit) else {
         return 0;
     };
     let decoded = panic::catch_unwind(|| {
@@ -643,10 +648,13 @@ mod verify_tests {
     fn every_truncation_of_a_jpeg_or_png_is_refused() {
         for good in [jpeg(40, 30), png(40, 30)] {
             let p = probe(&good).unwrap();
-            verify(&good, &p).unwrap();
+            verify(&good, &p, MAX_PIXELS).unwrap();
             for cut in 0..good.len() {
                 assert!(
-                    matches!(verify(&good[..cut], &p), Err(VerifyError::Corrupt(_))),
+                    matches!(
+                        verify(&good[..cut], &p, MAX_PIXELS),
+                        Err(VerifyError::Corrupt(_))
+                    ),
                     "{:?} cut at {cut} of {} passed",
                     p.format,
                     good.len()
@@ -661,14 +669,14 @@ mod verify_tests {
         let p = probe(&good).unwrap();
         let mut trailer = good.clone();
         trailer.extend_from_slice(b"camera trailer");
-        verify(&trailer, &p).unwrap();
+        verify(&trailer, &p, MAX_PIXELS).unwrap();
         // A segment length pointing past the end.
         let mut bad = good.clone();
         bad[4] = 0xFF;
         bad[5] = 0xFF;
-        assert!(verify(&bad, &p).is_err());
+        assert!(verify(&bad, &p, MAX_PIXELS).is_err());
         // Start and end markers with nothing in between.
-        assert!(verify(&[0xFF, 0xD8, 0xFF, 0xD9], &p).is_err());
+        assert!(verify(&[0xFF, 0xD8, 0xFF, 0xD9], &p, MAX_PIXELS).is_err());
     }
 
     #[test]
@@ -678,7 +686,10 @@ mod verify_tests {
         for at in (8..good.len()).step_by(7) {
             let mut bad = good.clone();
             bad[at] ^= 0x20;
-            assert!(verify(&bad, &p).is_err(), "byte {at} changed and passed");
+            assert!(
+                verify(&bad, &p, MAX_PIXELS).is_err(),
+                "byte {at} changed and passed"
+            );
         }
     }
 
@@ -686,10 +697,10 @@ mod verify_tests {
     fn whole_images_pass_truncated_ones_and_bombs_do_not() {
         let good = png(64, 48);
         let p = probe(&good).unwrap();
-        assert!(verify(&good, &p).is_ok());
+        assert!(verify(&good, &p, MAX_PIXELS).is_ok());
         let cut = &good[..good.len() / 2];
         assert!(matches!(
-            verify(cut, &probe(cut).unwrap()),
+            verify(cut, &probe(cut).unwrap(), MAX_PIXELS),
             Err(VerifyError::Corrupt(_))
         ));
         let bomb = Probe {
@@ -698,7 +709,7 @@ mod verify_tests {
             height: 100_000,
         };
         assert!(matches!(
-            verify(&good, &bomb),
+            verify(&good, &bomb, MAX_PIXELS),
             Err(VerifyError::TooManyPixels { .. })
         ));
     }
@@ -711,14 +722,14 @@ mod verify_tests {
 
     #[test]
     fn check_memory_counts_decoded_pixels_only_where_the_check_decodes() {
-        assert_eq!(check_memory(&jpeg(300, 200)), 0);
-        assert_eq!(check_memory(&png(300, 200)), 0);
+        assert_eq!(check_memory(&jpeg(300, 200), MAX_PIXELS), 0);
+        assert_eq!(check_memory(&png(300, 200), MAX_PIXELS), 0);
         let (w, h) = (300u64, 200u64);
         let rgb = image::DynamicImage::ImageRgb8(image::RgbImage::new(w as u32, h as u32));
         for format in [image::ImageFormat::Tiff, image::ImageFormat::Bmp] {
             // RGB, 3 bytes a pixel: the larger rule is decoded + 5 bytes a pixel.
             assert_eq!(
-                check_memory(&encoded(rgb.clone(), format)),
+                check_memory(&encoded(rgb.clone(), format), MAX_PIXELS),
                 8 * w * h,
                 "{format:?}"
             );
@@ -726,18 +737,56 @@ mod verify_tests {
         let rgba16 = image::DynamicImage::ImageRgba16(image::ImageBuffer::new(w as u32, h as u32));
         let tiff = encoded(rgba16, image::ImageFormat::Tiff);
         assert_eq!(
-            check_memory(&tiff),
+            check_memory(&tiff, MAX_PIXELS),
             16 * w * h,
             "16-bit RGBA TIFF: twice 8 bytes a pixel"
         );
         let gif = encoded(rgb.clone(), image::ImageFormat::Gif);
-        assert_eq!(check_memory(&gif), 9 * w * h, "GIF decodes to RGBA");
+        assert_eq!(
+            check_memory(&gif, MAX_PIXELS),
+            9 * w * h,
+            "GIF decodes to RGBA"
+        );
         // Refused before decoding: a cut header, or more pixels than the limit.
-        assert_eq!(check_memory(&tiff[..8]), 0);
+        assert_eq!(check_memory(&tiff[..8], MAX_PIXELS), 0);
         let mut bomb = encoded(rgb, image::ImageFormat::Bmp);
         bomb[18..22].copy_from_slice(&100_000u32.to_le_bytes());
         bomb[22..26].copy_from_slice(&100_000u32.to_le_bytes());
-        assert_eq!(check_memory(&bomb), 0);
-        assert_eq!(check_memory(b"not an image at all"), 0);
+        assert_eq!(check_memory(&bomb, MAX_PIXELS), 0);
+        assert_eq!(check_memory(b"not an image at all", MAX_PIXELS), 0);
+    }
+
+    #[test]
+    fn a_lower_limit_refuses_larger_images_before_decoding() {
+        let (w, h) = (40u64, 30u64);
+        let rgb = image::DynamicImage::ImageRgb8(image::RgbImage::new(w as u32, h as u32));
+        let gif = encoded(rgb, image::ImageFormat::Gif);
+        let at_the_limit = check_memory(&gif, w * h);
+        assert_eq!(at_the_limit, 9 * w * h);
+        assert_eq!(
+            check_memory(&gif, w * h - 1),
+            0,
+            "refused, nothing reserved"
+        );
+        for bytes in [png(40, 30), jpeg(40, 30), gif] {
+            let p = probe(&bytes).unwrap();
+            assert!(verify(&bytes, &p, w * h).is_ok(), "{:?}", p.format);
+            match verify(&bytes, &p, w * h - 1) {
+                Err(VerifyError::TooManyPixels { pixels, limit }) => {
+                    assert_eq!((pixels, limit), (w * h, w * h - 1), "{:?}", p.format)
+                }
+                other => panic!("{:?}: {other:?}", p.format),
+            }
+        }
+        // No limit goes above the ceiling.
+        let bomb = Probe {
+            format: Format::Png,
+            width: 100_000,
+            height: 100_000,
+        };
+        match verify(&png(4, 4), &bomb, u64::MAX) {
+            Err(VerifyError::TooManyPixels { limit, .. }) => assert_eq!(limit, MAX_PIXELS),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -4,7 +4,7 @@
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageFormat, RgbImage};
-use pictograph_media::{heic_to_png, probe, sniff, Format, MediaError, Probe};
+use pictograph_media::{heic_to_png, probe, sniff, Format, MediaError, Probe, MAX_PIXELS};
 
 const HEIC_SAMPLE: &[u8] = include_bytes!("data/sample-320x240.heic");
 
@@ -127,7 +127,7 @@ fn heic_sample_probes() {
 
 #[test]
 fn heic_to_png_decodes_sample() {
-    let (png, width, height) = heic_to_png(HEIC_SAMPLE).expect("sample decodes");
+    let (png, width, height) = heic_to_png(HEIC_SAMPLE, MAX_PIXELS).expect("sample decodes");
     assert_eq!((width, height), (320, 240));
     assert_eq!(sniff(&png), Some(Format::Png));
     let decoded = image::load_from_memory_with_format(&png, ImageFormat::Png)
@@ -149,12 +149,30 @@ fn heic_to_png_decodes_sample() {
 }
 
 #[test]
+fn heic_over_the_pixel_limit_is_refused() {
+    match heic_to_png(HEIC_SAMPLE, 320 * 240 - 1) {
+        Err(MediaError::TooLarge { pixels, max_pixels }) => {
+            assert_eq!((pixels, max_pixels), (320 * 240, 320 * 240 - 1))
+        }
+        other => panic!("{:?}", other.map(|(_, w, h)| (w, h))),
+    }
+    let (_, w, h) = heic_to_png(HEIC_SAMPLE, 320 * 240).expect("at the limit");
+    assert_eq!((w, h), (320, 240));
+}
+
+#[test]
 fn heic_to_png_rejects_other_input() {
-    assert!(matches!(heic_to_png(&[]), Err(MediaError::NotHeic)));
-    let png = encode(&picture(37, 23, false), ImageFormat::Png);
-    assert!(matches!(heic_to_png(&png), Err(MediaError::NotHeic)));
     assert!(matches!(
-        heic_to_png(b"hello, world"),
+        heic_to_png(&[], MAX_PIXELS),
+        Err(MediaError::NotHeic)
+    ));
+    let png = encode(&picture(37, 23, false), ImageFormat::Png);
+    assert!(matches!(
+        heic_to_png(&png, MAX_PIXELS),
+        Err(MediaError::NotHeic)
+    ));
+    assert!(matches!(
+        heic_to_png(b"hello, world", MAX_PIXELS),
         Err(MediaError::NotHeic)
     ));
 }
@@ -162,7 +180,7 @@ fn heic_to_png_rejects_other_input() {
 #[test]
 fn truncated_heic_is_an_error_not_a_panic() {
     for end in 0..HEIC_SAMPLE.len() {
-        match heic_to_png(&HEIC_SAMPLE[..end]) {
+        match heic_to_png(&HEIC_SAMPLE[..end], MAX_PIXELS) {
             Err(MediaError::DecoderPanicked) => panic!("decoder panicked at length {end}"),
             Err(_) => {}
             Ok(_) => panic!("a {end}-byte prefix decoded"),
@@ -175,7 +193,7 @@ fn corrupted_heic_does_not_panic() {
     for i in 0..HEIC_SAMPLE.len() {
         let mut bytes = HEIC_SAMPLE.to_vec();
         bytes[i] ^= 0xA5;
-        let result = heic_to_png(&bytes);
+        let result = heic_to_png(&bytes, MAX_PIXELS);
         assert!(
             !matches!(result, Err(MediaError::DecoderPanicked)),
             "decoder panicked with byte {i} flipped"

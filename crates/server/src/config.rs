@@ -4,6 +4,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// The most pixels an uploaded image may ever have: the ceiling of
+/// [`Config::max_image_pixels`].
+pub use pictograph_media::MAX_PIXELS as MAX_IMAGE_PIXELS;
+
 /// Requests per hour allowed to one key of each tier.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimits {
@@ -67,6 +71,10 @@ pub struct Config {
     /// Most bytes of pixels decoded at once to check GIF, BMP, TIFF, WebP and HEIC uploads
     /// (JPEG and PNG are checked without decoding); further checks wait. 0: no limit.
     pub decode_memory_bytes: u64,
+    /// Most pixels (width times height) an uploaded image may have; larger ones are refused
+    /// with 422 before anything is decoded. At most [`MAX_IMAGE_PIXELS`], the default;
+    /// lower it to bound what checking one GIF, BMP, TIFF, WebP or HEIC file takes.
+    pub max_image_pixels: u64,
     /// How long signed upload and download URLs stay valid, in seconds.
     pub url_ttl_secs: u64,
     /// How long unreferenced bytes are kept before the sweep frees them, in seconds.
@@ -94,6 +102,7 @@ impl Config {
             max_upload_bytes: 50 * 1024 * 1024,
             upload_memory_bytes: 256 * 1024 * 1024,
             decode_memory_bytes: 256 * 1024 * 1024,
+            max_image_pixels: MAX_IMAGE_PIXELS,
             url_ttl_secs: 3600,
             blob_grace_secs: 900,
             read_cache_ttl_ms: 5_000,

@@ -17,7 +17,7 @@ pub mod services;
 pub mod signing;
 pub mod store;
 
-pub use config::{Config, RateLimits};
+pub use config::{Config, RateLimits, MAX_IMAGE_PIXELS};
 
 use anyhow::Context;
 use std::net::SocketAddr;

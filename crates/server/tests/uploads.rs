@@ -1151,3 +1151,55 @@ async fn received_bytes_wait_for_memory() {
     assert_eq!(state.upload_memory.in_use(), 0);
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_over_the_pixel_limit_are_refused_and_nothing_is_kept() {
+    let t = TestServer::start_with(|c| c.max_image_pixels = 40 * 30).await;
+    let ds = t.owner.create_dataset("limit").await;
+    let id = s(&ds, "id");
+    let at_limit = t
+        .owner
+        .upload(&id, "/", "ok.png", &png(40, 30), "image/png")
+        .await;
+    assert_eq!(
+        (at_limit["width"].as_u64(), at_limit["height"].as_u64()),
+        (Some(40), Some(30))
+    );
+    let stored = t.blob_files();
+    for (name, bytes, ct, pixels) in [
+        ("wide.png", png(41, 30), "image/png", 41 * 30),
+        ("tall.jpg", jpeg(40, 31), "image/jpeg", 40 * 31),
+        ("big.webp", webp(64, 48), "image/webp", 64 * 48),
+        ("photo.heic", HEIC_320X240.to_vec(), "image/heic", 320 * 240),
+    ] {
+        let signed = t.owner.upload_url(&id, "/", name, ct).await.ok_json(200);
+        let put = t
+            .anon
+            .put_bytes(&s(&signed, "upload_url"), &bytes, ct)
+            .await;
+        let detail = if t.backend().is_s3() {
+            // The bucket takes the bytes; register checks them and removes the object.
+            put.expect(200);
+            t.owner
+                .register(&signed, &reg(&id, "/", name, &bytes, ct))
+                .await
+                .error_detail(422, "validation_error")
+        } else {
+            put.error_detail(422, "validation_error")
+        };
+        assert!(
+            detail.contains(&format!("{pixels} pixels, more than the limit of 1200")),
+            "{name}: {detail}"
+        );
+        assert!(
+            t.staged_uploads().is_empty(),
+            "{name}: {:?}",
+            t.staged_uploads()
+        );
+    }
+    assert_eq!(t.blob_files(), stored, "nothing new is stored");
+    let counts = t.owner.counts("limit").await;
+    assert_eq!(counts.images, 1);
+    assert_eq!(t.app().state.decode_memory.in_use(), 0);
+    t.stop().await;
+}

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use pictograph_core::form::RegisterFields;
 use pictograph_core::names;
-use pictograph_media::Format;
+use pictograph_media::{Format, MediaError};
 use serde_json::{json, Value};
 use sha2::Digest;
 use std::collections::HashMap;
@@ -376,23 +376,25 @@ async fn store_blob(
     bytes: Vec<u8>,
 ) -> ApiResult<BlobInfo> {
     let content_type = pending.content_type.clone();
+    let max_pixels = state.config.max_image_pixels;
     let decoding = state
         .decode_memory
-        .reserve(pictograph_media::check_memory(&bytes))
+        .reserve(pictograph_media::check_memory(&bytes, max_pixels))
         .await;
-    let (bytes, blob) = tokio::task::spawn_blocking(move || check(bytes, &content_type))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
+    let (bytes, blob) =
+        tokio::task::spawn_blocking(move || check(bytes, &content_type, max_pixels))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))??;
     drop(decoding);
     keep(state, pending, bytes, &blob).await?;
     Ok(blob)
 }
 
 /// Hashes and checks an upload's bytes (CPU-heavy: run it off the async executor). The type
-/// must be the signed one and the whole file must decode (truncated, corrupt and
-/// decompression-bomb images are refused); HEIC is converted to PNG. Answers the bytes to
-/// store and their description, dimensions displayed as EXIF orientation says.
-fn check(bytes: Vec<u8>, content_type: &str) -> ApiResult<(Vec<u8>, BlobInfo)> {
+/// must be the signed one and the whole file must decode (truncated and corrupt images, and
+/// images of more than `max_pixels`, are refused); HEIC is converted to PNG. Answers the
+/// bytes to store and their description, dimensions displayed as EXIF orientation says.
+fn check(bytes: Vec<u8>, content_type: &str, max_pixels: u64) -> ApiResult<(Vec<u8>, BlobInfo)> {
     let expected = Format::from_mime(content_type);
     let sniffed = pictograph_media::sniff(&bytes);
     if sniffed.is_none() || sniffed != expected {
@@ -401,11 +403,16 @@ fn check(bytes: Vec<u8>, content_type: &str) -> ApiResult<(Vec<u8>, BlobInfo)> {
         )));
     }
     let (bytes, mime, width, height) = if expected == Some(Format::Heic) {
-        let (png, w, h) = pictograph_media::heic_to_png(&bytes)
-            .map_err(|e| ApiError::Invalid(format!("The HEIC image could not be decoded: {e}")))?;
+        let (png, w, h) =
+            pictograph_media::heic_to_png(&bytes, max_pixels).map_err(|e| match e {
+                MediaError::TooLarge { .. } => {
+                    ApiError::Invalid(format!("The uploaded image was refused: {e}"))
+                }
+                e => ApiError::Invalid(format!("The HEIC image could not be decoded: {e}")),
+            })?;
         (png, Format::Png.mime().to_string(), w, h)
     } else {
-        let (w, h) = inspect(&bytes)
+        let (w, h) = inspect(&bytes, max_pixels)
             .map_err(|e| ApiError::Invalid(format!("The uploaded image was refused: {e}")))?;
         (bytes, content_type.to_string(), w, h)
     };
@@ -482,13 +489,13 @@ async fn ingest_presigned(state: &AppState, pending: PendingUpload) -> ApiResult
     })
 }
 
-/// Checks that the whole file decodes and returns its displayed dimensions, EXIF orientation
-/// applied.
-fn inspect(bytes: &[u8]) -> Result<(u32, u32), pictograph_media::VerifyError> {
+/// Checks that the whole file decodes, within `max_pixels`, and returns its displayed
+/// dimensions, EXIF orientation applied.
+fn inspect(bytes: &[u8], max_pixels: u64) -> Result<(u32, u32), pictograph_media::VerifyError> {
     let probe = pictograph_media::probe(bytes).ok_or_else(|| {
         pictograph_media::VerifyError::Corrupt("the image size cannot be read".into())
     })?;
-    pictograph_media::verify(bytes, &probe)?;
+    pictograph_media::verify(bytes, &probe, max_pixels)?;
     Ok(pictograph_media::display_size(bytes, &probe))
 }
 
