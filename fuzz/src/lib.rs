@@ -367,6 +367,89 @@ fn blob_hash_of(data: &[u8]) {
     );
 }
 
+/// Pixels the media target allows: a check then takes a few tens of MB at most, so the
+/// fuzzer stays fast, and memory that grows past it is a finding.
+pub const MEDIA_PIXELS: u64 = 1 << 20;
+
+/// The IEND chunk that ends a PNG: length 0, type, CRC.
+const PNG_END: &[u8] = b"\0\0\0\0IEND\xAE\x42\x60\x82";
+
+/// The checks every upload gets (pictograph-media), on any bytes:
+///
+/// * nothing panics outside the decoders, whose panics the checks catch;
+/// * a probed image has the sniffed format and a non-zero size, and its displayed size is
+///   that size or, for a rotation, the same turned;
+/// * an image of more than the limit is refused by its declared size, and reserves nothing;
+/// * the memory reserved for a check is 0 for JPEG and PNG (never decoded) and otherwise
+///   bounded by the limit (at most 32 bytes a pixel);
+/// * a verified JPEG or PNG stays verified with bytes appended (trailers are allowed); a
+///   verified PNG that ends with its IEND chunk does not verify with its last byte cut off;
+/// * a HEIC file converted is at most the limit, and its PNG is probed at the size the
+///   conversion reported and passes the same checks.
+pub fn media(data: &[u8]) {
+    use pictograph_media::{
+        check_memory, display_size, heic_to_png, probe, sniff, verify, Format, VerifyError,
+    };
+    let sniffed = sniff(data);
+    let reserved = check_memory(data, MEDIA_PIXELS);
+    assert!(
+        reserved <= 32 * MEDIA_PIXELS,
+        "{reserved} bytes reserved for at most {MEDIA_PIXELS} pixels"
+    );
+    if matches!(sniffed, None | Some(Format::Jpeg | Format::Png)) {
+        assert_eq!(reserved, 0, "{sniffed:?} is never decoded");
+    }
+    let Some(p) = probe(data) else {
+        return;
+    };
+    assert_eq!(Some(p.format), sniffed, "probe and sniff disagree");
+    assert!(p.width > 0 && p.height > 0, "an empty size: {p:?}");
+    let shown = display_size(data, &p);
+    assert!(
+        shown == (p.width, p.height) || shown == (p.height, p.width),
+        "{shown:?} for {p:?}"
+    );
+    let pixels = u64::from(p.width) * u64::from(p.height);
+    let verified = verify(data, &p, MEDIA_PIXELS);
+    if pixels > MEDIA_PIXELS {
+        assert!(
+            matches!(verified, Err(VerifyError::TooManyPixels { pixels: n, limit })
+                if n == pixels && limit == MEDIA_PIXELS),
+            "{pixels} pixels: {verified:?}"
+        );
+        assert_eq!(reserved, 0, "a refused image reserved memory");
+    }
+    match p.format {
+        Format::Jpeg | Format::Png if verified.is_ok() => {
+            let mut longer = data.to_vec();
+            longer.extend_from_slice(b"trailer");
+            assert!(
+                verify(&longer, &p, MEDIA_PIXELS).is_ok(),
+                "trailing bytes refused"
+            );
+            if data.ends_with(PNG_END) {
+                let cut = &data[..data.len() - 1];
+                assert!(verify(cut, &p, MEDIA_PIXELS).is_err(), "a cut PNG passed");
+            }
+        }
+        Format::Heic => {
+            if let Ok((png, w, h)) = heic_to_png(data, MEDIA_PIXELS) {
+                assert!(
+                    u64::from(w) * u64::from(h) <= MEDIA_PIXELS,
+                    "{w}x{h} converted"
+                );
+                let out = probe(&png).expect("the PNG made is probed");
+                assert_eq!((out.format, out.width, out.height), (Format::Png, w, h));
+                assert!(
+                    verify(&png, &out, MEDIA_PIXELS).is_ok(),
+                    "the PNG made is refused"
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -377,10 +460,11 @@ mod tests {
     fn seeds_and_past_crashes_pass() {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         type Check = fn(&[u8]);
-        let targets: [(&str, Check); 3] = [
+        let targets: [(&str, Check); 4] = [
             ("annotations", super::annotations),
             ("upload_form", super::upload_form),
             ("names", super::names),
+            ("media", super::media),
         ];
         let mut replayed = 0;
         for (name, check) in targets {

@@ -680,6 +680,16 @@ mod verify_tests {
     }
 
     #[test]
+    fn png_trailing_bytes_allowed_and_a_cut_iend_refused() {
+        let good = png(8, 6);
+        let p = probe(&good).unwrap();
+        let mut trailer = good.clone();
+        trailer.extend_from_slice(b"appended by some tool");
+        verify(&trailer, &p, MAX_PIXELS).unwrap();
+        assert!(verify(&good[..good.len() - 1], &p, MAX_PIXELS).is_err());
+    }
+
+    #[test]
     fn any_changed_byte_of_a_png_is_refused() {
         let good = png(20, 10);
         let p = probe(&good).unwrap();
