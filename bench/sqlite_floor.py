@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""What SQLite alone takes for the 100,000-id batch statements (not a test).
+
+Usage: bench/sqlite_floor.py DB [--rounds N] [--batch K] [--ops status,move,archive]
+
+DB is a seeded pictograph.db, e.g. the one bench/batch_ab.sh or bench/scale.sh leaves in its
+scratch directory (`pictograph-scale --work DIR --sizes 1000000 …` makes DIR/data/pictograph.db).
+For each round and operation, the database is copied to a scratch file next to it, and the
+statements the server sends for a batch of K ids spread evenly over the dataset (every n-th
+image in listing order) run in one transaction, in chunks of 10,000 ids, with the server's
+settings (WAL, synchronous FULL, default page cache, no automatic checkpoint). Prints the
+time of the statements, of the commit and in all, and the bytes written to the log; then the
+medians. The server's own time for the same request is these plus parsing, reading the rows
+for the answer, and the answer itself: compare with bench/batch_ab.sh or bench/scale.sh.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import time
+
+SETS = {
+    "status": "status = 'review', updated_at = ?",
+    "move": "folder = '/moved-by-bench', updated_at = ?",
+    "archive": "is_archived = 1, updated_at = ?",
+}
+CHUNK = 10_000
+
+
+def one(src, scratch, op, batch):
+    shutil.copyfile(src, scratch)
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(scratch + suffix):
+            os.remove(scratch + suffix)
+    db = sqlite3.connect(scratch, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = FULL")
+    db.execute("PRAGMA wal_autocheckpoint = 250000")
+    (dataset,) = db.execute(
+        "SELECT dataset_id FROM images GROUP BY dataset_id ORDER BY COUNT(*) DESC LIMIT 1"
+    ).fetchone()
+    ids = [
+        r[0]
+        for r in db.execute(
+            "SELECT id FROM images WHERE dataset_id = ? ORDER BY created_at, id", (dataset,)
+        )
+    ]
+    step = max(1, len(ids) // batch)
+    ids = ids[::step][:batch]
+    sql = (
+        f"UPDATE OR FAIL images SET {SETS[op]}, version = version + 1 "
+        "WHERE dataset_id || '' = ? AND id IN (SELECT value FROM json_each(?))"
+    )
+    at = "2026-01-01T00:00:00.000000Z"
+    start = time.perf_counter()
+    db.execute("BEGIN IMMEDIATE")
+    for i in range(0, len(ids), CHUNK):
+        db.execute(sql, (at, dataset, json.dumps(ids[i : i + CHUNK])))
+    statements = time.perf_counter()
+    db.execute("COMMIT")
+    end = time.perf_counter()
+    wal = os.path.getsize(scratch + "-wal")
+    db.close()
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(scratch + suffix):
+            os.remove(scratch + suffix)
+    return statements - start, end - statements, end - start, wal, len(ids)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("db")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--batch", type=int, default=100_000)
+    p.add_argument("--ops", default="status,move,archive")
+    a = p.parse_args()
+    ops = a.ops.split(",")
+    for op in ops:
+        if op not in SETS:
+            p.error(f"unknown operation {op!r}: use {', '.join(SETS)}")
+    scratch = a.db + ".floor"
+    print(f"SQLite {sqlite3.sqlite_version}; {a.db}")
+    totals = {op: [] for op in ops}
+    for r in range(1, a.rounds + 1):
+        for op in ops:
+            st, co, tot, wal, n = one(a.db, scratch, op, a.batch)
+            totals[op].append(tot)
+            print(
+                f"round {r} {op:8} {n:,} ids: statements {st * 1000:7.0f} ms, "
+                f"commit {co * 1000:6.0f} ms, all {tot * 1000:7.0f} ms, log {wal / 1e6:5.0f} MB"
+            )
+    print("medians:")
+    for op in ops:
+        print(f"  {op:8} {statistics.median(totals[op]) * 1000:7.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
