@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """What SQLite alone takes for the 100,000-id batch statements (not a test).
 
-Usage: bench/sqlite_floor.py DB [--rounds N] [--batch K] [--ops status,move,archive]
+Usage: bench/sqlite_floor.py DB [--rounds N] [--batch K] [--ops status,move,archive,restore]
 
 DB is a seeded pictograph.db, e.g. the one bench/batch_ab.sh or bench/scale.sh leaves in its
 scratch directory (`pictograph-scale --work DIR --sizes 1000000 …` makes DIR/data/pictograph.db).
 For each round and operation, the database is copied to a scratch file next to it, and the
 statements the server sends for a batch of K ids spread evenly over the dataset (every n-th
 image in listing order) run in one transaction, in chunks of 10,000 ids, with the server's
-settings (WAL, synchronous FULL, default page cache, no automatic checkpoint). Prints the
+settings (WAL, synchronous FULL, default page cache, no automatic checkpoint); a restore
+first archives the same images (untimed) and, as the server does, reads each chunk's rows
+with whether a live image has their name before it updates them. Prints the
 time of the statements, of the commit and in all, and the bytes written to the log; then the
 medians. The server's own time for the same request is these plus parsing, reading the rows
 for the answer, and the answer itself: compare with bench/batch_ab.sh or bench/scale.sh.
@@ -26,7 +28,17 @@ SETS = {
     "status": "status = 'review', updated_at = ?",
     "move": "folder = '/moved-by-bench', updated_at = ?",
     "archive": "is_archived = 1, updated_at = ?",
+    "restore": "is_archived = 0, updated_at = ?",
 }
+# The read of a restore: each row, and whether a live image has its name now.
+RESTORE_READ = (
+    "SELECT json_group_array(json_array(i.id, i.folder, i.filename, i.is_archived, "
+    "CASE WHEN i.is_archived <> 0 AND EXISTS (SELECT 1 FROM images l "
+    "WHERE l.dataset_id = i.dataset_id AND l.folder = i.folder "
+    "AND l.filename = i.filename AND l.is_archived = 0 AND l.id <> i.id) "
+    "THEN 1 ELSE 0 END)) FROM images i "
+    "WHERE i.dataset_id || '' = ? AND i.id IN (SELECT value FROM json_each(?))"
+)
 CHUNK = 10_000
 
 
@@ -55,10 +67,20 @@ def one(src, scratch, op, batch):
         "WHERE dataset_id || '' = ? AND id IN (SELECT value FROM json_each(?))"
     )
     at = "2026-01-01T00:00:00.000000Z"
+    chunks = [json.dumps(ids[i : i + CHUNK]) for i in range(0, len(ids), CHUNK)]
+    if op == "restore":
+        archive = sql.replace(SETS["restore"], SETS["archive"])
+        db.execute("BEGIN IMMEDIATE")
+        for chunk in chunks:
+            db.execute(archive, (at, dataset, chunk))
+        db.execute("COMMIT")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     start = time.perf_counter()
     db.execute("BEGIN IMMEDIATE")
-    for i in range(0, len(ids), CHUNK):
-        db.execute(sql, (at, dataset, json.dumps(ids[i : i + CHUNK])))
+    for chunk in chunks:
+        if op == "restore":
+            db.execute(RESTORE_READ, (dataset, chunk)).fetchone()
+        db.execute(sql, (at, dataset, chunk))
     statements = time.perf_counter()
     db.execute("COMMIT")
     end = time.perf_counter()
@@ -75,7 +97,7 @@ def main():
     p.add_argument("db")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--batch", type=int, default=100_000)
-    p.add_argument("--ops", default="status,move,archive")
+    p.add_argument("--ops", default="status,move,archive,restore")
     a = p.parse_args()
     ops = a.ops.split(",")
     for op in ops:
