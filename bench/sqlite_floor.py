@@ -42,6 +42,14 @@ RESTORE_READ = (
 CHUNK = 10_000
 
 
+def update_sql(op):
+    """The UPDATE the server sends for one chunk of operation `op`."""
+    return (
+        f"UPDATE OR FAIL images SET {SETS[op]}, version = version + 1 "
+        "WHERE dataset_id || '' = ? AND id IN (SELECT value FROM json_each(?))"
+    )
+
+
 def one(src, scratch, op, batch):
     shutil.copyfile(src, scratch)
     for suffix in ("-wal", "-shm"):
@@ -62,14 +70,11 @@ def one(src, scratch, op, batch):
     ]
     step = max(1, len(ids) // batch)
     ids = ids[::step][:batch]
-    sql = (
-        f"UPDATE OR FAIL images SET {SETS[op]}, version = version + 1 "
-        "WHERE dataset_id || '' = ? AND id IN (SELECT value FROM json_each(?))"
-    )
+    sql = update_sql(op)
     at = "2026-01-01T00:00:00.000000Z"
     chunks = [json.dumps(ids[i : i + CHUNK]) for i in range(0, len(ids), CHUNK)]
     if op == "restore":
-        archive = sql.replace(SETS["restore"], SETS["archive"])
+        archive = update_sql("archive")
         db.execute("BEGIN IMMEDIATE")
         for chunk in chunks:
             db.execute(archive, (at, dataset, chunk))

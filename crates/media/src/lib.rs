@@ -265,7 +265,7 @@ pub enum MediaError {
     /// A well-formed file using a feature the decoder does not implement.
     #[error("unsupported HEIC file: {0}")]
     Unsupported(String),
-    /// The image declares more pixels than this crate is willing to decode.
+    /// The image declares more pixels than the limit it was converted with.
     #[error("the image declares {pixels} pixels, more than the limit of {max_pixels}")]
     TooLarge {
         /// Pixels the file declares.
@@ -312,7 +312,7 @@ pub fn heic_to_png(bytes: &[u8], max_pixels: u64) -> Result<(Vec<u8>, u32, u32),
     // The decoder promises not to panic on bad input; it is young, so a
     // panic is still turned into an error rather than taking the caller down.
     let (image, icc) = panic::catch_unwind(AssertUnwindSafe(|| {
-        decode_heic(bytes, max_pixels.min(MAX_PIXELS))
+        decode_heic(bytes, pixel_limit(max_pixels))
     }))
     .map_err(|_| MediaError::DecoderPanicked)??;
 
@@ -396,6 +396,11 @@ pub fn display_size(bytes: &[u8], probe: &Probe) -> (u32, u32) {
 /// larger is refused before decoding (decompression bombs); phone cameras make 48 MP today.
 pub const MAX_PIXELS: u64 = 128 * 1024 * 1024;
 
+/// The limit in effect for a caller's `max_pixels`: never above [`MAX_PIXELS`].
+fn pixel_limit(max_pixels: u64) -> u64 {
+    max_pixels.min(MAX_PIXELS)
+}
+
 /// Why an uploaded image was refused by [`verify`].
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -423,7 +428,7 @@ pub enum VerifyError {
 /// with any byte changed, is refused. Other formats are decoded whole; HEIC is checked by
 /// converting it ([`heic_to_png`]). CPU-bound: call it off the async executor.
 pub fn verify(bytes: &[u8], probe: &Probe, max_pixels: u64) -> Result<(), VerifyError> {
-    let limit = max_pixels.min(MAX_PIXELS);
+    let limit = pixel_limit(max_pixels);
     let pixels = u64::from(probe.width) * u64::from(probe.height);
     if pixels > limit {
         return Err(VerifyError::TooManyPixels { pixels, limit });
@@ -473,7 +478,7 @@ fn decoded_whole(format: Format) -> Option<image::ImageFormat> {
 /// - 0 for bytes refused before any decoding: not an image, or over `max_pixels` (the
 ///   limit the check is given).
 pub fn check_memory(bytes: &[u8], max_pixels: u64) -> u64 {
-    let limit = max_pixels.min(MAX_PIXELS);
+    let limit = pixel_limit(max_pixels);
     let Some(format) = sniff(bytes) else {
         return 0;
     };
