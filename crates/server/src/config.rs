@@ -8,6 +8,10 @@ use std::path::PathBuf;
 /// [`Config::max_image_pixels`].
 pub use pictograph_media::MAX_PIXELS as MAX_IMAGE_PIXELS;
 
+/// Fewest bytes a configured URL-signing secret may have: anyone who knows or guesses the
+/// secret can sign URLs that read and write every organisation's images.
+pub const MIN_SIGNING_SECRET: usize = 32;
+
 /// Requests per hour allowed to one key of each tier.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimits {
@@ -59,7 +63,8 @@ pub struct Config {
     /// Blob store URL: `file://…`, `s3://bucket/prefix`, `gs://bucket/prefix` or
     /// `az://container/prefix`; the data directory when unset.
     pub blobs_url: Option<String>,
-    /// Secret for signed URLs; generated and kept under `data_dir` when unset.
+    /// Secret for signed URLs, at least [`MIN_SIGNING_SECRET`] bytes; generated and kept
+    /// under `data_dir` when unset.
     pub signing_secret: Option<String>,
     /// Hourly request budgets.
     pub rate_limits: RateLimits,
@@ -71,6 +76,10 @@ pub struct Config {
     /// Most bytes of pixels decoded at once to check GIF, BMP, TIFF, WebP and HEIC uploads
     /// (JPEG and PNG are checked without decoding); further checks wait. 0: no limit.
     pub decode_memory_bytes: u64,
+    /// Most bytes that parsing JSON request bodies may take at once, as
+    /// [`crate::memory::json_parse_bytes`] counts them; further requests wait, and a body that
+    /// alone needs more is refused with 413. 0: no limit.
+    pub json_memory_bytes: u64,
     /// Most pixels (width times height) an uploaded image may have; larger ones are refused
     /// with 422 before anything is decoded. At most [`MAX_IMAGE_PIXELS`], the default;
     /// lower it to bound what checking one GIF, BMP, TIFF, WebP or HEIC file takes.
@@ -102,12 +111,34 @@ impl Config {
             max_upload_bytes: 50 * 1024 * 1024,
             upload_memory_bytes: 256 * 1024 * 1024,
             decode_memory_bytes: 256 * 1024 * 1024,
+            json_memory_bytes: 512 * 1024 * 1024,
             max_image_pixels: MAX_IMAGE_PIXELS,
             url_ttl_secs: 3600,
             blob_grace_secs: 900,
             read_cache_ttl_ms: 5_000,
             metrics_listen: None,
         }
+    }
+
+    /// Refuses a configuration the server must not start with: a configured signing secret
+    /// shorter than [`MIN_SIGNING_SECRET`] bytes (an empty one included), or an image pixel
+    /// limit outside 1 to [`MAX_IMAGE_PIXELS`].
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(secret) = &self.signing_secret {
+            anyhow::ensure!(
+                secret.len() >= MIN_SIGNING_SECRET,
+                "the signing secret has {} bytes, fewer than the {MIN_SIGNING_SECRET} a \
+                 URL-signing key needs: give --signing-secret (PICTOGRAPH_SIGNING_SECRET) a \
+                 random value of at least {MIN_SIGNING_SECRET} bytes, e.g. `openssl rand -hex \
+                 32`, or leave it unset to use the key made in the data directory",
+                secret.len()
+            );
+        }
+        anyhow::ensure!(
+            (1..=MAX_IMAGE_PIXELS).contains(&self.max_image_pixels),
+            "max_image_pixels must be between 1 and {MAX_IMAGE_PIXELS}"
+        );
+        Ok(())
     }
 
     /// The metadata database URL in effect.
@@ -118,5 +149,37 @@ impl Config {
                 self.data_dir.join("pictograph.db").display()
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_or_empty_signing_secret_is_refused() {
+        let mut config = Config::new("data");
+        config.check().unwrap();
+        for short in ["", "secret", &"x".repeat(MIN_SIGNING_SECRET - 1)] {
+            config.signing_secret = Some(short.to_string());
+            let e = config.check().unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("the signing secret has {} bytes", short.len())),
+                "{e}"
+            );
+        }
+        config.signing_secret = Some("x".repeat(MIN_SIGNING_SECRET));
+        config.check().unwrap();
+    }
+
+    #[test]
+    fn a_pixel_limit_out_of_range_is_refused() {
+        let mut config = Config::new("data");
+        for bad in [0, MAX_IMAGE_PIXELS + 1] {
+            config.max_image_pixels = bad;
+            assert!(config.check().is_err());
+        }
+        config.max_image_pixels = 1;
+        config.check().unwrap();
     }
 }

@@ -17,7 +17,7 @@ pub mod services;
 pub mod signing;
 pub mod store;
 
-pub use config::{Config, RateLimits, MAX_IMAGE_PIXELS};
+pub use config::{Config, RateLimits, MAX_IMAGE_PIXELS, MIN_SIGNING_SECRET};
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -56,10 +56,13 @@ pub struct Shared {
     pub upload_memory: memory::MemoryBudget,
     /// Bytes of pixels decoded at once to check uploads.
     pub decode_memory: memory::MemoryBudget,
+    /// Bytes of JSON request bodies parsed at once.
+    pub json_memory: memory::MemoryBudget,
 }
 
 /// Opens the store and blobs of a configuration.
 pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
+    config.check()?;
     tokio::fs::create_dir_all(&config.data_dir)
         .await
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
@@ -82,6 +85,7 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         metrics,
         upload_memory: memory::MemoryBudget::new(config.upload_memory_bytes),
         decode_memory: memory::MemoryBudget::new(config.decode_memory_bytes),
+        json_memory: memory::MemoryBudget::new(config.json_memory_bytes),
         config: Arc::new(config),
         store: store.clone(),
         blobs,

@@ -1,5 +1,5 @@
-//! Memory budgets for uploads: how many bytes of received files, and of pixels decoded to
-//! check them, the server holds at once. A request that would go over a budget waits for
+//! Memory budgets: how many bytes of received uploads, of pixels decoded to check them, and
+//! of parsed JSON request bodies the server holds at once. A request that would go over a budget waits for
 //! memory to be freed instead of growing the process until the system kills it; requests
 //! are served in the order they asked.
 
@@ -81,10 +81,54 @@ impl MemoryBudget {
     }
 }
 
+/// Bytes one JSON value may take once parsed, at most: a `serde_json::Value` and its slot in
+/// a growing array, or a struct field; an object member's key is counted as a value too.
+const PARSED_VALUE: u64 = 64;
+
+/// What parsing `body` as JSON may take in memory, at most: its own bytes (the strings are
+/// copied out of it) and [`PARSED_VALUE`] for each value it holds. Values are counted, not
+/// parsed: every `,` `:` `[` and `{` outside strings starts one. A list of small numbers
+/// takes many times its text (`0,0,0,…` over 30 bytes a byte), which is what bounding the
+/// parse by its body's size alone misses.
+pub fn json_parse_bytes(body: &[u8]) -> u64 {
+    let mut values: u64 = 1;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b',' | b':' | b'[' | b'{' => values += 1,
+                _ => {}
+            }
+        }
+    }
+    body.len() as u64 + values * PARSED_VALUE
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_json_body_is_counted_by_its_values_not_its_strings() {
+        assert_eq!(json_parse_bytes(b""), PARSED_VALUE);
+        let ids = br#"{"image_ids":["a,b:c[d{","e\"f,g"]}"#;
+        // The body's value, and one each for `{`, `:`, `[` and the `,` between the two ids:
+        // the characters inside the strings, after an escaped quote too, start none.
+        assert_eq!(json_parse_bytes(ids), ids.len() as u64 + 5 * PARSED_VALUE);
+        let zeros = "0,".repeat(1000);
+        assert!(json_parse_bytes(zeros.as_bytes()) > 30 * zeros.len() as u64);
+    }
 
     async fn blocked(budget: &MemoryBudget, bytes: u64) -> bool {
         tokio::time::timeout(Duration::from_millis(50), budget.reserve(bytes))

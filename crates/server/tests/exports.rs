@@ -620,3 +620,53 @@ async fn export_jobs_are_listed_newest_first_and_deleting_one_frees_its_archive(
     );
     t.stop().await;
 }
+
+/// An organisation has at most four exports queued or running: a fifth is refused with 409
+/// until one ends, while the same request as an unfinished job answers that job instead of
+/// starting another. Other organisations are not held back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_exports_are_capped_and_an_equal_request_joins_the_running_job() {
+    let t = TestServer::start().await;
+    let (dataset, _) = seed(&t).await;
+    let mut queued = Vec::new();
+    for format in ["coco", "yolo", "voc", "pictograph"] {
+        queued.push(queued_job(&t, &dataset, format).await.3);
+    }
+    let path = "datasets/exp%20set/exports";
+    let detail = t
+        .owner
+        .post(path, &json!({"format": "coco", "status": "complete"}))
+        .await
+        .error_detail(409, "conflict");
+    assert!(detail.contains("4 exports queued or running"), "{detail}");
+    let joined = t
+        .owner
+        .post(path, &json!({"format": "yolo"}))
+        .await
+        .ok_json(202);
+    assert_eq!(joined["id"], queued[1].id.as_str());
+    let listed = t.owner.get(path).await.ok_json(200);
+    assert_eq!(listed["total"], 4, "nothing new was started");
+
+    let other = t.other.create_dataset("theirs").await;
+    t.other
+        .post(
+            &format!("datasets/{}/exports", s(&other, "name")),
+            &json!({"format": "coco"}),
+        )
+        .await
+        .expect(202);
+
+    // Once one ends, another may start.
+    let state = t.app().state.clone();
+    state
+        .store
+        .fail_export_job(&queued[0].id, "stopped by the test")
+        .await
+        .unwrap();
+    t.owner
+        .post(path, &json!({"format": "coco", "status": "complete"}))
+        .await
+        .expect(202);
+    t.stop().await;
+}

@@ -83,6 +83,8 @@ async fn hostile_requests_are_refused_and_change_nothing() {
     };
     let up = |filename: &str, folder: &str| json!({"dataset_id": ds, "filename": filename, "folder_path": folder, "content_type": "image/png"});
     let many_ids: Vec<String> = (0..100_001).map(|i| format!("id-{i}")).collect();
+    // 18 MB of small numbers: many times that in memory once parsed.
+    let zeros = format!("{{\"annotations\":[{}0]}}", "0,".repeat(9_000_000));
 
     let cases: Vec<(&str, Method, String, B, u16)> = vec![
         ("traversal in filename", Method::POST, "images/upload-url".into(), B::J(up("../../etc/passwd.png", "/")), 422),
@@ -108,6 +110,7 @@ async fn hostile_requests_are_refused_and_change_nothing() {
         ("string coordinate", Method::POST, ann.clone(), B::J(bbox(json!({"bounding_box": {"x": "1", "y": 1.0, "w": 2.0, "h": 2.0}}))), 422),
         ("unknown class", Method::POST, ann.clone(), B::J(bbox(json!({"name": "dog"}))), 422),
         ("unknown key", Method::POST, ann.clone(), B::J(bbox(json!({"reviewer": {"a": 1}}))), 422),
+        ("a body of too many JSON values", Method::POST, ann.clone(), B::Raw("application/json", zeros), 413),
         ("annotations not a list", Method::POST, ann.clone(), B::J(json!({"annotations": {"id": "x"}})), 422),
         ("image id mismatch", Method::POST, ann.clone(), B::J(json!({"image_id": "someone-else", "annotations": []})), 422),
         ("ids of the wrong type", Method::POST, "batch/images/move".into(), B::J(json!({"dataset_name": "victim", "image_ids": "abc"})), 422),

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_create_replays_the_first_answer() {
@@ -101,5 +101,67 @@ async fn a_retried_register_answers_the_same_image() {
     let two = t.owner.post_idem(&path, &body, "save-1").await.ok_json(200);
     assert_eq!(one, two);
     assert_eq!(two["previous_count"], 0);
+    t.stop().await;
+}
+
+/// A write whose answer is too large to keep for replay still answers in full the first
+/// time; a retry with the same key is refused with 409 instead of running again. A key used
+/// again with another body is refused too, and nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_never_runs_a_write_twice() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("big-answer").await;
+    let image = t.owner.upload_png(&s(&ds, "id"), "/", "a.png", 1).await;
+    // Unknown ids make a failure entry each: an answer of several megabytes.
+    let mut image_ids: Vec<String> = (0..60_000).map(|i| format!("{i:032x}")).collect();
+    image_ids.push(s(&image, "id"));
+    let body = json!({
+        "dataset_name": "big-answer",
+        "image_ids": image_ids,
+        "target_folder_path": "/copies",
+        "duplicate_handling": "rename",
+    });
+    let key = "copy-once";
+    let first = t
+        .owner
+        .post_idem("batch/images/copy", &body, key)
+        .await
+        .ok_json(200);
+    assert!(first.to_string().len() > 4 * 1024 * 1024);
+    assert_eq!(
+        first["failed_count"],
+        60_000,
+        "{}",
+        &first.to_string()[..200]
+    );
+    let detail = t
+        .owner
+        .post_idem("batch/images/copy", &body, key)
+        .await
+        .error_detail(409, "conflict");
+    assert!(
+        detail.contains("already ran and answered HTTP 200"),
+        "{detail}"
+    );
+    let copies: Vec<Value> = t
+        .owner
+        .images("big-answer")
+        .await
+        .into_iter()
+        .filter(|i| i["virtual_folder_path"] == "/copies")
+        .collect();
+    assert_eq!(copies.len(), 1, "the copy ran once: {copies:?}");
+
+    // The same key with another body: refused, and the other request does not run.
+    let small = json!({"name": "first"});
+    t.owner
+        .post_idem("projects/", &small, "one-key")
+        .await
+        .expect(201);
+    t.owner
+        .post_idem("projects/", &json!({"name": "second"}), "one-key")
+        .await
+        .error(422, "validation_error");
+    t.owner.get("projects/second").await.expect(404);
     t.stop().await;
 }

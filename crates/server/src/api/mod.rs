@@ -2,6 +2,7 @@
 
 mod annotations;
 mod batch;
+mod bodies;
 mod datasets;
 mod exports;
 mod extract;
@@ -235,6 +236,7 @@ pub fn router(state: AppState) -> Router {
     let mut developer = developer
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(from_fn_with_state(state.clone(), idempotency::replay))
+        .layer(from_fn_with_state(state.clone(), bodies::reserve_parse))
         .layer(from_fn_with_state(state.clone(), auth::authenticate));
     let counted = state.metrics.is_some();
     if counted {

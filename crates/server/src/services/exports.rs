@@ -52,7 +52,13 @@ pub struct CreateExport {
     pub polygons_as_boxes: bool,
 }
 
-/// Checks the request, records the job and starts its task.
+/// Most export jobs one organisation may have queued or running at once: each reads a whole
+/// dataset and writes a full archive, kept for a day.
+pub const MAX_UNFINISHED: usize = 4;
+
+/// Checks the request, records the job and starts its task. The same request while an
+/// equal job is still queued or running answers that job instead of starting another; an
+/// organisation with [`MAX_UNFINISHED`] jobs unfinished is refused (409) until one ends.
 pub async fn create(
     state: &AppState,
     caller: &Caller,
@@ -78,6 +84,22 @@ pub async fn create(
         })?),
     };
     let d = by_ref(state, caller, dataset).await?;
+    let unfinished = state.store.unfinished_export_jobs(&caller.org_id).await?;
+    if let Some(same) = unfinished.iter().find(|j| {
+        j.dataset_id == d.id
+            && j.format == format.as_str()
+            && j.status_filter.as_deref() == status.map(Status::as_str)
+            && j.polygons_as_boxes == body.polygons_as_boxes
+    }) {
+        return Ok((same.clone(), d));
+    }
+    if unfinished.len() >= MAX_UNFINISHED {
+        return Err(ApiError::Conflict(format!(
+            "The organisation has {} exports queued or running, the most it may have at once: \
+             wait for one to finish, or cancel one, before starting another",
+            unfinished.len()
+        )));
+    }
     let job = state
         .store
         .create_export_job(

@@ -154,6 +154,16 @@ impl Store {
         row.as_ref().map(ExportJobRow::from_row).transpose()
     }
 
+    /// The organisation's jobs that are queued or running, oldest first.
+    pub async fn unfinished_export_jobs(&self, org_id: &str) -> StoreResult<Vec<ExportJobRow>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM export_jobs WHERE org_id = $1 \
+             AND state IN ('queued', 'running') ORDER BY created_at, id"
+        ));
+        let rows = sqlx::query(sql).bind(org_id).fetch_all(&self.write).await?;
+        rows.iter().map(ExportJobRow::from_row).collect()
+    }
+
     /// The dataset's jobs, newest first, with how many there are in all.
     pub async fn list_export_jobs(
         &self,

@@ -75,8 +75,12 @@ pub struct StoredResponse {
     pub path: String,
     /// Status answered.
     pub status: u16,
-    /// Body answered.
+    /// Body answered; empty when it was too large to keep (`body_kept` false).
     pub body: String,
+    /// Whether `body` is the body answered.
+    pub body_kept: bool,
+    /// SHA-256 (hex) of the first request's body; none for responses stored before it was.
+    pub request_hash: Option<String>,
 }
 
 impl FromCells for StoredResponse {
@@ -86,6 +90,8 @@ impl FromCells for StoredResponse {
             path: get(r, "path")?,
             status: get::<i64>(r, "status")? as u16,
             body: get(r, "body")?,
+            body_kept: get::<i64>(r, "body_kept")? != 0,
+            request_hash: get(r, "request_hash")?,
         })
     }
 }
@@ -432,7 +438,8 @@ impl Store {
         idem_key: &str,
     ) -> StoreResult<Option<StoredResponse>> {
         self.read_first(
-            "SELECT method, path, status, body FROM idempotency WHERE key_id = $1 AND idem_key = $2",
+            "SELECT method, path, status, body, body_kept, request_hash FROM idempotency \
+             WHERE key_id = $1 AND idem_key = $2",
             &[key_id, idem_key],
         )
         .await
@@ -446,8 +453,9 @@ impl Store {
         resp: &StoredResponse,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO idempotency (key_id, idem_key, method, path, status, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key_id, idem_key) DO NOTHING",
+            "INSERT INTO idempotency \
+             (key_id, idem_key, method, path, status, body, body_kept, request_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key_id, idem_key) DO NOTHING",
         )
         .bind(key_id)
         .bind(idem_key)
@@ -455,6 +463,8 @@ impl Store {
         .bind(&resp.path)
         .bind(i64::from(resp.status))
         .bind(&resp.body)
+        .bind(i64::from(resp.body_kept))
+        .bind(&resp.request_hash)
         .bind(now())
         .execute(&self.write)
         .await?;
