@@ -3,8 +3,9 @@
 //! memory to be freed instead of growing the process until the system kills it; requests
 //! are served in the order they asked.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
@@ -17,11 +18,14 @@ pub struct MemoryBudget {
     units: Option<Arc<Semaphore>>,
     total: u32,
     waits: AtomicU64,
+    /// Free units of each party's share (see [`MemoryBudget::reserve_for`]).
+    shares: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 /// Memory reserved from a [`MemoryBudget`], given back when dropped.
 #[must_use = "the memory is given back when this is dropped"]
 pub struct Reserved {
+    _share: Option<OwnedSemaphorePermit>,
     _units: Option<OwnedSemaphorePermit>,
 }
 
@@ -33,7 +37,44 @@ impl MemoryBudget {
             units: (total > 0).then(|| Arc::new(Semaphore::new(total as usize))),
             total,
             waits: AtomicU64::new(0),
+            shares: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Reserves `bytes` for `party` (an organisation): as [`MemoryBudget::reserve`], and
+    /// within half the budget for any one party, so that one party's requests (slow ones
+    /// above all: a reservation is held while a body arrives) never take all of it and keep
+    /// every other party waiting. The party's share is taken first, then the budget's; a
+    /// reservation larger than the share waits until the party holds nothing else, and then
+    /// holds the whole share.
+    pub async fn reserve_for(&self, party: &str, bytes: u64) -> Reserved {
+        if self.units.is_none() || bytes == 0 {
+            return self.reserve(bytes).await;
+        }
+        let share_total = (self.total / 2).max(1);
+        let share = self
+            .shares
+            .lock()
+            .unwrap()
+            .entry(party.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(share_total as usize)))
+            .clone();
+        let want = u32::try_from(bytes.div_ceil(UNIT))
+            .unwrap_or(u32::MAX)
+            .min(share_total);
+        let share = match share.clone().try_acquire_many_owned(want) {
+            Ok(permit) => permit,
+            Err(_) => {
+                self.waits.fetch_add(1, Ordering::Relaxed);
+                share
+                    .acquire_many_owned(want)
+                    .await
+                    .expect("a share's semaphore is never closed")
+            }
+        };
+        let mut reserved = self.reserve(u64::from(want) * UNIT).await;
+        reserved._share = Some(share);
+        reserved
     }
 
     /// Reserves `bytes`, waiting until that much is free. A reservation larger than the whole
@@ -41,7 +82,10 @@ impl MemoryBudget {
     /// file is still served, alone.
     pub async fn reserve(&self, bytes: u64) -> Reserved {
         let Some(units) = self.units.as_ref().filter(|_| bytes > 0) else {
-            return Reserved { _units: None };
+            return Reserved {
+                _share: None,
+                _units: None,
+            };
         };
         let want = u32::try_from(bytes.div_ceil(UNIT))
             .unwrap_or(u32::MAX)
@@ -59,6 +103,7 @@ impl MemoryBudget {
             Err(TryAcquireError::Closed) => unreachable!("the budget's semaphore is never closed"),
         };
         Reserved {
+            _share: None,
             _units: Some(permit),
         }
     }
@@ -162,6 +207,36 @@ mod tests {
         assert!(blocked(&budget, 1).await, "another ran beside it");
         drop(big);
         assert_eq!(budget.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn one_party_takes_at_most_half_and_never_blocks_another() {
+        let budget = Arc::new(MemoryBudget::new(10 * UNIT));
+        let first = budget.reserve_for("slow", 4 * UNIT).await;
+        let waiting = tokio::time::timeout(
+            Duration::from_millis(50),
+            budget.reserve_for("slow", 2 * UNIT),
+        )
+        .await;
+        assert!(waiting.is_err(), "a party waits past half the budget");
+        let other = budget.reserve_for("other", 5 * UNIT).await;
+        assert_eq!(budget.in_use(), 9 * UNIT);
+        drop(first);
+        let more = budget.reserve_for("slow", 2 * UNIT).await;
+        assert_eq!(budget.in_use(), 7 * UNIT);
+        // A reservation over the share waits until the party holds nothing else; other
+        // parties go on meanwhile.
+        drop(other);
+        let big = tokio::spawn({
+            let budget = Arc::clone(&budget);
+            async move { budget.reserve_for("slow", 9 * UNIT).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!big.is_finished());
+        let _other = budget.reserve_for("other", UNIT).await;
+        drop(more);
+        let _big = big.await.unwrap();
+        assert_eq!(budget.in_use(), 6 * UNIT);
     }
 
     #[tokio::test]

@@ -1203,3 +1203,54 @@ async fn images_over_the_pixel_limit_are_refused_and_nothing_is_kept() {
     assert_eq!(t.app().state.decode_memory.in_use(), 0);
     t.stop().await;
 }
+
+/// Uploads of one organisation whose bodies trickle in hold at most half the upload memory:
+/// another organisation's upload goes through meanwhile instead of waiting behind them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_organisations_slow_uploads_never_hold_up_another() {
+    use futures::SinkExt;
+    let t = TestServer::start_with(|c| c.upload_memory_bytes = 1024 * 1024).await;
+    let mine = t.owner.create_dataset("slow").await;
+    let theirs = t.other.create_dataset("fast").await;
+    let mut senders = Vec::new();
+    let mut slow = Vec::new();
+    for name in ["s1.png", "s2.png", "s3.png"] {
+        let signed = t
+            .owner
+            .upload_url(&s(&mine, "id"), "/", name, "image/png")
+            .await
+            .ok_json(200);
+        let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+        tx.send(Ok(png(4, 4)[..8].to_vec())).await.unwrap();
+        let put = reqwest::Client::new()
+            .put(s(&signed, "upload_url"))
+            .header("content-type", "image/png")
+            .body(reqwest::Body::wrap_stream(rx))
+            .send();
+        slow.push(tokio::spawn(put));
+        senders.push(tx);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let state = &t.app().state;
+    assert!(
+        state.upload_memory.in_use() <= 512 * 1024,
+        "one organisation holds {} bytes",
+        state.upload_memory.in_use()
+    );
+    let image = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        t.other
+            .upload(&s(&theirs, "id"), "/", "b.png", &png(8, 8), "image/png"),
+    )
+    .await
+    .expect("another organisation's upload was held up");
+    assert_eq!(image["filename"], "b.png");
+    // The slow bodies end unfinished: each is refused and gives its memory back.
+    drop(senders);
+    for put in slow {
+        let answer = put.await.unwrap().unwrap();
+        assert!(answer.status().is_client_error(), "{}", answer.status());
+    }
+    assert_eq!(state.upload_memory.in_use(), 0);
+    t.stop().await;
+}

@@ -312,10 +312,11 @@ where
         return Err(too_large(max));
     }
     check_put_type(put.content_type.as_deref(), &pending)?;
-    // A body without a declared length may be as large as the limit.
+    // A body without a declared length may be as large as the limit. One organisation's
+    // uploads hold at most half the budget, however slowly their bodies arrive.
     let _held = state
         .upload_memory
-        .reserve(put.content_length.unwrap_or(max).min(max))
+        .reserve_for(&pending.org_id, put.content_length.unwrap_or(max).min(max))
         .await;
     let bytes = read_body(body, put.content_length, max, read).await?;
     let blob = store_blob(state, &pending, bytes).await?;
@@ -458,7 +459,10 @@ async fn ingest_presigned(state: &AppState, pending: PendingUpload) -> ApiResult
         Some(Ok(fetched)) => fetched,
     };
     let tmp = fetched.tmp;
-    let _held = state.upload_memory.reserve(fetched.size).await;
+    let _held = state
+        .upload_memory
+        .reserve_for(&pending.org_id, fetched.size)
+        .await;
     // Object stores report a type for objects PUT without one: that is no declared type.
     let declared = fetched
         .content_type
