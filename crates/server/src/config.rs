@@ -76,6 +76,9 @@ pub struct Config {
     /// Most bytes of pixels decoded at once to check GIF, BMP, TIFF, WebP and HEIC uploads
     /// (JPEG and PNG are checked without decoding); further checks wait. 0: no limit.
     pub decode_memory_bytes: u64,
+    /// Seconds an upload body may take before it must arrive at 1 KiB/s or more on average
+    /// (counted from its start); a slower one is refused with 408 and gives its memory back.
+    pub upload_stall_secs: u64,
     /// Most bytes that parsing JSON request bodies may take at once, as
     /// [`crate::memory::json_parse_bytes`] counts them; further requests wait, and a body that
     /// alone needs more is refused with 413. 0: no limit.
@@ -112,6 +115,7 @@ impl Config {
             upload_memory_bytes: 256 * 1024 * 1024,
             decode_memory_bytes: 256 * 1024 * 1024,
             json_memory_bytes: 512 * 1024 * 1024,
+            upload_stall_secs: 30,
             max_image_pixels: MAX_IMAGE_PIXELS,
             url_ttl_secs: 3600,
             blob_grace_secs: 900,

@@ -26,6 +26,9 @@ pub enum ApiError {
     /// 404.
     #[error("{0}")]
     NotFound(String),
+    /// 408.
+    #[error("{0}")]
+    TimedOut(String),
     /// 409.
     #[error("{0}")]
     Conflict(String),
@@ -68,6 +71,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
             ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::TimedOut(_) => ErrorCode::RequestTimeout,
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::TooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedType(_) => ErrorCode::UnsupportedMediaType,

@@ -1254,3 +1254,52 @@ async fn one_organisations_slow_uploads_never_hold_up_another() {
     assert_eq!(state.upload_memory.in_use(), 0);
     t.stop().await;
 }
+
+/// An upload body that stops arriving is refused with 408 once its grace has passed (at
+/// 1 KiB/s or more after it, on average), and gives back the memory it held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_body_is_refused_and_frees_its_memory() {
+    use futures::SinkExt;
+    let t = TestServer::start_with(|c| c.upload_stall_secs = 1).await;
+    let ds = t.owner.create_dataset("stalled").await;
+    let signed = t
+        .owner
+        .upload_url(&s(&ds, "id"), "/", "a.png", "image/png")
+        .await
+        .ok_json(200);
+    if t.backend().is_s3() {
+        // The bytes go straight to the object store: no body of ours waits.
+        t.stop().await;
+        return;
+    }
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    tx.send(Ok(png(4, 4)[..8].to_vec())).await.unwrap();
+    let started = std::time::Instant::now();
+    let answer = reqwest::Client::new()
+        .put(s(&signed, "upload_url"))
+        .header("content-type", "image/png")
+        .body(reqwest::Body::wrap_stream(rx))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 408);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request_timeout", "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("arrived too slowly"),
+        "{body}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert_eq!(t.app().state.upload_memory.in_use(), 0);
+    drop(tx);
+    // A body that arrives whole is taken as before.
+    let image = t
+        .owner
+        .upload(&s(&ds, "id"), "/", "b.png", &png(8, 8), "image/png")
+        .await;
+    assert_eq!(image["filename"], "b.png");
+    t.stop().await;
+}

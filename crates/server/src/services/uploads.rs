@@ -245,7 +245,8 @@ pub struct PutHead {
 /// Receives the bytes of a signed upload: checks signature, size and type, stores them under
 /// their hash (HEIC converted to PNG) and attaches them to the pending upload.
 ///
-/// A refused upload's unread body is drained (up to 16 MiB, for up to 5 s)
+/// A refused upload's unread body is drained (up to 16 MiB, for up to 5 s; not one that
+/// arrived too slowly)
 /// before the refusal is answered, so a client still sending reads the error instead of a
 /// reset connection.
 pub async fn receive<S, E>(state: &AppState, put: &PutHead, mut body: S) -> ApiResult<Value>
@@ -255,7 +256,11 @@ where
 {
     let mut read = 0;
     let answer = accept(state, put, &mut body, &mut read).await;
-    if answer.is_err() {
+    // A body that arrived too slowly is not waited for again.
+    if answer
+        .as_ref()
+        .is_err_and(|e| !matches!(e, ApiError::TimedOut(_)))
+    {
         let unread = put.content_length.map(|n| n.saturating_sub(read));
         if unread.is_none_or(|n| n <= DRAIN_BYTES) {
             drain(&mut body).await;
@@ -318,7 +323,8 @@ where
         .upload_memory
         .reserve_for(&pending.org_id, put.content_length.unwrap_or(max).min(max))
         .await;
-    let bytes = read_body(body, put.content_length, max, read).await?;
+    let stall = std::time::Duration::from_secs(state.config.upload_stall_secs);
+    let bytes = read_body(body, put.content_length, max, stall, read).await?;
     let blob = store_blob(state, &pending, bytes).await?;
     Ok(json!({"success": true, "upload_id": pending.id, "size": blob.size, "mime_type": blob.mime}))
 }
@@ -343,20 +349,42 @@ fn too_large(max: u64) -> ApiError {
     ))
 }
 
+/// Least average rate, in bytes a second, at which an upload body must arrive once its
+/// grace (`Config::upload_stall_secs`) has passed.
+const MIN_BODY_RATE: u64 = 1024;
+
 /// Reads a PUT body into memory, refusing more than `max` bytes: the checks need the whole
-/// file anyway, and the upload limit bounds it. `read` counts the bytes taken.
+/// file anyway, and the upload limit bounds it. The body must keep arriving: after `stall`,
+/// at [`MIN_BODY_RATE`] on average since it began, or it is refused with 408 (it holds
+/// upload memory while it arrives). `read` counts the bytes taken.
 async fn read_body<S, E>(
     body: &mut S,
     hint: Option<u64>,
     max: u64,
+    stall: std::time::Duration,
     read: &mut u64,
 ) -> ApiResult<Vec<u8>>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
+    let start = tokio::time::Instant::now();
     let mut buf = Vec::with_capacity(hint.unwrap_or(0).min(max) as usize);
-    while let Some(chunk) = body.next().await {
+    loop {
+        let earned = std::time::Duration::from_millis(*read * 1000 / MIN_BODY_RATE);
+        let next = tokio::time::timeout_at(start + stall + earned, body.next()).await;
+        let Ok(next) = next else {
+            return Err(ApiError::TimedOut(format!(
+                "The upload arrived too slowly: {} bytes in {} s; after the first {} s it must \
+                 arrive at 1 KiB/s or more",
+                *read,
+                start.elapsed().as_secs(),
+                stall.as_secs()
+            )));
+        };
+        let Some(chunk) = next else {
+            return Ok(buf);
+        };
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("Reading the upload failed: {e}")))?;
         *read += chunk.len() as u64;
@@ -365,7 +393,6 @@ where
         }
         buf.extend_from_slice(&chunk);
     }
-    Ok(buf)
 }
 
 /// Checks an upload's bytes against its signed type and stores them for the pending upload
