@@ -153,9 +153,12 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let Some(role) = Role::parse(&row.role) else {
         return ApiError::Unauthorized("Invalid or revoked API key".into()).into_response();
     };
+    // One budget for each organisation and tier: an organisation's keys of one tier share
+    // it, so more keys do not make more requests.
     let limit = state.config.rate_limits.for_tier(&row.tier);
+    let bucket = format!("{}/{}", row.org_id, row.tier);
     let verdict = match limit {
-        Some(l) => match state.limiter.check(&state.store, &row.id, l).await {
+        Some(l) => match state.limiter.check(&state.store, &bucket, l).await {
             Ok(v) => Some((l, v)),
             Err(e) => return ApiError::from(e).into_response(),
         },

@@ -1,4 +1,5 @@
-//! Per-key request budgets: a token bucket per key that refills its hourly budget evenly.
+//! Request budgets: a token bucket per organisation and tier that refills its hourly budget
+//! evenly.
 //!
 //! One process on SQLite keeps the buckets in memory. Servers sharing PostgreSQL keep them in
 //! the database (one upsert per request), so every process sees the same budget.

@@ -214,9 +214,10 @@ async fn other_organisations_get_404_not_403() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn free_tier_is_limited_per_key_with_retry_after() {
+async fn free_tier_is_limited_per_organisation_with_retry_after() {
     let t = TestServer::start_with(|c| c.rate_limits.free = 5).await;
     let free = t.key("org-a", Role::Owner, "free").await;
+    let same_org_free = t.key("org-a", Role::Member, "free").await;
     let other_free = t.key("org-b", Role::Owner, "free").await;
 
     for i in 0..5u32 {
@@ -245,7 +246,12 @@ async fn free_tier_is_limited_per_key_with_retry_after() {
         .error(429, "rate_limited");
     assert_eq!(t.owner.get("projects/late").await.status, 404);
 
-    // Another key has its own budget; unlimited keys are never limited.
+    // The organisation's other keys of the tier share the budget; another organisation has
+    // its own; unlimited keys are never limited.
+    same_org_free
+        .get("datasets/")
+        .await
+        .error(429, "rate_limited");
     other_free.get("datasets/").await.expect(200);
     for _ in 0..30 {
         t.owner.get("datasets/").await.expect(200);
