@@ -44,8 +44,7 @@ async fn open(data: &DataArgs) -> anyhow::Result<Store> {
 
 /// The store of `config`, its data directory made first when missing.
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    tokio::fs::create_dir_all(&config.data_dir)
-        .await
+    pictograph_server::create_private_dir(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     Store::connect(&config.database_url())
         .await

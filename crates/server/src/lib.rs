@@ -63,8 +63,7 @@ pub struct Shared {
 /// Opens the store and blobs of a configuration.
 pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     config.check()?;
-    tokio::fs::create_dir_all(&config.data_dir)
-        .await
+    create_private_dir(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let url = config.database_url();
     let store = store::Store::connect(&url)
@@ -95,6 +94,25 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
             store::Dialect::Postgres => ratelimit::Limiter::Database,
         }),
     })))
+}
+
+/// Makes `dir` when it is missing (its missing parents as usual), readable and writable by
+/// its owner only: a data directory or a backup holds every organisation's images and
+/// metadata. A directory already there is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    match builder.create(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        other => other,
+    }
 }
 
 /// The URL-signing key kept in the data directory, made on the first start. Every server
@@ -225,5 +243,27 @@ impl App {
             Ok(joined) => Ok(joined??),
             Err(_) => anyhow::bail!("shutdown timed out"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_data_directory_is_its_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("parent").join("data");
+        create_private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        // A directory already there keeps its permissions.
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&shared).unwrap();
+        assert_eq!(mode(&shared), 0o755);
     }
 }

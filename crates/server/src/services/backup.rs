@@ -313,7 +313,7 @@ fn claim_target(config: &Config, database: &Path, out: &Path) -> anyhow::Result<
             );
         }
     }
-    std::fs::create_dir_all(&target).with_context(|| format!("creating {}", out.display()))?;
+    crate::create_private_dir(&target).with_context(|| format!("creating {}", out.display()))?;
     let manifest = target.join(MANIFEST);
     let previous = match std::fs::read(&manifest) {
         Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
