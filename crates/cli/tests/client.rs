@@ -376,7 +376,7 @@ async fn upload_is_idempotent_and_reports_counts() {
         "pets",
     ]);
     assert_eq!(out.code, 2);
-    assert!(out.error_line().contains("not a folder"));
+    assert!(out.error_line().contains("does not exist"), "{}", out.error_line());
     s.app.stop().await.unwrap();
 }
 

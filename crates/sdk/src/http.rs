@@ -9,9 +9,11 @@ use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, Response};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Prefix of every developer API path.
 pub(crate) const PREFIX: &str = "/api/v1/developer";
@@ -156,6 +158,117 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Why one attempt failed.
+enum Failed {
+    /// The network: worth another try.
+    Net(reqwest::Error),
+    /// The request's body file could not be read: another try fails the same way.
+    Local(Error),
+}
+
+/// [`Error::Transport`] of `e` with its URL's query removed: a signed URL's query
+/// (`expires`, `sig`) is a credential, never shown in a message.
+pub(crate) fn transport(mut e: reqwest::Error) -> Error {
+    if let Some(url) = e.url_mut() {
+        url.set_query(None);
+        url.set_fragment(None);
+    }
+    Error::Transport(e)
+}
+
+/// Where a streamed body keeps the I/O error that broke it off, for the failed send to report.
+type ReadSlot = Arc<Mutex<Option<std::io::Error>>>;
+
+/// The body of a file upload of `len` bytes. The file is opened first and must still be a
+/// regular file of `len` bytes. Files up to [`IN_MEMORY`] are read whole; larger ones stream,
+/// and a read error or early end while streaming is kept in the answered slot.
+async fn file_body(path: &Path, len: u64) -> Result<(reqwest::Body, Option<ReadSlot>)> {
+    if len == 0 {
+        return Ok((reqwest::Body::from(Vec::new()), None));
+    }
+    let owned = path.to_path_buf();
+    // One blocking-pool hop to open, check and (for a small file) read it.
+    let opened = tokio::task::spawn_blocking(move || open_body(&owned, len))
+        .await
+        .map_err(|e| Error::io(path, std::io::Error::other(e)))?
+        .map_err(|e| Error::io(path, e))?;
+    let file = match opened {
+        Opened::Read(bytes) => return Ok((reqwest::Body::from(bytes), None)),
+        Opened::Stream(file) => tokio::fs::File::from_std(file),
+    };
+    let slot = ReadSlot::default();
+    let stream = read_stream(file, len, slot.clone());
+    Ok((reqwest::Body::wrap_stream(stream), Some(slot)))
+}
+
+/// The first `len` bytes of `reader` in chunks. A read error, or an end before `len` bytes,
+/// ends the stream with an error and is kept in `slot`.
+fn read_stream(
+    reader: impl tokio::io::AsyncRead + Send + 'static,
+    len: u64,
+    slot: ReadSlot,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let chunks = tokio_util::io::ReaderStream::with_capacity(reader.take(len), 256 * 1024);
+    futures::stream::unfold(Some((Box::pin(chunks), 0u64)), move |state| {
+        let slot = slot.clone();
+        async move {
+            let (mut chunks, sent) = state?;
+            let failed = match chunks.next().await {
+                Some(Ok(b)) => {
+                    let sent = sent + b.len() as u64;
+                    return Some((Ok(b), Some((chunks, sent))));
+                }
+                Some(Err(e)) => e,
+                None if sent < len => ended_early(sent, len),
+                None => return None,
+            };
+            let shown = std::io::Error::new(failed.kind(), failed.to_string());
+            if let Ok(mut slot) = slot.lock() {
+                *slot = Some(failed);
+            }
+            Some((Err(shown), None))
+        }
+    })
+}
+
+/// A file opened for an upload body: its bytes, or the file to stream.
+enum Opened {
+    Read(Vec<u8>),
+    Stream(std::fs::File),
+}
+
+/// Opens `path`, checks it is a regular file of `len` bytes, and reads it when small.
+fn open_body(path: &Path, len: u64) -> std::io::Result<Opened> {
+    let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("no longer a regular file"));
+    }
+    if meta.len() != len {
+        return Err(std::io::Error::other(format!(
+            "its size changed from {len} to {} bytes since it was listed",
+            meta.len()
+        )));
+    }
+    if len > IN_MEMORY {
+        return Ok(Opened::Stream(file));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    (&mut file).take(len + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 != len {
+        return Err(ended_early(bytes.len() as u64, len));
+    }
+    Ok(Opened::Read(bytes))
+}
+
+/// The error of a file that ended before the `len` bytes it had when it was listed.
+fn ended_early(read: u64, len: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        format!("the file ended after {read} of its {len} bytes"),
+    )
+}
+
 /// Reads an error response into its typed error.
 pub(crate) async fn error_from(resp: Response) -> Error {
     let status = resp.status().as_u16();
@@ -195,7 +308,7 @@ impl Transport {
         pinned.to_string()
     }
 
-    async fn attempt(&self, req: &Req) -> reqwest::Result<Response> {
+    async fn attempt(&self, req: &Req) -> std::result::Result<Response, Failed> {
         let mut b = self.http.request(req.method.clone(), self.url(&req.url));
         if !req.query.is_empty() {
             b = b.query(&req.query);
@@ -211,6 +324,7 @@ impl Transport {
         if let Some(t) = req.timeout {
             b = b.timeout(t);
         }
+        let mut read_error = None;
         b = match &req.body {
             ReqBody::Empty => b,
             ReqBody::Json(bytes) => b
@@ -221,33 +335,19 @@ impl Transport {
                 len,
                 content_type,
             } => {
-                let body = if *len == 0 {
-                    reqwest::Body::from(Vec::new())
-                } else if *len <= IN_MEMORY {
-                    // One read instead of a blocking-pool hop per chunk.
-                    match tokio::fs::read(path).await {
-                        Ok(bytes) => reqwest::Body::from(bytes),
-                        Err(e) => reqwest::Body::wrap_stream(futures::stream::once(async move {
-                            Err::<Bytes, _>(e)
-                        })),
-                    }
-                } else {
-                    match tokio::fs::File::open(path).await {
-                        Ok(f) => reqwest::Body::wrap_stream(
-                            tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024),
-                        ),
-                        // Let the send fail with a body error; the caller checked the file first.
-                        Err(e) => reqwest::Body::wrap_stream(futures::stream::once(async move {
-                            Err::<Bytes, _>(e)
-                        })),
-                    }
-                };
+                let (body, slot) = file_body(path, *len).await.map_err(Failed::Local)?;
+                read_error = slot.map(|s| (path, s));
                 b.header(CONTENT_TYPE, content_type)
                     .header(CONTENT_LENGTH, *len)
                     .body(body)
             }
         };
-        b.send().await
+        b.send().await.map_err(|e| {
+            match read_error.and_then(|(path, slot)| Some((path, slot.lock().ok()?.take()?))) {
+                Some((path, io)) => Failed::Local(Error::io(path, io)),
+                None => Failed::Net(e),
+            }
+        })
     }
 
     /// Sends `req` with retries and returns the first success (2xx) response.
@@ -255,14 +355,17 @@ impl Transport {
     /// Retried: transport errors, 408, 429 and 5xx, after `base * 2^n` (±25 %) or after the
     /// `Retry-After` of a 429/503 when it is within the bound. A 429 asking for longer than
     /// the bound is returned at once. Every attempt reuses the request's idempotency key.
+    /// A body file that cannot be read fails at once with [`Error::Io`] or
+    /// [`Error::FileNotFound`] on its path.
     pub async fn send(&self, req: &Req) -> Result<Response> {
         let max = self.retry.max_retries;
         let mut attempt = 0u32;
         loop {
             match self.attempt(req).await {
-                Err(e) => {
+                Err(Failed::Local(e)) => return Err(e),
+                Err(Failed::Net(e)) => {
                     if attempt >= max {
-                        return Err(Error::Transport(e));
+                        return Err(transport(e));
                     }
                     tokio::time::sleep(self.retry.backoff(attempt)).await;
                 }
@@ -315,7 +418,7 @@ impl Transport {
                 Err(WriteError::Body(_)) if attempt < self.retry.max_retries => {
                     tokio::time::sleep(self.retry.backoff(attempt)).await;
                 }
-                Err(WriteError::Body(e)) => return Err(Error::Transport(e)),
+                Err(WriteError::Body(e)) => return Err(transport(e)),
                 Err(WriteError::Local(e)) => return Err(e),
             }
             attempt += 1;
@@ -326,7 +429,7 @@ impl Transport {
 /// Parses a success response's JSON body as `T` (an empty body reads as `null`).
 pub(crate) async fn read_body<T: DeserializeOwned>(resp: Response) -> Result<T> {
     let status = resp.status();
-    let bytes = resp.bytes().await?;
+    let bytes = resp.bytes().await.map_err(transport)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return decode(Value::Null);
     }
@@ -519,6 +622,111 @@ mod tests {
                 "{a}: {d}"
             );
         }
+    }
+
+    /// Reads `ok` bytes, then fails.
+    struct FailAfter(usize);
+
+    impl tokio::io::AsyncRead for FailAfter {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.0 == 0 {
+                return std::task::Poll::Ready(Err(std::io::Error::other("disk on fire")));
+            }
+            let n = self.0.min(buf.remaining());
+            buf.put_slice(&vec![7; n]);
+            self.0 -= n;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The stream's chunks until its first error, and that error's message.
+    async fn drain(
+        s: impl futures::Stream<Item = std::io::Result<Bytes>>,
+    ) -> (usize, Option<String>) {
+        let mut s = std::pin::pin!(s);
+        let mut read = 0;
+        while let Some(chunk) = s.next().await {
+            match chunk {
+                Ok(b) => read += b.len(),
+                Err(e) => return (read, Some(e.to_string())),
+            }
+        }
+        (read, None)
+    }
+
+    #[tokio::test]
+    async fn body_read_errors_are_kept_for_the_failed_send() {
+        let slot = ReadSlot::default();
+        let (read, err) = drain(read_stream(FailAfter(10), 100, slot.clone())).await;
+        assert_eq!((read, err.as_deref()), (10, Some("disk on fire")));
+        let kept = slot.lock().unwrap().take().expect("the error is kept");
+        assert_eq!(kept.to_string(), "disk on fire");
+
+        // A file that ends early is an error too; one that grew sends what was planned.
+        let slot = ReadSlot::default();
+        let (read, err) = drain(read_stream(&[1u8; 5][..], 8, slot.clone())).await;
+        assert_eq!(read, 5);
+        assert_eq!(
+            err.as_deref(),
+            Some("the file ended after 5 of its 8 bytes")
+        );
+        assert_eq!(
+            slot.lock().unwrap().take().map(|e| e.kind()),
+            Some(std::io::ErrorKind::UnexpectedEof)
+        );
+        let slot = ReadSlot::default();
+        assert_eq!(
+            drain(read_stream(&[1u8; 9][..], 8, slot.clone())).await,
+            (8, None)
+        );
+        assert!(slot.lock().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn file_bodies_are_checked_before_sending() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.png");
+        std::fs::write(&file, b"12345").unwrap();
+        assert!(file_body(&file, 5).await.is_ok());
+        let e = file_body(&file, 6).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "I/O error on {}: its size changed from 6 to 5 bytes since it was listed",
+                file.display()
+            )
+        );
+        let e = file_body(dir.path(), 6).await.unwrap_err();
+        assert!(e.to_string().ends_with("no longer a regular file"), "{e}");
+        let gone = dir.path().join("gone.png");
+        assert!(matches!(file_body(&gone, 6).await, Err(Error::FileNotFound(p)) if p == gone));
+        assert!(!file_body(&gone, 6).await.unwrap_err().is_transient());
+    }
+
+    #[tokio::test]
+    async fn transport_errors_hide_the_query() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let url = format!("http://127.0.0.1:{port}/files/uploads/u1?expires=9&sig=secret#frag");
+        let e = reqwest::Client::new().get(&url).send().await.unwrap_err();
+        assert!(
+            e.to_string().contains("sig=secret"),
+            "reqwest shows it: {e}"
+        );
+        let e = transport(e);
+        let shown = e.to_string();
+        assert!(shown.starts_with("transport error: "), "{shown}");
+        assert!(shown.contains("/files/uploads/u1"), "{shown}");
+        assert!(
+            !shown.contains("sig") && !shown.contains("expires"),
+            "{shown}"
+        );
+        assert!(e.is_transient());
     }
 
     #[test]

@@ -3,14 +3,22 @@
 
 use super::progress::{timing, Progress};
 use super::{finish, human_bytes, print_json, shown, usage, CliError, CliResult, ClientArgs, Ctx};
-use pictograph::workflows::{upload_dataset_from_folder, FileOutcome, FolderUploadOptions};
+use pictograph::workflows::{scan_folder, upload_scanned_folder, FileOutcome, FolderUploadOptions};
 use serde_json::json;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Arguments of `pictograph upload`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Symbolic links to files and folders are followed, under the link's name; a link back into a \
+folder above it (a loop) is skipped with a note. A broken link named like an image, and a \
+sub-folder that cannot be read, are failures; the rest is still uploaded.
+
+Nested folders go to their first-level folder (cats/day/1.jpg -> /cats/1.jpg; with --flat, \
+everything to /). When two files land on the same name, the first in sorted path order is \
+uploaded and the others fail, naming it.")]
 pub struct UploadArgs {
     #[command(flatten)]
     conn: ClientArgs,
@@ -38,42 +46,6 @@ pub struct UploadArgs {
     no_create: bool,
 }
 
-/// The files the SDK's workflow will send (same rules: recursive, symlinked files followed,
-/// symlinked directories not, supported extensions only), with their sizes, and the count
-/// of other files.
-fn scan(root: &Path) -> std::io::Result<(HashMap<String, u64>, usize)> {
-    let mut files = HashMap::new();
-    let mut ignored = 0;
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        for entry in std::fs::read_dir(root.join(&rel))? {
-            let entry = entry?;
-            let child = rel.join(entry.file_name());
-            let ft = entry.file_type()?;
-            if ft.is_dir() {
-                stack.push(child);
-                continue;
-            }
-            let meta = if ft.is_symlink() {
-                match std::fs::metadata(entry.path()) {
-                    Ok(m) if m.is_file() => m,
-                    _ => continue,
-                }
-            } else if ft.is_file() {
-                entry.metadata()?
-            } else {
-                continue;
-            };
-            if pictograph::images::is_supported(&child) {
-                files.insert(child.to_string_lossy().into_owned(), meta.len());
-            } else {
-                ignored += 1;
-            }
-        }
-    }
-    Ok((files, ignored))
-}
-
 /// Runs `pictograph upload`.
 pub async fn run(args: UploadArgs) -> anyhow::Result<()> {
     let json = args.conn.json;
@@ -82,29 +54,42 @@ pub async fn run(args: UploadArgs) -> anyhow::Result<()> {
 
 async fn upload(args: UploadArgs) -> CliResult {
     let folder = args.folder.clone();
-    if !folder.is_dir() {
-        return usage(format!("{} is not a folder", folder.display()));
+    match std::fs::metadata(&folder) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return usage(format!("{} is not a folder", folder.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return usage(format!("{} does not exist", folder.display()))
+        }
+        Err(e) => {
+            return Err(CliError::Other(anyhow::anyhow!(
+                "cannot read {}: {e}",
+                folder.display()
+            )))
+        }
     }
     let name = args.dataset.trim().to_string();
     if name.is_empty() {
         return usage("--dataset must not be blank");
     }
     let ctx = Ctx::connect(&args.conn)?;
-    let scan_root = folder.clone();
-    let (sizes, ignored) = tokio::task::spawn_blocking(move || scan(&scan_root))
+    let scan = tokio::task::spawn_blocking(move || scan_folder(&folder))
         .await
-        .map_err(|e| CliError::Other(e.into()))?
-        .map_err(|e| {
-            CliError::Other(anyhow::Error::new(e).context(format!("reading {}", folder.display())))
-        })?;
-    if sizes.is_empty() {
+        .map_err(|e| CliError::Other(e.into()))??;
+    if scan.files.is_empty() && scan.broken_files.is_empty() && scan.unreadable_folders.is_empty() {
         return Err(CliError::Other(anyhow::anyhow!(
             "no image files under {} (supported: jpg, jpeg, png, webp, bmp, tif, tiff, gif, heic)",
             args.folder.display()
         )));
     }
+    let ignored = scan.ignored;
+    let folders_failed = scan.unreadable_folders.len();
+    let sizes: HashMap<String, u64> = scan
+        .files
+        .iter()
+        .map(|f| (f.path.to_string_lossy().into_owned(), f.size))
+        .collect();
     let total_bytes: u64 = sizes.values().sum();
-    let total_files = sizes.len();
+    let total_files = sizes.len() + scan.broken_files.len();
     let progress = Arc::new(Progress::new(
         "upload",
         total_files as u64,
@@ -136,7 +121,7 @@ async fn upload(args: UploadArgs) -> CliResult {
                 }
             })
     };
-    let result = upload_dataset_from_folder(&ctx.client, &name, &args.folder, options).await;
+    let result = upload_scanned_folder(&ctx.client, &name, scan, options).await;
     progress.finish();
     let report = result.map_err(|e| match e {
         pictograph::Error::NotFound(_) if args.no_create => {
@@ -145,7 +130,8 @@ async fn upload(args: UploadArgs) -> CliResult {
         e => e.into(),
     })?;
     let elapsed = progress.elapsed();
-    let failed = report.failures.len();
+    // The failures include the folders that could not be read.
+    let failed = report.failures.len() - folders_failed;
     let failures: Vec<(String, &str, bool)> = report
         .failures
         .iter()
@@ -168,14 +154,16 @@ async fn upload(args: UploadArgs) -> CliResult {
             "uploaded": report.images_uploaded,
             "skipped": report.images_skipped,
             "failed": failed,
+            "unreadable_folders": folders_failed,
             "ignored": ignored,
             "bytes": total_bytes,
             "elapsed_secs": elapsed.as_secs_f64(),
-            "success": failed == 0,
+            "success": failures.is_empty(),
             "failures": failures
                 .iter()
                 .map(|(p, r, again)| json!({"path": p, "reason": r, "retryable": again}))
                 .collect::<Vec<_>>(),
+            "notes": report.notes,
         }));
     } else {
         // A byte rate only means something when every file was sent.
@@ -191,19 +179,37 @@ async fn upload(args: UploadArgs) -> CliResult {
             human_bytes(total_bytes),
             timing(report.images_attempted, sent, elapsed),
         );
+        if folders_failed > 0 {
+            println!(
+                "{folders_failed} folder(s) could not be read; their images were not uploaded"
+            );
+        }
         if ignored > 0 {
             println!("{ignored} other file(s) ignored (not a supported image type)");
         }
+        for note in &report.notes {
+            println!("note: {}", shown(note));
+        }
     }
-    if failed > 0 {
+    if !failures.is_empty() {
         for (path, reason, _) in &failures {
             eprintln!("failed: {}: {reason}", shown(path));
         }
         let refused = failures.iter().filter(|(_, _, again)| !again).count();
+        let mut what = Vec::new();
+        if failed > 0 {
+            what.push(format!(
+                "{failed} of {} files failed",
+                report.images_attempted
+            ));
+        }
+        if folders_failed > 0 {
+            what.push(format!("{folders_failed} folder(s) could not be read"));
+        }
         return Err(CliError::Failed(format!(
-            "{failed} of {} files failed; {}",
-            report.images_attempted,
-            super::failure_hint(failed - refused, refused, args.no_skip_existing)
+            "{}; {}",
+            what.join(" and "),
+            super::failure_hint(failures.len() - refused, refused, args.no_skip_existing)
         )));
     }
     Ok(())
