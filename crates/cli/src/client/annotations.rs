@@ -2,7 +2,8 @@
 //! Pictograph JSON.
 
 use super::{
-    finish, print_json, print_table, read_stdin, to_json, CliError, CliResult, ClientArgs, Ctx,
+    count, finish, print_json, print_table, read_stdin, to_json, CliError, CliResult, ClientArgs,
+    Ctx,
 };
 use pictograph::Annotation;
 use pictograph::FieldError;
@@ -168,8 +169,11 @@ async fn annotations(args: AnnotationsArgs) -> CliResult {
                 print_json(&json!({ "saved": to_json(&r) }));
             } else {
                 println!(
-                    "Saved {} annotations on image {} (previously {}); status {}",
-                    r.new_count, r.image_id, r.previous_count, r.status
+                    "Saved {} on image {} (previously {}); status {}",
+                    count(r.new_count as usize, "annotation", "annotations"),
+                    r.image_id,
+                    r.previous_count,
+                    r.status
                 );
             }
         }
@@ -180,8 +184,9 @@ async fn annotations(args: AnnotationsArgs) -> CliResult {
                 print_json(&json!({ "deleted": to_json(&r) }));
             } else {
                 println!(
-                    "Deleted {} annotations from image {}",
-                    r.deleted_count, r.image_id
+                    "Deleted {} from image {}",
+                    count(r.deleted_count as usize, "annotation", "annotations"),
+                    r.image_id
                 );
             }
         }
