@@ -228,11 +228,10 @@ fn trim_malloc_periodically() {
 
 async fn run() {
     use clap::{CommandFactory, FromArgMatches};
-    let matches = Cli::command().get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
-    };
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| exit_on_usage_error(e));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| exit_on_usage_error(e));
     let result = match cli.command {
         Command::Serve(mut args) => {
             let sub = matches.subcommand_matches("serve").expect("serve matched");
@@ -279,6 +278,57 @@ async fn run() {
         eprintln!("error: {}", one_line(&e));
         std::process::exit(1);
     }
+}
+
+/// Ends the process on a command-line error as clap does (usage on standard error, exit
+/// status 2; help and version print as asked). With `--json` on a command that takes it,
+/// standard output gets the `{"error": …}` document the command prints for other errors.
+fn exit_on_usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let shown_as_asked = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !shown_as_asked && json_asked(&std::env::args_os().collect::<Vec<_>>()) {
+        client::print_json(&serde_json::json!({
+            "error": {"message": usage_message(&e), "status": null}
+        }));
+    }
+    e.exit()
+}
+
+/// The first paragraph of clap's message on one line, without the `error: ` label or
+/// terminal colours: `the following required arguments were not provided: --dataset <NAME>`.
+fn usage_message(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let paragraph: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let line = paragraph.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
+}
+
+/// Whether the command line gives `--json` to a (sub-)command that has that flag.
+fn json_asked(args: &[std::ffi::OsString]) -> bool {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let (mut has_flag, mut given) = (false, false);
+    for arg in args.iter().skip(1).filter_map(|a| a.to_str()) {
+        if arg == "--" {
+            break;
+        }
+        if arg == "--json" {
+            given = true;
+        } else if let Some(sub) = cmd.find_subcommand(arg).cloned() {
+            has_flag |= sub.get_arguments().any(|a| a.get_id() == "json");
+            cmd = sub;
+        }
+    }
+    given && has_flag
 }
 
 /// An error and its causes on one line, `: `-separated, without the causes the text before

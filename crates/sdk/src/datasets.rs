@@ -18,6 +18,21 @@ use std::sync::Arc;
 /// A progress callback: `(completed, total, file)`, fired once per file whatever its outcome.
 pub type Progress = Arc<dyn Fn(usize, usize, Option<&str>) + Send + Sync>;
 
+/// How one file of a download ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadOutcome {
+    /// Fetched and written: this many bytes.
+    Written(u64),
+    /// An image already present with the listed size, left alone.
+    Skipped,
+    /// It is in [`DownloadReport::failures`].
+    Failed,
+}
+
+/// A callback of [`DownloadOptions::on_file`]: the file's path relative to the output
+/// directory, which file of its image it is, and how it ended.
+pub type DownloadFileCallback = Arc<dyn Fn(&Path, DownloadKind, DownloadOutcome) + Send + Sync>;
+
 /// Options of [`Datasets::get_with`].
 #[derive(Debug, Clone)]
 pub struct GetOptions {
@@ -81,6 +96,8 @@ pub struct DownloadOptions {
     pub max_workers: usize,
     /// Called after each file.
     pub progress: Option<Progress>,
+    /// Called after each file (after `progress`) with how it ended.
+    pub on_file: Option<DownloadFileCallback>,
     /// Draw a progress bar (files, rate, ETA) on stderr while downloading; nothing is drawn
     /// when stderr is not a terminal. Default off.
     pub show_progress: bool,
@@ -95,6 +112,7 @@ impl Default for DownloadOptions {
             status_filter: None,
             max_workers: 10,
             progress: None,
+            on_file: None,
             show_progress: false,
             page_size: DOWNLOAD_PAGE,
         }
@@ -108,6 +126,7 @@ impl std::fmt::Debug for DownloadOptions {
             .field("status_filter", &self.status_filter)
             .field("max_workers", &self.max_workers)
             .field("progress", &self.progress.is_some())
+            .field("on_file", &self.on_file.is_some())
             .field("show_progress", &self.show_progress)
             .field("page_size", &self.page_size)
             .finish()
@@ -154,6 +173,16 @@ impl DownloadOptions {
         self.progress = Some(Arc::new(f));
         self
     }
+
+    /// Sets the callback told how each file ended (written, skipped or failed), e.g. to
+    /// count only the bytes actually fetched.
+    pub fn on_file(
+        mut self,
+        f: impl Fn(&Path, DownloadKind, DownloadOutcome) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_file = Some(Arc::new(f));
+        self
+    }
 }
 
 /// Which file of an image a download failure is about.
@@ -165,7 +194,8 @@ pub enum DownloadKind {
     Annotation,
 }
 
-/// One file that could not be fetched; retry by downloading again (present files are skipped).
+/// One file that could not be fetched. When [`DownloadFailure::retryable`], downloading again
+/// may fetch it (present files are skipped); otherwise fix what is in the way first.
 #[derive(Debug, Clone)]
 pub struct DownloadFailure {
     /// The image.
@@ -174,8 +204,12 @@ pub struct DownloadFailure {
     pub filename: String,
     /// Image or annotation file.
     pub kind: DownloadKind,
-    /// What went wrong.
+    /// What went wrong, in one line; an error of the file itself leaves out its path
+    /// (`filename` names it), so one cause reads the same for every file it hit.
     pub reason: String,
+    /// Whether downloading again may fetch it (the network or the server failed), rather
+    /// than a local file or folder being in the way or not writable.
+    pub retryable: bool,
 }
 
 /// What a download did. Individual file errors land in `failures`, never in an `Err`.
@@ -191,6 +225,8 @@ pub struct DownloadReport {
     pub images_skipped: usize,
     /// Annotation files written.
     pub annotations_downloaded: usize,
+    /// Bytes of the files written (none of those skipped).
+    pub bytes_written: u64,
     /// Files that failed.
     pub failures: Vec<DownloadFailure>,
 }
@@ -397,11 +433,17 @@ impl Datasets {
     /// power loss or an operating-system crash, files written just before it may be damaged,
     /// so download into a fresh directory then.
     ///
+    /// A file and a virtual folder of the same name (an image `a.png` and a folder
+    /// `/a.png`) never take the same path: the later one in the listing is numbered
+    /// (`a-2.png`), the same way on every run.
+    ///
     /// Per-file errors go to [`DownloadReport::failures`]. The call fails when the listing
-    /// request does, and when the output's disk or quota is full ([`Error::is_disk_full`]):
-    /// then it stops at the first file that could not be written, instead of fetching every
-    /// remaining file only to fail writing it; files written so far stay, and a re-run after
-    /// space is freed skips them.
+    /// request does, when `output_dir` exists and is not a directory, and when no file can
+    /// be written: the output's disk or quota is full ([`Error::is_disk_full`]), or the
+    /// output directory refuses new files (permissions, a read-only file system; an
+    /// [`Error::Io`] on `output_dir`). It then stops at the first file that could not be
+    /// written, instead of fetching every remaining file only to fail writing it; files
+    /// written so far stay, and a re-run once that is fixed skips them.
     pub async fn download(
         &self,
         name: &str,
@@ -411,10 +453,19 @@ impl Datasets {
         let out = output_dir.as_ref().to_path_buf();
         // Page by page, the next page fetched while this one's files are: memory holds one
         // page of the listing and the paths taken so far (as hashes), whatever the size.
-        let mut taken = HashSet::new();
+        let mut taken = Taken::default();
         let (mut done, mut total, mut offset) = (0, 0, 0);
         let mut page = self.download_page(name, &options, offset).await?;
         // Only once the dataset is known to exist, so a mistyped name leaves nothing behind.
+        if tokio::fs::metadata(&out).await.is_ok_and(|m| !m.is_dir()) {
+            return Err(Error::Io {
+                path: out,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    "exists and is not a directory",
+                ),
+            });
+        }
         tokio::fs::create_dir_all(&out)
             .await
             .map_err(|e| Error::io(&out, e))?;
@@ -423,7 +474,7 @@ impl Datasets {
             ..DownloadReport::default()
         };
         let bar = options.show_progress.then(|| progress_bar(0));
-        let mut disk_full = None;
+        let mut stop = None;
         loop {
             if report.dataset_id.is_empty() {
                 report.dataset_id = page.dataset_id.clone();
@@ -460,7 +511,7 @@ impl Datasets {
                         async move {
                             let outcome = match prepared {
                                 Prepared::Fetch => fetch(&client, &out, &task).await,
-                                Prepared::Present => Ok(Fetched::Skipped),
+                                Prepared::Present => Ok(DownloadOutcome::Skipped),
                                 Prepared::Failed(e) => Err(e),
                             };
                             (task, outcome)
@@ -473,32 +524,48 @@ impl Datasets {
                         bar.inc(1);
                     }
                     let shown = task.rel.to_string_lossy().into_owned();
-                    match (outcome, task.kind) {
-                        (Ok(Fetched::Written), DownloadKind::Image) => {
-                            report.images_downloaded += 1
+                    let ended = match (outcome, task.kind) {
+                        (Ok(DownloadOutcome::Written(bytes)), kind) => {
+                            match kind {
+                                DownloadKind::Image => report.images_downloaded += 1,
+                                DownloadKind::Annotation => report.annotations_downloaded += 1,
+                            }
+                            report.bytes_written += bytes;
+                            DownloadOutcome::Written(bytes)
                         }
-                        (Ok(Fetched::Skipped), _) => report.images_skipped += 1,
-                        (Ok(Fetched::Written), DownloadKind::Annotation) => {
-                            report.annotations_downloaded += 1
+                        (Ok(_), _) => {
+                            report.images_skipped += 1;
+                            DownloadOutcome::Skipped
                         }
                         (Err(e), _) if e.is_disk_full() => {
-                            disk_full = Some(e);
+                            stop = Some(e);
                             break;
                         }
-                        (Err(e), kind) => report.failures.push(DownloadFailure {
-                            image_id: task.image_id.clone(),
-                            filename: shown.clone(),
-                            kind,
-                            reason: e.to_string(),
-                        }),
-                    }
+                        (Err(e), kind) => {
+                            if let Some(fatal) = unwritable_output(&out, &e).await {
+                                stop = Some(fatal);
+                                break;
+                            }
+                            report.failures.push(DownloadFailure {
+                                image_id: task.image_id.clone(),
+                                filename: shown.clone(),
+                                kind,
+                                reason: failure_reason(&e, &out.join(&task.rel)),
+                                retryable: !e.is_local(),
+                            });
+                            DownloadOutcome::Failed
+                        }
+                    };
                     if let Some(p) = &options.progress {
                         p(done, total, Some(&shown));
+                    }
+                    if let Some(f) = &options.on_file {
+                        f(&task.rel, task.kind, ended);
                     }
                 }
             };
             let (next, ()) = futures::join!(next, files);
-            if let Some(e) = disk_full.take() {
+            if let Some(e) = stop.take() {
                 if let Some(bar) = bar {
                     bar.abandon();
                 }
@@ -513,6 +580,42 @@ impl Datasets {
             bar.finish_and_clear();
         }
         Ok(report)
+    }
+}
+
+/// When `e`, met on one file, is a refusal to write that every other file would meet too
+/// (nothing can be created in the output directory `out`, for its permissions or a read-only
+/// file system): the error of that directory, to stop the download with.
+async fn unwritable_output(out: &Path, e: &Error) -> Option<Error> {
+    let Error::Io { source, .. } = e else {
+        return None;
+    };
+    use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem};
+    if !matches!(source.kind(), PermissionDenied | ReadOnlyFilesystem) {
+        return None;
+    }
+    let probe = out.join(format!(".pictograph-write-test-{}", std::process::id()));
+    match tokio::fs::write(&probe, b"").await {
+        Ok(()) => {
+            let _ = tokio::fs::remove_file(&probe).await;
+            None
+        }
+        Err(source) => Some(Error::Io {
+            path: out.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Why a file failed, in one line; an error about the file itself (or its temporary `.part`
+/// file) leaves out its path, since the failure names the file, so the same cause reads the
+/// same for every file it hit.
+fn failure_reason(e: &Error, dest: &Path) -> String {
+    let own = |p: &Path| p == dest || p == crate::http::part_path(dest);
+    match e {
+        Error::Io { path, source } if own(path) => format!("I/O error: {source}"),
+        Error::FileNotFound(path) if own(path) => "I/O error: no such file or directory".into(),
+        other => other.to_string(),
     }
 }
 
@@ -635,7 +738,7 @@ struct ListingPage {
 }
 
 /// The files to fetch or write for a page of the listing.
-fn tasks_of(items: Vec<Item>, options: &DownloadOptions, taken: &mut HashSet<u64>) -> Vec<Task> {
+fn tasks_of(items: Vec<Item>, options: &DownloadOptions, taken: &mut Taken) -> Vec<Task> {
     let mut tasks = Vec::new();
     for mut item in items {
         let rel = local_path(&item, taken);
@@ -657,12 +760,10 @@ fn tasks_of(items: Vec<Item>, options: &DownloadOptions, taken: &mut HashSet<u64
                 |list| json!({"image_id": item.id, "annotations": list, "version": item.version}),
             );
             if url.is_some() || inline.is_some() {
-                let mut name = rel.file_name().unwrap_or_default().to_os_string();
-                name.push(".json");
                 tasks.push(Task {
                     image_id: item.id.clone(),
                     kind: DownloadKind::Annotation,
-                    rel: rel.with_file_name(name),
+                    rel: annotation_path(&rel),
                     url: url.map(with_metadata).unwrap_or_default(),
                     size: None,
                     inline,
@@ -684,11 +785,6 @@ struct Task {
     inline: Option<Value>,
 }
 
-enum Fetched {
-    Written,
-    Skipped,
-}
-
 /// Where a task stands before anything is fetched.
 enum Prepared {
     /// To be fetched.
@@ -702,7 +798,7 @@ enum Prepared {
 /// Creates the directories of every task and finds the images already present, in one pass
 /// of blocking calls (each directory created once) rather than a few hops per file.
 fn prepare(out: &Path, tasks: &[Task]) -> Vec<Prepared> {
-    let mut dirs: HashMap<PathBuf, std::result::Result<(), std::io::ErrorKind>> = HashMap::new();
+    let mut dirs: HashMap<PathBuf, std::result::Result<(), DirError>> = HashMap::new();
     tasks
         .iter()
         .map(|task| {
@@ -710,9 +806,10 @@ fn prepare(out: &Path, tasks: &[Task]) -> Vec<Prepared> {
             if let Some(parent) = dest.parent() {
                 let made = dirs
                     .entry(parent.to_path_buf())
-                    .or_insert_with(|| std::fs::create_dir_all(parent).map_err(|e| e.kind()));
-                if let Err(kind) = made {
-                    return Prepared::Failed(Error::io(parent, std::io::Error::from(*kind)));
+                    .or_insert_with(|| create_dir(parent));
+                if let Err(e) = made {
+                    let source = std::io::Error::new(e.kind, e.message.clone());
+                    return Prepared::Failed(Error::io(&e.path, source));
                 }
             }
             if let (DownloadKind::Image, Some(size)) = (task.kind, task.size) {
@@ -727,11 +824,40 @@ fn prepare(out: &Path, tasks: &[Task]) -> Vec<Prepared> {
         .collect()
 }
 
+/// Why a directory could not be created, kept for every file it holds.
+struct DirError {
+    path: PathBuf,
+    kind: std::io::ErrorKind,
+    message: String,
+}
+
+/// Creates `dir` and its parents; a file in the way is named as the error's path.
+fn create_dir(dir: &Path) -> std::result::Result<(), DirError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        match dir
+            .ancestors()
+            .find(|a| std::fs::metadata(a).is_ok_and(|m| !m.is_dir()))
+        {
+            Some(file) => DirError {
+                path: file.to_path_buf(),
+                kind: std::io::ErrorKind::NotADirectory,
+                message: "exists and is not a directory".into(),
+            },
+            None => DirError {
+                path: dir.to_path_buf(),
+                kind: e.kind(),
+                message: e.to_string(),
+            },
+        }
+    })
+}
+
 /// Fetches one task whose directory exists.
-async fn fetch(client: &Client, out: &Path, task: &Task) -> Result<Fetched> {
+async fn fetch(client: &Client, out: &Path, task: &Task) -> Result<DownloadOutcome> {
     let dest = out.join(&task.rel);
+    let dest = dest.as_path();
     let t = &client.transport;
-    match task.kind {
+    let bytes = match task.kind {
         DownloadKind::Image => {
             let req = Req {
                 method: Method::GET,
@@ -742,7 +868,7 @@ async fn fetch(client: &Client, out: &Path, task: &Task) -> Result<Fetched> {
                 idempotency_key: None,
                 timeout: None,
             };
-            t.download(&req, &dest).await?;
+            t.download(&req, dest).await?
         }
         DownloadKind::Annotation => {
             let v = match &task.inline {
@@ -755,10 +881,12 @@ async fn fetch(client: &Client, out: &Path, task: &Task) -> Result<Fetched> {
             };
             let mut bytes = serde_json::to_vec_pretty(&v).unwrap_or_default();
             bytes.push(b'\n');
-            write_atomically(&dest, bytes).await?;
+            let n = bytes.len() as u64;
+            write_atomically(dest, bytes).await?;
+            n
         }
-    }
-    Ok(Fetched::Written)
+    };
+    Ok(DownloadOutcome::Written(bytes))
 }
 
 /// Writes `bytes` to `dest` through a `.part` file and a rename, in one blocking call.
@@ -770,8 +898,11 @@ async fn write_atomically(dest: &Path, bytes: Vec<u8>) -> Result<()> {
     let target = dest.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let part = crate::http::part_path(&target);
-        std::fs::write(&part, &bytes).map_err(|e| Error::io(&part, e))?;
-        std::fs::rename(&part, &target).map_err(|e| Error::io(&target, e))
+        let written = std::fs::write(&part, &bytes).and_then(|()| std::fs::rename(&part, &target));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&part);
+        }
+        written.map_err(|e| Error::io(&target, e))
     })
     .await
     .map_err(|e| Error::io(dest, std::io::Error::other(e)))?
@@ -816,9 +947,50 @@ fn clean_component(raw: &str) -> String {
     }
 }
 
+/// The local paths a download has given out so far.
+#[derive(Default)]
+struct Taken {
+    /// Every file (with its annotation file beside it) and directory, as hashes.
+    paths: HashSet<u64>,
+    /// The local directory of each virtual folder seen (its sanitised path, hashed): a
+    /// folder named like a file given out before is numbered, once for all its images.
+    folders: HashMap<u64, PathBuf>,
+}
+
+impl Taken {
+    fn free(&self, p: &Path) -> bool {
+        !self.paths.contains(&path_hash(p))
+    }
+
+    fn claim(&mut self, p: &Path) {
+        self.paths.insert(path_hash(p));
+    }
+}
+
+/// The annotation file written beside the image at `rel`: its name plus `.json`.
+fn annotation_path(rel: &Path) -> PathBuf {
+    let mut name = rel.file_name().unwrap_or_default().to_os_string();
+    name.push(".json");
+    rel.with_file_name(name)
+}
+
+/// `name` in `dir`, numbered (`a-2.jpg`, `a-3.jpg`, …) until `free` accepts it.
+fn first_free(dir: &Path, name: &str, free: impl Fn(&Path) -> bool) -> PathBuf {
+    let mut candidate = dir.join(name);
+    let mut n = 2;
+    while !free(&candidate) {
+        candidate = dir.join(fit_component(names::numbered(name, n)));
+        n += 1;
+    }
+    candidate
+}
+
 /// The relative local path of a listing item: its virtual folder as sub-directories, then
-/// its original file name, made unique within this download.
-fn local_path(item: &Item, taken: &mut HashSet<u64>) -> PathBuf {
+/// its original file name, made unique within this download. A file never takes the path
+/// of a directory given out before, or the reverse: the later one is numbered. Given the
+/// same listing, every run answers the same paths, so re-runs find the files written.
+fn local_path(item: &Item, taken: &mut Taken) -> PathBuf {
+    let mut folder = PathBuf::new();
     let mut dir = PathBuf::new();
     for seg in item
         .virtual_folder_path
@@ -827,16 +999,26 @@ fn local_path(item: &Item, taken: &mut HashSet<u64>) -> PathBuf {
         .split(['/', '\\'])
         .filter(|s| !s.trim().is_empty())
     {
-        dir.push(sanitize_component(seg));
+        let seg = sanitize_component(seg);
+        folder.push(&seg);
+        let key = path_hash(&folder);
+        dir = match taken.folders.get(&key) {
+            Some(known) => known.clone(),
+            None => {
+                let local = first_free(&dir, &seg, |p| taken.free(p));
+                taken.claim(&local);
+                taken.folders.insert(key, local.clone());
+                local
+            }
+        };
     }
     let name = sanitize_component(item.original_filename.as_deref().unwrap_or(&item.filename));
-    let mut candidate = dir.join(&name);
-    let mut n = 2;
-    while !taken.insert(path_hash(&candidate)) {
-        candidate = dir.join(fit_component(names::numbered(&name, n)));
-        n += 1;
-    }
-    candidate
+    let path = first_free(&dir, &name, |p| {
+        taken.free(p) && taken.free(&annotation_path(p))
+    });
+    taken.claim(&path);
+    taken.claim(&annotation_path(&path));
+    path
 }
 
 /// A path as the set of taken paths keeps it: 8 bytes, whatever its length.
@@ -887,9 +1069,9 @@ mod tests {
 
     #[test]
     fn local_paths_are_sanitised_and_unique() {
-        let mut taken = HashSet::new();
+        let mut taken = Taken::default();
         let mut given = Vec::new();
-        let mut p = |f: &str, n: &str, t: &mut HashSet<u64>| {
+        let mut p = |f: &str, n: &str, t: &mut Taken| {
             let path = local_path(&item(f, n), t);
             given.push(path.clone());
             path
@@ -929,12 +1111,64 @@ mod tests {
         let second = p("/", &at_limit, &mut taken);
         assert_eq!(first, PathBuf::from(&at_limit));
         assert!(second != first && second.as_os_str().len() <= MAX_COMPONENT_BYTES);
-        assert_eq!(taken.len(), given.len());
+        let distinct: HashSet<&PathBuf> = given.iter().collect();
+        assert_eq!(distinct.len(), given.len());
         for p in given {
             assert!(p.is_relative());
             assert!(p
                 .components()
                 .all(|c| matches!(c, std::path::Component::Normal(_))));
+        }
+    }
+
+    /// Paths given to a listing, in order, on a fresh run.
+    fn layout(items: &[(&str, &str)]) -> Vec<PathBuf> {
+        let mut taken = Taken::default();
+        items
+            .iter()
+            .map(|(f, n)| local_path(&item(f, n), &mut taken))
+            .collect()
+    }
+
+    #[test]
+    fn files_and_folders_never_take_each_others_paths() {
+        let items = [
+            ("/", "img_1.png"),
+            ("/img_1.png", "img_1.png"),
+            ("/img_1.png", "b.png"),
+            ("/img_1.png/deep", "c.png"),
+            ("/", "deep.png"),
+            ("/", "img_1.png.json"),
+            ("/sub", "x.png"),
+            ("/", "sub"),
+        ];
+        let paths = layout(&items);
+        let expected = [
+            "img_1.png",
+            "img_1-2.png/img_1.png",
+            "img_1-2.png/b.png",
+            "img_1-2.png/deep/c.png",
+            "deep.png",
+            "img_1.png-2.json",
+            "sub/x.png",
+            "sub-2",
+        ];
+        assert_eq!(
+            paths,
+            expected.iter().map(PathBuf::from).collect::<Vec<_>>()
+        );
+        assert_eq!(layout(&items), paths, "the same paths on every run");
+        // No path is both a file (or its annotation file) and a directory of another.
+        let mut files: HashSet<PathBuf> = paths.iter().cloned().collect();
+        files.extend(paths.iter().map(|p| annotation_path(p)));
+        for p in &paths {
+            for dir in p.ancestors().skip(1) {
+                assert!(
+                    !files.contains(dir),
+                    "{} is a file and a folder",
+                    dir.display()
+                );
+            }
         }
     }
 }

@@ -267,8 +267,9 @@ impl Error {
         retry_after: Option<Duration>,
         body: &[u8],
     ) -> Error {
-        let body: Value = serde_json::from_slice(body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
+        let raw = body;
+        let body: Value = serde_json::from_slice(raw)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(raw).into_owned()));
         let text = |v: Option<&Value>| {
             v.and_then(Value::as_str)
                 .map(str::trim)
@@ -279,7 +280,7 @@ impl Error {
             .or_else(|| text(body.get("error").and_then(|e| e.get("message"))))
             .or_else(|| text(body.get("error")))
             .or_else(|| text(body.get("message")))
-            .or_else(|| text(Some(&body)).filter(|s| s.len() <= 500))
+            .or_else(|| body.is_string().then(|| raw_message(raw)).flatten())
             .unwrap_or_else(|| format!("HTTP {status}"));
         let code = text(body.get("error").and_then(|e| e.get("code")));
         let api = ApiError {
@@ -311,6 +312,12 @@ impl Error {
         }
     }
 
+    /// Whether a local file or folder failed (not the network or the server): running the
+    /// same call again fails the same way until the file system is fixed.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Error::Io { .. } | Error::FileNotFound(_))
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         let path = path.into();
         if source.kind() == std::io::ErrorKind::NotFound {
@@ -318,6 +325,45 @@ impl Error {
         } else {
             Error::Io { path, source }
         }
+    }
+}
+
+/// Longest body text shown as an error's message.
+const MAX_RAW_MESSAGE: usize = 200;
+
+/// The message of an error whose body is not JSON: the text itself when it reads as one
+/// (short, one line, not markup), else that the server did not answer as the API does, with
+/// the kind of body it sent (another web server's HTML page, say).
+fn raw_message(raw: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(raw).ok().map(str::trim);
+    if text == Some("") || raw.is_empty() {
+        return None;
+    }
+    match text {
+        Some(t)
+            if t.len() <= MAX_RAW_MESSAGE
+                && !t.starts_with('<')
+                && !t.chars().any(char::is_control) =>
+        {
+            Some(t.to_string())
+        }
+        _ => Some(format!("not a Pictograph API answer ({})", body_kind(text))),
+    }
+}
+
+/// What a body that is not JSON looks like: `text/html`, `application/xml`, `text/plain` or
+/// `binary`.
+fn body_kind(text: Option<&str>) -> &'static str {
+    let Some(t) = text else {
+        return "binary";
+    };
+    let head = t.chars().take(256).collect::<String>().to_ascii_lowercase();
+    if head.starts_with("<!doctype html") || head.contains("<html") {
+        "text/html"
+    } else if head.starts_with('<') {
+        "application/xml"
+    } else {
+        "text/plain"
     }
 }
 
@@ -361,6 +407,13 @@ mod tests {
         assert!(
             matches!(Error::from_status(415, None, None, b"no"), Error::Api(ref a) if a.status == 415 && a.message == "no")
         );
+        assert_eq!(
+            Error::from_status(502, None, None, b"upstream timed out\n")
+                .api()
+                .unwrap()
+                .message,
+            "upstream timed out"
+        );
         assert!(matches!(
             Error::from_status(503, None, None, b"{}"),
             Error::Server(_)
@@ -369,5 +422,54 @@ mod tests {
             Error::from_status(401, None, None, b"{}"),
             Error::Auth(_)
         ));
+    }
+
+    #[test]
+    fn pages_of_other_servers_are_not_shown_as_messages() {
+        let page =
+            b"<!DOCTYPE HTML>\n<html lang=\"en\">\n<head><title>Error response</title></head>\n\
+                     <body><h1>Error response</h1><p>Error code: 404</p></body>\n</html>\n";
+        let e = Error::from_status(404, None, None, page);
+        assert!(e.is_not_found(), "the typed kind stays");
+        assert_eq!(
+            e.api().unwrap().message,
+            "not a Pictograph API answer (text/html)"
+        );
+        let xml = b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code></Error>";
+        let e = Error::from_status(403, None, None, xml);
+        assert!(matches!(e, Error::Forbidden(_)));
+        assert_eq!(
+            e.api().unwrap().message,
+            "not a Pictograph API answer (application/xml)"
+        );
+        let long = "x".repeat(MAX_RAW_MESSAGE + 1);
+        assert_eq!(
+            Error::from_status(500, None, None, long.as_bytes())
+                .api()
+                .unwrap()
+                .message,
+            "not a Pictograph API answer (text/plain)"
+        );
+        assert_eq!(
+            Error::from_status(500, None, None, b"line one\nline two")
+                .api()
+                .unwrap()
+                .message,
+            "not a Pictograph API answer (text/plain)"
+        );
+        assert_eq!(
+            Error::from_status(502, None, None, &[0xff, 0xfe, 0x00])
+                .api()
+                .unwrap()
+                .message,
+            "not a Pictograph API answer (binary)"
+        );
+        assert_eq!(
+            Error::from_status(404, None, None, b"  \n")
+                .api()
+                .unwrap()
+                .message,
+            "HTTP 404"
+        );
     }
 }

@@ -3,9 +3,11 @@
 
 use super::progress::{timing, Progress};
 use super::{
-    finish, human_bytes, parse_status, print_json, shown, CliError, CliResult, ClientArgs, Ctx,
+    count, finish, human_bytes, parse_status, print_json, shown, usage, CliError, CliResult,
+    ClientArgs, Ctx,
 };
-use pictograph::{DownloadKind, DownloadMode, DownloadOptions, Status};
+use pictograph::datasets::DownloadOutcome;
+use pictograph::{DownloadFailure, DownloadKind, DownloadMode, DownloadOptions, Status};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +55,12 @@ pub async fn run(args: DownloadArgs) -> anyhow::Result<()> {
 }
 
 async fn download(args: DownloadArgs) -> CliResult {
+    if args.out_dir.exists() && !args.out_dir.is_dir() {
+        return usage(format!(
+            "{} is not a directory: give a directory to download into",
+            args.out_dir.display()
+        ));
+    }
     let ctx = Ctx::connect(&args.conn)?;
     let mode = match args.mode {
         Mode::Full => DownloadMode::Full,
@@ -67,16 +75,15 @@ async fn download(args: DownloadArgs) -> CliResult {
         options = options.status_filter(s);
     }
     let options = {
-        let (p, out) = (progress.clone(), args.out_dir.clone());
-        let started = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
-        options.progress(move |_, total, file| {
-            p.set_total_files(total as u64);
-            // Bytes written by this run: files left alone (already present) are older.
-            let bytes = file
-                .and_then(|f| std::fs::metadata(out.join(f)).ok())
-                .filter(|m| m.modified().is_ok_and(|t| t >= started))
-                .map_or(0, |m| m.len());
-            p.file_done(bytes);
+        let p = progress.clone();
+        options.progress(move |_, total, _| p.set_total_files(total as u64))
+    };
+    let options = {
+        let p = progress.clone();
+        options.on_file(move |_, _, outcome| match outcome {
+            DownloadOutcome::Written(bytes) => p.file_done(bytes),
+            DownloadOutcome::Skipped => p.file_not_sent(0, true),
+            DownloadOutcome::Failed => p.file_not_sent(0, false),
         })
     };
     if progress.lines() {
@@ -101,10 +108,16 @@ async fn download(args: DownloadArgs) -> CliResult {
                  already written are skipped)"
             )))
         }
+        Err(e) if e.is_local() => {
+            return Err(CliError::Other(anyhow::anyhow!(
+                "{e}; no file can be written there: fix that, then run the same command again \
+                 (files already written are skipped)"
+            )))
+        }
         other => other?,
     };
     let elapsed = progress.elapsed();
-    let bytes = progress.bytes();
+    let bytes = report.bytes_written;
     let failed = report.failures.len();
     if ctx.json {
         print_json(&json!({
@@ -125,37 +138,84 @@ async fn download(args: DownloadArgs) -> CliResult {
                 "file": f.filename,
                 "kind": match f.kind { DownloadKind::Image => "image", DownloadKind::Annotation => "annotation" },
                 "reason": f.reason,
+                "retryable": f.retryable,
             })).collect::<Vec<_>>(),
         }));
     } else {
         println!(
-            "Dataset '{}' into {}: {} images downloaded, {} already present, {} annotation files, {} failed; {} written in {}",
+            "Dataset '{}' into {}: {}, {} already present, {}, {} failed; {} written in {}",
             args.dataset,
             report.output_dir.display(),
-            report.images_downloaded,
+            count(report.images_downloaded, "image", "images") + " downloaded",
             report.images_skipped,
-            report.annotations_downloaded,
+            count(
+                report.annotations_downloaded,
+                "annotation file",
+                "annotation files"
+            ),
             failed,
             human_bytes(bytes),
             timing(
-                report.images_downloaded + report.images_skipped + report.annotations_downloaded + failed,
+                report.images_downloaded
+                    + report.images_skipped
+                    + report.annotations_downloaded
+                    + failed,
                 Some(bytes),
                 elapsed
             ),
         );
     }
-    if failed > 0 {
-        for f in &report.failures {
-            eprintln!(
-                "failed: {} ({}): {}",
-                shown(&f.filename),
-                f.image_id,
-                f.reason
-            );
-        }
-        return Err(super::CliError::Failed(format!(
-            "{failed} files failed; re-run the same command to fetch them (files already present are skipped)"
-        )));
+    if failed == 0 {
+        return Ok(());
     }
-    Ok(())
+    print_failures(&report.failures);
+    let retryable = report.failures.iter().filter(|f| f.retryable).count();
+    let what = count(failed, "file failed", "files failed");
+    let hint = match (retryable, failed - retryable) {
+        (_, 0) => {
+            "re-run the same command to fetch them (files already present are skipped)".to_string()
+        }
+        (0, _) => "they could not be written: fix the cause above, re-running alone will not help"
+            .to_string(),
+        (r, l) => format!(
+            "{r} may succeed if you re-run the same command (files already present are \
+             skipped); {l} could not be written: fix the cause above for those"
+        ),
+    };
+    Err(CliError::Failed(format!("{what}; {hint}")))
+}
+
+/// Most files named in one collapsed failure line.
+const NAMED: usize = 3;
+
+/// Lists the failures on standard error, one line per distinct reason: a reason shared by
+/// many files (every file of an unwritable folder, say) is printed once with their count.
+fn print_failures(failures: &[DownloadFailure]) {
+    let mut groups: Vec<(&str, Vec<&DownloadFailure>)> = Vec::new();
+    for f in failures {
+        match groups.iter_mut().find(|(reason, _)| *reason == f.reason) {
+            Some((_, files)) => files.push(f),
+            None => groups.push((&f.reason, vec![f])),
+        }
+    }
+    for (reason, files) in groups {
+        match files.as_slice() {
+            [f] => eprintln!("failed: {} ({}): {reason}", shown(&f.filename), f.image_id),
+            _ => {
+                let mut named: Vec<String> = files
+                    .iter()
+                    .take(NAMED)
+                    .map(|f| shown(&f.filename).into_owned())
+                    .collect();
+                if files.len() > NAMED {
+                    named.push("…".into());
+                }
+                eprintln!(
+                    "failed: {} files ({}): {reason}",
+                    files.len(),
+                    named.join(", ")
+                );
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@ use super::{
 };
 use pictograph::{Image, ImageListOptions, Status};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `pictograph images`.
 #[derive(clap::Args, Debug)]
@@ -36,13 +36,14 @@ enum ImagesCommand {
         /// Archived images too.
         #[arg(long)]
         include_archived: bool,
-        /// At most this many images.
-        #[arg(long, value_name = "N", default_value_t = 1000)]
-        limit: usize,
+        /// At most this many images [default: 1000, and no limit with --ids].
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
         /// Skip this many first.
         #[arg(long, value_name = "N", default_value_t = 0)]
         offset: usize,
-        /// Print only the ids, one per line (for `pictograph batch …`).
+        /// Print only the ids, one per line as the pages arrive (for `pictograph batch …`);
+        /// with --json, an `ids` list.
         #[arg(long)]
         ids: bool,
     },
@@ -78,6 +79,9 @@ pub async fn run(args: ImagesArgs) -> anyhow::Result<()> {
 /// Largest page asked for.
 const PAGE: usize = 1000;
 
+/// Images listed without --ids when no --limit is given.
+const DEFAULT_LIMIT: usize = 1000;
+
 /// What an image listing selects (every page the same).
 struct Selection<'a> {
     dataset: &'a str,
@@ -87,17 +91,40 @@ struct Selection<'a> {
     include_archived: bool,
 }
 
-/// Up to `limit` images from `offset`, fetched a page at a time and handed to `each` (until
-/// it answers false); pages after the first are found by key, so each costs the server the
-/// same however deep it lies ([`pictograph::Datasets::image_pages`]). Answers the total and
-/// whether more follow.
+/// How a listing ended.
+struct Listed {
+    /// Images handed over.
+    count: usize,
+    /// How many images match in all.
+    total: u64,
+    /// Whether more images follow the last one handed over.
+    has_more: bool,
+    /// The consumer stopped the listing (its reader went away).
+    stopped: bool,
+}
+
+impl Listed {
+    /// Prints on standard error that a limit cut the output, when it did.
+    fn note_cut(&self) {
+        if self.has_more && !self.stopped {
+            eprintln!(
+                "{} of {} images shown; use --limit/--offset for more",
+                self.count, self.total
+            );
+        }
+    }
+}
+
+/// Up to `limit` images (all without one) from `offset`, fetched a page at a time and handed
+/// to `each` (until it answers false); pages after the first are found by key, so each costs
+/// the server the same however deep it lies ([`pictograph::Datasets::image_pages`]).
 async fn list(
     ctx: &Ctx,
     what: &Selection<'_>,
-    limit: usize,
+    limit: Option<usize>,
     offset: usize,
     mut each: impl FnMut(Vec<Image>) -> bool,
-) -> CliResult<(u64, bool)> {
+) -> CliResult<Listed> {
     let options = ImageListOptions {
         status: what.status,
         folder: what.folder.map(str::to_string),
@@ -107,20 +134,55 @@ async fn list(
         ..ImageListOptions::default()
     };
     let mut pages = ctx.client.datasets().image_pages(what.dataset, options);
-    let mut got = 0;
-    let (mut total, mut has_more) = (0, false);
-    while got < limit {
-        let Some(page) = pages.next_page((limit - got).min(PAGE)).await? else {
+    let mut listed = Listed {
+        count: 0,
+        total: 0,
+        has_more: false,
+        stopped: false,
+    };
+    while limit.is_none_or(|l| listed.count < l) {
+        let want = limit.map_or(PAGE, |l| (l - listed.count).min(PAGE));
+        let Some(page) = pages.next_page(want).await? else {
             break;
         };
-        total = page.total;
-        has_more = page.has_more;
-        got += page.images.len();
+        listed.total = page.total;
+        listed.has_more = page.has_more;
+        listed.count += page.images.len();
         if !each(page.images) {
+            listed.stopped = true;
             break;
         }
     }
-    Ok((total, has_more))
+    Ok(listed)
+}
+
+/// Whether `out` is meant as a directory: it ends with a path separator.
+fn names_a_directory(out: &Path) -> bool {
+    out.as_os_str()
+        .to_string_lossy()
+        .ends_with(std::path::is_separator)
+}
+
+/// `e` naming `dest` where it named the temporary file the download was written to
+/// (`dest` plus `.part`), which the user never asked for.
+fn naming(e: pictograph::Error, dest: &Path) -> pictograph::Error {
+    let is_part = |p: &Path| {
+        p != dest
+            && p.parent() == dest.parent()
+            && p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".part"))
+    };
+    match e {
+        pictograph::Error::Io { path, source } if is_part(&path) => pictograph::Error::Io {
+            path: dest.to_path_buf(),
+            source,
+        },
+        pictograph::Error::FileNotFound(path) if is_part(&path) => {
+            pictograph::Error::FileNotFound(dest.to_path_buf())
+        }
+        other => other,
+    }
 }
 
 fn dims(i: &Image) -> String {
@@ -155,28 +217,47 @@ async fn images(args: ImagesArgs) -> CliResult {
                 use std::io::Write;
                 // A reader that stops early (`head`) ends the listing, without an error.
                 let mut out = std::io::stdout().lock();
-                list(&ctx, &what, limit, offset, |page| {
+                let listed = list(&ctx, &what, limit, offset, |page| {
                     page.iter().all(|i| writeln!(out, "{}", i.id).is_ok()) && out.flush().is_ok()
                 })
                 .await?;
+                listed.note_cut();
                 return Ok(());
             }
-            let mut listed: Vec<Image> = Vec::new();
-            let (total, has_more) = list(&ctx, &what, limit, offset, |page| {
-                listed.extend(page);
+            if ids {
+                let mut listed_ids: Vec<String> = Vec::new();
+                let listed = list(&ctx, &what, limit, offset, |page| {
+                    listed_ids.extend(page.into_iter().map(|i| i.id));
+                    true
+                })
+                .await?;
+                print_json(&json!({
+                    "ids": listed_ids,
+                    "count": listed.count,
+                    "total": listed.total,
+                    "offset": offset,
+                    "has_more": listed.has_more,
+                }));
+                listed.note_cut();
+                return Ok(());
+            }
+            let mut images: Vec<Image> = Vec::new();
+            let limit = Some(limit.unwrap_or(DEFAULT_LIMIT));
+            let listed = list(&ctx, &what, limit, offset, |page| {
+                images.extend(page);
                 true
             })
             .await?;
             if ctx.json {
                 print_json(&json!({
-                    "images": to_json(&listed),
-                    "count": listed.len(),
-                    "total": total,
+                    "images": to_json(&images),
+                    "count": listed.count,
+                    "total": listed.total,
                     "offset": offset,
-                    "has_more": has_more,
+                    "has_more": listed.has_more,
                 }));
             } else {
-                let rows: Vec<Vec<String>> = listed
+                let rows: Vec<Vec<String>> = images
                     .iter()
                     .map(|i| {
                         vec![
@@ -194,13 +275,8 @@ async fn images(args: ImagesArgs) -> CliResult {
                     &["ID", "FOLDER", "FILENAME", "STATUS", "ANNS", "DIMS", "SIZE"],
                     &rows,
                 );
-                if has_more {
-                    eprintln!(
-                        "{} of {total} images shown; use --limit/--offset for more",
-                        listed.len()
-                    );
-                }
             }
+            listed.note_cut();
         }
         ImagesCommand::Get { id } => {
             let i = ctx.client.images().get(&id).await?;
@@ -229,6 +305,11 @@ async fn images(args: ImagesArgs) -> CliResult {
             }
         }
         ImagesCommand::Download { id, out } => {
+            if let Some(dir) = out.as_deref().filter(|p| names_a_directory(p)) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    CliError::Other(anyhow::anyhow!("creating {}: {e}", dir.display()))
+                })?;
+            }
             let dest = match out {
                 Some(p) if !p.is_dir() => p,
                 dir => {
@@ -240,7 +321,21 @@ async fn images(args: ImagesArgs) -> CliResult {
             if dest.as_os_str().is_empty() {
                 return usage("no output path");
             }
-            let bytes = ctx.client.images().download(&id, &dest).await?;
+            if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+                if !parent.is_dir() {
+                    return usage(format!(
+                        "no directory {}: give an existing directory, or end the path with / \
+                         to create one",
+                        parent.display()
+                    ));
+                }
+            }
+            let bytes = ctx
+                .client
+                .images()
+                .download(&id, &dest)
+                .await
+                .map_err(|e| naming(e, &dest))?;
             if ctx.json {
                 print_json(&json!({"image_id": id, "path": dest, "bytes": bytes}));
             } else {

@@ -70,6 +70,16 @@ pub enum CliError {
     Hinted(Box<pictograph::Error>, &'static str),
     /// Some items failed; the report (with the failures) was already printed.
     Failed(String),
+    /// The SDK or the server refused after part of the work was done: `done` says what in a
+    /// line, and `report` in the keys `--json` prints beside `error`.
+    Partial {
+        /// The error that stopped the command.
+        error: Box<pictograph::Error>,
+        /// What was done before it, in one line.
+        done: String,
+        /// What was done before it, as JSON object keys.
+        report: Value,
+    },
     /// Anything else.
     Other(anyhow::Error),
 }
@@ -120,12 +130,16 @@ impl Ctx {
         let client = Client::builder(api_key)
             .base_url(resolved.base_url.clone())
             .build()?;
+        let _ = BASE_URL.set(client.base_url().to_string());
         Ok(Ctx {
             client,
             json: args.json,
         })
     }
 }
+
+/// The server URL of the command, for errors whose answer was not the API's.
+static BASE_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Every cause of `e`, outermost first, joined with `: ` (repeats dropped).
 fn causes(e: &dyn std::error::Error) -> String {
@@ -157,7 +171,12 @@ pub fn describe_sdk(e: &pictograph::Error) -> (String, Value) {
             .ok()
             .and_then(|s| s.canonical_reason())
             .unwrap_or("");
-        let mut msg = format!("HTTP {} {reason}: {}", api.status, api.message);
+        // A body that is not JSON: likely another server than the one meant, so name it.
+        let from = match BASE_URL.get() {
+            Some(url) if api.body.is_string() => format!(" from {url}"),
+            _ => String::new(),
+        };
+        let mut msg = format!("HTTP {} {reason}{from}: {}", api.status, api.message);
         for f in e.field_errors() {
             msg.push_str(&format!("; {}: {}", f.location(), f.msg));
         }
@@ -223,6 +242,21 @@ pub fn finish(json: bool, result: CliResult) -> anyhow::Result<()> {
             (format!("{m}; {hint}"), o, false)
         }
         CliError::Failed(m) => (m.clone(), Value::Null, false),
+        CliError::Partial {
+            error,
+            done,
+            report,
+        } => {
+            let (m, o) = describe_sdk(error);
+            if json {
+                let mut doc = json!({ "error": o });
+                if let (Some(doc), Some(report)) = (doc.as_object_mut(), report.as_object()) {
+                    doc.extend(report.clone());
+                }
+                print_json(&doc);
+            }
+            (format!("{m}; {done}"), Value::Null, false)
+        }
         CliError::Other(err) => {
             let m = format!("{err:#}");
             (m.clone(), json!({"message": m, "status": null}), false)
@@ -268,6 +302,11 @@ pub fn shown(name: &str) -> std::borrow::Cow<'_, str> {
     } else {
         name.into()
     }
+}
+
+/// `1 image`, `2 images`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `1.5 MiB`.

@@ -1,0 +1,537 @@
+//! Client commands at their edges, against a real server started in-process: listings cut
+//! by a limit, answers from other servers, usage errors with `--json`, batches of more than
+//! one request, and downloads that local files get in the way of.
+
+use pictograph::{CopyOptions, CreateProject, ImageListOptions, UploadOptions};
+use pictograph_server::auth::{create_key, Role};
+use pictograph_server::{App, Config};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+struct Server {
+    app: App,
+    url: String,
+    key: String,
+    client: pictograph::Client,
+    /// Data directory of the server, and scratch space of the test.
+    dir: tempfile::TempDir,
+}
+
+async fn start_with(tweak: impl FnOnce(&mut Config)) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path().join("data"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    tweak(&mut config);
+    let app = App::start(config).await.unwrap();
+    let key = create_key(&app.state.store, "org", Role::Owner, "unlimited")
+        .await
+        .unwrap();
+    let url = format!("http://{}", app.addr);
+    let client = pictograph::Client::builder(key.clone())
+        .base_url(url.clone())
+        .build()
+        .unwrap();
+    Server {
+        app,
+        url,
+        key,
+        client,
+        dir,
+    }
+}
+
+async fn start() -> Server {
+    start_with(|_| {}).await
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn ok(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+
+    /// The `error: …` line of a failed run.
+    fn error_line(&self) -> &str {
+        assert_ne!(self.code, 0, "expected a failure; stdout: {}", self.stdout);
+        self.stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_else(|| panic!("no error line in: {}", self.stderr))
+    }
+}
+
+/// The binary with no `PICTOGRAPH_*` variable of the caller and an empty config directory.
+fn bare(config_dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pictograph"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PICTOGRAPH_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("PICTOGRAPH_CONFIG_DIR", config_dir);
+    c
+}
+
+fn exec(mut c: Command, args: &[&str], stdin: Option<&str>) -> Out {
+    c.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("run pictograph");
+    let input = child.stdin.take().unwrap();
+    let feeder = stdin.map(str::to_string).map(|s| {
+        std::thread::spawn(move || {
+            let mut input = input;
+            let _ = input.write_all(s.as_bytes());
+        })
+    });
+    let out = child.wait_with_output().unwrap();
+    if let Some(f) = feeder {
+        f.join().unwrap();
+    }
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl Server {
+    fn cmd_with(&self, key: &str) -> Command {
+        let mut c = bare(&self.dir.path().join("no-config"));
+        c.env("PICTOGRAPH_BASE_URL", &self.url)
+            .env("PICTOGRAPH_API_KEY", key);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        exec(self.cmd_with(&self.key), args, None)
+    }
+
+    fn run_in(&self, args: &[&str], stdin: &str) -> Out {
+        exec(self.cmd_with(&self.key), args, Some(stdin))
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// Uploads a small PNG per name into `folder` of a new dataset; answers the image ids.
+    async fn dataset(&self, name: &str, folder: &str, files: &[&str]) -> Vec<String> {
+        let ds = self
+            .client
+            .projects()
+            .create(name, CreateProject::default())
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for (i, file) in files.iter().enumerate() {
+            let src = self.path(&format!("src-{name}-{i}.png"));
+            std::fs::write(&src, png(i as u8)).unwrap();
+            let opts = UploadOptions::default().folder_path(folder).filename(*file);
+            let image = self.client.images().upload(&ds.id, &src, opts).await;
+            ids.push(image.unwrap().id);
+        }
+        ids
+    }
+
+    /// Every image id of `dataset`, in listing order.
+    async fn ids(&self, dataset: &str) -> Vec<String> {
+        let mut pages = self
+            .client
+            .datasets()
+            .image_pages(dataset, ImageListOptions::default());
+        let mut ids = Vec::new();
+        while let Some(page) = pages.next_page(10_000).await.unwrap() {
+            ids.extend(page.images.into_iter().map(|i| i.id));
+        }
+        ids
+    }
+}
+
+fn png(seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(6, 5, |x, y| {
+        image::Rgb([seed, (x * 20) as u8, (y * 25) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// `n` ids no dataset has.
+fn unknown_ids(n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|i| uuid::Uuid::from_u128(i as u128).to_string())
+        .collect()
+}
+
+/// The lines of `stderr` that are not progress or failure lines.
+fn notes(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| !l.is_empty()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_ids_has_no_limit_and_a_cut_listing_says_so() {
+    let s = start().await;
+    s.dataset("many", "/", &["a.png", "b.png", "c.png", "d.png", "e.png"])
+        .await;
+    // Each copy of every image into the root doubles the dataset: 5 × 2⁸ = 1,280 images.
+    for _ in 0..8 {
+        let ids = s.ids("many").await;
+        s.client
+            .batch()
+            .copy("many", &ids, CopyOptions::to("/"))
+            .await
+            .unwrap();
+    }
+    let every = s.ids("many").await;
+    assert_eq!(every.len(), 1280);
+
+    let out = s.run(&["images", "list", "-d", "many", "--ids"]);
+    let listed: Vec<&str> = out.ok().stdout.lines().collect();
+    assert_eq!(listed, every, "--ids lists every id, in order");
+    assert_eq!(out.stderr, "", "nothing was cut");
+
+    let out = s.run(&["images", "list", "-d", "many", "--ids", "--limit", "1100"]);
+    assert_eq!(out.ok().stdout.lines().count(), 1100);
+    assert_eq!(
+        notes(&out.stderr),
+        ["1100 of 1280 images shown; use --limit/--offset for more"]
+    );
+
+    // The table keeps its default of 1,000 rows, and says it is cut.
+    let out = s.run(&["images", "list", "-d", "many"]);
+    assert_eq!(
+        out.ok().stdout.lines().count(),
+        1001,
+        "header and 1000 rows"
+    );
+    assert_eq!(
+        notes(&out.stderr),
+        ["1000 of 1280 images shown; use --limit/--offset for more"]
+    );
+
+    let out = s.run(&["images", "list", "-d", "many", "--json", "--limit", "3"]);
+    let v = out.ok().json();
+    assert_eq!(
+        (v["count"].as_u64(), v["has_more"].as_bool()),
+        (Some(3), Some(true))
+    );
+    assert_eq!(
+        notes(&out.stderr),
+        ["3 of 1280 images shown; use --limit/--offset for more"]
+    );
+
+    let out = s.run(&["images", "list", "-d", "many", "--json", "--ids"]);
+    let v = out.ok().json();
+    let ids: Vec<&str> = v["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    assert_eq!(ids, every);
+    assert_eq!(
+        (v["count"].as_u64(), v["has_more"].as_bool()),
+        (Some(1280), Some(false))
+    );
+    assert_eq!(out.stderr, "");
+    s.app.stop().await.unwrap();
+}
+
+/// A web server that is not a Pictograph API: every request gets an HTML 404 page, as
+/// `python3 -m http.server` answers. Answers its URL.
+fn foreign_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let page = "<!DOCTYPE HTML>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+                        <title>Error response</title>\n</head>\n<body>\n<h1>Error response</h1>\n\
+                        <p>Error code: 404</p>\n<p>Message: File not found.</p>\n</body>\n</html>\n";
+            let answer = format!(
+                "HTTP/1.0 404 File not found\r\nContent-Type: text/html;charset=utf-8\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_from_another_server_is_one_line_naming_it() {
+    let url = foreign_server();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let mut c = bare(dir.path());
+        c.env("PICTOGRAPH_API_KEY", "pk_live_any");
+        let mut args = vec!["datasets", "list", "--base-url", &url];
+        args.extend(extra);
+        exec(c, &args, None)
+    };
+    let expected =
+        format!("HTTP 404 Not Found from {url}: not a Pictograph API answer (text/html)");
+    let out = run(&[]);
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stderr, format!("error: {expected}\n"));
+
+    let out = run(&["--json"]);
+    assert_eq!(out.code, 1);
+    let v = out.json();
+    assert_eq!(v["error"]["message"], expected.as_str());
+    assert_eq!(v["error"]["status"], 404);
+}
+
+#[test]
+fn usage_errors_with_json_print_an_error_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["download", "dl", "x", "--status", "bogus", "--json"],
+            "invalid value 'bogus' for '--status <STATUS>'",
+        ),
+        (
+            &["images", "list", "--json"],
+            "the following required arguments were not provided: --dataset <NAME>",
+        ),
+        (
+            &["upload", "imgs", "-d", "x", "--workers", "0", "--json"],
+            "invalid value '0' for '--workers <N>'",
+        ),
+        (
+            &["batch", "--json"],
+            "'pictograph batch' requires a subcommand",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = exec(bare(dir.path()), args, None);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        let v = out.json();
+        let got = v["error"]["message"].as_str().unwrap();
+        assert!(got.starts_with(message), "{args:?}: {got}");
+        assert!(!got.contains('\n') && !got.contains('\u{1b}'), "{got:?}");
+        assert_eq!(v["error"]["status"], Value::Null);
+        assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    }
+
+    // Without --json, stdout stays empty; help and version print as always.
+    let out = exec(bare(dir.path()), &["images", "list"], None);
+    assert_eq!((out.code, out.stdout.as_str()), (2, ""));
+    let out = exec(
+        bare(dir.path()),
+        &["images", "list", "--json", "--help"],
+        None,
+    );
+    assert!(
+        out.ok().stdout.starts_with("List a dataset's images"),
+        "{}",
+        out.stdout
+    );
+    let out = exec(bare(dir.path()), &["--version"], None);
+    assert!(out.ok().stdout.starts_with("pictograph "), "{}", out.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_goes_on_past_a_request_of_unknown_ids() {
+    let s = start().await;
+    let real = s.dataset("basic", "/", &["a.png", "b.png", "c.png"]).await;
+    let mut ids = real.clone();
+    ids.extend(unknown_ids(100_000));
+    let out = s.run_in(
+        &[
+            "batch", "update", "-d", "basic", "--status", "complete", "--json",
+        ],
+        &ids.join("\n"),
+    );
+    let v = out.json();
+    assert_eq!(v["requested"], 100_003);
+    assert_eq!(v["processed"], 3);
+    assert_eq!(v["succeeded"].as_array().unwrap().len(), 3);
+    assert_eq!(v["failed"], 100_000);
+    assert_eq!(v["failures"][99_999]["image_id"], ids[100_002].as_str());
+    assert!(
+        out.error_line().contains("100000 of 100003 images failed"),
+        "{}",
+        out.error_line()
+    );
+    for id in &real {
+        assert_eq!(s.client.images().get(id).await.unwrap().status, "complete");
+    }
+    // An unknown dataset is still an error of its own.
+    let out = s.run_in(
+        &["batch", "update", "-d", "nope", "--status", "new"],
+        &ids.join("\n"),
+    );
+    assert!(out.error_line().contains("404"), "{}", out.stderr);
+    assert!(!out.stderr.contains("failed: "), "{}", out.stderr);
+    s.app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_stopped_midway_says_what_was_applied() {
+    // A budget of one request an hour (per organisation and tier, so one tier a run): the
+    // first request of 100,000 ids goes through, the second is refused with a wait longer
+    // than the client waits out.
+    let s = start_with(|c| {
+        c.rate_limits.free = 1;
+        c.rate_limits.core = 1;
+    })
+    .await;
+    let real = s.dataset("basic", "/", &["a.png"]).await;
+    let mut ids = real.clone();
+    ids.extend(unknown_ids(100_000));
+    let ids = ids.join("\n");
+
+    let free = create_key(&s.app.state.store, "org", Role::Owner, "free")
+        .await
+        .unwrap();
+    let args = ["batch", "update", "-d", "basic", "--status", "complete"];
+    let out = exec(s.cmd_with(&free), &args, Some(&ids));
+    let line = out.error_line();
+    assert!(line.contains("HTTP 429"), "{line}");
+    assert!(
+        line.ends_with(
+            "stopped at chunk 2 of 2 (id 100001): chunk 1 applied before it (1 of 100000 \
+             images updated, 99999 failed), chunk 2 not applied"
+        ),
+        "{line}"
+    );
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        s.client.images().get(&real[0]).await.unwrap().status,
+        "complete"
+    );
+
+    let core = create_key(&s.app.state.store, "org", Role::Owner, "core")
+        .await
+        .unwrap();
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = exec(s.cmd_with(&core), &json_args, Some(&ids));
+    assert_eq!(out.code, 1);
+    let v = out.json();
+    assert_eq!(v["error"]["status"], 429);
+    assert_eq!(
+        (
+            v["chunks"].as_u64(),
+            v["chunks_applied"].as_u64(),
+            v["processed"].as_u64(),
+            v["failed"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1), Some(99_999))
+    );
+    assert_eq!(v["succeeded"], serde_json::json!(real));
+    assert_eq!(v["success"], false);
+    s.app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_count_fetched_bytes_and_say_when_a_rerun_cannot_help() {
+    let s = start().await;
+    let ids = s.dataset("dl", "/cats", &["x.png", "y.png"]).await;
+    let out_dir = s.path("out");
+    let out = out_dir.to_str().unwrap();
+    let images_only = ["--mode", "images-only"];
+
+    let first = s.run(&[&["download", "dl", out, "--json"][..], &images_only].concat());
+    let v = first.ok().json();
+    let on_disk = std::fs::metadata(out_dir.join("cats/x.png")).unwrap().len()
+        + std::fs::metadata(out_dir.join("cats/y.png")).unwrap().len();
+    assert_eq!(v["bytes"].as_u64(), Some(on_disk));
+    let again = s.run(&[&["download", "dl", out, "--json"][..], &images_only].concat());
+    let v = again.ok().json();
+    assert_eq!(
+        (v["images_skipped"].as_u64(), v["bytes"].as_u64()),
+        (Some(2), Some(0)),
+        "a re-run writes nothing"
+    );
+    let again = s.run(&[&["download", "dl", out][..], &images_only].concat());
+    let summary = again.ok().stdout.as_str();
+    assert!(
+        summary.contains("0 images downloaded, 2 already present")
+            && summary.contains("; 0 B written"),
+        "{summary}"
+    );
+
+    // An output that is a file.
+    let file = s.path("file.txt");
+    std::fs::write(&file, "x").unwrap();
+    let out = s.run(&["download", "dl", file.to_str().unwrap()]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.error_line()
+            .ends_with("file.txt is not a directory: give a directory to download into"),
+        "{}",
+        out.stderr
+    );
+
+    // A file where the folder's directory goes: one line for both images, and no re-run hint.
+    let blocked = s.path("blocked");
+    std::fs::create_dir_all(&blocked).unwrap();
+    std::fs::write(blocked.join("cats"), "in the way").unwrap();
+    let blocked = blocked.to_str().unwrap();
+    let out = s.run(&[&["download", "dl", blocked][..], &images_only].concat());
+    let failed: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("failed: "))
+        .collect();
+    assert_eq!(failed.len(), 1, "{}", out.stderr);
+    assert!(
+        failed[0].starts_with("failed: 2 files (cats/x.png, cats/y.png): I/O error on ")
+            && failed[0].ends_with("cats: exists and is not a directory"),
+        "{}",
+        failed[0]
+    );
+    let line = out.error_line();
+    assert!(
+        line.starts_with("error: 2 files failed; ")
+            && line.contains("re-running alone will not help")
+            && !line.contains("re-run the same command"),
+        "{line}"
+    );
+    let out = s.run(&["download", "dl", blocked, "--json"]);
+    let v = out.json();
+    assert_eq!(v["failed"], 4, "both images and their annotation files");
+    assert!(v["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["retryable"] == false));
+
+    // One image: a path ending in / is a directory to create; errors name the path given.
+    let newdir = format!("{}/", s.path("newdir").display());
+    s.run(&["images", "download", &ids[0], &newdir]).ok();
+    assert!(s.path("newdir/x.png").is_file());
+    let dest = s.path("one.png");
+    std::fs::create_dir_all(s.path("one.png.part")).unwrap();
+    let out = s.run(&["images", "download", &ids[0], dest.to_str().unwrap()]);
+    let line = out.error_line();
+    assert!(
+        line.contains(&format!("I/O error on {}:", dest.display())) && !line.contains(".part"),
+        "{line}"
+    );
+    s.app.stop().await.unwrap();
+}
