@@ -156,6 +156,16 @@ struct ServeArgs {
     /// (JPEG and PNG need none); further checks wait (0: no limit).
     #[arg(long, env = "PICTOGRAPH_DECODE_MEMORY_BYTES", default_value_t = 256 * 1024 * 1024)]
     decode_memory_bytes: u64,
+    /// Most bytes that parsing JSON request bodies may take at once (a body's size plus 64
+    /// bytes a JSON value); further requests wait, and a body that alone needs more is
+    /// refused with 413 (0: no limit).
+    #[arg(long, env = "PICTOGRAPH_JSON_MEMORY_BYTES", default_value_t = 512 * 1024 * 1024)]
+    json_memory_bytes: u64,
+    /// Seconds an upload body may take before it must arrive at 1 KiB/s or more on average;
+    /// a slower one is refused with 408 and gives back the memory it held.
+    #[arg(long, env = "PICTOGRAPH_UPLOAD_STALL_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    upload_stall_secs: u64,
     /// Most pixels (width times height) an uploaded image may have; larger ones are refused
     /// before anything is decoded. Lower it to bound the memory one check takes.
     #[arg(long, env = "PICTOGRAPH_MAX_IMAGE_PIXELS", default_value_t = MAX_IMAGE_PIXELS,
@@ -364,10 +374,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.max_upload_bytes = args.max_upload_bytes;
     config.upload_memory_bytes = args.upload_memory_bytes;
     config.decode_memory_bytes = args.decode_memory_bytes;
-    anyhow::ensure!(
-        (1..=MAX_IMAGE_PIXELS).contains(&args.max_image_pixels),
-        "max_image_pixels must be between 1 and {MAX_IMAGE_PIXELS}"
-    );
+    config.json_memory_bytes = args.json_memory_bytes;
+    config.upload_stall_secs = args.upload_stall_secs;
     config.max_image_pixels = args.max_image_pixels;
     config.blob_grace_secs = args.blob_grace_secs;
     config.url_ttl_secs = args.url_ttl_secs;
@@ -379,6 +387,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         pro: args.rate_limit_pro,
         enterprise: args.rate_limit_enterprise,
     };
+    config.check()?;
     if let Some(key) = keys::first_start(&config).await? {
         println!("Created organisation 'default' and an owner key (shown once, keep it safe):");
         println!("  {key}");

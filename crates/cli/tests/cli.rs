@@ -196,6 +196,34 @@ fn a_pixel_limit_out_of_range_stops_the_start() {
     );
 }
 
+#[test]
+fn a_short_signing_secret_stops_the_start_before_anything_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    let d = d.to_str().unwrap();
+    for secret in ["", "0123456789abcdef"] {
+        let (ok, _, err) = run(&["serve", "--data-dir", d, "--signing-secret", secret]);
+        assert!(!ok);
+        assert!(
+            err.trim().starts_with(&format!(
+                "error: the signing secret has {} bytes, fewer than the 32",
+                secret.len()
+            )),
+            "{err}"
+        );
+    }
+    let file = dir.path().join("pictograph.toml");
+    std::fs::write(
+        &file,
+        format!("data_dir = {d:?}\nsigning_secret = \"short\"\n"),
+    )
+    .unwrap();
+    let (ok, _, err) = run(&["serve", "--config", file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("the signing secret has 5 bytes"), "{err}");
+    assert!(!dir.path().join("data").exists(), "nothing was created");
+}
+
 /// Servers started at the same moment on one new data directory: each runs the migrations in
 /// turn and starts, exactly one of them creates the owner key, and all sign URLs with the same
 /// key, so a download URL one of them hands out works on every other.

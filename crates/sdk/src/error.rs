@@ -367,8 +367,14 @@ fn body_kind(text: Option<&str>) -> &'static str {
     }
 }
 
+/// [`Error::Transport`] with the URL's query and fragment removed: a signed URL's query
+/// (`expires`, `sig`) is a credential, never shown in a message.
 impl From<reqwest::Error> for Error {
-    fn from(e: reqwest::Error) -> Self {
+    fn from(mut e: reqwest::Error) -> Self {
+        if let Some(url) = e.url_mut() {
+            url.set_query(None);
+            url.set_fragment(None);
+        }
         Error::Transport(e)
     }
 }

@@ -166,16 +166,6 @@ enum Failed {
     Local(Error),
 }
 
-/// [`Error::Transport`] of `e` with its URL's query removed: a signed URL's query
-/// (`expires`, `sig`) is a credential, never shown in a message.
-pub(crate) fn transport(mut e: reqwest::Error) -> Error {
-    if let Some(url) = e.url_mut() {
-        url.set_query(None);
-        url.set_fragment(None);
-    }
-    Error::Transport(e)
-}
-
 /// Where a streamed body keeps the I/O error that broke it off, for the failed send to report.
 type ReadSlot = Arc<Mutex<Option<std::io::Error>>>;
 
@@ -365,7 +355,7 @@ impl Transport {
                 Err(Failed::Local(e)) => return Err(e),
                 Err(Failed::Net(e)) => {
                     if attempt >= max {
-                        return Err(transport(e));
+                        return Err(Error::from(e));
                     }
                     tokio::time::sleep(self.retry.backoff(attempt)).await;
                 }
@@ -418,7 +408,7 @@ impl Transport {
                 Err(WriteError::Body(_)) if attempt < self.retry.max_retries => {
                     tokio::time::sleep(self.retry.backoff(attempt)).await;
                 }
-                Err(WriteError::Body(e)) => return Err(transport(e)),
+                Err(WriteError::Body(e)) => return Err(Error::from(e)),
                 Err(WriteError::Local(e)) => return Err(e),
             }
             attempt += 1;
@@ -429,7 +419,7 @@ impl Transport {
 /// Parses a success response's JSON body as `T` (an empty body reads as `null`).
 pub(crate) async fn read_body<T: DeserializeOwned>(resp: Response) -> Result<T> {
     let status = resp.status();
-    let bytes = resp.bytes().await.map_err(transport)?;
+    let bytes = resp.bytes().await.map_err(Error::from)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return decode(Value::Null);
     }
@@ -718,7 +708,7 @@ mod tests {
             e.to_string().contains("sig=secret"),
             "reqwest shows it: {e}"
         );
-        let e = transport(e);
+        let e = Error::from(e);
         let shown = e.to_string();
         assert!(shown.starts_with("transport error: "), "{shown}");
         assert!(shown.contains("/files/uploads/u1"), "{shown}");

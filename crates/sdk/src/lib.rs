@@ -74,8 +74,8 @@ pub use client::{
     DEFAULT_TIMEOUT,
 };
 pub use datasets::{
-    Datasets, DownloadFailure, DownloadKind, DownloadMode, DownloadOptions, DownloadReport,
-    GetOptions, ImageListOptions, ImagePage, ImagePages, Progress,
+    Datasets, DownloadFailure, DownloadKind, DownloadMode, DownloadOptions, DownloadOutcome,
+    DownloadReport, GetOptions, ImageListOptions, ImagePage, ImagePages, Progress,
 };
 pub use error::{
     ApiError, AuthError, AuthenticationError, ConflictError, Error, FieldError, ForbiddenError,

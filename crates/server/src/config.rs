@@ -126,7 +126,7 @@ impl Config {
 
     /// Refuses a configuration the server must not start with: a configured signing secret
     /// shorter than [`MIN_SIGNING_SECRET`] bytes (an empty one included), or an image pixel
-    /// limit outside 1 to [`MAX_IMAGE_PIXELS`].
+    /// limit outside 1 to [`MAX_IMAGE_PIXELS`], or no grace at all for upload bodies.
     pub fn check(&self) -> anyhow::Result<()> {
         if let Some(secret) = &self.signing_secret {
             anyhow::ensure!(
@@ -141,6 +141,10 @@ impl Config {
         anyhow::ensure!(
             (1..=MAX_IMAGE_PIXELS).contains(&self.max_image_pixels),
             "max_image_pixels must be between 1 and {MAX_IMAGE_PIXELS}"
+        );
+        anyhow::ensure!(
+            self.upload_stall_secs >= 1,
+            "upload_stall_secs must be at least 1"
         );
         Ok(())
     }
