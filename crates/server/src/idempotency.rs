@@ -47,16 +47,18 @@ pub async fn replay(State(state): State<AppState>, req: Request, next: Next) -> 
     };
     let request_hash = hex::encode(Sha256::digest(&body));
     let req = Request::from_parts(parts, Body::from(body));
-    match state.store.stored_response(&caller.key_id, &idem).await {
-        Ok(Some(stored)) => return replayed(stored, &method, &path, &request_hash),
-        Ok(None) => {}
-        Err(e) => return ApiError::from(e).into_response(),
-    }
+    let mut claim = match claim(&state, &caller.key_id, &idem, &method, &path, &request_hash).await
+    {
+        Ok(Claimed::Run(claim)) => claim,
+        Ok(Claimed::Answer(resp)) => return resp,
+        Err(e) => return e.into_response(),
+    };
     let resp = next.run(req).await;
     let status = resp.status();
     let replayable = (status.is_success() || status.is_client_error())
         && !matches!(status.as_u16(), 401 | 408 | 429);
     if !replayable {
+        claim.release();
         return resp;
     }
     let (parts, body) = resp.into_parts();
@@ -64,7 +66,8 @@ pub async fn replay(State(state): State<AppState>, req: Request, next: Next) -> 
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(b) => b,
         Err(e) => {
-            return ApiError::Internal(anyhow::anyhow!("buffering response: {e}")).into_response()
+            claim.release();
+            return ApiError::Internal(anyhow::anyhow!("buffering response: {e}")).into_response();
         }
     };
     let kept = (bytes.len() <= MAX_STORED)
@@ -77,26 +80,144 @@ pub async fn replay(State(state): State<AppState>, req: Request, next: Next) -> 
         body: kept.unwrap_or_default().to_string(),
         body_kept: kept.is_some(),
         request_hash: Some(request_hash),
+        created_at: String::new(),
     };
-    if let Err(e) = state
+    match state
         .store
-        .store_response(&caller.key_id, &idem, &stored)
+        .complete_response(&caller.key_id, &idem, &stored)
         .await
     {
-        tracing::warn!(error = %e, "could not store idempotent response");
+        Ok(()) => claim.done = true,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not store idempotent response");
+            claim.release();
+        }
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// How long a request waits for another one with its key to answer before it is refused.
+const WAIT_FOR_FIRST: std::time::Duration = std::time::Duration::from_secs(30);
+/// A key recorded as running for longer than this was claimed by a server that stopped
+/// before it answered (a crash): the next request with the key runs. No request runs this
+/// long; a client that goes away releases its key at once.
+const ABANDONED: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// What [`claim`] found.
+enum Claimed {
+    /// The key is this request's: run it.
+    Run(Claim),
+    /// The answer to give without running it.
+    Answer(Response),
+}
+
+/// The key recorded as running for this request, or the answer when it was used before:
+/// the stored response, a refusal for a different request, or, while the first request
+/// with the key is still running, what it answers once done (waiting up to
+/// [`WAIT_FOR_FIRST`]).
+async fn claim(
+    state: &AppState,
+    key_id: &str,
+    idem: &str,
+    method: &Method,
+    path: &str,
+    request_hash: &str,
+) -> Result<Claimed, ApiError> {
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
+    loop {
+        match state.store.stored_response(key_id, idem).await? {
+            None => {
+                if state
+                    .store
+                    .claim_response(key_id, idem, method.as_str(), path, request_hash)
+                    .await?
+                {
+                    return Ok(Claimed::Run(Claim {
+                        state: state.clone(),
+                        key_id: key_id.to_string(),
+                        idem: idem.to_string(),
+                        done: false,
+                    }));
+                }
+            }
+            Some(stored)
+                if !stored.pending() || !same_request(&stored, method, path, request_hash) =>
+            {
+                return Ok(Claimed::Answer(replayed(
+                    stored,
+                    method,
+                    path,
+                    request_hash,
+                )));
+            }
+            Some(_) if tokio::time::Instant::now() >= deadline => {
+                return Err(ApiError::Conflict(
+                    "A request with this Idempotency-Key is still running: retry it in a while \
+                     to get its answer"
+                        .into(),
+                ));
+            }
+            Some(running) => {
+                let abandoned = crate::store::fmt_time(
+                    chrono::Utc::now() - chrono::Duration::from_std(ABANDONED).unwrap_or_default(),
+                );
+                if running.created_at < abandoned {
+                    state
+                        .store
+                        .release_response(key_id, idem, Some(&abandoned))
+                        .await?;
+                } else {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+/// A key claimed for a running request; given up (in the background) if the request ends
+/// without an answer to keep, the client's going away included.
+struct Claim {
+    state: AppState,
+    key_id: String,
+    idem: String,
+    done: bool,
+}
+
+impl Claim {
+    fn release(&mut self) {
+        self.done = true;
+        let (state, key_id, idem) = (self.state.clone(), self.key_id.clone(), self.idem.clone());
+        tokio::spawn(async move {
+            if let Err(e) = state.store.release_response(&key_id, &idem, None).await {
+                tracing::warn!(error = %e, "could not release an idempotency key");
+            }
+        });
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.done {
+            self.release();
+        }
+    }
+}
+
+/// Whether `stored` was recorded for this same request: method, path and body.
+fn same_request(stored: &StoredResponse, method: &Method, path: &str, request_hash: &str) -> bool {
+    stored.method == method.as_str()
+        && stored.path == path
+        && stored
+            .request_hash
+            .as_deref()
+            .is_none_or(|h| h == request_hash)
 }
 
 /// The answer to a request whose Idempotency-Key has a stored response: that response, when
 /// the request is the same (method, path and body) and the response was kept; otherwise
 /// a refusal, and the request does not run again.
 fn replayed(stored: StoredResponse, method: &Method, path: &str, request_hash: &str) -> Response {
-    let same_body = stored
-        .request_hash
-        .as_deref()
-        .is_none_or(|h| h == request_hash);
-    if stored.method != method.as_str() || stored.path != path || !same_body {
+    if !same_request(&stored, method, path, request_hash) {
         return ApiError::Invalid(
             "Idempotency-Key was already used for a different request".into(),
         )

@@ -165,3 +165,44 @@ async fn a_retry_never_runs_a_write_twice() {
     t.owner.get("projects/second").await.expect(404);
     t.stop().await;
 }
+
+/// The same write sent twice at once with one key runs once: the second waits for the
+/// first's answer and replays it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_write_sent_twice_at_once_runs_once() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("twice").await;
+    let image = t.owner.upload_png(&s(&ds, "id"), "/", "a.png", 1).await;
+    // Unknown ids make the copy take a while, and its answer stays small enough to keep.
+    let mut image_ids: Vec<String> = (0..15_000).map(|i| format!("{i:032x}")).collect();
+    image_ids.push(s(&image, "id"));
+    let body = json!({
+        "dataset_name": "twice",
+        "image_ids": image_ids,
+        "target_folder_path": "/copies",
+        "duplicate_handling": "rename",
+    });
+    for round in 0..3 {
+        let key = format!("at-once-{round}");
+        let (a, b) = tokio::join!(
+            t.owner.post_idem("batch/images/copy", &body, &key),
+            t.owner.post_idem("batch/images/copy", &body, &key)
+        );
+        let (a, b) = (a.expect(200), b.expect(200));
+        assert_eq!(a.json(), b.json());
+        let replays = [&a, &b]
+            .iter()
+            .filter(|r| r.header("idempotent-replayed").is_some())
+            .count();
+        assert_eq!(replays, 1, "round {round}: one ran, one replayed");
+    }
+    let copies = t
+        .owner
+        .images("twice")
+        .await
+        .into_iter()
+        .filter(|i| i["virtual_folder_path"] == "/copies")
+        .count();
+    assert_eq!(copies, 3, "one copy a round");
+    t.stop().await;
+}

@@ -81,6 +81,15 @@ pub struct StoredResponse {
     pub body_kept: bool,
     /// SHA-256 (hex) of the first request's body; none for responses stored before it was.
     pub request_hash: Option<String>,
+    /// When the key was first used.
+    pub created_at: String,
+}
+
+impl StoredResponse {
+    /// Whether the first request with this key is still running: no answer yet.
+    pub fn pending(&self) -> bool {
+        self.status == 0
+    }
 }
 
 impl FromCells for StoredResponse {
@@ -92,6 +101,7 @@ impl FromCells for StoredResponse {
             body: get(r, "body")?,
             body_kept: get::<i64>(r, "body_kept")? != 0,
             request_hash: get(r, "request_hash")?,
+            created_at: get(r, "created_at")?,
         })
     }
 }
@@ -438,36 +448,82 @@ impl Store {
         idem_key: &str,
     ) -> StoreResult<Option<StoredResponse>> {
         self.read_first(
-            "SELECT method, path, status, body, body_kept, request_hash FROM idempotency \
-             WHERE key_id = $1 AND idem_key = $2",
+            "SELECT method, path, status, body, body_kept, request_hash, created_at \
+             FROM idempotency WHERE key_id = $1 AND idem_key = $2",
             &[key_id, idem_key],
         )
         .await
     }
 
-    /// Stores a response for replay; the first one stored wins.
-    pub async fn store_response(
+    /// Claims this key's Idempotency-Key for a request about to run, recorded as running
+    /// (status 0) with the request's method, path and body hash. False when the key is
+    /// recorded already, running or answered.
+    pub async fn claim_response(
+        &self,
+        key_id: &str,
+        idem_key: &str,
+        method: &str,
+        path: &str,
+        request_hash: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO idempotency \
+             (key_id, idem_key, method, path, status, body, body_kept, request_hash, created_at) \
+             VALUES ($1, $2, $3, $4, 0, '', 0, $5, $6) ON CONFLICT (key_id, idem_key) DO NOTHING",
+        )
+        .bind(key_id)
+        .bind(idem_key)
+        .bind(method)
+        .bind(path)
+        .bind(request_hash)
+        .bind(now())
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records the answer of a request whose key was claimed.
+    pub async fn complete_response(
         &self,
         key_id: &str,
         idem_key: &str,
         resp: &StoredResponse,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO idempotency \
-             (key_id, idem_key, method, path, status, body, body_kept, request_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key_id, idem_key) DO NOTHING",
+            "UPDATE idempotency SET status = $3, body = $4, body_kept = $5 \
+             WHERE key_id = $1 AND idem_key = $2 AND status = 0",
         )
         .bind(key_id)
         .bind(idem_key)
-        .bind(&resp.method)
-        .bind(&resp.path)
         .bind(i64::from(resp.status))
         .bind(&resp.body)
         .bind(i64::from(resp.body_kept))
-        .bind(&resp.request_hash)
-        .bind(now())
         .execute(&self.write)
         .await?;
+        Ok(())
+    }
+
+    /// Gives up a claim that has no answer: the request failed in a way a retry may mend, or
+    /// (with `claimed_before`) its server stopped before answering.
+    pub async fn release_response(
+        &self,
+        key_id: &str,
+        idem_key: &str,
+        claimed_before: Option<&str>,
+    ) -> StoreResult<()> {
+        let base = "DELETE FROM idempotency WHERE key_id = $1 AND idem_key = $2 AND status = 0";
+        let q = match claimed_before {
+            None => sqlx::query(base),
+            Some(_) => sqlx::query(
+                "DELETE FROM idempotency WHERE key_id = $1 AND idem_key = $2 AND status = 0 \
+                 AND created_at < $3",
+            ),
+        };
+        let mut q = q.bind(key_id).bind(idem_key);
+        if let Some(before) = claimed_before {
+            q = q.bind(before);
+        }
+        q.execute(&self.write).await?;
         Ok(())
     }
 
