@@ -1,120 +1,12 @@
 //! The client commands of the `pictograph` binary against a real server started in-process:
 //! output, `--json` documents, exit statuses and files written.
 
-use pictograph_server::auth::{create_key, Role};
-use pictograph_server::{App, Config};
+mod harness;
+
+use harness::*;
 use serde_json::Value;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-struct Server {
-    app: App,
-    url: String,
-    key: String,
-    /// Data directory of the server, and scratch space of the test.
-    dir: tempfile::TempDir,
-}
-
-async fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(dir.path().join("data"));
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    let app = App::start(config).await.unwrap();
-    let key = create_key(&app.state.store, "org", Role::Owner, "unlimited")
-        .await
-        .unwrap();
-    Server {
-        url: format!("http://{}", app.addr),
-        app,
-        key,
-        dir,
-    }
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn ok(&self) -> &Self {
-        assert_eq!(
-            self.code, 0,
-            "stdout: {}\nstderr: {}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
-    }
-
-    /// The `error: …` line of a failed run.
-    fn error_line(&self) -> &str {
-        assert_ne!(self.code, 0, "expected a failure; stdout: {}", self.stdout);
-        self.stderr
-            .lines()
-            .find(|l| l.starts_with("error: "))
-            .unwrap_or_else(|| panic!("no error line in: {}", self.stderr))
-    }
-}
-
-/// The binary with no `PICTOGRAPH_*` variable of the caller and an empty config directory.
-fn bare(config_dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pictograph"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PICTOGRAPH_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("PICTOGRAPH_CONFIG_DIR", config_dir);
-    c
-}
-
-fn exec(mut c: Command, args: &[&str], stdin: Option<&str>) -> Out {
-    c.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("run pictograph");
-    {
-        let mut input = child.stdin.take().unwrap();
-        if let Some(s) = stdin {
-            input.write_all(s.as_bytes()).unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-impl Server {
-    fn cmd(&self) -> Command {
-        let mut c = bare(&self.dir.path().join("no-config"));
-        c.env("PICTOGRAPH_BASE_URL", &self.url)
-            .env("PICTOGRAPH_API_KEY", &self.key);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Out {
-        exec(self.cmd(), args, None)
-    }
-
-    fn run_in(&self, args: &[&str], stdin: &str) -> Out {
-        exec(self.cmd(), args, Some(stdin))
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-}
+use std::path::Path;
+use std::process::Stdio;
 
 fn image_bytes(seed: u8, png: bool) -> Vec<u8> {
     let img = image::RgbImage::from_fn(12, 9, |x, y| {
@@ -376,7 +268,11 @@ async fn upload_is_idempotent_and_reports_counts() {
         "pets",
     ]);
     assert_eq!(out.code, 2);
-    assert!(out.error_line().contains("does not exist"), "{}", out.error_line());
+    assert!(
+        out.error_line().contains("does not exist"),
+        "{}",
+        out.error_line()
+    );
     s.app.stop().await.unwrap();
 }
 

@@ -2,141 +2,19 @@
 //! by a limit, answers from other servers, usage errors with `--json`, batches of more than
 //! one request, and downloads that local files get in the way of.
 
+mod harness;
+
+use harness::*;
 use pictograph::{CopyOptions, CreateProject, ImageListOptions, UploadOptions};
 use pictograph_server::auth::{create_key, Role};
-use pictograph_server::{App, Config};
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-struct Server {
-    app: App,
-    url: String,
-    key: String,
-    client: pictograph::Client,
-    /// Data directory of the server, and scratch space of the test.
-    dir: tempfile::TempDir,
-}
-
-async fn start_with(tweak: impl FnOnce(&mut Config)) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(dir.path().join("data"));
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    tweak(&mut config);
-    let app = App::start(config).await.unwrap();
-    let key = create_key(&app.state.store, "org", Role::Owner, "unlimited")
-        .await
-        .unwrap();
-    let url = format!("http://{}", app.addr);
-    let client = pictograph::Client::builder(key.clone())
-        .base_url(url.clone())
-        .build()
-        .unwrap();
-    Server {
-        app,
-        url,
-        key,
-        client,
-        dir,
-    }
-}
-
-async fn start() -> Server {
-    start_with(|_| {}).await
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn ok(&self) -> &Self {
-        assert_eq!(
-            self.code, 0,
-            "stdout: {}\nstderr: {}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
-    }
-
-    /// The `error: …` line of a failed run.
-    fn error_line(&self) -> &str {
-        assert_ne!(self.code, 0, "expected a failure; stdout: {}", self.stdout);
-        self.stderr
-            .lines()
-            .find(|l| l.starts_with("error: "))
-            .unwrap_or_else(|| panic!("no error line in: {}", self.stderr))
-    }
-}
-
-/// The binary with no `PICTOGRAPH_*` variable of the caller and an empty config directory.
-fn bare(config_dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pictograph"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PICTOGRAPH_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("PICTOGRAPH_CONFIG_DIR", config_dir);
-    c
-}
-
-fn exec(mut c: Command, args: &[&str], stdin: Option<&str>) -> Out {
-    c.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("run pictograph");
-    let input = child.stdin.take().unwrap();
-    let feeder = stdin.map(str::to_string).map(|s| {
-        std::thread::spawn(move || {
-            let mut input = input;
-            let _ = input.write_all(s.as_bytes());
-        })
-    });
-    let out = child.wait_with_output().unwrap();
-    if let Some(f) = feeder {
-        f.join().unwrap();
-    }
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 impl Server {
-    fn cmd_with(&self, key: &str) -> Command {
-        let mut c = bare(&self.dir.path().join("no-config"));
-        c.env("PICTOGRAPH_BASE_URL", &self.url)
-            .env("PICTOGRAPH_API_KEY", key);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Out {
-        exec(self.cmd_with(&self.key), args, None)
-    }
-
-    fn run_in(&self, args: &[&str], stdin: &str) -> Out {
-        exec(self.cmd_with(&self.key), args, Some(stdin))
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
     /// Uploads a small PNG per name into `folder` of a new dataset; answers the image ids.
     async fn dataset(&self, name: &str, folder: &str, files: &[&str]) -> Vec<String> {
         let ds = self
-            .client
+            .client()
             .projects()
             .create(name, CreateProject::default())
             .await
@@ -146,7 +24,7 @@ impl Server {
             let src = self.path(&format!("src-{name}-{i}.png"));
             std::fs::write(&src, png(i as u8)).unwrap();
             let opts = UploadOptions::default().folder_path(folder).filename(*file);
-            let image = self.client.images().upload(&ds.id, &src, opts).await;
+            let image = self.client().images().upload(&ds.id, &src, opts).await;
             ids.push(image.unwrap().id);
         }
         ids
@@ -155,7 +33,7 @@ impl Server {
     /// Every image id of `dataset`, in listing order.
     async fn ids(&self, dataset: &str) -> Vec<String> {
         let mut pages = self
-            .client
+            .client()
             .datasets()
             .image_pages(dataset, ImageListOptions::default());
         let mut ids = Vec::new();
@@ -195,7 +73,7 @@ async fn listing_ids_has_no_limit_and_a_cut_listing_says_so() {
     // Each copy of every image into the root doubles the dataset: 5 × 2⁸ = 1,280 images.
     for _ in 0..8 {
         let ids = s.ids("many").await;
-        s.client
+        s.client()
             .batch()
             .copy("many", &ids, CopyOptions::to("/"))
             .await
@@ -377,7 +255,10 @@ async fn batch_goes_on_past_a_request_of_unknown_ids() {
         out.error_line()
     );
     for id in &real {
-        assert_eq!(s.client.images().get(id).await.unwrap().status, "complete");
+        assert_eq!(
+            s.client().images().get(id).await.unwrap().status,
+            "complete"
+        );
     }
     // An unknown dataset is still an error of its own.
     let out = s.run_in(
@@ -420,7 +301,7 @@ async fn batch_stopped_midway_says_what_was_applied() {
     );
     assert_eq!(out.code, 1);
     assert_eq!(
-        s.client.images().get(&real[0]).await.unwrap().status,
+        s.client().images().get(&real[0]).await.unwrap().status,
         "complete"
     );
 

@@ -2,92 +2,13 @@
 //! collide within one run, symbolic links, folders that cannot be read, paths that are not
 //! folders, and what error messages show.
 
-use pictograph_server::auth::{create_key, Role};
-use pictograph_server::{App, Config};
-use serde_json::Value;
+mod harness;
+
+use harness::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-struct Server {
-    app: App,
-    url: String,
-    key: String,
-    /// Data directory of the server, and scratch space of the test.
-    dir: tempfile::TempDir,
-}
-
-async fn start_with(tweak: impl FnOnce(&mut Config)) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(dir.path().join("data"));
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    tweak(&mut config);
-    let app = App::start(config).await.unwrap();
-    let key = create_key(&app.state.store, "org", Role::Owner, "unlimited")
-        .await
-        .unwrap();
-    Server {
-        url: format!("http://{}", app.addr),
-        app,
-        key,
-        dir,
-    }
-}
-
-async fn start() -> Server {
-    start_with(|_| {}).await
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
-    }
-
-    /// The `error: …` line of a failed run.
-    fn error_line(&self) -> &str {
-        assert_ne!(self.code, 0, "expected a failure; stdout: {}", self.stdout);
-        self.stderr
-            .lines()
-            .find(|l| l.starts_with("error: "))
-            .unwrap_or_else(|| panic!("no error line in: {}", self.stderr))
-    }
-}
-
 impl Server {
-    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_pictograph"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("PICTOGRAPH_") {
-                c.env_remove(k);
-            }
-        }
-        c.env("PICTOGRAPH_CONFIG_DIR", self.dir.path().join("no-config"))
-            .env("PICTOGRAPH_BASE_URL", &self.url)
-            .env("PICTOGRAPH_API_KEY", &self.key)
-            .envs(env.iter().copied())
-            .args(args);
-        let out = c.output().expect("run pictograph");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Out {
-        self.run_with(args, &[])
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
     /// The images of `dataset` as `folder|filename|size`, sorted.
     fn placed(&self, dataset: &str) -> Vec<String> {
         let out = self.run(&["images", "list", "--dataset", dataset, "--json"]);
