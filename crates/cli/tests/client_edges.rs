@@ -416,3 +416,27 @@ async fn downloads_count_fetched_bytes_and_say_when_a_rerun_cannot_help() {
     );
     s.app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_flag_is_refused_and_a_field_error_is_said_once() {
+    let s = start().await;
+    for flag in ["--api-key", "--base-url"] {
+        let out = s.run(&["datasets", "list", flag, ""]);
+        assert_eq!(out.code, 2);
+        assert!(
+            out.error_line().contains(&format!("{flag} is empty")),
+            "{}",
+            out.stderr
+        );
+    }
+    let long = "n".repeat(201);
+    let out = s.run(&["datasets", "create", &long]);
+    let line = out.error_line();
+    assert_eq!(
+        line.matches("at most 200 characters").count(),
+        1,
+        "said once: {line}"
+    );
+    assert!(line.contains("(at body.name)"), "{line}");
+    s.app.stop().await.unwrap();
+}

@@ -112,6 +112,14 @@ pub fn save(path: &Path, creds: &Credentials) -> CliResult<()> {
 
 /// Resolves the key and base URL for `args`.
 pub fn resolve(args: &ClientArgs) -> CliResult<Resolved> {
+    for (flag, value) in [("--api-key", &args.api_key), ("--base-url", &args.base_url)] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return usage(format!(
+                "{flag} is empty: give a value, or leave the flag out to use the environment \
+                 or what `pictograph login` saved"
+            ));
+        }
+    }
     let mut api_key = non_blank(&args.api_key).or_else(|| env("PICTOGRAPH_API_KEY"));
     let mut base_url = non_blank(&args.base_url).or_else(|| env("PICTOGRAPH_BASE_URL"));
     if api_key.is_none() || base_url.is_none() {

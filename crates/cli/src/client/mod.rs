@@ -178,7 +178,12 @@ pub fn describe_sdk(e: &pictograph::Error) -> (String, Value) {
         };
         let mut msg = format!("HTTP {} {reason}{from}: {}", api.status, api.message);
         for f in e.field_errors() {
-            msg.push_str(&format!("; {}: {}", f.location(), f.msg));
+            // A message that already says it (a single field's error) gets only its place.
+            if api.message.contains(&f.msg) {
+                msg.push_str(&format!(" (at {})", f.location()));
+            } else {
+                msg.push_str(&format!("; {}: {}", f.location(), f.msg));
+            }
         }
         if let Some(d) = e.retry_after() {
             msg.push_str(&format!("; retry after {} s", d.as_secs()));
