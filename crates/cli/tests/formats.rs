@@ -553,6 +553,25 @@ async fn bad_input_is_refused_and_changes_nothing() {
         "{}",
         out.stderr
     );
+
+    // Its progress lines count files only: an import moves no bytes of its own to count.
+    let out = s.run(&[
+        "import",
+        src.to_str().unwrap(),
+        "--format",
+        "coco",
+        "--dataset",
+        "fresh",
+        "--create",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("import: ") && l.contains(" files"))
+        .collect();
+    assert!(!lines.is_empty(), "{}", out.stderr);
+    assert!(lines.iter().all(|l| !l.contains("B/s")), "{lines:?}");
 }
 
 /// Every file under `root`, relative, sorted, with its bytes.

@@ -48,7 +48,7 @@ async fn import(args: ImportArgs) -> CliResult {
     }
     let ctx = Ctx::connect(&args.conn)?;
     let format = Format::from(args.format);
-    let progress = Arc::new(Progress::new("import", 0, None, ctx.json));
+    let progress = Arc::new(Progress::new("import", 0, None, ctx.json).files_only());
     if progress.lines() {
         eprintln!(
             "import: {} ({format}) into dataset '{name}'",

@@ -26,6 +26,8 @@ struct State {
 /// One transfer's progress reporter; shared by the SDK's callbacks.
 pub struct Progress {
     verb: &'static str,
+    /// Whether bytes are counted and shown (not for work counted in files only).
+    shows_bytes: bool,
     sink: Sink,
     start: Instant,
     state: Mutex<State>,
@@ -60,6 +62,7 @@ impl Progress {
         };
         Progress {
             verb,
+            shows_bytes: true,
             sink,
             start: Instant::now(),
             state: Mutex::new(State {
@@ -72,6 +75,12 @@ impl Progress {
                 next_step: 1,
             }),
         }
+    }
+
+    /// The same reporter for work counted in files only: no bytes or byte rate are shown.
+    pub fn files_only(mut self) -> Self {
+        self.shows_bytes = false;
+        self
     }
 
     /// Sets the number of files once it is known.
@@ -107,8 +116,14 @@ impl Progress {
         }
         let elapsed = self.start.elapsed();
         let amount = match s.total_bytes {
+            _ if !self.shows_bytes => String::new(),
             Some(t) => format!("{}/{}", human_bytes(s.bytes), human_bytes(t)),
             None => human_bytes(s.bytes),
+        };
+        let moved = if self.shows_bytes {
+            format!(", {amount}, {}", rate(s.bytes, elapsed))
+        } else {
+            String::new()
         };
         let skipped = match s.skipped {
             0 => String::new(),
@@ -116,7 +131,12 @@ impl Progress {
         };
         match &self.sink {
             Sink::Bar(b) => {
-                b.set_message(format!("{amount}  {}{skipped}", rate(s.bytes, elapsed)));
+                let message = if self.shows_bytes {
+                    format!("{amount}  {}{skipped}", rate(s.bytes, elapsed))
+                } else {
+                    skipped.trim_start_matches(", ").to_string()
+                };
+                b.set_message(message);
                 b.set_position(s.files);
             }
             Sink::Lines => {
@@ -131,11 +151,8 @@ impl Progress {
                     let left = s.total_files.saturating_sub(s.files) as f64;
                     let eta = elapsed.as_secs_f64() / s.files as f64 * left;
                     eprintln!(
-                        "{}: {}/{} files{skipped}, {amount}, {}, ETA {eta:.0} s",
-                        self.verb,
-                        s.files,
-                        s.total_files,
-                        rate(s.bytes, elapsed)
+                        "{}: {}/{} files{skipped}{moved}, ETA {eta:.0} s",
+                        self.verb, s.files, s.total_files
                     );
                 }
             }
