@@ -12,6 +12,10 @@ pub use pictograph_media::MAX_PIXELS as MAX_IMAGE_PIXELS;
 /// secret can sign URLs that read and write every organisation's images.
 pub const MIN_SIGNING_SECRET: usize = 32;
 
+/// Longest a signed URL may stay valid, in seconds: seven days, the most S3 presigning allows.
+/// A leaked URL works until it expires, so the bound keeps that window finite.
+pub const MAX_URL_TTL_SECS: u64 = 7 * 24 * 3600;
+
 /// Requests per hour allowed to one key of each tier.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimits {
@@ -87,7 +91,8 @@ pub struct Config {
     /// with 422 before anything is decoded. At most [`MAX_IMAGE_PIXELS`], the default;
     /// lower it to bound what checking one GIF, BMP, TIFF, WebP or HEIC file takes.
     pub max_image_pixels: u64,
-    /// How long signed upload and download URLs stay valid, in seconds.
+    /// How long signed upload and download URLs stay valid, in seconds: 1 to
+    /// [`MAX_URL_TTL_SECS`].
     pub url_ttl_secs: u64,
     /// How long unreferenced bytes are kept before the sweep frees them, in seconds.
     pub blob_grace_secs: u64,
@@ -143,6 +148,12 @@ impl Config {
             "max_image_pixels must be between 1 and {MAX_IMAGE_PIXELS}"
         );
         anyhow::ensure!(
+            (1..=MAX_URL_TTL_SECS).contains(&self.url_ttl_secs),
+            "url_ttl_secs is {}, outside 1 to {MAX_URL_TTL_SECS} (seven days, the longest a \
+             signed URL may stay valid)",
+            self.url_ttl_secs
+        );
+        anyhow::ensure!(
             self.upload_stall_secs >= 1,
             "upload_stall_secs must be at least 1"
         );
@@ -189,5 +200,22 @@ mod tests {
         }
         config.max_image_pixels = 1;
         config.check().unwrap();
+    }
+
+    #[test]
+    fn a_signed_url_lifetime_out_of_range_is_refused() {
+        let mut config = Config::new("data");
+        for bad in [0, MAX_URL_TTL_SECS + 1, u64::MAX] {
+            config.url_ttl_secs = bad;
+            let e = config.check().unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("url_ttl_secs is {bad}, outside 1 to")),
+                "{e}"
+            );
+        }
+        for good in [1, MAX_URL_TTL_SECS] {
+            config.url_ttl_secs = good;
+            config.check().unwrap();
+        }
     }
 }
