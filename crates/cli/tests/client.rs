@@ -999,7 +999,15 @@ async fn login_saves_a_private_file_used_without_env() {
         &["login", "--api-key", "pk_live_bad", "--base-url", &s.url],
         None,
     );
-    assert!(out.error_line().contains("401"), "{}", out.stderr);
+    let line = out.error_line();
+    assert!(
+        line.contains("401")
+            && line.contains("the key was not saved")
+            && !line.contains("run `pictograph login`")
+            && !line.contains("or `pictograph login`"),
+        "{}",
+        out.stderr
+    );
     assert!(!file.exists());
 
     // The key from standard input, verified, saved.

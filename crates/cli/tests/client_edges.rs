@@ -182,6 +182,55 @@ async fn an_answer_from_another_server_is_one_line_naming_it() {
     assert_eq!(v["error"]["status"], 404);
 }
 
+/// A server that answers its first request with a 429 asking for a one-second wait, and
+/// every later one with a list of one dataset. Answers its URL.
+fn rate_limiting_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let (status, extra, body) = if n == 0 {
+                (
+                    "429 Too Many Requests",
+                    "Retry-After: 1\r\n",
+                    r#"{"detail":"slow down"}"#,
+                )
+            } else {
+                (
+                    "200 OK",
+                    "",
+                    r#"{"datasets":[{"id":"d1","name":"cats","created_at":"2026-01-01T00:00:00Z"}]}"#,
+                )
+            };
+            let answer = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    url
+}
+
+#[test]
+fn a_rate_limited_wait_is_said_not_silent() {
+    let url = rate_limiting_server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = bare(dir.path());
+    c.env("PICTOGRAPH_API_KEY", "pk_live_any");
+    let out = exec(c, &["datasets", "list", "--base-url", &url], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("cats"), "{}", out.stdout);
+    assert_eq!(
+        out.stderr,
+        "rate limited by the server (HTTP 429): waiting 1.0 s as it asks (retry 1 of 3)\n"
+    );
+}
+
 #[test]
 fn usage_errors_with_json_print_an_error_document() {
     let dir = tempfile::tempdir().unwrap();

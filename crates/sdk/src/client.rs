@@ -4,7 +4,7 @@ use crate::annotations::Annotations;
 use crate::batch::Batch;
 use crate::datasets::Datasets;
 use crate::error::{Error, Result};
-use crate::http::{RetryPolicy, Transport};
+use crate::http::{RetryHook, RetryNotice, RetryPolicy, Transport};
 use crate::images::Images;
 use crate::projects::Projects;
 use std::fmt;
@@ -111,6 +111,7 @@ pub struct ClientBuilder {
     user_agent: Option<String>,
     max_retry_after: Option<Duration>,
     backoff: Option<(Duration, Duration)>,
+    on_retry: Option<RetryHook>,
 }
 
 impl ClientBuilder {
@@ -156,6 +157,14 @@ impl ClientBuilder {
     /// Default 1 s and 30 s.
     pub fn retry_backoff(mut self, base: Duration, max: Duration) -> Self {
         self.backoff = Some((base, max));
+        self
+    }
+
+    /// Calls `hook` before every retry's wait, with why and for how long: a command line
+    /// can say "rate limited, waiting 30 s" instead of falling silent. It runs on the
+    /// request's task, so it should return quickly.
+    pub fn on_retry(mut self, hook: impl Fn(&RetryNotice) + Send + Sync + 'static) -> Self {
+        self.on_retry = Some(RetryHook(Arc::new(hook)));
         self
     }
 
@@ -251,6 +260,7 @@ impl ClientBuilder {
                     base_delay: base,
                     max_delay: max,
                     max_retry_after: self.max_retry_after.unwrap_or(DEFAULT_MAX_RETRY_AFTER),
+                    on_retry: self.on_retry,
                 },
             }),
         })

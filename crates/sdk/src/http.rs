@@ -35,6 +35,34 @@ pub(crate) fn idempotency_key() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// Why a request is about to be retried, told to
+/// [`ClientBuilder::on_retry`](crate::ClientBuilder::on_retry) before the wait.
+#[derive(Debug, Clone)]
+pub struct RetryNotice {
+    /// Which retry this is: 1 for the first.
+    pub retry: u32,
+    /// The most retries the client makes.
+    pub max_retries: u32,
+    /// How long the client waits before it.
+    pub delay: Duration,
+    /// The status answered, or `None` when the connection failed or the body broke off.
+    pub status: Option<u16>,
+    /// Whether the delay is the server's `Retry-After` rather than the client's backoff.
+    pub server_asked: bool,
+    /// The request's method and path, e.g. `PUT /api/v1/developer/images/…`.
+    pub request: String,
+}
+
+/// The callback [`crate::ClientBuilder::on_retry`] sets.
+#[derive(Clone)]
+pub(crate) struct RetryHook(pub std::sync::Arc<dyn Fn(&RetryNotice) + Send + Sync>);
+
+impl std::fmt::Debug for RetryHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RetryHook")
+    }
+}
+
 /// When and how often to retry.
 #[derive(Debug, Clone)]
 pub(crate) struct RetryPolicy {
@@ -46,9 +74,33 @@ pub(crate) struct RetryPolicy {
     pub max_delay: Duration,
     /// Longest `Retry-After` waited out.
     pub max_retry_after: Duration,
+    /// Told of every retry before its wait.
+    pub on_retry: Option<RetryHook>,
 }
 
 impl RetryPolicy {
+    /// Tells the hook, if any, and waits `delay` before retry number `attempt + 1`.
+    async fn wait(
+        &self,
+        req: &Req,
+        attempt: u32,
+        delay: Duration,
+        status: Option<u16>,
+        server_asked: bool,
+    ) {
+        if let Some(hook) = &self.on_retry {
+            (hook.0)(&RetryNotice {
+                retry: attempt + 1,
+                max_retries: self.max_retries,
+                delay,
+                status,
+                server_asked,
+                request: format!("{} {}", req.method, req.path_only()),
+            });
+        }
+        tokio::time::sleep(delay).await;
+    }
+
     /// Backoff before retry number `attempt` (0-based): `base * 2^attempt`, capped, ±25 %.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let exp = self
@@ -98,6 +150,18 @@ pub(crate) struct Req {
 }
 
 impl Req {
+    /// The path of the URL, without a host or query (which may hold a signature).
+    pub fn path_only(&self) -> &str {
+        let rest = match self.url.find("://") {
+            Some(i) => {
+                let after = &self.url[i + 3..];
+                after.find('/').map_or("/", |j| &after[j..])
+            }
+            None => &self.url,
+        };
+        rest.split(['?', '#']).next().unwrap_or(rest)
+    }
+
     /// An authenticated API request to `PREFIX + path`; writes get an idempotency key.
     pub fn api(method: Method, path: &str) -> Req {
         let idempotency_key =
@@ -357,7 +421,8 @@ impl Transport {
                     if attempt >= max {
                         return Err(Error::from(e));
                     }
-                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    let delay = self.retry.backoff(attempt);
+                    self.retry.wait(req, attempt, delay, None, false).await;
                 }
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {
@@ -366,15 +431,17 @@ impl Transport {
                         return Err(error_from(resp).await);
                     }
                     let hint = parse_retry_after(resp.headers());
-                    let delay = match (status.as_u16(), hint) {
+                    let (delay, server_asked) = match (status.as_u16(), hint) {
                         (429, Some(d)) if d > self.retry.max_retry_after => {
                             return Err(error_from(resp).await);
                         }
-                        (429 | 503, Some(d)) if d <= self.retry.max_retry_after => d,
-                        _ => self.retry.backoff(attempt),
+                        (429 | 503, Some(d)) if d <= self.retry.max_retry_after => (d, true),
+                        _ => (self.retry.backoff(attempt), false),
                     };
                     drop(resp);
-                    tokio::time::sleep(delay).await;
+                    self.retry
+                        .wait(req, attempt, delay, Some(status.as_u16()), server_asked)
+                        .await;
                 }
             }
             attempt += 1;
@@ -406,7 +473,8 @@ impl Transport {
             match write_atomically(resp, dest).await {
                 Ok(n) => return Ok(n),
                 Err(WriteError::Body(_)) if attempt < self.retry.max_retries => {
-                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    let delay = self.retry.backoff(attempt);
+                    self.retry.wait(req, attempt, delay, None, false).await;
                 }
                 Err(WriteError::Body(e)) => return Err(Error::from(e)),
                 Err(WriteError::Local(e)) => return Err(e),
@@ -487,7 +555,7 @@ pub(crate) fn writers() -> &'static tokio::sync::Semaphore {
 /// Writes a response body to `dest` through its `.part` file, renamed over `dest` only once
 /// the body is complete and of the announced length: whatever interrupts the process, `dest`
 /// is either absent, the old file, or the whole new one, and a re-run replaces a leftover
-/// `.part` file.
+/// `.part` file. Errors name `dest`, the file the caller asked for, not the temporary one.
 ///
 /// Nothing is fsynced. A download is a copy of bytes the server keeps durably, so it takes the
 /// durability `cp` gives: after an operating-system crash or a power loss, files written in the
@@ -523,7 +591,7 @@ async fn write_atomically(resp: Response, dest: &Path) -> std::result::Result<u6
         })
         .await
         .map_err(|e| local(dest, std::io::Error::other(e)))?;
-        return written.map(|()| n).map_err(|e| local(&part, e));
+        return written.map(|()| n).map_err(|e| local(dest, e));
     }
     // Buffered so a download is a few large writes, not one blocking-pool hop per network
     // chunk. No fsync (see `write_atomically`).
@@ -531,17 +599,17 @@ async fn write_atomically(resp: Response, dest: &Path) -> std::result::Result<u6
         1 << 20,
         tokio::fs::File::create(&part)
             .await
-            .map_err(|e| local(&part, e))?,
+            .map_err(|e| local(dest, e))?,
     );
     let mut written = 0u64;
     let mut body = resp.bytes_stream();
     let outcome = async {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(WriteError::Body)?;
-            file.write_all(&chunk).await.map_err(|e| local(&part, e))?;
+            file.write_all(&chunk).await.map_err(|e| local(dest, e))?;
             written += chunk.len() as u64;
         }
-        file.flush().await.map_err(|e| local(&part, e))?;
+        file.flush().await.map_err(|e| local(dest, e))?;
         if let Some(n) = expected.filter(|n| *n != written) {
             return Err(WriteError::Local(Error::Decode(format!(
                 "download of {} ended after {written} of {n} bytes",
@@ -604,6 +672,7 @@ mod tests {
             base_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(120),
+            on_retry: None,
         };
         for (a, centre) in [(0, 1.0), (1, 2.0), (2, 4.0), (10, 30.0)] {
             let d = p.backoff(a).as_secs_f64();

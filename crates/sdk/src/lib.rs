@@ -81,6 +81,7 @@ pub use error::{
     ApiError, AuthError, AuthenticationError, ConflictError, Error, FieldError, ForbiddenError,
     NotFoundError, RateLimitError, Result, ServerError, ValidationError,
 };
+pub use http::RetryNotice;
 pub use images::{Images, UploadOptions};
 pub use models::{Dataset, DatasetClass, DeleteSummary, Image, Project, Status};
 pub use pager::Pager;

@@ -193,6 +193,56 @@ async fn a_429_with_a_short_retry_after_is_waited_out() {
 }
 
 #[tokio::test]
+async fn every_retry_is_told_to_the_hook_before_its_wait() {
+    let f = Fault::start(vec![
+        response("503 Service Unavailable", &[], r#"{"detail":"busy"}"#),
+        response(
+            "429 Too Many Requests",
+            &[("Retry-After", "0.2")],
+            r#"{"detail":"slow down"}"#,
+        ),
+        Vec::new(),
+        response("200 OK", &[], LIST),
+    ])
+    .await;
+    let told = Arc::new(Mutex::new(Vec::new()));
+    let log = told.clone();
+    let client = Client::builder("pk_live_test")
+        .base_url(f.url())
+        .max_retries(3)
+        .retry_backoff(Duration::from_millis(10), Duration::from_millis(40))
+        .on_retry(move |n| log.lock().unwrap().push(n.clone()))
+        .build()
+        .unwrap();
+    assert_eq!(client.datasets().list(10).await.unwrap().len(), 1);
+    let told = told.lock().unwrap().clone();
+    let said: Vec<_> = told
+        .iter()
+        .map(|n| (n.retry, n.max_retries, n.status, n.server_asked))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            (1, 3, Some(503), false),
+            (2, 3, Some(429), true),
+            (3, 3, None, false)
+        ]
+    );
+    assert_eq!(
+        told[1].delay,
+        Duration::from_millis(200),
+        "the server's wait"
+    );
+    assert!(
+        told[0].delay <= Duration::from_millis(13),
+        "the client's backoff"
+    );
+    assert!(told
+        .iter()
+        .all(|n| n.request == "GET /api/v1/developer/datasets/"));
+}
+
+#[tokio::test]
 async fn a_429_with_a_long_retry_after_fails_at_once() {
     let f = Fault::start(vec![
         response(

@@ -83,7 +83,16 @@ async fn login(args: LoginArgs) -> CliResult {
         false
     } else {
         // A cheap authenticated call: the 401 of a bad key stops here, nothing is saved.
-        client.datasets().list(1).await?;
+        client.datasets().list(1).await.map_err(|e| {
+            if e.status() == Some(401) {
+                CliError::Hinted(
+                    Box::new(e),
+                    "the key was not saved: check it, or pass --no-verify to save it unchecked",
+                )
+            } else {
+                CliError::Api(e)
+            }
+        })?;
         true
     };
     let replaced = saved.api_key.is_some();

@@ -129,6 +129,7 @@ impl Ctx {
         };
         let client = Client::builder(api_key)
             .base_url(resolved.base_url.clone())
+            .on_retry(progress::retry_line)
             .build()?;
         let _ = BASE_URL.set(client.base_url().to_string());
         Ok(Ctx {
@@ -165,6 +166,12 @@ fn field_errors_json(errors: &[pictograph::FieldError]) -> Vec<Value> {
 
 /// A one-line description of an SDK error and its JSON form.
 pub fn describe_sdk(e: &pictograph::Error) -> (String, Value) {
+    describe_sdk_hinted(e, false)
+}
+
+/// [`describe_sdk`], leaving out the generic advice on a refused key when the command gives
+/// its own hint.
+fn describe_sdk_hinted(e: &pictograph::Error, hinted: bool) -> (String, Value) {
     use pictograph::Error;
     if let Some(api) = e.api() {
         let reason = reqwest::StatusCode::from_u16(api.status)
@@ -191,7 +198,7 @@ pub fn describe_sdk(e: &pictograph::Error) -> (String, Value) {
         if let Some(id) = &api.request_id {
             msg.push_str(&format!(" (request id {id})"));
         }
-        if api.status == 401 {
+        if api.status == 401 && !hinted {
             msg.push_str(
                 "; check the API key (--api-key, PICTOGRAPH_API_KEY or `pictograph login`)",
             );
@@ -242,7 +249,7 @@ pub fn finish(json: bool, result: CliResult) -> anyhow::Result<()> {
             (m, o, false)
         }
         CliError::Hinted(err, hint) => {
-            let (m, mut o) = describe_sdk(err);
+            let (m, mut o) = describe_sdk_hinted(err, true);
             o["hint"] = json!(hint);
             (format!("{m}; {hint}"), o, false)
         }

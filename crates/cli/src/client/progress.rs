@@ -1,11 +1,62 @@
 //! Transfer progress on standard error: an indicatif bar (files, bytes, rate, ETA) on a
 //! terminal, a plain line every 10 % (or 5 s) otherwise, nothing with `--json` off a terminal.
+//! Retries are said on standard error too ([`retry_line`]), above the bar when one is drawn.
 
 use super::human_bytes;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The bar on screen, if any: lines said meanwhile are printed above it.
+static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// The last retry line said, and when: the same cause is said at most once a few seconds.
+static LAST_RETRY: Mutex<Option<(Instant, Option<u16>)>> = Mutex::new(None);
+
+/// Says on standard error why a request is about to be retried, and after how long:
+/// without it a rate-limited command would sit silent for up to two minutes. Many
+/// transfers hit by the same cause at once say it once.
+pub fn retry_line(n: &pictograph::RetryNotice) {
+    {
+        let mut last = LAST_RETRY.lock().expect("retry lock");
+        if matches!(*last, Some((at, status)) if status == n.status && at.elapsed() < Duration::from_secs(5))
+        {
+            return;
+        }
+        *last = Some((Instant::now(), n.status));
+    }
+    let line = retry_text(n);
+    match SHOWN.lock().expect("bar lock").as_ref() {
+        Some(bar) => bar.suspend(|| eprintln!("{line}")),
+        None => eprintln!("{line}"),
+    }
+}
+
+/// The line [`retry_line`] says.
+fn retry_text(n: &pictograph::RetryNotice) -> String {
+    let secs = n.delay.as_secs_f64();
+    let wait = if secs < 10.0 {
+        format!("{secs:.1} s")
+    } else {
+        format!("{secs:.0} s")
+    };
+    let which = format!("retry {} of {}", n.retry, n.max_retries);
+    match n.status {
+        Some(429) if n.server_asked => {
+            format!("rate limited by the server (HTTP 429): waiting {wait} as it asks ({which})")
+        }
+        Some(status) => {
+            let reason = reqwest::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default();
+            format!("the server answered HTTP {status}{reason}: retrying in {wait} ({which})")
+        }
+        None => format!("the connection failed or broke off: retrying in {wait} ({which})"),
+    }
+}
 
 enum Sink {
     Bar(ProgressBar),
@@ -54,6 +105,7 @@ impl Progress {
                 .progress_chars("=> "),
             );
             bar.set_prefix(verb);
+            *SHOWN.lock().expect("bar lock") = Some(bar.clone());
             Sink::Bar(bar)
         } else if json {
             Sink::Off
@@ -164,6 +216,7 @@ impl Progress {
     pub fn finish(&self) {
         if let Sink::Bar(b) = &self.sink {
             b.finish_and_clear();
+            SHOWN.lock().expect("bar lock").take();
         }
     }
 
@@ -190,5 +243,37 @@ pub fn timing(files: usize, bytes: Option<u64>, elapsed: Duration) -> String {
     match bytes {
         Some(b) => format!("{secs:.2} s ({per_sec:.0} files/s, {})", rate(b, elapsed)),
         None => format!("{secs:.2} s ({per_sec:.0} files/s)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(status: Option<u16>, server_asked: bool, secs: f64) -> pictograph::RetryNotice {
+        pictograph::RetryNotice {
+            retry: 1,
+            max_retries: 3,
+            delay: Duration::from_secs_f64(secs),
+            status,
+            server_asked,
+            request: "GET /api/v1/developer/datasets/".into(),
+        }
+    }
+
+    #[test]
+    fn retry_lines_say_the_cause_and_the_wait() {
+        assert_eq!(
+            retry_text(&notice(Some(429), true, 30.0)),
+            "rate limited by the server (HTTP 429): waiting 30 s as it asks (retry 1 of 3)"
+        );
+        assert_eq!(
+            retry_text(&notice(Some(503), false, 1.04)),
+            "the server answered HTTP 503 Service Unavailable: retrying in 1.0 s (retry 1 of 3)"
+        );
+        assert_eq!(
+            retry_text(&notice(None, false, 2.5)),
+            "the connection failed or broke off: retrying in 2.5 s (retry 1 of 3)"
+        );
     }
 }
