@@ -1303,3 +1303,53 @@ async fn a_stalled_upload_body_is_refused_and_frees_its_memory() {
     assert_eq!(image["filename"], "b.png");
     t.stop().await;
 }
+
+/// Register reads the pending upload, then consumes it in its transaction. A repeated PUT in
+/// between replaces the upload's bytes, and the sweep may free the first ones: the image
+/// must get the bytes the upload holds when it is consumed, never the freed ones.
+#[tokio::test]
+async fn register_takes_the_bytes_a_repeated_put_left_not_those_it_read() {
+    let t = TestServer::start_with(|c| c.blob_grace_secs = 0).await;
+    let ds = t.owner.create_dataset("reput").await;
+    let ds_id = s(&ds, "id");
+    let (a, b) = (png_seeded(8, 6, 1), png_seeded(8, 6, 2));
+    let (ha, hb) = (sha256_hex(&a), sha256_hex(&b));
+    let signed = t
+        .owner
+        .upload_url(&ds_id, "/", "x.png", "image/png")
+        .await
+        .ok_json(200);
+    let url = signed["upload_url"].as_str().unwrap().to_string();
+    let upload_id = signed["upload_id"].as_str().unwrap().to_string();
+    t.owner.put_bytes(&url, &a, "image/png").await.expect(200);
+
+    // What register read: the first bytes.
+    let store = &t.app().state.store;
+    let read = store.pending_upload(&upload_id).await.unwrap().unwrap();
+    assert_eq!(read.blob_hash.as_deref(), Some(ha.as_str()));
+    let new = pictograph_server::store::NewImage {
+        dataset_id: read.dataset_id.clone(),
+        folder: read.folder.clone(),
+        filename: read.filename.clone(),
+        blob_hash: ha.clone(),
+        file_size: read.size.unwrap(),
+        mime_type: read.mime.clone().unwrap(),
+        width: read.width,
+        height: read.height,
+    };
+    // Meanwhile: the client PUTs other bytes, and the sweep frees the first ones.
+    t.owner.put_bytes(&url, &b, "image/png").await.expect(200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    pictograph_server::services::maintenance::sweep(&t.app().state)
+        .await
+        .unwrap();
+    assert!(!t.blob_stored(&ha), "the replaced bytes are freed");
+
+    let row = store.register_image(&upload_id, &new).await.unwrap();
+    assert_eq!(row.blob_hash, hb);
+    assert_eq!(row.file_size, b.len() as i64);
+    let got = t.owner.get(&format!("images/{}", row.id)).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.bytes, b);
+    t.stop().await;
+}

@@ -529,37 +529,66 @@ impl Store {
             self.lock_dataset(&mut tx, dataset_id).await?;
         }
         let uploads: Vec<&str> = list.iter().map(|(u, _)| u.as_str()).collect();
+        // The bytes are those the upload holds now, as it is consumed: a repeated PUT may
+        // have replaced the ones the caller read (whose bytes the sweep may then free).
         let sql = AssertSqlSafe(format!(
-            "DELETE FROM pending_uploads WHERE {} RETURNING id",
+            "DELETE FROM pending_uploads WHERE {} \
+             RETURNING id, blob_hash, size, mime, width, height",
             self.dialect.id_in("id", 1)
         ));
-        let mut consumed = HashSet::new();
+        let mut consumed = HashMap::new();
         for r in sqlx::query(sql)
             .bind(json_list(&uploads))
             .fetch_all(&mut *tx)
             .await?
         {
-            consumed.insert(get::<String>(&r, "id")?);
+            let held = match (
+                get::<Option<String>>(&r, "blob_hash")?,
+                get::<Option<i64>>(&r, "size")?,
+                get::<Option<String>>(&r, "mime")?,
+            ) {
+                (Some(hash), Some(size), Some(mime)) => Some((
+                    hash,
+                    size,
+                    mime,
+                    get::<Option<i64>>(&r, "width")?,
+                    get::<Option<i64>>(&r, "height")?,
+                )),
+                _ => None,
+            };
+            consumed.insert(get::<String>(&r, "id")?, held);
         }
         // Each consumed upload gets a new image id; an upload named twice is consumed once.
         let mut planned = Vec::with_capacity(list.len());
         let mut rows = Vec::new();
         for (upload_id, new) in list {
-            if !consumed.remove(upload_id) {
+            let Some(held) = consumed.remove(upload_id) else {
                 planned.push(None);
                 continue;
-            }
+            };
+            let (hash, size, mime, width, height) = match held {
+                Some((hash, size, mime, w, h)) => {
+                    (hash, size, mime, w.or(new.width), h.or(new.height))
+                }
+                None => (
+                    new.blob_hash.clone(),
+                    new.file_size,
+                    new.mime_type.clone(),
+                    new.width,
+                    new.height,
+                ),
+            };
             let id = new_image_id();
             rows.push((
                 id.clone(),
                 &new.dataset_id,
                 &new.folder,
                 &new.filename,
-                &new.blob_hash,
-                new.file_size,
-                &new.mime_type,
-                new.width,
-                new.height,
+                hash,
+                size,
+                mime,
+                width,
+                height,
             ));
             planned.push(Some(id));
         }
