@@ -47,13 +47,48 @@ pub async fn replay(State(state): State<AppState>, req: Request, next: Next) -> 
     };
     let request_hash = hex::encode(Sha256::digest(&body));
     let req = Request::from_parts(parts, Body::from(body));
-    let mut claim = match claim(&state, &caller.key_id, &idem, &method, &path, &request_hash).await
-    {
+    let claim = match claim(&state, &caller.key_id, &idem, &method, &path, &request_hash).await {
         Ok(Claimed::Run(claim)) => claim,
         Ok(Claimed::Answer(resp)) => return resp,
         Err(e) => return e.into_response(),
     };
-    let resp = next.run(req).await;
+    // Run to the end on a task of its own: a client that goes away once the write has
+    // committed must still find its answer stored when it retries, not the write run twice.
+    let run = tokio::spawn(async move {
+        let resp = next.run(req).await;
+        keep(
+            &state,
+            claim,
+            &caller.key_id,
+            &idem,
+            &method,
+            path,
+            request_hash,
+            resp,
+        )
+        .await
+    });
+    match run.await {
+        Ok(resp) => resp,
+        Err(e) => {
+            ApiError::Internal(anyhow::anyhow!("the request's task failed: {e}")).into_response()
+        }
+    }
+}
+
+/// Stores `resp` as the answer of the claimed key when it is one to replay, else releases
+/// the key; answers `resp`.
+#[allow(clippy::too_many_arguments)]
+async fn keep(
+    state: &AppState,
+    mut claim: Claim,
+    key_id: &str,
+    idem: &str,
+    method: &Method,
+    path: String,
+    request_hash: String,
+    resp: Response,
+) -> Response {
     let status = resp.status();
     let replayable = (status.is_success() || status.is_client_error())
         && !matches!(status.as_u16(), 401 | 408 | 429);
@@ -82,11 +117,7 @@ pub async fn replay(State(state): State<AppState>, req: Request, next: Next) -> 
         request_hash: Some(request_hash),
         created_at: String::new(),
     };
-    match state
-        .store
-        .complete_response(&caller.key_id, &idem, &stored)
-        .await
-    {
+    match state.store.complete_response(key_id, idem, &stored).await {
         Ok(()) => claim.done = true,
         Err(e) => {
             tracing::warn!(error = %e, "could not store idempotent response");
@@ -100,7 +131,7 @@ pub async fn replay(State(state): State<AppState>, req: Request, next: Next) -> 
 const WAIT_FOR_FIRST: std::time::Duration = std::time::Duration::from_secs(30);
 /// A key recorded as running for longer than this was claimed by a server that stopped
 /// before it answered (a crash): the next request with the key runs. No request runs this
-/// long; a client that goes away releases its key at once.
+/// long.
 const ABANDONED: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// What [`claim`] found.
@@ -175,7 +206,8 @@ async fn claim(
 }
 
 /// A key claimed for a running request; given up (in the background) if the request ends
-/// without an answer to keep, the client's going away included.
+/// without an answer to keep. The request runs on its own task, so a client that goes away
+/// does not end it: its answer is kept for the retry.
 struct Claim {
     state: AppState,
     key_id: String,

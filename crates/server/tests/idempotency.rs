@@ -206,3 +206,77 @@ async fn the_same_write_sent_twice_at_once_runs_once() {
     assert_eq!(copies, 3, "one copy a round");
     t.stop().await;
 }
+
+/// A client that gives up once its write has committed (here: while the purge frees the
+/// bytes of 4,000 images) does not stop the request: its answer is kept, and the retry
+/// with the same key replays it instead of running the purge again (which would answer 404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_the_client_gave_up_on_keeps_its_answer_for_the_retry() {
+    use sqlx::Row;
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("purge").await;
+    let ds_id = s(&ds, "id");
+    let db = t.db().await;
+    const N: i64 = 4000;
+    let insert = if t.backend().is_postgres() {
+        "INSERT INTO images (id, dataset_id, folder, filename, blob_hash, file_size, mime_type, \
+         created_at, updated_at) SELECT 'img' || lpad(i::text, 5, '0'), $1, '/', \
+         'f' || lpad(i::text, 5, '0') || '.png', lpad(to_hex(i), 64, '0'), 10, 'image/png', \
+         '2020-01-01T00:00:00.000000Z', '2020-01-01T00:00:00.000000Z' \
+         FROM generate_series(1, $2) AS i"
+    } else {
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $2) \
+         INSERT INTO images (id, dataset_id, folder, filename, blob_hash, file_size, mime_type, \
+         created_at, updated_at) SELECT printf('img%05d', i), $1, '/', printf('f%05d.png', i), \
+         printf('%064x', i), 10, 'image/png', '2020-01-01T00:00:00.000000Z', \
+         '2020-01-01T00:00:00.000000Z' FROM n"
+    };
+    sqlx::query(insert)
+        .bind(&ds_id)
+        .bind(N)
+        .execute(&db)
+        .await
+        .unwrap();
+    // Bytes on disk make the purge's freeing, after its commit, take a while.
+    if !t.backend().is_s3() {
+        for i in 1..=N {
+            let path = t.blob_path(&format!("{i:064x}"));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"0123456789").unwrap();
+        }
+    }
+    let ids: Vec<String> = (1..=N).map(|i| format!("img{i:05}")).collect();
+    let body = json!({"dataset_name": "purge", "image_ids": ids, "permanent": true});
+    let (c, b) = (t.owner.clone(), body.clone());
+    let first =
+        tokio::spawn(async move { c.post_idem("batch/images/delete", &b, "purge-k").await });
+    // The client gives up as soon as the purge is seen committed.
+    loop {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM images WHERE dataset_id = $1")
+            .bind(&ds_id)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+        if n == 0 || first.is_finished() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    first.abort();
+    // The retry waits for the first request's answer if it is still running.
+    let retry = t
+        .owner
+        .post_idem("batch/images/delete", &body, "purge-k")
+        .await;
+    assert_eq!(
+        retry.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&retry.bytes)
+    );
+    assert_eq!(retry.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(retry.json()["processed"], N);
+    t.stop().await;
+}
