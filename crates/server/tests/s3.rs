@@ -359,6 +359,75 @@ async fn bytes_put_into_the_bucket_but_never_registered_are_swept() {
     env.app.stop().await.unwrap();
 }
 
+/// A purge on the running server while a backup copies: the bytes the backup's database
+/// copy refers to are held until they are copied, so the backup completes with them, and
+/// are freed once it is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bytes_purged_while_a_backup_runs_are_kept_until_it_has_copied_them() {
+    use pictograph_server::services::backup::{backup, BackupEvent, BackupOptions};
+    let env = start(50 * 1024 * 1024).await;
+    let ds = dataset(&env, "held").await;
+    let bytes = png(9, 7);
+    let (s, v) = env.upload(&ds, "a.png", bytes.clone(), "image/png").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["image"]["id"].as_str().unwrap().to_string();
+    let stored = env.objects();
+
+    let (url, key) = (env.api("/batch/images/delete"), env.key.clone());
+    let purged = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = purged.clone();
+    let progress = move |e: BackupEvent| {
+        if let BackupEvent::Planned { .. } = e {
+            // Right after the database copy is taken, the image is purged for good.
+            let (url, key, id) = (url.clone(), key.clone(), id.clone());
+            let status = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    reqwest::Client::new()
+                        .post(url)
+                        .header("x-api-key", key)
+                        .json(
+                            &json!({"dataset_name": "held", "image_ids": [id], "permanent": true}),
+                        )
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                })
+            })
+            .join()
+            .unwrap();
+            assert_eq!(status, StatusCode::OK);
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    let out = env._dir.path().join("backup");
+    let report = backup(
+        &env.app.state.config,
+        &out,
+        &BackupOptions::default(),
+        &progress,
+    )
+    .await
+    .unwrap();
+    assert!(purged.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!((report.images, report.copied), (1, 1));
+    let hash = sha256_hex(&bytes);
+    let copy = std::fs::read(out.join("blobs").join(&hash[..2]).join(&hash)).unwrap();
+    assert_eq!(copy, bytes);
+
+    // The backup let go: the sweep frees the purged bytes.
+    assert_eq!(env.objects(), stored, "kept while the backup ran");
+    pictograph_server::services::maintenance::sweep(&env.app.state)
+        .await
+        .unwrap();
+    assert_eq!(env.objects(), Vec::<String>::new());
+    env.app.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_backup_of_a_bucket_installation_holds_its_bytes_on_disk() {
     use pictograph_server::services::backup::{backup, BackupOptions};

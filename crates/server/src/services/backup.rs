@@ -11,7 +11,7 @@
 
 use crate::blobs::{sync_dir, write_synced, BlobError, Blobs};
 use crate::config::Config;
-use crate::store::snapshot::{sqlite_path, HeldBytes, Snapshot};
+use crate::store::snapshot::{sqlite_path, BlobHold, HeldBytes, Snapshot, HOLD_FOR};
 use anyhow::{bail, Context};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -162,6 +162,9 @@ pub async fn backup(
         .await
         .context("clearing an interrupted run's staged files")?;
 
+    // Held before the copy is taken, until every byte it refers to is copied: a purge on a
+    // running server meanwhile must not free bytes the copy still needs.
+    let _hold = Holding::take(&database).await?;
     let partial = out.join(PARTIAL);
     let taken_at = crate::store::now();
     let (source, dest) = (database.clone(), partial.clone());
@@ -286,6 +289,48 @@ pub async fn backup(
         },
     )?;
     Ok(report)
+}
+
+/// A [`BlobHold`] on the source database, renewed in the background while it lives.
+struct Holding {
+    hold: std::sync::Arc<std::sync::Mutex<BlobHold>>,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Holding {
+    async fn take(database: &Path) -> anyhow::Result<Holding> {
+        let db = database.to_path_buf();
+        let hold = tokio::task::spawn_blocking(move || BlobHold::take(&db))
+            .await?
+            .with_context(|| format!("holding the stored bytes in {}", database.display()))?;
+        let hold = std::sync::Arc::new(std::sync::Mutex::new(hold));
+        let held = hold.clone();
+        let renewer = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HOLD_FOR / 5).await;
+                let hold = held.clone();
+                let renewed = tokio::task::spawn_blocking(move || match hold.lock() {
+                    Ok(mut h) => h.renew(),
+                    Err(_) => Ok(()),
+                })
+                .await;
+                if let Ok(Err(e)) = renewed {
+                    tracing::warn!(error = %e, "renewing the backup's hold on stored bytes failed");
+                }
+            }
+        });
+        Ok(Holding { hold, renewer })
+    }
+}
+
+impl Drop for Holding {
+    /// Stops renewing and ends the hold.
+    fn drop(&mut self) {
+        self.renewer.abort();
+        if let Ok(mut hold) = self.hold.lock() {
+            hold.release();
+        }
+    }
 }
 
 /// Makes `out` the backup directory: created when missing, refused when it is (or holds, or

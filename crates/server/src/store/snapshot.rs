@@ -195,6 +195,76 @@ impl Snapshot {
 }
 
 /// The rollback journal SQLite keeps beside `db` while it writes it.
+/// How long a hold lasts unless renewed: a backup that stops without releasing its hold
+/// (killed) delays freeing bytes for this long at most.
+pub const HOLD_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A hold on freeing stored bytes, recorded in a live SQLite database: while it is valid no
+/// server frees any bytes ([`super::Store::free_blobs`]), so the bytes a database copy taken
+/// after it refers to stay until they are copied. Renew it at least every [`HOLD_FOR`];
+/// released when dropped. A database whose servers predate holds has nowhere to record one,
+/// and nothing is held there.
+pub struct BlobHold {
+    conn: Option<Connection>,
+    id: String,
+}
+
+impl BlobHold {
+    /// Records a hold in the database at `source`, valid for [`HOLD_FOR`]. Blocking.
+    pub fn take(source: &Path) -> StoreResult<BlobHold> {
+        let conn = Connection::open_with_flags(
+            source,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        let known: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blob_holds')",
+            [],
+            |r| r.get(0),
+        )?;
+        let mut hold = BlobHold {
+            conn: known.then_some(conn),
+            id: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        hold.renew()?;
+        Ok(hold)
+    }
+
+    /// Makes the hold valid for another [`HOLD_FOR`]. Blocking.
+    pub fn renew(&mut self) -> StoreResult<()> {
+        if let Some(conn) = &self.conn {
+            let until = super::fmt_time(
+                chrono::Utc::now() + chrono::Duration::from_std(HOLD_FOR).unwrap_or_default(),
+            );
+            conn.execute(
+                "INSERT INTO blob_holds (id, until) VALUES (?1, ?2) \
+                 ON CONFLICT (id) DO UPDATE SET until = excluded.until",
+                (&self.id, &until),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl BlobHold {
+    /// Ends the hold now. Blocking (one small write).
+    pub fn release(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Also drops holds others left behind that have run out.
+            let _ = conn.execute(
+                "DELETE FROM blob_holds WHERE id = ?1 OR until < ?2",
+                (&self.id, super::now()),
+            );
+        }
+    }
+}
+
+impl Drop for BlobHold {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 fn journal_of(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push("-journal");

@@ -382,6 +382,7 @@ impl Store {
     /// ([`Store::attach_blob`]) waits and then stores them afresh. Returns the hashes freed.
     /// Give it a few hundred hashes at a time: one transaction for each instead of one per
     /// hash is what makes freeing a million images' bytes take seconds, not many minutes.
+    /// Nothing is freed while a hold is valid (see [`super::snapshot::BlobHold`]).
     pub async fn free_blobs<F, Fut>(
         &self,
         hashes: &[String],
@@ -409,12 +410,14 @@ impl Store {
              AND NOT EXISTS (SELECT 1 FROM images i WHERE i.blob_hash = blobs.hash) \
              AND NOT EXISTS (SELECT 1 FROM pending_uploads p WHERE p.blob_hash = blobs.hash) \
              AND NOT EXISTS (SELECT 1 FROM export_jobs e WHERE e.archive_hash = blobs.hash) \
+             AND NOT EXISTS (SELECT 1 FROM blob_holds h WHERE h.until > $3) \
              RETURNING hash",
             self.dialect.id_in("hash", 1)
         ));
         let taken = sqlx::query(take)
             .bind(&list)
             .bind(cutoff)
+            .bind(now())
             .fetch_all(&mut *tx)
             .await?
             .iter()
