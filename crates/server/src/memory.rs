@@ -128,7 +128,7 @@ impl MemoryBudget {
 
 /// Bytes one JSON value may take once parsed, at most: a `serde_json::Value` and its slot in
 /// a growing array, or a struct field; an object member's key is counted as a value too.
-const PARSED_VALUE: u64 = 64;
+pub const PARSED_VALUE: u64 = 64;
 
 /// What parsing `body` as JSON may take in memory, at most: its own bytes (the strings are
 /// copied out of it) and [`PARSED_VALUE`] for each value it holds. Values are counted, not
