@@ -670,3 +670,87 @@ async fn unfinished_exports_are_capped_and_an_equal_request_joins_the_running_jo
         .expect(202);
     t.stop().await;
 }
+
+/// Two jobs may produce the same archive bytes. A running job records its archive's hash
+/// before it stores the bytes, so deleting the other job (which frees its archive) does not
+/// free them from under it: the running job completes with a downloadable archive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_export_keeps_equal_bytes_a_running_job_has_recorded() {
+    let t = TestServer::start().await;
+    let (dataset, _) = numbered(&t, 2).await;
+    let (state, org, d, first) = queued_job(&t, &dataset, "pictograph").await;
+    let ran = pictograph_server::services::exports::run_paged(&state, &first, &d, 10, |_| async {})
+        .await
+        .unwrap();
+    assert_eq!(ran, pictograph_server::services::exports::Ran::Complete);
+    let done = state
+        .store
+        .export_job_any(&first.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let (hash, size) = (done.archive_hash.unwrap(), done.archive_size.unwrap());
+    assert!(t.blob_stored(&hash));
+
+    // A second job is about to store the same bytes: it has recorded their hash.
+    let second = state
+        .store
+        .create_export_job(&org, &dataset, "pictograph", None, true)
+        .await
+        .unwrap();
+    assert!(state
+        .store
+        .export_progress(&second.id, 2, 2, 0)
+        .await
+        .unwrap());
+    assert!(state
+        .store
+        .claim_export_archive(&second.id, &hash)
+        .await
+        .unwrap());
+    // The first job is deleted, which frees its archive's bytes unless another job has them.
+    t.owner
+        .delete(&format!("datasets/paged/exports/{}", first.id))
+        .await
+        .expect(200);
+    assert!(
+        t.blob_stored(&hash),
+        "bytes recorded by the running job are kept"
+    );
+    assert!(state
+        .store
+        .finish_export_job(&second.id, &hash, size, "[]")
+        .await
+        .unwrap());
+    let job = wait(&t.owner, "paged", &second.id).await;
+    assert_eq!(job["state"], "complete", "{job}");
+    let dir = t.dir.path().join("second");
+    unpack(&t, &job, &dir).await;
+    assert_eq!(exported_names(&dir).len(), 2);
+
+    // A job that stopped after recording its hash lets its bytes go.
+    let third = state
+        .store
+        .create_export_job(&org, &dataset, "coco", None, false)
+        .await
+        .unwrap();
+    assert!(state
+        .store
+        .export_progress(&third.id, 2, 2, 0)
+        .await
+        .unwrap());
+    assert!(state
+        .store
+        .claim_export_archive(&third.id, "f".repeat(64).as_str())
+        .await
+        .unwrap());
+    state.store.forget_export_archive(&third.id).await.unwrap();
+    let row = state
+        .store
+        .export_job_any(&third.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.archive_hash, None);
+    t.stop().await;
+}

@@ -225,6 +225,12 @@ where
     match out {
         Ok(Some(warnings)) => {
             let (tmp, hash, size) = tar.finish().await?;
+            // Recorded before the bytes are stored: equal bytes of another job, freed when
+            // that job is deleted, are then never freed from under this one.
+            if !state.store.claim_export_archive(&job.id, &hash).await? {
+                state.blobs.discard(&tmp).await;
+                return Ok(Ran::Stopped);
+            }
             if let Err(e) = state.blobs.commit(&tmp, &hash).await {
                 state.blobs.discard(&tmp).await;
                 return Err(e.into());
@@ -236,6 +242,7 @@ where
             if kept {
                 return Ok(Ran::Complete);
             }
+            state.store.forget_export_archive(&job.id).await?;
             maintenance::release_archive(state, &hash).await;
             Ok(Ran::Stopped)
         }

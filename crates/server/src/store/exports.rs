@@ -273,6 +273,33 @@ impl Store {
 
     /// Marks a running job complete with its archive and warnings. Answers false when the job
     /// was cancelled or deleted meanwhile (the archive is then not referred to by it).
+    /// Records `hash` as the running job's archive before its bytes are stored, so no
+    /// freeing of equal bytes (another job's, deleted meanwhile) takes them from under it.
+    /// False when the job is no longer running (nothing recorded).
+    pub async fn claim_export_archive(&self, id: &str, hash: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE export_jobs SET archive_hash = $2 WHERE id = $1 AND state = 'running'",
+        )
+        .bind(id)
+        .bind(hash)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Forgets the archive of a job that stopped before it completed, so its bytes can be
+    /// freed.
+    pub async fn forget_export_archive(&self, id: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE export_jobs SET archive_hash = NULL \
+             WHERE id = $1 AND state <> 'complete'",
+        )
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
     pub async fn finish_export_job(
         &self,
         id: &str,
