@@ -339,28 +339,37 @@ pub fn human_bytes(n: u64) -> String {
 
 /// Prints rows as left-aligned columns under a header (on standard output).
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    print!("{}", table(header, rows));
+}
+
+/// The lines [`print_table`] prints. Columns are measured in terminal cells, so names in
+/// wide scripts (CJK, emoji) line up as well as ASCII ones.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let width = |s: &str| console::measure_text_width(s);
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(width(cell));
         }
     }
-    let line = |cells: Vec<&str>| {
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
         let n = cells.len();
-        let mut out = String::new();
+        let mut text = String::new();
         for (i, (cell, w)) in cells.into_iter().zip(&widths).enumerate() {
-            if i + 1 == n {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}  "));
+            text.push_str(cell);
+            if i + 1 < n {
+                text.push_str(&" ".repeat(w.saturating_sub(width(cell)) + 2));
             }
         }
-        println!("{}", out.trim_end());
+        out.push_str(text.trim_end());
+        out.push('\n');
     };
     line(header.to_vec());
     for row in rows {
         line(row.iter().map(String::as_str).collect());
     }
+    out
 }
 
 /// Reads all of standard input, refusing to wait on a terminal.
@@ -437,6 +446,20 @@ pub(crate) fn failure_hint(retryable: usize, refused: usize, no_skip_existing: b
 
 #[cfg(test)]
 mod tests {
+    use super::table;
+
+    #[test]
+    fn table_columns_line_up_in_terminal_cells() {
+        let rows = vec![
+            vec!["猫の写真".to_string(), "12".to_string()],
+            vec!["cats".to_string(), "3".to_string()],
+        ];
+        assert_eq!(
+            table(&["NAME", "IMAGES"], &rows),
+            "NAME      IMAGES\n猫の写真  12\ncats      3\n"
+        );
+    }
+
     use super::*;
 
     #[test]
