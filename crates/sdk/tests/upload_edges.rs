@@ -14,20 +14,8 @@ use std::time::{Duration, Instant};
 
 /// Every image of `dataset` as `folder|filename|size`, sorted.
 async fn placed(c: &pictograph::Client, dataset: &str) -> Vec<String> {
-    let ds = c
-        .datasets()
-        .get_with(
-            dataset,
-            pictograph::GetOptions {
-                include_images: true,
-                ..Default::default()
-            },
-        )
+    let mut v: Vec<String> = common::images_of(c, dataset)
         .await
-        .unwrap();
-    let mut v: Vec<String> = ds
-        .images
-        .unwrap_or_default()
         .iter()
         .map(|i| format!("{}|{}|{}", i.folder(), i.filename, i.file_size))
         .collect();

@@ -102,20 +102,8 @@ async fn folder_upload_is_idempotent_and_collapses_nested_folders() {
     assert!(told_first.iter().all(|t| t.1 == FileOutcome::Uploaded));
 
     // virtual folders: first level only
-    let ds = c
-        .datasets()
-        .get_with(
-            "road-signs",
-            pictograph::GetOptions {
-                include_images: true,
-                ..Default::default()
-            },
-        )
+    let mut placed: Vec<_> = common::images_of(c, "road-signs")
         .await
-        .unwrap();
-    let mut placed: Vec<_> = ds
-        .images
-        .unwrap()
         .iter()
         .map(|i| format!("{}:{}", i.folder(), i.filename))
         .collect();
@@ -195,18 +183,9 @@ async fn folder_upload_flat_empty_missing_and_not_created() {
     .await
     .unwrap();
     assert_eq!(r.images_uploaded, 2);
-    let ds = c
-        .datasets()
-        .get_with(
-            "flat",
-            pictograph::GetOptions {
-                include_images: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert!(ds.images.unwrap().iter().all(|i| i.folder() == "/"));
+    let flat = common::images_of(c, "flat").await;
+    assert_eq!(flat.len(), 2);
+    assert!(flat.iter().all(|i| i.folder() == "/"));
 
     // an empty folder: a report, not a success
     let empty = tmp.path().join("empty");

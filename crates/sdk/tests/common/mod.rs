@@ -83,6 +83,22 @@ pub fn write_image(path: &Path, w: u32, h: u32, seed: u8) {
     img.save(path).expect("write image");
 }
 
+/// Every image of `dataset`, from `datasets().get_with` with its images.
+pub async fn images_of(c: &pictograph::Client, dataset: &str) -> Vec<pictograph::Image> {
+    c.datasets()
+        .get_with(
+            dataset,
+            pictograph::GetOptions {
+                include_images: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .images
+        .unwrap_or_default()
+}
+
 /// A fresh temporary directory.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
