@@ -55,7 +55,9 @@ pub async fn replay(State(state): State<AppState>, req: Request, next: Next) -> 
     // Run to the end on a task of its own: a client that goes away once the write has
     // committed must still find its answer stored when it retries, not the write run twice.
     let run = tokio::spawn(async move {
+        let alive = claim.keep_alive();
         let resp = next.run(req).await;
+        drop(alive);
         keep(
             &state,
             claim,
@@ -129,9 +131,9 @@ async fn keep(
 
 /// How long a request waits for another one with its key to answer before it is refused.
 const WAIT_FOR_FIRST: std::time::Duration = std::time::Duration::from_secs(30);
-/// A key recorded as running for longer than this was claimed by a server that stopped
-/// before it answered (a crash): the next request with the key runs. No request runs this
-/// long.
+/// A key recorded as running and not renewed for this long was claimed by a server that
+/// stopped before it answered (a crash): the next request with the key runs. A running
+/// request renews its claim four times as often, however long it runs.
 const ABANDONED: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// What [`claim`] found.
@@ -216,6 +218,20 @@ struct Claim {
 }
 
 impl Claim {
+    /// Renews the claim every quarter of [`ABANDONED`] until the returned task is aborted
+    /// (on drop).
+    fn keep_alive(&self) -> KeepAlive {
+        let (state, key_id, idem) = (self.state.clone(), self.key_id.clone(), self.idem.clone());
+        KeepAlive(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ABANDONED / 4).await;
+                if let Err(e) = state.store.touch_claim(&key_id, &idem).await {
+                    tracing::warn!(error = %e, "renewing an idempotency claim failed");
+                }
+            }
+        }))
+    }
+
     fn release(&mut self) {
         self.done = true;
         let (state, key_id, idem) = (self.state.clone(), self.key_id.clone(), self.idem.clone());
@@ -224,6 +240,15 @@ impl Claim {
                 tracing::warn!(error = %e, "could not release an idempotency key");
             }
         });
+    }
+}
+
+/// Renews a claim while it lives.
+struct KeepAlive(tokio::task::JoinHandle<()>);
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -73,9 +73,15 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     let blobs = blobs::Blobs::open(&config.data_dir, config.blobs_url.as_deref())
         .await
         .context("opening the blob store")?;
-    let secret = match &config.signing_secret {
-        Some(s) => s.clone().into_bytes(),
-        None => load_or_create_secret(&config.data_dir).await?,
+    let secret = match (&config.signing_secret, store.dialect()) {
+        (Some(s), _) => s.clone().into_bytes(),
+        (None, store::Dialect::Sqlite) => load_or_create_secret(&config.data_dir).await?,
+        // Servers sharing a database share one key, so a URL one signs works on every other.
+        (None, store::Dialect::Postgres) => store
+            .shared_setting("url_signing_key", &hex::encode(rand::random::<[u8; 32]>()))
+            .await
+            .context("reading the URL-signing key kept in the database")?
+            .into_bytes(),
     };
     let metrics = config
         .metrics_listen

@@ -201,6 +201,24 @@ async fn alternating_clients_see_one_service() {
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL; scripts/test runs it"]
+async fn servers_without_a_signing_secret_accept_each_others_urls() {
+    let p = start_pair_with(|c| c.signing_secret = None).await;
+    // Every signature one server makes, the other accepts: they sign with one key.
+    let expires = chrono::Utc::now().timestamp() + 60;
+    let sig = p.a.state.signer.sign("GET", "image-1", expires);
+    assert!(p.b.state.signer.verify("GET", "image-1", expires, &sig));
+    assert_eq!(sig, p.b.state.signer.sign("GET", "image-1", expires));
+    // And a server started later takes the same key.
+    let mut c = Config::new(p._dir.path().join("c"));
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.database_url = Some(p.db.clone());
+    let third = App::start(c).await.unwrap();
+    assert!(third.state.signer.verify("GET", "image-1", expires, &sig));
+    third.stop().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL; scripts/test runs it"]
 async fn one_rate_limit_across_servers() {
     let p = start_pair().await;
     let key = create_key(&p.a.state.store, "org", Role::Member, "free")

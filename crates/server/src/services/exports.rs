@@ -220,6 +220,9 @@ where
     F: FnMut(i64) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    // Alive while it runs, whatever a step takes (storing a large archive in a bucket can
+    // take longer than STALE_AFTER): the sweep of any server fails only jobs nobody runs.
+    let _alive = Heartbeat::start(state, &job.id);
     let mut tar = Tar::new(state.blobs.incoming().await?);
     let out = export(state, job, dataset, page, &mut after_page, &mut tar).await;
     match out {
@@ -254,6 +257,29 @@ where
             state.blobs.discard(tar.out.path()).await;
             Err(e)
         }
+    }
+}
+
+/// Touches a job every [`STALE_AFTER`] / 10 until dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    fn start(state: &AppState, id: &str) -> Heartbeat {
+        let (store, id) = (state.store.clone(), id.to_string());
+        Heartbeat(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(STALE_AFTER / 10).await;
+                if let Err(e) = store.touch_export_job(&id).await {
+                    tracing::warn!(error = %e, job = %id, "recording an export job alive failed");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -248,6 +248,19 @@ impl Store {
             .collect()
     }
 
+    /// Records that a queued or running job's task is alive, so no server's sweep takes it
+    /// for one a stopped server left.
+    pub async fn touch_export_job(&self, id: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE export_jobs SET updated_at = $2 WHERE id = $1 AND state IN ('queued', 'running')",
+        )
+        .bind(id)
+        .bind(now())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
     /// Marks a job running, or moves its progress on. Answers false when the job is no longer
     /// queued or running (cancelled, or gone): its task should stop.
     pub async fn export_progress(

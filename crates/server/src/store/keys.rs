@@ -52,6 +52,23 @@ const KEY_COLUMNS: &str = "SELECT k.id, k.org_id, o.name AS org_name, k.prefix, 
      k.created_at, k.revoked_at FROM api_keys k JOIN organizations o ON o.id = k.org_id";
 
 impl Store {
+    /// The installation-wide setting `name`, set to `fresh` by the first caller (PostgreSQL
+    /// only: a SQLite installation keeps such values in its data directory).
+    pub async fn shared_setting(&self, name: &str, fresh: &str) -> StoreResult<String> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(fresh)
+        .execute(&self.write)
+        .await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.write)
+            .await?;
+        get(&row, "value")
+    }
+
     /// Finds or creates the organisation called `name`.
     pub async fn ensure_org(&self, name: &str) -> StoreResult<OrgRow> {
         sqlx::query(

@@ -485,6 +485,21 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Records that the request holding a claim is still running, so no server takes the
+    /// claim for one a stopped server left.
+    pub async fn touch_claim(&self, key_id: &str, idem_key: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE idempotency SET created_at = $3 \
+             WHERE key_id = $1 AND idem_key = $2 AND status = 0",
+        )
+        .bind(key_id)
+        .bind(idem_key)
+        .bind(now())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
     /// Records the answer of a request whose key was claimed.
     pub async fn complete_response(
         &self,
