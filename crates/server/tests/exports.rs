@@ -754,3 +754,74 @@ async fn deleting_an_export_keeps_equal_bytes_a_running_job_has_recorded() {
     assert_eq!(row.archive_hash, None);
     t.stop().await;
 }
+
+/// Equal export requests at once (on one server or several) make one job, and requests at
+/// once never take an organisation past its cap of unfinished jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn export_requests_at_once_make_one_job_and_keep_the_cap() {
+    use pictograph_server::store::NewExport;
+    let t = TestServer::start().await;
+    let (dataset, _) = seed(&t).await;
+    let state = t.app().state.clone();
+    let org = state.store.ensure_org("org-a").await.unwrap().id;
+    let most = pictograph_server::services::exports::MAX_UNFINISHED;
+    let at_once = |formats: Vec<&'static str>| {
+        let (state, org, dataset) = (state.clone(), org.clone(), dataset.clone());
+        async move {
+            let tasks: Vec<_> = formats
+                .into_iter()
+                .map(|format| {
+                    let (state, org, dataset) = (state.clone(), org.clone(), dataset.clone());
+                    tokio::spawn(async move {
+                        state
+                            .store
+                            .create_export_job_once(&org, &dataset, format, None, false, most)
+                            .await
+                            .unwrap()
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        }
+    };
+    let equal = at_once(vec!["coco"; 8]).await;
+    let created: Vec<_> = equal
+        .iter()
+        .filter_map(|n| match n {
+            NewExport::Created(j) => Some(j.id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created.len(), 1, "{equal:?}");
+    assert!(equal.iter().all(|n| match n {
+        NewExport::Created(j) | NewExport::Joined(j) => j.id == created[0],
+        NewExport::Full(_) => false,
+    }));
+
+    // One place is left under the cap after two more; four different requests at once take it.
+    at_once(vec!["yolo", "voc"]).await;
+    let rest = at_once(vec!["pictograph", "coco-boxes", "yolo-seg", "voc-2"]).await;
+    let made = rest
+        .iter()
+        .filter(|n| matches!(n, NewExport::Created(_)))
+        .count();
+    let full = rest
+        .iter()
+        .filter(|n| matches!(n, NewExport::Full(n) if *n == most))
+        .count();
+    assert_eq!((made, full), (1, 3), "{rest:?}");
+    assert_eq!(
+        state
+            .store
+            .unfinished_export_jobs(&org)
+            .await
+            .unwrap()
+            .len(),
+        most
+    );
+    t.stop().await;
+}

@@ -16,7 +16,7 @@ use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::services::datasets::by_ref;
 use crate::services::maintenance;
-use crate::store::{DatasetRow, ExportJobRow, StoppedJob};
+use crate::store::{DatasetRow, ExportJobRow, NewExport, StoppedJob};
 use crate::AppState;
 use anyhow::Context;
 use futures::StreamExt;
@@ -84,32 +84,27 @@ pub async fn create(
         })?),
     };
     let d = by_ref(state, caller, dataset).await?;
-    let unfinished = state.store.unfinished_export_jobs(&caller.org_id).await?;
-    if let Some(same) = unfinished.iter().find(|j| {
-        j.dataset_id == d.id
-            && j.format == format.as_str()
-            && j.status_filter.as_deref() == status.map(Status::as_str)
-            && j.polygons_as_boxes == body.polygons_as_boxes
-    }) {
-        return Ok((same.clone(), d));
-    }
-    if unfinished.len() >= MAX_UNFINISHED {
-        return Err(ApiError::Conflict(format!(
-            "The organisation has {} exports queued or running, the most it may have at once: \
-             wait for one to finish, or cancel one, before starting another",
-            unfinished.len()
-        )));
-    }
-    let job = state
+    let job = match state
         .store
-        .create_export_job(
+        .create_export_job_once(
             &caller.org_id,
             &d.id,
             format.as_str(),
             status.map(Status::as_str),
             body.polygons_as_boxes,
+            MAX_UNFINISHED,
         )
-        .await?;
+        .await?
+    {
+        NewExport::Created(job) => job,
+        NewExport::Joined(same) => return Ok((same, d)),
+        NewExport::Full(n) => {
+            return Err(ApiError::Conflict(format!(
+                "The organisation has {n} exports queued or running, the most it may have at \
+                 once: wait for one to finish, or cancel one, before starting another"
+            )))
+        }
+    };
     tokio::spawn(run(state.clone(), job.clone(), d.clone()));
     Ok((job, d))
 }

@@ -104,6 +104,46 @@ impl ExportJobRow {
     }
 }
 
+/// What [`Store::create_export_job_once`] did.
+#[derive(Debug, Clone)]
+pub enum NewExport {
+    /// A new job was recorded.
+    Created(ExportJobRow),
+    /// An equal job is queued or running: this one.
+    Joined(ExportJobRow),
+    /// The organisation has this many jobs unfinished, the most it may have.
+    Full(usize),
+}
+
+/// Inserts a queued export job on `conn`.
+async fn insert_export_job(
+    conn: &mut sqlx::AnyConnection,
+    org_id: &str,
+    dataset_id: &str,
+    format: &str,
+    status_filter: Option<&str>,
+    polygons_as_boxes: bool,
+) -> StoreResult<ExportJobRow> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let at = now();
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO export_jobs (id, org_id, dataset_id, format, status_filter, \
+         polygons_as_boxes, state, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7) RETURNING {COLUMNS}"
+    ));
+    let row = sqlx::query(sql)
+        .bind(&id)
+        .bind(org_id)
+        .bind(dataset_id)
+        .bind(format)
+        .bind(status_filter)
+        .bind(i64::from(polygons_as_boxes))
+        .bind(&at)
+        .fetch_one(&mut *conn)
+        .await?;
+    ExportJobRow::from_row(&row)
+}
+
 impl Store {
     /// Records a queued export job.
     pub async fn create_export_job(
@@ -114,24 +154,73 @@ impl Store {
         status_filter: Option<&str>,
         polygons_as_boxes: bool,
     ) -> StoreResult<ExportJobRow> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let at = now();
+        let mut tx = self.tx().await?;
+        let row = insert_export_job(
+            &mut tx,
+            org_id,
+            dataset_id,
+            format,
+            status_filter,
+            polygons_as_boxes,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Records a queued export job unless the organisation has an equal one queued or
+    /// running (answered instead) or `most` unfinished ones already; decided and recorded in
+    /// one transaction that holds the organisation's lock, so requests at once, on any
+    /// server, make one job and never pass the cap.
+    pub async fn create_export_job_once(
+        &self,
+        org_id: &str,
+        dataset_id: &str,
+        format: &str,
+        status_filter: Option<&str>,
+        polygons_as_boxes: bool,
+        most: usize,
+    ) -> StoreResult<NewExport> {
+        let mut tx = self.tx().await?;
+        if self.dialect == super::Dialect::Postgres {
+            sqlx::query("SELECT id FROM organizations WHERE id = $1 FOR UPDATE")
+                .bind(org_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
         let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO export_jobs (id, org_id, dataset_id, format, status_filter, \
-             polygons_as_boxes, state, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7) RETURNING {COLUMNS}"
+            "SELECT {COLUMNS} FROM export_jobs WHERE org_id = $1 \
+             AND state IN ('queued', 'running') ORDER BY created_at, id"
         ));
-        let row = sqlx::query(sql)
-            .bind(&id)
+        let unfinished = sqlx::query(sql)
             .bind(org_id)
-            .bind(dataset_id)
-            .bind(format)
-            .bind(status_filter)
-            .bind(i64::from(polygons_as_boxes))
-            .bind(&at)
-            .fetch_one(&self.write)
-            .await?;
-        ExportJobRow::from_row(&row)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(ExportJobRow::from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if let Some(same) = unfinished.iter().find(|j| {
+            j.dataset_id == dataset_id
+                && j.format == format
+                && j.status_filter.as_deref() == status_filter
+                && j.polygons_as_boxes == polygons_as_boxes
+        }) {
+            return Ok(NewExport::Joined(same.clone()));
+        }
+        if unfinished.len() >= most {
+            return Ok(NewExport::Full(unfinished.len()));
+        }
+        let row = insert_export_job(
+            &mut tx,
+            org_id,
+            dataset_id,
+            format,
+            status_filter,
+            polygons_as_boxes,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(NewExport::Created(row))
     }
 
     /// The job with this id, if it belongs to the organisation.

@@ -19,7 +19,7 @@ mod transfer;
 mod uploads;
 
 pub use datasets::{DatasetPatch, DatasetRow, HiddenDataset, DELETING_ORG};
-pub use exports::{ExportImage, ExportJobRow, StoppedJob};
+pub use exports::{ExportImage, ExportJobRow, NewExport, StoppedJob};
 pub use images::{
     BatchOutcome, CopyMode, ImageFilter, ImageRow, ImageUpdate, NewImage, SavedAnnotations,
     NOT_FOUND_REASON,
