@@ -330,6 +330,7 @@ impl TestServer {
     /// A server on the backends the environment names (see [`Backend::from_env`]), whose
     /// configuration `tune` adjusts first.
     pub async fn start_with(tune: impl FnOnce(&mut Config)) -> TestServer {
+        log_errors();
         let backend = Backend::from_env();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = config(dir.path());
@@ -492,6 +493,18 @@ impl TestServer {
             pg::drop_database(&url).await;
         }
     }
+}
+
+/// Sends the servers' error events to the test's output, shown when a test fails: a 500
+/// in a failed test then says what went wrong.
+fn log_errors() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("pictograph_server=error"))
+            .try_init();
+    });
 }
 
 /// Every file under `dir`, sorted; none when it does not exist.
