@@ -502,7 +502,9 @@ fn log_errors() {
     ONCE.call_once(|| {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("pictograph_server=error"))
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "pictograph_server=error",
+            ))
             .try_init();
     });
 }
