@@ -115,6 +115,19 @@ pub enum NewExport {
     Full(usize),
 }
 
+/// The organisation's jobs that are queued or running, oldest first, read on `conn`.
+async fn unfinished_on(
+    conn: &mut sqlx::AnyConnection,
+    org_id: &str,
+) -> StoreResult<Vec<ExportJobRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM export_jobs WHERE org_id = $1 \
+         AND state IN ('queued', 'running') ORDER BY created_at, id"
+    ));
+    let rows = sqlx::query(sql).bind(org_id).fetch_all(&mut *conn).await?;
+    rows.iter().map(ExportJobRow::from_row).collect()
+}
+
 /// Inserts a queued export job on `conn`.
 async fn insert_export_job(
     conn: &mut sqlx::AnyConnection,
@@ -154,18 +167,16 @@ impl Store {
         status_filter: Option<&str>,
         polygons_as_boxes: bool,
     ) -> StoreResult<ExportJobRow> {
-        let mut tx = self.tx().await?;
-        let row = insert_export_job(
-            &mut tx,
+        let mut conn = self.write.acquire().await?;
+        insert_export_job(
+            &mut conn,
             org_id,
             dataset_id,
             format,
             status_filter,
             polygons_as_boxes,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(row)
+        .await
     }
 
     /// Records a queued export job unless the organisation has an equal one queued or
@@ -188,17 +199,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
         }
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM export_jobs WHERE org_id = $1 \
-             AND state IN ('queued', 'running') ORDER BY created_at, id"
-        ));
-        let unfinished = sqlx::query(sql)
-            .bind(org_id)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(ExportJobRow::from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let unfinished = unfinished_on(&mut tx, org_id).await?;
         if let Some(same) = unfinished.iter().find(|j| {
             j.dataset_id == dataset_id
                 && j.format == format
@@ -245,12 +246,8 @@ impl Store {
 
     /// The organisation's jobs that are queued or running, oldest first.
     pub async fn unfinished_export_jobs(&self, org_id: &str) -> StoreResult<Vec<ExportJobRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM export_jobs WHERE org_id = $1 \
-             AND state IN ('queued', 'running') ORDER BY created_at, id"
-        ));
-        let rows = sqlx::query(sql).bind(org_id).fetch_all(&self.write).await?;
-        rows.iter().map(ExportJobRow::from_row).collect()
+        let mut conn = self.write.acquire().await?;
+        unfinished_on(&mut conn, org_id).await
     }
 
     /// The dataset's jobs, newest first, with how many there are in all.
