@@ -2,6 +2,7 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::repeating::Repeating;
 use crate::store::StoredResponse;
 use crate::AppState;
 use axum::body::Body;
@@ -218,18 +219,17 @@ struct Claim {
 }
 
 impl Claim {
-    /// Renews the claim every quarter of [`ABANDONED`] until the returned task is aborted
-    /// (on drop).
-    fn keep_alive(&self) -> KeepAlive {
+    /// Renews the claim every quarter of [`ABANDONED`] until the returned guard is dropped.
+    fn keep_alive(&self) -> Repeating {
         let (state, key_id, idem) = (self.state.clone(), self.key_id.clone(), self.idem.clone());
-        KeepAlive(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(ABANDONED / 4).await;
+        Repeating::every(ABANDONED / 4, move || {
+            let (state, key_id, idem) = (state.clone(), key_id.clone(), idem.clone());
+            async move {
                 if let Err(e) = state.store.touch_claim(&key_id, &idem).await {
                     tracing::warn!(error = %e, "renewing an idempotency claim failed");
                 }
             }
-        }))
+        })
     }
 
     fn release(&mut self) {
@@ -240,15 +240,6 @@ impl Claim {
                 tracing::warn!(error = %e, "could not release an idempotency key");
             }
         });
-    }
-}
-
-/// Renews a claim while it lives.
-struct KeepAlive(tokio::task::JoinHandle<()>);
-
-impl Drop for KeepAlive {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -13,6 +13,7 @@ pub mod memory;
 pub mod metrics;
 pub mod ratelimit;
 pub mod render;
+mod repeating;
 pub mod services;
 pub mod signing;
 pub mod store;

@@ -11,6 +11,7 @@
 
 use crate::blobs::{sync_dir, write_synced, BlobError, Blobs};
 use crate::config::Config;
+use crate::repeating::Repeating;
 use crate::store::snapshot::{sqlite_path, BlobHold, HeldBytes, Snapshot, HOLD_FOR};
 use anyhow::{bail, Context};
 use futures::StreamExt;
@@ -294,7 +295,7 @@ pub async fn backup(
 /// A [`BlobHold`] on the source database, renewed in the background while it lives.
 struct Holding {
     hold: std::sync::Arc<std::sync::Mutex<BlobHold>>,
-    renewer: tokio::task::JoinHandle<()>,
+    _renewer: Repeating,
 }
 
 impl Holding {
@@ -305,10 +306,9 @@ impl Holding {
             .with_context(|| format!("holding the stored bytes in {}", database.display()))?;
         let hold = std::sync::Arc::new(std::sync::Mutex::new(hold));
         let held = hold.clone();
-        let renewer = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(HOLD_FOR / 5).await;
-                let hold = held.clone();
+        let renewer = Repeating::every(HOLD_FOR / 5, move || {
+            let hold = held.clone();
+            async move {
                 let renewed = tokio::task::spawn_blocking(move || match hold.lock() {
                     Ok(mut h) => h.renew(),
                     Err(_) => Ok(()),
@@ -319,14 +319,16 @@ impl Holding {
                 }
             }
         });
-        Ok(Holding { hold, renewer })
+        Ok(Holding {
+            hold,
+            _renewer: renewer,
+        })
     }
 }
 
 impl Drop for Holding {
-    /// Stops renewing and ends the hold.
+    /// Ends the hold (a renewal after it does nothing); renewing stops as the guard drops.
     fn drop(&mut self) {
-        self.renewer.abort();
         if let Ok(mut hold) = self.hold.lock() {
             hold.release();
         }

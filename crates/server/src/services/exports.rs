@@ -14,6 +14,7 @@
 
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
+use crate::repeating::Repeating;
 use crate::services::datasets::by_ref;
 use crate::services::maintenance;
 use crate::store::{DatasetRow, ExportJobRow, NewExport, StoppedJob};
@@ -217,7 +218,7 @@ where
 {
     // Alive while it runs, whatever a step takes (storing a large archive in a bucket can
     // take longer than STALE_AFTER): the sweep of any server fails only jobs nobody runs.
-    let _alive = Heartbeat::start(state, &job.id);
+    let _alive = heartbeat(state, &job.id);
     let mut tar = Tar::new(state.blobs.incoming().await?);
     let out = export(state, job, dataset, page, &mut after_page, &mut tar).await;
     match out {
@@ -255,27 +256,17 @@ where
     }
 }
 
-/// Touches a job every [`STALE_AFTER`] / 10 until dropped.
-struct Heartbeat(tokio::task::JoinHandle<()>);
-
-impl Heartbeat {
-    fn start(state: &AppState, id: &str) -> Heartbeat {
-        let (store, id) = (state.store.clone(), id.to_string());
-        Heartbeat(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(STALE_AFTER / 10).await;
-                if let Err(e) = store.touch_export_job(&id).await {
-                    tracing::warn!(error = %e, job = %id, "recording an export job alive failed");
-                }
+/// Touches the job every [`STALE_AFTER`] / 10 until dropped.
+fn heartbeat(state: &AppState, id: &str) -> Repeating {
+    let (store, id) = (state.store.clone(), id.to_string());
+    Repeating::every(STALE_AFTER / 10, move || {
+        let (store, id) = (store.clone(), id.clone());
+        async move {
+            if let Err(e) = store.touch_export_job(&id).await {
+                tracing::warn!(error = %e, job = %id, "recording an export job alive failed");
             }
-        }))
-    }
-}
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+        }
+    })
 }
 
 /// Writes the job's archive into `tar`; answers its warnings (JSON), or `None` when the job
