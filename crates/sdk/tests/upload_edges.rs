@@ -218,10 +218,7 @@ async fn files_unreadable_when_sent_fail_at_once_naming_their_path() {
 #[tokio::test]
 async fn transport_errors_never_show_a_signed_query() {
     // Upload URLs point where nothing listens: every PUT fails to connect.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let s = common::start_with(|c| c.public_url = Some(format!("http://127.0.0.1:{port}"))).await;
+    let (s, port) = common::start_with_unreachable_uploads().await;
     let tmp = common::tempdir();
     let root = tmp.path().join("unreachable");
     common::write_image(&root.join("a.png"), 3, 3, 1);

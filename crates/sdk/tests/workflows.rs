@@ -280,10 +280,7 @@ async fn folder_upload_records_per_file_errors() {
 async fn folder_upload_marks_failures_a_rerun_may_fix() {
     // The server hands out upload URLs on a public URL where nothing listens (as behind a
     // proxy that is down): every PUT fails to connect, which a later run may not.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let s = common::start_with(|c| c.public_url = Some(format!("http://127.0.0.1:{port}"))).await;
+    let (s, _) = common::start_with_unreachable_uploads().await;
     let tmp = common::tempdir();
     let root = tmp.path().join("unreachable");
     common::write_image(&root.join("a.png"), 3, 3, 1);

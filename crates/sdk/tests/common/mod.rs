@@ -41,6 +41,16 @@ pub async fn start() -> Server {
     start_with(|_| {}).await
 }
 
+/// A server whose upload URLs point at a port where nothing listens (as behind a proxy that
+/// is down): every PUT to them fails to connect. Answers the server and that port.
+pub async fn start_with_unreachable_uploads() -> (Server, u16) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let server = start_with(|c| c.public_url = Some(format!("http://127.0.0.1:{port}"))).await;
+    (server, port)
+}
+
 /// Like [`start`], after `tweak` adjusted the configuration.
 pub async fn start_with(tweak: impl FnOnce(&mut pictograph_server::Config)) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
