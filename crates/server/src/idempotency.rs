@@ -59,17 +59,7 @@ pub async fn replay(State(state): State<AppState>, req: Request, next: Next) -> 
         let alive = claim.keep_alive();
         let resp = next.run(req).await;
         drop(alive);
-        keep(
-            &state,
-            claim,
-            &caller.key_id,
-            &idem,
-            &method,
-            path,
-            request_hash,
-            resp,
-        )
-        .await
+        keep(claim, &method, path, request_hash, resp).await
     });
     match run.await {
         Ok(resp) => resp,
@@ -81,12 +71,8 @@ pub async fn replay(State(state): State<AppState>, req: Request, next: Next) -> 
 
 /// Stores `resp` as the answer of the claimed key when it is one to replay, else releases
 /// the key; answers `resp`.
-#[allow(clippy::too_many_arguments)]
 async fn keep(
-    state: &AppState,
     mut claim: Claim,
-    key_id: &str,
-    idem: &str,
     method: &Method,
     path: String,
     request_hash: String,
@@ -120,7 +106,12 @@ async fn keep(
         request_hash: Some(request_hash),
         created_at: String::new(),
     };
-    match state.store.complete_response(key_id, idem, &stored).await {
+    let completed = claim
+        .state
+        .store
+        .complete_response(&claim.key_id, &claim.idem, &stored)
+        .await;
+    match completed {
         Ok(()) => claim.done = true,
         Err(e) => {
             tracing::warn!(error = %e, "could not store idempotent response");
