@@ -138,12 +138,14 @@ impl From<crate::blobs::BlobError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The HTTP status and the JSON body this error answers (an internal error is logged
+    /// here, and its cause kept out of the body).
+    pub fn status_and_body(&self) -> (StatusCode, serde_json::Value) {
         let code = self.code();
         let status =
             StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let message = match &self {
+        let message = match self {
             ApiError::Internal(e) if code == ErrorCode::InsufficientStorage => {
                 tracing::error!(error = ?e, "storage full");
                 "The server's storage is full: nothing was stored; try again once space is freed"
@@ -155,7 +157,7 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = match &self {
+        let body = match self {
             ApiError::Fields { errors, .. } => json!({
                 "detail": errors,
                 "error": {"code": code.as_str(), "message": message, "details": {"errors": errors}},
@@ -165,6 +167,13 @@ impl IntoResponse for ApiError {
                 "error": {"code": code.as_str(), "message": message, "details": {}},
             }),
         };
+        (status, body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.status_and_body();
         let mut resp = (status, axum::Json(body)).into_response();
         if let ApiError::RateLimited { retry_after } = self {
             if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {

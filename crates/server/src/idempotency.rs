@@ -3,7 +3,7 @@
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::repeating::Repeating;
-use crate::store::StoredResponse;
+use crate::store::{keyed_write, KeyedWrite, StoredResponse};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -57,7 +57,11 @@ pub async fn replay(State(state): State<AppState>, req: Request, next: Next) -> 
     // committed must still find its answer stored when it retries, not the write run twice.
     let run = tokio::spawn(async move {
         let alive = claim.keep_alive();
-        let resp = next.run(req).await;
+        let write = KeyedWrite {
+            key_id: claim.key_id.clone(),
+            idem_key: claim.idem.clone(),
+        };
+        let resp = keyed_write(write, next.run(req)).await;
         drop(alive);
         keep(claim, &method, path, request_hash, resp).await
     });
@@ -105,6 +109,7 @@ async fn keep(
         body_kept: kept.is_some(),
         request_hash: Some(request_hash),
         created_at: String::new(),
+        applied: false,
     };
     let completed = claim
         .state
@@ -187,10 +192,7 @@ async fn claim(
                     chrono::Utc::now() - chrono::Duration::from_std(ABANDONED).unwrap_or_default(),
                 );
                 if running.created_at < abandoned {
-                    state
-                        .store
-                        .release_response(key_id, idem, Some(&abandoned))
-                        .await?;
+                    end_unanswered(state, key_id, idem, Some(&abandoned)).await?;
                 } else {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
@@ -223,11 +225,12 @@ impl Claim {
         })
     }
 
+    /// Ends the claim without an answer, in the background ([`end_unanswered`]).
     fn release(&mut self) {
         self.done = true;
         let (state, key_id, idem) = (self.state.clone(), self.key_id.clone(), self.idem.clone());
         tokio::spawn(async move {
-            if let Err(e) = state.store.release_response(&key_id, &idem, None).await {
+            if let Err(e) = end_unanswered(&state, &key_id, &idem, None).await {
                 tracing::warn!(error = %e, "could not release an idempotency key");
             }
         });
@@ -240,6 +243,29 @@ impl Drop for Claim {
             self.release();
         }
     }
+}
+
+/// Ends a claim that has no answer to keep: forgotten when its write was not applied;
+/// otherwise a refusal (409) is kept as its answer, since the request's own answer is lost
+/// (it failed after its write, or its server stopped).
+async fn end_unanswered(
+    state: &AppState,
+    key_id: &str,
+    idem: &str,
+    claimed_before: Option<&str>,
+) -> Result<(), crate::store::StoreError> {
+    let (status, body) = ApiError::Conflict(
+        "A request with this Idempotency-Key was applied, but its answer was lost (the server \
+         failed or stopped before keeping it), so it is not run again: read the current state \
+         to see its outcome"
+            .into(),
+    )
+    .status_and_body();
+    let lost = body.to_string();
+    state
+        .store
+        .end_unanswered(key_id, idem, (status.as_u16(), &lost), claimed_before)
+        .await
 }
 
 /// Whether `stored` was recorded for this same request: method, path and body.

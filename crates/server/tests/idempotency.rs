@@ -207,17 +207,10 @@ async fn the_same_write_sent_twice_at_once_runs_once() {
     t.stop().await;
 }
 
-/// A client that gives up once its write has committed (here: while the purge frees the
-/// bytes of 4,000 images) does not stop the request: its answer is kept, and the retry
-/// with the same key replays it instead of running the purge again (which would answer 404).
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_write_the_client_gave_up_on_keeps_its_answer_for_the_retry() {
-    use sqlx::Row;
-    let t = TestServer::start().await;
-    let ds = t.owner.create_dataset("purge").await;
-    let ds_id = s(&ds, "id");
-    let db = t.db().await;
-    const N: i64 = 4000;
+/// Inserts `n` images (`img00001`…) straight into the database, each with bytes of its own
+/// on disk (unless the bytes go to a bucket): a purge of them then takes a while after its
+/// commit, freeing the bytes.
+async fn seed_images(t: &TestServer, db: &sqlx::AnyPool, ds_id: &str, n: i64) -> Vec<String> {
     let insert = if t.backend().is_postgres() {
         "INSERT INTO images (id, dataset_id, folder, filename, blob_hash, file_size, mime_type, \
          created_at, updated_at) SELECT 'img' || lpad(i::text, 5, '0'), $1, '/', \
@@ -232,36 +225,50 @@ async fn a_write_the_client_gave_up_on_keeps_its_answer_for_the_retry() {
          '2020-01-01T00:00:00.000000Z' FROM n"
     };
     sqlx::query(insert)
-        .bind(&ds_id)
-        .bind(N)
-        .execute(&db)
+        .bind(ds_id)
+        .bind(n)
+        .execute(db)
         .await
         .unwrap();
-    // Bytes on disk make the purge's freeing, after its commit, take a while.
     if !t.backend().is_s3() {
-        for i in 1..=N {
+        for i in 1..=n {
             let path = t.blob_path(&format!("{i:064x}"));
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, b"0123456789").unwrap();
         }
     }
-    let ids: Vec<String> = (1..=N).map(|i| format!("img{i:05}")).collect();
+    (1..=n).map(|i| format!("img{i:05}")).collect()
+}
+
+/// How many images the dataset has rows for.
+async fn rows_in(db: &sqlx::AnyPool, ds_id: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query("SELECT COUNT(*) AS n FROM images WHERE dataset_id = $1")
+        .bind(ds_id)
+        .fetch_one(db)
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap()
+}
+
+/// A client that gives up once its write has committed (here: while the purge frees the
+/// bytes of 4,000 images) does not stop the request: its answer is kept, and the retry
+/// with the same key replays it instead of running the purge again (which would answer 404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_the_client_gave_up_on_keeps_its_answer_for_the_retry() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("purge").await;
+    let ds_id = s(&ds, "id");
+    let db = t.db().await;
+    const N: i64 = 4000;
+    let ids = seed_images(&t, &db, &ds_id, N).await;
     let body = json!({"dataset_name": "purge", "image_ids": ids, "permanent": true});
     let (c, b) = (t.owner.clone(), body.clone());
     let first =
         tokio::spawn(async move { c.post_idem("batch/images/delete", &b, "purge-k").await });
     // The client gives up as soon as the purge is seen committed.
-    loop {
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM images WHERE dataset_id = $1")
-            .bind(&ds_id)
-            .fetch_one(&db)
-            .await
-            .unwrap()
-            .try_get("n")
-            .unwrap();
-        if n == 0 || first.is_finished() {
-            break;
-        }
+    while rows_in(&db, &ds_id).await > 0 && !first.is_finished() {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     first.abort();
@@ -278,5 +285,127 @@ async fn a_write_the_client_gave_up_on_keeps_its_answer_for_the_retry() {
     );
     assert_eq!(retry.header("idempotent-replayed").as_deref(), Some("true"));
     assert_eq!(retry.json()["processed"], N);
+    t.stop().await;
+}
+
+/// The claim of a keyed write is marked applied by the write's own transaction: once the
+/// purge is seen committed, the mark is there too (while the purge is still freeing bytes,
+/// before it answers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyed_write_marks_its_claim_applied_as_it_commits() {
+    use sqlx::Row;
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("marked").await;
+    let ds_id = s(&ds, "id");
+    let db = t.db().await;
+    let ids = seed_images(&t, &db, &ds_id, 4000).await;
+    let body = json!({"dataset_name": "marked", "image_ids": ids, "permanent": true});
+    let (c, b) = (t.owner.clone(), body.clone());
+    let purge = tokio::spawn(async move { c.post_idem("batch/images/delete", &b, "mark-k").await });
+    while rows_in(&db, &ds_id).await > 0 && !purge.is_finished() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let claim = sqlx::query("SELECT status, applied FROM idempotency WHERE idem_key = 'mark-k'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(claim.try_get::<i64, _>("applied").unwrap(), 1);
+    purge.await.unwrap().expect(200);
+    // A keyed write that changes nothing (a refused copy) leaves its claim unmarked.
+    t.owner
+        .post_idem(
+            "batch/images/copy",
+            &json!({"dataset_name": "nowhere", "image_ids": ["x"], "target_folder_path": "/c"}),
+            "refused-k",
+        )
+        .await
+        .expect(404);
+    let refused = sqlx::query("SELECT applied FROM idempotency WHERE idem_key = 'refused-k'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(refused.try_get::<i64, _>("applied").unwrap(), 0);
+    t.stop().await;
+}
+
+/// A claim left by a server that stopped after its write committed but before it kept the
+/// answer (recorded applied, not renewed for over two minutes): a retry is refused with 409,
+/// saying the write was applied, and the write does not run again. A claim left before the
+/// write committed (not applied) lets the retry run it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_stopped_server_runs_only_a_write_that_was_not_applied() {
+    use sha2::Digest;
+    use sqlx::Row;
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("crashed").await;
+    let image = t.owner.upload_png(&s(&ds, "id"), "/", "a.png", 1).await;
+    let db = t.db().await;
+    // The key's id, from a claim of its own.
+    t.owner
+        .post_idem("projects/", &json!({"name": "p"}), "first")
+        .await
+        .expect(201);
+    let key_id: String = sqlx::query("SELECT key_id FROM idempotency WHERE idem_key = 'first'")
+        .fetch_one(&db)
+        .await
+        .unwrap()
+        .try_get("key_id")
+        .unwrap();
+    let body = json!({
+        "dataset_name": "crashed",
+        "image_ids": [s(&image, "id")],
+        "target_folder_path": "/copies",
+        "duplicate_handling": "rename",
+    });
+    let hash = hex::encode(sha2::Sha256::digest(serde_json::to_vec(&body).unwrap()));
+    let left = |idem: &'static str, applied: i64| {
+        sqlx::query(
+            "INSERT INTO idempotency (key_id, idem_key, method, path, status, body, body_kept, \
+             request_hash, created_at, applied) \
+             VALUES ($1, $2, 'POST', '/batch/images/copy', 0, '', 0, $3, \
+             '2020-01-01T00:00:00.000000Z', $4)",
+        )
+        .bind(key_id.clone())
+        .bind(idem)
+        .bind(hash.clone())
+        .bind(applied)
+    };
+    let copies = || async {
+        t.owner
+            .images("crashed")
+            .await
+            .into_iter()
+            .filter(|i| i["virtual_folder_path"] == "/copies")
+            .count()
+    };
+
+    left("applied-k", 1).execute(&db).await.unwrap();
+    for _ in 0..2 {
+        let refused = t
+            .owner
+            .post_idem("batch/images/copy", &body, "applied-k")
+            .await;
+        let said = String::from_utf8_lossy(&refused.bytes).to_string();
+        assert_eq!(
+            refused.header("idempotent-replayed").as_deref(),
+            Some("true"),
+            "{said}"
+        );
+        let detail = refused.error_detail(409, "conflict");
+        assert!(
+            detail.contains("was applied, but its answer was lost"),
+            "{detail}"
+        );
+    }
+    assert_eq!(copies().await, 0, "the applied write did not run again");
+
+    left("unapplied-k", 0).execute(&db).await.unwrap();
+    let ran = t
+        .owner
+        .post_idem("batch/images/copy", &body, "unapplied-k")
+        .await
+        .ok_json(200);
+    assert_eq!(ran["processed"], 1, "{ran}");
+    assert_eq!(copies().await, 1, "the write that was not applied ran");
     t.stop().await;
 }

@@ -159,6 +159,8 @@ impl Store {
     ) -> StoreResult<DatasetRow> {
         let id = uuid::Uuid::new_v4().to_string();
         let t = now();
+        // In a transaction of its own, so that a keyed request records it applied.
+        let mut tx = self.tx().await?;
         sqlx::query(
             "INSERT INTO datasets (id, org_id, name, description, classes, annotation_types, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -170,8 +172,9 @@ impl Store {
         .bind(classes.to_string())
         .bind(annotation_types.to_string())
         .bind(&t)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
+        self.commit(tx).await?;
         self.dataset_by_id(org_id, &id)
             .await?
             .ok_or(StoreError::Db(sqlx::Error::RowNotFound))

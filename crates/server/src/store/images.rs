@@ -627,7 +627,7 @@ impl Store {
                 inserted.insert(row.id.clone(), row);
             }
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(planned
             .into_iter()
             .map(|id| match id {

@@ -416,12 +416,29 @@ impl Store {
         }
     }
 
+    /// Commits a write's transaction. Within [`keyed_write`], the transaction first records
+    /// that the write of the claimed `Idempotency-Key` was applied, so that the record and
+    /// the write become durable together.
+    async fn commit(&self, mut tx: Transaction<'static, sqlx::Any>) -> StoreResult<()> {
+        if let Ok(write) = KEYED_WRITE.try_with(Clone::clone) {
+            sqlx::query(
+                "UPDATE idempotency SET applied = 1 \
+                 WHERE key_id = $1 AND idem_key = $2 AND status = 0",
+            )
+            .bind(write.key_id)
+            .bind(write.idem_key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(tx.commit().await?)
+    }
+
     /// Commits a transaction that changed images (and so perhaps what the read cache holds of
     /// them), then [`Store::forget_cached`] the images, whether the commit succeeded or not.
     async fn commit_changes(&self, tx: Transaction<'static, sqlx::Any>) -> StoreResult<()> {
-        let done = tx.commit().await;
+        let done = self.commit(tx).await;
         self.forget_cached(cache::Part::Images);
-        Ok(done?)
+        done
     }
 
     /// The database file, when the store is a SQLite file (not in memory).
@@ -607,6 +624,27 @@ fn checkpoint_in_background<T: Send + Sync + 'static>(
             }
         }
     });
+}
+
+/// The claimed `Idempotency-Key` a request runs under.
+#[derive(Debug, Clone)]
+pub struct KeyedWrite {
+    /// The API key's id.
+    pub key_id: String,
+    /// The `Idempotency-Key` it sent.
+    pub idem_key: String,
+}
+
+tokio::task_local! {
+    static KEYED_WRITE: KeyedWrite;
+}
+
+/// Runs `request`, which holds the claim on `write`'s key: every write transaction the store
+/// commits within it through its `commit` records, in that same transaction, that the
+/// request was applied. Writes whose repetition does no harm (upload URLs, export jobs,
+/// dataset patches) commit without it, so that a retry after a crash runs them again.
+pub async fn keyed_write<F: std::future::Future>(write: KeyedWrite, request: F) -> F::Output {
+    KEYED_WRITE.scope(write, request).await
 }
 
 fn get<T: inline::Column>(row: &impl inline::Cells, col: &str) -> StoreResult<T> {

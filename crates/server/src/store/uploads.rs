@@ -81,8 +81,10 @@ pub struct StoredResponse {
     pub body_kept: bool,
     /// SHA-256 (hex) of the first request's body; none for responses stored before it was.
     pub request_hash: Option<String>,
-    /// When the key was first used.
+    /// When the key was first used, or (while its request runs) last renewed.
     pub created_at: String,
+    /// Whether the request's write was applied (recorded in its own transaction).
+    pub applied: bool,
 }
 
 impl StoredResponse {
@@ -102,6 +104,7 @@ impl FromCells for StoredResponse {
             body_kept: get::<i64>(r, "body_kept")? != 0,
             request_hash: get(r, "request_hash")?,
             created_at: get(r, "created_at")?,
+            applied: get::<i64>(r, "applied")? != 0,
         })
     }
 }
@@ -451,7 +454,7 @@ impl Store {
         idem_key: &str,
     ) -> StoreResult<Option<StoredResponse>> {
         self.read_first(
-            "SELECT method, path, status, body, body_kept, request_hash, created_at \
+            "SELECT method, path, status, body, body_kept, request_hash, created_at, applied \
              FROM idempotency WHERE key_id = $1 AND idem_key = $2",
             &[key_id, idem_key],
         )
@@ -521,27 +524,41 @@ impl Store {
         Ok(())
     }
 
-    /// Gives up a claim that has no answer: the request failed in a way a retry may mend, or
-    /// (with `claimed_before`) its server stopped before answering.
-    pub async fn release_response(
+    /// Ends a claim that has no answer to keep: its request failed in a way a retry may mend,
+    /// or (with `claimed_before`, the claim last renewed before then) its server stopped
+    /// before answering. A claim whose write was not applied is forgotten, so that a retry
+    /// runs the request; one whose write was applied keeps `lost` (status and JSON body) as
+    /// its answer, so that a retry is told so instead of running the write a second time.
+    pub async fn end_unanswered(
         &self,
         key_id: &str,
         idem_key: &str,
+        lost: (u16, &str),
         claimed_before: Option<&str>,
     ) -> StoreResult<()> {
-        let base = "DELETE FROM idempotency WHERE key_id = $1 AND idem_key = $2 AND status = 0";
-        let q = match claimed_before {
-            None => sqlx::query(base),
-            Some(_) => sqlx::query(
-                "DELETE FROM idempotency WHERE key_id = $1 AND idem_key = $2 AND status = 0 \
-                 AND created_at < $3",
-            ),
-        };
-        let mut q = q.bind(key_id).bind(idem_key);
-        if let Some(before) = claimed_before {
-            q = q.bind(before);
-        }
-        q.execute(&self.write).await?;
+        let before = claimed_before.unwrap_or("");
+        sqlx::query(
+            "UPDATE idempotency SET status = $4, body = $5, body_kept = 1 \
+             WHERE key_id = $1 AND idem_key = $2 AND status = 0 AND applied = 1 \
+             AND ($3 = '' OR created_at < $3)",
+        )
+        .bind(key_id)
+        .bind(idem_key)
+        .bind(before)
+        .bind(i64::from(lost.0))
+        .bind(lost.1)
+        .execute(&self.write)
+        .await?;
+        sqlx::query(
+            "DELETE FROM idempotency \
+             WHERE key_id = $1 AND idem_key = $2 AND status = 0 AND applied = 0 \
+             AND ($3 = '' OR created_at < $3)",
+        )
+        .bind(key_id)
+        .bind(idem_key)
+        .bind(before)
+        .execute(&self.write)
+        .await?;
         Ok(())
     }
 
