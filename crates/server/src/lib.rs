@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod blobs;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod idempotency;
@@ -59,6 +60,8 @@ pub struct Shared {
     pub decode_memory: memory::MemoryBudget,
     /// Bytes of JSON request bodies parsed at once.
     pub json_memory: memory::MemoryBudget,
+    /// This server's clock minus the database's, as last measured (PostgreSQL only).
+    pub clock_skew: clock::LastSkew,
 }
 
 /// Opens the store and blobs of a configuration.
@@ -71,6 +74,10 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         .await
         .context("opening the metadata store")?
         .with_read_cache(&url, Duration::from_millis(config.read_cache_ttl_ms));
+    let clock_skew = clock::LastSkew::new();
+    if let Some(skew) = clock::check_at_start(&store).await? {
+        clock_skew.set(skew);
+    }
     let blobs = blobs::Blobs::open(&config.data_dir, config.blobs_url.as_deref())
         .await
         .context("opening the blob store")?;
@@ -92,6 +99,7 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         upload_memory: memory::MemoryBudget::new(config.upload_memory_bytes),
         decode_memory: memory::MemoryBudget::new(config.decode_memory_bytes),
         json_memory: memory::MemoryBudget::new(config.json_memory_bytes),
+        clock_skew,
         config: Arc::new(config),
         store: store.clone(),
         blobs,

@@ -246,6 +246,15 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{budget=\"{budget}\"}} {}", read(memory));
             }
         }
+        if let Some(skew) = state.clock_skew.get() {
+            describe(
+                &mut out,
+                "pictograph_clock_skew_seconds",
+                "gauge",
+                "This server's clock minus the database's, as last measured (PostgreSQL only).",
+            );
+            let _ = writeln!(out, "pictograph_clock_skew_seconds {skew}");
+        }
         if let Some(rss) = resident_bytes() {
             describe(
                 &mut out,

@@ -217,6 +217,80 @@ async fn servers_without_a_signing_secret_accept_each_others_urls() {
     third.stop().await.unwrap();
 }
 
+/// Each server measures its clock against the database's when it starts (one a minute or
+/// more off would not start) and shows the figure as a metric; SQLite has nothing to compare.
+#[tokio::test]
+#[ignore = "needs PostgreSQL; scripts/test runs it"]
+async fn servers_measure_their_clock_against_the_databases() {
+    let p = start_pair_with(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    for app in [&p.a, &p.b] {
+        let measured = app.state.clock_skew.get().expect("measured at start");
+        assert!(measured.abs() < 1.0, "{measured}");
+        let again = pictograph_server::clock::skew(&app.state.store)
+            .await
+            .unwrap()
+            .expect("PostgreSQL has a clock");
+        assert!(again.abs() < 1.0, "{again}");
+        let addr = app.metrics_addr.unwrap();
+        let text = p
+            .http
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let shown: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("pictograph_clock_skew_seconds "))
+            .expect("the skew metric")
+            .parse()
+            .unwrap();
+        assert!(shown.abs() < 1.0, "{shown}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = pictograph_server::open_state(Config::new(dir.path()))
+        .await
+        .unwrap();
+    assert_eq!(sqlite.clock_skew.get(), None);
+}
+
+/// A server whose clock is a minute or more off the database's does not start, and says
+/// why. The database here reads its clock 90 s ahead: a function of that name, found before
+/// the built-in one on the database's search path.
+#[tokio::test]
+#[ignore = "needs PostgreSQL; scripts/test runs it"]
+async fn a_server_whose_clock_is_off_the_databases_does_not_start() {
+    let db = fresh_database().await;
+    let name = db.rsplit('/').next().unwrap();
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db).await.unwrap();
+    for statement in [
+        "CREATE FUNCTION public.clock_timestamp() RETURNS timestamptz LANGUAGE sql \
+         AS $$ SELECT pg_catalog.clock_timestamp() + interval '90 seconds' $$"
+            .to_string(),
+        format!("ALTER DATABASE {name} SET search_path = public, pg_catalog"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Config::new(dir.path());
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.database_url = Some(db.clone());
+    let refused = App::start(c)
+        .await
+        .err()
+        .expect("the server does not start");
+    let said = format!("{refused:#}");
+    assert!(said.contains("s behind the database's"), "{said}");
+    assert!(said.contains("NTP"), "{said}");
+}
+
 #[tokio::test]
 #[ignore = "needs PostgreSQL; scripts/test runs it"]
 async fn one_rate_limit_across_servers() {

@@ -114,6 +114,7 @@ pub async fn run(state: AppState) {
         let mut opts = SweepOptions::for_state(&state);
         opts.scan_store = passes.is_multiple_of(SCAN_EVERY);
         passes += 1;
+        crate::clock::check_again(&state.store, &state.clock_skew).await;
         if let Err(e) = sweep_with(&state, &opts).await {
             tracing::warn!(error = %e, "maintenance sweep failed");
         }

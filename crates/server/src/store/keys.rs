@@ -1,6 +1,6 @@
 //! Organisations and API keys.
 
-use super::{get, now, FromCells, Store, StoreResult};
+use super::{get, now, Dialect, FromCells, Store, StoreResult};
 use std::sync::LazyLock;
 
 /// An organisation.
@@ -52,6 +52,22 @@ const KEY_COLUMNS: &str = "SELECT k.id, k.org_id, o.name AS org_name, k.prefix, 
      k.created_at, k.revoked_at FROM api_keys k JOIN organizations o ON o.id = k.org_id";
 
 impl Store {
+    /// The database's clock now, on PostgreSQL; none on SQLite, whose file has no clock of
+    /// its own.
+    pub async fn database_clock(&self) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) AS micros",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok(chrono::DateTime::from_timestamp_micros(get(
+            &row, "micros",
+        )?))
+    }
+
     /// The installation-wide setting `name`, set to `fresh` by the first caller (PostgreSQL
     /// only: a SQLite installation keeps such values in its data directory).
     pub async fn shared_setting(&self, name: &str, fresh: &str) -> StoreResult<String> {
