@@ -8,6 +8,7 @@ mod exports;
 mod extract;
 mod files;
 mod images;
+pub mod openapi;
 mod paths;
 mod projects;
 
@@ -219,7 +220,8 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Signed,
             files::get_export,
         ),
-        entry(get, "/healthz", Public, health),
+        entry(get.clone(), "/healthz", Public, health),
+        entry(get, "/openapi.json", Public, openapi_json),
     ]
 }
 
@@ -318,6 +320,16 @@ async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> 
         Ok(()) => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+/// The OpenAPI document ([`openapi::document`]), built once.
+async fn openapi_json() -> impl IntoResponse {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = DOCUMENT.get_or_init(|| openapi::document().to_string());
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.as_str(),
+    )
 }
 
 async fn not_found() -> ApiError {
