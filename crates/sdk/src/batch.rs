@@ -95,7 +95,7 @@ pub enum DuplicateHandling {
     Rename,
     /// Leave the existing image; the source is reported as failed.
     Skip,
-    /// Replace the existing image.
+    /// Replace the existing image, deleting it for good (needs an admin or owner key).
     Overwrite,
 }
 

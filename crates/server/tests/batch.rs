@@ -270,13 +270,26 @@ async fn copy_renames_skips_or_overwrites_and_shares_bytes() {
     assert_eq!(after.len(), 4);
     assert_eq!(after["/dst/a.png"]["id"], dst["id"]);
 
-    // overwrite: the existing image is replaced by a new copy.
+    // overwrite: the existing image is replaced by a new copy. That deletes the replaced
+    // image for good, as a permanent delete does: a member key is refused, and nothing
+    // changes.
     let other_bytes = png_seeded(8, 6, 99);
     let victim = t
         .owner
         .upload(&id, "/ow", "a.png", &other_bytes, "image/png")
         .await;
     assert!(t.blob_stored(&sha256_hex(&other_bytes)));
+    let before = by_path(&t.owner, "cp").await;
+    let detail = t
+        .member
+        .batch("copy", &copy("/ow", "overwrite", true))
+        .await
+        .error_detail(403, "forbidden");
+    assert!(
+        detail.contains("'overwrite'") && detail.contains("admin"),
+        "{detail}"
+    );
+    assert_eq!(by_path(&t.owner, "cp").await, before);
     let r = t
         .owner
         .batch("copy", &copy("/ow", "overwrite", true))

@@ -25,7 +25,7 @@ enum Duplicates {
     Rename,
     /// Leave the existing image; the source is reported as failed.
     Skip,
-    /// Replace the existing image.
+    /// Replace the existing image, deleting it for good (needs an admin or owner key).
     Overwrite,
 }
 

@@ -131,7 +131,15 @@ pub async fn run(
             let mode = match req.duplicate_handling.as_deref().unwrap_or("rename") {
                 "rename" => CopyMode::Rename,
                 "skip" => CopyMode::Skip,
-                "overwrite" => CopyMode::Overwrite,
+                // Replacing deletes the replaced images for good, as a permanent delete does.
+                "overwrite" => {
+                    caller.require(
+                        Role::Admin,
+                        "Copying with duplicate_handling 'overwrite' (it permanently deletes \
+                         the images it replaces)",
+                    )?;
+                    CopyMode::Overwrite
+                }
                 other => {
                     return Err(ApiError::field(
                         &["body", "duplicate_handling"],

@@ -789,10 +789,12 @@ fn batch_operations() -> Vec<Op> {
             "Copy images into a folder",
             "Copies images of one dataset into a virtual folder: each copy is a new live image, \
              with a new id and no display name, sharing the source's bytes. \
-             `duplicate_handling` decides what happens when the folder already has the name. \
-             `succeeded` lists the source ids; the copies' ids are not answered.",
+             `duplicate_handling` decides what happens when the folder already has the name; \
+             `overwrite` deletes the images it replaces for good (their annotations too, and \
+             their bytes once no image uses them), so it needs an admin or owner key (403 \
+             otherwise). `succeeded` lists the source ids; the copies' ids are not answered.",
             "BatchCopy",
-            false,
+            true,
         ),
         batch_op(
             Method::POST,
