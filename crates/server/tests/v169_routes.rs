@@ -394,6 +394,18 @@ async fn image_listing_filters_and_newer_fields() {
         .get(&page("split=holdout"))
         .await
         .error(422, "validation_error");
+    // `after` names an image of the dataset with a split too.
+    t.owner
+        .get(&page("split=train&after=no-such-image"))
+        .await
+        .error(422, "validation_error");
+    let after_low = format!("split=train&after={}", s(&low, "id"));
+    assert_eq!(
+        get_ua(&t.owner, &page(&after_low), UA_169)
+            .await
+            .ok_json(200)["data"],
+        json!([])
+    );
     let first = get_ua(&t.owner, &page("limit=2"), UA_169)
         .await
         .ok_json(200);

@@ -171,6 +171,16 @@ async fn below_confidence(
     Ok((page, total))
 }
 
+/// The image `after` names, which must be one of the dataset's (422 otherwise).
+async fn anchor(state: &AppState, dataset_id: &str, after: &str) -> ApiResult<ImageRow> {
+    state
+        .store
+        .image_row(after)
+        .await?
+        .filter(|i| i.dataset_id == dataset_id)
+        .ok_or_else(|| ApiError::field(&["query", "after"], "no image with this id in the dataset"))
+}
+
 /// The page of a listing that starts right after the image `after` (keyset paging), the
 /// total of the filter, and whether more follow.
 async fn keyset_page(
@@ -180,14 +190,7 @@ async fn keyset_page(
     after: &str,
     limit: i64,
 ) -> ApiResult<(Vec<ImageRow>, i64, bool)> {
-    let from = state
-        .store
-        .image_row(after)
-        .await?
-        .filter(|i| i.dataset_id == dataset_id)
-        .ok_or_else(|| {
-            ApiError::field(&["query", "after"], "no image with this id in the dataset")
-        })?;
+    let from = anchor(state, dataset_id, after).await?;
     // One more than the page, to know whether another follows.
     let mut rows = state
         .store
@@ -470,7 +473,10 @@ pub async fn list(
         filename: q.filename.clone().filter(|f| !f.is_empty()),
     };
     let (rows, total, has_more) = if q.split.as_deref().is_some_and(|s| !s.is_empty()) {
-        // No image of this server is assigned to a split.
+        // No image of this server is assigned to a split; `after` must still name one.
+        if let Some(after) = after {
+            anchor(&state, &d.id, after).await?;
+        }
         (Vec::new(), 0, false)
     } else if let Some(after) = after {
         keyset_page(&state, &d.id, &filter, after, limit).await?
