@@ -279,6 +279,8 @@ async fn bulk_upload_url_and_bulk_register() {
         .ok_json(200);
     assert_eq!(reg["succeeded"].as_array().unwrap().len(), 1, "{reg}");
     assert_eq!(reg["failed"][0]["code"], "conflict");
+    // The failure names the upload it was for.
+    assert_eq!(reg["failed"][0]["upload_id"], regs[1]["upload_id"], "{reg}");
     assert_eq!(t.owner.counts("bulk").await.images, 3);
     t.owner
         .post(

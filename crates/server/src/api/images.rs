@@ -352,16 +352,23 @@ pub async fn bulk_register(
         match outcome {
             Ok(img) => succeeded.push(render::image_for(&img, &links, shape, None)),
             Err(ApiError::Internal(e)) => return Err(ApiError::Internal(e)),
-            Err(e) => failed.push(json!({
-                "filename": obj.get("filename").cloned().unwrap_or(Value::Null),
-                "directory_path": obj
-                    .get("directory_path")
-                    .or_else(|| obj.get("folder_path"))
-                    .cloned()
-                    .unwrap_or_else(|| json!("/")),
-                "error": e.to_string(),
-                "code": e.code().as_str(),
-            })),
+            Err(e) => {
+                let mut failure = json!({
+                    "filename": obj.get("filename").cloned().unwrap_or(Value::Null),
+                    "directory_path": obj
+                        .get("directory_path")
+                        .or_else(|| obj.get("folder_path"))
+                        .cloned()
+                        .unwrap_or_else(|| json!("/")),
+                    "error": e.to_string(),
+                    "code": e.code().as_str(),
+                });
+                // A file named by its upload alone is told apart by that id.
+                if let Some(upload) = obj.get("upload_id") {
+                    failure["upload_id"] = upload.clone();
+                }
+                failed.push(failure);
+            }
         }
     }
     let data = json!({

@@ -1248,6 +1248,10 @@ fn bulk_schemas() -> Vec<(&'static str, Value)> {
                         "description": "The folder the request gave (`directory_path`, else \
                             `folder_path`), or `/`.",
                     },
+                    "upload_id": {
+                        "description": "The `upload_id` the request gave, when it gave one: \
+                            what tells apart a file named by its upload alone.",
+                    },
                     "error": {"type": "string", "description": "Why, in a sentence."},
                     "code": {
                         "type": "string",
