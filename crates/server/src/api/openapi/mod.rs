@@ -1,8 +1,8 @@
 //! The OpenAPI 3.1 description of the API, served at `GET /openapi.json` without a key, so
 //! that code generators and agents can learn every route, parameter, body and answer.
 //!
-//! Each area's module lists its operations ([`Op`]) under the paths clients call, each
-//! naming the route of the table in [`super::table`] that serves it; a test checks that every
+//! Each area's module lists its operations (`Op`) under the paths clients call, each
+//! naming the route of the table in `api::table` that serves it; a test checks that every
 //! route is described and that every description is served.
 
 mod annotations;
