@@ -3,7 +3,7 @@
 mod common;
 
 use common::{s, TestServer};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn images_list_filters_by_status_and_folder_and_pages() {
@@ -338,5 +338,22 @@ async fn a_stale_conditional_save_is_refused_and_a_plain_save_still_works() {
         )
         .await
         .error(422, "validation_error");
+    // A header and a body that name different versions: refused, whichever is current.
+    let current = t.owner.get(&path).await.ok_json(200)["version"].clone();
+    let both = t
+        .owner
+        .request(reqwest::Method::POST, &path)
+        .header("if-match", format!("\"{current}\""))
+        .json(&json!({"annotations": one("y"), "expected_version": v0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), 422);
+    let detail = both.json::<Value>().await.unwrap()["detail"][0]["msg"].clone();
+    assert!(detail.to_string().contains("If-Match"), "{detail}");
+    assert_eq!(
+        t.owner.get(&path).await.ok_json(200)["annotations"][0]["name"],
+        "third"
+    );
     t.stop().await;
 }

@@ -138,13 +138,22 @@ pub async fn save_to(
         ),
         errors,
     })?;
-    let expected =
-        match body.get("expected_version") {
-            None | Some(Value::Null) => if_match,
-            Some(v) => Some(v.as_i64().ok_or_else(|| {
+    let expected = match body.get("expected_version") {
+        None | Some(Value::Null) => if_match,
+        Some(v) => {
+            let v = v.as_i64().ok_or_else(|| {
                 ApiError::field(&["body", "expected_version"], "must be an integer")
-            })?),
-        };
+            })?;
+            // Two versions that disagree: neither is taken over the other.
+            if if_match.is_some_and(|h| h != v) {
+                return Err(ApiError::field(
+                    &["body", "expected_version"],
+                    "differs from the If-Match header: send one version",
+                ));
+            }
+            Some(v)
+        }
+    };
     let saved = state
         .store
         .save_annotations(&img.id, &list, expected)

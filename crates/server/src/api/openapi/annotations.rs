@@ -169,8 +169,8 @@ fn save_annotations(at: &Addressing) -> Op {
         "required": false,
         "description": "The image version the new list is based on, e.g. `\"3\"` (quotes and \
             a `W/` prefix are accepted): the save is refused with 409 when the image's version \
-            is another. A value that is not a version is refused with 400. A body \
-            `expected_version` takes precedence.",
+            is another. A value that is not a version is refused with 400. Sent with a body \
+            `expected_version`, both must name the same version (422 otherwise).",
         "schema": {"type": "string"},
     }));
     params.push(idempotency_key());
@@ -624,8 +624,9 @@ fn annotation_schemas() -> Vec<(String, Value)> {
                         "type": ["integer", "null"],
                         "description": "The image version the list is based on (from a \
                             read): the save is refused with 409 when the image has changed \
-                            since. Takes precedence over `If-Match`; null or absent saves \
-                            unconditionally (unless `If-Match` is sent).",
+                            since. Sent with `If-Match`, both must name the same version (422 \
+                            otherwise); null or absent saves unconditionally (unless \
+                            `If-Match` is sent).",
                     },
                 },
             }),
