@@ -276,19 +276,21 @@ async fn a_stale_conditional_save_is_refused_and_a_plain_save_still_works() {
     let path = format!("annotations/{id}");
     let one = |name: &str| json!([{"id": "a", "name": name, "type": "keypoint", "keypoint": {"x": 1.0, "y": 1.0}, "confidence": 1.0, "attributes": []}]);
 
-    let v0 = t.owner.get(&path).await.ok_json(200)["version"]
-        .as_i64()
-        .unwrap();
+    let read = t.owner.get(&path).await;
+    let etag = read.header("etag").expect("an ETag");
+    let v0 = read.ok_json(200)["version"].as_i64().unwrap();
+    assert_eq!(etag, format!("\"{v0}\""), "the ETag is the version");
     let saved = t
         .owner
         .post(
             &path,
             &json!({"annotations": one("first"), "expected_version": v0}),
         )
-        .await
-        .ok_json(200);
-    let v1 = saved["version"].as_i64().unwrap();
+        .await;
+    let next_etag = saved.header("etag").expect("the save's ETag");
+    let v1 = saved.ok_json(200)["version"].as_i64().unwrap();
     assert_eq!(v1, v0 + 1);
+    assert_eq!(next_etag, format!("\"{v1}\""));
 
     // A second editor still holding v0 is refused and changes nothing.
     let stale = t

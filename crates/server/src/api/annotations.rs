@@ -11,7 +11,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::services::annotations;
 use crate::AppState;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::Value;
 
@@ -21,14 +22,27 @@ pub async fn get(
     Extension(caller): Extension<Caller>,
     uri: Uri,
     headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let segs = paths::segments(&uri, "annotations")?;
     let with_metadata = includes_metadata(uri.query().unwrap_or(""))?;
     let img = paths::image(&state, &caller, &segs).await?;
     let shape = paths::annotation_shape(&headers);
-    Ok(Json(
+    Ok(tagged(
         annotations::get_of(&state, &img, shape, with_metadata).await?,
     ))
+}
+
+/// An answer carrying the image's version, with that version as its `ETag` (`"3"`): what a
+/// later save sends back as `If-Match`.
+fn tagged(answer: Value) -> Response {
+    let etag = answer["version"]
+        .as_i64()
+        .and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok());
+    let mut resp = Json(answer).into_response();
+    if let Some(etag) = etag {
+        resp.headers_mut().insert(header::ETAG, etag);
+    }
+    resp
 }
 
 /// Whether the query's `include` (comma-separated, repeatable) names `metadata`.
@@ -75,7 +89,7 @@ pub async fn save(
     uri: Uri,
     headers: HeaderMap,
     Body(body): Body<Value>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let if_match = match headers.get(header::IF_MATCH) {
         None => None,
         Some(v) => Some(
@@ -90,7 +104,7 @@ pub async fn save(
     };
     let segs = paths::segments(&uri, "annotations")?;
     let img = paths::image(&state, &caller, &segs).await?;
-    Ok(Json(
+    Ok(tagged(
         annotations::save_to(
             &state,
             &caller,
@@ -109,10 +123,10 @@ pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let segs = paths::segments(&uri, "annotations")?;
     let img = paths::image(&state, &caller, &segs).await?;
-    Ok(Json(annotations::delete_of(&state, &caller, &img).await?))
+    Ok(tagged(annotations::delete_of(&state, &caller, &img).await?))
 }
 
 #[cfg(test)]

@@ -152,13 +152,25 @@ fn get_annotations(at: &Addressing) -> Op {
             ),
             "parameters": params,
             "responses": with_key_errors(json!({
-                "200": json_response("The annotation list.", schema("AnnotationList")),
+                "200": with_etag(json_response("The annotation list.", schema("AnnotationList"))),
                 "400": error_response(400),
                 "404": error_response(404),
                 "422": error_response(422),
             })),
         }),
     }
+}
+
+/// `resp` with the `ETag` header every annotation answer carries.
+fn with_etag(mut resp: Value) -> Value {
+    resp["headers"] = json!({
+        "ETag": {
+            "description": "The image's version after this request, quoted (`\"3\"`): send it \
+                back as `If-Match` to save only over this version.",
+            "schema": {"type": "string"},
+        },
+    });
+    resp
 }
 
 fn save_annotations(at: &Addressing) -> Op {
@@ -210,7 +222,7 @@ fn save_annotations(at: &Addressing) -> Op {
                 schema("AnnotationsSave"),
             ),
             "responses": with_key_errors(json!({
-                "200": json_response("Saved.", schema("AnnotationsSaved")),
+                "200": with_etag(json_response("Saved.", schema("AnnotationsSaved"))),
                 "400": error_response(400),
                 "404": error_response(404),
                 "409": error_response(409),
@@ -242,7 +254,7 @@ fn delete_annotations(at: &Addressing) -> Op {
             ),
             "parameters": at.params,
             "responses": with_key_errors(json!({
-                "200": json_response("Cleared.", schema("AnnotationsDeleted")),
+                "200": with_etag(json_response("Cleared.", schema("AnnotationsDeleted"))),
                 "400": error_response(400),
                 "404": error_response(404),
                 "507": error_response(507),
