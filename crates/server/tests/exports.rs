@@ -252,6 +252,58 @@ async fn coco_export_job_with_a_status_filter() {
     t.stop().await;
 }
 
+/// An archive download resumes: a byte range answers 206 with exactly those bytes, an
+/// unsatisfiable one 416, and a client holding the archive (its ETag) gets 304.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_download_takes_ranges_and_etags() {
+    let t = TestServer::start().await;
+    seed(&t).await;
+    let job = export(&t.owner, "exp set", json!({"format": "yolo"})).await;
+    let url = job["download_url"]
+        .as_str()
+        .expect("download_url")
+        .to_string();
+    let http = reqwest::Client::new();
+    let whole = Client::send(http.get(&url)).await.expect(200);
+    let size = whole.bytes.len();
+    assert!(size > 1024, "{size}");
+    let etag = whole.header("etag").expect("an ETag");
+    assert_eq!(
+        etag,
+        format!("\"{}\"", job["archive"]["sha256"].as_str().unwrap())
+    );
+    assert_eq!(whole.header("accept-ranges").as_deref(), Some("bytes"));
+
+    let rest = Client::send(http.get(&url).header("Range", "bytes=1000-"))
+        .await
+        .expect(206);
+    assert_eq!(rest.bytes, whole.bytes[1000..]);
+    assert_eq!(
+        rest.header("content-range"),
+        Some(format!("bytes 1000-{}/{size}", size - 1))
+    );
+    assert_eq!(
+        rest.header("content-type").as_deref(),
+        Some("application/x-tar")
+    );
+    let tail = Client::send(http.get(&url).header("Range", "bytes=-10"))
+        .await
+        .expect(206);
+    assert_eq!(tail.bytes, whole.bytes[size - 10..]);
+    let beyond = Client::send(http.get(&url).header("Range", format!("bytes={size}-")))
+        .await
+        .expect(416);
+    assert_eq!(
+        beyond.header("content-range"),
+        Some(format!("bytes */{size}"))
+    );
+    let held = Client::send(http.get(&url).header("If-None-Match", &etag))
+        .await
+        .expect(304);
+    assert!(held.bytes.is_empty());
+    t.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_export_requests_are_refused_and_orgs_walled_off() {
     let t = TestServer::start().await;

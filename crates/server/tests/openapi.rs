@@ -521,6 +521,14 @@ async fn every_operation_answers_as_the_document_says() {
     let archive =
         Client::send(reqwest::Client::new().get(done["download_url"].as_str().unwrap())).await;
     spec.check("GET", "/files/exports/{id}", &archive);
+    let resumed = Client::send(
+        reqwest::Client::new()
+            .get(done["download_url"].as_str().unwrap())
+            .header("Range", "bytes=100-"),
+    )
+    .await;
+    assert_eq!(resumed.status, 206);
+    spec.check("GET", "/files/exports/{id}", &resumed);
     spec.call(
         o,
         delete.clone(),

@@ -71,6 +71,7 @@ pub async fn get_export(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<Signed>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     if !state.signer.verify("EXPORT", &id, q.expires, &q.sig) {
         return Err(ApiError::Forbidden(
@@ -101,15 +102,15 @@ pub async fn get_export(
             }
         })
         .collect();
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/x-tar")
-        .header(header::CONTENT_LENGTH, size)
-        .header(
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{safe}-{}.tar\"", job.format),
-        )
-        .body(Body::from_stream(state.blobs.stream(hash, None).await?))
-        .map_err(|e| ApiError::Internal(e.into()))
+    let served = Served {
+        hash,
+        known_size: Some(size as u64),
+        content_type: HeaderValue::from_static("application/x-tar"),
+        disposition: format!("attachment; filename=\"{safe}-{}.tar\"", job.format),
+        // An archive never changes, but its link expires: kept by no shared cache.
+        cache_control: "private, max-age=86400",
+    };
+    send_bytes(&state, served, &headers).await
 }
 
 /// A single byte range `start..=end` of a `size`-byte file, from a `Range` header.
@@ -162,10 +163,39 @@ const IN_MEMORY: u64 = 4 << 20;
 /// Serves an image's bytes: ETag from the content hash, immutable caching, single ranges,
 /// and 304 for a matching `If-None-Match`.
 pub async fn serve(state: &AppState, img: &ImageRow, headers: &HeaderMap) -> ApiResult<Response> {
-    let etag = format!("\"{}\"", img.blob_hash);
+    let served = Served {
+        hash: &img.blob_hash,
+        known_size: None,
+        content_type: HeaderValue::from_str(&img.mime_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        disposition: format!(
+            "inline; filename=\"{}\"",
+            img.filename.replace(['"', '\\'], "_")
+        ),
+        cache_control: "private, max-age=2592000, immutable",
+    };
+    send_bytes(state, served, headers).await
+}
+
+/// Stored bytes to send, and how to present them.
+struct Served<'a> {
+    /// Their SHA-256: where they are, and their ETag.
+    hash: &'a str,
+    /// Their size when known (then they are streamed, never read whole first).
+    known_size: Option<u64>,
+    content_type: HeaderValue,
+    disposition: String,
+    cache_control: &'static str,
+}
+
+/// Sends stored bytes with an ETag (their hash), single ranges (206, or 416 when
+/// unsatisfiable) and 304 for a matching `If-None-Match`. Bytes of unknown size up to
+/// [`IN_MEMORY`] are read in one piece; the rest stream.
+async fn send_bytes(state: &AppState, s: Served<'_>, headers: &HeaderMap) -> ApiResult<Response> {
+    let etag = format!("\"{}\"", s.hash);
     let mut builder = Response::builder()
         .header(header::ETAG, &etag)
-        .header(header::CACHE_CONTROL, "private, max-age=2592000, immutable")
+        .header(header::CACHE_CONTROL, s.cache_control)
         .header(header::ACCEPT_RANGES, "bytes");
     if headers
         .get(header::IF_NONE_MATCH)
@@ -182,21 +212,16 @@ pub async fn serve(state: &AppState, img: &ImageRow, headers: &HeaderMap) -> Api
             .body(Body::empty())
             .map_err(|e| ApiError::Internal(e.into()));
     }
-    let loaded = state.blobs.load(&img.blob_hash, IN_MEMORY).await?;
+    let loaded = match s.known_size {
+        Some(size) => Loaded::Large(size),
+        None => state.blobs.load(s.hash, IN_MEMORY).await?,
+    };
     let size = match &loaded {
         Loaded::Whole(bytes) => bytes.len() as u64,
         Loaded::Large(size) => *size,
     };
-    builder = builder.header(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&img.mime_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-    );
-    let disposition = format!(
-        "inline; filename=\"{}\"",
-        img.filename.replace(['"', '\\'], "_")
-    );
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
+    builder = builder.header(header::CONTENT_TYPE, s.content_type);
+    if let Ok(v) = HeaderValue::from_str(&s.disposition) {
         builder = builder.header(header::CONTENT_DISPOSITION, v);
     }
     let range = match range(headers, size) {
@@ -218,7 +243,7 @@ pub async fn serve(state: &AppState, img: &ImageRow, headers: &HeaderMap) -> Api
     let len = if size == 0 { 0 } else { end - start + 1 };
     let body = match loaded {
         Loaded::Whole(bytes) => Body::from(bytes.slice(start as usize..(start + len) as usize)),
-        Loaded::Large(_) => Body::from_stream(state.blobs.stream(&img.blob_hash, range).await?),
+        Loaded::Large(_) => Body::from_stream(state.blobs.stream(s.hash, range).await?),
     };
     builder
         .header(header::CONTENT_LENGTH, len)

@@ -348,6 +348,11 @@ fn listing_operations() -> Vec<Op> {
 }
 
 fn export_operations() -> Vec<Op> {
+    let tar = json!({
+        "application/x-tar": {
+            "schema": {"type": "string", "format": "binary", "contentMediaType": "application/x-tar"},
+        },
+    });
     let job_id = || path_param("id", "The export job's id.");
     vec![
         Op {
@@ -454,8 +459,10 @@ fn export_operations() -> Vec<Op> {
                 "tags": ["files", "exports"],
                 "summary": "Download an export's archive",
                 "description": "The tar archive of a complete export job, by the signed \
-                    `download_url` of the job; no API key. The whole archive is sent: there \
-                    is no `Range` support and no ETag.",
+                    `download_url` of the job; no API key. A download resumes with a single \
+                    `Range` (206, or 416 when unsatisfiable); the ETag is the archive's \
+                    SHA-256 (the job's `archive.sha256`), and `If-None-Match` with it answers \
+                    304.",
                 "parameters": [
                     path_param("id", "The export job's id."),
                     required_query(
@@ -473,26 +480,24 @@ fn export_operations() -> Vec<Op> {
                 "responses": {
                     "200": {
                         "description": "The archive's bytes.",
+                        "headers": archive_headers(false),
+                        "content": tar.clone(),
+                    },
+                    "206": {
+                        "description": "The requested byte range of the archive.",
+                        "headers": archive_headers(true),
+                        "content": tar,
+                    },
+                    "304": {
+                        "description": "The archive's ETag matched `If-None-Match`; no body.",
+                        "headers": {"ETag": {"schema": {"type": "string"}}},
+                    },
+                    "416": {
+                        "description": "The range is not satisfiable; no body.",
                         "headers": {
-                            "Content-Length": {
-                                "description": "The archive's size in bytes (the job's \
-                                    `archive.size`).",
-                                "schema": {"type": "integer"},
-                            },
-                            "Content-Disposition": {
-                                "description": "`attachment; filename=\"<dataset>-<format>.tar\"`, \
-                                    with every character of the dataset name other than ASCII \
-                                    letters, digits, `-` and `_` replaced by `_`.",
+                            "Content-Range": {
+                                "description": "`bytes */size`.",
                                 "schema": {"type": "string"},
-                            },
-                        },
-                        "content": {
-                            "application/x-tar": {
-                                "schema": {
-                                    "type": "string",
-                                    "format": "binary",
-                                    "contentMediaType": "application/x-tar",
-                                },
                             },
                         },
                     },
@@ -504,6 +509,35 @@ fn export_operations() -> Vec<Op> {
             }),
         },
     ]
+}
+
+/// The headers of an archive download: whole, or (`partial`) one range of it.
+fn archive_headers(partial: bool) -> Value {
+    let mut headers = json!({
+        "Content-Length": {
+            "description": "The bytes sent: the archive's size (the job's `archive.size`), or \
+                the range's.",
+            "schema": {"type": "integer"},
+        },
+        "Content-Disposition": {
+            "description": "`attachment; filename=\"<dataset>-<format>.tar\"`, with every \
+                character of the dataset name other than ASCII letters, digits, `-` and `_` \
+                replaced by `_`.",
+            "schema": {"type": "string"},
+        },
+        "ETag": {
+            "description": "The archive's SHA-256, quoted.",
+            "schema": {"type": "string"},
+        },
+        "Accept-Ranges": {"schema": {"const": "bytes"}},
+    });
+    if partial {
+        headers["Content-Range"] = json!({
+            "description": "`bytes start-end/size`.",
+            "schema": {"type": "string"},
+        });
+    }
+    headers
 }
 
 fn project_operations() -> Vec<Op> {
