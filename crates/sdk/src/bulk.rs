@@ -198,6 +198,7 @@ pub(crate) async fn upload_batch(
                     auth: false,
                     idempotency_key: None,
                     timeout: Some(client.transport.timeout.max(Duration::from_secs(300))),
+                    range_from: None,
                 };
                 let sent = match halt.outcome() {
                     Some(_) => None,

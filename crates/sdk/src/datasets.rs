@@ -867,6 +867,7 @@ async fn fetch(client: &Client, out: &Path, task: &Task) -> Result<DownloadOutco
                 auth: false,
                 idempotency_key: None,
                 timeout: None,
+                range_from: None,
             };
             t.download(&req, dest).await?
         }

@@ -800,13 +800,16 @@ pub async fn export_archive(
     let mut req = Req::api(Method::GET, "");
     req.url = client.transport.pinned(&url);
     req.auth = false;
-    let written = client.transport.download(&req, dest).await?;
-    if let Some(a) = &job.archive {
-        if a.size != written {
-            return Err(Error::Decode(format!(
-                "export archive: expected {} bytes, received {written}",
-                a.size
-            )));
+    match &job.archive {
+        // Resumed where it broke off, and checked against the archive's size and hash.
+        Some(a) => {
+            client
+                .transport
+                .download_verified(&req, dest, a.size, &a.sha256)
+                .await?;
+        }
+        None => {
+            client.transport.download(&req, dest).await?;
         }
     }
     Ok(job)

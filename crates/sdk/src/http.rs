@@ -5,10 +5,11 @@ use crate::error::{Error, Result};
 use bytes::Bytes;
 use futures::StreamExt;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE, RETRY_AFTER};
 use reqwest::{Method, Response};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -147,6 +148,8 @@ pub(crate) struct Req {
     pub idempotency_key: Option<String>,
     /// Total time limit of one attempt; `None` for streamed transfers.
     pub timeout: Option<Duration>,
+    /// Ask for the bytes from this offset on (`Range: bytes=N-`).
+    pub range_from: Option<u64>,
 }
 
 impl Req {
@@ -174,6 +177,7 @@ impl Req {
             auth: true,
             idempotency_key,
             timeout: None,
+            range_from: None,
         }
     }
 
@@ -378,6 +382,9 @@ impl Transport {
         if let Some(t) = req.timeout {
             b = b.timeout(t);
         }
+        if let Some(from) = req.range_from {
+            b = b.header(RANGE, format!("bytes={from}-"));
+        }
         let mut read_error = None;
         b = match &req.body {
             ReqBody::Empty => b,
@@ -482,6 +489,113 @@ impl Transport {
             attempt += 1;
         }
     }
+}
+
+impl Transport {
+    /// Streams a GET of `req` into `dest` through its `.part` file, resuming after an
+    /// interruption: a body that breaks off is asked for again from the byte it stopped at
+    /// (`Range`), within the retry budget, and a server that answers the whole file instead
+    /// is read from the start. Only a file of exactly `size` bytes with the SHA-256 `sha256`
+    /// (hex) is renamed over `dest`; otherwise the call fails and leaves nothing. A `.part`
+    /// file left by an earlier run is not resumed: it may hold other bytes. Returns `size`.
+    pub async fn download_verified(
+        &self,
+        req: &Req,
+        dest: &Path,
+        size: u64,
+        sha256: &str,
+    ) -> Result<u64> {
+        let part = part_path(dest);
+        let local = |e: std::io::Error| Error::io(dest, e);
+        match tokio::fs::remove_file(&part).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(local(e)),
+            _ => {}
+        }
+        let fetched = async {
+            let mut hasher = Sha256::new();
+            let mut have = 0u64;
+            let mut attempt = 0u32;
+            loop {
+                let mut r = req.clone();
+                r.range_from = (have > 0).then_some(have);
+                let resp = self.send(&r).await?;
+                let resumed = have > 0 && resp.status() == reqwest::StatusCode::PARTIAL_CONTENT;
+                if resumed {
+                    let from = resp
+                        .headers()
+                        .get(CONTENT_RANGE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("bytes "))
+                        .and_then(|v| v.split('-').next())
+                        .and_then(|v| v.parse::<u64>().ok());
+                    if from != Some(have) {
+                        return Err(Error::Decode(format!(
+                            "download of {}: asked for the bytes from {have} on, the server \
+                             sent another range",
+                            dest.display()
+                        )));
+                    }
+                } else {
+                    have = 0;
+                    hasher = Sha256::new();
+                }
+                let file = tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .append(resumed)
+                    .truncate(!resumed)
+                    .open(&part)
+                    .await
+                    .map_err(local)?;
+                let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
+                let mut body = resp.bytes_stream();
+                let mut broke = None;
+                while let Some(chunk) = body.next().await {
+                    match chunk {
+                        Ok(chunk) => {
+                            file.write_all(&chunk).await.map_err(local)?;
+                            hasher.update(&chunk);
+                            have += chunk.len() as u64;
+                        }
+                        Err(e) => {
+                            broke = Some(e);
+                            break;
+                        }
+                    }
+                }
+                file.flush().await.map_err(local)?;
+                match broke {
+                    None => break,
+                    Some(e) if attempt >= self.retry.max_retries => return Err(Error::from(e)),
+                    Some(_) => {
+                        let delay = self.retry.backoff(attempt);
+                        self.retry.wait(req, attempt, delay, None, false).await;
+                        attempt += 1;
+                    }
+                }
+            }
+            let got = hex_of(&hasher.finalize());
+            if have != size || !got.eq_ignore_ascii_case(sha256) {
+                return Err(Error::Decode(format!(
+                    "download of {}: received {have} bytes with SHA-256 {got}, expected {size} \
+                     bytes with SHA-256 {sha256}",
+                    dest.display()
+                )));
+            }
+            tokio::fs::rename(&part, dest).await.map_err(local)
+        }
+        .await;
+        if let Err(e) = fetched {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(e);
+        }
+        Ok(size)
+    }
+}
+
+/// Lower-case hex of bytes.
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Parses a success response's JSON body as `T` (an empty body reads as `null`).

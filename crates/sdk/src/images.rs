@@ -205,6 +205,7 @@ impl Images {
             auth: false,
             idempotency_key: None,
             timeout: Some(self.client.transport.timeout.max(Duration::from_secs(300))),
+            range_from: None,
         };
         match self.client.transport.send(&put).await {
             Ok(r) if matches!(r.status().as_u16(), 200 | 201) => {}

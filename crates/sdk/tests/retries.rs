@@ -398,6 +398,99 @@ async fn an_interrupted_download_leaves_no_partial_file() {
     assert_eq!(std::fs::read(&dest).unwrap(), full);
 }
 
+/// An export archive whose download breaks off is asked for again from the byte it
+/// stopped at, and the whole is checked against the job's size and SHA-256; an archive
+/// that does not match is refused and nothing is left.
+#[tokio::test]
+async fn an_export_archive_download_resumes_where_it_broke_off() {
+    use pictograph::formats::{export_archive, Format, ServerExportOptions};
+    let archive: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let sha = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&archive)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let job = |addr: std::net::SocketAddr, sha: &str| {
+        format!(
+            r#"{{"id":"j1","dataset_id":"d1","format":"yolo","state":"complete","archive":{{"format":"tar","size":5000,"sha256":"{sha}"}},"download_url":"http://{addr}/files/exports/j1?expires=9&sig=ab"}}"#
+        )
+    };
+    let head = |status: &str, len: usize, extra: &str| {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/x-tar\r\nContent-Length: {len}\r\n{extra}Connection: close\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let (a, full) = (archive.clone(), archive.clone());
+    let f = Fault::start_with(move |addr| {
+        let mut cut = head("200 OK", 5000, "");
+        cut.extend_from_slice(&a[..1800]);
+        let mut rest = head(
+            "206 Partial Content",
+            3200,
+            "Content-Range: bytes 1800-4999/5000\r\n",
+        );
+        rest.extend_from_slice(&a[1800..]);
+        vec![response("202 Accepted", &[], &job(addr, &sha)), cut, rest]
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("out.tar");
+    let done = export_archive(
+        &f.client(3),
+        "ds",
+        Format::Yolo,
+        &dest,
+        ServerExportOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.id, "j1");
+    assert_eq!(std::fs::read(&dest).unwrap(), full);
+    let seen = f.seen();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[1].path, "/files/exports/j1?expires=9&sig=ab");
+    assert!(!seen[1].headers.contains_key("range"));
+    assert_eq!(
+        seen[2].headers.get("range").map(String::as_str),
+        Some("bytes=1800-")
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "no .part left"
+    );
+
+    // Bytes that do not hash to the job's SHA-256: refused, and nothing is left.
+    let wrong = "0".repeat(64);
+    let b = archive.clone();
+    let f = Fault::start_with(move |addr| {
+        let mut whole = head("200 OK", 5000, "");
+        whole.extend_from_slice(&b);
+        vec![response("202 Accepted", &[], &job(addr, &wrong)), whole]
+    })
+    .await;
+    let dest = tmp.path().join("bad.tar");
+    let e = export_archive(
+        &f.client(3),
+        "ds",
+        Format::Yolo,
+        &dest,
+        ServerExportOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("SHA-256"), "{e}");
+    assert!(!dest.exists());
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "no .part left"
+    );
+}
+
 #[tokio::test]
 async fn upload_put_is_streamed_unauthenticated_and_register_is_json() {
     let tmp = tempfile::tempdir().unwrap();
