@@ -489,3 +489,163 @@ async fn an_empty_flag_is_refused_and_a_field_error_is_said_once() {
     assert!(line.contains("(at body.name)"), "{line}");
     s.app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_id_with_a_line_ending_still_names_the_image() {
+    let s = start().await;
+    let ids = s.dataset("crlf", "/", &["a.png"]).await;
+    let padded = format!("{}\r\n", ids[0]);
+    let out = s.run(&["images", "get", &padded, "--json"]);
+    assert_eq!(out.ok().json()["image"]["id"], ids[0].as_str());
+    let out = s.run(&["annotations", "get", &format!(" {}\r", ids[0]), "--json"]);
+    assert_eq!(out.ok().json()["image_id"], ids[0].as_str());
+    let out = s.run_in(&["annotations", "set", &padded, "--json"], "[]");
+    assert_eq!(out.ok().json()["saved"]["image_id"], ids[0].as_str());
+    let out = s.run(&["annotations", "delete", &padded]);
+    out.ok();
+    let dest = s.path("one.png");
+    let out = s.run(&["images", "download", &padded, dest.to_str().unwrap()]);
+    out.ok();
+    assert_eq!(std::fs::read(&dest).unwrap(), png(0));
+    // Ids on standard input as a Windows editor saves them: a byte order mark, CRLF.
+    let out = s.run_in(
+        &[
+            "batch", "update", "-d", "crlf", "--status", "review", "--json",
+        ],
+        &format!("\u{feff}{}\r\n", ids[0]),
+    );
+    assert_eq!(out.ok().json()["succeeded"][0], ids[0].as_str());
+    let file = s.path("bom.json");
+    std::fs::write(&file, "\u{feff}[]\r\n").unwrap();
+    let out = s.run(&["annotations", "set", &ids[0], file.to_str().unwrap()]);
+    out.ok();
+    // A blank id is a usage error, named, before anything is sent.
+    let out = s.run(&["images", "get", " ", "--json"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let message = out.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("must not be blank"), "{message}");
+    s.app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_limited_to_nothing_still_checks_and_counts() {
+    let s = start().await;
+    s.dataset("three", "/", &["a.png", "b.png", "c.png"]).await;
+    let out = s.run(&["images", "list", "-d", "three", "--limit", "0", "--json"]);
+    let v = out.ok().json();
+    assert_eq!(
+        (v["count"].as_u64(), v["total"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert_eq!(v["images"], serde_json::json!([]));
+    assert_eq!(v["has_more"], true);
+    assert_eq!(
+        notes(&out.stderr),
+        ["0 of 3 images shown; use --limit/--offset for more"]
+    );
+    let out = s.run(&["images", "list", "-d", "three", "--limit", "0", "--ids"]);
+    assert_eq!(out.ok().stdout, "");
+    // An unknown dataset is an error however few images are asked for.
+    let out = s.run(&["images", "list", "-d", "nope", "--limit", "0", "--json"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert_eq!(out.json()["error"]["status"], 404);
+    s.app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_images_stops_at_a_refused_key_instead_of_trying_each() {
+    let s = start().await;
+    let ids = s.dataset("keep", "/", &["a.png", "b.png"]).await;
+    let input = format!("{}\nnope\n{}\n", ids[0], ids[1]);
+    let out = exec(
+        s.cmd_with("pk_live_revoked"),
+        &["images", "delete", "--json"],
+        Some(&input),
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["error"]["status"], 401);
+    assert_eq!(v["requested"], 3);
+    assert_eq!(v["remaining"].as_array().unwrap().len(), 3);
+    assert_eq!(v["success"], false);
+    // One error line, not one per id.
+    assert!(!out.stderr.contains("failed: "), "{}", out.stderr);
+    assert!(
+        out.error_line().ends_with("stopped at image 1 of 3: 0 archived before it, 0 failed, 3 remaining (it and those after it)"),
+        "{}",
+        out.error_line()
+    );
+    // An unknown id is that id's failure, and the others still go.
+    let out = s.run_in(&["images", "delete", "--json"], &input);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["succeeded"].as_array().unwrap().len(), 2);
+    assert_eq!(v["failures"][0]["image_id"], "nope");
+    assert_eq!(
+        (v["requested"].as_u64(), v["success"].as_bool()),
+        (Some(3), Some(false))
+    );
+    s.app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_job_listings_take_only_what_the_server_serves_and_say_when_cut() {
+    let s = start().await;
+    s.dataset("jobs", "/", &["a.png"]).await;
+    for limit in ["0", "201"] {
+        let out = s.run(&["exports", "list", "jobs", "--limit", limit, "--json"]);
+        assert_eq!(out.code, 2, "{limit}: {}", out.stderr);
+        let message = out.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(message.contains("--limit <N>"), "{message}");
+    }
+    use pictograph::formats::{start_server_export, Format, ServerExportOptions};
+    for format in [Format::Coco, Format::Yolo] {
+        start_server_export(&s.client(), "jobs", format, &ServerExportOptions::default())
+            .await
+            .unwrap();
+    }
+    let out = s.run(&["exports", "list", "jobs", "--limit", "1"]);
+    assert_eq!(out.ok().stdout.lines().count(), 2, "{}", out.stdout);
+    assert_eq!(
+        notes(&out.stderr),
+        ["1 of 2 export jobs shown; use --limit/--offset for more"]
+    );
+    let out = s.run(&[
+        "exports", "list", "jobs", "--limit", "1", "--offset", "1", "--json",
+    ]);
+    let v = out.ok().json();
+    assert_eq!(
+        (v["total"].as_u64(), v["offset"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(v["exports"][0]["format"], "coco");
+    assert_eq!(notes(&out.stderr), Vec::<&str>::new());
+    s.app.stop().await.unwrap();
+}
+
+#[test]
+fn a_login_nobody_answers_says_the_key_was_not_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = bare(dir.path());
+    c.env("PICTOGRAPH_MAX_RETRIES", "0");
+    let args = [
+        "login",
+        "--api-key",
+        "pk_live_any",
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--json",
+    ];
+    let out = exec(c, &args, None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let line = out.error_line();
+    assert!(line.contains("cannot reach the server"), "{line}");
+    assert!(
+        line.ends_with(
+            "the key was not saved: check --base-url, or pass --no-verify to save it unchecked"
+        ),
+        "{line}"
+    );
+    assert!(out.json()["error"]["hint"].is_string(), "{}", out.stdout);
+    assert!(!dir.path().join("credentials.toml").exists());
+}

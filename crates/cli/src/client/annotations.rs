@@ -26,6 +26,7 @@ enum AnnotationsCommand {
     /// `set` accepts back).
     Get {
         /// Image id.
+        #[arg(value_parser = super::parse_id)]
         image_id: String,
     },
     /// Replace an image's annotations with a JSON list (a bare list, or an object with an
@@ -34,6 +35,7 @@ enum AnnotationsCommand {
     /// is accepted, and an annotation without an `id` gets a new one.
     Set {
         /// Image id.
+        #[arg(value_parser = super::parse_id)]
         image_id: String,
         /// JSON file; `-` or nothing reads standard input.
         file: Option<PathBuf>,
@@ -41,6 +43,7 @@ enum AnnotationsCommand {
     /// Remove all of an image's annotations.
     Delete {
         /// Image id.
+        #[arg(value_parser = super::parse_id)]
         image_id: String,
     },
 }
@@ -57,6 +60,8 @@ pub async fn run(args: AnnotationsArgs) -> anyhow::Result<()> {
 /// gets a new one, and every mistake is reported at once, before anything is sent.
 fn parse(text: &str, source: &str) -> CliResult<Vec<Annotation>> {
     let bad = |m: String| CliError::Usage(format!("{source}: {m}"));
+    // A file saved with a byte order mark (as Windows editors do) is JSON all the same.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
     let mut list = match v {
         Value::Array(_) => v,
@@ -216,6 +221,7 @@ mod tests {
             2
         );
         assert!(parse("[]", "f").unwrap().is_empty());
+        assert!(parse("\u{feff}[]\r\n", "f").unwrap().is_empty());
         assert!(matches!(parse("{}", "f"), Err(CliError::Usage(_))));
         assert!(matches!(parse("nope", "f"), Err(CliError::Usage(_))));
         let e = parse(r#"[{"type":"circle","id":"a","name":"x"}]"#, "in.json");

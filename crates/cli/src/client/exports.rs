@@ -20,9 +20,13 @@ enum ExportsCommand {
     List {
         /// Dataset name or id.
         name: String,
-        /// At most this many (the server serves up to 200).
-        #[arg(long, value_name = "N", default_value_t = 50)]
-        limit: usize,
+        /// At most this many, 1 to 200 (the most the server serves at once).
+        #[arg(long, value_name = "N", default_value_t = 50,
+              value_parser = clap::value_parser!(u16).range(1..=200))]
+        limit: u16,
+        /// Skip this many newest first.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        offset: usize,
     },
     /// Cancel a queued or running export job, or delete an ended one and free its archive.
     Cancel {
@@ -48,10 +52,18 @@ fn size(job: &ExportJob) -> String {
 async fn exports(args: ExportsArgs) -> CliResult {
     let ctx = Ctx::connect(&args.conn)?;
     match args.cmd {
-        ExportsCommand::List { name, limit } => {
-            let page = list_server_exports(&ctx.client, &name, limit, 0).await?;
+        ExportsCommand::List {
+            name,
+            limit,
+            offset,
+        } => {
+            let page = list_server_exports(&ctx.client, &name, limit.into(), offset).await?;
             if ctx.json {
-                print_json(&json!({"exports": to_json(&page.exports), "total": page.total}));
+                print_json(&json!({
+                    "exports": to_json(&page.exports),
+                    "total": page.total,
+                    "offset": offset,
+                }));
             } else {
                 let rows: Vec<Vec<String>> = page
                     .exports
@@ -70,6 +82,13 @@ async fn exports(args: ExportsArgs) -> CliResult {
                 print_table(
                     &["ID", "FORMAT", "STATE", "IMAGES", "SIZE", "CREATED"],
                     &rows,
+                );
+            }
+            if ((offset + page.exports.len()) as u64) < page.total {
+                eprintln!(
+                    "{} of {} export jobs shown; use --limit/--offset for more",
+                    page.exports.len(),
+                    page.total
                 );
             }
         }

@@ -50,11 +50,13 @@ enum ImagesCommand {
     /// Show one image's metadata.
     Get {
         /// Image id.
+        #[arg(value_parser = super::parse_id)]
         id: String,
     },
     /// Save one image's bytes.
     Download {
         /// Image id.
+        #[arg(value_parser = super::parse_id)]
         id: String,
         /// File or existing directory to write to (default: the image's name in the current
         /// directory).
@@ -140,6 +142,15 @@ async fn list(
         has_more: false,
         stopped: false,
     };
+    if limit == Some(0) {
+        // The server takes no page of 0: one of 1 still checks the dataset and answers the
+        // total, and its image is not handed over.
+        if let Some(page) = pages.next_page(1).await? {
+            listed.total = page.total;
+            listed.has_more = !page.images.is_empty();
+        }
+        return Ok(listed);
+    }
     while limit.is_none_or(|l| listed.count < l) {
         let want = limit.map_or(PAGE, |l| (l - listed.count).min(PAGE));
         let Some(page) = pages.next_page(want).await? else {
@@ -346,19 +357,31 @@ async fn images(args: ImagesArgs) -> CliResult {
             let ids = read_ids(ids)?;
             let mut done = Vec::new();
             let mut failures = Vec::new();
-            for id in &ids {
+            let verb = if permanent { "deleted" } else { "archived" };
+            for (i, id) in ids.iter().enumerate() {
                 match ctx.client.images().delete(id, permanent).await {
                     Ok(()) => done.push(id.clone()),
-                    Err(e) => failures.push((id.clone(), super::describe_sdk(&e).0)),
+                    // This image's own refusal: the others may still go.
+                    Err(
+                        e @ (pictograph::Error::NotFound(_)
+                        | pictograph::Error::Conflict(_)
+                        | pictograph::Error::Validation(_)),
+                    ) => failures.push((id.clone(), super::describe_sdk(&e).0)),
+                    // The key, the role, the network or the server: every further image would
+                    // fail the same way, so stop here.
+                    Err(e) => {
+                        return Err(stopped_deleting(e, &ids[i..], &done, &failures, verb));
+                    }
                 }
             }
-            let verb = if permanent { "deleted" } else { "archived" };
             if ctx.json {
                 print_json(&json!({
                     "operation": verb,
+                    "requested": ids.len(),
                     "succeeded": done,
                     "failed": failures.len(),
                     "failures": failures.iter().map(|(id, r)| json!({"image_id": id, "reason": r})).collect::<Vec<_>>(),
+                    "success": failures.is_empty(),
                 }));
             } else {
                 println!("{} of {} images {verb}", done.len(), ids.len());
@@ -376,4 +399,49 @@ async fn images(args: ImagesArgs) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// The error of `images delete` stopped by `e` with `rest` (the image it failed on and those
+/// after it) remaining: what was done before it, and whether a re-run can help.
+fn stopped_deleting(
+    e: pictograph::Error,
+    rest: &[String],
+    done: &[String],
+    failures: &[(String, String)],
+    verb: &str,
+) -> CliError {
+    for (id, r) in failures {
+        eprintln!("failed: {id}: {r}");
+    }
+    let requested = done.len() + failures.len() + rest.len();
+    let mut text = format!(
+        "stopped at image {} of {requested}: {} {verb} before it, {} failed, {} remaining (it \
+         and those after it)",
+        done.len() + failures.len() + 1,
+        done.len(),
+        failures.len(),
+        rest.len()
+    );
+    if e.is_transient() {
+        text.push_str("; re-run the same command to retry them");
+        if verb == "deleted" {
+            text.push_str(" (the images already deleted then fail as not found)");
+        }
+    }
+    CliError::Partial {
+        error: Box::new(e),
+        done: text,
+        report: json!({
+            "operation": verb,
+            "requested": requested,
+            "succeeded": done,
+            "failed": failures.len(),
+            "failures": failures
+                .iter()
+                .map(|(id, r)| json!({"image_id": id, "reason": r}))
+                .collect::<Vec<_>>(),
+            "remaining": rest,
+            "success": false,
+        }),
+    }
 }

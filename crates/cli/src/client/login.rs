@@ -89,6 +89,13 @@ async fn login(args: LoginArgs) -> CliResult {
                     Box::new(e),
                     "the key was not saved: check it, or pass --no-verify to save it unchecked",
                 )
+            } else if e.status().is_none() {
+                // Nobody answered (or not as an API does): the key was not checked either.
+                CliError::Hinted(
+                    Box::new(e),
+                    "the key was not saved: check --base-url, or pass --no-verify to save it \
+                     unchecked",
+                )
             } else {
                 CliError::Api(e)
             }

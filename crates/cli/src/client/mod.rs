@@ -385,7 +385,11 @@ pub fn read_stdin(what: &str) -> CliResult<String> {
         .lock()
         .read_to_string(&mut s)
         .map_err(|e| CliError::Usage(format!("reading standard input: {e}")))?;
-    Ok(s)
+    // A byte order mark (Windows editors and PowerShell write one) is not part of the text.
+    Ok(match s.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => s,
+    })
 }
 
 /// Image ids from the arguments, or (when there are none, or just `-`) from standard input,
@@ -409,6 +413,16 @@ pub fn read_ids(args: Vec<String>) -> CliResult<Vec<String>> {
         return usage("no image ids given (arguments or one per line on standard input)");
     }
     Ok(ids)
+}
+
+/// Parses an image id argument for clap: stray whitespace around it (a CRLF line ending of
+/// an id pasted or read with `$(…)`, say) is dropped, as `read_ids` drops it from each line.
+pub fn parse_id(s: &str) -> Result<String, String> {
+    let id = s.trim();
+    if id.is_empty() {
+        return Err("an image id must not be blank".into());
+    }
+    Ok(id.to_string())
 }
 
 /// Parses a status name for clap.
