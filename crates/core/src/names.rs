@@ -42,6 +42,11 @@ pub fn dataset_name(raw: &str) -> Result<String, NameError> {
     if name.chars().any(char::is_control) {
         return err("name must not contain control characters");
     }
+    // In a URL path these are the current and the parent directory: no request could name
+    // such a dataset.
+    if name == "." || name == ".." {
+        return err("name must not be . or ..");
+    }
     Ok(name.to_string())
 }
 
@@ -252,6 +257,9 @@ mod tests {
         assert!(dataset_name("  ").is_err());
         assert!(dataset_name(&"n".repeat(201)).is_err());
         assert_eq!(dataset_name("road signs/é").unwrap(), "road signs/é");
+        assert!(dataset_name("..").is_err());
+        assert!(dataset_name(" . ").is_err());
+        assert_eq!(dataset_name("...").unwrap(), "...");
         assert_eq!(Status::parse("review"), Some(Status::Review));
         assert_eq!(Status::parse("in_progress"), None);
     }

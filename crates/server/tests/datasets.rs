@@ -105,6 +105,22 @@ async fn create_rejects_duplicates_and_bad_fields() {
         .post("projects/", &json!({"name": "   "}))
         .await
         .field_errors();
+    // A name no URL path can carry (a dot segment) is refused, on create and on rename.
+    for name in [".", ".."] {
+        let errors = t
+            .owner
+            .post("datasets/", &json!({"name": name}))
+            .await
+            .field_errors();
+        assert!(
+            errors[0]["msg"].to_string().contains(". or .."),
+            "{errors:?}"
+        );
+        t.owner
+            .patch("projects/x", &json!({"new_name": name}))
+            .await
+            .error(422, "validation_error");
+    }
     t.owner
         .post("projects/", &json!({"description": "no name"}))
         .await
