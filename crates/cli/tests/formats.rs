@@ -722,3 +722,211 @@ async fn an_import_larger_than_a_chunk_into_an_existing_dataset_is_idempotent() 
     assert_eq!(third["annotations_saved"], 0);
     assert_eq!(third["classes_added"], json!([]));
 }
+
+/// Asserts a failed run ended with one clear line naming `names` (no panic, no trace).
+fn assert_one_line_error(out: &Out, names: &[&str]) {
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("panicked") && !out.stderr.contains("backtrace"),
+        "{}",
+        out.stderr
+    );
+    let last = out.stderr.trim_end().lines().last().unwrap_or_default();
+    for n in names {
+        assert!(last.contains(n), "{n:?} not in the error: {}", out.stderr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_folders_stop_before_anything_is_imported() {
+    let s = start().await;
+    let client = s.client();
+    let import = |folder: &Path, format: &str, dataset: &str| {
+        s.run(&[
+            "import",
+            folder.to_str().unwrap(),
+            "--format",
+            format,
+            "--dataset",
+            dataset,
+            "--create",
+        ])
+    };
+
+    let coco = s.path("bad-coco");
+    coco_folder(&coco);
+    std::fs::write(
+        coco.join("annotations/instances.json"),
+        r#"{"images": [{"id": 1, "file_name": "b.png"}], "annotations": [{"image_id": 1,"#,
+    )
+    .unwrap();
+    assert_one_line_error(&import(&coco, "coco", "c"), &["instances.json"]);
+
+    let voc = s.path("bad-voc");
+    voc_folder(&voc);
+    std::fs::write(
+        voc.join("Annotations/sub/q.xml"),
+        "<annotation><object><name>x</name><bndbox><xmin>1</xmin></bndbox></object></annotation>",
+    )
+    .ok();
+    std::fs::create_dir_all(voc.join("Annotations/sub")).unwrap();
+    std::fs::write(
+        voc.join("Annotations/sub/q.xml"),
+        "<annotation><object><name>x</name><bndbox><xmin>nan</xmin><ymin>1</ymin>\
+         <xmax>2</xmax><ymax>2</ymax></bndbox></object></annotation>",
+    )
+    .unwrap();
+    assert_one_line_error(&import(&voc, "voc", "v"), &["q.xml", "xmin"]);
+
+    let yolo = s.path("bad-yolo");
+    yolo_folder(&yolo);
+    std::fs::write(yolo.join("data.yaml"), "names:\n  0: cat\n  2: dog\n").unwrap();
+    assert_one_line_error(&import(&yolo, "yolo", "y"), &["data.yaml"]);
+
+    let native = s.path("bad-native");
+    std::fs::create_dir_all(native.join("images")).unwrap();
+    png(&native.join("images/a.png"), 4, 4, 1);
+    std::fs::write(native.join("dataset.json"), r#"{"classes": ["a"]}"#).unwrap();
+    std::fs::write(
+        native.join("annotations.jsonl"),
+        "{\"file\": \"a.png\", \"folder\": \"/\", \"filename\": \"a.png\", \"annotations\": []}\n{not json\n",
+    )
+    .unwrap();
+    assert_one_line_error(
+        &import(&native, "pictograph", "n"),
+        &["annotations.jsonl", "line 2"],
+    );
+
+    for name in ["c", "v", "y", "n"] {
+        assert!(
+            client.datasets().get(name).await.is_err(),
+            "{name} was created"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unicode_names_round_trip_through_every_format() {
+    let s = start().await;
+    let client = s.client();
+    let src = s.path("uni-src");
+    png(&src.join("images/train/Straße 1/bild ä.png"), 40, 20, 1);
+    png(&src.join("images/val/日本/写真 #1.png"), 20, 40, 2);
+    png(&src.join("images/val/日本/empty.png"), 8, 8, 3);
+    let label = |rel: &str, text: &str| {
+        let p = src.join("labels").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    label(
+        "train/Straße 1/bild ä.txt",
+        "0 0.5 0.5 0.5 0.5\n1 0.25 0.25 0.1 0.2\n",
+    );
+    label("val/日本/写真 #1.txt", "1 0.5 0.5 0.2 0.1\n\n\n");
+    std::fs::write(
+        src.join("data.yaml"),
+        "names:\n  0: \"Fußgänger: rot\"\n  1: 'traffic light # 2'\n  2: 未使用\n",
+    )
+    .unwrap();
+    let first = s.import(&src, "yolo", "üni");
+    assert_eq!(first["uploaded"], 3, "{first}");
+    assert_eq!(first["annotations"], 3, "{first}");
+    let before = state(&client, "üni").await;
+    let again = s.import(&src, "yolo", "üni");
+    assert_eq!(
+        (
+            again["uploaded"].as_u64(),
+            again["annotations_saved"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+    let ds = client.datasets().get("üni").await.unwrap();
+    let classes: Vec<&str> = ds.classes.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(classes, ["Fußgänger: rot", "traffic light # 2", "未使用"]);
+
+    for (format, tol) in [
+        ("yolo", 1e-9),
+        ("coco", 0.0),
+        ("voc", 0.0),
+        ("pictograph", 0.0),
+    ] {
+        let (out, exported) = s.export("üni", format, &format!("uni-{format}"), &[]);
+        assert_eq!(exported["images"], 3, "{format}: {exported}");
+        assert_eq!(exported["warnings"], json!([]), "{format}");
+        let copy = format!("üni {format}");
+        let imported = s.import(&out, format, &copy);
+        assert_eq!(imported["uploaded"], 3, "{format}: {imported}");
+        assert_same(&before, &state(&client, &copy).await, tol);
+        let ds = client.datasets().get(&copy).await.unwrap();
+        let copied: Vec<&str> = ds.classes.iter().map(|c| c.name.as_str()).collect();
+        // VOC files name only the classes objects use.
+        let expected: &[&str] = if format == "voc" {
+            &classes[..2]
+        } else {
+            &classes
+        };
+        assert_eq!(copied, expected, "{format}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lossless_format_re_imports_without_changes() {
+    let s = start().await;
+    let client = s.client();
+    let src = s.path("coco-src");
+    coco_folder(&src);
+    s.import(&src, "coco", "full");
+    let page = client
+        .datasets()
+        .list_images("full", ImageListOptions::default())
+        .await
+        .unwrap();
+    let a = page.images.iter().find(|i| i.filename == "a.png").unwrap();
+    let mut anns = client.annotations().get(&a.id).await.unwrap();
+    anns.push(
+        Annotation::bbox("box-9", "car", [3.0, 4.0, 5.0, 6.0])
+            .with_attributes(vec![json!({"occluded": true})])
+            .with_metadata(json!({"source": "review"})),
+    );
+    client.annotations().save(&a.id, &anns).await.unwrap();
+    let before = state(&client, "full").await;
+
+    let (out, _) = s.export("full", "pictograph", "full-native", &[]);
+    let first = s.import(&out, "pictograph", "full-copy");
+    assert_eq!(first["uploaded"], 3, "{first}");
+    assert_eq!(state(&client, "full-copy").await, before);
+    let again = s.import(&out, "pictograph", "full-copy");
+    assert_eq!(again["uploaded"], 0, "{again}");
+    assert_eq!(again["annotations_saved"], 0, "{again}");
+    assert_eq!(state(&client, "full-copy").await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_dataset_exports_its_classes() {
+    let s = start().await;
+    let client = s.client();
+    client
+        .projects()
+        .create(
+            "empty",
+            pictograph::CreateProject::default().classes(vec![
+                pictograph::DatasetClass::new("b"),
+                pictograph::DatasetClass::new("a"),
+            ]),
+        )
+        .await
+        .unwrap();
+    for format in ["coco", "yolo", "voc", "pictograph"] {
+        let (out, v) = s.export("empty", format, &format!("empty-{format}"), &[]);
+        assert_eq!(v["images"], 0, "{format}: {v}");
+        if format != "voc" {
+            let copy = format!("empty-{format}-copy");
+            let imported = s.import(&out, format, &copy);
+            assert_eq!(imported["images"], 0, "{format}: {imported}");
+            let ds = client.datasets().get(&copy).await.unwrap();
+            let classes: Vec<&str> = ds.classes.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(classes, ["b", "a"], "{format}");
+        }
+    }
+}

@@ -139,15 +139,31 @@ fn is_image(path: &Path) -> bool {
 struct Walk {
     root: PathBuf,
     stack: Vec<(PathBuf, ReadDir)>,
+    keep: fn(&Path) -> bool,
 }
 
 impl Walk {
+    /// Walks `root`; a folder that does not exist holds nothing (the image folder of an
+    /// export of an empty dataset).
     fn new(root: &Path) -> Result<Walk, String> {
+        Walk::files(root, is_image)
+    }
+
+    /// Walks the files under `root` that `keep` accepts.
+    fn files(root: &Path, keep: fn(&Path) -> bool) -> Result<Walk, String> {
+        if !root.exists() {
+            return Ok(Walk {
+                root: root.to_path_buf(),
+                stack: Vec::new(),
+                keep,
+            });
+        }
         let dir =
             std::fs::read_dir(root).map_err(|e| format!("reading {}: {e}", root.display()))?;
         Ok(Walk {
             root: root.to_path_buf(),
             stack: vec![(PathBuf::new(), dir)],
+            keep,
         })
     }
 
@@ -165,7 +181,7 @@ impl Walk {
                 let sub = std::fs::read_dir(&path)
                     .map_err(|e| format!("reading {}: {e}", path.display()))?;
                 self.stack.push((child, sub));
-            } else if path.is_file() && is_image(&child) {
+            } else if path.is_file() && (self.keep)(&child) {
                 let parts: Vec<String> = child
                     .components()
                     .map(|c| c.as_os_str().to_string_lossy().into_owned())
@@ -175,6 +191,45 @@ impl Walk {
         }
         Ok(None)
     }
+}
+
+/// How many label files (`extension`) under `folder` belong to no image: the images using
+/// `used` of them were found. A label file whose image is missing is reported, not dropped
+/// silently.
+fn orphans(
+    folder: &Path,
+    keep: fn(&Path) -> bool,
+    used: usize,
+    code: &'static str,
+    what: &str,
+) -> Result<Warnings, String> {
+    let mut warnings = Warnings::default();
+    let mut files = Walk::files(folder, keep)?;
+    let mut n: usize = 0;
+    while files.next()?.is_some() {
+        n += 1;
+    }
+    let missing = n.saturating_sub(used);
+    if missing > 0 {
+        warnings.add_n(
+            code,
+            missing as u64,
+            format!("{what} skipped: no image file of that name"),
+        );
+    }
+    Ok(warnings)
+}
+
+fn has_extension(path: &Path, ext: &str) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
+/// True when no image file lies anywhere under `root`: an export of an empty dataset, whose
+/// image folder was never made, and not a folder in another layout.
+fn holds_no_image(root: &Path) -> Result<bool, String> {
+    Ok(Walk::new(root)?.next()?.is_none())
 }
 
 /// `a/b/x.jpg` → (`/a/b`, `x.jpg`).
@@ -334,19 +389,27 @@ fn open_yolo(root: &Path) -> Result<ImportReader, String> {
         .map_err(|e| format!("reading {}: {e}", yaml_path.display()))?;
     let classes = yolo::parse_names(&yaml)?;
     let images = root.join("images");
-    if !images.is_dir() {
+    if !images.is_dir() && !holds_no_image(root)? {
         return Err(format!("no images/ folder in {}", root.display()));
     }
-    let mut total = 0;
+    let (mut total, mut labelled) = (0, 0);
     let mut count = Walk::new(&images)?;
-    while count.next()?.is_some() {
+    while let Some(rel) = count.next()? {
         total += 1;
+        labelled += usize::from(yolo_label_path(root, &rel).is_file());
     }
+    let warnings = orphans(
+        &root.join("labels"),
+        |p| has_extension(p, "txt"),
+        labelled,
+        "label_without_image",
+        "label file(s) under labels/",
+    )?;
     Ok(ImportReader {
         format: Format::Yolo,
         classes: classes.clone(),
         total,
-        warnings: Warnings::default(),
+        warnings,
         source: Source::Yolo {
             root: root.to_path_buf(),
             walk: Walk::new(&images)?,
@@ -356,6 +419,12 @@ fn open_yolo(root: &Path) -> Result<ImportReader, String> {
     })
 }
 
+/// The label file of the image `rel` (relative to `images/`).
+fn yolo_label_path(root: &Path, rel: &str) -> PathBuf {
+    root.join("labels")
+        .join(format!("{}.txt", strip_extension(rel)))
+}
+
 fn yolo_item(
     root: &Path,
     images: &Path,
@@ -363,9 +432,7 @@ fn yolo_item(
     rel: &str,
     warnings: &mut Warnings,
 ) -> ImportItem {
-    let label = root
-        .join("labels")
-        .join(format!("{}.txt", strip_extension(rel)));
+    let label = yolo_label_path(root, rel);
     let mut labels = Vec::new();
     if let Ok(text) = std::fs::read_to_string(&label) {
         for line in text.lines() {
@@ -374,7 +441,10 @@ fn yolo_item(
                 continue;
             }
             let class = tokens[0].parse::<usize>().ok().and_then(|i| classes.get(i));
-            let values: Option<Vec<f64>> = tokens[1..].iter().map(|t| t.parse().ok()).collect();
+            let values: Option<Vec<f64>> = tokens[1..]
+                .iter()
+                .map(|t| t.parse::<f64>().ok().filter(|v| v.is_finite()))
+                .collect();
             let (Some(class), Some(values)) = (class, values) else {
                 warnings.add(
                     "unreadable_label",
@@ -415,25 +485,33 @@ fn yolo_item(
 
 fn open_voc(root: &Path) -> Result<ImportReader, String> {
     let images = root.join("JPEGImages");
-    if !images.is_dir() {
+    if !images.is_dir() && !holds_no_image(root)? {
         return Err(format!("no JPEGImages/ folder in {}", root.display()));
     }
     // Every XML file is parsed once up front, so a malformed one stops the import before
     // anything is uploaded; only the class names are kept.
-    let (mut total, mut classes) = (0, Vec::new());
+    let (mut total, mut classes, mut annotated) = (0, Vec::new(), 0);
     let mut check = Walk::new(&images)?;
     let mut ignored = Warnings::default();
     while let Some(rel) = check.next()? {
         total += 1;
+        annotated += usize::from(voc_xml_path(root, &rel).is_file());
         for name in voc_item(root, &images, &rel, &mut ignored)?.class_names() {
             add_class(&mut classes, &name);
         }
     }
+    let warnings = orphans(
+        &root.join("Annotations"),
+        |p| has_extension(p, "xml"),
+        annotated,
+        "annotation_without_image",
+        "annotation file(s) under Annotations/",
+    )?;
     Ok(ImportReader {
         format: Format::Voc,
         classes,
         total,
-        warnings: Warnings::default(),
+        warnings,
         source: Source::Voc {
             root: root.to_path_buf(),
             walk: Walk::new(&images)?,
@@ -442,20 +520,41 @@ fn open_voc(root: &Path) -> Result<ImportReader, String> {
     })
 }
 
+/// The annotation file of the image `rel` (relative to `JPEGImages/`).
+fn voc_xml_path(root: &Path, rel: &str) -> PathBuf {
+    root.join("Annotations")
+        .join(format!("{}.xml", strip_extension(rel)))
+}
+
 fn voc_item(
     root: &Path,
     images: &Path,
     rel: &str,
     warnings: &mut Warnings,
 ) -> Result<ImportItem, String> {
-    let xml_path = root
-        .join("Annotations")
-        .join(format!("{}.xml", strip_extension(rel)));
+    let xml_path = voc_xml_path(root, rel);
     let mut labels = Vec::new();
     if xml_path.is_file() {
         let xml = std::fs::read_to_string(&xml_path)
             .map_err(|e| format!("reading {}: {e}", xml_path.display()))?;
         let doc = voc::parse(&xml).map_err(|e| format!("{}: {e}", xml_path.display()))?;
+        for ((code, flag), n) in [
+            "difficult_flag_dropped",
+            "truncated_flag_dropped",
+            "occluded_flag_dropped",
+        ]
+        .into_iter()
+        .zip(voc::FLAGS)
+        .zip(doc.flagged)
+        {
+            if n > 0 {
+                warnings.add_n(
+                    code,
+                    n,
+                    format!("object(s) marked {flag} imported without that flag: annotations have no place for it"),
+                );
+            }
+        }
         for (name, b) in doc.objects {
             if b[2] <= 0.0 || b[3] <= 0.0 {
                 warnings.add(
@@ -495,6 +594,8 @@ struct CocoAnnotation {
     keypoints: Option<Vec<f64>>,
     #[serde(default)]
     score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iscrowd: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -781,6 +882,18 @@ fn coco_items(
             .as_ref()
             .filter(|b| b.len() == 4 && b[2] > 0.0 && b[3] > 0.0)
             .map(|b| [b[0], b[1], b[2], b[3]]);
+        if a.iscrowd
+            .as_ref()
+            .is_some_and(|c| c.as_f64() == Some(1.0) || *c == true)
+        {
+            warnings.add(
+                "crowd_flag_dropped",
+                "crowd annotation(s) (iscrowd 1) imported as single objects: the flag has no place",
+            );
+        }
+        // Whether the object's outline (a polygon, or a mask's box) is already in the list;
+        // keypoints come with it, not instead of it (COCO's person_keypoints files).
+        let mut outlined = false;
         match &a.segmentation {
             Some(Value::Array(parts)) if !parts.is_empty() => {
                 if parts.len() > 1 {
@@ -797,6 +910,7 @@ fn coco_items(
                         Some(f) if f.len() >= 6 && f.len() % 2 == 0 => {
                             let ring = f.chunks(2).map(|c| [c[0], c[1]]).collect();
                             list.push((cat.name.clone(), Shape::Polygon(vec![ring]), confidence));
+                            outlined = true;
                         }
                         _ => warnings.add(
                             "unreadable_polygon",
@@ -804,43 +918,45 @@ fn coco_items(
                         ),
                     }
                 }
-                continue;
             }
             Some(Value::Object(_)) => {
                 warnings.add(
                     "rle_as_box",
                     "RLE mask(s) imported as their boxes: masks cannot be held",
                 );
-                if let Some(b) = bbox {
-                    list.push((cat.name.clone(), Shape::Box(b), confidence));
-                }
-                continue;
             }
             _ => {}
         }
-        if let Some(kp) = a.keypoints.as_ref().filter(|k| !k.is_empty()) {
+        if !outlined {
             if let Some(b) = bbox {
                 list.push((cat.name.clone(), Shape::Box(b), confidence));
+                outlined = true;
             }
-            for (i, t) in kp.chunks(3).enumerate() {
-                if t.len() == 3 && t[2] > 0.0 {
-                    let name = match cat.keypoints.get(i) {
-                        Some(k) if cat.keypoints.len() > 1 || k != &cat.name => {
-                            format!("{}/{k}", cat.name)
-                        }
-                        _ => cat.name.clone(),
-                    };
-                    list.push((name, Shape::Keypoint([t[0], t[1]]), confidence));
-                }
-            }
-            continue;
         }
-        match bbox {
-            Some(b) => list.push((cat.name.clone(), Shape::Box(b), confidence)),
-            None => warnings.add(
+        let mut points = 0;
+        for (i, t) in a
+            .keypoints
+            .as_deref()
+            .unwrap_or_default()
+            .chunks(3)
+            .enumerate()
+        {
+            if t.len() == 3 && t[2] > 0.0 {
+                let name = match cat.keypoints.get(i) {
+                    Some(k) if cat.keypoints.len() > 1 || k != &cat.name => {
+                        format!("{}/{k}", cat.name)
+                    }
+                    _ => cat.name.clone(),
+                };
+                list.push((name, Shape::Keypoint([t[0], t[1]]), confidence));
+                points += 1;
+            }
+        }
+        if !outlined && points == 0 {
+            warnings.add(
                 "empty_annotation_skipped",
                 "annotation(s) skipped: no segmentation, keypoints or positive-size bbox",
-            ),
+            );
         }
     }
     let mut items = Vec::new();
@@ -875,18 +991,33 @@ fn coco_items(
     items
 }
 
+/// The key an id is matched by: integers exactly (however large: ids beyond 2^53 must not
+/// meet through a rounded `f64`), and `1.0` as `1`.
 fn id_key(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        Value::Number(n) => n
-            .as_f64()
-            .filter(|f| f.fract() == 0.0)
-            .map_or_else(|| n.to_string(), |f| format!("{}", f as i64)),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                u.to_string()
+            } else if let Some(i) = n.as_i64() {
+                i.to_string()
+            } else {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0)
+                    .map_or_else(|| n.to_string(), |f| format!("{f:.0}"))
+            }
+        }
         other => other.to_string(),
     }
 }
 
 fn cmp_ids(a: &Value, b: &Value) -> std::cmp::Ordering {
+    if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {
+        return x.cmp(&y);
+    }
+    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
+        return x.cmp(&y);
+    }
     match (a.as_f64(), b.as_f64()) {
         (Some(x), Some(y)) => x.total_cmp(&y),
         _ => id_key(a).cmp(&id_key(b)),

@@ -272,6 +272,21 @@ impl Classes {
     }
 }
 
+/// The label files an export wrote so far, to notice an image whose label file another image
+/// already has (`a.jpg` and `a.png` share `a.txt`). Holds a 64-bit hash per image, not its path.
+#[derive(Debug, Default)]
+struct LabelPaths(std::collections::HashSet<u64>);
+
+impl LabelPaths {
+    /// Records `path`; false when it was written before.
+    fn first(&mut self, path: &str) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        path.hash(&mut h);
+        self.0.insert(h.finish())
+    }
+}
+
 /// `path` without its extension (the part after the last `.` of the last segment).
 fn strip_extension(path: &str) -> &str {
     let seg_start = path.rfind('/').map_or(0, |i| i + 1);

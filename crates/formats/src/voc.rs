@@ -9,7 +9,7 @@
 use crate::shape::read_annotation;
 use crate::{
     box_or_drop, note_common_losses, num, strip_extension, Body, ExportOptions, Finished,
-    ImageInfo, OutFile, Warnings, Writer,
+    ImageInfo, LabelPaths, OutFile, Warnings, Writer,
 };
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
@@ -21,6 +21,7 @@ use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 pub struct VocWriter {
     options: ExportOptions,
     ids: BufWriter<File>,
+    seen: LabelPaths,
     warnings: Warnings,
 }
 
@@ -29,6 +30,7 @@ impl VocWriter {
         Ok(VocWriter {
             options,
             ids: BufWriter::new(tempfile::tempfile()?),
+            seen: LabelPaths::default(),
             warnings: Warnings::default(),
         })
     }
@@ -42,7 +44,18 @@ impl Writer for VocWriter {
     fn add(&mut self, image: &ImageInfo, annotations: &[Value]) -> io::Result<Vec<OutFile>> {
         let rel = image.rel_path();
         let id = strip_extension(&rel).to_string();
-        writeln!(self.ids, "{id}")?;
+        if self.seen.first(&id) {
+            writeln!(self.ids, "{id}")?;
+        } else {
+            self.warnings.add(
+                "label_file_shared",
+                format!(
+                    "image(s) whose annotation file an earlier image already had (the same \
+                     name but the extension): their objects replaced the earlier image's, \
+                     e.g. {rel} in Annotations/{id}.xml"
+                ),
+            );
+        }
         let folder = image.folder.trim_matches('/');
         let mut xml = String::new();
         xml.push_str("<annotation>\n");
@@ -112,7 +125,13 @@ pub struct VocDoc {
     pub size: Option<(u32, u32)>,
     /// Objects: class name and box `[x, y, w, h]` in 0-based pixel coordinates.
     pub objects: Vec<(String, [f64; 4])>,
+    /// How many objects are marked `difficult`, `truncated` and `occluded` (flags a canonical
+    /// annotation has no place for), in that order.
+    pub flagged: [u64; 3],
 }
+
+/// The object flags [`VocDoc::flagged`] counts.
+pub const FLAGS: [&str; 3] = ["difficult", "truncated", "occluded"];
 
 /// Parses a VOC annotation XML document.
 pub fn parse(xml: &str) -> Result<VocDoc, String> {
@@ -123,6 +142,7 @@ pub fn parse(xml: &str) -> Result<VocDoc, String> {
     let (mut width, mut height) = (None, None);
     let mut name: Option<String> = None;
     let mut corners: [Option<f64>; 4] = [None; 4];
+    let mut flags = [false; 3];
     loop {
         let event = reader
             .read_event()
@@ -134,6 +154,7 @@ pub fn parse(xml: &str) -> Result<VocDoc, String> {
                 if path.len() == 2 && path[1] == "object" {
                     name = None;
                     corners = [None; 4];
+                    flags = [false; 3];
                 }
             }
             Event::Text(t) => text.push_str(&t.xml10_content().map_err(|e| e.to_string())?),
@@ -154,13 +175,20 @@ pub fn parse(xml: &str) -> Result<VocDoc, String> {
                 let number = || {
                     value
                         .parse::<f64>()
-                        .map_err(|_| format!("<{}> is not a number: {value:?}", p.join("/")))
+                        .ok()
+                        .filter(|v| v.is_finite())
+                        .ok_or_else(|| format!("<{}> is not a number: {value:?}", p.join("/")))
                 };
                 match p.as_slice() {
                     ["annotation", "filename"] => doc.filename = Some(value.clone()),
                     ["annotation", "size", "width"] => width = Some(number()? as u32),
                     ["annotation", "size", "height"] => height = Some(number()? as u32),
                     ["annotation", "object", "name"] => name = Some(value.clone()),
+                    ["annotation", "object", flag] if FLAGS.contains(flag) => {
+                        let i = FLAGS.iter().position(|f| f == flag).unwrap_or(0);
+                        // `1` (or `true`) marks it; `0`, empty and anything else do not.
+                        flags[i] = value == "1" || value.eq_ignore_ascii_case("true");
+                    }
                     ["annotation", "object", "bndbox", corner] => {
                         let i = ["xmin", "ymin", "xmax", "ymax"]
                             .iter()
@@ -177,6 +205,9 @@ pub fn parse(xml: &str) -> Result<VocDoc, String> {
                         let [Some(x0), Some(y0), Some(x1), Some(y1)] = corners else {
                             return Err(format!("object {n:?} has no complete <bndbox>"));
                         };
+                        for (count, set) in doc.flagged.iter_mut().zip(flags) {
+                            *count += u64::from(set);
+                        }
                         // 1-based first pixel, inclusive last pixel.
                         doc.objects
                             .push((n, [x0 - 1.0, y0 - 1.0, x1 - x0 + 1.0, y1 - y0 + 1.0]));

@@ -9,7 +9,7 @@
 use crate::shape::read_annotation;
 use crate::{
     box_or_drop, note_common_losses, num, strip_extension, Classes, ExportOptions, Finished,
-    ImageInfo, OutFile, Warnings, Writer,
+    ImageInfo, LabelPaths, OutFile, Warnings, Writer,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -22,6 +22,7 @@ pub struct YoloWriter {
     options: ExportOptions,
     classes: Classes,
     splits: BTreeSet<&'static str>,
+    labels: LabelPaths,
     warnings: Warnings,
 }
 
@@ -50,6 +51,7 @@ impl YoloWriter {
             classes: Classes::new(&options.classes),
             options,
             splits: BTreeSet::new(),
+            labels: LabelPaths::default(),
             warnings: Warnings::default(),
         }
     }
@@ -67,6 +69,16 @@ impl Writer for YoloWriter {
         let (split, rest) = split_of(&rel);
         self.splits.insert(split);
         let label_path = format!("labels/{split}/{}.txt", strip_extension(rest));
+        if !self.labels.first(&label_path) {
+            self.warnings.add(
+                "label_file_shared",
+                format!(
+                    "image(s) whose label file an earlier image already had (the same name but \
+                     the extension, or the same path in /train and outside a split folder): \
+                     their labels replaced the earlier image's, e.g. {rel} in {label_path}"
+                ),
+            );
+        }
         let (w, h) = (image.width as f64, image.height as f64);
         let mut text = String::new();
         if (w <= 0.0 || h <= 0.0) && !annotations.is_empty() {
@@ -147,8 +159,10 @@ impl Writer for YoloWriter {
 }
 
 /// Class names from a `data.yaml`: the `names` key as a block mapping (`0: car`), a block
-/// list (`- car`) or a flow list (`[car, bus]`). Only what that key needs is parsed.
+/// list (`- car`), or a flow list (`[car, bus]`) or mapping (`{0: car}`), which may run over
+/// several lines. Only what that key needs is parsed.
 pub fn parse_names(yaml: &str) -> Result<Vec<String>, String> {
+    let yaml = yaml.strip_prefix('\u{feff}').unwrap_or(yaml);
     let lines: Vec<&str> = yaml.lines().collect();
     let Some(start) = lines
         .iter()
@@ -157,16 +171,41 @@ pub fn parse_names(yaml: &str) -> Result<Vec<String>, String> {
         return Err("data.yaml has no `names`".into());
     };
     let inline = lines[start]["names:".len()..].trim();
+    if inline.starts_with('[') || inline.starts_with('{') {
+        let mut text = inline.to_string();
+        let mut next = start + 1;
+        let items = loop {
+            match flow_items(&text)? {
+                Some(items) => break items,
+                None if next < lines.len() => {
+                    text.push('\n');
+                    text.push_str(lines[next]);
+                    next += 1;
+                }
+                None => return Err(format!("`names: {inline}` is not closed")),
+            }
+        };
+        if inline.starts_with('[') {
+            return Ok(items
+                .iter()
+                .map(|s| scalar(s))
+                .filter(|s| !s.is_empty())
+                .collect());
+        }
+        let mut by_index = Vec::new();
+        for item in items {
+            let (k, v) =
+                split_key(&item).ok_or_else(|| format!("cannot read `{item}` in names"))?;
+            let k: usize = k
+                .trim()
+                .parse()
+                .map_err(|_| format!("cannot read class index in `{item}`"))?;
+            by_index.push((k, scalar(v)));
+        }
+        return in_order(by_index);
+    }
     if !inline.is_empty() && !inline.starts_with('#') {
-        let inner = inline
-            .strip_prefix('[')
-            .and_then(|s| s.strip_suffix(']'))
-            .ok_or_else(|| format!("cannot read `names: {inline}`"))?;
-        return Ok(inner
-            .split(',')
-            .map(scalar)
-            .filter(|s| !s.is_empty())
-            .collect());
+        return Err(format!("cannot read `names: {inline}`"));
     }
     let mut by_index: Vec<(usize, String)> = Vec::new();
     for line in &lines[start + 1..] {
@@ -179,7 +218,7 @@ pub fn parse_names(yaml: &str) -> Result<Vec<String>, String> {
         let item = line.trim();
         if let Some(v) = item.strip_prefix('-') {
             by_index.push((by_index.len(), scalar(v)));
-        } else if let Some((k, v)) = item.split_once(':') {
+        } else if let Some((k, v)) = split_key(item) {
             let k: usize = k
                 .trim()
                 .parse()
@@ -187,6 +226,11 @@ pub fn parse_names(yaml: &str) -> Result<Vec<String>, String> {
             by_index.push((k, scalar(v)));
         }
     }
+    in_order(by_index)
+}
+
+/// The names of `(index, name)` pairs in index order; the indices must be 0, 1, 2, …
+fn in_order(mut by_index: Vec<(usize, String)>) -> Result<Vec<String>, String> {
     by_index.sort_by_key(|(k, _)| *k);
     for (i, (k, _)) in by_index.iter().enumerate() {
         if *k != i {
@@ -194,6 +238,71 @@ pub fn parse_names(yaml: &str) -> Result<Vec<String>, String> {
         }
     }
     Ok(by_index.into_iter().map(|(_, v)| v).collect())
+}
+
+/// `key: value` split at its first `:` (a key is a class index, never quoted).
+fn split_key(item: &str) -> Option<(&str, &str)> {
+    item.split_once(':')
+}
+
+/// The items of a flow collection (`[a, 'b, c']`, `{0: a}`) as raw text, split at the commas
+/// outside quotes; `None` while its closing bracket has not come yet. A `#` comment after it
+/// (or at the end of a line inside it) is skipped.
+fn flow_items(text: &str) -> Result<Option<Vec<String>>, String> {
+    let mut items = Vec::new();
+    let mut current = String::new();
+    let mut depth = 0usize;
+    let mut chars = text.chars().peekable();
+    let mut prev = ' ';
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' if depth == 1 => {
+                current.push(c);
+                // Copies the quoted scalar whole ('' and \" stay inside it).
+                loop {
+                    let Some(q) = chars.next() else {
+                        return Ok(None);
+                    };
+                    current.push(q);
+                    if c == '"' && q == '\\' {
+                        if let Some(e) = chars.next() {
+                            current.push(e);
+                        }
+                    } else if q == c {
+                        if c == '\'' && chars.peek() == Some(&'\'') {
+                            current.push(chars.next().unwrap_or('\''));
+                        } else {
+                            break;
+                        }
+                    }
+                }
+            }
+            '#' if prev.is_whitespace() => {
+                // A comment: the rest of the line.
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        break;
+                    }
+                }
+            }
+            '[' | '{' if depth == 0 => depth = 1,
+            '[' | '{' => return Err(format!("cannot read nested lists in `names: {text}`")),
+            ']' | '}' if depth == 1 => {
+                if !current.trim().is_empty() {
+                    items.push(current.trim().to_string());
+                }
+                return Ok(Some(items));
+            }
+            ',' if depth == 1 => {
+                items.push(current.trim().to_string());
+                current.clear();
+            }
+            c if depth == 1 => current.push(c),
+            _ => {}
+        }
+        prev = c;
+    }
+    Ok(None)
 }
 
 /// A YAML scalar: unquoted, single- or double-quoted (JSON escapes).
