@@ -1087,6 +1087,17 @@ fn native_next(
                 "annotations.jsonl line {n}: needs file, folder and filename"
             ));
         };
+        // Only a path inside `images/`: a manifest never reaches files elsewhere.
+        let inside = !file.is_empty()
+            && Path::new(file)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !inside {
+            return Err(format!(
+                "annotations.jsonl line {n}: file {file:?} is not a path inside images/ \
+                 (no `..`, not absolute)"
+            ));
+        }
         let path = root.join("images").join(file);
         if !path.is_file() {
             warnings.add(

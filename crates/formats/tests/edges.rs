@@ -314,3 +314,29 @@ fn label_files_without_their_image_are_reported() {
     assert_eq!(plan.items.len(), 1);
     assert_eq!(codes(&plan.warnings), [("annotation_without_image", 1)]);
 }
+
+/// A lossless manifest names files inside `images/` only: a path that climbs out of it, or
+/// an absolute one, stops the import with the line that names it.
+#[test]
+fn a_manifest_cannot_reach_files_outside_its_images_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("export");
+    write(&dir.path().join("secret.png"), b"not yours");
+    write(&root.join("images/a.png"), b"png");
+    write(
+        &root.join("dataset.json"),
+        json!({"classes": []}).to_string(),
+    );
+    for file in ["../../secret.png", "/etc/hostname", "sub/../../a.png", ""] {
+        let line = json!({"file": file, "folder": "/", "filename": "a.png", "annotations": []});
+        write(&root.join("annotations.jsonl"), format!("{line}\n"));
+        let e = import(Format::Pictograph, &root).unwrap_err();
+        assert!(
+            e.contains("line 1") && e.contains("inside images/"),
+            "{file}: {e}"
+        );
+    }
+    let fine = json!({"file": "a.png", "folder": "/", "filename": "a.png", "annotations": []});
+    write(&root.join("annotations.jsonl"), format!("{fine}\n"));
+    assert_eq!(import(Format::Pictograph, &root).unwrap().items.len(), 1);
+}
