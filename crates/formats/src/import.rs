@@ -25,8 +25,9 @@ pub enum Labels {
     Canonical(Vec<Value>),
     /// Class, geometry in pixels, confidence.
     Absolute(Vec<(String, Shape, f64)>),
-    /// Class and geometry normalised to 0..1 (YOLO); the image size turns them to pixels.
-    Normalized(Vec<(String, Shape)>),
+    /// Class, geometry normalised to 0..1 (YOLO; the image size turns it to pixels) and
+    /// confidence.
+    Normalized(Vec<(String, Shape, f64)>),
 }
 
 /// One image to import.
@@ -61,7 +62,7 @@ impl ImportItem {
             Labels::Normalized(list) => list
                 .iter()
                 .enumerate()
-                .map(|(i, (name, shape))| {
+                .map(|(i, (name, shape, confidence))| {
                     let abs = match shape {
                         Shape::Box([x, y, bw, bh]) => Shape::Box([x * w, y * h, bw * w, bh * h]),
                         Shape::Polygon(rings) => Shape::Polygon(
@@ -73,7 +74,7 @@ impl ImportItem {
                         Shape::Polyline(p) => Shape::Polyline(p.iter().map(scale).collect()),
                         Shape::Keypoint(p) => Shape::Keypoint(scale(p)),
                     };
-                    canonical(&format!("ann-{}", i + 1), name, &abs, 1.0)
+                    canonical(&format!("ann-{}", i + 1), name, &abs, *confidence)
                 })
                 .collect(),
         }
@@ -105,7 +106,7 @@ impl ImportItem {
                 }
             }
             Labels::Absolute(list) => list.iter().for_each(|(n, _, _)| add_class(&mut out, n)),
-            Labels::Normalized(list) => list.iter().for_each(|(n, _)| add_class(&mut out, n)),
+            Labels::Normalized(list) => list.iter().for_each(|(n, ..)| add_class(&mut out, n)),
         }
         out
     }
@@ -448,20 +449,20 @@ fn yolo_item(
             let (Some(class), Some(values)) = (class, values) else {
                 warnings.add(
                     "unreadable_label",
-                    "label line(s) skipped: not `class cx cy w h` with a known class",
+                    "label line(s) skipped: not `class cx cy w h [conf]` or a polygon, with a \
+                     known class",
                 );
                 continue;
             };
-            let shape = match values.len() {
-                4 => Shape::Box([
-                    values[0] - values[2] / 2.0,
-                    values[1] - values[3] / 2.0,
-                    values[2],
-                    values[3],
-                ]),
-                n if n >= 6 && n % 2 == 0 => {
-                    Shape::Polygon(vec![values.chunks(2).map(|c| [c[0], c[1]]).collect()])
-                }
+            let box_of = |v: &[f64]| Shape::Box([v[0] - v[2] / 2.0, v[1] - v[3] / 2.0, v[2], v[3]]);
+            let (shape, confidence) = match values.len() {
+                4 => (box_of(&values), 1.0),
+                // A prediction: the box and its confidence.
+                5 if (0.0..=1.0).contains(&values[4]) => (box_of(&values), values[4]),
+                n if n >= 6 && n % 2 == 0 => (
+                    Shape::Polygon(vec![values.chunks(2).map(|c| [c[0], c[1]]).collect()]),
+                    1.0,
+                ),
                 _ => {
                     warnings.add(
                         "unreadable_label",
@@ -470,7 +471,7 @@ fn yolo_item(
                     continue;
                 }
             };
-            labels.push((class.clone(), shape));
+            labels.push((class.clone(), shape, confidence));
         }
     }
     let (folder, filename) = split_rel(rel);
@@ -1133,7 +1134,11 @@ mod tests {
             folder: "/".into(),
             filename: "a.jpg".into(),
             status: None,
-            labels: Labels::Normalized(vec![("car".into(), Shape::Box([0.25, 0.25, 0.5, 0.5]))]),
+            labels: Labels::Normalized(vec![(
+                "car".into(),
+                Shape::Box([0.25, 0.25, 0.5, 0.5]),
+                1.0,
+            )]),
         };
         let anns = item.annotations(200, 100);
         assert_eq!(anns[0]["id"], "ann-1");

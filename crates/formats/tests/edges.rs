@@ -340,3 +340,33 @@ fn a_manifest_cannot_reach_files_outside_its_images_folder() {
     write(&root.join("annotations.jsonl"), format!("{fine}\n"));
     assert_eq!(import(Format::Pictograph, &root).unwrap().items.len(), 1);
 }
+
+/// A YOLO prediction line (`class cx cy w h conf`, as `predict --save-txt --save-conf`
+/// writes it) is a box with that confidence; a fifth value outside 0..1 is not one.
+#[test]
+fn yolo_prediction_lines_keep_their_confidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(&root.join("data.yaml"), "names: ['car']\n");
+    write(&root.join("images/train/a.png"), b"a");
+    write(
+        &root.join("labels/train/a.txt"),
+        "0 0.5 0.5 0.2 0.4 0.87\n0 0.5 0.5 0.2 0.4\n0 0.5 0.5 0.2 0.4 3\n",
+    );
+    let plan = import(Format::Yolo, root).unwrap();
+    let item = plan.items.iter().find(|i| i.filename == "a.png").unwrap();
+    let anns = item.annotations(100, 50);
+    assert_eq!(anns.len(), 2, "{anns:?}");
+    assert_eq!(anns[0]["confidence"], 0.87);
+    assert_eq!(anns[1]["confidence"], 1.0);
+    let bbox = &anns[0]["bounding_box"];
+    assert_eq!(
+        (bbox["x"].as_f64(), bbox["w"].as_f64()),
+        (Some(40.0), Some(20.0))
+    );
+    assert_eq!(
+        (bbox["y"].as_f64(), bbox["h"].as_f64()),
+        (Some(15.0), Some(20.0))
+    );
+    assert_eq!(codes(&plan.warnings), [("unreadable_label", 1)]);
+}
