@@ -433,11 +433,28 @@ async fn datasets_commands() {
     let text = &out.ok().stdout;
     assert!(text.starts_with("NAME"), "{text}");
     assert!(text.contains("birds") && text.contains("fish"), "{text}");
+    let cut = s
+        .run(&["datasets", "list", "--limit", "1", "--json"])
+        .ok()
+        .json();
     assert_eq!(
-        s.run(&["datasets", "list", "--limit", "1", "--json"])
-            .ok()
-            .json()["count"],
-        1
+        (cut["count"].clone(), cut["has_more"].clone()),
+        (1.into(), true.into())
+    );
+    let whole = s
+        .run(&["datasets", "list", "--limit", "2", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        (whole["count"].clone(), whole["has_more"].clone()),
+        (2.into(), false.into())
+    );
+    let out = s.run(&["datasets", "list", "--limit", "1"]);
+    let out = out.ok();
+    assert!(
+        out.stderr.contains("1 datasets shown; more exist"),
+        "{}",
+        out.stderr
     );
 
     let v = s.run(&["datasets", "get", "birds", "--json"]).ok().json();

@@ -98,11 +98,26 @@ async fn datasets(args: DatasetsArgs) -> CliResult {
         DatasetsCommand::List { limit } => {
             let mut pager = ctx.client.datasets().iter().page_size(500);
             if let Some(n) = limit {
-                pager = pager.max_total(n);
+                // One more than asked for tells whether the list was cut.
+                pager = pager.max_total(n.saturating_add(1));
             }
-            let list: Vec<Dataset> = pager.try_collect().await?;
+            let mut list: Vec<Dataset> = pager.try_collect().await?;
+            let has_more = limit.is_some_and(|n| list.len() > n);
+            if let Some(n) = limit {
+                list.truncate(n);
+            }
+            if has_more && !ctx.json {
+                eprintln!(
+                    "{} datasets shown; more exist (leave out --limit to list them all)",
+                    list.len()
+                );
+            }
             if ctx.json {
-                print_json(&json!({"datasets": to_json(&list), "count": list.len()}));
+                print_json(&json!({
+                    "datasets": to_json(&list),
+                    "count": list.len(),
+                    "has_more": has_more,
+                }));
             } else {
                 let rows: Vec<Vec<String>> = list
                     .iter()
