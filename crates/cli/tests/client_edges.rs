@@ -234,7 +234,7 @@ fn a_rate_limited_wait_is_said_not_silent() {
 #[test]
 fn usage_errors_with_json_print_an_error_document() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["download", "dl", "x", "--status", "bogus", "--json"],
             "invalid value 'bogus' for '--status <STATUS>'",
@@ -250,6 +250,11 @@ fn usage_errors_with_json_print_an_error_document() {
         (
             &["batch", "--json"],
             "'pictograph batch' requires a subcommand",
+        ),
+        // An empty variable as the target folder is not the root folder.
+        (
+            &["batch", "move", "-d", "x", "--to", "", "id1", "--json"],
+            "invalid value '' for '--to <FOLDER>': the folder must not be blank",
         ),
     ];
     for (args, message) in cases {

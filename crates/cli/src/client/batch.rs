@@ -36,8 +36,8 @@ enum BatchCommand {
         /// Dataset name.
         #[arg(long, short = 'd', value_name = "NAME")]
         dataset: String,
-        /// Target folder, e.g. `/cats`.
-        #[arg(long, value_name = "FOLDER")]
+        /// Target folder, e.g. `/cats` (`/` for the root folder).
+        #[arg(long, value_name = "FOLDER", value_parser = super::parse_target_folder)]
         to: String,
         /// Image ids (default: one per line on standard input).
         ids: Vec<String>,
@@ -47,8 +47,8 @@ enum BatchCommand {
         /// Dataset name.
         #[arg(long, short = 'd', value_name = "NAME")]
         dataset: String,
-        /// Target folder, e.g. `/cats`.
-        #[arg(long, value_name = "FOLDER")]
+        /// Target folder, e.g. `/cats` (`/` for the root folder).
+        #[arg(long, value_name = "FOLDER", value_parser = super::parse_target_folder)]
         to: String,
         /// What to do when a name is taken in the target folder.
         #[arg(long, value_enum, default_value = "rename")]

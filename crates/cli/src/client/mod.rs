@@ -425,6 +425,15 @@ pub fn parse_id(s: &str) -> Result<String, String> {
     Ok(id.to_string())
 }
 
+/// Parses a target folder for clap: a blank one (an unset shell variable, say) is refused
+/// rather than taken as the root folder.
+pub fn parse_target_folder(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the folder must not be blank: use / for the root folder".into());
+    }
+    Ok(s.to_string())
+}
+
 /// Parses a status name for clap.
 pub fn parse_status(s: &str) -> Result<pictograph::Status, String> {
     pictograph::Status::parse(&s.trim().to_ascii_lowercase())
