@@ -3,8 +3,7 @@
 //! `/batch/images/…`.
 
 use super::{
-    error_response, idempotency_key, json_body, json_response, path_param, query_param, schema,
-    with_key_errors, Op,
+    idempotency_key, json_body, json_response, path_param, query_param, schema, with_key_errors, Op,
 };
 use crate::api::Access;
 use crate::services::batch::MAX_IDS;
@@ -153,10 +152,7 @@ fn get_annotations(at: &Addressing) -> Op {
             "parameters": params,
             "responses": with_key_errors(json!({
                 "200": with_etag(json_response("The annotation list.", schema("AnnotationList"))),
-                "400": error_response(400),
-                "404": error_response(404),
-                "422": error_response(422),
-            })),
+            }), &[400, 404, 422]),
         }),
     }
 }
@@ -223,13 +219,7 @@ fn save_annotations(at: &Addressing) -> Op {
             ),
             "responses": with_key_errors(json!({
                 "200": with_etag(json_response("Saved.", schema("AnnotationsSaved"))),
-                "400": error_response(400),
-                "404": error_response(404),
-                "409": error_response(409),
-                "413": error_response(413),
-                "422": error_response(422),
-                "507": error_response(507),
-            })),
+            }), &[400, 404, 409, 413, 422, 507]),
         }),
     }
 }
@@ -255,10 +245,7 @@ fn delete_annotations(at: &Addressing) -> Op {
             "parameters": at.params,
             "responses": with_key_errors(json!({
                 "200": with_etag(json_response("Cleared.", schema("AnnotationsDeleted"))),
-                "400": error_response(400),
-                "404": error_response(404),
-                "507": error_response(507),
-            })),
+            }), &[400, 404, 507]),
         }),
     }
 }
@@ -741,21 +728,17 @@ fn batch_op(
     body: &str,
     forbidden: bool,
 ) -> Op {
-    let mut responses = json!({
+    let ok = json!({
         "200": json_response(
             "What was done, and what failed image by image.",
             schema("BatchResult"),
         ),
-        "400": error_response(400),
-        "404": error_response(404),
-        "409": error_response(409),
-        "413": error_response(413),
-        "422": error_response(422),
-        "507": error_response(507),
     });
-    if forbidden {
-        responses["403"] = error_response(403);
-    }
+    let errors: &[u16] = if forbidden {
+        &[400, 403, 404, 409, 413, 422, 507]
+    } else {
+        &[400, 404, 409, 413, 422, 507]
+    };
     Op {
         method,
         path,
@@ -775,7 +758,7 @@ fn batch_op(
             ),
             "parameters": [idempotency_key()],
             "requestBody": json_body("The dataset, the ids and the operation's options.", schema(body)),
-            "responses": with_key_errors(responses),
+            "responses": with_key_errors(ok, errors),
         }),
     }
 }

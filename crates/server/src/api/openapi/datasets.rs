@@ -174,8 +174,7 @@ fn dataset_operations() -> Vec<Op> {
                 ],
                 "responses": with_key_errors(json!({
                     "200": json_response("A page of datasets.", schema("DatasetList")),
-                    "422": error_response(422),
-                })),
+                }), &[422]),
             }),
         },
         Op {
@@ -195,12 +194,7 @@ fn dataset_operations() -> Vec<Op> {
                 "requestBody": json_body("The new dataset.", schema("DatasetCreate")),
                 "responses": with_key_errors(json!({
                     "201": one_dataset("The created dataset."),
-                    "400": error_response(400),
-                    "409": error_response(409),
-                    "413": error_response(413),
-                    "422": error_response(422),
-                    "507": error_response(507),
-                })),
+                }), &[400, 409, 413, 422, 507]),
             }),
         },
         Op {
@@ -220,10 +214,7 @@ fn dataset_operations() -> Vec<Op> {
                 "parameters": with_params(dataset_name("dataset"), get_options()),
                 "responses": with_key_errors(json!({
                     "200": one_dataset("The dataset."),
-                    "400": error_response(400),
-                    "404": error_response(404),
-                    "422": error_response(422),
-                })),
+                }), &[400, 404, 422]),
             }),
         },
         Op {
@@ -241,10 +232,7 @@ fn dataset_operations() -> Vec<Op> {
                 "parameters": with_params(dataset_ref(), get_options()),
                 "responses": with_key_errors(json!({
                     "200": one_dataset("The dataset."),
-                    "400": error_response(400),
-                    "404": error_response(404),
-                    "422": error_response(422),
-                })),
+                }), &[400, 404, 422]),
             }),
         },
         Op {
@@ -264,13 +252,7 @@ fn dataset_operations() -> Vec<Op> {
                 "requestBody": json_body("The fields to change.", schema("DatasetPatch")),
                 "responses": with_key_errors(json!({
                     "200": one_dataset("The dataset after the change."),
-                    "400": error_response(400),
-                    "404": error_response(404),
-                    "409": error_response(409),
-                    "413": error_response(413),
-                    "422": error_response(422),
-                    "507": error_response(507),
-                })),
+                }), &[400, 404, 409, 413, 422, 507]),
             }),
         },
         Op {
@@ -288,10 +270,7 @@ fn dataset_operations() -> Vec<Op> {
                 "parameters": [dataset_ref()],
                 "responses": with_key_errors(json!({
                     "200": json_response("What was deleted.", schema("DatasetDeleted")),
-                    "400": error_response(400),
-                    "403": error_response(403),
-                    "404": error_response(404),
-                })),
+                }), &[400, 403, 404]),
             }),
         },
     ]
@@ -319,10 +298,7 @@ fn listing_operations() -> Vec<Op> {
                 "parameters": with_params(dataset_name("dataset"), download_options()),
                 "responses": with_key_errors(json!({
                     "200": json_response("The listing.", schema("DownloadListing")),
-                    "400": error_response(400),
-                    "404": error_response(404),
-                    "422": error_response(422),
-                })),
+                }), &[400, 404, 422]),
             }),
         },
         Op {
@@ -338,10 +314,7 @@ fn listing_operations() -> Vec<Op> {
                 "parameters": with_params(dataset_ref(), download_options()),
                 "responses": with_key_errors(json!({
                     "200": json_response("The listing.", schema("DownloadListing")),
-                    "400": error_response(400),
-                    "404": error_response(404),
-                    "422": error_response(422),
-                })),
+                }), &[400, 404, 422]),
             }),
         },
     ]
@@ -377,13 +350,7 @@ fn export_operations() -> Vec<Op> {
                 "responses": with_key_errors(json!({
                     "202": json_response("The queued job (or the equal one already queued or \
                         running).", schema("ExportJob")),
-                    "400": error_response(400),
-                    "404": error_response(404),
-                    "409": error_response(409),
-                    "413": error_response(413),
-                    "422": error_response(422),
-                    "507": error_response(507),
-                })),
+                }), &[400, 404, 409, 413, 422, 507]),
             }),
         },
         Op {
@@ -401,10 +368,7 @@ fn export_operations() -> Vec<Op> {
                 "parameters": [dataset_ref(), limit(50, 200, "jobs"), offset("jobs")],
                 "responses": with_key_errors(json!({
                     "200": json_response("A page of jobs.", schema("ExportJobList")),
-                    "400": error_response(400),
-                    "404": error_response(404),
-                    "422": error_response(422),
-                })),
+                }), &[400, 404, 422]),
             }),
         },
         Op {
@@ -421,9 +385,7 @@ fn export_operations() -> Vec<Op> {
                 "parameters": [dataset_ref(), job_id()],
                 "responses": with_key_errors(json!({
                     "200": json_response("The job.", schema("ExportJob")),
-                    "400": error_response(400),
-                    "404": error_response(404),
-                })),
+                }), &[400, 404]),
             }),
         },
         Op {
@@ -444,9 +406,7 @@ fn export_operations() -> Vec<Op> {
                     "200": json_response("The cancelled job, or the deleted one.", json!({
                         "oneOf": [schema("ExportJob"), schema("ExportJobDeleted")],
                     })),
-                    "400": error_response(400),
-                    "404": error_response(404),
-                })),
+                }), &[400, 404]),
             }),
         },
         Op {
@@ -561,8 +521,7 @@ fn project_operations() -> Vec<Op> {
                 "parameters": [limit(50, 1000, "projects"), offset("projects")],
                 "responses": with_key_errors(json!({
                     "200": json_response("A page of projects.", schema("ProjectList")),
-                    "422": error_response(422),
-                })),
+                }), &[422]),
             }),
         },
         Op {
@@ -582,12 +541,7 @@ fn project_operations() -> Vec<Op> {
                 "requestBody": json_body("The new project.", schema("DatasetCreate")),
                 "responses": with_key_errors(json!({
                     "201": one_project("The created project."),
-                    "400": error_response(400),
-                    "409": error_response(409),
-                    "413": error_response(413),
-                    "422": error_response(422),
-                    "507": error_response(507),
-                })),
+                }), &[400, 409, 413, 422, 507]),
             }),
         },
         Op {
@@ -603,9 +557,7 @@ fn project_operations() -> Vec<Op> {
                 "parameters": [dataset_name("project")],
                 "responses": with_key_errors(json!({
                     "200": one_project("The project."),
-                    "400": error_response(400),
-                    "404": error_response(404),
-                })),
+                }), &[400, 404]),
             }),
         },
         Op {
@@ -625,13 +577,7 @@ fn project_operations() -> Vec<Op> {
                 "requestBody": json_body("The fields to change.", schema("DatasetPatch")),
                 "responses": with_key_errors(json!({
                     "200": one_project("The project after the change."),
-                    "400": error_response(400),
-                    "404": error_response(404),
-                    "409": error_response(409),
-                    "413": error_response(413),
-                    "422": error_response(422),
-                    "507": error_response(507),
-                })),
+                }), &[400, 404, 409, 413, 422, 507]),
             }),
         },
         Op {
@@ -649,10 +595,7 @@ fn project_operations() -> Vec<Op> {
                 "parameters": [dataset_name("project")],
                 "responses": with_key_errors(json!({
                     "200": json_response("What was deleted.", schema("DatasetDeleted")),
-                    "400": error_response(400),
-                    "403": error_response(403),
-                    "404": error_response(404),
-                })),
+                }), &[400, 403, 404]),
             }),
         },
     ]
@@ -725,6 +668,22 @@ fn pagination() -> Value {
             "has_more": {"type": "boolean", "description": "Whether a later page holds more."},
         },
     })
+}
+
+/// A page of `item` under `key` and again under `data`, with its total (`what` in all
+/// pages), limit and offset, and (`paged`) the `pagination` block.
+fn page_of(description: &str, key: &str, item: &str, what: &str, paged: bool) -> Value {
+    let mut fields = json!({
+        "data": {"type": "array", "items": schema(item), "description": "The same page."},
+        "total": {"type": "integer", "description": format!("{what} in all pages.")},
+        "limit": {"type": "integer"},
+        "offset": {"type": "integer"},
+    });
+    fields[key] = json!({"type": "array", "items": schema(item)});
+    if paged {
+        fields["pagination"] = pagination();
+    }
+    all_required(description, fields)
 }
 
 /// `{"type": "object", …}` with the given fields, each of them required.
@@ -886,29 +845,22 @@ pub(super) fn schemas() -> Vec<(String, Value)> {
         ),
         (
             "DatasetList".into(),
-            all_required(
+            page_of(
                 "A page of datasets.",
-                json!({
-                    "datasets": {"type": "array", "items": schema("Dataset")},
-                    "data": {"type": "array", "items": schema("Dataset"), "description": "The same page."},
-                    "total": {"type": "integer", "description": "Datasets in all pages."},
-                    "limit": {"type": "integer"},
-                    "offset": {"type": "integer"},
-                    "pagination": pagination(),
-                }),
+                "datasets",
+                "Dataset",
+                "Datasets",
+                true,
             ),
         ),
         (
             "ProjectList".into(),
-            all_required(
+            page_of(
                 "A page of projects.",
-                json!({
-                    "projects": {"type": "array", "items": schema("Project")},
-                    "data": {"type": "array", "items": schema("Project"), "description": "The same page."},
-                    "total": {"type": "integer", "description": "Projects in all pages."},
-                    "limit": {"type": "integer"},
-                    "offset": {"type": "integer"},
-                }),
+                "projects",
+                "Project",
+                "Projects",
+                false,
             ),
         ),
         (
@@ -1214,16 +1166,12 @@ pub(super) fn schemas() -> Vec<(String, Value)> {
         ),
         (
             "ExportJobList".into(),
-            all_required(
+            page_of(
                 "A page of export jobs, newest first.",
-                json!({
-                    "exports": {"type": "array", "items": schema("ExportJob")},
-                    "data": {"type": "array", "items": schema("ExportJob"), "description": "The same page."},
-                    "total": {"type": "integer", "description": "Jobs in all pages."},
-                    "limit": {"type": "integer"},
-                    "offset": {"type": "integer"},
-                    "pagination": pagination(),
-                }),
+                "exports",
+                "ExportJob",
+                "Jobs",
+                true,
             ),
         ),
         (

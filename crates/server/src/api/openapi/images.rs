@@ -309,10 +309,7 @@ fn list_images() -> Op {
             "parameters": params,
             "responses": with_key_errors(json!({
                 "200": json_response("The page.", schema("ImageList")),
-                "400": error_response(400),
-                "404": error_response(404),
-                "422": error_response(422),
-            })),
+            }), &[400, 404, 422]),
         }),
     }
 }
@@ -338,14 +335,7 @@ fn upload_operations() -> Vec<Op> {
                 "requestBody": json_or_form_body("The file to upload.", "UploadUrlRequest"),
                 "responses": with_key_errors(json!({
                     "200": json_response("The signed URL.", schema("UploadUrl")),
-                    "400": error_response(400),
-                    "404": error_response(404),
-                    "409": error_response(409),
-                    "413": error_response(413),
-                    "415": error_response(415),
-                    "422": error_response(422),
-                    "507": error_response(507),
-                })),
+                }), &[400, 404, 409, 413, 415, 422, 507]),
             }),
         },
         Op {
@@ -369,14 +359,7 @@ fn upload_operations() -> Vec<Op> {
                 "requestBody": json_or_form_body("The upload to register.", "RegisterRequest"),
                 "responses": with_key_errors(json!({
                     "201": json_response("The image.", schema("RegisteredImage")),
-                    "400": error_response(400),
-                    "404": error_response(404),
-                    "409": error_response(409),
-                    "413": error_response(413),
-                    "415": error_response(415),
-                    "422": error_response(422),
-                    "507": error_response(507),
-                })),
+                }), &[400, 404, 409, 413, 415, 422, 507]),
             }),
         },
         Op {
@@ -400,14 +383,7 @@ fn upload_operations() -> Vec<Op> {
                 "requestBody": json_body("The dataset and its files.", schema("BulkUploadUrlRequest")),
                 "responses": with_key_errors(json!({
                     "200": json_response("One signed URL per file.", schema("BulkUploadUrls")),
-                    "400": error_response(400),
-                    "404": error_response(404),
-                    "409": error_response(409),
-                    "413": error_response(413),
-                    "415": error_response(415),
-                    "422": error_response(422),
-                    "507": error_response(507),
-                })),
+                }), &[400, 404, 409, 413, 415, 422, 507]),
             }),
         },
         Op {
@@ -435,13 +411,7 @@ fn upload_operations() -> Vec<Op> {
                         "What was registered and what was not.",
                         schema("BulkRegisterResult"),
                     ),
-                    "400": error_response(400),
-                    "404": error_response(404),
-                    "409": error_response(409),
-                    "413": error_response(413),
-                    "422": error_response(422),
-                    "507": error_response(507),
-                })),
+                }), &[400, 404, 409, 413, 422, 507]),
             }),
         },
     ]
@@ -451,19 +421,12 @@ fn upload_operations() -> Vec<Op> {
 fn image_operations() -> Vec<Op> {
     let [dataset, path] = dataset_path_params();
     let [range, if_none_match] = byte_request_headers();
-    let bytes_responses = || {
-        let mut r = byte_responses();
-        for status in [400, 404] {
-            r[status.to_string()] = error_response(status);
-        }
-        with_key_errors(r)
-    };
+    let bytes_responses = || with_key_errors(byte_responses(), &[400, 404]);
     let metadata_responses = || {
-        with_key_errors(json!({
-            "200": json_response("The image.", schema("ImageMetadata")),
-            "400": error_response(400),
-            "404": error_response(404),
-        }))
+        with_key_errors(
+            json!({"200": json_response("The image.", schema("ImageMetadata"))}),
+            &[400, 404],
+        )
     };
     let permanent = query_param(
         "permanent",
@@ -472,12 +435,10 @@ fn image_operations() -> Vec<Op> {
         json!({"type": "boolean", "default": false}),
     );
     let delete_responses = || {
-        with_key_errors(json!({
-            "200": json_response("What was done.", schema("ImageDeleted")),
-            "400": error_response(400),
-            "404": error_response(404),
-            "422": error_response(422),
-        }))
+        with_key_errors(
+            json!({"200": json_response("What was done.", schema("ImageDeleted"))}),
+            &[400, 404, 422],
+        )
     };
     let delete_description = "Archives the image (a soft delete: it leaves listings and \
         counts, its name is free again, and it can be restored with a batch update), or with \

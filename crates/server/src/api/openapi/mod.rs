@@ -275,13 +275,19 @@ pub(super) fn idempotency_key() -> Value {
     })
 }
 
-/// Responses with the errors every key route may answer (401, 429, 500) added to `own`.
-pub(super) fn with_key_errors(own: Value) -> Value {
+/// The responses `own` with the error responses of `statuses` added.
+pub(super) fn with_errors(own: Value, statuses: &[u16]) -> Value {
     let mut all = own;
-    for status in [401, 429, 500] {
+    for &status in statuses {
         all[status.to_string()] = error_response(status);
     }
     all
+}
+
+/// The responses `own` with the error responses of `statuses` and of those every key route
+/// may answer (401, 429, 500) added.
+pub(super) fn with_key_errors(own: Value, statuses: &[u16]) -> Value {
+    with_errors(with_errors(own, statuses), &[401, 429, 500])
 }
 
 #[cfg(test)]
