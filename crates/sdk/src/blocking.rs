@@ -1,9 +1,10 @@
 //! A blocking client: the same calls as [`crate::Client`] for programs without an async
 //! runtime, in the style of the Python SDK's examples.
 //!
-//! It owns a small Tokio runtime and waits for each call on it, so it must not be used from
-//! inside an async task (use [`crate::Client`] there). Dropping it closes its connection
-//! pool and runtime: the Rust counterpart of the Python client's context manager.
+//! It owns a small Tokio runtime and waits for each call on it, so its calls must not be made
+//! from inside an async task (use [`crate::Client`] there). Dropping it closes its connection
+//! pool and runtime: the Rust counterpart of the Python client's context manager. Dropping it
+//! is safe anywhere, inside an async task too.
 //!
 //! ```no_run
 //! use pictograph::blocking::Client;
@@ -39,7 +40,27 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct Client {
     inner: crate::Client,
-    runtime: Arc<tokio::runtime::Runtime>,
+    runtime: Arc<Runtime>,
+}
+
+/// The client's runtime, shut down without waiting when the last clone is dropped inside an
+/// async context (where a plain drop of a runtime panics).
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Runtime")
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                rt.shutdown_background();
+            }
+        }
+    }
 }
 
 impl Client {
@@ -64,7 +85,7 @@ impl Client {
             .map_err(|e| Error::Config(format!("cannot start the client's runtime: {e}")))?;
         Ok(Client {
             inner,
-            runtime: Arc::new(runtime),
+            runtime: Arc::new(Runtime(Some(runtime))),
         })
     }
 
@@ -80,15 +101,19 @@ impl Client {
 
     /// Runs any future of the async API to completion (for calls without a blocking twin).
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
+        self.runtime
+            .0
+            .as_ref()
+            .expect("the runtime lives as long as the client")
+            .block_on(future)
     }
 
-    /// Datasets: list, get, list_images, download.
+    /// Datasets: list, iter, get, get_by_id, list_images, download.
     pub fn datasets(&self) -> Datasets<'_> {
         Datasets(self)
     }
 
-    /// Projects: create, update, delete, get, list.
+    /// Projects: create, update, delete, get, list, iter.
     pub fn projects(&self) -> Projects<'_> {
         Projects(self)
     }
@@ -129,9 +154,27 @@ impl Client {
 pub struct Datasets<'a>(&'a Client);
 
 impl Datasets<'_> {
-    /// Up to `limit` datasets, newest first.
+    /// Up to `limit` datasets, oldest first (see [`crate::Datasets::list`]).
     pub fn list(&self, limit: usize) -> Result<Vec<Dataset>> {
         self.0.block_on(self.0.inner.datasets().list(limit))
+    }
+
+    /// Every dataset, oldest first, fetched a page at a time as the iterator advances (see
+    /// [`crate::Datasets::iter`]).
+    ///
+    /// ```no_run
+    /// # fn run(client: pictograph::blocking::Client) -> pictograph::Result<()> {
+    /// for ds in client.datasets().iter().page_size(100) {
+    ///     println!("{}", ds?.name);
+    /// }
+    /// let all = client.datasets().iter().all()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn iter(&self) -> Pager<'_, Dataset> {
+        Pager {
+            client: self.0,
+            inner: self.0.inner.datasets().iter(),
+        }
     }
 
     /// One page: `limit` datasets after skipping `offset`.
@@ -205,6 +248,55 @@ impl Projects<'_> {
     /// One page of projects.
     pub fn list(&self, limit: usize, offset: usize) -> Result<Vec<Project>> {
         self.0.block_on(self.0.inner.projects().list(limit, offset))
+    }
+
+    /// Every project, oldest first, a page at a time (see [`crate::Projects::iter`]).
+    pub fn iter(&self) -> Pager<'_, Project> {
+        Pager {
+            client: self.0,
+            inner: self.0.inner.projects().iter(),
+        }
+    }
+}
+
+/// A blocking [`crate::Pager`]: an [`Iterator`] of items that fetches the next page when the
+/// current one is used up. Nothing is fetched before the first call to `next`.
+#[derive(Debug)]
+pub struct Pager<'a, T> {
+    client: &'a Client,
+    inner: crate::Pager<T>,
+}
+
+impl<T: Send + 'static> Pager<'_, T> {
+    /// Items per request (see [`crate::Pager::page_size`]).
+    pub fn page_size(mut self, n: usize) -> Self {
+        self.inner = self.inner.page_size(n);
+        self
+    }
+
+    /// Stops after `n` items (0 fetches nothing).
+    pub fn max_total(mut self, n: usize) -> Self {
+        self.inner = self.inner.max_total(n);
+        self
+    }
+
+    /// Collects every item.
+    pub fn all(self) -> Result<Vec<T>> {
+        self.client.block_on(self.inner.all())
+    }
+
+    /// The first item, fetching a single page.
+    pub fn first(self) -> Result<Option<T>> {
+        self.client.block_on(self.inner.first())
+    }
+}
+
+impl<T: Send + 'static> Iterator for Pager<'_, T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        use futures::StreamExt;
+        self.client.block_on(self.inner.next())
     }
 }
 

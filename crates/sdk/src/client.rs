@@ -22,7 +22,7 @@ pub const DEFAULT_MAX_RETRIES: u32 = 3;
 pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 
 /// A Pictograph API client. Cheap to clone: every clone and every resource shares one
-/// connection pool.
+/// connection pool. Its `Debug` output shows the base URL and retries, never the API key.
 ///
 /// ```no_run
 /// # async fn run() -> pictograph::Result<()> {
@@ -102,7 +102,9 @@ impl Client {
 
 /// Configures a [`Client`]. Precedence for every setting: the builder, then the
 /// `PICTOGRAPH_*` environment variable, then the default.
-#[derive(Debug, Clone, Default)]
+///
+/// Its `Debug` output never shows the API key, only whether one is set.
+#[derive(Clone, Default)]
 pub struct ClientBuilder {
     api_key: Option<String>,
     base_url: Option<String>,
@@ -112,6 +114,21 @@ pub struct ClientBuilder {
     max_retry_after: Option<Duration>,
     backoff: Option<(Duration, Duration)>,
     on_retry: Option<RetryHook>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("user_agent", &self.user_agent)
+            .field("max_retry_after", &self.max_retry_after)
+            .field("backoff", &self.backoff)
+            .field("on_retry", &self.on_retry)
+            .finish()
+    }
 }
 
 impl ClientBuilder {

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::http::{field, segment, Req};
 use crate::models::{Dataset, Image, Status};
 use crate::pager::Pager;
-use crate::projects::list_page;
+use crate::projects::{list_page, LIST_CAP};
 use futures::StreamExt;
 use pictograph_core::names;
 use reqwest::Method;
@@ -311,12 +311,14 @@ impl Datasets {
         Datasets { client }
     }
 
-    /// The first `limit` datasets of the organisation (server cap 1000).
+    /// The first `limit` datasets of the organisation, oldest first (server cap 1000, a
+    /// larger `limit` is [`Error::Validation`]; 0 answers an empty list without a request).
     pub async fn list(&self, limit: usize) -> Result<Vec<Dataset>> {
         list_page(&self.client, "/datasets/", "datasets", limit, 0).await
     }
 
-    /// One page of datasets: `limit` (server cap 1000) starting at `offset`.
+    /// One page of datasets: `limit` (server cap 1000; 0 answers an empty list without a
+    /// request) starting at `offset`, oldest first.
     pub async fn list_page(&self, limit: usize, offset: usize) -> Result<Vec<Dataset>> {
         list_page(&self.client, "/datasets/", "datasets", limit, offset).await
     }
@@ -380,10 +382,11 @@ impl Datasets {
         }
     }
 
-    /// Every dataset, as an auto-paging stream (page size 100 unless set).
+    /// Every dataset, oldest first, as an auto-paging stream (page size 100 unless set, at
+    /// most 1000).
     pub fn iter(&self) -> Pager<Dataset> {
         let client = self.client.clone();
-        Pager::new(100, move |offset, limit| {
+        Pager::new(100, LIST_CAP, move |offset, limit| {
             let client = client.clone();
             Box::pin(
                 async move { list_page(&client, "/datasets/", "datasets", limit, offset).await },

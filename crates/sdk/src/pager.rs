@@ -29,6 +29,8 @@ type Fetch<T> = Arc<dyn Fn(usize, usize) -> BoxFuture<'static, Result<Vec<T>>> +
 pub struct Pager<T> {
     fetch: Fetch<T>,
     page_size: usize,
+    /// The largest page the server serves.
+    max_page: usize,
     max_total: Option<usize>,
     stream: Option<BoxStream<'static, Result<T>>>,
 }
@@ -53,21 +55,25 @@ struct State<T> {
 }
 
 impl<T: Send + 'static> Pager<T> {
+    /// A pager of `page_size` items a page, over a listing that serves at most `max_page`.
     pub(crate) fn new(
         page_size: usize,
+        max_page: usize,
         fetch: impl Fn(usize, usize) -> BoxFuture<'static, Result<Vec<T>>> + Send + Sync + 'static,
     ) -> Pager<T> {
         Pager {
             fetch: Arc::new(fetch),
             page_size,
+            max_page: max_page.max(1),
             max_total: None,
             stream: None,
         }
     }
 
-    /// Items per request (at least 1).
+    /// Items per request: at least 1, and at most what the server serves in one page (1000
+    /// datasets or projects); a larger value asks for that many.
     pub fn page_size(mut self, n: usize) -> Self {
-        self.page_size = n.max(1);
+        self.page_size = n.clamp(1, self.max_page);
         self
     }
 
@@ -91,7 +97,7 @@ impl<T: Send + 'static> Pager<T> {
     fn start(&mut self) -> BoxStream<'static, Result<T>> {
         let state = State {
             fetch: self.fetch.clone(),
-            page_size: self.page_size.max(1),
+            page_size: self.page_size.clamp(1, self.max_page),
             remaining: self.max_total,
             offset: 0,
             buffer: VecDeque::new(),
@@ -142,7 +148,7 @@ mod tests {
     use std::sync::Mutex;
 
     fn pager(total: usize, calls: Arc<Mutex<Vec<(usize, usize)>>>) -> Pager<usize> {
-        Pager::new(100, move |offset, limit| {
+        Pager::new(100, 1000, move |offset, limit| {
             calls.lock().unwrap().push((offset, limit));
             let items: Vec<usize> = (offset..total.min(offset + limit)).collect();
             Box::pin(async move { Ok(items) })

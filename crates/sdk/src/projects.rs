@@ -149,15 +149,17 @@ impl Projects {
         field(v, &["project", "data", "dataset"])
     }
 
-    /// One page of projects.
+    /// One page of projects: up to `limit` (server cap 1000; 0 answers an empty list
+    /// without a request) starting at `offset`, oldest first.
     pub async fn list(&self, limit: usize, offset: usize) -> Result<Vec<Project>> {
         list_page(&self.client, "/projects/", "projects", limit, offset).await
     }
 
-    /// Every project, a page of `page_size` (default 50) at a time.
+    /// Every project, oldest first, a page of `page_size` (default 50, at most 1000) at a
+    /// time.
     pub fn iter(&self) -> Pager<Project> {
         let client = self.client.clone();
-        Pager::new(50, move |offset, limit| {
+        Pager::new(50, LIST_CAP, move |offset, limit| {
             let client = client.clone();
             Box::pin(
                 async move { list_page(&client, "/projects/", "projects", limit, offset).await },
@@ -166,7 +168,11 @@ impl Projects {
     }
 }
 
-/// One page of a list endpoint, read from `key` (or `data`).
+/// Largest page the server serves of datasets and projects.
+pub(crate) const LIST_CAP: usize = 1000;
+
+/// One page of a list endpoint, read from `key` (or `data`). A `limit` of 0 answers an
+/// empty page without asking the server (which serves 1 to [`LIST_CAP`] per page).
 pub(crate) async fn list_page<T: serde::de::DeserializeOwned>(
     client: &Client,
     path: &str,
@@ -174,7 +180,10 @@ pub(crate) async fn list_page<T: serde::de::DeserializeOwned>(
     limit: usize,
     offset: usize,
 ) -> Result<Vec<T>> {
-    let mut req = Req::api(Method::GET, path).query("limit", limit.max(1));
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut req = Req::api(Method::GET, path).query("limit", limit);
     if offset > 0 {
         req = req.query("offset", offset);
     }

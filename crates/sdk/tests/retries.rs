@@ -362,6 +362,55 @@ async fn dropped_connections_are_retried() {
     assert_eq!(f.seen().len(), 2);
 }
 
+/// A 200 whose JSON body breaks off: the headers announce more bytes than are sent before
+/// the connection closes.
+fn cut_short(body: &str) -> Vec<u8> {
+    let mut r = response("200 OK", &[], body);
+    let keep = r.len() - body.len() / 2;
+    r.truncate(keep);
+    r
+}
+
+#[tokio::test]
+async fn a_json_body_cut_short_is_retried() {
+    // Used to fail at once with a transport error: only failures before the headers were
+    // retried.
+    let f = Fault::start(vec![
+        cut_short(LIST),
+        cut_short(LIST),
+        response("200 OK", &[], LIST),
+    ])
+    .await;
+    assert_eq!(f.client(3).datasets().list(5).await.unwrap().len(), 1);
+    assert_eq!(f.seen().len(), 3);
+
+    // A write too, with the same idempotency key, so the server runs it once.
+    let f = Fault::start(vec![
+        cut_short(PROJECT),
+        response("201 Created", &[], PROJECT),
+    ])
+    .await;
+    let p = f
+        .client(2)
+        .projects()
+        .create("ds", CreateProject::default())
+        .await
+        .unwrap();
+    assert_eq!(p.id, "p1");
+    let seen = f.seen();
+    assert_eq!(seen.len(), 2);
+    let key = |s: &Seen| s.headers.get("idempotency-key").cloned();
+    assert!(key(&seen[0]).is_some());
+    assert_eq!(key(&seen[0]), key(&seen[1]));
+
+    // Within the budget only.
+    let f = Fault::start(vec![cut_short(LIST)]).await;
+    let e = f.client(1).datasets().list(5).await.unwrap_err();
+    assert!(matches!(e, Error::Transport(_)), "{e:?}");
+    assert!(e.is_transient());
+    assert_eq!(f.seen().len(), 2);
+}
+
 #[tokio::test]
 async fn an_interrupted_download_leaves_no_partial_file() {
     let full: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
