@@ -930,3 +930,202 @@ async fn an_empty_dataset_exports_its_classes() {
         }
     }
 }
+
+/// Images whose output files would collide: `a.jpg` and `a.png` (one label file in YOLO and
+/// VOC), `/x.png` and `/train/x.png` (one path in the YOLO layout), and an image `b.png` next
+/// to a folder `/b.png`. Uploaded in this order (the export's order), each with its own size
+/// and box.
+const CLASHING: [(&str, &str); 6] = [
+    ("/", "a.jpg"),
+    ("/", "a.png"),
+    ("/", "x.png"),
+    ("/train", "x.png"),
+    ("/", "b.png"),
+    ("/b.png", "c.png"),
+];
+
+/// (width, height, annotations) of every image, sorted: what a dataset holds, whatever the
+/// names (every image of [`CLASHING`] has its own size).
+fn contents(state: &State) -> Vec<(u32, u32, Vec<Value>)> {
+    let mut v: Vec<_> = state.values().cloned().collect();
+    v.sort_by_key(|(w, h, _)| (*w, *h));
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_sharing_output_names_are_numbered_in_every_format() {
+    let s = start().await;
+    let client = s.client();
+    let ds = client
+        .projects()
+        .create("clash", pictograph::CreateProject::default())
+        .await
+        .unwrap();
+    for (i, (folder, name)) in CLASHING.iter().enumerate() {
+        let (w, h) = (40 + i as u32, 30 + i as u32);
+        let file = s.path(&format!("up/{i}/{name}"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([i as u8, x as u8, y as u8]));
+        let format = if name.ends_with(".jpg") {
+            image::ImageFormat::Jpeg
+        } else {
+            image::ImageFormat::Png
+        };
+        img.save_with_format(&file, format).unwrap();
+        let up = client
+            .images()
+            .upload(
+                &ds.id,
+                &file,
+                pictograph::UploadOptions::default().folder_path(*folder),
+            )
+            .await
+            .unwrap();
+        let b = i as f64;
+        let ann = Annotation::bbox(format!("box-{i}"), "car", [1.0 + b, 2.0, 10.0 + b, 5.0]);
+        client.annotations().save(&up.id, &[ann]).await.unwrap();
+    }
+    let before = state(&client, "clash").await;
+    assert_eq!(before.len(), CLASHING.len());
+
+    let expected: [(&str, &[&str], u64); 4] = [
+        (
+            "yolo",
+            &[
+                "images/train/a.jpg",
+                "images/train/a-2.png",
+                "images/train/x.png",
+                "images/train/x-2.png",
+                "images/train/b.png",
+                "images/train/b-2.png/c.png",
+                "labels/train/a.txt",
+                "labels/train/a-2.txt",
+                "labels/train/x.txt",
+                "labels/train/x-2.txt",
+                "labels/train/b.txt",
+                "labels/train/b-2.png/c.txt",
+            ],
+            3,
+        ),
+        (
+            "voc",
+            &[
+                "JPEGImages/a.jpg",
+                "JPEGImages/a-2.png",
+                "JPEGImages/x.png",
+                "JPEGImages/train/x.png",
+                "JPEGImages/b.png",
+                "JPEGImages/b-2.png/c.png",
+                "Annotations/a.xml",
+                "Annotations/a-2.xml",
+                "Annotations/x.xml",
+                "Annotations/train/x.xml",
+                "Annotations/b.xml",
+                "Annotations/b-2.png/c.xml",
+            ],
+            2,
+        ),
+        (
+            "coco",
+            &[
+                "images/a.jpg",
+                "images/a.png",
+                "images/x.png",
+                "images/train/x.png",
+                "images/b.png",
+                "images/b-2.png/c.png",
+            ],
+            1,
+        ),
+        (
+            "pictograph",
+            &[
+                "images/a.jpg",
+                "images/a.png",
+                "images/x.png",
+                "images/train/x.png",
+                "images/b.png",
+                "images/b-2.png/c.png",
+            ],
+            1,
+        ),
+    ];
+    for (format, files, renamed) in expected {
+        let (out, v) = s.export("clash", format, &format!("clash-{format}"), &[]);
+        assert_eq!(v["images"], 6, "{format}: {v}");
+        assert_eq!(
+            warning(&v, "renamed_to_avoid_collision"),
+            renamed,
+            "{format}: {v}"
+        );
+        assert_eq!(warning(&v, "label_file_shared"), 0, "{format}: {v}");
+        let written = tree(&out);
+        for f in files {
+            assert!(
+                written.contains_key(*f),
+                "{format}: no {f} in {:?}",
+                written.keys()
+            );
+        }
+        // Each image file holds its own image.
+        let images = written.keys().filter(|k| {
+            let k = k.as_str();
+            k.ends_with(".png") || k.ends_with(".jpg")
+        });
+        assert_eq!(images.count(), 6, "{format}: {:?}", written.keys());
+
+        // Run twice, the export names every file the same way; so does the server's archive.
+        let (again, _) = s.export("clash", format, &format!("clash-{format}-again"), &[]);
+        assert_eq!(tree(&again), written, "{format}");
+        let archive = s.path(&format!("clash-{format}.tar"));
+        let server_side = s
+            .run(&[
+                "export",
+                "clash",
+                archive.to_str().unwrap(),
+                "--format",
+                format,
+                "--server",
+                "--json",
+            ])
+            .ok();
+        assert_eq!(server_side["warnings"], v["warnings"], "{format}");
+        let unpacked = s.path(&format!("clash-{format}-unpacked"));
+        std::fs::create_dir_all(&unpacked).unwrap();
+        let tar = Command::new("tar")
+            .arg("-xf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&unpacked)
+            .output()
+            .unwrap();
+        assert!(
+            tar.status.success(),
+            "{}",
+            String::from_utf8_lossy(&tar.stderr)
+        );
+        assert!(tree(&unpacked) == written, "{format}: the archive differs");
+
+        // Read back, every image comes with its own labels.
+        let copy = format!("clash {format}");
+        let imported = s.import(&out, format, &copy);
+        assert_eq!(imported["uploaded"], 6, "{format}: {imported}");
+        let after = state(&client, &copy).await;
+        if format == "pictograph" {
+            assert_eq!(after, before, "the lossless format keeps the names");
+        }
+        let (a, b) = (contents(&before), contents(&after));
+        assert_eq!(a.len(), b.len(), "{format}");
+        for ((w, h, anns), (w2, h2, anns2)) in a.iter().zip(&b) {
+            assert_eq!((w, h), (w2, h2), "{format}");
+            let (boxes, boxes2): (Vec<&Value>, Vec<&Value>) = (
+                anns.iter().map(|x| &x["bounding_box"]).collect(),
+                anns2.iter().map(|x| &x["bounding_box"]).collect(),
+            );
+            assert!(
+                close(&json!(boxes), &json!(boxes2), 1e-9),
+                "{format}: {w}x{h}: {boxes:?} != {boxes2:?}"
+            );
+        }
+    }
+}

@@ -8,8 +8,8 @@
 
 use crate::shape::{read_annotation, Shape};
 use crate::{
-    note_common_losses, Body, Classes, ExportOptions, Finished, ImageInfo, OutFile, Warnings,
-    Writer,
+    note_common_losses, place_image, Body, Classes, ExportOptions, Finished, ImageInfo, Names,
+    OutFile, Placement, Warnings, Writer,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -29,6 +29,7 @@ pub struct CocoWriter {
     classes: Classes,
     /// Category indices used by keypoints.
     keypoint_classes: BTreeSet<usize>,
+    names: Names,
     warnings: Warnings,
 }
 
@@ -48,6 +49,7 @@ impl CocoWriter {
             images: 0,
             annotations: 0,
             keypoint_classes: BTreeSet::new(),
+            names: Names::new(None),
             warnings: Warnings::default(),
         })
     }
@@ -74,11 +76,25 @@ fn ring_area(ring: &[[f64; 2]]) -> f64 {
 }
 
 impl Writer for CocoWriter {
-    fn image_path(&self, image: &ImageInfo) -> String {
-        format!("images/{}", image.rel_path())
+    fn place(&mut self, image: &ImageInfo) -> Placement {
+        let (folders, filename) = image.levels();
+        place_image(
+            &mut self.names,
+            &mut self.warnings,
+            "images",
+            "",
+            &folders,
+            image,
+            &filename,
+        )
     }
 
-    fn add(&mut self, image: &ImageInfo, annotations: &[Value]) -> io::Result<Vec<OutFile>> {
+    fn add(
+        &mut self,
+        image: &ImageInfo,
+        place: &Placement,
+        annotations: &[Value],
+    ) -> io::Result<Vec<OutFile>> {
         self.images += 1;
         let image_id = self.images;
         if image_id > 1 {
@@ -88,7 +104,7 @@ impl Writer for CocoWriter {
             &mut self.main,
             &json!({
                 "id": image_id,
-                "file_name": image.rel_path(),
+                "file_name": place.rel,
                 "width": image.width,
                 "height": image.height,
             }),
@@ -238,9 +254,13 @@ mod tests {
                 1.0,
             ),
         ];
-        assert_eq!(w.image_path(&image("/a/b", "x.png")), "images/a/b/x.png");
-        assert!(w.add(&image("/a/b", "x.png"), &anns).unwrap().is_empty());
-        w.add(&image("/", "y.png"), &[]).unwrap();
+        let x = image("/a/b", "x.png");
+        let place = w.place(&x);
+        assert_eq!(place.path, "images/a/b/x.png");
+        assert!(w.add(&x, &place, &anns).unwrap().is_empty());
+        let y = image("/", "y.png");
+        let place = w.place(&y);
+        w.add(&y, &place, &[]).unwrap();
         let done = w.finish().unwrap();
         assert_eq!(done.files.len(), 1);
         let Body::File(mut f) = done.files.into_iter().next().unwrap().body else {

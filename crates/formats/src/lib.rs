@@ -6,7 +6,13 @@
 //! annotations) at a time and hand back the small files that belong to it; whatever must be
 //! written after the last image (COCO's single JSON file, `data.yaml`, ...) is spooled to
 //! temporary files, so memory stays flat whatever the dataset size. The caller puts the image
-//! bytes at [`Writer::image_path`].
+//! bytes at the path [`Writer::place`] gave it.
+//!
+//! No two images share an output file: an image whose file or label file an earlier image
+//! (in the export's order) already has, or whose path a folder already takes (or the
+//! reverse), is numbered as `pictograph download` numbers names (`a-2.png`, `a-3.png`, …; a
+//! folder as `b-2.png/`), and reported once with its count. Memory holds a 64-bit hash per
+//! image and per folder given out, never the paths.
 //!
 //! Parsers read a folder in one of the formats back into images and canonical annotations:
 //! [`ImportReader`] a chunk of images at a time (memory holds one chunk, whatever the folder's
@@ -33,7 +39,7 @@ mod yolo;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io;
 
@@ -102,16 +108,42 @@ impl ImageInfo {
     /// level longer than file systems allow (255 bytes) is shortened, as
     /// [`shorten`](pictograph_core::names::shorten) does.
     pub fn rel_path(&self) -> String {
-        let fit = |part: &str| pictograph_core::names::shorten(part, 255);
-        let mut path: Vec<String> = self
+        let (mut path, name) = self.levels();
+        path.push(name);
+        path.join("/")
+    }
+
+    /// The folder levels and the file name of [`ImageInfo::rel_path`].
+    fn levels(&self) -> (Vec<String>, String) {
+        let folders = self
             .folder
             .split('/')
             .filter(|s| !s.is_empty())
             .map(fit)
             .collect();
-        path.push(fit(&self.filename));
-        path.join("/")
+        (folders, fit(&self.filename))
     }
+
+    /// The image's place in the dataset as users see it: `/a/b/x.jpg`.
+    fn shown(&self) -> String {
+        format!("{}/{}", self.folder.trim_end_matches('/'), self.filename)
+    }
+}
+
+/// A path level cut to what file systems allow (255 bytes).
+fn fit(part: &str) -> String {
+    pictograph_core::names::shorten(part, 255)
+}
+
+/// Where [`Writer::place`] put an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// Where the image's bytes go, relative to the export root (`/`-separated), e.g.
+    /// `images/train/a-2.png`.
+    pub path: String,
+    /// The same path below the format's image folder (`train/a-2.png`): what label files
+    /// and manifests are named after.
+    pub rel: String,
 }
 
 /// Settings of an export.
@@ -222,14 +254,24 @@ pub struct Finished {
     pub warnings: Vec<Warning>,
 }
 
-/// A streaming export writer: call [`Writer::add`] once per image, then [`Writer::finish`].
+/// A streaming export writer: call [`Writer::place`] once per image, in the export's order,
+/// then [`Writer::add`] with that placement (the placements of a page may all come first),
+/// then [`Writer::finish`].
 pub trait Writer: Send {
-    /// Where the image's bytes go in the export (relative, `/`-separated).
-    fn image_path(&self, image: &ImageInfo) -> String;
+    /// Gives the next image its path in the export: the path of its name and folder, unless
+    /// an earlier image or folder already took that path or the image's label file; then the
+    /// name (or the folder) is numbered (`a-2.png`), the same way on every run of the same
+    /// images in the same order.
+    fn place(&mut self, image: &ImageInfo) -> Placement;
 
-    /// Converts one image's canonical annotations; answers the files that belong to it
-    /// (label files), possibly none.
-    fn add(&mut self, image: &ImageInfo, annotations: &[Value]) -> io::Result<Vec<OutFile>>;
+    /// Converts one image's canonical annotations (`place` is what [`Writer::place`] gave
+    /// it); answers the files that belong to it (label files), possibly none.
+    fn add(
+        &mut self,
+        image: &ImageInfo,
+        place: &Placement,
+        annotations: &[Value],
+    ) -> io::Result<Vec<OutFile>>;
 
     /// The files written after the last image, and the warnings.
     fn finish(self: Box<Self>) -> io::Result<Finished>;
@@ -272,18 +314,162 @@ impl Classes {
     }
 }
 
-/// The label files an export wrote so far, to notice an image whose label file another image
-/// already has (`a.jpg` and `a.png` share `a.txt`). Holds a 64-bit hash per image, not its path.
+/// The names an export gave out so far, so that no two images share a file (their image
+/// file or label file) and no file takes a folder's path, or the reverse. Holds one 64-bit
+/// hash per image and per folder, never a path: for a format with label files (`label`, the
+/// extension that replaces the image's), the hash of the image's path without its extension,
+/// which is what its two files share with another image's.
+///
+/// Every check is exact but one: a folder whose name has an extension other than the label
+/// files' (`v1.2`, `b.jpg`) is numbered when an earlier image of the same folder has its
+/// name but for the extension (`v1.png`, `b.png`), as the extension is not kept.
 #[derive(Debug, Default)]
-struct LabelPaths(std::collections::HashSet<u64>);
+struct Names {
+    label: Option<&'static str>,
+    hashes: HashSet<u64>,
+}
 
-impl LabelPaths {
-    /// Records `path`; false when it was written before.
-    fn first(&mut self, path: &str) -> bool {
+/// What a hash in [`Names`] stands for.
+#[derive(Clone, Copy, Hash)]
+enum Kind {
+    /// A folder.
+    Folder,
+    /// An image: its path, or with label files its path without the extension.
+    Image,
+    /// With label files: an image without an extension, by its path.
+    Bare,
+}
+
+impl Names {
+    /// The names of a format whose images have label files named like them with `label` as
+    /// their extension; `None` for images alone.
+    fn new(label: Option<&'static str>) -> Names {
+        Names {
+            label,
+            hashes: HashSet::new(),
+        }
+    }
+
+    fn key(kind: Kind, path: &str) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
+        kind.hash(&mut h);
         path.hash(&mut h);
-        self.0.insert(h.finish())
+        h.finish()
+    }
+
+    fn has(&self, kind: Kind, path: &str) -> bool {
+        self.hashes.contains(&Names::key(kind, path))
+    }
+
+    /// Whether an earlier image has a file (image or label file) at the path `dir` + `level`.
+    fn file_at(&self, dir: &str, level: &str) -> bool {
+        let Some(label) = self.label else {
+            return self.has(Kind::Image, &format!("{dir}{level}"));
+        };
+        let stem = strip_extension(level);
+        let path = format!("{dir}{stem}");
+        if stem.len() == level.len() {
+            self.has(Kind::Bare, &path)
+        } else if &level[stem.len() + 1..] == label {
+            self.has(Kind::Image, &path) || self.has(Kind::Bare, &path)
+        } else {
+            self.has(Kind::Image, &path)
+        }
+    }
+
+    /// Whether the image `name` in `dir` would share a file with an earlier image or take a
+    /// folder's path.
+    fn taken(&self, dir: &str, name: &str) -> bool {
+        let Some(label) = self.label else {
+            let path = format!("{dir}{name}");
+            return self.has(Kind::Image, &path) || self.has(Kind::Folder, &path);
+        };
+        let stem = format!("{dir}{}", strip_extension(name));
+        self.has(Kind::Image, &stem)
+            || self.has(Kind::Bare, &stem)
+            || self.has(Kind::Folder, &format!("{dir}{name}"))
+            || self.has(Kind::Folder, &format!("{stem}.{label}"))
+    }
+
+    fn claim(&mut self, dir: &str, name: &str) {
+        let key = match self.label {
+            None => Names::key(Kind::Image, &format!("{dir}{name}")),
+            Some(_) => {
+                let stem = strip_extension(name);
+                let kind = if stem.len() == name.len() {
+                    Kind::Bare
+                } else {
+                    Kind::Image
+                };
+                Names::key(kind, &format!("{dir}{stem}"))
+            }
+        };
+        self.hashes.insert(key);
+    }
+
+    /// Places an image named `name` in the folder `folders` (levels already [`fit`]) below
+    /// `root`: answers its path below `root`, numbered where needed, and whether it was. A
+    /// folder level whose path an earlier image's file has is numbered (once for all its
+    /// images: a folder never becomes a file, so the same level is found each time); so is
+    /// a name whose files an earlier image or a folder has.
+    fn place(&mut self, root: &str, folders: &[String], name: &str) -> (String, bool) {
+        let mut dir = format!("{root}/");
+        let mut renamed = false;
+        for level in folders {
+            let mut n = 1;
+            let mut candidate = level.clone();
+            while self.file_at(&dir, &candidate) {
+                n += 1;
+                candidate = fit(&pictograph_core::names::numbered(level, n));
+            }
+            renamed |= n > 1;
+            dir.push_str(&candidate);
+            self.hashes.insert(Names::key(Kind::Folder, &dir));
+            dir.push('/');
+        }
+        let mut n = 1;
+        let mut candidate = name.to_string();
+        while self.taken(&dir, &candidate) {
+            n += 1;
+            candidate = fit(&pictograph_core::names::numbered(name, n));
+        }
+        self.claim(&dir, &candidate);
+        dir.push_str(&candidate);
+        (dir[root.len() + 1..].to_string(), renamed || n > 1)
+    }
+}
+
+/// Places `image` with `names` below the image folder `root` (its label files go below a
+/// folder beside it, in the same layout): its path below the format's image folder is
+/// `prefix` (a split folder, or empty; ending in `/`) and the place `names` gives it. A
+/// numbered image is counted in `warnings`.
+fn place_image(
+    names: &mut Names,
+    warnings: &mut Warnings,
+    root: &str,
+    prefix: &str,
+    folders: &[String],
+    image: &ImageInfo,
+    filename: &str,
+) -> Placement {
+    let (local, renamed) = names.place(root, folders, filename);
+    let path = format!("{root}/{local}");
+    if renamed {
+        warnings.add(
+            "renamed_to_avoid_collision",
+            format!(
+                "image(s) exported under a numbered name, as an earlier image already had \
+                 their file or label file (the same name but the extension, or the same path \
+                 inside and outside a split folder) or a file and a folder had one name: \
+                 e.g. {} as {path}",
+                image.shown()
+            ),
+        );
+    }
+    Placement {
+        path,
+        rel: format!("{prefix}{local}"),
     }
 }
 
@@ -399,6 +585,36 @@ mod tests {
             parts[1].len() <= 255 && parts[1].starts_with("ddd"),
             "{rel}"
         );
+    }
+
+    #[test]
+    fn names_hold_a_hash_per_image_and_numbered_names_fit() {
+        let mut names = Names::new(Some("txt"));
+        for i in 0..1000 {
+            let placed = names.place("images/train", &["f".into()], &format!("{i}.png"));
+            assert_eq!(placed, (format!("f/{i}.png"), false));
+        }
+        // One per image, one for the folder.
+        assert_eq!(names.hashes.len(), 1000 + 1);
+        // A name at the file systems' limit stays within it when numbered.
+        let long = fit(&format!("{}.png", "n".repeat(300)));
+        let first = names.place("images/train", &[], &long);
+        let (second, renamed) = names.place("images/train", &[], &long);
+        assert_eq!(first, (long.clone(), false));
+        assert!(renamed && second != long && second.len() <= 255, "{second}");
+        assert!(second.ends_with(".png"), "{second}");
+        // Only a folder named like an image but for another extension is numbered needlessly.
+        let mut names = Names::new(Some("txt"));
+        let mut place = |folders: &[&str], name: &str| {
+            let folders: Vec<String> = folders.iter().map(|f| f.to_string()).collect();
+            names.place("JPEGImages", &folders, name).0
+        };
+        assert_eq!(place(&[], "v1.png"), "v1.png");
+        assert_eq!(place(&["v1"], "a.png"), "v1/a.png");
+        assert_eq!(place(&["v1.2"], "a.png"), "v1-2.2/a.png");
+        assert_eq!(place(&["v1.txt"], "a.png"), "v1-2.txt/a.png");
+        assert_eq!(place(&["w.txt"], "a.png"), "w.txt/a.png");
+        assert_eq!(place(&[], "w.png"), "w-2.png");
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! The "pictograph" format: `dataset.json` (name, classes), `annotations.jsonl` (one line
 //! per image: `file` under `images/`, folder, filename, size, status and the canonical
-//! annotations exactly as stored) and the images under `images/`. Nothing is lost.
+//! annotations exactly as stored) and the images under `images/`. Nothing is lost: an image
+//! whose `file` had to be numbered (a file and a folder of one name) keeps its folder and
+//! filename.
 
-use crate::{Body, Classes, ExportOptions, Finished, ImageInfo, OutFile, Writer};
+use crate::{
+    place_image, Body, Classes, ExportOptions, Finished, ImageInfo, Names, OutFile, Placement,
+    Warnings, Writer,
+};
 use serde_json::{json, Value};
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
@@ -16,6 +21,8 @@ pub struct NativeWriter {
     options: ExportOptions,
     classes: Classes,
     lines: BufWriter<File>,
+    names: Names,
+    warnings: Warnings,
 }
 
 impl NativeWriter {
@@ -24,16 +31,32 @@ impl NativeWriter {
             classes: Classes::new(&options.classes),
             options,
             lines: BufWriter::new(tempfile::tempfile()?),
+            names: Names::new(None),
+            warnings: Warnings::default(),
         })
     }
 }
 
 impl Writer for NativeWriter {
-    fn image_path(&self, image: &ImageInfo) -> String {
-        format!("images/{}", image.rel_path())
+    fn place(&mut self, image: &ImageInfo) -> Placement {
+        let (folders, filename) = image.levels();
+        place_image(
+            &mut self.names,
+            &mut self.warnings,
+            "images",
+            "",
+            &folders,
+            image,
+            &filename,
+        )
     }
 
-    fn add(&mut self, image: &ImageInfo, annotations: &[Value]) -> io::Result<Vec<OutFile>> {
+    fn add(
+        &mut self,
+        image: &ImageInfo,
+        place: &Placement,
+        annotations: &[Value],
+    ) -> io::Result<Vec<OutFile>> {
         for a in annotations {
             if let Some(name) = a.get("name").and_then(Value::as_str) {
                 self.classes.id(name);
@@ -42,7 +65,7 @@ impl Writer for NativeWriter {
         serde_json::to_writer(
             &mut self.lines,
             &json!({
-                "file": image.rel_path(),
+                "file": place.rel,
                 "folder": image.folder,
                 "filename": image.filename,
                 "width": image.width,
@@ -73,7 +96,7 @@ impl Writer for NativeWriter {
                     body: Body::File(lines),
                 },
             ],
-            warnings: Vec::new(),
+            warnings: self.warnings.to_vec(),
         })
     }
 }

@@ -8,8 +8,8 @@
 
 use crate::shape::read_annotation;
 use crate::{
-    box_or_drop, note_common_losses, num, strip_extension, Body, ExportOptions, Finished,
-    ImageInfo, LabelPaths, OutFile, Warnings, Writer,
+    box_or_drop, note_common_losses, num, place_image, strip_extension, Body, ExportOptions,
+    Finished, ImageInfo, Names, OutFile, Placement, Warnings, Writer,
 };
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
@@ -21,7 +21,7 @@ use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 pub struct VocWriter {
     options: ExportOptions,
     ids: BufWriter<File>,
-    seen: LabelPaths,
+    names: Names,
     warnings: Warnings,
 }
 
@@ -30,39 +30,43 @@ impl VocWriter {
         Ok(VocWriter {
             options,
             ids: BufWriter::new(tempfile::tempfile()?),
-            seen: LabelPaths::default(),
+            names: Names::new(Some("xml")),
             warnings: Warnings::default(),
         })
     }
 }
 
 impl Writer for VocWriter {
-    fn image_path(&self, image: &ImageInfo) -> String {
-        format!("JPEGImages/{}", image.rel_path())
+    fn place(&mut self, image: &ImageInfo) -> Placement {
+        let (folders, filename) = image.levels();
+        place_image(
+            &mut self.names,
+            &mut self.warnings,
+            "JPEGImages",
+            "",
+            &folders,
+            image,
+            &filename,
+        )
     }
 
-    fn add(&mut self, image: &ImageInfo, annotations: &[Value]) -> io::Result<Vec<OutFile>> {
-        let rel = image.rel_path();
-        let id = strip_extension(&rel).to_string();
-        if self.seen.first(&id) {
-            writeln!(self.ids, "{id}")?;
-        } else {
-            self.warnings.add(
-                "label_file_shared",
-                format!(
-                    "image(s) whose annotation file an earlier image already had (the same \
-                     name but the extension): their objects replaced the earlier image's, \
-                     e.g. {rel} in Annotations/{id}.xml"
-                ),
-            );
-        }
+    fn add(
+        &mut self,
+        image: &ImageInfo,
+        place: &Placement,
+        annotations: &[Value],
+    ) -> io::Result<Vec<OutFile>> {
+        let id = strip_extension(&place.rel);
+        writeln!(self.ids, "{id}")?;
+        // The file's own name, numbered or not, so that readers find it in JPEGImages/.
+        let filename = place.rel.rsplit('/').next().unwrap_or(&place.rel);
         let folder = image.folder.trim_matches('/');
         let mut xml = String::new();
         xml.push_str("<annotation>\n");
         xml.push_str(&format!(
             "  <folder>{}</folder>\n  <filename>{}</filename>\n",
             escape(folder),
-            escape(image.filename.as_str())
+            escape(filename)
         ));
         xml.push_str(&format!(
             "  <source>\n    <database>{}</database>\n  </source>\n",
@@ -261,7 +265,9 @@ mod tests {
             ),
             canonical("3", "nose", &Shape::Keypoint([1.0, 1.0]), 1.0),
         ];
-        let files = w.add(&img, &anns).unwrap();
+        let place = w.place(&img);
+        assert_eq!(place.path, "JPEGImages/x/a<1>.png");
+        let files = w.add(&img, &place, &anns).unwrap();
         assert_eq!(files[0].path, "Annotations/x/a<1>.xml");
         let Body::Bytes(b) = &files[0].body else {
             panic!()

@@ -8,8 +8,8 @@
 
 use crate::shape::read_annotation;
 use crate::{
-    box_or_drop, note_common_losses, num, strip_extension, Classes, ExportOptions, Finished,
-    ImageInfo, LabelPaths, OutFile, Warnings, Writer,
+    box_or_drop, note_common_losses, num, place_image, strip_extension, Classes, ExportOptions,
+    Finished, ImageInfo, Names, OutFile, Placement, Warnings, Writer,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -22,7 +22,7 @@ pub struct YoloWriter {
     options: ExportOptions,
     classes: Classes,
     splits: BTreeSet<&'static str>,
-    labels: LabelPaths,
+    names: Names,
     warnings: Warnings,
 }
 
@@ -51,34 +51,43 @@ impl YoloWriter {
             classes: Classes::new(&options.classes),
             options,
             splits: BTreeSet::new(),
-            labels: LabelPaths::default(),
+            names: Names::new(Some("txt")),
             warnings: Warnings::default(),
         }
     }
 }
 
 impl Writer for YoloWriter {
-    fn image_path(&self, image: &ImageInfo) -> String {
-        let rel = image.rel_path();
-        let (split, rest) = split_of(&rel);
-        format!("images/{split}/{rest}")
+    fn place(&mut self, image: &ImageInfo) -> Placement {
+        let (mut folders, filename) = image.levels();
+        let split = match folders.first() {
+            Some(first) => SPLITS.iter().find(|s| **s == first.as_str()).copied(),
+            None => None,
+        };
+        if split.is_some() {
+            folders.remove(0);
+        }
+        let split = split.unwrap_or("train");
+        place_image(
+            &mut self.names,
+            &mut self.warnings,
+            &format!("images/{split}"),
+            &format!("{split}/"),
+            &folders,
+            image,
+            &filename,
+        )
     }
 
-    fn add(&mut self, image: &ImageInfo, annotations: &[Value]) -> io::Result<Vec<OutFile>> {
-        let rel = image.rel_path();
-        let (split, rest) = split_of(&rel);
+    fn add(
+        &mut self,
+        image: &ImageInfo,
+        place: &Placement,
+        annotations: &[Value],
+    ) -> io::Result<Vec<OutFile>> {
+        let (split, _) = split_of(&place.rel);
         self.splits.insert(split);
-        let label_path = format!("labels/{split}/{}.txt", strip_extension(rest));
-        if !self.labels.first(&label_path) {
-            self.warnings.add(
-                "label_file_shared",
-                format!(
-                    "image(s) whose label file an earlier image already had (the same name but \
-                     the extension, or the same path in /train and outside a split folder): \
-                     their labels replaced the earlier image's, e.g. {rel} in {label_path}"
-                ),
-            );
-        }
+        let label_path = format!("labels/{}.txt", strip_extension(&place.rel));
         let (w, h) = (image.width as f64, image.height as f64);
         let mut text = String::new();
         if (w <= 0.0 || h <= 0.0) && !annotations.is_empty() {
@@ -338,7 +347,8 @@ mod tests {
             height: 100,
             status: "new".into(),
         };
-        assert_eq!(w.image_path(&img), "images/val/cars/a.jpg");
+        let place = w.place(&img);
+        assert_eq!(place.path, "images/val/cars/a.jpg");
         let anns = vec![
             canonical("1", "car", &Shape::Box([50.0, 25.0, 100.0, 50.0]), 1.0),
             canonical("2", "car", &Shape::Box([150.0, 50.0, 100.0, 100.0]), 1.0),
@@ -351,7 +361,7 @@ mod tests {
             canonical("4", "nose", &Shape::Keypoint([1.0, 1.0]), 1.0),
             canonical("5", "nose", &Shape::Keypoint([2.0, 1.0]), 1.0),
         ];
-        let files = w.add(&img, &anns).unwrap();
+        let files = w.add(&img, &place, &anns).unwrap();
         assert_eq!(files[0].path, "labels/val/cars/a.txt");
         let Body::Bytes(b) = &files[0].body else {
             panic!()

@@ -179,47 +179,298 @@ fn image(folder: &str, filename: &str) -> ImageInfo {
     }
 }
 
-#[test]
-fn images_sharing_a_label_file_are_reported() {
-    let anns: Vec<Value> = vec![canonical(
+/// One box, its `x` telling which image it belongs to.
+fn one_box(x: f64) -> Vec<Value> {
+    vec![canonical(
         "1",
         "car",
-        &Shape::Box([10.0, 10.0, 20.0, 20.0]),
+        &Shape::Box([x, 10.0, 20.0, 20.0]),
         1.0,
-    )];
-    // `a.jpg` and `a.png` have the same label file, as `/x.png` and `/train/x.png` have in
-    // the YOLO layout (both go to the train split).
-    for format in [Format::Yolo, Format::Voc] {
-        let mut w = writer(format, ExportOptions::default()).unwrap();
-        let images = [
-            image("/", "a.jpg"),
-            image("/", "a.png"),
-            image("/", "x.png"),
-            image("/train", "x.png"),
-            image("/other", "a.png"),
-        ];
-        let mut label_paths = Vec::new();
-        for img in &images {
-            for f in w.add(img, &anns).unwrap() {
-                label_paths.push(f.path);
-            }
-        }
-        let done = w.finish().unwrap();
-        let shared = match format {
-            Format::Yolo => 2,
-            _ => 1,
-        };
-        assert_eq!(
-            codes(&done.warnings),
-            [("label_file_shared", shared)],
-            "{format}: {label_paths:?}"
-        );
+    )]
+}
+
+/// Writes an export of `images` (in this order) into `root`, each image file holding its
+/// index; answers where each image went and the warnings.
+fn export_into(
+    format: Format,
+    root: &Path,
+    images: &[ImageInfo],
+) -> (Vec<String>, Vec<pictograph_formats::Warning>) {
+    let mut w = writer(format, ExportOptions::default()).unwrap();
+    let mut placed = Vec::new();
+    let mut files = Vec::new();
+    for (i, img) in images.iter().enumerate() {
+        let place = w.place(img);
+        // Placed before being written, as the exports place a page at a time.
+        placed.push(place.path.clone());
+        files.push((img, place, i));
+    }
+    for (img, place, i) in files {
         assert!(
-            done.warnings[0].message.contains("a.png"),
-            "{}",
-            done.warnings[0].message
+            !root.join(&place.path).exists(),
+            "{format}: {} written twice",
+            place.path
+        );
+        write(&root.join(&place.path), i.to_string());
+        for f in w.add(img, &place, &one_box(i as f64)).unwrap() {
+            assert!(
+                !root.join(&f.path).exists(),
+                "{format}: {} written twice",
+                f.path
+            );
+            save(root, f);
+        }
+    }
+    let done = w.finish().unwrap();
+    for f in done.files {
+        save(root, f);
+    }
+    (placed, done.warnings)
+}
+
+fn save(root: &Path, f: pictograph_formats::OutFile) {
+    match f.body {
+        pictograph_formats::Body::Bytes(b) => write(&root.join(&f.path), b),
+        pictograph_formats::Body::File(mut body) => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut body, &mut bytes).unwrap();
+            write(&root.join(&f.path), bytes);
+        }
+    }
+}
+
+/// Reads the export in `root` back: for each image file, by the index it holds, the `x` of
+/// its one box, rounded (YOLO's normalised numbers read back within float rounding; `None`
+/// without a box).
+fn read_back(format: Format, root: &Path) -> Vec<(usize, Option<i64>)> {
+    let plan = import(format, root).unwrap_or_else(|e| panic!("{format}: {e}"));
+    let mut out: Vec<(usize, Option<i64>)> = plan
+        .items
+        .iter()
+        .map(|item| {
+            let i = std::fs::read_to_string(&item.path)
+                .unwrap()
+                .parse()
+                .unwrap();
+            let anns = item.annotations(100, 100);
+            let x = anns
+                .first()
+                .map(|a| a["bounding_box"]["x"].as_f64().unwrap().round() as i64);
+            (i, x)
+        })
+        .collect();
+    out.sort_by_key(|(i, _)| *i);
+    out
+}
+
+#[test]
+fn images_sharing_an_output_file_are_numbered() {
+    // `a.jpg` and `a.png` have one label file, as `/x.png` and `/train/x.png` have in the
+    // YOLO layout (both go to the train split): the later one is numbered.
+    let images = [
+        image("/", "a.jpg"),
+        image("/", "a.png"),
+        image("/", "x.png"),
+        image("/train", "x.png"),
+        image("/other", "a.png"),
+        image("/", "a.gif"),
+    ];
+    let expected: [(Format, [&str; 6], u64); 4] = [
+        (
+            Format::Yolo,
+            [
+                "images/train/a.jpg",
+                "images/train/a-2.png",
+                "images/train/x.png",
+                "images/train/x-2.png",
+                "images/train/other/a.png",
+                "images/train/a-3.gif",
+            ],
+            3,
+        ),
+        (
+            Format::Voc,
+            [
+                "JPEGImages/a.jpg",
+                "JPEGImages/a-2.png",
+                "JPEGImages/x.png",
+                "JPEGImages/train/x.png",
+                "JPEGImages/other/a.png",
+                "JPEGImages/a-3.gif",
+            ],
+            2,
+        ),
+        (
+            Format::Coco,
+            [
+                "images/a.jpg",
+                "images/a.png",
+                "images/x.png",
+                "images/train/x.png",
+                "images/other/a.png",
+                "images/a.gif",
+            ],
+            0,
+        ),
+        (
+            Format::Pictograph,
+            [
+                "images/a.jpg",
+                "images/a.png",
+                "images/x.png",
+                "images/train/x.png",
+                "images/other/a.png",
+                "images/a.gif",
+            ],
+            0,
+        ),
+    ];
+    for (format, paths, renamed) in expected {
+        let dir = tempfile::tempdir().unwrap();
+        let (placed, warnings) = export_into(format, dir.path(), &images);
+        assert_eq!(placed, paths, "{format}");
+        let expected_codes: &[(&str, u64)] = if renamed > 0 {
+            &[("renamed_to_avoid_collision", renamed)]
+        } else {
+            &[]
+        };
+        assert_eq!(codes(&warnings), expected_codes, "{format}");
+        if renamed > 0 {
+            assert!(
+                warnings[0].message.contains("/a.png as "),
+                "{}",
+                warnings[0].message
+            );
+        }
+        // Every image reads back once, with its own box.
+        let back = read_back(format, dir.path());
+        let own: Vec<(usize, Option<i64>)> =
+            (0..images.len()).map(|i| (i, Some(i as i64))).collect();
+        assert_eq!(back, own, "{format}");
+        // The same images in the same order: the same names.
+        let again = tempfile::tempdir().unwrap();
+        assert_eq!(
+            export_into(format, again.path(), &images).0,
+            paths,
+            "{format}"
         );
     }
+}
+
+#[test]
+fn a_file_and_a_folder_of_one_name_never_meet() {
+    // An image `b.png` before a folder `/b.png`, a folder `/d` before an image `d` (no
+    // extension), and a label file `e.txt` (YOLO) or `e.xml` (VOC) before a folder of that
+    // name: the later one is numbered, a folder once for all its images. (A folder named
+    // like an earlier image but for the extension is numbered in YOLO and VOC even when the
+    // extension differs, `e.xml` in YOLO and `e.txt` in VOC: one hash per image keeps no
+    // extension.)
+    let images = [
+        image("/", "b.png"),
+        image("/b.png", "c.png"),
+        image("/d", "x.png"),
+        image("/", "d"),
+        image("/b.png", "c2.png"),
+        image("/d", "y.png"),
+        image("/", "e.png"),
+        image("/e.txt", "f.png"),
+        image("/e.xml", "f.png"),
+    ];
+    let expected: [(Format, [&str; 9], u64); 4] = [
+        (
+            Format::Yolo,
+            [
+                "images/train/b.png",
+                "images/train/b-2.png/c.png",
+                "images/train/d/x.png",
+                "images/train/d-2",
+                "images/train/b-2.png/c2.png",
+                "images/train/d/y.png",
+                "images/train/e.png",
+                "images/train/e-2.txt/f.png",
+                "images/train/e-2.xml/f.png",
+            ],
+            5,
+        ),
+        (
+            Format::Voc,
+            [
+                "JPEGImages/b.png",
+                "JPEGImages/b-2.png/c.png",
+                "JPEGImages/d/x.png",
+                "JPEGImages/d-2",
+                "JPEGImages/b-2.png/c2.png",
+                "JPEGImages/d/y.png",
+                "JPEGImages/e.png",
+                "JPEGImages/e-2.txt/f.png",
+                "JPEGImages/e-2.xml/f.png",
+            ],
+            5,
+        ),
+        (
+            Format::Coco,
+            [
+                "images/b.png",
+                "images/b-2.png/c.png",
+                "images/d/x.png",
+                "images/d-2",
+                "images/b-2.png/c2.png",
+                "images/d/y.png",
+                "images/e.png",
+                "images/e.txt/f.png",
+                "images/e.xml/f.png",
+            ],
+            3,
+        ),
+        (
+            Format::Pictograph,
+            [
+                "images/b.png",
+                "images/b-2.png/c.png",
+                "images/d/x.png",
+                "images/d-2",
+                "images/b-2.png/c2.png",
+                "images/d/y.png",
+                "images/e.png",
+                "images/e.txt/f.png",
+                "images/e.xml/f.png",
+            ],
+            3,
+        ),
+    ];
+    for (format, paths, renamed) in expected {
+        let dir = tempfile::tempdir().unwrap();
+        let (placed, warnings) = export_into(format, dir.path(), &images);
+        assert_eq!(placed, paths, "{format}");
+        assert_eq!(
+            codes(&warnings),
+            [("renamed_to_avoid_collision", renamed)],
+            "{format}"
+        );
+        // `d` has no image extension, so readers of a folder skip it; every other image reads
+        // back once, with its own box.
+        let back = read_back(format, dir.path());
+        let own: Vec<(usize, Option<i64>)> = (0..images.len())
+            .filter(|i| *i != 3 || format == Format::Pictograph || format == Format::Coco)
+            .map(|i| (i, Some(i as i64)))
+            .collect();
+        assert_eq!(back, own, "{format}");
+    }
+}
+
+#[test]
+fn the_lossless_format_keeps_the_names_of_numbered_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = [image("/", "b.png"), image("/b.png", "c.png")];
+    export_into(Format::Pictograph, dir.path(), &images);
+    let plan = import(Format::Pictograph, dir.path()).unwrap();
+    let names: Vec<(&str, &str)> = plan
+        .items
+        .iter()
+        .map(|i| (i.folder.as_str(), i.filename.as_str()))
+        .collect();
+    assert_eq!(names, [("/", "b.png"), ("/b.png", "c.png")]);
+    assert!(plan.items[1].path.ends_with("images/b-2.png/c.png"));
 }
 
 #[test]

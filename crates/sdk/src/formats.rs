@@ -31,7 +31,7 @@ use crate::workflows::UploadFailure;
 use futures::StreamExt;
 use pictograph_core::names;
 use pictograph_formats::{
-    Body, ExportOptions as WriterOptions, ImageInfo, ImportItem, ImportReader,
+    Body, ExportOptions as WriterOptions, ImageInfo, ImportItem, ImportReader, Placement,
 };
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -108,7 +108,10 @@ fn write_out(root: &Path, rel: &str, body: Body) -> Result<()> {
 
 /// Exports the dataset `dataset` (name or id) in `format` into `out_dir`: image files plus the
 /// format's annotation files, in the layout the format's readers expect. A re-run into the
-/// same folder fetches only the image files missing there.
+/// same folder fetches only the image files missing there. No two images share a file: one
+/// whose file or label file an earlier image (in listing order) has, or whose name a folder
+/// has, is numbered (`a-2.png`), the same way on every run and in the server's archive, and
+/// counted in the `renamed_to_avoid_collision` warning.
 pub async fn export_dataset(
     client: &Client,
     dataset: &str,
@@ -145,7 +148,9 @@ pub async fn export_dataset(
     );
     while let Some(page) = pages.next_page(PAGE).await? {
         let total = page.total as usize;
-        let jobs: Vec<(Image, ImageInfo, String)> = page
+        // Placed in the listing's order (the server's export jobs use the same), so an image
+        // whose name an earlier one took is numbered the same way on every run.
+        let jobs: Vec<(Image, ImageInfo, Placement)> = page
             .images
             .into_iter()
             .map(|image| {
@@ -156,13 +161,13 @@ pub async fn export_dataset(
                     height: image.height.unwrap_or(0),
                     status: image.status.clone(),
                 };
-                let rel = writer.image_path(&info);
-                (image, info, rel)
+                let place = writer.place(&info);
+                (image, info, place)
             })
             .collect();
         let fetched = futures::stream::iter(jobs)
-            .map(|(image, info, rel)| {
-                let dest = root.join(&rel);
+            .map(|(image, info, place)| {
+                let dest = root.join(&place.path);
                 let client = client.clone();
                 async move {
                     let present = tokio::fs::metadata(&dest)
@@ -176,18 +181,18 @@ pub async fn export_dataset(
                     } else {
                         Vec::new()
                     };
-                    Ok::<_, Error>((info, rel, present, annotations))
+                    Ok::<_, Error>((info, place, present, annotations))
                 }
             })
             .buffered(workers);
         futures::pin_mut!(fetched);
         while let Some(item) = fetched.next().await {
-            let (info, rel, present, annotations) = item?;
+            let (info, place, present, annotations) = item?;
             let values: Vec<Value> = annotations
                 .iter()
                 .map(|a| serde_json::to_value(a).map_err(|e| Error::Decode(e.to_string())))
                 .collect::<Result<_>>()?;
-            for file in writer.add(&info, &values).map_err(io_err(&root))? {
+            for file in writer.add(&info, &place, &values).map_err(io_err(&root))? {
                 write_out(&root, &file.path, file.body)?;
             }
             report.images += 1;
@@ -198,7 +203,7 @@ pub async fn export_dataset(
                 report.images_downloaded += 1;
             }
             if let Some(p) = &options.progress {
-                p(report.images, total.max(report.images), Some(&rel));
+                p(report.images, total.max(report.images), Some(&place.path));
             }
         }
     }

@@ -327,7 +327,8 @@ where
                 _ => Vec::new(),
             };
             let size = img.file_size as u64;
-            tar.header(&writer.image_path(&info), size).await?;
+            let place = writer.place(&info);
+            tar.header(&place.path, size).await?;
             let mut bytes = state.blobs.stream(&img.blob_hash, None).await?;
             let mut sent = 0u64;
             while let Some(chunk) = bytes.next().await {
@@ -338,7 +339,7 @@ where
             }
             anyhow::ensure!(sent == size, "image {} is shorter than recorded", img.id);
             tar.pad(size).await?;
-            for file in writer.add(&info, &list)? {
+            for file in writer.add(&info, &place, &list)? {
                 tar.file(&file.path, file.body).await?;
             }
             done += 1;
