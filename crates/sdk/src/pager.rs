@@ -117,8 +117,10 @@ impl<T: Send + 'static> Pager<T> {
                 if s.done {
                     return Ok(None);
                 }
-                let page = (s.fetch)(s.offset, s.page_size).await?;
-                s.done = page.len() < s.page_size;
+                // Never more than is still to be yielded.
+                let want = s.remaining.map_or(s.page_size, |r| r.min(s.page_size));
+                let page = (s.fetch)(s.offset, want).await?;
+                s.done = page.len() < want;
                 s.offset += page.len();
                 s.buffer.extend(page);
             }
@@ -179,7 +181,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(some.len(), 15);
-        assert_eq!(calls.lock().unwrap().len(), 2);
+        assert_eq!(
+            *calls.lock().unwrap(),
+            vec![(0, 10), (10, 5)],
+            "the last page asks only for what is left"
+        );
 
         calls.lock().unwrap().clear();
         assert!(pager(50, calls.clone())
