@@ -456,7 +456,15 @@ async fn downloads_count_fetched_bytes_and_say_when_a_rerun_cannot_help() {
         .iter()
         .all(|f| f["retryable"] == false));
 
-    // One image: a path ending in / is a directory to create; errors name the path given.
+    // One image: a path ending in / is a directory to create, once the image is known;
+    // errors name the path given.
+    let missing = format!("{}/", s.path("nodir").display());
+    let out = s.run(&["images", "download", "no-such-image", &missing]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        !s.path("nodir").exists(),
+        "no directory for an unknown image"
+    );
     let newdir = format!("{}/", s.path("newdir").display());
     s.run(&["images", "download", &ids[0], &newdir]).ok();
     assert!(s.path("newdir/x.png").is_file());

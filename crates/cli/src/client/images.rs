@@ -316,17 +316,22 @@ async fn images(args: ImagesArgs) -> CliResult {
             }
         }
         ImagesCommand::Download { id, out } => {
-            if let Some(dir) = out.as_deref().filter(|p| names_a_directory(p)) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    CliError::Other(anyhow::anyhow!("creating {}: {e}", dir.display()))
-                })?;
-            }
-            let dest = match out {
-                Some(p) if !p.is_dir() => p,
-                dir => {
+            let into = match out {
+                None => Ok(std::path::PathBuf::new()),
+                Some(p) if names_a_directory(&p) || p.is_dir() => Ok(p),
+                Some(file) => Err(file),
+            };
+            let dest = match into {
+                Err(file) => file,
+                Ok(dir) => {
+                    // The image is looked up first: an unknown id leaves no new directory.
                     let meta = ctx.client.images().get(&id).await?;
-                    let name = pictograph::datasets::sanitize_component(&meta.filename);
-                    dir.unwrap_or_default().join(name)
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(&dir).map_err(|e| {
+                            CliError::Other(anyhow::anyhow!("creating {}: {e}", dir.display()))
+                        })?;
+                    }
+                    dir.join(pictograph::datasets::sanitize_component(&meta.filename))
                 }
             };
             if dest.as_os_str().is_empty() {
