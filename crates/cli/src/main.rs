@@ -331,7 +331,8 @@ fn json_asked(args: &[std::ffi::OsString]) -> bool {
         if arg == "--" {
             break;
         }
-        if arg == "--json" {
+        // `--json=true` is a usage error too, and one asked for as JSON.
+        if arg == "--json" || arg.starts_with("--json=") {
             given = true;
         } else if let Some(sub) = cmd.find_subcommand(arg).cloned() {
             has_flag |= sub.get_arguments().any(|a| a.get_id() == "json");

@@ -234,7 +234,7 @@ fn a_rate_limited_wait_is_said_not_silent() {
 #[test]
 fn usage_errors_with_json_print_an_error_document() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["download", "dl", "x", "--status", "bogus", "--json"],
             "invalid value 'bogus' for '--status <STATUS>'",
@@ -250,6 +250,10 @@ fn usage_errors_with_json_print_an_error_document() {
         (
             &["batch", "--json"],
             "'pictograph batch' requires a subcommand",
+        ),
+        (
+            &["images", "list", "-d", "x", "--json=true"],
+            "unexpected value 'true' for '--json' found",
         ),
         // An empty variable as the target folder is not the root folder.
         (
