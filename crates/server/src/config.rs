@@ -103,6 +103,17 @@ pub struct Config {
     /// Address of a second listener that serves Prometheus metrics at `/metrics`; none when
     /// unset (metrics are then not kept either).
     pub metrics_listen: Option<SocketAddr>,
+    /// Seconds after which a request running under an `Idempotency-Key` that another server
+    /// claimed, and that has not renewed its claim, is taken for abandoned (its server
+    /// stopped): the next request with the key then runs. A running request renews its claim
+    /// four times as often. Every server of a deployment must use the same value, so it is not
+    /// a command-line setting; tests shorten it.
+    pub claim_stale_secs: u64,
+    /// Seconds after which an export job that no server has recorded alive is failed by the
+    /// sweep as interrupted. A running job records itself alive ten times as often. Every
+    /// server of a deployment must use the same value, so it is not a command-line setting;
+    /// tests shorten it.
+    pub export_stale_secs: u64,
 }
 
 impl Config {
@@ -126,6 +137,8 @@ impl Config {
             blob_grace_secs: 900,
             read_cache_ttl_ms: 5_000,
             metrics_listen: None,
+            claim_stale_secs: 120,
+            export_stale_secs: 600,
         }
     }
 
@@ -156,6 +169,10 @@ impl Config {
         anyhow::ensure!(
             self.upload_stall_secs >= 1,
             "upload_stall_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            self.claim_stale_secs >= 1 && self.export_stale_secs >= 1,
+            "claim_stale_secs and export_stale_secs must be at least 1"
         );
         Ok(())
     }

@@ -11,6 +11,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 
 /// Largest response body kept for replay: a larger one is recorded as not kept, and a retry
 /// of its request is refused (409) rather than run again.
@@ -128,10 +129,33 @@ async fn keep(
 
 /// How long a request waits for another one with its key to answer before it is refused.
 const WAIT_FOR_FIRST: std::time::Duration = std::time::Duration::from_secs(30);
-/// A key recorded as running and not renewed for this long was claimed by a server that
-/// stopped before it answered (a crash): the next request with the key runs. A running
-/// request renews its claim four times as often, however long it runs.
-const ABANDONED: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How long a claim recorded as running may go unrenewed before it is taken for abandoned:
+/// the server that claimed it stopped before it answered (a crash), and the next request
+/// with the key runs. A running request renews its claim four times as often, however long
+/// it runs (`Config::claim_stale_secs`).
+fn abandoned_after(state: &AppState) -> std::time::Duration {
+    std::time::Duration::from_secs(state.config.claim_stale_secs)
+}
+
+/// The claims of the requests this server runs, by API key id and `Idempotency-Key`. A
+/// retry that reaches the server running its first request waits for that request, however
+/// long ago its claim was last renewed: a renewal can be held up behind the very write it
+/// keeps alive (SQLite has one writer).
+#[derive(Debug, Default)]
+pub struct RunningClaims(std::sync::Mutex<HashSet<(String, String)>>);
+
+impl RunningClaims {
+    fn set(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn contains(&self, key_id: &str, idem: &str) -> bool {
+        self.set().contains(&(key_id.to_string(), idem.to_string()))
+    }
+}
 
 /// What [`claim`] found.
 enum Claimed {
@@ -162,12 +186,7 @@ async fn claim(
                     .claim_response(key_id, idem, method.as_str(), path, request_hash)
                     .await?
                 {
-                    return Ok(Claimed::Run(Claim {
-                        state: state.clone(),
-                        key_id: key_id.to_string(),
-                        idem: idem.to_string(),
-                        done: false,
-                    }));
+                    return Ok(Claimed::Run(Claim::new(state, key_id, idem)));
                 }
             }
             Some(stored)
@@ -189,9 +208,10 @@ async fn claim(
             }
             Some(running) => {
                 let abandoned = crate::store::fmt_time(
-                    chrono::Utc::now() - chrono::Duration::from_std(ABANDONED).unwrap_or_default(),
+                    chrono::Utc::now()
+                        - chrono::Duration::from_std(abandoned_after(state)).unwrap_or_default(),
                 );
-                if running.created_at < abandoned {
+                if running.created_at < abandoned && !state.running_claims.contains(key_id, idem) {
                     end_unanswered(state, key_id, idem, Some(&abandoned)).await?;
                 } else {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -212,10 +232,26 @@ struct Claim {
 }
 
 impl Claim {
-    /// Renews the claim every quarter of [`ABANDONED`] until the returned guard is dropped.
+    /// The claim of a request this server runs, listed in [`RunningClaims`] until dropped.
+    fn new(state: &AppState, key_id: &str, idem: &str) -> Claim {
+        let (key_id, idem) = (key_id.to_string(), idem.to_string());
+        state
+            .running_claims
+            .set()
+            .insert((key_id.clone(), idem.clone()));
+        Claim {
+            state: state.clone(),
+            key_id,
+            idem,
+            done: false,
+        }
+    }
+
+    /// Renews the claim every quarter of [`abandoned_after`] until the returned guard is
+    /// dropped.
     fn keep_alive(&self) -> Repeating {
         let (state, key_id, idem) = (self.state.clone(), self.key_id.clone(), self.idem.clone());
-        Repeating::every(ABANDONED / 4, move || {
+        Repeating::every(abandoned_after(&self.state) / 4, move || {
             let (state, key_id, idem) = (state.clone(), key_id.clone(), idem.clone());
             async move {
                 if let Err(e) = state.store.touch_claim(&key_id, &idem).await {
@@ -242,6 +278,11 @@ impl Drop for Claim {
         if !self.done {
             self.release();
         }
+        let running = (
+            std::mem::take(&mut self.key_id),
+            std::mem::take(&mut self.idem),
+        );
+        self.state.running_claims.set().remove(&running);
     }
 }
 
@@ -306,4 +347,52 @@ fn replayed(stored: StoredResponse, method: &Method, path: &str, request_hash: &
     resp.headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retry_waits_for_a_claim_this_server_runs_however_long_unrenewed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::Config::new(dir.path());
+        config.claim_stale_secs = 1;
+        let state = crate::open_state(config).await.unwrap();
+        let path = "/api/v1/developer/batch/images/move";
+        let Claimed::Run(first) = claim(&state, "key", "idem", &Method::POST, path, "hash")
+            .await
+            .unwrap()
+        else {
+            panic!("the first request runs");
+        };
+        // No renewal reaches the record (as when it waits behind the write it keeps alive):
+        // the record goes stale while this server still runs the request.
+        tokio::time::sleep(Duration::from_millis(2_200)).await;
+        let retry = tokio::spawn({
+            let state = state.clone();
+            async move {
+                claim(&state, "key", "idem", &Method::POST, path, "hash")
+                    .await
+                    .unwrap()
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            !retry.is_finished(),
+            "the retry waits for the first request"
+        );
+        let answer = (StatusCode::OK, r#"{"moved":1}"#).into_response();
+        keep(first, &Method::POST, path.into(), "hash".into(), answer).await;
+        let Claimed::Answer(replay) = retry.await.unwrap() else {
+            panic!("the retry ran the request a second time");
+        };
+        assert_eq!(replay.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(replay.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], br#"{"moved":1}"#);
+        assert!(!state.running_claims.contains("key", "idem"));
+    }
 }

@@ -62,6 +62,8 @@ pub struct Shared {
     pub json_memory: memory::MemoryBudget,
     /// This server's clock minus the database's, as last measured (PostgreSQL only).
     pub clock_skew: clock::LastSkew,
+    /// The `Idempotency-Key` claims of the requests this server is running.
+    pub running_claims: idempotency::RunningClaims,
 }
 
 /// Opens the store and blobs of a configuration.
@@ -100,6 +102,7 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         decode_memory: memory::MemoryBudget::new(config.decode_memory_bytes),
         json_memory: memory::MemoryBudget::new(config.json_memory_bytes),
         clock_skew,
+        running_claims: idempotency::RunningClaims::default(),
         config: Arc::new(config),
         store: store.clone(),
         blobs,

@@ -497,6 +497,50 @@ async fn an_export_job_changed_under_between_pages_writes_every_surviving_image_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_export_slower_than_the_stale_time_stays_alive_through_the_sweep() {
+    // Jobs go stale after a second here. The job waits three seconds between its pages, and
+    // a sweep runs in that wait: the job's own sign of life keeps the sweep from failing it.
+    let t = TestServer::start_with(|c| c.export_stale_secs = 1).await;
+    let (dataset, _) = numbered(&t, 5).await;
+    let (state, _, d, job) = queued_job(&t, &dataset, "coco").await;
+    let path = format!("datasets/paged/exports/{}", job.id);
+    let mut pages = Vec::new();
+    let ran = pictograph_server::services::exports::run_paged(&state, &job, &d, 2, |done| {
+        pages.push(done);
+        let (state, member, path) = (state.clone(), t.member.clone(), path.clone());
+        async move {
+            if done == 2 {
+                tokio::time::sleep(Duration::from_millis(3_000)).await;
+                pictograph_server::services::maintenance::sweep(&state)
+                    .await
+                    .unwrap();
+                let now = member.get(&path).await.ok_json(200);
+                assert_eq!(now["state"], "running", "{now}");
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(ran, pictograph_server::services::exports::Ran::Complete);
+    assert_eq!(pages, [2, 4, 5]);
+    let job = wait(&t.owner, "paged", &job.id).await;
+    assert_eq!(job["state"], "complete", "{job}");
+    // A job that nothing runs is failed by the same sweep once it has gone stale.
+    let (_, _, _, idle) = queued_job(&t, &dataset, "coco").await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    pictograph_server::services::maintenance::sweep(&state)
+        .await
+        .unwrap();
+    let idle = t
+        .member
+        .get(&format!("datasets/paged/exports/{}", idle.id))
+        .await
+        .ok_json(200);
+    assert_eq!(idle["state"], "failed", "{idle}");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_export_is_cancelled_and_its_task_stops_at_the_next_page() {
     let t = TestServer::start().await;
     let (dataset, _) = numbered(&t, 5).await;

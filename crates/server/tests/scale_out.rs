@@ -583,3 +583,121 @@ async fn changes_through_one_server_reach_the_read_cache_of_the_other() {
         .await;
     }
 }
+
+/// Uploads a PNG through server A; answers the image's id.
+async fn upload_png(p: &Pair, key: &str, dataset: &str, name: &str, seed: u8) -> String {
+    let u: Value = p
+        .http
+        .post(p.url(false, "/images/upload-url"))
+        .header("x-api-key", key)
+        .json(&json!({"dataset_id": dataset, "filename": name, "folder_path": "/", "content_type": "image/png"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let put = p
+        .http
+        .put(u["upload_url"].as_str().unwrap())
+        .header("content-type", "image/png")
+        .body(png(seed))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+    let form = [
+        ("dataset_id", dataset),
+        ("filename", name),
+        ("gcs_path", u["gcs_path"].as_str().unwrap()),
+        ("folder_path", "/"),
+    ];
+    let (s, v) = json_of(
+        p.http
+            .post(p.url(false, "/images/register"))
+            .header("x-api-key", key)
+            .form(&form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(s.is_success(), "{v}");
+    v["image_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL; scripts/test runs it"]
+async fn a_keyed_request_running_past_the_stale_time_keeps_its_claim_on_every_server() {
+    // Claims go stale after a second here: the first request renews its claim while it waits
+    // for the dataset, so its retry, on the other server and three seconds later, waits for
+    // its answer instead of running the copy a second time.
+    let p = start_pair_with(|c| c.claim_stale_secs = 1).await;
+    let key = create_key(&p.a.state.store, "org", Role::Owner, "unlimited")
+        .await
+        .unwrap();
+    let (s, v) = json_of(
+        p.http
+            .post(p.url(false, "/projects/"))
+            .header("x-api-key", &key)
+            .json(&json!({"name": "held"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let ds = v["project"]["id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for i in 0..3u8 {
+        ids.push(upload_png(&p, &key, &ds, &format!("h{i}.png"), i).await);
+    }
+
+    // Another session holds the dataset's row: every write to the dataset waits for it.
+    let mut holder = sqlx::PgConnection::connect(&p.db).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT id FROM datasets WHERE id = $1 FOR UPDATE")
+        .bind(&ds)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    let copy = |second: bool| {
+        p.http
+            .post(p.url(second, "/batch/images/copy"))
+            .header("x-api-key", &key)
+            .header("idempotency-key", "held-copy-1")
+            .json(
+                &json!({"dataset_name": "held", "image_ids": ids, "target_folder_path": "/copies"}),
+            )
+            .send()
+    };
+    let first = tokio::spawn(copy(false));
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    let retry = tokio::spawn(copy(true));
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert!(!first.is_finished() && !retry.is_finished());
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+
+    let (s1, v1) = json_of(first.await.unwrap().unwrap()).await;
+    let retry = retry.await.unwrap().unwrap();
+    assert_eq!(
+        retry
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap().to_string()),
+        Some("true".to_string()),
+        "the retry answers the first request's answer"
+    );
+    let (s2, v2) = json_of(retry).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{v1} {v2}");
+    assert_eq!(v1, v2);
+    let copies: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM images WHERE dataset_id = $1 AND folder = '/copies'",
+    )
+    .bind(&ds)
+    .fetch_one(&mut holder)
+    .await
+    .unwrap();
+    assert_eq!(copies, 3, "the copy ran once");
+}

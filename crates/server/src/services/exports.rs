@@ -33,9 +33,6 @@ pub const PAGE: i64 = 500;
 /// How often a running job writes its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
-/// A job that has not moved for this long lost its task (the server stopped).
-pub const STALE_AFTER: Duration = Duration::from_secs(600);
-
 /// Finished jobs and their archives are kept this long, then freed by the sweep.
 pub const KEPT_FOR: Duration = Duration::from_secs(24 * 3600);
 
@@ -217,7 +214,8 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     // Alive while it runs, whatever a step takes (storing a large archive in a bucket can
-    // take longer than STALE_AFTER): the sweep of any server fails only jobs nobody runs.
+    // take longer than `export_stale_secs`): the sweep of any server fails only jobs nobody
+    // runs.
     let _alive = heartbeat(state, &job.id);
     let mut tar = Tar::new(state.blobs.incoming().await?);
     let out = export(state, job, dataset, page, &mut after_page, &mut tar).await;
@@ -256,10 +254,15 @@ where
     }
 }
 
-/// Touches the job every [`STALE_AFTER`] / 10 until dropped.
+/// A job that has not moved for this long lost its task (the server stopped).
+pub fn stale_after(state: &AppState) -> Duration {
+    Duration::from_secs(state.config.export_stale_secs)
+}
+
+/// Touches the job every tenth of [`stale_after`] until dropped.
 fn heartbeat(state: &AppState, id: &str) -> Repeating {
     let (store, id) = (state.store.clone(), id.to_string());
-    Repeating::every(STALE_AFTER / 10, move || {
+    Repeating::every(stale_after(state) / 10, move || {
         let (store, id) = (store.clone(), id.clone());
         async move {
             if let Err(e) = store.touch_export_job(&id).await {

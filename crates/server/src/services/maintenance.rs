@@ -178,7 +178,7 @@ pub async fn sweep_with(state: &AppState, opts: &SweepOptions) -> anyhow::Result
         store.expired_export_archives(&kept_until).await?
     } else {
         let failed = store
-            .fail_interrupted_export_jobs(&ago(super::exports::STALE_AFTER))
+            .fail_interrupted_export_jobs(&ago(super::exports::stale_after(state)))
             .await?;
         if failed > 0 {
             tracing::warn!(jobs = failed, "export jobs stopped moving; marked failed");
