@@ -1364,3 +1364,42 @@ async fn register_takes_the_bytes_a_repeated_put_left_not_those_it_read() {
     assert_eq!(got.bytes, b);
     t.stop().await;
 }
+
+/// Freeing the bytes of deleted images races with the sweep and with other deletions of
+/// images that share them. Each freed blob is reported by exactly one freer: a freer that
+/// finds the record gone (freed by another meanwhile) does not report it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_two_freers_release_at_once_are_reported_freed_once() {
+    let t = TestServer::start_with(|c| c.blob_grace_secs = 0).await;
+    let ds = t.owner.create_dataset("twice").await;
+    let ds_id = s(&ds, "id");
+    let mut hashes = Vec::new();
+    for i in 0..40u8 {
+        let bytes = png_seeded(8, 6, i);
+        hashes.push(sha256_hex(&bytes));
+        t.owner
+            .upload(&ds_id, "/", &format!("t{i}.png"), &bytes, "image/png")
+            .await;
+    }
+    // The images' rows go without the API (which would free the bytes itself): the bytes
+    // are recorded and nothing refers to them.
+    let db = t.db().await;
+    sqlx::query("DELETE FROM images WHERE dataset_id = $1")
+        .bind(&ds_id)
+        .execute(&db)
+        .await
+        .unwrap();
+    let state = &t.app().state;
+    let release = pictograph_server::services::maintenance::release;
+    let (a, b) = tokio::join!(
+        release(state, hashes.clone()),
+        release(state, hashes.clone())
+    );
+    assert_eq!(a + b, hashes.len(), "{a} + {b}");
+    for h in &hashes {
+        assert!(!t.blob_stored(h), "{h} is freed");
+    }
+    // Once more, after they are gone: nothing is freed, nothing reported.
+    assert_eq!(release(state, hashes.clone()).await, 0);
+    t.stop().await;
+}

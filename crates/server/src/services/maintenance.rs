@@ -184,7 +184,7 @@ pub async fn sweep_with(state: &AppState, opts: &SweepOptions) -> anyhow::Result
             tracing::warn!(jobs = failed, "export jobs stopped moving; marked failed");
         }
         let hashes = store.expire_export_jobs(&kept_until).await?;
-        free(state, hashes, &fmt_time(chrono::Utc::now()), false).await?
+        free(state, hashes, &fmt_time(chrono::Utc::now()), false, false).await?
     };
 
     let stalled = store
@@ -199,7 +199,7 @@ pub async fn sweep_with(state: &AppState, opts: &SweepOptions) -> anyhow::Result
 
     let cutoff = ago(opts.blob_grace);
     let orphans = store.orphan_blobs(&cutoff).await?;
-    report.orphan_blobs = free(state, orphans, &cutoff, opts.dry_run).await?;
+    report.orphan_blobs = free(state, orphans, &cutoff, opts.dry_run, true).await?;
 
     if opts.scan_store {
         let stored = blobs.hashes_older_than(opts.blob_grace).await?;
@@ -208,7 +208,7 @@ pub async fn sweep_with(state: &AppState, opts: &SweepOptions) -> anyhow::Result
             .into_iter()
             .filter(|h| !recorded.contains(h))
             .collect();
-        report.unrecorded_blobs = free(state, unrecorded, &cutoff, opts.dry_run).await?;
+        report.unrecorded_blobs = free(state, unrecorded, &cutoff, opts.dry_run, false).await?;
     }
     Ok(report)
 }
@@ -217,12 +217,15 @@ pub async fn sweep_with(state: &AppState, opts: &SweepOptions) -> anyhow::Result
 const FREED_AT_ONCE: usize = 500;
 
 /// Frees each of `hashes` that is still unreferenced and untouched since `cutoff`; returns the
-/// ones freed (all of them in a dry run).
+/// ones freed (all of them in a dry run). `recorded`: the hashes had records when listed, so
+/// one without a record now was freed by another freer and is not returned again (see
+/// [`crate::store::Store::free_blobs`]).
 async fn free(
     state: &AppState,
     hashes: Vec<String>,
     cutoff: &str,
     dry_run: bool,
+    recorded: bool,
 ) -> anyhow::Result<Vec<String>> {
     if dry_run {
         return Ok(hashes);
@@ -232,7 +235,7 @@ async fn free(
         let blobs = &state.blobs;
         let done = state
             .store
-            .free_blobs(chunk, cutoff, |taken| async move {
+            .free_blobs(chunk, cutoff, recorded, |taken| async move {
                 blobs.delete_many(&taken).await?;
                 Ok(())
             })
@@ -280,7 +283,7 @@ pub async fn release(state: &AppState, hashes: Vec<String>) -> usize {
     let mut unique = hashes;
     unique.sort();
     unique.dedup();
-    match free(state, unique, &cutoff, false).await {
+    match free(state, unique, &cutoff, false, true).await {
         Ok(freed) => freed.len(),
         Err(e) => {
             tracing::warn!(error = %e, "freeing released blobs failed");
@@ -294,7 +297,7 @@ pub async fn release(state: &AppState, hashes: Vec<String>) -> usize {
 /// shared with images or uploads, so no grace period applies, as when the sweep expires them.
 pub async fn release_archive(state: &AppState, hash: &str) {
     let now = fmt_time(chrono::Utc::now());
-    if let Err(e) = free(state, vec![hash.to_string()], &now, false).await {
+    if let Err(e) = free(state, vec![hash.to_string()], &now, false, false).await {
         tracing::warn!(error = %e, hash, "freeing an export archive failed; the sweep's store scan frees it later");
     }
 }

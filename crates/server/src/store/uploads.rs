@@ -1,7 +1,9 @@
 //! Pending uploads, blobs and stored idempotent responses.
 
 use super::{get, now, Col, Dialect, FromCells, Store, StoreError, StoreResult};
+use futures::TryStreamExt;
 use sqlx::AssertSqlSafe;
+use std::collections::HashSet;
 
 /// A signed upload URL that was handed out, and what its PUT stored.
 #[derive(Debug, Clone)]
@@ -383,6 +385,12 @@ impl Store {
     /// forgets their records, runs `delete` on the bytes of those, and commits only if that
     /// succeeded. The records' locks are held meanwhile, so an upload of the same bytes
     /// ([`Store::attach_blob`]) waits and then stores them afresh. Returns the hashes freed.
+    ///
+    /// With `recorded`, the hashes had records when they were listed (bytes of deleted
+    /// images, orphans the store listed): one found without a record was freed meanwhile by
+    /// another freer. Its bytes are deleted once more (harmless), but it is not returned, so
+    /// two freers at once never both report it.
+    ///
     /// Give it a few hundred hashes at a time: one transaction for each instead of one per
     /// hash is what makes freeing a million images' bytes take seconds, not many minutes.
     /// Nothing is freed while a hold is valid (see [`super::snapshot::BlobHold`]).
@@ -390,6 +398,7 @@ impl Store {
         &self,
         hashes: &[String],
         cutoff: &str,
+        recorded: bool,
         delete: F,
     ) -> anyhow::Result<Vec<String>>
     where
@@ -404,10 +413,15 @@ impl Store {
         let insert = sqlx::AssertSqlSafe(format!(
             "INSERT INTO blobs (hash, size, mime, touched_at) \
              SELECT *, 0, 'application/octet-stream', '' FROM ({}) AS listed WHERE true \
-             ON CONFLICT (hash) DO NOTHING",
+             ON CONFLICT (hash) DO NOTHING RETURNING hash",
             self.dialect.json_strings(1)
         ));
-        sqlx::query(insert).bind(&list).execute(&mut *tx).await?;
+        let mut unrecorded = HashSet::new();
+        let mut rows = sqlx::query(insert).bind(&list).fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await? {
+            unrecorded.insert(get::<String>(&r, "hash")?);
+        }
+        drop(rows);
         let take = sqlx::AssertSqlSafe(format!(
             "DELETE FROM blobs WHERE {} AND touched_at < $2 \
              AND NOT EXISTS (SELECT 1 FROM images i WHERE i.blob_hash = blobs.hash) \
@@ -432,6 +446,12 @@ impl Store {
         }
         delete(taken.clone()).await?;
         tx.commit().await?;
+        if recorded {
+            return Ok(taken
+                .into_iter()
+                .filter(|h| !unrecorded.contains(h))
+                .collect());
+        }
         Ok(taken)
     }
 
