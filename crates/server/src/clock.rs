@@ -83,12 +83,18 @@ pub async fn check_at_start(store: &Store) -> anyhow::Result<Option<f64>> {
     let Some(skew) = skew(store).await? else {
         return Ok(None);
     };
+    anyhow::ensure!(verdict(skew) != Verdict::Unsafe, "{}", describe(skew));
+    log(skew);
+    Ok(Some(skew))
+}
+
+/// Logs a skew the servers should not have: an error when unsafe, a warning when drifting.
+fn log(skew: f64) {
     match verdict(skew) {
-        Verdict::Unsafe => anyhow::bail!("{}", describe(skew)),
+        Verdict::Unsafe => tracing::error!(skew_seconds = skew, "{}", describe(skew)),
         Verdict::Drifting => tracing::warn!(skew_seconds = skew, "{}", describe(skew)),
         Verdict::Agrees => {}
     }
-    Ok(Some(skew))
 }
 
 /// The last skew measured, for the metrics.
@@ -130,11 +136,7 @@ pub async fn check_again(store: &Store, last: &LastSkew) {
     match skew(store).await {
         Ok(Some(skew)) => {
             last.set(skew);
-            match verdict(skew) {
-                Verdict::Unsafe => tracing::error!(skew_seconds = skew, "{}", describe(skew)),
-                Verdict::Drifting => tracing::warn!(skew_seconds = skew, "{}", describe(skew)),
-                Verdict::Agrees => {}
-            }
+            log(skew);
         }
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "reading the database's clock failed"),

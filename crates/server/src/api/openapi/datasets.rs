@@ -2,8 +2,8 @@
 //! download of an export's archive.
 
 use super::{
-    error_response, idempotency_key, json_body, json_response, path_param, query_param, schema,
-    with_key_errors, Op,
+    content_range, error_response, idempotency_key, json_body, json_response, path_param,
+    query_param, range_not_satisfiable, schema, with_key_errors, Op,
 };
 use crate::api::Access;
 use axum::http::Method;
@@ -452,15 +452,7 @@ fn export_operations() -> Vec<Op> {
                         "description": "The archive's ETag matched `If-None-Match`; no body.",
                         "headers": {"ETag": {"schema": {"type": "string"}}},
                     },
-                    "416": {
-                        "description": "The range is not satisfiable; no body.",
-                        "headers": {
-                            "Content-Range": {
-                                "description": "`bytes */size`.",
-                                "schema": {"type": "string"},
-                            },
-                        },
-                    },
+                    "416": range_not_satisfiable(),
                     "403": error_response(403),
                     "404": error_response(404),
                     "422": error_response(422),
@@ -492,10 +484,7 @@ fn archive_headers(partial: bool) -> Value {
         "Accept-Ranges": {"schema": {"const": "bytes"}},
     });
     if partial {
-        headers["Content-Range"] = json!({
-            "description": "`bytes start-end/size`.",
-            "schema": {"type": "string"},
-        });
+        headers["Content-Range"] = content_range(true);
     }
     headers
 }

@@ -2,8 +2,8 @@
 //! metadata, bytes and delete by id or by dataset and path, and the signed byte routes.
 
 use super::{
-    error_response, idempotency_key, json_body, json_response, path_param, query_param, schema,
-    with_key_errors, Op,
+    content_range, error_response, idempotency_key, json_body, json_response, path_param,
+    query_param, range_not_satisfiable, schema, with_key_errors, Op,
 };
 use crate::api::Access;
 use crate::services::uploads::MAX_BULK;
@@ -161,10 +161,7 @@ fn byte_headers(partial: bool) -> Value {
         "Content-Length": {"schema": {"type": "integer"}},
     });
     if partial {
-        h["Content-Range"] = json!({
-            "description": "`bytes start-end/size`.",
-            "schema": {"type": "string"},
-        });
+        h["Content-Range"] = content_range(true);
     }
     h
 }
@@ -191,15 +188,7 @@ fn byte_responses() -> Value {
             "description": "The image's ETag matched If-None-Match; no body.",
             "headers": {"ETag": {"schema": {"type": "string"}}},
         },
-        "416": {
-            "description": "The range is not satisfiable; no body.",
-            "headers": {
-                "Content-Range": {
-                    "description": "`bytes */size`.",
-                    "schema": {"type": "string"},
-                },
-            },
-        },
+        "416": range_not_satisfiable(),
     })
 }
 

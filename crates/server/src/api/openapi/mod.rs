@@ -275,6 +275,25 @@ pub(super) fn idempotency_key() -> Value {
     })
 }
 
+/// The `Content-Range` header of a ranged byte answer: `bytes start-end/size` on a 206, or
+/// `bytes */size` on a 416.
+pub(super) fn content_range(satisfied: bool) -> Value {
+    let form = if satisfied {
+        "`bytes start-end/size`."
+    } else {
+        "`bytes */size`."
+    };
+    json!({"description": form, "schema": {"type": "string"}})
+}
+
+/// The 416 answer of a byte download.
+pub(super) fn range_not_satisfiable() -> Value {
+    json!({
+        "description": "The range is not satisfiable; no body.",
+        "headers": {"Content-Range": content_range(false)},
+    })
+}
+
 /// The responses `own` with the error responses of `statuses` added.
 pub(super) fn with_errors(own: Value, statuses: &[u16]) -> Value {
     let mut all = own;
