@@ -699,7 +699,51 @@ async fn deleting_a_dataset_frees_bytes_many_transactions_wide() {
     let body = t.owner.delete("projects/wide").await.ok_json(200);
     assert_eq!(body["deleted"]["images_deleted"], n);
     assert_eq!(body["deleted"]["blobs_deleted"], n);
+    assert_eq!(body["deleted"]["blobs_freed_after_grace"], 0);
     assert!(t.blob_files().is_empty(), "{:?}", t.blob_files().len());
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_within_the_grace_period_reports_the_bytes_the_sweep_frees_later() {
+    use pictograph_server::services::maintenance::{self, SweepOptions};
+    // The default grace period: bytes uploaded minutes ago are not freed at once.
+    let t = TestServer::start_with(|c| c.blob_grace_secs = 900).await;
+    let doomed = s(&t.owner.create_dataset("recent").await, "id");
+    let keeper = s(&t.owner.create_dataset("keeper").await, "id");
+    let shared = png_seeded(9, 9, 1);
+    t.owner
+        .upload(&doomed, "/", "shared.png", &shared, "image/png")
+        .await;
+    t.owner
+        .upload(&keeper, "/", "shared.png", &shared, "image/png")
+        .await;
+    for i in 2..5u8 {
+        let own = png_seeded(9, 9, i);
+        t.owner
+            .upload(&doomed, "/", &format!("{i}.png"), &own, "image/png")
+            .await;
+        // The same bytes twice in the dataset are one stored file.
+        t.owner
+            .upload(&doomed, "/again", &format!("{i}.png"), &own, "image/png")
+            .await;
+    }
+    let body = t.owner.delete("projects/recent").await.ok_json(200);
+    let deleted = &body["deleted"];
+    assert_eq!(deleted["images_deleted"], 7, "{body}");
+    assert_eq!(deleted["blobs_deleted"], 0, "{body}");
+    assert_eq!(deleted["gcs_blobs_deleted"], 0, "{body}");
+    assert_eq!(deleted["blobs_freed_after_grace"], 3, "{body}");
+    assert_eq!(t.blob_files().len(), 4);
+    // Once the grace period has passed, the sweep frees exactly those.
+    let state = &t.app().state;
+    let passed = SweepOptions {
+        blob_grace: std::time::Duration::ZERO,
+        ..SweepOptions::for_state(state)
+    };
+    let report = maintenance::sweep_with(state, &passed).await.unwrap();
+    assert_eq!(report.orphan_blobs.len(), 3, "{report:?}");
+    assert_eq!(t.blob_files().len(), 1);
     t.stop().await;
 }
 

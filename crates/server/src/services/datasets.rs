@@ -323,15 +323,15 @@ pub async fn delete_dataset(state: &AppState, caller: &Caller, d: DatasetRow) ->
         let (state, id) = (state.clone(), d.id.clone());
         async move { super::maintenance::finish_deletion(&state, &id, hidden).await }
     });
-    let freed = match deletion
+    let bytes = match deletion
         .await
         .map_err(anyhow::Error::from)
         .and_then(|done| done)
     {
-        Ok(freed) => freed,
+        Ok(bytes) => bytes,
         Err(e) => {
             tracing::warn!(dataset = %d.id, error = %e, "deleting a hidden dataset's images stopped early; the upkeep sweep goes on with it");
-            0
+            Default::default()
         }
     };
     Ok(json!({
@@ -341,8 +341,9 @@ pub async fn delete_dataset(state: &AppState, caller: &Caller, d: DatasetRow) ->
         "deleted": true,
         "folders_deleted": folders,
         "directories_deleted": folders,
-        "gcs_blobs_deleted": freed,
+        "gcs_blobs_deleted": bytes.freed,
         "gcs_blobs_retained_for_forks": 0,
-        "blobs_deleted": freed,
+        "blobs_deleted": bytes.freed,
+        "blobs_freed_after_grace": bytes.freed_after_grace,
     }))
 }

@@ -245,29 +245,45 @@ async fn free(
     Ok(freed)
 }
 
+/// What deleting a dataset's images did with their bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FreedBytes {
+    /// Blobs freed now.
+    pub freed: u64,
+    /// Blobs nothing uses any more but uploaded within the grace period: the sweep frees them
+    /// once it has passed.
+    pub freed_after_grace: u64,
+}
+
 /// Deletes the images of a hidden dataset (see [`crate::store::Store::hide_dataset`]) a
 /// chunk at a time, freeing the bytes nothing else refers to after each chunk, then the
-/// dataset's row; answers how many blobs were freed (bytes other datasets still use are
-/// kept). `hidden` holds what hiding it released. Safe to run twice at once, and to run again
-/// after it stopped half-way.
+/// dataset's row; answers what became of the bytes (bytes other datasets still use are kept
+/// and not counted). `hidden` holds what hiding it released. Safe to run twice at once, and
+/// to run again after it stopped half-way.
 pub async fn finish_deletion(
     state: &AppState,
     dataset_id: &str,
     hidden: HiddenDataset,
-) -> anyhow::Result<usize> {
-    let mut freed = release(state, hidden.released_blobs).await;
+) -> anyhow::Result<FreedBytes> {
+    let mut out = FreedBytes::default();
     for hash in &hidden.released_archives {
         release_archive(state, hash).await;
     }
+    let mut released = hidden.released_blobs;
     loop {
-        let hashes = state.store.reap_images(dataset_id, REAPED_AT_ONCE).await?;
-        if hashes.is_empty() {
+        if !released.is_empty() {
+            released.sort();
+            released.dedup();
+            out.freed += release(state, released.clone()).await as u64;
+            out.freed_after_grace += state.store.unreferenced_blobs(&released).await?;
+        }
+        released = state.store.reap_images(dataset_id, REAPED_AT_ONCE).await?;
+        if released.is_empty() {
             break;
         }
-        freed += release(state, hashes).await;
     }
     state.store.drop_hidden_dataset(dataset_id).await?;
-    Ok(freed)
+    Ok(out)
 }
 
 /// Called after rows referring to `hashes` were deleted: frees the bytes that nothing refers to

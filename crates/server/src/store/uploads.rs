@@ -161,6 +161,12 @@ async fn attach_all(
     Ok(())
 }
 
+/// The condition that the `blobs` row's bytes are used by no image, pending upload or
+/// export archive.
+const UNREFERENCED: &str = "NOT EXISTS (SELECT 1 FROM images i WHERE i.blob_hash = blobs.hash) \
+     AND NOT EXISTS (SELECT 1 FROM pending_uploads p WHERE p.blob_hash = blobs.hash) \
+     AND NOT EXISTS (SELECT 1 FROM export_jobs e WHERE e.archive_hash = blobs.hash)";
+
 impl Store {
     /// Records a handed-out upload URL.
     pub async fn create_pending_upload(&self, p: &PendingUpload) -> StoreResult<()> {
@@ -348,17 +354,32 @@ impl Store {
     /// Hashes of recorded blobs that nothing refers to and that were last touched before
     /// `cutoff`.
     pub async fn orphan_blobs(&self, cutoff: &str) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT hash FROM blobs WHERE touched_at < $1 \
-             AND NOT EXISTS (SELECT 1 FROM images i WHERE i.blob_hash = blobs.hash) \
-             AND NOT EXISTS (SELECT 1 FROM pending_uploads p WHERE p.blob_hash = blobs.hash) \
-             AND NOT EXISTS (SELECT 1 FROM export_jobs e WHERE e.archive_hash = blobs.hash) \
-             ORDER BY hash",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT hash FROM blobs WHERE touched_at < $1 AND {UNREFERENCED} ORDER BY hash"
+        )))
         .bind(cutoff)
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(|r| get(r, "hash")).collect()
+    }
+
+    /// How many of `hashes` are recorded and used by nothing: bytes a sweep frees once their
+    /// grace period has passed.
+    pub async fn unreferenced_blobs(&self, hashes: &[String]) -> StoreResult<u64> {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM blobs WHERE {} AND {UNREFERENCED}",
+            self.dialect.id_in("hash", 1)
+        );
+        let mut n = 0;
+        for chunk in hashes.chunks(500) {
+            let list = serde_json::Value::from(chunk.to_vec()).to_string();
+            let row = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(list)
+                .fetch_one(&self.read)
+                .await?;
+            n += get::<i64>(&row, "n")? as u64;
+        }
+        Ok(n)
     }
 
     /// Which of `hashes` have a blob record.
@@ -423,10 +444,7 @@ impl Store {
         }
         drop(rows);
         let take = sqlx::AssertSqlSafe(format!(
-            "DELETE FROM blobs WHERE {} AND touched_at < $2 \
-             AND NOT EXISTS (SELECT 1 FROM images i WHERE i.blob_hash = blobs.hash) \
-             AND NOT EXISTS (SELECT 1 FROM pending_uploads p WHERE p.blob_hash = blobs.hash) \
-             AND NOT EXISTS (SELECT 1 FROM export_jobs e WHERE e.archive_hash = blobs.hash) \
+            "DELETE FROM blobs WHERE {} AND touched_at < $2 AND {UNREFERENCED} \
              AND NOT EXISTS (SELECT 1 FROM blob_holds h WHERE h.until > $3) \
              RETURNING hash",
             self.dialect.id_in("hash", 1)
