@@ -293,3 +293,127 @@ async fn failed_sends_never_show_the_signed_query() {
     );
     s.app.stop().await.unwrap();
 }
+
+/// `human_bytes` of the CLI: `652 B`, `2.7 KiB`.
+fn human(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB"];
+    let (mut v, mut unit) = (n as f64, 0);
+    while v >= 1024.0 && unit + 1 < units.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{n} B"),
+        _ => format!("{v:.1} {}", units[unit]),
+    }
+}
+
+/// The plain progress lines of a run (stderr is not a terminal).
+fn progress_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("upload: ") && l.contains(" files, "))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_reaches_every_file_and_counts_the_bytes_of_failed_files() {
+    let s = start().await;
+    let root = s.path("mixed");
+    write_image(&root.join("cats/day/1.png"), 1);
+    write_image(&root.join("cats/night/1.png"), 2);
+    write_image(&root.join("dogs/d.png"), 3);
+    write_image(&root.join("top.png"), 4);
+    let total: u64 = [
+        "cats/day/1.png",
+        "cats/night/1.png",
+        "dogs/d.png",
+        "top.png",
+    ]
+    .iter()
+    .map(|p| size(&root.join(p)))
+    .sum();
+    // The second file named /cats/1.png fails; the three others go.
+    let failed = size(&root.join("cats/night/1.png"));
+    let sent = total - failed;
+    let folder = root.to_str().unwrap();
+
+    let out = s.run(&["upload", folder, "-d", "mixed"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let lines = progress_lines(&out.stderr);
+    // The byte total is that of every file, failed ones included, on every line: it never
+    // shrinks when a file fails.
+    for line in &lines {
+        assert!(
+            line.contains(&format!("/{}, ", human(total))),
+            "{line}\n{}",
+            out.stderr
+        );
+    }
+    // The last line says every file is done, the failure with its bytes, and the bytes sent:
+    // those and the failed ones make the total.
+    let last = *lines.last().unwrap_or_else(|| panic!("{}", out.stderr));
+    assert!(
+        last.starts_with(&format!(
+            "upload: 4/4 files, 1 failed ({}), {}/{}, ",
+            human(failed),
+            human(sent),
+            human(total)
+        )) && last.ends_with("/s, done"),
+        "{}",
+        out.stderr
+    );
+    // The summary splits the bytes the same way.
+    assert!(
+        out.stdout.contains(&format!(
+            "3 uploaded, 0 skipped (already there), 1 failed of 4 image files ({}: {} uploaded, \
+             {} failed) in ",
+            human(total),
+            human(sent),
+            human(failed)
+        )),
+        "{}",
+        out.stdout
+    );
+
+    // A re-run skips the three files sent: they leave the total, the failed one stays.
+    let out = s.run(&["upload", folder, "-d", "mixed"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let last = *progress_lines(&out.stderr).last().unwrap();
+    assert!(
+        last.starts_with(&format!(
+            "upload: 4/4 files, 1 failed ({}), 3 skipped, 0 B/{}, 0 B/s, done",
+            human(failed),
+            human(failed)
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "0 uploaded, 3 skipped (already there), 1 failed of 4 image files ({}: 0 B \
+             uploaded, {} already there, {} failed) in ",
+            human(total),
+            human(sent),
+            human(failed)
+        )),
+        "{}",
+        out.stdout
+    );
+
+    // --json has the same split, and no progress lines.
+    let out = s.run(&["upload", folder, "-d", "mixed", "--json"]);
+    assert_eq!(out.code, 1);
+    let v = out.json();
+    assert_eq!(
+        (
+            v["bytes"].as_u64(),
+            v["bytes_uploaded"].as_u64(),
+            v["bytes_skipped"].as_u64(),
+            v["bytes_failed"].as_u64()
+        ),
+        (Some(total), Some(0), Some(sent), Some(failed))
+    );
+    assert!(progress_lines(&out.stderr).is_empty(), "{}", out.stderr);
+    s.app.stop().await.unwrap();
+}

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::images::UploadOptions;
 use crate::models::{Dataset, DeleteSummary, Image, Project};
 use crate::projects::{CreateProject, UpdateProject};
-use crate::workflows::{FolderUploadOptions, UploadReport};
+use crate::workflows::{FolderScan, FolderUploadOptions, UploadReport};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -108,7 +108,7 @@ impl Client {
             .block_on(future)
     }
 
-    /// Datasets: list, iter, get, get_by_id, list_images, download.
+    /// Datasets: list, iter, get, get_by_id, list_images, image_pages, download.
     pub fn datasets(&self) -> Datasets<'_> {
         Datasets(self)
     }
@@ -147,13 +147,30 @@ impl Client {
             options,
         ))
     }
+
+    /// Uploads what [`crate::workflows::scan_folder`] found, as
+    /// [`crate::workflows::upload_scanned_folder`] does: for callers that show totals before
+    /// the upload starts, without walking the folder twice.
+    pub fn upload_scanned_folder(
+        &self,
+        dataset_name: &str,
+        scan: FolderScan,
+        options: FolderUploadOptions,
+    ) -> Result<UploadReport> {
+        self.block_on(crate::workflows::upload_scanned_folder(
+            &self.inner,
+            dataset_name,
+            scan,
+            options,
+        ))
+    }
 }
 
 /// Blocking [`crate::Datasets`].
 #[derive(Debug)]
 pub struct Datasets<'a>(&'a Client);
 
-impl Datasets<'_> {
+impl<'a> Datasets<'a> {
     /// Up to `limit` datasets, oldest first (see [`crate::Datasets::list`]).
     pub fn list(&self, limit: usize) -> Result<Vec<Dataset>> {
         self.0.block_on(self.0.inner.datasets().list(limit))
@@ -170,7 +187,7 @@ impl Datasets<'_> {
     /// let all = client.datasets().iter().all()?;
     /// # Ok(()) }
     /// ```
-    pub fn iter(&self) -> Pager<'_, Dataset> {
+    pub fn iter(&self) -> Pager<'a, Dataset> {
         Pager {
             client: self.0,
             inner: self.0.inner.datasets().iter(),
@@ -205,6 +222,28 @@ impl Datasets<'_> {
             .block_on(self.0.inner.datasets().list_images(dataset, options))
     }
 
+    /// Walks the images `options` select, a page at a time (see
+    /// [`crate::Datasets::image_pages`]): the first page by offset, the next ones by key, so
+    /// every page costs the server the same however deep it lies. Nothing is fetched before
+    /// the first [`ImagePages::next_page`].
+    ///
+    /// ```no_run
+    /// # fn run(client: pictograph::blocking::Client) -> pictograph::Result<()> {
+    /// let mut pages = client.datasets().image_pages("road-signs", Default::default());
+    /// while let Some(page) = pages.next_page(1000)? {
+    ///     for image in &page.images {
+    ///         println!("{}", image.filename);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn image_pages(&self, dataset: &str, options: ImageListOptions) -> ImagePages<'a> {
+        ImagePages {
+            client: self.0,
+            inner: self.0.inner.datasets().image_pages(dataset, options),
+        }
+    }
+
     /// Downloads a dataset (see [`crate::Datasets::download`]); with
     /// [`DownloadOptions::show_progress`] a bar is drawn on a terminal.
     pub fn download(
@@ -218,11 +257,27 @@ impl Datasets<'_> {
     }
 }
 
+/// Blocking [`crate::ImagePages`]: the pages of an image listing, one
+/// [`ImagePages::next_page`] at a time.
+#[derive(Debug)]
+pub struct ImagePages<'a> {
+    client: &'a Client,
+    inner: crate::ImagePages,
+}
+
+impl ImagePages<'_> {
+    /// The next page, of up to `limit` images (the server's cap is 10,000); `None` once the
+    /// listing has ended (see [`crate::ImagePages::next_page`]).
+    pub fn next_page(&mut self, limit: usize) -> Result<Option<ImagePage>> {
+        self.client.block_on(self.inner.next_page(limit))
+    }
+}
+
 /// Blocking [`crate::Projects`].
 #[derive(Debug)]
 pub struct Projects<'a>(&'a Client);
 
-impl Projects<'_> {
+impl<'a> Projects<'a> {
     /// Creates a dataset.
     pub fn create(&self, name: &str, options: CreateProject) -> Result<Project> {
         self.0
@@ -251,7 +306,7 @@ impl Projects<'_> {
     }
 
     /// Every project, oldest first, a page at a time (see [`crate::Projects::iter`]).
-    pub fn iter(&self) -> Pager<'_, Project> {
+    pub fn iter(&self) -> Pager<'a, Project> {
         Pager {
             client: self.0,
             inner: self.0.inner.projects().iter(),

@@ -664,6 +664,7 @@ impl Datasets {
 
 /// The pages of an image listing, one [`ImagePages::next_page`] at a time; see
 /// [`Datasets::image_pages`].
+#[derive(Debug)]
 pub struct ImagePages {
     datasets: Datasets,
     dataset: String,

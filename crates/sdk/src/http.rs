@@ -464,7 +464,17 @@ impl Transport {
     /// tree of values first: a page of thousands of images parses in a fraction of the time).
     /// A body that breaks off midway (the connection dropped after the headers) is asked for
     /// again within the retry budget, like a connection that failed before them.
-    pub async fn parse<T: DeserializeOwned>(&self, mut req: Req) -> Result<T> {
+    pub async fn parse<T: DeserializeOwned>(&self, req: Req) -> Result<T> {
+        self.parse_with_headers(req).await.map(|(_, v)| v)
+    }
+
+    /// Like [`Transport::parse`], answering the headers of the response whose body was read
+    /// too: when a body broke off and was asked for again, those of the answer that arrived
+    /// whole (a retried write may come back as the server's replay of the first).
+    pub async fn parse_with_headers<T: DeserializeOwned>(
+        &self,
+        mut req: Req,
+    ) -> Result<(HeaderMap, T)> {
         if req.timeout.is_none() {
             req.timeout = Some(self.timeout);
         }
@@ -472,8 +482,9 @@ impl Transport {
         loop {
             let resp = self.send(&req).await?;
             let status = resp.status();
+            let headers = resp.headers().clone();
             match resp.bytes().await {
-                Ok(bytes) => return parse_bytes(status, &bytes),
+                Ok(bytes) => return parse_bytes(status, &bytes).map(|v| (headers, v)),
                 Err(e) if attempt >= self.retry.max_retries => return Err(Error::from(e)),
                 Err(_) => {
                     let delay = self.retry.backoff(attempt);
@@ -610,13 +621,6 @@ impl Transport {
 /// Lower-case hex of bytes.
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Parses a success response's JSON body as `T` (an empty body reads as `null`).
-pub(crate) async fn read_body<T: DeserializeOwned>(resp: Response) -> Result<T> {
-    let status = resp.status();
-    let bytes = resp.bytes().await.map_err(Error::from)?;
-    parse_bytes(status, &bytes)
 }
 
 /// Parses the body `bytes` of a success response as `T` (an empty body reads as `null`).

@@ -161,10 +161,10 @@ impl Images {
         if let Some((k, _)) = &keys {
             req.idempotency_key = Some(k.clone());
         }
-        req.timeout = Some(self.client.transport.timeout);
-        let resp = self.client.transport.send(&req).await?;
-        let replayed = resp.headers().contains_key("idempotent-replayed");
-        let grant: Value = crate::http::read_body(resp).await?;
+        // Parsed on the retrying path: an answer cut short is asked for again with the same
+        // idempotency key, and `replayed` is read from the answer that arrived whole.
+        let (headers, grant): (_, Value) = self.client.transport.parse_with_headers(req).await?;
+        let replayed = headers.contains_key("idempotent-replayed");
         let upload_url: String = field(grant.clone(), &["upload_url"])?;
         let gcs_path: String = field(grant.clone(), &["gcs_path", "upload_id"])?;
         let put_type = grant

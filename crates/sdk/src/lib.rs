@@ -4,12 +4,12 @@
 //!
 //! | resource | calls |
 //! | --- | --- |
-//! | [`Client::datasets`] | `list`, `iter` (a [`futures::Stream`]), `get`, `get_with`, `get_by_id`, `download` |
+//! | [`Client::datasets`] | `list`, `list_page`, `iter` (a [`futures::Stream`]), `list_images`, `image_pages`, `get`, `get_with`, `get_by_id`, `download` |
 //! | [`Client::projects`] | `create`, `update`, `delete`, `get`, `list`, `iter` |
 //! | [`Client::images`] | `get`, `upload`, `download`, `delete` |
 //! | [`Client::annotations`] | `get`, `save`, `delete`, `create_bbox` / `_polygon` / `_polyline` / `_keypoint` |
 //! | [`Client::batch`] | `move_images`, `copy`, `delete`, `update` → [`BatchResult`] |
-//! | [`workflows`] | [`workflows::upload_dataset_from_folder`] → [`UploadReport`] |
+//! | [`workflows`] | [`workflows::upload_dataset_from_folder`], [`workflows::upload_scanned_folder`] → [`UploadReport`] |
 //! | [`formats`] | [`formats::export_dataset`] (COCO, YOLO, VOC, pictograph) → [`formats::ExportReport`], [`formats::import_folder`] → [`formats::ImportReport`] |
 //!
 //! [`blocking::Client`] offers the same calls without async, for scripts (it owns a small

@@ -178,6 +178,13 @@ fn blocking_client_iterates_and_may_be_dropped_inside_an_async_task() {
         "a b"
     );
     assert!(client.datasets().list(0).unwrap().is_empty());
+    // A pager kept in a variable outlives the `datasets()` or `projects()` it came from (it
+    // used to borrow that temporary, so only a chain in one statement compiled).
+    let mut datasets = client.datasets().iter().page_size(3);
+    assert_eq!(datasets.next().unwrap().unwrap().name, NAMES[0]);
+    assert_eq!(datasets.count(), NAMES.len() - 1);
+    let mut projects = client.projects().iter();
+    assert_eq!(projects.next().unwrap().unwrap().name, NAMES[0]);
     // Dropping the last clone inside an async task used to panic ("Cannot drop a runtime
     // in a context where blocking is not allowed").
     let clone = client.clone();

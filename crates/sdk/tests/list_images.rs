@@ -128,3 +128,78 @@ async fn list_images_filters_and_pages() {
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].name, "zoo-2");
 }
+
+/// The blocking client walks a listing page by page as the async one does: the first page
+/// by offset, the next ones by key, with the same filters.
+#[test]
+fn the_blocking_client_walks_image_pages() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(common::start());
+    let client = pictograph::blocking::Client::wrap(server.client.clone()).unwrap();
+    let project = client.projects().create("zoo", Default::default()).unwrap();
+    let dir = common::tempdir();
+    for (i, folder) in ["/cats", "/cats/big", "/dogs", "/cats"].iter().enumerate() {
+        let path = dir.path().join(format!("p{i}.png"));
+        common::write_image(&path, 6, 5, i as u8);
+        client
+            .images()
+            .upload(
+                &project.id,
+                &path,
+                UploadOptions::default().folder_path(*folder),
+            )
+            .unwrap();
+    }
+
+    // Every page of one image; pages after the first start after the last image seen.
+    let mut pages = client
+        .datasets()
+        .image_pages("zoo", ImageListOptions::default());
+    let mut walked = Vec::new();
+    let mut afters = Vec::new();
+    while let Some(page) = pages.next_page(1).unwrap() {
+        assert_eq!(page.total, 4);
+        afters.push(page.after.clone());
+        walked.extend(page.images.iter().map(|i| i.filename.clone()));
+    }
+    assert_eq!(walked, ["p0.png", "p1.png", "p2.png", "p3.png"]);
+    assert_eq!(afters[0], None, "the first page goes by offset");
+    assert!(afters[1..].iter().all(Option::is_some), "{afters:?}");
+    assert!(
+        pages.next_page(1).unwrap().is_none(),
+        "an ended walk stays ended"
+    );
+
+    // The same pages as the async client's, filtered and from an offset.
+    let cats = ImageListOptions {
+        folder: Some("/cats".into()),
+        recursive: true,
+        offset: 1,
+        ..Default::default()
+    };
+    let mut blocking = Vec::new();
+    let mut pages = client.datasets().image_pages("zoo", cats.clone());
+    while let Some(page) = pages.next_page(2).unwrap() {
+        blocking.push(page.images.iter().map(|i| i.id.clone()).collect::<Vec<_>>());
+    }
+    let asynchronous = rt.block_on(async {
+        let mut out = Vec::new();
+        let mut pages = server.client.datasets().image_pages("zoo", cats);
+        while let Some(page) = pages.next_page(2).await.unwrap() {
+            out.push(page.images.iter().map(|i| i.id.clone()).collect::<Vec<_>>());
+        }
+        out
+    });
+    assert_eq!(blocking, asynchronous);
+    assert_eq!(blocking.iter().map(Vec::len).collect::<Vec<_>>(), [2]);
+
+    // An unknown dataset fails on the first page.
+    let err = client
+        .datasets()
+        .image_pages("nope", ImageListOptions::default())
+        .next_page(10)
+        .unwrap_err();
+    assert!(matches!(err, pictograph::Error::NotFound(_)), "{err:?}");
+    drop(client);
+    rt.block_on(server.app.stop()).unwrap();
+}

@@ -608,6 +608,103 @@ async fn upload_put_is_streamed_unauthenticated_and_register_is_json() {
     );
 }
 
+/// The answer to the upload-URL request (an upload's first step) cut off midway is asked for
+/// again with the same idempotency key, like every other JSON answer, and the upload goes on.
+#[tokio::test]
+async fn an_upload_url_answer_cut_short_is_retried_with_the_same_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a.png");
+    std::fs::write(&file, vec![7u8; 300]).unwrap();
+    let grant = |addr: std::net::SocketAddr| {
+        format!(
+            r#"{{"upload_url":"http://{addr}/files/uploads/u1?sig=x","gcs_bucket":"local","gcs_path":"u1","gcs_uri":"gs://local/u1","content_type":"image/png"}}"#
+        )
+    };
+    let image = r#"{"success":true,"image_id":"img-1","image":{"id":"img-1","filename":"a.png","created_at":"2026-01-01T00:00:00Z"}}"#;
+    // Used to fail at once with a transport error: the grant was read outside the retrying
+    // path.
+    let f = Fault::start_with(|addr| {
+        vec![
+            cut_short(&grant(addr)),
+            cut_short(&grant(addr)),
+            response("200 OK", &[], &grant(addr)),
+            response("200 OK", &[], r#"{"success":true}"#),
+            response("201 Created", &[], image),
+        ]
+    })
+    .await;
+    let img = f
+        .client(3)
+        .images()
+        .upload("ds-1", &file, UploadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(img.id, "img-1");
+    let seen = f.seen();
+    let paths: Vec<_> = seen
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "POST /api/v1/developer/images/upload-url",
+            "POST /api/v1/developer/images/upload-url",
+            "POST /api/v1/developer/images/upload-url",
+            "PUT /files/uploads/u1?sig=x",
+            "POST /api/v1/developer/images/register",
+        ]
+    );
+    let key = |s: &Seen| s.headers.get("idempotency-key").cloned();
+    assert!(key(&seen[0]).is_some());
+    assert!(
+        seen[..3]
+            .iter()
+            .all(|s| key(s) == key(&seen[0]) && s.body == seen[0].body),
+        "the same request, with the same key"
+    );
+    assert_ne!(key(&seen[4]), key(&seen[0]));
+
+    // A key given by the caller is the one repeated.
+    let f = Fault::start_with(|addr| {
+        vec![
+            cut_short(&grant(addr)),
+            response("200 OK", &[], &grant(addr)),
+            response("200 OK", &[], r#"{"success":true}"#),
+            response("201 Created", &[], image),
+        ]
+    })
+    .await;
+    f.client(1)
+        .images()
+        .upload(
+            "ds-1",
+            &file,
+            UploadOptions::default().idempotency_key("my-key"),
+        )
+        .await
+        .unwrap();
+    let seen = f.seen();
+    assert_eq!(seen.len(), 4);
+    assert_eq!(key(&seen[0]).as_deref(), Some("my-key"));
+    assert_eq!(key(&seen[1]).as_deref(), Some("my-key"));
+    assert_eq!(key(&seen[3]).as_deref(), Some("my-key.register"));
+
+    // Within the budget only: then a transient transport error, and no bytes sent.
+    let f = Fault::start_with(|addr| vec![cut_short(&grant(addr))]).await;
+    let e = f
+        .client(1)
+        .images()
+        .upload("ds-1", &file, UploadOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Transport(_)), "{e:?}");
+    assert!(e.is_transient());
+    let seen = f.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|s| s.method == "POST"), "{seen:?}");
+}
+
 /// A listing page as a server without keyset paging writes it: one image, no
 /// `pagination.after`.
 fn image_page(id: &str, has_more: bool) -> Vec<u8> {

@@ -647,3 +647,66 @@ async fn a_full_disk_stops_the_download_at_the_first_file() {
     assert!(r.success(), "{:?}", r.failures);
     assert_eq!((r.images_downloaded, r.images_skipped), (4, 0));
 }
+
+/// The blocking client uploads a folder scanned beforehand, as the async workflow does: the
+/// totals are known before the upload starts, and a re-run skips what is there.
+#[test]
+fn the_blocking_client_uploads_a_scanned_folder() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(common::start());
+    let client = pictograph::blocking::Client::wrap(s.client.clone()).unwrap();
+    let tmp = common::tempdir();
+    let root = tmp.path().join("road_signs");
+    road_signs(&root);
+
+    let scan = pictograph::workflows::scan_folder(&root).unwrap();
+    assert_eq!((scan.files.len(), scan.ignored), (5, 2));
+    let ended = Arc::new(Mutex::new(Vec::new()));
+    let opts = FolderUploadOptions::default()
+        .max_workers(2)
+        .on_file(record(ended.clone()));
+    let first = client
+        .upload_scanned_folder("road-signs", scan.clone(), opts.clone())
+        .unwrap();
+    assert_eq!((first.images_attempted, first.images_uploaded), (5, 5));
+    assert!(first.success(), "{:?}", first.failures);
+    assert_eq!(ended.lock().unwrap().len(), 5);
+    let mut placed: Vec<String> = client
+        .datasets()
+        .list_images("road-signs", Default::default())
+        .unwrap()
+        .images
+        .iter()
+        .map(|i| format!("{}/{}", i.folder().trim_end_matches('/'), i.filename))
+        .collect();
+    placed.sort();
+    assert_eq!(
+        placed,
+        [
+            "/004.png",
+            "/stop/001.png",
+            "/stop/002.jpg",
+            "/stop/005.png",
+            "/yield/003.png"
+        ]
+    );
+
+    let again = client
+        .upload_scanned_folder("road-signs", scan, opts)
+        .unwrap();
+    assert_eq!((again.images_uploaded, again.images_skipped), (0, 5));
+    assert!(again.failures.is_empty(), "{:?}", again.failures);
+
+    // A dataset that is missing and may not be created: NotFound, as from the async call.
+    let scan = pictograph::workflows::scan_folder(&root).unwrap();
+    let e = client
+        .upload_scanned_folder(
+            "absent",
+            scan,
+            FolderUploadOptions::default().create_if_missing(false),
+        )
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e:?}");
+    drop(client);
+    rt.block_on(s.app.stop()).unwrap();
+}

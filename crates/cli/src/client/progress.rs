@@ -1,5 +1,6 @@
 //! Transfer progress on standard error: an indicatif bar (files, bytes, rate, ETA) on a
-//! terminal, a plain line every 10 % (or 5 s) otherwise, nothing with `--json` off a terminal.
+//! terminal, a plain line every 10 % (or 5 s) otherwise and a last one once every file is
+//! done, nothing with `--json` off a terminal. Failed and skipped files are counted in both.
 //! Retries are said on standard error too ([`retry_line`]), above the bar when one is drawn.
 
 use super::human_bytes;
@@ -64,12 +65,27 @@ enum Sink {
     Off,
 }
 
+/// How one file ended.
+#[derive(Clone, Copy)]
+enum Ended {
+    Moved,
+    Skipped,
+    Failed,
+}
+
 struct State {
     files: u64,
     total_files: u64,
+    /// Bytes moved.
     bytes: u64,
+    /// Bytes to move: those of every file, less those of the files skipped.
     total_bytes: Option<u64>,
     skipped: u64,
+    skipped_bytes: u64,
+    failed: u64,
+    /// Bytes of the files that failed: they stay in the total, which the bytes moved then
+    /// never reach, and are said beside the failure count.
+    failed_bytes: u64,
     last_line: Instant,
     next_step: u64,
 }
@@ -123,6 +139,9 @@ impl Progress {
                 bytes: 0,
                 total_bytes,
                 skipped: 0,
+                skipped_bytes: 0,
+                failed: 0,
+                failed_bytes: 0,
                 last_line: Instant::now(),
                 next_step: 1,
             }),
@@ -148,45 +167,47 @@ impl Progress {
 
     /// One more file done, of `bytes` bytes.
     pub fn file_done(&self, bytes: u64) {
-        self.advance(bytes, 0, false);
+        self.advance(bytes, Ended::Moved);
     }
 
     /// One more file done whose `size` bytes were not sent: `skipped` when it was already
-    /// there, else it failed. Its bytes leave the total, so the byte rate and the amount count
-    /// only what is moved.
+    /// there, else it failed. A skipped file's bytes leave the total (there was nothing to
+    /// move); a failed file's stay in it, counted apart as failed, so that the bytes moved and
+    /// those of the failed files add up to the total when all files are done.
     pub fn file_not_sent(&self, size: u64, skipped: bool) {
-        self.advance(0, size, skipped);
+        let ended = if skipped {
+            Ended::Skipped
+        } else {
+            Ended::Failed
+        };
+        self.advance(size, ended);
     }
 
-    fn advance(&self, sent: u64, unsent: u64, skipped: bool) {
+    fn advance(&self, size: u64, ended: Ended) {
         let mut s = self.state.lock().expect("progress lock");
         s.files += 1;
-        s.bytes += sent;
-        s.skipped += u64::from(skipped);
-        if let Some(t) = &mut s.total_bytes {
-            *t = t.saturating_sub(unsent);
+        match ended {
+            Ended::Moved => s.bytes += size,
+            Ended::Skipped => {
+                s.skipped += 1;
+                s.skipped_bytes += size;
+                if let Some(t) = &mut s.total_bytes {
+                    *t = t.saturating_sub(size);
+                }
+            }
+            Ended::Failed => {
+                s.failed += 1;
+                s.failed_bytes += size;
+            }
         }
         let elapsed = self.start.elapsed();
-        let amount = match s.total_bytes {
-            _ if !self.shows_bytes => String::new(),
-            Some(t) => format!("{}/{}", human_bytes(s.bytes), human_bytes(t)),
-            None => human_bytes(s.bytes),
-        };
-        let moved = if self.shows_bytes {
-            format!(", {amount}, {}", rate(s.bytes, elapsed))
-        } else {
-            String::new()
-        };
-        let skipped = match s.skipped {
-            0 => String::new(),
-            n => format!(", {n} skipped"),
-        };
         match &self.sink {
             Sink::Bar(b) => {
+                let counts = self.counts(&s);
                 let message = if self.shows_bytes {
-                    format!("{amount}  {}{skipped}", rate(s.bytes, elapsed))
+                    format!("{}  {}{counts}", self.amount(&s), rate(s.bytes, elapsed))
                 } else {
-                    skipped.trim_start_matches(", ").to_string()
+                    counts.trim_start_matches(", ").to_string()
                 };
                 b.set_message(message);
                 b.set_position(s.files);
@@ -194,6 +215,8 @@ impl Progress {
             Sink::Lines => {
                 let total = s.total_files.max(1);
                 let step_reached = s.files * 10 >= s.next_step * total;
+                // The last file's line is said by `finish`, once the total is sure to be
+                // final (a download learns its total a page at a time).
                 let done = s.files >= s.total_files;
                 if (step_reached || s.last_line.elapsed() >= Duration::from_secs(5)) && !done {
                     while s.files * 10 >= s.next_step * total {
@@ -202,22 +225,80 @@ impl Progress {
                     s.last_line = Instant::now();
                     let left = s.total_files.saturating_sub(s.files) as f64;
                     let eta = elapsed.as_secs_f64() / s.files as f64 * left;
-                    eprintln!(
-                        "{}: {}/{} files{skipped}{moved}, ETA {eta:.0} s",
-                        self.verb, s.files, s.total_files
-                    );
+                    eprintln!("{}, ETA {eta:.0} s", self.line(&s, elapsed));
                 }
             }
             Sink::Off => {}
         }
     }
 
-    /// Removes the bar (the caller prints the summary).
-    pub fn finish(&self) {
-        if let Sink::Bar(b) = &self.sink {
-            b.finish_and_clear();
-            SHOWN.lock().expect("bar lock").take();
+    /// `1 failed (652 B), 2 skipped`, each part only when it counts something, and led by
+    /// `, `; the bytes of the failed files only when bytes are shown and known.
+    fn counts(&self, s: &State) -> String {
+        let mut out = String::new();
+        if s.failed > 0 {
+            out.push_str(&format!(", {} failed", s.failed));
+            if self.shows_bytes && s.failed_bytes > 0 {
+                out.push_str(&format!(" ({})", human_bytes(s.failed_bytes)));
+            }
         }
+        if s.skipped > 0 {
+            out.push_str(&format!(", {} skipped", s.skipped));
+        }
+        out
+    }
+
+    /// Bytes moved, of the total when it is known: `1.2 MiB/5.0 MiB`.
+    fn amount(&self, s: &State) -> String {
+        match s.total_bytes {
+            Some(t) => format!("{}/{}", human_bytes(s.bytes), human_bytes(t)),
+            None => human_bytes(s.bytes),
+        }
+    }
+
+    /// A plain progress line without its ending: `upload: 7/10 files, 1 failed (652 B),
+    /// 1 skipped, 1.2 MiB/5.0 MiB, 300 KiB/s`.
+    fn line(&self, s: &State, elapsed: Duration) -> String {
+        let moved = if self.shows_bytes {
+            format!(", {}, {}", self.amount(s), rate(s.bytes, elapsed))
+        } else {
+            String::new()
+        };
+        format!(
+            "{}: {}/{} files{}{moved}",
+            self.verb,
+            s.files,
+            s.total_files,
+            self.counts(s)
+        )
+    }
+
+    /// Removes the bar (the caller prints the summary). Plain lines end with one for the last
+    /// file, when every file was done: the count at its total, with the failures.
+    pub fn finish(&self) {
+        match &self.sink {
+            Sink::Bar(b) => {
+                b.finish_and_clear();
+                SHOWN.lock().expect("bar lock").take();
+            }
+            Sink::Lines => {
+                let s = self.state.lock().expect("progress lock");
+                if s.total_files > 0 && s.files >= s.total_files {
+                    eprintln!("{}, done", self.line(&s, self.start.elapsed()));
+                }
+            }
+            Sink::Off => {}
+        }
+    }
+
+    /// Bytes of the files that failed.
+    pub fn failed_bytes(&self) -> u64 {
+        self.state.lock().expect("progress lock").failed_bytes
+    }
+
+    /// Bytes of the files skipped.
+    pub fn skipped_bytes(&self) -> u64 {
+        self.state.lock().expect("progress lock").skipped_bytes
     }
 
     /// Bytes counted so far.

@@ -130,6 +130,9 @@ async fn upload(args: UploadArgs) -> CliResult {
         e => e.into(),
     })?;
     let elapsed = progress.elapsed();
+    // Every file found is uploaded, skipped or failed: its bytes are counted in one of these.
+    let bytes_uploaded = progress.bytes();
+    let (bytes_skipped, bytes_failed) = (progress.skipped_bytes(), progress.failed_bytes());
     // The failures include the folders that could not be read.
     let failed = report.failures.len() - folders_failed;
     let failures: Vec<(String, &str, bool)> = report
@@ -157,6 +160,9 @@ async fn upload(args: UploadArgs) -> CliResult {
             "unreadable_folders": folders_failed,
             "ignored": ignored,
             "bytes": total_bytes,
+            "bytes_uploaded": bytes_uploaded,
+            "bytes_skipped": bytes_skipped,
+            "bytes_failed": bytes_failed,
             "elapsed_secs": elapsed.as_secs_f64(),
             "success": failures.is_empty(),
             "failures": failures
@@ -166,8 +172,8 @@ async fn upload(args: UploadArgs) -> CliResult {
             "notes": report.notes,
         }));
     } else {
-        // A byte rate only means something when every file was sent.
-        let sent = (report.images_uploaded == report.images_attempted).then_some(total_bytes);
+        // The byte rate is that of the bytes sent, when some were.
+        let sent = (bytes_uploaded > 0).then_some(bytes_uploaded);
         println!(
             "Dataset '{}' ({}): {} uploaded, {} skipped (already there), {} failed of {} image files ({}) in {}",
             report.dataset_name,
@@ -176,7 +182,7 @@ async fn upload(args: UploadArgs) -> CliResult {
             report.images_skipped,
             failed,
             report.images_attempted,
-            human_bytes(total_bytes),
+            byte_parts(total_bytes, bytes_uploaded, bytes_skipped, bytes_failed),
             timing(report.images_attempted, sent, elapsed),
         );
         if folders_failed > 0 {
@@ -213,4 +219,20 @@ async fn upload(args: UploadArgs) -> CliResult {
         )));
     }
     Ok(())
+}
+
+/// The bytes of the files found, and when not all of them were uploaded, how they split:
+/// `2.7 KiB: 2.1 KiB uploaded, 652 B failed`.
+fn byte_parts(total: u64, uploaded: u64, skipped: u64, failed: u64) -> String {
+    if skipped == 0 && failed == 0 {
+        return human_bytes(total);
+    }
+    let mut parts = vec![format!("{} uploaded", human_bytes(uploaded))];
+    if skipped > 0 {
+        parts.push(format!("{} already there", human_bytes(skipped)));
+    }
+    if failed > 0 {
+        parts.push(format!("{} failed", human_bytes(failed)));
+    }
+    format!("{}: {}", human_bytes(total), parts.join(", "))
 }
