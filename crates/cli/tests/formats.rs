@@ -574,7 +574,10 @@ async fn bad_input_is_refused_and_changes_nothing() {
     assert!(lines.iter().all(|l| !l.contains("B/s")), "{lines:?}");
 }
 
-/// Every file under `root`, relative, sorted, with its bytes.
+/// The manifest a local export keeps of what it wrote (a server's archive has none).
+const MANIFEST: &str = ".pictograph-export";
+
+/// Every file under `root` but the export manifest, relative, sorted, with its bytes.
 fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         for e in std::fs::read_dir(dir).unwrap() {
@@ -583,7 +586,9 @@ fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
                 walk(root, &p, out);
             } else {
                 let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, std::fs::read(&p).unwrap());
+                if rel != MANIFEST {
+                    out.insert(rel, std::fs::read(&p).unwrap());
+                }
             }
         }
     }
@@ -1128,4 +1133,232 @@ async fn images_sharing_output_names_are_numbered_in_every_format() {
             );
         }
     }
+}
+
+/// A YOLO export read back into a new dataset puts the root folder's images at the root and
+/// a real `/train` folder's in `/train` (the layout puts both in the train split); a
+/// re-export into the same folder leaves exactly the current dataset there and keeps the
+/// user's own files; a folder of someone else's is refused unless `--force`; an export that
+/// did not finish is not imported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yolo_folders_round_trip_and_re_exports_stay_exact() {
+    let s = start().await;
+    let client = s.client();
+    let ds = client
+        .projects()
+        .create("mixed-folders", pictograph::CreateProject::default())
+        .await
+        .unwrap();
+    let uploads = [
+        ("/", "a.png"),
+        ("/", "b.png"),
+        ("/train", "c.png"),
+        ("/val", "d.png"),
+        ("/cars", "e.png"),
+    ];
+    let mut ids = Vec::new();
+    for (i, (folder, name)) in uploads.iter().enumerate() {
+        let file = s.path(&format!("up/{i}/{name}"));
+        png(&file, 20 + i as u32, 10, i as u8);
+        let up = client
+            .images()
+            .upload(
+                &ds.id,
+                &file,
+                pictograph::UploadOptions::default().folder_path(*folder),
+            )
+            .await
+            .unwrap();
+        // Named as an import names them, so that a round trip compares whole annotations.
+        let ann = Annotation::bbox("ann-1", "car", [1.0, 1.0, 4.0 + i as f64, 5.0]);
+        client.annotations().save(&up.id, &[ann]).await.unwrap();
+        ids.push(up.id);
+    }
+    let before = state(&client, "mixed-folders").await;
+    let (out, first) = s.export("mixed-folders", "yolo", "mixed-yolo", &[]);
+    assert_eq!(first["files_removed"], 0);
+    assert!(out.join("images/train/a.png").is_file());
+    assert!(out.join("images/train/c.png").is_file());
+    assert!(out.join("images/val/d.png").is_file());
+    s.import(&out, "yolo", "mixed-copy");
+    assert_same(&before, &state(&client, "mixed-copy").await, 1e-9);
+
+    // The user adds a file of their own; two images leave the dataset.
+    std::fs::write(out.join("README.txt"), b"my notes").unwrap();
+    client.images().delete(&ids[1], false).await.unwrap();
+    client.images().delete(&ids[4], false).await.unwrap();
+    let (_, again) = s.export("mixed-folders", "yolo", "mixed-yolo", &[]);
+    assert_eq!(again["images"], 3, "{again}");
+    assert_eq!(again["files_removed"], 4, "{again}");
+    let files: Vec<String> = tree(&out).into_keys().collect();
+    assert_eq!(
+        files,
+        [
+            "README.txt",
+            "data.yaml",
+            "images/train/a.png",
+            "images/train/c.png",
+            "images/val/d.png",
+            "labels/train/a.txt",
+            "labels/train/c.txt",
+            "labels/val/d.txt",
+        ]
+    );
+    assert!(!out.join("images/train/cars").exists());
+    s.import(&out, "yolo", "mixed-copy-2");
+    let now = state(&client, "mixed-folders").await;
+    assert_eq!(now.len(), 3);
+    assert_same(&now, &state(&client, "mixed-copy-2").await, 1e-9);
+
+    // A non-empty folder that holds no export: refused with a hint, untouched; then forced.
+    let theirs = s.path("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::write(theirs.join("data.yaml"), b"their own").unwrap();
+    let refused = s.run(&[
+        "export",
+        "mixed-folders",
+        theirs.to_str().unwrap(),
+        "--format",
+        "yolo",
+    ]);
+    assert_one_line_error(&refused, &["not empty", "--force"]);
+    assert_eq!(tree(&theirs).len(), 1);
+    assert!(!theirs.join(MANIFEST).exists());
+    let (_, forced) = s.export("mixed-folders", "yolo", "theirs", &["--force"]);
+    assert_eq!(forced["images"], 3, "{forced}");
+
+    // An export that stopped midway (its manifest still says so) is not imported.
+    let manifest = std::fs::read_to_string(out.join(MANIFEST)).unwrap();
+    std::fs::write(
+        out.join(MANIFEST),
+        manifest.replacen("\"complete\"", "\"writing\"", 1),
+    )
+    .unwrap();
+    let out_run = s.run(&[
+        "import",
+        out.to_str().unwrap(),
+        "--format",
+        "yolo",
+        "--dataset",
+        "never",
+        "--create",
+    ]);
+    assert_one_line_error(&out_run, &["did not finish"]);
+    assert!(client.datasets().get("never").await.is_err());
+}
+
+/// COCO keypoints through import and export: visibility 1 comes back as 1 (the keypoint is
+/// marked `occluded` in between), 2 as 2, 0 is no keypoint; exported as YOLO, the pose's
+/// joints become pose lines, which read back as the same keypoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keypoint_visibility_and_pose_round_trip() {
+    let s = start().await;
+    let client = s.client();
+    let src = s.path("pose-src");
+    png(&src.join("images/p.png"), 100, 80, 9);
+    let doc = json!({
+        "images": [{"id": 1, "file_name": "p.png", "width": 100, "height": 80}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 60], "area": 2400,
+             "iscrowd": 0, "keypoints": [20, 20, 2, 30, 25, 1, 0, 0, 0], "num_keypoints": 2},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [60, 10, 30, 60], "area": 1800,
+             "iscrowd": 0, "keypoints": [70, 20, 1, 0, 0, 0, 80, 60, 2], "num_keypoints": 2},
+        ],
+        "categories": [{"id": 1, "name": "person", "keypoints": ["nose", "eye", "foot"],
+                        "skeleton": [[1, 2]]}],
+    });
+    std::fs::create_dir_all(src.join("annotations")).unwrap();
+    std::fs::write(src.join("annotations/instances.json"), doc.to_string()).unwrap();
+    let imported = s.import(&src, "coco", "people");
+    assert_eq!(imported["annotations"], 6, "{imported}");
+    assert_eq!(imported["warnings"], json!([]), "{imported}");
+    let before = state(&client, "people").await;
+    let p = &before[&("/".to_string(), "p.png".to_string())];
+    let occluded: Vec<&str> =
+        p.2.iter()
+            .filter(|a| a["attributes"] == json!([{"occluded": "true"}]))
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+    assert_eq!(occluded, ["person/eye", "person/nose"]);
+
+    // COCO: the visibilities come back as they were.
+    let (out, exported) = s.export("people", "coco", "people-coco", &[]);
+    assert_eq!(exported["warnings"], json!([]), "{exported}");
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(out.join("annotations/instances.json")).unwrap())
+            .unwrap();
+    let mut visibility: Vec<(f64, f64, u64)> = v["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.get("keypoints"))
+        .map(|k| {
+            (
+                k[0].as_f64().unwrap(),
+                k[1].as_f64().unwrap(),
+                k[2].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    visibility.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(
+        visibility,
+        [
+            (20.0, 20.0, 2),
+            (30.0, 25.0, 1),
+            (70.0, 20.0, 1),
+            (80.0, 60.0, 2)
+        ]
+    );
+    s.import(&out, "coco", "people-coco");
+    assert_same(&before, &state(&client, "people-coco").await, 0.0);
+
+    // YOLO: pose lines, one per person, the joints in their boxes.
+    let (out, exported) = s.export("people", "yolo", "people-yolo", &[]);
+    assert_eq!(exported["warnings"], json!([]), "{exported}");
+    let yaml = std::fs::read_to_string(out.join("data.yaml")).unwrap();
+    assert!(yaml.contains("kpt_shape: [3, 3]\n"), "{yaml}");
+    assert!(yaml.contains("names:\n  0: \"person\"\n"), "{yaml}");
+    assert!(
+        yaml.contains("kpt_names:\n  0:\n    - \"nose\"\n    - \"eye\"\n    - \"foot\"\n"),
+        "{yaml}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("labels/train/p.txt")).unwrap(),
+        "0 0.3 0.5 0.4 0.75 0.2 0.25 2 0.3 0.3125 1 0 0 0\n\
+         0 0.75 0.5 0.3 0.75 0.7 0.25 1 0 0 0 0.8 0.75 2\n"
+    );
+    s.import(&out, "yolo", "people-yolo");
+    let after = state(&client, "people-yolo").await;
+    // Read back: the same annotations (within float rounding), whatever their order and ids.
+    let sorted = |anns: &Vec<Value>| {
+        let mut v: Vec<Value> = anns
+            .iter()
+            .map(|a| {
+                let mut a = a.clone();
+                a.as_object_mut().unwrap().remove("id");
+                a
+            })
+            .collect();
+        let key = |a: &Value| {
+            let g = if a["type"] == "keypoint" {
+                &a["keypoint"]
+            } else {
+                &a["bounding_box"]
+            };
+            let x = g["x"].as_f64().unwrap().round() as i64;
+            (a["type"].to_string(), a["name"].to_string(), x)
+        };
+        v.sort_by_key(key);
+        json!(v)
+    };
+    let key = ("/".to_string(), "p.png".to_string());
+    let (a, b) = (sorted(&before[&key].2), sorted(&after[&key].2));
+    assert!(close(&a, &b, 1e-9), "{a:#}\n{b:#}");
+    let ds = client.datasets().get("people-yolo").await.unwrap();
+    let classes: Vec<&str> = ds.classes.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        classes,
+        ["person", "person/nose", "person/eye", "person/foot"]
+    );
 }

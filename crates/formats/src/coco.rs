@@ -3,12 +3,22 @@
 //!
 //! Boxes are `bbox` `[x, y, w, h]`; a polygon's outline is its `segmentation` (COCO polygon
 //! lists are parts of one object, so holes cannot be held); a keypoint is a COCO keypoint
-//! object of one point (`keypoints: [x, y, 2]`, `num_keypoints: 1`, a zero-size `bbox`) whose
+//! object of one point (`keypoints: [x, y, v]`, `num_keypoints: 1`, a zero-size `bbox`) whose
 //! category names that one keypoint. A confidence below 1 is kept as `score`.
+//!
+//! Keypoint visibility `v` follows COCO: 2 for a visible point, 1 for a point labelled but
+//! not visible, which an annotation marks with the attribute `occluded` (`[{"occluded":
+//! "true"}]`, as an import of `v = 1` saves it), and 0 for a point not labelled, which is no
+//! annotation at all (an import skips it).
+//!
+//! Reading, a `file_name` is a path below the images folder: `\` counts as `/` (files written
+//! on Windows), and one that climbs out of the folder (`..`) or names a drive stops the
+//! import. Entries of `images` that name one file are one image: their annotations are
+//! merged, and the merge is reported (`duplicate_file_name_merged`).
 
 use crate::shape::{read_annotation, Shape};
 use crate::{
-    note_common_losses, place_image, Body, Classes, ExportOptions, Finished, ImageInfo, Names,
+    note_common_losses, place_plain, Body, Classes, ExportOptions, Finished, ImageInfo, Names,
     OutFile, Placement, Warnings, Writer,
 };
 use serde_json::{json, Value};
@@ -77,16 +87,7 @@ fn ring_area(ring: &[[f64; 2]]) -> f64 {
 
 impl Writer for CocoWriter {
     fn place(&mut self, image: &ImageInfo) -> Placement {
-        let (folders, filename) = image.levels();
-        place_image(
-            &mut self.names,
-            &mut self.warnings,
-            "images",
-            "",
-            &folders,
-            image,
-            &filename,
-        )
+        place_plain(&mut self.names, &mut self.warnings, "images", image)
     }
 
     fn add(
@@ -154,7 +155,9 @@ impl Writer for CocoWriter {
                 }
                 Shape::Keypoint([x, y]) => {
                     self.keypoint_classes.insert(class);
-                    obj.insert("keypoints".into(), json!([x, y, 2]));
+                    // Visibility: 1 labelled but not visible, 2 visible.
+                    let v = if ann.occluded { 1 } else { 2 };
+                    obj.insert("keypoints".into(), json!([x, y, v]));
                     obj.insert("num_keypoints".into(), json!(1));
                     obj.insert("bbox".into(), json!([x, y, 0.0, 0.0]));
                     obj.insert("area".into(), json!(0.0));

@@ -12,22 +12,53 @@ use crate::{canonical, strip_extension, voc, yolo, Format, Warning, Warnings};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::{File, ReadDir};
 use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+/// One imported annotation, before it is made canonical.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Label {
+    /// Class name.
+    pub name: String,
+    /// Geometry, in pixels or normalised to 0..1 (see [`Labels`]).
+    pub shape: Shape,
+    /// 0 to 1.
+    pub confidence: f64,
+    /// A keypoint labelled but not visible (COCO or YOLO pose visibility 1): saved with the
+    /// `occluded` attribute, which the writers turn back into visibility 1.
+    pub occluded: bool,
+}
+
+impl Label {
+    /// A visible label.
+    pub fn new(name: impl Into<String>, shape: Shape, confidence: f64) -> Label {
+        Label {
+            name: name.into(),
+            shape,
+            confidence,
+            occluded: false,
+        }
+    }
+
+    /// The same label, marked occluded (or not).
+    pub fn occluded(mut self, occluded: bool) -> Label {
+        self.occluded = occluded;
+        self
+    }
+}
 
 /// The annotations of one imported image.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Labels {
     /// Canonical annotations, kept as they are (the pictograph format).
     Canonical(Vec<Value>),
-    /// Class, geometry in pixels, confidence.
-    Absolute(Vec<(String, Shape, f64)>),
-    /// Class, geometry normalised to 0..1 (YOLO; the image size turns it to pixels) and
-    /// confidence.
-    Normalized(Vec<(String, Shape, f64)>),
+    /// Geometry in pixels.
+    Absolute(Vec<Label>),
+    /// Geometry normalised to 0..1 (YOLO; the image size turns it to pixels).
+    Normalized(Vec<Label>),
 }
 
 /// One image to import.
@@ -52,18 +83,30 @@ impl ImportItem {
     pub fn annotations(&self, width: u32, height: u32) -> Vec<Value> {
         let (w, h) = (width as f64, height as f64);
         let scale = |p: &[f64; 2]| [p[0] * w, p[1] * h];
+        let made = |i: usize, label: &Label, shape: &Shape| {
+            let mut v = canonical(
+                &format!("ann-{}", i + 1),
+                &label.name,
+                shape,
+                label.confidence,
+            );
+            if label.occluded {
+                v["attributes"] = crate::shape::occluded_attributes();
+            }
+            v
+        };
         match &self.labels {
             Labels::Canonical(list) => list.clone(),
             Labels::Absolute(list) => list
                 .iter()
                 .enumerate()
-                .map(|(i, (name, shape, c))| canonical(&format!("ann-{}", i + 1), name, shape, *c))
+                .map(|(i, label)| made(i, label, &label.shape))
                 .collect(),
             Labels::Normalized(list) => list
                 .iter()
                 .enumerate()
-                .map(|(i, (name, shape, confidence))| {
-                    let abs = match shape {
+                .map(|(i, label)| {
+                    let abs = match &label.shape {
                         Shape::Box([x, y, bw, bh]) => Shape::Box([x * w, y * h, bw * w, bh * h]),
                         Shape::Polygon(rings) => Shape::Polygon(
                             rings
@@ -74,7 +117,7 @@ impl ImportItem {
                         Shape::Polyline(p) => Shape::Polyline(p.iter().map(scale).collect()),
                         Shape::Keypoint(p) => Shape::Keypoint(scale(p)),
                     };
-                    canonical(&format!("ann-{}", i + 1), name, &abs, *confidence)
+                    made(i, label, &abs)
                 })
                 .collect(),
         }
@@ -84,8 +127,7 @@ impl ImportItem {
     pub fn len(&self) -> usize {
         match &self.labels {
             Labels::Canonical(l) => l.len(),
-            Labels::Absolute(l) => l.len(),
-            Labels::Normalized(l) => l.len(),
+            Labels::Absolute(l) | Labels::Normalized(l) => l.len(),
         }
     }
 
@@ -105,8 +147,9 @@ impl ImportItem {
                     }
                 }
             }
-            Labels::Absolute(list) => list.iter().for_each(|(n, _, _)| add_class(&mut out, n)),
-            Labels::Normalized(list) => list.iter().for_each(|(n, ..)| add_class(&mut out, n)),
+            Labels::Absolute(list) | Labels::Normalized(list) => list
+                .iter()
+                .for_each(|label| add_class(&mut out, &label.name)),
         }
         out
     }
@@ -263,7 +306,7 @@ enum Source {
     Yolo {
         root: PathBuf,
         images: PathBuf,
-        classes: Vec<String>,
+        layout: Box<YoloLayout>,
         walk: Walk,
     },
     Voc {
@@ -294,6 +337,23 @@ impl ImportReader {
     pub fn open(format: Format, root: &Path) -> Result<ImportReader, String> {
         if !root.exists() {
             return Err(format!("{} does not exist", root.display()));
+        }
+        // An export of ours that did not finish is not read as if it were complete (for a
+        // COCO file, its folder and the one above, `annotations/`'s parent, are checked).
+        let mut dirs = vec![root];
+        if root.is_file() {
+            let parent = root.parent().filter(|p| !p.as_os_str().is_empty());
+            dirs.extend(parent);
+            dirs.extend(
+                parent
+                    .and_then(Path::parent)
+                    .filter(|p| !p.as_os_str().is_empty()),
+            );
+        }
+        for dir in dirs {
+            if let Some(why) = crate::output::unfinished(dir) {
+                return Err(why);
+            }
         }
         match format {
             Format::Coco => open_coco(root),
@@ -334,10 +394,10 @@ impl ImportReader {
                 Source::Yolo {
                     root,
                     images,
-                    classes,
+                    layout,
                     walk,
                 } => match walk.next()? {
-                    Some(rel) => Some(yolo_item(root, images, classes, &rel, &mut self.warnings)),
+                    Some(rel) => Some(yolo_item(root, images, layout, &rel, &mut self.warnings)),
                     None => None,
                 },
                 Source::Voc { root, images, walk } => match walk.next()? {
@@ -388,7 +448,12 @@ fn open_yolo(root: &Path) -> Result<ImportReader, String> {
         .ok_or_else(|| format!("no data.yaml in {}", root.display()))?;
     let yaml = std::fs::read_to_string(&yaml_path)
         .map_err(|e| format!("reading {}: {e}", yaml_path.display()))?;
-    let classes = yolo::parse_names(&yaml)?;
+    let layout = YoloLayout {
+        classes: yolo::parse_names(&yaml)?,
+        folders: yolo::parse_folders(&yaml)?,
+        pose: yolo::parse_kpt_shape(&yaml)?,
+        kpt_names: yolo::parse_kpt_names(&yaml)?,
+    };
     let images = root.join("images");
     if !images.is_dir() && !holds_no_image(root)? {
         return Err(format!("no images/ folder in {}", root.display()));
@@ -408,14 +473,14 @@ fn open_yolo(root: &Path) -> Result<ImportReader, String> {
     )?;
     Ok(ImportReader {
         format: Format::Yolo,
-        classes: classes.clone(),
+        classes: layout.declared(),
         total,
         warnings,
         source: Source::Yolo {
             root: root.to_path_buf(),
             walk: Walk::new(&images)?,
             images,
-            classes,
+            layout: Box::new(layout),
         },
     })
 }
@@ -426,10 +491,49 @@ fn yolo_label_path(root: &Path, rel: &str) -> PathBuf {
         .join(format!("{}.txt", strip_extension(rel)))
 }
 
+/// What `data.yaml` tells about reading a YOLO folder.
+struct YoloLayout {
+    classes: Vec<String>,
+    folders: yolo::Folders,
+    /// `kpt_shape`: points per object and values per point.
+    pose: Option<(usize, usize)>,
+    /// Joint names by class index.
+    kpt_names: HashMap<usize, Vec<String>>,
+}
+
+impl YoloLayout {
+    /// The keypoint class of point `j` of an object of class `class`: `person/nose`, or
+    /// `person/0` without `kpt_names`.
+    fn joint(&self, class: usize, j: usize) -> String {
+        let parent = &self.classes[class];
+        match self.kpt_names.get(&class).and_then(|n| n.get(j)) {
+            Some(name) => format!("{parent}/{name}"),
+            None => format!("{parent}/{j}"),
+        }
+    }
+
+    /// The classes the folder declares: `names`, then with `kpt_shape` the joints of the
+    /// classes `kpt_names` names them for (of every class without `kpt_names`).
+    fn declared(&self) -> Vec<String> {
+        let mut out = self.classes.clone();
+        if let Some((k, _)) = self.pose {
+            for c in 0..self.classes.len() {
+                if !self.kpt_names.is_empty() && !self.kpt_names.contains_key(&c) {
+                    continue;
+                }
+                for j in 0..k {
+                    add_class(&mut out, &self.joint(c, j));
+                }
+            }
+        }
+        out
+    }
+}
+
 fn yolo_item(
     root: &Path,
     images: &Path,
-    classes: &[String],
+    layout: &YoloLayout,
     rel: &str,
     warnings: &mut Warnings,
 ) -> ImportItem {
@@ -441,7 +545,10 @@ fn yolo_item(
             if tokens.is_empty() {
                 continue;
             }
-            let class = tokens[0].parse::<usize>().ok().and_then(|i| classes.get(i));
+            let class = tokens[0]
+                .parse::<usize>()
+                .ok()
+                .filter(|i| *i < layout.classes.len());
             let values: Option<Vec<f64>> = tokens[1..]
                 .iter()
                 .map(|t| t.parse::<f64>().ok().filter(|v| v.is_finite()))
@@ -449,32 +556,46 @@ fn yolo_item(
             let (Some(class), Some(values)) = (class, values) else {
                 warnings.add(
                     "unreadable_label",
-                    "label line(s) skipped: not `class cx cy w h [conf]` or a polygon, with a \
-                     known class",
+                    "label line(s) skipped: not `class cx cy w h [conf]`, a polygon or a pose \
+                     line, with a known class",
                 );
                 continue;
             };
+            let name = &layout.classes[class];
             let box_of = |v: &[f64]| Shape::Box([v[0] - v[2] / 2.0, v[1] - v[3] / 2.0, v[2], v[3]]);
-            let (shape, confidence) = match values.len() {
-                4 => (box_of(&values), 1.0),
+            match (values.len(), layout.pose) {
+                (n, Some((k, d))) if n == 4 + k * d => {
+                    labels.push(Label::new(name, box_of(&values), 1.0));
+                    for (j, p) in values[4..].chunks(d).enumerate() {
+                        // Visibility 0 (or, without it, a point at 0 0): not labelled.
+                        let visibility = if d == 3 { p[2] } else { 2.0 };
+                        if visibility <= 0.0 || (d == 2 && p[0] == 0.0 && p[1] == 0.0) {
+                            continue;
+                        }
+                        let point =
+                            Label::new(layout.joint(class, j), Shape::Keypoint([p[0], p[1]]), 1.0);
+                        labels.push(point.occluded(visibility == 1.0));
+                    }
+                }
+                (4, _) => labels.push(Label::new(name, box_of(&values), 1.0)),
                 // A prediction: the box and its confidence.
-                5 if (0.0..=1.0).contains(&values[4]) => (box_of(&values), values[4]),
-                n if n >= 6 && n % 2 == 0 => (
+                (5, _) if (0.0..=1.0).contains(&values[4]) => {
+                    labels.push(Label::new(name, box_of(&values), values[4]))
+                }
+                (n, _) if n >= 6 && n % 2 == 0 => labels.push(Label::new(
+                    name,
                     Shape::Polygon(vec![values.chunks(2).map(|c| [c[0], c[1]]).collect()]),
                     1.0,
+                )),
+                _ => warnings.add(
+                    "unreadable_label",
+                    "label line(s) skipped: not `class cx cy w h [conf]`, a polygon or a pose \
+                     line, with a known class",
                 ),
-                _ => {
-                    warnings.add(
-                        "unreadable_label",
-                        "label line(s) skipped: not `class cx cy w h` with a known class",
-                    );
-                    continue;
-                }
-            };
-            labels.push((class.clone(), shape, confidence));
+            }
         }
     }
-    let (folder, filename) = split_rel(rel);
+    let (folder, filename) = layout.folders.place(rel);
     ImportItem {
         path: images.join(rel),
         folder,
@@ -564,7 +685,7 @@ fn voc_item(
                 );
                 continue;
             }
-            labels.push((name, Shape::Box(b), 1.0));
+            labels.push(Label::new(name, Shape::Box(b), 1.0));
         }
     }
     let (folder, filename) = split_rel(rel);
@@ -689,6 +810,41 @@ struct CocoBuckets {
     buckets: usize,
     next_bucket: usize,
     ready: VecDeque<ImportItem>,
+    /// Hashes of the `file_name`s that more than one image lists.
+    shared: HashSet<u64>,
+    /// The images of those names, by name: merged into one item each once every bucket was
+    /// read (memory holds only these).
+    deferred: BTreeMap<String, Vec<(Value, ImportItem)>>,
+}
+
+fn name_hash(rel: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    rel.hash(&mut h);
+    h.finish()
+}
+
+/// A COCO `file_name` as a path below the images folder: `\` is read as `/` (files written on
+/// Windows: `train\\cat.jpg`), `.` and empty segments are dropped and a leading `/` is
+/// ignored. A path that climbs out of the folder (`..`) or names a drive (`C:`) is refused.
+fn coco_rel(name: &str) -> Result<String, String> {
+    let unified = name.replace('\\', "/");
+    let mut parts = Vec::new();
+    for (i, part) in unified.split('/').enumerate() {
+        let drive = i == 0
+            && part.len() == 2
+            && part.ends_with(':')
+            && part.as_bytes()[0].is_ascii_alphabetic();
+        match part {
+            "" | "." => {}
+            ".." => return Err("it climbs out of the images folder (`..`)".into()),
+            _ if drive => return Err("it names a drive".into()),
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Err("it names no file".into());
+    }
+    Ok(parts.join("/"))
 }
 
 fn bucket_of(id: &Value, buckets: usize) -> usize {
@@ -783,12 +939,34 @@ fn open_coco_in(root: &Path, bucket_bytes: u64) -> Result<ImportReader, String> 
         .map_err(|e| format!("writing a temporary file: {e}"))?;
     let mut total = 0;
     let mut categories = Vec::new();
+    // One hash per image name, to find names listed twice; the names themselves stay in the
+    // bucket files.
+    let (mut seen, mut shared, mut merged) = (HashSet::new(), HashSet::new(), 0u64);
+    let mut refused: Option<String> = None;
     let mut sink = |record: CocoRecord| -> std::io::Result<()> {
-        let id = match &record {
-            CocoRecord::Image(i) => {
+        let record = match record {
+            CocoRecord::Image(mut i) => {
+                i.file_name = coco_rel(&i.file_name).map_err(|why| {
+                    let msg = format!(
+                        "image {}: file_name {:?} is not a path inside the images folder: {why}",
+                        id_key(&i.id),
+                        i.file_name
+                    );
+                    refused = Some(msg.clone());
+                    std::io::Error::other(msg)
+                })?;
                 total += 1;
-                &i.id
+                let h = name_hash(&i.file_name);
+                if !seen.insert(h) {
+                    shared.insert(h);
+                    merged += 1;
+                }
+                CocoRecord::Image(i)
             }
+            a => a,
+        };
+        let id = match &record {
+            CocoRecord::Image(i) => &i.id,
             CocoRecord::Annotation(a) => &a.image_id,
         };
         let out = &mut outs[bucket_of(id, buckets)];
@@ -796,13 +974,17 @@ fn open_coco_in(root: &Path, bucket_bytes: u64) -> Result<ImportReader, String> 
         out.write_all(b"\n")
     };
     let mut de = serde_json::Deserializer::from_reader(BufReader::new(file));
-    CocoStream {
+    let parsed = CocoStream {
         sink: &mut sink,
         categories: &mut categories,
     }
     .deserialize(&mut de)
-    .and_then(|()| de.end())
-    .map_err(|e| format!("{}: not a COCO file: {e}", json_path.display()))?;
+    .and_then(|()| de.end());
+    if let Some(msg) = refused {
+        return Err(format!("{}: {msg}", json_path.display()));
+    }
+    parsed.map_err(|e| format!("{}: not a COCO file: {e}", json_path.display()))?;
+    drop(seen);
     for out in &mut outs {
         out.flush()
             .map_err(|e| format!("writing a temporary file: {e}"))?;
@@ -814,11 +996,20 @@ fn open_coco_in(root: &Path, bucket_bytes: u64) -> Result<ImportReader, String> 
         add_class(&mut classes, &c.name);
     }
     let categories = categories.into_iter().map(|c| (id_key(&c.id), c)).collect();
+    let mut warnings = Warnings::default();
+    if merged > 0 {
+        warnings.add_n(
+            "duplicate_file_name_merged",
+            merged,
+            "image entr(ies) of the COCO file name a file an earlier entry names too: merged \
+             into that one image, their annotations all kept",
+        );
+    }
     Ok(ImportReader {
         format: Format::Coco,
         classes,
-        total,
-        warnings: Warnings::default(),
+        total: total - merged as usize,
+        warnings,
         source: Source::Coco(Box::new(CocoBuckets {
             images_dir,
             categories,
@@ -826,6 +1017,8 @@ fn open_coco_in(root: &Path, bucket_bytes: u64) -> Result<ImportReader, String> 
             buckets,
             next_bucket: 0,
             ready: VecDeque::new(),
+            shared,
+            deferred: BTreeMap::new(),
         })),
     })
 }
@@ -845,15 +1038,45 @@ impl CocoBuckets {
                 }
             }
             let _ = std::fs::remove_file(&path);
-            let mut items = coco_items(
+            let items = coco_items(
                 &self.images_dir,
                 &self.categories,
                 images,
                 &annotations,
                 warnings,
             );
+            let mut items: Vec<ImportItem> = items
+                .into_iter()
+                .filter_map(|(id, rel, item)| {
+                    if self.shared.contains(&name_hash(&rel)) {
+                        self.deferred.entry(rel).or_default().push((id, item));
+                        None
+                    } else {
+                        Some(item)
+                    }
+                })
+                .collect();
             items.sort_by(|a, b| (&a.folder, &a.filename).cmp(&(&b.folder, &b.filename)));
             self.ready.extend(items);
+            if self.next_bucket == self.buckets {
+                // Every entry of a shared name was read: one image each, with the annotations
+                // of all its entries in id order.
+                for (_, mut entries) in std::mem::take(&mut self.deferred) {
+                    entries.sort_by(|a, b| cmp_ids(&a.0, &b.0));
+                    let mut entries = entries.into_iter().map(|(_, item)| item);
+                    let Some(mut first) = entries.next() else {
+                        continue;
+                    };
+                    for other in entries {
+                        if let (Labels::Absolute(all), Labels::Absolute(more)) =
+                            (&mut first.labels, other.labels)
+                        {
+                            all.extend(more);
+                        }
+                    }
+                    self.ready.push_back(first);
+                }
+            }
         }
         Ok(self.ready.pop_front())
     }
@@ -866,8 +1089,8 @@ fn coco_items(
     images: Vec<CocoImage>,
     annotations: &[CocoAnnotation],
     warnings: &mut Warnings,
-) -> Vec<ImportItem> {
-    let mut per_image: HashMap<String, Vec<(String, Shape, f64)>> = HashMap::new();
+) -> Vec<(Value, String, ImportItem)> {
+    let mut per_image: HashMap<String, Vec<Label>> = HashMap::new();
     for a in annotations {
         let Some(cat) = by_id.get(&id_key(&a.category_id)) else {
             warnings.add(
@@ -910,7 +1133,11 @@ fn coco_items(
                     match flat {
                         Some(f) if f.len() >= 6 && f.len() % 2 == 0 => {
                             let ring = f.chunks(2).map(|c| [c[0], c[1]]).collect();
-                            list.push((cat.name.clone(), Shape::Polygon(vec![ring]), confidence));
+                            list.push(Label::new(
+                                &cat.name,
+                                Shape::Polygon(vec![ring]),
+                                confidence,
+                            ));
                             outlined = true;
                         }
                         _ => warnings.add(
@@ -930,7 +1157,7 @@ fn coco_items(
         }
         if !outlined {
             if let Some(b) = bbox {
-                list.push((cat.name.clone(), Shape::Box(b), confidence));
+                list.push(Label::new(&cat.name, Shape::Box(b), confidence));
                 outlined = true;
             }
         }
@@ -942,6 +1169,8 @@ fn coco_items(
             .chunks(3)
             .enumerate()
         {
+            // Visibility 0: not labelled (no point); 1: labelled but not visible (kept as
+            // occluded); 2: labelled and visible.
             if t.len() == 3 && t[2] > 0.0 {
                 let name = match cat.keypoints.get(i) {
                     Some(k) if cat.keypoints.len() > 1 || k != &cat.name => {
@@ -949,7 +1178,8 @@ fn coco_items(
                     }
                     _ => cat.name.clone(),
                 };
-                list.push((name, Shape::Keypoint([t[0], t[1]]), confidence));
+                let point = Label::new(name, Shape::Keypoint([t[0], t[1]]), confidence);
+                list.push(point.occluded(t[2] == 1.0));
                 points += 1;
             }
         }
@@ -962,7 +1192,8 @@ fn coco_items(
     }
     let mut items = Vec::new();
     for img in images {
-        let rel = img.file_name.trim_start_matches('/').to_string();
+        // Made a plain relative path when the file was split ([`coco_rel`]).
+        let rel = img.file_name;
         let path = images_dir.join(&rel);
         let labels = per_image.remove(&id_key(&img.id)).unwrap_or_default();
         if !path.is_file() {
@@ -973,13 +1204,14 @@ fn coco_items(
             continue;
         }
         let (folder, filename) = split_rel(&rel);
-        items.push(ImportItem {
+        let item = ImportItem {
             path,
             folder,
             filename,
             status: None,
             labels: Labels::Absolute(labels),
-        });
+        };
+        items.push((img.id, rel, item));
     }
     let orphans: usize = per_image.values().map(Vec::len).sum();
     if orphans > 0 {
@@ -1134,8 +1366,8 @@ mod tests {
             folder: "/".into(),
             filename: "a.jpg".into(),
             status: None,
-            labels: Labels::Normalized(vec![(
-                "car".into(),
+            labels: Labels::Normalized(vec![Label::new(
+                "car",
                 Shape::Box([0.25, 0.25, 0.5, 0.5]),
                 1.0,
             )]),

@@ -11,8 +11,13 @@
 //! No two images share an output file: an image whose file or label file an earlier image
 //! (in the export's order) already has, or whose path a folder already takes (or the
 //! reverse), is numbered as `pictograph download` numbers names (`a-2.png`, `a-3.png`, …; a
-//! folder as `b-2.png/`), and reported once with its count. Memory holds a 64-bit hash per
-//! image and per folder given out, never the paths.
+//! folder as `b-2.png/`), and reported once with its count. Only real meetings count: a
+//! folder `a.jpg/` beside an image `a.png` (whose label file is `a.txt`) keeps its name.
+//! Memory holds 64-bit hashes (one per folder, one or two per image), never the paths.
+//!
+//! [`output::OutputDir`] writes an export into a local folder: a re-export into the same
+//! folder leaves exactly the current dataset there, and a crash midway leaves a folder that
+//! says so (the importers refuse it) instead of one that looks complete.
 //!
 //! Parsers read a folder in one of the formats back into images and canonical annotations:
 //! [`ImportReader`] a chunk of images at a time (memory holds one chunk, whatever the folder's
@@ -23,8 +28,8 @@
 //!
 //! | format | holds | cannot hold |
 //! | --- | --- | --- |
-//! | COCO | boxes, polygons (outer ring as `segmentation`), keypoints (one-point COCO keypoints), confidence (`score`) | polylines, polygon holes, attributes, metadata |
-//! | YOLO | boxes (normalised, clipped to the image); polygons as their boxes only when asked | polylines, keypoints, polygons (unless as boxes), confidence, attributes, metadata |
+//! | COCO | boxes, polygons (outer ring as `segmentation`), keypoints (one-point COCO keypoints, visibility 1 for `occluded` ones), confidence (`score`) | polylines, polygon holes, attributes, metadata |
+//! | YOLO | boxes (normalised, clipped to the image); polygons as their boxes only when asked; keypoints as pose lines when the classes name joints (`person/nose`), with visibility | polylines, other keypoints, polygons (unless as boxes), confidence, attributes, metadata |
 //! | VOC | boxes; polygons as their boxes only when asked | polylines, keypoints, polygons (unless as boxes), confidence, attributes, metadata |
 //! | pictograph | everything (canonical JSON as stored) | nothing |
 
@@ -33,6 +38,7 @@
 mod coco;
 mod import;
 mod native;
+pub mod output;
 mod shape;
 mod voc;
 mod yolo;
@@ -43,7 +49,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io;
 
-pub use import::{import, ImportItem, ImportPlan, ImportReader, Labels};
+pub use import::{import, ImportItem, ImportPlan, ImportReader, Label, Labels};
 pub use shape::{canonical, read_annotation, Ann, Shape};
 
 /// An export or import format.
@@ -52,7 +58,7 @@ pub use shape::{canonical, read_annotation, Ann, Shape};
 pub enum Format {
     /// COCO object detection JSON (`annotations/instances.json` + `images/`).
     Coco,
-    /// Ultralytics YOLO detection (`data.yaml`, `images/<split>/`, `labels/<split>/`).
+    /// Ultralytics YOLO detection or pose (`data.yaml`, `images/<split>/`, `labels/<split>/`).
     Yolo,
     /// Pascal VOC (`Annotations/*.xml`, `JPEGImages/`, `ImageSets/Main/trainval.txt`).
     Voc,
@@ -281,7 +287,7 @@ pub trait Writer: Send {
 pub fn writer(format: Format, options: ExportOptions) -> io::Result<Box<dyn Writer>> {
     Ok(match format {
         Format::Coco => Box::new(coco::CocoWriter::new(options)?),
-        Format::Yolo => Box::new(yolo::YoloWriter::new(options)),
+        Format::Yolo => Box::new(yolo::YoloWriter::new(options)?),
         Format::Voc => Box::new(voc::VocWriter::new(options)?),
         Format::Pictograph => Box::new(native::NativeWriter::new(options)?),
     })
@@ -315,14 +321,15 @@ impl Classes {
 }
 
 /// The names an export gave out so far, so that no two images share a file (their image
-/// file or label file) and no file takes a folder's path, or the reverse. Holds one 64-bit
-/// hash per image and per folder, never a path: for a format with label files (`label`, the
-/// extension that replaces the image's), the hash of the image's path without its extension,
-/// which is what its two files share with another image's.
+/// file or label file) and no file takes a folder's path, or the reverse. Holds 64-bit
+/// hashes, never a path: one per folder, and one per image of a format without label files
+/// (the hash of its path). For a format with label files (`label`, the extension that
+/// replaces the image's), two per image: the hash of its path without its extension (what
+/// its two files share with another image's) and the hash of its whole path (what a folder
+/// of that name would meet).
 ///
-/// Every check is exact but one: a folder whose name has an extension other than the label
-/// files' (`v1.2`, `b.jpg`) is numbered when an earlier image of the same folder has its
-/// name but for the extension (`v1.png`, `b.png`), as the extension is not kept.
+/// Every check is exact: a name is numbered only when one of its files, or its folder, would
+/// take the path of a file or folder given out before.
 #[derive(Debug, Default)]
 struct Names {
     label: Option<&'static str>,
@@ -338,6 +345,8 @@ enum Kind {
     Image,
     /// With label files: an image without an extension, by its path.
     Bare,
+    /// With label files: an image's file, by its whole path (extension included).
+    File,
 }
 
 impl Names {
@@ -370,11 +379,15 @@ impl Names {
         let stem = strip_extension(level);
         let path = format!("{dir}{stem}");
         if stem.len() == level.len() {
+            // `d`: the file of an image named `d`.
             self.has(Kind::Bare, &path)
         } else if &level[stem.len() + 1..] == label {
+            // `d.txt`: the label file of any image named `d` or `d.<any extension>`.
             self.has(Kind::Image, &path) || self.has(Kind::Bare, &path)
         } else {
-            self.has(Kind::Image, &path)
+            // `d.jpg`, `v1.2`: only an image of exactly that name (`d.png` has the files
+            // `d.png` and `d.txt`, neither of which is `d.jpg`).
+            self.has(Kind::File, &format!("{dir}{level}"))
         }
     }
 
@@ -393,19 +406,20 @@ impl Names {
     }
 
     fn claim(&mut self, dir: &str, name: &str) {
-        let key = match self.label {
-            None => Names::key(Kind::Image, &format!("{dir}{name}")),
-            Some(_) => {
-                let stem = strip_extension(name);
-                let kind = if stem.len() == name.len() {
-                    Kind::Bare
-                } else {
-                    Kind::Image
-                };
-                Names::key(kind, &format!("{dir}{stem}"))
-            }
+        let path = format!("{dir}{name}");
+        if self.label.is_none() {
+            self.hashes.insert(Names::key(Kind::Image, &path));
+            return;
+        }
+        let stem = strip_extension(name);
+        let kind = if stem.len() == name.len() {
+            Kind::Bare
+        } else {
+            Kind::Image
         };
-        self.hashes.insert(key);
+        self.hashes
+            .insert(Names::key(kind, &format!("{dir}{stem}")));
+        self.hashes.insert(Names::key(Kind::File, &path));
     }
 
     /// Places an image named `name` in the folder `folders` (levels already [`fit`]) below
@@ -471,6 +485,18 @@ fn place_image(
         path,
         rel: format!("{prefix}{local}"),
     }
+}
+
+/// Places `image` at its own path below the image folder `root`, with no split folder: what
+/// the COCO, VOC and pictograph writers do (YOLO puts a split folder first).
+fn place_plain(
+    names: &mut Names,
+    warnings: &mut Warnings,
+    root: &str,
+    image: &ImageInfo,
+) -> Placement {
+    let (folders, filename) = image.levels();
+    place_image(names, warnings, root, "", &folders, image, &filename)
 }
 
 /// `path` without its extension (the part after the last `.` of the last segment).
@@ -594,8 +620,8 @@ mod tests {
             let placed = names.place("images/train", &["f".into()], &format!("{i}.png"));
             assert_eq!(placed, (format!("f/{i}.png"), false));
         }
-        // One per image, one for the folder.
-        assert_eq!(names.hashes.len(), 1000 + 1);
+        // Two per image (its path without and with its extension), one for the folder.
+        assert_eq!(names.hashes.len(), 2 * 1000 + 1);
         // A name at the file systems' limit stays within it when numbered.
         let long = fit(&format!("{}.png", "n".repeat(300)));
         let first = names.place("images/train", &[], &long);
@@ -603,7 +629,8 @@ mod tests {
         assert_eq!(first, (long.clone(), false));
         assert!(renamed && second != long && second.len() <= 255, "{second}");
         assert!(second.ends_with(".png"), "{second}");
-        // Only a folder named like an image but for another extension is numbered needlessly.
+        // A folder is numbered only when it meets a file: not for an image of its name but
+        // for the extension (`v1.png` and `v1.txt` leave `v1.2/` and `v1.jpg/` free).
         let mut names = Names::new(Some("txt"));
         let mut place = |folders: &[&str], name: &str| {
             let folders: Vec<String> = folders.iter().map(|f| f.to_string()).collect();
@@ -611,10 +638,55 @@ mod tests {
         };
         assert_eq!(place(&[], "v1.png"), "v1.png");
         assert_eq!(place(&["v1"], "a.png"), "v1/a.png");
-        assert_eq!(place(&["v1.2"], "a.png"), "v1-2.2/a.png");
+        assert_eq!(place(&["v1.2"], "a.png"), "v1.2/a.png");
+        assert_eq!(place(&["v1.jpg"], "a.png"), "v1.jpg/a.png");
         assert_eq!(place(&["v1.txt"], "a.png"), "v1-2.txt/a.png");
+        assert_eq!(place(&["v1.png"], "a.png"), "v1-2.png/a.png");
         assert_eq!(place(&["w.txt"], "a.png"), "w.txt/a.png");
         assert_eq!(place(&[], "w.png"), "w-2.png");
+        // An image named exactly like the folder (extension and all) still meets it.
+        assert_eq!(place(&[], "x.2"), "x.2");
+        assert_eq!(place(&["x.2"], "a.png"), "x-2.2/a.png");
+        // Without label files, only the whole name counts.
+        let mut names = Names::new(None);
+        assert_eq!(names.place("images", &[], "a.png").0, "a.png");
+        assert_eq!(names.place("images", &["a".into()], "b.png").0, "a/b.png");
+        assert_eq!(
+            names.place("images", &["a.jpg".into()], "b.png").0,
+            "a.jpg/b.png"
+        );
+        assert_eq!(
+            names.place("images", &["a.png".into()], "b.png").0,
+            "a-2.png/b.png"
+        );
+    }
+
+    /// COCO, VOC and pictograph place an image the same way, through one helper.
+    #[test]
+    fn plain_writers_share_one_placement() {
+        let img = ImageInfo {
+            folder: "/a".into(),
+            filename: "x.png".into(),
+            width: 1,
+            height: 1,
+            status: "new".into(),
+        };
+        for (format, root, label) in [
+            (Format::Coco, "images", None),
+            (Format::Pictograph, "images", None),
+            (Format::Voc, "JPEGImages", Some("xml")),
+        ] {
+            let mut w = writer(format, ExportOptions::default()).unwrap();
+            let mut names = Names::new(label);
+            let mut warnings = Warnings::default();
+            for _ in 0..2 {
+                assert_eq!(
+                    w.place(&img),
+                    place_plain(&mut names, &mut warnings, root, &img),
+                    "{format}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! filename.
 
 use crate::{
-    place_image, Body, Classes, ExportOptions, Finished, ImageInfo, Names, OutFile, Placement,
+    place_plain, Body, Classes, ExportOptions, Finished, ImageInfo, Names, OutFile, Placement,
     Warnings, Writer,
 };
 use serde_json::{json, Value};
@@ -39,16 +39,7 @@ impl NativeWriter {
 
 impl Writer for NativeWriter {
     fn place(&mut self, image: &ImageInfo) -> Placement {
-        let (folders, filename) = image.levels();
-        place_image(
-            &mut self.names,
-            &mut self.warnings,
-            "images",
-            "",
-            &folders,
-            image,
-            &filename,
-        )
+        place_plain(&mut self.names, &mut self.warnings, "images", image)
     }
 
     fn add(

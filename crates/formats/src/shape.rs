@@ -59,8 +59,15 @@ pub struct Ann {
     pub shape: Shape,
     /// 0 to 1.
     pub confidence: f64,
-    /// It carries attributes (a non-empty list or object).
+    /// It carries attributes (a non-empty list or object) other than a keypoint's
+    /// [`occluded`](Ann::occluded) mark.
     pub has_attributes: bool,
+    /// A keypoint labelled but not visible: its attributes say `occluded` (`true`, `"true"`,
+    /// `1` or `"1"`), as a list entry `[{"occluded": "true"}]` or an object
+    /// `{"occluded": "true"}`. COCO and YOLO pose write it as visibility 1; a keypoint without
+    /// it is visible (2). Always false for other shapes, whose `occluded` attribute is an
+    /// attribute like any other.
+    pub occluded: bool,
     /// It carries metadata (a non-empty object).
     pub has_metadata: bool,
 }
@@ -97,10 +104,12 @@ pub fn read_annotation(v: &Value) -> Option<Ann> {
         "keypoint" => Shape::Keypoint(point(v.get("keypoint")?)?),
         _ => return None,
     };
-    let has_attributes = match v.get("attributes") {
-        Some(Value::Array(a)) => !a.is_empty(),
-        Some(Value::Object(o)) => !o.is_empty(),
-        _ => false,
+    let (occluded, other, any) = attributes_of(v.get("attributes"));
+    // Only a point's visibility has a place in the formats; a box's `occluded` is an attribute
+    // like any other.
+    let (occluded, has_attributes) = match &shape {
+        Shape::Keypoint(_) => (occluded, other),
+        _ => (false, any),
     };
     let has_metadata = v
         .get("metadata")
@@ -112,7 +121,65 @@ pub fn read_annotation(v: &Value) -> Option<Ann> {
         confidence: v.get("confidence").and_then(Value::as_f64).unwrap_or(1.0),
         has_attributes,
         has_metadata,
+        occluded,
     })
+}
+
+/// The attribute key that marks a keypoint labelled but not visible.
+pub const OCCLUDED: &str = "occluded";
+
+/// Whether an attribute value says yes: `true`, `1`, or those as text (any case).
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() == Some(1.0),
+        Value::String(s) => {
+            let s = s.trim();
+            s.eq_ignore_ascii_case("true") || s == "1"
+        }
+        _ => false,
+    }
+}
+
+/// Reads `attributes` (a list of entries, or one object): whether it marks the annotation
+/// [`OCCLUDED`], whether it holds anything but that key, and whether it holds anything.
+fn attributes_of(attributes: Option<&Value>) -> (bool, bool, bool) {
+    let (mut occluded, mut other) = (false, false);
+    let entries: Vec<&Value> = match attributes {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(o @ Value::Object(_)) => vec![o],
+        _ => Vec::new(),
+    };
+    let mut any = false;
+    for entry in entries {
+        match entry {
+            Value::Object(o) => {
+                any |= !o.is_empty();
+                for (k, v) in o {
+                    if k == OCCLUDED {
+                        occluded |= truthy(v);
+                    } else {
+                        other = true;
+                    }
+                }
+            }
+            _ => {
+                any = true;
+                other = true;
+            }
+        }
+    }
+    // An empty object in a list is still an attribute entry.
+    if matches!(attributes, Some(Value::Array(list)) if !list.is_empty()) {
+        any = true;
+    }
+    (occluded, other, any)
+}
+
+/// The attributes of an imported keypoint labelled but not visible: what [`Ann::occluded`]
+/// reads back (the list form every client accepts).
+pub fn occluded_attributes() -> Value {
+    json!([{ OCCLUDED: "true" }])
 }
 
 fn pt(p: &[f64; 2]) -> Value {

@@ -8,7 +8,7 @@
 
 use crate::shape::read_annotation;
 use crate::{
-    box_or_drop, note_common_losses, num, place_image, strip_extension, Body, ExportOptions,
+    box_or_drop, note_common_losses, num, place_plain, strip_extension, Body, ExportOptions,
     Finished, ImageInfo, Names, OutFile, Placement, Warnings, Writer,
 };
 use quick_xml::escape::escape;
@@ -17,6 +17,9 @@ use quick_xml::Reader;
 use serde_json::Value;
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+
+/// The list of image ids.
+pub const IMAGE_SET_PATH: &str = "ImageSets/Main/trainval.txt";
 
 pub struct VocWriter {
     options: ExportOptions,
@@ -38,16 +41,7 @@ impl VocWriter {
 
 impl Writer for VocWriter {
     fn place(&mut self, image: &ImageInfo) -> Placement {
-        let (folders, filename) = image.levels();
-        place_image(
-            &mut self.names,
-            &mut self.warnings,
-            "JPEGImages",
-            "",
-            &folders,
-            image,
-            &filename,
-        )
+        place_plain(&mut self.names, &mut self.warnings, "JPEGImages", image)
     }
 
     fn add(
@@ -112,7 +106,7 @@ impl Writer for VocWriter {
         ids.seek(SeekFrom::Start(0))?;
         Ok(Finished {
             files: vec![OutFile {
-                path: "ImageSets/Main/trainval.txt".into(),
+                path: IMAGE_SET_PATH.into(),
                 body: Body::File(ids),
             }],
             warnings: self.warnings.to_vec(),

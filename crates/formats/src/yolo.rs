@@ -1,22 +1,66 @@
-//! YOLO detection in the Ultralytics layout: `data.yaml` (splits and class names),
-//! `images/<split>/…` and `labels/<split>/….txt`, one `class cx cy w h` line per box with
-//! coordinates normalised to 0..1.
+//! YOLO in the Ultralytics layout: `data.yaml` (splits and class names),
+//! `images/<split>/…` and `labels/<split>/….txt`, one line per object with coordinates
+//! normalised to 0..1: `class cx cy w h` for a box (detection), or with keypoints
+//! `class cx cy w h px1 py1 v1 … pxK pyK vK` (pose, when `data.yaml` has `kpt_shape`).
 //!
-//! The split is the image's first folder when it is `train`, `val` or `test` (`/val/cars/a.jpg`
-//! → `images/val/cars/a.jpg`); every other image goes to `train`. Ultralytics needs a `val`
-//! entry: without `val` images it points at the training images.
+//! # Splits and folders
+//!
+//! The dataset's folders `/train`, `/val` and `/test` are the splits: `/val/cars/a.jpg` →
+//! `images/val/cars/a.jpg`. Every other image (the root folder's, `/cars/…`) goes to the
+//! `train` split at its own path: `/a.jpg` → `images/train/a.jpg`. A plain Ultralytics reader
+//! trains on them all; to read the export back into the same folders, `data.yaml` records,
+//! under keys of our own that Ultralytics ignores, the dataset folder each split folder holds:
+//!
+//! ```yaml
+//! pictograph_folders:
+//!   train: "/"
+//!   val: "/val"
+//! ```
+//!
+//! `images/train` holds the root folder's images (`"/"`) or the folder `/train`'s, whichever
+//! has more images there; when it holds both, the files of the other kind are listed too
+//! (`pictograph_folder_exceptions`, one `["train/x-2.png", "/train"]` per file, the path
+//! below `images/`). An import follows these keys; a folder without them (made by another
+//! tool) keeps its split folders as dataset folders: `images/train/a.jpg` → `/train/a.jpg`.
+//!
+//! # Pose
+//!
+//! A dataset whose classes name joints, `P/j` next to a class `P` (as a COCO keypoint import
+//! names them: `person/nose`), is exported as pose: `P` is a pose class whose joints are its
+//! `P/j` classes in class order, `kpt_shape` is `[K, 3]` with K the most joints of a pose
+//! class, `kpt_names` lists each pose class's joints, and `names` lists the other classes
+//! (a joint class that also boxes something is appended). Every line then carries K points
+//! (`0 0 0` for a joint not labelled, and for every point of a class without joints);
+//! visibility is 2, or 1 for a keypoint marked `occluded`. A joint goes with the object of
+//! its keypoints' `instance_id` (matched to the box of its class that holds most of its
+//! points), else with the smallest box of its class that holds it and has that joint free;
+//! joints no box holds make objects of their own whose box is derived from their points
+//! (`pose_box_derived`). A keypoint of no pose class cannot be held. No `flip_idx` is
+//! written (which joints mirror each other is not known), so Ultralytics does not flip.
+//!
+//! Reading, a line of `4 + K × D` values (`kpt_shape: [K, D]`) is a box and its points: the
+//! box is an annotation of the class, each labelled point (visibility above 0 with D = 3; not
+//! `0 0` with D = 2) a keypoint `class/joint`, named from `kpt_names` or by its index
+//! (`person/0`), occluded at visibility 1. Ultralytics needs a `val` entry: without `val`
+//! images it points at the training images.
 
 use crate::shape::read_annotation;
 use crate::{
-    box_or_drop, note_common_losses, num, place_image, strip_extension, Classes, ExportOptions,
-    Finished, ImageInfo, Names, OutFile, Placement, Warnings, Writer,
+    box_or_drop, note_common_losses, num, place_image, strip_extension, Body, Classes,
+    ExportOptions, Finished, ImageInfo, Names, OutFile, Placement, Shape, Warnings, Writer,
 };
 use serde_json::Value;
-use std::collections::BTreeSet;
-use std::io;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 
 /// The split names the layout knows.
 pub const SPLITS: [&str; 3] = ["train", "val", "test"];
+
+/// The `data.yaml` key naming the dataset folder each split folder holds.
+pub const FOLDERS_KEY: &str = "pictograph_folders";
+/// The `data.yaml` key listing the files of `images/train` from the other folder.
+pub const EXCEPTIONS_KEY: &str = "pictograph_folder_exceptions";
 
 pub struct YoloWriter {
     options: ExportOptions,
@@ -24,6 +68,12 @@ pub struct YoloWriter {
     splits: BTreeSet<&'static str>,
     names: Names,
     warnings: Warnings,
+    /// Images of the train split from the root (and other non-split folders), and from the
+    /// folder `/train`.
+    train_from: [u64; 2],
+    /// One line per train image: its origin (`R` or `T`) and its path below `images/`.
+    origins: BufWriter<File>,
+    pose: Option<Pose>,
 }
 
 /// The split of an image and its path below the split folder.
@@ -45,16 +95,376 @@ fn clip(b: [f64; 4], width: f64, height: f64) -> Option<[f64; 4]> {
     (x1 > x0 && y1 > y0).then_some([x0, y0, x1 - x0, y1 - y0])
 }
 
+/// The keypoint layout of a pose export, from the dataset's classes.
+#[derive(Debug)]
+struct Pose {
+    /// Joint class → its pose class and slot.
+    joints: HashMap<String, (String, usize)>,
+    /// Pose classes in class order, each with its joint names (the part after `P/`).
+    parents: Vec<(String, Vec<String>)>,
+    /// Points per line.
+    k: usize,
+}
+
+impl Pose {
+    /// The layout the classes declare: a class `P/j` whose prefix `P` is a class too is a
+    /// joint of `P` (of the longest such prefix that is no joint itself); `None` without
+    /// joints.
+    fn from_classes(classes: &[String]) -> Option<Pose> {
+        let set: HashSet<&str> = classes.iter().map(String::as_str).collect();
+        let prefixes = |c: &'_ str| -> Vec<usize> {
+            c.match_indices('/')
+                .map(|(i, _)| i)
+                .filter(|&i| i > 0 && i + 1 < c.len() && set.contains(&c[..i]))
+                .collect()
+        };
+        let is_joint: HashSet<&str> = classes
+            .iter()
+            .map(String::as_str)
+            .filter(|c| !prefixes(c).is_empty())
+            .collect();
+        let mut parents: Vec<(String, Vec<String>)> = Vec::new();
+        let mut joints = HashMap::new();
+        for c in classes {
+            let Some(&cut) = prefixes(c)
+                .iter()
+                .rev()
+                .find(|&&i| !is_joint.contains(&c[..i]))
+            else {
+                continue;
+            };
+            let parent = &c[..cut];
+            let at = match parents.iter().position(|(p, _)| p == parent) {
+                Some(at) => at,
+                None => {
+                    parents.push((parent.to_string(), Vec::new()));
+                    parents.len() - 1
+                }
+            };
+            let slots = &mut parents[at].1;
+            if joints.contains_key(c) {
+                continue;
+            }
+            joints.insert(c.clone(), (parent.to_string(), slots.len()));
+            slots.push(c[cut + 1..].to_string());
+        }
+        // Pose classes in the order the dataset lists them.
+        let order: HashMap<&str, usize> = classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
+        parents.sort_by_key(|(p, _)| order.get(p.as_str()).copied().unwrap_or(usize::MAX));
+        let k = parents.iter().map(|(_, j)| j.len()).max()?;
+        Some(Pose { joints, parents, k })
+    }
+
+    fn is_parent(&self, name: &str) -> bool {
+        self.parents.iter().any(|(p, _)| p == name)
+    }
+}
+
+/// One line of a pose export: a class, its box (`None`: derived from its points) and its
+/// points (each with whether it is occluded).
+struct Object {
+    class: usize,
+    /// The pose class it can take joints of.
+    parent: Option<String>,
+    bbox: Option<[f64; 4]>,
+    points: Vec<Option<([f64; 2], bool)>>,
+    /// Taken by a group of keypoints sharing an `instance_id`.
+    claimed: bool,
+}
+
+/// A joint keypoint waiting for its object.
+struct Joint {
+    parent: String,
+    slot: usize,
+    point: [f64; 2],
+    occluded: bool,
+    instance: Option<i64>,
+}
+
+fn inside(b: &[f64; 4], p: [f64; 2]) -> bool {
+    p[0] >= b[0] && p[0] <= b[0] + b[2] && p[1] >= b[1] && p[1] <= b[1] + b[3]
+}
+
 impl YoloWriter {
-    pub fn new(options: ExportOptions) -> YoloWriter {
-        YoloWriter {
-            classes: Classes::new(&options.classes),
+    pub fn new(options: ExportOptions) -> io::Result<YoloWriter> {
+        let pose = Pose::from_classes(&options.classes);
+        let objects: Vec<String> = options
+            .classes
+            .iter()
+            .filter(|c| pose.as_ref().is_none_or(|p| !p.joints.contains_key(*c)))
+            .cloned()
+            .collect();
+        Ok(YoloWriter {
+            classes: Classes::new(&objects),
             options,
             splits: BTreeSet::new(),
             names: Names::new(Some("txt")),
             warnings: Warnings::default(),
-        }
+            train_from: [0, 0],
+            origins: BufWriter::new(tempfile::tempfile()?),
+            pose,
+        })
     }
+
+    /// The label lines of one image in the detection layout.
+    fn detection_lines(&mut self, annotations: &[Value], w: f64, h: f64) -> String {
+        let mut text = String::new();
+        for raw in annotations {
+            let Some(ann) = read_annotation(raw) else {
+                self.warnings.add(
+                    "unreadable_annotation",
+                    "annotation(s) not in the canonical format skipped",
+                );
+                continue;
+            };
+            let Some(b) = box_or_drop(
+                &mut self.warnings,
+                &ann,
+                self.options.polygons_as_boxes,
+                "YOLO detection labels",
+            ) else {
+                continue;
+            };
+            note_common_losses(&mut self.warnings, &ann, "YOLO", false);
+            let Some(c) = self.clipped(b, w, h) else {
+                continue;
+            };
+            let class = self.classes.id(&ann.name);
+            text.push_str(&format!("{class} {}\n", box_text(c, w, h)));
+        }
+        text
+    }
+
+    /// The box clipped to the image (counted when changed); `None` (counted) when outside.
+    fn clipped(&mut self, b: [f64; 4], w: f64, h: f64) -> Option<[f64; 4]> {
+        let Some(c) = clip(b, w, h) else {
+            self.warnings.add(
+                "outside_image_dropped",
+                "box(es) dropped: entirely outside their image",
+            );
+            return None;
+        };
+        if c != b {
+            self.warnings.add(
+                "box_clipped",
+                "box(es) clipped to their image: YOLO coordinates must lie in 0..1",
+            );
+        }
+        Some(c)
+    }
+
+    /// The label lines of one image in the pose layout.
+    fn pose_lines(&mut self, annotations: &[Value], w: f64, h: f64) -> String {
+        let Some(pose) = self.pose.take() else {
+            return String::new();
+        };
+        let k = pose.k;
+        let mut objects: Vec<Object> = Vec::new();
+        let mut joints: Vec<Joint> = Vec::new();
+        for raw in annotations {
+            let Some(ann) = read_annotation(raw) else {
+                self.warnings.add(
+                    "unreadable_annotation",
+                    "annotation(s) not in the canonical format skipped",
+                );
+                continue;
+            };
+            if let Shape::Keypoint(point) = ann.shape {
+                let Some((parent, slot)) = pose.joints.get(&ann.name) else {
+                    self.warnings.add(
+                        "keypoint_dropped",
+                        "keypoint annotation(s) dropped: YOLO pose labels hold only the \
+                         joints of a pose class (classes `P/joint` beside a class `P`)",
+                    );
+                    continue;
+                };
+                note_common_losses(&mut self.warnings, &ann, "YOLO", false);
+                joints.push(Joint {
+                    parent: parent.clone(),
+                    slot: *slot,
+                    point,
+                    occluded: ann.occluded,
+                    instance: raw.get("instance_id").and_then(Value::as_i64),
+                });
+                continue;
+            }
+            let Some(b) = box_or_drop(
+                &mut self.warnings,
+                &ann,
+                self.options.polygons_as_boxes,
+                "YOLO pose labels",
+            ) else {
+                continue;
+            };
+            note_common_losses(&mut self.warnings, &ann, "YOLO", false);
+            objects.push(Object {
+                class: self.classes.id(&ann.name),
+                parent: pose.is_parent(&ann.name).then(|| ann.name.clone()),
+                bbox: Some(b),
+                points: vec![None; k],
+                claimed: false,
+            });
+        }
+        let area = |o: &Object| o.bbox.map_or(f64::INFINITY, |b| b[2] * b[3]);
+        // Keypoints of one instance go together, to the box of their class holding most.
+        let mut groups: Vec<((String, i64), Vec<usize>)> = Vec::new();
+        let mut loose: Vec<usize> = Vec::new();
+        for (i, j) in joints.iter().enumerate() {
+            match j.instance {
+                Some(id) => {
+                    let key = (j.parent.clone(), id);
+                    match groups.iter_mut().find(|(g, _)| *g == key) {
+                        Some((_, members)) => members.push(i),
+                        None => groups.push((key, vec![i])),
+                    }
+                }
+                None => loose.push(i),
+            }
+        }
+        for ((parent, _), members) in groups {
+            let best = objects
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| !o.claimed && o.parent.as_deref() == Some(parent.as_str()))
+                .filter_map(|(at, o)| {
+                    let b = o.bbox?;
+                    let held = members
+                        .iter()
+                        .filter(|&&m| inside(&b, joints[m].point))
+                        .count();
+                    (held > 0).then_some((at, held, area(o)))
+                })
+                .max_by(|a, b| a.1.cmp(&b.1).then(b.2.total_cmp(&a.2)));
+            let at = match best {
+                Some((at, ..)) => at,
+                None => {
+                    objects.push(Object {
+                        class: self.classes.id(&parent),
+                        parent: Some(parent.clone()),
+                        bbox: None,
+                        points: vec![None; k],
+                        claimed: false,
+                    });
+                    objects.len() - 1
+                }
+            };
+            objects[at].claimed = true;
+            for m in members {
+                let j = &joints[m];
+                if objects[at].points[j.slot].is_none() {
+                    objects[at].points[j.slot] = Some((j.point, j.occluded));
+                } else {
+                    loose.push(m);
+                }
+            }
+        }
+        // Other joints: the smallest box of their class that holds them, with that joint free.
+        let mut homeless: Vec<usize> = Vec::new();
+        for m in loose {
+            let j = &joints[m];
+            let best = objects
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| {
+                    !o.claimed
+                        && o.parent.as_deref() == Some(j.parent.as_str())
+                        && o.points[j.slot].is_none()
+                        && o.bbox.is_some_and(|b| inside(&b, j.point))
+                })
+                .min_by(|a, b| area(a.1).total_cmp(&area(b.1)))
+                .map(|(at, _)| at);
+            match best {
+                Some(at) => objects[at].points[j.slot] = Some((j.point, j.occluded)),
+                None => homeless.push(m),
+            }
+        }
+        // Joints no box holds: objects of their own, a joint at most once each.
+        let first_derived = objects.len();
+        for m in homeless {
+            let j = &joints[m];
+            let free = (first_derived..objects.len()).find(|&at| {
+                objects[at].parent.as_deref() == Some(j.parent.as_str())
+                    && objects[at].points[j.slot].is_none()
+            });
+            let at = match free {
+                Some(at) => at,
+                None => {
+                    objects.push(Object {
+                        class: self.classes.id(&j.parent),
+                        parent: Some(j.parent.clone()),
+                        bbox: None,
+                        points: vec![None; k],
+                        claimed: false,
+                    });
+                    objects.len() - 1
+                }
+            };
+            objects[at].points[j.slot] = Some((j.point, j.occluded));
+        }
+        let mut text = String::new();
+        for o in objects {
+            let b = match o.bbox {
+                Some(b) => b,
+                None => {
+                    self.warnings.add(
+                        "pose_box_derived",
+                        "pose object(s) written with a box around their keypoints: no box of \
+                         their class held them",
+                    );
+                    let [x, y, bw, bh] =
+                        Shape::Polyline(o.points.iter().flatten().map(|(p, _)| *p).collect())
+                            .bounds();
+                    [x, y, bw.max(1.0), bh.max(1.0)]
+                }
+            };
+            let Some(c) = self.clipped(b, w, h) else {
+                let lost = o.points.iter().flatten().count() as u64;
+                if lost > 0 {
+                    self.warnings.add_n(
+                        "keypoint_outside_image_dropped",
+                        lost,
+                        "keypoint(s) dropped: outside their image",
+                    );
+                }
+                continue;
+            };
+            text.push_str(&format!("{} {}", o.class, box_text(c, w, h)));
+            for point in &o.points {
+                match point {
+                    Some(([x, y], occluded)) if (0.0..=w).contains(x) && (0.0..=h).contains(y) => {
+                        let v = if *occluded { 1 } else { 2 };
+                        text.push_str(&format!(" {} {} {v}", num(x / w), num(y / h)));
+                    }
+                    Some(_) => {
+                        self.warnings.add(
+                            "keypoint_outside_image_dropped",
+                            "keypoint(s) dropped: outside their image",
+                        );
+                        text.push_str(" 0 0 0");
+                    }
+                    None => text.push_str(" 0 0 0"),
+                }
+            }
+            text.push('\n');
+        }
+        self.pose = Some(pose);
+        text
+    }
+}
+
+/// `cx cy w h` of a box in pixels, normalised.
+fn box_text(c: [f64; 4], w: f64, h: f64) -> String {
+    format!(
+        "{} {} {} {}",
+        num((c[0] + c[2] / 2.0) / w),
+        num((c[1] + c[3] / 2.0) / h),
+        num(c[2] / w),
+        num(c[3] / h),
+    )
 }
 
 impl Writer for YoloWriter {
@@ -87,56 +497,27 @@ impl Writer for YoloWriter {
     ) -> io::Result<Vec<OutFile>> {
         let (split, _) = split_of(&place.rel);
         self.splits.insert(split);
+        if split == "train" {
+            let from_train = image.levels().0.first().is_some_and(|f| f == "train");
+            self.train_from[usize::from(from_train)] += 1;
+            let tag = if from_train { "T" } else { "R" };
+            writeln!(self.origins, "{tag}{}", serde_json::to_string(&place.rel)?)?;
+        }
         let label_path = format!("labels/{}.txt", strip_extension(&place.rel));
         let (w, h) = (image.width as f64, image.height as f64);
-        let mut text = String::new();
         if (w <= 0.0 || h <= 0.0) && !annotations.is_empty() {
             self.warnings.add_n(
                 "unknown_size_skipped",
                 annotations.len() as u64,
                 "annotation(s) skipped: their image's size is unknown, so they cannot be normalised",
             );
-            return Ok(vec![OutFile::bytes(label_path, text)]);
+            return Ok(vec![OutFile::bytes(label_path, String::new())]);
         }
-        for raw in annotations {
-            let Some(ann) = read_annotation(raw) else {
-                self.warnings.add(
-                    "unreadable_annotation",
-                    "annotation(s) not in the canonical format skipped",
-                );
-                continue;
-            };
-            let Some(b) = box_or_drop(
-                &mut self.warnings,
-                &ann,
-                self.options.polygons_as_boxes,
-                "YOLO detection labels",
-            ) else {
-                continue;
-            };
-            note_common_losses(&mut self.warnings, &ann, "YOLO", false);
-            let Some(c) = clip(b, w, h) else {
-                self.warnings.add(
-                    "outside_image_dropped",
-                    "box(es) dropped: entirely outside their image",
-                );
-                continue;
-            };
-            if c != b {
-                self.warnings.add(
-                    "box_clipped",
-                    "box(es) clipped to their image: YOLO coordinates must lie in 0..1",
-                );
-            }
-            let class = self.classes.id(&ann.name);
-            text.push_str(&format!(
-                "{class} {} {} {} {}\n",
-                num((c[0] + c[2] / 2.0) / w),
-                num((c[1] + c[3] / 2.0) / h),
-                num(c[2] / w),
-                num(c[3] / h),
-            ));
-        }
+        let text = if self.pose.is_some() {
+            self.pose_lines(annotations, w, h)
+        } else {
+            self.detection_lines(annotations, w, h)
+        };
         Ok(vec![OutFile::bytes(label_path, text)])
     }
 
@@ -147,8 +528,13 @@ impl Writer for YoloWriter {
             "images/train"
         };
         let mut yaml = String::new();
+        let layout = if self.pose.is_some() {
+            "pose"
+        } else {
+            "detection"
+        };
         yaml.push_str(&format!(
-            "# {} exported by pictograph (Ultralytics YOLO detection layout)\n",
+            "# {} exported by pictograph (Ultralytics YOLO {layout} layout)\n",
             serde_json::to_string(&self.options.dataset)?
         ));
         yaml.push_str(&format!("train: images/train\nval: {val}\n"));
@@ -160,8 +546,70 @@ impl Writer for YoloWriter {
             // A JSON string is a valid YAML double-quoted scalar.
             yaml.push_str(&format!("  {i}: {}\n", serde_json::to_string(name)?));
         }
+        if let Some(pose) = &self.pose {
+            yaml.push_str(&format!("kpt_shape: [{}, 3]\nkpt_names:\n", pose.k));
+            for (parent, joints) in &pose.parents {
+                let Some(i) = self.classes.index.get(parent) else {
+                    continue;
+                };
+                yaml.push_str(&format!("  {i}:\n"));
+                for j in joints {
+                    yaml.push_str(&format!("    - {}\n", serde_json::to_string(j)?));
+                }
+            }
+        }
+        // Which dataset folder each split folder holds (see the module docs).
+        let [from_root, from_train] = self.train_from;
+        let train_prefix = if from_train > from_root {
+            "/train"
+        } else {
+            "/"
+        };
+        if !self.splits.is_empty() {
+            yaml.push_str(&format!(
+                "# The dataset folder each split folder holds, for pictograph imports \
+                 (Ultralytics ignores these keys)\n{FOLDERS_KEY}:\n"
+            ));
+            for split in SPLITS.iter().filter(|s| self.splits.contains(*s)) {
+                let prefix = match *split {
+                    "train" => train_prefix,
+                    "val" => "/val",
+                    _ => "/test",
+                };
+                yaml.push_str(&format!("  {split}: {}\n", serde_json::to_string(prefix)?));
+            }
+        }
+        let mut files = Vec::new();
+        if from_root > 0 && from_train > 0 {
+            // `images/train` holds both: the files of the other folder are listed.
+            let (tag, prefix) = if train_prefix == "/" {
+                ("T", "/train")
+            } else {
+                ("R", "/")
+            };
+            let mut out = BufWriter::new(tempfile::tempfile()?);
+            out.write_all(yaml.as_bytes())?;
+            writeln!(out, "{EXCEPTIONS_KEY}:")?;
+            let mut origins = self.origins.into_inner().map_err(|e| e.into_error())?;
+            origins.seek(SeekFrom::Start(0))?;
+            for line in BufReader::new(origins).lines() {
+                let line = line?;
+                if let Some(rel) = line.strip_prefix(tag) {
+                    writeln!(out, "  - [{rel}, {}]", serde_json::to_string(prefix)?)?;
+                }
+            }
+            let mut file = out.into_inner().map_err(|e| e.into_error())?;
+            file.flush()?;
+            file.seek(SeekFrom::Start(0))?;
+            files.push(OutFile {
+                path: "data.yaml".into(),
+                body: Body::File(file),
+            });
+        } else {
+            files.push(OutFile::bytes("data.yaml", yaml));
+        }
         Ok(Finished {
-            files: vec![OutFile::bytes("data.yaml", yaml)],
+            files,
             warnings: self.warnings.to_vec(),
         })
     }
@@ -329,6 +777,184 @@ fn scalar(raw: &str) -> String {
         Some(i) => s[..i].trim().to_string(),
         None => s.to_string(),
     }
+}
+
+/// The top-level key `key` of a YAML document: the text after `key:` on its line, and the
+/// lines of its block below (indented, or list items), blank and comment lines left out.
+fn top_level<'a>(yaml: &'a str, key: &str) -> Option<(&'a str, Vec<&'a str>)> {
+    let yaml = yaml.strip_prefix('\u{feff}').unwrap_or(yaml);
+    let lines: Vec<&str> = yaml.lines().collect();
+    let start = lines.iter().position(|l| {
+        l.strip_prefix(key)
+            .is_some_and(|rest| rest.trim_end().starts_with(':'))
+    })?;
+    let inline = lines[start][key.len()..].trim_start()[1..].trim();
+    let mut block = Vec::new();
+    for line in &lines[start + 1..] {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        if !line.starts_with(' ') && !line.starts_with('\t') && !line.starts_with('-') {
+            break;
+        }
+        block.push(*line);
+    }
+    Some((inline, block))
+}
+
+/// A flow collection that starts on the line of its key (`inline`) and may run over the
+/// lines below.
+fn flow(key: &str, inline: &str, block: &[&str]) -> Result<Vec<String>, String> {
+    let mut text = inline.to_string();
+    let mut next = 0;
+    loop {
+        match flow_items(&text)? {
+            Some(items) => return Ok(items),
+            None if next < block.len() => {
+                text.push('\n');
+                text.push_str(block[next]);
+                next += 1;
+            }
+            None => return Err(format!("`{key}: {inline}` in data.yaml is not closed")),
+        }
+    }
+}
+
+/// `kpt_shape: [K, D]` of a pose `data.yaml` (K points per object, D = 2 for `x y` or 3 for
+/// `x y visibility`); `None` for a detection one.
+pub fn parse_kpt_shape(yaml: &str) -> Result<Option<(usize, usize)>, String> {
+    let Some((inline, block)) = top_level(yaml, "kpt_shape") else {
+        return Ok(None);
+    };
+    let items: Vec<String> = if inline.starts_with('[') {
+        flow("kpt_shape", inline, &block)?
+    } else if inline.is_empty() || inline.starts_with('#') {
+        block
+            .iter()
+            .filter_map(|l| l.trim().strip_prefix('-'))
+            .map(str::to_string)
+            .collect()
+    } else {
+        return Err(format!("cannot read `kpt_shape: {inline}` in data.yaml"));
+    };
+    let numbers: Option<Vec<usize>> = items.iter().map(|i| scalar(i).parse().ok()).collect();
+    match numbers.as_deref() {
+        Some(&[k, d]) if k >= 1 && (d == 2 || d == 3) => Ok(Some((k, d))),
+        _ => Err(format!(
+            "kpt_shape in data.yaml must be [K, 2] or [K, 3] with K at least 1, not {items:?}"
+        )),
+    }
+}
+
+/// `kpt_names` of a pose `data.yaml`: each class index's joint names, in point order
+/// (`0:` followed by a block list `- nose`, or a flow list `0: [nose, eye]`).
+pub fn parse_kpt_names(yaml: &str) -> Result<HashMap<usize, Vec<String>>, String> {
+    let mut out: HashMap<usize, Vec<String>> = HashMap::new();
+    let Some((inline, block)) = top_level(yaml, "kpt_names") else {
+        return Ok(out);
+    };
+    if !inline.is_empty() && !inline.starts_with('#') {
+        return Err(format!("cannot read `kpt_names: {inline}` in data.yaml"));
+    }
+    let mut current = None;
+    let mut i = 0;
+    while i < block.len() {
+        let item = block[i].trim();
+        i += 1;
+        if let Some(v) = item.strip_prefix('-') {
+            let c = current.ok_or("kpt_names in data.yaml lists a name before its class index")?;
+            out.entry(c).or_default().push(scalar(v));
+            continue;
+        }
+        let Some((k, v)) = split_key(item) else {
+            continue;
+        };
+        let c: usize = k
+            .trim()
+            .parse()
+            .map_err(|_| format!("cannot read class index `{k}` in kpt_names of data.yaml"))?;
+        current = Some(c);
+        let v = v.trim();
+        if v.starts_with('[') {
+            let items = flow("kpt_names", v, &block[i..])?;
+            out.insert(c, items.iter().map(|s| scalar(s)).collect());
+        } else if !v.is_empty() && !v.starts_with('#') {
+            return Err(format!("cannot read `{item}` in kpt_names of data.yaml"));
+        }
+    }
+    Ok(out)
+}
+
+/// How an export of ours maps its split folders back to dataset folders (see the module
+/// docs); empty for a folder made by another tool.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Folders {
+    /// Split folder (`train`) → dataset folder (`/` or `/train`).
+    pub splits: HashMap<String, String>,
+    /// Files below `images/` (`train/x-2.png`) → the dataset folder of their split folder.
+    pub exceptions: HashMap<String, String>,
+}
+
+impl Folders {
+    /// The dataset folder and file name of the image `rel` (its path below `images/`).
+    pub fn place(&self, rel: &str) -> (String, String) {
+        if let Some((first, rest)) = rel.split_once('/') {
+            let prefix = self.exceptions.get(rel).or_else(|| self.splits.get(first));
+            if let Some(prefix) = prefix {
+                let (dir, name) = match rest.rsplit_once('/') {
+                    Some((dir, name)) => (dir, name),
+                    None => ("", rest),
+                };
+                let mut folder = prefix.trim_end_matches('/').to_string();
+                if !dir.is_empty() {
+                    folder.push('/');
+                    folder.push_str(dir);
+                }
+                if folder.is_empty() {
+                    folder.push('/');
+                }
+                return (folder, name.to_string());
+            }
+        }
+        match rel.rsplit_once('/') {
+            Some((dir, name)) => (format!("/{dir}"), name.to_string()),
+            None => ("/".to_string(), rel.to_string()),
+        }
+    }
+}
+
+/// The [`FOLDERS_KEY`] and [`EXCEPTIONS_KEY`] of a `data.yaml`.
+pub fn parse_folders(yaml: &str) -> Result<Folders, String> {
+    let mut out = Folders::default();
+    if let Some((_, block)) = top_level(yaml, FOLDERS_KEY) {
+        for line in block {
+            if let Some((k, v)) = split_key(line.trim()) {
+                let folder = scalar(v);
+                if !folder.starts_with('/') {
+                    return Err(format!(
+                        "{FOLDERS_KEY} in data.yaml: {folder:?} is not a folder (`/…`)"
+                    ));
+                }
+                out.splits.insert(k.trim().to_string(), folder);
+            }
+        }
+    }
+    if let Some((_, block)) = top_level(yaml, EXCEPTIONS_KEY) {
+        for line in block {
+            let Some(item) = line.trim().strip_prefix('-') else {
+                continue;
+            };
+            let (file, folder): (String, String) = serde_json::from_str(item.trim())
+                .map_err(|e| format!("{EXCEPTIONS_KEY} in data.yaml: `{}`: {e}", item.trim()))?;
+            if !folder.starts_with('/') {
+                return Err(format!(
+                    "{EXCEPTIONS_KEY} in data.yaml: {folder:?} is not a folder (`/…`)"
+                ));
+            }
+            out.exceptions.insert(file, folder);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

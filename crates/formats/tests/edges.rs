@@ -361,10 +361,9 @@ fn images_sharing_an_output_file_are_numbered() {
 fn a_file_and_a_folder_of_one_name_never_meet() {
     // An image `b.png` before a folder `/b.png`, a folder `/d` before an image `d` (no
     // extension), and a label file `e.txt` (YOLO) or `e.xml` (VOC) before a folder of that
-    // name: the later one is numbered, a folder once for all its images. (A folder named
-    // like an earlier image but for the extension is numbered in YOLO and VOC even when the
-    // extension differs, `e.xml` in YOLO and `e.txt` in VOC: one hash per image keeps no
-    // extension.)
+    // name: the later one is numbered, a folder once for all its images. A folder named like
+    // an earlier image but for the extension meets none of its files, so it keeps its name:
+    // `e.xml` in YOLO, `e.txt` in VOC, `e.jpg` in every format.
     let images = [
         image("/", "b.png"),
         image("/b.png", "c.png"),
@@ -375,8 +374,9 @@ fn a_file_and_a_folder_of_one_name_never_meet() {
         image("/", "e.png"),
         image("/e.txt", "f.png"),
         image("/e.xml", "f.png"),
+        image("/e.jpg", "f.png"),
     ];
-    let expected: [(Format, [&str; 9], u64); 4] = [
+    let expected: [(Format, [&str; 10], u64); 4] = [
         (
             Format::Yolo,
             [
@@ -388,9 +388,10 @@ fn a_file_and_a_folder_of_one_name_never_meet() {
                 "images/train/d/y.png",
                 "images/train/e.png",
                 "images/train/e-2.txt/f.png",
-                "images/train/e-2.xml/f.png",
+                "images/train/e.xml/f.png",
+                "images/train/e.jpg/f.png",
             ],
-            5,
+            4,
         ),
         (
             Format::Voc,
@@ -402,10 +403,11 @@ fn a_file_and_a_folder_of_one_name_never_meet() {
                 "JPEGImages/b-2.png/c2.png",
                 "JPEGImages/d/y.png",
                 "JPEGImages/e.png",
-                "JPEGImages/e-2.txt/f.png",
+                "JPEGImages/e.txt/f.png",
                 "JPEGImages/e-2.xml/f.png",
+                "JPEGImages/e.jpg/f.png",
             ],
-            5,
+            4,
         ),
         (
             Format::Coco,
@@ -419,6 +421,7 @@ fn a_file_and_a_folder_of_one_name_never_meet() {
                 "images/e.png",
                 "images/e.txt/f.png",
                 "images/e.xml/f.png",
+                "images/e.jpg/f.png",
             ],
             3,
         ),
@@ -434,6 +437,7 @@ fn a_file_and_a_folder_of_one_name_never_meet() {
                 "images/e.png",
                 "images/e.txt/f.png",
                 "images/e.xml/f.png",
+                "images/e.jpg/f.png",
             ],
             3,
         ),
@@ -620,4 +624,470 @@ fn yolo_prediction_lines_keep_their_confidence() {
         (Some(15.0), Some(20.0))
     );
     assert_eq!(codes(&plan.warnings), [("unreadable_label", 1)]);
+}
+
+/// (folder, filename) of every image a folder reads back as, sorted.
+fn places(format: Format, root: &Path) -> Vec<(String, String)> {
+    let plan = import(format, root).unwrap_or_else(|e| panic!("{format}: {e}"));
+    let mut out: Vec<(String, String)> = plan
+        .items
+        .iter()
+        .map(|i| (i.folder.clone(), i.filename.clone()))
+        .collect();
+    out.sort();
+    out
+}
+
+fn owned(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = list
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// An export read back puts every image in the folder it came from: the root folder's images
+/// (which the layout puts in the train split) at the root, a real `/train` folder's in
+/// `/train`, whichever of them `images/train` holds more of, and alone or together.
+#[test]
+fn a_yolo_round_trip_keeps_root_images_at_the_root() {
+    let cases: [&[(&str, &str)]; 4] = [
+        // Root images only: the layout Ultralytics expects, read back at the root.
+        &[("/", "a.png"), ("/cars", "b.png"), ("/val", "c.png")],
+        // A dataset that came from a YOLO folder: split folders only.
+        &[
+            ("/train", "a.png"),
+            ("/train/sub", "b.png"),
+            ("/val", "c.png"),
+        ],
+        // Both, the root's more numerous (the `/train` file is listed by name).
+        &[
+            ("/", "a.png"),
+            ("/", "x.png"),
+            ("/train", "x.png"),
+            ("/", "y.png"),
+            ("/test", "t.png"),
+        ],
+        // Both, `/train`'s more numerous (the root file is listed by name).
+        &[
+            ("/train", "a.png"),
+            ("/train", "b.png"),
+            ("/", "a.png"),
+            ("/train/sub", "c.png"),
+        ],
+    ];
+    for images in cases {
+        let infos: Vec<ImageInfo> = images.iter().map(|(f, n)| image(f, n)).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let (placed, _) = export_into(Format::Yolo, dir.path(), &infos);
+        // Read back, a numbered file keeps its number but not its folder's.
+        let expected: Vec<(&str, String)> = images
+            .iter()
+            .zip(&placed)
+            .map(|((folder, _), path)| (*folder, path.rsplit('/').next().unwrap().to_string()))
+            .collect();
+        let expected: Vec<(&str, &str)> = expected.iter().map(|(f, n)| (*f, n.as_str())).collect();
+        assert_eq!(
+            places(Format::Yolo, dir.path()),
+            owned(&expected),
+            "{images:?} placed as {placed:?}"
+        );
+        let yaml = std::fs::read_to_string(dir.path().join("data.yaml")).unwrap();
+        assert!(yaml.contains("train: images/train\n"), "{yaml}");
+        // Each image still reads back with its own box.
+        let own: Vec<(usize, Option<i64>)> =
+            (0..infos.len()).map(|i| (i, Some(i as i64))).collect();
+        assert_eq!(read_back(Format::Yolo, dir.path()), own);
+    }
+    // Root images stay where Ultralytics looks for them.
+    let dir = tempfile::tempdir().unwrap();
+    let (placed, _) = export_into(Format::Yolo, dir.path(), &[image("/", "a.png")]);
+    assert_eq!(placed, ["images/train/a.png"]);
+
+    // A folder made by another tool (no keys of ours) keeps its split folders.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        &root.join("data.yaml"),
+        "train: images/train\nval: images/val\nnames: [a]\n",
+    );
+    write(&root.join("images/train/a.png"), b"a");
+    write(&root.join("images/val/sub/b.png"), b"b");
+    write(&root.join("images/c.png"), b"c");
+    assert_eq!(
+        places(Format::Yolo, root),
+        owned(&[("/", "c.png"), ("/train", "a.png"), ("/val/sub", "b.png")])
+    );
+}
+
+/// Ultralytics pose lines (`class cx cy w h` and K points, `kpt_shape: [K, D]`) read as a box
+/// and one keypoint per labelled point; visibility 1 is kept as `occluded`, 0 is no point.
+#[test]
+fn yolo_pose_lines_are_keypoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        &root.join("data.yaml"),
+        "path: ../datasets/people\ntrain: images/train\nval: images/val\n\
+         kpt_shape: [3, 3]  # number of keypoints, dims\nflip_idx: [0, 2, 1]\n\
+         names:\n  0: person\n  1: dog\nkpt_names:\n  0:\n    - nose\n    - \"left eye\"\n    - right_eye\n",
+    );
+    write(&root.join("images/train/a.png"), b"a");
+    write(
+        &root.join("labels/train/a.txt"),
+        "0 0.5 0.5 0.5 0.5 0.5 0.2 2 0.45 0.15 1 0 0 0\n\
+         1 0.25 0.25 0.25 0.25 0.2 0.2 2 0 0 0 0.25 0.2 2\n\
+         0 0.5 0.5 0.25 0.25\n",
+    );
+    let plan = import(Format::Yolo, root).unwrap();
+    assert_eq!(
+        plan.classes,
+        [
+            "person",
+            "dog",
+            "person/nose",
+            "person/left eye",
+            "person/right_eye",
+            // A class kpt_names does not name joints for: its points by index, as met.
+            "dog/0",
+            "dog/2"
+        ]
+    );
+    assert_eq!(plan.items[0].folder, "/train");
+    let anns = plan.items[0].annotations(200, 100);
+    let got: Vec<(String, String, Value, Value)> = anns
+        .iter()
+        .map(|a| {
+            let geometry = if a["type"] == "keypoint" {
+                a["keypoint"].clone()
+            } else {
+                a["bounding_box"].clone()
+            };
+            (
+                a["type"].as_str().unwrap().to_string(),
+                a["name"].as_str().unwrap().to_string(),
+                geometry,
+                a["attributes"].clone(),
+            )
+        })
+        .collect();
+    let kp = |x: f64, y: f64| json!({"x": x, "y": y});
+    let bx = |x: f64, y: f64, w: f64, h: f64| json!({"x": x, "y": y, "w": w, "h": h});
+    let occluded = json!([{"occluded": "true"}]);
+    assert_eq!(
+        got,
+        [
+            (
+                "bbox".into(),
+                "person".into(),
+                bx(50.0, 25.0, 100.0, 50.0),
+                json!([])
+            ),
+            (
+                "keypoint".into(),
+                "person/nose".into(),
+                kp(100.0, 20.0),
+                json!([])
+            ),
+            (
+                "keypoint".into(),
+                "person/left eye".into(),
+                kp(90.0, 15.0),
+                occluded
+            ),
+            (
+                "bbox".into(),
+                "dog".into(),
+                bx(25.0, 12.5, 50.0, 25.0),
+                json!([])
+            ),
+            ("keypoint".into(), "dog/0".into(), kp(40.0, 20.0), json!([])),
+            ("keypoint".into(), "dog/2".into(), kp(50.0, 20.0), json!([])),
+            (
+                "bbox".into(),
+                "person".into(),
+                bx(75.0, 37.5, 50.0, 25.0),
+                json!([])
+            ),
+        ]
+    );
+    assert_eq!(codes(&plan.warnings), []);
+
+    // Two values per point: `0 0` is a point not labelled.
+    write(
+        &root.join("data.yaml"),
+        "kpt_shape:\n  - 2\n  - 2\nnames: [hand]\n",
+    );
+    write(
+        &root.join("labels/train/a.txt"),
+        "0 0.5 0.5 0.5 0.5 0 0 0.5 0.25\n",
+    );
+    let plan = import(Format::Yolo, root).unwrap();
+    let anns = plan.items[0].annotations(100, 100);
+    assert_eq!(anns.len(), 2, "{anns:?}");
+    assert_eq!(anns[1]["name"], "hand/1");
+    assert_eq!(anns[1]["keypoint"], kp(50.0, 25.0));
+
+    // A kpt_shape that is not [K, 2] or [K, 3] stops the import.
+    write(
+        &root.join("data.yaml"),
+        "kpt_shape: [17, 4]\nnames: [hand]\n",
+    );
+    let err = import(Format::Yolo, root).unwrap_err();
+    assert!(err.contains("kpt_shape"), "{err}");
+}
+
+/// A dataset whose classes name joints (`person/nose` beside `person`) exports pose lines:
+/// each joint with the smallest box of its class holding it (or the object of its
+/// `instance_id`), visibility 1 for occluded points, `0 0 0` for points not labelled, and
+/// objects of their own for joints no box holds; it reads back as the same annotations.
+#[test]
+fn keypoints_export_as_yolo_pose_and_read_back() {
+    let classes: Vec<String> = ["person", "person/nose", "person/tail", "car", "person/ear"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let options = ExportOptions {
+        dataset: "d".into(),
+        classes: classes.clone(),
+        polygons_as_boxes: false,
+    };
+    let joint =
+        |id: &str, name: &str, x: f64, y: f64| canonical(id, name, &Shape::Keypoint([x, y]), 1.0);
+    let mut occluded_ear = joint("5", "person/ear", 30.0, 30.0);
+    occluded_ear["attributes"] = json!([{"occluded": "true"}]);
+    let mut grouped = joint("9", "person/nose", 90.0, 90.0);
+    grouped["instance_id"] = json!(4);
+    let mut grouped_ear = joint("10", "person/ear", 92.0, 95.0);
+    grouped_ear["instance_id"] = json!(4);
+    let annotations = vec![
+        canonical("1", "person", &Shape::Box([0.0, 0.0, 100.0, 100.0]), 1.0),
+        canonical("2", "person", &Shape::Box([20.0, 20.0, 20.0, 20.0]), 1.0),
+        canonical("3", "car", &Shape::Box([50.0, 0.0, 10.0, 10.0]), 1.0),
+        joint("4", "person/nose", 25.0, 25.0),
+        occluded_ear,
+        joint("6", "person/nose", 60.0, 70.0),
+        joint("7", "nose", 1.0, 1.0),
+        joint("8", "person/tail", 150.0, 20.0),
+        grouped,
+        grouped_ear,
+    ];
+    let mut w = writer(Format::Yolo, options).unwrap();
+    let img = ImageInfo {
+        folder: "/".into(),
+        filename: "p.png".into(),
+        width: 200,
+        height: 100,
+        status: "new".into(),
+    };
+    let place = w.place(&img);
+    let files = w.add(&img, &place, &annotations).unwrap();
+    let pictograph_formats::Body::Bytes(text) = &files[0].body else {
+        panic!()
+    };
+    let text = String::from_utf8(text.clone()).unwrap();
+    // Slots: nose, tail, ear. Instance 4 takes the big box (both its points lie in it); the
+    // small box takes the nose at 25,25 and the occluded ear (visibility 1); the car has no
+    // points; the nose at 60,70 (the big box is instance 4's) and the tail outside every box
+    // make an object of their own, boxed around them. The lone `nose` is no joint.
+    assert_eq!(
+        text,
+        "0 0.25 0.5 0.5 1 0.45 0.9 2 0 0 0 0.46 0.95 2\n\
+         0 0.15 0.3 0.1 0.2 0.125 0.25 2 0 0 0 0.15 0.3 1\n\
+         1 0.275 0.05 0.05 0.1 0 0 0 0 0 0 0 0 0\n\
+         0 0.525 0.45 0.45 0.5 0.3 0.7 2 0.75 0.2 2 0 0 0\n"
+    );
+    let done = w.finish().unwrap();
+    assert_eq!(
+        codes(&done.warnings),
+        [("keypoint_dropped", 1), ("pose_box_derived", 1)]
+    );
+    let pictograph_formats::Body::Bytes(yaml) = &done.files[0].body else {
+        panic!()
+    };
+    let yaml = String::from_utf8(yaml.clone()).unwrap();
+    assert!(
+        yaml.contains("nc: 2\nnames:\n  0: \"person\"\n  1: \"car\"\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains(
+            "kpt_shape: [3, 3]\nkpt_names:\n  0:\n    - \"nose\"\n    - \"tail\"\n    - \"ear\"\n"
+        ),
+        "{yaml}"
+    );
+
+    // Read back: the same boxes and keypoints (the derived boxes added), the classes in order.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(&root.join(&place.path), b"p");
+    write(&root.join(&files[0].path), text.as_bytes());
+    write(&root.join("data.yaml"), yaml.as_bytes());
+    let plan = import(Format::Yolo, root).unwrap();
+    assert_eq!(
+        plan.classes,
+        ["person", "car", "person/nose", "person/tail", "person/ear"]
+    );
+    let anns = plan.items[0].annotations(200, 100);
+    let kinds = |list: &[Value]| -> Vec<(String, String, bool)> {
+        let mut v: Vec<(String, String, bool)> = list
+            .iter()
+            .filter(|a| a["type"] == "keypoint")
+            .map(|a| {
+                (
+                    a["name"].as_str().unwrap().to_string(),
+                    format!("{},{}", a["keypoint"]["x"], a["keypoint"]["y"]),
+                    a["attributes"] != json!([]),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut expected = kinds(&annotations);
+    expected.retain(|(name, ..)| name != "nose");
+    assert_eq!(kinds(&anns), expected);
+}
+
+/// COCO keypoint visibility through an import and an export: 2 (visible) is a plain keypoint,
+/// 1 (labelled, not visible) a keypoint marked `occluded`, 0 (not labelled) none; written
+/// back, each gets its own visibility again, and the mark is no attribute lost.
+#[test]
+fn coco_keypoint_visibility_survives_import_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(&root.join("images/a.png"), b"a");
+    let doc = json!({
+        "images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 100}],
+        "annotations": [{
+            "id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 50, 50],
+            "keypoints": [10, 11, 2, 20, 21, 1, 30, 31, 0], "num_keypoints": 2,
+        }],
+        "categories": [{"id": 1, "name": "person", "keypoints": ["nose", "eye", "ear"]}],
+    });
+    write(&root.join("annotations/instances.json"), doc.to_string());
+    let plan = import(Format::Coco, root).unwrap();
+    let anns = plan.items[0].annotations(100, 100);
+    let points: Vec<(&str, &Value, &Value)> = anns
+        .iter()
+        .filter(|a| a["type"] == "keypoint")
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap(),
+                &a["keypoint"],
+                &a["attributes"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        points,
+        [
+            ("person/nose", &json!({"x": 10.0, "y": 11.0}), &json!([])),
+            (
+                "person/eye",
+                &json!({"x": 20.0, "y": 21.0}),
+                &json!([{"occluded": "true"}])
+            ),
+        ]
+    );
+
+    // Written back: visibility 2 and 1; an object `attributes` (newer clients) says the same.
+    let mut newer = canonical("n", "person/ear", &Shape::Keypoint([5.0, 6.0]), 1.0);
+    newer["attributes"] = json!({"occluded": true});
+    let mut not = canonical("m", "person/ear", &Shape::Keypoint([7.0, 8.0]), 1.0);
+    not["attributes"] = json!([{"occluded": "false"}]);
+    let mut list = anns.clone();
+    list.extend([newer, not]);
+    let mut w = writer(Format::Coco, ExportOptions::default()).unwrap();
+    let img = image("/", "a.png");
+    let place = w.place(&img);
+    w.add(&img, &place, &list).unwrap();
+    let done = w.finish().unwrap();
+    assert_eq!(codes(&done.warnings), [], "the mark is held, not dropped");
+    let pictograph_formats::Body::File(mut f) = done.files.into_iter().next().unwrap().body else {
+        panic!("spooled")
+    };
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut f, &mut text).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let written: Vec<&Value> = v["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.get("keypoints"))
+        .collect();
+    assert_eq!(
+        written,
+        [
+            &json!([10.0, 11.0, 2]),
+            &json!([20.0, 21.0, 1]),
+            &json!([5.0, 6.0, 1]),
+            &json!([7.0, 8.0, 2])
+        ]
+    );
+}
+
+/// A COCO file written on Windows (`train\\cat.jpg`) names files below the images folder with
+/// `\\` as separator; two entries of `images` naming one file are one image with the
+/// annotations of both (reported); a `file_name` that climbs out of the folder, or names a
+/// drive, stops the import before anything is read.
+#[test]
+fn coco_backslashes_and_file_names_listed_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(&root.join("images/train/cat.jpg"), b"c");
+    write(&root.join("images/dog.jpg"), b"d");
+    write(&dir.path().join("secret.jpg"), b"s");
+    let coco = |images: Value, annotations: Value| {
+        let doc = json!({
+            "images": images,
+            "annotations": annotations,
+            "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
+        });
+        write(&root.join("annotations/instances.json"), doc.to_string());
+    };
+    coco(
+        json!([
+            {"id": 3, "file_name": "train\\cat.jpg"},
+            {"id": 1, "file_name": "train/cat.jpg"},
+            {"id": 2, "file_name": ".\\dog.jpg"},
+        ]),
+        json!([
+            {"image_id": 3, "category_id": 1, "bbox": [3, 3, 3, 3]},
+            {"image_id": 1, "category_id": 1, "bbox": [1, 1, 1, 1]},
+            {"image_id": 1, "category_id": 2, "bbox": [1, 1, 2, 2]},
+            {"image_id": 2, "category_id": 2, "bbox": [2, 2, 2, 2]},
+        ]),
+    );
+    let reader = pictograph_formats::ImportReader::open(Format::Coco, root).unwrap();
+    assert_eq!(reader.total(), 2);
+    let plan = import(Format::Coco, root).unwrap();
+    assert_eq!(
+        places(Format::Coco, root),
+        owned(&[("/", "dog.jpg"), ("/train", "cat.jpg")])
+    );
+    let cat = plan.items.iter().find(|i| i.filename == "cat.jpg").unwrap();
+    assert!(cat.path.ends_with("images/train/cat.jpg"), "{:?}", cat.path);
+    // The annotations of both entries, the lower id's first.
+    let xs: Vec<f64> = cat
+        .annotations(10, 10)
+        .iter()
+        .map(|a| a["bounding_box"]["x"].as_f64().unwrap())
+        .collect();
+    assert_eq!(xs, [1.0, 1.0, 3.0]);
+    assert_eq!(codes(&plan.warnings), [("duplicate_file_name_merged", 1)]);
+
+    for bad in [
+        "..\\secret.jpg",
+        "train/../../secret.jpg",
+        "C:\\data\\dog.jpg",
+    ] {
+        coco(json!([{"id": 1, "file_name": bad}]), json!([]));
+        let err = import(Format::Coco, root).unwrap_err();
+        assert!(
+            err.contains("instances.json") && err.contains("image 1") && err.contains("file_name"),
+            "{bad}: {err}"
+        );
+    }
 }

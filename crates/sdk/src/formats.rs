@@ -7,6 +7,15 @@
 //! memory stays flat whatever the dataset size. What the format cannot hold is reported as
 //! [`Warning`]s (one per kind, with its count), never dropped silently.
 //!
+//! The output folder keeps a manifest of what the export wrote (`.pictograph-export`), so
+//! an export into a folder that holds an earlier one leaves exactly the current dataset:
+//! files the earlier export wrote and this one does not (images removed from the dataset
+//! since, their label files) are removed, and files someone else put there never are. A
+//! non-empty folder without a manifest is refused unless
+//! [`ExportOptions::allow_non_empty`]. A crash midway leaves the manifest marked as being
+//! written and the format's index files (`data.yaml`, the COCO JSON, …) absent, so the folder
+//! never looks complete; the importers refuse it, and the next export cleans it up.
+//!
 //! [`export_archive`] has the server build the export instead (an export job) and saves the
 //! resulting tar archive; [`start_server_export`] and [`server_export`] are its two calls.
 //! [`list_server_exports`] lists a dataset's jobs and [`stop_server_export`] cancels or
@@ -30,8 +39,9 @@ use crate::projects::{CreateProject, UpdateProject};
 use crate::workflows::UploadFailure;
 use futures::StreamExt;
 use pictograph_core::names;
+use pictograph_formats::output::{OutputDir, OutputError};
 use pictograph_formats::{
-    Body, ExportOptions as WriterOptions, ImageInfo, ImportItem, ImportReader, Placement,
+    ExportOptions as WriterOptions, ImageInfo, ImportItem, ImportReader, Placement,
 };
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -54,6 +64,10 @@ pub struct ExportOptions {
     pub max_workers: usize,
     /// `(done, total, file)` after each image.
     pub progress: Option<Progress>,
+    /// Write into a folder that is not empty and holds no earlier export (by default such a
+    /// folder is refused with [`Error::InvalidArgument`]). Its files are kept, except any at
+    /// a path the export writes; only files an export wrote are ever removed.
+    pub allow_non_empty: bool,
 }
 
 impl std::fmt::Debug for ExportOptions {
@@ -62,6 +76,7 @@ impl std::fmt::Debug for ExportOptions {
             .field("status", &self.status)
             .field("polygons_as_boxes", &self.polygons_as_boxes)
             .field("max_workers", &self.max_workers)
+            .field("allow_non_empty", &self.allow_non_empty)
             .finish()
     }
 }
@@ -81,6 +96,8 @@ pub struct ExportReport {
     pub images_present: usize,
     /// Annotations read from the dataset.
     pub annotations: usize,
+    /// Files of an earlier export into the folder that this one no longer has, removed.
+    pub files_removed: usize,
     /// What the format could not hold.
     pub warnings: Vec<Warning>,
 }
@@ -89,26 +106,12 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
 }
 
-/// Writes one export file under `root` (a `/`-separated relative path from the writer).
-fn write_out(root: &Path, rel: &str, body: Body) -> Result<()> {
-    let dest = root.join(rel);
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-    }
-    match body {
-        Body::Bytes(b) => std::fs::write(&dest, b).map_err(io_err(&dest)),
-        Body::File(mut f) => {
-            let mut out =
-                std::io::BufWriter::new(std::fs::File::create(&dest).map_err(io_err(&dest))?);
-            std::io::copy(&mut f, &mut out).map_err(io_err(&dest))?;
-            std::io::Write::flush(&mut out).map_err(io_err(&dest))
-        }
-    }
-}
-
 /// Exports the dataset `dataset` (name or id) in `format` into `out_dir`: image files plus the
 /// format's annotation files, in the layout the format's readers expect. A re-run into the
-/// same folder fetches only the image files missing there. No two images share a file: one
+/// same folder fetches only the image files missing there, and removes the files of the
+/// earlier export that this one no longer has (see the module docs); a non-empty folder that
+/// holds no export is refused ([`Error::InvalidArgument`]) unless
+/// [`ExportOptions::allow_non_empty`]. No two images share a file: one
 /// whose file or label file an earlier image (in listing order) has, or whose name a folder
 /// has, is numbered (`a-2.png`), the same way on every run and in the server's archive, and
 /// counted in the `renamed_to_avoid_collision` warning.
@@ -121,9 +124,13 @@ pub async fn export_dataset(
 ) -> Result<ExportReport> {
     let root = out_dir.as_ref().to_path_buf();
     let ds = client.datasets().get(dataset).await?;
-    tokio::fs::create_dir_all(&root)
-        .await
-        .map_err(io_err(&root))?;
+    let mut out =
+        OutputDir::open(&root, format, &ds.name, options.allow_non_empty).map_err(|e| match e {
+            OutputError::NotEmpty(_) | OutputError::BadManifest(..) => {
+                Error::InvalidArgument(e.to_string())
+            }
+            OutputError::Io(path, e) => Error::io(path, e),
+        })?;
     let mut writer = pictograph_formats::writer(
         format,
         WriterOptions {
@@ -165,6 +172,20 @@ pub async fn export_dataset(
                 (image, info, place)
             })
             .collect();
+        // Listed in the folder's manifest before anything is written, partial downloads too.
+        for (_, _, place) in &jobs {
+            let dest = out
+                .claim(&place.path)
+                .map_err(io_err(&root.join(&place.path)))?;
+            if let Some(part) = crate::http::part_path(&dest).file_name() {
+                let part = part.to_string_lossy();
+                let rel = match place.path.rsplit_once('/') {
+                    Some((dir, _)) => format!("{dir}/{part}"),
+                    None => part.into_owned(),
+                };
+                out.scratch(&rel).map_err(io_err(&root))?;
+            }
+        }
         let fetched = futures::stream::iter(jobs)
             .map(|(image, info, place)| {
                 let dest = root.join(&place.path);
@@ -193,7 +214,8 @@ pub async fn export_dataset(
                 .map(|a| serde_json::to_value(a).map_err(|e| Error::Decode(e.to_string())))
                 .collect::<Result<_>>()?;
             for file in writer.add(&info, &place, &values).map_err(io_err(&root))? {
-                write_out(&root, &file.path, file.body)?;
+                let dest = root.join(&file.path);
+                out.write(&file.path, file.body).map_err(io_err(&dest))?;
             }
             report.images += 1;
             report.annotations += values.len();
@@ -209,8 +231,10 @@ pub async fn export_dataset(
     }
     let finished = writer.finish().map_err(io_err(&root))?;
     for file in finished.files {
-        write_out(&root, &file.path, file.body)?;
+        let dest = root.join(&file.path);
+        out.write(&file.path, file.body).map_err(io_err(&dest))?;
     }
+    report.files_removed = out.finish().map_err(io_err(&root))?;
     report.warnings = finished.warnings;
     Ok(report)
 }

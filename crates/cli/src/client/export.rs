@@ -2,6 +2,12 @@
 //! training code reads, built image by image through the SDK (or, with `--server`, built by
 //! the server as an export job and saved as one tar archive); what the format cannot hold is
 //! printed as warnings.
+//!
+//! OUT keeps a manifest of what the export wrote (`.pictograph-export`): exporting again into
+//! it leaves exactly the current dataset (files of the earlier export that the dataset no
+//! longer has are removed; files someone else put there never are), and an export that
+//! stops midway leaves a folder marked unfinished, never one that looks complete. A
+//! non-empty OUT that holds no export is refused unless `--force`.
 
 use super::progress::{timing, Progress};
 use super::CliError;
@@ -46,6 +52,8 @@ pub struct ExportArgs {
     /// Dataset name.
     dataset: String,
     /// Folder to write into (created when missing); with `--server`, the tar file to save.
+    /// A folder holding an earlier export is brought up to date: files of that export the
+    /// dataset no longer has are removed.
     out_dir: PathBuf,
     /// Output format.
     #[arg(long, short = 'f', value_enum)]
@@ -59,6 +67,10 @@ pub struct ExportArgs {
     /// Have the server build the export (an export job) and save its tar archive at OUT.
     #[arg(long)]
     server: bool,
+    /// Write into a non-empty folder that holds no earlier export (refused otherwise). Its
+    /// files are kept, except those at a path the export writes.
+    #[arg(long)]
+    force: bool,
     /// Images fetched at once.
     #[arg(long, value_name = "N", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -101,11 +113,18 @@ async fn export(args: ExportArgs) -> CliResult {
                     .map_or(0, |m| m.len());
                 p.file_done(bytes);
             })),
+            allow_non_empty: args.force,
         }
     };
     let result = export_dataset(&ctx.client, &args.dataset, format, &args.out_dir, options).await;
     progress.finish();
-    let report = result?;
+    let report = result.map_err(|e| match e {
+        pictograph::Error::InvalidArgument(_) if !args.force => CliError::Hinted(
+            Box::new(e),
+            "add --force to write into it anyway (only files an export wrote are ever removed)",
+        ),
+        e => e.into(),
+    })?;
     let elapsed = progress.elapsed();
     if ctx.json {
         print_json(&json!({
@@ -118,12 +137,13 @@ async fn export(args: ExportArgs) -> CliResult {
             "images_downloaded": report.images_downloaded,
             "images_present": report.images_present,
             "annotations": report.annotations,
+            "files_removed": report.files_removed,
             "warnings": report.warnings,
             "elapsed_secs": elapsed.as_secs_f64(),
         }));
     } else {
         println!(
-            "Dataset '{}' exported as {format} into {}: {} images ({} fetched, {} already there), {} annotations read, {} in {}",
+            "Dataset '{}' exported as {format} into {}: {} images ({} fetched, {} already there), {} annotations read, {} in {}{}",
             args.dataset,
             report.output_dir.display(),
             report.images,
@@ -132,6 +152,10 @@ async fn export(args: ExportArgs) -> CliResult {
             report.annotations,
             human_bytes(progress.bytes()),
             timing(report.images, Some(progress.bytes()), elapsed),
+            match report.files_removed {
+                0 => String::new(),
+                n => format!("; {n} files of the earlier export removed"),
+            },
         );
     }
     for w in &report.warnings {
