@@ -163,6 +163,27 @@ async fn gc_frees_what_nothing_refers_to_and_keeps_every_image() {
     std::fs::create_dir_all(debris_file.parent().unwrap()).unwrap();
     std::fs::write(&debris_file, &debris).unwrap();
 
+    // Kept: the archive of an export job, which has no blob record.
+    let (status, job) = api
+        .call(
+            reqwest::Method::POST,
+            "datasets/gc/exports",
+            json!({"format": "coco"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let job_path = format!("datasets/gc/exports/{}", job["id"].as_str().unwrap());
+    let mut archive = None;
+    for _ in 0..100 {
+        let (_, job) = api.call(reqwest::Method::GET, &job_path, Value::Null).await;
+        if job["state"] == "complete" {
+            archive = job["archive"]["sha256"].as_str().map(String::from);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let archive = archive.expect("the export completes");
+
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let files = |h: &[u8]| blob_file(&data, &sha256(h)).is_file();
     assert!(files(&kept) && files(&purged) && files(&unregistered));
@@ -240,8 +261,11 @@ async fn gc_frees_what_nothing_refers_to_and_keeps_every_image() {
         .unwrap();
     assert_eq!(got.status().as_u16(), 200);
     assert_eq!(sha256(&got.bytes().await.unwrap()), sha256(&kept));
-    let remaining: Vec<_> = walk(&data.join("blobs"));
-    assert_eq!(remaining, vec![blob_file(&data, &sha256(&kept))]);
+    let mut remaining: Vec<_> = walk(&data.join("blobs"));
+    remaining.sort();
+    let mut expected = vec![blob_file(&data, &sha256(&kept)), blob_file(&data, &archive)];
+    expected.sort();
+    assert_eq!(remaining, expected);
 
     // Nothing is left to do; the servers' settings file is read like `serve` reads it.
     let conf = dir.path().join("pictograph.toml");

@@ -382,7 +382,8 @@ impl Store {
         Ok(n)
     }
 
-    /// Which of `hashes` have a blob record.
+    /// Which of `hashes` the database knows: bytes with a blob record, and export archives
+    /// (which have none).
     pub async fn recorded_blobs(
         &self,
         hashes: &[String],
@@ -390,9 +391,10 @@ impl Store {
         let mut out = std::collections::HashSet::new();
         for chunk in hashes.chunks(500) {
             let list = serde_json::Value::from(chunk.to_vec()).to_string();
+            let listed = self.dialect.json_strings(1);
             let sql = sqlx::AssertSqlSafe(format!(
-                "SELECT hash FROM blobs WHERE hash IN ({})",
-                self.dialect.json_strings(1)
+                "SELECT hash FROM blobs WHERE hash IN ({listed}) \
+                 UNION SELECT archive_hash FROM export_jobs WHERE archive_hash IN ({listed})"
             ));
             for r in sqlx::query(sql).bind(list).fetch_all(&self.read).await? {
                 out.insert(get(&r, "hash")?);
