@@ -158,9 +158,16 @@ pub struct DeleteSummary {
     /// Virtual folders removed.
     #[serde(default)]
     pub folders_deleted: u64,
-    /// Stored files freed.
+    /// Stored files freed (the hosted service's name for `blobs_deleted`).
     #[serde(default)]
     pub gcs_blobs_deleted: u64,
+    /// Stored files freed now.
+    #[serde(default)]
+    pub blobs_deleted: u64,
+    /// Stored files nothing uses any more but uploaded within the server's grace period: its
+    /// upkeep sweep frees them once that has passed.
+    #[serde(default)]
+    pub blobs_freed_after_grace: u64,
 }
 
 #[cfg(test)]

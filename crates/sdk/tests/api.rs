@@ -98,6 +98,31 @@ async fn datasets_and_projects() {
 }
 
 #[tokio::test]
+async fn deleting_a_project_says_which_bytes_are_freed_now_and_which_later() {
+    // The default grace period: bytes uploaded just now are freed by a later sweep.
+    let s = common::start().await;
+    let c = &s.client;
+    let tmp = common::tempdir();
+    let ds = c
+        .projects()
+        .create("short-lived", CreateProject::default())
+        .await
+        .unwrap();
+    for i in 0..3u8 {
+        let path = tmp.path().join(format!("{i}.png"));
+        common::write_image(&path, 6, 4, i);
+        c.images()
+            .upload(&ds.id, &path, UploadOptions::default())
+            .await
+            .unwrap();
+    }
+    let gone = c.projects().delete("short-lived").await.unwrap();
+    assert_eq!(gone.images_deleted, 3);
+    assert_eq!((gone.blobs_deleted, gone.gcs_blobs_deleted), (0, 0));
+    assert_eq!(gone.blobs_freed_after_grace, 3);
+}
+
+#[tokio::test]
 async fn images_upload_get_download_delete() {
     let s = common::start().await;
     let c = &s.client;

@@ -197,8 +197,15 @@ async fn datasets(args: DatasetsArgs) -> CliResult {
                 print_json(&json!({ "deleted": to_json(&s) }));
             } else {
                 println!(
-                    "Deleted dataset '{name}' ({}): {} images, {} folders",
-                    s.id, s.images_deleted, s.folders_deleted
+                    "Deleted dataset '{name}' ({}): {} images, {} folders, {} stored files freed{}",
+                    s.id,
+                    s.images_deleted,
+                    s.folders_deleted,
+                    s.blobs_deleted,
+                    match s.blobs_freed_after_grace {
+                        0 => String::new(),
+                        n => format!(" ({n} more once the server's grace period has passed)"),
+                    }
                 );
             }
         }
