@@ -667,6 +667,24 @@ async fn server_export_archive_equals_the_client_export() {
     // Another organisation sees neither the dataset's jobs nor the job.
     let other = s.run_as(&s.other_key, &["exports", "list", "both"]);
     assert_eq!(other.code, 1);
+
+    // Plain progress of a server export counts images only: the server reports no bytes.
+    let plain_archive = s.path("plain.tar");
+    let plain = s.run(&[
+        "export",
+        "both",
+        plain_archive.to_str().unwrap(),
+        "--format",
+        "coco",
+        "--server",
+    ]);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    assert!(
+        plain.stderr.contains("export: 3/3 files"),
+        "{}",
+        plain.stderr
+    );
+    assert!(!plain.stderr.contains("B/s"), "{}", plain.stderr);
 }
 
 /// A YOLO folder of `n` images in two splits; the last image's label uses class 1 (`dog`),
@@ -1222,6 +1240,12 @@ async fn yolo_folders_round_trip_and_re_exports_stay_exact() {
         "yolo",
     ]);
     assert_one_line_error(&refused, &["not empty", "--force"]);
+    assert_eq!(
+        refused.stderr.matches("ever removed").count(),
+        1,
+        "{}",
+        refused.stderr
+    );
     assert_eq!(tree(&theirs).len(), 1);
     assert!(!theirs.join(MANIFEST).exists());
     let (_, forced) = s.export("mixed-folders", "yolo", "theirs", &["--force"]);

@@ -119,10 +119,9 @@ async fn export(args: ExportArgs) -> CliResult {
     let result = export_dataset(&ctx.client, &args.dataset, format, &args.out_dir, options).await;
     progress.finish();
     let report = result.map_err(|e| match e {
-        pictograph::Error::InvalidArgument(_) if !args.force => CliError::Hinted(
-            Box::new(e),
-            "add --force to write into it anyway (only files an export wrote are ever removed)",
-        ),
+        pictograph::Error::InvalidArgument(_) if !args.force => {
+            CliError::Hinted(Box::new(e), "add --force to write into it anyway")
+        }
         e => e.into(),
     })?;
     let elapsed = progress.elapsed();
@@ -165,7 +164,8 @@ async fn export(args: ExportArgs) -> CliResult {
 }
 
 async fn server_export(ctx: &Ctx, args: &ExportArgs, format: Format) -> CliResult {
-    let progress = Arc::new(Progress::new("export", 0, None, ctx.json));
+    // The server reports images done, not bytes: the archive's bytes come at the end.
+    let progress = Arc::new(Progress::new("export", 0, None, ctx.json).files_only());
     if progress.lines() {
         eprintln!(
             "export: dataset '{}' as {format} on the server, archive to {}",
