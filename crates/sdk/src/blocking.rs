@@ -6,6 +6,20 @@
 //! pool and runtime: the Rust counterpart of the Python client's context manager. Dropping it
 //! is safe anywhere, inside an async task too.
 //!
+//! | [`Client`] | calls |
+//! | --- | --- |
+//! | [`Client::datasets`] | `list`, `list_page`, `iter` (an [`Iterator`]), `list_images`, `image_pages`, `get`, `get_with`, `get_by_id`, `download` |
+//! | [`Client::projects`] | `create`, `update`, `delete`, `get`, `list`, `iter` |
+//! | [`Client::images`] | `get`, `upload`, `download`, `delete` |
+//! | [`Client::annotations`] | `get`, `save`, `delete`, `create_bbox` / `_polygon` / `_polyline` / `_keypoint` |
+//! | [`Client::batch`] | `move_images`, `copy`, `delete`, `update` |
+//! | [`crate::workflows`] | [`Client::upload_dataset_from_folder`], [`Client::upload_scanned_folder`] |
+//! | [`crate::formats`] | [`Client::export_dataset`], [`Client::import_folder`], [`Client::export_archive`], [`Client::start_server_export`], [`Client::server_export`], [`Client::list_server_exports`], [`Client::stop_server_export`] |
+//! | anything else | [`Client::block_on`] runs any future of the async API |
+//!
+//! The free functions of [`crate::workflows`] and [`crate::formats`] are methods here: the
+//! same names, arguments (the client being `self`) and results.
+//!
 //! ```no_run
 //! use pictograph::blocking::Client;
 //! use pictograph::{DownloadMode, DownloadOptions};
@@ -28,6 +42,10 @@ use crate::annotations::{Annotation, BoundingBox, DeleteResult, Point, SaveResul
 use crate::batch::{BatchResult, CopyOptions, ImageUpdate};
 use crate::datasets::{DownloadOptions, DownloadReport, GetOptions, ImageListOptions, ImagePage};
 use crate::error::{Error, Result};
+use crate::formats::{
+    ExportJob, ExportJobPage, ExportOptions, ExportReport, Format, ImportOptions, ImportReport,
+    ServerExportOptions, StoppedExport,
+};
 use crate::images::UploadOptions;
 use crate::models::{Dataset, DeleteSummary, Image, Project};
 use crate::projects::{CreateProject, UpdateProject};
@@ -161,6 +179,103 @@ impl Client {
             &self.inner,
             dataset_name,
             scan,
+            options,
+        ))
+    }
+
+    /// Exports a dataset (name or id) in `format` into the folder `out_dir`, as
+    /// [`crate::formats::export_dataset`] does.
+    pub fn export_dataset(
+        &self,
+        dataset: &str,
+        format: Format,
+        out_dir: impl AsRef<Path>,
+        options: ExportOptions,
+    ) -> Result<ExportReport> {
+        self.block_on(crate::formats::export_dataset(
+            &self.inner,
+            dataset,
+            format,
+            out_dir,
+            options,
+        ))
+    }
+
+    /// Imports the folder `folder` in `format` into the dataset `dataset`, as
+    /// [`crate::formats::import_folder`] does.
+    pub fn import_folder(
+        &self,
+        folder: impl AsRef<Path>,
+        format: Format,
+        dataset: &str,
+        options: ImportOptions,
+    ) -> Result<ImportReport> {
+        self.block_on(crate::formats::import_folder(
+            &self.inner,
+            folder,
+            format,
+            dataset,
+            options,
+        ))
+    }
+
+    /// Starts an export job of the dataset (name or id) on the server, as
+    /// [`crate::formats::start_server_export`] does.
+    pub fn start_server_export(
+        &self,
+        dataset: &str,
+        format: Format,
+        options: &ServerExportOptions,
+    ) -> Result<ExportJob> {
+        self.block_on(crate::formats::start_server_export(
+            &self.inner,
+            dataset,
+            format,
+            options,
+        ))
+    }
+
+    /// The state of an export job (see [`crate::formats::server_export`]).
+    pub fn server_export(&self, dataset: &str, id: &str) -> Result<ExportJob> {
+        self.block_on(crate::formats::server_export(&self.inner, dataset, id))
+    }
+
+    /// The dataset's export jobs, newest first: `limit` (at most 200) from `offset` (see
+    /// [`crate::formats::list_server_exports`]).
+    pub fn list_server_exports(
+        &self,
+        dataset: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<ExportJobPage> {
+        self.block_on(crate::formats::list_server_exports(
+            &self.inner,
+            dataset,
+            limit,
+            offset,
+        ))
+    }
+
+    /// Cancels a queued or running export job, or deletes an ended one with its archive (see
+    /// [`crate::formats::stop_server_export`]).
+    pub fn stop_server_export(&self, dataset: &str, id: &str) -> Result<StoppedExport> {
+        self.block_on(crate::formats::stop_server_export(&self.inner, dataset, id))
+    }
+
+    /// Has the server export the dataset, waits for the job and saves its tar archive at
+    /// `dest`, as [`crate::formats::export_archive`] does.
+    pub fn export_archive(
+        &self,
+        dataset: &str,
+        format: Format,
+        dest: impl AsRef<Path>,
+        options: ServerExportOptions,
+    ) -> Result<ExportJob> {
+        self.block_on(crate::formats::export_archive(
+            &self.inner,
+            dataset,
+            format,
+            dest,
             options,
         ))
     }
