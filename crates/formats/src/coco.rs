@@ -16,10 +16,10 @@
 //! import. Entries of `images` that name one file are one image: their annotations are
 //! merged, and the merge is reported (`duplicate_file_name_merged`).
 
-use crate::shape::{read_annotation, Shape};
+use crate::shape::Shape;
 use crate::{
-    note_common_losses, place_plain, Body, Classes, ExportOptions, Finished, ImageInfo, Names,
-    OutFile, Placement, Warnings, Writer,
+    note_common_losses, place_plain, readable, Body, Classes, ExportOptions, Finished, ImageInfo,
+    Names, OutFile, Placement, Warnings, Writer,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -111,11 +111,7 @@ impl Writer for CocoWriter {
             }),
         )?;
         for raw in annotations {
-            let Some(ann) = read_annotation(raw) else {
-                self.warnings.add(
-                    "unreadable_annotation",
-                    "annotation(s) not in the canonical format skipped",
-                );
+            let Some(ann) = readable(&mut self.warnings, raw) else {
                 continue;
             };
             note_common_losses(&mut self.warnings, &ann, "COCO", true);

@@ -518,6 +518,33 @@ fn num(v: f64) -> String {
     }
 }
 
+/// One stored annotation read for a writer; an unreadable one is counted in the warnings and
+/// answers `None`.
+fn readable(warnings: &mut Warnings, raw: &serde_json::Value) -> Option<Ann> {
+    let ann = read_annotation(raw);
+    if ann.is_none() {
+        warnings.add(
+            "unreadable_annotation",
+            "annotation(s) not in the canonical format skipped",
+        );
+    }
+    ann
+}
+
+/// [`box_or_drop`] for the writer of `format`, which also counts what else of a kept
+/// annotation that format loses (see [`note_common_losses`]; no format that holds boxes only
+/// keeps confidence).
+fn boxed(
+    warnings: &mut Warnings,
+    ann: &Ann,
+    polygons_as_boxes: bool,
+    (holder, format): (&str, &str),
+) -> Option<[f64; 4]> {
+    let b = box_or_drop(warnings, ann, polygons_as_boxes, holder)?;
+    note_common_losses(warnings, ann, format, false);
+    Some(b)
+}
+
 /// The box a boxes-only format (`holder`: what holds the boxes, e.g. "VOC objects") writes for
 /// an annotation: its own box, or a polygon's bounds with `polygons_as_boxes`; anything else
 /// is counted as dropped and answers `None`.

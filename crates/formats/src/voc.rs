@@ -6,10 +6,9 @@
 //! `w × h` (0-based, continuous) is `xmin = x + 1`, `ymin = y + 1`, `xmax = x + w`,
 //! `ymax = y + h`, and reading undoes exactly that.
 
-use crate::shape::read_annotation;
 use crate::{
-    box_or_drop, note_common_losses, num, place_plain, strip_extension, Body, ExportOptions,
-    Finished, ImageInfo, Names, OutFile, Placement, Warnings, Writer,
+    boxed, num, place_plain, readable, strip_extension, Body, ExportOptions, Finished, ImageInfo,
+    Names, OutFile, Placement, Warnings, Writer,
 };
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
@@ -71,22 +70,17 @@ impl Writer for VocWriter {
             image.width, image.height
         ));
         for raw in annotations {
-            let Some(ann) = read_annotation(raw) else {
-                self.warnings.add(
-                    "unreadable_annotation",
-                    "annotation(s) not in the canonical format skipped",
-                );
+            let Some(ann) = readable(&mut self.warnings, raw) else {
                 continue;
             };
-            let Some(b) = box_or_drop(
+            let Some(b) = boxed(
                 &mut self.warnings,
                 &ann,
                 self.options.polygons_as_boxes,
-                "VOC objects",
+                ("VOC objects", "VOC"),
             ) else {
                 continue;
             };
-            note_common_losses(&mut self.warnings, &ann, "VOC", false);
             xml.push_str(&format!(
                 "  <object>\n    <name>{}</name>\n    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n    <difficult>0</difficult>\n    <bndbox>\n      <xmin>{}</xmin>\n      <ymin>{}</ymin>\n      <xmax>{}</xmax>\n      <ymax>{}</ymax>\n    </bndbox>\n  </object>\n",
                 escape(ann.name.as_str()),

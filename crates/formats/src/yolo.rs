@@ -44,9 +44,8 @@
 //! (`person/0`), occluded at visibility 1. Ultralytics needs a `val` entry: without `val`
 //! images it points at the training images.
 
-use crate::shape::read_annotation;
 use crate::{
-    box_or_drop, note_common_losses, num, place_image, strip_extension, Body, Classes,
+    boxed, note_common_losses, num, place_image, readable, strip_extension, Body, Classes,
     ExportOptions, Finished, ImageInfo, Names, OutFile, Placement, Shape, Warnings, Writer,
 };
 use serde_json::Value;
@@ -214,22 +213,17 @@ impl YoloWriter {
     fn detection_lines(&mut self, annotations: &[Value], w: f64, h: f64) -> String {
         let mut text = String::new();
         for raw in annotations {
-            let Some(ann) = read_annotation(raw) else {
-                self.warnings.add(
-                    "unreadable_annotation",
-                    "annotation(s) not in the canonical format skipped",
-                );
+            let Some(ann) = readable(&mut self.warnings, raw) else {
                 continue;
             };
-            let Some(b) = box_or_drop(
+            let Some(b) = boxed(
                 &mut self.warnings,
                 &ann,
                 self.options.polygons_as_boxes,
-                "YOLO detection labels",
+                ("YOLO detection labels", "YOLO"),
             ) else {
                 continue;
             };
-            note_common_losses(&mut self.warnings, &ann, "YOLO", false);
             let Some(c) = self.clipped(b, w, h) else {
                 continue;
             };
@@ -266,11 +260,7 @@ impl YoloWriter {
         let mut objects: Vec<Object> = Vec::new();
         let mut joints: Vec<Joint> = Vec::new();
         for raw in annotations {
-            let Some(ann) = read_annotation(raw) else {
-                self.warnings.add(
-                    "unreadable_annotation",
-                    "annotation(s) not in the canonical format skipped",
-                );
+            let Some(ann) = readable(&mut self.warnings, raw) else {
                 continue;
             };
             if let Shape::Keypoint(point) = ann.shape {
@@ -292,15 +282,14 @@ impl YoloWriter {
                 });
                 continue;
             }
-            let Some(b) = box_or_drop(
+            let Some(b) = boxed(
                 &mut self.warnings,
                 &ann,
                 self.options.polygons_as_boxes,
-                "YOLO pose labels",
+                ("YOLO pose labels", "YOLO"),
             ) else {
                 continue;
             };
-            note_common_losses(&mut self.warnings, &ann, "YOLO", false);
             objects.push(Object {
                 class: self.classes.id(&ann.name),
                 parent: pose.is_parent(&ann.name).then(|| ann.name.clone()),
