@@ -10,6 +10,7 @@
 use crate::store::{fmt_time, HiddenDataset};
 use crate::AppState;
 use serde::Serialize;
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// How often the background sweep runs.
@@ -274,8 +275,17 @@ pub async fn finish_deletion(
         if !released.is_empty() {
             released.sort();
             released.dedup();
-            out.freed += release(state, released.clone()).await as u64;
-            out.freed_after_grace += state.store.unreferenced_blobs(&released).await?;
+            let freed: HashSet<String> = release_freeing(state, released.clone())
+                .await
+                .into_iter()
+                .collect();
+            out.freed += freed.len() as u64;
+            // Of the rest, those nothing uses wait for their grace period; the others are
+            // shared (or were freed by another freer meanwhile).
+            released.retain(|h| !freed.contains(h));
+            if !released.is_empty() {
+                out.freed_after_grace += state.store.unreferenced_blobs(&released).await?;
+            }
         }
         released = state.store.reap_images(dataset_id, REAPED_AT_ONCE).await?;
         if released.is_empty() {
@@ -290,8 +300,13 @@ pub async fn finish_deletion(
 /// any more and whose grace period has passed. Returns how many were freed now; the rest are
 /// left to the periodic sweep.
 pub async fn release(state: &AppState, hashes: Vec<String>) -> usize {
+    release_freeing(state, hashes).await.len()
+}
+
+/// [`release`], answering the hashes freed.
+async fn release_freeing(state: &AppState, hashes: Vec<String>) -> Vec<String> {
     if hashes.is_empty() {
-        return 0;
+        return Vec::new();
     }
     let cutoff = fmt_time(
         chrono::Utc::now() - chrono::Duration::seconds(state.config.blob_grace_secs as i64),
@@ -300,10 +315,10 @@ pub async fn release(state: &AppState, hashes: Vec<String>) -> usize {
     unique.sort();
     unique.dedup();
     match free(state, unique, &cutoff, false, true).await {
-        Ok(freed) => freed.len(),
+        Ok(freed) => freed,
         Err(e) => {
             tracing::warn!(error = %e, "freeing released blobs failed");
-            0
+            Vec::new()
         }
     }
 }
