@@ -420,44 +420,7 @@ async fn changes_through_one_server_reach_the_read_cache_of_the_other() {
     let ds = v["project"]["id"].as_str().unwrap().to_string();
     let mut ids = Vec::new();
     for i in 0..2u8 {
-        let name = format!("c-{i}.png");
-        let (_, u) = json_of(
-            p.http
-                .post(p.url(false, "/images/upload-url"))
-                .header("x-api-key", &key)
-                .json(&json!({"dataset_id": ds, "filename": name, "folder_path": "/", "content_type": "image/png"}))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        let put = p
-            .http
-            .put(u["upload_url"].as_str().unwrap())
-            .header("content-type", "image/png")
-            .body(png(i))
-            .send()
-            .await
-            .unwrap();
-        assert!(put.status().is_success());
-        let form = [
-            ("dataset_id", ds.as_str()),
-            ("filename", name.as_str()),
-            ("gcs_path", u["gcs_path"].as_str().unwrap()),
-            ("folder_path", "/"),
-        ];
-        let (s, v) = json_of(
-            p.http
-                .post(p.url(false, "/images/register"))
-                .header("x-api-key", &key)
-                .form(&form)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert!(s.is_success(), "register: {v}");
-        ids.push(v["image_id"].as_str().unwrap().to_string());
+        ids.push(upload_png(&p, &key, &ds, &format!("c-{i}.png"), i).await);
     }
 
     let metadata = |second: bool, id: &str, key: &str| {
