@@ -531,6 +531,25 @@ fn readable(warnings: &mut Warnings, raw: &serde_json::Value) -> Option<Ann> {
     ann
 }
 
+/// What a boxes-only writer keeps of an image's annotations: each readable one that has a
+/// box in `format`, with that box; what is skipped or lost is counted as [`readable`] and
+/// [`boxed`] count it.
+fn kept_boxes(
+    warnings: &mut Warnings,
+    annotations: &[serde_json::Value],
+    polygons_as_boxes: bool,
+    labels: (&str, &str),
+) -> Vec<(Ann, [f64; 4])> {
+    annotations
+        .iter()
+        .filter_map(|raw| {
+            let ann = readable(warnings, raw)?;
+            let b = boxed(warnings, &ann, polygons_as_boxes, labels)?;
+            Some((ann, b))
+        })
+        .collect()
+}
+
 /// [`box_or_drop`] for the writer of `format`, which also counts what else of a kept
 /// annotation that format loses (see [`note_common_losses`]; no format that holds boxes only
 /// keeps confidence).

@@ -7,8 +7,8 @@
 //! `ymax = y + h`, and reading undoes exactly that.
 
 use crate::{
-    boxed, num, place_plain, readable, strip_extension, Body, ExportOptions, Finished, ImageInfo,
-    Names, OutFile, Placement, Warnings, Writer,
+    kept_boxes, num, place_plain, strip_extension, Body, ExportOptions, Finished, ImageInfo, Names,
+    OutFile, Placement, Warnings, Writer,
 };
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
@@ -69,18 +69,12 @@ impl Writer for VocWriter {
             "  <size>\n    <width>{}</width>\n    <height>{}</height>\n    <depth>3</depth>\n  </size>\n  <segmented>0</segmented>\n",
             image.width, image.height
         ));
-        for raw in annotations {
-            let Some(ann) = readable(&mut self.warnings, raw) else {
-                continue;
-            };
-            let Some(b) = boxed(
-                &mut self.warnings,
-                &ann,
-                self.options.polygons_as_boxes,
-                ("VOC objects", "VOC"),
-            ) else {
-                continue;
-            };
+        for (ann, b) in kept_boxes(
+            &mut self.warnings,
+            annotations,
+            self.options.polygons_as_boxes,
+            ("VOC objects", "VOC"),
+        ) {
             xml.push_str(&format!(
                 "  <object>\n    <name>{}</name>\n    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n    <difficult>0</difficult>\n    <bndbox>\n      <xmin>{}</xmin>\n      <ymin>{}</ymin>\n      <xmax>{}</xmax>\n      <ymax>{}</ymax>\n    </bndbox>\n  </object>\n",
                 escape(ann.name.as_str()),

@@ -45,8 +45,9 @@
 //! images it points at the training images.
 
 use crate::{
-    boxed, note_common_losses, num, place_image, readable, strip_extension, Body, Classes,
-    ExportOptions, Finished, ImageInfo, Names, OutFile, Placement, Shape, Warnings, Writer,
+    boxed, kept_boxes, note_common_losses, num, place_image, readable, strip_extension, Body,
+    Classes, ExportOptions, Finished, ImageInfo, Names, OutFile, Placement, Shape, Warnings,
+    Writer,
 };
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -212,18 +213,12 @@ impl YoloWriter {
     /// The label lines of one image in the detection layout.
     fn detection_lines(&mut self, annotations: &[Value], w: f64, h: f64) -> String {
         let mut text = String::new();
-        for raw in annotations {
-            let Some(ann) = readable(&mut self.warnings, raw) else {
-                continue;
-            };
-            let Some(b) = boxed(
-                &mut self.warnings,
-                &ann,
-                self.options.polygons_as_boxes,
-                ("YOLO detection labels", "YOLO"),
-            ) else {
-                continue;
-            };
+        for (ann, b) in kept_boxes(
+            &mut self.warnings,
+            annotations,
+            self.options.polygons_as_boxes,
+            ("YOLO detection labels", "YOLO"),
+        ) {
             let Some(c) = self.clipped(b, w, h) else {
                 continue;
             };
