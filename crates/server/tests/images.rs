@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use pictograph_server::auth::Role;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,6 +81,80 @@ async fn metadata_has_every_field_the_clients_read() {
         .await
         .error(401, "unauthorized");
     t.stop().await;
+}
+
+/// Many metadata reads at once, of two organisations' images and of unknown ids: each gets
+/// its own image or a 404, never another organisation's. On PostgreSQL reads that arrive
+/// together are answered by shared statements, which this checks happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_metadata_reads_each_get_their_own_image_and_no_other_orgs() {
+    let t = TestServer::start().await;
+    let other = t.key("org-other", Role::Member, "free").await;
+    let mine_ds = t.owner.create_dataset("mine").await;
+    let theirs_ds = other.create_dataset("theirs").await;
+    let mut mine = Vec::new();
+    let mut theirs = Vec::new();
+    for n in 0..8u8 {
+        let img = t
+            .member
+            .upload_png(&s(&mine_ds, "id"), "/", &format!("mine-{n}.png"), n)
+            .await;
+        mine.push((s(&img, "id"), format!("mine-{n}.png")));
+        let img = other
+            .upload_png(
+                &s(&theirs_ds, "id"),
+                "/",
+                &format!("theirs-{n}.png"),
+                n + 100,
+            )
+            .await;
+        theirs.push((s(&img, "id"), format!("theirs-{n}.png")));
+    }
+    let reads = (0..240).map(|n| {
+        let (client, id, expected) = match n % 5 {
+            // Own images, from both organisations' keys.
+            0 | 1 => (
+                &t.member,
+                mine[n % 8].0.clone(),
+                Some(mine[n % 8].1.clone()),
+            ),
+            2 => (
+                &other,
+                theirs[n % 8].0.clone(),
+                Some(theirs[n % 8].1.clone()),
+            ),
+            // Another organisation's images.
+            3 => (&t.member, theirs[n % 8].0.clone(), None),
+            _ if n % 2 == 0 => (&other, mine[n % 8].0.clone(), None),
+            _ => (&t.member, uuid::Uuid::new_v4().to_string(), None),
+        };
+        async move {
+            let resp = client.get(&format!("images/{id}/metadata")).await;
+            (id, expected, resp)
+        }
+    });
+    for (id, expected, resp) in futures::future::join_all(reads).await {
+        match expected {
+            Some(name) => {
+                let body = resp.ok_json(200);
+                assert_eq!(body["image"]["id"], id.as_str());
+                assert_eq!(body["image"]["filename"], name.as_str());
+            }
+            None => {
+                resp.error(404, "not_found");
+            }
+        }
+    }
+    let gathered = t.app().state.store.gather_stats();
+    if t.backend().is_postgres() {
+        assert!(gathered.reads > 0, "no read was gathered: {gathered:?}");
+        assert!(
+            gathered.statements < gathered.reads,
+            "every read took a statement of its own: {gathered:?}"
+        );
+    } else {
+        assert_eq!(gathered, Default::default());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

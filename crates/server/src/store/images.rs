@@ -233,7 +233,7 @@ struct Found {
 /// The failure reason for an id that is not an image of the dataset.
 pub const NOT_FOUND_REASON: &str = "Image not found in dataset";
 
-const COLUMNS: &str = "id, dataset_id, folder, filename, display_name, status, is_archived, \
+pub(super) const COLUMNS: &str = "id, dataset_id, folder, filename, display_name, status, is_archived, \
      blob_hash, file_size, mime_type, width, height, annotation_count, version, created_at, updated_at";
 
 /// A new image id: a UUIDv7, which starts with the time it was made and rises within this
@@ -246,7 +246,7 @@ fn new_image_id() -> String {
 }
 
 /// The items (ids, or the rows of a plan) as one JSON array, written straight from the slice.
-fn json_list<T: serde::Serialize>(items: &[T]) -> String {
+pub(super) fn json_list<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
@@ -279,6 +279,19 @@ impl Store {
                     .join(", ")
             )
         });
+        if let Some(gather) = &self.gather {
+            let cache = self.cache.as_deref();
+            if let Some(row) = cache.and_then(|c| c.image(org_id, id)) {
+                return Ok(Some(row));
+            }
+            let ticket = cache.and_then(|c| c.ticket());
+            if let Some(found) = gather.image(org_id, id).await {
+                if let (Some(cache), Some(ticket), Some(row)) = (cache, ticket, &found) {
+                    cache.keep_image(ticket, org_id, row);
+                }
+                return Ok(found);
+            }
+        }
         self.read_through(
             &SQL,
             &[id, org_id],

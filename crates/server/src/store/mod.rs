@@ -11,6 +11,7 @@
 mod cache;
 mod datasets;
 mod exports;
+mod gather;
 mod images;
 mod inline;
 mod keys;
@@ -20,6 +21,7 @@ mod uploads;
 
 pub use datasets::{DatasetPatch, DatasetRow, HiddenDataset, DELETING_ORG};
 pub use exports::{ExportImage, ExportJobRow, NewExport, StoppedJob};
+pub use gather::GatherStats;
 pub use images::{
     BatchOutcome, CopyMode, ImageFilter, ImageRow, ImageUpdate, NewImage, SavedAnnotations,
     NOT_FOUND_REASON,
@@ -196,6 +198,8 @@ pub struct Store {
     inline: Option<std::sync::Arc<inline::Inline>>,
     /// Recently read keys and images (servers on PostgreSQL; [`Store::with_read_cache`]).
     cache: Option<std::sync::Arc<cache::ReadCache>>,
+    /// Point reads of images gathered into shared statements (PostgreSQL only).
+    gather: Option<std::sync::Arc<gather::Gather>>,
 }
 
 /// Now, as the fixed-width RFC 3339 text stored in every timestamp column (sorts as it reads).
@@ -365,6 +369,8 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
+        let gather =
+            (dialect == Dialect::Postgres).then(|| gather::Gather::new(read.clone(), dialect));
         let store = Store {
             read,
             write,
@@ -372,6 +378,7 @@ impl Store {
             attaching: Default::default(),
             inline: None,
             cache: None,
+            gather,
         };
         store.migrate().await?;
         Ok(match store.sqlite_file().await {
@@ -528,6 +535,12 @@ impl Store {
     /// The dialect of the database.
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// Point reads of images gathered into shared statements so far (zero on SQLite, whose
+    /// reads never leave the process).
+    pub fn gather_stats(&self) -> GatherStats {
+        self.gather.as_ref().map(|g| g.stats()).unwrap_or_default()
     }
 
     /// The connection pools' state now: one pool on PostgreSQL, the read and the write pool

@@ -1,0 +1,194 @@
+//! Point reads of images by id, gathered into shared statements (PostgreSQL).
+//!
+//! On PostgreSQL every point read is a round trip, and the round trip (a pooled connection,
+//! the protocol on both sides, the wake-ups of two processes) costs many times the index
+//! lookup itself. A read that arrives while a statement is already under way waits in a
+//! queue; when that statement ends, the next one takes everything queued and looks it all
+//! up at once. A read alone runs at once, as before; under load one statement answers dozens
+//! of requests.
+//!
+//! The statement finds each image with its dataset's organisation, and a read gets the image
+//! only if that is its own organisation: exactly what the single read's join answers.
+//! Statements run in tasks of their own, so a request that goes away (its client hung up)
+//! never strands the reads queued behind it. A failed statement hands its reads back; each
+//! then reads alone and meets the error itself.
+
+use super::images::{json_list, ImageRow, COLUMNS};
+use super::{get, Dialect, FromCells, StoreResult};
+use futures::TryStreamExt;
+use sqlx::{AnyPool, AssertSqlSafe};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::oneshot;
+
+/// Statements under way at once. One: under load each statement then takes every read that
+/// arrived while the last one ran. With 64 clients reading spread ids, one reader served
+/// 15–20% more requests than two, with a lower p99, and two more than four: the database
+/// shares the cores with the server, and fewer, larger statements cost both less per read.
+const READERS: usize = 1;
+
+/// The most reads one statement answers; more wait for the next one.
+const PER_STATEMENT: usize = 256;
+
+/// Gathers point reads of images into shared statements.
+pub(super) struct Gather {
+    pool: AnyPool,
+    sql: String,
+    state: Mutex<State>,
+    reads: AtomicU64,
+    statements: AtomicU64,
+}
+
+/// The reads waiting, and how many statements are under way.
+#[derive(Default)]
+struct State {
+    queue: Vec<Waiting>,
+    readers: usize,
+}
+
+/// One read waiting for a statement: the image, the organisation asking, and where its
+/// answer goes.
+struct Waiting {
+    id: String,
+    org_id: String,
+    reply: oneshot::Sender<Option<ImageRow>>,
+}
+
+/// Reads gathered so far and the statements that answered them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GatherStats {
+    /// Point reads answered by a gathered statement.
+    pub reads: u64,
+    /// Statements that answered them.
+    pub statements: u64,
+}
+
+impl Gather {
+    /// Gathered reads over `pool`, a PostgreSQL pool.
+    pub(super) fn new(pool: AnyPool, dialect: Dialect) -> Arc<Gather> {
+        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("i.{c}")).collect();
+        let sql = format!(
+            "SELECT d.org_id AS org_of_image, {} FROM images i \
+             JOIN datasets d ON d.id = i.dataset_id WHERE {}",
+            columns.join(", "),
+            dialect.id_in("i.id", 1)
+        );
+        Arc::new(Gather {
+            pool,
+            sql,
+            state: Mutex::default(),
+            reads: AtomicU64::new(0),
+            statements: AtomicU64::new(0),
+        })
+    }
+
+    /// The image `id` if its dataset belongs to `org_id`, read in a statement shared with
+    /// the reads around it; `None` when that statement failed (the caller then reads alone).
+    pub(super) async fn image(
+        self: &Arc<Self>,
+        org_id: &str,
+        id: &str,
+    ) -> Option<Option<ImageRow>> {
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut state = self.lock();
+            state.queue.push(Waiting {
+                id: id.to_string(),
+                org_id: org_id.to_string(),
+                reply,
+            });
+            let start = state.readers < READERS;
+            if start {
+                state.readers += 1;
+            }
+            start
+        };
+        if start {
+            tokio::spawn(self.clone().read_queued());
+        }
+        answer.await.ok()
+    }
+
+    /// What has been gathered so far.
+    pub(super) fn stats(&self) -> GatherStats {
+        GatherStats {
+            reads: self.reads.load(Ordering::Relaxed),
+            statements: self.statements.load(Ordering::Relaxed),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One reader: takes what is queued and answers it, until nothing is.
+    async fn read_queued(self: Arc<Self>) {
+        let mut reader = Reader {
+            gather: &self,
+            done: false,
+        };
+        loop {
+            let batch: Vec<Waiting> = {
+                let mut state = self.lock();
+                if state.queue.is_empty() {
+                    state.readers -= 1;
+                    reader.done = true;
+                    return;
+                }
+                let n = state.queue.len().min(PER_STATEMENT);
+                state.queue.drain(..n).collect()
+            };
+            match self.read(&batch).await {
+                Ok(found) => {
+                    self.statements.fetch_add(1, Ordering::Relaxed);
+                    self.reads.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    for w in batch {
+                        let row = match found.get(&w.id) {
+                            Some((org, row)) if *org == w.org_id => Some(row.clone()),
+                            _ => None,
+                        };
+                        let _ = w.reply.send(row);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("a gathered read of {} images failed: {e}", batch.len());
+                }
+            }
+        }
+    }
+
+    /// The images of `batch` that exist, by id, with their organisation.
+    async fn read(&self, batch: &[Waiting]) -> StoreResult<HashMap<String, (String, ImageRow)>> {
+        let ids: Vec<&str> = batch.iter().map(|w| w.id.as_str()).collect();
+        let mut rows = sqlx::query(AssertSqlSafe(self.sql.as_str()))
+            .bind(json_list(&ids))
+            .fetch(&self.pool);
+        let mut found = HashMap::with_capacity(batch.len());
+        while let Some(row) = rows.try_next().await? {
+            let image = ImageRow::from_row(&row)?;
+            found.insert(image.id.clone(), (get(&row, "org_of_image")?, image));
+        }
+        Ok(found)
+    }
+}
+
+/// A running reader. Should its task end early (a panic), it gives its place up and, if it
+/// was the last, drops the queue: those reads are then answered `None` and read alone.
+struct Reader<'g> {
+    gather: &'g Gather,
+    done: bool,
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut state = self.gather.lock();
+        state.readers -= 1;
+        if state.readers == 0 {
+            state.queue.clear();
+        }
+    }
+}
