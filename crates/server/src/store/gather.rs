@@ -13,7 +13,7 @@
 //! never strands the reads queued behind it. A failed statement hands its reads back; each
 //! then reads alone and meets the error itself.
 
-use super::images::{json_list, ImageRow, COLUMNS};
+use super::images::{columns_of, json_list, ImageRow};
 use super::{get, Dialect, FromCells, StoreResult};
 use futures::TryStreamExt;
 use sqlx::{AnyPool, AssertSqlSafe};
@@ -67,11 +67,10 @@ pub struct GatherStats {
 impl Gather {
     /// Gathered reads over `pool`, a PostgreSQL pool.
     pub(super) fn new(pool: AnyPool, dialect: Dialect) -> Arc<Gather> {
-        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("i.{c}")).collect();
         let sql = format!(
             "SELECT d.org_id AS org_of_image, {} FROM images i \
              JOIN datasets d ON d.id = i.dataset_id WHERE {}",
-            columns.join(", "),
+            columns_of("i"),
             dialect.id_in("i.id", 1)
         );
         Arc::new(Gather {

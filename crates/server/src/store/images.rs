@@ -233,8 +233,17 @@ struct Found {
 /// The failure reason for an id that is not an image of the dataset.
 pub const NOT_FOUND_REASON: &str = "Image not found in dataset";
 
-pub(super) const COLUMNS: &str = "id, dataset_id, folder, filename, display_name, status, is_archived, \
+const COLUMNS: &str = "id, dataset_id, folder, filename, display_name, status, is_archived, \
      blob_hash, file_size, mime_type, width, height, annotation_count, version, created_at, updated_at";
+
+/// [`COLUMNS`], each prefixed with the table alias `alias`.
+pub(super) fn columns_of(alias: &str) -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// A new image id: a UUIDv7, which starts with the time it was made and rises within this
 /// process. New rows then go to the end of the id index: a random id lands on a random page
@@ -272,29 +281,21 @@ impl Store {
             format!(
                 "SELECT {} FROM images i JOIN datasets d ON d.id = i.dataset_id \
                  WHERE i.id = $1 AND d.org_id = $2",
-                COLUMNS
-                    .split(", ")
-                    .map(|c| format!("i.{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                columns_of("i")
             )
         });
-        if let Some(gather) = &self.gather {
-            let cache = self.cache.as_deref();
-            if let Some(row) = cache.and_then(|c| c.image(org_id, id)) {
-                return Ok(Some(row));
-            }
-            let ticket = cache.and_then(|c| c.ticket());
-            if let Some(found) = gather.image(org_id, id).await {
-                if let (Some(cache), Some(ticket), Some(row)) = (cache, ticket, &found) {
-                    cache.keep_image(ticket, org_id, row);
+        // On PostgreSQL the read shares a statement with the reads around it; should that
+        // statement fail, it is read alone.
+        let read = async {
+            if let Some(gather) = &self.gather {
+                if let Some(found) = gather.image(org_id, id).await {
+                    return Ok(found);
                 }
-                return Ok(found);
             }
-        }
+            self.read_first(&SQL, &[id, org_id]).await
+        };
         self.read_through(
-            &SQL,
-            &[id, org_id],
+            read,
             |cache| cache.image(org_id, id),
             |cache, ticket, row| cache.keep_image(ticket, org_id, row),
         )

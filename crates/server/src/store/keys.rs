@@ -158,8 +158,7 @@ impl Store {
             format!("{KEY_COLUMNS} WHERE k.key_hash = $1 AND k.revoked_at IS NULL")
         });
         self.read_through(
-            &SQL,
-            &[key_hash],
+            self.read_first(&SQL, &[key_hash]),
             |cache| cache.key(key_hash),
             |cache, ticket, row| cache.keep_key(ticket, key_hash, row),
         )

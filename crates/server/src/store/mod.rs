@@ -485,24 +485,23 @@ impl Store {
         row.as_ref().map(T::from_row).transpose()
     }
 
-    /// [`Store::read_first`] through the read cache, when there is one: answered by `cached`
-    /// when the cache holds the value, otherwise read and handed to `keep` (which the cache
-    /// refuses if anything was dropped since the read began).
-    async fn read_through<T: FromCells>(
+    /// `read` (a point read, run only when needed) through the read cache, when there is
+    /// one: answered by `cached` when the cache holds the value, otherwise read and handed to
+    /// `keep` (which the cache refuses if anything was dropped since the read began).
+    async fn read_through<T>(
         &self,
-        sql: &'static str,
-        args: &[&str],
+        read: impl std::future::Future<Output = StoreResult<Option<T>>>,
         cached: impl FnOnce(&cache::ReadCache) -> Option<T>,
         keep: impl FnOnce(&cache::ReadCache, cache::Ticket, &T),
     ) -> StoreResult<Option<T>> {
         let Some(cache) = &self.cache else {
-            return self.read_first(sql, args).await;
+            return read.await;
         };
         if let Some(value) = cached(cache) {
             return Ok(Some(value));
         }
         let ticket = cache.ticket();
-        let found = self.read_first(sql, args).await?;
+        let found = read.await?;
         if let (Some(ticket), Some(value)) = (ticket, &found) {
             keep(cache, ticket, value);
         }
