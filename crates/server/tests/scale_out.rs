@@ -377,6 +377,75 @@ async fn dropped_database_connections_are_replaced_before_use() {
     );
 }
 
+/// The connection image reads share is not the pool's: when the database drops it, the reads
+/// of that moment are answered one by one and the reads after them share statements again,
+/// on a new connection.
+#[tokio::test]
+#[ignore = "needs PostgreSQL; scripts/test runs it"]
+async fn gathered_image_reads_recover_from_a_dropped_connection() {
+    // No read cache: every metadata request reads the database.
+    let p = start_pair_with(|c| c.read_cache_ttl_ms = 0).await;
+    let key = create_key(&p.a.state.store, "org", Role::Owner, "unlimited")
+        .await
+        .unwrap();
+    let (s, v) = json_of(
+        p.http
+            .post(p.url(false, "/projects/"))
+            .header("x-api-key", &key)
+            .json(&json!({"name": "gathered"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let ds = v["project"]["id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for i in 0..6u8 {
+        ids.push(upload_png(&p, &key, &ds, &format!("g-{i}.png"), i).await);
+    }
+    let read_all = || async {
+        let reads = ids.iter().map(|id| {
+            p.http
+                .get(p.url(false, &format!("/images/{id}/metadata")))
+                .header("x-api-key", &key)
+                .send()
+        });
+        let mut names = Vec::new();
+        for r in futures::future::join_all(reads).await {
+            let (s, v) = json_of(r.unwrap()).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            names.push(v["image"]["filename"].as_str().unwrap().to_string());
+        }
+        names
+    };
+    let expected: Vec<String> = (0..6).map(|i| format!("g-{i}.png")).collect();
+    assert_eq!(read_all().await, expected);
+    let before = p.a.state.store.gather_stats();
+    assert!(before.statements > 0, "no read was gathered: {before:?}");
+
+    let name = p.db.rsplit('/').next().unwrap().to_string();
+    let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", pg::admin_url()))
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+        .bind(&name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    // Every read answers right; within a few rounds statements answer them again.
+    for _ in 0..5 {
+        assert_eq!(read_all().await, expected);
+    }
+    let after = p.a.state.store.gather_stats();
+    assert!(
+        after.reads >= before.reads + 6,
+        "no read shared a statement after the connection was dropped: {before:?} then {after:?}"
+    );
+}
+
 /// Polls `read` every 20 ms for up to 10 s until `done` holds for what it returns; panics with
 /// `what` otherwise. Returns how long it took.
 async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(

@@ -12,11 +12,16 @@
 //! Statements run in tasks of their own, so a request that goes away (its client hung up)
 //! never strands the reads queued behind it. A failed statement hands its reads back; each
 //! then reads alone and meets the error itself.
+//!
+//! Statements run on a connection the gatherer keeps, outside the pool: a pooled connection
+//! is checked with a round trip of its own each time it goes back, which under load cost
+//! about as much as the statements. A connection whose statement failed is dropped and the
+//! next reader opens another.
 
 use super::images::{columns_of, json_list, ImageRow};
 use super::{get, Dialect, FromCells, StoreResult};
 use futures::TryStreamExt;
-use sqlx::{AnyPool, AssertSqlSafe};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,6 +41,8 @@ pub(super) struct Gather {
     pool: AnyPool,
     sql: String,
     state: Mutex<State>,
+    /// Connections between readers, kept out of the pool.
+    idle: Mutex<Vec<AnyConnection>>,
     reads: AtomicU64,
     statements: AtomicU64,
 }
@@ -77,6 +84,7 @@ impl Gather {
             pool,
             sql,
             state: Mutex::default(),
+            idle: Mutex::default(),
             reads: AtomicU64::new(0),
             statements: AtomicU64::new(0),
         })
@@ -121,24 +129,33 @@ impl Gather {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn idle(&self) -> MutexGuard<'_, Vec<AnyConnection>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// One reader: takes what is queued and answers it, until nothing is.
     async fn read_queued(self: Arc<Self>) {
         let mut reader = Reader {
             gather: &self,
             done: false,
         };
+        let mut conn = self.idle().pop();
         loop {
             let batch: Vec<Waiting> = {
                 let mut state = self.lock();
                 if state.queue.is_empty() {
                     state.readers -= 1;
                     reader.done = true;
+                    drop(state);
+                    if let Some(conn) = conn {
+                        self.idle().push(conn);
+                    }
                     return;
                 }
                 let n = state.queue.len().min(PER_STATEMENT);
                 state.queue.drain(..n).collect()
             };
-            match self.read(&batch).await {
+            match self.read(&mut conn, &batch).await {
                 Ok(found) => {
                     self.statements.fetch_add(1, Ordering::Relaxed);
                     self.reads.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -151,18 +168,28 @@ impl Gather {
                     }
                 }
                 Err(e) => {
+                    conn = None;
                     tracing::debug!("a gathered read of {} images failed: {e}", batch.len());
                 }
             }
         }
     }
 
-    /// The images of `batch` that exist, by id, with their organisation.
-    async fn read(&self, batch: &[Waiting]) -> StoreResult<HashMap<String, (String, ImageRow)>> {
+    /// The images of `batch` that exist, by id, with their organisation, read on `conn`
+    /// (opened first if there is none).
+    async fn read(
+        &self,
+        conn: &mut Option<AnyConnection>,
+        batch: &[Waiting],
+    ) -> StoreResult<HashMap<String, (String, ImageRow)>> {
+        let conn = match conn {
+            Some(conn) => conn,
+            None => conn.insert(self.pool.acquire().await?.detach()),
+        };
         let ids: Vec<&str> = batch.iter().map(|w| w.id.as_str()).collect();
         let mut rows = sqlx::query(AssertSqlSafe(self.sql.as_str()))
             .bind(json_list(&ids))
-            .fetch(&self.pool);
+            .fetch(&mut *conn);
         let mut found = HashMap::with_capacity(batch.len());
         while let Some(row) = rows.try_next().await? {
             let image = ImageRow::from_row(&row)?;
