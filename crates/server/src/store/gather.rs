@@ -15,13 +15,14 @@
 //!
 //! Statements run on a connection the gatherer keeps, outside the pool: a pooled connection
 //! is checked with a round trip of its own each time it goes back, which under load cost
-//! about as much as the statements. A connection whose statement failed is dropped and the
-//! next reader opens another.
+//! about as much as the statements. It is a PostgreSQL connection of the native driver, so
+//! the ids go as one array and rows decode without the `Any` driver's conversion of each
+//! cell. A connection whose statement failed is dropped and the next reader opens another.
 
-use super::images::{columns_of, json_list, ImageRow};
-use super::{get, Dialect, FromCells, StoreResult};
+use super::images::{columns_of, ImageRow};
+use super::{get, FromCells, StoreResult};
 use futures::TryStreamExt;
-use sqlx::{AnyConnection, AnyPool, AssertSqlSafe};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,11 +39,12 @@ const PER_STATEMENT: usize = 256;
 
 /// Gathers point reads of images into shared statements.
 pub(super) struct Gather {
-    pool: AnyPool,
+    /// The database's URL, for the connections.
+    url: String,
     sql: String,
     state: Mutex<State>,
     /// Connections between readers, kept out of the pool.
-    idle: Mutex<Vec<AnyConnection>>,
+    idle: Mutex<Vec<PgConnection>>,
     reads: AtomicU64,
     statements: AtomicU64,
 }
@@ -72,16 +74,15 @@ pub struct GatherStats {
 }
 
 impl Gather {
-    /// Gathered reads over `pool`, a PostgreSQL pool.
-    pub(super) fn new(pool: AnyPool, dialect: Dialect) -> Arc<Gather> {
+    /// Gathered reads of the PostgreSQL database at `url`.
+    pub(super) fn new(url: &str) -> Arc<Gather> {
         let sql = format!(
             "SELECT d.org_id AS org_of_image, {} FROM images i \
-             JOIN datasets d ON d.id = i.dataset_id WHERE {}",
+             JOIN datasets d ON d.id = i.dataset_id WHERE i.id = ANY($1)",
             columns_of("i"),
-            dialect.id_in("i.id", 1)
         );
         Arc::new(Gather {
-            pool,
+            url: url.to_string(),
             sql,
             state: Mutex::default(),
             idle: Mutex::default(),
@@ -129,7 +130,7 @@ impl Gather {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn idle(&self) -> MutexGuard<'_, Vec<AnyConnection>> {
+    fn idle(&self) -> MutexGuard<'_, Vec<PgConnection>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -179,16 +180,16 @@ impl Gather {
     /// (opened first if there is none).
     async fn read(
         &self,
-        conn: &mut Option<AnyConnection>,
+        conn: &mut Option<PgConnection>,
         batch: &[Waiting],
     ) -> StoreResult<HashMap<String, (String, ImageRow)>> {
         let conn = match conn {
             Some(conn) => conn,
-            None => conn.insert(self.pool.acquire().await?.detach()),
+            None => conn.insert(PgConnection::connect(&self.url).await?),
         };
         let ids: Vec<&str> = batch.iter().map(|w| w.id.as_str()).collect();
         let mut rows = sqlx::query(AssertSqlSafe(self.sql.as_str()))
-            .bind(json_list(&ids))
+            .bind(ids)
             .fetch(&mut *conn);
         let mut found = HashMap::with_capacity(batch.len());
         while let Some(row) = rows.try_next().await? {

@@ -129,24 +129,39 @@ pub(super) fn shared_page_cache() -> bool {
     unsafe { rusqlite::ffi::sqlite3_compileoption_used(c"ENABLE_MEMORY_MANAGEMENT".as_ptr()) == 1 }
 }
 
-/// A value readable from a row of either driver.
+/// A value readable from a row of any driver the store uses.
 pub trait Column:
-    for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + rusqlite::types::FromSql
+    for<'r> sqlx::Decode<'r, sqlx::Any>
+    + sqlx::Type<sqlx::Any>
+    + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+    + sqlx::Type<sqlx::Postgres>
+    + rusqlite::types::FromSql
 {
 }
 
 impl<T> Column for T where
-    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + rusqlite::types::FromSql
+    T: for<'r> sqlx::Decode<'r, sqlx::Any>
+        + sqlx::Type<sqlx::Any>
+        + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>
+        + rusqlite::types::FromSql
 {
 }
 
-/// A result row of either driver: the pool's or an inline one.
+/// A result row of any driver: the pool's, a native PostgreSQL one or an inline one.
 pub trait Cells {
     /// The value of column `col`.
     fn cell<T: Column>(&self, col: &str) -> StoreResult<T>;
 }
 
 impl Cells for sqlx::any::AnyRow {
+    fn cell<T: Column>(&self, col: &str) -> StoreResult<T> {
+        use sqlx::Row;
+        Ok(self.try_get::<T, _>(col)?)
+    }
+}
+
+impl Cells for sqlx::postgres::PgRow {
     fn cell<T: Column>(&self, col: &str) -> StoreResult<T> {
         use sqlx::Row;
         Ok(self.try_get::<T, _>(col)?)

@@ -369,8 +369,7 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
-        let gather =
-            (dialect == Dialect::Postgres).then(|| gather::Gather::new(read.clone(), dialect));
+        let gather = (dialect == Dialect::Postgres).then(|| gather::Gather::new(url));
         let store = Store {
             read,
             write,
