@@ -216,6 +216,23 @@ impl Metrics {
                 pool.open.saturating_sub(pool.idle)
             );
         }
+        if let Some(gathered) = state.store.gather_stats() {
+            for (name, help, n) in [
+                (
+                    "pictograph_db_gathered_reads_total",
+                    "Image lookups answered by statements shared with other lookups (PostgreSQL only).",
+                    gathered.reads,
+                ),
+                (
+                    "pictograph_db_gathered_statements_total",
+                    "Statements that answered the gathered image lookups (PostgreSQL only).",
+                    gathered.statements,
+                ),
+            ] {
+                describe(&mut out, name, "counter", help);
+                let _ = writeln!(out, "{name} {n}");
+            }
+        }
         let budgets = [
             ("received", &state.upload_memory),
             ("decoded", &state.decode_memory),

@@ -68,6 +68,12 @@ async fn requests_are_counted_by_route_method_and_status() {
         assert_eq!(series("pictograph_upload_memory_in_use_bytes"), 0.0);
         assert_eq!(series("pictograph_upload_memory_waits_total"), 0.0);
     }
+    assert!(
+        !before
+            .keys()
+            .any(|k| k.starts_with("pictograph_db_gathered")),
+        "SQLite gathers no reads"
+    );
     assert_eq!(
         before["pictograph_db_connections{pool=\"write\",state=\"idle\"}"]
             + before["pictograph_db_connections{pool=\"write\",state=\"busy\"}"],

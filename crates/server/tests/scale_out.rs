@@ -384,7 +384,11 @@ async fn dropped_database_connections_are_replaced_before_use() {
 #[ignore = "needs PostgreSQL; scripts/test runs it"]
 async fn gathered_image_reads_recover_from_a_dropped_connection() {
     // No read cache: every metadata request reads the database.
-    let p = start_pair_with(|c| c.read_cache_ttl_ms = 0).await;
+    let p = start_pair_with(|c| {
+        c.read_cache_ttl_ms = 0;
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
     let key = create_key(&p.a.state.store, "org", Role::Owner, "unlimited")
         .await
         .unwrap();
@@ -421,7 +425,11 @@ async fn gathered_image_reads_recover_from_a_dropped_connection() {
     };
     let expected: Vec<String> = (0..6).map(|i| format!("g-{i}.png")).collect();
     assert_eq!(read_all().await, expected);
-    let before = p.a.state.store.gather_stats();
+    let before =
+        p.a.state
+            .store
+            .gather_stats()
+            .expect("PostgreSQL gathers reads");
     assert!(before.statements > 0, "no read was gathered: {before:?}");
 
     let name = p.db.rsplit('/').next().unwrap().to_string();
@@ -439,10 +447,37 @@ async fn gathered_image_reads_recover_from_a_dropped_connection() {
     for _ in 0..5 {
         assert_eq!(read_all().await, expected);
     }
-    let after = p.a.state.store.gather_stats();
+    let after =
+        p.a.state
+            .store
+            .gather_stats()
+            .expect("PostgreSQL gathers reads");
     assert!(
         after.reads >= before.reads + 6,
         "no read shared a statement after the connection was dropped: {before:?} then {after:?}"
+    );
+
+    // The metrics listener shows the same counts.
+    let addr = p.a.metrics_addr.expect("a metrics listener");
+    let text = p
+        .http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sample = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    let shown = p.a.state.store.gather_stats().unwrap();
+    assert_eq!(sample("pictograph_db_gathered_reads_total"), shown.reads);
+    assert_eq!(
+        sample("pictograph_db_gathered_statements_total"),
+        shown.statements
     );
 }
 

@@ -535,10 +535,10 @@ impl Store {
         self.dialect
     }
 
-    /// Point reads of images gathered into shared statements so far (zero on SQLite, whose
-    /// reads never leave the process).
-    pub fn gather_stats(&self) -> GatherStats {
-        self.gather.as_ref().map(|g| g.stats()).unwrap_or_default()
+    /// Point reads of images gathered into shared statements so far; `None` on SQLite,
+    /// whose reads never leave the process.
+    pub fn gather_stats(&self) -> Option<GatherStats> {
+        self.gather.as_ref().map(|g| g.stats())
     }
 
     /// The connection pools' state now: one pool on PostgreSQL, the read and the write pool
