@@ -231,22 +231,7 @@ async fn servers_measure_their_clock_against_the_databases() {
             .unwrap()
             .expect("PostgreSQL has a clock");
         assert!(again.abs() < 1.0, "{again}");
-        let addr = app.metrics_addr.unwrap();
-        let text = p
-            .http
-            .get(format!("http://{addr}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let shown: f64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("pictograph_clock_skew_seconds "))
-            .expect("the skew metric")
-            .parse()
-            .unwrap();
+        let shown = metric(&p.http, app, "pictograph_clock_skew_seconds").await;
         assert!(shown.abs() < 1.0, "{shown}");
     }
     let dir = tempfile::tempdir().unwrap();
@@ -389,21 +374,7 @@ async fn gathered_image_reads_recover_from_a_dropped_connection() {
         c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     })
     .await;
-    let key = create_key(&p.a.state.store, "org", Role::Owner, "unlimited")
-        .await
-        .unwrap();
-    let (s, v) = json_of(
-        p.http
-            .post(p.url(false, "/projects/"))
-            .header("x-api-key", &key)
-            .json(&json!({"name": "gathered"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let ds = v["project"]["id"].as_str().unwrap().to_string();
+    let (key, ds) = owner_and_project(&p, "gathered").await;
     let mut ids = Vec::new();
     for i in 0..6u8 {
         ids.push(upload_png(&p, &key, &ds, &format!("g-{i}.png"), i).await);
@@ -458,9 +429,19 @@ async fn gathered_image_reads_recover_from_a_dropped_connection() {
     );
 
     // The metrics listener shows the same counts.
-    let addr = p.a.metrics_addr.expect("a metrics listener");
-    let text = p
-        .http
+    let shown = p.a.state.store.gather_stats().unwrap();
+    let reads = metric(&p.http, &p.a, "pictograph_db_gathered_reads_total").await;
+    let statements = metric(&p.http, &p.a, "pictograph_db_gathered_statements_total").await;
+    assert_eq!(
+        (reads, statements),
+        (shown.reads as f64, shown.statements as f64)
+    );
+}
+
+/// The value of the unlabelled series `name` on `app`'s metrics listener.
+async fn metric(http: &reqwest::Client, app: &App, name: &str) -> f64 {
+    let addr = app.metrics_addr.expect("a metrics listener");
+    let text = http
         .get(format!("http://{addr}/metrics"))
         .send()
         .await
@@ -468,17 +449,9 @@ async fn gathered_image_reads_recover_from_a_dropped_connection() {
         .text()
         .await
         .unwrap();
-    let sample = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
-    };
-    let shown = p.a.state.store.gather_stats().unwrap();
-    assert_eq!(sample("pictograph_db_gathered_reads_total"), shown.reads);
-    assert_eq!(
-        sample("pictograph_db_gathered_statements_total"),
-        shown.statements
-    );
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
 }
 
 /// Polls `read` every 20 ms for up to 10 s until `done` holds for what it returns; panics with
@@ -507,21 +480,7 @@ async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
 async fn changes_through_one_server_reach_the_read_cache_of_the_other() {
     // Cached values live an hour: only the change notices can explain a fresh answer.
     let p = start_pair_with(|c| c.read_cache_ttl_ms = 3_600_000).await;
-    let key = create_key(&p.a.state.store, "org", Role::Owner, "unlimited")
-        .await
-        .unwrap();
-    let (s, v) = json_of(
-        p.http
-            .post(p.url(false, "/projects/"))
-            .header("x-api-key", &key)
-            .json(&json!({"name": "cached"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED);
-    let ds = v["project"]["id"].as_str().unwrap().to_string();
+    let (key, ds) = owner_and_project(&p, "cached").await;
     let mut ids = Vec::new();
     for i in 0..2u8 {
         ids.push(upload_png(&p, &key, &ds, &format!("c-{i}.png"), i).await);
@@ -651,6 +610,27 @@ async fn changes_through_one_server_reach_the_read_cache_of_the_other() {
     }
 }
 
+/// A new owner key of organisation `org` and a new project called `name`, made through
+/// server A: the key and the project's id.
+async fn owner_and_project(p: &Pair, name: &str) -> (String, String) {
+    let key = create_key(&p.a.state.store, "org", Role::Owner, "unlimited")
+        .await
+        .unwrap();
+    let (s, v) = json_of(
+        p.http
+            .post(p.url(false, "/projects/"))
+            .header("x-api-key", &key)
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let ds = v["project"]["id"].as_str().unwrap().to_string();
+    (key, ds)
+}
+
 /// Uploads a PNG through server A; answers the image's id.
 async fn upload_png(p: &Pair, key: &str, dataset: &str, name: &str, seed: u8) -> String {
     let u: Value = p
@@ -700,21 +680,7 @@ async fn a_keyed_request_running_past_the_stale_time_keeps_its_claim_on_every_se
     // for the dataset, so its retry, on the other server and three seconds later, waits for
     // its answer instead of running the copy a second time.
     let p = start_pair_with(|c| c.claim_stale_secs = 1).await;
-    let key = create_key(&p.a.state.store, "org", Role::Owner, "unlimited")
-        .await
-        .unwrap();
-    let (s, v) = json_of(
-        p.http
-            .post(p.url(false, "/projects/"))
-            .header("x-api-key", &key)
-            .json(&json!({"name": "held"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let ds = v["project"]["id"].as_str().unwrap().to_string();
+    let (key, ds) = owner_and_project(&p, "held").await;
     let mut ids = Vec::new();
     for i in 0..3u8 {
         ids.push(upload_png(&p, &key, &ds, &format!("h{i}.png"), i).await);
