@@ -255,7 +255,7 @@ fn new_image_id() -> String {
 }
 
 /// The items (ids, or the rows of a plan) as one JSON array, written straight from the slice.
-pub(super) fn json_list<T: serde::Serialize>(items: &[T]) -> String {
+fn json_list<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
