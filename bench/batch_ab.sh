@@ -44,19 +44,19 @@ work="${BENCH_DIR:-$repo/target/bench}/batch-ab"
 rm -rf "$work"
 mkdir -p "$work"
 
-psql_admin() { psql "$postgres/postgres" -v ON_ERROR_STOP=1 -qc "$1" >/dev/null; }
 db_flags=()
 seed_flags=()
 if [[ -n "$postgres" ]]; then
-  psql_admin "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
-  psql_admin "DROP DATABASE IF EXISTS ab_seed WITH (FORCE)"
-  psql_admin "CREATE DATABASE ab_seed"
+  psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
+  psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_seed WITH (FORCE)"
+  psql_admin "$postgres" "CREATE DATABASE ab_seed"
   seed_flags=(--postgres "$postgres/ab_seed")
   db_flags=(--database-url "$postgres/ab_run")
 fi
 echo "seeding $size images with the old build" >&2
 RUST_LOG=error "$target/release/pictograph-scale" --bin "$old" --work "$work/seed" \
-  --sizes "$size" --batch 1000 --load-secs 0 --download-max 0 "${seed_flags[@]}" >"$work/seed.log"
+  --sizes "$size" --batch 1000 --load-secs 0 --download-max 0 --delete-largest false \
+  "${seed_flags[@]}" >"$work/seed.log"
 if [[ -z "$postgres" ]]; then
   python3 - "$work/seed/data/pictograph.db" <<'EOF2'
 import sqlite3, sys
@@ -74,8 +74,8 @@ for round in $(seq 1 "$rounds"); do
     rm -rf "$work/data"
     cp -a "$work/seed/data" "$work/data"
     if [[ -n "$postgres" ]]; then
-      psql_admin "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
-      psql_admin "CREATE DATABASE ab_run TEMPLATE ab_seed"
+      psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
+      psql_admin "$postgres" "CREATE DATABASE ab_run TEMPLATE ab_seed"
     fi
     key="$("$bin" keys create --data-dir "$work/data" "${db_flags[@]}" --org bench --role owner --tier unlimited |
       grep -o 'pk_[A-Za-z0-9_]*' | head -1)"
@@ -106,7 +106,11 @@ for label, method, op, extra in requests:
     req = urllib.request.Request(f"{url}/api/v1/developer/batch/images/{op}", data=body,
                                  method=method, headers={"X-API-Key": key, "Content-Type": "application/json"})
     t = time.monotonic()
-    with urllib.request.urlopen(req, timeout=600) as r:
+    try:
+        r0 = urllib.request.urlopen(req, timeout=600)
+    except urllib.error.HTTPError as e:
+        sys.exit(f"{label}: HTTP {e.code}: {e.read().decode()}")
+    with r0 as r:
         answer = json.load(r)
     elapsed = time.monotonic() - t
     if answer.get("processed") != batch:
@@ -120,8 +124,8 @@ EOF
   done
 done | tee "$work/times.tsv"
 if [[ -n "$postgres" ]]; then
-  psql_admin "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
-  psql_admin "DROP DATABASE IF EXISTS ab_seed WITH (FORCE)"
+  psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
+  psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_seed WITH (FORCE)"
 fi
 
 python3 - "$work/times.tsv" "$batch" "$size" "$page_before" "$(fresh_page_cost)" <<'EOF'

@@ -45,3 +45,7 @@ m.close()
 print(f"{elapsed / (size // 4096) * 1e6:.1f}")
 PY
 }
+
+# Runs the SQL statement $2 on the `postgres` database of the PostgreSQL server whose URL
+# (without a database) is $1, quietly, failing on the first error.
+psql_admin() { psql "$1/postgres" -v ON_ERROR_STOP=1 -qc "$2" >/dev/null; }

@@ -40,7 +40,6 @@ target="$(target_dir "$repo")"
 work="${BENCH_DIR:-$repo/target/bench}/metadata-ab"
 mkdir -p "$work"
 
-psql_admin() { psql "$postgres/postgres" -v ON_ERROR_STOP=1 -qc "$1" >/dev/null; }
 for round in $(seq 1 "$rounds"); do
   for build in old new; do
     bin="$old"
@@ -48,8 +47,8 @@ for round in $(seq 1 "$rounds"); do
     rm -rf "$work/run"
     db_flags=()
     if [[ -n "$postgres" ]]; then
-      psql_admin "DROP DATABASE IF EXISTS metadata_ab WITH (FORCE)"
-      psql_admin "CREATE DATABASE metadata_ab"
+      psql_admin "$postgres" "DROP DATABASE IF EXISTS metadata_ab WITH (FORCE)"
+      psql_admin "$postgres" "CREATE DATABASE metadata_ab"
       db_flags=(--postgres "$postgres/metadata_ab")
     fi
     RUST_LOG=error "$target/release/pictograph-scale" --bin "$bin" --work "$work/run" \
@@ -72,7 +71,7 @@ EOF
   done
 done | tee "$work/runs.tsv"
 if [[ -n "$postgres" ]]; then
-  psql_admin "DROP DATABASE IF EXISTS metadata_ab WITH (FORCE)"
+  psql_admin "$postgres" "DROP DATABASE IF EXISTS metadata_ab WITH (FORCE)"
 fi
 rm -rf "$work/run"
 
