@@ -29,10 +29,11 @@ The cluster needs the pg_prewarm extension (in PostgreSQL's contrib, installed w
 
 import argparse
 import re
-import statistics
 import subprocess
 import sys
 from urllib.parse import urlsplit, urlunsplit
+
+from floor_rounds import report
 
 CHUNK = 10_000
 AT = "'2026-01-01T00:00:00.000000Z'"
@@ -127,7 +128,7 @@ def psql(url, script):
 
 
 def one(url, op, batch):
-    """Runs one operation on a fresh copy of the database; (statements ms, commit ms, WAL
+    """Runs one operation on a fresh copy of the database; (statements s, commit s, WAL
     bytes, ids)."""
     parts = urlsplit(url)
     source = parts.path.lstrip("/")
@@ -180,7 +181,7 @@ def one(url, op, batch):
         sys.exit(f"{op}: expected {len(timed) + 2} timings, got {len(times)}:\n{stdout}")
     wal = int(re.search(r"^\s*wal (\d+)", stdout, re.M).group(1))
     ids = int(re.search(r"^\s*ids (\d+)", stdout, re.M).group(1))
-    return sum(times[:-1]), times[-1], wal, ids
+    return sum(times[:-1]) / 1000, times[-1] / 1000, wal, ids
 
 
 def main():
@@ -202,19 +203,7 @@ def main():
         ["psql", a.url, "-X", "-Atc", "SHOW server_version"], capture_output=True, text=True
     ).stdout.strip()
     print(f"PostgreSQL {version}; each operation on a fresh copy of the database")
-    totals = {op: [] for op in ops}
-    for r in range(1, a.rounds + 1):
-        for op in ops:
-            ms, commit, wal, n = one(a.url, op, a.batch)
-            totals[op].append(ms + commit)
-            print(
-                f"round {r} {op:15} {n:,} ids: statements {ms:6.0f} ms, commit {commit:4.0f} ms, "
-                f"all {ms + commit:6.0f} ms, WAL {wal / 1e6:4.0f} MB"
-            )
-    print("medians:")
-    for op in ops:
-        print(f"  {op:15} {statistics.median(totals[op]):7.0f} ms")
-
+    report(ops, a.rounds, lambda op: one(a.url, op, a.batch), "WAL")
 
 if __name__ == "__main__":
     main()

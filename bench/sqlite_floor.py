@@ -21,8 +21,9 @@ import json
 import os
 import shutil
 import sqlite3
-import statistics
 import time
+
+from floor_rounds import report
 
 SETS = {
     "status": "status = 'review', updated_at = ?",
@@ -51,6 +52,7 @@ def update_sql(op):
 
 
 def one(src, scratch, op, batch):
+    """Runs one operation on a fresh copy of `src`; (statements s, commit s, log bytes, ids)."""
     shutil.copyfile(src, scratch)
     for suffix in ("-wal", "-shm"):
         if os.path.exists(scratch + suffix):
@@ -94,7 +96,7 @@ def one(src, scratch, op, batch):
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(scratch + suffix):
             os.remove(scratch + suffix)
-    return statements - start, end - statements, end - start, wal, len(ids)
+    return statements - start, end - statements, wal, len(ids)
 
 
 def main():
@@ -110,19 +112,7 @@ def main():
             p.error(f"unknown operation {op!r}: use {', '.join(SETS)}")
     scratch = a.db + ".floor"
     print(f"SQLite {sqlite3.sqlite_version}; {a.db}")
-    totals = {op: [] for op in ops}
-    for r in range(1, a.rounds + 1):
-        for op in ops:
-            st, co, tot, wal, n = one(a.db, scratch, op, a.batch)
-            totals[op].append(tot)
-            print(
-                f"round {r} {op:8} {n:,} ids: statements {st * 1000:7.0f} ms, "
-                f"commit {co * 1000:6.0f} ms, all {tot * 1000:7.0f} ms, log {wal / 1e6:5.0f} MB"
-            )
-    print("medians:")
-    for op in ops:
-        print(f"  {op:8} {statistics.median(totals[op]) * 1000:7.0f} ms")
-
+    report(ops, a.rounds, lambda op: one(a.db, scratch, op, a.batch), "log")
 
 if __name__ == "__main__":
     main()
