@@ -65,6 +65,9 @@ EOF2
 fi
 
 page_before="$(fresh_page_cost)"
+# The rounds run in a subshell (the pipe into tee): its own trap stops the server it started
+# when a request fails.
+{
 server_pid=""
 trap '[[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null; true' EXIT
 for round in $(seq 1 "$rounds"); do
@@ -122,7 +125,8 @@ EOF
     wait "$server_pid" 2>/dev/null || true
     server_pid=""
   done
-done | tee "$work/times.tsv"
+done
+} | tee "$work/times.tsv"
 if [[ -n "$postgres" ]]; then
   psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
   psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_seed WITH (FORCE)"
