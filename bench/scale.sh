@@ -20,6 +20,8 @@
 # 127.0.0.1:${PICTOGRAPH_BENCH_PG_PORT:-5434}. Not a test: nothing is asserted beyond every
 # request succeeding and every count matching.
 set -euo pipefail
+# A failure inside "$(…)" (a function run for its output) stops the script too.
+shopt -s inherit_errexit
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"

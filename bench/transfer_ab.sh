@@ -14,6 +14,8 @@
 # BENCH_DIR=DIR puts the scratch directory there (default: target/bench); it needs about
 # 2 GB per round for the default size.
 set -euo pipefail
+# A failure inside "$(…)" (a function run for its output) stops the script too.
+shopt -s inherit_errexit
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -64,6 +66,8 @@ one() {
   local data="$work/data-$tag" dl="$work/dl-$tag"
   "$bin" serve --data-dir "$data" --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
   local pid=$!
+  # A failed step ends this function's subshell; the server goes with it.
+  trap "kill $pid 2>/dev/null || true" EXIT
   local url key
   url="$(listening_url "$work/serve.out" "$work/serve.err")"
   key="$(sed -n 's/^  \(pk_[A-Za-z0-9_]*\)$/\1/p' "$work/serve.out" | head -1)"
