@@ -21,6 +21,7 @@ pub fn now(pid: u32) -> anyhow::Result<(f64, f64)> {
 /// Samples a process's RSS in the background; [`Sampler::take`] answers the largest value
 /// since the previous take.
 pub struct Sampler {
+    pid: u32,
     max_kb: Arc<AtomicU64>,
 }
 
@@ -53,11 +54,15 @@ impl Sampler {
                 std::thread::sleep(Duration::from_millis(50));
             }
         });
-        Sampler { max_kb }
+        Sampler { pid, max_kb }
     }
 
-    /// The largest RSS since the previous call.
+    /// The largest RSS since the previous call, the RSS at this moment included (a phase
+    /// shorter than the sampling period would otherwise have no sample at all).
     pub fn take(&self) -> Peak {
+        if let Some(kb) = rss_kb(self.pid) {
+            self.max_kb.fetch_max(kb, Ordering::Relaxed);
+        }
         Peak(self.max_kb.swap(0, Ordering::Relaxed))
     }
 }
