@@ -88,9 +88,10 @@ if [[ -z "$python" ]]; then
     python="$repo/tests/compat/.venv/bin/python"
   else
     python="$here/.venv/bin/python"
-    if [[ ! -x "$python" ]]; then
-      echo "creating bench/.venv (pictograph==1.6.3, pillow)" >&2
-      python3 -m venv "$here/.venv"
+    # Made, or completed (another script may have made it with Pillow alone), on first use.
+    if ! "$python" -c 'import pictograph, PIL' 2>/dev/null; then
+      echo "installing pictograph==1.6.3 and pillow into bench/.venv" >&2
+      [[ -x "$python" ]] || python3 -m venv "$here/.venv"
       "$python" -m pip install --quiet --disable-pip-version-check pictograph==1.6.3 pillow==13.0.0
     fi
   fi
