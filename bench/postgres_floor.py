@@ -78,7 +78,8 @@ NAME_TABLE = (
 
 
 def statements(op, chunks):
-    """(untimed set-up, timed statements) of one operation inside the transaction."""
+    """(set-up, committed and untimed before; timed statements, sent in one transaction) of
+    one operation."""
     setup, timed = [], []
     for n in range(chunks):
         ids = IDS.format(n=n)
