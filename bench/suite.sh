@@ -9,8 +9,8 @@
 #            against per-image calls, download listing, CLI downloads with peak memory,
 #            metadata throughput against a bare axum handler, server RSS); then
 #            bench/upload_download.sh at 10,000 images (about 2 GB), 3 runs of ours and of
-#            `cp -r`, 2 of the Python client and of Label Studio (about 45 minutes on 2 cores
-#            and 12 GB of scratch space for this part alone).
+#            `cp -r`, 2 of the Python client and of Label Studio. 26 minutes in all on 2
+#            cores (plus Label Studio's installation the first time); 12 GB of scratch space.
 #   --quick  every part at a small size (datasets of 10,000 and 100,000, 1 batch round,
 #            2,000 files, 1 run each, no Label Studio): checks the suite runs, in minutes.
 # BENCH_DIR=DIR puts the scratch directories there (default: target/bench). Everything
