@@ -110,11 +110,10 @@ for label, method, op, extra in requests:
                                  method=method, headers={"X-API-Key": key, "Content-Type": "application/json"})
     t = time.monotonic()
     try:
-        r0 = urllib.request.urlopen(req, timeout=600)
+        with urllib.request.urlopen(req, timeout=600) as r:
+            answer = json.load(r)
     except urllib.error.HTTPError as e:
         sys.exit(f"{label}: HTTP {e.code}: {e.read().decode()}")
-    with r0 as r:
-        answer = json.load(r)
     elapsed = time.monotonic() - t
     if answer.get("processed") != batch:
         sys.exit(f"{label}: processed {answer.get('processed')} of {batch}")

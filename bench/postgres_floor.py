@@ -200,11 +200,10 @@ def main():
     for op in ops:
         if op not in known:
             p.error(f"unknown operation {op!r}: use {', '.join(known)}")
-    version = subprocess.run(
-        ["psql", a.url, "-X", "-Atc", "SHOW server_version"], capture_output=True, text=True
-    ).stdout.strip()
+    version = psql(a.url, "\\pset tuples_only on\nSHOW server_version;").strip()
     print(f"PostgreSQL {version}; each operation on a fresh copy of the database")
     report(ops, a.rounds, lambda op: one(a.url, op, a.batch), "WAL")
+
 
 if __name__ == "__main__":
     main()

@@ -114,5 +114,6 @@ def main():
     print(f"SQLite {sqlite3.sqlite_version}; {a.db}")
     report(ops, a.rounds, lambda op: one(a.db, scratch, op, a.batch), "log")
 
+
 if __name__ == "__main__":
     main()
