@@ -2,6 +2,7 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::hashes::{hash_of, HashSet64};
 use crate::http::{field, segment, Req};
 use crate::models::{Dataset, Image, Status};
 use crate::pager::Pager;
@@ -11,7 +12,7 @@ use pictograph_core::names;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -952,24 +953,53 @@ fn clean_component(raw: &str) -> String {
     }
 }
 
-/// The local paths a download has given out so far.
+/// The local paths a download has given out so far: each image's file and each directory,
+/// as hashes (an image's annotation file is known from its image's path).
 #[derive(Default)]
 struct Taken {
-    /// Every file (with its annotation file beside it) and directory, as hashes.
-    paths: HashSet<u64>,
+    /// Hashes of `(FILE, path)` and `(DIR, path)`.
+    paths: HashSet64,
     /// The local directory of each virtual folder seen (its sanitised path, hashed): a
     /// folder named like a file given out before is numbered, once for all its images.
     folders: HashMap<u64, PathBuf>,
 }
 
 impl Taken {
-    fn free(&self, p: &Path) -> bool {
-        !self.paths.contains(&path_hash(p))
+    const FILE: u8 = 0;
+    const DIR: u8 = 1;
+
+    fn has(&self, kind: u8, p: &Path) -> bool {
+        self.paths.contains(hash_of(&(kind, p)))
     }
 
-    fn claim(&mut self, p: &Path) {
-        self.paths.insert(path_hash(p));
+    /// Whether `p` is given out as an image's file or annotation file, or as a directory.
+    fn used(&self, p: &Path) -> bool {
+        self.has(Self::FILE, p)
+            || self.has(Self::DIR, p)
+            || annotated_image(p).is_some_and(|image| self.has(Self::FILE, &image))
     }
+
+    /// Whether an image may take `p`: neither it nor its annotation file is used.
+    fn file_free(&self, p: &Path) -> bool {
+        let annotation = annotation_path(p);
+        !self.used(p) && !self.has(Self::FILE, &annotation) && !self.has(Self::DIR, &annotation)
+    }
+
+    /// Whether a directory may take `p`.
+    fn dir_free(&self, p: &Path) -> bool {
+        !self.used(p)
+    }
+
+    fn claim(&mut self, kind: u8, p: &Path) {
+        self.paths.insert(hash_of(&(kind, p)));
+    }
+}
+
+/// The image whose annotation file `p` would be: `p` without its `.json`.
+fn annotated_image(p: &Path) -> Option<PathBuf> {
+    let name = p.file_name()?.to_str()?;
+    let image = name.strip_suffix(".json").filter(|n| !n.is_empty())?;
+    Some(p.with_file_name(image))
 }
 
 /// The annotation file written beside the image at `rel`: its name plus `.json`.
@@ -1006,32 +1036,21 @@ fn local_path(item: &Item, taken: &mut Taken) -> PathBuf {
     {
         let seg = sanitize_component(seg);
         folder.push(&seg);
-        let key = path_hash(&folder);
+        let key = hash_of(&folder);
         dir = match taken.folders.get(&key) {
             Some(known) => known.clone(),
             None => {
-                let local = first_free(&dir, &seg, |p| taken.free(p));
-                taken.claim(&local);
+                let local = first_free(&dir, &seg, |p| taken.dir_free(p));
+                taken.claim(Taken::DIR, &local);
                 taken.folders.insert(key, local.clone());
                 local
             }
         };
     }
     let name = sanitize_component(item.original_filename.as_deref().unwrap_or(&item.filename));
-    let path = first_free(&dir, &name, |p| {
-        taken.free(p) && taken.free(&annotation_path(p))
-    });
-    taken.claim(&path);
-    taken.claim(&annotation_path(&path));
+    let path = first_free(&dir, &name, |p| taken.file_free(p));
+    taken.claim(Taken::FILE, &path);
     path
-}
-
-/// A path as the set of taken paths keeps it: 8 bytes, whatever its length.
-fn path_hash(p: &Path) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    p.hash(&mut h);
-    h.finish()
 }
 
 /// A bar of `total` files on stderr (hidden when stderr is not a terminal).
@@ -1057,6 +1076,7 @@ fn with_metadata(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     fn item(folder: &str, name: &str) -> Item {
         Item {
@@ -1175,5 +1195,54 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn annotation_files_never_clash_with_files_or_folders() {
+        let items = [
+            ("/", "y.png.json"),
+            // Its annotation file would be the image above.
+            ("/", "y.png"),
+            ("/", "z"),
+            // A folder where the annotation file of the image `z` goes.
+            ("/z.json", "in.png"),
+            ("/q.json", "in.png"),
+            // Its annotation file would be the folder above.
+            ("/", "q"),
+            // A folder beside a file of its name plus `.json` is no clash.
+            ("/", "w.json"),
+            ("/w", "in.png"),
+            ("/", "y.png.json"),
+        ];
+        let paths = layout(&items);
+        let expected = [
+            "y.png.json",
+            "y-2.png",
+            "z",
+            "z-2.json/in.png",
+            "q.json/in.png",
+            "q-2",
+            "w.json",
+            "w/in.png",
+            "y.png-2.json",
+        ];
+        assert_eq!(
+            paths,
+            expected.iter().map(PathBuf::from).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_large_listing_gets_distinct_paths() {
+        // Enough images for many merges of the set of taken paths, with repeated names.
+        let mut taken = Taken::default();
+        let mut seen = HashSet::new();
+        for i in 0..40_000 {
+            let folder = format!("/f{}", i % 7);
+            let path = local_path(&item(&folder, &format!("{}.png", i % 5_000)), &mut taken);
+            assert!(seen.insert(path.clone()), "{} given twice", path.display());
+            assert!(seen.insert(annotation_path(&path)));
+        }
+        assert!(seen.contains(Path::new("f0/0.png")) && seen.contains(Path::new("f0/0-2.png")));
     }
 }

@@ -57,6 +57,7 @@ mod client;
 pub mod datasets;
 pub mod error;
 pub mod formats;
+mod hashes;
 mod http;
 pub mod images;
 pub mod models;
