@@ -4,11 +4,13 @@ use crate::bulk;
 use crate::client::Client;
 use crate::datasets::Progress;
 use crate::error::{Error, Result};
+use crate::hashes::{hash_of, HashSet64};
 use crate::images::{is_supported, mime_for_extension};
 use crate::projects::CreateProject;
 use futures::StreamExt;
 use pictograph_core::names;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -45,8 +47,8 @@ pub enum FileOutcome {
 }
 
 /// A callback of [`FolderUploadOptions::on_file`]: the file's path relative to the folder,
-/// and how it ended.
-pub type FileCallback = Arc<dyn Fn(&Path, FileOutcome) + Send + Sync>;
+/// its size in bytes, and how it ended.
+pub type FileCallback = Arc<dyn Fn(&Path, u64, FileOutcome) + Send + Sync>;
 
 impl Default for FolderUploadOptions {
     fn default() -> Self {
@@ -118,7 +120,7 @@ impl FolderUploadOptions {
 
     /// Sets the callback told how each file ended (uploaded, skipped or failed), e.g. to
     /// count only the bytes actually sent.
-    pub fn on_file(mut self, f: impl Fn(&Path, FileOutcome) + Send + Sync + 'static) -> Self {
+    pub fn on_file(mut self, f: impl Fn(&Path, u64, FileOutcome) + Send + Sync + 'static) -> Self {
         self.on_file = Some(Arc::new(f));
         self
     }
@@ -152,6 +154,8 @@ pub struct UploadReport {
     pub images_skipped: usize,
     /// Files that failed, and folders that could not be read.
     pub failures: Vec<UploadFailure>,
+    /// Sub-folders that could not be read (each is also in `failures`).
+    pub unreadable_folders: usize,
     /// What was passed over without being a failure: symbolic links that loop back into a
     /// folder above them, and broken links not named like an image. One line each.
     pub notes: Vec<String>,
@@ -204,8 +208,14 @@ pub struct FolderScan {
 ///
 /// Two files that would land on the same name (`cats/day/1.jpg` and `cats/night/1.jpg` both
 /// become `/cats/1.jpg`, and with `organize_by_class` off any two files of one name): the
-/// first in sorted path order is uploaded, each other one is a failure naming it. Only names
-/// already on the server before the run count as skipped.
+/// first in sorted path order is uploaded, each other one is a failure naming it (these
+/// failures are told last, once the file that took the name is known). Only names already
+/// on the server before the run count as skipped.
+///
+/// The folder is walked in sorted path order while files are sent, never listed whole:
+/// memory holds the batches in flight, the names of the directories being walked and an
+/// 8-byte hash per file (to find names taken twice), so a million files take a few MB.
+/// With a [`FolderUploadOptions::progress`] callback, a first walk counts the files.
 ///
 /// [`Error::FileNotFound`] when `folder` does not exist or is not a directory (before any
 /// request). Per-file errors (network, validation, conflict, unreadable file) go to
@@ -230,38 +240,48 @@ pub async fn upload_dataset_from_folder(
         Ok(m) if m.is_dir() => {}
         _ => return Err(Error::FileNotFound(root)),
     }
-    let scan_root = root.clone();
-    let scan = tokio::task::spawn_blocking(move || scan_folder(&scan_root))
-        .await
-        .map_err(|e| Error::io(&root, std::io::Error::other(e)))??;
-    upload_scanned_folder(client, dataset_name, scan, options).await
+    // The walk starts here, so that a folder that cannot be read fails the call; with a
+    // progress callback, a first walk counts the files for its total.
+    let (walk_root, counting) = (root.clone(), options.progress.is_some());
+    let (walk, total) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let total = match counting {
+            true => {
+                let summary = summarize_folder(&walk_root)?;
+                summary.files + summary.broken_files
+            }
+            false => 0,
+        };
+        Ok((FolderWalk::new(&walk_root)?, total))
+    })
+    .await
+    .map_err(|e| Error::io(&root, std::io::Error::other(e)))??;
+    let dataset = dataset_for_upload(client, dataset_name, &options).await?;
+    let report = UploadReport {
+        dataset_name: dataset_name.to_string(),
+        dataset_id: dataset.id,
+        ..UploadReport::default()
+    };
+    let upload = Upload {
+        files: Box::new(walk),
+        source: Source::Folder(root.clone()),
+        root,
+        total,
+        broken: Vec::new(),
+    };
+    upload_found(client, report, upload, options).await
 }
 
 /// Uploads what [`scan_folder`] found, as [`upload_dataset_from_folder`] does: for callers
-/// that show totals before the upload starts, without walking the folder twice.
+/// that show totals before the upload starts, without walking the folder twice. The scan
+/// holds every file's path; [`summarize_folder`] then [`upload_dataset_from_folder`] hold
+/// none.
 pub async fn upload_scanned_folder(
     client: &Client,
     dataset_name: &str,
     scan: FolderScan,
     options: FolderUploadOptions,
 ) -> Result<UploadReport> {
-    let dataset = match client.projects().get(dataset_name).await {
-        Ok(d) => d,
-        Err(Error::NotFound(_)) if options.create_if_missing => {
-            match client
-                .projects()
-                .create(dataset_name, CreateProject::default())
-                .await
-            {
-                Ok(d) => d,
-                // Someone else created it meanwhile.
-                Err(Error::Conflict(_)) => client.projects().get(dataset_name).await?,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(e) => return Err(e),
-    };
-
+    let dataset = dataset_for_upload(client, dataset_name, &options).await?;
     let FolderScan {
         root,
         files,
@@ -271,16 +291,115 @@ pub async fn upload_scanned_folder(
         ..
     } = scan;
     let total = files.len() + broken_files.len();
-    let mut report = UploadReport {
+    let report = UploadReport {
         dataset_name: dataset_name.to_string(),
-        dataset_id: dataset.id.clone(),
-        images_attempted: total,
+        dataset_id: dataset.id,
+        unreadable_folders: unreadable_folders.len(),
         failures: unreadable_folders,
         notes,
         ..UploadReport::default()
     };
+    let source = Source::Scan(Arc::new(files));
+    let upload = Upload {
+        files: source.found(),
+        source,
+        root,
+        total,
+        broken: broken_files,
+    };
+    upload_found(client, report, upload, options).await
+}
+
+/// The dataset a folder upload goes to, created when missing if the options allow.
+async fn dataset_for_upload(
+    client: &Client,
+    dataset_name: &str,
+    options: &FolderUploadOptions,
+) -> Result<crate::models::Dataset> {
+    match client.projects().get(dataset_name).await {
+        Ok(d) => Ok(d),
+        Err(Error::NotFound(_)) if options.create_if_missing => {
+            match client
+                .projects()
+                .create(dataset_name, CreateProject::default())
+                .await
+            {
+                Ok(d) => Ok(d),
+                // Someone else created it meanwhile.
+                Err(Error::Conflict(_)) => client.projects().get(dataset_name).await,
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Where the files of a folder upload come from, in sorted path order, as many times as
+/// asked: a walk of the folder, or the list of a [`FolderScan`].
+#[derive(Clone)]
+enum Source {
+    Folder(PathBuf),
+    Scan(Arc<Vec<ScannedFile>>),
+}
+
+impl Source {
+    /// What the source holds, from the start. A folder that can no longer be read yields
+    /// nothing.
+    fn found(&self) -> Box<dyn Iterator<Item = Found> + Send> {
+        match self {
+            Source::Folder(root) => match FolderWalk::new(root) {
+                Ok(walk) => Box::new(walk),
+                Err(_) => Box::new(std::iter::empty()),
+            },
+            Source::Scan(files) => {
+                let files = files.clone();
+                Box::new((0..files.len()).map(move |i| Found::File(files[i].clone())))
+            }
+        }
+    }
+}
+
+/// A file whose name an earlier file of the run takes: refused once the run knows which.
+struct Clash {
+    rel: PathBuf,
+    size: u64,
+    key: u64,
+    folder: String,
+    filename: String,
+}
+
+/// What a folder upload sends.
+struct Upload {
+    /// The folder.
+    root: PathBuf,
+    /// A walk of `source`, started.
+    files: Box<dyn Iterator<Item = Found> + Send>,
+    /// Where the files come from, to walk again.
+    source: Source,
+    /// The progress callback's total.
+    total: usize,
+    /// Entries named like an image found unreadable beforehand, refused first.
+    broken: Vec<UploadFailure>,
+}
+
+/// The upload itself: the files stream into batches, two batches in flight, so that memory
+/// holds those batches and one 8-byte hash per file, however many files there are.
+async fn upload_found(
+    client: &Client,
+    mut report: UploadReport,
+    upload: Upload,
+    options: FolderUploadOptions,
+) -> Result<UploadReport> {
+    let Upload {
+        root,
+        files,
+        source,
+        total,
+        broken,
+    } = upload;
     let mut done = 0;
-    let mut ended = |report: &mut UploadReport, rel: &Path, outcome: bulk::Outcome| {
+    let mut attempted = 0;
+    let mut ended = |report: &mut UploadReport, rel: &Path, size: u64, outcome: bulk::Outcome| {
         done += 1;
         let how = match outcome {
             bulk::Outcome::Uploaded => {
@@ -309,29 +428,23 @@ pub async fn upload_scanned_folder(
             }
         };
         if let Some(f) = &options.on_file {
-            f(rel, how);
+            f(rel, size, how);
         }
         if let Some(p) = &options.progress {
-            p(done, total, Some(&rel.to_string_lossy()));
+            p(done, total.max(done), Some(&rel.to_string_lossy()));
         }
     };
 
-    // Files refused before any request: broken links, names no folder can take, and names
-    // another file of this run takes.
-    let mut planned = Vec::new();
-    for failure in broken_files {
+    // Files refused before any request: broken links.
+    for failure in broken {
+        attempted += 1;
         let rel = failure.path.strip_prefix(&root).unwrap_or(&failure.path);
         ended(
             &mut report,
             rel,
+            0,
             bulk::Outcome::refused(failure.reason.clone()),
         );
-    }
-    for (rel, plan) in plan_all(&root, files, options.organize_by_class) {
-        match plan {
-            Ok(p) => planned.push((rel, p)),
-            Err(reason) => ended(&mut report, &rel, bulk::Outcome::refused(reason)),
-        }
     }
 
     let workers = if options.parallel {
@@ -341,78 +454,161 @@ pub async fn upload_scanned_folder(
     };
     // Batches are signed and registered in one request each; two run at once so that one
     // batch's PUTs overlap the other's bookkeeping.
-    let batches: Vec<Vec<(PathBuf, bulk::Planned)>> =
-        planned.chunks(bulk::BATCH).map(<[_]>::to_vec).collect();
     let in_flight = if workers > 1 { 2 } else { 1 };
+    let per_batch = workers.div_ceil(in_flight);
     let halt = bulk::Halt::default();
-    let mut results = futures::stream::iter(batches)
-        .map(|batch| {
-            let client = client.clone();
-            let halt = halt.clone();
-            let dataset_id = dataset.id.clone();
-            let skip = options.skip_existing;
-            async move {
-                let (rels, files): (Vec<PathBuf>, Vec<bulk::Planned>) = batch.into_iter().unzip();
-                let per_batch = workers.div_ceil(in_flight);
-                let outcomes =
-                    bulk::upload_batch(&client, &dataset_id, &files, skip, per_batch, &halt).await;
-                (rels, outcomes)
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2 * bulk::BATCH);
+    let producer = tokio::task::spawn_blocking(move || {
+        for found in files {
+            if tx.blocking_send(found).is_err() {
+                break;
             }
-        })
-        .buffer_unordered(in_flight);
-    while let Some((rels, outcomes)) = results.next().await {
-        let mut outcomes = outcomes.into_iter();
-        for rel in rels {
-            let outcome = outcomes.next().unwrap_or_else(bulk::Outcome::missing);
-            ended(&mut report, &rel, outcome);
+        }
+    });
+    let dataset_id = report.dataset_id.clone();
+    let run = |batch: Vec<(PathBuf, u64, bulk::Planned)>| {
+        let (client, halt, dataset_id) = (client.clone(), halt.clone(), dataset_id.clone());
+        let skip = options.skip_existing;
+        async move {
+            let files: Vec<bulk::Planned> = batch.iter().map(|(_, _, p)| p.clone()).collect();
+            let outcomes =
+                bulk::upload_batch(&client, &dataset_id, &files, skip, per_batch, &halt).await;
+            (batch, outcomes)
+        }
+    };
+    let mut running = futures::stream::FuturesUnordered::new();
+    let mut batch = Vec::with_capacity(bulk::BATCH);
+    let mut taken = HashSet64::default();
+    let mut clashes = Vec::new();
+    let mut reading = true;
+    enum Event<B> {
+        Found(Option<Found>),
+        Uploaded(B),
+    }
+    loop {
+        let event = tokio::select! {
+            found = rx.recv(), if reading && running.len() < in_flight => Event::Found(found),
+            Some(uploaded) = running.next(), if !running.is_empty() => Event::Uploaded(uploaded),
+            else => break,
+        };
+        match event {
+            Event::Found(Some(Found::File(file))) => {
+                attempted += 1;
+                match plan(&root, &file, options.organize_by_class) {
+                    Err(e) => ended(
+                        &mut report,
+                        &file.path,
+                        file.size,
+                        bulk::Outcome::refused(e.to_string()),
+                    ),
+                    Ok(p) => {
+                        let key = hash_of(&(p.folder.as_str(), p.filename.trim()));
+                        if taken.insert(key) {
+                            batch.push((file.path, file.size, p));
+                            if batch.len() == bulk::BATCH {
+                                running.push(run(std::mem::take(&mut batch)));
+                            }
+                        } else {
+                            clashes.push(Clash {
+                                rel: file.path,
+                                size: file.size,
+                                key,
+                                folder: p.folder,
+                                filename: p.filename,
+                            });
+                        }
+                    }
+                }
+            }
+            Event::Found(Some(Found::Broken(failure))) => {
+                attempted += 1;
+                let rel = failure
+                    .path
+                    .strip_prefix(&root)
+                    .unwrap_or(&failure.path)
+                    .to_path_buf();
+                ended(&mut report, &rel, 0, bulk::Outcome::refused(failure.reason));
+            }
+            Event::Found(Some(Found::UnreadableFolder(failure))) => {
+                report.unreadable_folders += 1;
+                report.failures.push(failure);
+            }
+            Event::Found(Some(Found::Note(note))) => report.notes.push(note),
+            Event::Found(Some(Found::Ignored)) => {}
+            Event::Found(None) => {
+                reading = false;
+                if !batch.is_empty() {
+                    running.push(run(std::mem::take(&mut batch)));
+                }
+            }
+            Event::Uploaded((batch, outcomes)) => {
+                let mut outcomes = outcomes.into_iter();
+                for (rel, size, _) in batch {
+                    let outcome = outcomes.next().unwrap_or_else(bulk::Outcome::missing);
+                    ended(&mut report, &rel, size, outcome);
+                }
+            }
         }
     }
+    producer
+        .await
+        .map_err(|e| Error::io(&root, std::io::Error::other(e)))?;
+
+    // Name each clash's first file: the first of the run, in path order, with its key.
+    if !clashes.is_empty() {
+        let mut firsts: HashMap<u64, Option<PathBuf>> =
+            clashes.iter().map(|c| (c.key, None)).collect();
+        let organize = options.organize_by_class;
+        let (scan_root, source) = (root.clone(), source.clone());
+        firsts = tokio::task::spawn_blocking(move || {
+            let mut left = firsts.len();
+            for found in source.found() {
+                let Found::File(file) = found else { continue };
+                let Ok(p) = plan(&scan_root, &file, organize) else {
+                    continue;
+                };
+                let key = hash_of(&(p.folder.as_str(), p.filename.trim()));
+                if let Some(first @ None) = firsts.get_mut(&key) {
+                    *first = Some(file.path);
+                    left -= 1;
+                    if left == 0 {
+                        break;
+                    }
+                }
+            }
+            firsts
+        })
+        .await
+        .map_err(|e| Error::io(&root, std::io::Error::other(e)))?;
+        for c in clashes {
+            let first = firsts.get(&c.key).and_then(Option::as_deref);
+            let reason = taken_by(first, &c.folder, &c.filename, options.organize_by_class);
+            ended(&mut report, &c.rel, c.size, bulk::Outcome::refused(reason));
+        }
+    }
+    report.images_attempted = attempted;
     Ok(report)
 }
 
-/// Where each file goes (see [`plan`]), in the order of `files` (sorted by path). A file
-/// whose target name an earlier one of the run already takes is refused with a reason
-/// naming that one, so that the run never conflicts with itself.
-fn plan_all(
-    root: &Path,
-    files: Vec<ScannedFile>,
-    organize_by_class: bool,
-) -> Vec<(PathBuf, std::result::Result<bulk::Planned, String>)> {
-    let mut taken: HashMap<(String, String), PathBuf> = HashMap::new();
-    files
-        .into_iter()
-        .map(|f| {
-            let planned = plan(root, &f, organize_by_class).map_err(|e| e.to_string());
-            let planned = planned.and_then(|p| {
-                let key = (p.folder.clone(), p.filename.trim().to_string());
-                match taken.get(&key) {
-                    Some(first) => Err(taken_by(first, &p, organize_by_class)),
-                    None => {
-                        taken.insert(key, f.path.clone());
-                        Ok(p)
-                    }
-                }
-            });
-            (f.path, planned)
-        })
-        .collect()
-}
-
-/// Why a file is not uploaded when `first`, earlier in the run, lands on its name.
-fn taken_by(first: &Path, p: &bulk::Planned, organize_by_class: bool) -> String {
-    let target = match p.folder.as_str() {
-        "/" => format!("/{}", p.filename.trim()),
-        folder => format!("{folder}/{}", p.filename.trim()),
+/// Why a file is not uploaded when `first`, earlier in the run, lands on its name
+/// `filename` in `folder`.
+fn taken_by(first: Option<&Path>, folder: &str, filename: &str, organize_by_class: bool) -> String {
+    let target = match folder {
+        "/" => format!("/{}", filename.trim()),
+        folder => format!("{folder}/{}", filename.trim()),
     };
     let why = if organize_by_class {
         "nested folders go to their first-level folder"
     } else {
         "every file goes to /"
     };
-    format!(
-        "another file of this folder, {}, is uploaded as {target} ({why})",
-        first.display()
-    )
+    match first {
+        Some(first) => format!(
+            "another file of this folder, {}, is uploaded as {target} ({why})",
+            first.display()
+        ),
+        None => format!("another file of this folder is uploaded as {target} ({why})"),
+    }
 }
 
 /// Where and how one file goes: its virtual folder (the first-level sub-directory with
@@ -445,19 +641,216 @@ fn plan(root: &Path, file: &ScannedFile, organize_by_class: bool) -> Result<bulk
 
 /// The identity of a directory, to tell when a link leads back into one being walked.
 #[cfg(unix)]
-fn dir_id(_path: &Path, meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+type DirId = (u64, u64);
+
+/// The identity of a directory, to tell when a link leads back into one being walked.
+#[cfg(not(unix))]
+type DirId = PathBuf;
+
+/// The identity of the directory at `path`.
+#[cfg(unix)]
+fn dir_id(_path: &Path, meta: &std::fs::Metadata) -> Option<DirId> {
     use std::os::unix::fs::MetadataExt;
     Some((meta.dev(), meta.ino()))
 }
 
-/// The identity of a directory, to tell when a link leads back into one being walked.
+/// The identity of the directory at `path`.
 #[cfg(not(unix))]
-fn dir_id(path: &Path, _meta: &std::fs::Metadata) -> Option<PathBuf> {
+fn dir_id(path: &Path, _meta: &std::fs::Metadata) -> Option<DirId> {
     std::fs::canonicalize(path).ok()
 }
 
-/// Walks `folder` for a folder upload (blocking: from async code, call it in
-/// `spawn_blocking`).
+/// One thing a walk of a folder found.
+enum Found {
+    /// A supported image file.
+    File(ScannedFile),
+    /// An entry named like an image that cannot be read.
+    Broken(UploadFailure),
+    /// A sub-folder that cannot be read.
+    UnreadableFolder(UploadFailure),
+    /// A link passed over.
+    Note(String),
+    /// A file of another type.
+    Ignored,
+}
+
+/// A walk of a folder in sorted path order: each directory's names are read and sorted when
+/// it is entered, and its sub-folders are walked in their place among them. It holds the
+/// names of the directories it is inside, never the files found before.
+struct FolderWalk {
+    root: PathBuf,
+    levels: Vec<Level>,
+    /// Found while entering a directory, answered next.
+    queued: Option<Found>,
+}
+
+/// A directory being walked.
+struct Level {
+    /// Its path relative to the root.
+    rel: PathBuf,
+    /// The identities of it and the directories above it.
+    above: Vec<DirId>,
+    /// Its names not walked yet.
+    names: std::vec::IntoIter<OsString>,
+}
+
+impl FolderWalk {
+    /// [`Error::FileNotFound`] when `root` does not exist or is not a directory,
+    /// [`Error::Io`] when it cannot be read.
+    fn new(root: &Path) -> Result<FolderWalk> {
+        let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
+        if !meta.is_dir() {
+            return Err(Error::FileNotFound(root.to_path_buf()));
+        }
+        let (names, failed) = read_names(root).map_err(|e| Error::io(root, e))?;
+        Ok(FolderWalk {
+            root: root.to_path_buf(),
+            levels: vec![Level {
+                rel: PathBuf::new(),
+                above: dir_id(root, &meta).into_iter().collect(),
+                names: names.into_iter(),
+            }],
+            queued: failed.map(|e| Found::UnreadableFolder(unreadable_folder(root.into(), &e))),
+        })
+    }
+
+    /// What the entry `name` of the innermost directory is; `None` when there is nothing to
+    /// answer for it (a sub-folder entered, a file gone since its folder was read).
+    fn visit(&mut self, name: OsString) -> Option<Found> {
+        let level = self.levels.last()?;
+        let child = level.rel.join(&name);
+        let path = self.root.join(&child);
+        let own = std::fs::symlink_metadata(&path);
+        let is_link = own.as_ref().is_ok_and(|m| m.file_type().is_symlink());
+        // Links are followed: the metadata is the target's.
+        let meta = if is_link {
+            std::fs::metadata(&path)
+        } else {
+            own
+        };
+        let meta = match meta {
+            Ok(meta) => meta,
+            // Gone since the folder was read.
+            Err(e) if !is_link && e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) if is_supported(&child) => {
+                return Some(Found::Broken(unreadable_file(path, is_link, &e)))
+            }
+            Err(e) if is_link => {
+                let why = broken_link(&path, &e);
+                return Some(Found::Note(format!("skipped {}: {why}", child.display())));
+            }
+            // Not named like an image: a folder out of reach, most likely (its path too long).
+            Err(e) => return Some(Found::UnreadableFolder(unreadable_folder(path, &e))),
+        };
+        if meta.is_dir() {
+            let id = dir_id(&path, &meta);
+            if id.as_ref().is_some_and(|id| level.above.contains(id)) {
+                return Some(Found::Note(format!(
+                    "skipped {}: it links back to a folder above it (a loop)",
+                    child.display()
+                )));
+            }
+            let mut above = level.above.clone();
+            above.extend(id);
+            let (names, failed) = match read_names(&path) {
+                Ok(read) => read,
+                Err(e) => return Some(Found::UnreadableFolder(unreadable_folder(path, &e))),
+            };
+            self.levels.push(Level {
+                rel: child,
+                above,
+                names: names.into_iter(),
+            });
+            failed.map(|e| Found::UnreadableFolder(unreadable_folder(path, &e)))
+        } else if meta.is_file() && is_supported(&child) {
+            Some(Found::File(ScannedFile {
+                path: child,
+                size: meta.len(),
+            }))
+        } else {
+            Some(Found::Ignored)
+        }
+    }
+}
+
+impl Iterator for FolderWalk {
+    type Item = Found;
+
+    fn next(&mut self) -> Option<Found> {
+        if let Some(found) = self.queued.take() {
+            return Some(found);
+        }
+        loop {
+            let level = self.levels.last_mut()?;
+            match level.names.next() {
+                None => {
+                    self.levels.pop();
+                }
+                Some(name) => {
+                    if let Some(found) = self.visit(name) {
+                        return Some(found);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The names in `dir`, sorted, and the error that ended the listing early, if one did.
+fn read_names(dir: &Path) -> std::io::Result<(Vec<OsString>, Option<std::io::Error>)> {
+    let mut names = Vec::new();
+    let mut failed = None;
+    for entry in std::fs::read_dir(dir)? {
+        match entry {
+            Ok(entry) => names.push(entry.file_name()),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    names.sort_unstable();
+    Ok((names, failed))
+}
+
+/// What a folder upload of a folder would find, counted by [`summarize_folder`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FolderSummary {
+    /// Supported image files.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Files of other types.
+    pub ignored: usize,
+    /// Entries named like an image that cannot be read (links to missing files).
+    pub broken_files: usize,
+    /// Sub-folders that cannot be read.
+    pub unreadable_folders: usize,
+}
+
+/// Counts what a folder upload of `folder` would find, walking it as the upload does but
+/// holding none of the paths (blocking: from async code, call it in `spawn_blocking`).
+/// Errors as [`scan_folder`].
+pub fn summarize_folder(folder: impl AsRef<Path>) -> Result<FolderSummary> {
+    let mut summary = FolderSummary::default();
+    for found in FolderWalk::new(folder.as_ref())? {
+        match found {
+            Found::File(f) => {
+                summary.files += 1;
+                summary.bytes += f.size;
+            }
+            Found::Broken(_) => summary.broken_files += 1,
+            Found::UnreadableFolder(_) => summary.unreadable_folders += 1,
+            Found::Ignored => summary.ignored += 1,
+            Found::Note(_) => {}
+        }
+    }
+    Ok(summary)
+}
+
+/// Walks `folder` for a folder upload and lists what it finds (blocking: from async code,
+/// call it in `spawn_blocking`). The list holds every file's path: to count them only, use
+/// [`summarize_folder`].
 ///
 /// Recursive; symbolic links to files and folders are followed, a link back into a folder
 /// above it (a loop) is passed over with a note, and a broken link is a broken file when
@@ -466,100 +859,19 @@ fn dir_id(path: &Path, _meta: &std::fs::Metadata) -> Option<PathBuf> {
 /// a directory, [`Error::Io`] when it cannot be read itself.
 pub fn scan_folder(folder: impl AsRef<Path>) -> Result<FolderScan> {
     let root = folder.as_ref().to_path_buf();
-    let root_meta = std::fs::metadata(&root).map_err(|e| Error::io(&root, e))?;
-    if !root_meta.is_dir() {
-        return Err(Error::FileNotFound(root));
-    }
     let mut scan = FolderScan {
         root: root.clone(),
         ..FolderScan::default()
     };
-    // Each folder to read, with the identities of it and the folders above it.
-    let mut stack = vec![(
-        PathBuf::new(),
-        dir_id(&root, &root_meta).into_iter().collect::<Vec<_>>(),
-    )];
-    let mut first = true;
-    while let Some((rel, above)) = stack.pop() {
-        let dir = root.join(&rel);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if first => return Err(Error::io(&dir, e)),
-            Err(e) => {
-                scan.unreadable_folders.push(unreadable_folder(dir, &e));
-                continue;
-            }
-        };
-        first = false;
-        for entry in entries {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    scan.unreadable_folders
-                        .push(unreadable_folder(dir.clone(), &e));
-                    break;
-                }
-            };
-            let child = rel.join(entry.file_name());
-            let path = entry.path();
-            let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
-            // Links are followed: the metadata is the target's.
-            let meta = if is_link {
-                std::fs::metadata(&path)
-            } else {
-                entry.metadata()
-            };
-            let meta = match meta {
-                Ok(meta) => meta,
-                // Gone since the folder was listed.
-                Err(e) if !is_link && e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) if is_supported(&child) => {
-                    scan.broken_files.push(unreadable_file(path, is_link, &e));
-                    continue;
-                }
-                Err(e) if is_link => {
-                    scan.notes.push(format!(
-                        "skipped {}: {}",
-                        child.display(),
-                        broken_link(&path, &e)
-                    ));
-                    continue;
-                }
-                // Not named like an image: a folder that cannot be entered, most likely.
-                Err(e) => {
-                    scan.unreadable_folders.push(UploadFailure {
-                        path,
-                        reason: format!("cannot read it: {e}"),
-                        retryable: false,
-                    });
-                    continue;
-                }
-            };
-            if meta.is_dir() {
-                let id = dir_id(&path, &meta);
-                if id.as_ref().is_some_and(|id| above.contains(id)) {
-                    scan.notes.push(format!(
-                        "skipped {}: it links back to a folder above it (a loop)",
-                        child.display()
-                    ));
-                    continue;
-                }
-                let mut below = above.clone();
-                below.extend(id);
-                stack.push((child, below));
-            } else if !meta.is_file() {
-                scan.ignored += 1;
-            } else if is_supported(&child) {
-                scan.files.push(ScannedFile {
-                    path: child,
-                    size: meta.len(),
-                });
-            } else {
-                scan.ignored += 1;
-            }
+    for found in FolderWalk::new(&root)? {
+        match found {
+            Found::File(f) => scan.files.push(f),
+            Found::Broken(f) => scan.broken_files.push(f),
+            Found::UnreadableFolder(f) => scan.unreadable_folders.push(f),
+            Found::Note(note) => scan.notes.push(note),
+            Found::Ignored => scan.ignored += 1,
         }
     }
-    scan.files.sort_by(|a, b| a.path.cmp(&b.path));
     scan.unreadable_folders.sort_by(|a, b| a.path.cmp(&b.path));
     scan.broken_files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(scan)

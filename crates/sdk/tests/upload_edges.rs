@@ -56,10 +56,10 @@ async fn names_taken_twice_in_one_run_upload_the_first_and_fail_the_others() {
 
     let told = Arc::new(Mutex::new(Vec::new()));
     let into = told.clone();
-    let options = FolderUploadOptions::default().on_file(move |f, how| {
+    let options = FolderUploadOptions::default().on_file(move |f, size, how| {
         into.lock()
             .unwrap()
-            .push((f.to_string_lossy().into_owned(), how))
+            .push((f.to_string_lossy().into_owned(), size, how))
     });
     let r = upload_dataset_from_folder(c, "nest", &root, options.clone())
         .await
@@ -94,9 +94,20 @@ async fn names_taken_twice_in_one_run_upload_the_first_and_fail_the_others() {
         .lock()
         .unwrap()
         .iter()
-        .filter(|(f, how)| f.starts_with("cats/night/") && *how == FileOutcome::Failed)
+        .filter(|(f, _, how)| f.starts_with("cats/night/") && *how == FileOutcome::Failed)
         .count();
     assert_eq!(night, 40, "on_file tells each one failed");
+    let sizes: Vec<(String, u64)> = told
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(f, _, _)| f.ends_with("/00.jpg"))
+        .map(|(f, size, _)| (f.clone(), *size))
+        .collect();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    for (f, told) in sizes {
+        assert_eq!(told, size(&root.join(&f)), "on_file tells {f}'s size");
+    }
 
     // A re-run skips what the first run uploaded and fails the same others again: a name
     // taken by this run is never "already there".

@@ -24,8 +24,8 @@ fn road_signs(root: &Path) {
 /// An `on_file` callback that records each file's relative path and outcome in `into`.
 fn record(
     into: Arc<Mutex<Vec<(String, FileOutcome)>>>,
-) -> impl Fn(&Path, FileOutcome) + Send + Sync + 'static {
-    move |file, outcome| {
+) -> impl Fn(&Path, u64, FileOutcome) + Send + Sync + 'static {
+    move |file, _size, outcome| {
         into.lock()
             .unwrap()
             .push((file.to_string_lossy().into_owned(), outcome))

@@ -3,9 +3,10 @@
 
 use super::progress::{timing, Progress};
 use super::{finish, human_bytes, print_json, shown, usage, CliError, CliResult, ClientArgs, Ctx};
-use pictograph::workflows::{scan_folder, upload_scanned_folder, FileOutcome, FolderUploadOptions};
+use pictograph::workflows::{
+    summarize_folder, upload_dataset_from_folder, FileOutcome, FolderUploadOptions,
+};
 use serde_json::json;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -72,24 +73,21 @@ async fn upload(args: UploadArgs) -> CliResult {
         return usage("--dataset must not be blank");
     }
     let ctx = Ctx::connect(&args.conn)?;
-    let scan = tokio::task::spawn_blocking(move || scan_folder(&folder))
+    // Counted first (the walk holds no list of files), for the totals shown; the upload
+    // walks the folder again.
+    let counted = folder.clone();
+    let summary = tokio::task::spawn_blocking(move || summarize_folder(&counted))
         .await
         .map_err(|e| CliError::Other(e.into()))??;
-    if scan.files.is_empty() && scan.broken_files.is_empty() && scan.unreadable_folders.is_empty() {
+    if summary.files == 0 && summary.broken_files == 0 && summary.unreadable_folders == 0 {
         return Err(CliError::Other(anyhow::anyhow!(
             "no image files under {} (supported: jpg, jpeg, png, webp, bmp, tif, tiff, gif, heic)",
             args.folder.display()
         )));
     }
-    let ignored = scan.ignored;
-    let folders_failed = scan.unreadable_folders.len();
-    let sizes: HashMap<String, u64> = scan
-        .files
-        .iter()
-        .map(|f| (f.path.to_string_lossy().into_owned(), f.size))
-        .collect();
-    let total_bytes: u64 = sizes.values().sum();
-    let total_files = sizes.len() + scan.broken_files.len();
+    let ignored = summary.ignored;
+    let total_bytes = summary.bytes;
+    let total_files = summary.files + summary.broken_files;
     let progress = Arc::new(Progress::new(
         "upload",
         total_files as u64,
@@ -104,24 +102,20 @@ async fn upload(args: UploadArgs) -> CliResult {
             args.workers
         );
     }
-    let sizes = Arc::new(sizes);
     let options = {
-        let (p, sizes) = (progress.clone(), sizes.clone());
+        let p = progress.clone();
         FolderUploadOptions::default()
             .organize_by_class(!args.flat)
             .max_workers(args.workers as usize)
             .skip_existing(!args.no_skip_existing)
             .create_if_missing(!args.no_create)
-            .on_file(move |file, outcome| {
-                let size = sizes.get(&*file.to_string_lossy()).copied().unwrap_or(0);
-                match outcome {
-                    FileOutcome::Uploaded => p.file_done(size),
-                    FileOutcome::Skipped => p.file_not_sent(size, true),
-                    FileOutcome::Failed => p.file_not_sent(size, false),
-                }
+            .on_file(move |_, size, outcome| match outcome {
+                FileOutcome::Uploaded => p.file_done(size),
+                FileOutcome::Skipped => p.file_not_sent(size, true),
+                FileOutcome::Failed => p.file_not_sent(size, false),
             })
     };
-    let result = upload_scanned_folder(&ctx.client, &name, scan, options).await;
+    let result = upload_dataset_from_folder(&ctx.client, &name, &folder, options).await;
     progress.finish();
     let report = result.map_err(|e| match e {
         pictograph::Error::NotFound(_) if args.no_create => {
@@ -134,6 +128,7 @@ async fn upload(args: UploadArgs) -> CliResult {
     let bytes_uploaded = progress.bytes();
     let (bytes_skipped, bytes_failed) = (progress.skipped_bytes(), progress.failed_bytes());
     // The failures include the folders that could not be read.
+    let folders_failed = report.unreadable_folders;
     let failed = report.failures.len() - folders_failed;
     let failures: Vec<(String, &str, bool)> = report
         .failures
