@@ -62,6 +62,10 @@ struct Args {
     /// 0 skips the downloads.
     #[arg(long, default_value_t = 100_000)]
     download_max: u64,
+    /// Largest folder of small images (as many files as a dataset size, in 100 class
+    /// folders) also uploaded with the CLI into a new dataset; 0 skips the uploads.
+    #[arg(long, default_value_t = 100_000)]
+    upload_max: u64,
     /// At the end, delete the largest dataset while another dataset is updated over and
     /// over, and report how long those updates waited.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -688,6 +692,57 @@ async fn main() -> Result<()> {
                 "  {:>9} images: {:>7.1} s, {files} files, CLI RSS max {:.1} MB, server RSS max {:.1} MB",
                 s.size,
                 t.elapsed().as_secs_f64(),
+                cli.take().max_mb(),
+                sampler.take().max_mb()
+            ));
+            std::fs::remove_dir_all(&dir)?;
+        }
+    }
+    if args.upload_max > 0 {
+        row(
+            "CLI upload of small JPEGs (a fresh folder and dataset each): time, CLI peak RSS, server peak RSS"
+                .into(),
+        );
+        let sample = args.work.join("upload-sample.jpg");
+        sample_jpeg(&sample)?;
+        let bytes = std::fs::read(&sample)?;
+        for s in sets.iter().filter(|s| s.size <= args.upload_max) {
+            let dir = args.work.join(format!("up-{}", s.size));
+            for c in 0..100 {
+                std::fs::create_dir_all(dir.join(format!("class_{c:02}")))?;
+            }
+            for i in 0..s.size {
+                std::fs::write(
+                    dir.join(format!("class_{:02}/img_{i:07}.jpg", i % 100)),
+                    &bytes,
+                )?;
+            }
+            let name = format!("uploaded-{}", s.size);
+            let t = Instant::now();
+            let mut child = Command::new(&args.bin)
+                .arg("upload")
+                .arg(&dir)
+                .args(["--dataset", &name])
+                .env("PICTOGRAPH_API_KEY", &key)
+                .env("PICTOGRAPH_BASE_URL", &server.url)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            let cli = rss::Sampler::start(child.id());
+            let status = child.wait()?;
+            let secs = t.elapsed().as_secs_f64();
+            ensure!(
+                status.success(),
+                "pictograph upload of {} files failed",
+                s.size
+            );
+            let got = api.get(&format!("/datasets/by-name/{name}")).await?;
+            let held = got["dataset"]["image_count"].as_u64();
+            ensure!(held == Some(s.size), "{name} holds {held:?} images");
+            row(format!(
+                "  {:>9} files: {secs:>7.1} s ({:.0} files/s), CLI RSS max {:.1} MB, server RSS max {:.1} MB",
+                s.size,
+                s.size as f64 / secs,
                 cli.take().max_mb(),
                 sampler.take().max_mb()
             ));
