@@ -62,10 +62,13 @@ struct Args {
     /// 0 skips the downloads.
     #[arg(long, default_value_t = 100_000)]
     download_max: u64,
-    /// Largest folder of small images (as many files as a dataset size, in 100 class
-    /// folders) also uploaded with the CLI into a new dataset; 0 skips the uploads.
+    /// Largest folder of small images (as many files as a dataset size) also uploaded with
+    /// the CLI into a new dataset; 0 skips the uploads.
     #[arg(long, default_value_t = 100_000)]
     upload_max: u64,
+    /// Class folders the uploaded files are spread over (1: all in one folder).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    upload_folders: u64,
     /// At the end, delete the largest dataset while another dataset is updated over and
     /// over, and report how long those updates waited.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -699,21 +702,22 @@ async fn main() -> Result<()> {
         }
     }
     if args.upload_max > 0 {
-        row(
-            "CLI upload of small JPEGs (a fresh folder and dataset each): time, CLI peak RSS, server peak RSS"
-                .into(),
-        );
+        row(format!(
+            "CLI upload of small JPEGs in {} folder(s) (a fresh folder and dataset each): time, CLI peak RSS, server peak RSS",
+            args.upload_folders
+        ));
         let sample = args.work.join("upload-sample.jpg");
         sample_jpeg(&sample)?;
         let bytes = std::fs::read(&sample)?;
         for s in sets.iter().filter(|s| s.size <= args.upload_max) {
             let dir = args.work.join(format!("up-{}", s.size));
-            for c in 0..100 {
-                std::fs::create_dir_all(dir.join(format!("class_{c:02}")))?;
+            let folders = args.upload_folders;
+            for c in 0..folders {
+                std::fs::create_dir_all(dir.join(format!("class_{c:04}")))?;
             }
             for i in 0..s.size {
                 std::fs::write(
-                    dir.join(format!("class_{:02}/img_{i:07}.jpg", i % 100)),
+                    dir.join(format!("class_{:04}/img_{i:07}.jpg", i % folders)),
                     &bytes,
                 )?;
             }
