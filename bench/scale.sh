@@ -4,18 +4,18 @@
 #
 # Usage: bench/scale.sh [--sqlite-only | --postgres-only] [-- ARGS…]
 #   ARGS go to the measuring tool (see `pictograph-scale --help`): --sizes, --batch,
-#   --load-secs, --connections, --download-max, --annotations (boxes on every seeded image:
-#   a labelled dataset), …
+#   --load-secs, --connections, --download-max, --upload-max, --upload-folders, --annotations
+#   (boxes on every seeded image: a labelled dataset), …
 # BENCH_DIR=DIR puts the scratch directories there (default: target/bench); the 1M-image
 # runs need about 3 GB.
 #
 # Prints, per backend: the cost-growth table (get, first and last list pages, download-listing
 # pages, 1,000-id moves at each size); one request each of move, status update, archive,
 # restore and copy of 100,000 images of the 1M dataset against the same move done one image
-# per request; a walk of the whole download listing; full CLI downloads with the CLI's and
-# the server's peak RSS; GET /images/{id}/metadata under 64 connections (one id, then
-# 100,000 ids) against a bare axum handler serving the same body; the server's RSS
-# throughout.
+# per request; a walk of the whole download listing; full CLI downloads, and CLI uploads of
+# folders of small JPEGs as large as the datasets, with the CLI's and the server's peak RSS;
+# GET /images/{id}/metadata under 64 connections (one id, then 100,000 ids) against a bare
+# axum handler serving the same body; the server's RSS throughout.
 # PostgreSQL runs in its own throwaway cluster with default (durable) settings, on
 # 127.0.0.1:${PICTOGRAPH_BENCH_PG_PORT:-5434}. Not a test: nothing is asserted beyond every
 # request succeeding and every count matching.
@@ -33,7 +33,7 @@ while [[ $# -gt 0 ]]; do
     --sqlite-only) backends=(sqlite); shift ;;
     --postgres-only) backends=(postgres); shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done

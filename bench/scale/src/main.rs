@@ -677,25 +677,18 @@ async fn main() -> Result<()> {
         );
         for s in sets.iter().filter(|s| s.size <= args.download_max) {
             let dir = args.work.join(format!("dl-{}", s.size));
-            let t = Instant::now();
-            let mut child = Command::new(&args.bin)
-                .args(["download", &s.name])
-                .arg(&dir)
-                .args(["--mode", "full"])
-                .env("PICTOGRAPH_API_KEY", &key)
-                .env("PICTOGRAPH_BASE_URL", &server.url)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            let cli = rss::Sampler::start(child.id());
-            let status = child.wait()?;
-            ensure!(status.success(), "pictograph download {} failed", s.name);
+            let download = [
+                "download".as_ref(),
+                s.name.as_ref(),
+                dir.as_os_str(),
+                "--mode".as_ref(),
+                "full".as_ref(),
+            ];
+            let (secs, cli_mb) = run_cli(&args.bin, &key, &server.url, &download)?;
             let files = count_files(&dir)?;
             row(format!(
-                "  {:>9} images: {:>7.1} s, {files} files, CLI RSS max {:.1} MB, server RSS max {:.1} MB",
+                "  {:>9} images: {secs:>7.1} s, {files} files, CLI RSS max {cli_mb:.1} MB, server RSS max {:.1} MB",
                 s.size,
-                t.elapsed().as_secs_f64(),
-                cli.take().max_mb(),
                 sampler.take().max_mb()
             ));
             std::fs::remove_dir_all(&dir)?;
@@ -722,32 +715,20 @@ async fn main() -> Result<()> {
                 )?;
             }
             let name = format!("uploaded-{}", s.size);
-            let t = Instant::now();
-            let mut child = Command::new(&args.bin)
-                .arg("upload")
-                .arg(&dir)
-                .args(["--dataset", &name])
-                .env("PICTOGRAPH_API_KEY", &key)
-                .env("PICTOGRAPH_BASE_URL", &server.url)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            let cli = rss::Sampler::start(child.id());
-            let status = child.wait()?;
-            let secs = t.elapsed().as_secs_f64();
-            ensure!(
-                status.success(),
-                "pictograph upload of {} files failed",
-                s.size
-            );
+            let upload = [
+                "upload".as_ref(),
+                dir.as_os_str(),
+                "--dataset".as_ref(),
+                name.as_ref(),
+            ];
+            let (secs, cli_mb) = run_cli(&args.bin, &key, &server.url, &upload)?;
             let got = api.get(&format!("/datasets/by-name/{name}")).await?;
             let held = got["dataset"]["image_count"].as_u64();
             ensure!(held == Some(s.size), "{name} holds {held:?} images");
             row(format!(
-                "  {:>9} files: {secs:>7.1} s ({:.0} files/s), CLI RSS max {:.1} MB, server RSS max {:.1} MB",
+                "  {:>9} files: {secs:>7.1} s ({:.0} files/s), CLI RSS max {cli_mb:.1} MB, server RSS max {:.1} MB",
                 s.size,
                 s.size as f64 / secs,
-                cli.take().max_mb(),
                 sampler.take().max_mb()
             ));
             std::fs::remove_dir_all(&dir)?;
@@ -864,6 +845,24 @@ async fn main() -> Result<()> {
         end.0, end.1
     ));
     Ok(())
+}
+
+/// Runs the CLI `bin` with `args` against the server at `url`; answers its time in seconds
+/// and its peak RSS in MB, or an error when it fails.
+fn run_cli(bin: &Path, key: &str, url: &str, args: &[&std::ffi::OsStr]) -> Result<(f64, f64)> {
+    let t = Instant::now();
+    let mut child = Command::new(bin)
+        .args(args)
+        .env("PICTOGRAPH_API_KEY", key)
+        .env("PICTOGRAPH_BASE_URL", url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let cli = rss::Sampler::start(child.id());
+    let status = child.wait()?;
+    let secs = t.elapsed().as_secs_f64();
+    ensure!(status.success(), "pictograph {args:?} failed ({status})");
+    Ok((secs, cli.take().max_mb()))
 }
 
 fn count_files(dir: &Path) -> Result<u64> {

@@ -9,12 +9,12 @@
 
 use crate::shape::Shape;
 use crate::{canonical, strip_extension, voc, yolo, Format, Warning, Warnings};
+use pictograph_core::hashes::{hash_of, HashSet64};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{File, ReadDir};
-use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -811,16 +811,10 @@ struct CocoBuckets {
     next_bucket: usize,
     ready: VecDeque<ImportItem>,
     /// Hashes of the `file_name`s that more than one image lists.
-    shared: HashSet<u64>,
+    shared: HashSet64,
     /// The images of those names, by name: merged into one item each once every bucket was
     /// read (memory holds only these).
     deferred: BTreeMap<String, Vec<(Value, ImportItem)>>,
-}
-
-fn name_hash(rel: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    rel.hash(&mut h);
-    h.finish()
 }
 
 /// A COCO `file_name` as a path below the images folder: `\` is read as `/` (files written on
@@ -848,9 +842,7 @@ fn coco_rel(name: &str) -> Result<String, String> {
 }
 
 fn bucket_of(id: &Value, buckets: usize) -> usize {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id_key(id).hash(&mut h);
-    (h.finish() % buckets as u64) as usize
+    (hash_of(&id_key(id)) % buckets as u64) as usize
 }
 
 /// Streams the top-level COCO object: images and annotations go to `sink` one at a time,
@@ -941,7 +933,7 @@ fn open_coco_in(root: &Path, bucket_bytes: u64) -> Result<ImportReader, String> 
     let mut categories = Vec::new();
     // One hash per image name, to find names listed twice; the names themselves stay in the
     // bucket files.
-    let (mut seen, mut shared, mut merged) = (HashSet::new(), HashSet::new(), 0u64);
+    let (mut seen, mut shared, mut merged) = (HashSet64::default(), HashSet64::default(), 0u64);
     let mut refused: Option<String> = None;
     let mut sink = |record: CocoRecord| -> std::io::Result<()> {
         let record = match record {
@@ -956,7 +948,7 @@ fn open_coco_in(root: &Path, bucket_bytes: u64) -> Result<ImportReader, String> 
                     std::io::Error::other(msg)
                 })?;
                 total += 1;
-                let h = name_hash(&i.file_name);
+                let h = hash_of(&i.file_name);
                 if !seen.insert(h) {
                     shared.insert(h);
                     merged += 1;
@@ -1048,7 +1040,7 @@ impl CocoBuckets {
             let mut items: Vec<ImportItem> = items
                 .into_iter()
                 .filter_map(|(id, rel, item)| {
-                    if self.shared.contains(&name_hash(&rel)) {
+                    if self.shared.contains(hash_of(&rel)) {
                         self.deferred.entry(rel).or_default().push((id, item));
                         None
                     } else {

@@ -43,9 +43,10 @@ mod shape;
 mod voc;
 mod yolo;
 
+use pictograph_core::hashes::{hash_of, HashSet64};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io;
 
@@ -333,7 +334,7 @@ impl Classes {
 #[derive(Debug, Default)]
 struct Names {
     label: Option<&'static str>,
-    hashes: HashSet<u64>,
+    hashes: HashSet64,
 }
 
 /// What a hash in [`Names`] stands for.
@@ -355,20 +356,16 @@ impl Names {
     fn new(label: Option<&'static str>) -> Names {
         Names {
             label,
-            hashes: HashSet::new(),
+            hashes: HashSet64::default(),
         }
     }
 
     fn key(kind: Kind, path: &str) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        kind.hash(&mut h);
-        path.hash(&mut h);
-        h.finish()
+        hash_of(&(kind, path))
     }
 
     fn has(&self, kind: Kind, path: &str) -> bool {
-        self.hashes.contains(&Names::key(kind, path))
+        self.hashes.contains(Names::key(kind, path))
     }
 
     /// Whether an earlier image has a file (image or label file) at the path `dir` + `level`.

@@ -24,10 +24,9 @@
 //! Memory holds a 64-bit hash per file, never the list.
 
 use crate::{Body, Format};
+use pictograph_core::hashes::{hash_of, HashSet64};
 use serde_json::{json, Value};
-use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::hash::{Hash, Hasher};
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
 
@@ -80,12 +79,6 @@ impl std::fmt::Display for OutputError {
 }
 
 impl std::error::Error for OutputError {}
-
-fn path_hash(rel: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    rel.hash(&mut h);
-    h.finish()
-}
 
 /// A `/`-separated relative path of plain names (no `..`, not absolute, not empty).
 fn plain(rel: &str) -> bool {
@@ -161,9 +154,9 @@ pub struct OutputDir {
     /// The manifest, marked `writing`: the earlier export's files, then each file claimed.
     journal: File,
     /// The files of the earlier export (hashes).
-    earlier: HashSet<u64>,
+    earlier: HashSet64,
     /// The files of this export (hashes).
-    written: HashSet<u64>,
+    written: HashSet64,
     /// The files of this export, in order: the manifest's list once complete.
     list: BufWriter<File>,
     /// The earlier export's index files, removed when opened.
@@ -195,7 +188,7 @@ impl OutputDir {
         }
         // The manifest marked `writing`, still listing the earlier export's files.
         let tmp = root.join(MANIFEST_TMP);
-        let mut earlier = HashSet::new();
+        let mut earlier = HashSet64::default();
         let mut index = Vec::new();
         {
             let mut out = BufWriter::new(File::create(&tmp).map_err(io(&tmp))?);
@@ -203,7 +196,7 @@ impl OutputDir {
             if ours {
                 for rel in listed(&manifest).map_err(io(&manifest))? {
                     let rel = rel.map_err(io(&manifest))?;
-                    if earlier.insert(path_hash(&rel)) {
+                    if earlier.insert(hash_of(&rel)) {
                         writeln!(out, "{}", Value::from(rel.as_str())).map_err(io(&tmp))?;
                     }
                     if INDEX_FILES.contains(&rel.as_str()) {
@@ -234,7 +227,7 @@ impl OutputDir {
             dataset: dataset.to_string(),
             journal,
             earlier,
-            written: HashSet::new(),
+            written: HashSet64::default(),
             list: BufWriter::new(tempfile::tempfile().map_err(io(root))?),
             index_removed,
         })
@@ -264,7 +257,7 @@ impl OutputDir {
     /// the file's path.
     pub fn claim(&mut self, rel: &str) -> io::Result<PathBuf> {
         let dest = self.note(rel)?;
-        if self.written.insert(path_hash(rel)) {
+        if self.written.insert(hash_of(rel)) {
             writeln!(self.list, "{}", Value::from(rel))?;
         }
         self.clear_way(rel)?;
@@ -327,7 +320,7 @@ impl OutputDir {
             };
             let last = i + 1 == parts.len();
             if !last && !meta.is_dir() {
-                if self.earlier.contains(&path_hash(&at)) {
+                if self.earlier.contains(hash_of(&at)) {
                     std::fs::remove_file(&path)?;
                     return Ok(());
                 }
@@ -336,7 +329,7 @@ impl OutputDir {
             if last && meta.is_dir() {
                 let mut files = Vec::new();
                 collect_files(&self.root, &at, &mut files)?;
-                if files.iter().all(|f| self.earlier.contains(&path_hash(f))) {
+                if files.iter().all(|f| self.earlier.contains(hash_of(f))) {
                     std::fs::remove_dir_all(&path)?;
                 } else {
                     return Err(in_the_way(&path));
@@ -367,11 +360,11 @@ impl OutputDir {
         // The earlier index files this export did not write again count as removed too.
         let mut removed = index_removed
             .iter()
-            .filter(|rel| !written.contains(&path_hash(rel)))
+            .filter(|rel| !written.contains(hash_of(rel)))
             .count();
         for rel in listed(&manifest)? {
             let rel = rel?;
-            if !written.contains(&path_hash(&rel)) && remove_file_of(&root, &rel)? {
+            if !written.contains(hash_of(&rel)) && remove_file_of(&root, &rel)? {
                 removed += 1;
             }
         }

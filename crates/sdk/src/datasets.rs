@@ -2,7 +2,7 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::hashes::{hash_of, HashSet64};
+use pictograph_core::hashes::{hash_of, HashSet64};
 use crate::http::{field, segment, Req};
 use crate::models::{Dataset, Image, Status};
 use crate::pager::Pager;
@@ -441,6 +441,9 @@ impl Datasets {
     /// `/a.png`) never take the same path: the later one in the listing is numbered
     /// (`a-2.png`), the same way on every run.
     ///
+    /// Memory holds one page of the listing (see [`DownloadOptions::page_size`]) and an
+    /// 8-byte hash of each local path given out: about 9 MB per million images.
+    ///
     /// Per-file errors go to [`DownloadReport::failures`]. The call fails when the listing
     /// request does, when `output_dir` exists and is not a directory, and when no file can
     /// be written: the output's disk or quota is full ([`Error::is_disk_full`]), or the
@@ -456,7 +459,7 @@ impl Datasets {
     ) -> Result<DownloadReport> {
         let out = output_dir.as_ref().to_path_buf();
         // Page by page, the next page fetched while this one's files are: memory holds one
-        // page of the listing and the paths taken so far (as hashes), whatever the size.
+        // page of the listing and an 8-byte hash of each image path and directory given out.
         let mut taken = Taken::default();
         let (mut done, mut total, mut offset) = (0, 0, 0);
         let mut page = self.download_page(name, &options, offset).await?;

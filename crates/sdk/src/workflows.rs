@@ -4,7 +4,7 @@ use crate::bulk;
 use crate::client::Client;
 use crate::datasets::Progress;
 use crate::error::{Error, Result};
-use crate::hashes::{hash_of, HashSet64};
+use pictograph_core::hashes::{hash_of, HashSet64};
 use crate::images::{is_supported, mime_for_extension};
 use crate::projects::CreateProject;
 use futures::StreamExt;

@@ -1,12 +1,12 @@
-//! What the folder workflows remember of every path they have handled: 64-bit hashes in a
-//! sorted vector, 8 bytes a path whatever the length of the path or the size of the dataset.
+//! Compact sets of 64-bit hashes: what downloads, uploads, exports and imports remember of
+//! every path they have given out, 8 bytes a path whatever its length.
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 
 /// The 64-bit hash of `value`: the same on every run of one build, so that paths numbered
 /// from these hashes are numbered alike by every run.
-pub(crate) fn hash_of(value: &impl Hash) -> u64 {
+pub fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     value.hash(&mut h);
     h.finish()
@@ -17,22 +17,27 @@ pub(crate) fn hash_of(value: &impl Hash) -> u64 {
 /// (a `HashSet<u64>` takes 18 to 36 MB, twice that while it grows); each insertion moves 16
 /// entries on average.
 #[derive(Debug, Default)]
-pub(crate) struct HashSet64 {
+pub struct HashSet64 {
     sorted: Vec<u64>,
     recent: HashSet<u64>,
 }
 
 impl HashSet64 {
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Fewest insertions held apart before a merge.
     const MIN_RECENT: usize = 4096;
 
     /// Whether `hash` is in the set.
-    pub(crate) fn contains(&self, hash: u64) -> bool {
+    pub fn contains(&self, hash: u64) -> bool {
         self.recent.contains(&hash) || self.sorted.binary_search(&hash).is_ok()
     }
 
     /// Adds `hash`; false when it was there already.
-    pub(crate) fn insert(&mut self, hash: u64) -> bool {
+    pub fn insert(&mut self, hash: u64) -> bool {
         if self.sorted.binary_search(&hash).is_ok() || !self.recent.insert(hash) {
             return false;
         }
@@ -43,8 +48,7 @@ impl HashSet64 {
     }
 
     /// Entries in the set.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.sorted.len() + self.recent.len()
     }
 
