@@ -2,12 +2,12 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use pictograph_core::hashes::{hash_of, HashSet64};
 use crate::http::{field, segment, Req};
 use crate::models::{Dataset, Image, Status};
 use crate::pager::Pager;
 use crate::projects::{list_page, LIST_CAP};
 use futures::StreamExt;
+use pictograph_core::hashes::{hash_of, HashSet64};
 use pictograph_core::names;
 use reqwest::Method;
 use serde::Deserialize;

@@ -57,7 +57,6 @@ mod client;
 pub mod datasets;
 pub mod error;
 pub mod formats;
-mod hashes;
 mod http;
 pub mod images;
 pub mod models;
