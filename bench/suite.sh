@@ -13,9 +13,10 @@
 #            (about 2 GB), 3 runs of ours and of `cp -r`, 2 of the Python client and of
 #            Label Studio; then, on SQLite, a full CLI download of the 1,100,000 images of
 #            the million-image dataset (after its batch copy) and a CLI upload of a folder
-#            of 1,000,000 small JPEGs, with the CLI's peak memory. About 55 minutes in all on
-#            2 cores (plus Label Studio's installation the first time); 12 GB of scratch
-#            space.
+#            of 1,000,000 small JPEGs, with the CLI's peak memory. The first two parts took
+#            26 minutes on 2 cores before the CLI uploads joined the first (they add about
+#            2 minutes per backend); the last takes about 20 (plus Label Studio's
+#            installation the first time); 12 GB of scratch space.
 #   --quick  every part at a small size (datasets of 10,000 and 100,000, 1 batch round,
 #            2,000 files, 1 run each, no Label Studio, the last step at 100,000): checks
 #            the suite runs, in minutes.

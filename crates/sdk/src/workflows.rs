@@ -213,8 +213,9 @@ pub struct FolderScan {
 /// on the server before the run count as skipped.
 ///
 /// The folder is walked in sorted path order while files are sent, never listed whole:
-/// memory holds the batches in flight, the names of the directories being walked and an
-/// 8-byte hash per file (to find names taken twice), so a million files take a few MB.
+/// memory holds the batches in flight, up to 65,536 names of each directory being walked
+/// (a larger one is listed again for each further 65,536) and an 8-byte hash per file (to
+/// find names taken twice), about 8 MB for a million files.
 /// With a [`FolderUploadOptions::progress`] callback, a first walk counts the files.
 ///
 /// [`Error::FileNotFound`] when `folder` does not exist or is not a directory (before any
@@ -674,14 +675,12 @@ enum Found {
     Ignored,
 }
 
-/// A walk of a folder in sorted path order: each directory's names are read and sorted when
-/// it is entered, and its sub-folders are walked in their place among them. It holds the
-/// names of the directories it is inside, never the files found before.
+/// A walk of a folder in sorted path order: each directory's names are read in sorted
+/// windows (see [`Names`]), and its sub-folders are walked in their place among them. It
+/// holds a window of names of each directory it is inside, never the files found before.
 struct FolderWalk {
     root: PathBuf,
     levels: Vec<Level>,
-    /// Found while entering a directory, answered next.
-    queued: Option<Found>,
 }
 
 /// A directory being walked.
@@ -702,7 +701,7 @@ impl FolderWalk {
         if !meta.is_dir() {
             return Err(Error::FileNotFound(root.to_path_buf()));
         }
-        let (names, failed) = Names::read(root).map_err(|e| Error::io(root, e))?;
+        let names = Names::open(root).map_err(|e| Error::io(root, e))?;
         Ok(FolderWalk {
             root: root.to_path_buf(),
             levels: vec![Level {
@@ -710,7 +709,6 @@ impl FolderWalk {
                 above: dir_id(root, &meta).into_iter().collect(),
                 names,
             }],
-            queued: failed.map(|e| Found::UnreadableFolder(unreadable_folder(root.into(), &e))),
         })
     }
 
@@ -752,16 +750,17 @@ impl FolderWalk {
             }
             let mut above = level.above.clone();
             above.extend(id);
-            let (names, failed) = match Names::read(&path) {
-                Ok(read) => read,
-                Err(e) => return Some(Found::UnreadableFolder(unreadable_folder(path, &e))),
-            };
-            self.levels.push(Level {
-                rel: child,
-                above,
-                names,
-            });
-            failed.map(|e| Found::UnreadableFolder(unreadable_folder(path, &e)))
+            match Names::open(&path) {
+                Ok(names) => {
+                    self.levels.push(Level {
+                        rel: child,
+                        above,
+                        names,
+                    });
+                    None
+                }
+                Err(e) => Some(Found::UnreadableFolder(unreadable_folder(path, &e))),
+            }
         } else if meta.is_file() && is_supported(&child) {
             Some(Found::File(ScannedFile {
                 path: child,
@@ -777,97 +776,114 @@ impl Iterator for FolderWalk {
     type Item = Found;
 
     fn next(&mut self) -> Option<Found> {
-        if let Some(found) = self.queued.take() {
-            return Some(found);
-        }
         loop {
             let level = self.levels.last_mut()?;
-            match level.names.next() {
-                None => {
+            match level.names.next_name() {
+                Ok(None) => {
                     self.levels.pop();
                 }
-                Some(name) => {
+                Ok(Some(name)) => {
                     if let Some(found) = self.visit(name) {
                         return Some(found);
                     }
                 }
+                // Listing it again, or to its end, failed: what was read is walked.
+                Err(e) => {
+                    let path = self.root.join(&level.rel);
+                    return Some(Found::UnreadableFolder(unreadable_folder(path, &e)));
+                }
             }
         }
     }
 }
 
-/// The names of one directory, sorted. On Unix they are packed in one buffer, 8 bytes plus
-/// the name each, so that walking a flat folder of a million files holds some 25 MB.
+/// The names of one directory in sorted order, a window at a time: each listing of the
+/// directory keeps the [`Names::WINDOW`] smallest names after the last one answered. A
+/// folder of up to that many names is listed once; a flat folder of a million files is
+/// listed 16 times and never held whole.
 struct Names {
-    #[cfg(unix)]
-    bytes: Vec<u8>,
-    #[cfg(unix)]
-    spans: std::vec::IntoIter<(u32, u32)>,
-    #[cfg(not(unix))]
-    names: std::vec::IntoIter<OsString>,
+    dir: PathBuf,
+    window: std::vec::IntoIter<OsString>,
+    /// The last name of the window.
+    last: Option<OsString>,
+    /// Whether no name comes after `last`.
+    done: bool,
+    /// What ended a listing early, told once the window is walked.
+    failed: Option<std::io::Error>,
 }
 
 impl Names {
-    /// The names in `dir`, and the error that ended the listing early, if one did.
-    #[cfg(unix)]
-    fn read(dir: &Path) -> std::io::Result<(Names, Option<std::io::Error>)> {
-        use std::os::unix::ffi::OsStrExt;
-        let (mut bytes, mut spans, mut failed) = (Vec::new(), Vec::new(), None);
-        for entry in std::fs::read_dir(dir)? {
+    /// Names held at once.
+    #[cfg(not(test))]
+    const WINDOW: usize = 65_536;
+    /// Names held at once: few in unit tests, so that their folders take several windows.
+    #[cfg(test)]
+    const WINDOW: usize = 1_000;
+
+    /// The names of `dir`, listed for their first window; an error when it cannot be listed.
+    fn open(dir: &Path) -> std::io::Result<Names> {
+        let mut names = Names {
+            dir: dir.to_path_buf(),
+            window: Vec::new().into_iter(),
+            last: None,
+            done: false,
+            failed: None,
+        };
+        names.list()?;
+        Ok(names)
+    }
+
+    /// The next name; `Ok(None)` after the last, an error when the directory stopped being
+    /// listable (once; the names after the error are not answered).
+    fn next_name(&mut self) -> std::io::Result<Option<OsString>> {
+        loop {
+            if let Some(name) = self.window.next() {
+                return Ok(Some(name));
+            }
+            if let Some(e) = self.failed.take() {
+                return Err(e);
+            }
+            if self.done {
+                return Ok(None);
+            }
+            if let Err(e) = self.list() {
+                self.done = true;
+                return Err(e);
+            }
+        }
+    }
+
+    /// Lists the directory for the window after `last`.
+    fn list(&mut self) -> std::io::Result<()> {
+        let mut heap = std::collections::BinaryHeap::new();
+        let mut more = false;
+        for entry in std::fs::read_dir(&self.dir)? {
             let name = match entry {
                 Ok(entry) => entry.file_name(),
                 Err(e) => {
-                    failed = Some(e);
+                    self.failed = Some(e);
                     break;
                 }
             };
-            let (start, end) = (bytes.len(), bytes.len() + name.len());
-            let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else {
-                failed = Some(std::io::Error::other("too many names in one folder"));
-                break;
-            };
-            bytes.extend_from_slice(name.as_bytes());
-            spans.push((start, end));
-        }
-        let name = |(start, end): (u32, u32)| &bytes[start as usize..end as usize];
-        spans.sort_unstable_by(|a, b| name(*a).cmp(name(*b)));
-        let spans = spans.into_iter();
-        Ok((Names { bytes, spans }, failed))
-    }
-
-    /// The names in `dir`, and the error that ended the listing early, if one did.
-    #[cfg(not(unix))]
-    fn read(dir: &Path) -> std::io::Result<(Names, Option<std::io::Error>)> {
-        let (mut names, mut failed) = (Vec::new(), None);
-        for entry in std::fs::read_dir(dir)? {
-            match entry {
-                Ok(entry) => names.push(entry.file_name()),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
+            if self.last.as_ref().is_some_and(|last| name <= *last) {
+                continue;
+            }
+            if heap.len() < Self::WINDOW {
+                heap.push(name);
+                continue;
+            }
+            more = true;
+            if let Some(mut largest) = heap.peek_mut() {
+                if name < *largest {
+                    *largest = name;
                 }
             }
         }
-        names.sort_unstable();
-        let names = names.into_iter();
-        Ok((Names { names }, failed))
-    }
-}
-
-impl Iterator for Names {
-    type Item = OsString;
-
-    #[cfg(unix)]
-    fn next(&mut self) -> Option<OsString> {
-        use std::os::unix::ffi::OsStrExt;
-        let (start, end) = self.spans.next()?;
-        let name = &self.bytes[start as usize..end as usize];
-        Some(std::ffi::OsStr::from_bytes(name).to_os_string())
-    }
-
-    #[cfg(not(unix))]
-    fn next(&mut self) -> Option<OsString> {
-        self.names.next()
+        let window = heap.into_sorted_vec();
+        self.done = !more || self.failed.is_some();
+        self.last = window.last().cloned();
+        self.window = window.into_iter();
+        Ok(())
     }
 }
 
@@ -1001,11 +1017,13 @@ mod tests {
             "é.png",
             "z.png",
         ];
-        // One folder of many names, more than a few pages of the directory listing.
+        // One folder of many names: three windows and part of a fourth.
         let many: Vec<String> = (0..3000)
             .map(|i| format!("many/{}.png", (i * 7919) % 3000))
             .collect();
         files.extend(many.iter().map(String::as_str));
+        // A sub-folder beyond the first window.
+        files.push("many/2500/in.png");
         for f in &files {
             let path = root.join(f);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
