@@ -267,7 +267,6 @@ pub async fn upload_dataset_from_folder(
         source: Source::Folder(root.clone()),
         root,
         total,
-        broken: Vec::new(),
     };
     upload_found(client, report, upload, options).await
 }
@@ -301,12 +300,13 @@ pub async fn upload_scanned_folder(
         ..UploadReport::default()
     };
     let source = Source::Scan(Arc::new(files));
+    // Broken links first, then the files, as a walk of the folder finds them.
+    let broken = broken_files.into_iter().map(Found::Broken);
     let upload = Upload {
-        files: source.found(),
+        files: Box::new(broken.chain(source.found())),
         source,
         root,
         total,
-        broken: broken_files,
     };
     upload_found(client, report, upload, options).await
 }
@@ -379,8 +379,6 @@ struct Upload {
     source: Source,
     /// The progress callback's total.
     total: usize,
-    /// Entries named like an image found unreadable beforehand, refused first.
-    broken: Vec<UploadFailure>,
 }
 
 /// The upload itself: the files stream into batches, two batches in flight, so that memory
@@ -396,7 +394,6 @@ async fn upload_found(
         files,
         source,
         total,
-        broken,
     } = upload;
     let mut done = 0;
     let mut attempted = 0;
@@ -436,18 +433,6 @@ async fn upload_found(
         }
     };
 
-    // Files refused before any request: broken links.
-    for failure in broken {
-        attempted += 1;
-        let rel = failure.path.strip_prefix(&root).unwrap_or(&failure.path);
-        ended(
-            &mut report,
-            rel,
-            0,
-            bulk::Outcome::refused(failure.reason.clone()),
-        );
-    }
-
     let workers = if options.parallel {
         options.max_workers.max(1)
     } else {
@@ -467,18 +452,19 @@ async fn upload_found(
         }
     });
     let dataset_id = report.dataset_id.clone();
-    let run = |batch: Vec<(PathBuf, u64, bulk::Planned)>| {
+    // A batch: each file's relative path and size, and its plan.
+    type Batch = (Vec<(PathBuf, u64)>, Vec<bulk::Planned>);
+    let run = |(files, planned): Batch| {
         let (client, halt, dataset_id) = (client.clone(), halt.clone(), dataset_id.clone());
         let skip = options.skip_existing;
         async move {
-            let files: Vec<bulk::Planned> = batch.iter().map(|(_, _, p)| p.clone()).collect();
             let outcomes =
-                bulk::upload_batch(&client, &dataset_id, &files, skip, per_batch, &halt).await;
-            (batch, outcomes)
+                bulk::upload_batch(&client, &dataset_id, &planned, skip, per_batch, &halt).await;
+            (files, outcomes)
         }
     };
     let mut running = futures::stream::FuturesUnordered::new();
-    let mut batch = Vec::with_capacity(bulk::BATCH);
+    let mut batch = Batch::default();
     let mut taken = HashSet64::default();
     let mut clashes = Vec::new();
     let mut reading = true;
@@ -503,10 +489,11 @@ async fn upload_found(
                         bulk::Outcome::refused(e.to_string()),
                     ),
                     Ok(p) => {
-                        let key = hash_of(&(p.folder.as_str(), p.filename.trim()));
+                        let key = name_key(&p);
                         if taken.insert(key) {
-                            batch.push((file.path, file.size, p));
-                            if batch.len() == bulk::BATCH {
+                            batch.0.push((file.path, file.size));
+                            batch.1.push(p);
+                            if batch.1.len() == bulk::BATCH {
                                 running.push(run(std::mem::take(&mut batch)));
                             }
                         } else {
@@ -538,13 +525,13 @@ async fn upload_found(
             Event::Found(Some(Found::Ignored)) => {}
             Event::Found(None) => {
                 reading = false;
-                if !batch.is_empty() {
+                if !batch.1.is_empty() {
                     running.push(run(std::mem::take(&mut batch)));
                 }
             }
-            Event::Uploaded((batch, outcomes)) => {
+            Event::Uploaded((files, outcomes)) => {
                 let mut outcomes = outcomes.into_iter();
-                for (rel, size, _) in batch {
+                for (rel, size) in files {
                     let outcome = outcomes.next().unwrap_or_else(bulk::Outcome::missing);
                     ended(&mut report, &rel, size, outcome);
                 }
@@ -568,7 +555,7 @@ async fn upload_found(
                 let Ok(p) = plan(&scan_root, &file, organize) else {
                     continue;
                 };
-                let key = hash_of(&(p.folder.as_str(), p.filename.trim()));
+                let key = name_key(&p);
                 if let Some(first @ None) = firsts.get_mut(&key) {
                     *first = Some(file.path);
                     left -= 1;
@@ -589,6 +576,11 @@ async fn upload_found(
     }
     report.images_attempted = attempted;
     Ok(report)
+}
+
+/// The hash of the name a planned file takes in its folder.
+fn name_key(p: &bulk::Planned) -> u64 {
+    hash_of(&(p.folder.as_str(), p.filename.trim()))
 }
 
 /// Why a file is not uploaded when `first`, earlier in the run, lands on its name
