@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Folder upload and dataset download of two builds side by side (not a test).
 #
-# Usage: bench/transfer_ab.sh OLD_BINARY NEW_BINARY [--rounds N] [--files N] [--workers W]
+# Usage: bench/transfer_ab.sh OLD_BINARY NEW_BINARY [--rounds N] [--files N] [--kb KB]
+#                             [--workers W] [--postgres ADMIN_URL]
 #
-# Generates one folder of N images (default 2000, as bench/upload_download.sh does), then,
+# Generates one folder of N images (default 2000, as bench/upload_download.sh does; --kb sets
+# their average size, see bench/gen_images.py), then,
 # round after round, runs each build in turn: a server on a fresh data directory, the build's
 # own CLI uploading the folder, then downloading the dataset into a fresh directory. The order
 # of the two builds alternates between rounds, so drift of the machine's speed during the run
@@ -11,6 +13,8 @@
 # (old / new, above 1 when the new build is faster), with the CPU time of the server and of
 # the CLI. Outputs are moved aside while timing and deleted between rounds (see `settle` in
 # bench/upload_download.sh for why).
+# With --postgres, each server keeps its metadata in a fresh database of the PostgreSQL server
+# at ADMIN_URL (e.g. postgres://postgres@127.0.0.1:5433), dropped after its round.
 # BENCH_DIR=DIR puts the scratch directory there (default: target/bench); it needs about
 # 2 GB per round for the default size.
 set -euo pipefail
@@ -22,15 +26,17 @@ repo="$(cd "$here/.." && pwd)"
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
-[[ $# -ge 2 ]] || { sed -n '2,16p' "$0"; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,20p' "$0"; exit 2; }
 old="$(realpath "$1")" new="$(realpath "$2")"
 shift 2
-rounds=5 files=2000 workers=""
+rounds=5 files=2000 workers="" kb="" postgres=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
     --files) files="$2"; shift 2 ;;
     --workers) workers="$2"; shift 2 ;;
+    --kb) kb="$2"; shift 2 ;;
+    --postgres) postgres="${2%/}"; shift 2 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -42,7 +48,9 @@ work="${BENCH_DIR:-$repo/target/bench}/transfer-ab"
 rm -rf "$work"
 mkdir -p "$work/trash"
 echo "generating $files images" >&2
-"$python" "$here/gen_images.py" "$work/src" --files "$files" >&2
+kbflag=()
+[[ -n "$kb" ]] && kbflag=(--kb "$kb")
+"$python" "$here/gen_images.py" "$work/src" --files "$files" "${kbflag[@]}" >&2
 
 settle() {
   rm -rf "$work/trash"
@@ -63,8 +71,14 @@ wflag=()
 # download_server_cpu download_cli_cpu".
 one() {
   local bin="$1" tag="$2"
-  local data="$work/data-$tag" dl="$work/dl-$tag"
-  "$bin" serve --data-dir "$data" --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
+  local data="$work/data-$tag" dl="$work/dl-$tag" db="transfer_ab_${tag//-/_}" dbflag=()
+  if [[ -n "$postgres" ]]; then
+    psql_admin "$postgres" "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+    psql_admin "$postgres" "CREATE DATABASE $db"
+    dbflag=(--database-url "$postgres/$db")
+  fi
+  "$bin" serve --data-dir "$data" "${dbflag[@]}" --listen 127.0.0.1:0 \
+    >"$work/serve.out" 2>"$work/serve.err" &
   local pid=$!
   # A failed step ends this function's subshell; the server goes with it.
   trap "kill $pid 2>/dev/null || true" EXIT
@@ -96,6 +110,7 @@ one() {
   done
   kill "$pid"
   wait "$pid" 2>/dev/null || true
+  [[ -n "$postgres" ]] && psql_admin "$postgres" "DROP DATABASE IF EXISTS $db WITH (FORCE)"
   mv "$data" "$dl" "$work/trash/"
   echo "${times[*]}"
 }

@@ -193,7 +193,7 @@ pub struct Store {
     write: AnyPool,
     dialect: Dialect,
     /// Blob attachments waiting for the next group commit ([`Store::attach_blob`]).
-    attaching: std::sync::Arc<std::sync::Mutex<Vec<uploads::Attach>>>,
+    attaching: std::sync::Arc<uploads::Attaching>,
     /// Point reads on the calling thread (SQLite with a database file only).
     inline: Option<std::sync::Arc<inline::Inline>>,
     /// Recently read keys and images (servers on PostgreSQL; [`Store::with_read_cache`]).

@@ -118,6 +118,16 @@ pub(super) struct Attach {
     done: tokio::sync::oneshot::Sender<StoreResult<()>>,
 }
 
+/// The group commit of blob attachments: the queue, and the turn of the one task that
+/// commits at a time. While it commits, later attachments queue up and go together in the
+/// next commit. (On SQLite the single write connection would serialise the commits anyway;
+/// on PostgreSQL, without the turn, each would take a pooled connection and commit alone.)
+#[derive(Default)]
+pub(super) struct Attaching {
+    queue: std::sync::Mutex<Vec<Attach>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
 /// Records the bytes of each `(upload id, blob)` (refreshing their sweep clock) and attaches
 /// them to their uploads: two statements whatever the number, within the caller's transaction.
 async fn attach_all(
@@ -272,7 +282,7 @@ impl Store {
     /// outcome.
     pub async fn attach_blob(&self, upload_id: &str, blob: &BlobInfo) -> StoreResult<()> {
         let (done, outcome) = tokio::sync::oneshot::channel();
-        self.attaching.lock().unwrap().push(Attach {
+        self.attaching.queue.lock().unwrap().push(Attach {
             upload_id: upload_id.to_string(),
             blob: blob.clone(),
             done,
@@ -286,11 +296,15 @@ impl Store {
             .unwrap_or(Err(StoreError::Db(sqlx::Error::WorkerCrashed)))
     }
 
-    /// Commits every queued attachment, once the write connection is free.
+    /// Commits every queued attachment, once the previous group is committed.
     async fn commit_attachments(&self) {
         use sqlx::Connection;
+        let _turn = self.attaching.turn.lock().await;
+        if self.attaching.queue.lock().unwrap().is_empty() {
+            return;
+        }
         let conn = self.write.acquire().await;
-        let group = std::mem::take(&mut *self.attaching.lock().unwrap());
+        let group = std::mem::take(&mut *self.attaching.queue.lock().unwrap());
         if group.is_empty() {
             return;
         }
