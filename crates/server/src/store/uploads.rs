@@ -53,10 +53,6 @@ impl FromCells for PendingUpload {
     }
 }
 
-/// The read of pending uploads' columns, for a `WHERE` to follow.
-pub(super) const PENDING_SELECT: &str = "SELECT id, org_id, dataset_id, folder, filename, \
-     content_type, expires_at, blob_hash, size, mime, width, height FROM pending_uploads";
-
 /// Metadata of stored bytes.
 #[derive(Debug, Clone)]
 pub struct BlobInfo {
@@ -228,17 +224,14 @@ impl Store {
         Ok(())
     }
 
-    /// The pending upload with this id. On PostgreSQL the read shares a statement with the
-    /// reads around it (each PUT makes one); should that statement fail, it is read alone.
+    /// The pending upload with this id.
     pub async fn pending_upload(&self, id: &str) -> StoreResult<Option<PendingUpload>> {
-        static SQL: std::sync::LazyLock<String> =
-            std::sync::LazyLock::new(|| format!("{PENDING_SELECT} WHERE id = $1"));
-        if let Some(gather) = &self.gather_pending {
-            if let Some(found) = gather.pending_upload(id).await {
-                return Ok(found);
-            }
-        }
-        self.read_first(&SQL, &[id]).await
+        self.read_first(
+            "SELECT id, org_id, dataset_id, folder, filename, content_type, expires_at, blob_hash, \
+             size, mime, width, height FROM pending_uploads WHERE id = $1",
+            &[id],
+        )
+        .await
     }
 
     /// The pending uploads with these ids, by id (those that exist).
@@ -247,7 +240,8 @@ impl Store {
         ids: &[&str],
     ) -> StoreResult<std::collections::HashMap<String, PendingUpload>> {
         let sql = AssertSqlSafe(format!(
-            "{PENDING_SELECT} WHERE {}",
+            "SELECT id, org_id, dataset_id, folder, filename, content_type, expires_at, blob_hash, \
+             size, mime, width, height FROM pending_uploads WHERE {}",
             self.dialect.id_in("id", 1)
         ));
         let rows = sqlx::query(sql)
