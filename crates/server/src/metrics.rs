@@ -216,17 +216,30 @@ impl Metrics {
                 pool.open.saturating_sub(pool.idle)
             );
         }
-        if let Some(gathered) = state.store.gather_stats() {
+        if let (Some(images), Some(uploads)) = (
+            state.store.gather_stats(),
+            state.store.pending_gather_stats(),
+        ) {
             for (name, help, n) in [
                 (
                     "pictograph_db_gathered_reads_total",
                     "Image lookups answered by statements shared with other lookups (PostgreSQL only).",
-                    gathered.reads,
+                    images.reads,
                 ),
                 (
                     "pictograph_db_gathered_statements_total",
                     "Statements that answered the gathered image lookups (PostgreSQL only).",
-                    gathered.statements,
+                    images.statements,
+                ),
+                (
+                    "pictograph_db_gathered_upload_reads_total",
+                    "Upload PUTs' lookups of their pending upload answered by shared statements (PostgreSQL only).",
+                    uploads.reads,
+                ),
+                (
+                    "pictograph_db_gathered_upload_statements_total",
+                    "Statements that answered the gathered pending-upload lookups (PostgreSQL only).",
+                    uploads.statements,
                 ),
             ] {
                 describe(&mut out, name, "counter", help);

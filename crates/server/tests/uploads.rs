@@ -829,6 +829,90 @@ async fn heic_is_converted_to_png() {
     t.stop().await;
 }
 
+/// Many PUTs at once, and one to an upload registered before: each stores its own bytes
+/// on its own upload, and the registered one is refused (by the server's own PUT URLs). On
+/// PostgreSQL the PUTs' reads of their pending uploads are answered by shared statements,
+/// which this checks happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_puts_each_store_their_own_bytes() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("many-puts").await;
+    let id = s(&ds, "id");
+    let done = t
+        .owner
+        .upload_url(&id, "/", "done.png", "image/png")
+        .await
+        .ok_json(200);
+    let done_bytes = png_seeded(7, 7, 200);
+    t.anon
+        .put_bytes(&s(&done, "upload_url"), &done_bytes, "image/png")
+        .await
+        .expect(200);
+    let registered = t
+        .owner
+        .register(&done, &reg(&id, "/", "done.png", &done_bytes, "image/png"))
+        .await;
+    assert_eq!(registered.status.as_u16(), 201);
+    let before = t.app().state.store.pending_gather_stats();
+
+    // Each file is as wide as its number plus 8: its image's width tells whose bytes it got.
+    let files: Vec<(String, Vec<u8>)> = (0..64u8)
+        .map(|n| (format!("f{n}.png"), png_seeded(8 + u32::from(n), 6, n)))
+        .collect();
+    let mut signed = Vec::new();
+    for (name, _) in &files {
+        let url = t.owner.upload_url(&id, "/", name, "image/png").await;
+        signed.push(url.ok_json(200));
+    }
+    let urls: Vec<String> = signed.iter().map(|v| s(v, "upload_url")).collect();
+    let puts = files
+        .iter()
+        .zip(&urls)
+        .map(|((_, bytes), url)| t.anon.put_bytes(url, bytes, "image/png"));
+    let done_url = s(&done, "upload_url");
+    let again = t.anon.put_bytes(&done_url, &done_bytes, "image/png");
+    let (answers, again) = tokio::join!(futures::future::join_all(puts), again);
+    for answer in answers {
+        answer.expect(200);
+    }
+    // With S3 the URL is the bucket's own (presigned), which takes the PUT; register, the
+    // server's part, refuses that upload then, as it is consumed.
+    if !t.backend().is_s3() {
+        again.error(404, "not_found");
+    }
+
+    for (n, ((name, bytes), signed)) in files.iter().zip(&signed).enumerate() {
+        let r = t
+            .owner
+            .register(signed, &reg(&id, "/", name, bytes, "image/png"))
+            .await;
+        assert_eq!(r.status.as_u16(), 201, "{name}");
+        let image = t.owner.image(&s(&r.json(), "image_id")).await;
+        assert_eq!(image["filename"], name.as_str());
+        assert_eq!(
+            image["width"],
+            8 + n as u64,
+            "{name} holds another file's bytes"
+        );
+    }
+
+    let after = t.app().state.store.pending_gather_stats();
+    // With S3 the PUTs went to the bucket: the server read no pending upload for them.
+    if t.backend().is_postgres() && !t.backend().is_s3() {
+        let (before, after) = (before.expect("gathered"), after.expect("gathered"));
+        let reads = after.reads - before.reads;
+        let statements = after.statements - before.statements;
+        assert!(reads >= 65, "the PUTs' reads were not gathered: {reads}");
+        assert!(
+            statements < reads,
+            "every PUT's read took a statement of its own: {statements} for {reads}"
+        );
+    } else if !t.backend().is_postgres() {
+        assert_eq!(after, None);
+    }
+    t.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_uploads_of_one_name_register_once() {
     let t = TestServer::start().await;

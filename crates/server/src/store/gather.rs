@@ -1,4 +1,5 @@
-//! Point reads of images by id, gathered into shared statements (PostgreSQL).
+//! Point reads by id (of images, and of pending uploads), gathered into shared statements
+//! (PostgreSQL).
 //!
 //! On PostgreSQL every point read is a round trip, and the round trip (a pooled connection,
 //! the protocol on both sides, the wake-ups of two processes) costs many times the index
@@ -7,8 +8,11 @@
 //! up at once. A read alone runs at once, as before; under load one statement answers dozens
 //! of requests.
 //!
-//! The statement finds each image with its dataset's organisation, and a read gets the image
-//! only if that is its own organisation: exactly what the single read's join answers.
+//! The statement of images finds each image with its dataset's organisation, and a read gets
+//! the image only if that is its own organisation: exactly what the single read's join
+//! answers. A pending upload is read by its id alone, as its PUT is (the signature is its
+//! authority).
+//!
 //! Statements run in tasks of their own, so a request that goes away (its client hung up)
 //! never strands the reads queued behind it. A failed statement hands its reads back; each
 //! then reads alone and meets the error itself.
@@ -20,8 +24,10 @@
 //! cell. A connection whose statement failed is dropped and the next reader opens another.
 
 use super::images::{columns_of, ImageRow};
+use super::uploads::PendingUpload;
 use super::{get, FromCells, StoreResult};
 use futures::TryStreamExt;
+use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,12 +43,19 @@ const READERS: usize = 1;
 /// The most reads one statement answers; more wait for the next one.
 const PER_STATEMENT: usize = 256;
 
-/// Gathers point reads of images into shared statements.
-pub(super) struct Gather {
+/// A row a gathered statement found: its id, the organisation it belongs to when reads are
+/// checked against one, and the value read.
+type Found<T> = (String, Option<String>, T);
+
+/// Gathers point reads of `T` by id into shared statements.
+pub(super) struct Gather<T> {
     /// The database's URL, for the connections.
     url: String,
+    /// The statement, with the ids as its one array parameter.
     sql: String,
-    state: Mutex<State>,
+    /// Decodes one row of `sql`.
+    decode: fn(&PgRow) -> StoreResult<Found<T>>,
+    state: Mutex<State<T>>,
     /// Connections between readers, kept out of the pool.
     idle: Mutex<Vec<PgConnection>>,
     reads: AtomicU64,
@@ -50,18 +63,17 @@ pub(super) struct Gather {
 }
 
 /// The reads waiting, and how many statements are under way.
-#[derive(Default)]
-struct State {
-    queue: Vec<Waiting>,
+struct State<T> {
+    queue: Vec<Waiting<T>>,
     readers: usize,
 }
 
-/// One read waiting for a statement: the image, the organisation asking, and where its
-/// answer goes.
-struct Waiting {
+/// One read waiting for a statement: the id, the organisation asking (when the value must
+/// be its own), and where its answer goes.
+struct Waiting<T> {
     id: String,
-    org_id: String,
-    reply: oneshot::Sender<Option<ImageRow>>,
+    org_id: Option<String>,
+    reply: oneshot::Sender<Option<T>>,
 }
 
 /// Reads gathered so far and the statements that answered them.
@@ -73,21 +85,17 @@ pub struct GatherStats {
     pub statements: u64,
 }
 
-impl Gather {
-    /// Gathered reads of the PostgreSQL database at `url`.
-    pub(super) fn new(url: &str) -> Arc<Gather> {
+impl Gather<ImageRow> {
+    /// Gathered reads of images in the PostgreSQL database at `url`.
+    pub(super) fn images(url: &str) -> Arc<Self> {
         let sql = format!(
             "SELECT d.org_id AS org_of_image, {} FROM images i \
              JOIN datasets d ON d.id = i.dataset_id WHERE i.id = ANY($1)",
             columns_of("i"),
         );
-        Arc::new(Gather {
-            url: url.to_string(),
-            sql,
-            state: Mutex::default(),
-            idle: Mutex::default(),
-            reads: AtomicU64::new(0),
-            statements: AtomicU64::new(0),
+        Gather::new(url, sql, |row| {
+            let image = ImageRow::from_row(row)?;
+            Ok((image.id.clone(), Some(get(row, "org_of_image")?), image))
         })
     }
 
@@ -98,12 +106,65 @@ impl Gather {
         org_id: &str,
         id: &str,
     ) -> Option<Option<ImageRow>> {
+        self.read_gathered(id, Some(org_id)).await
+    }
+}
+
+impl Gather<PendingUpload> {
+    /// Gathered reads of pending uploads in the PostgreSQL database at `url`.
+    pub(super) fn pending_uploads(url: &str) -> Arc<Self> {
+        let sql = format!("{} WHERE id = ANY($1)", super::uploads::PENDING_SELECT);
+        Gather::new(url, sql, |row| {
+            let pending = PendingUpload::from_row(row)?;
+            Ok((pending.id.clone(), None, pending))
+        })
+    }
+
+    /// The pending upload `id`, read in a statement shared with the reads around it; `None`
+    /// when that statement failed (the caller then reads alone).
+    pub(super) async fn pending_upload(
+        self: &Arc<Self>,
+        id: &str,
+    ) -> Option<Option<PendingUpload>> {
+        self.read_gathered(id, None).await
+    }
+}
+
+impl<T> Gather<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<PgConnection>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<T: Clone + Send + 'static> Gather<T> {
+    fn new(url: &str, sql: String, decode: fn(&PgRow) -> StoreResult<Found<T>>) -> Arc<Self> {
+        Arc::new(Gather {
+            url: url.to_string(),
+            sql,
+            decode,
+            state: Mutex::new(State {
+                queue: Vec::new(),
+                readers: 0,
+            }),
+            idle: Mutex::default(),
+            reads: AtomicU64::new(0),
+            statements: AtomicU64::new(0),
+        })
+    }
+
+    /// Value `id`, if it is there (and belongs to `org_id`, when given), read in a statement
+    /// shared with the reads around it; `None` when that statement failed.
+    async fn read_gathered(self: &Arc<Self>, id: &str, org_id: Option<&str>) -> Option<Option<T>> {
         let (reply, answer) = oneshot::channel();
         let start = {
             let mut state = self.lock();
             state.queue.push(Waiting {
                 id: id.to_string(),
-                org_id: org_id.to_string(),
+                org_id: org_id.map(str::to_string),
                 reply,
             });
             let start = state.readers < READERS;
@@ -126,14 +187,6 @@ impl Gather {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn idle(&self) -> MutexGuard<'_, Vec<PgConnection>> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// One reader: takes what is queued and answers it, until nothing is.
     async fn read_queued(self: Arc<Self>) {
         let mut reader = Reader {
@@ -142,7 +195,7 @@ impl Gather {
         };
         let mut conn = self.idle().pop();
         loop {
-            let batch: Vec<Waiting> = {
+            let batch: Vec<Waiting<T>> = {
                 let mut state = self.lock();
                 if state.queue.is_empty() {
                     state.readers -= 1;
@@ -162,7 +215,9 @@ impl Gather {
                     self.reads.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     for w in batch {
                         let row = match found.get(&w.id) {
-                            Some((org, row)) if *org == w.org_id => Some(row.clone()),
+                            Some((org, row)) if w.org_id.is_none() || *org == w.org_id => {
+                                Some(row.clone())
+                            }
                             _ => None,
                         };
                         let _ = w.reply.send(row);
@@ -170,19 +225,19 @@ impl Gather {
                 }
                 Err(e) => {
                     conn = None;
-                    tracing::debug!("a gathered read of {} images failed: {e}", batch.len());
+                    tracing::debug!("a gathered read of {} ids failed: {e}", batch.len());
                 }
             }
         }
     }
 
-    /// The images of `batch` that exist, by id, with their organisation, read on `conn`
+    /// The values of `batch` that exist, by id, with their organisation, read on `conn`
     /// (opened first if there is none).
     async fn read(
         &self,
         conn: &mut Option<PgConnection>,
-        batch: &[Waiting],
-    ) -> StoreResult<HashMap<String, (String, ImageRow)>> {
+        batch: &[Waiting<T>],
+    ) -> StoreResult<HashMap<String, (Option<String>, T)>> {
         let conn = match conn {
             Some(conn) => conn,
             None => conn.insert(PgConnection::connect(&self.url).await?),
@@ -193,8 +248,8 @@ impl Gather {
             .fetch(&mut *conn);
         let mut found = HashMap::with_capacity(batch.len());
         while let Some(row) = rows.try_next().await? {
-            let image = ImageRow::from_row(&row)?;
-            found.insert(image.id.clone(), (get(&row, "org_of_image")?, image));
+            let (id, org, value) = (self.decode)(&row)?;
+            found.insert(id, (org, value));
         }
         Ok(found)
     }
@@ -202,12 +257,12 @@ impl Gather {
 
 /// A running reader. Should its task end early (a panic), it gives its place up and, if it
 /// was the last, drops the queue: those reads are then answered `None` and read alone.
-struct Reader<'g> {
-    gather: &'g Gather,
+struct Reader<'g, T> {
+    gather: &'g Gather<T>,
     done: bool,
 }
 
-impl Drop for Reader<'_> {
+impl<T> Drop for Reader<'_, T> {
     fn drop(&mut self) {
         if self.done {
             return;

@@ -199,7 +199,9 @@ pub struct Store {
     /// Recently read keys and images (servers on PostgreSQL; [`Store::with_read_cache`]).
     cache: Option<std::sync::Arc<cache::ReadCache>>,
     /// Point reads of images gathered into shared statements (PostgreSQL only).
-    gather: Option<std::sync::Arc<gather::Gather>>,
+    gather: Option<std::sync::Arc<gather::Gather<images::ImageRow>>>,
+    /// Point reads of pending uploads (each upload's PUT) gathered likewise.
+    gather_pending: Option<std::sync::Arc<gather::Gather<uploads::PendingUpload>>>,
 }
 
 /// Now, as the fixed-width RFC 3339 text stored in every timestamp column (sorts as it reads).
@@ -369,7 +371,9 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
-        let gather = (dialect == Dialect::Postgres).then(|| gather::Gather::new(url));
+        let gather = (dialect == Dialect::Postgres).then(|| gather::Gather::images(url));
+        let gather_pending =
+            (dialect == Dialect::Postgres).then(|| gather::Gather::pending_uploads(url));
         let store = Store {
             read,
             write,
@@ -378,6 +382,7 @@ impl Store {
             inline: None,
             cache: None,
             gather,
+            gather_pending,
         };
         store.migrate().await?;
         Ok(match store.sqlite_file().await {
@@ -539,6 +544,11 @@ impl Store {
     /// whose reads never leave the process.
     pub fn gather_stats(&self) -> Option<GatherStats> {
         self.gather.as_ref().map(|g| g.stats())
+    }
+
+    /// Reads of pending uploads (one per upload PUT) gathered so far; `None` on SQLite.
+    pub fn pending_gather_stats(&self) -> Option<GatherStats> {
+        self.gather_pending.as_ref().map(|g| g.stats())
     }
 
     /// The connection pools' state now: one pool on PostgreSQL, the read and the write pool

@@ -53,6 +53,10 @@ impl FromCells for PendingUpload {
     }
 }
 
+/// The read of pending uploads' columns, for a `WHERE` to follow.
+pub(super) const PENDING_SELECT: &str = "SELECT id, org_id, dataset_id, folder, filename, \
+     content_type, expires_at, blob_hash, size, mime, width, height FROM pending_uploads";
+
 /// Metadata of stored bytes.
 #[derive(Debug, Clone)]
 pub struct BlobInfo {
@@ -224,14 +228,17 @@ impl Store {
         Ok(())
     }
 
-    /// The pending upload with this id.
+    /// The pending upload with this id. On PostgreSQL the read shares a statement with the
+    /// reads around it (each PUT makes one); should that statement fail, it is read alone.
     pub async fn pending_upload(&self, id: &str) -> StoreResult<Option<PendingUpload>> {
-        self.read_first(
-            "SELECT id, org_id, dataset_id, folder, filename, content_type, expires_at, blob_hash, \
-             size, mime, width, height FROM pending_uploads WHERE id = $1",
-            &[id],
-        )
-        .await
+        static SQL: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| format!("{PENDING_SELECT} WHERE id = $1"));
+        if let Some(gather) = &self.gather_pending {
+            if let Some(found) = gather.pending_upload(id).await {
+                return Ok(found);
+            }
+        }
+        self.read_first(&SQL, &[id]).await
     }
 
     /// The pending uploads with these ids, by id (those that exist).
@@ -240,8 +247,7 @@ impl Store {
         ids: &[&str],
     ) -> StoreResult<std::collections::HashMap<String, PendingUpload>> {
         let sql = AssertSqlSafe(format!(
-            "SELECT id, org_id, dataset_id, folder, filename, content_type, expires_at, blob_hash, \
-             size, mime, width, height FROM pending_uploads WHERE {}",
+            "{PENDING_SELECT} WHERE {}",
             self.dialect.id_in("id", 1)
         ));
         let rows = sqlx::query(sql)
@@ -262,21 +268,23 @@ impl Store {
         folder: &str,
         filename: &str,
     ) -> StoreResult<Option<PendingUpload>> {
-        self.read_first(
-            "SELECT id, org_id, dataset_id, folder, filename, content_type, expires_at, blob_hash, \
-             size, mime, width, height FROM pending_uploads \
-             WHERE org_id = $1 AND dataset_id = $2 AND folder = $3 AND filename = $4 \
-             ORDER BY CASE WHEN blob_hash IS NULL THEN 1 ELSE 0 END, created_at DESC, id DESC LIMIT 1",
-            &[org_id, dataset_id, folder, filename],
-        )
-        .await
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "{PENDING_SELECT} \
+                 WHERE org_id = $1 AND dataset_id = $2 AND folder = $3 AND filename = $4 \
+                 ORDER BY CASE WHEN blob_hash IS NULL THEN 1 ELSE 0 END, created_at DESC, \
+                 id DESC LIMIT 1"
+            )
+        });
+        self.read_first(&SQL, &[org_id, dataset_id, folder, filename])
+            .await
     }
 
     /// Records stored bytes (refreshing their sweep clock) and attaches them to the upload,
     /// committed when it returns.
     ///
-    /// Group commit: attachments that arrive while another transaction holds the write
-    /// connection wait for it and then commit together in one transaction, so concurrent PUTs
+    /// Group commit: attachments that arrive while the previous group commits wait for it
+    /// and then commit together in one transaction, so concurrent PUTs
     /// share one durable commit instead of queueing for one each. When a group fails, each of
     /// its attachments is retried in a transaction of its own, so every caller gets its own
     /// outcome.
@@ -304,10 +312,8 @@ impl Store {
             return;
         }
         let conn = self.write.acquire().await;
+        // Only the holder of the turn takes from the queue: it is not empty.
         let group = std::mem::take(&mut *self.attaching.queue.lock().unwrap());
-        if group.is_empty() {
-            return;
-        }
         let mut conn = match conn {
             Ok(c) => c,
             Err(e) => {
