@@ -898,23 +898,21 @@ async fn fetch(client: &Client, out: &Path, task: &Task) -> Result<DownloadOutco
     Ok(DownloadOutcome::Written(bytes))
 }
 
-/// Writes `bytes` to `dest` through a `.part` file and a rename, in one blocking call.
+/// Writes `bytes` to `dest` through a `.part` file and a rename, in one call on a writer
+/// thread.
 async fn write_atomically(dest: &Path, bytes: Vec<u8>) -> Result<()> {
-    let _turn = crate::http::writers()
-        .acquire()
-        .await
-        .map_err(|e| Error::io(dest, std::io::Error::other(e)))?;
     let target = dest.to_path_buf();
-    tokio::task::spawn_blocking(move || {
+    crate::http::on_writer(move || {
         let part = crate::http::part_path(&target);
         let written = std::fs::write(&part, &bytes).and_then(|()| std::fs::rename(&part, &target));
         if written.is_err() {
             let _ = std::fs::remove_file(&part);
         }
-        written.map_err(|e| Error::io(&target, e))
+        written
     })
     .await
-    .map_err(|e| Error::io(dest, std::io::Error::other(e)))?
+    .and_then(|written| written)
+    .map_err(|e| Error::io(dest, e))
 }
 
 /// Longest path component a download writes, in bytes: file systems allow 255, and the

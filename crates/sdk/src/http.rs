@@ -678,15 +678,51 @@ pub(crate) fn part_path(dest: &Path) -> PathBuf {
 /// streamed chunks; larger ones stream, so memory stays bounded by it per transfer.
 const IN_MEMORY: u64 = 4 << 20;
 
-/// Turns to write a downloaded file, one per CPU: the network side of many downloads overlaps
-/// well, but more concurrent file creations and renames than CPUs only contend for the
-/// directory's lock.
-pub(crate) fn writers() -> &'static tokio::sync::Semaphore {
-    static WRITERS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    WRITERS.get_or_init(|| {
+/// A write job for the writer threads.
+type WriteJob = Box<dyn FnOnce() + Send>;
+
+/// Runs `job` on one of the threads that write downloaded files, one per CPU: the network
+/// side of many downloads overlaps well, but more concurrent file creations and renames than
+/// CPUs only contend for the directory's lock. They are threads of their own rather than the
+/// runtime's blocking pool: a pool thread that has just finished a write is not yet idle when
+/// the next write is handed over, so the pool kept adding threads over a long download (48
+/// during a million-image download, each holding its stack and allocator cache). Errs only
+/// when the job panicked.
+pub(crate) async fn on_writer<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    static JOBS: std::sync::OnceLock<std::sync::mpsc::Sender<WriteJob>> =
+        std::sync::OnceLock::new();
+    let jobs = JOBS.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<WriteJob>();
+        let rx = Arc::new(Mutex::new(rx));
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        tokio::sync::Semaphore::new(cpus)
-    })
+        for i in 0..cpus {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("pictograph-writer-{i}"))
+                .spawn(move || loop {
+                    let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok(job) = next else { return };
+                    // A panicking job drops its answer, which its caller sees; the thread
+                    // stays for the next one.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                });
+            if let Err(e) = spawned {
+                eprintln!("pictograph: a file-writing thread could not start: {e}");
+            }
+        }
+        tx
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sent = jobs.send(Box::new(move || {
+        let _ = tx.send(job());
+    }));
+    if sent.is_err() {
+        return Err(std::io::Error::other("no thread is left to write files"));
+    }
+    rx.await
+        .map_err(|_| std::io::Error::other("writing the file failed unexpectedly"))
 }
 
 /// Writes a response body to `dest` through its `.part` file, renamed over `dest` only once
@@ -714,11 +750,7 @@ async fn write_atomically(resp: Response, dest: &Path) -> std::result::Result<u6
             ))));
         }
         let (part2, dest2) = (part.clone(), dest.to_path_buf());
-        let _turn = writers()
-            .acquire()
-            .await
-            .map_err(|e| local(dest, std::io::Error::other(e)))?;
-        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let written = on_writer(move || -> std::io::Result<()> {
             let done =
                 std::fs::write(&part2, &bytes).and_then(|()| std::fs::rename(&part2, &dest2));
             if done.is_err() {
@@ -727,7 +759,7 @@ async fn write_atomically(resp: Response, dest: &Path) -> std::result::Result<u6
             done
         })
         .await
-        .map_err(|e| local(dest, std::io::Error::other(e)))?;
+        .and_then(|written| written);
         return written.map(|()| n).map_err(|e| local(dest, e));
     }
     // Buffered so a download is a few large writes, not one blocking-pool hop per network
@@ -941,5 +973,37 @@ mod tests {
             assert_eq!(p.parent(), Some(Path::new("out")));
         }
         assert_ne!(parts[0], parts[1]);
+    }
+
+    /// Many writes at once run on the fixed writer threads, not on the runtime's blocking
+    /// pool, each answering its own caller; a job that panics fails alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_run_on_a_fixed_set_of_threads() {
+        let jobs = (0..2_000u64).map(|i| {
+            on_writer(move || {
+                let name = std::thread::current().name().map(str::to_string);
+                (i * 3, name)
+            })
+        });
+        let answers = futures::future::join_all(jobs).await;
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut names = std::collections::HashSet::new();
+        for (i, answer) in answers.into_iter().enumerate() {
+            let (value, name) = answer.expect("the job ran");
+            assert_eq!(value, i as u64 * 3, "each caller gets its own job's answer");
+            names.insert(name.expect("writer threads are named"));
+        }
+        assert!(names.len() <= cpus, "{names:?}");
+        assert!(
+            names.iter().all(|n| n.starts_with("pictograph-writer-")),
+            "{names:?}"
+        );
+        let failed = on_writer(|| -> u8 { panic!("a job that fails") }).await;
+        assert!(failed.is_err());
+        assert_eq!(
+            on_writer(|| 7u8).await.unwrap(),
+            7,
+            "the writers outlive a panic"
+        );
     }
 }
