@@ -12,7 +12,7 @@ pub fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
     h.finish()
 }
 
-/// A set of 64-bit hashes: sorted blocks of at most [`Self::MAX_BLOCK`] entries, each
+/// A set of 64-bit hashes: sorted blocks of at most 32,768 entries, each
 /// allocated to its exact size, plus the latest insertions in a small hash set merged into
 /// the blocks once they reach a sixteenth of them. A million entries take about 10 MB at
 /// the peak of a merge (a `HashSet<u64>` takes 18 to 36 MB, twice that while it grows). A
