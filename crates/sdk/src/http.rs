@@ -688,7 +688,7 @@ type WriteJob = Box<dyn FnOnce() + Send>;
 /// the next write is handed over, so the pool kept adding threads over a long download (48
 /// during a million-image download, each holding its stack and allocator cache). Errs only
 /// when the job panicked.
-pub(crate) async fn on_writer<T: Send + 'static>(
+async fn on_writer<T: Send + 'static>(
     job: impl FnOnce() -> T + Send + 'static,
 ) -> std::io::Result<T> {
     static JOBS: std::sync::OnceLock<std::sync::mpsc::Sender<WriteJob>> =
@@ -725,6 +725,26 @@ pub(crate) async fn on_writer<T: Send + 'static>(
         .map_err(|_| std::io::Error::other("writing the file failed unexpectedly"))
 }
 
+/// Writes `bytes` to `dest` in one call on a writer thread: into its `.part` file, then renamed
+/// over `dest`; on failure the `.part` file is removed and the error names `dest`.
+pub(crate) async fn write_whole(
+    dest: &Path,
+    bytes: impl AsRef<[u8]> + Send + 'static,
+) -> Result<()> {
+    let target = dest.to_path_buf();
+    on_writer(move || {
+        let part = part_path(&target);
+        let written = std::fs::write(&part, bytes).and_then(|()| std::fs::rename(&part, &target));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&part);
+        }
+        written
+    })
+    .await
+    .and_then(|written| written)
+    .map_err(|e| Error::io(dest, e))
+}
+
 /// Writes a response body to `dest` through its `.part` file, renamed over `dest` only once
 /// the body is complete and of the announced length: whatever interrupts the process, `dest`
 /// is either absent, the old file, or the whole new one, and a re-run replaces a leftover
@@ -749,18 +769,8 @@ async fn write_atomically(resp: Response, dest: &Path) -> std::result::Result<u6
                 bytes.len()
             ))));
         }
-        let (part2, dest2) = (part.clone(), dest.to_path_buf());
-        let written = on_writer(move || -> std::io::Result<()> {
-            let done =
-                std::fs::write(&part2, &bytes).and_then(|()| std::fs::rename(&part2, &dest2));
-            if done.is_err() {
-                let _ = std::fs::remove_file(&part2);
-            }
-            done
-        })
-        .await
-        .and_then(|written| written);
-        return written.map(|()| n).map_err(|e| local(dest, e));
+        let written = write_whole(dest, bytes).await;
+        return written.map(|()| n).map_err(WriteError::Local);
     }
     // Buffered so a download is a few large writes, not one blocking-pool hop per network
     // chunk. No fsync (see `write_atomically`).
