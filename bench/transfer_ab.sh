@@ -2,7 +2,7 @@
 # Folder upload and dataset download of two builds side by side (not a test).
 #
 # Usage: bench/transfer_ab.sh OLD_BINARY NEW_BINARY [--rounds N] [--files N] [--kb KB]
-#                             [--workers W] [--postgres ADMIN_URL]
+#                             [--workers W] [--postgres ADMIN_URL] [--postgres-for old|new|both]
 #
 # Generates one folder of N images (default 2000, as bench/upload_download.sh does; --kb sets
 # their average size, see bench/gen_images.py), then,
@@ -14,7 +14,9 @@
 # the CLI. Outputs are moved aside while timing and deleted between rounds (see `settle` in
 # bench/upload_download.sh for why).
 # With --postgres, each server keeps its metadata in a fresh database of the PostgreSQL server
-# at ADMIN_URL (e.g. postgres://postgres@127.0.0.1:5433), dropped after its round.
+# at ADMIN_URL (e.g. postgres://postgres@127.0.0.1:5433), dropped after its round;
+# --postgres-for new (or old) gives PostgreSQL to that side only, the other keeping SQLite:
+# with the same binary twice, this compares the two metadata stores.
 # BENCH_DIR=DIR puts the scratch directory there (default: target/bench); it needs about
 # 2 GB per round for the default size.
 set -euo pipefail
@@ -26,10 +28,10 @@ repo="$(cd "$here/.." && pwd)"
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
-[[ $# -ge 2 ]] || { sed -n '2,20p' "$0"; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,21p' "$0"; exit 2; }
 old="$(realpath "$1")" new="$(realpath "$2")"
 shift 2
-rounds=5 files=2000 workers="" kb="" postgres=""
+rounds=5 files=2000 workers="" kb="" postgres="" postgres_for=both
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
@@ -37,9 +39,11 @@ while [[ $# -gt 0 ]]; do
     --workers) workers="$2"; shift 2 ;;
     --kb) kb="$2"; shift 2 ;;
     --postgres) postgres="${2%/}"; shift 2 ;;
+    --postgres-for) postgres_for="$2"; shift 2 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+[[ "$postgres_for" =~ ^(old|new|both)$ ]] || { echo "--postgres-for takes old, new or both" >&2; exit 2; }
 python="${PYTHON:-python3}"
 "$python" -c 'import PIL' 2>/dev/null || python="$here/.venv/bin/python"
 "$python" -c 'import PIL' || { echo "error: no Python with Pillow (set PYTHON)" >&2; exit 2; }
@@ -70,12 +74,13 @@ wflag=()
 # Runs one build: prints "upload_s download_s upload_server_cpu upload_cli_cpu
 # download_server_cpu download_cli_cpu".
 one() {
-  local bin="$1" tag="$2"
+  local bin="$1" tag="$2" pg=""
   local data="$work/data-$tag" dl="$work/dl-$tag" db="transfer_ab_${tag//-/_}" dbflag=()
-  if [[ -n "$postgres" ]]; then
-    psql_admin "$postgres" "DROP DATABASE IF EXISTS $db WITH (FORCE)"
-    psql_admin "$postgres" "CREATE DATABASE $db"
-    dbflag=(--database-url "$postgres/$db")
+  [[ -n "$postgres" && ( "$postgres_for" == both || "$tag" == "$postgres_for"-* ) ]] && pg="$postgres"
+  if [[ -n "$pg" ]]; then
+    psql_admin "$pg" "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+    psql_admin "$pg" "CREATE DATABASE $db"
+    dbflag=(--database-url "$pg/$db")
   fi
   "$bin" serve --data-dir "$data" "${dbflag[@]}" --listen 127.0.0.1:0 \
     >"$work/serve.out" 2>"$work/serve.err" &
@@ -110,7 +115,7 @@ one() {
   done
   kill "$pid"
   wait "$pid" 2>/dev/null || true
-  [[ -n "$postgres" ]] && psql_admin "$postgres" "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+  [[ -n "$pg" ]] && psql_admin "$pg" "DROP DATABASE IF EXISTS $db WITH (FORCE)"
   mv "$data" "$dl" "$work/trash/"
   echo "${times[*]}"
 }
