@@ -650,26 +650,37 @@ async fn main() -> Result<()> {
 
     // ── Full download listing walk and CLI downloads ──
     row(String::new());
-    let t = Instant::now();
-    let mut offset = 0u64;
-    let mut seen = 0u64;
-    loop {
-        let v = api
-            .get(&format!("/datasets/by-name/{}/download?mode=full&limit=10000&offset={offset}&include_annotations=true", big.name))
-            .await?;
-        let n = v["items"].as_array().map(Vec::len).unwrap_or(0) as u64;
-        seen += n;
-        offset += n;
-        if n < 10_000 {
-            break;
+    // Both ways a client can page: by offset (the official clients), and after the last
+    // image of the page before (our SDK).
+    for by_key in [false, true] {
+        let t = Instant::now();
+        let (mut seen, mut after) = (0u64, String::new());
+        loop {
+            let from = if by_key && seen > 0 {
+                format!("after={after}")
+            } else {
+                format!("offset={seen}")
+            };
+            let v = api
+                .get(&format!("/datasets/by-name/{}/download?mode=full&limit=10000&{from}&include_annotations=true", big.name))
+                .await?;
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            seen += items.len() as u64;
+            if let Some(last) = items.last().and_then(|i| i["id"].as_str()) {
+                after = last.to_string();
+            }
+            if items.len() < 10_000 {
+                break;
+            }
         }
+        let walk_rss = sampler.take();
+        row(format!(
+            "download listing of all {seen} images (pages of 10,000, by {}): {:.1} s, server RSS max {:.1} MB",
+            if by_key { "key" } else { "offset" },
+            t.elapsed().as_secs_f64(),
+            walk_rss.max_mb()
+        ));
     }
-    let walk_rss = sampler.take();
-    row(format!(
-        "download listing of all {seen} images (pages of 10,000): {:.1} s, server RSS max {:.1} MB",
-        t.elapsed().as_secs_f64(),
-        walk_rss.max_mb()
-    ));
     if args.download_max > 0 {
         row(
             "CLI download (full mode, fresh directory each): time, CLI peak RSS, server peak RSS"

@@ -442,7 +442,11 @@ impl Datasets {
     /// (`a-2.png`), the same way on every run.
     ///
     /// Memory holds one page of the listing (see [`DownloadOptions::page_size`]) and an
-    /// 8-byte hash of each local path given out: about 9 MB per million images.
+    /// 8-byte hash of each local path given out: about 9 MB per million images. Each page
+    /// after the first is asked for as the one after the previous page's last image, where
+    /// the server pages that way (this one does): each costs the server the same wherever
+    /// it lies in the dataset, and images added or deleted meanwhile do not shift the pages.
+    /// Elsewhere pages go by offset.
     ///
     /// Per-file errors go to [`DownloadReport::failures`]. The call fails when the listing
     /// request does, when `output_dir` exists and is not a directory, and when no file can
@@ -462,7 +466,10 @@ impl Datasets {
         // page of the listing and an 8-byte hash of each image path and directory given out.
         let mut taken = Taken::default();
         let (mut done, mut total, mut offset) = (0, 0, 0);
-        let mut page = self.download_page(name, &options, offset).await?;
+        // Pages after the first go by key (the last image of the page before) where the
+        // server can, by offset where it cannot.
+        let mut by_key = true;
+        let mut page = self.download_page(name, &options, offset, None).await?;
         // Only once the dataset is known to exist, so a mistyped name leaves nothing behind.
         if tokio::fs::metadata(&out).await.is_ok_and(|m| !m.is_dir()) {
             return Err(Error::Io {
@@ -488,6 +495,7 @@ impl Datasets {
             }
             let n = page.items.len();
             offset += n;
+            let last = page.items.last().map(|i| i.id.clone());
             let tasks = tasks_of(page.items, &options, &mut taken);
             total += tasks.len();
             let (tasks, prepared) = {
@@ -504,10 +512,25 @@ impl Datasets {
             }
             let next = async {
                 if n < options.page_size {
-                    Ok(None)
-                } else {
-                    self.download_page(name, &options, offset).await.map(Some)
+                    return Ok(None);
                 }
+                let keyed = last.filter(|id| by_key && !id.is_empty());
+                if let Some(after) = keyed {
+                    match self
+                        .download_page(name, &options, offset, Some(&after))
+                        .await
+                    {
+                        Ok(page) if page.paged_after => return Ok(Some(page)),
+                        // The server answered from the start instead: by offset from here.
+                        Ok(_) => by_key = false,
+                        // The image paged from was deleted meanwhile: this page by offset.
+                        Err(Error::Validation(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                self.download_page(name, &options, offset, None)
+                    .await
+                    .map(Some)
             };
             let files = async {
                 let workers = options.max_workers.max(1);
@@ -630,6 +653,8 @@ fn failure_reason(e: &Error, dest: &Path) -> String {
 struct Page {
     dataset_id: String,
     items: Vec<Item>,
+    /// Whether the server paged from the `after` asked for (it echoes it).
+    paged_after: bool,
 }
 
 impl Datasets {
@@ -638,6 +663,7 @@ impl Datasets {
         name: &str,
         options: &DownloadOptions,
         offset: usize,
+        after: Option<&str>,
     ) -> Result<Page> {
         let mut req = Req::api(
             Method::GET,
@@ -645,7 +671,9 @@ impl Datasets {
         )
         .query("mode", options.mode.as_str())
         .query("limit", options.page_size);
-        if offset > 0 {
+        if let Some(after) = after {
+            req = req.query("after", after);
+        } else if offset > 0 {
             req = req.query("offset", offset);
         }
         if let Some(s) = options.status_filter {
@@ -662,6 +690,7 @@ impl Datasets {
         Ok(Page {
             dataset_id: page.dataset_id.unwrap_or_default(),
             items: page.items.unwrap_or_default(),
+            paged_after: after.is_some() && page.after.as_deref() == after,
         })
     }
 }
@@ -743,6 +772,9 @@ struct ListingPage {
     dataset_id: Option<String>,
     #[serde(default)]
     items: Option<Vec<Item>>,
+    /// The `after` of the request, echoed by a server that paged from it.
+    #[serde(default)]
+    after: Option<String>,
 }
 
 /// The files to fetch or write for a page of the listing.

@@ -811,3 +811,121 @@ async fn a_folder_upload_stops_sending_once_the_server_storage_is_full() {
         ]
     );
 }
+
+/// A download listing page of one image whose (empty) annotation list is embedded, so a
+/// download in annotations-only mode writes it without another request; `after` is echoed
+/// when given, as a server that paged from it does.
+fn listing_page(ids: &[&str], after: Option<&str>) -> Vec<u8> {
+    let items: Vec<_> = ids
+        .iter()
+        .map(|id| serde_json::json!({"id": id, "filename": format!("{id}.png"), "virtual_folder_path": "/", "annotations": [], "version": 1}))
+        .collect();
+    let mut body = serde_json::json!({"dataset_id": "d1", "items": items, "total": ids.len()});
+    if let Some(after) = after {
+        body["after"] = after.into();
+    }
+    response("200 OK", &[], &body.to_string())
+}
+
+/// Downloads dataset `ds` page by page (one image a page) from `f`; answers the files
+/// written and the query of each listing request.
+async fn download_one_by_one(f: &Fault) -> (Vec<String>, Vec<String>) {
+    let out = tempfile::tempdir().unwrap();
+    let options = pictograph::DownloadOptions {
+        mode: pictograph::DownloadMode::AnnotationsOnly,
+        page_size: 1,
+        ..Default::default()
+    };
+    let report = f
+        .client(0)
+        .datasets()
+        .download("ds", out.path(), options)
+        .await
+        .unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let mut files: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let queries = f
+        .seen()
+        .into_iter()
+        .map(|s| {
+            s.path
+                .split_once('?')
+                .map(|(_, q)| q.to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    (files, queries)
+}
+
+#[tokio::test]
+async fn a_download_pages_by_key_where_the_server_can_and_by_offset_where_not() {
+    let both = ["a.png.json", "b.png.json"];
+
+    // A server that pages by key: each page after the first is asked for after the last id.
+    let f = Fault::start(vec![
+        listing_page(&["a"], None),
+        listing_page(&["b"], Some("a")),
+        listing_page(&[], Some("b")),
+    ])
+    .await;
+    let (files, q) = download_one_by_one(&f).await;
+    assert_eq!(files, both);
+    assert_eq!(q.len(), 3, "{q:?}");
+    assert!(
+        !q[0].contains("after=") && !q[0].contains("offset="),
+        "{q:?}"
+    );
+    assert!(
+        q[1].contains("after=a") && !q[1].contains("offset="),
+        "{q:?}"
+    );
+    assert!(q[2].contains("after=b"), "{q:?}");
+
+    // One that ignores `after` and answers the first page again: by offset from then on.
+    let f = Fault::start(vec![
+        listing_page(&["a"], None),
+        listing_page(&["a"], None),
+        listing_page(&["b"], None),
+        listing_page(&[], None),
+    ])
+    .await;
+    let (files, q) = download_one_by_one(&f).await;
+    assert_eq!(files, both);
+    assert_eq!(q.len(), 4, "{q:?}");
+    assert!(q[1].contains("after=a"), "{q:?}");
+    assert!(
+        !q[2].contains("after=") && q[2].contains("offset=1"),
+        "{q:?}"
+    );
+    assert!(
+        !q[3].contains("after=") && q[3].contains("offset=2"),
+        "{q:?}"
+    );
+
+    // The image a page would follow was deleted meanwhile (422): that page by offset, the
+    // next by key again.
+    let f = Fault::start(vec![
+        listing_page(&["a"], None),
+        response(
+            "422 Unprocessable Entity",
+            &[],
+            r#"{"detail":"no image with this id in the dataset"}"#,
+        ),
+        listing_page(&["b"], None),
+        listing_page(&[], Some("b")),
+    ])
+    .await;
+    let (files, q) = download_one_by_one(&f).await;
+    assert_eq!(files, both);
+    assert_eq!(q.len(), 4, "{q:?}");
+    assert!(q[1].contains("after=a"), "{q:?}");
+    assert!(
+        !q[2].contains("after=") && q[2].contains("offset=1"),
+        "{q:?}"
+    );
+    assert!(q[3].contains("after=b"), "{q:?}");
+}

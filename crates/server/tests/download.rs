@@ -283,3 +283,75 @@ async fn listing_embeds_annotation_lists_when_asked() {
     assert_eq!(bad.status, 422);
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_pages_by_key_after_an_image() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("keyed").await;
+    let id = s(&ds, "id");
+    for i in 0..5u8 {
+        let name = format!("k{i}.png");
+        t.owner
+            .upload(&id, "/", &name, &png_seeded(4, 4, i), "image/png")
+            .await;
+    }
+    let all = ids(&t.owner.images("keyed").await);
+    let page = |q: String| {
+        let t = &t;
+        async move {
+            t.owner
+                .get(&format!("datasets/by-name/keyed/download?{q}"))
+                .await
+                .ok_json(200)
+        }
+    };
+
+    // The page right after an image, the same as by offset, with the `after` echoed.
+    let keyed = page(format!("limit=2&after={}", all[0])).await;
+    assert_eq!(ids(&items(&keyed)), all[1..3]);
+    assert_eq!(keyed["after"], all[0].as_str());
+    let by_offset = page("limit=2&offset=1".into()).await;
+    assert_eq!(items(&by_offset), items(&keyed));
+    assert!(by_offset.get("after").is_none(), "{by_offset}");
+    assert!(items(&page(format!("after={}", all[4])).await).is_empty());
+
+    // Deleting an image before the next page shifts offsets, not keys.
+    t.owner
+        .delete(&format!("images/{}", all[1]))
+        .await
+        .expect(200);
+    let rest = page(format!("limit=10&after={}", all[1])).await;
+    assert_eq!(ids(&items(&rest)), all[2..]);
+
+    // With a status filter, the images after the key that have it.
+    t.owner
+        .patch("batch/images/update", &json!({"dataset_name": "keyed", "image_ids": [&all[0], &all[3]], "updates": {"status": "complete"}}))
+        .await
+        .expect(200);
+    let complete = page(format!("status_filter=complete&after={}", all[0])).await;
+    assert_eq!(ids(&items(&complete)), [all[3].clone()]);
+
+    // `after` must name an image of this dataset, and goes without an offset.
+    let other = t.owner.create_dataset("other").await;
+    let stranger = t
+        .owner
+        .upload(
+            &s(&other, "id"),
+            "/",
+            "x.png",
+            &png_seeded(4, 4, 9),
+            "image/png",
+        )
+        .await;
+    for q in [
+        format!("after={}", s(&stranger, "id")),
+        format!("after={}", uuid::Uuid::new_v4()),
+        format!("after={}&offset=1", all[0]),
+    ] {
+        t.owner
+            .get(&format!("datasets/by-name/keyed/download?{q}"))
+            .await
+            .error(422, "validation_error");
+    }
+    t.stop().await;
+}

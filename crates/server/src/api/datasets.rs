@@ -149,6 +149,8 @@ pub struct DownloadOptions {
     status_filter: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
+    /// An image id: the page starts right after it (keyset paging; echoed as `after`).
+    after: Option<String>,
     /// Embed each image's annotation list (and its version) in the listing, saving one
     /// request per image; `include=metadata` adds the annotations' metadata.
     include_annotations: Option<bool>,
@@ -201,10 +203,28 @@ async fn listing(
         None => None,
     };
     let (limit, offset) = page(o.limit, o.offset, 10_000, 10_000)?;
-    let rows = state
-        .store
-        .list_images(&d.id, status.map(Status::as_str), limit, offset)
-        .await?;
+    let after = o.after.as_deref().filter(|s| !s.is_empty());
+    let rows = match after {
+        Some(_) if offset != 0 => {
+            return Err(ApiError::field(
+                &["query", "offset"],
+                "offset must be 0 when after is given",
+            ))
+        }
+        Some(after) => {
+            let filter = crate::store::ImageFilter {
+                status: status.map(|s| s.as_str().to_string()),
+                ..Default::default()
+            };
+            super::images::rows_after(state, &d.id, &filter, after, limit).await?
+        }
+        None => {
+            state
+                .store
+                .list_images(&d.id, status.map(Status::as_str), limit, offset)
+                .await?
+        }
+    };
     let links = base.links(state);
     let mut taken = HashSet::new();
     let mut lists = if o.include_annotations.unwrap_or(false) && mode != "images_only" {
@@ -266,6 +286,11 @@ async fn listing(
     body.value(mode);
     body.text(",\"total\":");
     body.value(total);
+    if let Some(after) = after {
+        // Only when asked for, so that a client can tell this server paged from it.
+        body.text(",\"after\":");
+        body.value(after);
+    }
     body.text("}");
     Ok(body.into_response())
 }

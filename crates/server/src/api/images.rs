@@ -181,6 +181,28 @@ async fn anchor(state: &AppState, dataset_id: &str, after: &str) -> ApiResult<Im
         .ok_or_else(|| ApiError::field(&["query", "after"], "no image with this id in the dataset"))
 }
 
+/// Up to `limit` images matching `filter` that come right after the image `after` in listing
+/// order (keyset paging: the same cost per page wherever it is); 422 when `after` is not an
+/// image of the dataset.
+pub(super) async fn rows_after(
+    state: &AppState,
+    dataset_id: &str,
+    filter: &crate::store::ImageFilter,
+    after: &str,
+    limit: i64,
+) -> ApiResult<Vec<ImageRow>> {
+    let from = anchor(state, dataset_id, after).await?;
+    Ok(state
+        .store
+        .scan_images(
+            dataset_id,
+            filter,
+            Some((from.created_at.as_str(), from.id.as_str())),
+            limit,
+        )
+        .await?)
+}
+
 /// The page of a listing that starts right after the image `after` (keyset paging), the
 /// total of the filter, and whether more follow.
 async fn keyset_page(
@@ -190,17 +212,8 @@ async fn keyset_page(
     after: &str,
     limit: i64,
 ) -> ApiResult<(Vec<ImageRow>, i64, bool)> {
-    let from = anchor(state, dataset_id, after).await?;
     // One more than the page, to know whether another follows.
-    let mut rows = state
-        .store
-        .scan_images(
-            dataset_id,
-            filter,
-            Some((from.created_at.as_str(), from.id.as_str())),
-            limit + 1,
-        )
-        .await?;
+    let mut rows = rows_after(state, dataset_id, filter, after, limit + 1).await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let total = state.store.count_images(dataset_id, filter).await?;

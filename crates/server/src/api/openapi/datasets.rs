@@ -104,7 +104,19 @@ fn download_options() -> Vec<Value> {
             json!({"type": "string", "enum": ["new", "annotate", "review", "complete", ""]}),
         ),
         limit(10_000, 10_000, "images"),
-        offset("images"),
+        query_param(
+            "offset",
+            "Images of the listing to skip. Must be 0 when `after` is given.",
+            json!({"type": "integer", "minimum": 0, "default": 0}),
+        ),
+        query_param(
+            "after",
+            "Keyset paging: the id of an image of the dataset; the page starts right after it \
+             in listing order. Pass the last id of the previous page to walk a large dataset \
+             at the same cost per page, unshifted by images added or removed meanwhile. \
+             Echoed as `after`.",
+            json!({"type": "string"}),
+        ),
         query_param(
             "include_annotations",
             "Embed each image's annotation list as `annotations` (and its annotation \
@@ -689,6 +701,31 @@ fn all_required(description: &str, properties: Value) -> Value {
     })
 }
 
+/// A download listing's answer: every key always there but `after`, there when the request
+/// had one.
+fn download_listing() -> Value {
+    let mut listing = all_required(
+        "A download listing: the page under `items` and again under `data.items`.",
+        json!({
+            "data": all_required("The dataset and the page.", json!({
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "items": {"type": "array", "items": schema("DownloadImage")},
+            })),
+            "dataset_id": {"type": "string"},
+            "dataset_name": {"type": "string"},
+            "items": {"type": "array", "items": schema("DownloadImage")},
+            "mode": {"type": "string", "enum": ["full", "images_only", "annotations_only"]},
+            "total": {"type": "integer", "description": "Items in this page."},
+        }),
+    );
+    listing["properties"]["after"] = json!({
+        "type": "string",
+        "description": "The `after` of the request, sent only when it had one.",
+    });
+    listing
+}
+
 /// The schemas this area's operations refer to.
 pub(super) fn schemas() -> Vec<(String, Value)> {
     let mut dataset = dataset_fields();
@@ -970,24 +1007,7 @@ pub(super) fn schemas() -> Vec<(String, Value)> {
                 json!({"deleted": schema("DatasetDeletion"), "data": schema("DatasetDeletion")}),
             ),
         ),
-        (
-            "DownloadListing".into(),
-            all_required(
-                "A download listing: the page under `items` and again under `data.items`.",
-                json!({
-                    "data": all_required("The dataset and the page.", json!({
-                        "id": {"type": "string"},
-                        "name": {"type": "string"},
-                        "items": {"type": "array", "items": schema("DownloadImage")},
-                    })),
-                    "dataset_id": {"type": "string"},
-                    "dataset_name": {"type": "string"},
-                    "items": {"type": "array", "items": schema("DownloadImage")},
-                    "mode": {"type": "string", "enum": ["full", "images_only", "annotations_only"]},
-                    "total": {"type": "integer", "description": "Items in this page."},
-                }),
-            ),
-        ),
+        ("DownloadListing".into(), download_listing()),
         (
             "DownloadImage".into(),
             json!({
