@@ -76,6 +76,14 @@ impl HashSet64 {
         self.merged + self.recent.len()
     }
 
+    /// The entries in ascending order (merging the latest insertions first).
+    pub fn iter_sorted(&mut self) -> impl Iterator<Item = u64> + '_ {
+        if !self.recent.is_empty() {
+            self.merge();
+        }
+        self.blocks.iter().flat_map(|b| b.iter().copied())
+    }
+
     /// Moves the recent insertions into the blocks: each block that receives some is
     /// rebuilt at its new size (split when it grows past [`Self::MAX_BLOCK`]), the others
     /// are kept as they are.
@@ -173,6 +181,10 @@ mod tests {
             ours.blocks.len()
         );
         assert!(!ours.contains(u64::MAX - 1) || std.contains(&(u64::MAX - 1)));
+        let mut sorted: Vec<u64> = std.iter().copied().collect();
+        sorted.sort_unstable();
+        assert!(ours.iter_sorted().eq(sorted.iter().copied()));
+        assert!(ours.recent.is_empty() && ours.len() == sorted.len());
     }
 
     #[test]

@@ -5,9 +5,10 @@ use crate::error::{Error, Result};
 use crate::http::{field, segment, Req};
 use crate::models::{Dataset, Image, Status};
 use crate::pager::Pager;
+use crate::pathset::PathSet;
 use crate::projects::{list_page, LIST_CAP};
 use futures::StreamExt;
-use pictograph_core::hashes::{hash_of, HashSet64};
+use pictograph_core::hashes::hash_of;
 use pictograph_core::names;
 use reqwest::Method;
 use serde::Deserialize;
@@ -441,8 +442,11 @@ impl Datasets {
     /// `/a.png`) never take the same path: the later one in the listing is numbered
     /// (`a-2.png`), the same way on every run.
     ///
-    /// Memory holds one page of the listing (see [`DownloadOptions::page_size`]) and an
-    /// 8-byte hash of each local path given out: about 9 MB per million images. Each page
+    /// Memory holds one page of the listing (see [`DownloadOptions::page_size`]), the local
+    /// directory of each virtual folder, and an 8-byte hash of each of the latest half
+    /// million local paths given out; older hashes go to an unnamed file in `output_dir`
+    /// (8 MB per million images, gone when the call returns), so memory stays the same
+    /// whatever the dataset's size. Each page
     /// after the first is asked for as the one after the previous page's last image, where
     /// the server pages that way (this one does): each costs the server the same wherever
     /// it lies in the dataset, and images added or deleted meanwhile do not shift the pages.
@@ -463,8 +467,8 @@ impl Datasets {
     ) -> Result<DownloadReport> {
         let out = output_dir.as_ref().to_path_buf();
         // Page by page, the next page fetched while this one's files are: memory holds one
-        // page of the listing and an 8-byte hash of each image path and directory given out.
-        let mut taken = Taken::default();
+        // page of the listing and the hashes of the latest paths given out.
+        let mut taken = Taken::new(&out);
         let (mut done, mut total, mut offset) = (0, 0, 0);
         // Pages after the first go by key (the last image of the page before) where the
         // server can, by offset where it cannot.
@@ -496,7 +500,8 @@ impl Datasets {
             let n = page.items.len();
             offset += n;
             let last = page.items.last().map(|i| i.id.clone());
-            let tasks = tasks_of(page.items, &options, &mut taken);
+            let tasks =
+                tasks_of(page.items, &options, &mut taken).map_err(|e| Error::io(&out, e))?;
             total += tasks.len();
             let (tasks, prepared) = {
                 let dir = out.clone();
@@ -778,10 +783,14 @@ struct ListingPage {
 }
 
 /// The files to fetch or write for a page of the listing.
-fn tasks_of(items: Vec<Item>, options: &DownloadOptions, taken: &mut Taken) -> Vec<Task> {
+fn tasks_of(
+    items: Vec<Item>,
+    options: &DownloadOptions,
+    taken: &mut Taken,
+) -> std::io::Result<Vec<Task>> {
     let mut tasks = Vec::new();
     for mut item in items {
-        let rel = local_path(&item, taken);
+        let rel = local_path(&item, taken)?;
         if options.mode.images() {
             if let Some(url) = item.image_url.as_deref().filter(|u| !u.is_empty()) {
                 tasks.push(Task {
@@ -811,7 +820,7 @@ fn tasks_of(items: Vec<Item>, options: &DownloadOptions, taken: &mut Taken) -> V
             }
         }
     }
-    tasks
+    Ok(tasks)
 }
 
 struct Task {
@@ -971,10 +980,9 @@ fn clean_component(raw: &str) -> String {
 
 /// The local paths a download has given out so far: each image's file and each directory,
 /// as hashes (an image's annotation file is known from its image's path).
-#[derive(Default)]
 struct Taken {
     /// Hashes of `(FILE, path)` and `(DIR, path)`.
-    paths: HashSet64,
+    paths: PathSet,
     /// The local directory of each virtual folder seen (its sanitised path, hashed): a
     /// folder named like a file given out before is numbered, once for all its images.
     folders: HashMap<u64, PathBuf>,
@@ -984,30 +992,43 @@ impl Taken {
     const FILE: u8 = 0;
     const DIR: u8 = 1;
 
-    fn has(&self, kind: u8, p: &Path) -> bool {
+    /// Nothing given out yet; the older hashes go to a file in `dir` once there are many.
+    fn new(dir: &Path) -> Taken {
+        Taken {
+            paths: PathSet::new(dir.to_path_buf()),
+            folders: HashMap::new(),
+        }
+    }
+
+    fn has(&self, kind: u8, p: &Path) -> std::io::Result<bool> {
         self.paths.contains(hash_of(&(kind, p)))
     }
 
     /// Whether `p` is given out as an image's file or annotation file, or as a directory.
-    fn used(&self, p: &Path) -> bool {
-        self.has(Self::FILE, p)
-            || self.has(Self::DIR, p)
-            || annotated_image(p).is_some_and(|image| self.has(Self::FILE, &image))
+    fn used(&self, p: &Path) -> std::io::Result<bool> {
+        Ok(self.has(Self::FILE, p)?
+            || self.has(Self::DIR, p)?
+            || match annotated_image(p) {
+                Some(image) => self.has(Self::FILE, &image)?,
+                None => false,
+            })
     }
 
     /// Whether an image may take `p`: neither it nor its annotation file is used.
-    fn file_free(&self, p: &Path) -> bool {
+    fn file_free(&self, p: &Path) -> std::io::Result<bool> {
         let annotation = annotation_path(p);
-        !self.used(p) && !self.has(Self::FILE, &annotation) && !self.has(Self::DIR, &annotation)
+        Ok(!self.used(p)?
+            && !self.has(Self::FILE, &annotation)?
+            && !self.has(Self::DIR, &annotation)?)
     }
 
     /// Whether a directory may take `p`.
-    fn dir_free(&self, p: &Path) -> bool {
-        !self.used(p)
+    fn dir_free(&self, p: &Path) -> std::io::Result<bool> {
+        Ok(!self.used(p)?)
     }
 
-    fn claim(&mut self, kind: u8, p: &Path) {
-        self.paths.insert(hash_of(&(kind, p)));
+    fn claim(&mut self, kind: u8, p: &Path) -> std::io::Result<()> {
+        self.paths.insert(hash_of(&(kind, p))).map(drop)
     }
 }
 
@@ -1026,21 +1047,25 @@ fn annotation_path(rel: &Path) -> PathBuf {
 }
 
 /// `name` in `dir`, numbered (`a-2.jpg`, `a-3.jpg`, …) until `free` accepts it.
-fn first_free(dir: &Path, name: &str, free: impl Fn(&Path) -> bool) -> PathBuf {
+fn first_free(
+    dir: &Path,
+    name: &str,
+    free: impl Fn(&Path) -> std::io::Result<bool>,
+) -> std::io::Result<PathBuf> {
     let mut candidate = dir.join(name);
     let mut n = 2;
-    while !free(&candidate) {
+    while !free(&candidate)? {
         candidate = dir.join(fit_component(names::numbered(name, n)));
         n += 1;
     }
-    candidate
+    Ok(candidate)
 }
 
 /// The relative local path of a listing item: its virtual folder as sub-directories, then
 /// its original file name, made unique within this download. A file never takes the path
 /// of a directory given out before, or the reverse: the later one is numbered. Given the
 /// same listing, every run answers the same paths, so re-runs find the files written.
-fn local_path(item: &Item, taken: &mut Taken) -> PathBuf {
+fn local_path(item: &Item, taken: &mut Taken) -> std::io::Result<PathBuf> {
     let mut folder = PathBuf::new();
     let mut dir = PathBuf::new();
     for seg in item
@@ -1056,17 +1081,17 @@ fn local_path(item: &Item, taken: &mut Taken) -> PathBuf {
         dir = match taken.folders.get(&key) {
             Some(known) => known.clone(),
             None => {
-                let local = first_free(&dir, &seg, |p| taken.dir_free(p));
-                taken.claim(Taken::DIR, &local);
+                let local = first_free(&dir, &seg, |p| taken.dir_free(p))?;
+                taken.claim(Taken::DIR, &local)?;
                 taken.folders.insert(key, local.clone());
                 local
             }
         };
     }
     let name = sanitize_component(item.original_filename.as_deref().unwrap_or(&item.filename));
-    let path = first_free(&dir, &name, |p| taken.file_free(p));
-    taken.claim(Taken::FILE, &path);
-    path
+    let path = first_free(&dir, &name, |p| taken.file_free(p))?;
+    taken.claim(Taken::FILE, &path)?;
+    Ok(path)
 }
 
 /// A bar of `total` files on stderr (hidden when stderr is not a terminal).
@@ -1110,10 +1135,10 @@ mod tests {
 
     #[test]
     fn local_paths_are_sanitised_and_unique() {
-        let mut taken = Taken::default();
+        let mut taken = taken_with_bound(usize::MAX);
         let mut given = Vec::new();
         let mut p = |f: &str, n: &str, t: &mut Taken| {
-            let path = local_path(&item(f, n), t);
+            let path = local_path(&item(f, n), t).unwrap();
             given.push(path.clone());
             path
         };
@@ -1162,13 +1187,27 @@ mod tests {
         }
     }
 
-    /// Paths given to a listing, in order, on a fresh run.
+    /// A fresh set of taken paths that keeps at most `bound` hashes in memory.
+    fn taken_with_bound(bound: usize) -> Taken {
+        Taken {
+            paths: PathSet::with_bound(std::env::temp_dir(), bound),
+            folders: HashMap::new(),
+        }
+    }
+
+    /// Paths given to a listing, in order, on a fresh run: the same whether the hashes of
+    /// the paths given out stay in memory or all go to disk at once.
     fn layout(items: &[(&str, &str)]) -> Vec<PathBuf> {
-        let mut taken = Taken::default();
-        items
-            .iter()
-            .map(|(f, n)| local_path(&item(f, n), &mut taken))
-            .collect()
+        let given = |bound| {
+            let mut taken = taken_with_bound(bound);
+            items
+                .iter()
+                .map(|(f, n)| local_path(&item(f, n), &mut taken).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let in_memory = given(usize::MAX);
+        assert_eq!(given(1), in_memory, "on disk as in memory");
+        in_memory
     }
 
     #[test]
@@ -1250,12 +1289,14 @@ mod tests {
 
     #[test]
     fn a_large_listing_gets_distinct_paths() {
-        // Enough images for many merges of the set of taken paths, with repeated names.
-        let mut taken = Taken::default();
+        // Enough images for many merges of the set of taken paths, and for many moves of
+        // its hashes to disk, with repeated names.
+        let mut taken = taken_with_bound(3_000);
         let mut seen = HashSet::new();
         for i in 0..40_000 {
             let folder = format!("/f{}", i % 7);
-            let path = local_path(&item(&folder, &format!("{}.png", i % 5_000)), &mut taken);
+            let path =
+                local_path(&item(&folder, &format!("{}.png", i % 5_000)), &mut taken).unwrap();
             assert!(seen.insert(path.clone()), "{} given twice", path.display());
             assert!(seen.insert(annotation_path(&path)));
         }

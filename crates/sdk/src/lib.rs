@@ -61,6 +61,7 @@ mod http;
 pub mod images;
 pub mod models;
 mod pager;
+mod pathset;
 pub mod projects;
 pub mod workflows;
 

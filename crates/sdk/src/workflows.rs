@@ -5,9 +5,10 @@ use crate::client::Client;
 use crate::datasets::Progress;
 use crate::error::{Error, Result};
 use crate::images::{is_supported, mime_for_extension};
+use crate::pathset::PathSet;
 use crate::projects::CreateProject;
 use futures::StreamExt;
-use pictograph_core::hashes::{hash_of, HashSet64};
+use pictograph_core::hashes::hash_of;
 use pictograph_core::names;
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -214,8 +215,10 @@ pub struct FolderScan {
 ///
 /// The folder is walked in sorted path order while files are sent, never listed whole:
 /// memory holds the batches in flight, up to 65,536 names of each directory being walked
-/// (a larger one is listed again for each further 65,536) and an 8-byte hash per file (to
-/// find names taken twice), about 8 MB for a million files.
+/// (a larger one is listed again for each further 65,536) and an 8-byte hash of each of
+/// the latest half million files (to find names taken twice); older hashes go to an
+/// unnamed file in the temporary directory, so memory stays the same however many files
+/// there are.
 /// With a [`FolderUploadOptions::progress`] callback, a first walk counts the files.
 ///
 /// [`Error::FileNotFound`] when `folder` does not exist or is not a directory (before any
@@ -382,7 +385,7 @@ struct Upload {
 }
 
 /// The upload itself: the files stream into batches, two batches in flight, so that memory
-/// holds those batches and one 8-byte hash per file, however many files there are.
+/// holds those batches and the hashes of the latest names, however many files there are.
 async fn upload_found(
     client: &Client,
     mut report: UploadReport,
@@ -465,7 +468,9 @@ async fn upload_found(
     };
     let mut running = futures::stream::FuturesUnordered::new();
     let mut batch = Batch::default();
-    let mut taken = HashSet64::default();
+    // Past half a million files, the older hashes go to an unnamed file in the temporary
+    // directory.
+    let mut taken = PathSet::new(std::env::temp_dir());
     let mut clashes = Vec::new();
     let mut reading = true;
     enum Event<B> {
@@ -490,7 +495,9 @@ async fn upload_found(
                     ),
                     Ok(p) => {
                         let key = name_key(&p);
-                        if taken.insert(key) {
+                        // Should the set's file fail to read back, the file is sent, and
+                        // the server answers it as any name already in use.
+                        if taken.insert(key).unwrap_or(true) {
                             batch.0.push((file.path, file.size));
                             batch.1.push(p);
                             if batch.1.len() == bulk::BATCH {
