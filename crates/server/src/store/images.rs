@@ -347,20 +347,10 @@ impl Store {
         } else {
             ("created_at, id", offset)
         };
-        let sql = AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET {skip}"
-        ));
-        let mut q = sqlx::query(sql);
-        for b in &binds {
-            q = q.bind(*b);
-        }
-        // Row by row: a 10,000-image page never holds its raw rows and its images at once.
-        let mut list = Vec::with_capacity(limit as usize);
-        let mut rows = q.fetch(&self.read);
-        while let Some(row) = rows.try_next().await? {
-            list.push(ImageRow::from_row(&row)?);
-        }
-        drop(rows);
+        );
+        let mut list = self.images_of(sql, &binds, limit).await?;
         if backwards {
             list.reverse();
         }
@@ -378,19 +368,32 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<ImageRow>> {
         let (condition, binds, _) = filter.condition(dataset_id, after);
-        let sql = AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY created_at, id LIMIT {}",
-            limit.max(0)
-        ));
-        let mut q = sqlx::query(sql);
-        for b in &binds {
+        let limit = limit.max(0);
+        let sql = format!(
+            "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY created_at, id LIMIT {limit}"
+        );
+        self.images_of(sql, &binds, limit).await
+    }
+
+    /// The images `sql` (built from [`ImageFilter::condition`], with its `binds`) selects, up
+    /// to `limit`: read row by row, so a 10,000-image page never holds its raw rows and its
+    /// images at once.
+    async fn images_of(
+        &self,
+        sql: String,
+        binds: &[&str],
+        limit: i64,
+    ) -> StoreResult<Vec<ImageRow>> {
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for b in binds {
             q = q.bind(*b);
         }
-        q.fetch_all(&self.read)
-            .await?
-            .iter()
-            .map(ImageRow::from_row)
-            .collect()
+        let mut list = Vec::with_capacity(limit.max(0) as usize);
+        let mut rows = q.fetch(&self.read);
+        while let Some(row) = rows.try_next().await? {
+            list.push(ImageRow::from_row(&row)?);
+        }
+        Ok(list)
     }
 
     /// How many images of the dataset match `filter`: from the dataset's kept counters when
