@@ -2,8 +2,8 @@
 //! download of an export's archive.
 
 use super::{
-    content_range, error_response, idempotency_key, json_body, json_response, path_param,
-    query_param, range_not_satisfiable, schema, with_key_errors, Op,
+    content_range, error_response, idempotency_key, json_body, json_response, offset_unless_after,
+    path_param, query_param, range_not_satisfiable, schema, with_key_errors, Op,
 };
 use crate::api::Access;
 use axum::http::Method;
@@ -104,11 +104,7 @@ fn download_options() -> Vec<Value> {
             json!({"type": "string", "enum": ["new", "annotate", "review", "complete", ""]}),
         ),
         limit(10_000, 10_000, "images"),
-        query_param(
-            "offset",
-            "Images of the listing to skip. Must be 0 when `after` is given.",
-            json!({"type": "integer", "minimum": 0, "default": 0}),
-        ),
+        offset_unless_after(),
         query_param(
             "after",
             "Keyset paging: the id of an image of the dataset; the page starts right after it \

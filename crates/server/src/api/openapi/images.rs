@@ -2,8 +2,8 @@
 //! metadata, bytes and delete by id or by dataset and path, and the signed byte routes.
 
 use super::{
-    content_range, error_response, idempotency_key, json_body, json_response, path_param,
-    query_param, range_not_satisfiable, schema, with_key_errors, Op,
+    content_range, error_response, idempotency_key, json_body, json_response, offset_unless_after,
+    path_param, query_param, range_not_satisfiable, schema, with_key_errors, Op,
 };
 use crate::api::Access;
 use crate::services::uploads::MAX_BULK;
@@ -267,11 +267,7 @@ fn list_images() -> Op {
             "Images in the page.",
             json!({"type": "integer", "minimum": 1, "maximum": 10_000, "default": 100}),
         ),
-        query_param(
-            "offset",
-            "Images of the listing to skip. Must be 0 when `after` is given.",
-            json!({"type": "integer", "minimum": 0, "default": 0}),
-        ),
+        offset_unless_after(),
         query_param(
             "after",
             "Keyset paging: the id of an image of the dataset (archived ones too); the page \

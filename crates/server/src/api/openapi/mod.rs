@@ -262,6 +262,15 @@ pub(super) fn query_param(name: &str, description: &str, schema: Value) -> Value
     })
 }
 
+/// The `offset` of a listing that also pages by key (`after`).
+pub(super) fn offset_unless_after() -> Value {
+    query_param(
+        "offset",
+        "Images of the listing to skip. Must be 0 when `after` is given.",
+        json!({"type": "integer", "minimum": 0, "default": 0}),
+    )
+}
+
 /// The `Idempotency-Key` header parameter of a write.
 pub(super) fn idempotency_key() -> Value {
     json!({
