@@ -203,26 +203,19 @@ async fn listing(
         None => None,
     };
     let (limit, offset) = page(o.limit, o.offset, 10_000, 10_000)?;
-    let after = o.after.as_deref().filter(|s| !s.is_empty());
+    let after = super::images::keyset_anchor(o.after.as_deref(), offset)?;
+    let filter = crate::store::ImageFilter {
+        status: status.map(|s| s.as_str().to_string()),
+        ..Default::default()
+    };
     let rows = match after {
-        Some(_) if offset != 0 => {
-            return Err(ApiError::field(
-                &["query", "offset"],
-                "offset must be 0 when after is given",
-            ))
-        }
-        Some(after) => {
-            let filter = crate::store::ImageFilter {
-                status: status.map(|s| s.as_str().to_string()),
-                ..Default::default()
-            };
-            super::images::rows_after(state, &d.id, &filter, after, limit).await?
-        }
+        Some(after) => super::images::rows_after(state, &d.id, &filter, after, limit).await?,
         None => {
             state
                 .store
-                .list_images(&d.id, status.map(Status::as_str), limit, offset)
+                .find_images(&d.id, &filter, limit, offset)
                 .await?
+                .0
         }
     };
     let links = base.links(state);

@@ -181,6 +181,19 @@ async fn anchor(state: &AppState, dataset_id: &str, after: &str) -> ApiResult<Im
         .ok_or_else(|| ApiError::field(&["query", "after"], "no image with this id in the dataset"))
 }
 
+/// The image id a listing pages from (`after`, when given and not empty); 422 when it comes
+/// with an offset other than 0, as the two ways of paging do not mix.
+pub(super) fn keyset_anchor(after: Option<&str>, offset: i64) -> ApiResult<Option<&str>> {
+    let after = after.filter(|s| !s.is_empty());
+    if after.is_some() && offset != 0 {
+        return Err(ApiError::field(
+            &["query", "offset"],
+            "offset must be 0 when after is given",
+        ));
+    }
+    Ok(after)
+}
+
 /// Up to `limit` images matching `filter` that come right after the image `after` in listing
 /// order (keyset paging: the same cost per page wherever it is); 422 when `after` is not an
 /// image of the dataset.
@@ -472,13 +485,7 @@ pub async fn list(
             "min_confidence_lt must be between 0 and 1",
         ));
     }
-    let after = q.after.as_deref().filter(|s| !s.is_empty());
-    if after.is_some() && offset != 0 {
-        return Err(ApiError::field(
-            &["query", "offset"],
-            "offset must be 0 when after is given",
-        ));
-    }
+    let after = keyset_anchor(q.after.as_deref(), offset)?;
     if after.is_some() && q.min_confidence_lt.is_some() {
         return Err(ApiError::field(
             &["query", "after"],
