@@ -1027,8 +1027,9 @@ impl Taken {
         Ok(!self.used(p)?)
     }
 
-    fn claim(&mut self, kind: u8, p: &Path) -> std::io::Result<()> {
-        self.paths.insert(hash_of(&(kind, p))).map(drop)
+    /// Gives `p` out, which `file_free` or `dir_free` has just found free.
+    fn claim(&mut self, kind: u8, p: &Path) {
+        self.paths.add(hash_of(&(kind, p)));
     }
 }
 
@@ -1082,7 +1083,7 @@ fn local_path(item: &Item, taken: &mut Taken) -> std::io::Result<PathBuf> {
             Some(known) => known.clone(),
             None => {
                 let local = first_free(&dir, &seg, |p| taken.dir_free(p))?;
-                taken.claim(Taken::DIR, &local)?;
+                taken.claim(Taken::DIR, &local);
                 taken.folders.insert(key, local.clone());
                 local
             }
@@ -1090,7 +1091,7 @@ fn local_path(item: &Item, taken: &mut Taken) -> std::io::Result<PathBuf> {
     }
     let name = sanitize_component(item.original_filename.as_deref().unwrap_or(&item.filename));
     let path = first_free(&dir, &name, |p| taken.file_free(p))?;
-    taken.claim(Taken::FILE, &path)?;
+    taken.claim(Taken::FILE, &path);
     Ok(path)
 }
 
