@@ -610,6 +610,122 @@ async fn changes_through_one_server_reach_the_read_cache_of_the_other() {
     }
 }
 
+/// The images of a download listing are kept by the server that listed them, so that the
+/// fetches of their bytes by signed URL which follow need no database read each; a change to
+/// images, or the dataset's deletion, through the other server drops them.
+#[tokio::test]
+#[ignore = "needs PostgreSQL; scripts/test runs it"]
+async fn a_download_listing_keeps_its_images_for_the_fetches_that_follow() {
+    let p = start_pair_with(|c| c.read_cache_ttl_ms = 3_600_000).await;
+    let (key, ds) = owner_and_project(&p, "listed").await;
+    let mut ids = Vec::new();
+    for i in 0..3u8 {
+        ids.push(upload_png(&p, &key, &ds, &format!("l-{i}.png"), i).await);
+    }
+    // Any change notice of the uploads lands before the listing.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (s, listing) = json_of(
+        p.http
+            .get(p.url(true, "/datasets/listed/download?mode=images_only"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{listing}");
+    let url_of = |id: &str| {
+        listing["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .and_then(|i| i["image_url"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    let (b_addr, a_addr) = (p.b.addr.to_string(), p.a.addr.to_string());
+    let fetch = |url: String, second: bool| {
+        let url = if second {
+            url
+        } else {
+            url.replace(&b_addr, &a_addr)
+        };
+        let req = p.http.get(url).send();
+        async move {
+            let r = req.await.unwrap();
+            (r.status(), r.bytes().await.unwrap_or_default())
+        }
+    };
+    // The first image's row goes behind both servers' backs (no change notice): B, which
+    // listed it, still serves its bytes; A, which keeps nothing of it, finds no such image.
+    let mut silent = sqlx::PgConnection::connect(&p.db).await.unwrap();
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut silent)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM images WHERE id = $1")
+        .bind(&ids[0])
+        .execute(&mut silent)
+        .await
+        .unwrap();
+    let (s, body) = fetch(url_of(&ids[0]), true).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        body.as_ref(),
+        png(0).as_slice(),
+        "B serves the listed bytes"
+    );
+    assert_eq!(fetch(url_of(&ids[0]), false).await.0, StatusCode::NOT_FOUND);
+
+    // An image changed through A drops what B keeps: the silently deleted image is gone there too.
+    let (s, v) = json_of(
+        p.http
+            .patch(p.url(false, "/batch/images/update"))
+            .header("x-api-key", &key)
+            .json(&json!({"dataset_name": "listed", "image_ids": [&ids[1]], "updates": {"status": "review"}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(s.is_success(), "{v}");
+    eventually(
+        "B's answer for the silently deleted image after a change through A",
+        || fetch(url_of(&ids[0]), true),
+        |(s, _)| *s == StatusCode::NOT_FOUND,
+    )
+    .await;
+
+    // Listed again through B, then the dataset deleted through A: its images' URLs stop
+    // working on B too.
+    let (s, _) = json_of(
+        p.http
+            .get(p.url(true, "/datasets/listed/download?mode=images_only"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(fetch(url_of(&ids[2]), true).await.0, StatusCode::OK);
+    let deleted = p
+        .http
+        .delete(p.url(false, &format!("/datasets/{ds}")))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    eventually(
+        "B's answer for an image of a deleted dataset",
+        || fetch(url_of(&ids[2]), true),
+        |(s, _)| *s == StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
 /// A new owner key of organisation `org` and a new project called `name`, made through
 /// server A: the key and the project's id.
 async fn owner_and_project(p: &Pair, name: &str) -> (String, String) {

@@ -208,15 +208,22 @@ async fn listing(
         status: status.map(|s| s.as_str().to_string()),
         ..Default::default()
     };
-    let rows = match after {
-        Some(after) => super::images::rows_after(state, &d.id, &filter, after, limit).await?,
-        None => {
-            state
+    let read = async {
+        match after {
+            Some(after) => super::images::rows_after(state, &d.id, &filter, after, limit).await,
+            None => Ok(state
                 .store
                 .find_images(&d.id, &filter, limit, offset)
                 .await?
-                .0
+                .0),
         }
+    };
+    // The bytes of these images are what a client fetches next, unless it wants only the
+    // annotations.
+    let rows = if mode == "annotations_only" {
+        read.await?
+    } else {
+        state.store.keeping_images(&d.org_id, read).await?
     };
     let links = base.links(state);
     let mut taken = HashSet::new();

@@ -135,6 +135,18 @@ impl ReadCache {
             .map(|(_, row)| row)
     }
 
+    /// The image `id` when it is kept, whatever its organisation (a signed URL names no
+    /// organisation), unless its dataset is being deleted.
+    pub fn image_of_any_org(&self, id: &str) -> Option<ImageRow> {
+        if !self.live.load(SeqCst) {
+            return None;
+        }
+        self.images
+            .get(id)
+            .filter(|(org, _)| org != super::datasets::DELETING_ORG)
+            .map(|(_, row)| row)
+    }
+
     /// Keeps an image of `org_id` read under `ticket`.
     pub fn keep_image(&self, ticket: Ticket, org_id: &str, row: &ImageRow) {
         let value = (org_id.to_string(), row.clone());

@@ -1347,7 +1347,34 @@ impl Store {
                  (SELECT 1 FROM datasets d WHERE d.id = images.dataset_id AND d.org_id = $2)"
             )
         });
-        self.read_first(&SQL, &[id, super::datasets::DELETING_ORG])
-            .await
+        // Answered from the read cache when a read that knew the organisation kept it (as
+        // the download listing does for the images whose bytes are fetched next).
+        self.read_through(
+            self.read_first(&SQL, &[id, super::datasets::DELETING_ORG]),
+            |cache| cache.image_of_any_org(id),
+            |_, _, _| {},
+        )
+        .await
+    }
+
+    /// The images `read` answers, all of the organisation `org_id`, kept in the read cache
+    /// when there is one (unless anything changed images meanwhile), so that the fetches of
+    /// their bytes by signed URL which follow need no database read each.
+    pub async fn keeping_images<E>(
+        &self,
+        org_id: &str,
+        read: impl std::future::Future<Output = Result<Vec<ImageRow>, E>>,
+    ) -> Result<Vec<ImageRow>, E> {
+        let Some(cache) = &self.cache else {
+            return read.await;
+        };
+        let ticket = cache.ticket();
+        let rows = read.await?;
+        if let Some(ticket) = ticket {
+            for row in &rows {
+                cache.keep_image(ticket, org_id, row);
+            }
+        }
+        Ok(rows)
     }
 }
