@@ -102,15 +102,7 @@ async fn alternating_clients_see_one_service() {
     .await;
     assert_eq!(s, StatusCode::CREATED);
     let ds = v["project"]["id"].as_str().unwrap().to_string();
-    let (s, _) = json_of(
-        p.http
-            .get(p.url(true, "/projects/shared"))
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = get_json(&p, true, "/projects/shared", &key).await;
     assert_eq!(s, StatusCode::OK, "B sees what A wrote");
 
     // Twenty uploads, each step on alternating servers, all in parallel.
@@ -187,15 +179,7 @@ async fn alternating_clients_see_one_service() {
     .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["processed"], 20);
-    let (_, v) = json_of(
-        p.http
-            .get(p.url(true, &format!("/images/{}/metadata", ids[7])))
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, v) = get_json(&p, true, &format!("/images/{}/metadata", ids[7]), &key).await;
     assert_eq!(v["image"]["virtual_folder_path"], "/moved");
 }
 
@@ -576,11 +560,7 @@ async fn changes_through_one_server_reach_the_read_cache_of_the_other() {
     for second in [false, true] {
         assert_eq!(metadata(second, &ids[1], &key).await.1, "new");
     }
-    let mut silent = sqlx::PgConnection::connect(&p.db).await.unwrap();
-    sqlx::query("SET session_replication_role = replica")
-        .execute(&mut silent)
-        .await
-        .unwrap();
+    let mut silent = silent_connection(&p.db).await;
     sqlx::query("UPDATE images SET status = 'annotate', version = version + 1 WHERE id = $1")
         .bind(&ids[1])
         .execute(&mut silent)
@@ -624,15 +604,7 @@ async fn a_download_listing_keeps_its_images_for_the_fetches_that_follow() {
     }
     // Any change notice of the uploads lands before the listing.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let (s, listing) = json_of(
-        p.http
-            .get(p.url(true, "/datasets/listed/download?mode=images_only"))
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, listing) = get_json(&p, true, "/datasets/listed/download?mode=images_only", &key).await;
     assert_eq!(s, StatusCode::OK, "{listing}");
     let url_of = |id: &str| {
         listing["items"]
@@ -659,11 +631,7 @@ async fn a_download_listing_keeps_its_images_for_the_fetches_that_follow() {
     };
     // The first image's row goes behind both servers' backs (no change notice): B, which
     // listed it, still serves its bytes; A, which keeps nothing of it, finds no such image.
-    let mut silent = sqlx::PgConnection::connect(&p.db).await.unwrap();
-    sqlx::query("SET session_replication_role = replica")
-        .execute(&mut silent)
-        .await
-        .unwrap();
+    let mut silent = silent_connection(&p.db).await;
     sqlx::query("DELETE FROM images WHERE id = $1")
         .bind(&ids[0])
         .execute(&mut silent)
@@ -699,15 +667,7 @@ async fn a_download_listing_keeps_its_images_for_the_fetches_that_follow() {
 
     // Listed again through B, then the dataset deleted through A: its images' URLs stop
     // working on B too.
-    let (s, _) = json_of(
-        p.http
-            .get(p.url(true, "/datasets/listed/download?mode=images_only"))
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = get_json(&p, true, "/datasets/listed/download?mode=images_only", &key).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(fetch(url_of(&ids[2]), true).await.0, StatusCode::OK);
     let deleted = p
@@ -724,6 +684,29 @@ async fn a_download_listing_keeps_its_images_for_the_fetches_that_follow() {
         |(s, _)| *s == StatusCode::NOT_FOUND,
     )
     .await;
+}
+
+/// A GET of `path` through server B (`second`) or A with `key`: its status and JSON body.
+async fn get_json(p: &Pair, second: bool, path: &str, key: &str) -> (StatusCode, Value) {
+    json_of(
+        p.http
+            .get(p.url(second, path))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// A connection to the database whose changes fire no triggers, so send no change notice.
+async fn silent_connection(db: &str) -> sqlx::PgConnection {
+    let mut silent = sqlx::PgConnection::connect(db).await.unwrap();
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut silent)
+        .await
+        .unwrap();
+    silent
 }
 
 /// A new owner key of organisation `org` and a new project called `name`, made through
