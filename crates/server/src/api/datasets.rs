@@ -223,7 +223,7 @@ async fn listing(
     let rows = if mode == "annotations_only" {
         read.await?
     } else {
-        state.store.keeping_images(&d.org_id, read).await?
+        state.store.keeping_files(read).await?
     };
     let links = base.links(state);
     let mut taken = HashSet::new();

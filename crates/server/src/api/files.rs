@@ -4,7 +4,7 @@ use super::extract::{Path, Query};
 use crate::blobs::Loaded;
 use crate::error::{ApiError, ApiResult};
 use crate::services::uploads::{self, PutHead};
-use crate::store::ImageRow;
+use crate::store::ImageFile;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::State;
@@ -58,12 +58,12 @@ pub async fn get_image(
             "Download URL signature is invalid or expired".into(),
         ));
     }
-    let img = state
+    let file = state
         .store
-        .image_row(&id)
+        .image_file(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound("Image not found".into()))?;
-    serve(&state, &img, &headers).await
+    serve(&state, &file, &headers).await
 }
 
 /// `GET /files/exports/{id}`: a complete export's tar archive by signed URL.
@@ -162,7 +162,7 @@ const IN_MEMORY: u64 = 4 << 20;
 
 /// Serves an image's bytes: ETag from the content hash, immutable caching, single ranges,
 /// and 304 for a matching `If-None-Match`.
-pub async fn serve(state: &AppState, img: &ImageRow, headers: &HeaderMap) -> ApiResult<Response> {
+pub async fn serve(state: &AppState, img: &ImageFile, headers: &HeaderMap) -> ApiResult<Response> {
     let served = Served {
         hash: &img.blob_hash,
         known_size: None,

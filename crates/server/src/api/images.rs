@@ -9,7 +9,7 @@ use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::render::Shape;
 use crate::services::uploads::{self, UploadRequest};
-use crate::store::ImageRow;
+use crate::store::{ImageFile, ImageRow};
 use crate::{render, AppState};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -262,7 +262,7 @@ pub async fn get_any(
         .into_response());
     }
     let img = paths::image(&state, &caller, &segs).await?;
-    super::files::serve(&state, &img, &headers).await
+    super::files::serve(&state, &ImageFile::of(&img), &headers).await
 }
 
 /// Options of a delete.

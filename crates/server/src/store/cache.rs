@@ -2,7 +2,9 @@
 //!
 //! Nearly every request looks up its caller's key by hash and many look up one image by id;
 //! on PostgreSQL each lookup is a round trip and a backend's work. This cache answers repeats
-//! of those two lookups from memory and stays coherent across every server on the database:
+//! of those two lookups from memory, and fetches of image bytes by signed URL (which need
+//! only where the bytes are and how to present them, [`ImageFile`]), and stays coherent
+//! across every server on the database:
 //!
 //! * Triggers (migrations `postgres/0007` and `0011`) send a notice on [`CHANNEL`] whenever a
 //!   statement updates or deletes images or moves a dataset out of its organisation
@@ -23,7 +25,7 @@
 //! Memory is bounded: each part holds a fixed number of entries in shards, and a full shard
 //! drops an arbitrary entry to make room.
 
-use super::{ImageRow, KeyRow};
+use super::{ImageFile, ImageRow, KeyRow};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, Weak};
@@ -34,6 +36,8 @@ pub const CHANNEL: &str = "pictograph_changes";
 
 /// Images kept at most (about 1 KB each with the map's overhead).
 const IMAGES: usize = 20_000;
+/// Image files kept at most (two pages of the download listing; about 250 bytes each).
+const FILES: usize = 20_000;
 /// Keys kept at most.
 const KEYS: usize = 4_096;
 const SHARDS: usize = 16;
@@ -43,7 +47,7 @@ const RECONNECT: Duration = Duration::from_secs(1);
 /// The part of the cache a notice names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
-    /// Images by id.
+    /// Images by id, and their files.
     Images,
     /// Keys by hash (with their organisation).
     Keys,
@@ -71,6 +75,7 @@ pub struct ReadCache {
     clock: AtomicU64,
     live: AtomicBool,
     images: Shards<(String, ImageRow)>,
+    files: Shards<ImageFile>,
     keys: Shards<KeyRow>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -84,6 +89,7 @@ impl ReadCache {
             clock: AtomicU64::new(1),
             live: AtomicBool::new(false),
             images: Shards::new(IMAGES),
+            files: Shards::new(FILES),
             keys: Shards::new(KEYS),
             listener: Mutex::new(None),
         }
@@ -113,7 +119,10 @@ impl ReadCache {
     pub fn forget(&self, part: Part) {
         let tick = self.clock.fetch_add(1, SeqCst) + 1;
         match part {
-            Part::Images => self.images.drop_before(tick),
+            Part::Images => {
+                self.images.drop_before(tick);
+                self.files.drop_before(tick);
+            }
             Part::Keys => self.keys.drop_before(tick),
         }
     }
@@ -135,16 +144,17 @@ impl ReadCache {
             .map(|(_, row)| row)
     }
 
-    /// The image `id` when it is kept, whatever its organisation (a signed URL names no
-    /// organisation), unless its dataset is being deleted.
-    pub fn image_of_any_org(&self, id: &str) -> Option<ImageRow> {
+    /// The file of the image `id`, when it is kept.
+    pub fn file(&self, id: &str) -> Option<ImageFile> {
         if !self.live.load(SeqCst) {
             return None;
         }
-        self.images
-            .get(id)
-            .filter(|(org, _)| org != super::datasets::DELETING_ORG)
-            .map(|(_, row)| row)
+        self.files.get(id)
+    }
+
+    /// Keeps the file of the image `id`, read under `ticket`.
+    pub fn keep_file(&self, ticket: Ticket, id: &str, file: &ImageFile) {
+        self.files.put(ticket, id, file.clone(), self.ttl);
     }
 
     /// Keeps an image of `org_id` read under `ticket`.

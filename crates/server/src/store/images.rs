@@ -43,6 +43,28 @@ pub struct ImageRow {
     pub updated_at: String,
 }
 
+/// What serving an image's bytes needs of it: where they are and how to present them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFile {
+    /// SHA-256 of the stored bytes.
+    pub blob_hash: String,
+    /// MIME type of the stored bytes.
+    pub mime_type: String,
+    /// File name within its folder.
+    pub filename: String,
+}
+
+impl ImageFile {
+    /// The file of `row`.
+    pub fn of(row: &ImageRow) -> ImageFile {
+        ImageFile {
+            blob_hash: row.blob_hash.clone(),
+            mime_type: row.mime_type.clone(),
+            filename: row.filename.clone(),
+        }
+    }
+}
+
 impl FromCells for ImageRow {
     fn from_row<R: super::inline::Cells>(r: &R) -> StoreResult<ImageRow> {
         Ok(ImageRow {
@@ -1347,22 +1369,26 @@ impl Store {
                  (SELECT 1 FROM datasets d WHERE d.id = images.dataset_id AND d.org_id = $2)"
             )
         });
-        // Answered from the read cache when a read that knew the organisation kept it (as
-        // the download listing does for the images whose bytes are fetched next).
+        self.read_first(&SQL, &[id, super::datasets::DELETING_ORG])
+            .await
+    }
+
+    /// The file of the image with this id, as [`Store::image_row`] finds the image: through
+    /// the read cache, which the download listing fills for the images fetched next.
+    pub async fn image_file(&self, id: &str) -> StoreResult<Option<ImageFile>> {
         self.read_through(
-            self.read_first(&SQL, &[id, super::datasets::DELETING_ORG]),
-            |cache| cache.image_of_any_org(id),
-            |_, _, _| {},
+            async { Ok(self.image_row(id).await?.as_ref().map(ImageFile::of)) },
+            |cache| cache.file(id),
+            |cache, ticket, file| cache.keep_file(ticket, id, file),
         )
         .await
     }
 
-    /// The images `read` answers, all of the organisation `org_id`, kept in the read cache
-    /// when there is one (unless anything changed images meanwhile), so that the fetches of
-    /// their bytes by signed URL which follow need no database read each.
-    pub async fn keeping_images<E>(
+    /// The images `read` answers, their files kept in the read cache when there is one
+    /// (unless anything changed images meanwhile), so that the fetches of their bytes by
+    /// signed URL which follow need no database read each.
+    pub async fn keeping_files<E>(
         &self,
-        org_id: &str,
         read: impl std::future::Future<Output = Result<Vec<ImageRow>, E>>,
     ) -> Result<Vec<ImageRow>, E> {
         let Some(cache) = &self.cache else {
@@ -1372,7 +1398,7 @@ impl Store {
         let rows = read.await?;
         if let Some(ticket) = ticket {
             for row in &rows {
-                cache.keep_image(ticket, org_id, row);
+                cache.keep_file(ticket, &row.id, &ImageFile::of(row));
             }
         }
         Ok(rows)

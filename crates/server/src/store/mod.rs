@@ -23,8 +23,8 @@ pub use datasets::{DatasetPatch, DatasetRow, HiddenDataset, DELETING_ORG};
 pub use exports::{ExportImage, ExportJobRow, NewExport, StoppedJob};
 pub use gather::GatherStats;
 pub use images::{
-    BatchOutcome, CopyMode, ImageFilter, ImageRow, ImageUpdate, NewImage, SavedAnnotations,
-    NOT_FOUND_REASON,
+    BatchOutcome, CopyMode, ImageFile, ImageFilter, ImageRow, ImageUpdate, NewImage,
+    SavedAnnotations, NOT_FOUND_REASON,
 };
 pub use keys::{KeyRow, OrgRow};
 pub use transfer::TableReport;
