@@ -162,15 +162,15 @@ const IN_MEMORY: u64 = 4 << 20;
 
 /// Serves an image's bytes: ETag from the content hash, immutable caching, single ranges,
 /// and 304 for a matching `If-None-Match`.
-pub async fn serve(state: &AppState, img: &ImageFile, headers: &HeaderMap) -> ApiResult<Response> {
+pub async fn serve(state: &AppState, file: &ImageFile, headers: &HeaderMap) -> ApiResult<Response> {
     let served = Served {
-        hash: &img.blob_hash,
+        hash: &file.blob_hash,
         known_size: None,
-        content_type: HeaderValue::from_str(&img.mime_type)
+        content_type: HeaderValue::from_str(&file.mime_type)
             .unwrap_or(HeaderValue::from_static("application/octet-stream")),
         disposition: format!(
             "inline; filename=\"{}\"",
-            img.filename.replace(['"', '\\'], "_")
+            file.filename.replace(['"', '\\'], "_")
         ),
         cache_control: "private, max-age=2592000, immutable",
     };

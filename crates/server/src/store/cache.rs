@@ -135,26 +135,19 @@ impl ReadCache {
 
     /// The image `id` when it is kept and belongs to `org_id`.
     pub fn image(&self, org_id: &str, id: &str) -> Option<ImageRow> {
-        if !self.live.load(SeqCst) {
-            return None;
-        }
-        self.images
-            .get(id)
+        self.answer(&self.images, id)
             .filter(|(org, _)| org == org_id)
             .map(|(_, row)| row)
     }
 
     /// The file of the image `id`, when it is kept.
     pub fn file(&self, id: &str) -> Option<ImageFile> {
-        if !self.live.load(SeqCst) {
-            return None;
-        }
-        self.files.get(id)
+        self.answer(&self.files, id)
     }
 
     /// Keeps the file of the image `id`, read under `ticket`.
-    pub fn keep_file(&self, ticket: Ticket, id: &str, file: &ImageFile) {
-        self.files.put(ticket, id, file.clone(), self.ttl);
+    pub fn keep_file(&self, ticket: Ticket, id: &str, file: ImageFile) {
+        self.files.put(ticket, id, file, self.ttl);
     }
 
     /// Keeps an image of `org_id` read under `ticket`.
@@ -165,10 +158,15 @@ impl ReadCache {
 
     /// The key whose hash is `key_hash`, when it is kept.
     pub fn key(&self, key_hash: &str) -> Option<KeyRow> {
+        self.answer(&self.keys, key_hash)
+    }
+
+    /// The value `part` keeps for `key`, while the cache may answer.
+    fn answer<V: Clone>(&self, part: &Shards<V>, key: &str) -> Option<V> {
         if !self.live.load(SeqCst) {
             return None;
         }
-        self.keys.get(key_hash)
+        part.get(key)
     }
 
     /// Keeps a key read under `ticket`.

@@ -1379,7 +1379,7 @@ impl Store {
         self.read_through(
             async { Ok(self.image_row(id).await?.as_ref().map(ImageFile::of)) },
             |cache| cache.file(id),
-            |cache, ticket, file| cache.keep_file(ticket, id, file),
+            |cache, ticket, file| cache.keep_file(ticket, id, file.clone()),
         )
         .await
     }
@@ -1398,7 +1398,7 @@ impl Store {
         let rows = read.await?;
         if let Some(ticket) = ticket {
             for row in &rows {
-                cache.keep_file(ticket, &row.id, &ImageFile::of(row));
+                cache.keep_file(ticket, &row.id, ImageFile::of(row));
             }
         }
         Ok(rows)
