@@ -1391,16 +1391,11 @@ impl Store {
         &self,
         read: impl std::future::Future<Output = Result<Vec<ImageRow>, E>>,
     ) -> Result<Vec<ImageRow>, E> {
-        let Some(cache) = &self.cache else {
-            return read.await;
-        };
-        let ticket = cache.ticket();
-        let rows = read.await?;
-        if let Some(ticket) = ticket {
-            for row in &rows {
+        self.read_keeping(read, |cache, ticket, rows| {
+            for row in rows {
                 cache.keep_file(ticket, &row.id, ImageFile::of(row));
             }
-        }
-        Ok(rows)
+        })
+        .await
     }
 }

@@ -498,16 +498,31 @@ impl Store {
         cached: impl FnOnce(&cache::ReadCache) -> Option<T>,
         keep: impl FnOnce(&cache::ReadCache, cache::Ticket, &T),
     ) -> StoreResult<Option<T>> {
+        if let Some(value) = self.cache.as_deref().and_then(cached) {
+            return Ok(Some(value));
+        }
+        self.read_keeping(read, |cache, ticket, found| {
+            if let Some(value) = found {
+                keep(cache, ticket, value);
+            }
+        })
+        .await
+    }
+
+    /// `read`, whose answer is handed to `keep` when there is a read cache (which refuses
+    /// what `keep` puts in if anything was dropped since the read began).
+    async fn read_keeping<T, E>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, E>>,
+        keep: impl FnOnce(&cache::ReadCache, cache::Ticket, &T),
+    ) -> Result<T, E> {
         let Some(cache) = &self.cache else {
             return read.await;
         };
-        if let Some(value) = cached(cache) {
-            return Ok(Some(value));
-        }
         let ticket = cache.ticket();
         let found = read.await?;
-        if let (Some(ticket), Some(value)) = (ticket, &found) {
-            keep(cache, ticket, value);
+        if let Some(ticket) = ticket {
+            keep(cache, ticket, &found);
         }
         Ok(found)
     }
