@@ -465,9 +465,9 @@ async fn main() -> Result<()> {
 
     // ── Cost growth ──
     row(String::new());
-    row(format!("cost growth ({backend}; medians in ms; list pages of 1,000, download-listing pages of 10,000, batch moves of 1,000 ids)"));
+    row(format!("cost growth ({backend}; medians in ms; list pages of 1,000, download-listing pages of 10,000, \"key\": the last page by key, batch moves of 1,000 ids)"));
     row(format!(
-        "{:>9} {:>8} {:>10} {:>10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:>9} {:>8} {:>10} {:>10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "images",
         "get",
         "list@0",
@@ -475,8 +475,10 @@ async fn main() -> Result<()> {
         "end/0",
         "imgs@0",
         "imgs@end",
+        "imgs key",
         "dl@0",
         "dl@end",
+        "dl key",
         "move 1k"
     ));
     for s in &sets {
@@ -513,6 +515,20 @@ async fn main() -> Result<()> {
             c["data"].as_array().map(Vec::len) == Some(1000),
             "images@end size"
         );
+        // The same end of the listing paged by key: after the first image of the last page.
+        let last_page = c["data"][0]["id"].as_str().context("images@end id")?;
+        let (ik, c) = api
+            .timed(
+                7,
+                Method::GET,
+                &format!("{}&after={last_page}", imgs(0)),
+                None,
+            )
+            .await?;
+        ensure!(
+            c["data"].as_array().map(Vec::len) == Some(999),
+            "images by key size"
+        );
         let dl = |off: u64| {
             format!("/datasets/by-name/{}/download?mode=full&limit=10000&offset={off}&include_annotations=true", s.name)
         };
@@ -523,6 +539,19 @@ async fn main() -> Result<()> {
         ensure!(
             e["items"].as_array().map(Vec::len) == Some(10_000.min(n as usize)),
             "download@end size"
+        );
+        let last_page = e["items"][0]["id"].as_str().context("download@end id")?;
+        let (dk, e) = api
+            .timed(
+                5,
+                Method::GET,
+                &format!("{}&after={last_page}", dl(0)),
+                None,
+            )
+            .await?;
+        ensure!(
+            e["items"].as_array().map(Vec::len) == Some(10_000.min(n as usize) - 1),
+            "download by key size"
         );
         let ids = s.spread_ids(1000);
         let mut moves = Vec::new();
@@ -535,7 +564,7 @@ async fn main() -> Result<()> {
             moves.extend(t);
         }
         row(format!(
-            "{:>9} {:>8.2} {:>10.1} {:>10.1} {:>7.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
+            "{:>9} {:>8.2} {:>10.1} {:>10.1} {:>7.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
             n,
             median(&get),
             median(&l0),
@@ -543,8 +572,10 @@ async fn main() -> Result<()> {
             median(&le) / median(&l0),
             median(&i0),
             median(&ie),
+            median(&ik),
             median(&d0),
             median(&de),
+            median(&dk),
             median(&moves)
         ));
     }

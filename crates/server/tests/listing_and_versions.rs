@@ -4,6 +4,7 @@ mod common;
 
 use common::{s, TestServer};
 use serde_json::{json, Value};
+use std::collections::HashSet;
 
 #[tokio::test]
 async fn images_list_filters_by_status_and_folder_and_pages() {
@@ -191,10 +192,20 @@ async fn every_page_is_the_slice_of_the_whole_listing() {
 /// `after=ID` pages by key: each page starts right after the image named, with the same
 /// filters, order and totals as the offset pages, and says so in `pagination.after` (absent
 /// from every answer that did not ask, which the official clients' models would refuse).
+/// Copies made by one batch share their creation time, so their pages are told apart by id.
 #[tokio::test]
 async fn keyset_pages_walk_the_same_listing_as_offsets() {
     let t = TestServer::start().await;
     let ids = seven_images(&t, "keyed", "k").await;
+    let copied = t
+        .owner
+        .post(
+            "batch/images/copy",
+            &json!({"dataset_name": "keyed", "image_ids": ids, "target_folder_path": "/copies"}),
+        )
+        .await
+        .ok_json(200);
+    assert_eq!(copied["processed"], 7, "{copied}");
     t.owner
         .delete(&format!("images/{}", ids[3]))
         .await
@@ -215,10 +226,24 @@ async fn keyset_pages_walk_the_same_listing_as_offsets() {
             .map(|i| s(i, "id"))
             .collect()
     };
-    for filter in ["", "include_archived=true", "folder_path=/even"] {
+    for filter in [
+        "",
+        "include_archived=true",
+        "folder_path=/even",
+        "folder_path=/copies",
+    ] {
         let whole = page(format!("{filter}&limit=100")).await;
         assert!(whole["pagination"].get("after").is_none(), "{whole}");
         let all = ids_of(&whole);
+        let created: HashSet<&str> = whole["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["created_at"].as_str().unwrap())
+            .collect();
+        if filter == "folder_path=/copies" {
+            assert_eq!((all.len(), created.len()), (7, 1), "{whole}");
+        }
         for limit in 1..=3usize {
             let mut walked = Vec::new();
             let mut v = page(format!("{filter}&limit={limit}")).await;

@@ -177,9 +177,10 @@ impl ImageFilter {
             binds.push(created_at);
             binds.push(id);
             let (a, b) = (binds.len() - 1, binds.len());
-            clauses.push(format!(
-                "(created_at > ${a} OR (created_at = ${a} AND id > ${b}))"
-            ));
+            // A row comparison, not `created_at > $a OR (created_at = $a AND id > $b)`: with
+            // the OR, PostgreSQL starts at the dataset's first entry of the index and filters
+            // its way to the anchor, so a page a million images in took 600 ms instead of 5.
+            clauses.push(format!("(created_at, id) > (${a}, ${b})"));
         }
         (clauses.join(" AND "), binds, folder)
     }
