@@ -1121,14 +1121,17 @@ impl Store {
             return Ok(out);
         }
         // Restoring: per chunk, one read finds the rows and, for archived ones, whether a
-        // live image has their name now (restores of earlier chunks included).
+        // live image has their name now (restores of earlier chunks included). The check is
+        // written as the name index's key (its marker is empty for a live image only), so
+        // SQLite answers it from the index without reading the rows it finds there.
         let read = format!(
             "SELECT {} AS found FROM images i WHERE i.dataset_id || '' = $1 AND {}",
             self.dialect.json_agg(
                 "i.id, i.folder, i.filename, i.is_archived, \
                  CASE WHEN i.is_archived <> 0 AND EXISTS (SELECT 1 FROM images l \
                  WHERE l.dataset_id = i.dataset_id AND l.folder = i.folder \
-                 AND l.filename = i.filename AND l.is_archived = 0 AND l.id <> i.id) \
+                 AND l.filename = i.filename \
+                 AND (CASE WHEN l.is_archived = 0 THEN '' ELSE l.id END) = '') \
                  THEN 1 ELSE 0 END"
             ),
             self.dialect.id_in("i.id", 2)
