@@ -331,6 +331,28 @@ async fn listing_pages_by_key_after_an_image() {
     let complete = page(format!("status_filter=complete&after={}", all[0])).await;
     assert_eq!(ids(&items(&complete)), [all[3].clone()]);
 
+    // Pages by offset are slices of the whole listing, at every offset and past the end,
+    // whether the dataset keeps the filter's total (complete, everything) or does not (new).
+    for (filter, n) in [
+        ("status_filter=complete", 2),
+        ("status_filter=new", 2),
+        ("mode=full", 4),
+    ] {
+        let whole = ids(&items(&page(format!("{filter}&limit=100")).await));
+        assert_eq!(whole.len(), n, "{filter}");
+        for limit in 1..=3usize {
+            for offset in 0..=n + 1 {
+                let got = page(format!("{filter}&limit={limit}&offset={offset}")).await;
+                let slice = &whole[offset.min(n)..(offset + limit).min(n)];
+                assert_eq!(
+                    ids(&items(&got)),
+                    slice,
+                    "{filter} limit={limit} offset={offset}"
+                );
+            }
+        }
+    }
+
     // `after` must name an image of this dataset, and goes without an offset.
     let other = t.owner.create_dataset("other").await;
     let stranger = t

@@ -213,9 +213,8 @@ async fn listing(
             Some(after) => super::images::rows_after(state, &d.id, &filter, after, limit).await,
             None => Ok(state
                 .store
-                .find_images(&d.id, &filter, limit, offset)
-                .await?
-                .0),
+                .images_page(&d.id, &filter, limit, offset)
+                .await?),
         }
     };
     // The bytes of these images are what a client fetches next, unless it wants only the

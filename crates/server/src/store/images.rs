@@ -337,10 +337,7 @@ impl Store {
             status: status.map(str::to_string),
             ..ImageFilter::default()
         };
-        Ok(self
-            .find_images(dataset_id, &filter, limit, offset)
-            .await?
-            .0)
+        self.images_page(dataset_id, &filter, limit, offset).await
     }
 
     /// One page of a dataset's images matching `filter`, oldest first, and how many match.
@@ -356,28 +353,61 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<ImageRow>, i64)> {
-        let (condition, binds, _) = filter.condition(dataset_id, None);
         let total = self.count_images(dataset_id, filter).await?;
+        let page = self
+            .page_of(dataset_id, filter, limit, offset, Some(total))
+            .await?;
+        Ok((page, total))
+    }
+
+    /// The page [`Store::find_images`] reads, for a caller that needs no total: the images
+    /// are counted only when the dataset's counters say how many match (to read a page past
+    /// the middle from the end), never by reading them all.
+    pub async fn images_page(
+        &self,
+        dataset_id: &str,
+        filter: &ImageFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<Vec<ImageRow>> {
+        let (_, _, folder) = filter.condition(dataset_id, None);
+        let total = self.kept_count(dataset_id, filter, folder).await?;
+        self.page_of(dataset_id, filter, limit, offset, total).await
+    }
+
+    /// Up to `limit` images matching `filter` from position `offset`; with the `total` that
+    /// match, a page past the middle is read backwards from the end.
+    async fn page_of(
+        &self,
+        dataset_id: &str,
+        filter: &ImageFilter,
+        limit: i64,
+        offset: i64,
+        total: Option<i64>,
+    ) -> StoreResult<Vec<ImageRow>> {
+        let (condition, binds, _) = filter.condition(dataset_id, None);
         let offset = offset.max(0);
-        let limit = limit.clamp(0, (total - offset).max(0));
+        let limit = match total {
+            Some(total) => limit.clamp(0, (total - offset).max(0)),
+            None => limit.max(0),
+        };
         if limit == 0 {
-            return Ok((Vec::new(), total));
+            return Ok(Vec::new());
         }
         // Past the middle, skip fewer index entries by reading from the end.
-        let backwards = offset > total / 2;
-        let (order, skip) = if backwards {
-            ("created_at DESC, id DESC", total - offset - limit)
-        } else {
-            ("created_at, id", offset)
+        let from_end = total.filter(|&total| offset > total / 2);
+        let (order, skip) = match from_end {
+            Some(total) => ("created_at DESC, id DESC", total - offset - limit),
+            None => ("created_at, id", offset),
         };
         let sql = format!(
             "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET {skip}"
         );
         let mut list = self.images_of(sql, &binds, limit).await?;
-        if backwards {
+        if from_end.is_some() {
             list.reverse();
         }
-        Ok((list, total))
+        Ok(list)
     }
 
     /// Up to `limit` images matching `filter` that come after `after` (a `(created_at, id)`
