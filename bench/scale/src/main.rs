@@ -220,6 +220,21 @@ impl Api {
         }
         Ok((times, last))
     }
+
+    /// Milliseconds of `n` GETs of a listing page, whose last answer must hold `len` items
+    /// under `key`; that answer.
+    async fn timed_page(
+        &self,
+        n: usize,
+        path: &str,
+        key: &str,
+        len: usize,
+    ) -> Result<(Vec<f64>, Value)> {
+        let (times, page) = self.timed(n, Method::GET, path, None).await?;
+        let got = page[key].as_array().map(Vec::len);
+        ensure!(got == Some(len), "{path}: {got:?} items, expected {len}");
+        Ok((times, page))
+    }
 }
 
 /// The median of a sample.
@@ -510,49 +525,22 @@ async fn main() -> Result<()> {
         );
         let imgs = |off: u64| format!("/images/?dataset={}&limit=1000&offset={off}", s.name);
         let (i0, _) = api.timed(7, Method::GET, &imgs(0), None).await?;
-        let (ie, c) = api.timed(7, Method::GET, &imgs(n - 1000), None).await?;
-        ensure!(
-            c["data"].as_array().map(Vec::len) == Some(1000),
-            "images@end size"
-        );
+        let (ie, c) = api.timed_page(7, &imgs(n - 1000), "data", 1000).await?;
         // The same end of the listing paged by key: after the first image of the last page.
         let last_page = c["data"][0]["id"].as_str().context("images@end id")?;
-        let (ik, c) = api
-            .timed(
-                7,
-                Method::GET,
-                &format!("{}&after={last_page}", imgs(0)),
-                None,
-            )
-            .await?;
-        ensure!(
-            c["data"].as_array().map(Vec::len) == Some(999),
-            "images by key size"
-        );
+        let by_key = format!("{}&after={last_page}", imgs(0));
+        let (ik, _) = api.timed_page(7, &by_key, "data", 999).await?;
         let dl = |off: u64| {
             format!("/datasets/by-name/{}/download?mode=full&limit=10000&offset={off}&include_annotations=true", s.name)
         };
         let (d0, _) = api.timed(5, Method::GET, &dl(0), None).await?;
+        let last = 10_000.min(n as usize);
         let (de, e) = api
-            .timed(5, Method::GET, &dl(n.saturating_sub(10_000)), None)
+            .timed_page(5, &dl(n.saturating_sub(10_000)), "items", last)
             .await?;
-        ensure!(
-            e["items"].as_array().map(Vec::len) == Some(10_000.min(n as usize)),
-            "download@end size"
-        );
         let last_page = e["items"][0]["id"].as_str().context("download@end id")?;
-        let (dk, e) = api
-            .timed(
-                5,
-                Method::GET,
-                &format!("{}&after={last_page}", dl(0)),
-                None,
-            )
-            .await?;
-        ensure!(
-            e["items"].as_array().map(Vec::len) == Some(10_000.min(n as usize) - 1),
-            "download by key size"
-        );
+        let by_key = format!("{}&after={last_page}", dl(0));
+        let (dk, _) = api.timed_page(5, &by_key, "items", last - 1).await?;
         let ids = s.spread_ids(1000);
         let mut moves = Vec::new();
         for r in 0..5 {
