@@ -189,6 +189,69 @@ async fn every_page_is_the_slice_of_the_whole_listing() {
     }
 }
 
+/// Pages that skip many more images than they hold (which PostgreSQL reads ids first) are
+/// slices of the whole listing too, from the start and from the end, with any filter.
+#[tokio::test]
+async fn deep_pages_are_slices_of_the_whole_listing() {
+    let t = TestServer::start().await;
+    let d = t.owner.create_dataset("deep").await;
+    for i in 0..3u8 {
+        t.owner
+            .upload_png(&s(&d, "id"), "/", &format!("d{i}.png"), i)
+            .await;
+    }
+    let ids_of = |q: String| {
+        let c = t.owner.clone();
+        async move {
+            let v = c
+                .get(&format!("images/?dataset=deep&{q}"))
+                .await
+                .ok_json(200);
+            let ids: Vec<String> = v["images"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| s(i, "id"))
+                .collect();
+            ids
+        }
+    };
+    // Doubling four times: 48 images, each batch of copies sharing one creation time.
+    for round in 1..=4 {
+        let all = ids_of("limit=100".into()).await;
+        t.owner
+            .post(
+                "batch/images/copy",
+                &json!({"dataset_name": "deep", "image_ids": all, "target_folder_path": format!("/c{round}")}),
+            )
+            .await
+            .expect(200);
+    }
+    let all = ids_of("limit=100".into()).await;
+    assert_eq!(all.len(), 48);
+    t.owner
+        .delete(&format!("images/{}", all[20]))
+        .await
+        .expect(200);
+    for (filter, n) in [
+        ("", 47),
+        ("include_archived=true", 48),
+        ("status=new", 47),
+        ("folder_path=/c4", 24),
+    ] {
+        let whole = ids_of(format!("{filter}&limit=100")).await;
+        assert_eq!(whole.len(), n, "{filter}");
+        for limit in 1..=2 {
+            for offset in 0..=n + 1 {
+                let page = ids_of(format!("{filter}&limit={limit}&offset={offset}")).await;
+                let slice = &whole[offset.min(n)..(offset + limit).min(n)];
+                assert_eq!(page, slice, "{filter} limit={limit} offset={offset}");
+            }
+        }
+    }
+    t.stop().await;
+}
+
 /// `after=ID` pages by key: each page starts right after the image named, with the same
 /// filters, order and totals as the offset pages, and says so in `pagination.after` (absent
 /// from every answer that did not ask, which the official clients' models would refuse).

@@ -287,6 +287,12 @@ fn json_list<T: serde::Serialize>(items: &[T]) -> String {
 /// 40 MB, ten statements of 10,000 (in the same transaction) about 4 MB, in the same time.
 const PER_STATEMENT: usize = 10_000;
 
+/// How many times as many rows as it reads a page must skip to be read ids first (where
+/// [`Dialect::pages_by_ids`] says so). Looking the page's rows up a second time costs about
+/// what sixteen skipped table reads do: the last 1,000 of a million images, skipping 1,000,
+/// took PostgreSQL 8 ms read directly and 12 ms ids first; half-way, 204 and 93 ms.
+const IDS_FIRST_SKIP: i64 = 16;
+
 /// Each id of a batch once, in the order given. A batch runs chunk by chunk over its ids,
 /// so an id repeated in two chunks would otherwise be changed twice.
 fn distinct_ids(ids: &[String]) -> Vec<&str> {
@@ -400,9 +406,16 @@ impl Store {
             Some(total) => ("created_at DESC, id DESC", total - offset - limit),
             None => ("created_at, id", offset),
         };
-        let sql = format!(
-            "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET {skip}"
-        );
+        let sql = if skip < IDS_FIRST_SKIP * limit || !self.dialect.pages_by_ids() {
+            format!(
+                "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET {skip}"
+            )
+        } else {
+            format!(
+                "SELECT {COLUMNS} FROM images WHERE id IN (SELECT id FROM images \
+                 WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET {skip}) ORDER BY {order}"
+            )
+        };
         let mut list = self.images_of(sql, &binds, limit).await?;
         if from_end.is_some() {
             list.reverse();

@@ -98,6 +98,14 @@ impl Dialect {
         }
     }
 
+    /// Whether a page deep into a listing is read as its ids first, then their rows.
+    /// PostgreSQL reads from the table every row an OFFSET skips unless a sub-select asks the
+    /// listing index for ids alone; SQLite skips index entries without reading their rows
+    /// either way, and the second lookup would only cost it time.
+    fn pages_by_ids(self) -> bool {
+        matches!(self, Dialect::Postgres)
+    }
+
     /// The condition that `column` is one of the strings of a JSON array bound as `$n`.
     ///
     /// PostgreSQL gets the list as an array, so that it looks the ids up in key order (its
