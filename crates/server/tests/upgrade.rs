@@ -6,7 +6,7 @@
 mod common;
 
 use common::{pg, Backend, Database};
-use pictograph_server::store::Store;
+use pictograph_server::store::{ImageFilter, Store};
 use serde_json::{json, Value};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
@@ -238,6 +238,73 @@ async fn image_names_keep_their_rules_when_two_name_indexes_become_one() {
         .unwrap();
     assert_eq!(by_path("/cats").await.as_deref(), Some("i-live-2"));
     pool.close().await;
+    drop(store);
+    if backend.database == Database::Postgres {
+        pg::drop_database(&url).await;
+    }
+}
+
+#[tokio::test]
+async fn text_compares_by_bytes_after_the_upgrade() {
+    let backend = Backend::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    // On PostgreSQL, the last migration before text columns took the byte order; SQLite
+    // always compared text by bytes, so its database is at the current schema.
+    let (url, old) = old_database(&backend, &dir, 12, 15).await;
+    for (id, folder) in [
+        ("i-cars", "/cars"),
+        ("i-red", "/cars/red"),
+        ("i-dash", "/cars-old"),
+        ("i-zero", "/cars0"),
+        ("i-upper", "/Cars"),
+    ] {
+        insert_image(&old, id, folder, false).await.unwrap();
+    }
+    old.close().await;
+
+    let store = Store::connect(&url).await.expect("the upgrade runs");
+    if backend.database == Database::Postgres {
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let other: Vec<(String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND data_type = 'text' \
+             AND table_name NOT LIKE '\\_sqlx%' AND collation_name IS DISTINCT FROM 'C'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(other, [], "text columns not in byte order");
+        // The trigger the upgrade set aside while it changed the columns is back.
+        let (triggers,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_trigger WHERE tgname = 'datasets_changes' \
+             AND tgrelid = 'datasets'::regclass",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(triggers, 1);
+        let (sorted,): (String,) = sqlx::query_as(
+            "SELECT string_agg(folder, ' ' ORDER BY folder) FROM images WHERE dataset_id = 'd1'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(sorted, "/Cars /cars /cars-old /cars/red /cars0");
+        pool.close().await;
+    }
+    let filter = ImageFilter {
+        folder: Some("/cars".into()),
+        recursive: true,
+        ..ImageFilter::default()
+    };
+    let (rows, total) = store.find_images("d1", &filter, 10, 0).await.unwrap();
+    let mut ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
+    ids.sort_unstable();
+    assert_eq!((ids, total), (vec!["i-cars".into(), "i-red".into()], 2));
     drop(store);
     if backend.database == Database::Postgres {
         pg::drop_database(&url).await;
