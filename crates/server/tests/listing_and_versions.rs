@@ -117,6 +117,102 @@ async fn images_list_filters_by_status_and_folder_and_pages() {
     t.stop().await;
 }
 
+#[tokio::test]
+async fn a_recursive_listing_holds_the_folder_and_its_sub_folders_only() {
+    let t = TestServer::start().await;
+    let d = t.owner.create_dataset("tree").await;
+    let ds = s(&d, "id");
+    // Folders whose names sort right beside `/cars/…` ('-', '.', ' ' before '/'; '0' just
+    // after it; bytes of 'é' far after) or share its first letters.
+    let folders = [
+        "/cars",
+        "/cars/red",
+        "/cars/red/old",
+        "/cars/é",
+        "/cars-old",
+        "/cars.old",
+        "/cars new",
+        "/cars0",
+        "/carsé",
+        "/car",
+        "/Cars",
+        "/",
+    ];
+    for (i, folder) in folders.iter().enumerate() {
+        t.owner
+            .upload_png(&ds, folder, &format!("i{i:02}.png"), i as u8)
+            .await;
+    }
+    let page = |query: String| {
+        let t = &t;
+        async move {
+            let page = t
+                .owner
+                .get(&format!("images/?dataset=tree&{query}"))
+                .await
+                .ok_json(200);
+            let names: Vec<String> = page["images"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| s(i, "filename"))
+                .collect();
+            (names, page["total"].as_u64().unwrap())
+        }
+    };
+    let listed = |query: &'static str| {
+        let page = &page;
+        async move {
+            let (names, total) = page(query.to_string()).await;
+            assert_eq!(total, names.len() as u64, "{query}");
+            names
+        }
+    };
+    assert_eq!(
+        listed("folder_path=/cars&recursive=true").await,
+        ["i00.png", "i01.png", "i02.png", "i03.png"]
+    );
+    assert_eq!(
+        listed("folder_path=/cars/red&recursive=true").await,
+        ["i01.png", "i02.png"]
+    );
+    assert_eq!(listed("folder_path=/car&recursive=true").await, ["i09.png"]);
+    assert_eq!(listed("folder_path=/cars").await, ["i00.png"]);
+    assert_eq!(
+        listed("folder_path=/&recursive=true").await.len(),
+        folders.len()
+    );
+    // One image a page: SQLite reads the first and last pages in listing order (a folder
+    // holding a third of the dataset finds one image at once) and the others by name.
+    let mut walked = Vec::new();
+    for offset in 0..5 {
+        let (names, total) = page(format!(
+            "folder_path=/cars&recursive=true&limit=1&offset={offset}"
+        ))
+        .await;
+        assert_eq!(total, 4);
+        walked.extend(names);
+    }
+    assert_eq!(walked, ["i00.png", "i01.png", "i02.png", "i03.png"]);
+    // Paging through a recursive listing by key sees the same images.
+    let first = t
+        .owner
+        .get("images/?dataset=tree&folder_path=/cars&recursive=true&limit=3")
+        .await
+        .ok_json(200);
+    let last = s(&first["images"][2], "id");
+    let rest = t
+        .owner
+        .get(&format!(
+            "images/?dataset=tree&folder_path=/cars&recursive=true&after={last}"
+        ))
+        .await
+        .ok_json(200);
+    assert_eq!(s(&rest["images"][0], "filename"), "i03.png");
+    assert_eq!(rest["images"].as_array().unwrap().len(), 1);
+    t.stop().await;
+}
+
 /// A new dataset of seven images, `{prefix}0.png` to `{prefix}6.png`, in `/even` and `/odd` by
 /// their number; answers their ids in listing order.
 async fn seven_images(t: &TestServer, dataset: &str, prefix: &str) -> Vec<String> {

@@ -210,7 +210,9 @@ async fn listing(
     };
     let read = async {
         match after {
-            Some(after) => super::images::rows_after(state, &d.id, &filter, after, limit).await,
+            Some(after) => {
+                super::images::rows_after(state, &d.id, &filter, after, limit, None).await
+            }
             None => Ok(state
                 .store
                 .images_page(&d.id, &filter, limit, offset)

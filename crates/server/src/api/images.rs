@@ -137,6 +137,11 @@ async fn below_confidence(
     let mut page = Vec::new();
     let mut total = 0i64;
     let mut after: Option<(String, String)> = None;
+    // How many images the walk goes through, which decides how a folder's are read.
+    let matching = match filter.folder {
+        Some(_) => Some(state.store.count_images(dataset_id, filter).await?),
+        None => None,
+    };
     loop {
         let chunk = state
             .store
@@ -145,6 +150,7 @@ async fn below_confidence(
                 filter,
                 after.as_ref().map(|(c, i)| (c.as_str(), i.as_str())),
                 CHUNK,
+                matching,
             )
             .await?;
         let Some(last) = chunk.last() else { break };
@@ -196,13 +202,14 @@ pub(super) fn keyset_anchor(after: Option<&str>, offset: i64) -> ApiResult<Optio
 
 /// Up to `limit` images matching `filter` that come right after the image `after` in listing
 /// order (keyset paging: the same cost per page wherever it is); 422 when `after` is not an
-/// image of the dataset.
+/// image of the dataset. `matching` is how many images the filter selects, when known.
 pub(super) async fn rows_after(
     state: &AppState,
     dataset_id: &str,
     filter: &crate::store::ImageFilter,
     after: &str,
     limit: i64,
+    matching: Option<i64>,
 ) -> ApiResult<Vec<ImageRow>> {
     let from = anchor(state, dataset_id, after).await?;
     Ok(state
@@ -212,6 +219,7 @@ pub(super) async fn rows_after(
             filter,
             Some((from.created_at.as_str(), from.id.as_str())),
             limit,
+            matching,
         )
         .await?)
 }
@@ -225,11 +233,11 @@ async fn keyset_page(
     after: &str,
     limit: i64,
 ) -> ApiResult<(Vec<ImageRow>, i64, bool)> {
+    let total = state.store.count_images(dataset_id, filter).await?;
     // One more than the page, to know whether another follows.
-    let mut rows = rows_after(state, dataset_id, filter, after, limit + 1).await?;
+    let mut rows = rows_after(state, dataset_id, filter, after, limit + 1, Some(total)).await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let total = state.store.count_images(dataset_id, filter).await?;
     Ok((rows, total, has_more))
 }
 

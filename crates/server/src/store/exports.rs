@@ -1,5 +1,6 @@
 //! Export jobs: what was asked, how far the background task got, and the archive it made.
 
+use super::images::Spelling;
 use super::{get, now, ImageFilter, Store, StoreError, StoreResult};
 use sqlx::any::AnyRow;
 
@@ -298,7 +299,7 @@ impl Store {
             status: status.map(str::to_string),
             ..ImageFilter::default()
         };
-        let (condition, binds, _) = filter.condition(dataset_id, after);
+        let (condition, binds, _) = filter.condition(dataset_id, after, &Spelling::default());
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT id, folder, filename, status, blob_hash, file_size, width, height, \
              a.annotations, annotation_count, created_at \

@@ -137,14 +137,47 @@ pub struct ImageFilter {
     pub filename: Option<String>,
 }
 
+/// How a listing writes the columns an index may answer for: the folder column and the clause
+/// that keeps live images only ([`ImageFilter::condition`]), and the listing order's columns.
+#[derive(Debug, Clone)]
+pub(super) struct Spelling {
+    /// The folder column (see [`Dialect::unindexed`]).
+    pub folder: String,
+    /// The condition that an image is live (see [`Dialect::live_by_name`]).
+    pub live: &'static str,
+    /// `created_at` and `id`, as the listing's ORDER BY names them.
+    pub order: [String; 2],
+}
+
+impl Default for Spelling {
+    fn default() -> Self {
+        Spelling {
+            folder: "folder".into(),
+            live: "is_archived = 0",
+            order: ["created_at".into(), "id".into()],
+        }
+    }
+}
+
+impl Spelling {
+    /// The listing order, or its reverse.
+    pub(super) fn order_by(&self, descending: bool) -> String {
+        let [at, id] = &self.order;
+        let dir = if descending { " DESC" } else { "" };
+        format!("{at}{dir}, {id}{dir}")
+    }
+}
+
 impl ImageFilter {
     /// The SQL condition selecting the filter's images of a dataset, and with `after` (a
     /// `(created_at, id)`) only those after it in listing order; its parameters (`$1` is the
     /// dataset), and the folder it narrows to (none when it spans the whole dataset).
+    /// `spelling` says how it writes the clauses an index may answer.
     pub(super) fn condition<'a>(
         &'a self,
         dataset_id: &'a str,
         after: Option<(&'a str, &'a str)>,
+        spelling: &Spelling,
     ) -> (String, Vec<&'a str>, Option<&'a str>) {
         // Everything under the root is the whole dataset.
         let (folder, recursive) = match self.folder.as_deref() {
@@ -154,7 +187,7 @@ impl ImageFilter {
         let mut clauses = vec!["dataset_id = $1".to_string()];
         let mut binds = vec![dataset_id];
         if !self.include_archived {
-            clauses.push("is_archived = 0".into());
+            clauses.push(spelling.live.into());
         }
         if let Some(status) = self.status.as_deref() {
             binds.push(status);
@@ -163,10 +196,19 @@ impl ImageFilter {
         if let Some(folder) = folder {
             binds.push(folder);
             let n = binds.len();
+            let f = &spelling.folder;
             clauses.push(if recursive {
-                format!("(folder = ${n} OR substr(folder, 1, length(${n}) + 1) = ${n} || '/')")
+                // The folder and its sub-folders are the names from `{folder}` up to
+                // `{folder}0` ('0' is the byte after '/') but for those between the folder and
+                // `{folder}/` (`{folder}-x`, `{folder}.x`): one range of the name index, since
+                // text compares by bytes on both backends. Not written with OR, which SQLite
+                // answers as two lookups that read every row they find.
+                format!(
+                    "{f} >= ${n} AND {f} < (${n} || '0') \
+                     AND NOT ({f} > ${n} AND {f} < (${n} || '/'))"
+                )
             } else {
-                format!("folder = ${n}")
+                format!("{f} = ${n}")
             });
         }
         if let Some(filename) = self.filename.as_deref() {
@@ -376,7 +418,7 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> StoreResult<Vec<ImageRow>> {
-        let (_, _, folder) = filter.condition(dataset_id, None);
+        let (_, _, folder) = filter.condition(dataset_id, None, &Spelling::default());
         let total = self.kept_count(dataset_id, filter, folder).await?;
         self.page_of(dataset_id, filter, limit, offset, total).await
     }
@@ -391,7 +433,6 @@ impl Store {
         offset: i64,
         total: Option<i64>,
     ) -> StoreResult<Vec<ImageRow>> {
-        let (condition, binds, _) = filter.condition(dataset_id, None);
         let offset = offset.max(0);
         let limit = match total {
             Some(total) => limit.clamp(0, (total - offset).max(0)),
@@ -402,10 +443,15 @@ impl Store {
         }
         // Past the middle, skip fewer index entries by reading from the end.
         let from_end = total.filter(|&total| offset > total / 2);
-        let (order, skip) = match from_end {
-            Some(total) => ("created_at DESC, id DESC", total - offset - limit),
-            None => ("created_at, id", offset),
+        let skip = match from_end {
+            Some(total) => total - offset - limit,
+            None => offset,
         };
+        let spelling = self
+            .spelling(dataset_id, filter, total, skip + limit)
+            .await?;
+        let (condition, binds, folder) = filter.condition(dataset_id, None, &spelling);
+        let order = spelling.order_by(from_end.is_some());
         let sql = if skip < IDS_FIRST_SKIP * limit || !self.dialect.pages_by_ids() {
             format!(
                 "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET {skip}"
@@ -416,7 +462,7 @@ impl Store {
                  WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET {skip}) ORDER BY {order}"
             )
         };
-        let mut list = self.images_of(sql, &binds, limit).await?;
+        let mut list = self.images_of(sql, &binds, limit, folder).await?;
         if from_end.is_some() {
             list.reverse();
         }
@@ -426,31 +472,78 @@ impl Store {
     /// Up to `limit` images matching `filter` that come after `after` (a `(created_at, id)`
     /// of an earlier page) in listing order: a walk over a whole dataset that costs the same
     /// per page wherever it is, and that rows added or removed meanwhile cannot shift.
+    /// `matching`, how many images `filter` selects, lets a folder's images be read in the
+    /// cheaper way ([`Store::spelling`]).
     pub async fn scan_images(
         &self,
         dataset_id: &str,
         filter: &ImageFilter,
         after: Option<(&str, &str)>,
         limit: i64,
+        matching: Option<i64>,
     ) -> StoreResult<Vec<ImageRow>> {
-        let (condition, binds, _) = filter.condition(dataset_id, after);
         let limit = limit.max(0);
+        let spelling = self.spelling(dataset_id, filter, matching, limit).await?;
+        let (condition, binds, folder) = filter.condition(dataset_id, after, &spelling);
+        let order = spelling.order_by(false);
         let sql = format!(
-            "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY created_at, id LIMIT {limit}"
+            "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY {order} LIMIT {limit}"
         );
-        self.images_of(sql, &binds, limit).await
+        self.images_of(sql, &binds, limit, folder).await
     }
 
-    /// The images `sql` (built from [`ImageFilter::condition`], with its `binds`) selects, up
-    /// to `limit`: read row by row, so a 10,000-image page never holds its raw rows and its
-    /// images at once.
+    /// How a listing of `filter` that reaches `reach` images into the `matching` ones is
+    /// written, where a folder narrows it. Read by the name index, it reads every matching
+    /// image and sorts them; read in listing order, it visits about `reach × dataset ÷
+    /// matching` images before it has its page. Where the planner cannot weigh the two
+    /// ([`Dialect::unindexed`]), the cheaper one is chosen here and the other index taken
+    /// out of its reach; without `matching`, the planner chooses.
+    async fn spelling(
+        &self,
+        dataset_id: &str,
+        filter: &ImageFilter,
+        matching: Option<i64>,
+        reach: i64,
+    ) -> StoreResult<Spelling> {
+        let plain = || Ok(Spelling::default());
+        let (_, _, folder) = filter.condition(dataset_id, None, &Spelling::default());
+        let (Some(unindexed), Some(matching), Some(_)) =
+            (self.dialect.unindexed("folder"), matching, folder)
+        else {
+            return plain();
+        };
+        let everything = ImageFilter {
+            include_archived: filter.include_archived,
+            ..ImageFilter::default()
+        };
+        let Some(dataset) = self.kept_count(dataset_id, &everything, None).await? else {
+            return plain();
+        };
+        let in_order = i128::from(reach) * i128::from(dataset) < i128::from(matching).pow(2);
+        Ok(if in_order {
+            Spelling {
+                folder: unindexed,
+                ..Spelling::default()
+            }
+        } else {
+            Spelling {
+                order: ["created_at", "id"].map(|c| self.dialect.unindexed(c).unwrap_or(c.into())),
+                ..Spelling::default()
+            }
+        })
+    }
+
+    /// The images `sql` (built from [`ImageFilter::condition`], with its `binds`, narrowed to
+    /// `folder`) selects, up to `limit`: read row by row, so a 10,000-image page never holds
+    /// its raw rows and its images at once.
     async fn images_of(
         &self,
         sql: String,
         binds: &[&str],
         limit: i64,
+        folder: Option<&str>,
     ) -> StoreResult<Vec<ImageRow>> {
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(self.prepared(folder));
         for b in binds {
             q = q.bind(*b);
         }
@@ -462,17 +555,33 @@ impl Store {
         Ok(list)
     }
 
+    /// Whether a listing narrowed to `folder` keeps its prepared statement
+    /// ([`Dialect::plans_each_folder`]).
+    fn prepared(&self, folder: Option<&str>) -> bool {
+        folder.is_none() || !self.dialect.plans_each_folder()
+    }
+
     /// How many images of the dataset match `filter`: from the dataset's kept counters when
     /// they say it (everything, live only, or complete only), else counted.
     pub async fn count_images(&self, dataset_id: &str, filter: &ImageFilter) -> StoreResult<i64> {
-        let (condition, binds, folder) = filter.condition(dataset_id, None);
+        let plain = Spelling::default();
+        let (_, _, folder) = filter.condition(dataset_id, None, &plain);
         if let Some(n) = self.kept_count(dataset_id, filter, folder).await? {
             return Ok(n);
         }
+        // Where a folder narrows the count, it may read the name index alone.
+        let spelling = match folder {
+            Some(_) => Spelling {
+                live: self.dialect.live_by_name(),
+                ..plain
+            },
+            None => plain,
+        };
+        let (condition, binds, _) = filter.condition(dataset_id, None, &spelling);
         let sql = AssertSqlSafe(format!(
             "SELECT COUNT(*) AS n FROM images WHERE {condition}"
         ));
-        let mut q = sqlx::query(sql);
+        let mut q = sqlx::query(sql).persistent(self.prepared(folder));
         for b in &binds {
             q = q.bind(*b);
         }

@@ -98,6 +98,43 @@ impl Dialect {
         }
     }
 
+    /// `column` written so that no index on it answers a condition on it or an order by it,
+    /// where the planner cannot weigh that index itself (`None` where it can). Where a folder
+    /// narrows a listing, which of two indexes reads it best depends on how much of the
+    /// dataset the folder holds. SQLite keeps no statistics: it reads a folder by the name
+    /// index, then sorts all its images, even when the folder holds nearly the whole dataset;
+    /// so the listing decides ([`Store::spelling`]) and a unary `+` takes the other index out
+    /// of its reach. PostgreSQL weighs them by its statistics, given the folder's name (see
+    /// [`Dialect::plans_each_folder`]).
+    fn unindexed(self, column: &str) -> Option<String> {
+        match self {
+            Dialect::Sqlite => Some(format!("+{column}")),
+            Dialect::Postgres => None,
+        }
+    }
+
+    /// Whether a listing narrowed to a folder is planned anew for each folder, not prepared
+    /// once. PostgreSQL plans a prepared statement for any parameters after a few runs, and
+    /// for a folder that plan read the name index and sorted: a page 400,000 images into a
+    /// folder of a million took 2.2 s instead of 0.27, counting them 1.5 s instead of 0.28.
+    /// SQLite plans the same way for any folder (see [`Dialect::unindexed`]).
+    fn plans_each_folder(self) -> bool {
+        matches!(self, Dialect::Postgres)
+    }
+
+    /// The condition that an image is live, written where a count may read the name index
+    /// alone. That index ends in a key that is empty exactly for live images; SQLite answers
+    /// a condition on the key from the index without reading rows (a million-image folder
+    /// counted in 0.25 s instead of 1.5), where `is_archived = 0` makes it read every row.
+    /// PostgreSQL reads the rows for an expression of an index either way, and chooses its
+    /// partial listing indexes by `is_archived = 0`.
+    fn live_by_name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "(CASE WHEN is_archived = 0 THEN '' ELSE id END) = ''",
+            Dialect::Postgres => "is_archived = 0",
+        }
+    }
+
     /// Whether a page deep into a listing is read as its ids first, then their rows.
     /// PostgreSQL reads from the table every row an OFFSET skips unless a sub-select asks the
     /// listing index for ids alone; SQLite skips index entries without reading their rows
