@@ -480,9 +480,9 @@ async fn main() -> Result<()> {
 
     // ── Cost growth ──
     row(String::new());
-    row(format!("cost growth ({backend}; medians in ms; list pages of 1,000, download-listing pages of 10,000, \"key\": the last page by key, batch moves of 1,000 ids)"));
+    row(format!("cost growth ({backend}; medians in ms; list pages of 1,000, download-listing pages of 10,000, \"key\": the last page by key, \"tree\": the first page of a folder of 1% of the images with its sub-folders, batch moves of 1,000 ids)"));
     row(format!(
-        "{:>9} {:>8} {:>10} {:>10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:>9} {:>8} {:>10} {:>10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "images",
         "get",
         "list@0",
@@ -491,6 +491,7 @@ async fn main() -> Result<()> {
         "imgs@0",
         "imgs@end",
         "imgs key",
+        "tree",
         "dl@0",
         "dl@end",
         "dl key",
@@ -530,6 +531,14 @@ async fn main() -> Result<()> {
         let last_page = c["data"][0]["id"].as_str().context("images@end id")?;
         let by_key = format!("{}&after={last_page}", imgs(0));
         let (ik, _) = api.timed_page(7, &by_key, "data", 999).await?;
+        // The seed spreads images over /f00 … /f99.
+        let tree = format!(
+            "/images/?dataset={}&folder_path=/f01&recursive=true&limit=1000",
+            s.name
+        );
+        let (tr, _) = api
+            .timed_page(7, &tree, "data", 1000.min(n as usize / 100))
+            .await?;
         let dl = |off: u64| {
             format!("/datasets/by-name/{}/download?mode=full&limit=10000&offset={off}&include_annotations=true", s.name)
         };
@@ -552,7 +561,7 @@ async fn main() -> Result<()> {
             moves.extend(t);
         }
         row(format!(
-            "{:>9} {:>8.2} {:>10.1} {:>10.1} {:>7.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
+            "{:>9} {:>8.2} {:>10.1} {:>10.1} {:>7.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
             n,
             median(&get),
             median(&l0),
@@ -561,6 +570,7 @@ async fn main() -> Result<()> {
             median(&i0),
             median(&ie),
             median(&ik),
+            median(&tr),
             median(&d0),
             median(&de),
             median(&dk),
