@@ -2,9 +2,28 @@
 
 mod common;
 
-use common::{s, TestServer};
+use common::{s, Client, TestServer};
 use serde_json::{json, Value};
 use std::collections::HashSet;
+
+/// `field` of each image of a listing's answer.
+fn each(page: &Value, field: &str) -> Vec<String> {
+    page["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| s(i, field))
+        .collect()
+}
+
+/// `field` of each image the listing of `dataset` with `query` answers, and its total.
+async fn listed(client: &Client, dataset: &str, query: &str, field: &str) -> (Vec<String>, i64) {
+    let page = client
+        .get(&format!("images/?dataset={dataset}&{query}"))
+        .await
+        .ok_json(200);
+    (each(&page, field), page["total"].as_i64().unwrap())
+}
 
 #[tokio::test]
 async fn images_list_filters_by_status_and_folder_and_pages() {
@@ -32,17 +51,9 @@ async fn images_list_filters_by_status_and_folder_and_pages() {
         .await
         .expect(200);
 
-    let names = |v: &serde_json::Value| -> Vec<String> {
-        v["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| s(i, "filename"))
-            .collect()
-    };
     let all = t.owner.get("images/?dataset=listed").await.ok_json(200);
     assert_eq!(
-        names(&all),
+        each(&all, "filename"),
         ["i0.png", "i1.png", "i2.png", "i3.png"],
         "archived images are left out"
     );
@@ -54,20 +65,20 @@ async fn images_list_filters_by_status_and_folder_and_pages() {
         .get("images?dataset=listed&folder_path=/cars")
         .await
         .ok_json(200);
-    assert_eq!(names(&cars), ["i1.png"]);
+    assert_eq!(each(&cars, "filename"), ["i1.png"]);
     let tree = t
         .owner
         .get("images/?dataset=listed&folder_path=cars/&recursive=true")
         .await
         .ok_json(200);
-    assert_eq!(names(&tree), ["i1.png", "i2.png"]);
+    assert_eq!(each(&tree, "filename"), ["i1.png", "i2.png"]);
     let done = t
         .owner
         .get(&format!("images/?dataset={ds}&status=complete"))
         .await
         .ok_json(200);
     assert_eq!(
-        names(&done),
+        each(&done, "filename"),
         ["i1.png", "i2.png"],
         "the dataset may be named by id"
     );
@@ -83,14 +94,14 @@ async fn images_list_filters_by_status_and_folder_and_pages() {
         .get("images/?dataset=listed&limit=3&offset=0")
         .await
         .ok_json(200);
-    assert_eq!(names(&page).len(), 3);
+    assert_eq!(each(&page, "filename").len(), 3);
     assert_eq!(page["pagination"]["has_more"], true);
     let rest = t
         .owner
         .get("images/?dataset=listed&limit=3&offset=3")
         .await
         .ok_json(200);
-    assert_eq!(names(&rest), ["i3.png"]);
+    assert_eq!(each(&rest, "filename"), ["i3.png"]);
     assert_eq!(rest["pagination"]["has_more"], false);
 
     t.owner
@@ -143,53 +154,34 @@ async fn a_recursive_listing_holds_the_folder_and_its_sub_folders_only() {
             .upload_png(&ds, folder, &format!("i{i:02}.png"), i as u8)
             .await;
     }
-    let page = |query: String| {
+    let whole = |query: &'static str| {
         let t = &t;
         async move {
-            let page = t
-                .owner
-                .get(&format!("images/?dataset=tree&{query}"))
-                .await
-                .ok_json(200);
-            let names: Vec<String> = page["images"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| s(i, "filename"))
-                .collect();
-            (names, page["total"].as_u64().unwrap())
-        }
-    };
-    let listed = |query: &'static str| {
-        let page = &page;
-        async move {
-            let (names, total) = page(query.to_string()).await;
-            assert_eq!(total, names.len() as u64, "{query}");
+            let (names, total) = listed(&t.owner, "tree", query, "filename").await;
+            assert_eq!(total, names.len() as i64, "{query}");
             names
         }
     };
     assert_eq!(
-        listed("folder_path=/cars&recursive=true").await,
+        whole("folder_path=/cars&recursive=true").await,
         ["i00.png", "i01.png", "i02.png", "i03.png"]
     );
     assert_eq!(
-        listed("folder_path=/cars/red&recursive=true").await,
+        whole("folder_path=/cars/red&recursive=true").await,
         ["i01.png", "i02.png"]
     );
-    assert_eq!(listed("folder_path=/car&recursive=true").await, ["i09.png"]);
-    assert_eq!(listed("folder_path=/cars").await, ["i00.png"]);
+    assert_eq!(whole("folder_path=/car&recursive=true").await, ["i09.png"]);
+    assert_eq!(whole("folder_path=/cars").await, ["i00.png"]);
     assert_eq!(
-        listed("folder_path=/&recursive=true").await.len(),
+        whole("folder_path=/&recursive=true").await.len(),
         folders.len()
     );
     // One image a page: SQLite reads the first and last pages in listing order (a folder
     // holding a third of the dataset finds one image at once) and the others by name.
     let mut walked = Vec::new();
     for offset in 0..5 {
-        let (names, total) = page(format!(
-            "folder_path=/cars&recursive=true&limit=1&offset={offset}"
-        ))
-        .await;
+        let query = format!("folder_path=/cars&recursive=true&limit=1&offset={offset}");
+        let (names, total) = listed(&t.owner, "tree", &query, "filename").await;
         assert_eq!(total, 4);
         walked.extend(names);
     }
@@ -245,22 +237,6 @@ async fn every_page_is_the_slice_of_the_whole_listing() {
         .delete(&format!("images/{}", ids[5]))
         .await
         .expect(200);
-    let listed = |q: String| {
-        let c = t.owner.clone();
-        async move {
-            let v = c
-                .get(&format!("images/?dataset=sliced&{q}"))
-                .await
-                .ok_json(200);
-            let names: Vec<String> = v["images"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| s(i, "filename"))
-                .collect();
-            (names, v["total"].as_i64().unwrap())
-        }
-    };
     for (filter, expected) in [
         ("", vec!["p0", "p1", "p2", "p3", "p4", "p6"]),
         (
@@ -275,8 +251,8 @@ async fn every_page_is_the_slice_of_the_whole_listing() {
         let total = expected.len();
         for limit in 1..=total + 1 {
             for offset in 0..=total + 1 {
-                let (names, got_total) =
-                    listed(format!("{filter}&limit={limit}&offset={offset}")).await;
+                let query = format!("{filter}&limit={limit}&offset={offset}");
+                let (names, got_total) = listed(&t.owner, "sliced", &query, "filename").await;
                 let want: Vec<String> = expected.iter().skip(offset).take(limit).cloned().collect();
                 assert_eq!(names, want, "{filter} limit={limit} offset={offset}");
                 assert_eq!(got_total, total as i64, "{filter} total");
@@ -297,20 +273,8 @@ async fn deep_pages_are_slices_of_the_whole_listing() {
             .await;
     }
     let ids_of = |q: String| {
-        let c = t.owner.clone();
-        async move {
-            let v = c
-                .get(&format!("images/?dataset=deep&{q}"))
-                .await
-                .ok_json(200);
-            let ids: Vec<String> = v["images"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| s(i, "id"))
-                .collect();
-            ids
-        }
+        let t = &t;
+        async move { listed(&t.owner, "deep", &q, "id").await.0 }
     };
     // Doubling four times: 48 images, each batch of copies sharing one creation time.
     for round in 1..=4 {
@@ -377,14 +341,7 @@ async fn keyset_pages_walk_the_same_listing_as_offsets() {
                 .ok_json(200)
         }
     };
-    let ids_of = |v: &serde_json::Value| -> Vec<String> {
-        v["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| s(i, "id"))
-            .collect()
-    };
+    let ids_of = |v: &Value| each(v, "id");
     for filter in [
         "",
         "include_archived=true",
