@@ -472,8 +472,9 @@ impl Store {
     /// Up to `limit` images matching `filter` that come after `after` (a `(created_at, id)`
     /// of an earlier page) in listing order: a walk over a whole dataset that costs the same
     /// per page wherever it is, and that rows added or removed meanwhile cannot shift.
-    /// `matching`, how many images `filter` selects, lets a folder's images be read in the
-    /// cheaper way ([`Store::spelling`]).
+    /// `matching`, how many images `filter` selects, lets a folder's images be read the
+    /// cheaper way: by the name index, or in listing order when the folder holds most of the
+    /// dataset.
     pub async fn scan_images(
         &self,
         dataset_id: &str,
