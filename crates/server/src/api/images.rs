@@ -138,7 +138,7 @@ async fn below_confidence(
     let mut total = 0i64;
     let mut after: Option<(String, String)> = None;
     // How many images the walk goes through, which decides how a folder's are read.
-    let matching = match filter.folder {
+    let matching = match filter.narrowing_folder() {
         Some(_) => Some(state.store.count_images(dataset_id, filter).await?),
         None => None,
     };

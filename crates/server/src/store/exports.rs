@@ -299,7 +299,7 @@ impl Store {
             status: status.map(str::to_string),
             ..ImageFilter::default()
         };
-        let (condition, binds, _) = filter.condition(dataset_id, after, &Spelling::default());
+        let (condition, binds) = filter.condition(dataset_id, after, &Spelling::default());
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT id, folder, filename, status, blob_hash, file_size, width, height, \
              a.annotations, annotation_count, created_at \

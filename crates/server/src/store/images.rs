@@ -169,21 +169,24 @@ impl Spelling {
 }
 
 impl ImageFilter {
+    /// The folder the filter narrows a listing to: none when it spans the whole dataset (no
+    /// folder, or the root with its sub-folders).
+    pub fn narrowing_folder(&self) -> Option<&str> {
+        match self.folder.as_deref() {
+            Some("/") if self.recursive => None,
+            other => other,
+        }
+    }
+
     /// The SQL condition selecting the filter's images of a dataset, and with `after` (a
-    /// `(created_at, id)`) only those after it in listing order; its parameters (`$1` is the
-    /// dataset), and the folder it narrows to (none when it spans the whole dataset).
-    /// `spelling` says how it writes the clauses an index may answer.
+    /// `(created_at, id)`) only those after it in listing order, and its parameters (`$1` is
+    /// the dataset). `spelling` says how it writes the clauses an index may answer.
     pub(super) fn condition<'a>(
         &'a self,
         dataset_id: &'a str,
         after: Option<(&'a str, &'a str)>,
         spelling: &Spelling,
-    ) -> (String, Vec<&'a str>, Option<&'a str>) {
-        // Everything under the root is the whole dataset.
-        let (folder, recursive) = match self.folder.as_deref() {
-            Some("/") if self.recursive => (None, false),
-            other => (other, self.recursive),
-        };
+    ) -> (String, Vec<&'a str>) {
         let mut clauses = vec!["dataset_id = $1".to_string()];
         let mut binds = vec![dataset_id];
         if !self.include_archived {
@@ -193,11 +196,11 @@ impl ImageFilter {
             binds.push(status);
             clauses.push(format!("status = ${}", binds.len()));
         }
-        if let Some(folder) = folder {
+        if let Some(folder) = self.narrowing_folder() {
             binds.push(folder);
             let n = binds.len();
             let f = &spelling.folder;
-            clauses.push(if recursive {
+            clauses.push(if self.recursive {
                 // The folder and its sub-folders are the names from `{folder}` up to
                 // `{folder}0` ('0' is the byte after '/') but for those between the folder and
                 // `{folder}/` (`{folder}-x`, `{folder}.x`): one range of the name index, since
@@ -224,7 +227,7 @@ impl ImageFilter {
             // its way to the anchor, so a page a million images in took 600 ms instead of 5.
             clauses.push(format!("(created_at, id) > (${a}, ${b})"));
         }
-        (clauses.join(" AND "), binds, folder)
+        (clauses.join(" AND "), binds)
     }
 }
 
@@ -418,8 +421,9 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> StoreResult<Vec<ImageRow>> {
-        let (_, _, folder) = filter.condition(dataset_id, None, &Spelling::default());
-        let total = self.kept_count(dataset_id, filter, folder).await?;
+        let total = self
+            .kept_count(dataset_id, filter, filter.narrowing_folder())
+            .await?;
         self.page_of(dataset_id, filter, limit, offset, total).await
     }
 
@@ -450,7 +454,7 @@ impl Store {
         let spelling = self
             .spelling(dataset_id, filter, total, skip + limit)
             .await?;
-        let (condition, binds, folder) = filter.condition(dataset_id, None, &spelling);
+        let (condition, binds) = filter.condition(dataset_id, None, &spelling);
         let order = spelling.order_by(from_end.is_some());
         let sql = if skip < IDS_FIRST_SKIP * limit || !self.dialect.pages_by_ids() {
             format!(
@@ -462,7 +466,9 @@ impl Store {
                  WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET {skip}) ORDER BY {order}"
             )
         };
-        let mut list = self.images_of(sql, &binds, limit, folder).await?;
+        let mut list = self
+            .images_of(sql, &binds, limit, filter.narrowing_folder())
+            .await?;
         if from_end.is_some() {
             list.reverse();
         }
@@ -485,12 +491,13 @@ impl Store {
     ) -> StoreResult<Vec<ImageRow>> {
         let limit = limit.max(0);
         let spelling = self.spelling(dataset_id, filter, matching, limit).await?;
-        let (condition, binds, folder) = filter.condition(dataset_id, after, &spelling);
+        let (condition, binds) = filter.condition(dataset_id, after, &spelling);
         let order = spelling.order_by(false);
         let sql = format!(
             "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY {order} LIMIT {limit}"
         );
-        self.images_of(sql, &binds, limit, folder).await
+        self.images_of(sql, &binds, limit, filter.narrowing_folder())
+            .await
     }
 
     /// How a listing of `filter` that reaches `reach` images into the `matching` ones is
@@ -507,10 +514,11 @@ impl Store {
         reach: i64,
     ) -> StoreResult<Spelling> {
         let plain = || Ok(Spelling::default());
-        let (_, _, folder) = filter.condition(dataset_id, None, &Spelling::default());
-        let (Some(unindexed), Some(matching), Some(_)) =
-            (self.dialect.unindexed("folder"), matching, folder)
-        else {
+        let (Some(unindexed), Some(matching), Some(_)) = (
+            self.dialect.unindexed("folder"),
+            matching,
+            filter.narrowing_folder(),
+        ) else {
             return plain();
         };
         let everything = ImageFilter {
@@ -566,7 +574,7 @@ impl Store {
     /// they say it (everything, live only, or complete only), else counted.
     pub async fn count_images(&self, dataset_id: &str, filter: &ImageFilter) -> StoreResult<i64> {
         let plain = Spelling::default();
-        let (_, _, folder) = filter.condition(dataset_id, None, &plain);
+        let folder = filter.narrowing_folder();
         if let Some(n) = self.kept_count(dataset_id, filter, folder).await? {
             return Ok(n);
         }
@@ -578,7 +586,7 @@ impl Store {
             },
             None => plain,
         };
-        let (condition, binds, _) = filter.condition(dataset_id, None, &spelling);
+        let (condition, binds) = filter.condition(dataset_id, None, &spelling);
         let sql = AssertSqlSafe(format!(
             "SELECT COUNT(*) AS n FROM images WHERE {condition}"
         ));
