@@ -268,7 +268,8 @@ fn sample_jpeg(path: &Path) -> Result<()> {
 
 /// Repeats the row of image `template` (and, when `labelled`, its annotation list) until the
 /// dataset holds `n` images, in chunks of one transaction each. Rows get ids from
-/// [`seeded_id`], 100 folders and rising creation times.
+/// [`seeded_id`], 100 folders, rising creation times, and status `review` for one in ten
+/// (`new` for the others).
 async fn seed(
     db: &AnyPool,
     postgres: bool,
@@ -287,7 +288,8 @@ async fn seed(
                 "INSERT INTO images (id, dataset_id, folder, filename, status, is_archived, blob_hash, \
                  file_size, mime_type, width, height, annotation_count, version, created_at, updated_at) \
                  SELECT '{d:08x}-0000-4000-8000-' || lpad(to_hex(i), 12, '0'), t.dataset_id, \
-                 '/f' || lpad((i % 100)::text, 2, '0'), 'img_' || lpad(i::text, 7, '0') || '.jpg', 'new', 0, \
+                 '/f' || lpad((i % 100)::text, 2, '0'), 'img_' || lpad(i::text, 7, '0') || '.jpg', \
+                 CASE WHEN i % 10 = 3 THEN 'review' ELSE 'new' END, 0, \
                  t.blob_hash, t.file_size, t.mime_type, t.width, t.height, t.annotation_count, 1, \
                  to_char(timestamp '2026-01-01' + i * interval '1 second', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
                  to_char(timestamp '2026-01-01' + i * interval '1 second', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
@@ -300,7 +302,8 @@ async fn seed(
                  INSERT INTO images (id, dataset_id, folder, filename, status, is_archived, blob_hash, \
                  file_size, mime_type, width, height, annotation_count, version, created_at, updated_at) \
                  SELECT printf('{d:08x}-0000-4000-8000-%012x', i), t.dataset_id, printf('/f%02d', i % 100), \
-                 printf('img_%07d.jpg', i), 'new', 0, t.blob_hash, t.file_size, t.mime_type, t.width, t.height, \
+                 printf('img_%07d.jpg', i), CASE WHEN i % 10 = 3 THEN 'review' ELSE 'new' END, 0, \
+                 t.blob_hash, t.file_size, t.mime_type, t.width, t.height, \
                  t.annotation_count, 1, strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2026-01-01', '+' || i || ' seconds'), \
                  strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2026-01-01', '+' || i || ' seconds') \
                  FROM n, images t WHERE t.id = '{template}'",
@@ -480,9 +483,9 @@ async fn main() -> Result<()> {
 
     // ── Cost growth ──
     row(String::new());
-    row(format!("cost growth ({backend}; medians in ms; list pages of 1,000, download-listing pages of 10,000, \"key\": the last page by key, \"tree\": the first page of a folder of 1% of the images with its sub-folders, batch moves of 1,000 ids)"));
+    row(format!("cost growth ({backend}; medians in ms; list pages of 1,000, download-listing pages of 10,000, \"key\": the last page by key, \"tree\": the first page of a folder of 1% of the images with its sub-folders, \"status\": the first page of the 10% in review, batch moves of 1,000 ids)"));
     row(format!(
-        "{:>9} {:>8} {:>10} {:>10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:>9} {:>8} {:>10} {:>10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "images",
         "get",
         "list@0",
@@ -492,6 +495,7 @@ async fn main() -> Result<()> {
         "imgs@end",
         "imgs key",
         "tree",
+        "status",
         "dl@0",
         "dl@end",
         "dl key",
@@ -539,6 +543,17 @@ async fn main() -> Result<()> {
         let (tr, _) = api
             .timed_page(7, &tree, "data", 1000.min(n as usize / 100))
             .await?;
+        // One seeded image in ten is in review (the first seeded image, a template, is new).
+        let review = format!("/images/?dataset={}&status=review&limit=1000", s.name);
+        let (st, v) = api
+            .timed_page(7, &review, "data", 1000.min(n as usize / 10))
+            .await?;
+        ensure!(
+            v["total"].as_u64() == Some(n / 10),
+            "{} in review, expected {}",
+            v["total"],
+            n / 10
+        );
         let dl = |off: u64| {
             format!("/datasets/by-name/{}/download?mode=full&limit=10000&offset={off}&include_annotations=true", s.name)
         };
@@ -561,7 +576,7 @@ async fn main() -> Result<()> {
             moves.extend(t);
         }
         row(format!(
-            "{:>9} {:>8.2} {:>10.1} {:>10.1} {:>7.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
+            "{:>9} {:>8.2} {:>10.1} {:>10.1} {:>7.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
             n,
             median(&get),
             median(&l0),
@@ -571,6 +586,7 @@ async fn main() -> Result<()> {
             median(&ie),
             median(&ik),
             median(&tr),
+            median(&st),
             median(&d0),
             median(&de),
             median(&dk),

@@ -84,7 +84,7 @@ pub use error::{
 };
 pub use http::RetryNotice;
 pub use images::{Images, UploadOptions};
-pub use models::{Dataset, DatasetClass, DeleteSummary, Image, Project, Status};
+pub use models::{Dataset, DatasetClass, DeleteSummary, Image, Project, Status, StatusCounts};
 pub use pager::Pager;
 pub use projects::{CreateProject, Projects, UpdateProject};
 pub use workflows::{FileOutcome, FolderUploadOptions, UploadFailure, UploadReport};

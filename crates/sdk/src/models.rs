@@ -49,6 +49,9 @@ pub struct Dataset {
     /// Images whose status is `complete`.
     #[serde(default)]
     pub completed_image_count: u64,
+    /// Non-archived images by status (absent from servers that do not keep these counts).
+    #[serde(default)]
+    pub status_counts: Option<StatusCounts>,
     /// Bytes of the non-archived images.
     #[serde(default)]
     pub total_size: u64,
@@ -69,6 +72,19 @@ pub struct Dataset {
     /// Last change.
     #[serde(default)]
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// How many non-archived images of a dataset have each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    /// Status `new`.
+    pub new: u64,
+    /// Status `annotate`.
+    pub annotate: u64,
+    /// Status `review`.
+    pub review: u64,
+    /// Status `complete`.
+    pub complete: u64,
 }
 
 /// The write-side name of a [`Dataset`].

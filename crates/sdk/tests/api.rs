@@ -431,6 +431,14 @@ async fn batch_move_copy_update_delete() {
         .unwrap();
     assert_eq!(updated.succeeded.len(), 3);
     assert_eq!(c.images().get(&ids[1]).await.unwrap().status, "complete");
+    // The copy made before kept the status it had.
+    let by_status = c.datasets().get("batch").await.unwrap().status_counts;
+    let expected = pictograph::StatusCounts {
+        new: 1,
+        complete: 3,
+        ..Default::default()
+    };
+    assert_eq!(by_status, Some(expected));
     let e = b
         .update("batch", &ids, ImageUpdate::default())
         .await

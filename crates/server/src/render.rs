@@ -69,6 +69,12 @@ pub fn dataset(d: &DatasetRow, images: Option<Vec<Value>>) -> Value {
         "organization_id": d.org_id,
         "image_count": d.image_count,
         "completed_image_count": d.completed_image_count,
+        "status_counts": {
+            "new": d.new_image_count,
+            "annotate": d.annotate_image_count,
+            "review": d.review_image_count,
+            "complete": d.completed_image_count,
+        },
         "total_size": d.total_size,
         "archived_images": d.archived_images,
         "archived_image_count": d.archived_images,

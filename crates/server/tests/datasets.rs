@@ -503,6 +503,24 @@ async fn delete_needs_admin_and_frees_unshared_bytes() {
     t.stop().await;
 }
 
+/// Checks that a listing filtered by each status answers, as its total, the number of live
+/// images of the dataset that have it: the kept counters against the rows.
+async fn status_totals_agree(client: &Client, name: &str) {
+    let live = client.images(name).await;
+    let kept = client.dataset(name).await["status_counts"].clone();
+    for status in ["new", "annotate", "review", "complete"] {
+        let listed = client
+            .get(&format!(
+                "images/?dataset_name={name}&status={status}&limit=1"
+            ))
+            .await
+            .ok_json(200);
+        let rows = live.iter().filter(|i| i["status"] == status).count();
+        assert_eq!(listed["total"], rows, "{status} images of {name}");
+        assert_eq!(kept[status], rows, "status_counts.{status} of {name}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_follow_every_change() {
     let t = TestServer::start().await;
@@ -526,6 +544,7 @@ async fn counters_follow_every_change() {
     );
     assert_eq!(cimg["file_size"], sc);
     assert_eq!(t.owner.counts("counted").await, c(3, 0, 0, sa + sb + sc, 0));
+    status_totals_agree(&t.owner, "counted").await;
     // The list and the by-id answers carry the same numbers.
     let listed = t.owner.get("datasets/").await.ok_json(200)["datasets"][0].clone();
     assert_eq!(listed["image_count"], 3);
@@ -541,6 +560,7 @@ async fn counters_follow_every_change() {
         .await
         .expect(200);
     assert_eq!(t.owner.counts("counted").await, c(3, 0, 0, sa + sb + sc, 2));
+    status_totals_agree(&t.owner, "counted").await;
 
     // Status changes.
     t.owner
@@ -552,6 +572,7 @@ async fn counters_follow_every_change() {
         .await
         .expect(200);
     assert_eq!(t.owner.counts("counted").await, c(3, 2, 0, sa + sb + sc, 2));
+    status_totals_agree(&t.owner, "counted").await;
     // Only a live image's change to or from 'complete' moves the completed count.
     let set_status = |id: &Value, status: &str| json!({"dataset_name": "counted", "image_ids": [s(id, "id")], "updates": {"status": status}});
     for (status, completed) in [
@@ -569,6 +590,7 @@ async fn counters_follow_every_change() {
             c(3, completed, 0, sa + sb + sc, 2),
             "after setting {status}"
         );
+        status_totals_agree(&t.owner, "counted").await;
     }
 
     // Archive moves an image out of every live counter.
@@ -577,12 +599,14 @@ async fn counters_follow_every_change() {
         .await
         .expect(200);
     assert_eq!(t.owner.counts("counted").await, c(2, 1, 1, sb + sc, 0));
+    status_totals_agree(&t.owner, "counted").await;
     // Archiving twice changes nothing.
     t.owner
         .delete(&format!("images/{}", s(&a, "id")))
         .await
         .expect(200);
     assert_eq!(t.owner.counts("counted").await, c(2, 1, 1, sb + sc, 0));
+    status_totals_agree(&t.owner, "counted").await;
     // An archived image's status counts nowhere.
     for status in ["new", "complete"] {
         t.owner
@@ -590,6 +614,7 @@ async fn counters_follow_every_change() {
             .await
             .expect(200);
         assert_eq!(t.owner.counts("counted").await, c(2, 1, 1, sb + sc, 0));
+        status_totals_agree(&t.owner, "counted").await;
     }
 
     // Restore brings it back.
@@ -601,6 +626,45 @@ async fn counters_follow_every_change() {
         .await
         .expect(200);
     assert_eq!(t.owner.counts("counted").await, c(3, 2, 0, sa + sb + sc, 2));
+    status_totals_agree(&t.owner, "counted").await;
+
+    // A status change in the same batch as an archive or a restore, over live and archived
+    // images at once, counts each image once, under its new status.
+    let all = [&a, &b, &cimg].map(|i| s(i, "id"));
+    let change = |ids: &[String], updates: Value| json!({"dataset_name": "counted", "image_ids": ids, "updates": updates});
+    t.owner
+        .delete(&format!("images/{}", s(&a, "id")))
+        .await
+        .expect(200);
+    for (ids, updates, counts) in [
+        (
+            &all[..],
+            json!({"status": "review", "is_archived": false}),
+            c(3, 0, 0, sa + sb + sc, 2),
+        ),
+        (
+            &all[..2],
+            json!({"status": "annotate", "is_archived": true}),
+            c(1, 0, 2, sc, 0),
+        ),
+        (
+            &all[..],
+            json!({"status": "complete", "is_archived": false}),
+            c(3, 3, 0, sa + sb + sc, 2),
+        ),
+        (
+            &all[2..],
+            json!({"status": "new"}),
+            c(3, 2, 0, sa + sb + sc, 2),
+        ),
+    ] {
+        t.owner
+            .patch("batch/images/update", &change(ids, updates.clone()))
+            .await
+            .expect(200);
+        assert_eq!(t.owner.counts("counted").await, counts, "after {updates}");
+        status_totals_agree(&t.owner, "counted").await;
+    }
 
     // Copies count (with their annotations and status when copied).
     t.owner
@@ -615,6 +679,7 @@ async fn counters_follow_every_change() {
         t.owner.counts("counted").await,
         c(4, 3, 0, 2 * sa + sb + sc, 4)
     );
+    status_totals_agree(&t.owner, "counted").await;
     t.owner
         .batch(
             "copy",
@@ -627,6 +692,7 @@ async fn counters_follow_every_change() {
         t.owner.counts("counted").await,
         c(5, 3, 0, 3 * sa + sb + sc, 4)
     );
+    status_totals_agree(&t.owner, "counted").await;
 
     // Permanent delete of a live image and of an archived one.
     t.owner
@@ -634,11 +700,13 @@ async fn counters_follow_every_change() {
         .await
         .expect(200);
     assert_eq!(t.owner.counts("counted").await, c(4, 3, 0, 3 * sa + sb, 4));
+    status_totals_agree(&t.owner, "counted").await;
     t.owner
         .delete(&format!("images/{}", s(&b, "id")))
         .await
         .expect(200);
     assert_eq!(t.owner.counts("counted").await, c(3, 2, 1, 3 * sa, 4));
+    status_totals_agree(&t.owner, "counted").await;
     t.owner
         .batch(
             "delete",
@@ -647,6 +715,7 @@ async fn counters_follow_every_change() {
         .await
         .expect(200);
     assert_eq!(t.owner.counts("counted").await, c(3, 2, 0, 3 * sa, 4));
+    status_totals_agree(&t.owner, "counted").await;
 
     // Clearing annotations.
     t.owner
@@ -654,12 +723,14 @@ async fn counters_follow_every_change() {
         .await
         .expect(200);
     assert_eq!(t.owner.counts("counted").await, c(3, 2, 0, 3 * sa, 2));
+    status_totals_agree(&t.owner, "counted").await;
 
     // Deleting another dataset leaves these counters alone.
     let other = t.owner.create_dataset("other").await;
     t.owner.upload_png(&s(&other, "id"), "/", "a.png", 1).await;
     t.owner.delete("projects/other").await.expect(200);
     assert_eq!(t.owner.counts("counted").await, c(3, 2, 0, 3 * sa, 2));
+    status_totals_agree(&t.owner, "counted").await;
 
     // The counters agree with the images actually listed.
     let live = t.owner.images("counted").await;

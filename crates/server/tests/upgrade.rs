@@ -1,6 +1,7 @@
 //! Upgrading a database made by an earlier version keeps what it holds and the rules it
 //! enforced: the annotation lists that lived on the image rows until they moved to a table of
-//! their own, and the names of images once two indexes over them became one. Runs on the
+//! their own, the names of images once two indexes over them became one, the order of text
+//! and the counts of images by status. Runs on the
 //! backend `PICTOGRAPH_TEST_DATABASE` names, like the HTTP suite.
 
 mod common;
@@ -305,6 +306,60 @@ async fn text_compares_by_bytes_after_the_upgrade() {
     let mut ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
     ids.sort_unstable();
     assert_eq!((ids, total), (vec!["i-cars".into(), "i-red".into()], 2));
+    drop(store);
+    if backend.database == Database::Postgres {
+        pg::drop_database(&url).await;
+    }
+}
+
+#[tokio::test]
+async fn images_by_status_are_counted_after_the_upgrade() {
+    let backend = Backend::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    // The last migrations before the datasets kept a count of each status.
+    let (url, old) = old_database(&backend, &dir, 12, 16).await;
+    for (id, status, archived) in [
+        ("i-new", "new", false),
+        ("i-annotate", "annotate", false),
+        ("i-review-1", "review", false),
+        ("i-review-2", "review", false),
+        ("i-complete", "complete", false),
+        ("i-gone", "review", true),
+    ] {
+        insert_image(&old, id, &format!("/{id}"), archived)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE images SET status = $1 WHERE id = $2")
+            .bind(status)
+            .bind(id)
+            .execute(&old)
+            .await
+            .unwrap();
+    }
+    old.close().await;
+
+    let store = Store::connect(&url).await.expect("the upgrade runs");
+    let counts = || async {
+        let mut counts = Vec::new();
+        for status in ["new", "annotate", "review", "complete"] {
+            let filter = ImageFilter {
+                status: Some(status.into()),
+                ..ImageFilter::default()
+            };
+            counts.push(store.count_images("d1", &filter).await.unwrap());
+        }
+        counts
+    };
+    assert_eq!(counts().await, [1, 1, 2, 1]);
+    // And they follow the changes made after it.
+    let update = pictograph_server::store::ImageUpdate {
+        status: Some("new".into()),
+        ..Default::default()
+    };
+    let ids = ["i-review-1", "i-gone", "i-new"].map(String::from);
+    let changed = store.batch_update("d1", &ids, &update).await.unwrap();
+    assert_eq!(changed.succeeded.len(), 3);
+    assert_eq!(counts().await, [2, 1, 1, 1]);
     drop(store);
     if backend.database == Database::Postgres {
         pg::drop_database(&url).await;

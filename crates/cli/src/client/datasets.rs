@@ -67,6 +67,19 @@ pub async fn run(args: DatasetsArgs) -> anyhow::Result<()> {
     finish(json, datasets(args).await)
 }
 
+/// The live images by status, as `new 3, annotate 0, review 1, complete 2` (empty when the
+/// server keeps no such counts).
+fn by_status(d: &Dataset) -> String {
+    d.status_counts
+        .map(|c| {
+            format!(
+                "new {}, annotate {}, review {}, complete {}",
+                c.new, c.annotate, c.review, c.complete
+            )
+        })
+        .unwrap_or_default()
+}
+
 fn show(d: &Dataset) {
     let lines = [
         ("name", d.name.clone()),
@@ -74,6 +87,7 @@ fn show(d: &Dataset) {
         ("description", d.description.clone().unwrap_or_default()),
         ("images", d.image_count.to_string()),
         ("complete", d.completed_image_count.to_string()),
+        ("by status", by_status(d)),
         ("archived", d.archived_images.to_string()),
         ("size", human_bytes(d.total_size)),
         (

@@ -36,6 +36,12 @@ pub struct DatasetRow {
     pub annotation_types: serde_json::Value,
     /// Live images.
     pub image_count: i64,
+    /// Live images whose status is new.
+    pub new_image_count: i64,
+    /// Live images whose status is annotate.
+    pub annotate_image_count: i64,
+    /// Live images whose status is review.
+    pub review_image_count: i64,
     /// Live images whose status is complete.
     pub completed_image_count: i64,
     /// Archived images.
@@ -60,6 +66,9 @@ impl FromCells for DatasetRow {
             classes: serde_json::from_str(&get::<String>(r, "classes")?)?,
             annotation_types: serde_json::from_str(&get::<String>(r, "annotation_types")?)?,
             image_count: get(r, "image_count")?,
+            new_image_count: get(r, "new_image_count")?,
+            annotate_image_count: get(r, "annotate_image_count")?,
+            review_image_count: get(r, "review_image_count")?,
             completed_image_count: get(r, "completed_image_count")?,
             archived_images: get(r, "archived_images")?,
             total_size: get(r, "total_size")?,
@@ -99,8 +108,8 @@ pub struct DatasetPatch {
 
 const COLUMNS: &str =
     "SELECT id, org_id, name, description, classes, annotation_types, image_count, \
-     completed_image_count, archived_images, total_size, annotation_count, created_at, updated_at \
-     FROM datasets";
+     new_image_count, annotate_image_count, review_image_count, completed_image_count, \
+     archived_images, total_size, annotation_count, created_at, updated_at FROM datasets";
 
 impl Store {
     /// One page of the organisation's datasets, oldest first.

@@ -223,25 +223,31 @@ impl Store {
     }
 
     /// Every dataset's counters, by id, for comparing two stores.
-    pub async fn dataset_counters(&self) -> StoreResult<Vec<(String, [i64; 5])>> {
-        let rows = sqlx::query(
-            "SELECT id, image_count, completed_image_count, archived_images, total_size, \
-             annotation_count FROM datasets ORDER BY id",
-        )
-        .fetch_all(&self.read)
-        .await?;
+    pub async fn dataset_counters(&self) -> StoreResult<Vec<(String, [i64; 8])>> {
+        const COUNTERS: [&str; 8] = [
+            "image_count",
+            "new_image_count",
+            "annotate_image_count",
+            "review_image_count",
+            "completed_image_count",
+            "archived_images",
+            "total_size",
+            "annotation_count",
+        ];
+        let sql = format!(
+            "SELECT id, {} FROM datasets ORDER BY id",
+            COUNTERS.join(", ")
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.read)
+            .await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    get(r, "id")?,
-                    [
-                        get(r, "image_count")?,
-                        get(r, "completed_image_count")?,
-                        get(r, "archived_images")?,
-                        get(r, "total_size")?,
-                        get(r, "annotation_count")?,
-                    ],
-                ))
+                let mut counters = [0; 8];
+                for (value, column) in counters.iter_mut().zip(COUNTERS) {
+                    *value = get(r, column)?;
+                }
+                Ok((get(r, "id")?, counters))
             })
             .collect()
     }

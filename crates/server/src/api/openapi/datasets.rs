@@ -609,6 +609,17 @@ fn dataset_fields() -> Map<String, Value> {
         "organization_id": {"type": "string"},
         "image_count": count("Images not archived."),
         "completed_image_count": count("Images not archived whose status is `complete`."),
+        "status_counts": {
+            "type": "object",
+            "description": "Images not archived, by status (kept counts, like the others).",
+            "properties": {
+                "new": count("Status `new`."),
+                "annotate": count("Status `annotate`."),
+                "review": count("Status `review`."),
+                "complete": count("Status `complete`."),
+            },
+            "required": ["new", "annotate", "review", "complete"],
+        },
         "total_size": count("Bytes of the images not archived."),
         "archived_images": count("Archived images."),
         "archived_image_count": count("The same as `archived_images` (newer clients' name)."),
@@ -636,13 +647,14 @@ fn object(v: Value) -> Map<String, Value> {
     }
 }
 
-const DATASET_REQUIRED: [&str; 14] = [
+const DATASET_REQUIRED: [&str; 15] = [
     "id",
     "name",
     "description",
     "organization_id",
     "image_count",
     "completed_image_count",
+    "status_counts",
     "total_size",
     "archived_images",
     "archived_image_count",
