@@ -1,6 +1,6 @@
 //! Images, their annotations, and the set-based batch operations over them.
 
-use super::{get, now, Col, Dialect, FromCells, Store, StoreError, StoreResult};
+use super::{get, now, Col, Dialect, FromCells, Store, StoreError, StoreResult, LIVE_NAME_KEY};
 use futures::TryStreamExt;
 use sqlx::AssertSqlSafe;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -1310,14 +1310,13 @@ impl Store {
         // SQLite answers it from the index without reading the rows it finds there.
         let read = format!(
             "SELECT {} AS found FROM images i WHERE i.dataset_id || '' = $1 AND {}",
-            self.dialect.json_agg(
+            self.dialect.json_agg(&format!(
                 "i.id, i.folder, i.filename, i.is_archived, \
                  CASE WHEN i.is_archived <> 0 AND EXISTS (SELECT 1 FROM images l \
                  WHERE l.dataset_id = i.dataset_id AND l.folder = i.folder \
-                 AND l.filename = i.filename \
-                 AND (CASE WHEN l.is_archived = 0 THEN '' ELSE l.id END) = '') \
+                 AND l.filename = i.filename AND {LIVE_NAME_KEY}) \
                  THEN 1 ELSE 0 END"
-            ),
+            )),
             self.dialect.id_in("i.id", 2)
         );
         let (write, at) = (self.update_sql(update), now());

@@ -84,6 +84,11 @@ pub enum Dialect {
     Postgres,
 }
 
+/// The condition that an image of `images` is live, written as the last key of its name
+/// index (`images_name`), which is empty exactly for live images, so that SQLite can answer it
+/// from the index alone. Unqualified: inside a sub-select it names that sub-select's row.
+const LIVE_NAME_KEY: &str = "(CASE WHEN is_archived = 0 THEN '' ELSE id END) = ''";
+
 impl Dialect {
     /// A sub-select yielding the strings of a JSON array bound as parameter `$n`.
     ///
@@ -130,7 +135,7 @@ impl Dialect {
     /// partial listing indexes by `is_archived = 0`.
     fn live_by_name(self) -> &'static str {
         match self {
-            Dialect::Sqlite => "(CASE WHEN is_archived = 0 THEN '' ELSE id END) = ''",
+            Dialect::Sqlite => LIVE_NAME_KEY,
             Dialect::Postgres => "is_archived = 0",
         }
     }
