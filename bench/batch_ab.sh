@@ -2,7 +2,7 @@
 # Batch requests of two builds of the server side by side (not a test).
 #
 # Usage: bench/batch_ab.sh OLD_BINARY NEW_BINARY [--rounds N] [--size N] [--batch K]
-#                          [--postgres ADMIN_URL]
+#                          [--postgres ADMIN_URL] [--seed-with BINARY]
 #
 # Seeds one data directory of N images (default 1,000,000) with the old build through the
 # scale tool (bench/scale), then, round after round, starts each build in turn on a fresh copy
@@ -10,7 +10,9 @@
 # (default 100,000): two status updates, two moves, archive, archive through the update route,
 # restore, copy and permanent delete. Prints every time, then per operation both builds'
 # medians and their ratio (old / new). The old build seeds, so a migration that only the new
-# build has runs on its copies, as it would on a user's data.
+# build has runs on its copies, as it would on a user's data. --seed-with seeds with a third
+# build instead, for two builds whose migrations differ (each refuses a database the other
+# migrated).
 # SQLite by default; with --postgres (e.g. postgres://postgres@127.0.0.1:5434, a cluster of the
 # sizing bench/scale.sh uses), the seed is database ab_seed and every run gets a copy of it
 # (CREATE DATABASE … TEMPLATE), dropped afterwards.
@@ -23,16 +25,17 @@ repo="$(cd "$here/.." && pwd)"
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
-[[ $# -ge 2 ]] || { sed -n '2,20p' "$0"; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,22p' "$0"; exit 2; }
 old="$(realpath "$1")" new="$(realpath "$2")"
 shift 2
-rounds=3 size=1000000 batch=100000 postgres=""
+rounds=3 size=1000000 batch=100000 postgres="" seeder=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
     --size) size="$2"; shift 2 ;;
     --batch) batch="$2"; shift 2 ;;
     --postgres) postgres="${2%/}"; shift 2 ;;
+    --seed-with) seeder="$(realpath "$2")"; shift 2 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -53,8 +56,8 @@ if [[ -n "$postgres" ]]; then
   seed_flags=(--postgres "$postgres/ab_seed")
   db_flags=(--database-url "$postgres/ab_run")
 fi
-echo "seeding $size images with the old build" >&2
-RUST_LOG=error "$target/release/pictograph-scale" --bin "$old" --work "$work/seed" \
+echo "seeding $size images with ${seeder:-the old build}" >&2
+RUST_LOG=error "$target/release/pictograph-scale" --bin "${seeder:-$old}" --work "$work/seed" \
   --sizes "$size" --batch 1000 --load-secs 0 --download-max 0 --delete-largest false \
   "${seed_flags[@]}" >"$work/seed.log"
 if [[ -z "$postgres" ]]; then

@@ -332,20 +332,15 @@ fn json_list<T: serde::Serialize>(items: &[T]) -> String {
 /// 40 MB, ten statements of 10,000 (in the same transaction) about 4 MB, in the same time.
 const PER_STATEMENT: usize = 10_000;
 
-/// Each status, and the dataset column that counts the live images with it.
-const STATUS_COUNTERS: [(&str, &str); 4] = [
-    ("new", "new_image_count"),
-    ("annotate", "annotate_image_count"),
-    ("review", "review_image_count"),
-    ("complete", "completed_image_count"),
-];
-
 /// The dataset column that counts the live images with `status`.
 fn status_counter(status: &str) -> Option<&'static str> {
-    STATUS_COUNTERS
-        .iter()
-        .find(|(s, _)| *s == status)
-        .map(|(_, column)| *column)
+    Some(match status {
+        "new" => "new_image_count",
+        "annotate" => "annotate_image_count",
+        "review" => "review_image_count",
+        "complete" => "completed_image_count",
+        _ => return None,
+    })
 }
 
 /// How many times as many rows as it reads a page must skip to be read ids first (where
@@ -1295,12 +1290,8 @@ impl Store {
             let sql = format!("{} RETURNING id, folder", self.update_sql(update));
             let at = now();
             let binds = |q: AnyQuery<'static>| update_binds(q, dataset_id, update, &at);
-            for chunk in ids.chunks(PER_STATEMENT) {
-                self.tally_status_change(&mut tx, dataset_id, update, chunk)
-                    .await?;
-                self.update_each_chunk(&mut tx, dataset_id, &sql, &binds, chunk, &mut out)
-                    .await?;
-            }
+            self.update_each_chunk(&mut tx, dataset_id, &sql, binds, &ids, &mut out)
+                .await?;
             self.commit_changes(tx).await?;
             return Ok(out);
         }
@@ -1369,8 +1360,6 @@ impl Store {
             if keep.is_empty() {
                 continue;
             }
-            self.tally_status_change(&mut tx, dataset_id, update, &keep)
-                .await?;
             update_binds(
                 sqlx::query(AssertSqlSafe(write.as_str())),
                 dataset_id,
@@ -1383,51 +1372,6 @@ impl Store {
         }
         self.commit_changes(tx).await?;
         Ok(out)
-    }
-
-    /// Moves the dataset's status counters for the live images among `ids` whose status
-    /// `update` changes and which it leaves live, where the dialect's trigger does not
-    /// ([`Dialect::tallies_status_changes`]); runs in the batch's transaction, before the
-    /// update of those ids. Images the update archives or restores are counted by the
-    /// trigger, which runs for them.
-    async fn tally_status_change(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        dataset_id: &str,
-        update: &ImageUpdate,
-        ids: &[&str],
-    ) -> StoreResult<()> {
-        let Some(status) = update.status.as_deref() else {
-            return Ok(());
-        };
-        if !self.dialect.tallies_status_changes() || update.is_archived == Some(true) {
-            return Ok(());
-        }
-        // `t.n` live images leave their statuses (`t.was_<status>` each) for `$2`.
-        let mut sets = Vec::with_capacity(STATUS_COUNTERS.len());
-        let mut sums = Vec::with_capacity(STATUS_COUNTERS.len());
-        for (s, column) in STATUS_COUNTERS {
-            sets.push(format!(
-                "{column} = {column} - t.was_{s} + CASE WHEN $2 = '{s}' THEN t.n ELSE 0 END"
-            ));
-            sums.push(format!("COALESCE(SUM(status = '{s}'), 0) AS was_{s}"));
-        }
-        let sql = format!(
-            "{} datasets SET {} FROM (SELECT COUNT(*) AS n, {} FROM images \
-             WHERE dataset_id || '' = $1 AND is_archived = 0 AND status <> $2 AND {}) t \
-             WHERE datasets.id = $1 AND t.n > 0",
-            self.dialect.update_many(),
-            sets.join(", "),
-            sums.join(", "),
-            self.dialect.id_in("id", 3)
-        );
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(dataset_id)
-            .bind(status)
-            .bind(json_list(ids))
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
     }
 
     /// The UPDATE of [`Store::batch_update`]: it sets only the fields `update` has, bound by

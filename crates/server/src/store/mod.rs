@@ -173,14 +173,6 @@ impl Dialect {
         }
     }
 
-    /// Whether a batch that changes the status of live images moves the dataset's status
-    /// counters itself. SQLite runs triggers row by row, and one dataset update per image
-    /// took a third of a 100,000-image status change, so its trigger skips status changes
-    /// and the batch counts them per chunk; PostgreSQL's trigger counts once per statement.
-    fn tallies_status_changes(self) -> bool {
-        matches!(self, Dialect::Sqlite)
-    }
-
     /// `UPDATE` for a statement that changes many rows inside a transaction.
     ///
     /// On SQLite it is `UPDATE OR FAIL`: a failing row then stops the statement without
