@@ -461,7 +461,10 @@ async fn datasets_commands() {
     assert_eq!(v["dataset"]["description"], "feathers");
     assert_eq!(v["dataset"]["image_count"], 0);
     let out = s.run(&["datasets", "get", "birds"]);
-    assert!(out.ok().stdout.contains("owl, crow"), "{}", out.stdout);
+    let out = out.ok();
+    assert!(out.stdout.contains("owl, crow"), "{}", out.stdout);
+    let by_status = "new 0, annotate 0, review 0, complete 0";
+    assert!(out.stdout.contains(by_status), "{}", out.stdout);
 
     let v = s
         .run(&["datasets", "rename", "birds", "aves", "--json"])
