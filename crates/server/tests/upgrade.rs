@@ -1,8 +1,8 @@
 //! Upgrading a database made by an earlier version keeps what it holds and the rules it
 //! enforced: the annotation lists that lived on the image rows until they moved to a table of
 //! their own, the names of images once two indexes over them became one, the order of text
-//! and the counts of images by status. Runs on the
-//! backend `PICTOGRAPH_TEST_DATABASE` names, like the HTTP suite.
+//! and the counts of images by status. Runs on the backend `PICTOGRAPH_TEST_DATABASE` names,
+//! like the HTTP suite.
 
 mod common;
 

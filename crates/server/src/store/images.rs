@@ -2,6 +2,7 @@
 
 use super::{get, now, Col, Dialect, FromCells, Store, StoreError, StoreResult, LIVE_NAME_KEY};
 use futures::TryStreamExt;
+use pictograph_core::names::Status;
 use sqlx::AssertSqlSafe;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
@@ -334,12 +335,11 @@ const PER_STATEMENT: usize = 10_000;
 
 /// The dataset column that counts the live images with `status`.
 fn status_counter(status: &str) -> Option<&'static str> {
-    Some(match status {
-        "new" => "new_image_count",
-        "annotate" => "annotate_image_count",
-        "review" => "review_image_count",
-        "complete" => "completed_image_count",
-        _ => return None,
+    Some(match Status::parse(status)? {
+        Status::New => "new_image_count",
+        Status::Annotate => "annotate_image_count",
+        Status::Review => "review_image_count",
+        Status::Complete => "completed_image_count",
     })
 }
 
