@@ -11,6 +11,10 @@ pub async fn serve(body: Vec<u8>) -> anyhow::Result<()> {
         .fallback(move || async move { ([(CONTENT_TYPE, "application/json")], Body::from(body)) });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
+    // Nagle's algorithm off, as the server has it.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await?;
     Ok(())
 }

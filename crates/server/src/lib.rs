@@ -198,6 +198,21 @@ pub struct App {
     shutdown: tokio::sync::watch::Sender<bool>,
 }
 
+/// `listener`, with Nagle's algorithm off on every connection it accepts. An answer is written
+/// in parts (its head, then its body, a streamed body chunk by chunk); with the algorithm on,
+/// a small last part waits until the client acknowledges the one before, which a client that
+/// delays its acknowledgements does 40 ms later. Listings of a few images took 44 ms that way.
+fn without_delay(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY could not be set on a connection: {e}");
+        }
+    })
+}
+
 impl App {
     /// Binds the configured address (port 0 picks one) and serves in the background.
     pub async fn start(config: Config) -> anyhow::Result<App> {
@@ -207,6 +222,7 @@ impl App {
             .await
             .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
+        let listener = without_delay(listener);
         tokio::spawn(services::maintenance::run(state.clone()));
         let router = api::router(state.clone());
         let (shutdown, mut rx) = tokio::sync::watch::channel(false);
@@ -216,6 +232,7 @@ impl App {
                     .await
                     .with_context(|| format!("binding the metrics listener {at}"))?;
                 let metrics_addr = listener.local_addr()?;
+                let listener = without_delay(listener);
                 let router = axum::Router::new()
                     .route("/metrics", axum::routing::get(metrics::scrape))
                     .with_state(state.clone());
@@ -267,6 +284,21 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        use axum::serve::Listener;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut listener = without_delay(listener);
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(
+            !client.nodelay().unwrap(),
+            "a new socket starts with Nagle on"
+        );
+        let (accepted, _) = listener.accept().await;
+        assert!(accepted.nodelay().unwrap());
+    }
 
     #[cfg(unix)]
     #[test]
