@@ -563,6 +563,17 @@ async fn images_commands() {
         "--ids",
     ]);
     assert_eq!(out.ok().stdout.trim(), ids["d.png"]);
+    let named = |name: &str| {
+        let args = ["images", "list", "-d", "pets", "--filename", name, "--json"];
+        s.run(&args).ok().json()
+    };
+    let v = named("c.png");
+    assert_eq!(
+        (v["total"].as_u64(), v["count"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(v["images"][0]["id"], ids["c.png"].as_str());
+    assert_eq!(named("nope.png")["total"], 0);
     let out = s.run(&["images", "list", "--dataset", "pets"]);
     assert!(out.ok().stdout.starts_with("ID"), "{}", out.stdout);
     assert_eq!(out.stdout.lines().count(), 6);

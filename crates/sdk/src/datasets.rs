@@ -273,6 +273,8 @@ pub struct ImageListOptions {
     pub recursive: bool,
     /// Include archived images.
     pub include_archived: bool,
+    /// Only images with this exact file name (in any folder unless `folder` is set).
+    pub filename: Option<String>,
     /// Page size (default 100, server cap 10,000).
     pub limit: Option<usize>,
     /// Images to skip.
@@ -325,8 +327,8 @@ impl Datasets {
         list_page(&self.client, "/datasets/", "datasets", limit, offset).await
     }
 
-    /// One page of a dataset's images (the dataset named by name or id), filtered by status
-    /// and folder, oldest first, with the total that match.
+    /// One page of a dataset's images (the dataset named by name or id), filtered by status,
+    /// folder and file name, oldest first, with the total that match.
     pub async fn list_images(&self, dataset: &str, options: ImageListOptions) -> Result<ImagePage> {
         let mut req = Req::api(Method::GET, "/images/")
             .query("dataset", dataset)
@@ -343,6 +345,9 @@ impl Datasets {
         }
         if options.include_archived {
             req = req.query("include_archived", "true");
+        }
+        if let Some(filename) = &options.filename {
+            req = req.query("filename", filename);
         }
         if let Some(after) = &options.after {
             req = req.query("after", after);

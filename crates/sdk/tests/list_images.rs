@@ -112,6 +112,35 @@ async fn list_images_filters_and_pages() {
         walked.extend(page.images.iter().map(|i| i.filename.clone()));
     }
     assert_eq!(walked, ["p0.png", "p1.png", "p2.png"]);
+
+    // By file name: the same name in two folders, or in one of them.
+    let again = dir.path().join("p0.png");
+    let opts = UploadOptions {
+        folder_path: Some("/dogs".into()),
+        ..Default::default()
+    };
+    let dog = client.images().upload(&project.id, &again, opts).await;
+    let named = |folder: Option<&str>| ImageListOptions {
+        filename: Some("p0.png".into()),
+        folder: folder.map(str::to_string),
+        ..Default::default()
+    };
+    let both = client.datasets().list_images("zoo", named(None)).await;
+    let both = both.unwrap();
+    assert_eq!(both.total, 2);
+    assert_eq!(
+        both.images
+            .iter()
+            .map(|i| i.id.as_str())
+            .collect::<Vec<_>>(),
+        [ids[0].as_str(), dog.unwrap().id.as_str()]
+    );
+    let dogs = client
+        .datasets()
+        .list_images("zoo", named(Some("/dogs")))
+        .await;
+    assert_eq!(dogs.unwrap().total, 1);
+
     let err = client
         .datasets()
         .list_images("nope", ImageListOptions::default())

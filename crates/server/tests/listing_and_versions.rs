@@ -500,3 +500,106 @@ async fn a_stale_conditional_save_is_refused_and_a_plain_save_still_works() {
     );
     t.stop().await;
 }
+
+/// Adds `rows` images to the dataset, written straight into the database as copies of the
+/// image `template` (its bytes and dimensions), with ids `{prefix}{n}` (fixed width, so they
+/// sort as they were made), the folder, file name, status and archived flag SQL expressions
+/// of `n` (1..=rows) give, all created at the template's time.
+async fn seed(t: &TestServer, template: &str, prefix: &str, rows: u32, cols: [&str; 4]) {
+    let [folder, filename, status, archived] = cols;
+    let sql = format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
+         INSERT INTO images (id, dataset_id, folder, filename, status, is_archived, blob_hash, \
+         file_size, mime_type, width, height, annotation_count, version, created_at, updated_at) \
+         SELECT '{prefix}' || (100000 + i), t.dataset_id, {folder}, {filename}, {status}, \
+         {archived}, t.blob_hash, t.file_size, t.mime_type, t.width, t.height, 0, 1, \
+         t.created_at, t.updated_at FROM n, images t WHERE t.id = $1"
+    );
+    let db = t.db().await;
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(template)
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+}
+
+/// A listing by file name in any folder finds every image of that name and only those, with
+/// the other filters, by offset from either end and by key: in a dataset large enough to be
+/// read a folder at a time by the name index, and again once it is in too many folders for
+/// that and is read whole.
+#[tokio::test]
+async fn a_listing_by_file_name_finds_it_in_every_folder() {
+    let t = TestServer::start().await;
+    let d = t.owner.create_dataset("names").await;
+    let ds = s(&d, "id");
+    let template = s(&t.owner.upload_png(&ds, "/", "first.png", 1).await, "id");
+    // 14,000 images in 25 folders, each name once: enough images for 26 folders to be
+    // looked up one by one.
+    let unique = [
+        "'/f' || (1 + i % 25)",
+        "'img_' || i || '.jpg'",
+        "'new'",
+        "0",
+    ];
+    seed(&t, &template, "u-", 14_000, unique).await;
+    // `same.jpg` in 25 folders, every other one in review, and 3 archived ones.
+    let same = [
+        "'/f' || i",
+        "'same.jpg'",
+        "CASE WHEN i % 2 = 0 THEN 'review' ELSE 'new' END",
+        "0",
+    ];
+    seed(&t, &template, "s-", 25, same).await;
+    let archived = ["'/f' || i", "'same.jpg'", "'new'", "1"];
+    seed(&t, &template, "a-", 3, archived).await;
+    by_name(&t.owner, &template, "read a folder at a time").await;
+    // In more folders than that, the dataset is read whole; the answers are the same.
+    let scattered = ["'/g' || i", "'g_' || i || '.jpg'", "'new'", "0"];
+    seed(&t, &template, "g-", 100, scattered).await;
+    by_name(&t.owner, &template, "read whole").await;
+    t.stop().await;
+}
+
+/// Ids `s-{100000 + n}` for n in `from..=to`: the images named `same.jpg` that
+/// [`a_listing_by_file_name_finds_it_in_every_folder`] seeds.
+fn same_ids(from: u32, to: u32) -> Vec<String> {
+    (from..=to).map(|i| format!("s-{}", 100000 + i)).collect()
+}
+
+/// The listings by name [`a_listing_by_file_name_finds_it_in_every_folder`] checks, in the
+/// state `label` names; `template` is the one image uploaded.
+async fn by_name(owner: &Client, template: &str, label: &str) {
+    let list = |q: &'static str| listed(owner, "names", q, "id");
+    let one = |id: &str| (vec![id.to_string()], 1);
+    assert_eq!(
+        list("filename=same.jpg&limit=100").await,
+        (same_ids(1, 25), 25),
+        "{label}"
+    );
+    assert_eq!(
+        list("filename=img_77.jpg").await,
+        one("u-100077"),
+        "{label}"
+    );
+    assert_eq!(list("filename=first.png").await, one(template), "{label}");
+    assert_eq!(list("filename=none.jpg").await, (vec![], 0), "{label}");
+    let even = |id: &String| id[2..].parse::<u32>().unwrap() % 2 == 0;
+    let review = same_ids(1, 25).into_iter().filter(even).collect::<Vec<_>>();
+    let q = "filename=same.jpg&status=review&limit=100";
+    assert_eq!(list(q).await, (review, 12), "{label}");
+    let (ids, total) = list("filename=same.jpg&include_archived=true&limit=100").await;
+    assert_eq!(total, 28, "{label}");
+    let archived: Vec<_> = ids.iter().filter(|id| id.starts_with("a-")).collect();
+    assert_eq!(archived, ["a-100001", "a-100002", "a-100003"], "{label}");
+    // Pages by offset, near the start and past the middle (read from the end).
+    let (ids, _) = list("filename=same.jpg&limit=5&offset=2").await;
+    assert_eq!(ids, same_ids(3, 7), "{label}");
+    let (ids, _) = list("filename=same.jpg&limit=5&offset=18").await;
+    assert_eq!(ids, same_ids(19, 23), "{label}");
+    // A page by key, and a listing narrowed to a folder too.
+    let (ids, _) = list("filename=same.jpg&limit=5&after=s-100010").await;
+    assert_eq!(ids, same_ids(11, 15), "{label}");
+    let q = "filename=same.jpg&folder_path=/f7";
+    assert_eq!(list(q).await, one("s-100007"), "{label}");
+}

@@ -19,7 +19,7 @@ pub struct ImagesArgs {
 
 #[derive(clap::Subcommand, Debug)]
 enum ImagesCommand {
-    /// List a dataset's images, filtered by status and folder.
+    /// List a dataset's images, filtered by status, folder and file name.
     List {
         /// Dataset name (or id).
         #[arg(long, short = 'd', value_name = "NAME")]
@@ -36,6 +36,9 @@ enum ImagesCommand {
         /// Archived images too.
         #[arg(long)]
         include_archived: bool,
+        /// Only images with this exact file name, in any folder (or in --folder).
+        #[arg(long, value_name = "NAME")]
+        filename: Option<String>,
         /// At most this many images [default: 1000, and no limit with --ids].
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
@@ -91,6 +94,7 @@ struct Selection<'a> {
     folder: Option<&'a str>,
     recursive: bool,
     include_archived: bool,
+    filename: Option<&'a str>,
 }
 
 /// How a listing ended.
@@ -132,6 +136,7 @@ async fn list(
         folder: what.folder.map(str::to_string),
         recursive: what.recursive,
         include_archived: what.include_archived,
+        filename: what.filename.map(str::to_string),
         offset,
         ..ImageListOptions::default()
     };
@@ -212,6 +217,7 @@ async fn images(args: ImagesArgs) -> CliResult {
             folder,
             recursive,
             include_archived,
+            filename,
             limit,
             offset,
             ids,
@@ -222,6 +228,7 @@ async fn images(args: ImagesArgs) -> CliResult {
                 folder: folder.as_deref(),
                 recursive,
                 include_archived,
+                filename: filename.as_deref(),
             };
             if ids && !ctx.json {
                 // Printed page by page: a million ids never sit in memory at once.

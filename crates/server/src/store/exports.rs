@@ -299,7 +299,8 @@ impl Store {
             status: status.map(str::to_string),
             ..ImageFilter::default()
         };
-        let (condition, binds) = filter.condition(dataset_id, after, &Spelling::default());
+        let spelling = Spelling::default();
+        let (condition, binds) = filter.condition(dataset_id, after, &spelling);
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT id, folder, filename, status, blob_hash, file_size, width, height, \
              a.annotations, annotation_count, created_at \
