@@ -538,19 +538,14 @@ async fn main() -> Result<()> {
         let by_key = format!("{}&after={last_page}", imgs(0));
         let (ik, _) = api.timed_page(7, &by_key, "data", 999).await?;
         // The seed spreads images over /f00 … /f99.
-        let tree = format!(
-            "/images/?dataset={}&folder_path=/f01&recursive=true&limit=1000",
-            s.name
-        );
+        let folder = format!("/images/?dataset={}&folder_path=/f01&limit=1000", s.name);
+        let tree = format!("{folder}&recursive=true");
         let in_tree = n as usize / 100;
         let (tr, t) = api.timed_page(7, &tree, "data", 1000.min(in_tree)).await?;
         // The folder alone (it has no sub-folders) by key, after its first image, as the CLI
         // and the SDK walk it after the first page.
         let first = t["data"][0]["id"].as_str().context("tree id")?;
-        let tree_key = format!(
-            "/images/?dataset={}&folder_path=/f01&limit=1000&after={first}",
-            s.name
-        );
+        let tree_key = format!("{folder}&after={first}");
         let (tk, _) = api
             .timed_page(7, &tree_key, "data", 1000.min(in_tree - 1))
             .await?;

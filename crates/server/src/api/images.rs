@@ -233,9 +233,17 @@ async fn keyset_page(
     after: &str,
     limit: i64,
 ) -> ApiResult<(Vec<ImageRow>, i64, bool)> {
-    let total = state.store.count_images(dataset_id, filter).await?;
+    let from = anchor(state, dataset_id, after).await?;
     // One more than the page, to know whether another follows.
-    let mut rows = rows_after(state, dataset_id, filter, after, limit + 1, Some(total)).await?;
+    let (mut rows, total) = state
+        .store
+        .scan_images_counted(
+            dataset_id,
+            filter,
+            (from.created_at.as_str(), from.id.as_str()),
+            limit + 1,
+        )
+        .await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     Ok((rows, total, has_more))

@@ -536,8 +536,39 @@ impl Store {
         limit: i64,
         matching: Option<i64>,
     ) -> StoreResult<Vec<ImageRow>> {
-        let limit = limit.max(0);
         let folders = self.name_folders(dataset_id, filter).await?;
+        self.scan_in(dataset_id, filter, after, limit, matching, folders)
+            .await
+    }
+
+    /// [`Store::scan_images`] with how many images match, read with the page: the dataset's
+    /// folders, for a listing by file name, are found once for both.
+    pub async fn scan_images_counted(
+        &self,
+        dataset_id: &str,
+        filter: &ImageFilter,
+        after: (&str, &str),
+        limit: i64,
+    ) -> StoreResult<(Vec<ImageRow>, i64)> {
+        let folders = self.name_folders(dataset_id, filter).await?;
+        let total = self.count_in(dataset_id, filter, folders.clone()).await?;
+        let rows = self
+            .scan_in(dataset_id, filter, Some(after), limit, Some(total), folders)
+            .await?;
+        Ok((rows, total))
+    }
+
+    /// [`Store::scan_images`], given the dataset's [`Spelling::folders`].
+    async fn scan_in(
+        &self,
+        dataset_id: &str,
+        filter: &ImageFilter,
+        after: Option<(&str, &str)>,
+        limit: i64,
+        matching: Option<i64>,
+        folders: Option<NameFolders>,
+    ) -> StoreResult<Vec<ImageRow>> {
+        let limit = limit.max(0);
         let spelling = self
             .spelling(dataset_id, filter, matching, limit, folders)
             .await?;
@@ -658,19 +689,14 @@ impl Store {
         }
         // Where a folder narrows the count, or a file name in each folder, it may read the
         // name index alone.
-        let spelling = match folder {
-            Some(_) => Spelling {
+        let spelling = if folder.is_some() || folders.is_some() {
+            Spelling {
                 live: self.dialect.live_by_name(),
+                folders,
                 ..plain
-            },
-            None => match folders {
-                Some(folders) => Spelling {
-                    live: self.dialect.live_by_name(),
-                    folders: Some(folders),
-                    ..plain
-                },
-                None => plain,
-            },
+            }
+        } else {
+            plain
         };
         let (condition, binds) = filter.condition(dataset_id, None, &spelling);
         let sql = AssertSqlSafe(format!(
