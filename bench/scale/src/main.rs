@@ -268,8 +268,8 @@ fn sample_jpeg(path: &Path) -> Result<()> {
 
 /// Repeats the row of image `template` (and, when `labelled`, its annotation list) until the
 /// dataset holds `n` images, in chunks of one transaction each. Rows get ids from
-/// [`seeded_id`], 100 folders, rising creation times, and status `review` for one in ten
-/// (`new` for the others).
+/// [`seeded_id`], 100 folders, rising creation times, and status `review` for one in ten,
+/// `annotate` for one in a thousand (`new` for the others).
 async fn seed(
     db: &AnyPool,
     postgres: bool,
@@ -289,7 +289,7 @@ async fn seed(
                  file_size, mime_type, width, height, annotation_count, version, created_at, updated_at) \
                  SELECT '{d:08x}-0000-4000-8000-' || lpad(to_hex(i), 12, '0'), t.dataset_id, \
                  '/f' || lpad((i % 100)::text, 2, '0'), 'img_' || lpad(i::text, 7, '0') || '.jpg', \
-                 CASE WHEN i % 10 = 3 THEN 'review' ELSE 'new' END, 0, \
+                 CASE WHEN i % 10 = 3 THEN 'review' WHEN i % 1000 = 7 THEN 'annotate' ELSE 'new' END, 0, \
                  t.blob_hash, t.file_size, t.mime_type, t.width, t.height, t.annotation_count, 1, \
                  to_char(timestamp '2026-01-01' + i * interval '1 second', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
                  to_char(timestamp '2026-01-01' + i * interval '1 second', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
@@ -302,7 +302,7 @@ async fn seed(
                  INSERT INTO images (id, dataset_id, folder, filename, status, is_archived, blob_hash, \
                  file_size, mime_type, width, height, annotation_count, version, created_at, updated_at) \
                  SELECT printf('{d:08x}-0000-4000-8000-%012x', i), t.dataset_id, printf('/f%02d', i % 100), \
-                 printf('img_%07d.jpg', i), CASE WHEN i % 10 = 3 THEN 'review' ELSE 'new' END, 0, \
+                 printf('img_%07d.jpg', i), CASE WHEN i % 10 = 3 THEN 'review' WHEN i % 1000 = 7 THEN 'annotate' ELSE 'new' END, 0, \
                  t.blob_hash, t.file_size, t.mime_type, t.width, t.height, \
                  t.annotation_count, 1, strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2026-01-01', '+' || i || ' seconds'), \
                  strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2026-01-01', '+' || i || ' seconds') \
@@ -483,9 +483,9 @@ async fn main() -> Result<()> {
 
     // ── Cost growth ──
     row(String::new());
-    row(format!("cost growth ({backend}; medians in ms; list pages of 1,000, download-listing pages of 10,000, \"key\": the last page by key, \"tree\": the first page of a folder of 1% of the images with its sub-folders (\"dir key\": that folder alone by key, after its first image), \"status\": the first page of the 10% in review, \"name\": the images of one file name in any folder, batch moves of 1,000 ids)"));
+    row(format!("cost growth ({backend}; medians in ms; list pages of 1,000, download-listing pages of 10,000, \"key\": the last page by key, \"tree\": the first page of a folder of 1% of the images with its sub-folders (\"dir key\": that folder alone by key, after its first image), \"status\": the first page of the 10% in review, \"rare\": of the 0.1% being annotated, \"name\": the images of one file name in any folder, batch moves of 1,000 ids)"));
     row(format!(
-        "{:>9} {:>8} {:>10} {:>10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:>9} {:>8} {:>10} {:>10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "images",
         "get",
         "list@0",
@@ -497,6 +497,7 @@ async fn main() -> Result<()> {
         "tree",
         "dir key",
         "status",
+        "rare",
         "name",
         "dl@0",
         "dl@end",
@@ -560,6 +561,16 @@ async fn main() -> Result<()> {
             v["total"],
             n / 10
         );
+        let annotating = format!("/images/?dataset={}&status=annotate&limit=1000", s.name);
+        let (ra, v) = api
+            .timed_page(7, &annotating, "data", 1000.min(n as usize / 1000))
+            .await?;
+        ensure!(
+            v["total"].as_u64() == Some(n / 1000),
+            "{} being annotated, expected {}",
+            v["total"],
+            n / 1000
+        );
         // Seeded file names are unique: `img_0000001.jpg` … in the folders of the seed.
         let named = format!(
             "/images/?dataset={}&filename=img_{:07}.jpg&limit=1000",
@@ -590,7 +601,7 @@ async fn main() -> Result<()> {
             moves.extend(t);
         }
         row(format!(
-            "{:>9} {:>8.2} {:>10.1} {:>10.1} {:>7.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
+            "{:>9} {:>8.2} {:>10.1} {:>10.1} {:>7.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
             n,
             median(&get),
             median(&l0),
@@ -602,6 +613,7 @@ async fn main() -> Result<()> {
             median(&tr),
             median(&tk),
             median(&st),
+            median(&ra),
             median(&nm),
             median(&d0),
             median(&de),

@@ -603,3 +603,83 @@ async fn by_name(owner: &Client, template: &str, label: &str) {
     let q = "filename=same.jpg&folder_path=/f7";
     assert_eq!(list(q).await, one("s-100007"), "{label}");
 }
+
+/// Listings by status answer the same images, totals and pages whichever index reads them: a
+/// status few images hold, one most hold, with a folder that holds most of a status and one
+/// that holds little of it, archived images left out or not, by offset from either end and
+/// by key.
+#[tokio::test]
+async fn listings_by_status_are_the_same_whichever_index_reads_them() {
+    let t = TestServer::start().await;
+    let d = t.owner.create_dataset("statuses").await;
+    let template = s(
+        &t.owner.upload_png(&s(&d, "id"), "/", "first.png", 1).await,
+        "id",
+    );
+    t.owner
+        .delete(&format!("images/{template}"))
+        .await
+        .expect(200);
+    const ROWS: u32 = 3_000;
+    let folder = |i: u32| if i % 10 == 0 { "/small" } else { "/big" };
+    let status = |i: u32| match (i % 50, i % 3) {
+        (7 | 10, _) => "annotate",
+        (_, 0) => "review",
+        _ => "new",
+    };
+    let archived = |i: u32| i % 97 == 0;
+    let cols = [
+        "CASE WHEN i % 10 = 0 THEN '/small' ELSE '/big' END",
+        "'img_' || i || '.jpg'",
+        "CASE WHEN i % 50 IN (7, 10) THEN 'annotate' WHEN i % 3 = 0 THEN 'review' ELSE 'new' END",
+        "CASE WHEN i % 97 = 0 THEN 1 ELSE 0 END",
+    ];
+    seed(&t, &template, "u-", ROWS, cols).await;
+    for wanted in ["annotate", "review", "new", "complete"] {
+        for place in [None, Some("/big"), Some("/small")] {
+            for with_archived in [false, true] {
+                let mut expected: Vec<String> = (1..=ROWS)
+                    .filter(|&i| status(i) == wanted && (with_archived || !archived(i)))
+                    .filter(|&i| place.is_none_or(|p| folder(i) == p))
+                    .map(|i| format!("u-{}", 100000 + i))
+                    .collect();
+                // The uploaded image, archived, created with the seeded ones, sorts first.
+                if (wanted, place, with_archived) == ("new", None, true) {
+                    expected.insert(0, template.clone());
+                }
+                let mut query = format!("status={wanted}");
+                if let Some(p) = place {
+                    query += &format!("&folder_path={p}");
+                }
+                if with_archived {
+                    query += "&include_archived=true";
+                }
+                let n = expected.len();
+                let slice = |from: usize| expected[from.min(n)..(from + 10).min(n)].to_vec();
+                let list = |q: String| {
+                    let q = format!("{query}&{q}");
+                    let owner = &t.owner;
+                    async move { listed(owner, "statuses", &q, "id").await }
+                };
+                assert_eq!(
+                    list("limit=10".into()).await,
+                    (slice(0), n as i64),
+                    "{query}"
+                );
+                let past_middle = n.saturating_sub(15);
+                let (page, _) = list(format!("limit=10&offset={past_middle}")).await;
+                assert_eq!(page, slice(past_middle), "{query} past the middle");
+                if n > 20 {
+                    let after = &expected[n / 3];
+                    let (page, total) = list(format!("limit=10&after={after}")).await;
+                    assert_eq!(
+                        (page, total),
+                        (slice(n / 3 + 1), n as i64),
+                        "{query} by key"
+                    );
+                }
+            }
+        }
+    }
+    t.stop().await;
+}
