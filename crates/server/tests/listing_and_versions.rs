@@ -621,13 +621,19 @@ async fn listings_by_status_are_the_same_whichever_index_reads_them() {
         .await
         .expect(200);
     const ROWS: u32 = 3_000;
-    let folder = |i: u32| if i % 10 == 0 { "/small" } else { "/big" };
+    let folder = |i: u32| {
+        if i.is_multiple_of(10) {
+            "/small"
+        } else {
+            "/big"
+        }
+    };
     let status = |i: u32| match (i % 50, i % 3) {
         (7 | 10, _) => "annotate",
         (_, 0) => "review",
         _ => "new",
     };
-    let archived = |i: u32| i % 97 == 0;
+    let archived = |i: u32| i.is_multiple_of(97);
     let cols = [
         "CASE WHEN i % 10 = 0 THEN '/small' ELSE '/big' END",
         "'img_' || i || '.jpg'",
