@@ -367,6 +367,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,tower_http=info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log kept in a file or a journal stays plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut config = args.data.config();
     config.listen = args.listen;

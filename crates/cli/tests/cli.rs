@@ -26,9 +26,14 @@ fn run(args: &[&str]) -> (bool, String, String) {
 
 /// Starts `serve` and returns the child and the `listening on` URL it printed.
 fn serve(cmd: &mut Command) -> (Child, String, Vec<String>) {
+    serve_logging_to(cmd, Stdio::null())
+}
+
+/// [`serve`], its log written to `stderr`.
+fn serve_logging_to(cmd: &mut Command, stderr: Stdio) -> (Child, String, Vec<String>) {
     let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("spawn serve");
     let mut lines = Vec::new();
@@ -102,6 +107,30 @@ fn bad_role_or_tier_is_a_one_line_error() {
     let (ok, _, err) = run(&["keys", "create", "--data-dir", d, "--tier", "gold"]);
     assert!(!ok);
     assert!(err.contains("unknown tier 'gold'"), "{err}");
+}
+
+/// The server's log, sent to a file (or a pipe, or a journal), is plain text without the
+/// colour codes a terminal would get.
+#[test]
+fn the_server_log_in_a_file_is_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    let data = dir.path().join("data");
+    let (mut child, _, _) = serve_logging_to(
+        bin()
+            .args(["serve", "--data-dir", data.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0"])
+            .env("PICTOGRAPH_LOG", "debug"),
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("DEBUG"),
+        "the log holds the start's events: {text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text}");
 }
 
 #[test]
