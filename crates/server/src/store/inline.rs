@@ -114,7 +114,7 @@ impl Inline {
         let mut rows = stmt.raw_query();
         match rows.next().ok()? {
             None => Some(None),
-            Some(row) => decode(&InlineRow::new(row)).ok().map(Some),
+            Some(row) => decode(&InlineRow::new(row).ok()?).ok().map(Some),
         }
     }
 }
@@ -180,12 +180,18 @@ pub struct InlineRow<'r, 's> {
 }
 
 impl<'r, 's> InlineRow<'r, 's> {
-    fn new(row: &'r rusqlite::Row<'s>) -> Self {
-        InlineRow {
+    /// The row with its column names; an error (SQLite could not allocate a name) sends the
+    /// read to the pool.
+    fn new(row: &'r rusqlite::Row<'s>) -> rusqlite::Result<Self> {
+        let stmt = row.as_ref();
+        let names = (0..stmt.column_count())
+            .map(|i| stmt.column_name(i))
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(InlineRow {
             row,
-            names: row.as_ref().column_names(),
+            names,
             next: std::cell::Cell::new(0),
-        }
+        })
     }
 
     /// The index of column `col` (named as rusqlite names it: ASCII case ignored).
@@ -264,6 +270,7 @@ mod tests {
         assert!(store.key_by_hash("hash-a").await.unwrap().is_none());
     }
 
+    /// Columns are found by name whatever the order they are read in, ASCII case ignored.
     #[tokio::test]
     async fn columns_are_found_by_name_in_any_order() {
         let (_dir, _store, inline, org_id) = store_with_key().await;
