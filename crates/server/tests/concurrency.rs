@@ -535,3 +535,116 @@ async fn sweeps_beside_uploads_never_free_registered_bytes() {
     assert!(checked > 0 && sweeps > 0);
     t.stop().await;
 }
+
+/// A sweep freeing some bytes while an upload of the same bytes stores them: the upload's
+/// record waits for the sweep's transaction. On the local disk the upload writes its bytes
+/// meanwhile and the sweep deletes that file; once its record is committed the upload finds
+/// its bytes gone and writes them again, so the PUT's 200 still means the bytes are there.
+/// In an object store (bytes PUT straight into the bucket, taken in at register) nothing is
+/// stored under the hash until the record is committed. Either way the image registers and
+/// reads back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bytes_a_sweep_frees_while_an_upload_stores_them_are_written_again() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("freed").await;
+    let ds_id = s(&ds, "id");
+    let bytes = png_seeded(9, 7, 21);
+    let hash = sha256_hex(&bytes);
+    let state = t.app().state.clone();
+    let local = state.blobs.is_local();
+    let signed = t
+        .admin
+        .upload_url(&ds_id, "/", "a.png", "image/png")
+        .await
+        .ok_json(200);
+    let url = s(&signed, "upload_url");
+    let register = {
+        let (c, signed, ds_id, size) =
+            (t.admin.clone(), signed.clone(), ds_id.clone(), bytes.len());
+        move || async move {
+            let reg = Register {
+                dataset_id: &ds_id,
+                folder: "/",
+                filename: "a.png",
+                file_size: size,
+                mime_type: "image/png",
+                width: None,
+                height: None,
+                idempotency_key: None,
+            };
+            c.register(&signed, &reg).await
+        }
+    };
+
+    // A sweep takes the (not yet recorded) hash and holds its transaction open until told to
+    // delete the bytes.
+    let (locked_tx, locked) = tokio::sync::oneshot::channel();
+    let (go, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let sweep = {
+        let (state, hash) = (state.clone(), hash.clone());
+        tokio::spawn(async move {
+            let blobs = &state.blobs;
+            state
+                .store
+                .free_blobs(&[hash], "9999", false, |taken| async move {
+                    locked_tx.send(()).unwrap();
+                    go_rx.await.unwrap();
+                    blobs.delete_many(&taken).await?;
+                    Ok(())
+                })
+                .await
+                .expect("free")
+        })
+    };
+    locked.await.expect("the sweep holds the hash");
+
+    let storing = if local {
+        let (c, bytes) = (t.admin.clone(), bytes.clone());
+        tokio::spawn(async move { c.put_bytes(&url, &bytes, "image/png").await })
+    } else {
+        t.admin
+            .put_bytes(&url, &bytes, "image/png")
+            .await
+            .expect(200);
+        let register = register.clone();
+        tokio::spawn(async move { register().await })
+    };
+    if local {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !state.blobs.exists(&hash).await {
+            assert!(
+                Instant::now() < deadline,
+                "the upload did not write its bytes while its record waited"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    } else {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !state.blobs.exists(&hash).await,
+            "bytes were stored in the object store before their record"
+        );
+    }
+    assert!(
+        !storing.is_finished(),
+        "the upload answered before its record"
+    );
+    go.send(()).unwrap();
+    assert_eq!(sweep.await.unwrap(), vec![hash.clone()]);
+    let stored = storing.await.unwrap();
+    let registered = if local {
+        stored.expect(200);
+        register().await
+    } else {
+        stored
+    };
+    let id = s(&registered.ok_json(201), "image_id");
+    assert!(
+        state.blobs.exists(&hash).await,
+        "the bytes the sweep deleted were not written again"
+    );
+    let got = t.admin.get(&format!("images/{id}")).await;
+    assert_eq!(got.status.as_u16(), 200);
+    assert_eq!(sha256_hex(&got.bytes), hash);
+    t.stop().await;
+}

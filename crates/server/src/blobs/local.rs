@@ -76,6 +76,11 @@ impl Dirs {
     }
 }
 
+/// Whether a file of `size` bytes is at `path`.
+fn holds_at(path: &Path, size: u64) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == size)
+}
+
 pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
@@ -199,22 +204,24 @@ impl LocalBlobs {
     /// under the hash, all in one blocking call. On failure nothing is left behind. Bytes
     /// already stored are not written again: every writer syncs a file before moving it in,
     /// so only its directory is synced, in case the move that put it there is not yet durable.
-    pub async fn put_hashed(&self, bytes: Vec<u8>, hash: &str) -> Result<(), BlobError> {
+    pub async fn put_hashed<B>(&self, bytes: B, hash: &str) -> Result<(), BlobError>
+    where
+        B: AsRef<[u8]> + Send + 'static,
+    {
         let dest = self.path(hash)?;
         let legacy = self.legacy_path(hash)?;
         let tmp = self.tmp.join(uuid::Uuid::new_v4().to_string());
         let dirs = self.dirs.clone();
         tokio::task::spawn_blocking(move || {
-            let stored = |p: &Path| {
-                std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
-            };
+            let bytes = bytes.as_ref();
+            let stored = |p: &Path| holds_at(p, bytes.len() as u64);
             if let Some(present) = [&dest, &legacy].into_iter().find(|p| stored(p)) {
                 let dir = present.parent().unwrap_or(&dirs.root);
                 return sync_dir(dir).and_then(|()| dirs.link(dir));
             }
             let stored = std::fs::File::create(&tmp)
                 .and_then(|mut f| {
-                    std::io::Write::write_all(&mut f, &bytes)?;
+                    std::io::Write::write_all(&mut f, bytes)?;
                     f.sync_all()
                 })
                 .and_then(|()| dirs.move_durably(&tmp, &dest));
@@ -226,6 +233,17 @@ impl LocalBlobs {
         .await
         .map_err(std::io::Error::other)??;
         Ok(())
+    }
+
+    /// Whether `size` bytes are stored under `hash` (where this version writes them, or where
+    /// earlier ones did).
+    pub async fn holds(&self, hash: &str, size: u64) -> bool {
+        let (Ok(path), Ok(legacy)) = (self.path(hash), self.legacy_path(hash)) else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || holds_at(&path, size) || holds_at(&legacy, size))
+            .await
+            .unwrap_or(false)
     }
 
     /// Removes a temporary file, ignoring one that is already gone.
@@ -383,7 +401,7 @@ mod tests {
         assert_eq!(listed.await.unwrap(), vec![hash.clone()]);
 
         // The same bytes stored again are found where they are; no second copy is written.
-        blobs.put_hashed(bytes.clone(), &hash).await.unwrap();
+        blobs.put_hashed(bytes.clone().into(), &hash).await.unwrap();
         assert!(!blobs.local.path(&hash).unwrap().exists());
 
         blobs.delete(&hash).await.unwrap();
@@ -431,7 +449,7 @@ mod tests {
         let blobs = Blobs::open(dir.path(), None).await.unwrap();
         let bytes = b"new bytes".to_vec();
         let hash = hash_of(&bytes);
-        blobs.put_hashed(bytes.clone(), &hash).await.unwrap();
+        blobs.put_hashed(bytes.clone().into(), &hash).await.unwrap();
         let file = dir.path().join("blobs").join(&hash[..2]).join(&hash);
         assert_eq!(std::fs::read(&file).unwrap(), bytes);
         assert_eq!(blobs.path(&hash).unwrap(), file);

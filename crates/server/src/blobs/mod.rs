@@ -131,11 +131,22 @@ impl Blobs {
 
     /// Stores bytes held in memory that hash to `hash` (the caller hashed them). Durable when
     /// it returns.
-    pub async fn put_hashed(&self, bytes: Vec<u8>, hash: &str) -> Result<(), BlobError> {
+    pub async fn put_hashed(&self, bytes: Bytes, hash: &str) -> Result<(), BlobError> {
         match &self.remote {
             Some(r) => r.put_bytes(&blob_key(hash)?, bytes).await,
             None => self.local.put_hashed(bytes, hash).await,
         }
+    }
+
+    /// Whether bytes are kept on the local disk rather than in an object store.
+    pub fn is_local(&self) -> bool {
+        self.remote.is_none()
+    }
+
+    /// Whether the local disk holds `size` bytes under `hash` (always false for an object
+    /// store).
+    pub async fn holds_locally(&self, hash: &str, size: u64) -> bool {
+        self.is_local() && self.local.holds(hash, size).await
     }
 
     /// Stores bytes held in memory; returns (hash, size).

@@ -167,7 +167,7 @@ impl RemoteBlobs {
 
     /// Stores bytes held in memory as one object: one PUT up to 256 MiB (every store
     /// takes far more in one request, and the bytes are in memory already), in parts above.
-    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
+    pub async fn put_bytes(&self, key: &str, bytes: bytes::Bytes) -> Result<(), BlobError> {
         let path = self.path(key);
         if bytes.len() <= SINGLE_PUT {
             self.store.put(&path, bytes.into()).await?;

@@ -455,20 +455,40 @@ fn check(bytes: Vec<u8>, content_type: &str, max_pixels: u64) -> ApiResult<(Vec<
 }
 
 /// Stores checked bytes under their hash for the pending upload. One transaction records the
-/// bytes and attaches them to the upload before they are written into place: from then on no
-/// sweep frees that hash (it is referenced and freshly touched), and a sweep that was freeing
-/// it first has finished, so the bytes written afterwards stay. A crash before the bytes are
-/// in place leaves an upload whose bytes are missing, which register refuses and a repeated
-/// PUT repairs; the PUT was not acknowledged. The answer waits for both the commit and the
-/// synced bytes.
+/// bytes and attaches them to the upload; from its commit on no sweep frees that hash (it is
+/// referenced and freshly touched), and a sweep that was freeing it has finished. In an object
+/// store the bytes are written after that commit, so what a finished sweep deleted is written
+/// again. On the local disk they are written while the transaction commits (the two waits
+/// overlap), and checked once it has committed: bytes a sweep deleted meanwhile (an earlier
+/// upload's copy of the same bytes, found and kept, or this one's) are written again. A crash
+/// before the bytes are in place leaves an upload whose bytes are missing, which register
+/// refuses and a repeated PUT repairs; the PUT was not acknowledged. The answer waits for
+/// both the commit and the synced bytes.
 async fn keep(
     state: &AppState,
     pending: &PendingUpload,
     bytes: Vec<u8>,
     blob: &BlobInfo,
 ) -> ApiResult<()> {
-    state.store.attach_blob(&pending.id, blob).await?;
-    state.blobs.put_hashed(bytes, &blob.hash).await?;
+    let bytes = Bytes::from(bytes);
+    if !state.blobs.is_local() {
+        state.store.attach_blob(&pending.id, blob).await?;
+        state.blobs.put_hashed(bytes, &blob.hash).await?;
+        return Ok(());
+    }
+    let (attached, stored) = tokio::join!(
+        state.store.attach_blob(&pending.id, blob),
+        state.blobs.put_hashed(bytes.clone(), &blob.hash)
+    );
+    attached?;
+    stored?;
+    if !state
+        .blobs
+        .holds_locally(&blob.hash, bytes.len() as u64)
+        .await
+    {
+        state.blobs.put_hashed(bytes, &blob.hash).await?;
+    }
     Ok(())
 }
 
