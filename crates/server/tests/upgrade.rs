@@ -365,3 +365,74 @@ async fn images_by_status_are_counted_after_the_upgrade() {
         pg::drop_database(&url).await;
     }
 }
+
+/// A table and a view of someone else's in the database (another application sharing the
+/// schema, or an extension such as pg_stat_statements, whose view lives in `public`) neither
+/// stop the migrations nor are changed by them: text columns keep their collation, the rows
+/// and the view stay. The release of the PostgreSQL migration that put text in byte order
+/// changed every text column of the schema and failed on such a view.
+#[tokio::test]
+async fn the_migrations_leave_other_tables_and_views_in_the_schema_alone() {
+    let backend = Backend::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let url = match backend.database {
+        Database::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("db").display()),
+        Database::Postgres => pg::fresh_database().await,
+    };
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    pool.execute(
+        "CREATE TABLE their_notes (note TEXT NOT NULL); \
+         INSERT INTO their_notes (note) VALUES ('Zebra'), ('apple'); \
+         CREATE VIEW their_view AS SELECT note, upper(note) AS loud FROM their_notes",
+    )
+    .await
+    .unwrap();
+    let definition = "SELECT sql FROM sqlite_master WHERE name = 'their_notes'";
+    let before: Option<(String,)> = match backend.database {
+        Database::Sqlite => Some(sqlx::query_as(definition).fetch_one(&pool).await.unwrap()),
+        Database::Postgres => None,
+    };
+
+    let store = Store::connect(&url)
+        .await
+        .expect("the migrations run beside another table and view");
+    drop(store);
+
+    let (notes,): (String,) =
+        sqlx::query_as("SELECT string_agg(loud, ' ' ORDER BY loud) FROM their_view")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(notes, "APPLE ZEBRA");
+    match backend.database {
+        Database::Sqlite => {
+            let after: (String,) = sqlx::query_as(definition).fetch_one(&pool).await.unwrap();
+            assert_eq!(Some(after), before);
+        }
+        Database::Postgres => {
+            let collations: Vec<(String, Option<String>)> = sqlx::query_as(
+                "SELECT table_name::text, collation_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name LIKE 'their\\_%' \
+                 ORDER BY table_name, column_name",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            let default = [
+                ("their_notes".to_string(), None),
+                ("their_view".to_string(), None),
+                ("their_view".to_string(), None),
+            ];
+            assert_eq!(collations, default, "another table's collation changed");
+        }
+    }
+    pool.close().await;
+    if backend.database == Database::Postgres {
+        pg::drop_database(&url).await;
+    }
+}

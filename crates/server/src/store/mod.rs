@@ -31,7 +31,8 @@ pub use transfer::TableReport;
 pub use uploads::{BlobInfo, PendingUpload, StoredResponse};
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, AssertSqlSafe, Executor, Transaction};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, AssertSqlSafe, Executor, SqlSafeStr, Transaction};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -331,6 +332,31 @@ async fn reach(url: &str) -> StoreResult<()> {
     }
 }
 
+/// Released PostgreSQL migrations whose SQL was corrected afterwards, by version. A database
+/// runs the correction when the migration is still to apply; one that applied the release
+/// keeps what it made, as the correction ends the same for the server's own tables.
+const CORRECTED_POSTGRES: &[(i64, &str)] = &[(
+    16,
+    include_str!("../../migrations/corrected/postgres/0016_byte_order_text.sql"),
+)];
+
+/// `migrator` with the SQL of each migration `fixes` names replaced. The checksum stays the
+/// released file's, which databases that applied it recorded: sqlx refuses to start on a
+/// database whose applied migration's checksum differs from the one it was built with.
+fn corrected(migrator: Migrator, fixes: &[(i64, &'static str)]) -> Migrator {
+    let migrations = migrator
+        .iter()
+        .cloned()
+        .map(|mut m| {
+            if let Some((_, sql)) = fixes.iter().find(|(v, _)| *v == m.version) {
+                m.sql = sql.into_sql_str();
+            }
+            m
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
 /// Waits for an exclusive lock on `<database>.lock` (made when missing) and answers the open
 /// file, which holds the lock until it is dropped. The lock is `flock`'s, on a file of its
 /// own: a lock taken or released through a descriptor of the database file would drop
@@ -580,7 +606,9 @@ impl Store {
     async fn migrate(&self) -> StoreResult<()> {
         let migrator = match self.dialect {
             Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
-            Dialect::Postgres => sqlx::migrate!("./migrations/postgres"),
+            Dialect::Postgres => {
+                corrected(sqlx::migrate!("./migrations/postgres"), CORRECTED_POSTGRES)
+            }
         };
         // sqlx serialises migrations with an advisory lock on PostgreSQL only. Processes that
         // start together on one SQLite file would each apply what is pending, and all but the
