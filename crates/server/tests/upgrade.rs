@@ -13,6 +13,22 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::Executor;
 
+/// An empty database of the running backend (a SQLite file in `dir`): its URL and a pool of
+/// one connection on it.
+async fn empty_database(backend: &Backend, dir: &tempfile::TempDir) -> (String, AnyPool) {
+    let url = match backend.database {
+        Database::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display()),
+        Database::Postgres => pg::fresh_database().await,
+    };
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    (url, pool)
+}
+
 /// A database of the running backend at an earlier schema: migrations up to `sqlite` or
 /// `postgres` (the last one before the change under test), holding organisation `o1` and its
 /// dataset `d1`. Answers its URL and a pool on it; the directory holds a SQLite file.
@@ -22,16 +38,7 @@ async fn old_database(
     sqlite: i64,
     postgres: i64,
 ) -> (String, AnyPool) {
-    let url = match backend.database {
-        Database::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display()),
-        Database::Postgres => pg::fresh_database().await,
-    };
-    sqlx::any::install_default_drivers();
-    let old = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap();
+    let (url, old) = empty_database(backend, dir).await;
     let (migrator, version) = match backend.database {
         Database::Sqlite => (sqlx::migrate!("./migrations/sqlite"), sqlite),
         Database::Postgres => (sqlx::migrate!("./migrations/postgres"), postgres),
@@ -375,16 +382,7 @@ async fn images_by_status_are_counted_after_the_upgrade() {
 async fn the_migrations_leave_other_tables_and_views_in_the_schema_alone() {
     let backend = Backend::from_env();
     let dir = tempfile::tempdir().unwrap();
-    let url = match backend.database {
-        Database::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("db").display()),
-        Database::Postgres => pg::fresh_database().await,
-    };
-    sqlx::any::install_default_drivers();
-    let pool = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap();
+    let (url, pool) = empty_database(&backend, &dir).await;
     pool.execute(
         "CREATE TABLE their_notes (note TEXT NOT NULL); \
          INSERT INTO their_notes (note) VALUES ('Zebra'), ('apple'); \
