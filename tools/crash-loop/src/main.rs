@@ -254,20 +254,27 @@ impl Api {
             .await
     }
 
-    /// Every live image of a dataset.
+    /// Every live image of a dataset, read a page of 1,000 at a time by key.
     async fn images(&self, dataset: &str) -> anyhow::Result<Vec<Value>> {
-        let (status, v) = self
-            .get(&format!(
-                "datasets/by-name/{dataset}?include_images=true&images_limit=10000"
-            ))
-            .await?;
-        if status != 200 {
-            bail!("listing {dataset} answered {status}: {v}");
+        let mut all: Vec<Value> = Vec::new();
+        loop {
+            let after = match all.last() {
+                Some(last) => format!("&after={}", last["id"].as_str().unwrap_or_default()),
+                None => String::new(),
+            };
+            let (status, v) = self
+                .get(&format!("images/?dataset={dataset}&limit=1000{after}"))
+                .await?;
+            if status != 200 {
+                bail!("listing {dataset} answered {status}: {v}");
+            }
+            let page = v["images"].as_array().cloned().unwrap_or_default();
+            let full = page.len() == 1000;
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
         }
-        Ok(v["dataset"]["images"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default())
     }
 }
 
