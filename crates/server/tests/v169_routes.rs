@@ -299,6 +299,87 @@ async fn bulk_upload_url_and_bulk_register() {
     t.stop().await;
 }
 
+/// A bulk register whose files complete in any order (several at once, each taking its bytes
+/// in from the object store where they were PUT there) answers each file as one after the
+/// other would: every registered image holds its own bytes, and the failures come in request
+/// order: a file never PUT, and an upload named a second time (already registered by its
+/// first mention).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bulk_register_answers_every_file_in_order_with_its_own_bytes() {
+    let t = TestServer::start().await;
+    t.owner.create_dataset("many").await;
+    let names: Vec<String> = (0..24).map(|i| format!("f{i:02}.png")).collect();
+    let urls = t
+        .owner
+        .post(
+            "images/bulk-upload-url",
+            &json!({"dataset": "many", "images": names.iter().map(|f| json!(
+                {"filename": f, "directory_path": "/m", "content_type": "image/png"}))
+                .collect::<Vec<_>>()}),
+        )
+        .await
+        .ok_json(200);
+    let entries = urls["upload_urls"].as_array().unwrap().clone();
+    // Every file but f05 is PUT, each with bytes of its own.
+    for (i, entry) in entries.iter().enumerate().filter(|(i, _)| *i != 5) {
+        t.owner
+            .put_bytes(
+                &s(entry, "upload_url"),
+                &png_seeded(6, 4, i as u8),
+                "image/png",
+            )
+            .await
+            .expect(200);
+    }
+    let mut regs: Vec<Value> = entries
+        .iter()
+        .zip(&names)
+        .map(
+            |(e, f)| json!({"upload_id": s(e, "upload_id"), "filename": f, "directory_path": "/m"}),
+        )
+        .collect();
+    // f09 named again, after f10.
+    regs.insert(11, regs[9].clone());
+    let reg = t
+        .owner
+        .post(
+            "images/bulk-register",
+            &json!({"dataset": "many", "images": regs}),
+        )
+        .await
+        .ok_json(200);
+    let failed: Vec<(String, String)> = reg["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (s(f, "filename"), s(f, "code")))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            ("f05.png".to_string(), "validation_error".to_string()),
+            ("f09.png".to_string(), "not_found".to_string())
+        ],
+        "{reg}"
+    );
+    assert_eq!(reg["failed"][1]["upload_id"], regs[11]["upload_id"]);
+    let succeeded = reg["succeeded"].as_array().unwrap();
+    let registered: Vec<String> = succeeded.iter().map(|i| s(i, "filename")).collect();
+    let expected: Vec<String> = names.iter().filter(|f| *f != "f05.png").cloned().collect();
+    assert_eq!(registered, expected);
+    for image in succeeded {
+        let n: u8 = s(image, "filename")[1..3].parse().unwrap();
+        let got = t
+            .owner
+            .get(&format!("images/{}", s(image, "id")))
+            .await
+            .expect(200);
+        assert_eq!(got.bytes, png_seeded(6, 4, n), "{}", s(image, "filename"));
+    }
+    assert_eq!(t.owner.counts("many").await.images, 23);
+    t.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_image_routes_by_dataset_and_path() {
     let t = TestServer::start().await;

@@ -12,7 +12,7 @@ use pictograph_core::names;
 use pictograph_media::{Format, MediaError};
 use serde_json::{json, Value};
 use sha2::Digest;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A request for a signed upload URL (either client generation's field names).
 #[derive(Debug, Default)]
@@ -600,6 +600,18 @@ async fn prepare_register(
     fields: &RegisterFields,
     known: &mut HashMap<String, PendingUpload>,
 ) -> ApiResult<(String, NewImage)> {
+    let pending = resolve_register(state, caller, fields, known).await?;
+    complete_register(state, fields, pending).await
+}
+
+/// The pending upload a register request names (looked up unless among `known`, by id),
+/// checked against the caller, the request's dataset and the upload's expiry. Reads only.
+async fn resolve_register(
+    state: &AppState,
+    caller: &Caller,
+    fields: &RegisterFields,
+    known: &mut HashMap<String, PendingUpload>,
+) -> ApiResult<PendingUpload> {
     caller.require(Role::Member, "Uploading")?;
     let pending = match fields.upload_id.as_deref() {
         Some(id) => match known.remove(id) {
@@ -631,6 +643,16 @@ async fn prepare_register(
             "Upload URL expired: request a new one".into(),
         ));
     }
+    Ok(pending)
+}
+
+/// The image a checked pending upload becomes: its bytes taken in first when they were PUT
+/// straight into the object store, then checked to be stored.
+async fn complete_register(
+    state: &AppState,
+    fields: &RegisterFields,
+    pending: PendingUpload,
+) -> ApiResult<(String, NewImage)> {
     let pending = match pending.blob_hash {
         Some(_) => pending,
         None => ingest_presigned(state, pending).await?,
@@ -690,8 +712,16 @@ fn registered(e: StoreError, new: &NewImage) -> ApiError {
     }
 }
 
+/// Registers of one request completed at once: each may take bytes in from the object store
+/// (a read, a write and a delete there), which one after the other made a request of a few
+/// hundred files wait for a thousand requests to the store in turn.
+const COMPLETED_AT_ONCE: usize = 8;
+
 /// Turns many received uploads into images, inserted in one transaction: one answer per
-/// input, in order; a file that cannot be registered does not stop the others.
+/// input, in order; a file that cannot be registered does not stop the others. The uploads
+/// are looked up and checked in order, their bytes taken in and checked
+/// [`COMPLETED_AT_ONCE`] at a time; an upload named again later in the request is looked up
+/// afresh and completed after the others, as it would have been after its first mention.
 pub async fn register_many(
     state: &AppState,
     caller: &Caller,
@@ -703,22 +733,48 @@ pub async fn register_many(
         .filter_map(|f| f.upload_id.as_deref())
         .collect();
     let mut known = state.store.pending_uploads(&ids).await?;
-    let mut prepared = Vec::with_capacity(items.len());
+    let mut prepared: Vec<Option<ApiResult<(String, NewImage)>>> =
+        items.iter().map(|_| None).collect();
+    let (mut first, mut again, mut named) = (Vec::new(), Vec::new(), HashSet::new());
+    for (i, fields) in items.iter().enumerate() {
+        match resolve_register(state, caller, fields, &mut known).await {
+            Ok(p) if named.insert(p.id.clone()) => first.push((i, p)),
+            Ok(_) => again.push(i),
+            Err(ApiError::Internal(e)) => return Err(ApiError::Internal(e)),
+            Err(e) => prepared[i] = Some(Err(e)),
+        }
+    }
+    let mut completed = futures::stream::iter(first)
+        .map(|(i, p)| async move { (i, complete_register(state, &items[i], p).await) })
+        .buffer_unordered(COMPLETED_AT_ONCE);
+    while let Some((i, done)) = completed.next().await {
+        prepared[i] = Some(done);
+    }
+    drop(completed);
+    for i in again {
+        let pending = resolve_register(state, caller, &items[i], &mut HashMap::new()).await;
+        prepared[i] = Some(match pending {
+            Ok(p) => complete_register(state, &items[i], p).await,
+            Err(e) => Err(e),
+        });
+    }
+    let mut order = Vec::with_capacity(items.len());
     let mut ready = Vec::new();
-    for fields in items {
-        match prepare_register(state, caller, fields, &mut known).await {
+    for p in prepared {
+        match p.unwrap_or_else(|| Err(ApiError::Internal(anyhow::anyhow!("register not prepared"))))
+        {
             Ok(p) => {
-                prepared.push(Ok(ready.len()));
+                order.push(Ok(ready.len()));
                 ready.push(p);
             }
             Err(ApiError::Internal(e)) => return Err(ApiError::Internal(e)),
-            Err(e) => prepared.push(Err(e)),
+            Err(e) => order.push(Err(e)),
         }
     }
     // The same name twice in one request: the first one wins, like two requests would.
     let rows = state.store.register_images(&ready).await?;
     let mut rows: Vec<Option<_>> = rows.into_iter().map(Some).collect();
-    Ok(prepared
+    Ok(order
         .into_iter()
         .map(|p| {
             let i = p?;
