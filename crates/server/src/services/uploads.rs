@@ -719,9 +719,9 @@ const COMPLETED_AT_ONCE: usize = 8;
 
 /// Turns many received uploads into images, inserted in one transaction: one answer per
 /// input, in order; a file that cannot be registered does not stop the others. The uploads
-/// are looked up and checked in order, their bytes taken in and checked
-/// [`COMPLETED_AT_ONCE`] at a time; an upload named again later in the request is looked up
-/// afresh and completed after the others, as it would have been after its first mention.
+/// are looked up and checked in order, their bytes taken in and checked eight at a time; an
+/// upload named again later in the request is looked up afresh and completed after the
+/// others, as it would have been after its first mention.
 pub async fn register_many(
     state: &AppState,
     caller: &Caller,
