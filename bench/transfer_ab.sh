@@ -3,6 +3,7 @@
 #
 # Usage: bench/transfer_ab.sh OLD_BINARY NEW_BINARY [--rounds N] [--files N] [--kb KB]
 #                             [--workers W] [--postgres ADMIN_URL] [--postgres-for old|new|both]
+#                             [--s3]
 #
 # Generates one folder of N images (default 2000, as bench/upload_download.sh does; --kb sets
 # their average size, see bench/gen_images.py), then,
@@ -17,6 +18,9 @@
 # at ADMIN_URL (e.g. postgres://postgres@127.0.0.1:5433), dropped after its round;
 # --postgres-for new (or old) gives PostgreSQL to that side only, the other keeping SQLite:
 # with the same binary twice, this compares the two metadata stores.
+# With --s3, the bytes go to an S3-compatible server (s3s-fs, started by scripts/test-s3 on
+# 127.0.0.1:${PICTOGRAPH_TEST_S3_PORT:-8099}, stopped at the end), each round under its own
+# prefix of one bucket.
 # BENCH_DIR=DIR puts the scratch directory there (default: target/bench); it needs about
 # 2 GB per round for the default size.
 set -euo pipefail
@@ -28,10 +32,10 @@ repo="$(cd "$here/.." && pwd)"
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
-[[ $# -ge 2 ]] || { sed -n '2,21p' "$0"; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,25p' "$0"; exit 2; }
 old="$(realpath "$1")" new="$(realpath "$2")"
 shift 2
-rounds=5 files=2000 workers="" kb="" postgres="" postgres_for=both
+rounds=5 files=2000 workers="" kb="" postgres="" postgres_for=both s3=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
@@ -40,6 +44,7 @@ while [[ $# -gt 0 ]]; do
     --kb) kb="$2"; shift 2 ;;
     --postgres) postgres="${2%/}"; shift 2 ;;
     --postgres-for) postgres_for="$2"; shift 2 ;;
+    --s3) s3=1; shift ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -55,6 +60,16 @@ echo "generating $files images" >&2
 kbflag=()
 [[ -n "$kb" ]] && kbflag=(--kb "$kb")
 "$python" "$here/gen_images.py" "$work/src" --files "$files" "${kbflag[@]}" >&2
+
+s3_endpoint=""
+if [[ -n "$s3" ]]; then
+  read -r s3_endpoint s3_pid < <(PICTOGRAPH_TEST_S3_PORT="${PICTOGRAPH_TEST_S3_PORT:-8099}" \
+    PICTOGRAPH_TEST_S3_BUCKET=bench "$repo/scripts/test-s3")
+  # The server's directory is the last word of its command line.
+  s3_root="$(tr '\0' '\n' <"/proc/$s3_pid/cmdline" | tail -1)"
+  trap 'kill "$s3_pid" 2>/dev/null || true; rm -rf "$s3_root" "$s3_root.log"' EXIT
+  export AWS_ACCESS_KEY_ID=AKIATEST AWS_SECRET_ACCESS_KEY=SECRETTEST AWS_REGION=us-east-1
+fi
 
 settle() {
   rm -rf "$work/trash"
@@ -82,6 +97,7 @@ one() {
     psql_admin "$pg" "CREATE DATABASE $db"
     dbflag=(--database-url "$pg/$db")
   fi
+  [[ -n "$s3_endpoint" ]] && dbflag+=(--blobs "s3://bench/$tag?endpoint=$s3_endpoint")
   "$bin" serve --data-dir "$data" "${dbflag[@]}" --listen 127.0.0.1:0 \
     >"$work/serve.out" 2>"$work/serve.err" &
   local pid=$!
@@ -117,6 +133,7 @@ one() {
   wait "$pid" 2>/dev/null || true
   [[ -n "$pg" ]] && psql_admin "$pg" "DROP DATABASE IF EXISTS $db WITH (FORCE)"
   mv "$data" "$dl" "$work/trash/"
+  if [[ -n "$s3_endpoint" && -d "$s3_root/bench/$tag" ]]; then mv "$s3_root/bench/$tag" "$work/trash/s3-$tag"; fi
   echo "${times[*]}"
 }
 

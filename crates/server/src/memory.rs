@@ -41,16 +41,8 @@ impl MemoryBudget {
         }
     }
 
-    /// Reserves `bytes` for `party` (an organisation): as [`MemoryBudget::reserve`], and
-    /// within half the budget for any one party, so that one party's requests (slow ones
-    /// above all: a reservation is held while a body arrives) never take all of it and keep
-    /// every other party waiting. The party's share is taken first, then the budget's; a
-    /// reservation larger than the share waits until the party holds nothing else, and then
-    /// holds the whole share.
-    pub async fn reserve_for(&self, party: &str, bytes: u64) -> Reserved {
-        if self.units.is_none() || bytes == 0 {
-            return self.reserve(bytes).await;
-        }
+    /// The semaphore of `party`'s share, and the units of it that `bytes` take.
+    fn share(&self, party: &str, bytes: u64) -> (Arc<Semaphore>, u32) {
         let share_total = (self.total / 2).max(1);
         let share = self
             .shares
@@ -62,6 +54,20 @@ impl MemoryBudget {
         let want = u32::try_from(bytes.div_ceil(UNIT))
             .unwrap_or(u32::MAX)
             .min(share_total);
+        (share, want)
+    }
+
+    /// Reserves `bytes` for `party` (an organisation): as [`MemoryBudget::reserve`], and
+    /// within half the budget for any one party, so that one party's requests (slow ones
+    /// above all: a reservation is held while a body arrives) never take all of it and keep
+    /// every other party waiting. The party's share is taken first, then the budget's; a
+    /// reservation larger than the share waits until the party holds nothing else, and then
+    /// holds the whole share.
+    pub async fn reserve_for(&self, party: &str, bytes: u64) -> Reserved {
+        if self.units.is_none() || bytes == 0 {
+            return self.reserve(bytes).await;
+        }
+        let (share, want) = self.share(party, bytes);
         let share = match share.clone().try_acquire_many_owned(want) {
             Ok(permit) => permit,
             Err(_) => {
@@ -75,6 +81,24 @@ impl MemoryBudget {
         let mut reserved = self.reserve(u64::from(want) * UNIT).await;
         reserved._share = Some(share);
         reserved
+    }
+
+    /// Reserves `bytes` for `party` as [`MemoryBudget::reserve_for`] does, when that much is
+    /// free now; `None` instead of waiting.
+    pub fn try_reserve_for(&self, party: &str, bytes: u64) -> Option<Reserved> {
+        let Some(units) = self.units.as_ref().filter(|_| bytes > 0) else {
+            return Some(Reserved {
+                _share: None,
+                _units: None,
+            });
+        };
+        let (share, want) = self.share(party, bytes);
+        let share = share.try_acquire_many_owned(want).ok()?;
+        let units = units.clone().try_acquire_many_owned(want).ok()?;
+        Some(Reserved {
+            _share: Some(share),
+            _units: Some(units),
+        })
     }
 
     /// Reserves `bytes`, waiting until that much is free. A reservation larger than the whole
@@ -237,6 +261,29 @@ mod tests {
         drop(more);
         let _big = big.await.unwrap();
         assert_eq!(budget.in_use(), 6 * UNIT);
+    }
+
+    #[tokio::test]
+    async fn a_try_takes_what_is_free_and_otherwise_nothing() {
+        let budget = MemoryBudget::new(10 * UNIT);
+        let first = budget.try_reserve_for("a", 4 * UNIT).expect("free memory");
+        assert!(
+            budget.try_reserve_for("a", 2 * UNIT).is_none(),
+            "a party took past half the budget"
+        );
+        let other = budget.try_reserve_for("b", 5 * UNIT).expect("b's share");
+        assert_eq!(budget.in_use(), 9 * UNIT);
+        assert!(
+            budget.try_reserve_for("c", 2 * UNIT).is_none(),
+            "over budget"
+        );
+        assert_eq!(budget.in_use(), 9 * UNIT, "a refused try holds nothing");
+        drop((first, other));
+        assert_eq!(budget.in_use(), 0);
+        assert_eq!(budget.waits(), 0, "a try never waits");
+        assert!(MemoryBudget::new(0)
+            .try_reserve_for("a", u64::MAX)
+            .is_some());
     }
 
     #[tokio::test]

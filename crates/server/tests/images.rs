@@ -254,6 +254,44 @@ async fn bytes_come_with_etag_ranges_and_caching() {
     t.stop().await;
 }
 
+/// An image larger than what is sent from memory (4 MiB) streams: whole, and by ranges at
+/// its start, inside it and at its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_image_streams_whole_and_by_range() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("large").await;
+    let bytes = jpeg_with_metadata(32, 24, 5 << 20);
+    let n = bytes.len();
+    let img = t
+        .owner
+        .upload(&s(&ds, "id"), "/", "big.jpg", &bytes, "image/jpeg")
+        .await;
+    let path = format!("images/{}", s(&img, "id"));
+    let full = t.owner.get(&path).await.expect(200);
+    assert_eq!(full.header("content-length"), Some(n.to_string()));
+    assert!(full.bytes == bytes, "the streamed bytes differ");
+    for (range, want) in [
+        ("bytes=0-99".to_string(), 0..100),
+        (
+            format!("bytes={}-{}", n / 2, n / 2 + 65_535),
+            n / 2..n / 2 + 65_536,
+        ),
+        ("bytes=-10".to_string(), n - 10..n),
+    ] {
+        let part = t
+            .owner
+            .get_with(&path, &[("Range", &range)])
+            .await
+            .expect(206);
+        assert_eq!(
+            part.header("content-range"),
+            Some(format!("bytes {}-{}/{n}", want.start, want.end - 1))
+        );
+        assert!(part.bytes == bytes[want], "{range}");
+    }
+    t.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_image_links_refuse_tampering() {
     let t = TestServer::start().await;

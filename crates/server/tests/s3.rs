@@ -25,6 +25,14 @@ async fn start(max_upload: u64) -> Env {
 }
 
 async fn start_with(max_upload: u64, url_ttl: u64) -> Env {
+    start_configured(|c| {
+        c.max_upload_bytes = max_upload;
+        c.url_ttl_secs = url_ttl;
+    })
+    .await
+}
+
+async fn start_configured(configure: impl FnOnce(&mut Config)) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let s3_root = dir.path().join("s3");
     let endpoint = start_s3(&s3_root).await;
@@ -37,8 +45,7 @@ async fn start_with(max_upload: u64, url_ttl: u64) -> Env {
         "s3://{BUCKET}/pg-test?endpoint={endpoint}&region=us-east-1"
     ));
     config.blob_grace_secs = 0;
-    config.url_ttl_secs = url_ttl;
-    config.max_upload_bytes = max_upload;
+    configure(&mut config);
     let app = App::start(config).await.unwrap();
     let key = create_key(&app.state.store, "org", Role::Owner, "unlimited")
         .await
@@ -265,6 +272,74 @@ async fn register_rejects_wrong_type_and_oversize_objects_and_removes_them() {
         .await
         .unwrap();
     assert_eq!(d["dataset"]["image_count"], 0);
+    env.app.stop().await.unwrap();
+}
+
+/// Files of a bulk register that do not fit in the upload memory together are taken in as
+/// memory frees (their reads started again after the wait): each is registered with its own
+/// bytes, and no staged object is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_register_takes_in_more_than_its_memory_holds_at_once() {
+    // An organisation holds half the budget: one of these files at a time.
+    let env = start_configured(|c| c.upload_memory_bytes = 8 * 1024).await;
+    let _ = dataset(&env, "tight").await;
+    let files: Vec<(String, Vec<u8>)> = (0..12u32)
+        .map(|i| (format!("t{i:02}.png"), png(40 + i, 40)))
+        .collect();
+    assert!(files.iter().all(|(_, b)| b.len() > 4 * 1024));
+    let (s, urls) = env
+        .post("/images/bulk-upload-url", json!({"dataset": "tight", "images": files.iter().map(|(f, _)| json!(
+            {"filename": f, "directory_path": "/", "content_type": "image/png"})).collect::<Vec<_>>()}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{urls}");
+    let entries = urls["upload_urls"].as_array().unwrap();
+    for (entry, (_, bytes)) in entries.iter().zip(&files) {
+        let put = env
+            .http
+            .put(entry["upload_url"].as_str().unwrap())
+            .header("content-type", "image/png")
+            .body(bytes.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(put.status().is_success(), "presigned PUT: {}", put.status());
+    }
+    let regs: Vec<Value> = entries
+        .iter()
+        .zip(&files)
+        .map(|(e, (f, _))| json!({"upload_id": e["upload_id"], "filename": f, "directory_path": "/"}))
+        .collect();
+    let (s, reg) = env
+        .post(
+            "/images/bulk-register",
+            json!({"dataset": "tight", "images": regs}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{reg}");
+    assert_eq!(reg["failed"], json!([]), "{reg}");
+    let succeeded = reg["succeeded"].as_array().unwrap();
+    assert_eq!(succeeded.len(), files.len());
+    for (image, (name, bytes)) in succeeded.iter().zip(&files) {
+        assert_eq!(image["filename"].as_str(), Some(name.as_str()));
+        let got = env
+            .get(&format!("/images/{}", image["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(
+            got.bytes().await.unwrap().as_ref(),
+            bytes.as_slice(),
+            "{name}"
+        );
+    }
+    assert!(
+        env.app.state.upload_memory.waits() > 0,
+        "no file waited for memory: the test did not test the wait"
+    );
+    assert_eq!(env.app.state.upload_memory.in_use(), 0);
+    let objects = env.objects();
+    assert!(
+        !objects.iter().any(|o| o.contains("uploads/")),
+        "the staged upload objects are removed: {objects:?}"
+    );
     env.app.stop().await.unwrap();
 }
 

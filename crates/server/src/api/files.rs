@@ -218,7 +218,7 @@ async fn send_bytes(state: &AppState, s: Served<'_>, headers: &HeaderMap) -> Api
     };
     let size = match &loaded {
         Loaded::Whole(bytes) => bytes.len() as u64,
-        Loaded::Large(size) => *size,
+        Loaded::Large(size) | Loaded::Streaming(size, _) => *size,
     };
     builder = builder.header(header::CONTENT_TYPE, s.content_type);
     if let Ok(v) = HeaderValue::from_str(&s.disposition) {
@@ -243,7 +243,10 @@ async fn send_bytes(state: &AppState, s: Served<'_>, headers: &HeaderMap) -> Api
     let len = if size == 0 { 0 } else { end - start + 1 };
     let body = match loaded {
         Loaded::Whole(bytes) => Body::from(bytes.slice(start as usize..(start + len) as usize)),
-        Loaded::Large(_) => Body::from_stream(state.blobs.stream(s.hash, range).await?),
+        Loaded::Streaming(_, whole) if range.is_none() => Body::from_stream(whole),
+        Loaded::Large(_) | Loaded::Streaming(..) => {
+            Body::from_stream(state.blobs.stream(s.hash, range).await?)
+        }
     };
     builder
         .header(header::CONTENT_LENGTH, len)

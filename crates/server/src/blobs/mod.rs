@@ -11,7 +11,7 @@ pub(crate) use local::{sync_dir, write_synced};
 mod remote;
 
 pub use local::{Incoming, LocalBlobs};
-pub use remote::RemoteBlobs;
+pub use remote::{RemoteBlobs, RemoteObject};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -42,30 +42,29 @@ fn blob_key(hash: &str) -> Result<String, BlobError> {
     Ok(format!("blobs/{a}/{b}/{name}"))
 }
 
-/// A presigned upload's object, copied into a staged file.
-#[derive(Debug)]
-pub struct FetchedUpload {
-    /// The staged file.
-    pub tmp: PathBuf,
-    /// SHA-256 of the bytes, lowercase hex.
-    pub hash: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// The Content-Type the object was PUT with, as the object store reports it.
-    pub content_type: Option<String>,
-}
-
 /// Read size when streaming bytes from disk: large enough that a download is not a storm of
 /// small reads and wake-ups.
 const STREAM_CHUNK: usize = 256 * 1024;
 
 /// What [`Blobs::load`] found.
-#[derive(Debug)]
 pub enum Loaded {
     /// All the bytes.
     Whole(Bytes),
-    /// Too large to hold (or not local): the size, to stream them.
+    /// Too large to hold: the size, to stream them.
     Large(u64),
+    /// Too large to hold, in an object store: the size, and the whole object already being
+    /// read (a range is read with a request of its own).
+    Streaming(u64, ByteStream),
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Loaded::Whole(b) => f.debug_tuple("Whole").field(&b.len()).finish(),
+            Loaded::Large(n) => f.debug_tuple("Large").field(n).finish(),
+            Loaded::Streaming(n, _) => f.debug_tuple("Streaming").field(n).finish(),
+        }
+    }
 }
 
 /// A stream of a blob's bytes.
@@ -203,11 +202,18 @@ impl Blobs {
         }
     }
 
-    /// The bytes of `hash` read in one blocking call when they are a local file of at most
-    /// `limit` bytes; otherwise only their size, for [`Blobs::stream`].
+    /// The bytes of `hash` when they are at most `limit` bytes: a local file read in one
+    /// blocking call, an object in one request. Otherwise their size, for
+    /// [`Blobs::stream`] (local), or their size and the object being read (object store).
     pub async fn load(&self, hash: &str, limit: u64) -> Result<Loaded, BlobError> {
         if let Some(r) = &self.remote {
-            return Ok(Loaded::Large(r.size(&blob_key(hash)?).await?));
+            let object = r.read(&blob_key(hash)?).await?.ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no object for the blob")
+            })?;
+            if object.size > limit {
+                return Ok(Loaded::Streaming(object.size, object.stream()));
+            }
+            return Ok(Loaded::Whole(object.bytes().await?));
         }
         let (path, legacy) = (self.local.path(hash)?, self.local.legacy_path(hash)?);
         let loaded = tokio::task::spawn_blocking(move || -> std::io::Result<Loaded> {
@@ -263,38 +269,14 @@ impl Blobs {
         }
     }
 
-    /// Copies a presigned upload's object into a staged file, refusing more than `max` bytes
-    /// (`Err(size)`). `Ok(None)` when nothing was uploaded.
-    pub async fn fetch_upload(
-        &self,
-        upload_id: &str,
-        max: u64,
-    ) -> Result<Option<Result<FetchedUpload, u64>>, BlobError> {
-        let Some(r) = &self.remote else {
-            return Ok(None);
-        };
-        let key = upload_key(upload_id)?;
-        let size = match r.size(&key).await {
-            Ok(s) => s,
-            Err(BlobError::Remote(object_store::Error::NotFound { .. })) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        if size > max {
-            return Ok(Some(Err(size)));
+    /// Starts reading a presigned upload's object (one request): its size and the
+    /// Content-Type it was PUT with are known before its bytes are read. `None` when nothing
+    /// was uploaded, or when bytes are not kept in an object store.
+    pub async fn open_upload(&self, upload_id: &str) -> Result<Option<RemoteObject>, BlobError> {
+        match &self.remote {
+            Some(r) => r.read(&upload_key(upload_id)?).await,
+            None => Ok(None),
         }
-        let mut inc = self.incoming().await?;
-        let (content_type, mut s) = r.stream_typed(&key).await?;
-        use futures::StreamExt;
-        while let Some(chunk) = s.next().await {
-            inc.write(&chunk?).await?;
-        }
-        let (tmp, hash, size) = inc.finish().await?;
-        Ok(Some(Ok(FetchedUpload {
-            tmp,
-            hash,
-            size,
-            content_type,
-        })))
     }
 
     /// Ids of presigned uploads whose objects are older than `age` (remote stores only): bytes
@@ -312,6 +294,19 @@ impl Blobs {
             Some(r) => r.delete(&upload_key(upload_id)?).await,
             None => Ok(()),
         }
+    }
+
+    /// Removes the objects of presigned uploads, many in one request where the store takes
+    /// that.
+    pub async fn delete_uploads(&self, upload_ids: &[String]) -> Result<(), BlobError> {
+        let Some(r) = &self.remote else {
+            return Ok(());
+        };
+        let keys = upload_ids
+            .iter()
+            .map(|id| upload_key(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        r.delete_all(&keys).await
     }
 
     /// Copies the bytes of `hash` from `source` unless they are here already, checking that what

@@ -22,6 +22,31 @@ const PART: usize = 8 * 1024 * 1024;
 /// 5 TiB.
 const SINGLE_PUT: usize = 256 * 1024 * 1024;
 
+/// An object being read: its size and stored type known, its bytes not yet taken.
+#[derive(Debug)]
+pub struct RemoteObject {
+    /// Size in bytes.
+    pub size: u64,
+    /// The Content-Type the object was stored with, as the store reports it.
+    pub content_type: Option<String>,
+    body: object_store::GetResult,
+}
+
+impl RemoteObject {
+    /// Reads all the bytes.
+    pub async fn bytes(self) -> Result<bytes::Bytes, BlobError> {
+        Ok(self.body.bytes().await?)
+    }
+
+    /// The bytes as they arrive.
+    pub fn stream(self) -> ByteStream {
+        self.body
+            .into_stream()
+            .map(|r| r.map_err(std::io::Error::other))
+            .boxed()
+    }
+}
+
 /// A bucket (or container) and a key prefix.
 #[derive(Debug, Clone)]
 pub struct RemoteBlobs {
@@ -213,18 +238,39 @@ impl RemoteBlobs {
             .boxed())
     }
 
-    /// Streams a whole object, with the Content-Type it was stored with, if any.
-    pub async fn stream_typed(&self, key: &str) -> Result<(Option<String>, ByteStream), BlobError> {
-        let got = self.store.get(&self.path(key)).await?;
-        let content_type = got
-            .attributes
-            .get(&object_store::Attribute::ContentType)
-            .map(|v| v.to_string());
-        let stream = got
-            .into_stream()
-            .map(|r| r.map_err(std::io::Error::other))
-            .boxed();
-        Ok((content_type, stream))
+    /// Starts reading a whole object in one request: its size and the Content-Type it was
+    /// stored with are known before its bytes are read. `None` when there is no such object.
+    pub async fn read(&self, key: &str) -> Result<Option<RemoteObject>, BlobError> {
+        let got = match self.store.get(&self.path(key)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Some(RemoteObject {
+            size: got.meta.size,
+            content_type: got
+                .attributes
+                .get(&object_store::Attribute::ContentType)
+                .map(|v| v.to_string()),
+            body: got,
+        }))
+    }
+
+    /// Deletes objects, many in each request where the store takes that (S3 up to 1,000);
+    /// missing ones are not an error.
+    pub async fn delete_all(&self, keys: &[String]) -> Result<(), BlobError> {
+        let paths: Vec<object_store::Result<ObjectPath>> =
+            keys.iter().map(|k| Ok(self.path(k))).collect();
+        let mut deleted = self
+            .store
+            .delete_stream(futures::stream::iter(paths).boxed());
+        while let Some(done) = deleted.next().await {
+            match done {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Keys under `dir/` whose objects were last written more than `age` ago, without `dir/`.

@@ -494,50 +494,77 @@ async fn keep(
 
 /// Takes the object a client PUT straight into the object store through a presigned URL:
 /// checks its size and type exactly like a proxied PUT, stores it under its hash, and attaches
-/// it to the pending upload. An upload with nothing uploaded is returned unchanged.
-async fn ingest_presigned(state: &AppState, pending: PendingUpload) -> ApiResult<PendingUpload> {
+/// it to the pending upload. Answers the upload and whether its bytes were taken in now, which
+/// leaves its staged object for the caller to remove (a refused object is removed here). An
+/// upload with nothing uploaded is returned unchanged.
+///
+/// The object is read in one request, into memory reserved once its size is known; when that
+/// memory is not free at once, the read is dropped while waiting for it and started again.
+async fn ingest_presigned(
+    state: &AppState,
+    pending: PendingUpload,
+) -> ApiResult<(PendingUpload, bool)> {
     let max = state.config.max_upload_bytes;
-    let fetched = match state.blobs.fetch_upload(&pending.id, max).await? {
-        None => return Ok(pending),
-        Some(Err(_)) => {
-            state.blobs.delete_upload(&pending.id).await?;
-            return Err(too_large(max));
-        }
-        Some(Ok(fetched)) => fetched,
+    let id = pending.id.clone();
+    let refuse = |e: ApiError| async move {
+        state.blobs.delete_upload(&id).await?;
+        Err(e)
     };
-    let tmp = fetched.tmp;
-    let _held = state
-        .upload_memory
-        .reserve_for(&pending.org_id, fetched.size)
-        .await;
+    let Some(mut object) = state.blobs.open_upload(&pending.id).await? else {
+        return Ok((pending, false));
+    };
+    let _held = loop {
+        if object.size > max {
+            drop(object);
+            return refuse(too_large(max)).await;
+        }
+        if let Some(held) = state
+            .upload_memory
+            .try_reserve_for(&pending.org_id, object.size)
+        {
+            break held;
+        }
+        let size = object.size;
+        drop(object);
+        let held = state.upload_memory.reserve_for(&pending.org_id, size).await;
+        object = match state.blobs.open_upload(&pending.id).await? {
+            Some(o) => o,
+            None => return Ok((pending, false)),
+        };
+        // PUT again meanwhile, and larger: reserve for its new size.
+        if object.size <= size {
+            break held;
+        }
+    };
     // Object stores report a type for objects PUT without one: that is no declared type.
-    let declared = fetched
-        .content_type
-        .as_deref()
-        .filter(|ct| !matches!(*ct, "binary/octet-stream" | "application/octet-stream"));
-    let read = tokio::fs::read(&tmp).await;
-    state.blobs.discard(&tmp).await;
-    let bytes = read.map_err(|e| ApiError::Internal(e.into()))?;
-    let checked = match check_put_type(declared, &pending) {
-        Ok(()) => store_blob(state, &pending, bytes).await,
-        Err(e) => Err(e),
-    };
-    let blob = match checked {
+    let declared = object.content_type.clone().filter(|ct| {
+        !matches!(
+            ct.as_str(),
+            "binary/octet-stream" | "application/octet-stream"
+        )
+    });
+    if let Err(e) = check_put_type(declared.as_deref(), &pending) {
+        drop(object);
+        return refuse(e).await;
+    }
+    let bytes = object.bytes().await?;
+    let blob = match store_blob(state, &pending, Vec::from(bytes)).await {
         Ok(b) => b,
-        Err(e) => {
-            state.blobs.delete_upload(&pending.id).await?;
-            return Err(e);
-        }
+        // A failure of the server's own is no fault of the object: a retry takes it in.
+        Err(ApiError::Internal(e)) => return Err(ApiError::Internal(e)),
+        Err(e) => return refuse(e).await,
     };
-    state.blobs.delete_upload(&pending.id).await?;
-    Ok(PendingUpload {
-        blob_hash: Some(blob.hash),
-        size: Some(blob.size),
-        mime: Some(blob.mime),
-        width: blob.width,
-        height: blob.height,
-        ..pending
-    })
+    Ok((
+        PendingUpload {
+            blob_hash: Some(blob.hash),
+            size: Some(blob.size),
+            mime: Some(blob.mime),
+            width: blob.width,
+            height: blob.height,
+            ..pending
+        },
+        true,
+    ))
 }
 
 /// Checks that the whole file decodes, within `max_pixels`, and returns its displayed
@@ -599,9 +626,17 @@ async fn prepare_register(
     caller: &Caller,
     fields: &RegisterFields,
     known: &mut HashMap<String, PendingUpload>,
-) -> ApiResult<(String, NewImage)> {
+) -> ApiResult<Completed> {
     let pending = resolve_register(state, caller, fields, known).await?;
     complete_register(state, fields, pending).await
+}
+
+/// A pending upload checked and ready to become an image.
+struct Completed {
+    upload_id: String,
+    image: NewImage,
+    /// Its bytes were taken in from a staged object now, which is no longer needed.
+    took_in: bool,
 }
 
 /// The pending upload a register request names (looked up unless among `known`, by id),
@@ -647,14 +682,15 @@ async fn resolve_register(
 }
 
 /// The image a checked pending upload becomes: its bytes taken in first when they were PUT
-/// straight into the object store, then checked to be stored.
+/// straight into the object store, then checked to be stored (bytes attached by an earlier
+/// PUT or register, which a sweep may have freed since, checked to be there still).
 async fn complete_register(
     state: &AppState,
     fields: &RegisterFields,
     pending: PendingUpload,
-) -> ApiResult<(String, NewImage)> {
-    let pending = match pending.blob_hash {
-        Some(_) => pending,
+) -> ApiResult<Completed> {
+    let (pending, took_in) = match pending.blob_hash {
+        Some(_) => (pending, false),
         None => ingest_presigned(state, pending).await?,
     };
     let (Some(hash), Some(size), Some(mime)) = (
@@ -669,7 +705,7 @@ async fn complete_register(
     if size as u64 > state.config.max_upload_bytes {
         return Err(too_large(state.config.max_upload_bytes));
     }
-    if !state.blobs.exists(&hash).await {
+    if !took_in && !state.blobs.exists(&hash).await {
         return Err(ApiError::Invalid(
             "The uploaded bytes are gone: upload the file again".into(),
         ));
@@ -684,7 +720,23 @@ async fn complete_register(
         width: pending.width.or(fields.width),
         height: pending.height.or(fields.height),
     };
-    Ok((pending.id, new))
+    Ok(Completed {
+        upload_id: pending.id,
+        image: new,
+        took_in,
+    })
+}
+
+/// Removes the staged objects of uploads whose bytes were taken in, in as few requests as
+/// the store takes. A failure is only logged: the image is registered, and the sweep removes
+/// staged objects left behind.
+async fn remove_staged(state: &AppState, upload_ids: &[String]) {
+    if upload_ids.is_empty() {
+        return;
+    }
+    if let Err(e) = state.blobs.delete_uploads(upload_ids).await {
+        tracing::warn!(error = %e, uploads = upload_ids.len(), "removing staged upload objects failed; the sweep removes them later");
+    }
 }
 
 /// Turns one received upload into an image; 409 when its name was taken meanwhile.
@@ -693,12 +745,16 @@ pub async fn register(
     caller: &Caller,
     fields: &RegisterFields,
 ) -> ApiResult<ImageRow> {
-    let (upload_id, new) = prepare_register(state, caller, fields, &mut HashMap::new()).await?;
-    state
+    let done = prepare_register(state, caller, fields, &mut HashMap::new()).await?;
+    let row = state
         .store
-        .register_image(&upload_id, &new)
+        .register_image(&done.upload_id, &done.image)
         .await
-        .map_err(|e| registered(e, &new))
+        .map_err(|e| registered(e, &done.image));
+    if done.took_in {
+        remove_staged(state, std::slice::from_ref(&done.upload_id)).await;
+    }
+    row
 }
 
 /// The answer to a register whose insert failed.
@@ -713,13 +769,14 @@ fn registered(e: StoreError, new: &NewImage) -> ApiError {
 }
 
 /// Registers of one request completed at once: each may take bytes in from the object store
-/// (a read, a write and a delete there), which one after the other made a request of a few
-/// hundred files wait for a thousand requests to the store in turn.
-const COMPLETED_AT_ONCE: usize = 8;
+/// (a read and a write there), which is waiting on the store more than work, so a batch of
+/// the size clients send (32 files) completes at once. The upload and decode memory budgets
+/// still bound the bytes held.
+const COMPLETED_AT_ONCE: usize = 32;
 
 /// Turns many received uploads into images, inserted in one transaction: one answer per
 /// input, in order; a file that cannot be registered does not stop the others. The uploads
-/// are looked up and checked in order, their bytes taken in and checked eight at a time; an
+/// are looked up and checked in order, their bytes taken in and checked 32 at a time; an
 /// upload named again later in the request is looked up afresh and completed after the
 /// others, as it would have been after its first mention.
 pub async fn register_many(
@@ -733,8 +790,7 @@ pub async fn register_many(
         .filter_map(|f| f.upload_id.as_deref())
         .collect();
     let mut known = state.store.pending_uploads(&ids).await?;
-    let mut prepared: Vec<Option<ApiResult<(String, NewImage)>>> =
-        items.iter().map(|_| None).collect();
+    let mut prepared: Vec<Option<ApiResult<Completed>>> = items.iter().map(|_| None).collect();
     let (mut first, mut again, mut named) = (Vec::new(), Vec::new(), HashSet::new());
     for (i, fields) in items.iter().enumerate() {
         match resolve_register(state, caller, fields, &mut known).await {
@@ -759,20 +815,29 @@ pub async fn register_many(
         });
     }
     let mut order = Vec::with_capacity(items.len());
-    let mut ready = Vec::new();
+    let (mut ready, mut taken_in, mut failed) = (Vec::new(), Vec::new(), None);
     for p in prepared {
         match p.unwrap_or_else(|| Err(ApiError::Internal(anyhow::anyhow!("register not prepared"))))
         {
             Ok(p) => {
+                if p.took_in {
+                    taken_in.push(p.upload_id.clone());
+                }
                 order.push(Ok(ready.len()));
-                ready.push(p);
+                ready.push((p.upload_id, p.image));
             }
-            Err(ApiError::Internal(e)) => return Err(ApiError::Internal(e)),
+            Err(ApiError::Internal(e)) => failed = failed.or(Some(e)),
             Err(e) => order.push(Err(e)),
         }
     }
+    if let Some(e) = failed {
+        remove_staged(state, &taken_in).await;
+        return Err(ApiError::Internal(e));
+    }
     // The same name twice in one request: the first one wins, like two requests would.
-    let rows = state.store.register_images(&ready).await?;
+    let rows = state.store.register_images(&ready).await;
+    remove_staged(state, &taken_in).await;
+    let rows = rows?;
     let mut rows: Vec<Option<_>> = rows.into_iter().map(Some).collect();
     Ok(order
         .into_iter()
