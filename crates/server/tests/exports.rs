@@ -496,6 +496,52 @@ async fn an_export_job_changed_under_between_pages_writes_every_surviving_image_
     t.stop().await;
 }
 
+/// Every image of an export lands with its own bytes, in pages and past the reads an export
+/// from an object store starts ahead (16).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_image_of_an_export_is_archived_with_its_own_bytes() {
+    let t = TestServer::start().await;
+    let (dataset, _) = numbered(&t, 45).await;
+    let (state, _, d, job) = queued_job(&t, &dataset, "pictograph").await;
+    let ran = pictograph_server::services::exports::run_paged(&state, &job, &d, 20, |_| async {})
+        .await
+        .unwrap();
+    assert_eq!(ran, pictograph_server::services::exports::Ran::Complete);
+    let job = wait(&t.owner, "paged", &job.id).await;
+    assert_eq!(job["images_done"], 45, "{job}");
+    let dir = t.dir.path().join("bytes");
+    unpack(&t, &job, &dir).await;
+    let mut found = 0;
+    for entry in walkdir(&dir) {
+        let name = entry.file_name().unwrap().to_string_lossy().into_owned();
+        if let Some(n) = name.strip_prefix('p').and_then(|n| n.strip_suffix(".png")) {
+            let seed: u8 = n.parse().unwrap();
+            assert_eq!(
+                std::fs::read(&entry).unwrap(),
+                png_seeded(8, 6, seed),
+                "{name}"
+            );
+            found += 1;
+        }
+    }
+    assert_eq!(found, 45);
+    t.stop().await;
+}
+
+/// Every file under `dir`.
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_export_slower_than_the_stale_time_stays_alive_through_the_sweep() {
     // Jobs go stale after a second here. The job waits three seconds between its pages, and

@@ -274,6 +274,9 @@ fn heartbeat(state: &AppState, id: &str) -> Repeating {
 
 /// Writes the job's archive into `tar`; answers its warnings (JSON), or `None` when the job
 /// was cancelled or deleted meanwhile.
+/// Image reads an export from an object store keeps started ahead of the one it writes.
+const OPENED_AHEAD: usize = 16;
+
 async fn export<F, Fut>(
     state: &AppState,
     job: &ExportJobRow,
@@ -317,7 +320,23 @@ where
                 page,
             )
             .await?;
+        // From an object store, the next images' reads are started while one is written: each
+        // costs a round trip before its first byte. Their bodies wait in the connections.
+        let ahead = if state.blobs.is_remote() {
+            OPENED_AHEAD
+        } else {
+            1
+        };
+        let blobs = &state.blobs;
+        let hashes: Vec<String> = rows.iter().map(|img| img.blob_hash.clone()).collect();
+        let mut opened = futures::stream::iter(hashes)
+            .map(|hash| async move { blobs.stream(&hash, None).await })
+            .buffered(ahead);
         for img in &rows {
+            let mut bytes = opened
+                .next()
+                .await
+                .context("an image's bytes were not opened")??;
             let info = ImageInfo {
                 folder: img.folder.clone(),
                 filename: img.filename.clone(),
@@ -332,7 +351,6 @@ where
             let size = img.file_size as u64;
             let place = writer.place(&info);
             tar.header(&place.path, size).await?;
-            let mut bytes = state.blobs.stream(&img.blob_hash, None).await?;
             let mut sent = 0u64;
             while let Some(chunk) = bytes.next().await {
                 let chunk = chunk?;
