@@ -343,6 +343,45 @@ async fn a_bulk_register_takes_in_more_than_its_memory_holds_at_once() {
     env.app.stop().await.unwrap();
 }
 
+/// A batch purge frees the objects of every image it removes (deleted many to a request),
+/// and keeps those another image still uses.
+#[tokio::test]
+async fn a_batch_purge_frees_every_object_nothing_else_uses() {
+    let env = start(50 * 1024 * 1024).await;
+    let ds = dataset(&env, "purged").await;
+    let mut ids = Vec::new();
+    for i in 0..5u32 {
+        let (s, v) = env
+            .upload(&ds, &format!("p{i}.png"), png(10 + i, 10), "image/png")
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["image"]["id"].as_str().unwrap().to_string());
+    }
+    // A sixth image with the bytes of the first.
+    let (s, v) = env.upload(&ds, "same.png", png(10, 10), "image/png").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let kept = v["image"]["id"].as_str().unwrap().to_string();
+    let blobs = |env: &Env| {
+        env.objects()
+            .iter()
+            .filter(|o| o.contains("/blobs/"))
+            .count()
+    };
+    assert_eq!(blobs(&env), 5);
+    let (s, v) = env
+        .post(
+            "/batch/images/delete",
+            json!({"dataset_name": "purged", "image_ids": ids, "permanent": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(blobs(&env), 1, "{:?}", env.objects());
+    let got = env.get(&format!("/images/{kept}")).await;
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), png(10, 10).as_slice());
+    env.app.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn heic_is_converted_when_it_arrives_through_the_bucket() {
     let env = start(50 * 1024 * 1024).await;

@@ -177,7 +177,7 @@ impl Blobs {
     }
 
     /// Deletes the bytes of every one of `hashes` (those already gone are no error): local
-    /// files in one blocking call, objects a few requests at a time.
+    /// files in one blocking call, objects many to a request where the store takes that.
     pub async fn delete_many(&self, hashes: &[String]) -> Result<(), BlobError> {
         match &self.remote {
             Some(r) => {
@@ -185,10 +185,7 @@ impl Blobs {
                     .iter()
                     .map(|h| blob_key(h))
                     .collect::<Result<Vec<_>, _>>()?;
-                for group in keys.chunks(16) {
-                    futures::future::try_join_all(group.iter().map(|k| r.delete(k))).await?;
-                }
-                Ok(())
+                r.delete_all(&keys).await
             }
             None => self.local.delete_many(hashes).await,
         }

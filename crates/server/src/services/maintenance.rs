@@ -141,9 +141,7 @@ pub async fn sweep_with(state: &AppState, opts: &SweepOptions) -> anyhow::Result
         store.expired_pending_uploads().await?
     } else {
         let ids = store.expire_pending_uploads().await?;
-        for id in &ids {
-            blobs.delete_upload(id).await?;
-        }
+        blobs.delete_uploads(&ids).await?;
         ids
     };
 
@@ -164,11 +162,11 @@ pub async fn sweep_with(state: &AppState, opts: &SweepOptions) -> anyhow::Result
     let upload_age = Duration::from_secs(state.config.url_ttl_secs) + opts.blob_grace;
     for id in blobs.stale_uploads(upload_age).await? {
         if store.pending_upload(&id).await?.is_none() {
-            if !opts.dry_run {
-                blobs.delete_upload(&id).await?;
-            }
             report.staged_objects.push(id);
         }
+    }
+    if !opts.dry_run {
+        blobs.delete_uploads(&report.staged_objects).await?;
     }
 
     let ago = |d: Duration| {
