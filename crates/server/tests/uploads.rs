@@ -668,6 +668,44 @@ async fn register_needs_the_put_and_consumes_the_upload() {
     t.stop().await;
 }
 
+/// An upload whose dataset is deleted after its URL was signed (which drops the pending
+/// upload) takes no bytes: the PUT to the server is 404 (on S3 the bucket takes the PUT and
+/// register refuses it), and nothing is attached or kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_for_an_upload_dropped_after_signing_is_refused() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("gone").await;
+    let id = s(&ds, "id");
+    let bytes = png(9, 9);
+    let signed = t
+        .owner
+        .upload_url(&id, "/", "a.png", "image/png")
+        .await
+        .ok_json(200);
+    t.owner.delete(&format!("datasets/{id}")).await.ok_json(200);
+    let put = t
+        .anon
+        .put_bytes(&s(&signed, "upload_url"), &bytes, "image/png")
+        .await;
+    let r = reg(&id, "/", "a.png", &bytes, "image/png");
+    if t.backend().is_s3() {
+        put.expect(200);
+        t.owner.register(&signed, &r).await.error(404, "not_found");
+    } else {
+        let refused = put.error(404, "not_found");
+        assert!(
+            refused["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("Upload not found")),
+            "{refused}"
+        );
+    }
+    let upload_id = s(&signed, "upload_id");
+    let pending = t.app().state.store.pending_upload(&upload_id).await;
+    assert!(pending.unwrap().is_none(), "the upload stays dropped");
+    t.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_upload_urls_are_refused() {
     let t = TestServer::start_with(|c| c.url_ttl_secs = 1).await;
@@ -865,6 +903,8 @@ async fn concurrent_puts_each_store_their_own_bytes() {
         signed.push(url.ok_json(200));
     }
     let urls: Vec<String> = signed.iter().map(|v| s(v, "upload_url")).collect();
+    // As if another server had signed them: each PUT reads its upload.
+    t.app().state.store.forget_handed_uploads();
     let puts = files
         .iter()
         .zip(&urls)
@@ -909,6 +949,26 @@ async fn concurrent_puts_each_store_their_own_bytes() {
         );
     } else if !t.backend().is_postgres() {
         assert_eq!(after, None);
+    }
+
+    // The PUT of an upload this server just signed reads nothing: it was kept in memory.
+    if t.backend().is_postgres() && !t.backend().is_s3() {
+        let fresh = t.owner.upload_url(&id, "/", "fresh.png", "image/png").await;
+        let fresh = fresh.ok_json(200);
+        let bytes = png_seeded(5, 5, 99);
+        t.anon
+            .put_bytes(&s(&fresh, "upload_url"), &bytes, "image/png")
+            .await
+            .expect(200);
+        let last = t
+            .app()
+            .state
+            .store
+            .pending_gather_stats()
+            .expect("gathered");
+        assert_eq!(last.reads, after.expect("gathered").reads);
+        let r = reg(&id, "/", "fresh.png", &bytes, "image/png");
+        t.owner.register(&fresh, &r).await.expect(201);
     }
     t.stop().await;
 }

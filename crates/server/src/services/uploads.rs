@@ -309,7 +309,7 @@ where
     }
     let pending = state
         .store
-        .pending_upload(&put.id)
+        .pending_upload_to_receive(&put.id)
         .await?
         .ok_or_else(|| ApiError::NotFound("Upload not found or already registered".into()))?;
     let max = state.config.max_upload_bytes;
@@ -463,7 +463,8 @@ fn check(bytes: Vec<u8>, content_type: &str, max_pixels: u64) -> ApiResult<(Vec<
 /// upload's copy of the same bytes, found and kept, or this one's) are written again. A crash
 /// before the bytes are in place leaves an upload whose bytes are missing, which register
 /// refuses and a repeated PUT repairs; the PUT was not acknowledged. The answer waits for
-/// both the commit and the synced bytes.
+/// both the commit and the synced bytes. An upload registered or dropped since its PUT began
+/// is 404; whatever bytes were written for it are left for the sweep.
 async fn keep(
     state: &AppState,
     pending: &PendingUpload,
@@ -471,16 +472,24 @@ async fn keep(
     blob: &BlobInfo,
 ) -> ApiResult<()> {
     let bytes = Bytes::from(bytes);
+    let attached = |r: Result<(), StoreError>| {
+        r.map_err(|e| match e {
+            StoreError::NotFound => {
+                ApiError::NotFound("Upload not found or already registered".into())
+            }
+            e => e.into(),
+        })
+    };
     if !state.blobs.is_local() {
-        state.store.attach_blob(&pending.id, blob).await?;
+        attached(state.store.attach_blob(&pending.id, blob).await)?;
         state.blobs.put_hashed(bytes, &blob.hash).await?;
         return Ok(());
     }
-    let (attached, stored) = tokio::join!(
+    let (attach, stored) = tokio::join!(
         state.store.attach_blob(&pending.id, blob),
         state.blobs.put_hashed(bytes.clone(), &blob.hash)
     );
-    attached?;
+    attached(attach)?;
     stored?;
     if !state
         .blobs

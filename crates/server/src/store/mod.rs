@@ -245,6 +245,8 @@ pub struct Store {
     dialect: Dialect,
     /// Blob attachments waiting for the next group commit ([`Store::attach_blob`]).
     attaching: std::sync::Arc<uploads::Attaching>,
+    /// Pending uploads handed out lately ([`Store::pending_upload_to_receive`]).
+    handed: std::sync::Arc<uploads::Handed>,
     /// Point reads on the calling thread (SQLite with a database file only).
     inline: Option<std::sync::Arc<inline::Inline>>,
     /// Recently read keys and images (servers on PostgreSQL; [`Store::with_read_cache`]).
@@ -455,6 +457,7 @@ impl Store {
             write,
             dialect,
             attaching: Default::default(),
+            handed: Default::default(),
             inline: None,
             cache: None,
             gather,

@@ -134,11 +134,12 @@ pub(super) struct Attaching {
 
 /// Records the bytes of each `(upload id, blob)` (refreshing their sweep clock) and attaches
 /// them to their uploads: two statements whatever the number, within the caller's transaction.
+/// Answers the ids of the uploads that exist (and so were attached).
 async fn attach_all(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     dialect: Dialect,
     list: &[(&str, &BlobInfo)],
-) -> Result<(), sqlx::Error> {
+) -> Result<HashSet<String>, sqlx::Error> {
     let rows: Vec<_> = list
         .iter()
         .map(|(id, b)| (id, &b.hash, b.size, &b.mime, b.width, b.height))
@@ -165,14 +166,62 @@ async fn attach_all(
     .bind(now())
     .execute(&mut **tx)
     .await?;
-    sqlx::query(AssertSqlSafe(format!(
+    let attached = sqlx::query(AssertSqlSafe(format!(
         "UPDATE pending_uploads SET blob_hash = j.hash, size = j.size, mime = j.mime, \
-         width = j.width, height = j.height FROM ({select}) j WHERE pending_uploads.id = j.id"
+         width = j.width, height = j.height FROM ({select}) j WHERE pending_uploads.id = j.id \
+         RETURNING pending_uploads.id"
     )))
     .bind(&rows)
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(())
+    attached
+        .iter()
+        .map(|r| sqlx::Row::try_get::<String, _>(r, 0))
+        .collect()
+}
+
+/// [`StoreError::NotFound`] unless the upload was found.
+fn found(exists: bool) -> StoreResult<()> {
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+/// Pending uploads this server handed out lately, as they were recorded, so that their PUTs
+/// (most often sent to the server that signed them) need no read of their own. Each is
+/// taken by the first PUT that asks; bounded, and an upload not kept is read instead.
+#[derive(Default)]
+pub(super) struct Handed {
+    uploads: std::sync::Mutex<std::collections::HashMap<String, PendingUpload>>,
+}
+
+/// Handed-out uploads kept at most (about 400 bytes each).
+const HANDED: usize = 8_192;
+
+impl Handed {
+    /// Keeps uploads just recorded; when full, drops the expired ones first, and keeps no
+    /// more than [`HANDED`].
+    fn remember(&self, list: &[PendingUpload]) {
+        let mut uploads = self.uploads.lock().unwrap();
+        if uploads.len() + list.len() > HANDED {
+            let now = now();
+            uploads.retain(|_, p| p.expires_at >= now);
+        }
+        for p in list {
+            if uploads.len() >= HANDED {
+                break;
+            }
+            uploads.insert(p.id.clone(), p.clone());
+        }
+    }
+
+    /// Takes the upload with this id, unless it has expired.
+    fn take(&self, id: &str) -> Option<PendingUpload> {
+        let p = self.uploads.lock().unwrap().remove(id)?;
+        (p.expires_at >= now()).then_some(p)
+    }
 }
 
 /// The condition that the `blobs` row's bytes are used by no image, pending upload or
@@ -225,7 +274,26 @@ impl Store {
             .bind(now())
             .execute(&self.write)
             .await?;
+        self.handed.remember(list);
         Ok(())
+    }
+
+    /// Forgets the uploads this server handed out lately, as a restart does: their PUTs read
+    /// them, as PUTs sent to another server do.
+    pub fn forget_handed_uploads(&self) {
+        self.handed.uploads.lock().unwrap().clear();
+    }
+
+    /// The pending upload with this id, as a PUT of its bytes needs it (whose it is and the
+    /// type it was signed for): from memory when this server handed it out lately, otherwise
+    /// read. What its PUT stored is not known from memory: read it with
+    /// [`Store::pending_upload`]. An upload since registered or expired may still be found
+    /// in memory; attaching bytes to it fails ([`Store::attach_blob`]).
+    pub async fn pending_upload_to_receive(&self, id: &str) -> StoreResult<Option<PendingUpload>> {
+        match self.handed.take(id) {
+            Some(p) => Ok(Some(p)),
+            None => self.pending_upload(id).await,
+        }
     }
 
     /// The pending upload with this id. On PostgreSQL the read shares a statement with the
@@ -281,7 +349,8 @@ impl Store {
     }
 
     /// Records stored bytes (refreshing their sweep clock) and attaches them to the upload,
-    /// committed when it returns.
+    /// committed when it returns; [`StoreError::NotFound`] when there is no such upload
+    /// (registered or expired meanwhile: the bytes are recorded unreferenced, for the sweep).
     ///
     /// Group commit: attachments that arrive while the previous group commits wait for it
     /// and then commit together in one transaction, so concurrent PUTs
@@ -332,12 +401,13 @@ impl Store {
                     .iter()
                     .map(|a| (a.upload_id.as_str(), &a.blob))
                     .collect();
-                attach_all(&mut tx, self.dialect, &list).await?;
-                tx.commit().await
+                let attached = attach_all(&mut tx, self.dialect, &list).await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(attached)
             };
-            if together.await.is_ok() {
+            if let Ok(attached) = together.await {
                 for a in group {
-                    let _ = a.done.send(Ok(()));
+                    let _ = a.done.send(found(attached.contains(&a.upload_id)));
                 }
                 return;
             }
@@ -345,10 +415,15 @@ impl Store {
         for a in group {
             let alone = async {
                 let mut tx = conn.begin().await?;
-                attach_all(&mut tx, self.dialect, &[(a.upload_id.as_str(), &a.blob)]).await?;
-                tx.commit().await
+                let attached =
+                    attach_all(&mut tx, self.dialect, &[(a.upload_id.as_str(), &a.blob)]).await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(!attached.is_empty())
             };
-            let _ = a.done.send(alone.await.map_err(StoreError::from));
+            let _ = a.done.send(match alone.await {
+                Ok(exists) => found(exists),
+                Err(e) => Err(e.into()),
+            });
         }
     }
 
@@ -670,5 +745,55 @@ impl Store {
             .fetch_one(&self.write)
             .await?;
         Ok((get::<i64>(&row, "last_ok")? == 1, get(&row, "tokens")?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handed(id: &str, expires_at: &str) -> PendingUpload {
+        PendingUpload {
+            id: id.into(),
+            org_id: "org".into(),
+            dataset_id: "ds".into(),
+            folder: "/".into(),
+            filename: format!("{id}.png"),
+            content_type: "image/png".into(),
+            expires_at: expires_at.into(),
+            blob_hash: None,
+            size: None,
+            mime: None,
+            width: None,
+            height: None,
+        }
+    }
+
+    #[test]
+    fn handed_uploads_are_taken_once_bounded_and_never_past_their_expiry() {
+        let later = super::super::fmt_time(chrono::Utc::now() + chrono::Duration::hours(1));
+        let past = "2000-01-01T00:00:00.000000Z";
+        let h = Handed::default();
+        h.remember(&[handed("a", &later), handed("old", past)]);
+        assert_eq!(h.take("a").map(|p| p.filename), Some("a.png".into()));
+        assert!(h.take("a").is_none(), "taken by the first PUT only");
+        assert!(h.take("old").is_none(), "an expired upload is read instead");
+
+        // Full: expired ones make room first, and no more than the bound are kept.
+        let expired: Vec<_> = (0..HANDED)
+            .map(|i| handed(&format!("x{i}"), past))
+            .collect();
+        h.remember(&expired);
+        let fresh: Vec<_> = (0..HANDED + 10)
+            .map(|i| handed(&format!("f{i}"), &later))
+            .collect();
+        h.remember(&fresh);
+        let kept = h.uploads.lock().unwrap().len();
+        assert_eq!(kept, HANDED);
+        assert!(h.take("f0").is_some());
+        assert!(
+            h.take(&format!("f{}", HANDED + 9)).is_none(),
+            "past the bound"
+        );
     }
 }
