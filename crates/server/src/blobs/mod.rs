@@ -1,9 +1,10 @@
 //! Image bytes: content-addressed by SHA-256, written once, never modified.
 //!
 //! Bytes live on the local disk (`file://`, the default) or in object storage
-//! (`s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`). Writes are always
-//! staged in a local temporary file first, hashed as they arrive, and only then stored under
-//! their hash, so a half-written object is never visible under a hash.
+//! (`s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`). Bytes are hashed
+//! before they are stored under their hash, and a half-written object is never visible
+//! there: a local file is written under a temporary name, synced and then renamed; an object
+//! store's PUT (or a multipart upload's completion) makes the whole object appear at once.
 
 mod local;
 

@@ -166,15 +166,28 @@ async fn attach_all(
     .bind(now())
     .execute(&mut **tx)
     .await?;
-    let attached = sqlx::query(AssertSqlSafe(format!(
+    let updated = sqlx::query(AssertSqlSafe(format!(
         "UPDATE pending_uploads SET blob_hash = j.hash, size = j.size, mime = j.mime, \
-         width = j.width, height = j.height FROM ({select}) j WHERE pending_uploads.id = j.id \
-         RETURNING pending_uploads.id"
+         width = j.width, height = j.height FROM ({select}) j WHERE pending_uploads.id = j.id"
     )))
     .bind(&rows)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    let ids: HashSet<String> = list.iter().map(|(id, _)| id.to_string()).collect();
+    if updated == ids.len() as u64 {
+        return Ok(ids);
+    }
+    // Some upload is gone (registered or dropped): find which, within the transaction.
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let found = sqlx::query(AssertSqlSafe(format!(
+        "SELECT id FROM pending_uploads WHERE {}",
+        dialect.id_in("id", 1)
+    )))
+    .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
     .fetch_all(&mut **tx)
     .await?;
-    attached
+    found
         .iter()
         .map(|r| sqlx::Row::try_get::<String, _>(r, 0))
         .collect()
