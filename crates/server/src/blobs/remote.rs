@@ -40,11 +40,15 @@ impl RemoteObject {
 
     /// The bytes as they arrive.
     pub fn stream(self) -> ByteStream {
-        self.body
-            .into_stream()
-            .map(|r| r.map_err(std::io::Error::other))
-            .boxed()
+        byte_stream(self.body)
     }
+}
+
+/// The bytes of a read as they arrive.
+fn byte_stream(got: object_store::GetResult) -> ByteStream {
+    got.into_stream()
+        .map(|r| r.map_err(std::io::Error::other))
+        .boxed()
 }
 
 /// A bucket (or container) and a key prefix.
@@ -232,10 +236,7 @@ impl RemoteBlobs {
             ..Default::default()
         };
         let got = self.store.get_opts(&self.path(key), opts).await?;
-        Ok(got
-            .into_stream()
-            .map(|r| r.map_err(std::io::Error::other))
-            .boxed())
+        Ok(byte_stream(got))
     }
 
     /// Starts reading a whole object in one request: its size and the Content-Type it was

@@ -272,11 +272,11 @@ fn heartbeat(state: &AppState, id: &str) -> Repeating {
     })
 }
 
-/// Writes the job's archive into `tar`; answers its warnings (JSON), or `None` when the job
-/// was cancelled or deleted meanwhile.
 /// Image reads an export from an object store keeps started ahead of the one it writes.
 const OPENED_AHEAD: usize = 16;
 
+/// Writes the job's archive into `tar`; answers its warnings (JSON), or `None` when the job
+/// was cancelled or deleted meanwhile.
 async fn export<F, Fut>(
     state: &AppState,
     job: &ExportJobRow,

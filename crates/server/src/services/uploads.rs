@@ -311,7 +311,7 @@ where
         .store
         .pending_upload_to_receive(&put.id)
         .await?
-        .ok_or_else(|| ApiError::NotFound("Upload not found or already registered".into()))?;
+        .ok_or_else(upload_gone)?;
     let max = state.config.max_upload_bytes;
     if put.content_length.is_some_and(|n| n > max) {
         return Err(too_large(max));
@@ -327,6 +327,11 @@ where
     let bytes = read_body(body, put.content_length, max, stall, read).await?;
     let blob = store_blob(state, &pending, bytes).await?;
     Ok(json!({"success": true, "upload_id": pending.id, "size": blob.size, "mime_type": blob.mime}))
+}
+
+/// The answer to a PUT whose upload does not exist (never handed out, registered or dropped).
+fn upload_gone() -> ApiError {
+    ApiError::NotFound("Upload not found or already registered".into())
 }
 
 /// The Content-Type a PUT declared, when it declared one, must be the signed type.
@@ -474,9 +479,7 @@ async fn keep(
     let bytes = Bytes::from(bytes);
     let attached = |r: Result<(), StoreError>| {
         r.map_err(|e| match e {
-            StoreError::NotFound => {
-                ApiError::NotFound("Upload not found or already registered".into())
-            }
+            StoreError::NotFound => upload_gone(),
             e => e.into(),
         })
     };

@@ -134,12 +134,13 @@ pub(super) struct Attaching {
 
 /// Records the bytes of each `(upload id, blob)` (refreshing their sweep clock) and attaches
 /// them to their uploads: two statements whatever the number, within the caller's transaction.
-/// Answers the ids of the uploads that exist (and so were attached).
+/// Answers `None` when every upload exists (and so was attached), or else the ids of those
+/// that do.
 async fn attach_all(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     dialect: Dialect,
     list: &[(&str, &BlobInfo)],
-) -> Result<HashSet<String>, sqlx::Error> {
+) -> Result<Option<HashSet<String>>, sqlx::Error> {
     let rows: Vec<_> = list
         .iter()
         .map(|(id, b)| (id, &b.hash, b.size, &b.mime, b.width, b.height))
@@ -174,12 +175,12 @@ async fn attach_all(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    let ids: HashSet<String> = list.iter().map(|(id, _)| id.to_string()).collect();
+    let ids: HashSet<&str> = list.iter().map(|(id, _)| *id).collect();
     if updated == ids.len() as u64 {
-        return Ok(ids);
+        return Ok(None);
     }
     // Some upload is gone (registered or dropped): find which, within the transaction.
-    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let ids: Vec<&str> = ids.into_iter().collect();
     let found = sqlx::query(AssertSqlSafe(format!(
         "SELECT id FROM pending_uploads WHERE {}",
         dialect.id_in("id", 1)
@@ -190,7 +191,8 @@ async fn attach_all(
     found
         .iter()
         .map(|r| sqlx::Row::try_get::<String, _>(r, 0))
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(Some)
 }
 
 /// [`StoreError::NotFound`] unless the upload was found.
@@ -420,7 +422,8 @@ impl Store {
             };
             if let Ok(attached) = together.await {
                 for a in group {
-                    let _ = a.done.send(found(attached.contains(&a.upload_id)));
+                    let exists = attached.as_ref().is_none_or(|s| s.contains(&a.upload_id));
+                    let _ = a.done.send(found(exists));
                 }
                 return;
             }
@@ -431,7 +434,7 @@ impl Store {
                 let attached =
                     attach_all(&mut tx, self.dialect, &[(a.upload_id.as_str(), &a.blob)]).await?;
                 tx.commit().await?;
-                Ok::<_, sqlx::Error>(!attached.is_empty())
+                Ok::<_, sqlx::Error>(attached.is_none_or(|s| !s.is_empty()))
             };
             let _ = a.done.send(match alone.await {
                 Ok(exists) => found(exists),
