@@ -3,7 +3,7 @@
 #
 # Usage: bench/transfer_ab.sh OLD_BINARY NEW_BINARY [--rounds N] [--files N] [--kb KB]
 #                             [--workers W] [--postgres ADMIN_URL] [--postgres-for old|new|both]
-#                             [--s3]
+#                             [--s3] [--s3-options-for old|new OPTIONS]
 #
 # Generates one folder of N images (default 2000, as bench/upload_download.sh does; --kb sets
 # their average size, see bench/gen_images.py), then,
@@ -20,7 +20,8 @@
 # with the same binary twice, this compares the two metadata stores.
 # With --s3, the bytes go to an S3-compatible server (s3s-fs, started by scripts/test-s3 on
 # 127.0.0.1:${PICTOGRAPH_TEST_S3_PORT:-8099}, stopped at the end), each round under its own
-# prefix of one bucket.
+# prefix of one bucket. --s3-options-for new 'uploads=server' adds options to that build's
+# s3:// URL (after its endpoint), e.g. to compare two ways of one build.
 # BENCH_DIR=DIR puts the scratch directory there (default: target/bench); it needs about
 # 2 GB per round for the default size.
 set -euo pipefail
@@ -35,7 +36,7 @@ source "$here/lib.sh"
 [[ $# -ge 2 ]] || { sed -n '2,25p' "$0"; exit 2; }
 old="$(realpath "$1")" new="$(realpath "$2")"
 shift 2
-rounds=5 files=2000 workers="" kb="" postgres="" postgres_for=both s3=""
+rounds=5 files=2000 workers="" kb="" postgres="" postgres_for=both s3="" s3_options_old="" s3_options_new=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
@@ -45,6 +46,13 @@ while [[ $# -gt 0 ]]; do
     --postgres) postgres="${2%/}"; shift 2 ;;
     --postgres-for) postgres_for="$2"; shift 2 ;;
     --s3) s3=1; shift ;;
+    --s3-options-for)
+      case "$2" in
+        old) s3_options_old="&$3" ;;
+        new) s3_options_new="&$3" ;;
+        *) echo "--s3-options-for takes old or new, then the options" >&2; exit 2 ;;
+      esac
+      shift 3 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -97,7 +105,9 @@ one() {
     psql_admin "$pg" "CREATE DATABASE $db"
     dbflag=(--database-url "$pg/$db")
   fi
-  [[ -n "$s3_endpoint" ]] && dbflag+=(--blobs "s3://bench/$tag?endpoint=$s3_endpoint")
+  local s3_options="$s3_options_old"
+  [[ "$tag" == new-* ]] && s3_options="$s3_options_new"
+  [[ -n "$s3_endpoint" ]] && dbflag+=(--blobs "s3://bench/$tag?endpoint=$s3_endpoint$s3_options")
   "$bin" serve --data-dir "$data" "${dbflag[@]}" --listen 127.0.0.1:0 \
     >"$work/serve.out" 2>"$work/serve.err" &
   local pid=$!

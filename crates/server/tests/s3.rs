@@ -250,6 +250,96 @@ async fn presigned_upload_is_verified_hashed_and_served() {
     env.app.stop().await.unwrap();
 }
 
+/// With `uploads=server` in the bucket URL, the upload URL is the server's own: the PUT's
+/// bytes are checked and stored under their hash in the bucket by the server, nothing is
+/// staged under `uploads/`, and two files of the same bytes share one object.
+#[tokio::test]
+async fn uploads_through_the_server_are_stored_once_under_their_hash() {
+    let env = start_configured(|c| {
+        let url = c.blobs_url.take().unwrap();
+        c.blobs_url = Some(format!("{url}&uploads=server"));
+    })
+    .await;
+    let ds = dataset(&env, "s3-through").await;
+    let bytes = png(23, 29);
+    let hash = sha256_hex(&bytes);
+    let mut ids = Vec::new();
+    for name in ["a.png", "b.png"] {
+        let (s, u) = env
+            .post("/images/upload-url", json!({"dataset_id": ds, "filename": name, "folder_path": "/", "content_type": "image/png"}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{u}");
+        let url = u["upload_url"].as_str().unwrap();
+        assert!(
+            url.starts_with(&env.base),
+            "the server takes the PUT: {url}"
+        );
+        let put = env
+            .http
+            .put(url)
+            .header("content-type", "image/png")
+            .body(bytes.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            put.status(),
+            StatusCode::OK,
+            "{}",
+            put.text().await.unwrap()
+        );
+        let objects = env.objects();
+        assert!(
+            objects.iter().all(|o| !o.contains("uploads/")),
+            "nothing is staged: {objects:?}"
+        );
+        let form = [
+            ("dataset_id", ds.as_str()),
+            ("filename", name),
+            ("gcs_bucket", u["gcs_bucket"].as_str().unwrap()),
+            ("gcs_path", u["gcs_path"].as_str().unwrap()),
+            ("gcs_uri", u["gcs_uri"].as_str().unwrap()),
+            ("folder_path", "/"),
+            ("file_size", "0"),
+            ("mime_type", "image/png"),
+            ("image_width", ""),
+            ("image_height", ""),
+        ];
+        let r = env
+            .http
+            .post(env.api("/images/register"))
+            .header("x-api-key", &env.key)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["image"]["width"].as_i64(), Some(23), "{v}");
+        ids.push(v["image"]["id"].as_str().unwrap().to_string());
+    }
+    let stored: Vec<String> = env
+        .objects()
+        .into_iter()
+        .filter(|o| o.starts_with("pg-test/"))
+        .collect();
+    assert_eq!(
+        stored,
+        vec![format!(
+            "pg-test/blobs/{}/{}/{hash}",
+            &hash[..2],
+            &hash[2..4]
+        )],
+        "one object, under the hash"
+    );
+    for id in &ids {
+        let got = env.get(&format!("/images/{id}")).await;
+        assert_eq!(got.status(), StatusCode::OK);
+        assert_eq!(got.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    }
+    env.app.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn register_rejects_wrong_type_and_oversize_objects_and_removes_them() {
     let env = start(2_000).await;

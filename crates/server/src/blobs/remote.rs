@@ -73,6 +73,9 @@ impl RemoteBlobs {
     /// - `gs`: `service_account=` (the path of a service account key file); otherwise
     ///   credentials from `GOOGLE_SERVICE_ACCOUNT`, `GOOGLE_APPLICATION_CREDENTIALS` or the
     ///   instance's metadata server;
+    /// - `s3` and `gs`: `uploads=presigned` (the default: clients PUT into the bucket through
+    ///   presigned URLs) or `uploads=server` (clients PUT to the server, which stores the
+    ///   bytes under their hash);
     /// - `az`: `account=` and `endpoint=` (default `https://ACCOUNT.blob.core.windows.net`);
     ///   the account, when not in the URL, and the credentials (an account key, a SAS token,
     ///   a client secret or a managed identity) from the usual `AZURE_*` variables.
@@ -93,8 +96,8 @@ impl RemoteBlobs {
             )));
         }
         let known: &[&str] = match scheme {
-            "s3" => &["endpoint", "region"],
-            "gs" => &["service_account"],
+            "s3" => &["endpoint", "region", "uploads"],
+            "gs" => &["service_account", "uploads"],
             "az" => &["account", "endpoint"],
             _ => return Err(unsupported()),
         };
@@ -115,6 +118,15 @@ impl RemoteBlobs {
             }
         }
         let option = |name: &str| options.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        let presigned = match option("uploads") {
+            None | Some("presigned") => true,
+            Some("server") => false,
+            Some(other) => {
+                return Err(BlobError::Config(format!(
+                    "unknown uploads={other} in the {scheme}:// URL: use uploads=presigned or uploads=server"
+                )))
+            }
+        };
         let (store, signer): (Arc<dyn ObjectStore>, Option<Arc<dyn Signer>>) = match scheme {
             "s3" => {
                 let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
@@ -155,7 +167,7 @@ impl RemoteBlobs {
         };
         Ok(RemoteBlobs {
             store,
-            signer,
+            signer: signer.filter(|_| presigned),
             prefix: prefix.trim_matches('/').to_string(),
         })
     }
@@ -324,6 +336,33 @@ mod tests {
                 && wrong.contains("use service_account="),
             "{wrong}"
         );
+        let wrong = refusal("s3://bucket/p?uploads=sometimes");
+        assert!(
+            wrong.contains("unknown uploads=sometimes") && wrong.contains("uploads=server"),
+            "{wrong}"
+        );
+        let wrong = refusal("az://container?uploads=server");
+        assert!(
+            wrong.contains("unknown az:// URL option 'uploads=server'"),
+            "{wrong}"
+        );
+        for (url, presigned) in [
+            (
+                "s3://bucket/p?endpoint=http://127.0.0.1:1&region=us-east-1",
+                true,
+            ),
+            (
+                "s3://bucket/p?endpoint=http://127.0.0.1:1&region=us-east-1&uploads=presigned",
+                true,
+            ),
+            (
+                "s3://bucket/p?endpoint=http://127.0.0.1:1&region=us-east-1&uploads=server",
+                false,
+            ),
+        ] {
+            let opened = RemoteBlobs::open(url).expect("the URL opens a store");
+            assert_eq!(opened.signer.is_some(), presigned, "{url}");
+        }
         let wrong = refusal("az://container?region=x");
         assert!(wrong.contains("use account= or endpoint="), "{wrong}");
         let opened = RemoteBlobs::open(
