@@ -430,6 +430,19 @@ async fn google_cloud_storage_takes_signed_puts_and_keeps_bytes_by_hash() {
 }
 
 #[tokio::test]
+#[ignore = "needs fake-gcs-server: eval \"$(scripts/test-cloud-stores)\", then --ignored"]
+async fn google_cloud_storage_with_uploads_server_takes_uploads_through_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emulator, url) = gcs(dir.path(), "pictograph-test").await;
+    let url = format!(
+        "{url}{}uploads=server",
+        if url.contains('?') { '&' } else { '?' }
+    );
+    uploads_are_stored_served_and_freed(url, false, || gcs_objects(&emulator, "pictograph-test"))
+        .await;
+}
+
+#[tokio::test]
 #[ignore = "needs Azurite: eval \"$(scripts/test-cloud-stores)\", then --ignored"]
 async fn azure_blob_storage_takes_uploads_through_the_server_and_keeps_bytes_by_hash() {
     let dir = tempfile::tempdir().unwrap();
