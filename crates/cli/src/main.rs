@@ -37,8 +37,9 @@ struct DataArgs {
     database_url: Option<String>,
     /// Image bytes: `file://path`, `s3://bucket/prefix`, `gs://bucket/prefix` or
     /// `az://container/prefix?account=NAME` (default: the data directory). Credentials come
-    /// from the usual `AWS_*`, `GOOGLE_*` and `AZURE_*` variables (see README, "Running at
-    /// scale").
+    /// from the usual `AWS_*`, `GOOGLE_*` and `AZURE_*` variables; `?uploads=server` on S3 or
+    /// GCS sends uploads through the server instead of presigned URLs (see README, "Running
+    /// at scale").
     #[arg(long = "blobs", env = "PICTOGRAPH_BLOBS_URL")]
     blobs_url: Option<String>,
 }
