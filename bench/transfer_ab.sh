@@ -18,7 +18,7 @@
 # at ADMIN_URL (e.g. postgres://postgres@127.0.0.1:5433), dropped after its round;
 # --postgres-for new (or old) gives PostgreSQL to that side only, the other keeping SQLite:
 # with the same binary twice, this compares the two metadata stores.
-# With --s3, the bytes go to an S3-compatible server (s3s-fs, started by scripts/test-s3 on
+# With --s3, the bytes go to an S3-compatible server (tools/s3-server, started by scripts/test-s3 on
 # 127.0.0.1:${PICTOGRAPH_TEST_S3_PORT:-8099}, stopped at the end), each round under its own
 # prefix of one bucket. --s3-options-for new 'uploads=server' adds options to that build's
 # s3:// URL (after its endpoint), e.g. to compare two ways of one build.
