@@ -237,26 +237,32 @@ enum Failed {
 /// Where a streamed body keeps the I/O error that broke it off, for the failed send to report.
 type ReadSlot = Arc<Mutex<Option<std::io::Error>>>;
 
-/// The body of a file upload of `len` bytes. The file is opened first and must still be a
-/// regular file of `len` bytes. Files up to [`IN_MEMORY`] are read whole; larger ones stream,
+/// The body of a file upload of `len` bytes, and the share of [`WHOLE_BYTES`] it holds until
+/// it is sent. The file is opened first and must still be a regular file of `len` bytes. A
+/// file up to [`IN_MEMORY`] is read whole when its size fits in that budget; others stream,
 /// and a read error or early end while streaming is kept in the answered slot.
-async fn file_body(path: &Path, len: u64) -> Result<(reqwest::Body, Option<ReadSlot>)> {
+async fn file_body(
+    path: &Path,
+    len: u64,
+) -> Result<(reqwest::Body, Option<ReadSlot>, Option<Held>)> {
     if len == 0 {
-        return Ok((reqwest::Body::from(Vec::new()), None));
+        return Ok((reqwest::Body::from(Vec::new()), None, None));
     }
+    let held = hold_whole(len);
+    let whole = held.is_some();
     let owned = path.to_path_buf();
-    // One blocking-pool hop to open, check and (for a small file) read it.
-    let opened = tokio::task::spawn_blocking(move || open_body(&owned, len))
+    // One blocking-pool hop to open, check and (for a file read whole) read it.
+    let opened = tokio::task::spawn_blocking(move || open_body(&owned, len, whole))
         .await
         .map_err(|e| Error::io(path, std::io::Error::other(e)))?
         .map_err(|e| Error::io(path, e))?;
     let file = match opened {
-        Opened::Read(bytes) => return Ok((reqwest::Body::from(bytes), None)),
+        Opened::Read(bytes) => return Ok((reqwest::Body::from(bytes), None, held)),
         Opened::Stream(file) => tokio::fs::File::from_std(file),
     };
     let slot = ReadSlot::default();
     let stream = read_stream(file, len, slot.clone());
-    Ok((reqwest::Body::wrap_stream(stream), Some(slot)))
+    Ok((reqwest::Body::wrap_stream(stream), Some(slot), None))
 }
 
 /// The first `len` bytes of `reader` in chunks. A read error, or an end before `len` bytes,
@@ -295,8 +301,8 @@ enum Opened {
     Stream(std::fs::File),
 }
 
-/// Opens `path`, checks it is a regular file of `len` bytes, and reads it when small.
-fn open_body(path: &Path, len: u64) -> std::io::Result<Opened> {
+/// Opens `path`, checks it is a regular file of `len` bytes, and reads it when `whole`.
+fn open_body(path: &Path, len: u64, whole: bool) -> std::io::Result<Opened> {
     let mut file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
@@ -308,7 +314,7 @@ fn open_body(path: &Path, len: u64) -> std::io::Result<Opened> {
             meta.len()
         )));
     }
-    if len > IN_MEMORY {
+    if !whole {
         return Ok(Opened::Stream(file));
     }
     let mut bytes = Vec::with_capacity(len as usize);
@@ -386,6 +392,8 @@ impl Transport {
             b = b.header(RANGE, format!("bytes={from}-"));
         }
         let mut read_error = None;
+        // A body read whole keeps its share of the budget until it has been sent.
+        let mut _held = None;
         b = match &req.body {
             ReqBody::Empty => b,
             ReqBody::Json(bytes) => b
@@ -396,8 +404,9 @@ impl Transport {
                 len,
                 content_type,
             } => {
-                let (body, slot) = file_body(path, *len).await.map_err(Failed::Local)?;
+                let (body, slot, held) = file_body(path, *len).await.map_err(Failed::Local)?;
                 read_error = slot.map(|s| (path, s));
+                _held = held;
                 b.header(CONTENT_TYPE, content_type)
                     .header(CONTENT_LENGTH, *len)
                     .body(body)
@@ -661,6 +670,10 @@ enum WriteError {
     Local(Error),
 }
 
+/// Bytes gathered before each write of a streamed download: with the copy the file's own
+/// writer holds while it writes, each streamed download holds twice this.
+const STREAMED_WRITES: usize = 256 << 10;
+
 /// The temporary file a download into `dest` is written to before the rename: its name plus
 /// `.part`, or for a name too long for that, a shortened one (file systems allow 255 bytes).
 pub(crate) fn part_path(dest: &Path) -> PathBuf {
@@ -675,8 +688,30 @@ pub(crate) fn part_path(dest: &Path) -> PathBuf {
 }
 
 /// Files up to this size are read or written in one piece (one blocking call) instead of in
-/// streamed chunks; larger ones stream, so memory stays bounded by it per transfer.
+/// streamed chunks, as long as the process's [`WHOLE_BYTES`] allow; larger ones stream.
 const IN_MEMORY: u64 = 4 << 20;
+
+/// Most bytes of files held whole in memory at once, by all the uploads and downloads of the
+/// process together: a file that does not fit in what is left streams instead. Without it,
+/// 16 transfers of photos of a few MiB held up to 64 MiB at once.
+const WHOLE_BYTES: u64 = 8 << 20;
+
+/// A share of [`WHOLE_BYTES`], given back when dropped.
+type Held = tokio::sync::OwnedSemaphorePermit;
+
+/// Takes `len` bytes of [`WHOLE_BYTES`] for a file to be held whole, or `None` when the file
+/// is larger than [`IN_MEMORY`] or the budget has not that much left now.
+fn hold_whole(len: u64) -> Option<Held> {
+    static BUDGET: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    if len > IN_MEMORY {
+        return None;
+    }
+    // Counted in KiB: semaphores count in u32, and no file is held for less.
+    let budget =
+        BUDGET.get_or_init(|| Arc::new(tokio::sync::Semaphore::new((WHOLE_BYTES >> 10) as usize)));
+    let kib = u32::try_from(len.div_ceil(1024).max(1)).ok()?;
+    budget.clone().try_acquire_many_owned(kib).ok()
+}
 
 /// A write job for the writer threads.
 type WriteJob = Box<dyn FnOnce() + Send>;
@@ -760,8 +795,14 @@ async fn write_atomically(resp: Response, dest: &Path) -> std::result::Result<u6
     let local = |p: &Path, e: std::io::Error| WriteError::Local(Error::io(p, e));
     let expected = resp.content_length();
     let part = part_path(dest);
-    if let Some(n) = expected.filter(|n| *n <= IN_MEMORY) {
-        let bytes = resp.bytes().await.map_err(WriteError::Body)?;
+    if let Some((n, _held)) = expected.and_then(|n| Some((n, hold_whole(n)?))) {
+        // Gathered into one buffer of the announced size: collecting the chunks first and
+        // then joining them would hold the file twice.
+        let mut bytes = Vec::with_capacity(n as usize);
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            bytes.extend_from_slice(&chunk.map_err(WriteError::Body)?);
+        }
         if bytes.len() as u64 != n {
             return Err(WriteError::Local(Error::Decode(format!(
                 "download of {} ended after {} of {n} bytes",
@@ -775,7 +816,7 @@ async fn write_atomically(resp: Response, dest: &Path) -> std::result::Result<u6
     // Buffered so a download is a few large writes, not one blocking-pool hop per network
     // chunk. No fsync (see `write_atomically`).
     let mut file = tokio::io::BufWriter::with_capacity(
-        1 << 20,
+        STREAMED_WRITES,
         tokio::fs::File::create(&part)
             .await
             .map_err(|e| local(dest, e))?,
@@ -812,6 +853,27 @@ async fn write_atomically(resp: Response, dest: &Path) -> std::result::Result<u6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn files_are_held_whole_only_within_the_budget() {
+        assert!(
+            hold_whole(IN_MEMORY + 1).is_none(),
+            "larger files always stream"
+        );
+        // Other tests of this process may hold a few KiB of the budget meanwhile.
+        let most = (WHOLE_BYTES / IN_MEMORY) as usize;
+        let mut held = Vec::new();
+        while let Some(h) = hold_whole(IN_MEMORY) {
+            held.push(h);
+            assert!(held.len() <= most, "held past the budget");
+        }
+        assert!(held.len() + 1 >= most, "held {} of {most}", held.len());
+        drop(held);
+        assert!(
+            hold_whole(IN_MEMORY).is_some(),
+            "shares come back when dropped"
+        );
+    }
 
     #[test]
     fn segments_and_keys() {

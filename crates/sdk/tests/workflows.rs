@@ -710,3 +710,49 @@ fn the_blocking_client_uploads_a_scanned_folder() {
     drop(client);
     rt.block_on(s.app.stop()).unwrap();
 }
+
+/// Photos of a few MiB each, more of them at once than the memory the client holds whole
+/// files in (8 MiB): some are read and received whole, the others stream, and each one
+/// reaches the server and comes back with its own bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn photos_beyond_the_whole_file_memory_arrive_with_their_own_bytes() {
+    let s = common::start().await;
+    let c = &s.client;
+    let tmp = common::tempdir();
+    let src = tmp.path().join("photos");
+    for i in 0..12u8 {
+        // 1024 × 1024 RGB: 3 MiB each, under the 4 MiB a file may be held whole.
+        common::write_image(&src.join(format!("p{i:02}.bmp")), 1024, 1024, i);
+    }
+    let up = upload_dataset_from_folder(
+        c,
+        "photos",
+        &src,
+        FolderUploadOptions::default().max_workers(12),
+    )
+    .await
+    .unwrap();
+    assert!(up.success() && up.images_uploaded == 12, "{up:?}");
+    let out = tmp.path().join("out");
+    let down = c
+        .datasets()
+        .download(
+            "photos",
+            &out,
+            DownloadOptions::default()
+                .mode(DownloadMode::ImagesOnly)
+                .max_workers(12),
+        )
+        .await
+        .unwrap();
+    assert_eq!(down.images_downloaded, 12, "{:?}", down.failures);
+    for i in 0..12u8 {
+        let name = format!("p{i:02}.bmp");
+        let sent = std::fs::read(src.join(&name)).unwrap();
+        assert!(sent.len() > 3 << 20);
+        assert!(
+            std::fs::read(out.join(&name)).unwrap() == sent,
+            "{name} came back with other bytes"
+        );
+    }
+}
