@@ -132,6 +132,17 @@ impl Env {
             .await
             .unwrap();
         assert!(put.status().is_success(), "presigned PUT: {}", put.status());
+        self.register(dataset, name, mime, &u).await
+    }
+
+    /// Registers the upload `u` (an upload-url answer) as `name` in the root folder.
+    async fn register(
+        &self,
+        dataset: &str,
+        name: &str,
+        mime: &str,
+        u: &Value,
+    ) -> (StatusCode, Value) {
         let form = [
             ("dataset_id", dataset),
             ("filename", name),
@@ -293,28 +304,8 @@ async fn uploads_through_the_server_are_stored_once_under_their_hash() {
             objects.iter().all(|o| !o.contains("uploads/")),
             "nothing is staged: {objects:?}"
         );
-        let form = [
-            ("dataset_id", ds.as_str()),
-            ("filename", name),
-            ("gcs_bucket", u["gcs_bucket"].as_str().unwrap()),
-            ("gcs_path", u["gcs_path"].as_str().unwrap()),
-            ("gcs_uri", u["gcs_uri"].as_str().unwrap()),
-            ("folder_path", "/"),
-            ("file_size", "0"),
-            ("mime_type", "image/png"),
-            ("image_width", ""),
-            ("image_height", ""),
-        ];
-        let r = env
-            .http
-            .post(env.api("/images/register"))
-            .header("x-api-key", &env.key)
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-        let v: Value = r.json().await.unwrap();
+        let (status, v) = env.register(&ds, name, "image/png", &u).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
         assert_eq!(v["image"]["width"].as_i64(), Some(23), "{v}");
         ids.push(v["image"]["id"].as_str().unwrap().to_string());
     }
