@@ -12,7 +12,7 @@
 # of the two builds alternates between rounds, so drift of the machine's speed during the run
 # falls on both. Prints every time, then per step both builds' medians and their ratio
 # (old / new, above 1 when the new build is faster), with the CPU time of the server and of
-# the CLI. Outputs are moved aside while timing and deleted between rounds (see `settle` in
+# the CLI and the CLI's peak memory (for memory, above 1 when the new build holds less). Outputs are moved aside while timing and deleted between rounds (see `settle` in
 # bench/upload_download.sh for why).
 # With --postgres, each server keeps its metadata in a fresh database of the PostgreSQL server
 # at ADMIN_URL (e.g. postgres://postgres@127.0.0.1:5433), dropped after its round;
@@ -94,8 +94,8 @@ cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14 + $15) / hz}' 
 
 wflag=()
 [[ -n "$workers" ]] && wflag=(--workers "$workers")
-# Runs one build: prints "upload_s download_s upload_server_cpu upload_cli_cpu
-# download_server_cpu download_cli_cpu".
+# Runs one build: prints, for the upload then the download, "seconds server_cpu cli_cpu
+# cli_peak_mb".
 one() {
   local bin="$1" tag="$2" pg=""
   local data="$work/data-$tag" dl="$work/dl-$tag" db="transfer_ab_${tag//-/_}" dbflag=()
@@ -129,7 +129,7 @@ one() {
     local s0 t0 t1 s1
     s0="$(cpu_of "$pid")"
     t0=$(date +%s%N)
-    /usr/bin/time -f '%U %S' -o "$work/cli.time" "${cmd[@]}" >"$work/last.out" 2>"$work/last.err" ||
+    /usr/bin/time -f '%U %S %M' -o "$work/cli.time" "${cmd[@]}" >"$work/last.out" 2>"$work/last.err" ||
       { echo "error: $step failed:" >&2; cat "$work/last.out" "$work/last.err" >&2; kill "$pid"; exit 1; }
     t1=$(date +%s%N)
     s1="$(cpu_of "$pid")"
@@ -138,6 +138,7 @@ one() {
     times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')")
     times+=("$(awk -v a="$s0" -v b="$s1" 'BEGIN{printf "%.2f", b-a}')")
     times+=("$(awk '{printf "%.2f", $1 + $2}' "$work/cli.time")")
+    times+=("$(awk '{printf "%.1f", $3 / 1024}' "$work/cli.time")")
   done
   kill "$pid"
   wait "$pid" 2>/dev/null || true
@@ -167,7 +168,8 @@ rm -rf "$work/trash"
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 print(f"first touch of fresh memory: {sys.argv[4]} µs per 4 KB page before the rounds, {sys.argv[5]} after")
-cols = ["upload s", "  server cpu", "  cli cpu", "download s", "  server cpu", "  cli cpu"]
+cols = ["upload s", "  server cpu", "  cli cpu", "  cli peak MB",
+        "download s", "  server cpu", "  cli cpu", "  cli peak MB"]
 by = {w: [[float(x) for x in r[1:]] for r in rows if r[0] == w] for w in ("old", "new")}
 print(f"{sys.argv[2]} files, {int(sys.argv[3]) / 1e6:.0f} MB, {len(by['old'])} rounds; medians")
 print(f"{'':14}{'old':>9}{'new':>9}{'old/new':>9}")
