@@ -51,11 +51,15 @@ async fn main() -> anyhow::Result<()> {
         let (socket, _) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
+                // Out of file descriptors, say: wait a little rather than spin.
                 eprintln!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
-        socket.set_nodelay(true)?;
+        if let Err(e) = socket.set_nodelay(true) {
+            eprintln!("TCP_NODELAY: {e}");
+        }
         let conn = http
             .serve_connection(TokioIo::new(socket), service.clone())
             .into_owned();
