@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 struct Env {
     _dir: tempfile::TempDir,
     s3_root: PathBuf,
+    endpoint: String,
     app: App,
     base: String,
     key: String,
@@ -36,6 +37,18 @@ async fn start_configured(configure: impl FnOnce(&mut Config)) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let s3_root = dir.path().join("s3");
     let endpoint = start_s3(&s3_root).await;
+    start_on(dir, s3_root, endpoint, None, configure).await
+}
+
+/// A server on the data directory under `dir` and the S3 server at `endpoint` (serving
+/// `s3_root`), with `key` or else a new owner key.
+async fn start_on(
+    dir: tempfile::TempDir,
+    s3_root: PathBuf,
+    endpoint: String,
+    key: Option<String>,
+    configure: impl FnOnce(&mut Config),
+) -> Env {
     // Every test of this file uses the same credentials (read from the environment when the
     // app starts) and names its own endpoint in the URL.
     credentials_env();
@@ -47,13 +60,17 @@ async fn start_configured(configure: impl FnOnce(&mut Config)) -> Env {
     config.blob_grace_secs = 0;
     configure(&mut config);
     let app = App::start(config).await.unwrap();
-    let key = create_key(&app.state.store, "org", Role::Owner, "unlimited")
-        .await
-        .unwrap();
+    let key = match key {
+        Some(key) => key,
+        None => create_key(&app.state.store, "org", Role::Owner, "unlimited")
+            .await
+            .unwrap(),
+    };
     Env {
         base: format!("http://{}", app.addr),
         _dir: dir,
         s3_root,
+        endpoint,
         app,
         key,
         http: reqwest::Client::new(),
@@ -133,6 +150,15 @@ impl Env {
             .unwrap();
         assert!(put.status().is_success(), "presigned PUT: {}", put.status());
         self.register(dataset, name, mime, &u).await
+    }
+
+    /// An upload URL for the PNG `name` in the root folder of `dataset`.
+    async fn sign_png(&self, dataset: &str, name: &str) -> (StatusCode, Value) {
+        self.post(
+            "/images/upload-url",
+            json!({"dataset_id": dataset, "filename": name, "folder_path": "/", "content_type": "image/png"}),
+        )
+        .await
     }
 
     /// Registers the upload `u` (an upload-url answer) as `name` in the root folder.
@@ -276,9 +302,7 @@ async fn uploads_through_the_server_are_stored_once_under_their_hash() {
     let hash = sha256_hex(&bytes);
     let mut ids = Vec::new();
     for name in ["a.png", "b.png"] {
-        let (s, u) = env
-            .post("/images/upload-url", json!({"dataset_id": ds, "filename": name, "folder_path": "/", "content_type": "image/png"}))
-            .await;
+        let (s, u) = env.sign_png(&ds, name).await;
         assert_eq!(s, StatusCode::OK, "{u}");
         let url = u["upload_url"].as_str().unwrap();
         assert!(
@@ -326,6 +350,87 @@ async fn uploads_through_the_server_are_stored_once_under_their_hash() {
     for id in &ids {
         let got = env.get(&format!("/images/{id}")).await;
         assert_eq!(got.status(), StatusCode::OK);
+        assert_eq!(got.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    }
+    env.app.stop().await.unwrap();
+}
+
+/// Servers restarted with the other way of taking uploads (presigned URLs, or uploads through
+/// the server) take the uploads whose URLs were handed out before the switch.
+#[tokio::test]
+async fn upload_urls_handed_out_before_a_switch_of_upload_mode_still_work() {
+    let restart = |env: Env, mode: &'static str| async move {
+        let Env {
+            _dir,
+            s3_root,
+            endpoint,
+            app,
+            key,
+            ..
+        } = env;
+        app.stop().await.unwrap();
+        start_on(_dir, s3_root, endpoint, Some(key), |c| {
+            let url = c.blobs_url.take().unwrap();
+            c.blobs_url = Some(format!("{url}&uploads={mode}"));
+        })
+        .await
+    };
+    let env = start(50 * 1024 * 1024).await;
+    let ds = dataset(&env, "s3-switch").await;
+    let (s, presigned) = env.sign_png(&ds, "a.png").await;
+    assert_eq!(s, StatusCode::OK, "{presigned}");
+
+    let env = restart(env, "server").await;
+    let (s, through) = env.sign_png(&ds, "b.png").await;
+    assert_eq!(s, StatusCode::OK, "{through}");
+    let put = |url: String, bytes: Vec<u8>| {
+        env.http
+            .put(url)
+            .header("content-type", "image/png")
+            .body(bytes)
+            .send()
+    };
+    let a = png(11, 7);
+    let r = put(
+        presigned["upload_url"].as_str().unwrap().to_string(),
+        a.clone(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        r.status().is_success(),
+        "PUT into the bucket: {}",
+        r.status()
+    );
+    let (s, v) = env.register(&ds, "a.png", "image/png", &presigned).await;
+    assert_eq!(s, StatusCode::CREATED, "a presigned upload registers: {v}");
+    let a_id = v["image"]["id"].as_str().unwrap().to_string();
+
+    let env = restart(env, "presigned").await;
+    // The server's own URL, at the address this server now listens on.
+    let old = through["upload_url"].as_str().unwrap();
+    let path = &old[old.find("/files/").unwrap()..];
+    let b = png(13, 5);
+    let r = env
+        .http
+        .put(format!("{}{path}", env.base))
+        .header("content-type", "image/png")
+        .body(b.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "PUT to the server");
+    let (s, v) = env.register(&ds, "b.png", "image/png", &through).await;
+    assert_eq!(
+        s,
+        StatusCode::CREATED,
+        "an upload through the server registers: {v}"
+    );
+    for (id, bytes) in [
+        (a_id, a),
+        (v["image"]["id"].as_str().unwrap().to_string(), b),
+    ] {
+        let got = env.get(&format!("/images/{id}")).await;
         assert_eq!(got.bytes().await.unwrap().as_ref(), bytes.as_slice());
     }
     env.app.stop().await.unwrap();
