@@ -1,7 +1,6 @@
-//! An S3-compatible server (s3s-fs) in-process on 127.0.0.1 for the tests.
+//! An S3-compatible server (s3s-fs, served as `tools/s3-server` serves it) in-process on
+//! 127.0.0.1 for the tests.
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use std::path::Path;
 
 /// The bucket every test server has.
@@ -14,27 +13,10 @@ pub const SECRET_KEY: &str = "SECRETTEST";
 /// Starts s3s-fs over `root` and returns its endpoint.
 pub async fn start_s3(root: &Path) -> String {
     std::fs::create_dir_all(root.join(BUCKET)).unwrap();
-    let fs = s3s_fs::FileSystem::new(root).unwrap();
-    let mut b = s3s::service::S3ServiceBuilder::new(fs);
-    b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-    let service = b.build();
+    let service = s3_test_server::service(root, ACCESS_KEY, SECRET_KEY).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let http = ConnBuilder::new(TokioExecutor::new());
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                continue;
-            };
-            // Without it, a response's body waits for the client's delayed acknowledgement
-            // of its headers (up to 40 ms a read).
-            let _ = socket.set_nodelay(true);
-            let conn = http
-                .serve_connection(TokioIo::new(socket), service.clone())
-                .into_owned();
-            tokio::spawn(conn);
-        }
-    });
+    tokio::spawn(s3_test_server::serve(listener, service));
     format!("http://{addr}")
 }
 
