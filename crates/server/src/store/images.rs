@@ -1,6 +1,8 @@
 //! Images, their annotations, and the set-based batch operations over them.
 
-use super::{get, now, Col, Dialect, FromCells, Store, StoreError, StoreResult, LIVE_NAME_KEY};
+use super::{
+    get, json_list, now, Col, Dialect, FromCells, Store, StoreError, StoreResult, LIVE_NAME_KEY,
+};
 use futures::TryStreamExt;
 use pictograph_core::names::Status;
 use sqlx::AssertSqlSafe;
@@ -339,11 +341,6 @@ pub(super) fn columns_of(alias: &str) -> String {
 /// list in the order they were asked for.
 fn new_image_id() -> String {
     uuid::Uuid::now_v7().to_string()
-}
-
-/// The items (ids, or the rows of a plan) as one JSON array, written straight from the slice.
-fn json_list<T: serde::Serialize>(items: &[T]) -> String {
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
 /// Ids, or rows of a plan, that one statement of a batch reads. SQLite parses a statement's

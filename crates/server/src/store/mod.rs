@@ -257,6 +257,12 @@ pub struct Store {
     gather_pending: Option<std::sync::Arc<gather::Gather<uploads::PendingUpload>>>,
 }
 
+/// The items (ids, or the rows a statement reads) as one JSON array, written straight from
+/// the slice.
+fn json_list<T: serde::Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
 /// Now, as the fixed-width RFC 3339 text stored in every timestamp column (sorts as it reads).
 pub fn now() -> String {
     fmt_time(chrono::Utc::now())

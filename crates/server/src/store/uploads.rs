@@ -1,6 +1,6 @@
 //! Pending uploads, blobs and stored idempotent responses.
 
-use super::{get, now, Col, Dialect, FromCells, Store, StoreError, StoreResult};
+use super::{get, json_list, now, Col, Dialect, FromCells, Store, StoreError, StoreResult};
 use futures::TryStreamExt;
 use sqlx::AssertSqlSafe;
 use std::collections::HashSet;
@@ -145,7 +145,7 @@ async fn attach_all(
         .iter()
         .map(|(id, b)| (id, &b.hash, b.size, &b.mime, b.width, b.height))
         .collect();
-    let rows = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
+    let rows = json_list(&rows);
     let select = dialect.json_rows(
         1,
         &[
@@ -185,7 +185,7 @@ async fn attach_all(
         "SELECT id FROM pending_uploads WHERE {}",
         dialect.id_in("id", 1)
     )))
-    .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
+    .bind(json_list(&ids))
     .fetch_all(&mut **tx)
     .await?;
     found
