@@ -923,7 +923,7 @@ async fn fetch(client: &Client, out: &Path, task: &Task) -> Result<DownloadOutco
                 timeout: None,
                 range_from: None,
             };
-            t.download(&req, dest).await?
+            t.download(&req, dest, task.size).await?
         }
         DownloadKind::Annotation => {
             let v = match &task.inline {

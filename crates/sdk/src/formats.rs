@@ -838,7 +838,7 @@ pub async fn export_archive(
                 .await?;
         }
         None => {
-            client.transport.download(&req, dest).await?;
+            client.transport.download(&req, dest, None).await?;
         }
     }
     Ok(job)

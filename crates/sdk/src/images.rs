@@ -254,7 +254,7 @@ impl Images {
                 .map_err(|e| Error::io(parent, e))?;
         }
         let req = Req::api(Method::GET, &format!("/images/{}", segment(image_id)));
-        self.client.transport.download(&req, dest).await
+        self.client.transport.download(&req, dest, None).await
     }
 
     /// Archives the image (recoverable), or with `permanent` removes it and its bytes.
