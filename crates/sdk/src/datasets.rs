@@ -148,7 +148,10 @@ impl DownloadOptions {
         self
     }
 
-    /// Sets the parallelism (at least 1).
+    /// Sets the parallelism (at least 1): files fetched at once. Files too large to hold in
+    /// memory whole (beyond 4 MiB, or beyond what the process's 8 MiB for whole files has
+    /// left) are streamed to disk at most four at a time, whatever the parallelism, so
+    /// memory stays flat as it grows.
     pub fn max_workers(mut self, n: usize) -> Self {
         self.max_workers = n.max(1);
         self

@@ -42,7 +42,8 @@ pub struct DownloadArgs {
     /// Only images with this status: new, annotate, review or complete.
     #[arg(long, value_name = "STATUS", value_parser = parse_status)]
     status: Option<Status>,
-    /// Files fetched at once.
+    /// Files fetched at once (files of more than a few MiB stream to disk at most four at a
+    /// time, whatever N).
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
