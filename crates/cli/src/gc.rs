@@ -59,6 +59,7 @@ pub async fn run(args: GcArgs) -> anyhow::Result<()> {
         deletion_stalled_after: grace.min(maintenance::DELETION_STALLED_AFTER),
     };
     let report = maintenance::sweep_with(&state, &opts).await?;
+    state.store.durable().await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -72,7 +72,9 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     create_private_dir(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let url = config.database_url();
-    let store = store::Store::connect(&url)
+    // Requests wait for their commits to be on disk before they are answered
+    // (`api::durable_writes`), so commits of concurrent requests share a sync.
+    let store = store::Store::connect_with(&url, store::Commits::Grouped)
         .await
         .context("opening the metadata store")?
         .with_read_cache(&url, Duration::from_millis(config.read_cache_ttl_ms));
@@ -275,9 +277,11 @@ impl App {
             metrics.abort();
         }
         match tokio::time::timeout(Duration::from_secs(30), self.handle).await {
-            Ok(joined) => Ok(joined??),
+            Ok(joined) => joined??,
             Err(_) => anyhow::bail!("shutdown timed out"),
         }
+        // Background work (the sweep) may have committed since the last answer.
+        Ok(self.state.store.durable().await?)
     }
 }
 

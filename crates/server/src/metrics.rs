@@ -216,6 +216,15 @@ impl Metrics {
                 pool.open.saturating_sub(pool.idle)
             );
         }
+        if let Some(syncs) = state.store.log_syncs() {
+            describe(
+                &mut out,
+                "pictograph_db_log_syncs_total",
+                "counter",
+                "Syncs of the SQLite write-ahead log that answers to writes waited for, each shared by the commits made while the one before ran.",
+            );
+            let _ = writeln!(out, "pictograph_db_log_syncs_total {syncs}");
+        }
         if let (Some(images), Some(uploads)) = (
             state.store.gather_stats(),
             state.store.pending_gather_stats(),

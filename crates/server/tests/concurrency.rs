@@ -648,3 +648,63 @@ async fn bytes_a_sweep_frees_while_an_upload_stores_them_are_written_again() {
     assert_eq!(sha256_hex(&got.bytes), hash);
     t.stop().await;
 }
+
+/// On SQLite a commit returns before its log is on disk: the answer to a request that may
+/// write waits for a sync of the log begun after its handler finished (shared with the
+/// requests finishing meanwhile); a read waits for none. On PostgreSQL each commit is durable
+/// by itself and nothing is grouped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_answered_once_on_disk() {
+    let t = TestServer::start().await;
+    let store = &t.app().state.store;
+    if t.backend().is_postgres() {
+        assert_eq!(store.log_syncs(), None);
+        return;
+    }
+    let syncs = || {
+        store
+            .log_syncs()
+            .expect("the server's SQLite store groups its commits")
+    };
+    let before = syncs();
+    let ds = t
+        .owner
+        .create_dataset_with(&json!({"name": "durable"}))
+        .await;
+    assert!(
+        syncs() > before,
+        "a write was answered before its commit was synced"
+    );
+    let before = syncs();
+    t.owner
+        .get(&format!("datasets/{}", s(&ds, "id")))
+        .await
+        .expect(200);
+    t.owner.get("datasets/").await.expect(200);
+    assert_eq!(syncs(), before, "a read waited for a sync");
+
+    // Writers at once: every answer is acknowledged and what it wrote is there.
+    let ds_id = s(&ds, "id");
+    let saves: Vec<_> = (0..16u8)
+        .map(|i| {
+            let (owner, ds_id) = (t.owner.clone(), ds_id.clone());
+            tokio::spawn(async move { owner.upload_png(&ds_id, "/", &format!("{i}.png"), i).await })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for save in saves {
+        ids.insert(s(&save.await.expect("upload task"), "id"));
+    }
+    let listed = t
+        .owner
+        .get(&format!("images/?dataset={ds_id}&limit=100"))
+        .await
+        .ok_json(200);
+    let listed: HashSet<String> = listed["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .map(|i| s(i, "id"))
+        .collect();
+    assert_eq!(listed, ids);
+}

@@ -127,6 +127,11 @@ async fn requests_are_counted_by_route_method_and_status() {
     assert_eq!(not_here.status(), 404, "metrics are not on the API's port");
 
     let after = scrape(&http, &app).await;
+    let syncs = "pictograph_db_log_syncs_total";
+    assert!(
+        after[syncs] > before[syncs],
+        "the created project's answer waited for a sync of the log"
+    );
     let named = "/api/v1/developer/projects/{name}";
     let expected = [
         (requests("POST", "/api/v1/developer/projects/", 201), 1.0),

@@ -251,6 +251,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
+        .layer(from_fn_with_state(state.clone(), durable_writes))
         .layer(from_fn(close_if_body_unread))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
@@ -272,6 +273,27 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Holds back the answer to a request that may have written (any method but GET, HEAD and
+/// OPTIONS) until what it committed is on disk ([`crate::store::Store::durable`]): on a
+/// SQLite store, commits return before their log is synced, and the requests answered
+/// meanwhile share one sync. When the sync fails, the answer is a 500 (what was committed
+/// may or may not survive a crash).
+async fn durable_writes(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request<axum::body::Body>,
+    next: Next,
+) -> axum::response::Response {
+    let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let response = next.run(req).await;
+    if reads {
+        return response;
+    }
+    match state.store.durable().await {
+        Ok(()) => response,
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 /// Answers with `Connection: close` when the request's body was never read to its end (a

@@ -740,10 +740,14 @@ async fn complete_register(
 }
 
 /// Removes the staged objects of uploads whose bytes were taken in, in as few requests as
-/// the store takes. A failure is only logged: the image is registered, and the sweep removes
-/// staged objects left behind.
+/// the store takes, once the commits that took them in are on disk. A failure is only
+/// logged: the image is registered, and the sweep removes staged objects left behind.
 async fn remove_staged(state: &AppState, upload_ids: &[String]) {
     if upload_ids.is_empty() {
+        return;
+    }
+    if let Err(e) = state.store.durable().await {
+        tracing::warn!(error = %e, "syncing the metadata failed; staged upload objects are left for the sweep");
         return;
     }
     if let Err(e) = state.blobs.delete_uploads(upload_ids).await {

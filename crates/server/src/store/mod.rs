@@ -15,6 +15,7 @@ mod gather;
 mod images;
 mod inline;
 mod keys;
+mod log_sync;
 pub mod snapshot;
 mod transfer;
 mod uploads;
@@ -251,6 +252,9 @@ pub struct Store {
     inline: Option<std::sync::Arc<inline::Inline>>,
     /// Recently read keys and images (servers on PostgreSQL; [`Store::with_read_cache`]).
     cache: Option<std::sync::Arc<cache::ReadCache>>,
+    /// Syncs of the write-ahead log shared by the commits made meanwhile (a SQLite file
+    /// opened with [`Commits::Grouped`] only).
+    log_sync: Option<std::sync::Arc<log_sync::LogSync>>,
     /// Point reads of images gathered into shared statements (PostgreSQL only).
     gather: Option<std::sync::Arc<gather::Gather<images::ImageRow>>>,
     /// Point reads of pending uploads (each upload's PUT) gathered likewise.
@@ -387,16 +391,36 @@ async fn lock_beside(database: &Path) -> StoreResult<std::fs::File> {
     Ok(locked)
 }
 
+/// When a commit of a SQLite store is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commits {
+    /// Each commit syncs the log before it returns (`synchronous = FULL`).
+    Synced,
+    /// A commit returns once its pages are in the log, and [`Store::durable`] makes every
+    /// commit made so far durable, commits made while one sync runs sharing the next
+    /// (`synchronous = NORMAL` on the write connection: the `log_sync` module). Whoever
+    /// answers for a write calls it before answering: the server does for every request
+    /// that may write. Readers can see a commit before it is on disk.
+    Grouped,
+}
+
 impl Store {
-    /// Connects to `url` (`sqlite://…` or `postgres://…`) and brings the schema up to date.
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and brings the schema up to date;
+    /// each commit is on disk when it returns ([`Commits::Synced`]).
     pub async fn connect(url: &str) -> StoreResult<Store> {
+        Store::connect_with(url, Commits::Synced).await
+    }
+
+    /// [`Store::connect`], with commits on disk as `commits` says (on SQLite; a PostgreSQL
+    /// commit is always durable when it returns).
+    pub async fn connect_with(url: &str, commits: Commits) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("postgres") {
             Dialect::Postgres
         } else {
             Dialect::Sqlite
         };
-        let opts = || {
+        let opts = |synchronous: &'static str| {
             AnyPoolOptions::new()
                 .acquire_timeout(Duration::from_secs(30))
                 // A connection is checked before use only when it sat idle for a while (a
@@ -421,7 +445,7 @@ impl Store {
                             // a commit checkpoints by itself only past SQLITE_WAL_LIMIT pages.
                             conn.execute(AssertSqlSafe(format!(
                                 "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                                 PRAGMA synchronous = FULL; \
+                                 PRAGMA synchronous = {synchronous}; \
                                  PRAGMA wal_autocheckpoint = {SQLITE_WAL_LIMIT}; \
                                  PRAGMA journal_size_limit = {SQLITE_WAL_KEEP};"
                             )))
@@ -437,7 +461,11 @@ impl Store {
         let (read, write) = match dialect {
             Dialect::Sqlite => {
                 let written = uncopied.clone();
-                let write = opts()
+                let synchronous = match commits {
+                    Commits::Synced => "FULL",
+                    Commits::Grouped => "NORMAL",
+                };
+                let write = opts(synchronous)
                     .max_connections(1)
                     .after_release(move |conn, _| {
                         written.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -446,12 +474,12 @@ impl Store {
                     .connect(url)
                     .await?;
                 write.execute("PRAGMA journal_mode = WAL").await?;
-                let read = opts().max_connections(8).connect(url).await?;
+                let read = opts("FULL").max_connections(8).connect(url).await?;
                 (read, write)
             }
             Dialect::Postgres => {
                 reach(url).await?;
-                let pool = opts().max_connections(16).connect(url).await?;
+                let pool = opts("FULL").max_connections(16).connect(url).await?;
                 (pool.clone(), pool)
             }
         };
@@ -466,6 +494,7 @@ impl Store {
             handed: Default::default(),
             inline: None,
             cache: None,
+            log_sync: None,
             gather,
             gather_pending,
         };
@@ -478,6 +507,8 @@ impl Store {
                     std::sync::Arc::downgrade(&store.attaching),
                 );
                 Store {
+                    log_sync: (commits == Commits::Grouped)
+                        .then(|| std::sync::Arc::new(log_sync::LogSync::of_database(&file))),
                     inline: inline::Inline::open(file).map(std::sync::Arc::new),
                     ..store
                 }
@@ -510,6 +541,22 @@ impl Store {
         if let Some(cache) = &self.cache {
             cache.forget(part);
         }
+    }
+
+    /// Returns once every commit made before the call is on disk: at once unless the store
+    /// groups its commits ([`Commits::Grouped`]), else after a sync of the log that began
+    /// after the call, shared with whoever else waits meanwhile.
+    pub async fn durable(&self) -> StoreResult<()> {
+        match &self.log_sync {
+            Some(log) => Ok(log.durable().await?),
+            None => Ok(()),
+        }
+    }
+
+    /// Syncs of the log that grouped commits have waited for so far; `None` unless the store
+    /// groups its commits.
+    pub fn log_syncs(&self) -> Option<u64> {
+        self.log_sync.as_ref().map(|log| log.syncs())
     }
 
     /// Commits a write's transaction. Within [`keyed_write`], the transaction first records
@@ -806,6 +853,35 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::fill;
     use super::*;
+
+    /// Only the write connection of a store that groups its commits leaves the log's sync to
+    /// [`Store::durable`]; other stores, and every read connection (whose checkpoints copy
+    /// the log), sync as SQLite does by default in WAL mode with `FULL`.
+    #[tokio::test]
+    async fn only_a_grouping_store_commits_without_a_sync() {
+        async fn level(pool: &AnyPool) -> i64 {
+            let row = sqlx::query("PRAGMA synchronous")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            sqlx::Row::try_get(&row, 0).unwrap()
+        }
+        for (commits, write_level) in [(Commits::Synced, 2), (Commits::Grouped, 1)] {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+            let store = Store::connect_with(&url, commits).await.unwrap();
+            assert_eq!(level(&store.write).await, write_level, "{commits:?}");
+            assert_eq!(level(&store.read).await, 2, "{commits:?}");
+            fill(&store, 10, 100).await;
+            store.durable().await.unwrap();
+            let syncs = store.log_syncs();
+            assert_eq!(
+                syncs,
+                (commits == Commits::Grouped).then_some(1),
+                "{commits:?}"
+            );
+        }
+    }
 
     /// Large commits are copied into the database by the background task, whenever their
     /// writes and their sync fall between its runs: the database file grows by what each

@@ -368,8 +368,9 @@ impl Store {
     /// (registered or expired meanwhile: the bytes are recorded unreferenced, for the sweep).
     ///
     /// Group commit: attachments that arrive while the previous group commits wait for it
-    /// and then commit together in one transaction, so concurrent PUTs
-    /// share one durable commit instead of queueing for one each. When a group fails, each of
+    /// and then commit together in one transaction, so concurrent PUTs share one commit
+    /// (and, on a store that syncs in every commit, its sync) instead of queueing for one
+    /// each. When a group fails, each of
     /// its attachments is retried in a transaction of its own, so every caller gets its own
     /// outcome.
     pub async fn attach_blob(&self, upload_id: &str, blob: &BlobInfo) -> StoreResult<()> {
@@ -575,6 +576,9 @@ impl Store {
             tx.rollback().await?;
             return Ok(taken);
         }
+        // What made the bytes unreferenced (an image's deletion, say) was committed before;
+        // it must be on disk before they go.
+        self.durable().await?;
         delete(taken.clone()).await?;
         tx.commit().await?;
         if recorded {
