@@ -420,7 +420,12 @@ impl Store {
         } else {
             Dialect::Sqlite
         };
-        let opts = |synchronous: &'static str| {
+        // Whether the write connection leaves the log's sync to `durable`: asked for, and
+        // given up when the database turns out to have no file whose log could be synced.
+        let grouped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+            commits == Commits::Grouped,
+        ));
+        let opts = |grouped: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>| {
             AnyPoolOptions::new()
                 .acquire_timeout(Duration::from_secs(30))
                 // A connection is checked before use only when it sat idle for a while (a
@@ -438,6 +443,10 @@ impl Store {
                     })
                 })
                 .after_connect(move |conn, _| {
+                    let synchronous = match &grouped {
+                        Some(g) if g.load(std::sync::atomic::Ordering::SeqCst) => "NORMAL",
+                        _ => "FULL",
+                    };
                     Box::pin(async move {
                         if dialect == Dialect::Sqlite {
                             // The WAL is copied back into the database by a background task
@@ -461,11 +470,7 @@ impl Store {
         let (read, write) = match dialect {
             Dialect::Sqlite => {
                 let written = uncopied.clone();
-                let synchronous = match commits {
-                    Commits::Synced => "FULL",
-                    Commits::Grouped => "NORMAL",
-                };
-                let write = opts(synchronous)
+                let write = opts(Some(grouped.clone()))
                     .max_connections(1)
                     .after_release(move |conn, _| {
                         written.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -474,12 +479,12 @@ impl Store {
                     .connect(url)
                     .await?;
                 write.execute("PRAGMA journal_mode = WAL").await?;
-                let read = opts("FULL").max_connections(8).connect(url).await?;
+                let read = opts(None).max_connections(8).connect(url).await?;
                 (read, write)
             }
             Dialect::Postgres => {
                 reach(url).await?;
-                let pool = opts("FULL").max_connections(16).connect(url).await?;
+                let pool = opts(None).max_connections(16).connect(url).await?;
                 (pool.clone(), pool)
             }
         };
@@ -499,7 +504,14 @@ impl Store {
             gather_pending,
         };
         store.migrate().await?;
-        Ok(match store.sqlite_file().await {
+        let file = store.sqlite_file().await;
+        if file.is_none()
+            && grouped.swap(false, std::sync::atomic::Ordering::SeqCst)
+            && dialect == Dialect::Sqlite
+        {
+            store.write.execute("PRAGMA synchronous = FULL").await?;
+        }
+        Ok(match file {
             Some(file) => {
                 checkpoint_in_background(
                     store.read.clone(),
@@ -507,7 +519,8 @@ impl Store {
                     std::sync::Arc::downgrade(&store.attaching),
                 );
                 Store {
-                    log_sync: (commits == Commits::Grouped)
+                    log_sync: grouped
+                        .load(std::sync::atomic::Ordering::SeqCst)
                         .then(|| std::sync::Arc::new(log_sync::LogSync::of_database(&file))),
                     inline: inline::Inline::open(file).map(std::sync::Arc::new),
                     ..store
@@ -881,6 +894,12 @@ mod tests {
                 "{commits:?}"
             );
         }
+        // A database without a file has no log to sync: its commits stay synced.
+        let store = Store::connect_with("sqlite::memory:", Commits::Grouped)
+            .await
+            .unwrap();
+        assert_eq!(level(&store.write).await, 2);
+        assert_eq!(store.log_syncs(), None);
     }
 
     /// Large commits are copied into the database by the background task, whenever their
