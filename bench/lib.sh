@@ -18,6 +18,11 @@ listening_url() {
   echo "$url"
 }
 
+# Prints the owner key a server's first start announced in the file $1 (its standard output).
+first_key() {
+  sed -n 's/^  \(pk_[A-Za-z0-9_]*\)$/\1/p' "$1" | head -1
+}
+
 # Prints the Cargo target directory of the workspace at $1 (CARGO_TARGET_DIR and config
 # included).
 target_dir() {

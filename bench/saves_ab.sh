@@ -92,7 +92,7 @@ one() {
   trap 'kill $pid 2>/dev/null || true' EXIT
   local url key
   url="$(listening_url "$work/serve.out" "$work/serve.err")"
-  key="$(sed -n 's/^  \(pk_[A-Za-z0-9_]*\)$/\1/p' "$work/serve.out" | head -1)"
+  key="$(first_key "$work/serve.out")"
   export PICTOGRAPH_BASE_URL="$url" PICTOGRAPH_API_KEY="$key"
   "$bin" upload "$work/src" --dataset saves --json >/dev/null
   "$bin" images list --dataset saves --ids >"$work/ids.txt"

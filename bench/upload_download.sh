@@ -144,7 +144,7 @@ start_server() {
   local url
   url="$(listening_url "$work/serve.out" "$work/serve.err")"
   local key
-  key="$(sed -n 's/^  \(pk_[A-Za-z0-9_]*\)$/\1/p' "$work/serve.out" | head -1)"
+  key="$(first_key "$work/serve.out")"
   [[ -n "$key" ]] || { echo "error: no key in the server's first-start output" >&2; exit 1; }
   export PICTOGRAPH_BASE_URL="$url" PICTOGRAPH_API_KEY="$key"
 }
