@@ -221,7 +221,7 @@ impl Metrics {
                 &mut out,
                 "pictograph_db_log_syncs_total",
                 "counter",
-                "Syncs of the SQLite write-ahead log that answers to writes waited for, each shared by the commits made while the one before ran.",
+                "Syncs of the write-ahead log (on PostgreSQL, flushes) that answers to writes waited for, each shared by the commits made while the one before ran.",
             );
             let _ = writeln!(out, "pictograph_db_log_syncs_total {syncs}");
         }

@@ -649,22 +649,17 @@ async fn bytes_a_sweep_frees_while_an_upload_stores_them_are_written_again() {
     t.stop().await;
 }
 
-/// On SQLite a commit returns before its log is on disk: the answer to a request that may
-/// write waits for a sync of the log begun after its handler finished (shared with the
-/// requests finishing meanwhile); a read waits for none. On PostgreSQL each commit is durable
-/// by itself and nothing is grouped.
+/// A commit returns before its log is on disk (SQLite's, or PostgreSQL's WAL): the answer to
+/// a request that may write waits for a sync of the log begun after its handler finished
+/// (shared with the requests finishing meanwhile); a read waits for none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_are_answered_once_on_disk() {
     let t = TestServer::start().await;
     let store = &t.app().state.store;
-    if t.backend().is_postgres() {
-        assert_eq!(store.log_syncs(), None);
-        return;
-    }
     let syncs = || {
         store
             .log_syncs()
-            .expect("the server's SQLite store groups its commits")
+            .expect("the server's store groups its commits")
     };
     let before = syncs();
     let ds = t

@@ -252,8 +252,8 @@ pub struct Store {
     inline: Option<std::sync::Arc<inline::Inline>>,
     /// Recently read keys and images (servers on PostgreSQL; [`Store::with_read_cache`]).
     cache: Option<std::sync::Arc<cache::ReadCache>>,
-    /// Syncs of the write-ahead log shared by the commits made meanwhile (a SQLite file
-    /// opened with [`Commits::Grouped`] only).
+    /// Syncs of the write-ahead log shared by the commits made meanwhile (a store opened
+    /// with [`Commits::Grouped`] only).
     log_sync: Option<std::sync::Arc<log_sync::LogSync>>,
     /// Point reads of images gathered into shared statements (PostgreSQL only).
     gather: Option<std::sync::Arc<gather::Gather<images::ImageRow>>>,
@@ -396,11 +396,12 @@ async fn lock_beside(database: &Path) -> StoreResult<std::fs::File> {
 pub enum Commits {
     /// Each commit syncs the log before it returns (`synchronous = FULL`).
     Synced,
-    /// A commit returns once its pages are in the log, and [`Store::durable`] makes every
-    /// commit made so far durable, commits made while one sync runs sharing the next
-    /// (`synchronous = NORMAL` on the write connection: the `log_sync` module). Whoever
-    /// answers for a write calls it before answering: the server does for every request
-    /// that may write. Readers can see a commit before it is on disk.
+    /// A commit returns once it is in the log, and [`Store::durable`] makes every commit
+    /// made so far durable, commits made while one sync runs sharing the next (SQLite's
+    /// write connection runs with `synchronous = NORMAL`, PostgreSQL's connections with
+    /// `synchronous_commit = off`: the `log_sync` module). Whoever answers for a write calls
+    /// it before answering: the server does for every request that may write. Readers can
+    /// see a commit before it is on disk.
     Grouped,
 }
 
@@ -411,8 +412,7 @@ impl Store {
         Store::connect_with(url, Commits::Synced).await
     }
 
-    /// [`Store::connect`], with commits on disk as `commits` says (on SQLite; a PostgreSQL
-    /// commit is always durable when it returns).
+    /// [`Store::connect`], with commits on disk as `commits` says.
     pub async fn connect_with(url: &str, commits: Commits) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("postgres") {
@@ -420,8 +420,9 @@ impl Store {
         } else {
             Dialect::Sqlite
         };
-        // Whether the write connection leaves the log's sync to `durable`: asked for, and
-        // given up when the database turns out to have no file whose log could be synced.
+        // Whether the connections that write leave the log's sync to `durable`: asked for,
+        // and given up when a SQLite database turns out to have no file whose log could be
+        // synced.
         let grouped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
             commits == Commits::Grouped,
         ));
@@ -443,11 +444,15 @@ impl Store {
                     })
                 })
                 .after_connect(move |conn, _| {
-                    let synchronous = match &grouped {
-                        Some(g) if g.load(std::sync::atomic::Ordering::SeqCst) => "NORMAL",
-                        _ => "FULL",
-                    };
+                    let relaxed = grouped
+                        .as_ref()
+                        .is_some_and(|g| g.load(std::sync::atomic::Ordering::SeqCst));
+                    let synchronous = if relaxed { "NORMAL" } else { "FULL" };
                     Box::pin(async move {
+                        if dialect == Dialect::Postgres && relaxed {
+                            // A commit returns before its WAL is flushed; `durable` flushes.
+                            conn.execute("SET synchronous_commit = off").await?;
+                        }
                         if dialect == Dialect::Sqlite {
                             // The WAL is copied back into the database by a background task
                             // ([`checkpoint_in_background`]), not by the request that commits;
@@ -484,7 +489,10 @@ impl Store {
             }
             Dialect::Postgres => {
                 reach(url).await?;
-                let pool = opts(None).max_connections(16).connect(url).await?;
+                let pool = opts(Some(grouped.clone()))
+                    .max_connections(16)
+                    .connect(url)
+                    .await?;
                 (pool.clone(), pool)
             }
         };
@@ -505,12 +513,20 @@ impl Store {
         };
         store.migrate().await?;
         let file = store.sqlite_file().await;
-        if file.is_none()
+        if dialect == Dialect::Sqlite
+            && file.is_none()
             && grouped.swap(false, std::sync::atomic::Ordering::SeqCst)
-            && dialect == Dialect::Sqlite
         {
             store.write.execute("PRAGMA synchronous = FULL").await?;
         }
+        let store = if dialect == Dialect::Postgres && commits == Commits::Grouped {
+            Store {
+                log_sync: Some(std::sync::Arc::new(log_sync::LogSync::of_postgres(url))),
+                ..store
+            }
+        } else {
+            store
+        };
         Ok(match file {
             Some(file) => {
                 checkpoint_in_background(
@@ -521,7 +537,7 @@ impl Store {
                 Store {
                     log_sync: grouped
                         .load(std::sync::atomic::Ordering::SeqCst)
-                        .then(|| std::sync::Arc::new(log_sync::LogSync::of_database(&file))),
+                        .then(|| std::sync::Arc::new(log_sync::LogSync::of_sqlite(&file))),
                     inline: inline::Inline::open(file).map(std::sync::Arc::new),
                     ..store
                 }
@@ -557,11 +573,11 @@ impl Store {
     }
 
     /// Returns once every commit made before the call is on disk: at once unless the store
-    /// groups its commits ([`Commits::Grouped`]), else after a sync of the log that began
-    /// after the call, shared with whoever else waits meanwhile.
+    /// groups its commits ([`Commits::Grouped`]), else after a sync (PostgreSQL: a flush)
+    /// of the log that began after the call, shared with whoever else waits meanwhile.
     pub async fn durable(&self) -> StoreResult<()> {
         match &self.log_sync {
-            Some(log) => Ok(log.durable().await?),
+            Some(log) => log.durable().await,
             None => Ok(()),
         }
     }
