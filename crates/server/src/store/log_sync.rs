@@ -20,7 +20,8 @@
 //! commit with `synchronous_commit = off`, and a flush is the commit of a transaction that
 //! wrote a record (`SELECT txid_current()`) on a connection of its own with the server's
 //! default setting, which waits until the WAL is flushed up to that record, so up to every
-//! commit made before it, by any server.
+//! commit made before it, by any server. Each flush takes a transaction id, at most one for
+//! each write it covers (every write takes one of its own anyway).
 
 use super::StoreResult;
 use std::path::{Path, PathBuf};

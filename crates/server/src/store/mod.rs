@@ -391,10 +391,11 @@ async fn lock_beside(database: &Path) -> StoreResult<std::fs::File> {
     Ok(locked)
 }
 
-/// When a commit of a SQLite store is on disk.
+/// When a store's commit is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Commits {
-    /// Each commit syncs the log before it returns (`synchronous = FULL`).
+    /// Each commit syncs the log before it returns (SQLite with `synchronous = FULL`;
+    /// PostgreSQL as its server is configured).
     Synced,
     /// A commit returns once it is in the log, and [`Store::durable`] makes every commit
     /// made so far durable, commits made while one sync runs sharing the next (SQLite's
@@ -519,13 +520,15 @@ impl Store {
         {
             store.write.execute("PRAGMA synchronous = FULL").await?;
         }
-        let store = if dialect == Dialect::Postgres && commits == Commits::Grouped {
-            Store {
-                log_sync: Some(std::sync::Arc::new(log_sync::LogSync::of_postgres(url))),
-                ..store
-            }
-        } else {
-            store
+        let log_sync = match &file {
+            _ if !grouped.load(std::sync::atomic::Ordering::SeqCst) => None,
+            Some(file) => Some(log_sync::LogSync::of_sqlite(file)),
+            // PostgreSQL (a SQLite database without a file gave grouping up above).
+            None => Some(log_sync::LogSync::of_postgres(url)),
+        };
+        let store = Store {
+            log_sync: log_sync.map(std::sync::Arc::new),
+            ..store
         };
         Ok(match file {
             Some(file) => {
@@ -535,9 +538,6 @@ impl Store {
                     std::sync::Arc::downgrade(&store.attaching),
                 );
                 Store {
-                    log_sync: grouped
-                        .load(std::sync::atomic::Ordering::SeqCst)
-                        .then(|| std::sync::Arc::new(log_sync::LogSync::of_sqlite(&file))),
                     inline: inline::Inline::open(file).map(std::sync::Arc::new),
                     ..store
                 }
