@@ -40,9 +40,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-python="${PYTHON:-python3}"
-"$python" -c 'import PIL' 2>/dev/null || python="$here/.venv/bin/python"
-"$python" -c 'import PIL' || { echo "error: no Python with Pillow (set PYTHON)" >&2; exit 2; }
+python="$(pillow_python)" || exit 2
 [[ -x /usr/bin/time ]] || { echo "error: /usr/bin/time is needed for peak memory" >&2; exit 2; }
 
 echo "building pictograph (release)" >&2
@@ -147,5 +145,5 @@ for name, label in [("backup", "pictograph backup"), ("cp", "cp -r of the data d
                     ("again", "backup again, nothing changed"),
                     ("verify", "backup again --verify")]:
     t, mem = load(name)
-    print(f"  {label:<40} {t:7.2f} s  peak {mem:6.0f} MB  backup/this {b / t:5.2f}")
+    print(f"  {label:<40} {t:7.2f} s  peak {mem:6.0f} MB  backup/this {b / max(t, 0.005):5.2f}")
 EOF

@@ -18,6 +18,21 @@ listening_url() {
   echo "$url"
 }
 
+# Prints a Python that has Pillow (which bench/gen_images.py needs): $PYTHON, else python3,
+# else the venv in bench/.venv; fails when none has it.
+pillow_python() {
+  local bench p
+  bench="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+  for p in "${PYTHON:-python3}" "$bench/.venv/bin/python"; do
+    if "$p" -c 'import PIL' 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  echo "error: no Python with Pillow (set PYTHON)" >&2
+  return 1
+}
+
 # Prints the owner key a server's first start announced in the file $1 (its standard output).
 first_key() {
   sed -n 's/^  \(pk_[A-Za-z0-9_]*\)$/\1/p' "$1" | head -1

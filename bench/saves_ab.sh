@@ -38,9 +38,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 command -v wrk >/dev/null || { echo "error: wrk not found (apt-get install wrk)" >&2; exit 2; }
-python="${PYTHON:-python3}"
-"$python" -c 'import PIL' 2>/dev/null || python="$here/.venv/bin/python"
-"$python" -c 'import PIL' || { echo "error: no Python with Pillow (set PYTHON)" >&2; exit 2; }
+python="$(pillow_python)" || exit 2
 
 work="${BENCH_DIR:-$repo/target/bench}/saves-ab"
 rm -rf "$work"

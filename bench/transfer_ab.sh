@@ -57,9 +57,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ "$postgres_for" =~ ^(old|new|both)$ ]] || { echo "--postgres-for takes old, new or both" >&2; exit 2; }
-python="${PYTHON:-python3}"
-"$python" -c 'import PIL' 2>/dev/null || python="$here/.venv/bin/python"
-"$python" -c 'import PIL' || { echo "error: no Python with Pillow (set PYTHON)" >&2; exit 2; }
+python="$(pillow_python)" || exit 2
 
 work="${BENCH_DIR:-$repo/target/bench}/transfer-ab"
 rm -rf "$work"
