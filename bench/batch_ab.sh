@@ -51,8 +51,7 @@ db_flags=()
 seed_flags=()
 if [[ -n "$postgres" ]]; then
   psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
-  psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_seed WITH (FORCE)"
-  psql_admin "$postgres" "CREATE DATABASE ab_seed"
+  fresh_database "$postgres" ab_seed
   seed_flags=(--postgres "$postgres/ab_seed")
   db_flags=(--database-url "$postgres/ab_run")
 fi

@@ -33,9 +33,21 @@ pillow_python() {
   return 1
 }
 
-# Prints the owner key a server's first start announced in the file $1 (its standard output).
-first_key() {
-  sed -n 's/^  \(pk_[A-Za-z0-9_]*\)$/\1/p' "$1" | head -1
+# Starts `$1 serve` in the background on a free port of 127.0.0.1, with the data directory
+# $2 and the further flags $3…, its output in $work/serve.out and $work/serve.err ($work: the
+# calling script's scratch directory). Sets server_pid (stopping it is the caller's, e.g. in
+# a trap set beforehand) and exports PICTOGRAPH_BASE_URL and PICTOGRAPH_API_KEY, the owner
+# key its first start announced. Fails when it does not start or announces no key.
+start_server() {
+  local bin="$1" data="$2" url key
+  shift 2
+  "$bin" serve --data-dir "$data" "$@" --listen 127.0.0.1:0 \
+    >"$work/serve.out" 2>"$work/serve.err" &
+  server_pid=$!
+  url="$(listening_url "$work/serve.out" "$work/serve.err")"
+  key="$(sed -n 's/^  \(pk_[A-Za-z0-9_]*\)$/\1/p' "$work/serve.out" | head -1)"
+  [[ -n "$key" ]] || { echo "error: no key in the server's first-start output" >&2; return 1; }
+  export PICTOGRAPH_BASE_URL="$url" PICTOGRAPH_API_KEY="$key"
 }
 
 # Prints the Cargo target directory of the workspace at $1 (CARGO_TARGET_DIR and config
@@ -69,3 +81,10 @@ PY
 # Runs the SQL statement $2 on the `postgres` database of the PostgreSQL server whose URL
 # (without a database) is $1, quietly, failing on the first error.
 psql_admin() { psql "$1/postgres" -v ON_ERROR_STOP=1 -qc "$2" >/dev/null; }
+
+# Makes the database $2 of the PostgreSQL server whose admin URL is $1 empty: dropped (with
+# any connections to it) when it exists, then created.
+fresh_database() {
+  psql_admin "$1" "DROP DATABASE IF EXISTS $2 WITH (FORCE)"
+  psql_admin "$1" "CREATE DATABASE $2"
+}

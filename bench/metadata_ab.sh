@@ -47,8 +47,7 @@ for round in $(seq 1 "$rounds"); do
     rm -rf "$work/run"
     db_flags=()
     if [[ -n "$postgres" ]]; then
-      psql_admin "$postgres" "DROP DATABASE IF EXISTS metadata_ab WITH (FORCE)"
-      psql_admin "$postgres" "CREATE DATABASE metadata_ab"
+      fresh_database "$postgres" metadata_ab
       db_flags=(--postgres "$postgres/metadata_ab")
     fi
     RUST_LOG=error "$target/release/pictograph-scale" --bin "$bin" --work "$work/run" \

@@ -79,19 +79,14 @@ print(sys.argv[1], rate, ms, (int(bad.group(1)) if bad else 0) + (1 if errors el
 one() {
   local bin="$1" tag="$2" data="$work/data-$2" db="saves_ab_${2//-/_}" dbflag=()
   if [[ -n "$postgres" ]]; then
-    psql_admin "$postgres" "DROP DATABASE IF EXISTS $db WITH (FORCE)"
-    psql_admin "$postgres" "CREATE DATABASE $db"
+    fresh_database "$postgres" "$db"
     dbflag=(--database-url "$postgres/$db")
   fi
   rm -rf "$data"
-  "$bin" serve --data-dir "$data" "${dbflag[@]}" --listen 127.0.0.1:0 \
-    >"$work/serve.out" 2>"$work/serve.err" &
-  local pid=$!
-  trap 'kill $pid 2>/dev/null || true' EXIT
-  local url key
-  url="$(listening_url "$work/serve.out" "$work/serve.err")"
-  key="$(first_key "$work/serve.out")"
-  export PICTOGRAPH_BASE_URL="$url" PICTOGRAPH_API_KEY="$key"
+  server_pid=""
+  trap '[[ -z "$server_pid" ]] || kill "$server_pid" 2>/dev/null || true' EXIT
+  start_server "$bin" "$data" "${dbflag[@]}"
+  local url="$PICTOGRAPH_BASE_URL" key="$PICTOGRAPH_API_KEY"
   "$bin" upload "$work/src" --dataset saves --json >/dev/null
   "$bin" images list --dataset saves --ids >"$work/ids.txt"
   [[ "$(wc -l <"$work/ids.txt")" -eq "$images" ]] || { echo "error: ids missing" >&2; return 1; }
@@ -101,8 +96,8 @@ one() {
       -- "$key" "$work/ids.txt")"
     "$python" -c "$parse" "$c" <<<"$out"
   done
-  kill "$pid"
-  wait "$pid" 2>/dev/null || true
+  kill "$server_pid"
+  wait "$server_pid" 2>/dev/null || true
   rm -rf "$data"
   [[ -n "$postgres" ]] && psql_admin "$postgres" "DROP DATABASE IF EXISTS $db WITH (FORCE)"
   return 0

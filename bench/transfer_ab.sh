@@ -99,22 +99,17 @@ one() {
   local data="$work/data-$tag" dl="$work/dl-$tag" db="transfer_ab_${tag//-/_}" dbflag=()
   [[ -n "$postgres" && ( "$postgres_for" == both || "$tag" == "$postgres_for"-* ) ]] && pg="$postgres"
   if [[ -n "$pg" ]]; then
-    psql_admin "$pg" "DROP DATABASE IF EXISTS $db WITH (FORCE)"
-    psql_admin "$pg" "CREATE DATABASE $db"
+    fresh_database "$pg" "$db"
     dbflag=(--database-url "$pg/$db")
   fi
   local s3_options="$s3_options_old"
   [[ "$tag" == new-* ]] && s3_options="$s3_options_new"
   [[ -n "$s3_endpoint" ]] && dbflag+=(--blobs "s3://bench/$tag?endpoint=$s3_endpoint$s3_options")
-  "$bin" serve --data-dir "$data" "${dbflag[@]}" --listen 127.0.0.1:0 \
-    >"$work/serve.out" 2>"$work/serve.err" &
-  local pid=$!
   # A failed step ends this function's subshell; the server goes with it.
-  trap "kill $pid 2>/dev/null || true" EXIT
-  local url key
-  url="$(listening_url "$work/serve.out" "$work/serve.err")"
-  key="$(first_key "$work/serve.out")"
-  export PICTOGRAPH_BASE_URL="$url" PICTOGRAPH_API_KEY="$key"
+  server_pid=""
+  trap '[[ -z "$server_pid" ]] || kill "$server_pid" 2>/dev/null || true' EXIT
+  start_server "$bin" "$data" "${dbflag[@]}"
+  local pid="$server_pid"
   local times=()
   for step in upload download; do
     local cmd

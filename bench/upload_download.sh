@@ -137,17 +137,6 @@ bytes=$(du -sb "$work/src" | cut -f1)
 # The server stores bytes by content, so each upload needs an empty store, and a fresh
 # directory gives one without deleting anything (see `settle` below for why deleting matters).
 unset PICTOGRAPH_CONFIG_DIR
-start_server() {
-  local data="$1"
-  "$bin" serve --data-dir "$data" --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
-  server_pid=$!
-  local url
-  url="$(listening_url "$work/serve.out" "$work/serve.err")"
-  local key
-  key="$(first_key "$work/serve.out")"
-  [[ -n "$key" ]] || { echo "error: no key in the server's first-start output" >&2; exit 1; }
-  export PICTOGRAPH_BASE_URL="$url" PICTOGRAPH_API_KEY="$key"
-}
 stop_server() {
   kill "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
@@ -234,7 +223,7 @@ touch "$work/up_py" "$work/dl_py" "$work/up_ls" "$work/dl_ls" "$work/dl_cps" "$w
 for i in $(seq 1 "$runs"); do
   settle
   echo "run $i/$runs: ours" >&2
-  start_server "$work/data-ours-$i"
+  start_server "$bin" "$work/data-ours-$i"
   echo "server at $PICTOGRAPH_BASE_URL" >&2
   timed "$work/up_ours" "$bin" upload "$work/src" --dataset "ours-$i" --json "${wflag[@]}"
   "$python" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["uploaded"]==int(sys.argv[2]) and d["failed"]==0, d' \
@@ -249,7 +238,7 @@ for i in $(seq 1 "$runs"); do
     timed "$work/dl_py" "$python" "$here/py_client.py" download "ours-$i" "$work/dl-py-$i"
     trash "$work/dl-py-$i"
     stop_server
-    start_server "$work/data-py-$i"
+    start_server "$bin" "$work/data-py-$i"
     timed "$work/up_py" "$python" "$here/py_client.py" upload "$work/src" "py-$i"
   fi
   stop_server

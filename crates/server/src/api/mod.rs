@@ -276,10 +276,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Holds back the answer to a request that may have written (any method but GET, HEAD and
-/// OPTIONS) until what it committed is on disk ([`crate::store::Store::durable`]): on a
-/// SQLite store, commits return before their log is synced, and the requests answered
-/// meanwhile share one sync. When the sync fails, the answer is a 500 (what was committed
-/// may or may not survive a crash).
+/// OPTIONS) until what it committed is on disk ([`crate::store::Store::durable`]): the
+/// server's commits return before their log is synced (SQLite) or flushed (PostgreSQL), and
+/// the requests answered meanwhile share one sync. When the sync fails, the answer is a 500
+/// (what was committed may or may not survive a crash).
 async fn durable_writes(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: Request<axum::body::Body>,
