@@ -833,3 +833,149 @@ async fn a_keyed_request_running_past_the_stale_time_keeps_its_claim_on_every_se
     .unwrap();
     assert_eq!(copies, 3, "the copy ran once");
 }
+
+/// The dataset's counters as its image rows say: live images, live annotations, archived
+/// images, live images marked complete.
+async fn recount(db: &str, dataset: &str) -> [i64; 4] {
+    let mut conn = sqlx::PgConnection::connect(db).await.unwrap();
+    let row: (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*) FILTER (WHERE is_archived = 0), \
+         COALESCE(SUM(annotation_count) FILTER (WHERE is_archived = 0), 0)::bigint, \
+         COUNT(*) FILTER (WHERE is_archived <> 0), \
+         COUNT(*) FILTER (WHERE is_archived = 0 AND status = 'complete') \
+         FROM images WHERE dataset_id = $1",
+    )
+    .bind(dataset)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    [row.0, row.1, row.2, row.3]
+}
+
+/// The counters of dataset "counted" as a server answers them, in [`recount`]'s order.
+async fn counted(p: &Pair, second: bool, key: &str) -> [i64; 4] {
+    let (s, v) = get_json(p, second, "/datasets/by-name/counted", key).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let n = |k: &str| v["dataset"][k].as_i64().unwrap();
+    [
+        n("image_count"),
+        n("annotation_count"),
+        n("archived_images"),
+        n("completed_image_count"),
+    ]
+}
+
+/// Annotation saves into one dataset through both servers at once, with batches between
+/// them, leave counters that agree with the rows on both servers; the changes the triggers
+/// wrote are folded into the dataset's row in the background (changes of a dataset that is
+/// gone are dropped), and the totals read the same before and after.
+#[tokio::test]
+#[ignore = "needs PostgreSQL; scripts/test runs it"]
+async fn counters_stay_true_while_both_servers_write_one_dataset() {
+    let p = start_pair().await;
+    let (key, ds) = owner_and_project(&p, "counted").await;
+    let mut ids = Vec::new();
+    for i in 0..6u8 {
+        ids.push(upload_png(&p, &key, &ds, &format!("c{i}.png"), i).await);
+    }
+    // Folding waits while this connection holds the folds' advisory lock (the store's
+    // `FOLD_LOCK`), so the counters below are read with the changes not yet folded.
+    let mut db = sqlx::PgConnection::connect(&p.db).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(0x7069_6374_6f66_6c64_i64)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..48usize {
+        let (http, key) = (p.http.clone(), key.clone());
+        let url = p.url(n % 2 == 1, &format!("/annotations/{}", ids[n % ids.len()]));
+        let list: Vec<Value> = (0..n % 4)
+            .map(|k| {
+                json!({"id": format!("a{n}-{k}"), "name": "thing", "type": "bbox",
+                            "bounding_box": {"x": 1.0, "y": 2.0, "w": 3.0, "h": 4.0}})
+            })
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .header("x-api-key", &key)
+                .json(&json!({"annotations": list}))
+                .send()
+                .await
+                .unwrap();
+            r.status()
+        }));
+    }
+    let batch = |second: bool, op: &str, picked: &[String], body: Value| {
+        let mut body = body;
+        body["dataset_name"] = json!("counted");
+        body["image_ids"] = json!(picked);
+        let req = if op == "update" {
+            p.http.patch(p.url(second, "/batch/images/update"))
+        } else {
+            p.http.post(p.url(second, &format!("/batch/images/{op}")))
+        };
+        req.header("x-api-key", &key).json(&body).send()
+    };
+    let done = batch(
+        true,
+        "update",
+        &ids[..3],
+        json!({"updates": {"status": "complete"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    let done = batch(false, "delete", &ids[2..4], json!({"permanent": false}))
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+
+    let truth = recount(&p.db, &ds).await;
+    assert_eq!([truth[0], truth[2], truth[3]], [4, 2, 2]);
+    assert_eq!(counted(&p, false, &key).await, truth, "server A");
+    assert_eq!(counted(&p, true, &key).await, truth, "server B");
+    let mut left = || {
+        let db = p.db.clone();
+        async move {
+            let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM dataset_counter_changes")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(left().await > 0, "changes were folded under the lock");
+
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(0x7069_6374_6f66_6c64_i64)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO dataset_counter_changes VALUES ('a dataset deleted meanwhile', \
+         1, 1, 0, 0, 0, 0, 10, 2)",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    eventually("unfolded counter changes", &mut left, |n| *n == 0).await;
+    let row: (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT image_count, annotation_count, archived_images, completed_image_count \
+         FROM datasets WHERE id = $1",
+    )
+    .bind(&ds)
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!([row.0, row.1, row.2, row.3], truth, "the row after folding");
+    assert_eq!(
+        counted(&p, true, &key).await,
+        truth,
+        "server B after folding"
+    );
+}

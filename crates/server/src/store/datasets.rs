@@ -106,10 +106,25 @@ pub struct DatasetPatch {
     pub annotation_types: Option<serde_json::Value>,
 }
 
+/// The counters a dataset keeps of its images.
+pub(super) const COUNTERS: [&str; 8] = [
+    "image_count",
+    "new_image_count",
+    "annotate_image_count",
+    "review_image_count",
+    "completed_image_count",
+    "archived_images",
+    "total_size",
+    "annotation_count",
+];
+
+/// Key of the PostgreSQL advisory lock a fold of counter changes runs under.
+const FOLD_LOCK: i64 = 0x7069_6374_6f66_6c64;
+
 const COLUMNS: &str =
     "SELECT id, org_id, name, description, classes, annotation_types, image_count, \
      new_image_count, annotate_image_count, review_image_count, completed_image_count, \
-     archived_images, total_size, annotation_count, created_at, updated_at FROM datasets";
+     archived_images, total_size, annotation_count, created_at, updated_at FROM counted_datasets";
 
 impl Store {
     /// One page of the organisation's datasets, oldest first.
@@ -271,6 +286,19 @@ impl Store {
         }))
     }
 
+    /// Adds the counter changes the images' triggers wrote (PostgreSQL keeps them as rows of
+    /// `dataset_counter_changes`, see its migration 0018) into their datasets' rows and
+    /// deletes them, in one transaction, so readers see the same totals before and after.
+    /// Changes of a dataset that is gone are dropped. One fold runs at a time across servers:
+    /// another one meanwhile does nothing. Answers how many changes it folded; SQLite, whose
+    /// triggers update the row itself, has none.
+    pub async fn fold_counter_changes(&self) -> StoreResult<u64> {
+        match self.dialect {
+            super::Dialect::Sqlite => Ok(0),
+            super::Dialect::Postgres => fold_counter_changes(&self.write).await,
+        }
+    }
+
     /// Deletes up to `limit` images of a hidden dataset (see [`Store::hide_dataset`]) in one
     /// transaction and answers the blob hashes they referred to; none once it has no images
     /// left, or when the dataset is not hidden (a live dataset is never touched). Each call
@@ -340,4 +368,39 @@ impl Store {
                 .await?;
         get(&row, "n")
     }
+}
+
+/// [`Store::fold_counter_changes`] on a PostgreSQL pool.
+pub(super) async fn fold_counter_changes(pool: &sqlx::AnyPool) -> StoreResult<u64> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        let sums: Vec<String> = COUNTERS
+            .iter()
+            .map(|c| format!("SUM({c}) AS {c}"))
+            .collect();
+        let adds: Vec<String> = COUNTERS
+            .iter()
+            .map(|c| format!("{c} = d.{c} + s.{c}"))
+            .collect();
+        format!(
+            "WITH folded AS (DELETE FROM dataset_counter_changes RETURNING *), \
+             sums AS (SELECT dataset_id, {} FROM folded GROUP BY dataset_id), \
+             added AS (UPDATE datasets d SET {} FROM sums s WHERE d.id = s.dataset_id) \
+             SELECT COUNT(*) AS n FROM folded",
+            sums.join(", "),
+            adds.join(", ")
+        )
+    });
+    let mut tx = pool.begin().await?;
+    let turn = sqlx::query("SELECT pg_try_advisory_xact_lock($1) AS turn")
+        .bind(FOLD_LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !get::<bool>(&turn, "turn")? {
+        return Ok(0);
+    }
+    let folded = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str()))
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(get::<i64>(&folded, "n")? as u64)
 }

@@ -777,7 +777,9 @@ impl Store {
             },
             (Some(_), true) => return Ok(None),
         };
-        let sql = AssertSqlSafe(format!("SELECT {column} AS n FROM datasets WHERE id = $1"));
+        let sql = AssertSqlSafe(format!(
+            "SELECT {column} AS n FROM counted_datasets WHERE id = $1"
+        ));
         let row = sqlx::query(sql)
             .bind(dataset_id)
             .fetch_optional(&self.read)
@@ -828,11 +830,14 @@ impl Store {
             .collect()
     }
 
-    /// Serialises writers of one dataset's images: on PostgreSQL, takes the dataset row's lock
-    /// before anything is read (SQLite runs one write transaction at a time already). Every
-    /// transaction that writes images takes it first, so the checks made inside one (free
-    /// names, found rows, versions) still hold at its commit, and the counter triggers, which
-    /// update the dataset row, always lock in the same order (no deadlocks).
+    /// Serialises the writers of one dataset's images that give images a live name (uploads,
+    /// moves, copies, restores) or delete the dataset: on PostgreSQL, takes the dataset row's
+    /// lock before anything is read (SQLite runs one write transaction at a time already), so
+    /// that the checks made inside one (free names, found rows) still hold at its commit.
+    /// Writes that only change images in place or take them away (annotation saves, archiving
+    /// or deleting one image) lock just the rows they change: no name becomes taken by them,
+    /// and the counters' triggers only insert rows (`dataset_counter_changes`), so they
+    /// leave the dataset's row alone.
     pub(super) async fn lock_dataset(
         &self,
         conn: &mut sqlx::AnyConnection,
@@ -843,24 +848,6 @@ impl Store {
                 .bind(dataset_id)
                 .fetch_optional(&mut *conn)
                 .await?;
-        }
-        Ok(())
-    }
-
-    /// [`Store::lock_dataset`] for the dataset of an image.
-    async fn lock_dataset_of(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        image_id: &str,
-    ) -> StoreResult<()> {
-        if self.dialect == Dialect::Postgres {
-            sqlx::query(
-                "SELECT id FROM datasets \
-                 WHERE id = (SELECT dataset_id FROM images WHERE id = $1) FOR UPDATE",
-            )
-            .bind(image_id)
-            .fetch_optional(&mut *conn)
-            .await?;
         }
         Ok(())
     }
@@ -1005,7 +992,6 @@ impl Store {
     /// Archives one image (a no-op on an archived one).
     pub async fn archive_image(&self, id: &str) -> StoreResult<()> {
         let mut tx = self.tx().await?;
-        self.lock_dataset_of(&mut tx, id).await?;
         sqlx::query(
             "UPDATE images SET is_archived = 1, version = version + 1, updated_at = $2 \
              WHERE id = $1 AND is_archived = 0",
@@ -1021,7 +1007,6 @@ impl Store {
     /// Deletes one image row; its bytes are left for the sweep.
     pub async fn delete_image(&self, id: &str) -> StoreResult<()> {
         let mut tx = self.tx().await?;
-        self.lock_dataset_of(&mut tx, id).await?;
         sqlx::query("DELETE FROM images WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -1086,13 +1071,16 @@ impl Store {
         expected_version: Option<i64>,
     ) -> StoreResult<SavedAnnotations> {
         let mut tx = self.tx().await?;
-        self.lock_dataset_of(&mut tx, id).await?;
-        let before =
-            sqlx::query("SELECT annotation_count, status, version FROM images WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound)?;
+        // Locked until the commit, so that the version checked is the one replaced.
+        let sql = format!(
+            "SELECT annotation_count, status, version FROM images WHERE id = $1{}",
+            self.dialect.for_update()
+        );
+        let before = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         let version: i64 = get(&before, "version")?;
         if expected_version.is_some_and(|v| v != version) {
             return Err(StoreError::Conflict);

@@ -175,6 +175,15 @@ impl Dialect {
         }
     }
 
+    /// ` FOR UPDATE` on PostgreSQL, to end a SELECT whose rows the transaction goes on to
+    /// change; nothing on SQLite, whose write transaction excludes every other writer.
+    fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+
     /// `UPDATE` for a statement that changes many rows inside a transaction.
     ///
     /// On SQLite it is `UPDATE OR FAIL`: a failing row then stops the statement without
@@ -530,6 +539,12 @@ impl Store {
             log_sync: log_sync.map(std::sync::Arc::new),
             ..store
         };
+        if dialect == Dialect::Postgres {
+            fold_in_background(
+                store.write.clone(),
+                std::sync::Arc::downgrade(&store.attaching),
+            );
+        }
         Ok(match file {
             Some(file) => {
                 checkpoint_in_background(
@@ -820,6 +835,25 @@ fn checkpoint_in_background<T: Send + Sync + 'static>(
                     tracing::warn!("wal checkpoint: {e}");
                     uncopied.store(true, Ordering::SeqCst);
                 }
+            }
+        }
+    });
+}
+
+/// Folds PostgreSQL's dataset counter changes into their rows every 250 ms
+/// ([`Store::fold_counter_changes`]), so that a read of a dataset adds up only the changes of
+/// the last moments. Stops once `alive` (a part of the store every clone shares) is gone.
+fn fold_in_background<T: Send + Sync + 'static>(pool: AnyPool, alive: std::sync::Weak<T>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if alive.strong_count() == 0 {
+                break;
+            }
+            if let Err(e) = datasets::fold_counter_changes(&pool).await {
+                tracing::warn!("folding dataset counter changes: {e}");
             }
         }
     });

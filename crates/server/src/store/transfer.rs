@@ -3,6 +3,7 @@
 //! skips what an interrupted run already copied. Dataset counters are rebuilt by the target's
 //! own triggers as images arrive, then compared with the source's.
 
+use super::datasets::COUNTERS;
 use super::{get, Store, StoreResult};
 use sqlx::any::AnyRow;
 use sqlx::AssertSqlSafe;
@@ -224,18 +225,8 @@ impl Store {
 
     /// Every dataset's counters, by id, for comparing two stores.
     pub async fn dataset_counters(&self) -> StoreResult<Vec<(String, [i64; 8])>> {
-        const COUNTERS: [&str; 8] = [
-            "image_count",
-            "new_image_count",
-            "annotate_image_count",
-            "review_image_count",
-            "completed_image_count",
-            "archived_images",
-            "total_size",
-            "annotation_count",
-        ];
         let sql = format!(
-            "SELECT id, {} FROM datasets ORDER BY id",
+            "SELECT id, {} FROM counted_datasets ORDER BY id",
             COUNTERS.join(", ")
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
