@@ -92,10 +92,12 @@ async fn client_loop(
             save(&c, &mut rng, &originals, &log, seed, seq).await;
             continue;
         }
-        let pool: Vec<String> = if rng.random_bool(0.7) {
+        // The listed images, when a listing found any: a long soak may archive them all.
+        let listed = known.lock().unwrap().clone();
+        let pool: Vec<String> = if listed.is_empty() || rng.random_bool(0.7) {
             originals.to_vec()
         } else {
-            known.lock().unwrap().clone()
+            listed
         };
         let ids = some_ids(&mut rng, &pool, 4);
         let folder = *pick(&mut rng, &FOLDERS);
@@ -410,12 +412,15 @@ async fn overlapping_writers_keep_every_invariant() {
     pool.close().await;
 
     // After the storm: a stale version is refused and changes nothing, and the official
-    // client's plain save still works.
-    let survivor = originals
-        .iter()
-        .find(|id| listed_ids.contains(*id))
-        .cloned()
-        .unwrap_or_else(|| listed[0]["id"].as_str().unwrap().to_string());
+    // client's plain save still works (on a new image when a long soak left none live).
+    let survivor = match originals.iter().find(|id| listed_ids.contains(*id)) {
+        Some(id) => id.clone(),
+        None if !listed.is_empty() => s(&listed[0], "id"),
+        None => s(
+            &t.owner.upload_png(&ds_id, "/", "after.png", 99).await,
+            "id",
+        ),
+    };
     let path = format!("annotations/{survivor}");
     let v = t.admin.get(&path).await.ok_json(200)["version"]
         .as_i64()

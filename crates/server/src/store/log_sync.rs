@@ -16,7 +16,7 @@
 //! so closing it drops none) and never kept: it may be replaced between two syncs.
 //!
 //! On PostgreSQL the same holds for the row locks a transaction keeps until its commit is
-//! flushed (every write of a dataset's images locks the dataset's row): the connections
+//! flushed (uploads and batches lock their dataset's row, saves their image's): the connections
 //! commit with `synchronous_commit = off`, and a flush is the commit of a transaction that
 //! wrote a record (`SELECT txid_current()`) on a connection of its own with the server's
 //! default setting, which waits until the WAL is flushed up to that record, so up to every
