@@ -808,16 +808,11 @@ fn checkpoint_in_background<T: Send + Sync + 'static>(
     alive: std::sync::Weak<T>,
 ) {
     use std::sync::atomic::Ordering;
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if alive.strong_count() == 0 {
-                break;
-            }
+    while_alive(Duration::from_millis(200), alive, move || {
+        let (pool, uncopied) = (pool.clone(), uncopied.clone());
+        async move {
             if !uncopied.swap(false, Ordering::SeqCst) {
-                continue;
+                return;
             }
             // (busy, frames in the log, frames copied); -1s when the file is not in WAL mode.
             match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
@@ -844,17 +839,32 @@ fn checkpoint_in_background<T: Send + Sync + 'static>(
 /// ([`Store::fold_counter_changes`]), so that a read of a dataset adds up only the changes of
 /// the last moments. Stops once `alive` (a part of the store every clone shares) is gone.
 fn fold_in_background<T: Send + Sync + 'static>(pool: AnyPool, alive: std::sync::Weak<T>) {
+    while_alive(Duration::from_millis(250), alive, move || {
+        let pool = pool.clone();
+        async move {
+            if let Err(e) = datasets::fold_counter_changes(&pool).await {
+                tracing::warn!("folding dataset counter changes: {e}");
+            }
+        }
+    });
+}
+
+/// Runs `step` every `period` (a late run delays the next ones) until `alive` is gone.
+fn while_alive<T, F, R>(period: Duration, alive: std::sync::Weak<T>, mut step: F)
+where
+    T: Send + Sync + 'static,
+    F: FnMut() -> R + Send + 'static,
+    R: std::future::Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             if alive.strong_count() == 0 {
                 break;
             }
-            if let Err(e) = datasets::fold_counter_changes(&pool).await {
-                tracing::warn!("folding dataset counter changes: {e}");
-            }
+            step().await;
         }
     });
 }
