@@ -2,12 +2,14 @@
 # Batch requests of two builds of the server side by side (not a test).
 #
 # Usage: bench/batch_ab.sh OLD_BINARY NEW_BINARY [--rounds N] [--size N] [--batch K]
-#                          [--postgres ADMIN_URL] [--seed-with BINARY]
+#                          [--pick spread|run] [--postgres ADMIN_URL] [--seed-with BINARY]
 #
 # Seeds one data directory of N images (default 1,000,000) with the old build through the
 # scale tool (bench/scale), then, round after round, starts each build in turn on a fresh copy
-# of it and sends one request at a time, 2 s apart, each naming K ids spread over the dataset
-# (default 100,000): two status updates, two moves, archive, archive through the update route,
+# of it and sends one request at a time, 2 s apart, each naming K ids (default 100,000) spread
+# evenly over the dataset (every N/K-th image: the worst case, where a batch touches nearly
+# every page of the table and its indexes) or, with --pick run, K images in a row from the
+# middle of the dataset (as a selection of one upload or one stretch of time): two status updates, two moves, archive, archive through the update route,
 # restore, copy and permanent delete. Prints every time, then per operation both builds'
 # medians and their ratio (old / new). The old build seeds, so a migration that only the new
 # build has runs on its copies, as it would on a user's data. --seed-with seeds with a third
@@ -28,12 +30,14 @@ source "$here/lib.sh"
 [[ $# -ge 2 ]] || { sed -n '2,22p' "$0"; exit 2; }
 old="$(realpath "$1")" new="$(realpath "$2")"
 shift 2
-rounds=3 size=1000000 batch=100000 postgres="" seeder=""
+rounds=3 size=1000000 batch=100000 pick=spread postgres="" seeder=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
     --size) size="$2"; shift 2 ;;
     --batch) batch="$2"; shift 2 ;;
+    --pick) pick="$2"; shift 2
+      [[ "$pick" == spread || "$pick" == run ]] || { echo "--pick: spread or run" >&2; exit 2; } ;;
     --postgres) postgres="${2%/}"; shift 2 ;;
     --seed-with) seeder="$(realpath "$2")"; shift 2 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
@@ -88,11 +92,16 @@ for round in $(seq 1 "$rounds"); do
       >"$work/serve.out" 2>"$work/serve.err" &
     server_pid=$!
     url="$(listening_url "$work/serve.out" "$work/serve.err")"
-    python3 - "$url" "$key" "$size" "$batch" "$build" "$round" <<'EOF'
+    python3 - "$url" "$key" "$size" "$batch" "$build" "$round" "$pick" <<'EOF'
 import json, sys, time, urllib.request
-url, key, size, batch, build, rnd = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
-step = max((size - 1) // batch, 1)
-ids = ["%08x-0000-4000-8000-%012x" % (1, 1 + j * step) for j in range(batch)]
+url, key, size, batch, build, rnd, pick = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7]
+if pick == "run":
+    first = max((size - batch) // 2, 0) + 1
+    numbers = range(first, first + batch)
+else:
+    step = max((size - 1) // batch, 1)
+    numbers = (1 + j * step for j in range(batch))
+ids = ["%08x-0000-4000-8000-%012x" % (1, n) for n in numbers]
 name = f"scale-{size}"
 requests = [
     ("status", "PATCH", "update", {"updates": {"status": "review"}}),
@@ -133,14 +142,15 @@ if [[ -n "$postgres" ]]; then
   psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_seed WITH (FORCE)"
 fi
 
-python3 - "$work/times.tsv" "$batch" "$size" "$page_before" "$(fresh_page_cost)" <<'EOF'
+[[ "$pick" == run ]] && picked="consecutive" || picked="spread"
+python3 - "$work/times.tsv" "$batch" "$size" "$page_before" "$(fresh_page_cost)" "$picked" <<'EOF'
 import collections, statistics, sys
 times = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     build, label, secs, _ = line.rstrip("\n").split("\t")
     times[label, build].append(float(secs))
 labels = list(dict.fromkeys(label for label, _ in times))
-print(f"\n{int(sys.argv[2]):,} spread ids of {int(sys.argv[3]):,} images, medians"
+print(f"\n{int(sys.argv[2]):,} {sys.argv[6]} ids of {int(sys.argv[3]):,} images, medians"
       f" (first touch of fresh memory: {sys.argv[4]} µs per 4 KB page before, {sys.argv[5]} after):")
 print(f"  {'operation':<10} {'old':>8} {'new':>8}   old/new")
 for label in labels:

@@ -225,6 +225,15 @@ impl Metrics {
             );
             let _ = writeln!(out, "pictograph_db_log_syncs_total {syncs}");
         }
+        if let Some(folded) = state.store.folded_counter_changes() {
+            describe(
+                &mut out,
+                "pictograph_db_counter_changes_folded_total",
+                "counter",
+                "Dataset counter changes (one per statement that changed a dataset's counted images) this server folded into the datasets' rows (PostgreSQL only).",
+            );
+            let _ = writeln!(out, "pictograph_db_counter_changes_folded_total {folded}");
+        }
         if let (Some(images), Some(uploads)) = (
             state.store.gather_stats(),
             state.store.pending_gather_stats(),

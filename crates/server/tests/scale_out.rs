@@ -872,7 +872,8 @@ async fn counted(p: &Pair, second: bool, key: &str) -> [i64; 4] {
 #[tokio::test]
 #[ignore = "needs PostgreSQL; scripts/test runs it"]
 async fn counters_stay_true_while_both_servers_write_one_dataset() {
-    let p = start_pair().await;
+    let p = start_pair_with(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let folded_before = metric(&p.http, &p.a, FOLDED).await + metric(&p.http, &p.b, FOLDED).await;
     let (key, ds) = owner_and_project(&p, "counted").await;
     let mut ids = Vec::new();
     for i in 0..6u8 {
@@ -949,7 +950,8 @@ async fn counters_stay_true_while_both_servers_write_one_dataset() {
                 .unwrap()
         }
     };
-    assert!(left().await > 0, "changes were folded under the lock");
+    let unfolded = left().await;
+    assert!(unfolded > 0, "changes were folded under the lock");
 
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(0x7069_6374_6f66_6c64_i64)
@@ -978,4 +980,13 @@ async fn counters_stay_true_while_both_servers_write_one_dataset() {
         truth,
         "server B after folding"
     );
+    let folded = metric(&p.http, &p.a, FOLDED).await + metric(&p.http, &p.b, FOLDED).await;
+    assert!(
+        folded - folded_before >= unfolded as f64 + 1.0,
+        "the servers say they folded {folded_before} → {folded}, with {unfolded} changes \
+         and one of a deleted dataset waiting"
+    );
 }
+
+/// The metric of the changes a server folded.
+const FOLDED: &str = "pictograph_db_counter_changes_folded_total";

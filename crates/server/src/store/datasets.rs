@@ -293,9 +293,9 @@ impl Store {
     /// another one meanwhile does nothing. Answers how many changes it folded; SQLite, whose
     /// triggers update the row itself, has none.
     pub async fn fold_counter_changes(&self) -> StoreResult<u64> {
-        match self.dialect {
-            super::Dialect::Sqlite => Ok(0),
-            super::Dialect::Postgres => fold_counter_changes(&self.write).await,
+        match &self.folded {
+            Some(folded) => fold_counter_changes(&self.write, folded).await,
+            None => Ok(0),
         }
     }
 
@@ -370,8 +370,11 @@ impl Store {
     }
 }
 
-/// [`Store::fold_counter_changes`] on a PostgreSQL pool.
-pub(super) async fn fold_counter_changes(pool: &sqlx::AnyPool) -> StoreResult<u64> {
+/// [`Store::fold_counter_changes`] on a PostgreSQL pool; adds what it folded to `folded`.
+pub(super) async fn fold_counter_changes(
+    pool: &sqlx::AnyPool,
+    folded: &std::sync::atomic::AtomicU64,
+) -> StoreResult<u64> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         let sums: Vec<String> = COUNTERS
             .iter()
@@ -398,9 +401,11 @@ pub(super) async fn fold_counter_changes(pool: &sqlx::AnyPool) -> StoreResult<u6
     if !get::<bool>(&turn, "turn")? {
         return Ok(0);
     }
-    let folded = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str()))
+    let row = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str()))
         .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(get::<i64>(&folded, "n")? as u64)
+    let n = get::<i64>(&row, "n")? as u64;
+    folded.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    Ok(n)
 }

@@ -268,6 +268,8 @@ pub struct Store {
     gather: Option<std::sync::Arc<gather::Gather<images::ImageRow>>>,
     /// Point reads of pending uploads (each upload's PUT) gathered likewise.
     gather_pending: Option<std::sync::Arc<gather::Gather<uploads::PendingUpload>>>,
+    /// Dataset counter changes this store has folded into their rows (PostgreSQL only).
+    folded: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// The items (ids, or the rows a statement reads) as one JSON array, written straight from
@@ -520,6 +522,7 @@ impl Store {
             log_sync: None,
             gather,
             gather_pending,
+            folded: (dialect == Dialect::Postgres).then(Default::default),
         };
         store.migrate().await?;
         let file = store.sqlite_file().await;
@@ -539,9 +542,10 @@ impl Store {
             log_sync: log_sync.map(std::sync::Arc::new),
             ..store
         };
-        if dialect == Dialect::Postgres {
+        if let Some(folded) = &store.folded {
             fold_in_background(
                 store.write.clone(),
+                folded.clone(),
                 std::sync::Arc::downgrade(&store.attaching),
             );
         }
@@ -595,6 +599,13 @@ impl Store {
             Some(log) => log.durable().await,
             None => Ok(()),
         }
+    }
+
+    /// Dataset counter changes folded into their rows so far ([`Store::fold_counter_changes`]);
+    /// `None` on SQLite, which keeps none.
+    pub fn folded_counter_changes(&self) -> Option<u64> {
+        let folded = self.folded.as_ref()?;
+        Some(folded.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Syncs of the log that grouped commits have waited for so far; `None` unless the store
@@ -838,11 +849,15 @@ fn checkpoint_in_background<T: Send + Sync + 'static>(
 /// Folds PostgreSQL's dataset counter changes into their rows every 250 ms
 /// ([`Store::fold_counter_changes`]), so that a read of a dataset adds up only the changes of
 /// the last moments. Stops once `alive` (a part of the store every clone shares) is gone.
-fn fold_in_background<T: Send + Sync + 'static>(pool: AnyPool, alive: std::sync::Weak<T>) {
+fn fold_in_background<T: Send + Sync + 'static>(
+    pool: AnyPool,
+    folded: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    alive: std::sync::Weak<T>,
+) {
     while_alive(Duration::from_millis(250), alive, move || {
-        let pool = pool.clone();
+        let (pool, folded) = (pool.clone(), folded.clone());
         async move {
-            if let Err(e) = datasets::fold_counter_changes(&pool).await {
+            if let Err(e) = datasets::fold_counter_changes(&pool, &folded).await {
                 tracing::warn!("folding dataset counter changes: {e}");
             }
         }
