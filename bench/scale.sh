@@ -59,7 +59,7 @@ pg_url() {
   # WAL, and no checkpoint forced in the middle of a 100,000-image batch.
   local conf="/etc/postgresql/$version/$cluster/conf.d/pictograph-bench.conf"
   if [[ ! -f "$conf" ]]; then
-    printf '%s\n' "shared_buffers = '1GB'" "wal_compression = lz4" "max_wal_size = '4GB'" >"$conf"
+    printf '%s\n' "shared_buffers = '1536MB'" "wal_compression = lz4" "max_wal_size = '4GB'" >"$conf"
     pg_ctlcluster "$version" "$cluster" stop >&2 2>/dev/null || true
   fi
   if ! pg_lsclusters -h | awk -v c="$cluster" '$2 == c {print $4}' | grep -qx online; then
