@@ -7,7 +7,7 @@
 -- connections, most of them waiting on the row). Each statement now inserts what it changed,
 -- per dataset, into `dataset_counter_changes`, which nobody updates; readers add the changes
 -- to the row (`counted_datasets`), and servers fold them into the row in the background
--- (`Store::fold_counter_changes`, one transaction that deletes them and adds their sums).
+-- (`fold_counter_changes` in the store: one transaction deletes them and adds their sums).
 -- The table has no foreign key: checking one would lock the dataset's row again. Changes of a
 -- deleted dataset are dropped by the next fold.
 --

@@ -286,19 +286,6 @@ impl Store {
         }))
     }
 
-    /// Adds the counter changes the images' triggers wrote (PostgreSQL keeps them as rows of
-    /// `dataset_counter_changes`, see its migration 0018) into their datasets' rows and
-    /// deletes them, in one transaction, so readers see the same totals before and after.
-    /// Changes of a dataset that is gone are dropped. One fold runs at a time across servers:
-    /// another one meanwhile does nothing. Answers how many changes it folded; SQLite, whose
-    /// triggers update the row itself, has none.
-    pub async fn fold_counter_changes(&self) -> StoreResult<u64> {
-        match &self.folded {
-            Some(folded) => fold_counter_changes(&self.write, folded).await,
-            None => Ok(0),
-        }
-    }
-
     /// Deletes up to `limit` images of a hidden dataset (see [`Store::hide_dataset`]) in one
     /// transaction and answers the blob hashes they referred to; none once it has no images
     /// left, or when the dataset is not hidden (a live dataset is never touched). Each call
@@ -370,7 +357,11 @@ impl Store {
     }
 }
 
-/// [`Store::fold_counter_changes`] on a PostgreSQL pool; adds what it folded to `folded`.
+/// Adds the counter changes the images' triggers wrote (PostgreSQL keeps them as rows of
+/// `dataset_counter_changes`, see its migration 0018) into their datasets' rows and deletes
+/// them, in one transaction, so readers see the same totals before and after. Changes of a
+/// dataset that is gone are dropped. One fold runs at a time across servers: another one
+/// meanwhile does nothing. Answers how many changes it folded, and adds that to `folded`.
 pub(super) async fn fold_counter_changes(
     pool: &sqlx::AnyPool,
     folded: &std::sync::atomic::AtomicU64,

@@ -601,8 +601,8 @@ impl Store {
         }
     }
 
-    /// Dataset counter changes folded into their rows so far ([`Store::fold_counter_changes`]);
-    /// `None` on SQLite, which keeps none.
+    /// Dataset counter changes this store has folded into their rows so far; `None` on SQLite,
+    /// which keeps none.
     pub fn folded_counter_changes(&self) -> Option<u64> {
         let folded = self.folded.as_ref()?;
         Some(folded.load(std::sync::atomic::Ordering::Relaxed))
@@ -847,7 +847,7 @@ fn checkpoint_in_background<T: Send + Sync + 'static>(
 }
 
 /// Folds PostgreSQL's dataset counter changes into their rows every 250 ms
-/// ([`Store::fold_counter_changes`]), so that a read of a dataset adds up only the changes of
+/// (`datasets::fold_counter_changes`), so that a read of a dataset adds up only the changes of
 /// the last moments. Stops once `alive` (a part of the store every clone shares) is gone.
 fn fold_in_background<T: Send + Sync + 'static>(
     pool: AnyPool,
