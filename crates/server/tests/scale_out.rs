@@ -879,11 +879,11 @@ async fn counters_stay_true_while_both_servers_write_one_dataset() {
     for i in 0..6u8 {
         ids.push(upload_png(&p, &key, &ds, &format!("c{i}.png"), i).await);
     }
-    // Folding waits while this connection holds the folds' advisory lock (the store's
-    // `FOLD_LOCK`), so the counters below are read with the changes not yet folded.
+    // Folding waits while this connection holds the folds' advisory lock, so the counters
+    // below are read with the changes not yet folded.
     let mut db = sqlx::PgConnection::connect(&p.db).await.unwrap();
     sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(0x7069_6374_6f66_6c64_i64)
+        .bind(FOLD_LOCK)
         .execute(&mut db)
         .await
         .unwrap();
@@ -954,7 +954,7 @@ async fn counters_stay_true_while_both_servers_write_one_dataset() {
     assert!(unfolded > 0, "changes were folded under the lock");
 
     sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(0x7069_6374_6f66_6c64_i64)
+        .bind(FOLD_LOCK)
         .execute(&mut db)
         .await
         .unwrap();
@@ -990,3 +990,7 @@ async fn counters_stay_true_while_both_servers_write_one_dataset() {
 
 /// The metric of the changes a server folded.
 const FOLDED: &str = "pictograph_db_counter_changes_folded_total";
+
+/// The key of the advisory lock the servers fold counter changes under (the store's
+/// `FOLD_LOCK`).
+const FOLD_LOCK: i64 = 0x7069_6374_6f66_6c64;

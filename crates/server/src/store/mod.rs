@@ -604,8 +604,8 @@ impl Store {
     /// Dataset counter changes this store has folded into their rows so far; `None` on SQLite,
     /// which keeps none.
     pub fn folded_counter_changes(&self) -> Option<u64> {
-        let folded = self.folded.as_ref()?;
-        Some(folded.load(std::sync::atomic::Ordering::Relaxed))
+        use std::sync::atomic::Ordering;
+        self.folded.as_ref().map(|n| n.load(Ordering::Relaxed))
     }
 
     /// Syncs of the log that grouped commits have waited for so far; `None` unless the store
