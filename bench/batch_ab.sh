@@ -2,7 +2,8 @@
 # Batch requests of two builds of the server side by side (not a test).
 #
 # Usage: bench/batch_ab.sh OLD_BINARY NEW_BINARY [--rounds N] [--size N] [--batch K]
-#                          [--pick spread|run] [--postgres ADMIN_URL] [--seed-with BINARY]
+#                          [--pick spread|run] [--postgres ADMIN_URL]
+#                          [--seed-with BINARY | --seed-each]
 #
 # Seeds one data directory of N images (default 1,000,000) with the old build through the
 # scale tool (bench/scale), then, round after round, starts each build in turn on a fresh copy
@@ -14,7 +15,8 @@
 # medians and their ratio (old / new). The old build seeds, so a migration that only the new
 # build has runs on its copies, as it would on a user's data. --seed-with seeds with a third
 # build instead, for two builds whose migrations differ (each refuses a database the other
-# migrated).
+# migrated). --seed-each seeds twice, each build its own copy, for two builds that lay out a
+# new database differently.
 # SQLite by default; with --postgres (e.g. postgres://postgres@127.0.0.1:5434, a cluster of the
 # sizing bench/scale.sh uses), the seed is database ab_seed and every run gets a copy of it
 # (CREATE DATABASE … TEMPLATE), dropped afterwards.
@@ -27,10 +29,10 @@ repo="$(cd "$here/.." && pwd)"
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
-[[ $# -ge 2 ]] || { sed -n '2,22p' "$0"; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,24p' "$0"; exit 2; }
 old="$(realpath "$1")" new="$(realpath "$2")"
 shift 2
-rounds=3 size=1000000 batch=100000 pick=spread postgres="" seeder=""
+rounds=3 size=1000000 batch=100000 pick=spread postgres="" seeder="" seed_each=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
@@ -40,6 +42,7 @@ while [[ $# -gt 0 ]]; do
       [[ "$pick" == spread || "$pick" == run ]] || { echo "--pick: spread or run" >&2; exit 2; } ;;
     --postgres) postgres="${2%/}"; shift 2 ;;
     --seed-with) seeder="$(realpath "$2")"; shift 2 ;;
+    --seed-each) seed_each=1; shift ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -52,22 +55,31 @@ rm -rf "$work"
 mkdir -p "$work"
 
 db_flags=()
-seed_flags=()
-if [[ -n "$postgres" ]]; then
-  psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
-  fresh_database "$postgres" ab_seed
-  seed_flags=(--postgres "$postgres/ab_seed")
-  db_flags=(--database-url "$postgres/ab_run")
-fi
-echo "seeding $size images with ${seeder:-the old build}" >&2
-RUST_LOG=error "$target/release/pictograph-scale" --bin "${seeder:-$old}" --work "$work/seed" \
-  --sizes "$size" --batch 1000 --load-secs 0 --download-max 0 --delete-largest false \
-  "${seed_flags[@]}" >"$work/seed.log"
-if [[ -z "$postgres" ]]; then
-  python3 - "$work/seed/data/pictograph.db" <<'EOF2'
+[[ -n "$postgres" ]] && db_flags=(--database-url "$postgres/ab_run")
+# seed NAME BINARY: data directory $work/NAME, and on PostgreSQL database ab_NAME.
+seed() {
+  local seed_flags=()
+  if [[ -n "$postgres" ]]; then
+    fresh_database "$postgres" "ab_$1"
+    seed_flags=(--postgres "$postgres/ab_$1")
+  fi
+  echo "seeding $size images with $2" >&2
+  RUST_LOG=error "$target/release/pictograph-scale" --bin "$2" --work "$work/$1" \
+    --sizes "$size" --batch 1000 --load-secs 0 --download-max 0 --delete-largest false \
+    "${seed_flags[@]}" >"$work/$1.log"
+  if [[ -z "$postgres" ]]; then
+    python3 - "$work/$1/data/pictograph.db" <<'EOF2'
 import sqlite3, sys
 sqlite3.connect(sys.argv[1]).execute("PRAGMA wal_checkpoint(TRUNCATE)")
 EOF2
+  fi
+}
+[[ -n "$postgres" ]] && psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
+if [[ -n "$seed_each" ]]; then
+  seed seed_old "$old"
+  seed seed_new "$new"
+else
+  seed seed "${seeder:-$old}"
 fi
 
 page_before="$(fresh_page_cost)"
@@ -80,11 +92,13 @@ for round in $(seq 1 "$rounds"); do
   for build in old new; do
     bin="$old"
     [[ "$build" == new ]] && bin="$new"
+    seeded=seed
+    [[ -n "$seed_each" ]] && seeded="seed_$build"
     rm -rf "$work/data"
-    cp -a "$work/seed/data" "$work/data"
+    cp -a "$work/$seeded/data" "$work/data"
     if [[ -n "$postgres" ]]; then
       psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
-      psql_admin "$postgres" "CREATE DATABASE ab_run TEMPLATE ab_seed"
+      psql_admin "$postgres" "CREATE DATABASE ab_run TEMPLATE ab_$seeded"
     fi
     key="$("$bin" keys create --data-dir "$work/data" "${db_flags[@]}" --org bench --role owner --tier unlimited |
       grep -o 'pk_[A-Za-z0-9_]*' | head -1)"
@@ -139,7 +153,9 @@ done
 } | tee "$work/times.tsv"
 if [[ -n "$postgres" ]]; then
   psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
-  psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_seed WITH (FORCE)"
+  for db in ab_seed ab_seed_old ab_seed_new; do
+    psql_admin "$postgres" "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+  done
 fi
 
 [[ "$pick" == run ]] && picked="consecutive" || picked="spread"

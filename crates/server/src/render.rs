@@ -1,7 +1,7 @@
 //! The JSON the API answers with: one serializer per entity, shaped for both client generations.
 
 use crate::signing::Signer;
-use crate::store::{BatchOutcome, DatasetRow, ImageRow};
+use crate::store::{BatchOutcome, DatasetCounts, DatasetRow, ImageRow};
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use std::collections::VecDeque;
@@ -60,25 +60,25 @@ impl Links<'_> {
     }
 }
 
-/// A dataset (also a project), with its embedded images when given.
-pub fn dataset(d: &DatasetRow, images: Option<Vec<Value>>) -> Value {
+/// A dataset (also a project) with its counts, and its embedded images when given.
+pub fn dataset(d: &DatasetRow, c: &DatasetCounts, images: Option<Vec<Value>>) -> Value {
     let mut v = json!({
         "id": d.id,
         "name": d.name,
         "description": d.description,
         "organization_id": d.org_id,
-        "image_count": d.image_count,
-        "completed_image_count": d.completed_image_count,
+        "image_count": c.image_count,
+        "completed_image_count": c.completed_image_count,
         "status_counts": {
-            "new": d.new_image_count,
-            "annotate": d.annotate_image_count,
-            "review": d.review_image_count,
-            "complete": d.completed_image_count,
+            "new": c.new_image_count,
+            "annotate": c.annotate_image_count,
+            "review": c.review_image_count,
+            "complete": c.completed_image_count,
         },
-        "total_size": d.total_size,
-        "archived_images": d.archived_images,
-        "archived_image_count": d.archived_images,
-        "annotation_count": d.annotation_count,
+        "total_size": c.total_size,
+        "archived_images": c.archived_images,
+        "archived_image_count": c.archived_images,
+        "annotation_count": c.annotation_count,
         "classes": d.classes,
         "annotation_types": d.annotation_types,
         "created_at": d.created_at,
@@ -157,8 +157,13 @@ pub enum Shape {
 /// A dataset for a caller: [`Shape::Full`] adds the newer clients' fields, which here are
 /// constant (no dataset-level archive, public catalogue or cold storage; a readme is kept as
 /// the description).
-pub fn dataset_for(d: &DatasetRow, images: Option<Vec<Value>>, shape: Shape) -> Value {
-    let mut v = dataset(d, images);
+pub fn dataset_for(
+    d: &DatasetRow,
+    c: &DatasetCounts,
+    images: Option<Vec<Value>>,
+    shape: Shape,
+) -> Value {
+    let mut v = dataset(d, c, images);
     if shape == Shape::Full {
         let extra = json!({
             "readme": d.description,

@@ -106,12 +106,12 @@ async fn annotation_lists_stored_on_image_rows_survive_the_upgrade() {
     listed.sort_unstable();
     assert_eq!(listed, ["i-archived", "i-labelled"]);
     // The counters the rows kept are unchanged: two annotations on live images.
-    let dataset = store.dataset_by_id("o1", "d1").await.unwrap().unwrap();
+    let counts = store.dataset_counts("d1").await.unwrap().unwrap();
     assert_eq!(
         (
-            dataset.image_count,
-            dataset.archived_images,
-            dataset.annotation_count
+            counts.image_count,
+            counts.archived_images,
+            counts.annotation_count
         ),
         (2, 1, 2)
     );

@@ -8,7 +8,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::render::Shape;
 use crate::services::datasets::{self as service, by_name, by_ref, CreateProject, UpdateProject};
-use crate::store::DatasetRow;
+use crate::store::{DatasetCounts, DatasetRow};
 use crate::{render, AppState};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -72,7 +72,7 @@ pub async fn list(
     };
     let items: Vec<Value> = rows
         .iter()
-        .map(|d| render::dataset_for(d, None, shape))
+        .map(|(d, c)| render::dataset_for(d, c, None, shape))
         .collect();
     Ok(Json(json!({
         "datasets": items, "data": items, "total": total, "limit": limit, "offset": offset,
@@ -109,7 +109,8 @@ async fn answer(
     } else {
         None
     };
-    let v = render::dataset_for(&d, images, shape);
+    let counts = service::counts(state, &d).await?;
+    let v = render::dataset_for(&d, &counts, images, shape);
     Ok(render::SameUnder {
         keys: &["data", "dataset", "project"],
         value: v,
@@ -377,9 +378,11 @@ pub async fn create(
     Body(body): Body<CreateProject>,
 ) -> ApiResult<(StatusCode, render::SameUnder)> {
     let d = service::create(&state, &caller, body).await?;
+    // A dataset just created counts nothing.
+    let counts = DatasetCounts::default();
     Ok((
         StatusCode::CREATED,
-        one(render::dataset_for(&d, None, shape)),
+        one(render::dataset_for(&d, &counts, None, shape)),
     ))
 }
 
@@ -394,7 +397,8 @@ pub async fn update_by_ref(
     caller.require(crate::auth::Role::Member, "Updating a dataset")?;
     let current = by_ref(&state, &caller, &r).await?;
     let d = service::update_dataset(&state, &caller, current, body).await?;
-    Ok(one(render::dataset_for(&d, None, shape)))
+    let counts = service::counts(&state, &d).await?;
+    Ok(one(render::dataset_for(&d, &counts, None, shape)))
 }
 
 /// `DELETE /datasets/{id or name}`: deletes the dataset, its images and bytes; admin+.

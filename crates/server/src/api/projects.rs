@@ -5,6 +5,7 @@ use super::extract::{Json as Body, Path, Query};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::services::datasets::{self, CreateProject, UpdateProject};
+use crate::store::DatasetCounts;
 use crate::{render, AppState};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -30,7 +31,10 @@ pub async fn list(
         .store
         .list_datasets(&caller.org_id, limit, offset)
         .await?;
-    let items: Vec<Value> = rows.iter().map(|d| render::dataset(d, None)).collect();
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|(d, c)| render::dataset(d, c, None))
+        .collect();
     Ok(Json(
         json!({"projects": items, "data": items, "total": total, "limit": limit, "offset": offset}),
     ))
@@ -50,7 +54,8 @@ pub async fn get(
     Path(name): Path<String>,
 ) -> ApiResult<render::SameUnder> {
     let d = datasets::by_name(&state, &caller, &name).await?;
-    Ok(one(render::dataset(&d, None)))
+    let counts = datasets::counts(&state, &d).await?;
+    Ok(one(render::dataset(&d, &counts, None)))
 }
 
 /// Creates a project.
@@ -60,7 +65,9 @@ pub async fn create(
     Body(body): Body<CreateProject>,
 ) -> ApiResult<(StatusCode, render::SameUnder)> {
     let d = datasets::create(&state, &caller, body).await?;
-    Ok((StatusCode::CREATED, one(render::dataset(&d, None))))
+    // A project just created counts nothing.
+    let counts = DatasetCounts::default();
+    Ok((StatusCode::CREATED, one(render::dataset(&d, &counts, None))))
 }
 
 /// Updates a project.
@@ -71,7 +78,8 @@ pub async fn update(
     Body(body): Body<UpdateProject>,
 ) -> ApiResult<render::SameUnder> {
     let d = datasets::update(&state, &caller, &name, body).await?;
-    Ok(one(render::dataset(&d, None)))
+    let counts = datasets::counts(&state, &d).await?;
+    Ok(one(render::dataset(&d, &counts, None)))
 }
 
 /// Deletes a project.

@@ -2,7 +2,7 @@
 
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{DatasetPatch, DatasetRow};
+use crate::store::{DatasetCounts, DatasetPatch, DatasetRow};
 use crate::AppState;
 use pictograph_core::names;
 use serde::Deserialize;
@@ -33,6 +33,15 @@ pub async fn by_ref(state: &AppState, caller: &Caller, r: &str) -> ApiResult<Dat
         }
     }
     by_name(state, caller, r).await
+}
+
+/// What a found dataset counts of its images, for showing them; 404 when it went meanwhile.
+pub async fn counts(state: &AppState, d: &DatasetRow) -> ApiResult<DatasetCounts> {
+    state
+        .store
+        .dataset_counts(&d.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("Dataset '{}' not found", d.name)))
 }
 
 /// Body of a create.
@@ -313,6 +322,7 @@ pub async fn delete(state: &AppState, caller: &Caller, name: &str) -> ApiResult<
 /// should the server stop before it ends, the upkeep sweep finishes it.
 pub async fn delete_dataset(state: &AppState, caller: &Caller, d: DatasetRow) -> ApiResult<Value> {
     caller.require(Role::Admin, "Deleting a project")?;
+    let images = counts(state, &d).await?;
     let folders = state.store.count_folders(&d.id).await?;
     let hidden = state
         .store
@@ -337,7 +347,7 @@ pub async fn delete_dataset(state: &AppState, caller: &Caller, d: DatasetRow) ->
     Ok(json!({
         "id": d.id,
         "name": d.name,
-        "images_deleted": d.image_count + d.archived_images,
+        "images_deleted": images.image_count + images.archived_images,
         "deleted": true,
         "folders_deleted": folders,
         "directories_deleted": folders,

@@ -19,7 +19,8 @@ pub struct HiddenDataset {
     pub released_archives: Vec<String>,
 }
 
-/// A dataset row with its counters.
+/// A dataset's own row, without its counters: what resolving a dataset needs for anything
+/// but showing it (read from `datasets` alone; what it counts is [`DatasetCounts`]).
 #[derive(Debug, Clone)]
 pub struct DatasetRow {
     /// Id (UUID).
@@ -34,6 +35,17 @@ pub struct DatasetRow {
     pub classes: serde_json::Value,
     /// Annotation types (a JSON array of strings).
     pub annotation_types: serde_json::Value,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change to the dataset row.
+    pub updated_at: String,
+}
+
+/// What a dataset counts of its images. Read through the view `counted_datasets`, which on
+/// PostgreSQL adds the changes not yet folded into the dataset's row: reading them costs more
+/// than the row, and most requests that name a dataset show no counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DatasetCounts {
     /// Live images.
     pub image_count: i64,
     /// Live images whose status is new.
@@ -50,10 +62,6 @@ pub struct DatasetRow {
     pub total_size: i64,
     /// Annotations on live images.
     pub annotation_count: i64,
-    /// Creation time.
-    pub created_at: String,
-    /// Last change to the dataset row.
-    pub updated_at: String,
 }
 
 impl FromCells for DatasetRow {
@@ -65,6 +73,15 @@ impl FromCells for DatasetRow {
             description: get(r, "description")?,
             classes: serde_json::from_str(&get::<String>(r, "classes")?)?,
             annotation_types: serde_json::from_str(&get::<String>(r, "annotation_types")?)?,
+            created_at: get(r, "created_at")?,
+            updated_at: get(r, "updated_at")?,
+        })
+    }
+}
+
+impl FromCells for DatasetCounts {
+    fn from_row<R: super::inline::Cells>(r: &R) -> StoreResult<DatasetCounts> {
+        Ok(DatasetCounts {
             image_count: get(r, "image_count")?,
             new_image_count: get(r, "new_image_count")?,
             annotate_image_count: get(r, "annotate_image_count")?,
@@ -73,8 +90,6 @@ impl FromCells for DatasetRow {
             archived_images: get(r, "archived_images")?,
             total_size: get(r, "total_size")?,
             annotation_count: get(r, "annotation_count")?,
-            created_at: get(r, "created_at")?,
-            updated_at: get(r, "updated_at")?,
         })
     }
 }
@@ -121,10 +136,9 @@ pub(super) const COUNTERS: [&str; 8] = [
 /// Key of the PostgreSQL advisory lock a fold of counter changes runs under.
 const FOLD_LOCK: i64 = 0x7069_6374_6f66_6c64;
 
+/// The columns of [`DatasetRow`].
 const COLUMNS: &str =
-    "SELECT id, org_id, name, description, classes, annotation_types, image_count, \
-     new_image_count, annotate_image_count, review_image_count, completed_image_count, \
-     archived_images, total_size, annotation_count, created_at, updated_at FROM counted_datasets";
+    "id, org_id, name, description, classes, annotation_types, created_at, updated_at";
 
 impl Store {
     /// One page of the organisation's datasets, oldest first.
@@ -133,9 +147,11 @@ impl Store {
         org_id: &str,
         limit: i64,
         offset: i64,
-    ) -> StoreResult<(Vec<DatasetRow>, i64)> {
+    ) -> StoreResult<(Vec<(DatasetRow, DatasetCounts)>, i64)> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "{COLUMNS} WHERE org_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"
+            "SELECT {COLUMNS}, {} FROM counted_datasets WHERE org_id = $1 \
+             ORDER BY created_at, id LIMIT $2 OFFSET $3",
+            COUNTERS.join(", ")
         ));
         let rows = sqlx::query(sql)
             .bind(org_id)
@@ -149,7 +165,7 @@ impl Store {
             .await?;
         let list = rows
             .iter()
-            .map(DatasetRow::from_row)
+            .map(|r| Ok((DatasetRow::from_row(r)?, DatasetCounts::from_row(r)?)))
             .collect::<StoreResult<_>>()?;
         Ok((list, get(&total, "n")?))
     }
@@ -160,16 +176,29 @@ impl Store {
         org_id: &str,
         name: &str,
     ) -> StoreResult<Option<DatasetRow>> {
-        static SQL: LazyLock<String> =
-            LazyLock::new(|| format!("{COLUMNS} WHERE org_id = $1 AND name = $2"));
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!("SELECT {COLUMNS} FROM datasets WHERE org_id = $1 AND name = $2")
+        });
         self.read_first(&SQL, &[org_id, name]).await
     }
 
     /// The dataset with this id in the organisation.
     pub async fn dataset_by_id(&self, org_id: &str, id: &str) -> StoreResult<Option<DatasetRow>> {
-        static SQL: LazyLock<String> =
-            LazyLock::new(|| format!("{COLUMNS} WHERE org_id = $1 AND id = $2"));
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!("SELECT {COLUMNS} FROM datasets WHERE org_id = $1 AND id = $2")
+        });
         self.read_first(&SQL, &[org_id, id]).await
+    }
+
+    /// What the dataset with this id counts of its images; `None` once it is gone.
+    pub async fn dataset_counts(&self, id: &str) -> StoreResult<Option<DatasetCounts>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {} FROM counted_datasets WHERE id = $1",
+                COUNTERS.join(", ")
+            )
+        });
+        self.read_first(&SQL, &[id]).await
     }
 
     /// Creates a dataset; `Conflict` when the name is taken in the organisation.
