@@ -2,6 +2,7 @@
 
 mod backup;
 mod client;
+mod compact;
 mod file_config;
 mod gc;
 mod keys;
@@ -93,6 +94,9 @@ enum Command {
     /// Run the maintenance sweep once: expired uploads, abandoned staged files, old
     /// idempotency records, and bytes no image refers to. Safe while servers run.
     Gc(gc::GcArgs),
+    /// Rewrite an embedded installation's database without free pages and with 8 KB pages
+    /// (stop its servers first).
+    Compact(compact::CompactArgs),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell, e.g.
     /// `pictograph completions bash > ~/.local/share/bash-completion/completions/pictograph`.
     Completions(CompletionsArgs),
@@ -283,6 +287,7 @@ async fn run() {
                 Err(e) => Err(e),
             }
         }
+        Command::Compact(args) => compact::run(args).await,
         Command::Completions(args) => completions(args.shell),
     };
     if let Err(e) = result {

@@ -9,6 +9,7 @@
 //! through the pool on PostgreSQL or whenever that path cannot answer.
 
 mod cache;
+pub mod compact;
 mod datasets;
 mod exports;
 mod gather;
