@@ -503,6 +503,17 @@ impl Store {
                         "PRAGMA page_size = {SQLITE_PAGE_SIZE}; PRAGMA journal_mode = WAL"
                     )))
                     .await?;
+                let page: i64 = sqlx::query_scalar("PRAGMA page_size")
+                    .fetch_one(&write)
+                    .await?;
+                if page < i64::from(SQLITE_PAGE_SIZE) {
+                    tracing::info!(
+                        page_size = page,
+                        "the database has pages of {page} bytes; `pictograph compact`, run \
+                         with the servers stopped, rewrites it with {SQLITE_PAGE_SIZE}, which \
+                         makes batches over large datasets 10-20% faster"
+                    );
+                }
                 let read = opts(None).max_connections(8).connect(url).await?;
                 (read, write)
             }
