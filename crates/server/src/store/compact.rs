@@ -1,7 +1,7 @@
 //! Rewriting an embedded (SQLite) database compactly, for `pictograph compact`: SQLite never
 //! gives back the pages that deleted rows freed, and a database keeps the page size it was
-//! created with, so an installation older than [`SQLITE_PAGE_SIZE`] or one that purged many
-//! images gets both only through a rewrite.
+//! created with, so a database created with pages smaller than the ones new databases get
+//! (8 KB), or one that purged many images, gets either only through a rewrite.
 
 use super::SQLITE_PAGE_SIZE;
 use rusqlite::{Connection, OpenFlags};
@@ -38,8 +38,8 @@ pub enum CompactError {
     Io(#[from] std::io::Error),
 }
 
-/// Rewrites the database at `path` without free pages and with pages of
-/// [`SQLITE_PAGE_SIZE`] bytes (`VACUUM`), and leaves it in WAL mode, as servers run it.
+/// Rewrites the database at `path` without free pages and with the pages new databases get
+/// (8 KB; `VACUUM`), and leaves it in WAL mode, as servers run it.
 /// Refuses, changing nothing, while another connection has the database open. The rewrite
 /// runs under SQLite's rollback journal: a crash midway leaves the database as it was, and it
 /// needs free space of about the database's size.
