@@ -10,8 +10,9 @@
 # of it and sends one request at a time, 2 s apart, each naming K ids (default 100,000) spread
 # evenly over the dataset (every N/K-th image: the worst case, where a batch touches nearly
 # every page of the table and its indexes) or, with --pick run, K images in a row from the
-# middle of the dataset (as a selection of one upload or one stretch of time): two status updates, two moves, archive, archive through the update route,
-# restore, copy and permanent delete. Prints every time, then per operation both builds'
+# middle of the dataset (as a selection of one upload or one stretch of time): two status
+# updates, two moves, archive, archive through the update route, restore, copy and permanent
+# delete. Prints every time, then per operation both builds'
 # medians and their ratio (old / new). The old build seeds, so a migration that only the new
 # build has runs on its copies, as it would on a user's data. --seed-with seeds with a third
 # build instead, for two builds whose migrations differ (each refuses a database the other
@@ -29,7 +30,7 @@ repo="$(cd "$here/.." && pwd)"
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
-[[ $# -ge 2 ]] || { sed -n '2,24p' "$0"; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,25p' "$0"; exit 2; }
 old="$(realpath "$1")" new="$(realpath "$2")"
 shift 2
 rounds=3 size=1000000 batch=100000 pick=spread postgres="" seeder="" seed_each=""

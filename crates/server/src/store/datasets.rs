@@ -390,11 +390,11 @@ impl Store {
 /// `dataset_counter_changes`, see its migration 0018) into their datasets' rows and deletes
 /// them, in one transaction, so readers see the same totals before and after. Changes of a
 /// dataset that is gone are dropped. One fold runs at a time across servers: another one
-/// meanwhile does nothing. Answers how many changes it folded, and adds that to `folded`.
+/// meanwhile does nothing. Adds the number of changes it folded to `folded`.
 pub(super) async fn fold_counter_changes(
     pool: &sqlx::AnyPool,
     folded: &std::sync::atomic::AtomicU64,
-) -> StoreResult<u64> {
+) -> StoreResult<()> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         let sums: Vec<String> = COUNTERS
             .iter()
@@ -419,7 +419,7 @@ pub(super) async fn fold_counter_changes(
         .fetch_one(&mut *tx)
         .await?;
     if !get::<bool>(&turn, "turn")? {
-        return Ok(0);
+        return Ok(());
     }
     let row = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str()))
         .fetch_one(&mut *tx)
@@ -427,5 +427,5 @@ pub(super) async fn fold_counter_changes(
     tx.commit().await?;
     let n = get::<i64>(&row, "n")? as u64;
     folded.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-    Ok(n)
+    Ok(())
 }

@@ -969,24 +969,29 @@ mod tests {
     use super::testing::fill;
     use super::*;
 
+    /// The value of an integer `PRAGMA` on a connection of `pool`.
+    async fn pragma(pool: &AnyPool, name: &str) -> i64 {
+        sqlx::query_scalar(AssertSqlSafe(format!("PRAGMA {name}")))
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
     /// Only the write connection of a store that groups its commits leaves the log's sync to
     /// [`Store::durable`]; other stores, and every read connection (whose checkpoints copy
     /// the log), sync as SQLite does by default in WAL mode with `FULL`.
     #[tokio::test]
     async fn only_a_grouping_store_commits_without_a_sync() {
-        async fn level(pool: &AnyPool) -> i64 {
-            let row = sqlx::query("PRAGMA synchronous")
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            sqlx::Row::try_get(&row, 0).unwrap()
-        }
         for (commits, write_level) in [(Commits::Synced, 2), (Commits::Grouped, 1)] {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
             let store = Store::connect_with(&url, commits).await.unwrap();
-            assert_eq!(level(&store.write).await, write_level, "{commits:?}");
-            assert_eq!(level(&store.read).await, 2, "{commits:?}");
+            assert_eq!(
+                pragma(&store.write, "synchronous").await,
+                write_level,
+                "{commits:?}"
+            );
+            assert_eq!(pragma(&store.read, "synchronous").await, 2, "{commits:?}");
             fill(&store, 10, 100).await;
             store.durable().await.unwrap();
             let syncs = store.log_syncs();
@@ -1000,7 +1005,7 @@ mod tests {
         let store = Store::connect_with("sqlite::memory:", Commits::Grouped)
             .await
             .unwrap();
-        assert_eq!(level(&store.write).await, 2);
+        assert_eq!(pragma(&store.write, "synchronous").await, 2);
         assert_eq!(store.log_syncs(), None);
     }
 
@@ -1008,28 +1013,27 @@ mod tests {
     /// before keeps its own, and is migrated all the same.
     #[tokio::test]
     async fn new_databases_get_large_pages_and_older_ones_keep_theirs() {
-        async fn page_size(store: &Store) -> i64 {
-            let row = sqlx::query("PRAGMA page_size")
-                .fetch_one(&store.write)
-                .await
-                .unwrap();
-            sqlx::Row::try_get(&row, 0).unwrap()
-        }
         let dir = tempfile::tempdir().unwrap();
         let url = |name: &str| format!("sqlite://{}?mode=rwc", dir.path().join(name).display());
         let store = Store::connect(&url("new.db")).await.unwrap();
-        assert_eq!(page_size(&store).await, i64::from(SQLITE_PAGE_SIZE));
+        assert_eq!(
+            pragma(&store.write, "page_size").await,
+            i64::from(SQLITE_PAGE_SIZE)
+        );
         fill(&store, 10, 100).await;
         drop(store);
         let store = Store::connect(&url("new.db")).await.unwrap();
-        assert_eq!(page_size(&store).await, i64::from(SQLITE_PAGE_SIZE));
+        assert_eq!(
+            pragma(&store.write, "page_size").await,
+            i64::from(SQLITE_PAGE_SIZE)
+        );
 
         let old = rusqlite::Connection::open(dir.path().join("old.db")).unwrap();
         old.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE kept (a TEXT)")
             .unwrap();
         drop(old);
         let store = Store::connect(&url("old.db")).await.unwrap();
-        assert_eq!(page_size(&store).await, 4096);
+        assert_eq!(pragma(&store.write, "page_size").await, 4096);
         for table in ["images", "kept"] {
             sqlx::query(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
                 .fetch_one(&store.write)

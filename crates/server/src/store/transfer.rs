@@ -4,7 +4,7 @@
 //! own triggers as images arrive, then compared with the source's.
 
 use super::datasets::COUNTERS;
-use super::{get, Store, StoreResult};
+use super::{get, DatasetCounts, FromCells, Store, StoreResult};
 use sqlx::any::AnyRow;
 use sqlx::AssertSqlSafe;
 
@@ -224,7 +224,7 @@ impl Store {
     }
 
     /// Every dataset's counters, by id, for comparing two stores.
-    pub async fn dataset_counters(&self) -> StoreResult<Vec<(String, [i64; 8])>> {
+    pub async fn dataset_counters(&self) -> StoreResult<Vec<(String, DatasetCounts)>> {
         let sql = format!(
             "SELECT id, {} FROM counted_datasets ORDER BY id",
             COUNTERS.join(", ")
@@ -233,13 +233,7 @@ impl Store {
             .fetch_all(&self.read)
             .await?;
         rows.iter()
-            .map(|r| {
-                let mut counters = [0; 8];
-                for (value, column) in counters.iter_mut().zip(COUNTERS) {
-                    *value = get(r, column)?;
-                }
-                Ok((get(r, "id")?, counters))
-            })
+            .map(|r| Ok((get(r, "id")?, DatasetCounts::from_row(r)?)))
             .collect()
     }
 
