@@ -483,9 +483,9 @@ async fn main() -> Result<()> {
 
     // ── Cost growth ──
     row(String::new());
-    row(format!("cost growth ({backend}; medians in ms; list pages of 1,000, download-listing pages of 10,000, \"key\": the last page by key, \"tree\": the first page of a folder of 1% of the images with its sub-folders (\"dir key\": that folder alone by key, after its first image), \"status\": the first page of the 10% in review, \"rare\": of the 0.1% being annotated, \"name\": the images of one file name in any folder, batch moves of 1,000 ids)"));
+    row(format!("cost growth ({backend}; medians in ms; list pages of 1,000, download-listing pages of 10,000, \"key\": the last page by key, \"tree\": the first page of a folder of 1% of the images with its sub-folders (\"dir key\": that folder alone by key, after its first image), \"status\": the first page of the 10% in review, \"rare\": of the 0.1% being annotated, \"name\": the images of one file name in any folder, \"all\": with archived images, batch moves of 1,000 ids)"));
     row(format!(
-        "{:>9} {:>8} {:>10} {:>10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:>9} {:>8} {:>10} {:>10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "images",
         "get",
         "list@0",
@@ -494,6 +494,8 @@ async fn main() -> Result<()> {
         "imgs@0",
         "imgs@end",
         "imgs key",
+        "all@0",
+        "all@end",
         "tree",
         "dir key",
         "status",
@@ -538,6 +540,10 @@ async fn main() -> Result<()> {
         let last_page = c["data"][0]["id"].as_str().context("images@end id")?;
         let by_key = format!("{}&after={last_page}", imgs(0));
         let (ik, _) = api.timed_page(7, &by_key, "data", 999).await?;
+        // The listing with archived images: live and archived ones merged in listing order.
+        let all = |off: u64| format!("{}&include_archived=true", imgs(off));
+        let (a0, _) = api.timed_page(7, &all(0), "data", 1000).await?;
+        let (ae, _) = api.timed_page(7, &all(n - 1000), "data", 1000).await?;
         // The seed spreads images over /f00 … /f99.
         let folder = format!("/images/?dataset={}&folder_path=/f01&limit=1000", s.name);
         let tree = format!("{folder}&recursive=true");
@@ -596,7 +602,7 @@ async fn main() -> Result<()> {
             moves.extend(t);
         }
         row(format!(
-            "{:>9} {:>8.2} {:>10.1} {:>10.1} {:>7.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
+            "{:>9} {:>8.2} {:>10.1} {:>10.1} {:>7.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
             n,
             median(&get),
             median(&l0),
@@ -605,6 +611,8 @@ async fn main() -> Result<()> {
             median(&i0),
             median(&ie),
             median(&ik),
+            median(&a0),
+            median(&ae),
             median(&tr),
             median(&tk),
             median(&by_status[0]),

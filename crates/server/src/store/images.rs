@@ -500,14 +500,13 @@ impl Store {
             .await?;
         let (condition, binds) = filter.condition(dataset_id, None, &spelling);
         let order = spelling.order_by(from_end.is_some());
+        let listed = self.listed(filter, &condition, &order, skip + limit);
         let sql = if skip < IDS_FIRST_SKIP * limit || !self.dialect.pages_by_ids() {
-            format!(
-                "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET {skip}"
-            )
+            format!("SELECT {COLUMNS} FROM {listed} ORDER BY {order} LIMIT {limit} OFFSET {skip}")
         } else {
             format!(
-                "SELECT {COLUMNS} FROM images WHERE id IN (SELECT id FROM images \
-                 WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET {skip}) ORDER BY {order}"
+                "SELECT {COLUMNS} FROM images WHERE id IN (SELECT id FROM {listed} \
+                 ORDER BY {order} LIMIT {limit} OFFSET {skip}) ORDER BY {order}"
             )
         };
         let mut list = self
@@ -571,11 +570,35 @@ impl Store {
             .await?;
         let (condition, binds) = filter.condition(dataset_id, after, &spelling);
         let order = spelling.order_by(false);
-        let sql = format!(
-            "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY {order} LIMIT {limit}"
-        );
+        let listed = self.listed(filter, &condition, &order, limit);
+        let sql = format!("SELECT {COLUMNS} FROM {listed} ORDER BY {order} LIMIT {limit}");
         self.images_of(sql, &binds, limit, filter.narrowing_folder())
             .await
+    }
+
+    /// The images a listing of `filter` reads, `condition` (from [`ImageFilter::condition`])
+    /// holding, as the FROM clause of a statement that sorts them by `order` and reads `reach`
+    /// of them at most: the table, or, for a listing that includes archived images where they
+    /// are indexed apart from live ones ([`Dialect::splits_archived`]), the first `reach` live
+    /// and the first `reach` archived ones, which the planner merges from two reads of their
+    /// indexes in order. Without the limits, it would rather read and sort the whole dataset
+    /// (a first page of a million images: 520 ms instead of 0.6).
+    fn listed(&self, filter: &ImageFilter, condition: &str, order: &str, reach: i64) -> String {
+        if filter.include_archived && self.dialect.splits_archived() {
+            let part = |live: &str| {
+                format!(
+                    "(SELECT * FROM images WHERE {condition} AND {live} \
+                     ORDER BY {order} LIMIT {reach})"
+                )
+            };
+            format!(
+                "({} UNION ALL {}) images",
+                part("is_archived = 0"),
+                part("is_archived <> 0")
+            )
+        } else {
+            format!("images WHERE {condition}")
+        }
     }
 
     /// How a listing of `filter` that reaches `reach` images into the `matching` ones is

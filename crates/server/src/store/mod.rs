@@ -143,6 +143,15 @@ impl Dialect {
         }
     }
 
+    /// Whether live and archived images are in separate listing indexes, so that a listing of
+    /// both merges two reads in listing order (see [`Store::listed`]). PostgreSQL writes an
+    /// entry in every index on images for each row an update moves, and an index of every
+    /// image would be one more for each moved, restored or copied image; SQLite updates only
+    /// the indexes of the columns that changed, and merges no faster than it reads one index.
+    fn splits_archived(self) -> bool {
+        matches!(self, Dialect::Postgres)
+    }
+
     /// Whether a page deep into a listing is read as its ids first, then their rows.
     /// PostgreSQL reads from the table every row an OFFSET skips unless a sub-select asks the
     /// listing index for ids alone; SQLite skips index entries without reading their rows
