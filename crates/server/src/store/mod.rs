@@ -146,8 +146,9 @@ impl Dialect {
     /// Whether live and archived images are in separate listing indexes, so that a listing of
     /// both merges two reads in listing order (see [`Store::listed`]). PostgreSQL writes an
     /// entry in every index on images for each row an update moves, and an index of every
-    /// image would be one more for each moved, restored or copied image; SQLite updates only
-    /// the indexes of the columns that changed, and merges no faster than it reads one index.
+    /// image would be one more for each moved, restored or copied image. SQLite updates only
+    /// the indexes whose columns changed, so there that index costs moves, archives and
+    /// restores nothing.
     fn splits_archived(self) -> bool {
         matches!(self, Dialect::Postgres)
     }
