@@ -2,18 +2,9 @@
 
 mod common;
 
+use common::{bin, serve_logging_to};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pictograph"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PICTOGRAPH_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
 
 fn run(args: &[&str]) -> (bool, String, String) {
     let out = bin().args(args).output().expect("run pictograph");
@@ -27,27 +18,6 @@ fn run(args: &[&str]) -> (bool, String, String) {
 /// Starts `serve` and returns the child and the `listening on` URL it printed.
 fn serve(cmd: &mut Command) -> (Child, String, Vec<String>) {
     serve_logging_to(cmd, Stdio::null())
-}
-
-/// [`serve`], its log written to `stderr`.
-fn serve_logging_to(cmd: &mut Command, stderr: Stdio) -> (Child, String, Vec<String>) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn serve");
-    let mut lines = Vec::new();
-    let reader = BufReader::new(child.stdout.take().expect("stdout"));
-    for line in reader.lines() {
-        let line = line.expect("read stdout");
-        if let Some(url) = line.strip_prefix("listening on ") {
-            return (child, url.to_string(), lines);
-        }
-        lines.push(line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("serve exited before listening; printed {lines:?}");
 }
 
 #[test]

@@ -1,20 +1,11 @@
 //! `pictograph compact` on the data directory of a server: refused while the server runs,
 //! then a rewrite the restarted server serves the same data from.
 
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
-/// The binary with no `PICTOGRAPH_*` settings of the calling environment.
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pictograph"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PICTOGRAPH_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
+use common::{bin, serve_logging_to};
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
 
 /// `pictograph compact [args]`: (success, stdout, stderr).
 fn compact(args: &[&str]) -> (bool, String, String) {
@@ -33,22 +24,10 @@ fn compact(args: &[&str]) -> (bool, String, String) {
 
 /// `pictograph serve` on `data`: the process and its URL.
 fn serve(data: &str) -> (Child, String) {
-    let mut child = bin()
-        .args(["serve", "--data-dir", data, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let reader = BufReader::new(child.stdout.take().expect("stdout"));
-    for line in reader.lines() {
-        let line = line.expect("read stdout");
-        if let Some(url) = line.strip_prefix("listening on ") {
-            return (child, url.to_string());
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("serve exited before listening");
+    let mut cmd = bin();
+    cmd.args(["serve", "--data-dir", data, "--listen", "127.0.0.1:0"]);
+    let (child, url, _) = serve_logging_to(&mut cmd, Stdio::null());
+    (child, url)
 }
 
 /// Stops the server as a service manager does (SIGTERM), and waits for it to exit.
