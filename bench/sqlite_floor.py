@@ -2,6 +2,7 @@
 """What SQLite alone takes for the 100,000-id batch statements (not a test).
 
 Usage: bench/sqlite_floor.py DB [--rounds N] [--batch K] [--ops status,move,archive,restore]
+                             [--pragma NAME=VALUE ...]
 
 DB is a seeded pictograph.db, e.g. the one bench/batch_ab.sh or bench/scale.sh leaves in its
 scratch directory (`pictograph-scale --work DIR --sizes 1000000 …` makes DIR/data/pictograph.db).
@@ -42,6 +43,8 @@ RESTORE_READ = (
     "WHERE i.dataset_id || '' = ? AND i.id IN (SELECT value FROM json_each(?))"
 )
 CHUNK = 10_000
+# Settings given with --pragma, set on the connection after the server's own.
+PRAGMAS = []
 
 
 def update_sql(op):
@@ -62,6 +65,8 @@ def one(src, scratch, op, batch):
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA wal_autocheckpoint = 250000")
+    for pragma in PRAGMAS:
+        db.execute(f"PRAGMA {pragma}")
     (dataset,) = db.execute(
         "SELECT dataset_id FROM images GROUP BY dataset_id ORDER BY COUNT(*) DESC LIMIT 1"
     ).fetchone()
@@ -109,7 +114,14 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--batch", type=int, default=100_000)
     p.add_argument("--ops", default="status,move,archive,restore")
+    p.add_argument(
+        "--pragma",
+        action="append",
+        default=[],
+        help="a setting to try, e.g. cache_size=-65536 (repeatable)",
+    )
     a = p.parse_args()
+    PRAGMAS.extend(a.pragma)
     ops = a.ops.split(",")
     for op in ops:
         if op not in SETS:

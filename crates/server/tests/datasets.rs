@@ -666,6 +666,35 @@ async fn counters_follow_every_change() {
         status_totals_agree(&t.owner, "counted").await;
     }
 
+    // Batch archives by either route, over live and archived images at once, and one
+    // restore of them all.
+    let archive =
+        |ids: &[String]| json!({"dataset_name": "counted", "image_ids": ids, "permanent": false});
+    t.owner
+        .batch("delete", &archive(&all[..2]))
+        .await
+        .expect(200);
+    assert_eq!(t.owner.counts("counted").await, c(1, 0, 2, sc, 0));
+    status_totals_agree(&t.owner, "counted").await;
+    t.owner
+        .patch(
+            "batch/images/update",
+            &change(&all[..], json!({"is_archived": true})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(t.owner.counts("counted").await, c(0, 0, 3, 0, 0));
+    status_totals_agree(&t.owner, "counted").await;
+    t.owner
+        .patch(
+            "batch/images/update",
+            &change(&all[..], json!({"is_archived": false})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(t.owner.counts("counted").await, c(3, 2, 0, sa + sb + sc, 2));
+    status_totals_agree(&t.owner, "counted").await;
+
     // Copies count (with their annotations and status when copied).
     t.owner
         .batch(
@@ -693,19 +722,34 @@ async fn counters_follow_every_change() {
         c(5, 3, 0, 3 * sa + sb + sc, 4)
     );
     status_totals_agree(&t.owner, "counted").await;
+    // A copy over an image of the same name counts the replaced image out: the complete,
+    // annotated first copy gives way to a new one without annotations.
+    t.owner
+        .batch(
+            "copy",
+            &json!({"dataset_name": "counted", "image_ids": [s(&a, "id")], "target_folder_path": "/copies",
+                    "duplicate_handling": "overwrite", "copy_annotations": false}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        t.owner.counts("counted").await,
+        c(5, 2, 0, 3 * sa + sb + sc, 2)
+    );
+    status_totals_agree(&t.owner, "counted").await;
 
     // Permanent delete of a live image and of an archived one.
     t.owner
         .delete(&format!("images/{}?permanent=true", s(&cimg, "id")))
         .await
         .expect(200);
-    assert_eq!(t.owner.counts("counted").await, c(4, 3, 0, 3 * sa + sb, 4));
+    assert_eq!(t.owner.counts("counted").await, c(4, 2, 0, 3 * sa + sb, 2));
     status_totals_agree(&t.owner, "counted").await;
     t.owner
         .delete(&format!("images/{}", s(&b, "id")))
         .await
         .expect(200);
-    assert_eq!(t.owner.counts("counted").await, c(3, 2, 1, 3 * sa, 4));
+    assert_eq!(t.owner.counts("counted").await, c(3, 1, 1, 3 * sa, 2));
     status_totals_agree(&t.owner, "counted").await;
     t.owner
         .batch(
@@ -714,7 +758,7 @@ async fn counters_follow_every_change() {
         )
         .await
         .expect(200);
-    assert_eq!(t.owner.counts("counted").await, c(3, 2, 0, 3 * sa, 4));
+    assert_eq!(t.owner.counts("counted").await, c(3, 1, 0, 3 * sa, 2));
     status_totals_agree(&t.owner, "counted").await;
 
     // Clearing annotations.
@@ -722,14 +766,14 @@ async fn counters_follow_every_change() {
         .delete(&format!("annotations/{}", s(&a, "id")))
         .await
         .expect(200);
-    assert_eq!(t.owner.counts("counted").await, c(3, 2, 0, 3 * sa, 2));
+    assert_eq!(t.owner.counts("counted").await, c(3, 1, 0, 3 * sa, 0));
     status_totals_agree(&t.owner, "counted").await;
 
     // Deleting another dataset leaves these counters alone.
     let other = t.owner.create_dataset("other").await;
     t.owner.upload_png(&s(&other, "id"), "/", "a.png", 1).await;
     t.owner.delete("projects/other").await.expect(200);
-    assert_eq!(t.owner.counts("counted").await, c(3, 2, 0, 3 * sa, 2));
+    assert_eq!(t.owner.counts("counted").await, c(3, 1, 0, 3 * sa, 0));
     status_totals_agree(&t.owner, "counted").await;
 
     // The counters agree with the images actually listed.
