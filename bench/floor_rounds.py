@@ -1,7 +1,48 @@
-"""The round loop and report of bench/sqlite_floor.py and bench/postgres_floor.py (imported,
-not run)."""
+"""The round loop and report of bench/sqlite_floor.py, bench/sqlite_narrow_rows.py and
+bench/postgres_floor.py, and the scratch copies of the SQLite ones (imported, not run)."""
 
+import os
+import shutil
 import statistics
+import time
+
+SCRATCH_SUFFIXES = ("", "-wal", "-shm")
+
+
+def sqlite_copy(sqlite3, src, scratch):
+    """Copies database `src` to `scratch` and opens it through module `sqlite3` with the
+    server's log settings: WAL, synchronous NORMAL (the log is synced once the commit
+    returns, see `sqlite_timed`), no automatic checkpoint within a batch."""
+    shutil.copyfile(src, scratch)
+    for suffix in SCRATCH_SUFFIXES[1:]:
+        if os.path.exists(scratch + suffix):
+            os.remove(scratch + suffix)
+    db = sqlite3.connect(scratch, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA wal_autocheckpoint = 250000")
+    return db
+
+
+def sqlite_timed(db, scratch, run, n):
+    """Runs `run()` in one write transaction of `db` (a `sqlite_copy` at `scratch`), commits
+    it and syncs the log, as the server's answer waits for; closes `db` and removes its
+    files. Answers (statements s, commit s, log bytes, n), as `report` takes them."""
+    start = time.perf_counter()
+    db.execute("BEGIN IMMEDIATE")
+    run()
+    statements = time.perf_counter()
+    db.execute("COMMIT")
+    log = os.open(scratch + "-wal", os.O_RDONLY)
+    os.fdatasync(log)
+    os.close(log)
+    end = time.perf_counter()
+    wal = os.path.getsize(scratch + "-wal")
+    db.close()
+    for suffix in SCRATCH_SUFFIXES:
+        if os.path.exists(scratch + suffix):
+            os.remove(scratch + suffix)
+    return statements - start, end - statements, wal, n
 
 
 def report(ops, rounds, measure, log):

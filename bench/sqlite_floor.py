@@ -20,12 +20,9 @@ for the answer, and the answer itself: compare with bench/batch_ab.sh or bench/s
 
 import argparse
 import json
-import os
-import shutil
 import sqlite3
-import time
 
-from floor_rounds import report
+from floor_rounds import report, sqlite_copy, sqlite_timed
 
 SETS = {
     "status": "status = 'review', updated_at = ?",
@@ -57,14 +54,7 @@ def update_sql(op):
 
 def one(src, scratch, op, batch):
     """Runs one operation on a fresh copy of `src`; (statements s, commit s, log bytes, ids)."""
-    shutil.copyfile(src, scratch)
-    for suffix in ("-wal", "-shm"):
-        if os.path.exists(scratch + suffix):
-            os.remove(scratch + suffix)
-    db = sqlite3.connect(scratch, isolation_level=None)
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")
-    db.execute("PRAGMA wal_autocheckpoint = 250000")
+    db = sqlite_copy(sqlite3, src, scratch)
     for pragma in PRAGMAS:
         db.execute(f"PRAGMA {pragma}")
     (dataset,) = db.execute(
@@ -88,24 +78,14 @@ def one(src, scratch, op, batch):
             db.execute(archive, (at, dataset, chunk))
         db.execute("COMMIT")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    start = time.perf_counter()
-    db.execute("BEGIN IMMEDIATE")
-    for chunk in chunks:
-        if op == "restore":
-            db.execute(RESTORE_READ, (dataset, chunk)).fetchone()
-        db.execute(sql, (at, dataset, chunk))
-    statements = time.perf_counter()
-    db.execute("COMMIT")
-    log = os.open(scratch + "-wal", os.O_RDONLY)
-    os.fdatasync(log)
-    os.close(log)
-    end = time.perf_counter()
-    wal = os.path.getsize(scratch + "-wal")
-    db.close()
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(scratch + suffix):
-            os.remove(scratch + suffix)
-    return statements - start, end - statements, wal, len(ids)
+
+    def run():
+        for chunk in chunks:
+            if op == "restore":
+                db.execute(RESTORE_READ, (dataset, chunk)).fetchone()
+            db.execute(sql, (at, dataset, chunk))
+
+    return sqlite_timed(db, scratch, run, len(ids))
 
 
 def main():

@@ -28,14 +28,13 @@ import argparse
 import json
 import os
 import shutil
-import time
 
 try:
     import pysqlite3 as sqlite3
 except ImportError:
     import sqlite3
 
-from floor_rounds import report
+from floor_rounds import report, sqlite_copy, sqlite_timed
 
 VARIANTS = {
     "none": set(),
@@ -119,11 +118,7 @@ def build(src, path, narrow):
 def one(path, narrow, op, ids, dataset):
     """Runs `op` on a copy of variant `path`; (statements s, commit s, log bytes, ids)."""
     scratch = path + ".run"
-    shutil.copyfile(path, scratch)
-    db = sqlite3.connect(scratch, isolation_level=None)
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")
-    db.execute("PRAGMA wal_autocheckpoint = 250000")
+    db = sqlite_copy(sqlite3, path, scratch)
     at = AT_MICROS if "times" in narrow else AT_TEXT
     key = "dataset_id + 0" if "dataset" in narrow else "dataset_id || ''"
     value = "unhex(value)" if "id" in narrow else "value"
@@ -135,22 +130,12 @@ def one(path, narrow, op, ids, dataset):
         ids = [i.replace("-", "") for i in ids]
     chunks = [json.dumps(ids[i : i + CHUNK]) for i in range(0, len(ids), CHUNK)]
     dataset = dataset[1] if "dataset" in narrow else dataset[0]
-    start = time.perf_counter()
-    db.execute("BEGIN IMMEDIATE")
-    for chunk in chunks:
-        db.execute(sql, (dataset, chunk))
-    statements = time.perf_counter()
-    db.execute("COMMIT")
-    log = os.open(scratch + "-wal", os.O_RDONLY)
-    os.fdatasync(log)
-    os.close(log)
-    end = time.perf_counter()
-    wal = os.path.getsize(scratch + "-wal")
-    db.close()
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(scratch + suffix):
-            os.remove(scratch + suffix)
-    return statements - start, end - statements, wal, len(ids)
+
+    def run():
+        for chunk in chunks:
+            db.execute(sql, (dataset, chunk))
+
+    return sqlite_timed(db, scratch, run, len(ids))
 
 
 def main():
