@@ -9,10 +9,26 @@ import time
 SCRATCH_SUFFIXES = ("", "-wal", "-shm")
 
 
-def sqlite_copy(sqlite3, src, scratch):
+def spread_ids(db, batch):
+    """The largest dataset of SQLite connection `db` and `batch` of its image ids spread
+    evenly over it (every n-th in listing order): (dataset id, ids)."""
+    (dataset,) = db.execute(
+        "SELECT dataset_id FROM images GROUP BY dataset_id ORDER BY COUNT(*) DESC LIMIT 1"
+    ).fetchone()
+    ids = [
+        r[0]
+        for r in db.execute(
+            "SELECT id FROM images WHERE dataset_id = ? ORDER BY created_at, id", (dataset,)
+        )
+    ]
+    return dataset, ids[:: max(1, len(ids) // batch)][:batch]
+
+
+def sqlite_copy(sqlite3, src, scratch, pragmas=()):
     """Copies database `src` to `scratch` and opens it through module `sqlite3` with the
     server's log settings: WAL, synchronous NORMAL (the log is synced once the commit
-    returns, see `sqlite_timed`), no automatic checkpoint within a batch."""
+    returns, see `sqlite_timed`), no automatic checkpoint within a batch; then `pragmas`
+    (`NAME=VALUE` settings to try)."""
     shutil.copyfile(src, scratch)
     for suffix in SCRATCH_SUFFIXES[1:]:
         if os.path.exists(scratch + suffix):
@@ -21,6 +37,8 @@ def sqlite_copy(sqlite3, src, scratch):
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA wal_autocheckpoint = 250000")
+    for pragma in pragmas:
+        db.execute(f"PRAGMA {pragma}")
     return db
 
 

@@ -22,7 +22,7 @@ import argparse
 import json
 import sqlite3
 
-from floor_rounds import report, sqlite_copy, sqlite_timed
+from floor_rounds import report, spread_ids, sqlite_copy, sqlite_timed
 
 SETS = {
     "status": "status = 'review', updated_at = ?",
@@ -40,8 +40,6 @@ RESTORE_READ = (
     "WHERE i.dataset_id || '' = ? AND i.id IN (SELECT value FROM json_each(?))"
 )
 CHUNK = 10_000
-# Settings given with --pragma, set on the connection after the server's own.
-PRAGMAS = []
 
 
 def update_sql(op):
@@ -52,22 +50,10 @@ def update_sql(op):
     )
 
 
-def one(src, scratch, op, batch):
-    """Runs one operation on a fresh copy of `src`; (statements s, commit s, log bytes, ids)."""
-    db = sqlite_copy(sqlite3, src, scratch)
-    for pragma in PRAGMAS:
-        db.execute(f"PRAGMA {pragma}")
-    (dataset,) = db.execute(
-        "SELECT dataset_id FROM images GROUP BY dataset_id ORDER BY COUNT(*) DESC LIMIT 1"
-    ).fetchone()
-    ids = [
-        r[0]
-        for r in db.execute(
-            "SELECT id FROM images WHERE dataset_id = ? ORDER BY created_at, id", (dataset,)
-        )
-    ]
-    step = max(1, len(ids) // batch)
-    ids = ids[::step][:batch]
+def one(src, scratch, op, dataset, ids, pragmas):
+    """Runs one operation over `ids` of `dataset` on a fresh copy of `src`, with the extra
+    settings `pragmas`; (statements s, commit s, log bytes, ids)."""
+    db = sqlite_copy(sqlite3, src, scratch, pragmas)
     sql = update_sql(op)
     at = "2026-01-01T00:00:00.000000Z"
     chunks = [json.dumps(ids[i : i + CHUNK]) for i in range(0, len(ids), CHUNK)]
@@ -101,14 +87,16 @@ def main():
         help="a setting to try, e.g. cache_size=-65536 (repeatable)",
     )
     a = p.parse_args()
-    PRAGMAS.extend(a.pragma)
     ops = a.ops.split(",")
     for op in ops:
         if op not in SETS:
             p.error(f"unknown operation {op!r}: use {', '.join(SETS)}")
     scratch = a.db + ".floor"
+    db = sqlite3.connect(a.db)
+    dataset, ids = spread_ids(db, a.batch)
+    db.close()
     print(f"SQLite {sqlite3.sqlite_version}; {a.db}")
-    report(ops, a.rounds, lambda op: one(a.db, scratch, op, a.batch), "log")
+    report(ops, a.rounds, lambda op: one(a.db, scratch, op, dataset, ids, a.pragma), "log")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ try:
 except ImportError:
     import sqlite3
 
-from floor_rounds import report, sqlite_copy, sqlite_timed
+from floor_rounds import report, spread_ids, sqlite_copy, sqlite_timed
 
 VARIANTS = {
     "none": set(),
@@ -80,12 +80,12 @@ def build(src, path, narrow):
     )
     live_marker = "x''" if "id" in narrow else "''"
     # The server's update trigger, for the narrow table (dataset found by row id there).
-    (trigger,) = db.execute(
+    row = db.execute(
         "SELECT sql FROM sqlite_master WHERE name = 'images_counters_update'"
-    ).fetchone() or (None,)
-    if trigger is None:
+    ).fetchone()
+    if row is None:
         raise SystemExit("the database has no images_counters_update trigger")
-    trigger = trigger.replace("images_counters_update", "narrow_counters_update")
+    trigger = row[0].replace("images_counters_update", "narrow_counters_update")
     trigger = trigger.replace(" ON images", " ON narrow")
     if "dataset" in narrow:
         trigger = trigger.replace("WHERE id = NEW.dataset_id", "WHERE rowid = NEW.dataset_id")
@@ -154,19 +154,11 @@ def main():
         if v not in VARIANTS:
             p.error(f"unknown variant {v!r}: use {', '.join(VARIANTS)}")
     db = sqlite3.connect(a.db)
-    dataset = db.execute(
-        "SELECT i.dataset_id, d.rowid FROM images i JOIN datasets d ON d.id = i.dataset_id "
-        "GROUP BY i.dataset_id ORDER BY COUNT(*) DESC LIMIT 1"
-    ).fetchone()
-    ids = [
-        r[0]
-        for r in db.execute(
-            "SELECT id FROM images WHERE dataset_id = ? ORDER BY created_at, id",
-            (dataset[0],),
-        )
-    ]
+    dataset_id, ids = spread_ids(db, a.batch)
+    # The dataset as each variant names it: its id, or its row id in `datasets`.
+    (row_id,) = db.execute("SELECT rowid FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+    dataset = (dataset_id, row_id)
     db.close()
-    ids = ids[:: max(1, len(ids) // a.batch)][: a.batch]
     paths = {v: f"{a.db}.narrow-{v}" for v in variants}
     print(f"SQLite {sqlite3.sqlite_version}; {a.db}")
     try:
