@@ -695,48 +695,29 @@ async fn counters_follow_every_change() {
     assert_eq!(t.owner.counts("counted").await, c(3, 2, 0, sa + sb + sc, 2));
     status_totals_agree(&t.owner, "counted").await;
 
-    // Copies count (with their annotations and status when copied).
-    t.owner
-        .batch(
-            "copy",
-            &json!({"dataset_name": "counted", "image_ids": [s(&a, "id")], "target_folder_path": "/copies",
-                    "duplicate_handling": "rename", "copy_annotations": true}),
-        )
-        .await
-        .expect(200);
-    assert_eq!(
-        t.owner.counts("counted").await,
-        c(4, 3, 0, 2 * sa + sb + sc, 4)
-    );
-    status_totals_agree(&t.owner, "counted").await;
-    t.owner
-        .batch(
-            "copy",
-            &json!({"dataset_name": "counted", "image_ids": [s(&a, "id")], "target_folder_path": "/copies",
-                    "duplicate_handling": "rename", "copy_annotations": false}),
-        )
-        .await
-        .expect(200);
-    assert_eq!(
-        t.owner.counts("counted").await,
-        c(5, 3, 0, 3 * sa + sb + sc, 4)
-    );
-    status_totals_agree(&t.owner, "counted").await;
-    // A copy over an image of the same name counts the replaced image out: the complete,
-    // annotated first copy gives way to a new one without annotations.
-    t.owner
-        .batch(
-            "copy",
-            &json!({"dataset_name": "counted", "image_ids": [s(&a, "id")], "target_folder_path": "/copies",
-                    "duplicate_handling": "overwrite", "copy_annotations": false}),
-        )
-        .await
-        .expect(200);
-    assert_eq!(
-        t.owner.counts("counted").await,
-        c(5, 2, 0, 3 * sa + sb + sc, 2)
-    );
-    status_totals_agree(&t.owner, "counted").await;
+    // Copies count (with their annotations and status when copied). The last one, over an
+    // image of the same name, counts the replaced image out: the complete, annotated first
+    // copy gives way to a new one without annotations.
+    for (mode, annotations, counts) in [
+        ("rename", true, c(4, 3, 0, 2 * sa + sb + sc, 4)),
+        ("rename", false, c(5, 3, 0, 3 * sa + sb + sc, 4)),
+        ("overwrite", false, c(5, 2, 0, 3 * sa + sb + sc, 2)),
+    ] {
+        t.owner
+            .batch(
+                "copy",
+                &json!({"dataset_name": "counted", "image_ids": [s(&a, "id")], "target_folder_path": "/copies",
+                        "duplicate_handling": mode, "copy_annotations": annotations}),
+            )
+            .await
+            .expect(200);
+        assert_eq!(
+            t.owner.counts("counted").await,
+            counts,
+            "after a copy ({mode}, annotations {annotations})"
+        );
+        status_totals_agree(&t.owner, "counted").await;
+    }
 
     // Permanent delete of a live image and of an archived one.
     t.owner
