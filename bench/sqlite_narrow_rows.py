@@ -2,7 +2,7 @@
 """What narrower image rows would save SQLite's batch statements (not a test).
 
 Usage: bench/sqlite_narrow_rows.py DB [--rounds N] [--batch K] [--ops archive,move,status]
-                                   [--variants none,id,dataset,hash,times,all]
+                                   [--variants none,id,dataset,hash,times,all,A+B]
 
 DB is a seeded pictograph.db (see bench/sqlite_floor.py). Each variant is a copy of its
 images in a table laid out as the server's, with some columns stored narrower:
@@ -13,6 +13,7 @@ images in a table laid out as the server's, with some columns stored narrower:
   hash     the SHA-256 as 32 bytes instead of 64 hex digits
   times    created_at and updated_at as microseconds since 1970 instead of 27 characters
   all      all four
+  A+B      the columns of several of these, e.g. dataset+hash+times
 
 with the same indexes (name, listing order over all and over live images, bytes) and the
 same counter trigger on updates, built once per variant next to DB (DB.narrow-VARIANT, about
@@ -36,14 +37,8 @@ except ImportError:
 
 from floor_rounds import report, spread_ids, sqlite_copy, sqlite_timed
 
-VARIANTS = {
-    "none": set(),
-    "id": {"id"},
-    "dataset": {"dataset"},
-    "hash": {"hash"},
-    "times": {"times"},
-    "all": {"id", "dataset", "hash", "times"},
-}
+COLUMNS = ("id", "dataset", "hash", "times")
+DEFAULT_VARIANTS = ("none",) + COLUMNS + ("all",)
 SETS = {
     "archive": "is_archived = 1",
     "move": "folder = '/moved-by-bench'",
@@ -61,6 +56,16 @@ def micros(column):
         f"(unixepoch(substr(i.{column}, 1, 19)) * 1000000 "
         f"+ CAST(substr(i.{column}, 21, 6) AS INTEGER))"
     )
+
+
+def narrowed(variant):
+    """The columns variant `variant` stores narrower, or None for an unknown name."""
+    if variant == "none":
+        return set()
+    if variant == "all":
+        return set(COLUMNS)
+    parts = set(variant.split("+"))
+    return parts if parts <= set(COLUMNS) else None
 
 
 def build(src, path, narrow):
@@ -144,15 +149,15 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--batch", type=int, default=100_000)
     p.add_argument("--ops", default="archive,move,status")
-    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
     a = p.parse_args()
     ops, variants = a.ops.split(","), a.variants.split(",")
     for op in ops:
         if op not in SETS:
             p.error(f"unknown operation {op!r}: use {', '.join(SETS)}")
     for v in variants:
-        if v not in VARIANTS:
-            p.error(f"unknown variant {v!r}: use {', '.join(VARIANTS)}")
+        if narrowed(v) is None:
+            p.error(f"unknown variant {v!r}: use none, all or {'+'.join(COLUMNS)} parts")
     db = sqlite3.connect(a.db)
     dataset_id, ids = spread_ids(db, a.batch)
     # The dataset as each variant names it: its id, or its row id in `datasets`.
@@ -163,13 +168,13 @@ def main():
     print(f"SQLite {sqlite3.sqlite_version}; {a.db}")
     try:
         for v in variants:
-            build(a.db, paths[v], VARIANTS[v])
+            build(a.db, paths[v], narrowed(v))
             print(f"{v}: {os.path.getsize(paths[v]) / 1e6:.0f} MB", flush=True)
         labels = [f"{v} {op}" for v in variants for op in ops]
 
         def measure(label):
             v, op = label.split(" ")
-            return one(paths[v], VARIANTS[v], op, ids, dataset)
+            return one(paths[v], narrowed(v), op, ids, dataset)
 
         report(labels, a.rounds, measure, "log")
     finally:
