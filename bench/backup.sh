@@ -89,14 +89,16 @@ src, = c.execute("SELECT id FROM datasets LIMIT 1").fetchone()
 ds = str(uuid.uuid4())
 c.execute("INSERT INTO datasets (id, org_id, name, description, created_at, updated_at) "
           "SELECT ?, org_id, 'rows', '', created_at, updated_at FROM datasets WHERE id = ?", (ds, src))
+seq, = c.execute("SELECT seq FROM datasets WHERE id = ?", (ds,)).fetchone()
+src_seq, = c.execute("SELECT seq FROM datasets WHERE id = ?", (src,)).fetchone()
 cols = [r[1] for r in c.execute("PRAGMA table_info(images)")]
-rest = [x for x in cols if x not in ("id", "dataset_id", "filename")]
-template = c.execute(f"SELECT {', '.join(rest)} FROM images WHERE dataset_id = ? ORDER BY id", (src,)).fetchall()
+rest = [x for x in cols if x not in ("id", "dataset_seq", "filename")]
+template = c.execute(f"SELECT {', '.join(rest)} FROM images WHERE dataset_seq = ? ORDER BY id", (src_seq,)).fetchall()
 step = 100_000
 for start in range(0, rows, step):
-    batch = [(f"{uuid.UUID(int=(1 << 120) + i)}", ds, f"row_{i:07d}.jpg", *template[i % len(template)])
+    batch = [(f"{uuid.UUID(int=(1 << 120) + i)}", seq, f"row_{i:07d}.jpg", *template[i % len(template)])
              for i in range(start, min(rows, start + step))]
-    c.executemany(f"INSERT INTO images (id, dataset_id, filename, {', '.join(rest)}) VALUES "
+    c.executemany(f"INSERT INTO images (id, dataset_seq, filename, {', '.join(rest)}) VALUES "
                   f"({', '.join('?' * (3 + len(rest)))})", batch)
     c.commit()
 c.close()

@@ -3,7 +3,7 @@
 #
 # Usage: bench/batch_ab.sh OLD_BINARY NEW_BINARY [--rounds N] [--size N] [--batch K]
 #                          [--pick spread|run] [--postgres ADMIN_URL]
-#                          [--seed-with BINARY | --seed-each]
+#                          [--seed-with BINARY | --seed-each | --seed-dir DATA_DIR]
 #
 # Seeds one data directory of N images (default 1,000,000) with the old build through the
 # scale tool (bench/scale), then, round after round, starts each build in turn on a fresh copy
@@ -17,12 +17,14 @@
 # build has runs on its copies, as it would on a user's data. --seed-with seeds with a third
 # build instead, for two builds whose migrations differ (each refuses a database the other
 # migrated). --seed-each seeds twice, each build its own copy, for two builds that lay out a
-# new database differently.
+# new database differently. --seed-dir copies a data directory seeded before (SQLite only; a
+# scale tool run of the old build, e.g. one whose direct inserts wrote an older schema).
 # SQLite by default; with --postgres (e.g. postgres://postgres@127.0.0.1:5434, a cluster of the
 # sizing bench/scale.sh uses), the seed is database ab_seed and every run gets a copy of it
 # (CREATE DATABASE … TEMPLATE), dropped afterwards.
 # BENCH_DIR=DIR puts the scratch directory there (default: target/bench); it needs about 2 GB
-# for the default size.
+# for the default size. SCALE_TOOL=PATH seeds with that build of the scale tool (one that writes
+# the old build's schema, whose rows it inserts directly) instead of this checkout's.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,10 +32,10 @@ repo="$(cd "$here/.." && pwd)"
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
-[[ $# -ge 2 ]] || { sed -n '2,25p' "$0"; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,27p' "$0"; exit 2; }
 old="$(realpath "$1")" new="$(realpath "$2")"
 shift 2
-rounds=3 size=1000000 batch=100000 pick=spread postgres="" seeder="" seed_each=""
+rounds=3 size=1000000 batch=100000 pick=spread postgres="" seeder="" seed_each="" seed_dir=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
@@ -44,6 +46,7 @@ while [[ $# -gt 0 ]]; do
     --postgres) postgres="${2%/}"; shift 2 ;;
     --seed-with) seeder="$(realpath "$2")"; shift 2 ;;
     --seed-each) seed_each=1; shift ;;
+    --seed-dir) seed_dir="$(realpath "$2")"; shift 2 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -51,6 +54,7 @@ done
 echo "building the scale tool (release)" >&2
 (cd "$repo" && cargo build --release -q -p pictograph-scale)
 target="$(target_dir "$repo")"
+scale_tool="${SCALE_TOOL:-$target/release/pictograph-scale}"
 work="${BENCH_DIR:-$repo/target/bench}/batch-ab"
 rm -rf "$work"
 mkdir -p "$work"
@@ -65,7 +69,7 @@ seed() {
     seed_flags=(--postgres "$postgres/ab_$1")
   fi
   echo "seeding $size images with $2" >&2
-  RUST_LOG=error "$target/release/pictograph-scale" --bin "$2" --work "$work/$1" \
+  RUST_LOG=error "$scale_tool" --bin "$2" --work "$work/$1" \
     --sizes "$size" --batch 1000 --load-secs 0 --download-max 0 --delete-largest false \
     "${seed_flags[@]}" >"$work/$1.log"
   if [[ -z "$postgres" ]]; then
@@ -76,7 +80,11 @@ EOF2
   fi
 }
 [[ -n "$postgres" ]] && psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
-if [[ -n "$seed_each" ]]; then
+if [[ -n "$seed_dir" ]]; then
+  [[ -z "$postgres" ]] || { echo "--seed-dir: SQLite only" >&2; exit 2; }
+  mkdir -p "$work/seed"
+  cp -a "$seed_dir" "$work/seed/data"
+elif [[ -n "$seed_each" ]]; then
   seed seed_old "$old"
   seed seed_new "$new"
 else

@@ -11,16 +11,21 @@ SCRATCH_SUFFIXES = ("", "-wal", "-shm")
 
 def spread_ids(db, batch):
     """The largest dataset of SQLite connection `db` and `batch` of its image ids spread
-    evenly over it (every n-th in listing order): (dataset id, ids)."""
-    (dataset,) = db.execute(
-        "SELECT dataset_id FROM images GROUP BY dataset_id ORDER BY COUNT(*) DESC LIMIT 1"
+    evenly over it (every n-th in listing order): (dataset id, ids). Reads the images by
+    the dataset's number (`dataset_seq`), or, in a database made before migration 0015, by
+    its id."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(images)")}
+    key = "dataset_seq" if "dataset_seq" in columns else "dataset_id"
+    (value,) = db.execute(
+        f"SELECT {key} FROM images GROUP BY {key} ORDER BY COUNT(*) DESC LIMIT 1"
     ).fetchone()
     ids = [
         r[0]
-        for r in db.execute(
-            "SELECT id FROM images WHERE dataset_id = ? ORDER BY created_at, id", (dataset,)
-        )
+        for r in db.execute(f"SELECT id FROM images WHERE {key} = ? ORDER BY created_at, id", (value,))
     ]
+    dataset = value
+    if key == "dataset_seq":
+        (dataset,) = db.execute("SELECT id FROM datasets WHERE seq = ?", (value,)).fetchone()
     return dataset, ids[:: max(1, len(ids) // batch)][:batch]
 
 

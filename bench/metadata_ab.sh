@@ -12,7 +12,9 @@
 # measured in the same run, and new / old.
 # SQLite by default; with --postgres (e.g. postgres://postgres@127.0.0.1:5434, a cluster of the
 # sizing bench/scale.sh uses) every run gets a fresh database metadata_ab, dropped afterwards.
-# BENCH_DIR=DIR puts the scratch directory there (default: target/bench).
+# BENCH_DIR=DIR puts the scratch directory there (default: target/bench). OLD_SCALE_TOOL=PATH
+# runs the old build with that build of the scale tool (one whose direct inserts write the old
+# build's schema).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,15 +44,15 @@ mkdir -p "$work"
 
 for round in $(seq 1 "$rounds"); do
   for build in old new; do
-    bin="$old"
-    [[ "$build" == new ]] && bin="$new"
+    bin="$old" tool="${OLD_SCALE_TOOL:-$target/release/pictograph-scale}"
+    [[ "$build" == new ]] && bin="$new" tool="$target/release/pictograph-scale"
     rm -rf "$work/run"
     db_flags=()
     if [[ -n "$postgres" ]]; then
       fresh_database "$postgres" metadata_ab
       db_flags=(--postgres "$postgres/metadata_ab")
     fi
-    RUST_LOG=error "$target/release/pictograph-scale" --bin "$bin" --work "$work/run" \
+    RUST_LOG=error "$tool" --bin "$bin" --work "$work/run" \
       --sizes "$size" --batch 1000 --download-max 0 --delete-largest false \
       --load-secs "$secs" "${db_flags[@]}" >"$work/run.log"
     python3 - "$work/run.log" "$build" "$round" <<'EOF'

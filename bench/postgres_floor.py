@@ -36,41 +36,41 @@ from urllib.parse import urlsplit, urlunsplit
 from floor_rounds import report
 
 CHUNK = 10_000
-AT = "'2026-01-01T00:00:00.000000Z'"
+AT = "1767225600000000"  # 2026-01-01, in microseconds as images keep times
 IDS = "ARRAY(SELECT jsonb_array_elements_text((SELECT ids FROM floor_chunks WHERE n = {n})))"
 # The server's read of a chunk's rows before a move, a copy or a permanent delete.
 READ = (
     "SELECT COALESCE(CAST(json_agg(json_build_array(id, folder, filename, is_archived)) AS TEXT), '[]') "
-    "FROM images WHERE dataset_id || '' = :'ds' AND id = ANY({ids})"
+    "FROM images WHERE dataset_seq + 0 = :'ds' AND id = ANY({ids})"
 )
 # The read of a restore: each row, and whether a live image has its name now.
 RESTORE_READ = (
     "SELECT COALESCE(CAST(json_agg(json_build_array(i.id, i.folder, i.filename, i.is_archived, "
     "CASE WHEN i.is_archived <> 0 AND EXISTS (SELECT 1 FROM images l "
-    "WHERE l.dataset_id = i.dataset_id AND l.folder = i.folder "
+    "WHERE l.dataset_seq = i.dataset_seq AND l.folder = i.folder "
     "AND l.filename = i.filename AND l.is_archived = 0 AND l.id <> i.id) "
     "THEN 1 ELSE 0 END)) AS TEXT), '[]') FROM images i "
-    "WHERE i.dataset_id || '' = :'ds' AND i.id = ANY({ids})"
+    "WHERE i.dataset_seq + 0 = :'ds' AND i.id = ANY({ids})"
 )
 UPDATE = (
     "UPDATE images SET {sets}, version = version + 1, updated_at = " + AT + " "
-    "WHERE dataset_id || '' = :'ds' AND id = ANY({ids}) {tail}"
+    "WHERE dataset_seq + 0 = :'ds' AND id = ANY({ids}) {tail}"
 )
 COPY = (
-    "INSERT INTO images (id, dataset_id, folder, filename, display_name, status, is_archived, "
+    "INSERT INTO images (id, dataset_seq, folder, filename, display_name, status, is_archived, "
     "blob_hash, file_size, mime_type, width, height, annotation_count, version, created_at, "
-    "updated_at) SELECT m.new_id, i.dataset_id, '/floor-copies', m.filename, NULL, 'new', 0, "
+    "updated_at) SELECT m.new_id, i.dataset_seq, '/floor-copies', m.filename, NULL, 'new', 0, "
     "i.blob_hash, i.file_size, i.mime_type, i.width, i.height, 0, 1, " + AT + ", " + AT + " "
     "FROM (SELECT e->>0 AS src, e->>1 AS new_id, e->>2 AS filename FROM "
     "jsonb_array_elements((SELECT plan FROM floor_chunks WHERE n = {n})) AS t(e)) m "
-    "CROSS JOIN images i WHERE i.id = m.src AND i.dataset_id || '' = :'ds'"
+    "CROSS JOIN images i WHERE i.id = m.src AND i.dataset_seq + 0 = :'ds'"
 )
 NAME_TABLE = (
-    "CREATE TABLE floor_names (id TEXT PRIMARY KEY, dataset_id TEXT NOT NULL, "
+    "CREATE TABLE floor_names (id TEXT PRIMARY KEY, dataset_seq BIGINT NOT NULL, "
     "folder TEXT NOT NULL, filename TEXT NOT NULL, is_archived BIGINT NOT NULL) "
     "WITH (fillfactor = 80);\n"
-    "INSERT INTO floor_names SELECT id, dataset_id, folder, filename, is_archived FROM images;\n"
-    "CREATE UNIQUE INDEX floor_names_name ON floor_names (dataset_id, folder, filename, "
+    "INSERT INTO floor_names SELECT id, dataset_seq, folder, filename, is_archived FROM images;\n"
+    "CREATE UNIQUE INDEX floor_names_name ON floor_names (dataset_seq, folder, filename, "
     "(CASE WHEN is_archived = 0 THEN '' ELSE id END));\n"
     "DROP INDEX images_name;\n"
     "ANALYZE floor_names;\n"
@@ -92,7 +92,7 @@ def statements(op, chunks):
             timed.append(READ.format(ids=ids))
             timed.append(
                 "UPDATE floor_names SET folder = '/floor-moved' "
-                f"WHERE dataset_id || '' = :'ds' AND id = ANY({ids})"
+                f"WHERE dataset_seq + 0 = :'ds' AND id = ANY({ids})"
             )
             timed.append(UPDATE.format(sets="folder = '/floor-moved'", ids=ids, tail=""))
         elif op == "archive":
@@ -150,7 +150,7 @@ def one(url, op, batch):
             "SELECT pg_prewarm(oid) FROM pg_class WHERE oid = 'images'::regclass "
             "OR oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'images'::regclass);",
             "\\o",
-            "SELECT dataset_id AS ds FROM images GROUP BY dataset_id ORDER BY COUNT(*) DESC LIMIT 1 \\gset",
+            "SELECT dataset_seq AS ds FROM images GROUP BY dataset_seq ORDER BY COUNT(*) DESC LIMIT 1 \\gset",
             # Every n-th image of the dataset in listing order, as 10,000-id chunks: the ids
             # (a JSON array, as the server binds them) and, for a copy, its plan.
             "CREATE TABLE floor_chunks AS "
@@ -158,7 +158,7 @@ def one(url, op, batch):
             "jsonb_agg(jsonb_build_array(id, gen_random_uuid()::text, filename) ORDER BY r) AS plan "
             "FROM (SELECT id, filename, row_number() OVER (ORDER BY created_at, id) AS r FROM "
             "(SELECT id, filename, created_at, row_number() OVER (ORDER BY created_at, id) AS p, "
-            "count(*) OVER () AS total FROM images WHERE dataset_id = :'ds') a "
+            "count(*) OVER () AS total FROM images WHERE dataset_seq = :'ds') a "
             f"WHERE (p - 1) % GREATEST(total / {batch}, 1) = 0) b WHERE r <= {batch} GROUP BY 1;",
             "SELECT sum(jsonb_array_length(ids)) AS k FROM floor_chunks \\gset",
             *[s.rstrip(";\n") + ";" for s in setup],

@@ -34,10 +34,11 @@ SETS = {
 RESTORE_READ = (
     "SELECT json_group_array(json_array(i.id, i.folder, i.filename, i.is_archived, "
     "CASE WHEN i.is_archived <> 0 AND EXISTS (SELECT 1 FROM images l "
-    "WHERE l.dataset_id = i.dataset_id AND l.folder = i.folder "
+    "WHERE l.dataset_seq = i.dataset_seq AND l.folder = i.folder "
     "AND l.filename = i.filename AND l.is_archived = 0 AND l.id <> i.id) "
     "THEN 1 ELSE 0 END)) FROM images i "
-    "WHERE i.dataset_id || '' = ? AND i.id IN (SELECT value FROM json_each(?))"
+    "WHERE i.dataset_seq + 0 = (SELECT seq FROM datasets WHERE id = ?) "
+    "AND i.id IN (SELECT value FROM json_each(?))"
 )
 CHUNK = 10_000
 
@@ -46,7 +47,8 @@ def update_sql(op):
     """The UPDATE the server sends for one chunk of operation `op`."""
     return (
         f"UPDATE OR FAIL images SET {SETS[op]}, version = version + 1 "
-        "WHERE dataset_id || '' = ? AND id IN (SELECT value FROM json_each(?))"
+        "WHERE dataset_seq + 0 = (SELECT seq FROM datasets WHERE id = ?) "
+        "AND id IN (SELECT value FROM json_each(?))"
     )
 
 
@@ -55,7 +57,7 @@ def one(src, scratch, op, dataset, ids, pragmas):
     settings `pragmas`; (statements s, commit s, log bytes, ids)."""
     db = sqlite_copy(sqlite3, src, scratch, pragmas)
     sql = update_sql(op)
-    at = "2026-01-01T00:00:00.000000Z"
+    at = 1_767_225_600_000_000  # 2026-01-01, in microseconds as images keep times
     chunks = [json.dumps(ids[i : i + CHUNK]) for i in range(0, len(ids), CHUNK)]
     if op == "restore":
         archive = update_sql("archive")

@@ -4,7 +4,8 @@
 Usage: bench/sqlite_narrow_rows.py DB [--rounds N] [--batch K] [--ops archive,move,status]
                                    [--variants none,id,dataset,hash,times,all,A+B]
 
-DB is a seeded pictograph.db (see bench/sqlite_floor.py). Each variant is a copy of its
+DB is a seeded pictograph.db made before the server's migration 0015, which stores the
+dataset, hashes and times narrower since (see bench/sqlite_floor.py). Each variant is a copy of its
 images in a table laid out as the server's, with some columns stored narrower:
 
   none     as the server stores them (text ids, dataset ids, hashes and times)
@@ -159,6 +160,8 @@ def main():
         if narrowed(v) is None:
             p.error(f"unknown variant {v!r}: use none, all or {'+'.join(COLUMNS)} parts")
     db = sqlite3.connect(a.db)
+    if db.execute("SELECT 1 FROM pragma_table_info('images') WHERE name = 'dataset_seq'").fetchone():
+        raise SystemExit("the database is laid out narrow already (migration 0015)")
     dataset_id, ids = spread_ids(db, a.batch)
     # The dataset as each variant names it: its id, or its row id in `datasets`.
     (row_id,) = db.execute("SELECT rowid FROM datasets WHERE id = ?", (dataset_id,)).fetchone()

@@ -266,6 +266,10 @@ fn sample_jpeg(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// 2026-01-01T00:00:00Z in microseconds since 1970, as `images` keeps times: seeded image `i`
+/// is created `i` seconds after it.
+const START_MICROS: i64 = 1_767_225_600_000_000;
+
 /// Repeats the row of image `template` (and, when `labelled`, its annotation list) until the
 /// dataset holds `n` images, in chunks of one transaction each. Rows get ids from
 /// [`seeded_id`], 100 folders, rising creation times, and status `review` for one in ten,
@@ -285,27 +289,25 @@ async fn seed(
         let to = (from + CHUNK).min(n);
         let sql = if postgres {
             format!(
-                "INSERT INTO images (id, dataset_id, folder, filename, status, is_archived, blob_hash, \
+                "INSERT INTO images (id, dataset_seq, folder, filename, status, is_archived, blob_hash, \
                  file_size, mime_type, width, height, annotation_count, version, created_at, updated_at) \
-                 SELECT '{d:08x}-0000-4000-8000-' || lpad(to_hex(i), 12, '0'), t.dataset_id, \
+                 SELECT '{d:08x}-0000-4000-8000-' || lpad(to_hex(i), 12, '0'), t.dataset_seq, \
                  '/f' || lpad((i % 100)::text, 2, '0'), 'img_' || lpad(i::text, 7, '0') || '.jpg', \
                  CASE WHEN i % 10 = 3 THEN 'review' WHEN i % 1000 = 7 THEN 'annotate' ELSE 'new' END, 0, \
                  t.blob_hash, t.file_size, t.mime_type, t.width, t.height, t.annotation_count, 1, \
-                 to_char(timestamp '2026-01-01' + i * interval '1 second', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-                 to_char(timestamp '2026-01-01' + i * interval '1 second', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
+                 {START_MICROS} + i * 1000000, {START_MICROS} + i * 1000000 \
                  FROM generate_series({from}, {}) i, images t WHERE t.id = '{template}'",
                 to - 1
             )
         } else {
             format!(
                 "WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {}) \
-                 INSERT INTO images (id, dataset_id, folder, filename, status, is_archived, blob_hash, \
+                 INSERT INTO images (id, dataset_seq, folder, filename, status, is_archived, blob_hash, \
                  file_size, mime_type, width, height, annotation_count, version, created_at, updated_at) \
-                 SELECT printf('{d:08x}-0000-4000-8000-%012x', i), t.dataset_id, printf('/f%02d', i % 100), \
+                 SELECT printf('{d:08x}-0000-4000-8000-%012x', i), t.dataset_seq, printf('/f%02d', i % 100), \
                  printf('img_%07d.jpg', i), CASE WHEN i % 10 = 3 THEN 'review' WHEN i % 1000 = 7 THEN 'annotate' ELSE 'new' END, 0, \
                  t.blob_hash, t.file_size, t.mime_type, t.width, t.height, \
-                 t.annotation_count, 1, strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2026-01-01', '+' || i || ' seconds'), \
-                 strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2026-01-01', '+' || i || ' seconds') \
+                 t.annotation_count, 1, {START_MICROS} + i * 1000000, {START_MICROS} + i * 1000000 \
                  FROM n, images t WHERE t.id = '{template}'",
                 to - 1
             )

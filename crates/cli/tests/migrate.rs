@@ -295,6 +295,65 @@ async fn moves_an_installation(target_db: String) {
         hex::encode(sha2::Sha256::digest(&tar)),
         job["archive"]["sha256"].as_str().unwrap()
     );
+
+    // A project made on the target is numbered after the copied ones: it takes an image of
+    // its own, and the copied dataset keeps its two.
+    let fresh: Value = http
+        .post(format!("{api}/projects/"))
+        .header("x-api-key", &key)
+        .json(&json!({"name": "fresh"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fresh = fresh["project"]["id"].as_str().unwrap();
+    let u: Value = http
+        .post(format!("{api}/images/upload-url"))
+        .header("x-api-key", &key)
+        .json(&json!({"dataset_id": fresh, "filename": "new.png", "folder_path": "/f", "content_type": "image/png"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    http.put(u["upload_url"].as_str().unwrap())
+        .header("content-type", "image/png")
+        .body(png(7))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    http.post(format!("{api}/images/register"))
+        .header("x-api-key", &key)
+        .json(&json!({"dataset_id": fresh, "filename": "new.png", "gcs_path": u["gcs_path"], "folder_path": "/f"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    for (name, count) in [("fresh", 1), ("birds", 2)] {
+        let listed: Value = http
+            .get(format!("{api}/datasets/by-name/{name}?include_images=true"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(listed["dataset"]["image_count"], count, "{name}");
+        assert_eq!(
+            listed["dataset"]["images"].as_array().unwrap().len(),
+            count,
+            "{name}"
+        );
+    }
     app.stop().await.unwrap();
 }
 

@@ -899,7 +899,7 @@ async fn copy_into_root(t: &TestServer, dataset: &str, ids: &[String]) {
 /// Ids of the images of a dataset as stored, and the lowest and highest version among them.
 async fn stored(db: &sqlx::AnyPool, dataset_id: &str) -> (Vec<String>, i64, i64) {
     let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT id, version FROM images WHERE dataset_id = $1 ORDER BY id")
+        sqlx::query_as("SELECT id, version FROM images WHERE dataset_seq = (SELECT seq FROM datasets WHERE id = $1) ORDER BY id")
             .bind(dataset_id)
             .fetch_all(db)
             .await
@@ -955,7 +955,7 @@ async fn batches_of_more_ids_than_one_statement_change_each_image_once() {
     check_result(&r, 32_768, &[]);
     assert_eq!(stored(&db, &ds).await, (all.clone(), 3, 3));
     let (elsewhere,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM images WHERE dataset_id = $1 AND folder <> '/moved'")
+        sqlx::query_as("SELECT COUNT(*) FROM images WHERE dataset_seq = (SELECT seq FROM datasets WHERE id = $1) AND folder <> '/moved'")
             .bind(&ds)
             .fetch_one(&db)
             .await

@@ -361,7 +361,7 @@ async fn overlapping_writers_keep_every_invariant() {
     use sqlx::Row;
     let rows = sqlx::query(
         "SELECT id, folder, filename, is_archived, status, file_size, annotation_count \
-         FROM images WHERE dataset_id = $1",
+         FROM images WHERE dataset_seq = (SELECT seq FROM datasets WHERE id = $1)",
     )
     .bind(&ds_id)
     .fetch_all(&pool)

@@ -212,17 +212,18 @@ async fn the_same_write_sent_twice_at_once_runs_once() {
 /// commit, freeing the bytes.
 async fn seed_images(t: &TestServer, db: &sqlx::AnyPool, ds_id: &str, n: i64) -> Vec<String> {
     let insert = if t.backend().is_postgres() {
-        "INSERT INTO images (id, dataset_id, folder, filename, blob_hash, file_size, mime_type, \
-         created_at, updated_at) SELECT 'img' || lpad(i::text, 5, '0'), $1, '/', \
-         'f' || lpad(i::text, 5, '0') || '.png', lpad(to_hex(i), 64, '0'), 10, 'image/png', \
-         '2020-01-01T00:00:00.000000Z', '2020-01-01T00:00:00.000000Z' \
+        "INSERT INTO images (id, dataset_seq, folder, filename, blob_hash, file_size, mime_type, \
+         created_at, updated_at) SELECT 'img' || lpad(i::text, 5, '0'), \
+         (SELECT seq FROM datasets WHERE id = $1), '/', \
+         'f' || lpad(i::text, 5, '0') || '.png', decode(lpad(to_hex(i), 64, '0'), 'hex'), 10, \
+         'image/png', 1577836800000000, 1577836800000000 \
          FROM generate_series(1, $2) AS i"
     } else {
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $2) \
-         INSERT INTO images (id, dataset_id, folder, filename, blob_hash, file_size, mime_type, \
-         created_at, updated_at) SELECT printf('img%05d', i), $1, '/', printf('f%05d.png', i), \
-         printf('%064x', i), 10, 'image/png', '2020-01-01T00:00:00.000000Z', \
-         '2020-01-01T00:00:00.000000Z' FROM n"
+         INSERT INTO images (id, dataset_seq, folder, filename, blob_hash, file_size, mime_type, \
+         created_at, updated_at) SELECT printf('img%05d', i), \
+         (SELECT seq FROM datasets WHERE id = $1), '/', printf('f%05d.png', i), \
+         unhex(printf('%064x', i)), 10, 'image/png', 1577836800000000, 1577836800000000 FROM n"
     };
     sqlx::query(insert)
         .bind(ds_id)
@@ -243,7 +244,7 @@ async fn seed_images(t: &TestServer, db: &sqlx::AnyPool, ds_id: &str, n: i64) ->
 /// How many images the dataset has rows for.
 async fn rows_in(db: &sqlx::AnyPool, ds_id: &str) -> i64 {
     use sqlx::Row;
-    sqlx::query("SELECT COUNT(*) AS n FROM images WHERE dataset_id = $1")
+    sqlx::query("SELECT COUNT(*) AS n FROM images WHERE dataset_seq = (SELECT seq FROM datasets WHERE id = $1)")
         .bind(ds_id)
         .fetch_one(db)
         .await

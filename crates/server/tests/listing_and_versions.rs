@@ -514,9 +514,9 @@ async fn seed(t: &TestServer, template: &str, prefix: &str, rows: u32, cols: [&s
     let [folder, filename, status, archived] = cols;
     let sql = format!(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
-         INSERT INTO images (id, dataset_id, folder, filename, status, is_archived, blob_hash, \
+         INSERT INTO images (id, dataset_seq, folder, filename, status, is_archived, blob_hash, \
          file_size, mime_type, width, height, annotation_count, version, created_at, updated_at) \
-         SELECT '{prefix}' || (100000 + i), t.dataset_id, {folder}, {filename}, {status}, \
+         SELECT '{prefix}' || (100000 + i), t.dataset_seq, {folder}, {filename}, {status}, \
          {archived}, t.blob_hash, t.file_size, t.mime_type, t.width, t.height, 0, 1, \
          t.created_at, t.updated_at FROM n, images t WHERE t.id = $1"
     );

@@ -825,7 +825,7 @@ async fn a_keyed_request_running_past_the_stale_time_keeps_its_claim_on_every_se
     assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{v1} {v2}");
     assert_eq!(v1, v2);
     let copies: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM images WHERE dataset_id = $1 AND folder = '/copies'",
+        "SELECT COUNT(*) FROM images WHERE dataset_seq = (SELECT seq FROM datasets WHERE id = $1) AND folder = '/copies'",
     )
     .bind(&ds)
     .fetch_one(&mut holder)
@@ -843,7 +843,7 @@ async fn recount(db: &str, dataset: &str) -> [i64; 4] {
          COALESCE(SUM(annotation_count) FILTER (WHERE is_archived = 0), 0)::bigint, \
          COUNT(*) FILTER (WHERE is_archived <> 0), \
          COUNT(*) FILTER (WHERE is_archived = 0 AND status = 'complete') \
-         FROM images WHERE dataset_id = $1",
+         FROM images WHERE dataset_seq = (SELECT seq FROM datasets WHERE id = $1)",
     )
     .bind(dataset)
     .fetch_one(&mut conn)

@@ -57,6 +57,9 @@ async fn old_database(
 /// The time every row of the old databases was written.
 const AT: &str = "2026-01-01T00:00:00.000000Z";
 
+/// [`AT`] in microseconds since 1970, as images keep their times now.
+const AT_MICROS: i64 = 1_767_225_600_000_000;
+
 #[tokio::test]
 async fn annotation_lists_stored_on_image_rows_survive_the_upgrade() {
     let backend = Backend::from_env();
@@ -78,13 +81,14 @@ async fn annotation_lists_stored_on_image_rows_survive_the_upgrade() {
         sqlx::query(
             "INSERT INTO images (id, dataset_id, folder, filename, is_archived, blob_hash, \
              file_size, mime_type, annotations, annotation_count, created_at, updated_at) \
-             VALUES ($1, 'd1', '/', $1, $2, 'h', 10, 'image/png', $3, $4, $5, $5)",
+             VALUES ($1, 'd1', '/', $1, $2, $6, 10, 'image/png', $3, $4, $5, $5)",
         )
         .bind(id)
         .bind(archived)
         .bind(list.to_string())
         .bind(count)
         .bind(AT)
+        .bind(HASH)
         .execute(&old)
         .await
         .unwrap();
@@ -151,8 +155,11 @@ async fn annotation_lists_stored_on_image_rows_survive_the_upgrade() {
     }
 }
 
+/// The SHA-256 (hex) of the images the old databases hold.
+const HASH: &str = "abababababababababababababababababababababababababababababababab";
+
 /// Puts an image named `a.jpg` into `folder` of dataset `d1`, at any schema since the
-/// annotation lists left the images table.
+/// annotation lists left the images table until images kept narrower columns.
 async fn insert_image(
     pool: &AnyPool,
     id: &str,
@@ -162,12 +169,37 @@ async fn insert_image(
     sqlx::query(
         "INSERT INTO images (id, dataset_id, folder, filename, is_archived, blob_hash, \
          file_size, mime_type, created_at, updated_at) \
-         VALUES ($1, 'd1', $2, 'a.jpg', $3, 'h', 10, 'image/jpeg', $4, $4)",
+         VALUES ($1, 'd1', $2, 'a.jpg', $3, $5, 10, 'image/jpeg', $4, $4)",
     )
     .bind(id)
     .bind(folder)
     .bind(i64::from(archived))
     .bind(AT)
+    .bind(HASH)
+    .execute(pool)
+    .await
+    .map(drop)
+}
+
+/// [`insert_image`] at the current schema: the dataset by its number, the hash as bytes and
+/// the time in microseconds.
+async fn insert_current_image(
+    pool: &AnyPool,
+    id: &str,
+    folder: &str,
+    archived: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO images (id, dataset_seq, folder, filename, is_archived, blob_hash, \
+         file_size, mime_type, created_at, updated_at) \
+         VALUES ($1, (SELECT seq FROM datasets WHERE id = 'd1'), $2, 'a.jpg', $3, $5, 10, \
+         'image/jpeg', $4, $4)",
+    )
+    .bind(id)
+    .bind(folder)
+    .bind(i64::from(archived))
+    .bind(AT_MICROS)
+    .bind(hex::decode(HASH).unwrap())
     .execute(pool)
     .await
     .map(drop)
@@ -222,14 +254,14 @@ async fn image_names_keep_their_rules_when_two_name_indexes_become_one() {
         .connect(&url)
         .await
         .unwrap();
-    let second = insert_image(&pool, "i-live-2", "/cats", false).await;
+    let second = insert_current_image(&pool, "i-live-2", "/cats", false).await;
     assert!(
         second.is_err_and(|e| e
             .as_database_error()
             .is_some_and(|d| d.is_unique_violation())),
         "a second live /cats/a.jpg was accepted"
     );
-    insert_image(&pool, "i-gone-3", "/cats", true)
+    insert_current_image(&pool, "i-gone-3", "/cats", true)
         .await
         .unwrap();
     // A move into a folder whose live image has the name fails and changes nothing.
@@ -241,7 +273,7 @@ async fn image_names_keep_their_rules_when_two_name_indexes_become_one() {
     assert_eq!(by_path("/dogs").await.as_deref(), Some("i-dog"));
     // Once the live image is archived, the name is free again.
     store.archive_image("i-live").await.unwrap();
-    insert_image(&pool, "i-live-2", "/cats", false)
+    insert_current_image(&pool, "i-live-2", "/cats", false)
         .await
         .unwrap();
     assert_eq!(by_path("/cats").await.as_deref(), Some("i-live-2"));
@@ -296,7 +328,8 @@ async fn text_compares_by_bytes_after_the_upgrade() {
         .unwrap();
         assert_eq!(triggers, 1);
         let (sorted,): (String,) = sqlx::query_as(
-            "SELECT string_agg(folder, ' ' ORDER BY folder) FROM images WHERE dataset_id = 'd1'",
+            "SELECT string_agg(folder, ' ' ORDER BY folder) FROM images \
+             WHERE dataset_seq = (SELECT seq FROM datasets WHERE id = 'd1')",
         )
         .fetch_one(&pool)
         .await
@@ -430,6 +463,125 @@ async fn the_migrations_leave_other_tables_and_views_in_the_schema_alone() {
         }
     }
     pool.close().await;
+    if backend.database == Database::Postgres {
+        pg::drop_database(&url).await;
+    }
+}
+
+#[tokio::test]
+async fn images_keep_their_dataset_hash_times_and_lists_when_their_columns_narrow() {
+    let backend = Backend::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    // The last migrations with text dataset ids, hashes and times on images.
+    let (url, old) = old_database(&backend, &dir, 14, 20).await;
+    old.execute(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO datasets (id, org_id, name, created_at, updated_at) \
+         VALUES ('d2', 'o1', 'other', '{AT}', '{AT}');"
+    )))
+    .await
+    .unwrap();
+    let later = "2026-03-04T05:06:07.123456Z";
+    for (id, dataset, archived, at) in [
+        ("i-one", "d1", false, AT),
+        ("i-two", "d1", false, later),
+        ("i-gone", "d1", true, later),
+        ("i-other", "d2", false, AT),
+    ] {
+        sqlx::query(
+            "INSERT INTO images (id, dataset_id, folder, filename, is_archived, blob_hash, \
+             file_size, mime_type, annotation_count, created_at, updated_at) \
+             VALUES ($1, $2, '/', $1, $3, $4, 10, 'image/png', 1, $5, $5)",
+        )
+        .bind(id)
+        .bind(dataset)
+        .bind(i64::from(archived))
+        .bind(HASH)
+        .bind(at)
+        .execute(&old)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO image_annotations (image_id, annotations) VALUES ($1, $2)")
+            .bind(id)
+            .bind(format!(r#"[{{"id":"{id}"}}]"#))
+            .execute(&old)
+            .await
+            .unwrap();
+    }
+    old.close().await;
+
+    let store = Store::connect(&url).await.expect("the upgrade runs");
+    let rows = store.list_images("d1", None, 10, 0).await.unwrap();
+    let seen: Vec<(&str, &str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.id.as_str(),
+                r.dataset_id.as_str(),
+                r.blob_hash.as_str(),
+                r.created_at.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [("i-one", "d1", HASH, AT), ("i-two", "d1", HASH, later)],
+        "live images of d1 in order, with their dataset, hash and time as before"
+    );
+    assert_eq!(rows[1].updated_at, later);
+    let other = store.image_by_id("o1", "i-other").await.unwrap().unwrap();
+    assert_eq!((other.dataset_id.as_str(), other.file_size), ("d2", 10));
+    // Rebuilding the table took no annotation list with it.
+    for id in ["i-one", "i-two", "i-gone", "i-other"] {
+        assert_eq!(
+            store.annotations(id).await.unwrap(),
+            json!([{ "id": id }]),
+            "{id}"
+        );
+    }
+    let counts = store.dataset_counts("d1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            counts.image_count,
+            counts.archived_images,
+            counts.annotation_count
+        ),
+        (2, 1, 2)
+    );
+    // A dataset made after the upgrade gets a number of its own: its images are its own, and
+    // the counters follow them.
+    let new = store
+        .create_dataset("o1", "new", None, &json!([]), &json!(["bbox"]))
+        .await
+        .unwrap();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO images (id, dataset_seq, folder, filename, blob_hash, file_size, \
+         mime_type, created_at, updated_at) \
+         VALUES ('i-new', (SELECT seq FROM datasets WHERE id = $1), '/', 'n.png', $2, 7, \
+         'image/png', $3, $3)",
+    )
+    .bind(&new.id)
+    .bind(hex::decode(HASH).unwrap())
+    .bind(AT_MICROS)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let listed = store.list_images(&new.id, None, 10, 0).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].id.as_str(), listed[0].dataset_id.as_str()),
+        ("i-new", new.id.as_str())
+    );
+    assert_eq!(listed[0].created_at, AT);
+    let counts = store.dataset_counts(&new.id).await.unwrap().unwrap();
+    assert_eq!((counts.image_count, counts.total_size), (1, 7));
+    assert_eq!(store.list_images("d2", None, 10, 0).await.unwrap().len(), 1);
+    drop(store);
     if backend.database == Database::Postgres {
         pg::drop_database(&url).await;
     }

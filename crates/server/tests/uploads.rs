@@ -1528,7 +1528,7 @@ async fn bytes_two_freers_release_at_once_are_reported_freed_once() {
     // The images' rows go without the API (which would free the bytes itself): the bytes
     // are recorded and nothing refers to them.
     let db = t.db().await;
-    sqlx::query("DELETE FROM images WHERE dataset_id = $1")
+    sqlx::query("DELETE FROM images WHERE dataset_seq = (SELECT seq FROM datasets WHERE id = $1)")
         .bind(&ds_id)
         .execute(&db)
         .await

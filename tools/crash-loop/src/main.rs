@@ -934,8 +934,14 @@ async fn run(opts: Opts) -> anyhow::Result<bool> {
             if by_gc { "gc" } else { "the server's own sweep" }
         ),
     );
-    let unreferenced = one("SELECT COUNT(*) FROM blobs WHERE NOT EXISTS \
-         (SELECT 1 FROM images i WHERE i.blob_hash = blobs.hash)")
+    // Images keep the hash as bytes, the blobs table as hex text.
+    let unreferenced = one(if opts.postgres.is_some() {
+        "SELECT COUNT(*) FROM blobs WHERE NOT EXISTS \
+         (SELECT 1 FROM images i WHERE i.blob_hash = decode(blobs.hash, 'hex'))"
+    } else {
+        "SELECT COUNT(*) FROM blobs WHERE NOT EXISTS \
+         (SELECT 1 FROM images i WHERE i.blob_hash = unhex(blobs.hash))"
+    })
     .await?;
     checks.check(
         unreferenced == 0,
@@ -943,11 +949,11 @@ async fn run(opts: Opts) -> anyhow::Result<bool> {
     );
     let off = one(
         "SELECT COUNT(*) FROM datasets d WHERE \
-         d.image_count <> (SELECT COUNT(*) FROM images i WHERE i.dataset_id = d.id AND i.is_archived = 0) \
-         OR d.archived_images <> (SELECT COUNT(*) FROM images i WHERE i.dataset_id = d.id AND i.is_archived <> 0) \
-         OR d.total_size <> (SELECT COALESCE(SUM(i.file_size), 0) FROM images i WHERE i.dataset_id = d.id AND i.is_archived = 0) \
-         OR d.annotation_count <> (SELECT COALESCE(SUM(i.annotation_count), 0) FROM images i WHERE i.dataset_id = d.id AND i.is_archived = 0) \
-         OR d.completed_image_count <> (SELECT COUNT(*) FROM images i WHERE i.dataset_id = d.id AND i.is_archived = 0 AND i.status = 'complete')",
+         d.image_count <> (SELECT COUNT(*) FROM images i WHERE i.dataset_seq = d.seq AND i.is_archived = 0) \
+         OR d.archived_images <> (SELECT COUNT(*) FROM images i WHERE i.dataset_seq = d.seq AND i.is_archived <> 0) \
+         OR d.total_size <> (SELECT COALESCE(SUM(i.file_size), 0) FROM images i WHERE i.dataset_seq = d.seq AND i.is_archived = 0) \
+         OR d.annotation_count <> (SELECT COALESCE(SUM(i.annotation_count), 0) FROM images i WHERE i.dataset_seq = d.seq AND i.is_archived = 0) \
+         OR d.completed_image_count <> (SELECT COUNT(*) FROM images i WHERE i.dataset_seq = d.seq AND i.is_archived = 0 AND i.status = 'complete')",
     )
     .await?;
     checks.check(

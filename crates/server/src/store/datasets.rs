@@ -1,7 +1,8 @@
 //! Datasets (the client's "projects" on the write paths).
 
-use super::{get, now, FromCells, Store, StoreError, StoreResult};
+use super::{dataset_seq, get, now, FromCells, Store, StoreError, StoreResult};
 use futures::{StreamExt, TryStreamExt};
+use sqlx::AssertSqlSafe;
 use std::sync::LazyLock;
 
 /// The organisation that holds datasets while they are being deleted. No key belongs to it:
@@ -335,16 +336,20 @@ impl Store {
             tx.rollback().await?;
             return Ok(Vec::new());
         }
-        let hashes = sqlx::query(
-            "DELETE FROM images WHERE id IN \
-             (SELECT id FROM images WHERE dataset_id = $1 LIMIT $2) RETURNING blob_hash",
-        )
-        .bind(dataset_id)
-        .bind(limit)
-        .fetch(&mut *tx)
-        .map(|r| get::<String>(&r?, "blob_hash"))
-        .try_collect::<Vec<_>>()
-        .await?;
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "DELETE FROM images WHERE id IN \
+                 (SELECT id FROM images WHERE dataset_seq = {} LIMIT $2) RETURNING blob_hash",
+                dataset_seq(1)
+            )
+        });
+        let hashes = sqlx::query(AssertSqlSafe(SQL.as_str()))
+            .bind(dataset_id)
+            .bind(limit)
+            .fetch(&mut *tx)
+            .map(|r| Ok::<_, StoreError>(hex::encode(get::<Vec<u8>>(&r?, "blob_hash")?)))
+            .try_collect::<Vec<_>>()
+            .await?;
         self.commit_changes(tx).await?;
         Ok(hashes)
     }
@@ -377,11 +382,16 @@ impl Store {
 
     /// How many folders the dataset's images (archived ones too) are in.
     pub async fn count_folders(&self, dataset_id: &str) -> StoreResult<i64> {
-        let row =
-            sqlx::query("SELECT COUNT(DISTINCT folder) AS n FROM images WHERE dataset_id = $1")
-                .bind(dataset_id)
-                .fetch_one(&self.read)
-                .await?;
+        static COUNT_FOLDERS: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT COUNT(DISTINCT folder) AS n FROM images WHERE dataset_seq = {}",
+                dataset_seq(1)
+            )
+        });
+        let row = sqlx::query(AssertSqlSafe(COUNT_FOLDERS.as_str()))
+            .bind(dataset_id)
+            .fetch_one(&self.read)
+            .await?;
         get(&row, "n")
     }
 }

@@ -310,7 +310,7 @@ impl Store {
         ));
         let mut q = sqlx::query(sql);
         for b in &binds {
-            q = q.bind(*b);
+            q = q.bind(b.as_ref());
         }
         let rows = q.fetch_all(&self.read).await?;
         rows.iter()
@@ -321,7 +321,7 @@ impl Store {
                     folder: get(r, "folder")?,
                     filename: get(r, "filename")?,
                     status: get(r, "status")?,
-                    blob_hash: get(r, "blob_hash")?,
+                    blob_hash: hex::encode(get::<Vec<u8>>(r, "blob_hash")?),
                     file_size: get(r, "file_size")?,
                     width: get(r, "width")?,
                     height: get(r, "height")?,
@@ -330,7 +330,7 @@ impl Store {
                     } else {
                         "[]".to_string()
                     },
-                    created_at: get(r, "created_at")?,
+                    created_at: super::time_of(get(r, "created_at")?),
                 })
             })
             .collect()

@@ -90,8 +90,8 @@ impl Gather<ImageRow> {
     pub(super) fn images(url: &str) -> Arc<Self> {
         let sql = format!(
             "SELECT d.org_id AS org_of_image, {} FROM images i \
-             JOIN datasets d ON d.id = i.dataset_id WHERE i.id = ANY($1)",
-            columns_of("i"),
+             JOIN datasets d ON d.seq = i.dataset_seq WHERE i.id = ANY($1)",
+            columns_of("i", "d"),
         );
         Gather::new(url, sql, |row| {
             let image = ImageRow::from_row(row)?;

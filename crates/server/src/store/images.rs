@@ -1,11 +1,13 @@
 //! Images, their annotations, and the set-based batch operations over them.
 
 use super::{
-    get, json_list, now, Col, Dialect, FromCells, Store, StoreError, StoreResult, LIVE_NAME_KEY,
+    dataset_seq, get, json_list, micros_of, now_micros, time_of, Col, Dialect, FromCells, Store,
+    StoreError, StoreResult, LIVE_NAME_KEY,
 };
 use futures::TryStreamExt;
 use pictograph_core::names::Status;
 use sqlx::AssertSqlSafe;
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
 
@@ -78,15 +80,15 @@ impl FromCells for ImageRow {
             display_name: get(r, "display_name")?,
             status: get(r, "status")?,
             is_archived: get::<i64>(r, "is_archived")? != 0,
-            blob_hash: get(r, "blob_hash")?,
+            blob_hash: hex::encode(get::<Vec<u8>>(r, "blob_hash")?),
             file_size: get(r, "file_size")?,
             mime_type: get(r, "mime_type")?,
             width: get(r, "width")?,
             height: get(r, "height")?,
             annotation_count: get(r, "annotation_count")?,
             version: get(r, "version")?,
-            created_at: get(r, "created_at")?,
-            updated_at: get(r, "updated_at")?,
+            created_at: time_of(get(r, "created_at")?),
+            updated_at: time_of(get(r, "updated_at")?),
         })
     }
 }
@@ -191,25 +193,26 @@ impl ImageFilter {
     }
 
     /// The SQL condition selecting the filter's images of a dataset, and with `after` (a
-    /// `(created_at, id)`) only those after it in listing order, and its parameters (`$1` is
-    /// the dataset). `spelling` says how it writes the clauses an index may answer.
+    /// `(created_at, id)` of an [`ImageRow`]) only those after it in listing order, and its
+    /// parameters (`$1` is the dataset's id). `spelling` says how it writes the clauses an
+    /// index may answer.
     pub(super) fn condition<'a>(
         &'a self,
         dataset_id: &'a str,
         after: Option<(&'a str, &'a str)>,
         spelling: &'a Spelling,
-    ) -> (String, Vec<&'a str>) {
-        let mut clauses = vec!["dataset_id = $1".to_string()];
-        let mut binds = vec![dataset_id];
+    ) -> (String, Vec<Cow<'a, str>>) {
+        let mut clauses = vec![format!("dataset_seq = {}", dataset_seq(1))];
+        let mut binds: Vec<Cow<'a, str>> = vec![dataset_id.into()];
         if !self.include_archived {
             clauses.push(spelling.live.into());
         }
         if let Some(status) = self.status.as_deref() {
-            binds.push(status);
+            binds.push(status.into());
             clauses.push(format!("status = ${}", binds.len()));
         }
         if let Some(folder) = self.narrowing_folder() {
-            binds.push(folder);
+            binds.push(folder.into());
             let n = binds.len();
             let f = &spelling.folder;
             clauses.push(if self.recursive {
@@ -228,15 +231,16 @@ impl ImageFilter {
         }
         if let Some(filename) = self.filename.as_deref() {
             if let (None, Some((dialect, folders))) = (self.narrowing_folder(), &spelling.folders) {
-                binds.push(folders);
+                binds.push(folders.as_str().into());
                 clauses.push(dialect.id_in("folder", binds.len() as u32));
             }
-            binds.push(filename);
+            binds.push(filename.into());
             clauses.push(format!("filename = ${}", binds.len()));
         }
         if let Some((created_at, id)) = after {
-            binds.push(created_at);
-            binds.push(id);
+            // Times are kept as microseconds; the anchor's is the text of an image read before.
+            binds.push(micros_of(created_at).unwrap_or_default().to_string().into());
+            binds.push(id.into());
             let (a, b) = (binds.len() - 1, binds.len());
             // A row comparison, not `created_at > $a OR (created_at = $a AND id > $b)`: with
             // the OR, PostgreSQL starts at the dataset's first entry of the index and filters
@@ -246,7 +250,7 @@ impl ImageFilter {
             // thousandth of a million images read 350 ms of the listing index instead of its
             // 1,000 names, 2 ms).
             let [at, key] = &spelling.order;
-            clauses.push(format!("({at}, {key}) > (${a}, ${b})"));
+            clauses.push(format!("({at}, {key}) > (CAST(${a} AS BIGINT), ${b})"));
         }
         (clauses.join(" AND "), binds)
     }
@@ -322,14 +326,33 @@ struct Found {
 /// The failure reason for an id that is not an image of the dataset.
 pub const NOT_FOUND_REASON: &str = "Image not found in dataset";
 
-const COLUMNS: &str = "id, dataset_id, folder, filename, display_name, status, is_archived, \
-     blob_hash, file_size, mime_type, width, height, annotation_count, version, created_at, updated_at";
+/// The columns an [`ImageRow`] is read from, the table's own unqualified. The dataset's id is
+/// looked up by the `seq` the image keeps.
+const COLUMNS: &str = "id, (SELECT d.id FROM datasets d WHERE d.seq = dataset_seq) AS dataset_id, \
+     folder, filename, display_name, status, is_archived, blob_hash, file_size, mime_type, \
+     width, height, annotation_count, version, created_at, updated_at";
 
-/// [`COLUMNS`], each prefixed with the table alias `alias`.
-pub(super) fn columns_of(alias: &str) -> String {
+/// [`COLUMNS`] for a listing, whose `$1` is the dataset's id ([`ImageFilter::condition`]):
+/// the id is the parameter's instead of a lookup for each row.
+static LISTED_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    COLUMNS.replace(
+        "(SELECT d.id FROM datasets d WHERE d.seq = dataset_seq) AS dataset_id",
+        "CAST($1 AS TEXT) AS dataset_id",
+    )
+});
+
+/// [`COLUMNS`] of images `alias` joined with their dataset as `dataset`, each prefixed with its
+/// table's alias: the dataset's id comes from the join.
+pub(super) fn columns_of(alias: &str, dataset: &str) -> String {
     COLUMNS
         .split(", ")
-        .map(|c| format!("{alias}.{c}"))
+        .map(|c| {
+            if c.starts_with('(') {
+                format!("{dataset}.id AS dataset_id")
+            } else {
+                format!("{alias}.{}", c.trim())
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -392,9 +415,9 @@ impl Store {
     pub async fn image_by_id(&self, org_id: &str, id: &str) -> StoreResult<Option<ImageRow>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "SELECT {} FROM images i JOIN datasets d ON d.id = i.dataset_id \
+                "SELECT {} FROM images i JOIN datasets d ON d.seq = i.dataset_seq \
                  WHERE i.id = $1 AND d.org_id = $2",
-                columns_of("i")
+                columns_of("i", "d")
             )
         });
         // On PostgreSQL the read shares a statement with the reads around it; should that
@@ -502,10 +525,12 @@ impl Store {
         let order = spelling.order_by(from_end.is_some());
         let listed = self.listed(filter, &condition, &order, skip + limit);
         let sql = if skip < IDS_FIRST_SKIP * limit || !self.dialect.pages_by_ids() {
-            format!("SELECT {COLUMNS} FROM {listed} ORDER BY {order} LIMIT {limit} OFFSET {skip}")
+            let columns = LISTED_COLUMNS.as_str();
+            format!("SELECT {columns} FROM {listed} ORDER BY {order} LIMIT {limit} OFFSET {skip}")
         } else {
+            let columns = LISTED_COLUMNS.as_str();
             format!(
-                "SELECT {COLUMNS} FROM images WHERE id IN (SELECT id FROM {listed} \
+                "SELECT {columns} FROM images WHERE id IN (SELECT id FROM {listed} \
                  ORDER BY {order} LIMIT {limit} OFFSET {skip}) ORDER BY {order}"
             )
         };
@@ -571,7 +596,8 @@ impl Store {
         let (condition, binds) = filter.condition(dataset_id, after, &spelling);
         let order = spelling.order_by(false);
         let listed = self.listed(filter, &condition, &order, limit);
-        let sql = format!("SELECT {COLUMNS} FROM {listed} ORDER BY {order} LIMIT {limit}");
+        let columns = LISTED_COLUMNS.as_str();
+        let sql = format!("SELECT {columns} FROM {listed} ORDER BY {order} LIMIT {limit}");
         self.images_of(sql, &binds, limit, filter.narrowing_folder())
             .await
     }
@@ -666,13 +692,13 @@ impl Store {
     async fn images_of(
         &self,
         sql: String,
-        binds: &[&str],
+        binds: &[Cow<'_, str>],
         limit: i64,
         folder: Option<&str>,
     ) -> StoreResult<Vec<ImageRow>> {
         let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(self.prepared(folder));
         for b in binds {
-            q = q.bind(*b);
+            q = q.bind(b.as_ref());
         }
         let mut list = Vec::with_capacity(limit.max(0) as usize);
         let mut rows = q.fetch(&self.read);
@@ -724,7 +750,7 @@ impl Store {
         ));
         let mut q = sqlx::query(sql).persistent(self.prepared(folder));
         for b in &binds {
-            q = q.bind(*b);
+            q = q.bind(b.as_ref());
         }
         get(&q.fetch_one(&self.read).await?, "n")
     }
@@ -754,8 +780,9 @@ impl Store {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             let next = |after: &str| {
                 format!(
-                    "(SELECT i.folder FROM images i WHERE i.dataset_id = $1{after} \
-                     ORDER BY i.folder LIMIT 1)"
+                    "(SELECT i.folder FROM images i WHERE i.dataset_seq = {}{after} \
+                     ORDER BY i.folder LIMIT 1)",
+                    dataset_seq(1)
                 )
             };
             format!(
@@ -821,8 +848,9 @@ impl Store {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT {COLUMNS} FROM images \
-                 WHERE dataset_id = $1 AND folder = $2 AND filename = $3 \
-                 ORDER BY is_archived, created_at DESC, id LIMIT 1"
+                 WHERE dataset_seq = {} AND folder = $2 AND filename = $3 \
+                 ORDER BY is_archived, created_at DESC, id LIMIT 1",
+                dataset_seq(1)
             )
         });
         self.read_first(&SQL, &[dataset_id, folder, filename]).await
@@ -838,10 +866,11 @@ impl Store {
         // dataset's size.
         let sql = AssertSqlSafe(format!(
             "SELECT j.folder, j.filename FROM ({}) j WHERE EXISTS (SELECT 1 FROM images i \
-             WHERE i.dataset_id = $1 AND i.folder = j.folder AND i.filename = j.filename \
+             WHERE i.dataset_seq = {} AND i.folder = j.folder AND i.filename = j.filename \
              AND i.is_archived = 0)",
             self.dialect
-                .json_rows(2, &[Col::Text("folder"), Col::Text("filename")])
+                .json_rows(2, &[Col::Text("folder"), Col::Text("filename")]),
+            dataset_seq(1),
         ));
         let rows = sqlx::query(sql)
             .bind(dataset_id)
@@ -972,11 +1001,13 @@ impl Store {
             // In the request's order, so of two equal names the first one is inserted; a
             // taken name inserts nothing (its upload is spent, its bytes left to the sweep).
             let sql = AssertSqlSafe(format!(
-                "INSERT INTO images (id, dataset_id, folder, filename, blob_hash, file_size, \
+                "INSERT INTO images (id, dataset_seq, folder, filename, blob_hash, file_size, \
                  mime_type, width, height, created_at, updated_at) \
-                 SELECT id, dataset_id, folder, filename, blob_hash, file_size, mime_type, width, \
-                 height, $2, $2 FROM ({}) j WHERE true ORDER BY ord \
+                 SELECT j.id, (SELECT d.seq FROM datasets d WHERE d.id = j.dataset_id), \
+                 j.folder, j.filename, {}, j.file_size, j.mime_type, j.width, j.height, $2, $2 \
+                 FROM ({}) j WHERE true ORDER BY j.ord \
                  ON CONFLICT DO NOTHING RETURNING {COLUMNS}",
+                self.dialect.unhex("j.blob_hash"),
                 self.dialect.json_rows(
                     1,
                     &[
@@ -994,7 +1025,7 @@ impl Store {
             ));
             for r in sqlx::query(sql)
                 .bind(json_list(&rows))
-                .bind(now())
+                .bind(now_micros())
                 .fetch_all(&mut *tx)
                 .await?
             {
@@ -1020,7 +1051,7 @@ impl Store {
              WHERE id = $1 AND is_archived = 0",
         )
         .bind(id)
-        .bind(now())
+        .bind(now_micros())
         .execute(&mut *tx)
         .await?;
         self.commit_changes(tx).await?;
@@ -1115,7 +1146,7 @@ impl Store {
         )
         .bind(id)
         .bind(new_count)
-        .bind(now())
+        .bind(now_micros())
         .execute(&mut *tx)
         .await?;
         // An image without annotations has no row here.
@@ -1147,8 +1178,9 @@ impl Store {
         ids: &[&str],
     ) -> StoreResult<Vec<Found>> {
         let sql = format!(
-            "SELECT {} AS found FROM images WHERE dataset_id || '' = $1 AND {}",
+            "SELECT {} AS found FROM images WHERE dataset_seq + 0 = {} AND {}",
             self.dialect.json_agg("id, folder, filename, is_archived"),
+            dataset_seq(1),
             self.dialect.id_in("id", 2)
         );
         let mut found = Vec::with_capacity(ids.len());
@@ -1231,13 +1263,18 @@ impl Store {
         dataset_id: &str,
         folder: &str,
     ) -> StoreResult<HashMap<String, String>> {
-        let rows = sqlx::query(
-            "SELECT id, filename FROM images WHERE dataset_id = $1 AND folder = $2 AND is_archived = 0",
-        )
-        .bind(dataset_id)
-        .bind(folder)
-        .fetch_all(&mut *conn)
-        .await?;
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT id, filename FROM images \
+                 WHERE dataset_seq = {} AND folder = $2 AND is_archived = 0",
+                dataset_seq(1)
+            )
+        });
+        let rows = sqlx::query(AssertSqlSafe(SQL.as_str()))
+            .bind(dataset_id)
+            .bind(folder)
+            .fetch_all(&mut *conn)
+            .await?;
         rows.iter()
             .map(|r| Ok((get(r, "filename")?, get(r, "id")?)))
             .collect()
@@ -1255,11 +1292,12 @@ impl Store {
         let mut taken = self.live_names_in(&mut tx, dataset_id, folder).await?;
         let sql = format!(
             "{} images SET folder = $1, version = version + 1, updated_at = $2 \
-             WHERE dataset_id || '' = $3 AND {}",
+             WHERE dataset_seq + 0 = {} AND {}",
             self.dialect.update_many(),
+            dataset_seq(3),
             self.dialect.id_in("id", 4)
         );
-        let at = now();
+        let at = now_micros();
         let mut out = BatchOutcome::default();
         for chunk in distinct_ids(ids).chunks(PER_STATEMENT) {
             let found = self.rows_in_dataset(&mut tx, dataset_id, chunk).await?;
@@ -1271,7 +1309,7 @@ impl Store {
             out.touched(folder);
             sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(folder)
-                .bind(&at)
+                .bind(at)
                 .bind(dataset_id)
                 .bind(json_list(&moving))
                 .execute(&mut *tx)
@@ -1314,13 +1352,14 @@ impl Store {
             &[Col::Text("src"), Col::Text("new_id"), Col::Text("filename")],
         );
         let sql = format!(
-            "{} images (id, dataset_id, folder, filename, display_name, status, \
+            "{} images (id, dataset_seq, folder, filename, display_name, status, \
              is_archived, blob_hash, file_size, mime_type, width, height, \
              annotation_count, version, created_at, updated_at) \
-             SELECT m.new_id, i.dataset_id, $1, m.filename, NULL, {status}, 0, i.blob_hash, \
+             SELECT m.new_id, i.dataset_seq, $1, m.filename, NULL, {status}, 0, i.blob_hash, \
              i.file_size, i.mime_type, i.width, i.height, {count}, 1, $2, $2 \
-             FROM ({copies}) m CROSS JOIN images i WHERE i.id = m.src AND i.dataset_id || '' = $4",
+             FROM ({copies}) m CROSS JOIN images i WHERE i.id = m.src AND i.dataset_seq + 0 = {}",
             self.dialect.insert_many(),
+            dataset_seq(4),
         );
         // The copies' lists, for the sources that have one (after the rows they belong to).
         let lists = format!(
@@ -1330,7 +1369,7 @@ impl Store {
             self.dialect
                 .json_rows(1, &[Col::Text("src"), Col::Text("new_id")]),
         );
-        let at = now();
+        let at = now_micros();
         let mut out = BatchOutcome::default();
         for chunk in ids.chunks(PER_STATEMENT) {
             let found = self.rows_in_dataset(&mut tx, dataset_id, chunk).await?;
@@ -1356,7 +1395,7 @@ impl Store {
             let plan = json_list(&plan);
             sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(folder)
-                .bind(&at)
+                .bind(at)
                 .bind(&plan)
                 .bind(dataset_id)
                 .execute(&mut *tx)
@@ -1380,7 +1419,8 @@ impl Store {
         ids: &[&str],
     ) -> StoreResult<Vec<String>> {
         let sql = format!(
-            "DELETE FROM images WHERE dataset_id || '' = $1 AND {} RETURNING blob_hash",
+            "DELETE FROM images WHERE dataset_seq + 0 = {} AND {} RETURNING blob_hash",
+            dataset_seq(1),
             self.dialect.id_in("id", 2)
         );
         let mut hashes = Vec::new();
@@ -1390,7 +1430,7 @@ impl Store {
                 .bind(json_list(chunk))
                 .fetch(&mut *conn);
             while let Some(r) = rows.try_next().await? {
-                hashes.push(get(&r, "blob_hash")?);
+                hashes.push(hex::encode(get::<Vec<u8>>(&r, "blob_hash")?));
             }
         }
         Ok(hashes)
@@ -1420,13 +1460,14 @@ impl Store {
         } else {
             let sql = format!(
                 "{} images SET is_archived = 1, version = version + 1, updated_at = $1 \
-                 WHERE dataset_id || '' = $2 AND is_archived = 0 AND {} \
+                 WHERE dataset_seq + 0 = {} AND is_archived = 0 AND {} \
                  RETURNING id, folder",
                 self.dialect.update_many(),
+                dataset_seq(2),
                 self.dialect.id_in("id", 3)
             );
-            let at = now();
-            let binds = |q: AnyQuery<'static>| q.bind(at.clone()).bind(dataset_id.to_string());
+            let at = now_micros();
+            let binds = |q: AnyQuery<'static>| q.bind(at).bind(dataset_id.to_string());
             self.update_each_chunk(&mut tx, dataset_id, &sql, binds, &ids, &mut out)
                 .await?;
         }
@@ -1449,8 +1490,8 @@ impl Store {
         if update.is_archived != Some(false) {
             // Nothing to check row by row: the update itself finds the rows.
             let sql = format!("{} RETURNING id, folder", self.update_sql(update));
-            let at = now();
-            let binds = |q: AnyQuery<'static>| update_binds(q, dataset_id, update, &at);
+            let at = now_micros();
+            let binds = |q: AnyQuery<'static>| update_binds(q, dataset_id, update, at);
             self.update_each_chunk(&mut tx, dataset_id, &sql, binds, &ids, &mut out)
                 .await?;
             self.commit_changes(tx).await?;
@@ -1461,17 +1502,18 @@ impl Store {
         // written as the name index's key (its marker is empty for a live image only), so
         // SQLite answers it from the index without reading the rows it finds there.
         let read = format!(
-            "SELECT {} AS found FROM images i WHERE i.dataset_id || '' = $1 AND {}",
+            "SELECT {} AS found FROM images i WHERE i.dataset_seq + 0 = {} AND {}",
             self.dialect.json_agg(&format!(
                 "i.id, i.folder, i.filename, i.is_archived, \
                  CASE WHEN i.is_archived <> 0 AND EXISTS (SELECT 1 FROM images l \
-                 WHERE l.dataset_id = i.dataset_id AND l.folder = i.folder \
+                 WHERE l.dataset_seq = i.dataset_seq AND l.folder = i.folder \
                  AND l.filename = i.filename AND {LIVE_NAME_KEY}) \
                  THEN 1 ELSE 0 END"
             )),
+            dataset_seq(1),
             self.dialect.id_in("i.id", 2)
         );
-        let (write, at) = (self.update_sql(update), now());
+        let (write, at) = (self.update_sql(update), now_micros());
         // Names this batch restores: two archived images of one name restore only once.
         let mut restored = HashSet::new();
         for chunk in ids.chunks(PER_STATEMENT) {
@@ -1525,7 +1567,7 @@ impl Store {
                 sqlx::query(AssertSqlSafe(write.as_str())),
                 dataset_id,
                 update,
-                &at,
+                at,
             )
             .bind(json_list(&keep))
             .execute(&mut *tx)
@@ -1553,9 +1595,10 @@ impl Store {
         }
         let dataset = sets.len() + 1;
         format!(
-            "{} images SET {}, version = version + 1 WHERE dataset_id || '' = ${dataset} AND {}",
+            "{} images SET {}, version = version + 1 WHERE dataset_seq + 0 = {} AND {}",
             self.dialect.update_many(),
             sets.join(", "),
+            dataset_seq(dataset as u32),
             self.dialect.id_in("id", dataset as u32 + 1)
         )
     }
@@ -1570,7 +1613,7 @@ fn update_binds<'q>(
     mut q: AnyQuery<'q>,
     dataset_id: &str,
     update: &ImageUpdate,
-    at: &str,
+    at: i64,
 ) -> AnyQuery<'q> {
     if let Some(status) = &update.status {
         q = q.bind(status.clone());
@@ -1581,7 +1624,7 @@ fn update_binds<'q>(
     if let Some(archived) = update.is_archived {
         q = q.bind(i64::from(archived));
     }
-    q.bind(at.to_string()).bind(dataset_id.to_string())
+    q.bind(at).bind(dataset_id.to_string())
 }
 
 /// The rows a batch read, by id.
@@ -1705,7 +1748,7 @@ impl Store {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT {COLUMNS} FROM images WHERE id = $1 AND NOT EXISTS \
-                 (SELECT 1 FROM datasets d WHERE d.id = images.dataset_id AND d.org_id = $2)"
+                 (SELECT 1 FROM datasets d WHERE d.seq = images.dataset_seq AND d.org_id = $2)"
             )
         });
         self.read_first(&SQL, &[id, super::datasets::DELETING_ORG])

@@ -195,6 +195,15 @@ impl Dialect {
         }
     }
 
+    /// The bytes of `expr`, hex text: how an image's hash (32 bytes in `images`) is compared
+    /// with the hashes other tables keep as text.
+    fn unhex(self, expr: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("unhex({expr})"),
+            Dialect::Postgres => format!("decode({expr}, 'hex')"),
+        }
+    }
+
     /// `UPDATE` for a statement that changes many rows inside a transaction.
     ///
     /// On SQLite it is `UPDATE OR FAIL`: a failing row then stops the statement without
@@ -292,6 +301,48 @@ fn json_list<T: serde::Serialize>(items: &[T]) -> String {
 /// Now, as the fixed-width RFC 3339 text stored in every timestamp column (sorts as it reads).
 pub fn now() -> String {
     fmt_time(chrono::Utc::now())
+}
+
+/// The `seq` of the dataset whose id is bound as `$n`: images name their dataset by it (an
+/// integer instead of the 36-character id, in the table and in every index led by it).
+fn dataset_seq(n: u32) -> String {
+    format!("(SELECT seq FROM datasets WHERE id = ${n})")
+}
+
+/// Now, as microseconds since 1970: how `images` keeps its times.
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// A time of `images` (microseconds since 1970) as the text every answer shows ([`now`]),
+/// written field by field: a listing page formats two for each of its thousands of images,
+/// and chrono's general formatter takes several times as long.
+fn time_of(micros: i64) -> String {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let Some(t) = chrono::DateTime::from_timestamp_micros(micros) else {
+        return String::new();
+    };
+    let mut out = String::with_capacity(27);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        micros.rem_euclid(1_000_000)
+    );
+    out
+}
+
+/// The microseconds since 1970 of a time as [`now`] writes it; `None` for any other text.
+fn micros_of(time: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(time)
+        .ok()
+        .map(|t| t.timestamp_micros())
 }
 
 /// Formats a time as stored.
@@ -976,6 +1027,22 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn image_times_read_back_as_the_text_written() {
+        for text in [
+            "2026-01-01T00:00:00.000000Z",
+            "2026-03-04T05:06:07.123456Z",
+            "1969-12-31T23:59:59.999999Z",
+            "9999-12-31T23:59:59.000001Z",
+        ] {
+            let micros = super::micros_of(text).unwrap();
+            assert_eq!(super::time_of(micros), text);
+        }
+        let now = super::now();
+        assert_eq!(super::time_of(super::micros_of(&now).unwrap()), now);
+        assert_eq!(super::micros_of("yesterday"), None);
+    }
+
     use super::testing::fill;
     use super::*;
 

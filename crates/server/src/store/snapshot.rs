@@ -116,15 +116,15 @@ impl Snapshot {
             blobs: count("SELECT COUNT(DISTINCT blob_hash) FROM images")?
                 + count(&format!(
                     "SELECT COUNT(*) FROM ({OTHERS}) o \
-                     WHERE NOT EXISTS (SELECT 1 FROM images WHERE blob_hash = o.hash)"
+                     WHERE NOT EXISTS (SELECT 1 FROM images WHERE blob_hash = unhex(o.hash))"
                 ))?,
         })
     }
 
     /// Hands every hash the snapshot refers to to `each`, once, in hash order and in pages
-    /// of at most `page`, while `each` returns true. The images' hashes are read in order
-    /// from their index and merged with the few others, so memory stays that of one page
-    /// whatever the number of images.
+    /// of at most `page`, while `each` returns true. The images' hashes (kept as bytes, which
+    /// sort as their hex text does) are read in order from their index and merged with the
+    /// few others, so memory stays that of one page whatever the number of images.
     pub fn each_held(
         &self,
         page: usize,
@@ -152,7 +152,7 @@ impl Snapshot {
             batch.len() < page || each(std::mem::replace(batch, Vec::with_capacity(page)))
         };
         while let Some(row) = rows.next()? {
-            let hash: String = row.get(0)?;
+            let hash = hex::encode(row.get::<_, Vec<u8>>(0)?);
             while let Some(other) = others.next_if(|o| o.hash < hash) {
                 if !push(other, &mut batch) {
                     return Ok(());
@@ -177,7 +177,7 @@ impl Snapshot {
     /// Whether the snapshot refers to the bytes of `hash`.
     pub fn holds(&self, hash: &str) -> StoreResult<bool> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM images WHERE blob_hash = ?1) \
+            "SELECT EXISTS (SELECT 1 FROM images WHERE blob_hash = unhex(?1)) \
                  OR EXISTS (SELECT 1 FROM export_jobs WHERE archive_hash = ?1) \
                  OR EXISTS (SELECT 1 FROM pending_uploads WHERE blob_hash = ?1)",
         )?;
@@ -283,15 +283,16 @@ mod tests {
             "PRAGMA journal_mode = WAL;
              CREATE TABLE organizations (id TEXT);
              CREATE TABLE datasets (id TEXT);
-             CREATE TABLE images (id TEXT, blob_hash TEXT NOT NULL);
+             CREATE TABLE images (id TEXT, blob_hash BLOB NOT NULL);
              CREATE INDEX images_blob ON images (blob_hash);
              CREATE TABLE export_jobs (id TEXT, archive_hash TEXT);
              CREATE TABLE pending_uploads (id TEXT, blob_hash TEXT);
              INSERT INTO organizations VALUES ('o');
              INSERT INTO datasets VALUES ('d');
-             INSERT INTO images VALUES ('1', 'b'), ('2', 'd'), ('3', 'd'), ('4', 'f');
-             INSERT INTO export_jobs VALUES ('e1', 'a'), ('e2', 'd'), ('e3', NULL);
-             INSERT INTO pending_uploads VALUES ('p1', 'c'), ('p2', 'f'), ('p3', 'g'), ('p4', NULL);",
+             INSERT INTO images VALUES ('1', x'0b'), ('2', x'0d'), ('3', x'0d'), ('4', x'0f');
+             INSERT INTO export_jobs VALUES ('e1', '0a'), ('e2', '0d'), ('e3', NULL);
+             INSERT INTO pending_uploads VALUES
+                 ('p1', '0c'), ('p2', '0f'), ('p3', '10'), ('p4', NULL);",
         )
         .unwrap();
         (path, conn)
@@ -303,7 +304,7 @@ mod tests {
         let (path, writer) = source(dir.path());
         // A write still open when the copy is taken is not in it.
         writer
-            .execute_batch("BEGIN; INSERT INTO images VALUES ('5', 'h');")
+            .execute_batch("BEGIN; INSERT INTO images VALUES ('5', x'11');")
             .unwrap();
         let snap = Snapshot::take(&path, &dir.path().join("copy.db")).unwrap();
         writer.execute_batch("COMMIT").unwrap();
@@ -330,9 +331,9 @@ mod tests {
         assert_eq!(
             pages,
             vec![
-                vec![want("a", true), want("b", true)],
-                vec![want("c", false), want("d", true)],
-                vec![want("f", true), want("g", false)],
+                vec![want("0a", true), want("0b", true)],
+                vec![want("0c", false), want("0d", true)],
+                vec![want("0f", true), want("10", false)],
             ]
         );
         let mut seen = 0;
@@ -342,8 +343,8 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, 1, "the walk stops when asked");
-        assert!(snap.holds("g").unwrap() && snap.holds("a").unwrap());
-        assert!(!snap.holds("h").unwrap());
+        assert!(snap.holds("10").unwrap() && snap.holds("0a").unwrap());
+        assert!(!snap.holds("11").unwrap());
         assert_eq!(snap.check().unwrap(), None);
     }
 

@@ -13,9 +13,10 @@ use sqlx::AssertSqlSafe;
 enum Kind {
     Text,
     Int,
+    Bytes,
 }
 
-use Kind::{Int, Text};
+use Kind::{Bytes, Int, Text};
 
 /// A table that is copied: name, key column, columns.
 struct Table {
@@ -60,6 +61,7 @@ const TABLES: &[Table] = &[
             ("annotation_types", Text),
             ("created_at", Text),
             ("updated_at", Text),
+            ("seq", Int),
         ],
     },
     Table {
@@ -79,21 +81,21 @@ const TABLES: &[Table] = &[
         key: "id",
         columns: &[
             ("id", Text),
-            ("dataset_id", Text),
+            ("dataset_seq", Int),
             ("folder", Text),
             ("filename", Text),
             ("display_name", Text),
             ("status", Text),
             ("is_archived", Int),
-            ("blob_hash", Text),
+            ("blob_hash", Bytes),
             ("file_size", Int),
             ("mime_type", Text),
             ("width", Int),
             ("height", Int),
             ("annotation_count", Int),
             ("version", Int),
-            ("created_at", Text),
-            ("updated_at", Text),
+            ("created_at", Int),
+            ("updated_at", Int),
         ],
     },
     Table {
@@ -144,6 +146,7 @@ pub struct TableReport {
 enum Val {
     Text(Option<String>),
     Int(Option<i64>),
+    Bytes(Option<Vec<u8>>),
 }
 
 fn read(row: &AnyRow, columns: &[(&str, Kind)]) -> StoreResult<Vec<Val>> {
@@ -153,6 +156,7 @@ fn read(row: &AnyRow, columns: &[(&str, Kind)]) -> StoreResult<Vec<Val>> {
             Ok(match k {
                 Text => Val::Text(get(row, c)?),
                 Int => Val::Int(get(row, c)?),
+                Bytes => Val::Bytes(get(row, c)?),
             })
         })
         .collect()
@@ -206,6 +210,7 @@ impl Store {
                         q = match v {
                             Val::Text(s) => q.bind(s),
                             Val::Int(i) => q.bind(i),
+                            Val::Bytes(b) => q.bind(b),
                         };
                     }
                     inserted += q.execute(&mut *tx).await?.rows_affected();
@@ -219,6 +224,16 @@ impl Store {
                 inserted,
                 target_rows: target.count(t.name).await?,
             });
+        }
+        // Datasets came with their numbers: PostgreSQL's sequence must give the next one
+        // after them (SQLite's trigger numbers a new dataset after the highest already).
+        if target.dialect == super::Dialect::Postgres {
+            sqlx::query(
+                "SELECT setval(pg_get_serial_sequence('datasets', 'seq'), \
+                 COALESCE((SELECT MAX(seq) FROM datasets), 0) + 1, false)",
+            )
+            .execute(&target.write)
+            .await?;
         }
         Ok(reports)
     }

@@ -240,10 +240,15 @@ impl Handed {
 }
 
 /// The condition that the `blobs` row's bytes are used by no image, pending upload or
-/// export archive.
-const UNREFERENCED: &str = "NOT EXISTS (SELECT 1 FROM images i WHERE i.blob_hash = blobs.hash) \
-     AND NOT EXISTS (SELECT 1 FROM pending_uploads p WHERE p.blob_hash = blobs.hash) \
-     AND NOT EXISTS (SELECT 1 FROM export_jobs e WHERE e.archive_hash = blobs.hash)";
+/// export archive (images keep the hash as bytes, the others as text).
+fn unreferenced(dialect: Dialect) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM images i WHERE i.blob_hash = {}) \
+         AND NOT EXISTS (SELECT 1 FROM pending_uploads p WHERE p.blob_hash = blobs.hash) \
+         AND NOT EXISTS (SELECT 1 FROM export_jobs e WHERE e.archive_hash = blobs.hash)",
+        dialect.unhex("blobs.hash")
+    )
+}
 
 impl Store {
     /// Records a handed-out upload URL.
@@ -467,7 +472,8 @@ impl Store {
     /// `cutoff`.
     pub async fn orphan_blobs(&self, cutoff: &str) -> StoreResult<Vec<String>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT hash FROM blobs WHERE touched_at < $1 AND {UNREFERENCED} ORDER BY hash"
+            "SELECT hash FROM blobs WHERE touched_at < $1 AND {} ORDER BY hash",
+            unreferenced(self.dialect)
         )))
         .bind(cutoff)
         .fetch_all(&self.read)
@@ -479,8 +485,9 @@ impl Store {
     /// grace period has passed.
     pub async fn unreferenced_blobs(&self, hashes: &[String]) -> StoreResult<u64> {
         let sql = format!(
-            "SELECT COUNT(*) AS n FROM blobs WHERE {} AND {UNREFERENCED}",
-            self.dialect.id_in("hash", 1)
+            "SELECT COUNT(*) AS n FROM blobs WHERE {} AND {}",
+            self.dialect.id_in("hash", 1),
+            unreferenced(self.dialect)
         );
         let mut n = 0;
         for chunk in hashes.chunks(500) {
@@ -558,10 +565,11 @@ impl Store {
         }
         drop(rows);
         let take = sqlx::AssertSqlSafe(format!(
-            "DELETE FROM blobs WHERE {} AND touched_at < $2 AND {UNREFERENCED} \
+            "DELETE FROM blobs WHERE {} AND touched_at < $2 AND {} \
              AND NOT EXISTS (SELECT 1 FROM blob_holds h WHERE h.until > $3) \
              RETURNING hash",
-            self.dialect.id_in("hash", 1)
+            self.dialect.id_in("hash", 1),
+            unreferenced(self.dialect)
         ));
         let taken = sqlx::query(take)
             .bind(&list)
@@ -592,13 +600,12 @@ impl Store {
 
     /// Whether any image or pending upload refers to the blob.
     pub async fn blob_referenced(&self, hash: &str) -> StoreResult<bool> {
-        let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM images WHERE blob_hash = $1) \
+        let sql = AssertSqlSafe(format!(
+            "SELECT (SELECT COUNT(*) FROM images WHERE blob_hash = {}) \
              + (SELECT COUNT(*) FROM pending_uploads WHERE blob_hash = $1) AS n",
-        )
-        .bind(hash)
-        .fetch_one(&self.read)
-        .await?;
+            self.dialect.unhex("$1")
+        ));
+        let row = sqlx::query(sql).bind(hash).fetch_one(&self.read).await?;
         Ok(get::<i64>(&row, "n")? > 0)
     }
 
