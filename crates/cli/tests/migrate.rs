@@ -29,6 +29,47 @@ async fn start(data: &Path, database: Option<String>, blobs: Option<String>) -> 
     (app, key)
 }
 
+/// Uploads `png(seed)` as `/f/{name}` into dataset `ds` (upload URL, PUT, register) and
+/// returns the image's id.
+async fn upload(
+    http: &reqwest::Client,
+    api: &str,
+    key: &str,
+    ds: &str,
+    name: &str,
+    seed: u8,
+) -> String {
+    let u: Value = http
+        .post(format!("{api}/images/upload-url"))
+        .header("x-api-key", key)
+        .json(&json!({"dataset_id": ds, "filename": name, "folder_path": "/f", "content_type": "image/png"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    http.put(u["upload_url"].as_str().unwrap())
+        .header("content-type", "image/png")
+        .body(png(seed))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let r: Value = http
+        .post(format!("{api}/images/register"))
+        .header("x-api-key", key)
+        .json(&json!({"dataset_id": ds, "filename": name, "gcs_path": u["gcs_path"], "folder_path": "/f"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["image_id"].as_str().unwrap().to_string()
+}
+
 /// Uploads three images (one archived, one annotated) and returns the dataset's JSON.
 async fn populate(app: &App, key: &str) -> Value {
     let http = reqwest::Client::new();
@@ -46,22 +87,7 @@ async fn populate(app: &App, key: &str) -> Value {
     let ds = p["project"]["id"].as_str().unwrap().to_string();
     let mut ids = Vec::new();
     for i in 0..3u8 {
-        let name = format!("b{i}.png");
-        let u: Value = http.post(format!("{api}/images/upload-url")).header("x-api-key", key)
-            .json(&json!({"dataset_id": ds, "filename": name, "folder_path": "/f", "content_type": "image/png"}))
-            .send().await.unwrap().json().await.unwrap();
-        http.put(u["upload_url"].as_str().unwrap())
-            .header("content-type", "image/png")
-            .body(png(i))
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap();
-        let r: Value = http.post(format!("{api}/images/register")).header("x-api-key", key)
-            .json(&json!({"dataset_id": ds, "filename": name, "gcs_path": u["gcs_path"], "folder_path": "/f"}))
-            .send().await.unwrap().json().await.unwrap();
-        ids.push(r["image_id"].as_str().unwrap().to_string());
+        ids.push(upload(&http, &api, key, &ds, &format!("b{i}.png"), i).await);
     }
     let ann = json!({"annotations": [{"id": "a", "name": "bird", "type": "keypoint", "keypoint": {"x": 1.0, "y": 2.0}, "confidence": 1.0, "attributes": []}]});
     http.post(format!("{api}/annotations/{}", ids[0]))
@@ -311,32 +337,7 @@ async fn moves_an_installation(target_db: String) {
         .await
         .unwrap();
     let fresh = fresh["project"]["id"].as_str().unwrap();
-    let u: Value = http
-        .post(format!("{api}/images/upload-url"))
-        .header("x-api-key", &key)
-        .json(&json!({"dataset_id": fresh, "filename": "new.png", "folder_path": "/f", "content_type": "image/png"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    http.put(u["upload_url"].as_str().unwrap())
-        .header("content-type", "image/png")
-        .body(png(7))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
-    http.post(format!("{api}/images/register"))
-        .header("x-api-key", &key)
-        .json(&json!({"dataset_id": fresh, "filename": "new.png", "gcs_path": u["gcs_path"], "folder_path": "/f"}))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    upload(&http, &api, &key, fresh, "new.png", 7).await;
     for (name, count) in [("fresh", 1), ("birds", 2)] {
         let listed: Value = http
             .get(format!("{api}/datasets/by-name/{name}?include_images=true"))
