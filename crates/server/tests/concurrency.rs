@@ -708,3 +708,52 @@ async fn writes_are_answered_once_on_disk() {
         .collect();
     assert_eq!(listed, ids);
 }
+
+/// Another writer on the same database (an admin command, a second server on one SQLite file)
+/// holds its write lock for a moment: a batch and an annotation save, which read before they
+/// write, wait for it and succeed instead of answering "database is locked".
+#[tokio::test]
+async fn writes_wait_for_another_writer_on_the_database() {
+    let t = TestServer::start().await;
+    let ds = t
+        .owner
+        .create_dataset_with(&json!({"name": "held", "classes": ["thing"]}))
+        .await;
+    let ds_id = s(&ds, "id");
+    let a = s(&t.owner.upload_png(&ds_id, "/", "a.png", 1).await, "id");
+    let b = s(&t.owner.upload_png(&ds_id, "/", "b.png", 2).await, "id");
+
+    let pool = t.db().await;
+    let mut other = pool.begin().await.expect("begin");
+    sqlx::query("UPDATE datasets SET name = name WHERE id = $1")
+        .bind(&ds_id)
+        .execute(&mut *other)
+        .await
+        .expect("the other writer takes the lock");
+    let held = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        other.commit().await.expect("the other writer commits");
+    });
+    let move_body =
+        json!({"dataset_name": "held", "image_ids": [a], "target_directory_path": "/moved"});
+    let (save_path, save_body) = (
+        format!("annotations/{b}"),
+        json!({"image_id": b, "annotations": annotation("held")}),
+    );
+    let (moved, saved) = tokio::join!(
+        t.owner.batch("move", &move_body),
+        t.owner.post(&save_path, &save_body)
+    );
+    held.await.expect("lock holder");
+
+    let moved = moved.ok_json(200);
+    assert_eq!(
+        (&moved["processed"], &moved["success"]),
+        (&json!(1), &json!(true)),
+        "{moved}"
+    );
+    saved.expect(200);
+    assert_eq!(t.owner.image(&a).await["virtual_folder_path"], "/moved");
+    let stored = t.owner.get(&format!("annotations/{b}")).await.ok_json(200);
+    assert_eq!(stored["annotations"], annotation("held"));
+}

@@ -93,6 +93,17 @@ pub enum Dialect {
 const LIVE_NAME_KEY: &str = "(CASE WHEN is_archived = 0 THEN '' ELSE id END) = ''";
 
 impl Dialect {
+    /// The statement that opens a write transaction. SQLite's plain `BEGIN` takes the write
+    /// lock only at the first write, and a transaction that read before it finds the lock
+    /// held (by another process on the file) fails at once with "database is locked" instead
+    /// of waiting; `BEGIN IMMEDIATE` takes the lock first, waiting up to the busy timeout.
+    fn begin_write(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
+    }
+
     /// A sub-select yielding the strings of a JSON array bound as parameter `$n`.
     ///
     /// Statements that pick rows by such a list of ids check their dataset as
@@ -815,7 +826,7 @@ impl Store {
 
     /// Begins a write transaction.
     async fn tx(&self) -> StoreResult<Transaction<'static, sqlx::Any>> {
-        Ok(self.write.begin().await?)
+        Ok(self.write.begin_with(self.dialect.begin_write()).await?)
     }
 
     /// The dialect of the database.

@@ -417,7 +417,7 @@ impl Store {
         };
         if group.len() > 1 {
             let together = async {
-                let mut tx = conn.begin().await?;
+                let mut tx = conn.begin_with(self.dialect.begin_write()).await?;
                 let list: Vec<_> = group
                     .iter()
                     .map(|a| (a.upload_id.as_str(), &a.blob))
@@ -436,7 +436,7 @@ impl Store {
         }
         for a in group {
             let alone = async {
-                let mut tx = conn.begin().await?;
+                let mut tx = conn.begin_with(self.dialect.begin_write()).await?;
                 let attached =
                     attach_all(&mut tx, self.dialect, &[(a.upload_id.as_str(), &a.blob)]).await?;
                 tx.commit().await?;
