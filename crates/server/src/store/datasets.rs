@@ -1,6 +1,6 @@
 //! Datasets (the client's "projects" on the write paths).
 
-use super::{dataset_seq, get, now, FromCells, Store, StoreError, StoreResult};
+use super::{blob_hash, dataset_seq, get, now, FromCells, Store, StoreError, StoreResult};
 use futures::{StreamExt, TryStreamExt};
 use sqlx::AssertSqlSafe;
 use std::sync::LazyLock;
@@ -347,7 +347,7 @@ impl Store {
             .bind(dataset_id)
             .bind(limit)
             .fetch(&mut *tx)
-            .map(|r| Ok::<_, StoreError>(hex::encode(get::<Vec<u8>>(&r?, "blob_hash")?)))
+            .map(|r| blob_hash(&r?))
             .try_collect::<Vec<_>>()
             .await?;
         self.commit_changes(tx).await?;

@@ -1,7 +1,7 @@
 //! Export jobs: what was asked, how far the background task got, and the archive it made.
 
 use super::images::Spelling;
-use super::{get, now, ImageFilter, Store, StoreError, StoreResult};
+use super::{blob_hash, get, now, ImageFilter, Store, StoreError, StoreResult};
 use sqlx::any::AnyRow;
 
 /// An export job.
@@ -321,7 +321,7 @@ impl Store {
                     folder: get(r, "folder")?,
                     filename: get(r, "filename")?,
                     status: get(r, "status")?,
-                    blob_hash: hex::encode(get::<Vec<u8>>(r, "blob_hash")?),
+                    blob_hash: blob_hash(r)?,
                     file_size: get(r, "file_size")?,
                     width: get(r, "width")?,
                     height: get(r, "height")?,

@@ -1,8 +1,8 @@
 //! Images, their annotations, and the set-based batch operations over them.
 
 use super::{
-    dataset_seq, get, json_list, micros_of, now_micros, time_of, Col, Dialect, FromCells, Store,
-    StoreError, StoreResult, LIVE_NAME_KEY,
+    blob_hash, dataset_seq, get, json_list, micros_of, now_micros, time_of, Col, Dialect,
+    FromCells, Store, StoreError, StoreResult, LIVE_NAME_KEY,
 };
 use futures::TryStreamExt;
 use pictograph_core::names::Status;
@@ -80,7 +80,7 @@ impl FromCells for ImageRow {
             display_name: get(r, "display_name")?,
             status: get(r, "status")?,
             is_archived: get::<i64>(r, "is_archived")? != 0,
-            blob_hash: hex::encode(get::<Vec<u8>>(r, "blob_hash")?),
+            blob_hash: blob_hash(r)?,
             file_size: get(r, "file_size")?,
             mime_type: get(r, "mime_type")?,
             width: get(r, "width")?,
@@ -326,35 +326,55 @@ struct Found {
 /// The failure reason for an id that is not an image of the dataset.
 pub const NOT_FOUND_REASON: &str = "Image not found in dataset";
 
-/// The columns an [`ImageRow`] is read from, the table's own unqualified. The dataset's id is
-/// looked up by the `seq` the image keeps.
-const COLUMNS: &str = "id, (SELECT d.id FROM datasets d WHERE d.seq = dataset_seq) AS dataset_id, \
-     folder, filename, display_name, status, is_archived, blob_hash, file_size, mime_type, \
-     width, height, annotation_count, version, created_at, updated_at";
+/// The columns of an image an [`ImageRow`] reads besides its id and its dataset's id.
+const STORED_COLUMNS: [&str; 14] = [
+    "folder",
+    "filename",
+    "display_name",
+    "status",
+    "is_archived",
+    "blob_hash",
+    "file_size",
+    "mime_type",
+    "width",
+    "height",
+    "annotation_count",
+    "version",
+    "created_at",
+    "updated_at",
+];
+
+/// The columns an [`ImageRow`] is read from, each of the image's own prefixed with `alias`
+/// when one is given, its dataset's id being the expression `dataset_id`.
+fn image_columns(alias: Option<&str>, dataset_id: &str) -> String {
+    let own = |c: &str| match alias {
+        Some(a) => format!("{a}.{c}"),
+        None => c.to_string(),
+    };
+    std::iter::once(own("id"))
+        .chain(std::iter::once(format!("{dataset_id} AS dataset_id")))
+        .chain(STORED_COLUMNS.iter().map(|c| own(c)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The columns an [`ImageRow`] is read from, unqualified: the dataset's id is looked up by the
+/// `seq` the image keeps.
+static COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    image_columns(
+        None,
+        "(SELECT d.id FROM datasets d WHERE d.seq = dataset_seq)",
+    )
+});
 
 /// [`COLUMNS`] for a listing, whose `$1` is the dataset's id ([`ImageFilter::condition`]):
 /// the id is the parameter's instead of a lookup for each row.
-static LISTED_COLUMNS: LazyLock<String> = LazyLock::new(|| {
-    COLUMNS.replace(
-        "(SELECT d.id FROM datasets d WHERE d.seq = dataset_seq) AS dataset_id",
-        "CAST($1 AS TEXT) AS dataset_id",
-    )
-});
+static LISTED_COLUMNS: LazyLock<String> = LazyLock::new(|| image_columns(None, "CAST($1 AS TEXT)"));
 
 /// [`COLUMNS`] of images `alias` joined with their dataset as `dataset`, each prefixed with its
 /// table's alias: the dataset's id comes from the join.
 pub(super) fn columns_of(alias: &str, dataset: &str) -> String {
-    COLUMNS
-        .split(", ")
-        .map(|c| {
-            if c.starts_with('(') {
-                format!("{dataset}.id AS dataset_id")
-            } else {
-                format!("{alias}.{}", c.trim())
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    image_columns(Some(alias), &format!("{dataset}.id"))
 }
 
 /// A new image id: a UUIDv7, which starts with the time it was made and rises within this
@@ -847,10 +867,11 @@ impl Store {
     ) -> StoreResult<Option<ImageRow>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "SELECT {COLUMNS} FROM images \
+                "SELECT {columns} FROM images \
                  WHERE dataset_seq = {} AND folder = $2 AND filename = $3 \
                  ORDER BY is_archived, created_at DESC, id LIMIT 1",
-                dataset_seq(1)
+                dataset_seq(1),
+                columns = COLUMNS.as_str()
             )
         });
         self.read_first(&SQL, &[dataset_id, folder, filename]).await
@@ -1006,7 +1027,7 @@ impl Store {
                  SELECT j.id, (SELECT d.seq FROM datasets d WHERE d.id = j.dataset_id), \
                  j.folder, j.filename, {}, j.file_size, j.mime_type, j.width, j.height, $2, $2 \
                  FROM ({}) j WHERE true ORDER BY j.ord \
-                 ON CONFLICT DO NOTHING RETURNING {COLUMNS}",
+                 ON CONFLICT DO NOTHING RETURNING {columns}",
                 self.dialect.unhex("j.blob_hash"),
                 self.dialect.json_rows(
                     1,
@@ -1021,7 +1042,8 @@ impl Store {
                         Col::Int("width"),
                         Col::Int("height"),
                     ],
-                )
+                ),
+                columns = COLUMNS.as_str()
             ));
             for r in sqlx::query(sql)
                 .bind(json_list(&rows))
@@ -1430,7 +1452,7 @@ impl Store {
                 .bind(json_list(chunk))
                 .fetch(&mut *conn);
             while let Some(r) = rows.try_next().await? {
-                hashes.push(hex::encode(get::<Vec<u8>>(&r, "blob_hash")?));
+                hashes.push(blob_hash(&r)?);
             }
         }
         Ok(hashes)
@@ -1747,8 +1769,9 @@ impl Store {
     pub async fn image_row(&self, id: &str) -> StoreResult<Option<ImageRow>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "SELECT {COLUMNS} FROM images WHERE id = $1 AND NOT EXISTS \
-                 (SELECT 1 FROM datasets d WHERE d.seq = images.dataset_seq AND d.org_id = $2)"
+                "SELECT {columns} FROM images WHERE id = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM datasets d WHERE d.seq = images.dataset_seq AND d.org_id = $2)",
+                columns = COLUMNS.as_str()
             )
         });
         self.read_first(&SQL, &[id, super::datasets::DELETING_ORG])

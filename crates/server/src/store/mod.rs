@@ -358,7 +358,7 @@ fn micros_of(time: &str) -> Option<i64> {
 
 /// Formats a time as stored.
 pub fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    time_of(t.timestamp_micros())
 }
 
 /// Turns off SQLite's process-wide memory statistics, which take one global lock around
@@ -1008,6 +1008,12 @@ fn get<T: inline::Column>(row: &impl inline::Cells, col: &str) -> StoreResult<T>
     row.cell(col)
 }
 
+/// The image content hash of a row, which keeps it as 32 bytes, as the hex every answer and
+/// the blob store show.
+fn blob_hash(row: &impl inline::Cells) -> StoreResult<String> {
+    Ok(hex::encode(get::<Vec<u8>>(row, "blob_hash")?))
+}
+
 /// A row type read from either driver's rows.
 trait FromCells: Sized {
     /// Decodes one row.
@@ -1049,8 +1055,11 @@ mod tests {
             let micros = super::micros_of(text).unwrap();
             assert_eq!(super::time_of(micros), text);
         }
-        let now = super::now();
-        assert_eq!(super::time_of(super::micros_of(&now).unwrap()), now);
+        let now = chrono::Utc::now();
+        let written = now.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        assert_eq!(super::now().len(), written.len());
+        assert_eq!(super::fmt_time(now), written);
+        assert_eq!(super::time_of(super::micros_of(&written).unwrap()), written);
         assert_eq!(super::micros_of("yesterday"), None);
     }
 
