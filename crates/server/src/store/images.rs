@@ -323,6 +323,15 @@ struct Found {
     is_archived: bool,
 }
 
+/// An image a batch deleted.
+#[derive(Debug)]
+struct Deleted {
+    id: String,
+    folder: String,
+    /// The content hash (hex) of its bytes.
+    hash: String,
+}
+
 /// The failure reason for an id that is not an image of the dataset.
 pub const NOT_FOUND_REASON: &str = "Image not found in dataset";
 
@@ -1408,7 +1417,8 @@ impl Store {
             if !replaced.is_empty() {
                 let replaced: Vec<&str> = replaced.iter().map(String::as_str).collect();
                 let released = self.delete_rows(&mut tx, dataset_id, &replaced).await?;
-                out.released_blobs.extend(released);
+                out.released_blobs
+                    .extend(released.into_iter().map(|d| d.hash));
             }
             if plan.is_empty() {
                 continue;
@@ -1433,29 +1443,52 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes rows by id; returns the blob hashes they referred to.
+    /// Deletes the images `ids` of the dataset; answers the id, folder and content hash of
+    /// each one that was there. The rows are read as one JSON value before the DELETE, which
+    /// then returns nothing: rows returned one by one cost more than the statement's own work
+    /// per row.
     async fn delete_rows(
         &self,
         conn: &mut sqlx::AnyConnection,
         dataset_id: &str,
         ids: &[&str],
-    ) -> StoreResult<Vec<String>> {
-        let sql = format!(
-            "DELETE FROM images WHERE dataset_seq + 0 = {} AND {} RETURNING blob_hash",
+    ) -> StoreResult<Vec<Deleted>> {
+        let read = format!(
+            "SELECT {} AS found FROM images WHERE dataset_seq + 0 = {} AND {}",
+            self.dialect
+                .json_agg(&format!("id, folder, {}", self.dialect.hex("blob_hash"))),
             dataset_seq(1),
             self.dialect.id_in("id", 2)
         );
-        let mut hashes = Vec::new();
+        let delete = format!(
+            "DELETE FROM images WHERE dataset_seq + 0 = {} AND {}",
+            dataset_seq(1),
+            self.dialect.id_in("id", 2)
+        );
+        let mut deleted = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(PER_STATEMENT) {
-            let mut rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+            let list = json_list(chunk);
+            let row = sqlx::query(AssertSqlSafe(read.as_str()))
                 .bind(dataset_id)
-                .bind(json_list(chunk))
-                .fetch(&mut *conn);
-            while let Some(r) = rows.try_next().await? {
-                hashes.push(blob_hash(&r)?);
+                .bind(&list)
+                .fetch_one(&mut *conn)
+                .await?;
+            let rows: Vec<(String, String, String)> =
+                serde_json::from_str(&get::<String>(&row, "found")?)?;
+            if rows.is_empty() {
+                continue;
             }
+            sqlx::query(AssertSqlSafe(delete.as_str()))
+                .bind(dataset_id)
+                .bind(&list)
+                .execute(&mut *conn)
+                .await?;
+            deleted.extend(
+                rows.into_iter()
+                    .map(|(id, folder, hash)| Deleted { id, folder, hash }),
+            );
         }
-        Ok(hashes)
+        Ok(deleted)
     }
 
     /// Archives, or permanently deletes, images.
@@ -1471,13 +1504,20 @@ impl Store {
         let ids = distinct_ids(ids);
         if permanent {
             for chunk in ids.chunks(PER_STATEMENT) {
-                let found = self.rows_in_dataset(&mut tx, dataset_id, chunk).await?;
-                split_found(chunk, &found, &mut out);
-                if !found.is_empty() {
-                    let gone: Vec<&str> = found.iter().map(|r| r.id.as_str()).collect();
-                    let released = self.delete_rows(&mut tx, dataset_id, &gone).await?;
-                    out.released_blobs.extend(released);
+                let deleted = self.delete_rows(&mut tx, dataset_id, chunk).await?;
+                let folders: HashMap<&str, &str> = deleted
+                    .iter()
+                    .map(|d| (d.id.as_str(), d.folder.as_str()))
+                    .collect();
+                for &id in chunk {
+                    match folders.get(id) {
+                        Some(folder) => out.succeeded_in(id, folder),
+                        None => out.not_found(id),
+                    }
                 }
+                drop(folders);
+                out.released_blobs
+                    .extend(deleted.into_iter().map(|d| d.hash));
             }
         } else {
             let sql = format!(
@@ -1652,18 +1692,6 @@ fn update_binds<'q>(
 /// The rows a batch read, by id.
 fn rows_by_id(found: &[Found]) -> HashMap<&str, &Found> {
     found.iter().map(|r| (r.id.as_str(), r)).collect()
-}
-
-/// Adds to `out` the outcome of `chunk` (distinct ids) of which `found` are in the dataset:
-/// those succeeded, the others were not found.
-fn split_found(chunk: &[&str], found: &[Found], out: &mut BatchOutcome) {
-    let by_id = rows_by_id(found);
-    for &id in chunk {
-        match by_id.get(id) {
-            Some(row) => out.succeeded_in(id, &row.folder),
-            None => out.not_found(id),
-        }
-    }
 }
 
 /// Decides each move of `chunk` (distinct ids, of which `found` are in the dataset) into

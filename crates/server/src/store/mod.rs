@@ -215,6 +215,14 @@ impl Dialect {
         }
     }
 
+    /// The lowercase hex text of the bytes `expr`.
+    fn hex(self, expr: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("lower(hex({expr}))"),
+            Dialect::Postgres => format!("encode({expr}, 'hex')"),
+        }
+    }
+
     /// `UPDATE` for a statement that changes many rows inside a transaction.
     ///
     /// On SQLite it is `UPDATE OR FAIL`: a failing row then stops the statement without
