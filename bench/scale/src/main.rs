@@ -295,7 +295,7 @@ async fn seed(
                  '/f' || lpad((i % 100)::text, 2, '0'), 'img_' || lpad(i::text, 7, '0') || '.jpg', \
                  CASE WHEN i % 10 = 3 THEN 'review' WHEN i % 1000 = 7 THEN 'annotate' ELSE 'new' END, 0, \
                  t.blob_hash, t.file_size, t.mime_type, t.width, t.height, t.annotation_count, 1, \
-                 {START_MICROS} + i * 1000000, {START_MICROS} + i * 1000000 \
+                 {START_MICROS} + i::bigint * 1000000, {START_MICROS} + i::bigint * 1000000 \
                  FROM generate_series({from}, {}) i, images t WHERE t.id = '{template}'",
                 to - 1
             )
