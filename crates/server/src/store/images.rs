@@ -1251,9 +1251,18 @@ impl Store {
         ids: &[&str],
         out: &mut BatchOutcome,
     ) -> StoreResult<()> {
+        let as_json = self.dialect.returned_as_json(sql, "id, folder");
         for chunk in ids.chunks(PER_STATEMENT) {
             let mut changed = HashMap::with_capacity(chunk.len());
-            {
+            if let Some(as_json) = &as_json {
+                let row = binds(sqlx::query(AssertSqlSafe(as_json.as_str())))
+                    .bind(json_list(chunk))
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let rows: Vec<(String, String)> =
+                    serde_json::from_str(&get::<String>(&row, "found")?)?;
+                changed.extend(rows);
+            } else {
                 let q = binds(sqlx::query(AssertSqlSafe(sql))).bind(json_list(chunk));
                 let mut rows = q.fetch(&mut *conn);
                 while let Some(r) = rows.try_next().await? {
@@ -1444,27 +1453,37 @@ impl Store {
     }
 
     /// Deletes the images `ids` of the dataset; answers the id, folder and content hash of
-    /// each one that was there. The rows are read as one JSON value before the DELETE, which
-    /// then returns nothing: rows returned one by one cost more than the statement's own work
-    /// per row.
+    /// each one that was there, as one JSON value per chunk: PostgreSQL's DELETE returns it;
+    /// on SQLite the rows are read so before a DELETE that returns nothing (rows handed back
+    /// one at a time cost more than the statement's own work on each).
     async fn delete_rows(
         &self,
         conn: &mut sqlx::AnyConnection,
         dataset_id: &str,
         ids: &[&str],
     ) -> StoreResult<Vec<Deleted>> {
-        let read = format!(
-            "SELECT {} AS found FROM images WHERE dataset_seq + 0 = {} AND {}",
-            self.dialect
-                .json_agg(&format!("id, folder, {}", self.dialect.hex("blob_hash"))),
-            dataset_seq(1),
-            self.dialect.id_in("id", 2)
+        let (hash, picked) = (
+            self.dialect.hex("blob_hash"),
+            format!(
+                "dataset_seq + 0 = {} AND {}",
+                dataset_seq(1),
+                self.dialect.id_in("id", 2)
+            ),
         );
-        let delete = format!(
-            "DELETE FROM images WHERE dataset_seq + 0 = {} AND {}",
-            dataset_seq(1),
-            self.dialect.id_in("id", 2)
-        );
+        let delete = format!("DELETE FROM images WHERE {picked}");
+        let (read, then_delete) = match self.dialect.returned_as_json(
+            &format!("{delete} RETURNING id, folder, {hash} AS hash"),
+            "id, folder, hash",
+        ) {
+            Some(deleting) => (deleting, None),
+            None => (
+                format!(
+                    "SELECT {} AS found FROM images WHERE {picked}",
+                    self.dialect.json_agg(&format!("id, folder, {hash}"))
+                ),
+                Some(delete),
+            ),
+        };
         let mut deleted = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(PER_STATEMENT) {
             let list = json_list(chunk);
@@ -1478,11 +1497,13 @@ impl Store {
             if rows.is_empty() {
                 continue;
             }
-            sqlx::query(AssertSqlSafe(delete.as_str()))
-                .bind(dataset_id)
-                .bind(&list)
-                .execute(&mut *conn)
-                .await?;
+            if let Some(delete) = &then_delete {
+                sqlx::query(AssertSqlSafe(delete.as_str()))
+                    .bind(dataset_id)
+                    .bind(&list)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             deleted.extend(
                 rows.into_iter()
                     .map(|(id, folder, hash)| Deleted { id, folder, hash }),

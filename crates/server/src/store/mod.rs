@@ -215,6 +215,21 @@ impl Dialect {
         }
     }
 
+    /// `sql`, a statement that changes rows and ends in `RETURNING {cols}`, made to answer
+    /// one row whose column `found` holds every returned row as a JSON array of arrays, on
+    /// PostgreSQL, whose changing statements may feed a query; `None` on SQLite, which
+    /// cannot. Rows handed back one at a time cost more than the statement's own work on
+    /// each; one JSON value costs little.
+    fn returned_as_json(self, sql: &str, cols: &str) -> Option<String> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some(format!(
+                "WITH changed AS ({sql}) SELECT {} AS found FROM changed",
+                self.json_agg(cols)
+            )),
+        }
+    }
+
     /// The lowercase hex text of the bytes `expr`.
     fn hex(self, expr: &str) -> String {
         match self {
