@@ -1251,18 +1251,9 @@ impl Store {
         ids: &[&str],
         out: &mut BatchOutcome,
     ) -> StoreResult<()> {
-        let as_json = self.dialect.returned_as_json(sql, "id, folder");
         for chunk in ids.chunks(PER_STATEMENT) {
             let mut changed = HashMap::with_capacity(chunk.len());
-            if let Some(as_json) = &as_json {
-                let row = binds(sqlx::query(AssertSqlSafe(as_json.as_str())))
-                    .bind(json_list(chunk))
-                    .fetch_one(&mut *conn)
-                    .await?;
-                let rows: Vec<(String, String)> =
-                    serde_json::from_str(&get::<String>(&row, "found")?)?;
-                changed.extend(rows);
-            } else {
+            {
                 let q = binds(sqlx::query(AssertSqlSafe(sql))).bind(json_list(chunk));
                 let mut rows = q.fetch(&mut *conn);
                 while let Some(r) = rows.try_next().await? {

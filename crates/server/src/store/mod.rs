@@ -218,8 +218,8 @@ impl Dialect {
     /// `sql`, a statement that changes rows and ends in `RETURNING {cols}`, made to answer
     /// one row whose column `found` holds every returned row as a JSON array of arrays, on
     /// PostgreSQL, whose changing statements may feed a query; `None` on SQLite, which
-    /// cannot. Rows handed back one at a time cost more than the statement's own work on
-    /// each; one JSON value costs little.
+    /// cannot. A permanent delete so needs no read of its rows first; for updates that
+    /// return rows anyway it measured a few percent slower than the rows themselves.
     fn returned_as_json(self, sql: &str, cols: &str) -> Option<String> {
         match self {
             Dialect::Sqlite => None,
