@@ -553,11 +553,10 @@ impl Store {
         let (condition, binds) = filter.condition(dataset_id, None, &spelling);
         let order = spelling.order_by(from_end.is_some());
         let listed = self.listed(filter, &condition, &order, skip + limit);
+        let columns = LISTED_COLUMNS.as_str();
         let sql = if skip < IDS_FIRST_SKIP * limit || !self.dialect.pages_by_ids() {
-            let columns = LISTED_COLUMNS.as_str();
             format!("SELECT {columns} FROM {listed} ORDER BY {order} LIMIT {limit} OFFSET {skip}")
         } else {
-            let columns = LISTED_COLUMNS.as_str();
             format!(
                 "SELECT {columns} FROM images WHERE id IN (SELECT id FROM {listed} \
                  ORDER BY {order} LIMIT {limit} OFFSET {skip}) ORDER BY {order}"
@@ -1274,16 +1273,16 @@ impl Store {
                 .iter()
                 .map(|r| (r.id.as_str(), r.folder.as_str()))
                 .collect();
-            for &id in chunk {
-                let folder = changed
-                    .get(id)
-                    .map(String::as_str)
-                    .or_else(|| unchanged.get(id).copied());
-                match folder {
-                    Some(folder) => out.succeeded_in(id, folder),
-                    None => out.not_found(id),
-                }
-            }
+            split_found(
+                chunk,
+                |id| {
+                    changed
+                        .get(id)
+                        .map(String::as_str)
+                        .or_else(|| unchanged.get(id).copied())
+                },
+                out,
+            );
         }
         Ok(())
     }
@@ -1453,13 +1452,11 @@ impl Store {
         dataset_id: &str,
         ids: &[&str],
     ) -> StoreResult<Vec<Deleted>> {
-        let (hash, picked) = (
-            self.dialect.hex("blob_hash"),
-            format!(
-                "dataset_seq + 0 = {} AND {}",
-                dataset_seq(1),
-                self.dialect.id_in("id", 2)
-            ),
+        let hash = self.dialect.hex("blob_hash");
+        let picked = format!(
+            "dataset_seq + 0 = {} AND {}",
+            dataset_seq(1),
+            self.dialect.id_in("id", 2)
         );
         let delete = format!("DELETE FROM images WHERE {picked}");
         let (read, then_delete) = match self.dialect.returned_as_json(
@@ -1521,12 +1518,7 @@ impl Store {
                     .iter()
                     .map(|d| (d.id.as_str(), d.folder.as_str()))
                     .collect();
-                for &id in chunk {
-                    match folders.get(id) {
-                        Some(folder) => out.succeeded_in(id, folder),
-                        None => out.not_found(id),
-                    }
-                }
+                split_found(chunk, |id| folders.get(id).copied(), &mut out);
                 drop(folders);
                 out.released_blobs
                     .extend(deleted.into_iter().map(|d| d.hash));
@@ -1704,6 +1696,21 @@ fn update_binds<'q>(
 /// The rows a batch read, by id.
 fn rows_by_id(found: &[Found]) -> HashMap<&str, &Found> {
     found.iter().map(|r| (r.id.as_str(), r)).collect()
+}
+
+/// Adds to `out` the outcome of `chunk` (distinct ids): those `folder_of` finds in the
+/// dataset succeeded in that folder, the others were not found.
+fn split_found<'a>(
+    chunk: &[&str],
+    folder_of: impl Fn(&str) -> Option<&'a str>,
+    out: &mut BatchOutcome,
+) {
+    for &id in chunk {
+        match folder_of(id) {
+            Some(folder) => out.succeeded_in(id, folder),
+            None => out.not_found(id),
+        }
+    }
 }
 
 /// Decides each move of `chunk` (distinct ids, of which `found` are in the dataset) into

@@ -215,6 +215,14 @@ impl Dialect {
         }
     }
 
+    /// The lowercase hex text of the bytes `expr`.
+    fn hex(self, expr: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("lower(hex({expr}))"),
+            Dialect::Postgres => format!("encode({expr}, 'hex')"),
+        }
+    }
+
     /// `sql`, a statement that changes rows and ends in `RETURNING {cols}`, made to answer
     /// one row whose column `found` holds every returned row as a JSON array of arrays, on
     /// PostgreSQL, whose changing statements may feed a query; `None` on SQLite, which
@@ -227,14 +235,6 @@ impl Dialect {
                 "WITH changed AS ({sql}) SELECT {} AS found FROM changed",
                 self.json_agg(cols)
             )),
-        }
-    }
-
-    /// The lowercase hex text of the bytes `expr`.
-    fn hex(self, expr: &str) -> String {
-        match self {
-            Dialect::Sqlite => format!("lower(hex({expr}))"),
-            Dialect::Postgres => format!("encode({expr}, 'hex')"),
         }
     }
 
