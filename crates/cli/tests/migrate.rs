@@ -29,6 +29,30 @@ async fn start(data: &Path, database: Option<String>, blobs: Option<String>) -> 
     (app, key)
 }
 
+/// Sends `request` and reads its answer as JSON, whatever its status.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+/// Sends `request`; panics unless it succeeded.
+async fn succeeds(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.unwrap().error_for_status().unwrap()
+}
+
+/// Creates project `name` and returns its id.
+async fn create_project(http: &reqwest::Client, api: &str, key: &str, name: &str) -> String {
+    let p: Value = succeeds(
+        http.post(format!("{api}/projects/"))
+            .header("x-api-key", key)
+            .json(&json!({ "name": name })),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    p["project"]["id"].as_str().unwrap().to_string()
+}
+
 /// Uploads `png(seed)` as `/f/{name}` into dataset `ds` (upload URL, PUT, register) and
 /// returns the image's id.
 async fn upload(
@@ -39,34 +63,27 @@ async fn upload(
     name: &str,
     seed: u8,
 ) -> String {
-    let u: Value = http
-        .post(format!("{api}/images/upload-url"))
-        .header("x-api-key", key)
-        .json(&json!({"dataset_id": ds, "filename": name, "folder_path": "/f", "content_type": "image/png"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    http.put(u["upload_url"].as_str().unwrap())
-        .header("content-type", "image/png")
-        .body(png(seed))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
-    let r: Value = http
-        .post(format!("{api}/images/register"))
-        .header("x-api-key", key)
-        .json(&json!({"dataset_id": ds, "filename": name, "gcs_path": u["gcs_path"], "folder_path": "/f"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let asked = json!({"dataset_id": ds, "filename": name, "folder_path": "/f", "content_type": "image/png"});
+    let u = json_of(
+        http.post(format!("{api}/images/upload-url"))
+            .header("x-api-key", key)
+            .json(&asked),
+    )
+    .await;
+    succeeds(
+        http.put(u["upload_url"].as_str().unwrap())
+            .header("content-type", "image/png")
+            .body(png(seed)),
+    )
+    .await;
+    let registered =
+        json!({"dataset_id": ds, "filename": name, "gcs_path": u["gcs_path"], "folder_path": "/f"});
+    let r = json_of(
+        http.post(format!("{api}/images/register"))
+            .header("x-api-key", key)
+            .json(&registered),
+    )
+    .await;
     r["image_id"].as_str().unwrap().to_string()
 }
 
@@ -74,48 +91,30 @@ async fn upload(
 async fn populate(app: &App, key: &str) -> Value {
     let http = reqwest::Client::new();
     let api = format!("http://{}/api/v1/developer", app.addr);
-    let p: Value = http
-        .post(format!("{api}/projects/"))
-        .header("x-api-key", key)
-        .json(&json!({"name": "birds"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ds = p["project"]["id"].as_str().unwrap().to_string();
+    let ds = create_project(&http, &api, key, "birds").await;
     let mut ids = Vec::new();
     for i in 0..3u8 {
         ids.push(upload(&http, &api, key, &ds, &format!("b{i}.png"), i).await);
     }
     let ann = json!({"annotations": [{"id": "a", "name": "bird", "type": "keypoint", "keypoint": {"x": 1.0, "y": 2.0}, "confidence": 1.0, "attributes": []}]});
-    http.post(format!("{api}/annotations/{}", ids[0]))
-        .header("x-api-key", key)
-        .json(&ann)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
-    http.delete(format!("{api}/images/{}", ids[2]))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    succeeds(
+        http.post(format!("{api}/annotations/{}", ids[0]))
+            .header("x-api-key", key)
+            .json(&ann),
+    )
+    .await;
+    succeeds(
+        http.delete(format!("{api}/images/{}", ids[2]))
+            .header("x-api-key", key),
+    )
+    .await;
     // An export job, waited for: its row and archive move too.
-    let job: Value = http
-        .post(format!("{api}/datasets/{ds}/exports"))
-        .header("x-api-key", key)
-        .json(&json!({"format": "coco"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let job = json_of(
+        http.post(format!("{api}/datasets/{ds}/exports"))
+            .header("x-api-key", key)
+            .json(&json!({"format": "coco"})),
+    )
+    .await;
     let job_path = format!(
         "{api}/datasets/{ds}/exports/{}",
         job["id"].as_str().unwrap()
@@ -126,26 +125,14 @@ async fn populate(app: &App, key: &str) -> Value {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        job = http
-            .get(&job_path)
-            .header("x-api-key", key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        job = json_of(http.get(&job_path).header("x-api-key", key)).await;
     }
     assert_eq!(job["state"], "complete", "{job}");
-    let mut dataset = http
-        .get(format!("{api}/datasets/by-name/birds"))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["dataset"]
+    let mut dataset = json_of(
+        http.get(format!("{api}/datasets/by-name/birds"))
+            .header("x-api-key", key),
+    )
+    .await["dataset"]
         .clone();
     dataset["export"] = job;
     dataset
@@ -235,15 +222,11 @@ async fn moves_an_installation(target_db: String) {
     let (app, _) = start(&dir.path().join("new"), Some(target_db), Some(to_blobs)).await;
     let http = reqwest::Client::new();
     let api = format!("http://{}/api/v1/developer", app.addr);
-    let after: Value = http
-        .get(format!("{api}/datasets/by-name/birds?include_images=true"))
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after = json_of(
+        http.get(format!("{api}/datasets/by-name/birds?include_images=true"))
+            .header("x-api-key", &key),
+    )
+    .await;
     let after = &after["dataset"];
     for k in [
         "id",
@@ -273,46 +256,33 @@ async fn moves_an_installation(target_db: String) {
             .unwrap();
         assert_eq!(bytes.as_ref(), png(seed).as_slice());
     }
-    let anns: Value = http
-        .get(format!(
+    let anns = json_of(
+        http.get(format!(
             "{api}/annotations/{}",
             images.iter().find(|i| i["filename"] == "b0.png").unwrap()["id"]
                 .as_str()
                 .unwrap()
         ))
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .header("x-api-key", &key),
+    )
+    .await;
     assert_eq!(anns["annotations"][0]["keypoint"]["y"], 2.0);
 
     // The export job is there, and its signed link serves the same archive.
     let job = &before["export"];
-    let moved: Value = http
-        .get(format!(
+    let moved = json_of(
+        http.get(format!(
             "{api}/datasets/{}/exports/{}",
             before["id"].as_str().unwrap(),
             job["id"].as_str().unwrap()
         ))
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .header("x-api-key", &key),
+    )
+    .await;
     assert_eq!(moved["state"], "complete", "{moved}");
     assert_eq!(moved["archive"], job["archive"]);
-    let tar = http
-        .get(moved["download_url"].as_str().unwrap())
-        .send()
+    let tar = succeeds(http.get(moved["download_url"].as_str().unwrap()))
         .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
         .bytes()
         .await
         .unwrap();
@@ -324,30 +294,14 @@ async fn moves_an_installation(target_db: String) {
 
     // A project made on the target is numbered after the copied ones: it takes an image of
     // its own, and the copied dataset keeps its two.
-    let fresh: Value = http
-        .post(format!("{api}/projects/"))
-        .header("x-api-key", &key)
-        .json(&json!({"name": "fresh"}))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let fresh = fresh["project"]["id"].as_str().unwrap();
-    upload(&http, &api, &key, fresh, "new.png", 7).await;
+    let fresh = create_project(&http, &api, &key, "fresh").await;
+    upload(&http, &api, &key, &fresh, "new.png", 7).await;
     for (name, count) in [("fresh", 1), ("birds", 2)] {
-        let listed: Value = http
-            .get(format!("{api}/datasets/by-name/{name}?include_images=true"))
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let listed = json_of(
+            http.get(format!("{api}/datasets/by-name/{name}?include_images=true"))
+                .header("x-api-key", &key),
+        )
+        .await;
         assert_eq!(listed["dataset"]["image_count"], count, "{name}");
         assert_eq!(
             listed["dataset"]["images"].as_array().unwrap().len(),
