@@ -7,8 +7,9 @@ URL is a database seeded by the scale tool, e.g. the `scale` database bench/scal
 its cluster after a run (postgres://postgres@127.0.0.1:5434/scale). The largest dataset is
 used; K ids (default 100,000) are spread evenly over it in listing order.
 
-For each round and operation (status, move, archive, restore, copy), the database is copied
-to a scratch database floor_run (dropped afterwards), its images table and indexes are read
+For each round and operation (status, move, archive, restore, copy, and purge: a permanent
+delete's statements, without the freeing of bytes the server does after them), the database is
+copied to a scratch database floor_run (dropped afterwards), its images table and indexes are read
 into shared buffers, and one psql session sends the statements the server sends for that
 batch, in chunks of 10,000 ids, in one transaction, after a checkpoint. A restore first
 archives the same images (committed, untimed). Prints the time of the statements, of the
@@ -65,6 +66,12 @@ COPY = (
     "jsonb_array_elements((SELECT plan FROM floor_chunks WHERE n = {n})) AS t(e)) m "
     "CROSS JOIN images i WHERE i.id = m.src AND i.dataset_seq + 0 = :'ds'"
 )
+# A permanent delete: the DELETE feeds one JSON value of what it removed.
+PURGE = (
+    "WITH changed AS (DELETE FROM images WHERE dataset_seq + 0 = :'ds' AND id = ANY({ids}) "
+    "RETURNING id, folder, encode(blob_hash, 'hex') AS hash) "
+    "SELECT COALESCE(CAST(json_agg(json_build_array(id, folder, hash)) AS TEXT), '[]') FROM changed"
+)
 NAME_TABLE = (
     "CREATE TABLE floor_names (id TEXT PRIMARY KEY, dataset_seq BIGINT NOT NULL, "
     "folder TEXT NOT NULL, filename TEXT NOT NULL, is_archived BIGINT NOT NULL) "
@@ -108,6 +115,8 @@ def statements(op, chunks):
         elif op == "copy":
             timed.append(READ.format(ids=ids))
             timed.append(COPY.format(n=n))
+        elif op == "purge":
+            timed.append(PURGE.format(ids=ids))
     if op == "move-heap-only":
         setup.insert(0, "DROP INDEX images_name")
     if op == "move-name-table":
@@ -190,10 +199,12 @@ def main():
     p.add_argument("url")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--batch", type=int, default=100_000)
-    p.add_argument("--ops", default="status,move,archive,restore,copy")
+    p.add_argument("--ops", default="status,move,archive,restore,copy,purge")
     p.add_argument("--what-if", action="store_true")
     a = p.parse_args()
-    known = ("status", "move", "archive", "restore", "copy", "move-heap-only", "move-name-table")
+    known = (
+        "status", "move", "archive", "restore", "copy", "purge", "move-heap-only", "move-name-table"
+    )
     ops = a.ops.split(",")
     if a.what_if:
         ops += ["move-heap-only", "move-name-table"]
