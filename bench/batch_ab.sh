@@ -4,6 +4,7 @@
 # Usage: bench/batch_ab.sh OLD_BINARY NEW_BINARY [--rounds N] [--size N] [--batch K]
 #                          [--pick spread|run] [--postgres ADMIN_URL]
 #                          [--seed-with BINARY | --seed-each | --seed-dir DATA_DIR]
+#                          [--distinct-hashes]
 #
 # Seeds one data directory of N images (default 1,000,000) with the old build through the
 # scale tool (bench/scale), then, round after round, starts each build in turn on a fresh copy
@@ -19,6 +20,10 @@
 # migrated). --seed-each seeds twice, each build its own copy, for two builds that lay out a
 # new database differently. --seed-dir copies a data directory seeded before (SQLite only; a
 # scale tool run of the old build, e.g. one whose direct inserts wrote an older schema).
+# --distinct-hashes gives every seeded image a hash of its own (the scale tool's images all
+# share one, which PostgreSQL's btree indexes store once with a list of rows; real photos
+# differ); there are no bytes behind them, so a permanent delete frees none (it still looks
+# each hash up, as it would).
 # SQLite by default; with --postgres (e.g. postgres://postgres@127.0.0.1:5434, a cluster of the
 # sizing bench/scale.sh uses), the seed is database ab_seed and every run gets a copy of it
 # (CREATE DATABASE … TEMPLATE), dropped afterwards.
@@ -32,10 +37,10 @@ repo="$(cd "$here/.." && pwd)"
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
-[[ $# -ge 2 ]] || { sed -n '2,27p' "$0"; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,32p' "$0"; exit 2; }
 old="$(realpath "$1")" new="$(realpath "$2")"
 shift 2
-rounds=3 size=1000000 batch=100000 pick=spread postgres="" seeder="" seed_each="" seed_dir=""
+rounds=3 size=1000000 batch=100000 pick=spread postgres="" seeder="" seed_each="" seed_dir="" distinct=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
@@ -47,6 +52,7 @@ while [[ $# -gt 0 ]]; do
     --seed-with) seeder="$(realpath "$2")"; shift 2 ;;
     --seed-each) seed_each=1; shift ;;
     --seed-dir) seed_dir="$(realpath "$2")"; shift 2 ;;
+    --distinct-hashes) distinct=1; shift ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -72,16 +78,40 @@ seed() {
   RUST_LOG=error "$scale_tool" --bin "$2" --work "$work/$1" \
     --sizes "$size" --batch 1000 --load-secs 0 --download-max 0 --delete-largest false \
     "${seed_flags[@]}" >"$work/$1.log"
+  if [[ -n "$distinct" && -n "$postgres" ]]; then
+    # Each image's hash made its own (the scale tool's images all share one), with the
+    # triggers off; the references table, where there is one, rebuilt from the images.
+    psql "$postgres/ab_$1" -v ON_ERROR_STOP=1 -q <<'EOF2'
+ALTER TABLE images DISABLE TRIGGER USER;
+UPDATE images SET blob_hash = sha256(convert_to(id, 'UTF8'));
+ALTER TABLE images ENABLE TRIGGER USER;
+DO $$ BEGIN
+    IF to_regclass('image_blobs') IS NOT NULL THEN
+        TRUNCATE image_blobs;
+        INSERT INTO image_blobs (blob_hash, image_id) SELECT blob_hash, id FROM images;
+    END IF;
+END $$;
+VACUUM FULL;
+ANALYZE;
+EOF2
+  fi
   if [[ -z "$postgres" ]]; then
-    python3 - "$work/$1/data/pictograph.db" <<'EOF2'
+    python3 - "$work/$1/data/pictograph.db" "$distinct" <<'EOF2'
 import sqlite3, sys
-sqlite3.connect(sys.argv[1]).execute("PRAGMA wal_checkpoint(TRUNCATE)")
+db = sqlite3.connect(sys.argv[1])
+if sys.argv[2]:
+    # Each image's hash made its own (the scale tool's images all share one).
+    db.execute("UPDATE images SET blob_hash = randomblob(32)")
+    db.commit()
+    db.execute("VACUUM")
+db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 EOF2
   fi
 }
 [[ -n "$postgres" ]] && psql_admin "$postgres" "DROP DATABASE IF EXISTS ab_run WITH (FORCE)"
 if [[ -n "$seed_dir" ]]; then
   [[ -z "$postgres" ]] || { echo "--seed-dir: SQLite only" >&2; exit 2; }
+  [[ -z "$distinct" ]] || { echo "--distinct-hashes: not with --seed-dir" >&2; exit 2; }
   mkdir -p "$work/seed"
   cp -a "$seed_dir" "$work/seed/data"
 elif [[ -n "$seed_each" ]]; then

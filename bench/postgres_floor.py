@@ -2,6 +2,7 @@
 """What PostgreSQL alone takes for the 100,000-id batch statements (not a test).
 
 Usage: bench/postgres_floor.py URL [--rounds N] [--batch K] [--ops OPS] [--what-if]
+                              [--distinct-hashes]
 
 URL is a database seeded by the scale tool, e.g. the `scale` database bench/scale.sh leaves in
 its cluster after a run (postgres://postgres@127.0.0.1:5434/scale). The largest dataset is
@@ -16,6 +17,9 @@ archives the same images (committed, untimed). Prints the time of the statements
 commit and in all, and the WAL written; then the medians. The server's own time for the same
 request is these plus parsing, its round trips and the answer: compare with bench/scale.sh.
 The cluster needs the pg_prewarm extension (in PostgreSQL's contrib, installed with it here).
+
+--distinct-hashes first gives every image bytes of its own (on a scratch copy, floor_source),
+as real photos have; the scale tool's images all share one.
 
 --what-if also times two designs the server does not use, to show where a move's time goes:
   move-heap-only   the move with the unique name index dropped first (untimed): no index
@@ -82,6 +86,20 @@ NAME_TABLE = (
     "DROP INDEX images_name;\n"
     "ANALYZE floor_names;\n"
 )
+
+
+# Every image its own bytes, as with real photos (the scale tool's images all share one).
+DISTINCT_HASHES = """
+ALTER TABLE images DISABLE TRIGGER USER;
+UPDATE images SET blob_hash = sha256(convert_to(id, 'UTF8'));
+ALTER TABLE images ENABLE TRIGGER USER;
+TRUNCATE image_blobs;
+INSERT INTO image_blobs (blob_hash, image_id) SELECT blob_hash, id FROM images;
+VACUUM FULL images;
+VACUUM FULL image_blobs;
+ANALYZE images;
+ANALYZE image_blobs;
+"""
 
 
 def statements(op, chunks):
@@ -201,6 +219,7 @@ def main():
     p.add_argument("--batch", type=int, default=100_000)
     p.add_argument("--ops", default="status,move,archive,restore,copy,purge")
     p.add_argument("--what-if", action="store_true")
+    p.add_argument("--distinct-hashes", action="store_true")
     a = p.parse_args()
     known = (
         "status", "move", "archive", "restore", "copy", "purge", "move-heap-only", "move-name-table"
@@ -213,7 +232,22 @@ def main():
             p.error(f"unknown operation {op!r}: use {', '.join(known)}")
     version = psql(a.url, "\\pset tuples_only on\nSHOW server_version;").strip()
     print(f"PostgreSQL {version}; each operation on a fresh copy of the database")
-    report(ops, a.rounds, lambda op: one(a.url, op, a.batch), "WAL")
+    source = a.url
+    parts = urlsplit(a.url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    if a.distinct_hashes:
+        source = urlunsplit(parts._replace(path="/floor_source"))
+        psql(
+            admin,
+            "DROP DATABASE IF EXISTS floor_source WITH (FORCE);\n"
+            f'CREATE DATABASE floor_source TEMPLATE "{parts.path.lstrip("/")}" STRATEGY FILE_COPY;\n',
+        )
+        psql(source, DISTINCT_HASHES)
+    try:
+        report(ops, a.rounds, lambda op: one(source, op, a.batch), "WAL")
+    finally:
+        if a.distinct_hashes:
+            psql(admin, "DROP DATABASE IF EXISTS floor_source WITH (FORCE);")
 
 
 if __name__ == "__main__":

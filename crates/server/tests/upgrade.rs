@@ -586,3 +586,59 @@ async fn images_keep_their_dataset_hash_times_and_lists_when_their_columns_narro
         pg::drop_database(&url).await;
     }
 }
+
+#[tokio::test]
+async fn bytes_images_used_before_the_upgrade_stay_in_use_until_their_last_image_goes() {
+    let backend = Backend::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    // On PostgreSQL, the last migration before the references left the images' index for a
+    // table of their own; SQLite keeps its index, so its database is at the current schema.
+    let (url, old) = old_database(&backend, &dir, 15, 21).await;
+    let other = "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
+    for (id, folder, hash) in [
+        ("i-a", "/a", HASH),
+        ("i-b", "/b", HASH),
+        ("i-c", "/c", other),
+    ] {
+        sqlx::query(
+            "INSERT INTO images (id, dataset_seq, folder, filename, blob_hash, file_size, \
+             mime_type, created_at, updated_at) \
+             VALUES ($1, (SELECT seq FROM datasets WHERE id = 'd1'), $2, 'a.jpg', $3, 10, \
+             'image/jpeg', $4, $4)",
+        )
+        .bind(id)
+        .bind(folder)
+        .bind(hex::decode(hash).unwrap())
+        .bind(AT_MICROS)
+        .execute(&old)
+        .await
+        .unwrap();
+    }
+    old.close().await;
+
+    let store = Store::connect(&url).await.expect("the upgrade runs");
+    let unused = "efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef";
+    let in_use = |hash: &'static str| {
+        let store = store.clone();
+        async move { store.blob_referenced(hash).await.unwrap() }
+    };
+    assert!(in_use(HASH).await && in_use(other).await && !in_use(unused).await);
+    let delete = |id: &str| {
+        let (store, ids) = (store.clone(), vec![id.to_string()]);
+        async move {
+            let out = store.batch_delete("d1", &ids, true).await.unwrap();
+            assert_eq!(out.succeeded, ids);
+        }
+    };
+    delete("i-c").await;
+    assert!(!in_use(other).await && in_use(HASH).await);
+    // Bytes two images share stay in use until the second goes.
+    delete("i-a").await;
+    assert!(in_use(HASH).await);
+    delete("i-b").await;
+    assert!(!in_use(HASH).await);
+    drop(store);
+    if backend.database == Database::Postgres {
+        pg::drop_database(&url).await;
+    }
+}

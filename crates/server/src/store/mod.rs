@@ -215,6 +215,17 @@ impl Dialect {
         }
     }
 
+    /// The table that says which images use which stored bytes (column `blob_hash`, the
+    /// bytes' hash as 32 bytes): `images` itself on SQLite, through its index on the hash;
+    /// `image_blobs` on PostgreSQL, kept by triggers, so that the updates of `images` that
+    /// write a new version of a row do not also add an entry to an index on the hash.
+    fn blob_users(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "images",
+            Dialect::Postgres => "image_blobs",
+        }
+    }
+
     /// The lowercase hex text of the bytes `expr`.
     fn hex(self, expr: &str) -> String {
         match self {

@@ -240,12 +240,13 @@ impl Handed {
 }
 
 /// The condition that the `blobs` row's bytes are used by no image, pending upload or
-/// export archive (images keep the hash as bytes, the others as text).
+/// export archive (images' references keep the hash as bytes, the others as text).
 fn unreferenced(dialect: Dialect) -> String {
     format!(
-        "NOT EXISTS (SELECT 1 FROM images i WHERE i.blob_hash = {}) \
+        "NOT EXISTS (SELECT 1 FROM {} i WHERE i.blob_hash = {}) \
          AND NOT EXISTS (SELECT 1 FROM pending_uploads p WHERE p.blob_hash = blobs.hash) \
          AND NOT EXISTS (SELECT 1 FROM export_jobs e WHERE e.archive_hash = blobs.hash)",
+        dialect.blob_users(),
         dialect.unhex("blobs.hash")
     )
 }
@@ -601,8 +602,9 @@ impl Store {
     /// Whether any image or pending upload refers to the blob.
     pub async fn blob_referenced(&self, hash: &str) -> StoreResult<bool> {
         let sql = AssertSqlSafe(format!(
-            "SELECT (SELECT COUNT(*) FROM images WHERE blob_hash = {}) \
+            "SELECT (SELECT COUNT(*) FROM {} WHERE blob_hash = {}) \
              + (SELECT COUNT(*) FROM pending_uploads WHERE blob_hash = $1) AS n",
+            self.dialect.blob_users(),
             self.dialect.unhex("$1")
         ));
         let row = sqlx::query(sql).bind(hash).fetch_one(&self.read).await?;
