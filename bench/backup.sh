@@ -66,9 +66,6 @@ start_server() {
   PICTOGRAPH_BASE_URL="$(listening_url "$work/serve.out" "$work/serve.err")"
   export PICTOGRAPH_BASE_URL
 }
-stop_server() {
-  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
-}
 unset PICTOGRAPH_CONFIG_DIR
 PICTOGRAPH_API_KEY="$("$bin" keys create --data-dir "$data" --org bench --role owner --tier unlimited | grep -o 'pk_[A-Za-z0-9_]*' | head -1)"
 export PICTOGRAPH_API_KEY

@@ -184,9 +184,7 @@ for label, method, op, extra in requests:
     print(f"{build}\t{label}\t{elapsed:.3f}\tround {rnd}", flush=True)
     time.sleep(2)
 EOF
-    kill "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
+    stop_server
   done
 done
 } | tee "$work/times.tsv"

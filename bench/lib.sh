@@ -50,6 +50,15 @@ start_server() {
   export PICTOGRAPH_BASE_URL="$url" PICTOGRAPH_API_KEY="$key"
 }
 
+# Stops the server `start_server` started (its pid in server_pid), if one runs, and waits
+# for it to exit.
+stop_server() {
+  [[ -n "${server_pid:-}" ]] || return 0
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+
 # Prints the Cargo target directory of the workspace at $1 (CARGO_TARGET_DIR and config
 # included).
 target_dir() {

@@ -92,9 +92,7 @@ print(f"{sys.argv[2]}\t{elapsed:.3f}\tround {sys.argv[3]}", flush=True)
 EOF
     left="$(find "$work/data/blobs" -type f | wc -l)"
     [[ "$left" -eq 0 ]] || { echo "$build: $left files left after the delete" >&2; exit 1; }
-    kill "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
+    stop_server
   done
 done
 } | tee "$work/times.tsv"

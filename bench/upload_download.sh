@@ -137,11 +137,6 @@ bytes=$(du -sb "$work/src" | cut -f1)
 # The server stores bytes by content, so each upload needs an empty store, and a fresh
 # directory gives one without deleting anything (see `settle` below for why deleting matters).
 unset PICTOGRAPH_CONFIG_DIR
-stop_server() {
-  kill "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
-}
 
 # ── nothing is deleted while a run is timed ──
 # On ext4 without a journal, creating a file skips over every inode of its block group freed

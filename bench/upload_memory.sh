@@ -85,8 +85,7 @@ run() {
   printf '%-22s %10d MB %9.2f s %7s\n' "$label" \
     "$(( $(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status") / 1024 ))" \
     "$(echo "$end - $start" | bc)" "$stored"
-  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
-  server_pid=""
+  stop_server
 }
 
 printf '%-22s %13s %11s %7s\n' "server" "peak memory" "upload" "stored"
