@@ -326,9 +326,9 @@ impl LocalBlobs {
     }
 
     /// Frees the bytes of each of `hashes`, wherever they are; a missing file is not an
-    /// error. The files are removed by up to [`UNLINKERS`] blocking calls at once: removing a
-    /// file mostly waits for the disk, so several removals overlap their waits (20,000 files
-    /// went about four times as fast with eight as with one).
+    /// error. The files are removed by up to eight blocking calls at once: removing a file
+    /// mostly waits for the disk, so several removals overlap their waits (20,000 files went
+    /// about four times as fast with eight as with one).
     pub async fn delete_many(&self, hashes: &[String]) -> Result<(), BlobError> {
         let mut paths = Vec::with_capacity(2 * hashes.len());
         for h in hashes {
