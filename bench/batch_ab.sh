@@ -79,21 +79,7 @@ seed() {
     --sizes "$size" --batch 1000 --load-secs 0 --download-max 0 --delete-largest false \
     "${seed_flags[@]}" >"$work/$1.log"
   if [[ -n "$distinct" && -n "$postgres" ]]; then
-    # Each image's hash made its own (the scale tool's images all share one), with the
-    # triggers off; the references table, where there is one, rebuilt from the images.
-    psql "$postgres/ab_$1" -v ON_ERROR_STOP=1 -q <<'EOF2'
-ALTER TABLE images DISABLE TRIGGER USER;
-UPDATE images SET blob_hash = sha256(convert_to(id, 'UTF8'));
-ALTER TABLE images ENABLE TRIGGER USER;
-DO $$ BEGIN
-    IF to_regclass('image_blobs') IS NOT NULL THEN
-        TRUNCATE image_blobs;
-        INSERT INTO image_blobs (blob_hash, image_id) SELECT blob_hash, id FROM images;
-    END IF;
-END $$;
-VACUUM FULL;
-ANALYZE;
-EOF2
+    psql "$postgres/ab_$1" -v ON_ERROR_STOP=1 -q -f "$here/distinct_hashes.sql"
   fi
   if [[ -z "$postgres" ]]; then
     python3 - "$work/$1/data/pictograph.db" "$distinct" <<'EOF2'
@@ -126,7 +112,7 @@ page_before="$(fresh_page_cost)"
 # when a request fails.
 {
 server_pid=""
-trap '[[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null; true' EXIT
+trap stop_server EXIT
 for round in $(seq 1 "$rounds"); do
   for build in old new; do
     bin="$old"

@@ -33,6 +33,7 @@ as real photos have; the scale tool's images all share one.
 """
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -86,20 +87,6 @@ NAME_TABLE = (
     "DROP INDEX images_name;\n"
     "ANALYZE floor_names;\n"
 )
-
-
-# Every image its own bytes, as with real photos (the scale tool's images all share one).
-DISTINCT_HASHES = """
-ALTER TABLE images DISABLE TRIGGER USER;
-UPDATE images SET blob_hash = sha256(convert_to(id, 'UTF8'));
-ALTER TABLE images ENABLE TRIGGER USER;
-TRUNCATE image_blobs;
-INSERT INTO image_blobs (blob_hash, image_id) SELECT blob_hash, id FROM images;
-VACUUM FULL images;
-VACUUM FULL image_blobs;
-ANALYZE images;
-ANALYZE image_blobs;
-"""
 
 
 def statements(op, chunks):
@@ -242,7 +229,8 @@ def main():
             "DROP DATABASE IF EXISTS floor_source WITH (FORCE);\n"
             f'CREATE DATABASE floor_source TEMPLATE "{parts.path.lstrip("/")}" STRATEGY FILE_COPY;\n',
         )
-        psql(source, DISTINCT_HASHES)
+        with open(os.path.join(os.path.dirname(__file__), "distinct_hashes.sql")) as f:
+            psql(source, f.read())
     try:
         report(ops, a.rounds, lambda op: one(source, op, a.batch), "WAL")
     finally:

@@ -58,7 +58,7 @@ db_flags=()
 # when a step fails.
 {
 server_pid=""
-trap '[[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null; true' EXIT
+trap stop_server EXIT
 for round in $(seq 1 "$rounds"); do
   for build in old new; do
     bin="$old"
