@@ -76,7 +76,7 @@ seed() {
   fi
   echo "seeding $size images with $2" >&2
   RUST_LOG=error "$scale_tool" --bin "$2" --work "$work/$1" \
-    --sizes "$size" --batch 1000 --load-secs 0 --download-max 0 --delete-largest false \
+    --sizes "$size" --batch 1000 --load-secs 0 --download-max 0 --upload-max 0 --delete-largest false \
     "${seed_flags[@]}" >"$work/$1.log"
   if [[ -n "$distinct" && -n "$postgres" ]]; then
     psql "$postgres/ab_$1" -v ON_ERROR_STOP=1 -q -f "$here/distinct_hashes.sql"

@@ -53,7 +53,7 @@ for round in $(seq 1 "$rounds"); do
       db_flags=(--postgres "$postgres/metadata_ab")
     fi
     RUST_LOG=error "$tool" --bin "$bin" --work "$work/run" \
-      --sizes "$size" --batch 1000 --download-max 0 --delete-largest false \
+      --sizes "$size" --batch 1000 --download-max 0 --upload-max 0 --delete-largest false \
       --load-secs "$secs" "${db_flags[@]}" >"$work/run.log"
     python3 - "$work/run.log" "$build" "$round" <<'EOF'
 import re, sys
