@@ -142,18 +142,33 @@ def psql(url, script):
     return out.stdout
 
 
+def on_database(url, name):
+    """`url` with its database replaced by `name`."""
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+def copy_database(url, name):
+    """Copies the database of `url` into a fresh database `name` of the same server (one of
+    that name is dropped first); the copy's URL."""
+    source = urlsplit(url).path.lstrip("/")
+    psql(
+        on_database(url, "postgres"),
+        f"DROP DATABASE IF EXISTS {name} WITH (FORCE);\n"
+        f'CREATE DATABASE {name} TEMPLATE "{source}" STRATEGY FILE_COPY;\n',
+    )
+    return on_database(url, name)
+
+
+def drop_database(url):
+    """Drops the database of `url`, if it exists."""
+    name = urlsplit(url).path.lstrip("/")
+    psql(on_database(url, "postgres"), f"DROP DATABASE IF EXISTS {name} WITH (FORCE);")
+
+
 def one(url, op, batch):
     """Runs one operation on a fresh copy of the database; (statements s, commit s, WAL
     bytes, ids)."""
-    parts = urlsplit(url)
-    source = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    run = urlunsplit(parts._replace(path="/floor_run"))
-    psql(
-        admin,
-        "DROP DATABASE IF EXISTS floor_run WITH (FORCE);\n"
-        f'CREATE DATABASE floor_run TEMPLATE "{source}" STRATEGY FILE_COPY;\n',
-    )
+    run = copy_database(url, "floor_run")
     setup, timed = statements(op, (batch + CHUNK - 1) // CHUNK)
     script = "\n".join(
         [
@@ -190,7 +205,7 @@ def one(url, op, batch):
         ]
     )
     stdout = psql(run, script)
-    psql(admin, "DROP DATABASE floor_run WITH (FORCE);")
+    drop_database(run)
     times = [float(m) for m in re.findall(r"^Time: ([\d.]+) ms", stdout, re.M)]
     if len(times) != len(timed) + 2:
         sys.exit(f"{op}: expected {len(timed) + 2} timings, got {len(times)}:\n{stdout}")
@@ -220,22 +235,15 @@ def main():
     version = psql(a.url, "\\pset tuples_only on\nSHOW server_version;").strip()
     print(f"PostgreSQL {version}; each operation on a fresh copy of the database")
     source = a.url
-    parts = urlsplit(a.url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
     if a.distinct_hashes:
-        source = urlunsplit(parts._replace(path="/floor_source"))
-        psql(
-            admin,
-            "DROP DATABASE IF EXISTS floor_source WITH (FORCE);\n"
-            f'CREATE DATABASE floor_source TEMPLATE "{parts.path.lstrip("/")}" STRATEGY FILE_COPY;\n',
-        )
+        source = copy_database(a.url, "floor_source")
         with open(os.path.join(os.path.dirname(__file__), "distinct_hashes.sql")) as f:
             psql(source, f.read())
     try:
         report(ops, a.rounds, lambda op: one(source, op, a.batch), "WAL")
     finally:
         if a.distinct_hashes:
-            psql(admin, "DROP DATABASE IF EXISTS floor_source WITH (FORCE);")
+            drop_database(source)
 
 
 if __name__ == "__main__":
