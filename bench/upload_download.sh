@@ -99,15 +99,23 @@ fi
 "$python" -c 'import pictograph, PIL' || { echo "error: $python lacks pictograph or Pillow" >&2; exit 2; }
 
 # ── Label Studio 1.23 in a venv of its own (its dependencies pin Django and much else) ──
+# It asks for any sentry-sdk, and passes an option at start-up that sentry-sdk 3 no longer
+# takes (it then stops with "Unknown option 'send_default_pii'"): the 2.x line is kept.
 ls_bin="$here/.venv-labelstudio/bin"
+ls_packages=('label-studio==1.23.*' 'sentry-sdk<3')
 if [[ "$ls_on" == 1 ]]; then
   if [[ ! -x "$ls_bin/label-studio" ]]; then
-    echo "creating bench/.venv-labelstudio (label-studio==1.23.*)" >&2
+    echo "creating bench/.venv-labelstudio (${ls_packages[*]})" >&2
     python3 -m venv "$here/.venv-labelstudio"
-    "$ls_bin/python" -m pip install --quiet --disable-pip-version-check 'label-studio==1.23.*'
+    "$ls_bin/python" -m pip install --quiet --disable-pip-version-check "${ls_packages[@]}"
   fi
-  ls_version="$("$ls_bin/python" -c 'import importlib.metadata as m; print(m.version("label-studio"))')"
+  versions="$("$ls_bin/python" -c 'import importlib.metadata as m; print(m.version("label-studio"), m.version("sentry-sdk"))')"
+  read -r ls_version sentry_version <<<"$versions"
   [[ "$ls_version" == 1.23.* ]] || { echo "error: bench/.venv-labelstudio has label-studio $ls_version, not 1.23" >&2; exit 2; }
+  if [[ "${sentry_version%%.*}" -ge 3 ]]; then
+    echo "bench/.venv-labelstudio: sentry-sdk $sentry_version → 2.x" >&2
+    "$ls_bin/python" -m pip install --quiet --disable-pip-version-check "${ls_packages[@]}"
+  fi
 fi
 
 echo "building pictograph (release)" >&2
