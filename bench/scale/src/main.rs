@@ -842,8 +842,8 @@ async fn main() -> Result<()> {
         let dur = Duration::from_secs(args.load_secs);
         // Ours, the bare handler, ours again: a drift of the machine shows as two figures.
         // Then ours over many images, more than a server keeps in its read cache.
-        let many: Vec<String> = big
-            .spread_ids((big.size - 1).min(100_000))
+        let spread_ids = big.spread_ids((big.size - 1).min(100_000));
+        let many: Vec<String> = spread_ids
             .iter()
             .map(|id| format!("{}/api/v1/developer/images/{id}/metadata", server.url))
             .collect();
@@ -853,6 +853,16 @@ async fn main() -> Result<()> {
             runs.push(load::run(&[url], &key, args.connections, dur).await?);
         }
         runs.push(load::run(&many, &key, args.connections, dur).await?);
+        // With labelled images, also their annotation lists over the same ids.
+        let lists = if args.annotations > 0 {
+            let urls: Vec<String> = spread_ids
+                .iter()
+                .map(|id| format!("{}/api/v1/developer/annotations/{id}", server.url))
+                .collect();
+            Some(load::run(&urls, &key, args.connections, dur).await?)
+        } else {
+            None
+        };
         let ours_rss = sampler.take();
         let (ours, bare, ours2, spread) = (&runs[0], &runs[1], &runs[2], &runs[3]);
         drop(bare_guard);
@@ -867,6 +877,16 @@ async fn main() -> Result<()> {
             row(format!(
                 "  {label:<17} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
                 r.rps, r.p50, r.p99, r.errors
+            ));
+        }
+        if let Some(r) = &lists {
+            row(format!(
+                "  {:<17} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+                format!("annotations, {} ids", many.len()),
+                r.rps,
+                r.p50,
+                r.p99,
+                r.errors
             ));
         }
         let best = ours.rps.max(ours2.rps);

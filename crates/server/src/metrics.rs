@@ -234,9 +234,10 @@ impl Metrics {
             );
             let _ = writeln!(out, "pictograph_db_counter_changes_folded_total {folded}");
         }
-        if let (Some(images), Some(uploads)) = (
+        if let (Some(images), Some(uploads), Some(annotations)) = (
             state.store.gather_stats(),
             state.store.pending_gather_stats(),
+            state.store.annotation_gather_stats(),
         ) {
             for (name, help, n) in [
                 (
@@ -258,6 +259,16 @@ impl Metrics {
                     "pictograph_db_gathered_upload_statements_total",
                     "Statements that answered the gathered pending-upload lookups (PostgreSQL only).",
                     uploads.statements,
+                ),
+                (
+                    "pictograph_db_gathered_annotation_reads_total",
+                    "Lookups of one image's annotation list answered by shared statements (PostgreSQL only).",
+                    annotations.reads,
+                ),
+                (
+                    "pictograph_db_gathered_annotation_statements_total",
+                    "Statements that answered the gathered annotation-list lookups (PostgreSQL only).",
+                    annotations.statements,
                 ),
             ] {
                 describe(&mut out, name, "counter", help);

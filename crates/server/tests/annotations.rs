@@ -463,3 +463,84 @@ async fn class_names_are_checked_only_when_the_project_has_classes() {
         .field_errors();
     t.stop().await;
 }
+
+/// Many reads at once of labelled and unlabelled images' lists, through the annotations route
+/// and through the metadata a newer client reads (its `min_confidence` comes from the list):
+/// each gets its own image's list, and a save is seen by the next read. On PostgreSQL reads
+/// that arrive together are answered by shared statements, which this checks happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_list_reads_each_get_their_own_images_list() {
+    let t = TestServer::start().await;
+    let ds = t.owner.create_dataset("many").await;
+    let boxed = |n: u8, confidence: f64| {
+        json!([{"id": format!("b{n}"), "name": "car", "type": "bbox",
+            "bounding_box": {"x": f64::from(n), "y": 1.0, "w": 2.0, "h": 2.0},
+            "confidence": confidence, "attributes": []}])
+    };
+    let mut images = Vec::new();
+    for n in 0..10u8 {
+        let img = t
+            .owner
+            .upload_png(&s(&ds, "id"), "/", &format!("{n}.png"), n)
+            .await;
+        let id = s(&img, "id");
+        // Eight labelled, each with a box and a confidence of its own; two unlabelled.
+        let (list, confidence) = if n < 8 {
+            let confidence = f64::from(n + 1) / 10.0;
+            let list = boxed(n, confidence);
+            t.owner
+                .post(&format!("annotations/{id}"), &json!({"annotations": list}))
+                .await
+                .expect(200);
+            (list, json!(confidence))
+        } else {
+            (json!([]), Value::Null)
+        };
+        images.push((id, list, confidence));
+    }
+    let reads = (0..240).map(|n| {
+        let (id, list, confidence) = images[n % images.len()].clone();
+        let t = &t;
+        async move {
+            if n % 2 == 0 {
+                let got = t.member.get(&format!("annotations/{id}")).await;
+                assert_eq!(got.ok_json(200)["annotations"], list, "image {id}");
+            } else {
+                let got = Client::send(
+                    t.member
+                        .request(reqwest::Method::GET, &format!("images/{id}/metadata"))
+                        .header("User-Agent", "pictograph-python/1.69.146"),
+                )
+                .await
+                .ok_json(200);
+                assert_eq!(got["image"]["min_confidence"], confidence, "image {id}");
+            }
+        }
+    });
+    futures::future::join_all(reads).await;
+
+    let (id, ..) = &images[0];
+    let changed = boxed(0, 0.05);
+    t.member
+        .post(
+            &format!("annotations/{id}"),
+            &json!({"annotations": changed}),
+        )
+        .await
+        .expect(200);
+    let got = t.owner.get(&format!("annotations/{id}")).await.ok_json(200);
+    assert_eq!(got["annotations"], changed);
+
+    let gathered = t.app().state.store.annotation_gather_stats();
+    if t.backend().is_postgres() {
+        let gathered = gathered.expect("PostgreSQL gathers reads");
+        assert!(gathered.reads > 0, "no read was gathered: {gathered:?}");
+        assert!(
+            gathered.statements < gathered.reads,
+            "every read took a statement of its own: {gathered:?}"
+        );
+    } else {
+        assert_eq!(gathered, None);
+    }
+    t.stop().await;
+}

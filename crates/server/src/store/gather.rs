@@ -1,5 +1,5 @@
-//! Point reads by id (of images, and of pending uploads), gathered into shared statements
-//! (PostgreSQL).
+//! Point reads by id (of images, of their annotation lists and of pending uploads), gathered
+//! into shared statements (PostgreSQL).
 //!
 //! On PostgreSQL every point read is a round trip, and the round trip (a pooled connection,
 //! the protocol on both sides, the wake-ups of two processes) costs many times the index
@@ -10,8 +10,9 @@
 //!
 //! The statement of images finds each image with its dataset's organisation, and a read gets
 //! the image only if that is its own organisation: exactly what the single read's join
-//! answers. A pending upload is read by its id alone, as its PUT is (the signature is its
-//! authority).
+//! answers. An annotation list is read by its image's id alone: its reader has just read
+//! the image, checked against the organisation. A pending upload is read by its id alone, as
+//! its PUT is (the signature is its authority).
 //!
 //! Statements run in tasks of their own, so a request that goes away (its client hung up)
 //! never strands the reads queued behind it. A failed statement hands its reads back; each
@@ -126,6 +127,24 @@ impl Gather<PendingUpload> {
         self: &Arc<Self>,
         id: &str,
     ) -> Option<Option<PendingUpload>> {
+        self.read_gathered(id, None).await
+    }
+}
+
+impl Gather<String> {
+    /// Gathered reads of images' stored annotation lists (as their JSON text) in the
+    /// PostgreSQL database at `url`.
+    pub(super) fn annotation_texts(url: &str) -> Arc<Self> {
+        let sql = "SELECT image_id, annotations FROM image_annotations WHERE image_id = ANY($1)";
+        Gather::new(url, sql.to_string(), |row| {
+            Ok((get(row, "image_id")?, None, get(row, "annotations")?))
+        })
+    }
+
+    /// The annotation list of image `id` as stored (`Some(None)` when it has none), read in
+    /// a statement shared with the reads around it; `None` when that statement failed (the
+    /// caller then reads alone).
+    pub(super) async fn annotation_text(self: &Arc<Self>, id: &str) -> Option<Option<String>> {
         self.read_gathered(id, None).await
     }
 }

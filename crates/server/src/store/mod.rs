@@ -333,6 +333,8 @@ pub struct Store {
     gather: Option<std::sync::Arc<gather::Gather<images::ImageRow>>>,
     /// Point reads of pending uploads (each upload's PUT) gathered likewise.
     gather_pending: Option<std::sync::Arc<gather::Gather<uploads::PendingUpload>>>,
+    /// Point reads of one image's annotation list gathered likewise.
+    gather_annotations: Option<std::sync::Arc<gather::Gather<String>>>,
     /// Dataset counter changes this store has folded into their rows (PostgreSQL only).
     folded: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
@@ -635,6 +637,8 @@ impl Store {
         let gather = (dialect == Dialect::Postgres).then(|| gather::Gather::images(url));
         let gather_pending =
             (dialect == Dialect::Postgres).then(|| gather::Gather::pending_uploads(url));
+        let gather_annotations =
+            (dialect == Dialect::Postgres).then(|| gather::Gather::annotation_texts(url));
         let store = Store {
             read,
             write,
@@ -646,6 +650,7 @@ impl Store {
             log_sync: None,
             gather,
             gather_pending,
+            gather_annotations,
             folded: (dialect == Dialect::Postgres).then(Default::default),
         };
         store.migrate().await?;
@@ -877,6 +882,11 @@ impl Store {
     /// Reads of pending uploads (one per upload PUT) gathered so far; `None` on SQLite.
     pub fn pending_gather_stats(&self) -> Option<GatherStats> {
         self.gather_pending.as_ref().map(|g| g.stats())
+    }
+
+    /// Reads of one image's annotation list gathered so far; `None` on SQLite.
+    pub fn annotation_gather_stats(&self) -> Option<GatherStats> {
+        self.gather_annotations.as_ref().map(|g| g.stats())
     }
 
     /// The connection pools' state now: one pool on PostgreSQL, the read and the write pool
