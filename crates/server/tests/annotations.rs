@@ -531,16 +531,6 @@ async fn concurrent_list_reads_each_get_their_own_images_list() {
     let got = t.owner.get(&format!("annotations/{id}")).await.ok_json(200);
     assert_eq!(got["annotations"], changed);
 
-    let gathered = t.app().state.store.annotation_gather_stats();
-    if t.backend().is_postgres() {
-        let gathered = gathered.expect("PostgreSQL gathers reads");
-        assert!(gathered.reads > 0, "no read was gathered: {gathered:?}");
-        assert!(
-            gathered.statements < gathered.reads,
-            "every read took a statement of its own: {gathered:?}"
-        );
-    } else {
-        assert_eq!(gathered, None);
-    }
+    t.assert_gathered(t.app().state.store.annotation_gather_stats());
     t.stop().await;
 }

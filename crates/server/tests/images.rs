@@ -145,17 +145,7 @@ async fn concurrent_metadata_reads_each_get_their_own_image_and_no_other_orgs() 
             }
         }
     }
-    let gathered = t.app().state.store.gather_stats();
-    if t.backend().is_postgres() {
-        let gathered = gathered.expect("PostgreSQL gathers reads");
-        assert!(gathered.reads > 0, "no read was gathered: {gathered:?}");
-        assert!(
-            gathered.statements < gathered.reads,
-            "every read took a statement of its own: {gathered:?}"
-        );
-    } else {
-        assert_eq!(gathered, None);
-    }
+    t.assert_gathered(t.app().state.store.gather_stats());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

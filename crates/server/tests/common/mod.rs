@@ -395,6 +395,22 @@ impl TestServer {
         self.backend
     }
 
+    /// Checks the point reads a test made at once, by `stats`: on PostgreSQL some were
+    /// answered by shared statements (fewer statements than reads); on SQLite none are
+    /// gathered (`None`).
+    pub fn assert_gathered(&self, stats: Option<pictograph_server::store::GatherStats>) {
+        if self.backend.is_postgres() {
+            let stats = stats.expect("PostgreSQL gathers reads");
+            assert!(stats.reads > 0, "no read was gathered: {stats:?}");
+            assert!(
+                stats.statements < stats.reads,
+                "every read took a statement of its own: {stats:?}"
+            );
+        } else {
+            assert_eq!(stats, None);
+        }
+    }
+
     /// The S3 server behind this server; panics on disk.
     #[track_caller]
     pub fn s3(&self) -> &S3Store {
