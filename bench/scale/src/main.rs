@@ -868,25 +868,18 @@ async fn main() -> Result<()> {
         drop(bare_guard);
         row(format!("GET /images/{{id}}/metadata, {} connections, {} s each, closed loop on 127.0.0.1 ({backend}):", args.connections, args.load_secs));
         let spread_label = format!("ours, {} ids", many.len());
-        for (label, r) in [
+        let lists_label = format!("annotations, {} ids", many.len());
+        let mut shown = vec![
             ("pictograph", ours),
             ("bare axum", bare),
             ("pictograph again", ours2),
             (spread_label.as_str(), spread),
-        ] {
+        ];
+        shown.extend(lists.as_ref().map(|r| (lists_label.as_str(), r)));
+        for (label, r) in shown {
             row(format!(
                 "  {label:<17} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
                 r.rps, r.p50, r.p99, r.errors
-            ));
-        }
-        if let Some(r) = &lists {
-            row(format!(
-                "  {:<17} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
-                format!("annotations, {} ids", many.len()),
-                r.rps,
-                r.p50,
-                r.p99,
-                r.errors
             ));
         }
         let best = ours.rps.max(ours2.rps);

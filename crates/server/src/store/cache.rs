@@ -135,14 +135,10 @@ impl ReadCache {
 
     /// The image `id` when it is kept and belongs to `org_id`.
     pub fn image(&self, org_id: &str, id: &str) -> Option<ImageRow> {
-        if !self.live.load(SeqCst) {
-            return None;
-        }
-        self.images
-            .get_with(id, |packed| {
-                (packed.text(Text::Org) == org_id).then(|| packed.unpack())
-            })
-            .flatten()
+        self.answer_with(&self.images, id, |packed| {
+            (packed.text(Text::Org) == org_id).then(|| packed.unpack())
+        })
+        .flatten()
     }
 
     /// The file of the image `id`, when it is kept.
@@ -169,10 +165,20 @@ impl ReadCache {
 
     /// The value `part` keeps for `key`, while the cache may answer.
     fn answer<V: Clone>(&self, part: &Shards<V>, key: &str) -> Option<V> {
+        self.answer_with(part, key, V::clone)
+    }
+
+    /// What `f` makes of the value `part` keeps for `key`, while the cache may answer.
+    fn answer_with<V: Clone, R>(
+        &self,
+        part: &Shards<V>,
+        key: &str,
+        f: impl FnOnce(&V) -> R,
+    ) -> Option<R> {
         if !self.live.load(SeqCst) {
             return None;
         }
-        part.get(key)
+        part.get_with(key, f)
     }
 
     /// Keeps a key read under `ticket`.
@@ -271,10 +277,6 @@ impl<V: Clone> Shards<V> {
             std::sync::LazyLock::new(RandomState::new);
         let i = HASHER.hash_one(key) as usize % self.shards.len();
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn get(&self, key: &str) -> Option<V> {
-        self.get_with(key, V::clone)
     }
 
     /// What `f` makes of the value kept for `key`, if one is.
